@@ -1,0 +1,43 @@
+/**
+ * What every command needs, built lazily from validated configuration: a command asks only
+ * for the services it uses, and each is closed when the command ends.
+ */
+import { loadConfig, requireDatabaseUrl, requireKafkaBrokers, requireSchemaRegistryUrl, loadUbicaciones, type FluxionConfig } from '../core/config/environment.ts';
+import { createKafkaClient, type KafkaClient } from '../core/kafka/client.ts';
+import { createLogger, type Logger } from '../core/logger.ts';
+import { createPool, type Pool } from '../core/postgres.ts';
+import { createRegistry, type FluxionRegistry } from '../core/registry.ts';
+import type { Ubicacion } from '../core/config/ubicaciones.ts';
+
+export interface CommandContext {
+  config: FluxionConfig;
+  logger: Logger;
+  kafka(): KafkaClient;
+  registry(): FluxionRegistry;
+  pool(): Pool;
+  ubicaciones(): Ubicacion[];
+  /** Prints a result line for the person or script that ran the command. */
+  out(line: string): void;
+  close(): Promise<void>;
+}
+
+export function createContext(env: NodeJS.ProcessEnv, out: (line: string) => void): CommandContext {
+  const config = loadConfig(env);
+  const logger = createLogger({ level: config.logLevel, destination: 2 });
+  let kafka: KafkaClient | undefined;
+  let registry: FluxionRegistry | undefined;
+  let pool: Pool | undefined;
+  let ubicaciones: Ubicacion[] | undefined;
+  return {
+    config,
+    logger,
+    out,
+    kafka: () => (kafka ??= createKafkaClient({ brokers: requireKafkaBrokers(config), clientId: config.kafka.clientId, logger })),
+    registry: () => (registry ??= createRegistry({ url: requireSchemaRegistryUrl(config) })),
+    pool: () => (pool ??= createPool({ connectionString: requireDatabaseUrl(config), logger })),
+    ubicaciones: () => (ubicaciones ??= loadUbicaciones(config)),
+    async close() {
+      await pool?.end();
+    },
+  };
+}

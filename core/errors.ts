@@ -1,0 +1,104 @@
+/**
+ * One tree of errors for the whole pipeline. Adapters translate foreign errors (HTTP status,
+ * SQLSTATE, Kafka error codes) into these at the edge, so callers branch on `code` and
+ * `retriable`, never on message text.
+ */
+export interface ErrorContext {
+  ubicacion?: string;
+  field?: string;
+  value?: unknown;
+  topic?: string;
+  partition?: number;
+  offset?: string;
+  table?: string;
+  file?: string;
+  [key: string]: unknown;
+}
+
+export interface FluxionErrorOptions {
+  code?: string;
+  retriable?: boolean;
+  cause?: unknown;
+  context?: ErrorContext;
+}
+
+export class FluxionError extends Error {
+  readonly code: string;
+  readonly retriable: boolean;
+  readonly context: ErrorContext;
+  /** Process exit code a CLI command should end with when this error reaches it. */
+  readonly exitCode: number = 1;
+
+  constructor(message: string, options: FluxionErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = options.code ?? 'FLUXION_ERROR';
+    this.retriable = options.retriable ?? false;
+    this.context = options.context ?? {};
+  }
+}
+
+/** Bad or missing configuration: the command cannot start. Exit code 2. */
+export class ConfigError extends FluxionError {
+  override readonly exitCode = 2;
+  readonly problems: string[];
+  constructor(problems: string[], options: FluxionErrorOptions = {}) {
+    const message =
+      problems.length === 1
+        ? `configuration error: ${problems[0]}`
+        : `configuration error (${problems.length} problems):\n  - ${problems.join('\n  - ')}`;
+    super(message, { code: 'CONFIG_INVALID', ...options });
+    this.problems = problems;
+  }
+}
+
+/** Wrong command-line usage. Exit code 2. */
+export class UsageError extends FluxionError {
+  override readonly exitCode = 2;
+  constructor(message: string, options: FluxionErrorOptions = {}) {
+    super(message, { code: 'USAGE', ...options });
+  }
+}
+
+/** A required service (Kafka, registry, PostgreSQL, a POS) cannot be reached. */
+export class ServiceUnavailableError extends FluxionError {
+  constructor(message: string, options: FluxionErrorOptions = {}) {
+    super(message, { code: 'SERVICE_UNAVAILABLE', retriable: true, ...options });
+  }
+}
+
+/** A migration cannot be applied, or an applied one was edited afterwards. */
+export class MigrationError extends FluxionError {
+  constructor(message: string, options: FluxionErrorOptions = {}) {
+    super(message, { code: 'MIGRATION', ...options });
+  }
+}
+
+/** An Avro schema is malformed, or not BACKWARD-compatible with its previous version. */
+export class SchemaError extends FluxionError {
+  constructor(message: string, options: FluxionErrorOptions = {}) {
+    super(message, { code: 'SCHEMA', ...options });
+  }
+}
+
+/** A record or value does not fit its schema (bad decimal, missing field, ...). */
+export class ValidationError extends FluxionError {
+  constructor(message: string, options: FluxionErrorOptions = {}) {
+    super(message, { code: 'VALIDATION', ...options });
+  }
+}
+
+/** A topic exists with a layout `topics ensure` must not change by itself. */
+export class TopicLayoutError extends FluxionError {
+  constructor(message: string, options: FluxionErrorOptions = {}) {
+    super(message, { code: 'TOPIC_LAYOUT', ...options });
+  }
+}
+
+export function isFluxionError(err: unknown): err is FluxionError {
+  return err instanceof FluxionError;
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

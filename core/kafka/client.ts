@@ -1,0 +1,330 @@
+/**
+ * The one module that talks to kafkajs. kafkajs is unmaintained (tulios/kafkajs#1603): every
+ * Kafka call in Fluxion goes through the small surface below, so moving to another
+ * KafkaJS-compatible client is a change to this folder only.
+ *
+ * Settings follow docs/PITFALLS: Java-compatible placement by ubicacion, idempotent producer
+ * with acks=-1 and one request in flight, explicit retries, read_committed consumers without
+ * auto-commit, and connection failures translated into our typed errors.
+ */
+import {
+  Kafka,
+  logLevel as KafkaLogLevel,
+  type Admin,
+  type Consumer,
+  type IHeaders,
+  type ITopicConfig,
+  type LogEntry,
+  type Producer,
+  type Transaction,
+} from 'kafkajs';
+import { ServiceUnavailableError, TopicLayoutError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { partitionForUbicacion } from './partitioning.ts';
+
+export interface KafkaClientOptions {
+  brokers: string[];
+  clientId: string;
+  logger: Logger;
+  connectionTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  /** Retries of one request before the call fails (kafkajs defaults to 5 for producers). */
+  retries?: number;
+}
+
+export interface OutgoingRecord {
+  /** Placement: every record goes to the partition of its store. */
+  ubicacionId: string;
+  key: string | Buffer | null;
+  value: Buffer | null;
+  headers?: Record<string, string | Buffer>;
+}
+
+export interface TopicDescription {
+  name: string;
+  partitions: number;
+  config: Record<string, string>;
+}
+
+export interface RecordBatchSender {
+  send(topic: string, records: OutgoingRecord[]): Promise<void>;
+}
+
+export interface FluxionProducer extends RecordBatchSender {
+  /** Runs `work` in one Kafka transaction: committed if it resolves, aborted if it throws. */
+  transaction<T>(work: (tx: RecordBatchSender & { sendOffsets(groupId: string, topic: string, offsets: Array<{ partition: number; offset: string }>): Promise<void> }) => Promise<T>): Promise<T>;
+  disconnect(): Promise<void>;
+}
+
+export interface ConsumedRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: Record<string, string>;
+  timestamp: string;
+}
+
+export interface FluxionConsumer {
+  subscribe(topics: string[], fromBeginning?: boolean): Promise<void>;
+  /** Calls `handle` for each record, in order per partition; offsets are committed by the caller. */
+  run(handle: (record: ConsumedRecord) => Promise<void>): Promise<void>;
+  commit(topic: string, partition: number, nextOffset: string): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+export interface FluxionAdmin {
+  listTopics(): Promise<string[]>;
+  describeTopics(names: string[]): Promise<TopicDescription[]>;
+  createTopics(topics: Array<{ name: string; partitions: number; config: Record<string, string> }>): Promise<void>;
+  /** Sets the given configs, keeping the topic's other non-default configs as they are. */
+  alterTopicConfig(name: string, config: Record<string, string>): Promise<void>;
+  deleteTopics(names: string[]): Promise<void>;
+  /** Low and high watermark per partition. */
+  topicOffsets(name: string): Promise<Array<{ partition: number; low: string; high: string }>>;
+  groupOffsets(groupId: string, topic: string): Promise<Array<{ partition: number; offset: string }>>;
+  disconnect(): Promise<void>;
+}
+
+export interface KafkaClient {
+  admin(): Promise<FluxionAdmin>;
+  producer(options?: { transactionalId?: string; transactionTimeoutMs?: number }): Promise<FluxionProducer>;
+  consumer(options: { groupId: string; readCommitted?: boolean; sessionTimeoutMs?: number }): Promise<FluxionConsumer>;
+}
+
+const LEVEL_NAMES: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [KafkaLogLevel.ERROR]: 'error',
+  [KafkaLogLevel.WARN]: 'warn',
+  [KafkaLogLevel.INFO]: 'info',
+  [KafkaLogLevel.DEBUG]: 'debug',
+};
+
+function toHeaders(headers: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) {
+    if (v === undefined) continue;
+    out[k] = Array.isArray(v) ? v.map(String).join(',') : Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+  }
+  return out;
+}
+
+/** Translates kafkajs connection failures into our typed error; leaves others untouched. */
+function translate(err: unknown, brokers: string[], action: string): unknown {
+  const name = (err as { name?: string })?.name ?? '';
+  if (/KafkaJSConnectionError|KafkaJSNumberOfRetriesExceeded|KafkaJSNonRetriableError|KafkaJSRequestTimeoutError|KafkaJSBrokerNotFound/.test(name)) {
+    return new ServiceUnavailableError(`Kafka at ${brokers.join(',')} did not answer while trying to ${action}: ${(err as Error).message}`, {
+      cause: err,
+      context: { brokers: brokers.join(',') },
+    });
+  }
+  return err;
+}
+
+export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
+  const { brokers, clientId } = options;
+  const log = options.logger.child({ component: 'kafka' });
+  const kafka = new Kafka({
+    clientId,
+    brokers,
+    connectionTimeout: options.connectionTimeoutMs ?? 5_000,
+    requestTimeout: options.requestTimeoutMs ?? 30_000,
+    retry: { retries: options.retries ?? 8, initialRetryTime: 200, maxRetryTime: 10_000 },
+    logLevel: KafkaLogLevel.WARN,
+    logCreator:
+      () =>
+      ({ level, log: entry }: LogEntry) => {
+        const { message, ...rest } = entry;
+        log[LEVEL_NAMES[level] ?? 'info']({ kafkajs: rest }, message);
+      },
+  });
+
+  const partitionCounts = new Map<string, number>();
+  let metadataAdmin: Admin | undefined;
+  async function partitionsOf(topic: string): Promise<number> {
+    const known = partitionCounts.get(topic);
+    if (known !== undefined) return known;
+    metadataAdmin ??= kafka.admin();
+    await metadataAdmin.connect();
+    const meta = await metadataAdmin.fetchTopicMetadata({ topics: [topic] });
+    const count = meta.topics[0]?.partitions.length ?? 0;
+    if (count < 1) throw new TopicLayoutError(`topic ${topic} has no partitions: run \`fluxion topics ensure\``, { context: { topic } });
+    partitionCounts.set(topic, count);
+    return count;
+  }
+
+  async function placed(topic: string, records: OutgoingRecord[]) {
+    const count = await partitionsOf(topic);
+    return records.map((r) => ({
+      key: r.key,
+      value: r.value,
+      headers: r.headers,
+      partition: partitionForUbicacion(r.ubicacionId, count),
+    }));
+  }
+
+  function sender(target: Producer | Transaction): RecordBatchSender {
+    return {
+      async send(topic, records) {
+        if (records.length === 0) return;
+        await target.send({ topic, acks: -1, messages: await placed(topic, records) });
+      },
+    };
+  }
+
+  return {
+    async admin() {
+      const admin = kafka.admin();
+      try {
+        await admin.connect();
+      } catch (err) {
+        throw translate(err, brokers, 'connect the admin client');
+      }
+      return wrapAdmin(admin);
+    },
+
+    async producer(opts = {}) {
+      const producer = kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        transactionalId: opts.transactionalId,
+        transactionTimeout: opts.transactionTimeoutMs ?? 60_000,
+        retry: { retries: options.retries ?? 8 },
+      });
+      try {
+        await producer.connect();
+      } catch (err) {
+        throw translate(err, brokers, 'connect a producer');
+      }
+      const plain = sender(producer);
+      return {
+        send: plain.send,
+        async transaction(work) {
+          const tx = await producer.transaction();
+          try {
+            const result = await work({
+              ...sender(tx),
+              async sendOffsets(groupId, topic, offsets) {
+                await tx.sendOffsets({ consumerGroupId: groupId, topics: [{ topic, partitions: offsets }] });
+              },
+            });
+            await tx.commit();
+            return result;
+          } catch (err) {
+            await tx.abort().catch((abortErr: unknown) => log.error({ err: abortErr }, 'transaction abort failed'));
+            throw err;
+          }
+        },
+        async disconnect() {
+          await producer.disconnect();
+          await metadataAdmin?.disconnect();
+        },
+      };
+    },
+
+    async consumer(opts) {
+      const consumer: Consumer = kafka.consumer({
+        groupId: opts.groupId,
+        readUncommitted: opts.readCommitted === false,
+        sessionTimeout: opts.sessionTimeoutMs ?? 30_000,
+        allowAutoTopicCreation: false,
+      });
+      try {
+        await consumer.connect();
+      } catch (err) {
+        throw translate(err, brokers, 'connect a consumer');
+      }
+      return {
+        async subscribe(topics, fromBeginning = true) {
+          await consumer.subscribe({ topics, fromBeginning });
+        },
+        async run(handle) {
+          await consumer.run({
+            autoCommit: false,
+            eachMessage: async ({ topic, partition, message }) => {
+              await handle({
+                topic,
+                partition,
+                offset: message.offset,
+                key: message.key,
+                value: message.value,
+                headers: toHeaders(message.headers),
+                timestamp: message.timestamp,
+              });
+            },
+          });
+        },
+        async commit(topic, partition, nextOffset) {
+          await consumer.commitOffsets([{ topic, partition, offset: nextOffset }]);
+        },
+        async disconnect() {
+          await consumer.disconnect();
+        },
+      };
+    },
+  };
+}
+
+function wrapAdmin(admin: Admin): FluxionAdmin {
+  return {
+    async listTopics() {
+      return admin.listTopics();
+    },
+    async describeTopics(names) {
+      if (names.length === 0) return [];
+      const meta = await admin.fetchTopicMetadata({ topics: names });
+      const configs = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: names.map((name) => ({ type: 2 /* ConfigResourceTypes.TOPIC */, name })),
+      });
+      return meta.topics.map((t) => {
+        const resource = configs.resources.find((r) => r.resourceName === t.name);
+        const config: Record<string, string> = {};
+        for (const entry of resource?.configEntries ?? []) {
+          if (entry.configValue !== null && entry.configValue !== undefined) config[entry.configName] = entry.configValue;
+        }
+        return { name: t.name, partitions: t.partitions.length, config };
+      });
+    },
+    async createTopics(topics) {
+      if (topics.length === 0) return;
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: topics.map<ITopicConfig>((t) => ({
+          topic: t.name,
+          numPartitions: t.partitions,
+          replicationFactor: -1, // the broker's default: 1 on the local node, 3 on a cluster
+          configEntries: Object.entries(t.config).map(([name, value]) => ({ name, value })),
+        })),
+      });
+    },
+    async alterTopicConfig(name, config) {
+      // kafkajs has only the non-incremental AlterConfigs, which replaces the whole set:
+      // send the topic's current non-default configs merged with ours, so none is lost.
+      const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name }] });
+      const current: Record<string, string> = {};
+      for (const e of described.resources[0]?.configEntries ?? []) {
+        if (!e.isDefault && !e.readOnly && e.configValue !== null) current[e.configName] = e.configValue;
+      }
+      const merged = { ...current, ...config };
+      await admin.alterConfigs({
+        validateOnly: false,
+        resources: [{ type: 2, name, configEntries: Object.entries(merged).map(([n, value]) => ({ name: n, value })) }],
+      });
+    },
+    async deleteTopics(names) {
+      if (names.length) await admin.deleteTopics({ topics: names });
+    },
+    async topicOffsets(name) {
+      const offsets = await admin.fetchTopicOffsets(name);
+      return offsets.map((o) => ({ partition: o.partition, low: o.low, high: o.high }));
+    },
+    async groupOffsets(groupId, topic) {
+      const result = await admin.fetchOffsets({ groupId, topics: [topic] });
+      return (result[0]?.partitions ?? []).map((p) => ({ partition: p.partition, offset: p.offset }));
+    },
+    async disconnect() {
+      await admin.disconnect();
+    },
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * The schema registry client: @kafkajs/confluent-schema-registry configured once with
+ * Fluxion's Avro logical types (producers and consumers must share them, or decimals decode
+ * as raw bytes), subjects named by TopicNameStrategy (`<topic>-value`).
+ */
+import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { SchemaError, ServiceUnavailableError } from './errors.ts';
+import { AVRO_TYPE_OPTIONS, type AvroSchema } from './avro/schemas.ts';
+
+export interface RegistryOptions {
+  url: string;
+  username?: string;
+  password?: string;
+}
+
+export interface FluxionRegistry {
+  readonly url: string;
+  /** Registers `schema` under `subject` (idempotent: the same schema gets the same id). */
+  register(subject: string, schema: AvroSchema): Promise<number>;
+  /** Registry's verdict on `schema` against the subject's latest version; compatible when the subject is new. */
+  checkCompatibility(subject: string, schema: AvroSchema): Promise<{ compatible: boolean; messages: string[] }>;
+  setCompatibility(subject: string, level: 'BACKWARD' | 'FULL' | 'NONE'): Promise<void>;
+  latestSchema(subject: string): Promise<{ id: number; version: number; schema: AvroSchema } | null>;
+  encode(schemaId: number, value: unknown): Promise<Buffer>;
+  decode<T = unknown>(buffer: Buffer): Promise<T>;
+}
+
+export function subjectFor(topic: string): string {
+  return `${topic}-value`;
+}
+
+export function createRegistry(options: RegistryOptions): FluxionRegistry {
+  const base = options.url.replace(/\/+$/, '');
+  const auth = options.username ? { username: options.username, password: options.password ?? '' } : undefined;
+  const client = new SchemaRegistry(
+    { host: base, ...(auth ? { auth } : {}) },
+    { [SchemaType.AVRO]: { ...AVRO_TYPE_OPTIONS } } as never,
+  );
+  const headers: Record<string, string> = { 'content-type': 'application/vnd.schemaregistry.v1+json', accept: 'application/vnd.schemaregistry.v1+json, application/json' };
+  if (auth) headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+
+  async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+    let res: Response;
+    try {
+      res = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
+    } catch (cause) {
+      throw new ServiceUnavailableError(`schema registry at ${base} did not answer ${method} ${path}: ${(cause as Error).message}`, { cause });
+    }
+    const text = await res.text();
+    let json: unknown = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      json = { message: text };
+    }
+    return { status: res.status, json };
+  }
+
+  return {
+    url: base,
+    async register(subject, schema) {
+      const res = await call('POST', `/subjects/${encodeURIComponent(subject)}/versions`, { schema: JSON.stringify(schema), schemaType: 'AVRO' });
+      if (res.status === 409) {
+        throw new SchemaError(`schema registry refused ${subject}: not compatible with the registered version: ${res.json?.message ?? ''}`, { context: { subject } });
+      }
+      if (res.status >= 300 || typeof res.json?.id !== 'number') {
+        throw new SchemaError(`schema registry could not register ${subject} (HTTP ${res.status}): ${JSON.stringify(res.json)}`, { context: { subject } });
+      }
+      return res.json.id as number;
+    },
+    async checkCompatibility(subject, schema) {
+      const res = await call('POST', `/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest?verbose=true`, { schema: JSON.stringify(schema), schemaType: 'AVRO' });
+      if (res.status === 404) return { compatible: true, messages: [] };
+      if (res.status >= 300 || typeof res.json?.is_compatible !== 'boolean') {
+        throw new SchemaError(`schema registry could not check ${subject} (HTTP ${res.status}): ${JSON.stringify(res.json)}`, { context: { subject } });
+      }
+      return { compatible: res.json.is_compatible, messages: res.json.messages ?? [] };
+    },
+    async setCompatibility(subject, level) {
+      const res = await call('PUT', `/config/${encodeURIComponent(subject)}`, { compatibility: level });
+      if (res.status >= 300) throw new SchemaError(`schema registry refused compatibility ${level} for ${subject} (HTTP ${res.status}): ${JSON.stringify(res.json)}`);
+    },
+    async latestSchema(subject) {
+      const res = await call('GET', `/subjects/${encodeURIComponent(subject)}/versions/latest`);
+      if (res.status === 404) return null;
+      if (res.status >= 300) throw new SchemaError(`schema registry could not read ${subject} (HTTP ${res.status}): ${JSON.stringify(res.json)}`);
+      return { id: res.json.id, version: res.json.version, schema: JSON.parse(res.json.schema) };
+    },
+    async encode(schemaId, value) {
+      return client.encode(schemaId, value);
+    },
+    async decode<T>(buffer: Buffer) {
+      return (await client.decode(buffer)) as T;
+    },
+  };
+}
