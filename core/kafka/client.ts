@@ -121,7 +121,25 @@ function translate(err: unknown, brokers: string[], action: string): unknown {
   return err;
 }
 
+/**
+ * kafkajs 2.2.4 schedules a timer with a negative delay on Node >= 23, which prints a
+ * TimeoutNegativeWarning per process (the timer fires at once, as kafkajs intended). Drop
+ * that one warning so operators do not chase it; every other warning is emitted as usual.
+ */
+let negativeTimeoutFilterInstalled = false;
+function dropKafkajsNegativeTimeoutWarning(): void {
+  if (negativeTimeoutFilterInstalled) return;
+  negativeTimeoutFilterInstalled = true;
+  const emit = process.emitWarning.bind(process);
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const name = typeof warning === 'string' ? rest[0] : warning.name;
+    if (name === 'TimeoutNegativeWarning' || (typeof rest[0] === 'object' && (rest[0] as { type?: string })?.type === 'TimeoutNegativeWarning')) return;
+    (emit as (...args: unknown[]) => void)(warning, ...rest);
+  }) as typeof process.emitWarning;
+}
+
 export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
+  dropKafkajsNegativeTimeoutWarning();
   const { brokers, clientId } = options;
   const log = options.logger.child({ component: 'kafka' });
   const kafka = new Kafka({

@@ -1,0 +1,35 @@
+/**
+ * Integration tests need the real services. Their addresses come from the environment
+ * (`eval "$(scripts/services env)"`, which scripts/test does). When they are not set and a
+ * Docker engine answers, testcontainers starts them; otherwise the run fails here with what
+ * to do: an integration test never skips silently.
+ */
+import { execFileSync } from 'node:child_process';
+
+const NEEDED = ['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'DATABASE_URL'] as const;
+
+function dockerAnswers(): boolean {
+  try {
+    execFileSync('docker', ['info', '--format', '{{.ServerVersion}}'], { stdio: 'ignore', timeout: 5_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export default async function setup(): Promise<(() => Promise<void>) | void> {
+  const missing = NEEDED.filter((n) => !process.env[n]);
+  if (missing.length === 0) return;
+  if (!dockerAnswers()) {
+    throw new Error(
+      `integration tests need real services, and ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not set and no Docker engine answers.\n` +
+        'Start them natively and export their addresses:\n  scripts/services up && eval "$(scripts/services env)"\n' +
+        'or run everything with the README test command: scripts/test',
+    );
+  }
+  const { startContainers } = await import('./containers.ts');
+  const started = await startContainers();
+  // Test workers start after this and inherit the environment.
+  Object.assign(process.env, started.env);
+  return started.stop;
+}
