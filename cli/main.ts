@@ -20,14 +20,17 @@ export interface MainOptions {
   err?: (line: string) => void;
 }
 
-export async function main(argv: string[], options: MainOptions = {}): Promise<number> {
-  const env = options.env ?? process.env;
-  const out = options.out ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const err = options.err ?? ((line: string) => process.stderr.write(`${line}\n`));
-  let exitCode = 0;
-  let ctx: CommandContext | undefined;
-  const context = () => (ctx ??= createContext(env, out));
+interface ProgramIo {
+  context(): CommandContext;
+  out(line: string): void;
+  err(line: string): void;
+  fail(exitCode: number): void;
+}
 
+/** The command tree; exported so tests can check that configuration names real commands. */
+export function createProgram(io: ProgramIo): Command {
+  const { out, err } = io;
+  const context = io.context;
   const program = new Command()
     .name('fluxion')
     .description('Fluxion Stream: POS inventory and sales -> Kafka -> PostgreSQL, for La Granja')
@@ -75,7 +78,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       if (opts.registry) problems.push(...(await checkAgainstRegistry(c.registry(), current, c.config.topics.prefix)));
       for (const p of problems) out(`INCOMPATIBLE ${p.subject} against ${p.against}: ${p.reason}`);
       out(`schemas: ${current.length} checked, ${problems.length} incompatible`);
-      if (problems.length) exitCode = 1;
+      if (problems.length) io.fail(1);
     });
 
   const topics = program.command('topics').description('Kafka topics');
@@ -95,6 +98,23 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       }
     });
 
+  return program;
+}
+
+export async function main(argv: string[], options: MainOptions = {}): Promise<number> {
+  const env = options.env ?? process.env;
+  const out = options.out ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const err = options.err ?? ((line: string) => process.stderr.write(`${line}\n`));
+  let exitCode = 0;
+  let ctx: CommandContext | undefined;
+  const program = createProgram({
+    context: () => (ctx ??= createContext(env, out)),
+    out,
+    err,
+    fail: (code) => {
+      exitCode = Math.max(exitCode, code);
+    },
+  });
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {

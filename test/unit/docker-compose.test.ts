@@ -1,0 +1,115 @@
+/**
+ * docker-compose.yml cannot run here (no Docker engine), so this keeps it honest: official
+ * images, and every address, port and variable name agreeing with the code's configuration.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { createProgram } from '../../cli/main.ts';
+import { ENV_VARS } from '../../core/config/environment.ts';
+import { loadUbicacionesFile } from '../../core/config/ubicaciones.ts';
+import { PROJECT_ROOT, projectPath } from '../../core/paths.ts';
+
+interface Service {
+  image?: string;
+  build?: string;
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+}
+
+const compose = parse(readFileSync(join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service> };
+const services = compose.services;
+const fluxion = Object.entries(services).filter(([, s]) => s.build === '.');
+
+/** host:port of a URL-ish value, resolving the compose `${VAR:?msg}` syntax away. */
+function hostPort(value: string): { host: string; port: number } {
+  const url = new URL(value.includes('://') ? value.replace(/\$\{[^}]+\}/g, 'x') : `tcp://${value}`);
+  return { host: url.hostname, port: Number(url.port) };
+}
+
+function listenerPorts(listeners: string): number[] {
+  return listeners.split(',').map((l) => Number(l.split(':').pop()));
+}
+
+describe('docker-compose.yml', () => {
+  it('uses the official images for the three services', () => {
+    expect(services.kafka?.image).toMatch(/^apache\/kafka:4\./);
+    expect(services['schema-registry']?.image).toMatch(/^confluentinc\/cp-schema-registry:/);
+    expect(services.postgres?.image).toMatch(/^postgres:\d+/);
+  });
+
+  it('runs Fluxion processes from the repo image, each with a real fluxion command', () => {
+    expect(fluxion.length).toBeGreaterThan(0);
+    const program = createProgram({ context: () => { throw new Error('not run'); }, out: () => undefined, err: () => undefined, fail: () => undefined });
+    for (const [name, s] of fluxion) {
+      const words = s.command ?? [];
+      let cmd = program;
+      for (const word of words.filter((w) => !w.startsWith('-'))) {
+        const sub = cmd.commands.find((c) => c.name() === word);
+        if (!sub) break;
+        cmd = sub;
+      }
+      expect(cmd, `${name}: "${words.join(' ')}" is not a fluxion command`).not.toBe(program);
+      expect(cmd.commands.length, `${name}: "${words.join(' ')}" names a command group, not a command`).toBe(0);
+    }
+  });
+
+  it('gives Fluxion processes only variables the code reads', () => {
+    const stores = loadUbicacionesFile(projectPath('config/ubicaciones.yaml'));
+    const known = new Set([
+      ...ENV_VARS.map((v) => v.name),
+      ...stores.flatMap((u) => [u.klk?.api_key_env, u.stellar?.user_env, u.stellar?.password_env].filter((x): x is string => !!x)),
+    ]);
+    for (const [name, s] of fluxion) {
+      for (const key of Object.keys(s.environment ?? {})) expect(known.has(key), `${name}: ${key} is not a Fluxion variable`).toBe(true);
+    }
+  });
+
+  it('points Fluxion at the services on the ports they listen on', () => {
+    for (const [name, s] of fluxion) {
+      const env = s.environment ?? {};
+      const kafka = hostPort(env.KAFKA_BROKERS!);
+      expect(kafka.host, name).toBe('kafka');
+      expect(listenerPorts(services.kafka!.environment!.KAFKA_LISTENERS!)).toContain(kafka.port);
+      expect(services.kafka!.environment!.KAFKA_ADVERTISED_LISTENERS).toContain(`kafka:${kafka.port}`);
+
+      const registry = hostPort(env.SCHEMA_REGISTRY_URL!);
+      expect(registry.host, name).toBe('schema-registry');
+      expect(hostPort(services['schema-registry']!.environment!.SCHEMA_REGISTRY_LISTENERS!).port).toBe(registry.port);
+
+      const db = new URL(env.DATABASE_URL!.replace(/\$\{[^}]+\}/g, 'x'));
+      expect(db.hostname, name).toBe('postgres');
+      expect(db.port).toBe('5432');
+      expect(db.username).toBe(services.postgres!.environment!.POSTGRES_USER);
+      expect(db.pathname).toBe(`/${services.postgres!.environment!.POSTGRES_DB}`);
+    }
+  });
+
+  it('holds no secret: passwords come from the environment of docker compose', () => {
+    for (const [name, s] of Object.entries(services)) {
+      for (const [key, value] of Object.entries(s.environment ?? {})) {
+        if (/PASSWORD|API_KEY|SECRET|TOKEN/.test(key)) expect(value, `${name}.${key}`).toMatch(/^\$\{[A-Z_]+:\?/);
+        if (key === 'DATABASE_URL') expect(value).toMatch(/:\$\{POSTGRES_PASSWORD:\?[^}]*\}@/);
+      }
+    }
+  });
+
+  it('configures the single-node broker like scripts/services does', () => {
+    const env = services.kafka!.environment!;
+    const template = readFileSync(join(PROJECT_ROOT, 'scripts/services.d/kafka/server.properties.template'), 'utf8');
+    const prop = (k: string) => new RegExp(`^${k.replace(/\./g, '\\.')}=(.*)$`, 'm').exec(template)?.[1];
+    expect(env.KAFKA_AUTO_CREATE_TOPICS_ENABLE).toBe(prop('auto.create.topics.enable'));
+    expect(env.KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR).toBe(prop('transaction.state.log.replication.factor'));
+    expect(env.KAFKA_TRANSACTION_MAX_TIMEOUT_MS).toBe(prop('transaction.max.timeout.ms'));
+    expect(services.kafka!.image!.split(':')[1]).toBe(/<kafka\.version>([^<]+)</.exec(readFileSync(join(PROJECT_ROOT, 'scripts/services.d/kafka/pom.xml'), 'utf8'))?.[1]);
+  });
+
+  it('builds on the Node.js major the scripts install', () => {
+    const dockerfile = readFileSync(join(PROJECT_ROOT, 'Dockerfile'), 'utf8');
+    const script = readFileSync(join(PROJECT_ROOT, 'scripts/lib/node.sh'), 'utf8');
+    const major = /FLUXION_NODE_MAJOR:-(\d+)/.exec(script)?.[1];
+    expect(dockerfile).toMatch(new RegExp(`^FROM node:${major}-slim$`, 'm'));
+  });
+});
