@@ -74,7 +74,9 @@ export function createRegistry(options: RegistryOptions): FluxionRegistry {
       if (res.status >= 300 || typeof res.json?.is_compatible !== 'boolean') {
         throw new SchemaError(`schema registry could not check ${subject} (HTTP ${res.status}): ${JSON.stringify(res.json)}`, { context: { subject } });
       }
-      return { compatible: res.json.is_compatible, messages: res.json.messages ?? [] };
+      // Confluent answers `messages` (an array); Apicurio's compat API a `reason` string.
+      const messages: string[] = Array.isArray(res.json.messages) ? res.json.messages : res.json.reason ? [String(res.json.reason)] : [];
+      return { compatible: res.json.is_compatible, messages };
     },
     async setCompatibility(subject, level) {
       const res = await call('PUT', `/config/${encodeURIComponent(subject)}`, { compatibility: level });
