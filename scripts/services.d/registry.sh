@@ -28,9 +28,13 @@ registry_up() {
   if pid_alive "$pidfile"; then log "schema registry already running at $(registry_url)"; return 0; fi
   port_open "$REGISTRY_PORT" && die "port $REGISTRY_PORT is taken by another process (set FLUXION_REGISTRY_PORT)"
   log "starting the schema registry at $(registry_url)"
-  (cd "$REGISTRY_DIR" && nohup java -Xmx192m -XX:+UseSerialGC -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
-    -jar "$REGISTRY_DIR/build/target/quarkus-app/quarkus-run.jar" >"$REGISTRY_DIR/registry.log" 2>&1 &
-    echo $! >"$pidfile")
+  (
+    cd "$REGISTRY_DIR"
+    # A simple command after `&`, so $! is the JVM itself and `down` stops the right process.
+    nohup java -Xmx192m -XX:+UseSerialGC -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
+      -jar "$REGISTRY_DIR/build/target/quarkus-app/quarkus-run.jar" >"$REGISTRY_DIR/registry.log" 2>&1 &
+    echo $! >"$pidfile"
+  )
   wait_for registry 90 registry_ready || die "the schema registry did not answer in 90 s: see $REGISTRY_DIR/registry.log"
 }
 
