@@ -102,3 +102,34 @@ export function isFluxionError(err: unknown): err is FluxionError {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * A POS answered something we cannot use: bad JSON, a missing field, a value that is not
+ * what the contract says. Names the store, the place (page/row) and the field and value.
+ */
+export class PosDataError extends FluxionError {
+  constructor(message: string, options: FluxionErrorOptions = {}) {
+    super(message, { code: 'POS_DATA', ...options });
+  }
+}
+
+/** A POS refused our credentials (HTTP 401, SQL login failed): retrying will not help. */
+export class PosAuthError extends FluxionError {
+  constructor(message: string, options: FluxionErrorOptions = {}) {
+    super(message, { code: 'POS_AUTH', retriable: false, ...options });
+  }
+}
+
+/** A POS did not answer in time, answered an error, or dropped the connection. */
+export class PosUnavailableError extends FluxionError {
+  constructor(message: string, options: FluxionErrorOptions = {}) {
+    super(message, { code: 'POS_UNAVAILABLE', retriable: true, ...options });
+  }
+}
+
+/** A store's run took longer than its deadline and was stopped. */
+export class DeadlineExceededError extends FluxionError {
+  constructor(message: string, options: FluxionErrorOptions = {}) {
+    super(message, { code: 'DEADLINE', retriable: false, ...options });
+  }
+}

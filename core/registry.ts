@@ -20,6 +20,8 @@ export interface FluxionRegistry {
   /** Registry's verdict on `schema` against the subject's latest version; compatible when the subject is new. */
   checkCompatibility(subject: string, schema: AvroSchema): Promise<{ compatible: boolean; messages: string[] }>;
   setCompatibility(subject: string, level: 'BACKWARD' | 'FULL' | 'NONE'): Promise<void>;
+  /** Id of `schema` as registered under `subject`; a clear error when it is not registered. */
+  lookupId(subject: string, schema: AvroSchema): Promise<number>;
   latestSchema(subject: string): Promise<{ id: number; version: number; schema: AvroSchema } | null>;
   encode(schemaId: number, value: unknown): Promise<Buffer>;
   decode<T = unknown>(buffer: Buffer): Promise<T>;
@@ -81,6 +83,16 @@ export function createRegistry(options: RegistryOptions): FluxionRegistry {
     async setCompatibility(subject, level) {
       const res = await call('PUT', `/config/${encodeURIComponent(subject)}`, { compatibility: level });
       if (res.status >= 300) throw new SchemaError(`schema registry refused compatibility ${level} for ${subject} (HTTP ${res.status}): ${JSON.stringify(res.json)}`);
+    },
+    async lookupId(subject, schema) {
+      const res = await call('POST', `/subjects/${encodeURIComponent(subject)}`, { schema: JSON.stringify(schema), schemaType: 'AVRO' });
+      if (res.status === 404) {
+        throw new SchemaError(`schema registry ${base} has no ${subject} matching schemas/: run \`fluxion schemas register\``, { context: { subject } });
+      }
+      if (res.status >= 300 || typeof res.json?.id !== 'number') {
+        throw new SchemaError(`schema registry could not look up ${subject} (HTTP ${res.status}): ${JSON.stringify(res.json)}`, { context: { subject } });
+      }
+      return res.json.id as number;
     },
     async latestSchema(subject) {
       const res = await call('GET', `/subjects/${encodeURIComponent(subject)}/versions/latest`);

@@ -38,6 +38,8 @@ export interface InventarioTruthRow {
   costo: string | null;
   precio: string | null;
   activo: boolean;
+  /** When the POS last changed the row (KLK reports it; the Stellar query does not). */
+  actualizado_en: Date | null;
 }
 
 export interface VentaTruthLine {
@@ -135,6 +137,11 @@ export class StoreSimulation {
     this.version++;
   }
 
+  /** POS clocks record whole seconds (the KLK API writes no milliseconds). */
+  private static second(ms: number): Date {
+    return new Date(Math.floor(ms / 1000) * 1000);
+  }
+
   /** Moves simulated time forward: sales (KLK), returns, corrections and receipts. */
   advance(minutes: number): void {
     const from = this.clock.getTime();
@@ -143,17 +150,17 @@ export class StoreSimulation {
     const lines = Math.round((this.salesLinesPerHour * minutes) / 60);
     let made = 0;
     while (made < lines) {
-      const at = new Date(from + Math.floor((made / Math.max(1, lines)) * span));
+      const at = StoreSimulation.second(from + Math.floor((made / Math.max(1, lines)) * span));
       made += this.sell(at, Math.min(lines - made, this.rng.int(1, 5)), changed);
     }
-    if (lines > 0) this.correctSomeLines(new Date(from + span - 1), Math.max(1, Math.round(lines * 0.005)), changed);
+    if (lines > 0) this.correctSomeLines(StoreSimulation.second(from + span - 1), Math.max(1, Math.round(lines * 0.005)), changed);
     const target = Math.round(this.changeShare * (minutes / 30) * this.catalog.length * this.depositos.length);
     for (let i = 0; changed.size < target && i < target * 3; i++) {
       const deposito = this.rng.pick(this.depositos);
       const p = this.rng.pick(this.catalog);
       const s = this.stock.get(key(deposito, p.producto_id))!;
       s.cantidad += p.unidad === 'KG' ? BigInt(this.rng.int(1_000, 20_000)) : BigInt(this.rng.int(6, 48)) * 1000n;
-      s.actualizadoEn = new Date(from + this.rng.int(0, span - 1));
+      s.actualizadoEn = StoreSimulation.second(from + this.rng.int(0, span - 1));
       changed.add(key(deposito, p.producto_id));
     }
     this.clock = new Date(from + span);
@@ -222,14 +229,14 @@ export class StoreSimulation {
 
   /** The KLK inventory of a deposito: every product, active or not. */
   klkInventario(deposito: string): InventarioTruthRow[] {
-    return this.rows(deposito).map((r) => toTruth(r));
+    return this.rows(deposito).map((r) => toTruth(r, true));
   }
 
   /** The Stellar query's answer: active, not PROCURA, with a barcode (the lowest). */
   stellarInventario(deposito: string): InventarioTruthRow[] {
     return this.rows(deposito)
       .filter((r) => r.producto.activo && r.producto.departamento.codigo !== PROCURA && codigoBarras(r.producto) !== null)
-      .map((r) => toTruth(r));
+      .map((r) => toTruth(r, false));
   }
 
   /** What the extractor must publish for one snapshot of the whole store. */
@@ -246,7 +253,7 @@ export class StoreSimulation {
   }
 }
 
-function toTruth(r: StockRow): InventarioTruthRow {
+function toTruth(r: StockRow, withTimestamp: boolean): InventarioTruthRow {
   const p = r.producto;
   return {
     deposito: r.deposito,
@@ -264,5 +271,6 @@ function toTruth(r: StockRow): InventarioTruthRow {
     costo: fromUnscaled(p.costo, 4),
     precio: fromUnscaled(p.precio, 4),
     activo: p.activo,
+    actualizado_en: withTimestamp ? r.actualizadoEn : null,
   };
 }

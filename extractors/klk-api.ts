@@ -1,0 +1,156 @@
+/**
+ * Everything that knows the KLK API (shared/contracts/klk-api.md) lives here: paths, the
+ * X-API-Key header, paging, the shape of items, and what each HTTP answer means. Adapting
+ * to the vendor's real answers later touches this file only.
+ *
+ * Each page is one attempt under the retry policy (5xx, 429 with Retry-After, resets and
+ * unreadable bodies are retried with backoff); a 401 fails the store at once. The API key
+ * is sent only as a header and never appears in an error or a log line.
+ */
+import { PosAuthError, PosDataError, PosUnavailableError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { withRetry, type RetryPolicy } from '../core/retry.ts';
+import { toInventoryRow, type InventoryRow } from './inventory-row.ts';
+import { toVentaLinea, type VentaLinea } from './venta-line.ts';
+
+export interface KlkApiOptions {
+  ubicacionId: string;
+  baseUrl: string;
+  apiKey: string;
+  /** Name of the variable holding the key, for messages. */
+  apiKeyEnv: string;
+  pageSize: number;
+  requestTimeoutMs: number;
+  retry: RetryPolicy;
+  /** Aborted when the store's deadline passes or the run is stopped. */
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+interface Page {
+  page: number;
+  totalPages: number;
+  items: unknown[];
+}
+
+function retryAfter(header: string | null): number | undefined {
+  if (!header) return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+export function createKlkApi(o: KlkApiOptions) {
+  const base = o.baseUrl.replace(/\/+$/, '');
+  const log = o.logger.child({ component: 'klk-api', ubicacion: o.ubicacionId });
+
+  async function fetchPage(path: string, params: Record<string, string>, page: number): Promise<Page> {
+    const query = new URLSearchParams({ ...params, page: String(page), page_size: String(o.pageSize) });
+    const what = `GET ${path}?${query} `;
+    return withRetry(
+      o.retry,
+      async () => {
+        let res: Response;
+        let body: string;
+        try {
+          res = await fetch(`${base}${path}?${query}`, {
+            headers: { 'X-API-Key': o.apiKey, accept: 'application/json' },
+            signal: AbortSignal.any([o.signal, AbortSignal.timeout(o.requestTimeoutMs)]),
+          });
+          body = await res.text();
+        } catch (cause) {
+          if (o.signal.aborted) throw o.signal.reason;
+          const reason = (cause as Error).name === 'TimeoutError' ? `no answer in ${o.requestTimeoutMs} ms` : ((cause as Error & { cause?: Error }).cause?.message ?? (cause as Error).message);
+          throw new PosUnavailableError(`${o.ubicacionId}: KLK ${what}failed: ${reason}`, { cause, context: { ubicacion: o.ubicacionId } });
+        }
+        if (res.status === 401) {
+          throw new PosAuthError(`${o.ubicacionId}: KLK refused the API key (HTTP 401) on ${what.trim()}: check ${o.apiKeyEnv}`, { context: { ubicacion: o.ubicacionId } });
+        }
+        if (res.status === 429 || res.status >= 500) {
+          throw new PosUnavailableError(`${o.ubicacionId}: KLK ${what}answered HTTP ${res.status}`, {
+            code: `HTTP_${res.status}`,
+            context: { ubicacion: o.ubicacionId, retryAfterMs: res.status === 429 ? retryAfter(res.headers.get('retry-after')) : undefined },
+          });
+        }
+        if (res.status !== 200) {
+          throw new PosDataError(`${o.ubicacionId}: KLK ${what}answered HTTP ${res.status}: ${body.slice(0, 200)}`, { code: `HTTP_${res.status}`, context: { ubicacion: o.ubicacionId } });
+        }
+        let json: Record<string, unknown>;
+        try {
+          json = JSON.parse(body) as Record<string, unknown>;
+        } catch (cause) {
+          // Usually a proxy's error page or a body cut short: worth another try.
+          throw new PosDataError(`${o.ubicacionId}: KLK ${what}page ${page}: the body is not JSON (${(cause as Error).message}): ${JSON.stringify(body.slice(0, 80))}`, {
+            cause,
+            retriable: true,
+            context: { ubicacion: o.ubicacionId },
+          });
+        }
+        const at = { ubicacionId: o.ubicacionId, place: `page ${page}` };
+        if (!Array.isArray(json.items)) throw new PosDataError(`${o.ubicacionId}: page ${page}: field items: ${JSON.stringify(json.items)} is not a list`, { context: { ubicacion: o.ubicacionId, field: 'items' } });
+        const totalPages = json.total_pages;
+        if (typeof totalPages !== 'number' || !Number.isInteger(totalPages) || totalPages < 0) {
+          throw new PosDataError(`${at.ubicacionId}: ${at.place}: field total_pages: ${JSON.stringify(totalPages)} is not a page count`, { context: { ubicacion: o.ubicacionId, field: 'total_pages' } });
+        }
+        return { page, totalPages, items: json.items };
+      },
+      {
+        signal: o.signal,
+        onRetry: (err, attempt, delayMs) => log.warn({ err, attempt, delayMs, page }, 'KLK request failed; retrying'),
+      },
+    );
+  }
+
+  /** Every page in order; the page count may grow while the POS keeps selling. */
+  async function* pages(path: string, params: Record<string, string>): AsyncGenerator<Page> {
+    let total = 1;
+    for (let page = 1; page <= total; page++) {
+      const p = await fetchPage(path, params, page);
+      total = Math.max(p.totalPages, page === 1 ? p.totalPages : total);
+      yield p;
+    }
+  }
+
+  return {
+    /** The deposito's inventory, row by row, checked. Duplicates across pages are the caller's to fold. */
+    async *inventario(deposito: string): AsyncGenerator<InventoryRow> {
+      for await (const p of pages('/api/v1/inventario', { deposito })) {
+        for (let i = 0; i < p.items.length; i++) {
+          const it = (p.items[i] ?? {}) as Record<string, unknown>;
+          const cls = (v: unknown, f: 'codigo' | 'nombre') => (v === null || v === undefined ? null : typeof v === 'object' ? (v as Record<string, unknown>)[f] : v);
+          yield toInventoryRow(
+            {
+              deposito,
+              producto_id: it.codigo_producto,
+              codigo_barras: it.codigo_barras,
+              descripcion: it.descripcion,
+              departamento_codigo: cls(it.departamento, 'codigo'),
+              departamento_nombre: cls(it.departamento, 'nombre'),
+              grupo_codigo: cls(it.grupo, 'codigo'),
+              grupo_nombre: cls(it.grupo, 'nombre'),
+              subgrupo_codigo: cls(it.subgrupo, 'codigo'),
+              subgrupo_nombre: cls(it.subgrupo, 'nombre'),
+              unidad: it.unidad,
+              cantidad: it.cantidad,
+              costo: it.costo,
+              precio: it.precio,
+              activo: it.activo,
+              actualizado_en: it.actualizado_en,
+            },
+            { ubicacionId: o.ubicacionId, place: `page ${p.page}, item ${i + 1}` },
+          );
+        }
+      }
+    },
+
+    /** The day's sales lines (the whole day, every call), checked. */
+    async *ventas(fecha: string): AsyncGenerator<VentaLinea> {
+      for await (const p of pages('/api/v1/ventas', { fecha })) {
+        for (let i = 0; i < p.items.length; i++) {
+          yield toVentaLinea((p.items[i] ?? {}) as Record<string, unknown>, fecha, { ubicacionId: o.ubicacionId, place: `page ${p.page}, item ${i + 1}` });
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,146 @@
+/**
+ * Reads one Stellar warehouse's inventory with the query in
+ * sql/stellar/query_inventario_generic.sql, streamed row by row with backpressure (a CEDI
+ * has 20,000-60,000 products: the result is never buffered whole). Connections cross a VPN
+ * that drops idle sessions: timeouts are explicit and tedious keeps TCP keepalive on.
+ * The SQL password never appears in an error or a log line.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sql from 'mssql';
+import { PosAuthError, PosDataError, PosUnavailableError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { PROJECT_ROOT } from '../core/paths.ts';
+import { toInventoryRow, type InventoryRow } from './inventory-row.ts';
+
+export const STELLAR_INVENTARIO_SQL = readFileSync(join(PROJECT_ROOT, 'sql', 'stellar', 'query_inventario_generic.sql'), 'utf8');
+
+export interface StellarConnectionOptions {
+  ubicacionId: string;
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password: string;
+  /** Name of the variable holding the password, for messages. */
+  passwordEnv: string;
+  encrypt: boolean;
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+/** Rows queued before the driver is paused; resumed below the low mark. */
+const HIGH_WATER = 2_000;
+const LOW_WATER = 200;
+const SCALE: Record<string, number> = { cantidad: 3, costo: 4, precio: 4 };
+
+/**
+ * The driver hands decimals over as JS numbers: exact only while the unscaled value stays
+ * below 2^53, which any real stock or price does. Anything beyond is refused, never rounded.
+ */
+function exactDecimal(value: unknown, scale: number): unknown {
+  if (typeof value !== 'number') return value;
+  if (!Number.isFinite(value) || Math.abs(value) * 10 ** scale >= Number.MAX_SAFE_INTEGER) return `${value} (beyond exact range)`;
+  return value.toFixed(scale);
+}
+
+function translate(err: unknown, o: StellarConnectionOptions, action: string): Error {
+  const e = err as { code?: string; number?: number; message?: string };
+  const where = `${o.ubicacionId}: Stellar ${o.host}:${o.port}/${o.database}`;
+  if (e.code === 'ELOGIN') return new PosAuthError(`${where} refused the login of ${o.user}: check ${o.passwordEnv}`, { cause: err, context: { ubicacion: o.ubicacionId } });
+  if (e.code === 'EREQUEST') return new PosDataError(`${where}: SQL Server error ${e.number ?? '?'} while ${action}: ${e.message}`, { cause: err, context: { ubicacion: o.ubicacionId } });
+  return new PosUnavailableError(`${where} failed while ${action}: ${e.message ?? String(err)}`, { cause: err, code: e.code ?? 'POS_UNAVAILABLE', context: { ubicacion: o.ubicacionId } });
+}
+
+export async function* stellarInventario(o: StellarConnectionOptions, deposito: string): AsyncGenerator<InventoryRow> {
+  const log = o.logger.child({ component: 'stellar', ubicacion: o.ubicacionId, deposito });
+  const pool = new sql.ConnectionPool({
+    server: o.host,
+    port: o.port,
+    database: o.database,
+    user: o.user,
+    password: o.password,
+    connectionTimeout: o.connectTimeoutMs,
+    requestTimeout: o.requestTimeoutMs,
+    pool: { max: 1, min: 0, idleTimeoutMillis: 1_000 },
+    options: { encrypt: o.encrypt, trustServerCertificate: false, enableArithAbort: true, useUTC: true },
+  });
+  pool.on('error', (err: unknown) => log.warn({ err: { message: (err as Error).message } }, 'Stellar pool error'));
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    wake?.();
+    wake = undefined;
+  };
+  // A stalled result never ends by itself (tedious stops its timer at the first packet):
+  // the store's deadline aborts, which must wake the reader and drop the connection.
+  const onAbort = () => {
+    notify();
+    void pool.close().catch(() => undefined);
+  };
+  o.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    try {
+      await pool.connect();
+    } catch (err) {
+      if (o.signal.aborted) throw o.signal.reason;
+      throw translate(err, o, 'connecting');
+    }
+    const request = pool.request();
+    request.stream = true;
+    request.input('codigo_deposito', sql.VarChar(10), deposito);
+
+    const queue: Record<string, unknown>[] = [];
+    let done = false;
+    let failure: unknown;
+    let paused = false;
+    request.on('row', (row: Record<string, unknown>) => {
+      queue.push(row);
+      if (!paused && queue.length >= HIGH_WATER) {
+        paused = true;
+        request.pause();
+      }
+      notify();
+    });
+    request.on('error', (err: unknown) => {
+      failure ??= err;
+      notify();
+    });
+    request.on('done', () => {
+      done = true;
+      notify();
+    });
+    void request.query(STELLAR_INVENTARIO_SQL);
+
+    let n = 0;
+    for (;;) {
+      if (o.signal.aborted) {
+        request.cancel();
+        throw o.signal.reason;
+      }
+      const row = queue.shift();
+      if (row) {
+        n++;
+        if (paused && queue.length <= LOW_WATER) {
+          paused = false;
+          request.resume();
+        }
+        const item: Record<string, unknown> = { ...row, deposito, producto_id: row.codigo_producto, activo: true, actualizado_en: null };
+        for (const [field, scale] of Object.entries(SCALE)) item[field] = exactDecimal(row[field], scale);
+        yield toInventoryRow(item as never, { ubicacionId: o.ubicacionId, place: `deposito ${deposito}, row ${n}` });
+        continue;
+      }
+      if (failure) throw o.signal.aborted ? o.signal.reason : translate(failure, o, `reading deposito ${deposito} (after ${n} rows)`);
+      if (done) break;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        if (o.signal.aborted) resolve();
+      });
+    }
+    log.debug({ rows: n }, 'Stellar inventory read');
+  } finally {
+    o.signal.removeEventListener('abort', onAbort);
+    await pool.close().catch(() => undefined);
+  }
+}
