@@ -8,6 +8,7 @@ import { createLogger, type Logger } from '../core/logger.ts';
 import { createPool, type Pool } from '../core/postgres.ts';
 import { createRegistry, type FluxionRegistry } from '../core/registry.ts';
 import type { Ubicacion } from '../core/config/ubicaciones.ts';
+import type { ExtractionDeps } from '../extractors/extract-run.ts';
 
 export interface CommandContext {
   config: FluxionConfig;
@@ -16,6 +17,7 @@ export interface CommandContext {
   registry(): FluxionRegistry;
   pool(): Pool;
   ubicaciones(): Ubicacion[];
+  extractionDeps(): ExtractionDeps;
   /** Prints a result line for the person or script that ran the command. */
   out(line: string): void;
   close(): Promise<void>;
@@ -36,6 +38,9 @@ export function createContext(env: NodeJS.ProcessEnv, out: (line: string) => voi
     registry: () => (registry ??= createRegistry({ url: requireSchemaRegistryUrl(config) })),
     pool: () => (pool ??= createPool({ connectionString: requireDatabaseUrl(config), logger })),
     ubicaciones: () => (ubicaciones ??= loadUbicaciones(config)),
+    extractionDeps() {
+      return { kafka: this.kafka(), registry: this.registry(), logger, env, topicPrefix: config.topics.prefix };
+    },
     async close() {
       await pool?.end();
     },

@@ -13,6 +13,10 @@ import { checkAgainstRegistry, compareWithPrevious, loadCommittedSchemas, regist
 import { ensureTopics } from '../ops/topics-ensure.ts';
 import { syncUbicaciones } from '../ops/ubicaciones-sync.ts';
 import { createContext, type CommandContext } from './context.ts';
+import { registerExtractCommands } from './extract.ts';
+import type { ProgramIo } from './program-io.ts';
+import { registerScheduleCommand } from './schedule.ts';
+import { registerSimulateCommands } from './simulate.ts';
 
 export interface MainOptions {
   env?: NodeJS.ProcessEnv;
@@ -20,12 +24,6 @@ export interface MainOptions {
   err?: (line: string) => void;
 }
 
-interface ProgramIo {
-  context(): CommandContext;
-  out(line: string): void;
-  err(line: string): void;
-  fail(exitCode: number): void;
-}
 
 /** The command tree; exported so tests can check that configuration names real commands. */
 export function createProgram(io: ProgramIo): Command {
@@ -98,6 +96,9 @@ export function createProgram(io: ProgramIo): Command {
       }
     });
 
+  registerExtractCommands(program, io);
+  registerSimulateCommands(program, io);
+  registerScheduleCommand(program, io);
   return program;
 }
 

@@ -65,9 +65,13 @@ export async function* stellarInventario(o: StellarConnectionOptions, deposito: 
     connectionTimeout: o.connectTimeoutMs,
     requestTimeout: o.requestTimeoutMs,
     pool: { max: 1, min: 0, idleTimeoutMillis: 1_000 },
-    options: { encrypt: o.encrypt, trustServerCertificate: false, enableArithAbort: true, useUTC: true },
+    // A cancel over a dead VPN link is never acknowledged: do not wait tedious's default 5 s.
+    options: { encrypt: o.encrypt, trustServerCertificate: false, enableArithAbort: true, useUTC: true, cancelTimeout: 1_000 },
   });
   pool.on('error', (err: unknown) => log.warn({ err: { message: (err as Error).message } }, 'Stellar pool error'));
+  let request: sql.Request | undefined;
+  let finished = false;
+  let paused = false;
   let wake: (() => void) | undefined;
   const notify = () => {
     wake?.();
@@ -87,44 +91,42 @@ export async function* stellarInventario(o: StellarConnectionOptions, deposito: 
       if (o.signal.aborted) throw o.signal.reason;
       throw translate(err, o, 'connecting');
     }
-    const request = pool.request();
-    request.stream = true;
-    request.input('codigo_deposito', sql.VarChar(10), deposito);
+    const req = pool.request();
+    request = req;
+    req.stream = true;
+    req.input('codigo_deposito', sql.VarChar(10), deposito);
 
     const queue: Record<string, unknown>[] = [];
     let done = false;
     let failure: unknown;
-    let paused = false;
-    request.on('row', (row: Record<string, unknown>) => {
+    req.on('row', (row: Record<string, unknown>) => {
       queue.push(row);
       if (!paused && queue.length >= HIGH_WATER) {
         paused = true;
-        request.pause();
+        req.pause();
       }
       notify();
     });
-    request.on('error', (err: unknown) => {
+    req.on('error', (err: unknown) => {
       failure ??= err;
       notify();
     });
-    request.on('done', () => {
+    req.on('done', () => {
       done = true;
+      finished = true;
       notify();
     });
-    void request.query(STELLAR_INVENTARIO_SQL);
+    req.query(STELLAR_INVENTARIO_SQL).catch(() => undefined); // failures arrive as 'error' events
 
     let n = 0;
     for (;;) {
-      if (o.signal.aborted) {
-        request.cancel();
-        throw o.signal.reason;
-      }
+      if (o.signal.aborted) throw o.signal.reason;
       const row = queue.shift();
       if (row) {
         n++;
         if (paused && queue.length <= LOW_WATER) {
           paused = false;
-          request.resume();
+          req.resume();
         }
         const item: Record<string, unknown> = { ...row, deposito, producto_id: row.codigo_producto, activo: true, actualizado_en: null };
         for (const [field, scale] of Object.entries(SCALE)) item[field] = exactDecimal(row[field], scale);
@@ -141,6 +143,12 @@ export async function* stellarInventario(o: StellarConnectionOptions, deposito: 
     log.debug({ rows: n }, 'Stellar inventory read');
   } finally {
     o.signal.removeEventListener('abort', onAbort);
+    // Leaving early (a bad row, the deadline): cancel the streaming request first, or
+    // closing the pool would wait for a connection that is still busy.
+    if (request && !finished) {
+      request.cancel();
+      if (paused) request.resume();
+    }
     await pool.close().catch(() => undefined);
   }
 }

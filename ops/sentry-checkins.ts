@@ -12,13 +12,10 @@
  */
 import * as Sentry from '@sentry/node';
 import { ConfigError, errorMessage } from '../core/errors.ts';
-import type { EnvVarSpec } from '../core/config/environment.ts';
+import { ENV_VARS, type EnvVarSpec } from '../core/config/environment.ts';
 import type { Logger } from '../core/logger.ts';
 
-export const SENTRY_ENV_VARS: EnvVarSpec[] = [
-  { name: 'SENTRY_DSN', description: 'Sentry DSN for errors and cron check-ins; unset turns both off', secret: true },
-  { name: 'SENTRY_ENVIRONMENT', description: 'environment name reported to Sentry', default: 'the value of ETL_ENVIRONMENT' },
-];
+export const SENTRY_ENV_VARS: EnvVarSpec[] = ENV_VARS.filter((v) => v.name.startsWith('SENTRY_'));
 
 /** One Sentry cron monitor, as the schedule configuration describes it. */
 export interface MonitorConfig {

@@ -27,6 +27,8 @@ export const ENV_VARS: EnvVarSpec[] = [
   { name: 'FLUXION_TOPIC_PREFIX', description: 'prefix added to every topic name (isolates tests and environments sharing a cluster)', default: '' },
   { name: 'FLUXION_UBICACIONES_FILE', description: 'path of the store list', default: 'config/ubicaciones.yaml' },
   { name: 'LOG_LEVEL', description: 'pino level: fatal, error, warn, info, debug, trace', default: 'info' },
+  { name: 'SENTRY_DSN', description: 'Sentry DSN for errors and cron check-ins; unset turns both off', secret: true },
+  { name: 'SENTRY_ENVIRONMENT', description: 'environment name reported to Sentry', default: 'the value of ETL_ENVIRONMENT' },
 ];
 
 const envSchema = z.object({

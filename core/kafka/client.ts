@@ -9,6 +9,7 @@
  */
 import {
   Kafka,
+  Partitioners,
   logLevel as KafkaLogLevel,
   type Admin,
   type Consumer,
@@ -93,6 +94,9 @@ export interface KafkaClient {
   consumer(options: { groupId: string; readCommitted?: boolean; sessionTimeoutMs?: number }): Promise<FluxionConsumer>;
 }
 
+/** Bytes of keys and values per produce call, well under the broker's 1 MB batch limit. */
+const MAX_BATCH_BYTES = 512 * 1024;
+
 const LEVEL_NAMES: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [KafkaLogLevel.ERROR]: 'error',
   [KafkaLogLevel.WARN]: 'warn',
@@ -153,6 +157,9 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
       () =>
       ({ level, log: entry }: LogEntry) => {
         const { message, ...rest } = entry;
+        // Our producers retry a bounded number of times on purpose: every send is inside a
+        // transaction that aborts when retries run out, so nothing partial is ever visible.
+        if (message.startsWith('Limiting retries for the idempotent producer')) return;
         log[LEVEL_NAMES[level] ?? 'info']({ kafkajs: rest }, message);
       },
   });
@@ -184,8 +191,22 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
   function sender(target: Producer | Transaction): RecordBatchSender {
     return {
       async send(topic, records) {
-        if (records.length === 0) return;
-        await target.send({ topic, acks: -1, messages: await placed(topic, records) });
+        // kafkajs puts one send() in one record batch, and the broker refuses a batch over
+        // message.max.bytes (1 MB by default): send a store's snapshot in slices.
+        const messages = await placed(topic, records);
+        let slice: typeof messages = [];
+        let bytes = 0;
+        for (const m of messages) {
+          const size = (m.value?.length ?? 0) + (typeof m.key === 'string' ? Buffer.byteLength(m.key) : (m.key?.length ?? 0));
+          if (slice.length > 0 && bytes + size > MAX_BATCH_BYTES) {
+            await target.send({ topic, acks: -1, messages: slice });
+            slice = [];
+            bytes = 0;
+          }
+          slice.push(m);
+          bytes += size;
+        }
+        if (slice.length > 0) await target.send({ topic, acks: -1, messages: slice });
       },
     };
   }
@@ -205,6 +226,9 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
       const producer = kafka.producer({
         idempotent: true,
         maxInFlightRequests: 1,
+        // We place every record ourselves (by ubicacion); naming the Java-compatible
+        // partitioner keeps any unplaced record consistent and silences kafkajs's warning.
+        createPartitioner: Partitioners.DefaultPartitioner,
         transactionalId: opts.transactionalId,
         transactionTimeout: opts.transactionTimeoutMs ?? 60_000,
         retry: { retries: options.retries ?? 8 },

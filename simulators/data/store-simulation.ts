@@ -4,6 +4,7 @@
  * truth tests compare Kafka and PostgreSQL against.
  */
 import { fromUnscaled } from '../../core/avro/logical-types.ts';
+import { fechaCaracas } from '../../core/time.ts';
 import { codigoBarras, generateCatalog, PROCURA, type Producto } from './catalog.ts';
 import { createRng, type Rng } from './prng.ts';
 
@@ -64,12 +65,7 @@ export interface StockRow {
   actualizadoEn: Date;
 }
 
-/** America/Caracas has no daylight saving: UTC-4 all year. */
-const CARACAS_OFFSET_MS = 4 * 3_600_000;
-
-export function fechaCaracas(instant: Date): string {
-  return new Date(instant.getTime() - CARACAS_OFFSET_MS).toISOString().slice(0, 10);
-}
+export { fechaCaracas };
 
 const key = (deposito: string, productoId: string) => `${deposito}\u0000${productoId}`;
 

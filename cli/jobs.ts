@@ -1,0 +1,33 @@
+/**
+ * The scheduled jobs as code: the same functions the one-shot commands run, so a run
+ * started by `fluxion schedule`, by an external cron or by a person behaves the same.
+ */
+import type { Ubicacion } from '../core/config/ubicaciones.ts';
+import { ayerCaracas, fechaCaracas } from '../core/time.ts';
+import { extractInventario, extractVentas, type StoreOutcome } from '../extractors/extract-run.ts';
+import type { ScheduledJobName } from '../ops/schedule-config.ts';
+import type { JobOutcome, RunJob } from '../ops/scheduler.ts';
+import type { CommandContext } from './context.ts';
+import { summaryTable } from './extract.ts';
+
+function outcome(outcomes: StoreOutcome[]): JobOutcome {
+  const lines = summaryTable(outcomes);
+  return { ok: outcomes.every((o) => o.status === 'OK'), summary: lines[lines.length - 1]! };
+}
+
+export function createJobRunner(c: CommandContext): RunJob {
+  const active = (pos?: Ubicacion['pos']) => c.ubicaciones().filter((u) => u.activa && (!pos || u.pos === pos));
+  return async (job: ScheduledJobName, signal: AbortSignal): Promise<JobOutcome> => {
+    const now = new Date();
+    switch (job) {
+      case 'inventario':
+        return outcome(await extractInventario(active(), c.extractionDeps(), { signal }));
+      case 'ventas':
+        return outcome(await extractVentas(active('klk'), fechaCaracas(now), 'VENTAS', c.extractionDeps(), { signal }));
+      case 'ventas-recovery':
+        return outcome(await extractVentas(active('klk'), ayerCaracas(now), 'VENTAS_RECOVERY', c.extractionDeps(), { signal }));
+      default:
+        return { ok: false, summary: `job ${job} has no implementation in this build` };
+    }
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * The commands as an operator runs them: `fluxion simulate klk` serving the store list's
+ * local addresses, `fluxion extract ...` reading it, with real exit codes and output.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../core/paths.ts';
+import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
+import { runCli } from '../helpers/services.ts';
+
+const keys = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`KLK_API_KEY_TIENDA_${String(i + 1).padStart(2, '0')}`, `demo-key-${i + 1}`]));
+let simulator: ChildProcess;
+let pipeline: TestPipeline;
+
+beforeAll(async () => {
+  pipeline = await createTestPipeline();
+  simulator = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'fluxion.ts'), 'simulate', 'klk', '--products', '1200'], {
+    env: { ...process.env, ...keys, LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the KLK simulator did not start in 30 s')), 30_000);
+    simulator.stdout!.on('data', (d: Buffer) => {
+      if (d.toString().includes('KLK simulator:')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    simulator.on('exit', (code) => reject(new Error(`the KLK simulator exited with ${code}`)));
+  });
+});
+
+afterAll(async () => {
+  simulator?.kill('SIGTERM');
+  await pipeline?.cleanup();
+});
+
+describe('fluxion extract (CLI)', () => {
+  it('extracts the named stores, prints one line per store and exits 0', async () => {
+    const r = await runCli(['extract', 'inventario', '--tienda', 'tienda_01', '--tienda', 'tienda_02'], { ...keys, FLUXION_TOPIC_PREFIX: pipeline.prefix });
+    expect(r.stderr, r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^tienda_01\s+KLK\s+1200\s+[\d.]+ s\s+OK$/m);
+    expect(r.stdout).toMatch(/^tienda_02\s+KLK\s+1200\s+[\d.]+ s\s+OK$/m);
+    expect(r.stdout).toContain('2 of 2 stores OK');
+    const chunks = await pipeline.read<{ ubicacion_id: string }>('pos.inventario.snapshots');
+    expect(new Set(chunks.map((c) => c.decoded.ubicacion_id))).toEqual(new Set(['tienda_01', 'tienda_02']));
+  });
+
+  it('exits 1 when a store fails, naming it, and never prints the key', async () => {
+    const r = await runCli(['extract', 'ventas', '--tienda', 'tienda_03', '--tienda', 'tienda_04'], { ...keys, KLK_API_KEY_TIENDA_04: 'wrong-secret-key', FLUXION_TOPIC_PREFIX: pipeline.prefix });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^tienda_03\s+KLK\s+\d+\s+[\d.]+ s\s+OK$/m);
+    expect(r.stdout).toMatch(/^tienda_04\s+KLK\s+0\s+[\d.]+ s\s+FAILED POS_AUTH: tienda_04: KLK refused the API key \(HTTP 401\)/m);
+    expect(r.stdout).toContain('1 of 2 stores OK, 1 FAILED');
+    expect(r.stdout + r.stderr).not.toContain('wrong-secret-key');
+  });
+
+  it('exits 2 for bad usage: unknown store, no selection, a Stellar store asked for ventas, a bad date', async () => {
+    const env = { ...keys, FLUXION_TOPIC_PREFIX: pipeline.prefix };
+    const unknown = await runCli(['extract', 'inventario', '--tienda', 'tienda_99'], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown ubicacion "tienda_99"');
+    const none = await runCli(['extract', 'inventario'], env);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('say which stores: --todas or --tienda ID');
+    const stellar = await runCli(['extract', 'ventas', '--tienda', 'cedi_frio'], env);
+    expect(stellar.code).toBe(2);
+    expect(stellar.stderr).toContain('cedi_frio: Stellar has no sales API');
+    const date = await runCli(['extract', 'ventas', '--todas', '--fecha', '2026-02-30'], env);
+    expect(date.code).toBe(2);
+    expect(date.stderr).toContain('--fecha must be a real date as YYYY-MM-DD, got "2026-02-30"');
+  });
+});
