@@ -3,7 +3,7 @@
  * a PosDataError naming the store, the place in the answer, the product, the field and the
  * value, and nothing of the row is published.
  */
-import { decimalProblem, fromUnscaled, toUnscaled } from '../core/avro/logical-types.ts';
+import { decimalProblem, normalizeDecimal } from '../core/avro/logical-types.ts';
 import { PosDataError } from '../core/errors.ts';
 
 export interface RowPlace {
@@ -43,7 +43,7 @@ export function decimalValue(at: RowPlace, field: string, v: unknown, scale: num
   if (v === null || v === undefined) return nullable ? null : fail(at, field, v, 'is missing');
   const problem = decimalProblem(v, 18, scale);
   if (problem) return fail(at, field, v, `is not an exact decimal(18,${scale}): ${problem}`);
-  return fromUnscaled(toUnscaled(v as string, 18, scale), scale);
+  return normalizeDecimal(v as string, 18, scale);
 }
 
 export function booleanValue(at: RowPlace, field: string, v: unknown): boolean {

@@ -35,8 +35,9 @@ const stellarSchema = z
     database: z.string().min(1).default('VAD10'),
     user_env: envVarName,
     password_env: envVarName,
-    // Production reaches SQL Server over the VPN with TLS verified against the CA.
-    encrypt: z.boolean().default(true),
+    // Production reaches SQL Server over the VPN with TLS verified against the CA; the
+    // local simulator speaks no TLS (and tedious refuses plaintext when encrypt is true).
+    encrypt: byEnvironment(z.boolean()).default({ local: false, production: true }),
     connect_timeout_ms: z.number().int().positive().default(15_000),
     request_timeout_ms: z.number().int().positive().default(300_000),
   })
@@ -155,7 +156,7 @@ export function resolveUbicacion(u: UbicacionConfig, environment: EtlEnvironment
         database: stellar.database,
         userEnv: stellar.user_env,
         passwordEnv: stellar.password_env,
-        encrypt: stellar.encrypt,
+        encrypt: stellar.encrypt[environment],
         connectTimeoutMs: stellar.connect_timeout_ms,
         requestTimeoutMs: stellar.request_timeout_ms,
       },

@@ -21,6 +21,15 @@ describe('decimal logical type', () => {
     expect(roundTrip('1.2500')).toBe('1.250'); // a trailing zero beyond the scale loses nothing
   });
 
+  it('encodes byte boundaries and the 15/16-digit switch to BigInt identically', () => {
+    const big = record([{ name: 'q', type: decimal(30, 0) }]);
+    const viaBig = (q: string) => (big.fromBuffer(big.toBuffer({ q })) as { q: string }).q;
+    for (const q of ['127', '128', '-128', '-129', '255', '256', '-32768', '-32769', '8388607', '-8388608', '999999999999999', '1000000000000000', '-9007199254740991', '9007199254740993', '-140737488355328', '140737488355328']) {
+      expect(viaBig(q)).toBe(q);
+    }
+    expect(roundTrip('-0.000')).toBe('0.000');
+  });
+
   it('refuses what it cannot hold exactly, naming the problem', () => {
     expect(t.isValid({ q: '1.0001' })).toBe(false);
     expect(t.isValid({ q: '999999999999999.999' })).toBe(true);
