@@ -2,6 +2,9 @@
 # Node 24 runs the TypeScript sources directly (type stripping): no build step.
 FROM node:24-slim
 ENV NODE_ENV=production
+# A smaller young generation: V8 sizes it from the machine's memory, and on a 24 GB host
+# it let an extractor's RSS reach ~480 MB for ~100 MB of live heap (bench/extract).
+ENV NODE_OPTIONS=--max-semi-space-size=8
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund

@@ -37,7 +37,8 @@ for (const id of ['CEDI_FRIO', 'CEDI_SECO', 'CEDI_VERDE', 'TIENDA_13']) {
   secrets[`STELLAR_PASSWORD_${id}`] = `bench-pass-${id}`;
 }
 const prefix = `bench${Date.now().toString(36)}.`;
-const env = { ...process.env, ...servicesEnv, ...secrets, FLUXION_TOPIC_PREFIX: prefix, LOG_LEVEL: 'warn', ETL_ENVIRONMENT: 'local' };
+// NODE_OPTIONS as the production image sets it (Dockerfile).
+const env = { ...process.env, ...servicesEnv, ...secrets, FLUXION_TOPIC_PREFIX: prefix, LOG_LEVEL: 'warn', ETL_ENVIRONMENT: 'local', NODE_OPTIONS: '--max-semi-space-size=8' };
 const fluxion = join(PROJECT_ROOT, 'bin', 'fluxion.ts');
 
 function cpuSeconds(pid: number): number {

@@ -6,10 +6,7 @@
 import type { Command } from 'commander';
 import { readSecret, type Ubicacion } from '../core/config/ubicaciones.ts';
 import { ConfigError, UsageError } from '../core/errors.ts';
-import { StoreSimulation } from '../simulators/data/store-simulation.ts';
-import { FaultControl } from '../simulators/faults.ts';
-import { startKlkSimulator } from '../simulators/klk/server.ts';
-import { startStellarSimulator } from '../simulators/stellar/server.ts';
+import type { StoreSimulation } from '../simulators/data/store-simulation.ts';
 import type { ProgramIo } from './program-io.ts';
 
 interface SimulateOptions {
@@ -32,7 +29,16 @@ function numberOption(value: string | undefined, flag: string, fallback: number)
   return n;
 }
 
-function simulations(stores: Ubicacion[], opts: SimulateOptions, defaultProducts: number): StoreSimulation[] {
+// The simulators are loaded only by these commands: the other commands never pay for them.
+const loadSimulators = async () => ({
+  ...(await import('../simulators/data/store-simulation.ts')),
+  ...(await import('../simulators/faults.ts')),
+  ...(await import('../simulators/klk/server.ts')),
+  ...(await import('../simulators/stellar/server.ts')),
+});
+
+async function simulations(stores: Ubicacion[], opts: SimulateOptions, defaultProducts: number): Promise<StoreSimulation[]> {
+  const { StoreSimulation } = await loadSimulators();
   const products = numberOption(opts.products, '--products', defaultProducts);
   const changeShare = numberOption(opts.changeShare, '--change-share', 0.05);
   return stores.map((u) => new StoreSimulation({ ubicacionId: u.id, pos: u.pos, depositos: u.depositos, products, seed: `${opts.seed}:${u.id}`, changeShare }));
@@ -65,7 +71,8 @@ export function registerSimulateCommands(program: Command, io: ProgramIo): void 
     const ports = new Set(urls.map((u) => u.port));
     if (ports.size !== 1) throw new ConfigError([`the KLK stores' local base_url must share one port to be simulated together (found ${[...ports].join(', ')})`]);
     const apiKeys = Object.fromEntries(stores.map((u) => [u.id, readSecret(process.env, u.pos === 'klk' ? u.klk.apiKeyEnv : '', `KLK API key of ${u.id}`)]));
-    const sims = simulations(stores, opts, 15_000);
+    const sims = await simulations(stores, opts, 15_000);
+    const { startKlkSimulator, FaultControl } = await loadSimulators();
     const server = await startKlkSimulator({ stores: sims, apiKeys, faults: new FaultControl(), port: Number([...ports][0]), logger: c.logger });
     io.out(`KLK simulator: ${stores.length} stores at ${server.url}/<ubicacion_id>/api/v1 (control: ${server.url}/_control/...)`);
     const stopTicks = ticker(sims, opts, io.out);
@@ -78,7 +85,8 @@ export function registerSimulateCommands(program: Command, io: ProgramIo): void 
     const c = io.context();
     if (c.config.environment !== 'local') throw new ConfigError(['ETL_ENVIRONMENT must be local to simulate: the simulator serves the local addresses']);
     const stores = c.ubicaciones().filter((u) => u.activa && u.pos === 'stellar');
-    const sims = simulations(stores, opts, 40_000);
+    const sims = await simulations(stores, opts, 40_000);
+    const { startStellarSimulator, FaultControl } = await loadSimulators();
     const faults = new FaultControl();
     const servers = [];
     for (const [i, u] of stores.entries()) {

@@ -15,7 +15,6 @@ import { DEFAULT_RETRY, type RetryPolicy } from '../core/retry.ts';
 import { topicName } from '../core/topics.ts';
 import { createKlkApi } from './klk-api.ts';
 import { createSnapshotEncoding, SnapshotChunks } from './snapshot-chunks.ts';
-import { stellarInventario } from './stellar-inventario.ts';
 import type { InventoryRow } from './inventory-row.ts';
 import type { VentaLinea } from './venta-line.ts';
 
@@ -140,7 +139,11 @@ async function runStores(stores: Ubicacion[], job: EtlJob, deps: ExtractionDeps,
         await tx.send(etlTopic, [etl]);
       });
       outcome.durationMs = now().getTime() - started.getTime();
-      storeLog.info({ rows: outcome.rows, ms: outcome.durationMs, snapshot_id: outcome.snapshotId, fecha: outcome.fecha }, 'store extracted');
+      const mem = process.memoryUsage();
+      storeLog.info(
+        { rows: outcome.rows, ms: outcome.durationMs, snapshot_id: outcome.snapshotId, fecha: outcome.fecha, rss_mb: Math.round(mem.rss / 2 ** 20), heap_mb: Math.round(mem.heapUsed / 2 ** 20), external_mb: Math.round(mem.external / 2 ** 20) },
+        'store extracted',
+      );
       return outcome;
     } catch (err) {
       const outcome: StoreOutcome = {
@@ -182,6 +185,12 @@ export async function extractInventario(stores: Ubicacion[], deps: ExtractionDep
   });
 }
 
+/** mssql is loaded only when a Stellar store is read (about 45 MB a KLK-only run never needs). */
+async function* stellarRows(...args: Parameters<typeof import('./stellar-inventario.ts').stellarInventario>): AsyncGenerator<InventoryRow> {
+  const { stellarInventario } = await import('./stellar-inventario.ts');
+  yield* stellarInventario(...args);
+}
+
 function readInventario(u: Ubicacion, deposito: string, deps: ExtractionDeps, opts: ExtractionOptions, signal: AbortSignal): AsyncIterable<InventoryRow> {
   if (u.pos === 'klk') {
     return createKlkApi({
@@ -196,7 +205,7 @@ function readInventario(u: Ubicacion, deposito: string, deps: ExtractionDeps, op
       logger: deps.logger,
     }).inventario(deposito);
   }
-  return stellarInventario(
+  return stellarRows(
     {
       ubicacionId: u.id,
       host: u.stellar.host,

@@ -10,7 +10,12 @@
  *   SENTRY_DSN          the project's DSN; unset = check-ins off. Holds a key: never logged whole.
  *   SENTRY_ENVIRONMENT  the environment shown in Sentry (default: ETL_ENVIRONMENT, else "local").
  */
-import * as Sentry from '@sentry/node';
+import type * as SentryModule from '@sentry/node';
+
+type Sentry = typeof SentryModule;
+// Loaded only when a DSN is set: the SDK adds about 55 MB to a process that never uses it.
+let sentryModule: Promise<Sentry> | undefined;
+const loadSentry = (): Promise<Sentry> => (sentryModule ??= import('@sentry/node'));
 import { ConfigError, errorMessage } from '../core/errors.ts';
 import { ENV_VARS, type EnvVarSpec } from '../core/config/environment.ts';
 import type { Logger } from '../core/logger.ts';
@@ -89,7 +94,7 @@ function validateDsn(dsn: string): void {
  * OpenTelemetry (no tracing here). If some other module initialised Sentry first, its
  * client is reused.
  */
-function ensureSentryClient(dsn: string, environment: string | undefined, logger: Logger): void {
+function ensureSentryClient(Sentry: Sentry, dsn: string, environment: string | undefined, logger: Logger): void {
   const existing = Sentry.getClient();
   if (existing) {
     const existingDsn = existing.getOptions().dsn;
@@ -134,10 +139,13 @@ export function createCheckins(options: CheckinsOptions): Checkins {
   }
 
   validateDsn(dsn);
-  ensureSentryClient(dsn, options.environment, logger);
+  const ready = loadSentry().then((Sentry) => {
+    ensureSentryClient(Sentry, dsn, options.environment, logger);
+    return Sentry;
+  });
   logger.info({ sentry: describeDsn(dsn), environment: options.environment }, 'Sentry cron check-ins on');
 
-  function send(monitor: MonitorConfig, checkIn: Parameters<typeof Sentry.captureCheckIn>[0], config?: Parameters<typeof Sentry.captureCheckIn>[1]): string | undefined {
+  function send(Sentry: Sentry, monitor: MonitorConfig, checkIn: Parameters<Sentry['captureCheckIn']>[0], config?: Parameters<Sentry['captureCheckIn']>[1]): string | undefined {
     try {
       return Sentry.captureCheckIn(checkIn, config);
     } catch (err) {
@@ -150,8 +158,10 @@ export function createCheckins(options: CheckinsOptions): Checkins {
     enabled: true,
 
     async start(monitor) {
+      const Sentry = await ready;
       const startedAt = performance.now();
       const checkInId = send(
+        Sentry,
         monitor,
         { monitorSlug: monitor.slug, status: 'in_progress' },
         {
@@ -171,7 +181,7 @@ export function createCheckins(options: CheckinsOptions): Checkins {
         finished = true;
         if (checkInId === undefined) return;
         const duration = (performance.now() - startedAt) / 1000;
-        send(monitor, { monitorSlug: monitor.slug, status, checkInId, duration });
+        send(Sentry, monitor, { monitorSlug: monitor.slug, status, checkInId, duration });
         logger.debug({ monitor: monitor.slug, checkInId, status, durationS: duration, ...(err === undefined ? {} : { reason: errorMessage(err) }) }, `check-in ${status}`);
       };
       return {
@@ -182,6 +192,7 @@ export function createCheckins(options: CheckinsOptions): Checkins {
     },
 
     async flush(timeoutMs = DEFAULT_FLUSH_TIMEOUT_MS) {
+      const Sentry = await ready;
       const done = await Sentry.flush(timeoutMs);
       if (!done) logger.warn({ timeoutMs }, 'Sentry flush timed out: some check-ins may not have been sent');
       return done;
