@@ -67,6 +67,16 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('gives the scheduler the credentials of every active store of the store list', () => {
+    const env = services['fluxion-scheduler']?.environment ?? {};
+    expect(services['fluxion-scheduler']?.command).toEqual(['schedule']);
+    for (const u of loadUbicacionesFile(projectPath('config/ubicaciones.yaml')).filter((x) => x.activa)) {
+      for (const name of [u.klk?.api_key_env, u.stellar?.user_env, u.stellar?.password_env].filter((x): x is string => !!x)) {
+        expect(env[name], `${u.id}: ${name}`).toMatch(new RegExp(`^\\$\\{${name}:\\?`));
+      }
+    }
+  });
+
   it('points Fluxion at the services on the ports they listen on', () => {
     for (const [name, s] of fluxion) {
       const env = s.environment ?? {};
@@ -90,7 +100,7 @@ describe('docker-compose.yml', () => {
   it('holds no secret: passwords come from the environment of docker compose', () => {
     for (const [name, s] of Object.entries(services)) {
       for (const [key, value] of Object.entries(s.environment ?? {})) {
-        if (/PASSWORD|API_KEY|SECRET|TOKEN/.test(key)) expect(value, `${name}.${key}`).toMatch(/^\$\{[A-Z_]+:\?/);
+        if (/PASSWORD|API_KEY|SECRET|TOKEN/.test(key)) expect(value, `${name}.${key}`).toMatch(/^\$\{[A-Z][A-Z0-9_]*:\?/);
         if (key === 'DATABASE_URL') expect(value).toMatch(/:\$\{POSTGRES_PASSWORD:\?[^}]*\}@/);
       }
     }
