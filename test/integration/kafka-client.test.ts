@@ -105,8 +105,14 @@ describe('kafkajs 2.2.4 with Kafka 4.x', () => {
       await tx.sendOffsets(group, topic, [{ partition: p, offset: before.high }]);
     });
     await producer.disconnect();
-    const committed = await admin.groupOffsets(group, topic);
-    expect(committed.find((o) => o.partition === p)?.offset).toBe(before.high);
+    // The coordinator applies transactional offset commits when the commit marker reaches
+    // __consumer_offsets, shortly after commit() returns: wait for it (bounded).
+    let offset: string | undefined;
+    for (let i = 0; i < 50 && offset !== before.high; i++) {
+      offset = (await admin.groupOffsets(group, topic)).find((o) => o.partition === p)?.offset;
+      if (offset !== before.high) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(offset).toBe(before.high);
   });
 
   it('says which brokers did not answer', async () => {
