@@ -7,9 +7,11 @@ import type { Command } from 'commander';
 import { readSecret, type Ubicacion } from '../core/config/ubicaciones.ts';
 import { ConfigError, UsageError } from '../core/errors.ts';
 import type { StoreSimulation } from '../simulators/data/store-simulation.ts';
+import type { StoreFaults } from '../simulators/faults.ts';
 import type { ProgramIo } from './program-io.ts';
 
 interface SimulateOptions {
+  fault?: string[];
   products?: string;
   seed: string;
   tickSeconds?: string;
@@ -19,6 +21,20 @@ interface SimulateOptions {
 function until(signals: NodeJS.Signals[]): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     for (const s of signals) process.once(s, () => resolve(s));
+  });
+}
+
+/** `--fault tienda_01='{"latencyMs":500}'`: a store's faults from the command line. */
+function parseFaults(specs: string[] | undefined, known: string[]): Array<[string, StoreFaults]> {
+  return (specs ?? []).map((spec) => {
+    const eq = spec.indexOf('=');
+    const id = spec.slice(0, eq);
+    if (eq < 1 || !known.includes(id)) throw new UsageError(`--fault must be <ubicacion_id>=<json> for one of ${known.join(', ')}, got "${spec}"`);
+    try {
+      return [id, JSON.parse(spec.slice(eq + 1)) as StoreFaults];
+    } catch (cause) {
+      throw new UsageError(`--fault ${id}: not JSON: ${(cause as Error).message}`);
+    }
   });
 }
 
@@ -61,7 +77,8 @@ export function registerSimulateCommands(program: Command, io: ProgramIo): void 
       .option('--products <n>', `products per store (default ${products})`)
       .option('--seed <seed>', 'data seed: the same seed gives the same data', 'fluxion')
       .option('--change-share <share>', 'share of rows that change per 30 simulated minutes', '0.05')
-      .option('--tick-seconds <n>', 'advance 30 simulated minutes every N real seconds');
+      .option('--tick-seconds <n>', 'advance 30 simulated minutes every N real seconds')
+      .option('--fault <id=json>', 'faults of one store, e.g. tienda_01=\'{"latencyMs":500}\' (repeatable)', (v: string, prev: string[] = []) => [...prev, v]);
 
   common(simulate.command('klk').description('the KLK HTTP API, one base path per store'), 15_000).action(async (opts: SimulateOptions) => {
     const c = io.context();
@@ -73,7 +90,9 @@ export function registerSimulateCommands(program: Command, io: ProgramIo): void 
     const apiKeys = Object.fromEntries(stores.map((u) => [u.id, readSecret(process.env, u.pos === 'klk' ? u.klk.apiKeyEnv : '', `KLK API key of ${u.id}`)]));
     const sims = await simulations(stores, opts, 15_000);
     const { startKlkSimulator, FaultControl } = await loadSimulators();
-    const server = await startKlkSimulator({ stores: sims, apiKeys, faults: new FaultControl(), port: Number([...ports][0]), logger: c.logger });
+    const faults = new FaultControl();
+    for (const [id, f] of parseFaults(opts.fault, stores.map((u) => u.id))) faults.set(id, f);
+    const server = await startKlkSimulator({ stores: sims, apiKeys, faults, port: Number([...ports][0]), logger: c.logger });
     io.out(`KLK simulator: ${stores.length} stores at ${server.url}/<ubicacion_id>/api/v1 (control: ${server.url}/_control/...)`);
     const stopTicks = ticker(sims, opts, io.out);
     io.out(`stopped by ${await until(['SIGINT', 'SIGTERM'])}`);
@@ -88,6 +107,7 @@ export function registerSimulateCommands(program: Command, io: ProgramIo): void 
     const sims = await simulations(stores, opts, 40_000);
     const { startStellarSimulator, FaultControl } = await loadSimulators();
     const faults = new FaultControl();
+    for (const [id, f] of parseFaults(opts.fault, stores.map((u) => u.id))) faults.set(id, f);
     const servers = [];
     for (const [i, u] of stores.entries()) {
       if (u.pos !== 'stellar') continue;

@@ -160,7 +160,11 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
         // Our producers retry a bounded number of times on purpose: every send is inside a
         // transaction that aborts when retries run out, so nothing partial is ever visible.
         if (message.startsWith('Limiting retries for the idempotent producer')) return;
-        log[LEVEL_NAMES[level] ?? 'info']({ kafkajs: rest }, message);
+        // kafkajs logs every failed protocol response at ERROR, then retries it (a coordinator
+        // still loading after a broker restart, a leader moving). If the retries run out the
+        // call throws and the caller reports it; until then it is a warning, not a page.
+        const name = level === KafkaLogLevel.ERROR && message.startsWith('Response ') ? 'warn' : (LEVEL_NAMES[level] ?? 'info');
+        log[name]({ kafkajs: rest }, message);
       },
   });
 
