@@ -169,13 +169,14 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
   });
 
   const partitionCounts = new Map<string, number>();
-  let metadataAdmin: Admin | undefined;
   async function partitionsOf(topic: string): Promise<number> {
     const known = partitionCounts.get(topic);
     if (known !== undefined) return known;
-    metadataAdmin ??= kafka.admin();
+    // A short-lived admin: kafkajs producers do not expose their metadata. Partition counts
+    // never change under us (topics ensure refuses to), so each topic is asked once.
+    const metadataAdmin = kafka.admin();
     await metadataAdmin.connect();
-    const meta = await metadataAdmin.fetchTopicMetadata({ topics: [topic] });
+    const meta = await metadataAdmin.fetchTopicMetadata({ topics: [topic] }).finally(() => metadataAdmin.disconnect());
     const count = meta.topics[0]?.partitions.length ?? 0;
     if (count < 1) throw new TopicLayoutError(`topic ${topic} has no partitions: run \`fluxion topics ensure\``, { context: { topic } });
     partitionCounts.set(topic, count);
@@ -263,7 +264,6 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
         },
         async disconnect() {
           await producer.disconnect();
-          await metadataAdmin?.disconnect();
         },
       };
     },
