@@ -191,19 +191,24 @@ async function* stellarRows(...args: Parameters<typeof import('./stellar-inventa
   yield* stellarInventario(...args);
 }
 
+/** The KLK client of one store, with its key read from the environment. */
+function klkApiFor(u: Ubicacion & { pos: 'klk' }, deps: ExtractionDeps, opts: ExtractionOptions, signal: AbortSignal) {
+  return createKlkApi({
+    ubicacionId: u.id,
+    baseUrl: u.klk.baseUrl,
+    apiKey: readSecret(deps.env, u.klk.apiKeyEnv, `KLK API key of ${u.id}`),
+    apiKeyEnv: u.klk.apiKeyEnv,
+    pageSize: u.klk.pageSize,
+    requestTimeoutMs: opts.requestTimeoutMs ?? u.klk.timeoutMs,
+    retry: opts.retry ?? DEFAULT_RETRY,
+    signal,
+    logger: deps.logger,
+  });
+}
+
 function readInventario(u: Ubicacion, deposito: string, deps: ExtractionDeps, opts: ExtractionOptions, signal: AbortSignal): AsyncIterable<InventoryRow> {
   if (u.pos === 'klk') {
-    return createKlkApi({
-      ubicacionId: u.id,
-      baseUrl: u.klk.baseUrl,
-      apiKey: readSecret(deps.env, u.klk.apiKeyEnv, `KLK API key of ${u.id}`),
-      apiKeyEnv: u.klk.apiKeyEnv,
-      pageSize: u.klk.pageSize,
-      requestTimeoutMs: opts.requestTimeoutMs ?? u.klk.timeoutMs,
-      retry: opts.retry ?? DEFAULT_RETRY,
-      signal,
-      logger: deps.logger,
-    }).inventario(deposito);
+    return klkApiFor(u, deps, opts, signal).inventario(deposito);
   }
   return stellarRows(
     {
@@ -231,17 +236,7 @@ export async function extractVentas(stores: Ubicacion[], fecha: string, job: 'VE
   const id = await deps.registry.lookupId(subjectFor(topic), schemaOf(loadSubjectSchemas(), 'pos.ventas.raw').schema);
   return runStores(stores, job, deps, opts, async (u, signal, runId) => {
     if (u.pos !== 'klk') throw new FluxionError(`${u.id} is on Stellar, which has no sales API`, { code: 'NOT_SUPPORTED' });
-    const api = createKlkApi({
-      ubicacionId: u.id,
-      baseUrl: u.klk.baseUrl,
-      apiKey: readSecret(deps.env, u.klk.apiKeyEnv, `KLK API key of ${u.id}`),
-      apiKeyEnv: u.klk.apiKeyEnv,
-      pageSize: u.klk.pageSize,
-      requestTimeoutMs: opts.requestTimeoutMs ?? u.klk.timeoutMs,
-      retry: opts.retry ?? DEFAULT_RETRY,
-      signal,
-      logger: deps.logger,
-    });
+    const api = klkApiFor(u, deps, opts, signal);
     const extractedAt = now();
     const lines = new Map<string, VentaLinea>();
     for await (const line of api.ventas(fecha)) lines.set(`${line.numero_factura}\u0000${line.linea}`, line);

@@ -3,26 +3,10 @@
  * map their fields into `PosInventoryItem`, and this turns it into an exact `InventoryRow`
  * or fails naming the store, the place, the field and the value.
  */
+import type { InventoryRow } from '../core/records.ts';
 import { booleanValue, codeValue, decimalValue, fail, instantValue, textValue, type RowPlace } from './pos-values.ts';
 
-export interface InventoryRow {
-  deposito: string;
-  producto_id: string;
-  codigo_barras: string | null;
-  descripcion: string;
-  departamento_codigo: string | null;
-  departamento_nombre: string | null;
-  grupo_codigo: string | null;
-  grupo_nombre: string | null;
-  subgrupo_codigo: string | null;
-  subgrupo_nombre: string | null;
-  unidad: string;
-  cantidad: string;
-  costo: string | null;
-  precio: string | null;
-  activo: boolean;
-  actualizado_en: Date | null;
-}
+export type { InventoryRow };
 
 /** A row as a source read it, before checking: values are whatever the POS sent. */
 export type PosInventoryItem = { [K in keyof InventoryRow]: unknown };

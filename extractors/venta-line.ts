@@ -1,20 +1,8 @@
 /** The boundary check of a KLK sales line (shared/contracts/klk-api.md, GET /api/v1/ventas). */
+import type { VentaLinea } from '../core/records.ts';
 import { booleanValue, codeValue, decimalValue, fail, instantValue, textValue, type RowPlace } from './pos-values.ts';
 
-export interface VentaLinea {
-  ubicacion_id: string;
-  fecha: string;
-  numero_factura: string;
-  linea: number;
-  fecha_hora: Date;
-  producto_id: string;
-  cantidad: string;
-  precio_unitario: string;
-  descuento: string;
-  total: string;
-  caja: string | null;
-  anulada: boolean;
-}
+export type { VentaLinea };
 
 export function toVentaLinea(item: Record<string, unknown>, fecha: string, where: RowPlace): VentaLinea {
   const numero = textValue(where, 'numero_factura', item.numero_factura, false)!;

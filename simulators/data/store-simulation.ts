@@ -4,6 +4,7 @@
  * truth tests compare Kafka and PostgreSQL against.
  */
 import { fromUnscaled } from '../../core/avro/logical-types.ts';
+import type { InventoryRow, VentaLinea } from '../../core/records.ts';
 import { fechaCaracas } from '../../core/time.ts';
 import { codigoBarras, generateCatalog, PROCURA, type Producto } from './catalog.ts';
 import { createRng, type Rng } from './prng.ts';
@@ -22,40 +23,11 @@ export interface StoreSimulationOptions {
   startAt?: Date;
 }
 
-/** A row as the extractor must publish it (InventoryRow without actualizado_en). */
-export interface InventarioTruthRow {
-  deposito: string;
-  producto_id: string;
-  codigo_barras: string | null;
-  descripcion: string;
-  departamento_codigo: string | null;
-  departamento_nombre: string | null;
-  grupo_codigo: string | null;
-  grupo_nombre: string | null;
-  subgrupo_codigo: string | null;
-  subgrupo_nombre: string | null;
-  unidad: string;
-  cantidad: string;
-  costo: string | null;
-  precio: string | null;
-  activo: boolean;
-  /** When the POS last changed the row (KLK reports it; the Stellar query does not). */
-  actualizado_en: Date | null;
-}
+/** A row as the extractor must publish it. */
+export type InventarioTruthRow = InventoryRow;
 
-export interface VentaTruthLine {
-  fecha: string;
-  numero_factura: string;
-  linea: number;
-  fecha_hora: Date;
-  producto_id: string;
-  cantidad: string;
-  precio_unitario: string;
-  descuento: string;
-  total: string;
-  caja: string;
-  anulada: boolean;
-}
+/** A sales line as the POS reports it (the store is the simulation's). */
+export type VentaTruthLine = Omit<VentaLinea, 'ubicacion_id' | 'caja'> & { caja: string };
 
 export interface StockRow {
   producto: Producto;
