@@ -1,0 +1,124 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../core/errors.ts';
+import type { InventoryRow } from '../../core/records.ts';
+import { applyChanges, diffSnapshot, quarantineReason, rowFingerprint, rowKey, SnapshotAssembler, type Snapshot, type SnapshotChunk, type StoreState } from '../../processors/snapshot-diff.ts';
+
+const row = (producto_id: string, cantidad: string, extra: Partial<InventoryRow> = {}): InventoryRow => ({
+  deposito: '01', producto_id, codigo_barras: null, descripcion: `P ${producto_id}`, departamento_codigo: null, departamento_nombre: null,
+  grupo_codigo: null, grupo_nombre: null, subgrupo_codigo: null, subgrupo_nombre: null, unidad: 'UND', cantidad, costo: '1.0000', precio: '2.0000',
+  activo: true, actualizado_en: null, ...extra,
+});
+
+const snap = (id: string, rows: InventoryRow[], at = '2026-11-27T14:00:00Z'): Snapshot => ({ snapshot_id: id, ubicacion_id: 'tienda_01', source: 'KLK', taken_at: new Date(at), rows });
+
+function chunksOf(s: Snapshot, size: number): SnapshotChunk[] {
+  const count = Math.max(1, Math.ceil(s.rows.length / size));
+  return Array.from({ length: count }, (_, i) => ({ ...s, chunk_index: i, chunk_count: count, row_count: s.rows.length, rows: s.rows.slice(i * size, (i + 1) * size) }));
+}
+
+const stateOf = (s: Snapshot): StoreState => applyChanges(new Map(), diffSnapshot(new Map(), s).changes);
+
+describe('diffSnapshot', () => {
+  it('emits c for new, u with before/after for changed, d for vanished, nothing for unchanged', () => {
+    const state = stateOf(snap('s1', [row('A', '1.000'), row('B', '2.000'), row('C', '3.000')]));
+    const { changes } = diffSnapshot(state, snap('s2', [row('A', '1.000'), row('B', '5.000'), row('D', '4.000')], '2026-11-27T14:30:00Z'));
+    expect(changes.map((c) => `${c.op}:${c.producto_id}`)).toEqual(['u:B', 'd:C', 'c:D']);
+    const u = changes[0]!;
+    expect(u.before?.cantidad).toBe('2.000');
+    expect(u.after?.cantidad).toBe('5.000');
+    expect(u).toMatchObject({ snapshot_id: 's2', ubicacion_id: 'tienda_01', source: 'KLK', taken_at: new Date('2026-11-27T14:30:00Z') });
+    expect(changes[1]).toMatchObject({ op: 'd', after: null, before: { producto_id: 'C' } });
+  });
+
+  it('ignores a new actualizado_en alone, but not a new description or price', () => {
+    expect(rowFingerprint(row('A', '1.000', { actualizado_en: new Date() }))).toBe(rowFingerprint(row('A', '1.000')));
+    expect(rowFingerprint(row('A', '1.000', { descripcion: 'PIÑA' }))).not.toBe(rowFingerprint(row('A', '1.000')));
+    expect(rowFingerprint(row('A', '1.000', { precio: '2.0100' }))).not.toBe(rowFingerprint(row('A', '1.000')));
+  });
+
+  it('folding the emitted changes over the state yields exactly the last snapshot (property)', () => {
+    const rowArb = fc.record({
+      producto_id: fc.constantFrom('000001', '000002', '000003', '000004', '000005', '000006', '000007', '000008'),
+      deposito: fc.constantFrom('01', '02'),
+      cantidad: fc.integer({ min: -5000, max: 500_000 }).map((n) => (n / 1000).toFixed(3)),
+      precio: fc.option(fc.constantFrom('1.0000', '2.5000'), { nil: null }),
+      descripcion: fc.constantFrom('PAN', 'PIÑA', 'CAFÉ'),
+    });
+    const snapshotArb = fc.uniqueArray(rowArb, { selector: (r) => rowKey(r.deposito, r.producto_id), maxLength: 16 });
+    fc.assert(
+      fc.property(fc.array(snapshotArb, { minLength: 1, maxLength: 8 }), (snapshots) => {
+        let state: StoreState = new Map();
+        snapshots.forEach((rows, i) => {
+          const s = snap(`s${i}`, rows.map((r) => row(r.producto_id, r.cantidad, { deposito: r.deposito, precio: r.precio, descripcion: r.descripcion })));
+          const { changes } = diffSnapshot(state, s);
+          state = applyChanges(state, changes);
+          const expected = new Map(s.rows.map((r) => [rowKey(r.deposito, r.producto_id), r]));
+          expect(new Map([...state].map(([k, e]) => [k, e.row]))).toEqual(expected);
+          // a snapshot equal to the state emits nothing
+          expect(diffSnapshot(state, { ...s, snapshot_id: 'again' }).changes).toEqual([]);
+        });
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('SnapshotAssembler', () => {
+  const s1 = snap('s1', Array.from({ length: 25 }, (_, i) => row(String(i).padStart(6, '0'), '1.000')));
+
+  it('completes a snapshot only when every chunk arrived, in any order', () => {
+    const a = new SnapshotAssembler();
+    const [c0, c1, c2] = chunksOf(s1, 10);
+    expect(a.accept(c2!)).toEqual([{ kind: 'pending' }]);
+    expect(a.accept(c0!)).toEqual([{ kind: 'pending' }]);
+    const [done] = a.accept(c1!);
+    expect(done).toMatchObject({ kind: 'complete', snapshot: { snapshot_id: 's1', rows: s1.rows } });
+    expect(a.pendingSnapshot()).toBeUndefined();
+  });
+
+  it('drops an incomplete snapshot superseded by a newer one, never applying it', () => {
+    const a = new SnapshotAssembler();
+    const s2 = snap('s2', s1.rows.slice(0, 5), '2026-11-27T14:30:00Z');
+    a.accept(chunksOf(s1, 10)[0]!);
+    const results = a.accept(chunksOf(s2, 10)[0]!);
+    expect(results[0]).toMatchObject({ kind: 'dropped', snapshot_id: 's1', reason: expect.stringContaining('incomplete (1 of 3 chunks) and superseded by s2') });
+    expect(results[1]).toMatchObject({ kind: 'complete', snapshot: { snapshot_id: 's2' } });
+  });
+
+  it('drops a snapshot whose rows disagree with row_count, and a late chunk of an older one', () => {
+    const a = new SnapshotAssembler();
+    const [only] = chunksOf(snap('s3', [row('A', '1.000')]), 10);
+    expect(a.accept({ ...only!, row_count: 2 })[0]).toMatchObject({ kind: 'dropped', reason: 'holds 1 rows but says row_count 2' });
+    a.accept(chunksOf(snap('s5', s1.rows, '2026-11-27T15:00:00Z'), 10)[0]!);
+    expect(a.accept(chunksOf(snap('s4', s1.rows, '2026-11-27T14:00:00Z'), 10)[1]!)[0]).toMatchObject({ kind: 'dropped', snapshot_id: 's4' });
+  });
+
+  it('refuses an impossible chunk (it goes to the DLQ)', () => {
+    const [c] = chunksOf(s1, 100);
+    expect(() => new SnapshotAssembler().accept({ ...c!, chunk_count: -1 })).toThrow(ValidationError);
+    expect(() => new SnapshotAssembler().accept({ ...c!, chunk_count: -1 })).toThrow('snapshot s1 of tienda_01: chunk_count -1 is not >= 1');
+    expect(() => new SnapshotAssembler().accept({ ...c!, chunk_index: 3, chunk_count: 2 })).toThrow('chunk_index 3 is outside 0..1');
+  });
+});
+
+describe('quarantineReason', () => {
+  const state = stateOf(snap('s1', Array.from({ length: 10 }, (_, i) => row(`P${i}`, i < 8 ? '5.000' : '0.000'))));
+
+  it('holds back an empty snapshot', () => {
+    expect(quarantineReason(state, snap('s2', []))).toBe('empty snapshot (the store had 10 products)');
+  });
+
+  it('holds back a snapshot where more than 30% of products with stock dropped to 0 or vanished', () => {
+    const rows = [...state.values()].map((e, i) => (i < 2 ? row(e.row.producto_id, '0.000') : e.row)).filter((_, i) => i !== 2);
+    // 2 zeroed + 1 vanished of 8 positive = 37.5%
+    expect(quarantineReason(state, snap('s2', rows))).toBe('2 of 8 products with stock dropped to 0 or below and 1 vanished (37.5% > 30%)');
+  });
+
+  it('applies a snapshot at or under the threshold, and the first snapshot of a store', () => {
+    const rows = [...state.values()].map((e, i) => (i < 2 ? row(e.row.producto_id, '0.000') : e.row)); // 2 of 8 = 25%
+    expect(quarantineReason(state, snap('s2', rows))).toBeNull();
+    expect(quarantineReason(new Map(), snap('s1', [row('A', '0.000')]))).toBeNull();
+    expect(quarantineReason(state, snap('s2', rows), { maxZeroedShare: 0.2 })).toMatch(/25\.0% > 20%/);
+  });
+});
