@@ -1,8 +1,7 @@
 # The schema registry for scripts/services (sourced). Apicurio Registry 2.4.2, built once
 # from Maven Central jars (registry/pom.xml) into the services cache, run on loopback; its
-# Confluent-compatible API lives under /apis/ccompat/v7. Storage is in memory: schemas are
-# registered again by `fluxion schemas register` after a restart (ids are content hashes'
-# sequence numbers, so producers must look ids up from the registry, never cache them on disk).
+# Confluent-compatible API lives under /apis/ccompat/v7. Storage is an H2 database in a file
+# under the services cache, so schema ids survive a restart as the records in Kafka need.
 REGISTRY_DIR="$STATE/registry"
 
 registry_url() { echo "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"; }
@@ -31,7 +30,11 @@ registry_up() {
   (
     cd "$REGISTRY_DIR"
     # A simple command after `&`, so $! is the JVM itself and `down` stops the right process.
+    mkdir -p "$REGISTRY_DIR/data"
+    # H2 in a file, not in memory: records kept in Kafka carry schema ids, which must still
+    # mean the same schemas after a restart.
     nohup java -Xmx192m -XX:+UseSerialGC -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
+      -Dquarkus.datasource.jdbc.url="jdbc:h2:file:$REGISTRY_DIR/data/registry;DB_CLOSE_ON_EXIT=FALSE" \
       -jar "$REGISTRY_DIR/build/target/quarkus-app/quarkus-run.jar" >"$REGISTRY_DIR/registry.log" 2>&1 &
     echo $! >"$pidfile"
   )
