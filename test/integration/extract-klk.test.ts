@@ -137,6 +137,17 @@ describe('fluxion extract inventario (KLK)', () => {
     expect([...(await snapshotsByStore()).keys()].sort()).toEqual(['tienda_01', 'tienda_03']);
   });
 
+  it('waits for a slow POS within the request timeout, and fails one slower than it after retries', async () => {
+    await fresh();
+    klk.faults.set('tienda_01', { latencyMs: 150 });
+    klk.faults.set('tienda_02', { latencyMs: 800 });
+    const outcomes = await extractInventario(stores, deps, { retry: { ...FAST_RETRY, retries: 1 }, requestTimeoutMs: 400 });
+    expect(byOutcome(outcomes, 'tienda_01').status).toBe('OK');
+    expect(byOutcome(outcomes, 'tienda_02')).toMatchObject({ status: 'FAILED', errorClass: 'POS_UNAVAILABLE' });
+    expect(byOutcome(outcomes, 'tienda_02').errorMessage).toMatch(/tienda_02: KLK GET \/api\/v1\/inventario\?.*page=1.* failed: no answer in 400 ms/);
+    expect([...(await snapshotsByStore()).keys()].sort()).toEqual(['tienda_01', 'tienda_03']);
+  });
+
   it('stops a stalled store at its deadline while the others finish', async () => {
     await fresh();
     klk.faults.set('tienda_01', { stallOnPage: 2 });
@@ -150,9 +161,13 @@ describe('fluxion extract inventario (KLK)', () => {
     await fresh();
     klk.faults.set('tienda_01', { emptyInventory: true });
     klk.faults.set('tienda_02', { massZerosShare: 0.5 });
+    klk.faults.set('tienda_03', { phantomZeros: ['000010', '000011'] });
     const outcomes = await extractInventario(stores, deps, { retry: FAST_RETRY });
     expect(outcomes.map((o) => o.status)).toEqual(['OK', 'OK', 'OK']);
     const snapshots = await snapshotsByStore();
+    const t3 = snapshots.get('tienda_03')!.flatMap((c) => c.rows);
+    expect(t3.filter((r) => r.cantidad === '0.000').map((r) => r.producto_id)).toEqual(expect.arrayContaining(['000010', '000011']));
+    expect(t3).toEqual(servedInventario(sims[2]!.klkInventario('01'), { phantomZeros: ['000010', '000011'] }));
     expect(snapshots.get('tienda_01')).toMatchObject([{ chunk_count: 1, row_count: 0, rows: [] }]);
     expect(snapshots.get('tienda_02')!.flatMap((c) => c.rows)).toEqual(servedInventario(sims[1]!.klkInventario('01'), { massZerosShare: 0.5 }));
   });
