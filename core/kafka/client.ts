@@ -39,6 +39,8 @@ export interface OutgoingRecord {
   key: string | Buffer | null;
   value: Buffer | null;
   headers?: Record<string, string | Buffer>;
+  /** Overrides placement (a DLQ record keeps the partition of its source record). */
+  partition?: number;
 }
 
 export interface TopicDescription {
@@ -67,11 +69,55 @@ export interface ConsumedRecord {
   timestamp: string;
 }
 
+/** The records one fetch returned for one partition, in offset order. */
+export interface ConsumedBatch {
+  topic: string;
+  partition: number;
+  /** The partition's high watermark (read_committed: its last stable offset) when fetched. */
+  highWatermark: string;
+  records: ConsumedRecord[];
+}
+
+/** What a batch handler may do with the consumer while it works on one batch. */
+export interface BatchControl {
+  /** Marks `offset` as processed: the next fetch of this partition starts after it. */
+  resolveOffset(offset: string): void;
+  /** Keeps the group membership alive during long work. */
+  heartbeat(): Promise<void>;
+  /** False once the consumer is stopping. */
+  isRunning(): boolean;
+  /** True once the partition was revoked or sought elsewhere: the rest of this batch must not be processed. */
+  isStale(): boolean;
+  /** Pauses fetching this partition; returns the function that resumes it. */
+  pause(): () => void;
+}
+
+/** Why a consumer stopped for good: the process should exit non-zero so a supervisor restarts it. */
+export interface ConsumerCrash {
+  error: Error;
+  groupId: string;
+  /** Whether kafkajs restarts the consumer by itself (never when created with `crashOnFailure`). */
+  willRestart: boolean;
+}
+
 export interface FluxionConsumer {
   subscribe(topics: string[], fromBeginning?: boolean): Promise<void>;
   /** Calls `handle` for each record, in order per partition; offsets are committed by the caller. */
   run(handle: (record: ConsumedRecord) => Promise<void>): Promise<void>;
+  /**
+   * Calls `handle` for each fetched batch (one partition each, one at a time). Nothing is
+   * resolved automatically: offsets the handler does not resolve are fetched again.
+   */
+  runBatches(handle: (batch: ConsumedBatch, control: BatchControl) => Promise<void>): Promise<void>;
+  /** Moves the fetch position of a partition (applied before its next fetch; marks its current batch stale). */
+  seek(topic: string, partition: number, offset: string): void;
+  /** Called with the partitions of each topic this member owns after every rebalance. */
+  onAssignment(listener: (assignment: Record<string, number[]>) => void): void;
+  /** Called when the consumer stops on an error it could not retry. */
+  onCrash(listener: (crash: ConsumerCrash) => void): void;
   commit(topic: string, partition: number, nextOffset: string): Promise<void>;
+  /** Stops fetching and leaves the group, keeping the connection. */
+  stop(): Promise<void>;
   disconnect(): Promise<void>;
 }
 
@@ -91,7 +137,39 @@ export interface FluxionAdmin {
 export interface KafkaClient {
   admin(): Promise<FluxionAdmin>;
   producer(options?: { transactionalId?: string; transactionTimeoutMs?: number }): Promise<FluxionProducer>;
-  consumer(options: { groupId: string; readCommitted?: boolean; sessionTimeoutMs?: number }): Promise<FluxionConsumer>;
+  consumer(options: ConsumerOptions): Promise<FluxionConsumer>;
+}
+
+export interface ConsumerOptions {
+  groupId: string;
+  readCommitted?: boolean;
+  sessionTimeoutMs?: number;
+  /** Default: a third of the session timeout. */
+  heartbeatIntervalMs?: number;
+  /** Upper bound of bytes per fetch (kafkajs default 10 MB): caps the work in flight. */
+  maxBytes?: number;
+  /**
+   * Never restart in-process after a crash: report it through `onCrash` and let the process
+   * exit, so a supervisor restarts it from the committed offsets (docs/PITFALLS).
+   */
+  crashOnFailure?: boolean;
+}
+
+/** kafkajs error types a caller may branch on, without importing kafkajs. */
+export function kafkaErrorType(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 5 && e && typeof e === 'object'; i++) {
+    const type = (e as { type?: unknown }).type;
+    if (typeof type === 'string') return type;
+    e = (e as { cause?: unknown; originalError?: unknown }).cause ?? (e as { originalError?: unknown }).originalError;
+  }
+  return undefined;
+}
+
+/** The broker refuses this producer: a newer one with the same transactional id took over. */
+export function isProducerFenced(err: unknown): boolean {
+  const type = kafkaErrorType(err);
+  return type === 'INVALID_PRODUCER_EPOCH' || type === 'PRODUCER_FENCED' || /fenced/i.test((err as Error)?.message ?? '');
 }
 
 /** Bytes of keys and values per produce call, well under the broker's 1 MB batch limit. */
@@ -189,7 +267,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
       key: r.key,
       value: r.value,
       headers: r.headers,
-      partition: partitionForUbicacion(r.ubicacionId, count),
+      partition: r.partition === undefined ? partitionForUbicacion(r.ubicacionId, count) : r.partition % count,
     }));
   }
 
@@ -238,10 +316,22 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
         transactionTimeout: opts.transactionTimeoutMs ?? 60_000,
         retry: { retries: options.retries ?? 8 },
       });
-      try {
-        await producer.connect();
-      } catch (err) {
-        throw translate(err, brokers, 'connect a producer');
+      // After a crash the coordinator may still be aborting the dead producer's transaction:
+      // initProducerId answers CONCURRENT_TRANSACTIONS until it is done (kafkajs#296).
+      const deadline = Date.now() + (opts.transactionTimeoutMs ?? 60_000) + 10_000;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await producer.connect();
+          break;
+        } catch (err) {
+          if (kafkaErrorType(err) === 'CONCURRENT_TRANSACTIONS' && Date.now() < deadline) {
+            log.warn({ transactionalId: opts.transactionalId, attempt }, 'previous transaction still completing: retrying');
+            await producer.disconnect().catch(() => undefined);
+            await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 2_000)));
+            continue;
+          }
+          throw translate(err, brokers, 'connect a producer');
+        }
       }
       const plain = sender(producer);
       return {
@@ -269,11 +359,15 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
     },
 
     async consumer(opts) {
+      const sessionTimeout = opts.sessionTimeoutMs ?? 30_000;
       const consumer: Consumer = kafka.consumer({
         groupId: opts.groupId,
         readUncommitted: opts.readCommitted === false,
-        sessionTimeout: opts.sessionTimeoutMs ?? 30_000,
+        sessionTimeout,
+        heartbeatInterval: opts.heartbeatIntervalMs ?? Math.max(500, Math.floor(sessionTimeout / 3)),
+        ...(opts.maxBytes ? { maxBytes: opts.maxBytes } : {}),
         allowAutoTopicCreation: false,
+        ...(opts.crashOnFailure ? { retry: { retries: options.retries ?? 8, restartOnFailure: async () => false } } : {}),
       });
       try {
         await consumer.connect();
@@ -300,8 +394,52 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
             },
           });
         },
+        async runBatches(handle) {
+          await consumer.run({
+            autoCommit: false,
+            eachBatchAutoResolve: false,
+            eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause }) => {
+              await handle(
+                {
+                  topic: batch.topic,
+                  partition: batch.partition,
+                  highWatermark: batch.highWatermark,
+                  records: batch.messages.map((m) => ({
+                    topic: batch.topic,
+                    partition: batch.partition,
+                    offset: m.offset,
+                    key: m.key,
+                    value: m.value,
+                    headers: toHeaders(m.headers),
+                    timestamp: m.timestamp,
+                  })),
+                },
+                { resolveOffset, heartbeat, isRunning, isStale, pause },
+              );
+            },
+          });
+        },
+        seek(topic, partition, offset) {
+          consumer.seek({ topic, partition, offset });
+        },
+        onAssignment(listener) {
+          consumer.on(consumer.events.GROUP_JOIN, (e) => {
+            const assignment: Record<string, number[]> = {};
+            for (const [t, ps] of Object.entries(e.payload.memberAssignment)) assignment[t] = [...ps];
+            listener(assignment);
+          });
+        },
+        onCrash(listener) {
+          consumer.on(consumer.events.CRASH, (e) => {
+            const p = e.payload as { error: Error; groupId: string; restart?: boolean };
+            listener({ error: p.error, groupId: p.groupId, willRestart: p.restart === true });
+          });
+        },
         async commit(topic, partition, nextOffset) {
           await consumer.commitOffsets([{ topic, partition, offset: nextOffset }]);
+        },
+        async stop() {
+          await consumer.stop();
         },
         async disconnect() {
           await consumer.disconnect();

@@ -1,0 +1,412 @@
+/**
+ * The shared consume-transform-produce runtime of every processor (issue 4): exactly-once
+ * through Kafka transactions, as docs/PITFALLS describes for kafkajs.
+ *
+ * - read_committed consumer, no auto-commit, bounded batches (`maxBatch` records).
+ * - One transaction per batch slice: outputs, DLQ records and the input offset (last + 1)
+ *   commit together; any transaction failure aborts and seeks back to the first
+ *   uncommitted offset, so nothing is lost or written twice.
+ * - One transactional producer per input partition, `${name}-${groupId}-${topic}-${partition}`:
+ *   a restarted or newly assigned instance fences the previous owner of that partition and
+ *   the broker aborts its open transaction (kafkajs's TxnOffsetCommit is too old for
+ *   generation fencing). After fencing, the committed offset is read again and records
+ *   below it are skipped (kafkajs cannot ask for stable offsets, KIP-447).
+ * - A record that cannot be decoded or processed goes, with its original bytes, to
+ *   `<topic>.dlq` in the same transaction; the stream continues.
+ * - Stops working on a batch when it becomes stale (rebalance, seek) or the consumer stops.
+ * - A consumer crash rejects `run()`: the process exits non-zero and its supervisor restarts it.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  isProducerFenced,
+  kafkaErrorType,
+  type BatchControl,
+  type ConsumedBatch,
+  type ConsumedRecord,
+  type FluxionConsumer,
+  type FluxionProducer,
+  type KafkaClient,
+  type OutgoingRecord,
+} from '../../core/kafka/client.ts';
+import { errorMessage, FluxionError } from '../../core/errors.ts';
+import type { Logger } from '../../core/logger.ts';
+import { dlqTopic } from '../../core/topics.ts';
+import { defaultRuntimeMetrics, type RuntimeMetrics } from './metrics.ts';
+
+export type { ConsumedRecord };
+
+export interface ProcessorContext {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: Buffer | null;
+  headers: Record<string, string>;
+  timestamp: string;
+}
+
+export interface Output {
+  topic: string;
+  /** Placement: the output goes to the partition of this store. */
+  ubicacionId: string;
+  key: string | Buffer | null;
+  value: Buffer | null;
+  headers?: Record<string, string>;
+}
+
+export interface StreamProcessorSpec<I = unknown> {
+  /** Names the transactional ids (with the group id); one per processor kind. */
+  name: string;
+  inputTopics: string[];
+  /** Decodes and validates one record; a throw sends the record to its topic's DLQ. */
+  decode(record: ConsumedRecord): Promise<I>;
+  /** Turns one decoded input into encoded outputs; a throw sends the record to its topic's DLQ. */
+  process(input: I, ctx: ProcessorContext): Promise<Output[]>;
+  /** A compacted topic read to its end, for the assigned partitions only, before their first batch. */
+  stateTopic?: string;
+  onStateRecord?(record: ConsumedRecord): void;
+  /** Partitions (of any input topic) this instance no longer owns: drop their state. */
+  onPartitionsRevoked?(partitions: number[]): void;
+}
+
+export interface StreamProcessorDeps {
+  kafka: KafkaClient;
+  logger: Logger;
+  metrics?: RuntimeMetrics;
+}
+
+export interface StreamProcessorOptions {
+  groupId: string;
+  /** Records per transaction (default 500). */
+  maxBatch?: number;
+  /** Transaction timeout (default 60 s): how long a dead instance's open transaction can block readers. */
+  transactionTimeoutMs?: number;
+  /** Consumer session timeout (default 30 s): how long a dead member holds its partitions. */
+  sessionTimeoutMs?: number;
+  /** Bytes per fetch (default 1 MB): bounds the records in memory. */
+  maxBytes?: number;
+  /** Failed transactions in a row on one partition before the processor gives up (default 10). */
+  maxConsecutiveFailures?: number;
+}
+
+export interface StreamProcessor {
+  /** Resolves after `stop()`; rejects when the consumer crashes or a partition keeps failing. */
+  run(): Promise<void>;
+  /** Aborts the open transaction (if any), leaves the group, disconnects. */
+  stop(): Promise<void>;
+}
+
+export class StreamProcessorError extends FluxionError {
+  constructor(message: string, options: ConstructorParameters<typeof FluxionError>[1] = {}) {
+    super(message, { code: 'STREAM_PROCESSOR', ...options });
+  }
+}
+
+/** Thrown inside a transaction to abort it because the batch is no longer ours to process. */
+class BatchAbandoned extends Error {}
+
+interface PartitionProducer {
+  producer: FluxionProducer;
+  /** Offsets below it were committed by a previous owner: skip them (checked once, after fencing). */
+  committed: bigint | undefined;
+  failures: number;
+}
+
+const DLQ_MESSAGE_MAX = 1_000;
+
+export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>, deps: StreamProcessorDeps, options: StreamProcessorOptions): StreamProcessor {
+  // Arguments are checked before any I/O.
+  if (!spec.name || /[^A-Za-z0-9._-]/.test(spec.name)) throw new StreamProcessorError(`processor name must be [A-Za-z0-9._-]+, got "${spec.name}"`);
+  if (spec.inputTopics.length === 0) throw new StreamProcessorError(`processor ${spec.name} has no input topics`);
+  if (!options.groupId) throw new StreamProcessorError(`processor ${spec.name} needs a group id`);
+  if (spec.stateTopic && !spec.onStateRecord) throw new StreamProcessorError(`processor ${spec.name} has a state topic but no onStateRecord`);
+  const maxBatch = options.maxBatch ?? 500;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new StreamProcessorError(`maxBatch must be a positive integer, got ${maxBatch}`);
+  const maxFailures = options.maxConsecutiveFailures ?? 10;
+  const { groupId } = options;
+  const { kafka } = deps;
+  const metrics = deps.metrics ?? defaultRuntimeMetrics();
+  const log = deps.logger.child({ component: 'stream-processor', processor: spec.name, groupId });
+  const name = spec.name;
+
+  let consumer: FluxionConsumer | undefined;
+  const producers = new Map<string, PartitionProducer>();
+  const revoked = new Set<string>();
+  /** Partitions whose state was loaded from the state topic. */
+  const stateLoaded = new Set<number>();
+  let owned = new Map<string, number[]>();
+  let stopping = false;
+  let stopped: Promise<void> | undefined;
+  let settle: { resolve: () => void; reject: (err: unknown) => void } | undefined;
+
+  const keyOf = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+  const transactionalId = (topic: string, partition: number) => `${name}-${groupId}-${topic}-${partition}`;
+
+  async function closeProducer(key: string): Promise<void> {
+    const entry = producers.get(key);
+    producers.delete(key);
+    await entry?.producer.disconnect().catch((err: unknown) => log.warn({ err }, 'producer disconnect failed'));
+  }
+
+  async function partitionProducer(topic: string, partition: number): Promise<PartitionProducer> {
+    const key = keyOf(topic, partition);
+    const known = producers.get(key);
+    if (known) return known;
+    const id = transactionalId(topic, partition);
+    // Connecting fences any previous producer of this partition; the broker completes or
+    // aborts its open transaction before answering (CONCURRENT_TRANSACTIONS until then).
+    const producer = await kafka.producer({ transactionalId: id, transactionTimeoutMs: options.transactionTimeoutMs ?? 60_000 });
+    let committed: bigint | undefined;
+    const admin = await kafka.admin();
+    try {
+      const offset = (await admin.groupOffsets(groupId, topic)).find((o) => o.partition === partition)?.offset;
+      if (offset !== undefined && BigInt(offset) >= 0n) committed = BigInt(offset);
+    } finally {
+      await admin.disconnect();
+    }
+    const entry: PartitionProducer = { producer, committed, failures: 0 };
+    producers.set(key, entry);
+    log.info({ topic, partition, transactionalId: id, committed: committed?.toString() }, 'partition producer ready');
+    return entry;
+  }
+
+  async function loadState(partition: number, control: BatchControl): Promise<void> {
+    if (!spec.stateTopic || !spec.onStateRecord || stateLoaded.has(partition)) return;
+    const started = Date.now();
+    let count = 0;
+    await readPartitionToEnd(kafka, spec.stateTopic, partition, (r) => {
+      spec.onStateRecord!(r);
+      count++;
+    }, control);
+    stateLoaded.add(partition);
+    log.info({ topic: spec.stateTopic, partition, records: count, ms: Date.now() - started }, 'state loaded');
+  }
+
+  function onAssignment(assignment: Record<string, number[]>): void {
+    const next = new Map(Object.entries(assignment));
+    const lost: number[] = [];
+    for (const [topic, partitions] of owned) {
+      for (const p of partitions) {
+        if (next.get(topic)?.includes(p)) continue;
+        revoked.add(keyOf(topic, p));
+        if (!lost.includes(p)) lost.push(p);
+      }
+    }
+    for (const p of lost) if (![...next.values()].some((ps) => ps.includes(p))) stateLoaded.delete(p);
+    owned = next;
+    log.info({ assignment }, 'partitions assigned');
+    if (lost.length > 0) {
+      log.info({ partitions: lost }, 'partitions revoked');
+      spec.onPartitionsRevoked?.(lost);
+    }
+  }
+
+  function dlqRecord(record: ConsumedRecord, err: unknown): OutgoingRecord {
+    return {
+      ubicacionId: '',
+      partition: record.partition,
+      key: record.key,
+      value: record.value,
+      headers: {
+        ...record.headers,
+        error: errorMessage(err).slice(0, DLQ_MESSAGE_MAX),
+        error_class: err instanceof Error ? err.name || err.constructor.name : typeof err,
+        source_topic: record.topic,
+        source_partition: String(record.partition),
+        source_offset: record.offset,
+      },
+    };
+  }
+
+  /** Runs one slice in one transaction; false when it was aborted. */
+  async function transact(entry: PartitionProducer, batch: ConsumedBatch, slice: ConsumedRecord[], control: BatchControl): Promise<boolean> {
+    const { topic, partition } = batch;
+    const last = slice[slice.length - 1]!;
+    const outputs = new Map<string, OutgoingRecord[]>();
+    let outCount = 0;
+    let dlqCount = 0;
+    const push = (t: string, r: OutgoingRecord) => {
+      const list = outputs.get(t);
+      if (list) list.push(r);
+      else outputs.set(t, [r]);
+    };
+    try {
+      await entry.producer.transaction(async (tx) => {
+        for (let i = 0; i < slice.length; i++) {
+          if (stopping || !control.isRunning() || control.isStale()) throw new BatchAbandoned();
+          const record = slice[i]!;
+          try {
+            const input = await spec.decode(record);
+            const ctx: ProcessorContext = { topic, partition, offset: record.offset, key: record.key, headers: record.headers, timestamp: record.timestamp };
+            for (const o of await spec.process(input, ctx)) {
+              push(o.topic, { ubicacionId: o.ubicacionId, key: o.key, value: o.value, headers: o.headers });
+              outCount++;
+            }
+          } catch (err) {
+            log.warn({ topic, partition, offset: record.offset, err }, 'record sent to the DLQ');
+            push(dlqTopic(topic), dlqRecord(record, err));
+            dlqCount++;
+          }
+          if (i % 100 === 99) await control.heartbeat();
+        }
+        for (const [t, records] of outputs) await tx.send(t, records);
+        if (stopping || !control.isRunning() || control.isStale()) throw new BatchAbandoned();
+        await tx.sendOffsets(groupId, topic, [{ partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+      });
+    } catch (err) {
+      const abandoned = err instanceof BatchAbandoned;
+      metrics.aborts.inc({ processor: name, reason: abandoned ? 'abandoned' : 'error' });
+      if (abandoned) {
+        log.info({ topic, partition, offset: slice[0]!.offset }, 'batch abandoned (stopping or revoked): transaction aborted');
+        return false;
+      }
+      entry.failures++;
+      log.warn({ topic, partition, offset: slice[0]!.offset, err, kafkaError: kafkaErrorType(err), failures: entry.failures }, 'transaction aborted: will retry from the first uncommitted offset');
+      // A fenced producer (or any broken one) is replaced, which fences again and re-reads
+      // the committed offset before the next attempt.
+      await closeProducer(keyOf(topic, partition));
+      if (entry.failures >= maxFailures) {
+        throw new StreamProcessorError(`processor ${name}: ${entry.failures} transactions in a row failed on ${topic}[${partition}]: ${errorMessage(err)}`, {
+          cause: err,
+          context: { topic, partition, offset: slice[0]!.offset },
+        });
+      }
+      if (isProducerFenced(err)) log.warn({ topic, partition }, 'producer fenced: another instance may own this partition');
+      await sleep(Math.min(100 * 2 ** entry.failures, 5_000));
+      return false;
+    }
+    entry.failures = 0;
+    metrics.transactions.inc({ processor: name });
+    metrics.recordsIn.inc({ processor: name, topic }, slice.length);
+    for (const [t, records] of outputs) {
+      if (t === dlqTopic(topic)) metrics.recordsDlq.inc({ processor: name, topic }, records.length);
+      else metrics.recordsOut.inc({ processor: name, topic: t }, records.length);
+    }
+    log.debug({ topic, partition, from: slice[0]!.offset, to: last.offset, out: outCount, dlq: dlqCount }, 'transaction committed');
+    return true;
+  }
+
+  async function handleBatch(batch: ConsumedBatch, control: BatchControl): Promise<void> {
+    for (const key of revoked) {
+      revoked.delete(key);
+      if (!(owned.get(key.split('\u0000')[0]!) ?? []).includes(Number(key.split('\u0000')[1]))) await closeProducer(key);
+    }
+    const { topic, partition } = batch;
+    if (stopping || !control.isRunning() || control.isStale() || batch.records.length === 0) return;
+    const entry = await partitionProducer(topic, partition);
+    await loadState(partition, control);
+    let records = batch.records;
+    if (entry.committed !== undefined) {
+      const committed = entry.committed;
+      entry.committed = undefined;
+      const first = BigInt(records[0]!.offset);
+      if (first < committed) {
+        records = records.filter((r) => BigInt(r.offset) >= committed);
+        log.warn({ topic, partition, fetched: first.toString(), committed: committed.toString() }, 'skipping records a previous owner already committed');
+        if (records.length === 0) {
+          consumerOrThrow().seek(topic, partition, committed.toString());
+          return;
+        }
+      }
+    }
+    for (let i = 0; i < records.length; i += maxBatch) {
+      if (stopping || !control.isRunning() || control.isStale()) return;
+      const slice = records.slice(i, i + maxBatch);
+      const ok = await transact(entry, batch, slice, control);
+      if (!ok) {
+        // Not resolved: the next fetch starts at the first uncommitted offset again; the
+        // seek also marks what is left of this fetch stale.
+        if (!stopping && control.isRunning() && !control.isStale()) consumerOrThrow().seek(topic, partition, slice[0]!.offset);
+        return;
+      }
+      control.resolveOffset(slice[slice.length - 1]!.offset);
+      await control.heartbeat();
+    }
+  }
+
+  function consumerOrThrow(): FluxionConsumer {
+    if (!consumer) throw new StreamProcessorError(`processor ${name} is not running`);
+    return consumer;
+  }
+
+  async function shutdown(): Promise<void> {
+    stopping = true;
+    const c = consumer;
+    // Stopping waits for the batch in hand, which aborts its transaction at the next record.
+    await c?.stop().catch((err: unknown) => log.warn({ err }, 'consumer stop failed'));
+    for (const key of [...producers.keys()]) await closeProducer(key);
+    await c?.disconnect().catch((err: unknown) => log.warn({ err }, 'consumer disconnect failed'));
+  }
+
+  return {
+    async run() {
+      if (consumer) throw new StreamProcessorError(`processor ${name} is already running`);
+      const done = new Promise<void>((resolve, reject) => {
+        settle = { resolve, reject };
+      });
+      consumer = await kafka.consumer({
+        groupId,
+        readCommitted: true,
+        sessionTimeoutMs: options.sessionTimeoutMs,
+        maxBytes: options.maxBytes ?? 1024 * 1024,
+        crashOnFailure: true,
+      });
+      consumer.onAssignment(onAssignment);
+      consumer.onCrash(({ error, willRestart }) => {
+        log.error({ err: error, willRestart }, 'consumer crashed');
+        if (willRestart) return;
+        const err = new StreamProcessorError(`processor ${name}: consumer crashed: ${errorMessage(error)}`, { cause: error });
+        stopped ??= shutdown();
+        void stopped.finally(() => settle?.reject(err));
+      });
+      await consumer.subscribe(spec.inputTopics, true);
+      log.info({ inputTopics: spec.inputTopics, maxBatch }, 'processor starting');
+      await consumer.runBatches(handleBatch);
+      return done;
+    },
+    async stop() {
+      log.info('processor stopping');
+      stopped ??= shutdown();
+      await stopped;
+      settle?.resolve();
+      log.info('processor stopped');
+    },
+  };
+}
+
+/**
+ * Reads one partition of `topic` from its beginning to its current end (read_committed),
+ * e.g. a compacted state topic. A throwaway group is used because kafkajs cannot assign
+ * partitions by hand; the other partitions are paused as soon as they show up.
+ */
+async function readPartitionToEnd(kafka: KafkaClient, topic: string, partition: number, onRecord: (r: ConsumedRecord) => void, control: BatchControl): Promise<void> {
+  const admin = await kafka.admin();
+  const end = await admin
+    .topicOffsets(topic)
+    .then((o) => o.find((x) => x.partition === partition))
+    .finally(() => admin.disconnect());
+  if (!end || BigInt(end.high) <= BigInt(end.low)) return;
+  const high = BigInt(end.high);
+  const reader = await kafka.consumer({ groupId: `fluxion-state-${topic}-${partition}-${process.pid}-${Date.now()}`, readCommitted: true });
+  try {
+    await reader.subscribe([topic], true);
+    await new Promise<void>((resolve, reject) => {
+      reader.onCrash(({ error }) => reject(error));
+      void reader
+        .runBatches(async (batch, c) => {
+          if (batch.partition !== partition) {
+            c.pause();
+            return;
+          }
+          for (const r of batch.records) onRecord(r);
+          c.resolveOffset(batch.records[batch.records.length - 1]?.offset ?? batch.highWatermark);
+          await control.heartbeat();
+          // A transaction's commit marker takes the last offset: done within two of the end.
+          const lastSeen = BigInt(batch.records[batch.records.length - 1]?.offset ?? '-1');
+          if (lastSeen + 2n >= high || BigInt(batch.highWatermark) <= lastSeen + 1n) resolve();
+        })
+        .catch(reject);
+    });
+  } finally {
+    await reader.disconnect();
+  }
+}
