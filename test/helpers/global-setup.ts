@@ -5,6 +5,7 @@
  * to do: an integration test never skips silently.
  */
 import { execFileSync } from 'node:child_process';
+import { waitForKafkaReady } from './kafka-ready.ts';
 
 const NEEDED = ['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'DATABASE_URL'] as const;
 
@@ -19,7 +20,10 @@ function dockerAnswers(): boolean {
 
 export default async function setup(): Promise<(() => Promise<void>) | void> {
   const missing = NEEDED.filter((n) => !process.env[n]);
-  if (missing.length === 0) return;
+  if (missing.length === 0) {
+    await waitForKafkaReady(process.env.KAFKA_BROKERS!.split(','));
+    return;
+  }
   if (!dockerAnswers()) {
     throw new Error(
       `integration tests need real services, and ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not set and no Docker engine answers.\n` +
@@ -31,5 +35,6 @@ export default async function setup(): Promise<(() => Promise<void>) | void> {
   const started = await startContainers();
   // Test workers start after this and inherit the environment.
   Object.assign(process.env, started.env);
+  await waitForKafkaReady(started.env.KAFKA_BROKERS!.split(','));
   return started.stop;
 }
