@@ -250,16 +250,23 @@ function unexplainedDrop(state: ProductPhantomState, config: PhantomConfig): Fir
     confidence,
     summary: `stock went from ${ep.from.quantity} to ${ep.zero.quantity} with ${ep.salesBefore} units sold in between`,
     evidence: {
-      from_quantity: ep.from.quantity,
-      from_snapshot_id: ep.from.snapshotId ?? 'unknown',
-      from_taken_at: iso(ep.from.takenAtMs),
-      quantity_at_zero: ep.zero.quantity,
-      zero_snapshot_id: ep.zero.snapshotId ?? 'unknown',
-      zero_taken_at: iso(ep.zero.takenAtMs),
+      ...episodeEvidence(ep.from, ep.zero),
       units_sold_between: ep.salesBefore,
       drop_threshold: config.dropThreshold,
       drop_sales_share: String(config.dropSalesShare),
     },
+  };
+}
+
+/** The evidence both drop rules share: where the stock came from and when it hit zero. */
+function episodeEvidence(from: SnapshotRef, zero: SnapshotRef): Record<string, string> {
+  return {
+    from_quantity: from.quantity,
+    from_snapshot_id: from.snapshotId ?? 'unknown',
+    from_taken_at: iso(from.takenAtMs),
+    quantity_at_zero: zero.quantity,
+    zero_snapshot_id: zero.snapshotId ?? 'unknown',
+    zero_taken_at: iso(zero.takenAtMs),
   };
 }
 
@@ -282,12 +289,7 @@ function flipFlop(ep: ZeroEpisode, recovered: SnapshotRef, config: PhantomConfig
     confidence,
     summary: `stock went ${ep.from.quantity} -> ${ep.zero.quantity} -> ${recovered.quantity} within ${distance} change(s) with ${text(sold)} units sold`,
     evidence: {
-      from_quantity: ep.from.quantity,
-      from_snapshot_id: ep.from.snapshotId ?? 'unknown',
-      from_taken_at: iso(ep.from.takenAtMs),
-      quantity_at_zero: ep.zero.quantity,
-      zero_snapshot_id: ep.zero.snapshotId ?? 'unknown',
-      zero_taken_at: iso(ep.zero.takenAtMs),
+      ...episodeEvidence(ep.from, ep.zero),
       recovered_quantity: recovered.quantity,
       recovered_snapshot_id: recovered.snapshotId ?? 'unknown',
       recovered_taken_at: iso(recovered.takenAtMs),

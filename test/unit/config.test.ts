@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig, loadUbicaciones, requireKafkaBrokers } from '../../core/config/environment.ts';
 import { parseUbicaciones, selectUbicaciones, readSecret, loadUbicacionesFile } from '../../core/config/ubicaciones.ts';
-import { ConfigError } from '../../core/errors.ts';
 import { projectPath } from '../../core/paths.ts';
+import { problemsOf } from '../helpers/config-errors.ts';
 
 const klk = (id: string, extra: Record<string, unknown> = {}) => ({
   id,
@@ -15,15 +15,6 @@ const klk = (id: string, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as ConfigError).problems;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('the checked-in store list', () => {
   const all = loadUbicacionesFile(projectPath('config/ubicaciones.yaml'));

@@ -1,19 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../../core/errors.ts';
 import { projectPath } from '../../core/paths.ts';
+import { problemsOf } from '../helpers/config-errors.ts';
 import { findJob, isInWindow, loadScheduleFile, parseSchedule, SCHEDULED_JOB_NAMES } from '../../ops/schedule-config.ts';
 
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as ConfigError).problems;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 /** The checked-in document, as a fresh object a test may mutate. */
 function checkedIn(): { jobs: Record<string, Record<string, unknown>> } {
