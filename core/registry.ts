@@ -23,6 +23,8 @@ export interface FluxionRegistry {
   /** Id of `schema` as registered under `subject`; a clear error when it is not registered. */
   lookupId(subject: string, schema: AvroSchema): Promise<number>;
   latestSchema(subject: string): Promise<{ id: number; version: number; schema: AvroSchema } | null>;
+  /** The schema registered with `id`; a SchemaError when the registry does not know it. */
+  schemaById(id: number): Promise<AvroSchema>;
   encode(schemaId: number, value: unknown): Promise<Buffer>;
   decode<T = unknown>(buffer: Buffer): Promise<T>;
 }
@@ -99,6 +101,12 @@ export function createRegistry(options: RegistryOptions): FluxionRegistry {
       if (res.status === 404) return null;
       if (res.status >= 300) throw new SchemaError(`schema registry could not read ${subject} (HTTP ${res.status}): ${JSON.stringify(res.json)}`);
       return { id: res.json.id, version: res.json.version, schema: JSON.parse(res.json.schema) };
+    },
+    async schemaById(id) {
+      const res = await call('GET', `/schemas/ids/${id}`);
+      if (res.status === 404) throw new SchemaError(`schema id ${id} is not registered at ${base}`, { context: { schemaId: id } });
+      if (res.status >= 300) throw new SchemaError(`schema registry could not read schema id ${id} (HTTP ${res.status}): ${JSON.stringify(res.json)}`);
+      return JSON.parse(res.json.schema) as AvroSchema;
     },
     async encode(schemaId, value) {
       return client.encode(schemaId, value);

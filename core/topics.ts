@@ -6,9 +6,12 @@ export type TopicName =
   | 'pos.inventario.snapshots'
   | 'pos.inventario.state'
   | 'pos.inventario.changes'
+  | 'pos.inventario.quarantine'
   | 'pos.ventas.raw'
   | 'pos.ventas'
+  | 'pos.ventas.state'
   | 'alerts.phantom-zeros'
+  | 'alerts.phantom-zeros.state'
   | 'ops.etl-runs';
 
 export interface TopicSpec {
@@ -30,9 +33,12 @@ const BASE: Array<{ name: TopicName; description: string; config: Record<string,
   { name: 'pos.inventario.snapshots', description: 'full inventory reads, chunked, one transaction per store', config: retention(7) },
   { name: 'pos.inventario.state', description: "the differ's last applied row per product (compacted)", config: COMPACTED },
   { name: 'pos.inventario.changes', description: 'c/u/d changes between applied snapshots: the event log', config: FOREVER },
+  { name: 'pos.inventario.quarantine', description: 'snapshots the differ refused to apply, by snapshot_id (compacted)', config: COMPACTED },
   { name: 'pos.ventas.raw', description: 'sales lines as read, every read of the day', config: retention(7) },
   { name: 'pos.ventas', description: 'deduplicated sales lines (c/u)', config: FOREVER },
+  { name: 'pos.ventas.state', description: "the dedupe's fingerprint per sales line (compacted)", config: COMPACTED },
   { name: 'alerts.phantom-zeros', description: 'phantom-zero alerts OPEN/RESOLVED', config: retention(90) },
+  { name: 'alerts.phantom-zeros.state', description: "the phantom detector's state per product (compacted)", config: COMPACTED },
   { name: 'ops.etl-runs', description: 'one record per store per extraction run', config: retention(30) },
 ];
 

@@ -8,6 +8,7 @@
  * auto-commit, and connection failures translated into our typed errors.
  */
 import {
+  AssignerProtocol,
   Kafka,
   Partitioners,
   logLevel as KafkaLogLevel,
@@ -16,6 +17,7 @@ import {
   type IHeaders,
   type ITopicConfig,
   type LogEntry,
+  type PartitionAssigner,
   type Producer,
   type Transaction,
 } from 'kafkajs';
@@ -138,6 +140,13 @@ export interface KafkaClient {
   admin(): Promise<FluxionAdmin>;
   producer(options?: { transactionalId?: string; transactionTimeoutMs?: number }): Promise<FluxionProducer>;
   consumer(options: ConsumerOptions): Promise<FluxionConsumer>;
+  /**
+   * Reads the given partitions of `topic` from their beginning to their end as of the call
+   * (read_committed), e.g. a compacted state topic. Records of other partitions are skipped.
+   * Resolves once every partition's position reached that end, also when the tail is an
+   * aborted transaction (no record is delivered for it, but the position still moves).
+   */
+  readToEnd(topic: string, partitions: number[], onRecord: (record: ConsumedRecord) => void, options?: { heartbeat?: () => Promise<void> }): Promise<number>;
 }
 
 export interface ConsumerOptions {
@@ -148,6 +157,12 @@ export interface ConsumerOptions {
   heartbeatIntervalMs?: number;
   /** Upper bound of bytes per fetch (kafkajs default 10 MB): caps the work in flight. */
   maxBytes?: number;
+  /**
+   * Give a member the same partition numbers of every subscribed topic (default true):
+   * records are placed by store on every topic, so a processor joining two topics (or a topic
+   * with its state) must own the same stores on both. kafkajs's round robin does not.
+   */
+  copartitioned?: boolean;
   /**
    * Never restart in-process after a crash: report it through `onCrash` and let the process
    * exit, so a supervisor restarts it from the committed offsets (docs/PITFALLS).
@@ -219,6 +234,33 @@ function dropKafkajsNegativeTimeoutWarning(): void {
     (emit as (...args: unknown[]) => void)(warning, ...rest);
   }) as typeof process.emitWarning;
 }
+
+/**
+ * Assigns partition numbers, not topic-partitions: member i of the sorted members gets every
+ * partition p with p % members == i, on every topic the group reads. Topics with fewer
+ * partitions simply have fewer to hand out (`topics ensure` keeps all counts equal).
+ */
+const copartitionedAssigner: PartitionAssigner = ({ cluster }) => ({
+  name: 'FluxionCopartitioned',
+  version: 0,
+  async assign({ members, topics }) {
+    const sorted = members.map((m) => m.memberId).sort();
+    const assignment = new Map<string, Record<string, number[]>>(sorted.map((id) => [id, {}]));
+    for (const topic of topics) {
+      for (const { partitionId } of cluster.findTopicPartitionMetadata(topic)) {
+        const member = assignment.get(sorted[partitionId % sorted.length]!)!;
+        (member[topic] ??= []).push(partitionId);
+      }
+    }
+    return sorted.map((memberId) => ({
+      memberId,
+      memberAssignment: AssignerProtocol.MemberAssignment.encode({ version: 0, assignment: assignment.get(memberId)!, userData: Buffer.alloc(0) }),
+    }));
+  },
+  protocol({ topics }) {
+    return { name: 'FluxionCopartitioned', metadata: AssignerProtocol.MemberMetadata.encode({ version: 0, topics, userData: Buffer.alloc(0) }) };
+  },
+});
 
 export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
   dropKafkajsNegativeTimeoutWarning();
@@ -358,6 +400,69 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
       };
     },
 
+    async readToEnd(topic, partitions, onRecord, readOptions = {}) {
+      const admin = kafka.admin();
+      await admin.connect().catch((err: unknown) => {
+        throw translate(err, brokers, 'connect the admin client');
+      });
+      const offsets = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
+      // The end to reach per partition: high watermark (no open transaction of ours can be
+      // pending here: callers fence their producers before reading their state).
+      const remaining = new Map<number, bigint>();
+      for (const p of partitions) {
+        const o = offsets.find((x) => x.partition === p);
+        if (!o) throw new TopicLayoutError(`topic ${topic} has no partition ${p}: run \`fluxion topics ensure\``, { context: { topic, partition: p } });
+        if (BigInt(o.high) > BigInt(o.low)) remaining.set(p, BigInt(o.high));
+      }
+      if (remaining.size === 0) return 0;
+      // kafkajs cannot assign partitions by hand: a throwaway group that never commits.
+      const reader = kafka.consumer({
+        groupId: `fluxion-read-${topic}-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`,
+        readUncommitted: false,
+        allowAutoTopicCreation: false,
+        sessionTimeout: 10_000,
+        heartbeatInterval: 1_000,
+      });
+      let count = 0;
+      await reader.connect().catch((err: unknown) => {
+        throw translate(err, brokers, 'connect a consumer');
+      });
+      try {
+        await reader.subscribe({ topics: [topic], fromBeginning: true });
+        await new Promise<void>((resolve, reject) => {
+          const progress = (partition: number, lastOffset: string) => {
+            const end = remaining.get(partition);
+            if (end !== undefined && BigInt(lastOffset) + 1n >= end) remaining.delete(partition);
+            if (remaining.size === 0) resolve();
+          };
+          // Fires for every fetched batch, also one holding only aborted records or a
+          // transaction marker, which never reaches eachBatch.
+          reader.on(reader.events.END_BATCH_PROCESS, (e) => progress(e.payload.partition, e.payload.lastOffset));
+          reader.on(reader.events.CRASH, (e) => reject((e.payload as { error: Error }).error));
+          reader
+            .run({
+              autoCommit: false,
+              eachBatch: async ({ batch, pause, heartbeat }) => {
+                if (!remaining.has(batch.partition) && !partitions.includes(batch.partition)) {
+                  pause();
+                  return;
+                }
+                for (const m of batch.messages) {
+                  onRecord({ topic, partition: batch.partition, offset: m.offset, key: m.key, value: m.value, headers: toHeaders(m.headers), timestamp: m.timestamp });
+                  count++;
+                }
+                await heartbeat();
+                await readOptions.heartbeat?.();
+              },
+            })
+            .catch(reject);
+        });
+      } finally {
+        await reader.disconnect().catch(() => undefined);
+      }
+      return count;
+    },
+
     async consumer(opts) {
       const sessionTimeout = opts.sessionTimeoutMs ?? 30_000;
       const consumer: Consumer = kafka.consumer({
@@ -367,6 +472,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
         heartbeatInterval: opts.heartbeatIntervalMs ?? Math.max(500, Math.floor(sessionTimeout / 3)),
         ...(opts.maxBytes ? { maxBytes: opts.maxBytes } : {}),
         allowAutoTopicCreation: false,
+        ...(opts.copartitioned === false ? {} : { partitionAssigners: [copartitionedAssigner] }),
         ...(opts.crashOnFailure ? { retry: { retries: options.retries ?? 8, restartOnFailure: async () => false } } : {}),
       });
       try {

@@ -61,11 +61,24 @@ export interface StreamProcessorSpec<I = unknown> {
   decode(record: ConsumedRecord): Promise<I>;
   /** Turns one decoded input into encoded outputs; a throw sends the record to its topic's DLQ. */
   process(input: I, ctx: ProcessorContext): Promise<Output[]>;
-  /** A compacted topic read to its end, for the assigned partitions only, before their first batch. */
-  stateTopic?: string;
-  onStateRecord?(record: ConsumedRecord): void;
-  /** Partitions (of any input topic) this instance no longer owns: drop their state. */
-  onPartitionsRevoked?(partitions: number[]): void;
+  /**
+   * In-memory state rebuilt from compacted topics, co-partitioned with the inputs. Before
+   * the first batch of a newly owned partition p, partition p of every state topic is read
+   * to its end into `load`. `reset(p)` forgets partition p: on revocation, and after any
+   * aborted transaction on p, whose in-memory effects must not survive (p is then read
+   * again from the committed state and the committed input offsets).
+   */
+  state?: {
+    topics: string[];
+    load(record: ConsumedRecord): void;
+    reset(partition: number): void;
+  };
+  /**
+   * The input offset to commit for a slice that ends before `next`. A processor that holds
+   * records in memory across transactions (chunks of a snapshot still being assembled)
+   * returns the offset of the first one, so a restart reads them again. Default `next`.
+   */
+  commitOffset?(topic: string, partition: number, next: bigint): bigint;
 }
 
 export interface StreamProcessorDeps {
@@ -118,7 +131,7 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
   if (!spec.name || /[^A-Za-z0-9._-]/.test(spec.name)) throw new StreamProcessorError(`processor name must be [A-Za-z0-9._-]+, got "${spec.name}"`);
   if (spec.inputTopics.length === 0) throw new StreamProcessorError(`processor ${spec.name} has no input topics`);
   if (!options.groupId) throw new StreamProcessorError(`processor ${spec.name} needs a group id`);
-  if (spec.stateTopic && !spec.onStateRecord) throw new StreamProcessorError(`processor ${spec.name} has a state topic but no onStateRecord`);
+  if (spec.state && spec.state.topics.length === 0) throw new StreamProcessorError(`processor ${spec.name} has state but no state topic`);
   const maxBatch = options.maxBatch ?? 500;
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new StreamProcessorError(`maxBatch must be a positive integer, got ${maxBatch}`);
   const maxFailures = options.maxConsecutiveFailures ?? 10;
@@ -169,16 +182,44 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
     return entry;
   }
 
-  async function loadState(partition: number, control: BatchControl): Promise<void> {
-    if (!spec.stateTopic || !spec.onStateRecord || stateLoaded.has(partition)) return;
+  /**
+   * Loads the state of every owned partition not loaded yet. The producers of those
+   * partitions are created first: creating one fences a previous owner and makes the
+   * broker finish its open transaction, so the state read here is complete.
+   */
+  async function loadState(control: BatchControl): Promise<void> {
+    if (!spec.state) return;
+    const wanted = [...new Set([...owned.values()].flat())].filter((p) => !stateLoaded.has(p)).sort((a, b) => a - b);
+    if (wanted.length === 0) return;
+    for (const p of wanted) for (const topic of spec.inputTopics) if ((owned.get(topic) ?? []).includes(p)) await partitionProducer(topic, p);
     const started = Date.now();
-    let count = 0;
-    await readPartitionToEnd(kafka, spec.stateTopic, partition, (r) => {
-      spec.onStateRecord!(r);
-      count++;
-    }, control);
-    stateLoaded.add(partition);
-    log.info({ topic: spec.stateTopic, partition, records: count, ms: Date.now() - started }, 'state loaded');
+    for (const topic of spec.state.topics) {
+      const records = await kafka.readToEnd(topic, wanted, (r) => spec.state!.load(r), { heartbeat: () => control.heartbeat() });
+      log.info({ topic, partitions: wanted, records, ms: Date.now() - started }, 'state loaded');
+    }
+    for (const p of wanted) stateLoaded.add(p);
+  }
+
+  /**
+   * After an aborted transaction on partition p: drop p's in-memory state (read again
+   * before the next batch) and move every input of p back to its committed offset.
+   */
+  async function resync(partition: number): Promise<void> {
+    if (!spec.state && !spec.commitOffset) return;
+    spec.state?.reset(partition);
+    stateLoaded.delete(partition);
+    const admin = await kafka.admin();
+    try {
+      for (const topic of spec.inputTopics) {
+        if (!(owned.get(topic) ?? []).includes(partition)) continue;
+        const committed = (await admin.groupOffsets(groupId, topic)).find((o) => o.partition === partition)?.offset;
+        const offset = committed !== undefined && BigInt(committed) >= 0n ? committed : (await admin.topicOffsets(topic)).find((o) => o.partition === partition)?.low ?? '0';
+        consumerOrThrow().seek(topic, partition, offset);
+        log.info({ topic, partition, offset }, 'state reset after an aborted transaction: reading again from the committed offset');
+      }
+    } finally {
+      await admin.disconnect();
+    }
   }
 
   function onAssignment(assignment: Record<string, number[]>): void {
@@ -191,12 +232,15 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
         if (!lost.includes(p)) lost.push(p);
       }
     }
-    for (const p of lost) if (![...next.values()].some((ps) => ps.includes(p))) stateLoaded.delete(p);
     owned = next;
     log.info({ assignment }, 'partitions assigned');
-    if (lost.length > 0) {
-      log.info({ partitions: lost }, 'partitions revoked');
-      spec.onPartitionsRevoked?.(lost);
+    const gone = lost.filter((p) => ![...next.values()].some((ps) => ps.includes(p)));
+    if (gone.length > 0) {
+      log.info({ partitions: gone }, 'partitions revoked: their state is dropped');
+      for (const p of gone) {
+        stateLoaded.delete(p);
+        spec.state?.reset(p);
+      }
     }
   }
 
@@ -250,7 +294,8 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
         }
         for (const [t, records] of outputs) await tx.send(t, records);
         if (stopping || !control.isRunning() || control.isStale()) throw new BatchAbandoned();
-        await tx.sendOffsets(groupId, topic, [{ partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+        const next = BigInt(last.offset) + 1n;
+        await tx.sendOffsets(groupId, topic, [{ partition, offset: (spec.commitOffset?.(topic, partition, next) ?? next).toString() }]);
       });
     } catch (err) {
       const abandoned = err instanceof BatchAbandoned;
@@ -293,7 +338,7 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
     const { topic, partition } = batch;
     if (stopping || !control.isRunning() || control.isStale() || batch.records.length === 0) return;
     const entry = await partitionProducer(topic, partition);
-    await loadState(partition, control);
+    await loadState(control);
     let records = batch.records;
     if (entry.committed !== undefined) {
       const committed = entry.committed;
@@ -313,9 +358,16 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
       const slice = records.slice(i, i + maxBatch);
       const ok = await transact(entry, batch, slice, control);
       if (!ok) {
-        // Not resolved: the next fetch starts at the first uncommitted offset again; the
-        // seek also marks what is left of this fetch stale.
-        if (!stopping && control.isRunning() && !control.isStale()) consumerOrThrow().seek(topic, partition, slice[0]!.offset);
+        if (stopping) return;
+        if (spec.state || spec.commitOffset) {
+          // The aborted slice may have changed the in-memory state, and records before it
+          // may be held back: start again from what is committed.
+          if ((owned.get(topic) ?? []).includes(partition)) await resync(partition);
+        } else if (control.isRunning() && !control.isStale()) {
+          // Not resolved: the next fetch starts at the first uncommitted offset again; the
+          // seek also marks what is left of this fetch stale.
+          consumerOrThrow().seek(topic, partition, slice[0]!.offset);
+        }
         return;
       }
       control.resolveOffset(slice[slice.length - 1]!.offset);
@@ -371,42 +423,4 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
       log.info('processor stopped');
     },
   };
-}
-
-/**
- * Reads one partition of `topic` from its beginning to its current end (read_committed),
- * e.g. a compacted state topic. A throwaway group is used because kafkajs cannot assign
- * partitions by hand; the other partitions are paused as soon as they show up.
- */
-async function readPartitionToEnd(kafka: KafkaClient, topic: string, partition: number, onRecord: (r: ConsumedRecord) => void, control: BatchControl): Promise<void> {
-  const admin = await kafka.admin();
-  const end = await admin
-    .topicOffsets(topic)
-    .then((o) => o.find((x) => x.partition === partition))
-    .finally(() => admin.disconnect());
-  if (!end || BigInt(end.high) <= BigInt(end.low)) return;
-  const high = BigInt(end.high);
-  const reader = await kafka.consumer({ groupId: `fluxion-state-${topic}-${partition}-${process.pid}-${Date.now()}`, readCommitted: true });
-  try {
-    await reader.subscribe([topic], true);
-    await new Promise<void>((resolve, reject) => {
-      reader.onCrash(({ error }) => reject(error));
-      void reader
-        .runBatches(async (batch, c) => {
-          if (batch.partition !== partition) {
-            c.pause();
-            return;
-          }
-          for (const r of batch.records) onRecord(r);
-          c.resolveOffset(batch.records[batch.records.length - 1]?.offset ?? batch.highWatermark);
-          await control.heartbeat();
-          // A transaction's commit marker takes the last offset: done within two of the end.
-          const lastSeen = BigInt(batch.records[batch.records.length - 1]?.offset ?? '-1');
-          if (lastSeen + 2n >= high || BigInt(batch.highWatermark) <= lastSeen + 1n) resolve();
-        })
-        .catch(reject);
-    });
-  } finally {
-    await reader.disconnect();
-  }
 }

@@ -38,6 +38,13 @@ export function sampleRecords(): Record<string, unknown> {
   return {
     'pos.inventario.snapshots': { snapshot_id: snapshotId, ubicacion_id: 'tienda_01', source: 'KLK', taken_at: takenAt, chunk_index: 0, chunk_count: 1, row_count: 2, rows: [row, weighed] },
     'pos.inventario.state': { ubicacion_id: 'tienda_01', row, fingerprint: 'sha1:abc', snapshot_id: snapshotId, taken_at: takenAt },
+    'pos.inventario.quarantine': {
+      snapshot_id: snapshotId, ubicacion_id: 'tienda_01', source: 'KLK', taken_at: takenAt, status: 'QUARANTINED',
+      reason: '812 of 1000 products with stock dropped to 0 or below and 0 vanished (81.2% > 30%)', row_count: 1000, chunk_count: 1,
+      partition: 3, first_offset: 1234, updated_at: takenAt, note: null,
+    },
+    'pos.ventas.state': { ubicacion_id: 'tienda_01', fingerprint: 'sha1:def', first_seen_at: new Date('2026-11-27T14:00:05Z'), last_seen_at: new Date('2026-11-27T15:00:04Z') },
+    'alerts.phantom-zeros.state': { ubicacion_id: 'tienda_01', state_json: '{"stock":"0.000"}', open_alert_id: '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d' },
     'pos.inventario.changes': { op: 'u', ubicacion_id: 'tienda_01', deposito: '01', producto_id: '000123', before: { ...row, cantidad: '125.000' }, after: row, snapshot_id: snapshotId, taken_at: takenAt, source: 'KLK' },
     'pos.ventas.raw': { linea, extracted_at: new Date('2026-11-27T14:00:05Z'), run_id: '1e2d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b' },
     'pos.ventas': { op: 'c', linea: { ...linea, cantidad: '-1.000', total: '-1.2000' }, fingerprint: 'sha1:def', first_seen_at: new Date('2026-11-27T14:00:05Z'), extracted_at: new Date('2026-11-27T14:00:05Z') },

@@ -14,7 +14,7 @@ describe('createStreamProcessor argument checks (before any I/O)', () => {
     [{ ...spec, inputTopics: [] }, {}, /no input topics/],
     [spec, { groupId: '' }, /group id/],
     [spec, { maxBatch: 0 }, /maxBatch/],
-    [{ ...spec, stateTopic: 'state' }, {}, /onStateRecord/],
+    [{ ...spec, state: { topics: [], load: () => undefined, reset: () => undefined } }, {}, /no state topic/],
   ])('refuses %#', (s, o, message) => {
     expect(() => createStreamProcessor(s as StreamProcessorSpec, { kafka: noKafka, logger }, { groupId: 'g', ...o })).toThrow(StreamProcessorError);
     expect(() => createStreamProcessor(s as StreamProcessorSpec, { kafka: noKafka, logger }, { groupId: 'g', ...o })).toThrow(message);
