@@ -14,6 +14,8 @@ import { ensureTopics } from '../ops/topics-ensure.ts';
 import { syncUbicaciones } from '../ops/ubicaciones-sync.ts';
 import { createContext, type CommandContext } from './context.ts';
 import { registerExtractCommands } from './extract.ts';
+import { registerProcessCommand } from './process.ts';
+import { registerQuarantineCommands } from './quarantine.ts';
 import type { ProgramIo } from './program-io.ts';
 import { registerScheduleCommand } from './schedule.ts';
 import { registerSimulateCommands } from './simulate.ts';
@@ -99,6 +101,8 @@ export function createProgram(io: ProgramIo): Command {
   registerExtractCommands(program, io);
   registerSimulateCommands(program, io);
   registerScheduleCommand(program, io);
+  registerProcessCommand(program, io);
+  registerQuarantineCommands(program, io);
   return program;
 }
 

@@ -39,3 +39,58 @@ export interface VentaLinea {
   caja: string | null;
   anulada: boolean;
 }
+
+/** schemas/pos.inventario.changes-value.avsc */
+export interface InventoryChange {
+  op: 'c' | 'u' | 'd';
+  ubicacion_id: string;
+  deposito: string;
+  producto_id: string;
+  before: InventoryRow | null;
+  after: InventoryRow | null;
+  snapshot_id: string;
+  taken_at: Date;
+  source: 'KLK' | 'STELLAR';
+}
+
+/** schemas/pos.ventas-value.avsc */
+export interface Venta {
+  op: 'c' | 'u';
+  linea: VentaLinea;
+  fingerprint: string;
+  first_seen_at: Date;
+  extracted_at: Date;
+}
+
+/** schemas/alerts.phantom-zeros-value.avsc */
+export interface PhantomAlert {
+  alert_id: string;
+  ubicacion_id: string;
+  deposito: string;
+  producto_id: string;
+  rule: 'SELLING_AT_ZERO' | 'FLIP_FLOP' | 'UNEXPLAINED_DROP';
+  confidence: number;
+  status: 'OPEN' | 'RESOLVED';
+  summary: string;
+  evidence: Record<string, string>;
+  opened_at: Date;
+  updated_at: Date;
+}
+
+export type QuarantineStatus = 'QUARANTINED' | 'RELEASE_REQUESTED' | 'RELEASED' | 'SUPERSEDED';
+
+/** schemas/pos.inventario.quarantine-value.avsc */
+export interface QuarantineRecord {
+  snapshot_id: string;
+  ubicacion_id: string;
+  source: 'KLK' | 'STELLAR';
+  taken_at: Date;
+  status: QuarantineStatus;
+  reason: string;
+  row_count: number;
+  chunk_count: number;
+  partition: number;
+  first_offset: number;
+  updated_at: Date;
+  note: string | null;
+}

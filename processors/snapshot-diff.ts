@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ValidationError } from '../core/errors.ts';
-import type { InventoryRow } from '../core/records.ts';
+import type { InventoryChange, InventoryRow } from '../core/records.ts';
 
 export interface SnapshotChunk {
   snapshot_id: string;
@@ -36,17 +36,8 @@ export interface StateEntry {
 /** A store's last applied rows, by `rowKey`. */
 export type StoreState = Map<string, StateEntry>;
 
-export interface Change {
-  op: 'c' | 'u' | 'd';
-  ubicacion_id: string;
-  deposito: string;
-  producto_id: string;
-  before: InventoryRow | null;
-  after: InventoryRow | null;
-  snapshot_id: string;
-  taken_at: Date;
-  source: 'KLK' | 'STELLAR';
-}
+/** One change event of pos.inventario.changes. */
+export type Change = InventoryChange;
 
 export const rowKey = (deposito: string, productoId: string): string => `${deposito}/${productoId}`;
 
@@ -71,7 +62,7 @@ export function validateChunk(c: SnapshotChunk): void {
 
 export type AssemblyResult =
   | { kind: 'pending' }
-  | { kind: 'complete'; snapshot: Snapshot }
+  | { kind: 'complete'; snapshot: Snapshot; chunk_count: number }
   | { kind: 'dropped'; snapshot_id: string; reason: string };
 
 /**
@@ -113,7 +104,7 @@ export class SnapshotAssembler {
       return [...out, { kind: 'dropped', snapshot_id: p.first.snapshot_id, reason: `holds ${rows.length} rows but says row_count ${p.first.row_count}` }];
     }
     const { snapshot_id, ubicacion_id, source, taken_at } = p.first;
-    return [...out, { kind: 'complete', snapshot: { snapshot_id, ubicacion_id, source, taken_at, rows } }];
+    return [...out, { kind: 'complete', snapshot: { snapshot_id, ubicacion_id, source, taken_at, rows }, chunk_count: p.first.chunk_count }];
   }
 }
 

@@ -146,7 +146,14 @@ export interface KafkaClient {
    * Resolves once every partition's position reached that end, also when the tail is an
    * aborted transaction (no record is delivered for it, but the position still moves).
    */
-  readToEnd(topic: string, partitions: number[], onRecord: (record: ConsumedRecord) => void, options?: { heartbeat?: () => Promise<void> }): Promise<number>;
+  readToEnd(topic: string, partitions: number[], onRecord: (record: ConsumedRecord) => void | 'stop' | Promise<void | 'stop'>, options?: ReadToEndOptions): Promise<number>;
+}
+
+export interface ReadToEndOptions {
+  /** Called between batches, e.g. to keep the caller's own consumer-group session alive. */
+  heartbeat?: () => Promise<void>;
+  /** Start offsets per partition instead of the beginning. */
+  fromOffsets?: Record<number, string>;
 }
 
 export interface ConsumerOptions {
@@ -405,24 +412,28 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
       await admin.connect().catch((err: unknown) => {
         throw translate(err, brokers, 'connect the admin client');
       });
-      const offsets = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
-      // The end to reach per partition: high watermark (no open transaction of ours can be
-      // pending here: callers fence their producers before reading their state).
+      // kafkajs cannot assign partitions by hand: a throwaway group that never commits
+      // (start offsets, when given, are set on it before it has members).
+      const groupId = `fluxion-read-${topic}-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
       const remaining = new Map<number, bigint>();
-      for (const p of partitions) {
-        const o = offsets.find((x) => x.partition === p);
-        if (!o) throw new TopicLayoutError(`topic ${topic} has no partition ${p}: run \`fluxion topics ensure\``, { context: { topic, partition: p } });
-        if (BigInt(o.high) > BigInt(o.low)) remaining.set(p, BigInt(o.high));
+      try {
+        const offsets = await admin.fetchTopicOffsets(topic);
+        // The end to reach per partition: the high watermark (callers fence their producers
+        // before reading their state, so no transaction of theirs is still open).
+        for (const p of partitions) {
+          const o = offsets.find((x) => x.partition === p);
+          if (!o) throw new TopicLayoutError(`topic ${topic} has no partition ${p}: run \`fluxion topics ensure\``, { context: { topic, partition: p } });
+          const start = BigInt(readOptions.fromOffsets?.[p] ?? o.low);
+          if (BigInt(o.high) > start) remaining.set(p, BigInt(o.high));
+        }
+        if (remaining.size > 0 && readOptions.fromOffsets) {
+          await admin.setOffsets({ groupId, topic, partitions: Object.entries(readOptions.fromOffsets).map(([p, offset]) => ({ partition: Number(p), offset })) });
+        }
+      } finally {
+        await admin.disconnect();
       }
       if (remaining.size === 0) return 0;
-      // kafkajs cannot assign partitions by hand: a throwaway group that never commits.
-      const reader = kafka.consumer({
-        groupId: `fluxion-read-${topic}-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`,
-        readUncommitted: false,
-        allowAutoTopicCreation: false,
-        sessionTimeout: 10_000,
-        heartbeatInterval: 1_000,
-      });
+      const reader = kafka.consumer({ groupId, readUncommitted: false, allowAutoTopicCreation: false, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
       let count = 0;
       await reader.connect().catch((err: unknown) => {
         throw translate(err, brokers, 'connect a consumer');
@@ -430,6 +441,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
       try {
         await reader.subscribe({ topics: [topic], fromBeginning: true });
         await new Promise<void>((resolve, reject) => {
+          let stopped = false;
           const progress = (partition: number, lastOffset: string) => {
             const end = remaining.get(partition);
             if (end !== undefined && BigInt(lastOffset) + 1n >= end) remaining.delete(partition);
@@ -443,13 +455,19 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
             .run({
               autoCommit: false,
               eachBatch: async ({ batch, pause, heartbeat }) => {
-                if (!remaining.has(batch.partition) && !partitions.includes(batch.partition)) {
+                if (stopped) return;
+                if (!partitions.includes(batch.partition)) {
                   pause();
                   return;
                 }
                 for (const m of batch.messages) {
-                  onRecord({ topic, partition: batch.partition, offset: m.offset, key: m.key, value: m.value, headers: toHeaders(m.headers), timestamp: m.timestamp });
                   count++;
+                  const verdict = await onRecord({ topic, partition: batch.partition, offset: m.offset, key: m.key, value: m.value, headers: toHeaders(m.headers), timestamp: m.timestamp });
+                  if (verdict === 'stop') {
+                    stopped = true;
+                    resolve();
+                    return;
+                  }
                 }
                 await heartbeat();
                 await readOptions.heartbeat?.();
@@ -470,6 +488,9 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
         readUncommitted: opts.readCommitted === false,
         sessionTimeout,
         heartbeatInterval: opts.heartbeatIntervalMs ?? Math.max(500, Math.floor(sessionTimeout / 3)),
+        // kafkajs heartbeats between fetches only: a fetch that long-polls longer than the
+        // session (5 s by default) gets an idle member evicted again and again.
+        maxWaitTimeInMs: Math.min(5_000, Math.max(100, Math.floor(sessionTimeout / 3))),
         ...(opts.maxBytes ? { maxBytes: opts.maxBytes } : {}),
         allowAutoTopicCreation: false,
         ...(opts.copartitioned === false ? {} : { partitionAssigners: [copartitionedAssigner] }),

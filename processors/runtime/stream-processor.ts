@@ -70,7 +70,7 @@ export interface StreamProcessorSpec<I = unknown> {
    */
   state?: {
     topics: string[];
-    load(record: ConsumedRecord): void;
+    load(record: ConsumedRecord): void | Promise<void>;
     reset(partition: number): void;
   };
   /**

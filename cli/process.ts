@@ -1,0 +1,80 @@
+/**
+ * `fluxion process differ|dedupe|phantom`: runs one stream processor until SIGTERM/SIGINT
+ * (finishing or aborting the open transaction, then leaving the group). A crash exits 1 so
+ * the supervisor (compose `restart:`, systemd, Kubernetes) restarts it from the committed
+ * offsets and state.
+ */
+import { createServer } from 'node:http';
+import type { Command } from 'commander';
+import { UsageError } from '../core/errors.ts';
+import { defaultRuntimeMetrics } from '../processors/runtime/metrics.ts';
+import type { ProcessorFactory } from '../processors/runtime/processor-kind.ts';
+import { createStreamProcessor } from '../processors/runtime/stream-processor.ts';
+import type { ProgramIo } from './program-io.ts';
+
+/** Loaded on demand: `fluxion process differ` does not load the phantom rules. */
+export const PROCESSORS: Record<string, { description: string; load: () => Promise<ProcessorFactory> }> = {
+  differ: {
+    description: 'pos.inventario.snapshots -> pos.inventario.changes (+ state, quarantine)',
+    load: async () => (await import('../processors/snapshot-differ.ts')).createDifferSpec,
+  },
+  dedupe: {
+    description: 'pos.ventas.raw -> pos.ventas (+ state)',
+    load: async () => (await import('../processors/ventas-dedupe.ts')).createDedupeSpec,
+  },
+  phantom: {
+    description: 'pos.inventario.changes + pos.ventas -> alerts.phantom-zeros (+ state)',
+    load: async () => (await import('../processors/phantom-detector.ts')).createPhantomSpec,
+  },
+};
+
+export function registerProcessCommand(program: Command, io: ProgramIo): void {
+  program
+    .command('process')
+    .description(`run a stream processor until SIGTERM: ${Object.entries(PROCESSORS).map(([k, v]) => `${k} (${v.description})`).join('; ')}`)
+    .argument('<kind>', Object.keys(PROCESSORS).join(' | '))
+    .option('--group <id>', 'consumer group (default fluxion-<kind>, with the topic prefix)')
+    .option('--metrics-port <n>', 'serve Prometheus /metrics on 127.0.0.1:<n>')
+    .action(async (kind: string, opts: { group?: string; metricsPort?: string }) => {
+      const entry = PROCESSORS[kind];
+      if (!entry) throw new UsageError(`unknown processor "${kind}": use one of ${Object.keys(PROCESSORS).join(', ')}`);
+      const c = io.context();
+      const metrics = defaultRuntimeMetrics();
+      const { prefix, partitions } = c.config.topics;
+      const spec = await (await entry.load())({
+        kafka: c.kafka(),
+        registry: c.registry(),
+        logger: c.logger,
+        topicPrefix: prefix,
+        partitions,
+        config: c.config.processors,
+        metrics,
+      });
+      const processor = createStreamProcessor(spec, { kafka: c.kafka(), logger: c.logger, metrics }, {
+        groupId: opts.group ?? `${prefix}fluxion-${kind}`,
+        maxBatch: c.config.processors.maxBatch,
+        sessionTimeoutMs: c.config.processors.sessionTimeoutMs,
+      });
+      let server: ReturnType<typeof createServer> | undefined;
+      if (opts.metricsPort) {
+        const port = Number(opts.metricsPort);
+        if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new UsageError(`--metrics-port must be a TCP port, got "${opts.metricsPort}"`);
+        server = createServer((req, res) => {
+          if (req.url !== '/metrics') return void res.writeHead(404).end();
+          void metrics.registry.metrics().then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text));
+        }).listen(port, '127.0.0.1');
+      }
+      const stop = (signal: string) => {
+        c.logger.info({ signal, processor: kind }, 'stopping on signal');
+        void processor.stop();
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+      try {
+        await processor.run();
+      } finally {
+        server?.close();
+      }
+      io.out(`process ${kind}: stopped`);
+    });
+}

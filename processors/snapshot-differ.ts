@@ -1,0 +1,282 @@
+/**
+ * `fluxion process differ`: pos.inventario.snapshots -> pos.inventario.changes, with its
+ * state in pos.inventario.state and refused snapshots in pos.inventario.quarantine.
+ *
+ * Per store: chunks are assembled (processors/snapshot-diff.ts); a complete snapshot is
+ * checked against the quarantine rule and, when safe, diffed against the last applied state
+ * into c/u/d changes, written with the new state records in the same transaction as the
+ * input offsets.
+ *
+ * Two things keep it exact across crashes:
+ * - Offsets are never committed past the first chunk of a snapshot still being assembled
+ *   (`commitOffset`): chunks live only in memory, so a restart must read them again.
+ * - Reading again is harmless: each store's last applied snapshot is a state record (key
+ *   `ubicacion_id`), and a snapshot not newer than it is skipped; a quarantined one is
+ *   recognised by its quarantine record.
+ *
+ * Releases: `fluxion quarantine release` sends a quarantined snapshot's chunks again with the
+ * header `fluxion-release`; the differ then applies it without the quarantine rule, unless a
+ * newer snapshot of the store was applied meanwhile (then it is SUPERSEDED).
+ */
+import { Counter } from 'prom-client';
+import { createTopicCodec } from '../core/avro/topic-codec.ts';
+import { ValidationError } from '../core/errors.ts';
+import type { InventoryRow, QuarantineRecord } from '../core/records.ts';
+import type { ProcessorFactory } from './runtime/processor-kind.ts';
+import type { Output, ProcessorContext, StreamProcessorSpec } from './runtime/stream-processor.ts';
+import {
+  diffSnapshot,
+  quarantineReason,
+  rowKey,
+  SnapshotAssembler,
+  type Snapshot,
+  type SnapshotChunk,
+  type StateEntry,
+  type StoreState,
+} from './snapshot-diff.ts';
+
+/** Header naming the snapshot an operator released (set by `fluxion quarantine release`). */
+export const RELEASE_HEADER = 'fluxion-release';
+
+/** schemas/pos.inventario.state-value.avsc */
+interface StateRecord {
+  ubicacion_id: string;
+  row: InventoryRow | null;
+  fingerprint: string;
+  snapshot_id: string;
+  taken_at: Date;
+}
+
+interface StoreMemory {
+  partition: number;
+  rows: StoreState;
+  applied?: { snapshot_id: string; taken_at: number };
+  assembler: SnapshotAssembler;
+  /** Assembles released snapshots apart, so a release never disturbs a normal snapshot in flight. */
+  releases: SnapshotAssembler;
+  /** Offset of the first chunk of the snapshot(s) still being assembled. */
+  pendingFrom: Map<string, bigint>;
+}
+
+type DifferInput = { chunk: SnapshotChunk; release: { snapshotId: string; note: string | null; at: Date | null } | null };
+
+export const createDifferSpec: ProcessorFactory = async (deps) => {
+  const p = deps.topicPrefix;
+  const topics = {
+    snapshots: `${p}pos.inventario.snapshots`,
+    changes: `${p}pos.inventario.changes`,
+    state: `${p}pos.inventario.state`,
+    quarantine: `${p}pos.inventario.quarantine`,
+  };
+  const [snapshotCodec, changeCodec, stateCodec, quarantineCodec] = await Promise.all([
+    createTopicCodec<SnapshotChunk>(deps.registry, 'pos.inventario.snapshots', topics.snapshots),
+    createTopicCodec<unknown>(deps.registry, 'pos.inventario.changes', topics.changes),
+    createTopicCodec<StateRecord>(deps.registry, 'pos.inventario.state', topics.state),
+    createTopicCodec<QuarantineRecord>(deps.registry, 'pos.inventario.quarantine', topics.quarantine),
+  ]);
+  const log = deps.logger.child({ component: 'differ' });
+  const rule = { maxZeroedShare: deps.config.quarantineMaxZeroedShare };
+  const registry = deps.metrics.registry;
+  const snapshotsCounter =
+    (registry.getSingleMetric('fluxion_differ_snapshots_total') as Counter<'outcome'> | undefined) ??
+    new Counter({ name: 'fluxion_differ_snapshots_total', help: 'snapshots by outcome: applied, quarantined, released, superseded, dropped (incomplete), skipped (already applied)', labelNames: ['outcome'], registers: [registry] });
+  const changesCounter =
+    (registry.getSingleMetric('fluxion_differ_changes_total') as Counter<'op'> | undefined) ??
+    new Counter({ name: 'fluxion_differ_changes_total', help: 'change events emitted, by op (c/u/d)', labelNames: ['op'], registers: [registry] });
+
+  const stores = new Map<string, StoreMemory>();
+  /** Quarantine records of the owned partitions, by snapshot_id. */
+  const quarantines = new Map<string, QuarantineRecord & { partitionOwned: number }>();
+
+  function store(ubicacionId: string, partition: number): StoreMemory {
+    let s = stores.get(ubicacionId);
+    if (!s) {
+      s = { partition, rows: new Map(), assembler: new SnapshotAssembler(), releases: new SnapshotAssembler(), pendingFrom: new Map() };
+      stores.set(ubicacionId, s);
+    }
+    return s;
+  }
+
+  function stateOutput(ubicacionId: string, key: string, value: StateRecord | null): Output {
+    return { topic: topics.state, ubicacionId, key, value: value ? stateCodec.encode(value) : null };
+  }
+
+  function quarantineOutput(q: QuarantineRecord): Output {
+    return { topic: topics.quarantine, ubicacionId: q.ubicacion_id, key: q.snapshot_id, value: quarantineCodec.encode(q) };
+  }
+
+  function rememberQuarantine(q: QuarantineRecord, partition: number): void {
+    quarantines.set(q.snapshot_id, { ...q, partitionOwned: partition });
+  }
+
+  /** Applies a complete snapshot: its changes, the state records and the store's watermark. */
+  function apply(s: StoreMemory, snapshot: Snapshot, ctx: ProcessorContext): Output[] {
+    const { changes, updates } = diffSnapshot(s.rows, snapshot);
+    const out: Output[] = [];
+    const ubicacion = snapshot.ubicacion_id;
+    for (const c of changes) {
+      out.push({ topic: topics.changes, ubicacionId: ubicacion, key: `${ubicacion}/${c.deposito}/${c.producto_id}`, value: changeCodec.encode(c) });
+      changesCounter.inc({ op: c.op });
+    }
+    for (const [key, entry] of updates) {
+      if (entry) s.rows.set(key, entry);
+      else s.rows.delete(key);
+      out.push(stateOutput(ubicacion, `${ubicacion}/${key}`, entry ? { ubicacion_id: ubicacion, row: entry.row, fingerprint: entry.fingerprint, snapshot_id: entry.snapshot_id, taken_at: entry.taken_at } : null));
+    }
+    s.applied = { snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at.getTime() };
+    out.push(stateOutput(ubicacion, ubicacion, { ubicacion_id: ubicacion, row: null, fingerprint: '', snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at }));
+    // Quarantined snapshots older than this one can no longer be released.
+    for (const q of quarantines.values()) {
+      if (q.ubicacion_id !== ubicacion || q.snapshot_id === snapshot.snapshot_id) continue;
+      if ((q.status === 'QUARANTINED' || q.status === 'RELEASE_REQUESTED') && q.taken_at.getTime() < snapshot.taken_at.getTime()) {
+        const next: QuarantineRecord = { ...stripOwned(q), status: 'SUPERSEDED', updated_at: snapshot.taken_at, note: `superseded by snapshot ${snapshot.snapshot_id} taken at ${snapshot.taken_at.toISOString()}` };
+        rememberQuarantine(next, q.partitionOwned);
+        out.push(quarantineOutput(next));
+        snapshotsCounter.inc({ outcome: 'superseded' });
+      }
+    }
+    log.info({ ubicacion, snapshot: snapshot.snapshot_id, rows: snapshot.rows.length, changes: changes.length, partition: ctx.partition, offset: ctx.offset }, 'snapshot applied');
+    return out;
+  }
+
+  function onComplete(s: StoreMemory, snapshot: Snapshot, chunkCount: number, release: DifferInput['release'], ctx: ProcessorContext, firstOffset: bigint): Output[] {
+    const where = { ubicacion: snapshot.ubicacion_id, snapshot: snapshot.snapshot_id, partition: ctx.partition, offset: ctx.offset };
+    const newer = !s.applied || snapshot.taken_at.getTime() > s.applied.taken_at;
+    const known = quarantines.get(snapshot.snapshot_id);
+    if (release) {
+      if (!known || (known.status !== 'QUARANTINED' && known.status !== 'RELEASE_REQUESTED')) {
+        log.warn({ ...where, status: known?.status ?? 'unknown' }, 'release of a snapshot that is not quarantined: ignored');
+        return [];
+      }
+      if (!newer) {
+        const next: QuarantineRecord = { ...stripOwned(known), status: 'SUPERSEDED', updated_at: snapshot.taken_at, note: `not applied: snapshot ${s.applied!.snapshot_id} of the store is newer` };
+        rememberQuarantine(next, ctx.partition);
+        snapshotsCounter.inc({ outcome: 'superseded' });
+        log.warn(where, 'released snapshot is older than the last applied one: superseded, not applied');
+        return [quarantineOutput(next)];
+      }
+      const out = apply(s, snapshot, ctx);
+      const released: QuarantineRecord = { ...stripOwned(known), status: 'RELEASED', updated_at: release.at ?? snapshot.taken_at, note: release.note ?? known.note };
+      rememberQuarantine(released, ctx.partition);
+      snapshotsCounter.inc({ outcome: 'released' });
+      log.warn(where, 'quarantined snapshot released by an operator and applied');
+      return [...out, quarantineOutput(released)];
+    }
+    if (!newer || known) {
+      // Read again after a restart (offsets held back for a snapshot in flight), or a late duplicate.
+      snapshotsCounter.inc({ outcome: 'skipped' });
+      log.debug({ ...where, status: known?.status }, 'snapshot already decided: skipped');
+      return [];
+    }
+    const reason = quarantineReason(s.rows, snapshot, rule);
+    if (reason) {
+      const q: QuarantineRecord = {
+        snapshot_id: snapshot.snapshot_id,
+        ubicacion_id: snapshot.ubicacion_id,
+        source: snapshot.source,
+        taken_at: snapshot.taken_at,
+        status: 'QUARANTINED',
+        reason,
+        row_count: snapshot.rows.length,
+        chunk_count: chunkCount,
+        partition: ctx.partition,
+        first_offset: Number(firstOffset),
+        updated_at: snapshot.taken_at,
+        note: null,
+      };
+      rememberQuarantine(q, ctx.partition);
+      snapshotsCounter.inc({ outcome: 'quarantined' });
+      log.error({ ...where, reason }, `snapshot quarantined, not applied: ${reason}; release it with \`fluxion quarantine release ${snapshot.snapshot_id}\``);
+      return [quarantineOutput(q)];
+    }
+    snapshotsCounter.inc({ outcome: 'applied' });
+    return apply(s, snapshot, ctx);
+  }
+
+  const spec: StreamProcessorSpec<DifferInput> = {
+    name: 'differ',
+    inputTopics: [topics.snapshots],
+    async decode(record) {
+      const chunk = await snapshotCodec.decode(record.value);
+      if (!chunk.ubicacion_id) throw new ValidationError(`snapshot ${chunk.snapshot_id}: empty ubicacion_id`, { context: { field: 'ubicacion_id' } });
+      const released = record.headers[RELEASE_HEADER];
+      if (!released) return { chunk, release: null };
+      if (released !== chunk.snapshot_id) throw new ValidationError(`header ${RELEASE_HEADER}=${released} names another snapshot than the chunk's ${chunk.snapshot_id}`, { context: { ubicacion: chunk.ubicacion_id, field: RELEASE_HEADER, value: released } });
+      const at = record.headers[`${RELEASE_HEADER}-at`];
+      return { chunk, release: { snapshotId: released, note: record.headers[`${RELEASE_HEADER}-note`] ?? null, at: at && !Number.isNaN(Date.parse(at)) ? new Date(at) : null } };
+    },
+    async process({ chunk, release }, ctx) {
+      const s = store(chunk.ubicacion_id, ctx.partition);
+      const assembler = release ? s.releases : s.assembler;
+      const pendingKey = release ? 'release' : 'normal';
+      if (!release && s.applied && chunk.taken_at.getTime() <= s.applied.taken_at && !s.assembler.pendingSnapshot()) {
+        // A chunk of a snapshot already applied (read again after a restart): nothing to assemble.
+        return [];
+      }
+      const results = assembler.accept(chunk);
+      const out: Output[] = [];
+      for (const r of results) {
+        if (r.kind === 'pending') {
+          if (!s.pendingFrom.has(pendingKey)) s.pendingFrom.set(pendingKey, BigInt(ctx.offset));
+          continue;
+        }
+        const firstOffset = s.pendingFrom.get(pendingKey) ?? BigInt(ctx.offset);
+        if (r.kind === 'dropped') {
+          snapshotsCounter.inc({ outcome: 'dropped' });
+          log.warn({ ubicacion: chunk.ubicacion_id, snapshot: r.snapshot_id, partition: ctx.partition, offset: ctx.offset }, `snapshot dropped, never applied: ${r.reason}`);
+          // The pending one was dropped; the current chunk may have started a new one.
+          s.pendingFrom.delete(pendingKey);
+          if (assembler.pendingSnapshot() === chunk.snapshot_id) s.pendingFrom.set(pendingKey, BigInt(ctx.offset));
+          continue;
+        }
+        s.pendingFrom.delete(pendingKey);
+        out.push(...onComplete(s, r.snapshot, r.chunk_count, release, ctx, firstOffset));
+      }
+      return out;
+    },
+    commitOffset(_topic, partition, next) {
+      let min = next;
+      for (const s of stores.values()) {
+        if (s.partition !== partition) continue;
+        for (const from of s.pendingFrom.values()) if (from < min) min = from;
+      }
+      return min;
+    },
+    state: {
+      topics: [topics.state, topics.quarantine],
+      async load(record) {
+        if (record.topic === topics.quarantine) {
+          if (!record.value) {
+            quarantines.delete(record.key?.toString() ?? '');
+            return;
+          }
+          rememberQuarantine(await quarantineCodec.decode(record.value), record.partition);
+          return;
+        }
+        const key = record.key?.toString() ?? '';
+        if (!record.value) {
+          // A tombstone: the product vanished. Its key is ubicacion/deposito/producto.
+          const slash = key.indexOf('/');
+          stores.get(key.slice(0, slash))?.rows.delete(key.slice(slash + 1));
+          return;
+        }
+        const v = await stateCodec.decode(record.value);
+        const s = store(v.ubicacion_id, record.partition);
+        if (v.row === null) s.applied = { snapshot_id: v.snapshot_id, taken_at: v.taken_at.getTime() };
+        else s.rows.set(rowKey(v.row.deposito, v.row.producto_id), { row: v.row, fingerprint: v.fingerprint, snapshot_id: v.snapshot_id, taken_at: v.taken_at });
+      },
+      reset(partition) {
+        for (const [id, s] of stores) if (s.partition === partition) stores.delete(id);
+        for (const [id, q] of quarantines) if (q.partitionOwned === partition) quarantines.delete(id);
+      },
+    },
+  };
+  return spec;
+};
+
+function stripOwned(q: QuarantineRecord & { partitionOwned?: number }): QuarantineRecord {
+  const { partitionOwned: _p, ...rest } = q;
+  return rest;
+}
+
+export type { StateEntry };

@@ -1,0 +1,73 @@
+/**
+ * Running a processor in the test process against a test pipeline, and waiting until its
+ * group committed everything its inputs hold.
+ */
+import type { FluxionConfig } from '../../core/config/environment.ts';
+import { loadConfig } from '../../core/config/environment.ts';
+import type { KafkaClient } from '../../core/kafka/client.ts';
+import { createRuntimeMetrics, type RuntimeMetrics } from '../../processors/runtime/metrics.ts';
+import type { ProcessorFactory } from '../../processors/runtime/processor-kind.ts';
+import { createStreamProcessor, type StreamProcessor } from '../../processors/runtime/stream-processor.ts';
+import type { TestPipeline } from './pipeline.ts';
+import { testLogger } from './services.ts';
+
+export interface RunningProcessor {
+  processor: StreamProcessor;
+  metrics: RuntimeMetrics;
+  /** Settles when run() does; a rejection is kept for the test to inspect. */
+  finished: Promise<unknown>;
+  stop(): Promise<void>;
+}
+
+export function processorConfig(overrides: Partial<FluxionConfig['processors']> = {}): FluxionConfig['processors'] {
+  return { ...loadConfig({}).processors, ...overrides };
+}
+
+export async function startProcessor(
+  factory: ProcessorFactory,
+  pipeline: TestPipeline,
+  groupId: string,
+  options: { partitions?: number; config?: Partial<FluxionConfig['processors']>; maxBatch?: number } = {},
+): Promise<RunningProcessor> {
+  const metrics = createRuntimeMetrics();
+  const spec = await factory({
+    kafka: pipeline.kafka,
+    registry: pipeline.registry,
+    logger: testLogger,
+    topicPrefix: pipeline.prefix,
+    partitions: options.partitions ?? 3,
+    config: processorConfig(options.config),
+    metrics,
+  });
+  const processor = createStreamProcessor(spec, { kafka: pipeline.kafka, logger: testLogger, metrics }, { groupId, sessionTimeoutMs: 3_000, maxBatch: options.maxBatch ?? 500, transactionTimeoutMs: 15_000 });
+  const finished = processor.run().then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  return { processor, metrics, finished, stop: () => processor.stop() };
+}
+
+/**
+ * Waits until `group` committed offsets at the end of every partition of `topics`. Inputs
+ * written by transactions end with a commit marker the processor never sees: its committed
+ * offset stops one short of the high watermark (`transactional`, the default).
+ */
+export async function waitForGroupEnd(kafka: KafkaClient, group: string, topics: string[], timeoutMs = 60_000, transactional = true): Promise<void> {
+  const slack = transactional ? 1n : 0n;
+  const admin = await kafka.admin();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (const topic of topics) {
+      const ends = new Map((await admin.topicOffsets(topic)).map((o) => [o.partition, BigInt(o.high)]));
+      for (;;) {
+        const offsets = await admin.groupOffsets(group, topic);
+        const done = [...ends].every(([p, end]) => end === 0n || BigInt(offsets.find((o) => o.partition === p)?.offset ?? '-1') >= end - slack);
+        if (done) break;
+        if (Date.now() > deadline) throw new Error(`group ${group} did not reach the end of ${topic} in ${timeoutMs} ms: ${JSON.stringify(offsets)} vs ${JSON.stringify([...ends].map(([p, e]) => [p, e.toString()]))}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
