@@ -208,6 +208,9 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
     if (!spec.state && !spec.commitOffset) return;
     spec.state?.reset(partition);
     stateLoaded.delete(partition);
+    // Recreated producers fence again: the broker then has finished writing the markers of
+    // every earlier transaction, so the state read next (to the last stable offset) is whole.
+    for (const topic of spec.inputTopics) await closeProducer(keyOf(topic, partition));
     const admin = await kafka.admin();
     try {
       for (const topic of spec.inputTopics) {

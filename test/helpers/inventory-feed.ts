@@ -99,7 +99,21 @@ export async function snapshotFeeder(kafka: KafkaClient, registry: FluxionRegist
   return {
     codec,
     async publish(snapshots) {
-      for (const s of snapshots) await producer.transaction(async (tx) => tx.send(topic, chunkRecords(codec, s)));
+      const admin = await kafka.admin();
+      try {
+        const before = (await admin.topicOffsets(topic)).reduce((n, o) => n + BigInt(o.high), 0n);
+        let expected = before;
+        for (const s of snapshots) {
+          const records = chunkRecords(codec, s);
+          await producer.transaction(async (tx) => tx.send(topic, records));
+          expected += BigInt(records.length) + 1n; // one store per transaction: one marker
+        }
+        // Reported end offsets are the last stable offsets: wait for the commit markers, so a
+        // caller waiting for "the end" waits for these records.
+        while ((await admin.topicOffsets(topic)).reduce((n, o) => n + BigInt(o.high), 0n) < expected) await new Promise((r) => setTimeout(r, 20));
+      } finally {
+        await admin.disconnect();
+      }
     },
     close: () => producer.disconnect(),
   };

@@ -1,0 +1,219 @@
+/**
+ * The exactly-once proof of issue 4, shaped like Kafka's transactional copier system test
+ * (docs/PITFALLS): the same input is fed to two pipelines. On the first, `fluxion process
+ * <kind>` runs as a child process that is killed with SIGKILL at random instants again and
+ * again while the input arrives; on the second, the same processor runs undisturbed. The
+ * read_committed outputs and the compacted state must then be identical.
+ *
+ * Debugging a failure: KILL_SEED replays the kill schedule, KILL_LOG_FILE=/tmp/kill.log
+ * collects every child's log lines (and the fed steps and group offsets), and
+ * KILL_CHILD_LOG_LEVEL=debug adds one line per committed transaction.
+ */
+import { spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
+import { PROJECT_ROOT } from '../../core/paths.ts';
+import type { OutgoingRecord } from '../../core/kafka/client.ts';
+import type { ProcessorFactory } from '../../processors/runtime/processor-kind.ts';
+import type { TestPipeline } from './pipeline.ts';
+import { startProcessor, waitForGroupEnd } from './processor-run.ts';
+import { serviceEnv, uniqueId } from './services.ts';
+
+/** One transaction of input: records for one topic (without prefix). */
+export interface FeedStep {
+  topic: string;
+  records: OutgoingRecord[];
+}
+
+export interface KillRunOptions {
+  kind: 'differ' | 'dedupe' | 'phantom';
+  factory: ProcessorFactory;
+  /** Input topics (without prefix), to wait for. */
+  inputs: string[];
+  /** Builds the steps for a pipeline (records are encoded with that pipeline's schema ids). */
+  steps(pipeline: TestPipeline): Promise<FeedStep[]>;
+  /** Output and state topics to compare (without prefix). */
+  outputs: string[];
+  states: string[];
+  kills: number;
+  maxBatch: number;
+  seed: number;
+  log(line: string): void;
+}
+
+export interface KillRunResult {
+  kills: number;
+  killedWhileProcessing: number;
+  /** Per topic: the records of the killed run and of the reference run, comparable. */
+  outputs: Record<string, { killed: string[]; reference: string[] }>;
+  states: Record<string, { killed: Record<string, string>; reference: Record<string, string> }>;
+  dlq: number;
+  finalExit: number | null;
+}
+
+/** mulberry32: a tiny seeded generator, so a failing kill schedule can be replayed. */
+export function seededRandom(seed: number): () => number {
+  let state = seed || 1;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Feeds one step in one transaction and returns once its records are readable: the end
+ * offsets kafkajs reports are the last stable offsets, which lag behind a commit until the
+ * broker wrote its markers, so "the group reached the end" right after a commit could be
+ * judged against the old end.
+ */
+async function feed(pipeline: TestPipeline, step: FeedStep, producerId: string): Promise<void> {
+  const topic = pipeline.prefix + step.topic;
+  const admin = await pipeline.kafka.admin();
+  try {
+    const before = new Map((await admin.topicOffsets(topic)).map((o) => [o.partition, BigInt(o.high)]));
+    const added = new Map<number, bigint>();
+    for (const r of step.records) {
+      const p = partitionForUbicacion(r.ubicacionId, before.size);
+      added.set(p, (added.get(p) ?? 0n) + 1n);
+    }
+    const producer = await pipeline.kafka.producer({ transactionalId: producerId });
+    try {
+      await producer.transaction(async (tx) => tx.send(topic, step.records));
+    } finally {
+      await producer.disconnect();
+    }
+    // Each touched partition gains its records and one commit marker.
+    for (;;) {
+      const now = new Map((await admin.topicOffsets(topic)).map((o) => [o.partition, BigInt(o.high)]));
+      if ([...added].every(([p, n]) => now.get(p)! >= before.get(p)! + n + 1n)) return;
+      await sleep(20);
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Partition-ordered, comparable lines: "p<partition> <key> <decoded value as JSON>". */
+async function outputLines(pipeline: TestPipeline, topic: string): Promise<string[]> {
+  const records = await pipeline.read(topic, { idleMs: 1_500 });
+  return records
+    .sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)))
+    .map((r) => `p${r.partition} ${r.key?.toString() ?? ''} ${JSON.stringify(r.decoded)}`);
+}
+
+/** The compacted view of a state topic: last value per key (tombstones remove the key). */
+async function stateView(pipeline: TestPipeline, topic: string): Promise<Record<string, string>> {
+  const view: Record<string, string> = {};
+  for (const r of await pipeline.read(topic, { idleMs: 1_500 })) {
+    const key = r.key?.toString() ?? '';
+    if (r.value === null) delete view[key];
+    else view[key] = JSON.stringify(r.decoded);
+  }
+  return Object.fromEntries(Object.entries(view).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+export async function killRun(killed: TestPipeline, reference: TestPipeline, o: KillRunOptions): Promise<KillRunResult> {
+  const random = seededRandom(o.seed);
+  const group = uniqueId(`kill-${o.kind}`);
+  const inputTopics = (p: TestPipeline) => o.inputs.map((t) => p.prefix + t);
+
+  // The reference: the same steps, in the same order and transactions, undisturbed. Every
+  // step is fed after the processor consumed the previous one, as in the killed run, so a
+  // processor with two inputs sees the same interleaving.
+  const refSteps = await o.steps(reference);
+  const refGroup = uniqueId(`ref-${o.kind}`);
+  const ref = await startProcessor(o.factory, reference, refGroup, { maxBatch: o.maxBatch });
+  for (const [i, step] of refSteps.entries()) {
+    await feed(reference, step, `ref-feed-${refGroup}`);
+    if (i < refSteps.length) await waitForGroupEnd(reference.kafka, refGroup, inputTopics(reference), 120_000);
+  }
+  await ref.stop();
+  const refError = await ref.finished;
+  if (refError) throw refError;
+
+  // The killed run: a child process started again and again, killed at random instants.
+  const env = {
+    ...process.env,
+    ...serviceEnv(),
+    FLUXION_TOPIC_PREFIX: killed.prefix,
+    FLUXION_TOPIC_PARTITIONS: '3',
+    FLUXION_SESSION_TIMEOUT_MS: '2000',
+    FLUXION_PROCESSOR_MAX_BATCH: String(o.maxBatch),
+    LOG_LEVEL: process.env.KILL_CHILD_LOG_LEVEL ?? 'info',
+  };
+  let kills = 0;
+  let killedWhileProcessing = 0;
+  let stderrTail = '';
+  const start = () => {
+    const c = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'fluxion.ts'), 'process', o.kind, '--group', group], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let working = false;
+    c.stderr!.on('data', (d: Buffer) => {
+      const text = d.toString();
+      if (process.env.KILL_LOG_FILE) appendFileSync(process.env.KILL_LOG_FILE, text);
+      stderrTail = (stderrTail + text).slice(-4_000);
+      if (/partition producer ready|state loaded|snapshot applied|"msg":"transaction/.test(text)) working = true;
+    });
+    return { c, isWorking: () => working, exited: new Promise<{ code: number | null; signal: string | null }>((r) => c.once('exit', (code, signal) => r({ code, signal }))) };
+  };
+
+  let killing = true;
+  let steady: ReturnType<typeof start> | undefined;
+  const killer = (async () => {
+    while (killing && kills < o.kills) {
+      const run = start();
+      // Kill at a random instant after it began working (or after 8 s, if it has not).
+      const began = Date.now();
+      while (!run.isWorking() && Date.now() - began < 8_000) await sleep(50);
+      await sleep(100 + Math.floor(random() * 1_400));
+      if (run.isWorking()) killedWhileProcessing++;
+      run.c.kill('SIGKILL');
+      const { signal, code } = await run.exited;
+      if (signal !== 'SIGKILL') throw new Error(`${o.kind} exited on its own (code ${code}) before its kill: ${stderrTail}`);
+      kills++;
+    }
+    // Kills done: one last instance takes the rest undisturbed (stopped below with SIGTERM).
+    if (killing) steady = start();
+  })();
+
+  const steps = await o.steps(killed);
+  try {
+    for (const step of steps) {
+      await feed(killed, step, `feed-${group}`);
+      if (process.env.KILL_LOG_FILE) appendFileSync(process.env.KILL_LOG_FILE, `{"msg":"FED","topic":"${step.topic}","records":${step.records.length},"time":"${new Date().toISOString()}"}\n`);
+      // Each step waits until the processor (restarted by the killer, or the steady one
+      // after the kills) consumed it, as the reference did.
+      await waitForGroupEnd(killed.kafka, group, inputTopics(killed), 300_000);
+      if (process.env.KILL_LOG_FILE) {
+        const a = await killed.kafka.admin();
+        for (const t of inputTopics(killed)) appendFileSync(process.env.KILL_LOG_FILE, `{"msg":"OFFSETS","topic":"${t}","offsets":${JSON.stringify(await a.groupOffsets(group, t))},"time":"${new Date().toISOString()}"}\n`);
+        await a.disconnect();
+      }
+    }
+    // All kills happen, also when the input ran out before them (kills of an idle instance).
+    await killer;
+    await waitForGroupEnd(killed.kafka, group, inputTopics(killed), 120_000);
+  } catch (err) {
+    killing = false;
+    await killer.catch(() => undefined);
+    steady?.c.kill('SIGKILL');
+    throw err;
+  }
+  steady!.c.kill('SIGTERM');
+  const finalExit = (await steady!.exited).code;
+
+  const outputs: KillRunResult['outputs'] = {};
+  for (const t of o.outputs) outputs[t] = { killed: await outputLines(killed, t), reference: await outputLines(reference, t) };
+  const states: KillRunResult['states'] = {};
+  for (const t of o.states) states[t] = { killed: await stateView(killed, t), reference: await stateView(reference, t) };
+  let dlq = 0;
+  const admin = await killed.kafka.admin();
+  for (const t of o.inputs) dlq += (await admin.topicOffsets(`${killed.prefix}${t}.dlq`)).reduce((n, x) => n + Number(BigInt(x.high) - BigInt(x.low)), 0);
+  await admin.disconnect();
+  o.log(`${o.kind}: ${kills} kills (${killedWhileProcessing} while working), seed ${o.seed}; final exit ${finalExit}`);
+  return { kills, killedWhileProcessing, outputs, states, dlq, finalExit };
+}
