@@ -289,6 +289,9 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
               outCount++;
             }
           } catch (err) {
+            // A service that did not answer (the registry, say) is no fault of the record:
+            // abort and retry the transaction rather than bury a good record in the DLQ.
+            if (err instanceof FluxionError && err.retriable) throw err;
             log.warn({ topic, partition, offset: record.offset, err }, 'record sent to the DLQ');
             push(dlqTopic(topic), dlqRecord(record, err));
             dlqCount++;

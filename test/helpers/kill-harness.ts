@@ -201,7 +201,8 @@ export async function killRun(killed: TestPipeline, reference: TestPipeline, o: 
     killing = false;
     await killer.catch(() => undefined);
     steady?.c.kill('SIGKILL');
-    throw err;
+    // The last lines of the instance that was running say why it did not reach the end.
+    throw new Error(`${(err as Error).message}\n--- last log lines of ${o.kind} (${steady ? 'the steady instance' : 'a killed instance'}) ---\n${stderrTail}`);
   }
   steady!.c.kill('SIGTERM');
   const finalExit = (await steady!.exited).code;

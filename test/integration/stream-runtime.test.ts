@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafkaClient, type ConsumedRecord, type FluxionAdmin, type KafkaClient, type OutgoingRecord } from '../../core/kafka/client.ts';
 import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
+import { ServiceUnavailableError } from '../../core/errors.ts';
 import { dlqTopic } from '../../core/topics.ts';
 import { counterValue, createRuntimeMetrics } from '../../processors/runtime/metrics.ts';
 import { createStreamProcessor } from '../../processors/runtime/stream-processor.ts';
@@ -155,6 +156,30 @@ describe('stream runtime (exactly-once consume-transform-produce)', () => {
     expect(byPartition(got)).toEqual(expectedOutput(good));
     expect(await counterValue(metrics.recordsDlq)).toBe(poisonCount);
     expect(await counterValue(metrics.recordsOut)).toBe(good.length);
+  });
+
+  it('retries a transaction, instead of dead-lettering, when a service did not answer', async () => {
+    const { input, output, group } = await topics('outage');
+    const seeded = await seed(input, Array.from({ length: 60 }, (_, i) => Buffer.from(`outage ${i}`)));
+    const metrics = createRuntimeMetrics();
+    let outages = 3;
+    const base = toySpec(input, output);
+    const spec = {
+      ...base,
+      async decode(record: ConsumedRecord) {
+        if (record.value?.toString() === 'outage 17' && outages-- > 0) throw new ServiceUnavailableError('schema registry at http://registry did not answer');
+        return base.decode(record);
+      },
+    };
+    const processor = createStreamProcessor(spec, { kafka, logger: testLogger, metrics }, { groupId: group, maxBatch: 10 });
+    const running = processor.run();
+    await waitForGroupOffsets(group, input, seeded.length, 40_000);
+    await processor.stop();
+    await running;
+    const got = await readAll(output, seeded.length);
+    expect(byPartition(got)).toEqual(expectedOutput(seeded));
+    expect(await counterValue(metrics.recordsDlq)).toBe(0);
+    expect(await counterValue(metrics.aborts, { reason: 'error' })).toBe(3);
   });
 
   it('loses nothing and duplicates nothing when its process is killed with SIGKILL again and again', { timeout: 170_000 }, async () => {
