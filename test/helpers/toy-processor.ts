@@ -37,7 +37,7 @@ if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()
       if (++processed % 50 === 0) process.stdout.write(`processed ${processed}\n`);
     }),
     { kafka, logger },
-    { groupId: env.TOY_GROUP!, maxBatch: Number(env.TOY_MAX_BATCH ?? 100), sessionTimeoutMs: 6_000, transactionTimeoutMs: 10_000 },
+    { groupId: env.TOY_GROUP!, maxBatch: Number(env.TOY_MAX_BATCH ?? 100), sessionTimeoutMs: 2_000, transactionTimeoutMs: 10_000 },
   );
   process.once('SIGTERM', () => void processor.stop());
   processor.run().then(
