@@ -9,6 +9,7 @@ import type { ScheduledJobName } from '../ops/schedule-config.ts';
 import type { JobOutcome, RunJob } from '../ops/scheduler.ts';
 import type { CommandContext } from './context.ts';
 import { summaryTable } from './extract.ts';
+import { describeAbcResult, recalcAbc } from '../sinks/abc-recalc.ts';
 
 function outcome(outcomes: StoreOutcome[]): JobOutcome {
   const lines = summaryTable(outcomes);
@@ -26,6 +27,10 @@ export function createJobRunner(c: CommandContext): RunJob {
         return outcome(await extractVentas(active('klk'), fechaCaracas(now), 'VENTAS', c.extractionDeps(), { signal }));
       case 'ventas-recovery':
         return outcome(await extractVentas(active('klk'), ayerCaracas(now), 'VENTAS_RECOVERY', c.extractionDeps(), { signal }));
+      case 'abc': {
+        const r = await recalcAbc(c.pool(), { logger: c.logger, signal });
+        return { ok: true, summary: describeAbcResult(r) };
+      }
       default:
         return { ok: false, summary: `job ${job} has no implementation in this build` };
     }

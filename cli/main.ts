@@ -12,6 +12,7 @@ import { migrate } from '../ops/migrate.ts';
 import { checkAgainstRegistry, compareWithPrevious, loadCommittedSchemas, registerSchemas, type CheckProblem } from '../ops/schemas.ts';
 import { ensureTopics } from '../ops/topics-ensure.ts';
 import { syncUbicaciones } from '../ops/ubicaciones-sync.ts';
+import { registerAbcCommand } from './abc.ts';
 import { createContext, type CommandContext } from './context.ts';
 import { registerExtractCommands } from './extract.ts';
 import { registerProcessCommand } from './process.ts';
@@ -103,6 +104,7 @@ export function createProgram(io: ProgramIo): Command {
   registerScheduleCommand(program, io);
   registerProcessCommand(program, io);
   registerQuarantineCommands(program, io);
+  registerAbcCommand(program, io);
   return program;
 }
 

@@ -20,8 +20,7 @@ describe('the checked-in schedule', () => {
       expect(job.timezone).toBe('America/Caracas');
       expect(job.monitor).toMatchObject({ schedule: job.cron, timezone: 'America/Caracas' });
     }
-    // abc is off until `fluxion abc recalc` exists (see config/schedule.yaml).
-    expect(config.jobs.filter((j) => !j.enabled).map((j) => j.name)).toEqual(['abc', 'productos-refresh']);
+    expect(config.jobs.filter((j) => !j.enabled).map((j) => j.name)).toEqual(['productos-refresh']);
   });
 
   it('inventario runs every 30 minutes and ventas hourly, from 06:00 within the 06:00-22:00 window; the nightly jobs at 03:00 and 04:00', () => {

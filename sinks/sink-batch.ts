@@ -1,0 +1,445 @@
+/**
+ * The PostgreSQL sink's planning half, pure: one Kafka batch (one partition, records in
+ * offset order) of decoded records in, the column arrays of the set-based statements that
+ * write it in one transaction out (`unnest($1::text[], ...)`, PITFALLS.md: no per-row round
+ * trips, no 65,535-parameter ceiling). PostgreSQL refuses to touch one row twice in one
+ * `INSERT ... ON CONFLICT DO UPDATE`, so every plan holds each key at most once per statement.
+ *
+ * Each `*_COLUMNS` constant is the table's column order (sql/postgres/00[1-4]*.sql, without
+ * columns left to their DEFAULT now()); `columnParams(plan.x, X_COLUMNS)` gives the arrays in
+ * that order. Numeric columns are exact decimal strings, timestamptz columns Date, jsonb
+ * columns JSON text (cast `$n::jsonb[]`), uuid columns strings.
+ *
+ * What the plans mean depends on how the sink applies them; the unit tests hold executable
+ * models of these statements (test/unit/sink-batch.test.ts), and the SQL must do the same:
+ *
+ * - inventario_actual: upsert `upserts` (ON CONFLICT (pk) DO UPDATE), delete `deletes`. The
+ *   two hold disjoint keys, so their order does not matter.
+ * - inventario_historico, in this order:
+ *   1. `SELECT inventario_historico_asegurar_mes(m) FROM unnest($months)`;
+ *   2. with `closes` (key, t): DELETE the row of the key with `valid_from = t AND valid_to
+ *      IS NULL`: a row the previous batch opened at the very instant this batch starts with,
+ *      i.e. a duplicate of that instant, superseded by this batch (see planInventory);
+ *   3. with `closes` (key, t): UPDATE ... SET valid_to = t WHERE valid_to IS NULL AND
+ *      valid_from < t;
+ *   4. plain INSERT of `opens`: after 2 and 3 nothing can conflict, and a conflict would
+ *      mean a key's taken_at went backwards across batches, which must fail loudly.
+ * - productos: upsert with `ON CONFLICT DO UPDATE ... WHERE productos.visto_en <=
+ *   EXCLUDED.visto_en`, so an older description never overwrites a newer one.
+ * - ventas: upsert; `version` counts versions (see planVentas and nextVentaVersion).
+ * - alertas: `resolved` first, then `open`, each an upsert on alert_id (see planAlertas).
+ * - etl_runs: upsert on (run_id, ubicacion_id).
+ */
+import { FluxionError, type FluxionErrorOptions } from '../core/errors.ts';
+import type { InventoryChange, InventoryRow, PhantomAlert, Venta, VentaLinea } from '../core/records.ts';
+import type { TopicName } from '../core/topics.ts';
+
+/** schemas/ops.etl-runs-value.avsc (key `job/ubicacion_id`). */
+export interface EtlRun {
+  run_id: string;
+  job: 'INVENTARIO' | 'VENTAS' | 'VENTAS_RECOVERY';
+  ubicacion_id: string;
+  status: 'OK' | 'FAILED';
+  rows: number;
+  started_at: Date;
+  finished_at: Date;
+  snapshot_id: string | null;
+  /** "YYYY-MM-DD" */
+  fecha: string | null;
+  error_class: string | null;
+  error_message: string | null;
+}
+
+/**
+ * A batch the sink cannot write as it is: a record contradicts its own envelope or the
+ * history already planned. Not retriable: the same records give the same error, so the sink
+ * must set the record at `index` aside (its DLQ) and plan the batch again without it.
+ */
+export class SinkBatchError extends FluxionError {
+  readonly topic: TopicName;
+  /** The record's topic key, as DESIGN.md section 3 writes it. */
+  readonly key: string;
+  readonly field: string;
+  /** Position of the offending record in the batch given to the planner. */
+  readonly index: number;
+
+  constructor(topic: TopicName, key: string, field: string, index: number, problem: string, value?: unknown, options: FluxionErrorOptions = {}) {
+    super(`${topic} key ${key} (record ${index} of the batch): ${field}: ${problem}`, {
+      code: 'SINK_BATCH',
+      retriable: false,
+      ...options,
+      context: { topic, key, field, index, ...(value === undefined ? {} : { value }), ...options.context },
+    });
+    this.topic = topic;
+    this.key = key;
+    this.field = field;
+    this.index = index;
+  }
+}
+
+/** One array per column, all of one length. */
+export type Columns<Row> = { [K in keyof Row]: Array<Row[K]> };
+
+// Makes the compiler reject a column list that forgets a field of its row type.
+type Covers<Row, N extends readonly (keyof Row)[]> = Exclude<keyof Row, N[number]> extends never ? N : never;
+const columnList =
+  <Row>() =>
+  <const N extends readonly (keyof Row & string)[]>(names: Covers<Row, N>): N =>
+    names;
+
+export interface InventarioKey {
+  ubicacion_id: string;
+  deposito: string;
+  producto_id: string;
+}
+
+export interface InventarioActualRow extends InventarioKey {
+  cantidad: string;
+  costo: string | null;
+  precio: string | null;
+  activo: boolean;
+  snapshot_id: string;
+  taken_at: Date;
+}
+
+/** Closes the key's open interval at `valid_to` (the key's first instant in the batch). */
+export interface HistoricoCloseRow extends InventarioKey {
+  valid_to: Date;
+}
+
+export interface InventarioHistoricoRow extends InventarioKey {
+  cantidad: string;
+  costo: string | null;
+  precio: string | null;
+  activo: boolean;
+  op: 'c' | 'u';
+  snapshot_id: string;
+  valid_from: Date;
+  valid_to: Date | null;
+}
+
+/** productos: the catalogue fields of an inventory row, with where and when it was last seen. */
+export type ProductoRow = Pick<
+  InventoryRow,
+  'producto_id' | 'descripcion' | 'codigo_barras' | 'departamento_codigo' | 'departamento_nombre' | 'grupo_codigo' | 'grupo_nombre' | 'subgrupo_codigo' | 'subgrupo_nombre' | 'unidad'
+> & { visto_en: Date; ubicacion_id: string };
+
+/** ventas: the line's fields plus what the dedupe added (the column order is VENTAS_COLUMNS). */
+export type VentaRow = VentaLinea & {
+  fingerprint: string;
+  first_seen_at: Date;
+  extracted_at: Date;
+  /** In a plan: versions of the line within the batch (what an insert writes). */
+  version: number;
+};
+
+export interface AlertaRow {
+  alert_id: string;
+  ubicacion_id: string;
+  deposito: string;
+  producto_id: string;
+  regla: PhantomAlert['rule'];
+  confianza: number;
+  estado: PhantomAlert['status'];
+  resumen: string;
+  /** JSON text of the evidence map. */
+  evidencia: string;
+  abierta_en: Date;
+  actualizada_en: Date;
+}
+
+/** etl_runs: the record's own fields (the column order is ETL_RUNS_COLUMNS). */
+export type EtlRunRow = EtlRun;
+
+export const INVENTARIO_KEY_COLUMNS = columnList<InventarioKey>()(['ubicacion_id', 'deposito', 'producto_id']);
+export const INVENTARIO_ACTUAL_COLUMNS = columnList<InventarioActualRow>()([
+  'ubicacion_id', 'deposito', 'producto_id', 'cantidad', 'costo', 'precio', 'activo', 'snapshot_id', 'taken_at',
+]);
+export const HISTORICO_CLOSE_COLUMNS = columnList<HistoricoCloseRow>()(['ubicacion_id', 'deposito', 'producto_id', 'valid_to']);
+export const INVENTARIO_HISTORICO_COLUMNS = columnList<InventarioHistoricoRow>()([
+  'ubicacion_id', 'deposito', 'producto_id', 'cantidad', 'costo', 'precio', 'activo', 'op', 'snapshot_id', 'valid_from', 'valid_to',
+]);
+export const PRODUCTOS_COLUMNS = columnList<ProductoRow>()([
+  'producto_id', 'descripcion', 'codigo_barras', 'departamento_codigo', 'departamento_nombre', 'grupo_codigo', 'grupo_nombre',
+  'subgrupo_codigo', 'subgrupo_nombre', 'unidad', 'visto_en', 'ubicacion_id',
+]);
+export const VENTAS_COLUMNS = columnList<VentaRow>()([
+  'ubicacion_id', 'numero_factura', 'linea', 'fecha', 'fecha_hora', 'producto_id', 'cantidad', 'precio_unitario', 'descuento', 'total',
+  'caja', 'anulada', 'fingerprint', 'first_seen_at', 'extracted_at', 'version',
+]);
+export const ALERTAS_COLUMNS = columnList<AlertaRow>()([
+  'alert_id', 'ubicacion_id', 'deposito', 'producto_id', 'regla', 'confianza', 'estado', 'resumen', 'evidencia', 'abierta_en', 'actualizada_en',
+]);
+export const ETL_RUNS_COLUMNS = columnList<EtlRunRow>()([
+  'run_id', 'ubicacion_id', 'job', 'status', 'rows', 'started_at', 'finished_at', 'snapshot_id', 'fecha', 'error_class', 'error_message',
+]);
+
+export function toColumns<Row>(names: readonly (keyof Row)[], rows: Iterable<Row>): Columns<Row> {
+  const out = {} as Columns<Row>;
+  for (const n of names) out[n] = [];
+  for (const row of rows) for (const n of names) out[n].push(row[n]);
+  return out;
+}
+
+/** The inverse of toColumns: for tests, logs and DLQ messages. */
+export function rowsOf<Row>(names: readonly (keyof Row)[], columns: Columns<Row>): Row[] {
+  const length = columns[names[0]!].length;
+  return Array.from({ length }, (_, i) => {
+    const row = {} as Row;
+    for (const n of names) row[n] = columns[n][i]!;
+    return row;
+  });
+}
+
+/** The arrays in `names` order: the bind parameters of an `unnest($1::t1[], $2::t2[], ...)`. */
+export function columnParams<Row>(columns: Columns<Row>, names: readonly (keyof Row)[]): unknown[] {
+  return names.map((n) => columns[n]);
+}
+
+export interface InventoryPlan {
+  actual: { upserts: Columns<InventarioActualRow>; deletes: Columns<InventarioKey> };
+  historico: { closes: Columns<HistoricoCloseRow>; opens: Columns<InventarioHistoricoRow> };
+  productos: Columns<ProductoRow>;
+  /** First instant (UTC) of each month some `opens` row starts in, ascending. */
+  months: Date[];
+}
+
+const CHANGES: TopicName = 'pos.inventario.changes';
+const isInstant = (d: unknown): d is Date => d instanceof Date && !Number.isNaN(d.getTime());
+
+export const inventarioKey = (k: InventarioKey): string => `${k.ubicacion_id}/${k.deposito}/${k.producto_id}`;
+
+function checkChange(c: InventoryChange, index: number): void {
+  const fail = (field: string, problem: string, value?: unknown) => new SinkBatchError(CHANGES, inventarioKey(c), field, index, problem, value);
+  if (c.op !== 'c' && c.op !== 'u' && c.op !== 'd') throw fail('op', `"${String(c.op)}" is not c, u or d`, c.op);
+  for (const field of ['ubicacion_id', 'deposito', 'producto_id'] as const) {
+    if (typeof c[field] !== 'string' || c[field] === '') throw fail(field, 'is empty', c[field]);
+  }
+  if (!isInstant(c.taken_at)) throw fail('taken_at', 'is not a valid instant', c.taken_at);
+  if (c.op === 'd') {
+    // A d row with an after would say the product both vanished and has a value.
+    if (c.after) throw fail('after', 'op d carries an after row');
+    return;
+  }
+  if (!c.after) throw fail('after', `op ${c.op} without an after row`, null);
+  // The row is written under the envelope's key; an after of another product would land there.
+  if (c.after.deposito !== c.deposito) throw fail('after.deposito', `is ${c.after.deposito}, the key says ${c.deposito}`, c.after.deposito);
+  if (c.after.producto_id !== c.producto_id) throw fail('after.producto_id', `is ${c.after.producto_id}, the key says ${c.producto_id}`, c.after.producto_id);
+}
+
+const monthStart = (d: Date): number => Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+
+/**
+ * Plans inventario_actual, inventario_historico and productos for a batch of changes.
+ *
+ * History decisions:
+ * - Per key, taken_at must not go backwards (the differ applies only snapshots newer than
+ *   the last applied one): a change older than the key's previous change in the batch is a
+ *   SinkBatchError on taken_at, because it would make an interval end before it starts.
+ * - Changes of one key with the same taken_at are one instant of the store's truth: the last
+ *   in offset order wins and the earlier ones leave no history row (an interval [t, t) is
+ *   empty and refused by the table's CHECK), exactly as inventario_actual keeps the last.
+ *   A duplicate that straddles a batch boundary is superseded by step 2 of the module's
+ *   recipe, so batch boundaries never change the history.
+ * - A d closes the open interval and opens nothing; a c/u after it reopens the key.
+ *
+ * productos keeps, per producto_id, the after row with the latest taken_at (the later record
+ * on ties), the same row the table's `visto_en <=` guard keeps when the changes are applied
+ * one by one: in one partition the stores' snapshots interleave, so offset order alone is not
+ * time order across stores. d changes describe nothing and leave productos alone.
+ */
+export function planInventory(changes: readonly InventoryChange[]): InventoryPlan {
+  const byKey = new Map<string, InventoryChange[]>();
+  const productos = new Map<string, ProductoRow>();
+  changes.forEach((c, index) => {
+    checkChange(c, index);
+    const key = inventarioKey(c);
+    let steps = byKey.get(key);
+    if (!steps) byKey.set(key, (steps = []));
+    const prev = steps.at(-1);
+    if (!prev || c.taken_at.getTime() > prev.taken_at.getTime()) steps.push(c);
+    else if (c.taken_at.getTime() === prev.taken_at.getTime()) steps[steps.length - 1] = c;
+    else {
+      throw new SinkBatchError(CHANGES, key, 'taken_at', index, `${c.taken_at.toISOString()} is before ${prev.taken_at.toISOString()}, the key's previous change in this batch`, c.taken_at);
+    }
+    if (c.after) {
+      const seen = productos.get(c.producto_id);
+      if (!seen || seen.visto_en.getTime() <= c.taken_at.getTime()) productos.set(c.producto_id, productoRow(c, c.after));
+    }
+  });
+
+  const upserts: InventarioActualRow[] = [];
+  const deletes: InventarioKey[] = [];
+  const closes: HistoricoCloseRow[] = [];
+  const opens: InventarioHistoricoRow[] = [];
+  const months = new Set<number>();
+  for (const steps of byKey.values()) {
+    const first = steps[0]!;
+    const last = steps.at(-1)!;
+    const key = { ubicacion_id: first.ubicacion_id, deposito: first.deposito, producto_id: first.producto_id };
+    if (last.after) upserts.push({ ...key, ...values(last.after), snapshot_id: last.snapshot_id, taken_at: last.taken_at });
+    else deletes.push(key);
+    closes.push({ ...key, valid_to: first.taken_at });
+    steps.forEach((c, i) => {
+      if (!c.after) return;
+      opens.push({ ...key, ...values(c.after), op: c.op as 'c' | 'u', snapshot_id: c.snapshot_id, valid_from: c.taken_at, valid_to: steps[i + 1]?.taken_at ?? null });
+      months.add(monthStart(c.taken_at));
+    });
+  }
+  return {
+    actual: { upserts: toColumns(INVENTARIO_ACTUAL_COLUMNS, upserts), deletes: toColumns(INVENTARIO_KEY_COLUMNS, deletes) },
+    historico: { closes: toColumns(HISTORICO_CLOSE_COLUMNS, closes), opens: toColumns(INVENTARIO_HISTORICO_COLUMNS, opens) },
+    productos: toColumns(PRODUCTOS_COLUMNS, productos.values()),
+    months: [...months].sort((a, b) => a - b).map((ms) => new Date(ms)),
+  };
+}
+
+const values = (r: InventoryRow) => ({ cantidad: r.cantidad, costo: r.costo, precio: r.precio, activo: r.activo });
+
+function productoRow(c: InventoryChange, r: InventoryRow): ProductoRow {
+  return {
+    producto_id: c.producto_id,
+    descripcion: r.descripcion,
+    codigo_barras: r.codigo_barras,
+    departamento_codigo: r.departamento_codigo,
+    departamento_nombre: r.departamento_nombre,
+    grupo_codigo: r.grupo_codigo,
+    grupo_nombre: r.grupo_nombre,
+    subgrupo_codigo: r.subgrupo_codigo,
+    subgrupo_nombre: r.subgrupo_nombre,
+    unidad: r.unidad,
+    visto_en: c.taken_at,
+    ubicacion_id: c.ubicacion_id,
+  };
+}
+
+export interface VentasPlan {
+  upserts: Columns<VentaRow>;
+  /** Not a column: the fingerprint of each line's first record in the batch, for nextVentaVersion. */
+  first_fingerprint: string[];
+}
+
+export const ventaKeyOf = (v: Venta): string => `${v.linea.ubicacion_id}/${v.linea.numero_factura}/${v.linea.linea}`;
+
+/**
+ * The version a line has after its planned row is applied. `version` counts the line's
+ * distinct contents in arrival order: 1 when first written, +1 for each record whose
+ * fingerprint differs from the one before it. A record equal to the stored line (re-sent as
+ * c once the dedupe's state expired, e.g. by a recovery run) is not a new version. Collapsing
+ * a batch loses the records in between, so the plan carries how many versions the batch
+ * itself holds and its first fingerprint, which is what makes the result independent of how
+ * the records were batched. The sink computes this in SQL (LEFT JOIN ventas in the INSERT's
+ * SELECT: `cur.version + v.version - (cur.fingerprint = v.first_fingerprint)::int`).
+ */
+export function nextVentaVersion(stored: { version: number; fingerprint: string } | undefined, planned: { version: number; first_fingerprint: string }): number {
+  if (!stored) return planned.version;
+  return stored.version + planned.version - (stored.fingerprint === planned.first_fingerprint ? 1 : 0);
+}
+
+/** The last record of each sales line in the batch, with its version count (nextVentaVersion). */
+export function planVentas(ventas: readonly Venta[]): VentasPlan {
+  const lines = new Map<string, { row: VentaRow; first: string }>();
+  ventas.forEach((v, index) => {
+    const l = v.linea;
+    const key = ventaKeyOf(v);
+    for (const field of ['ubicacion_id', 'numero_factura', 'producto_id'] as const) {
+      if (!l[field]) throw new SinkBatchError('pos.ventas', key, `linea.${field}`, index, 'is empty', l[field]);
+    }
+    // ventas.linea is an integer column: anything else would abort the whole transaction.
+    if (!Number.isInteger(l.linea) || l.linea < -2_147_483_648 || l.linea > 2_147_483_647) {
+      throw new SinkBatchError('pos.ventas', key, 'linea.linea', index, 'is not a 32-bit integer', l.linea);
+    }
+    const seen = lines.get(key);
+    const version = !seen ? 1 : seen.row.version + (seen.row.fingerprint === v.fingerprint ? 0 : 1);
+    const row: VentaRow = {
+      ubicacion_id: l.ubicacion_id, numero_factura: l.numero_factura, linea: l.linea, fecha: l.fecha, fecha_hora: l.fecha_hora,
+      producto_id: l.producto_id, cantidad: l.cantidad, precio_unitario: l.precio_unitario, descuento: l.descuento, total: l.total,
+      caja: l.caja, anulada: l.anulada, fingerprint: v.fingerprint, first_seen_at: v.first_seen_at, extracted_at: v.extracted_at, version,
+    };
+    lines.set(key, { row, first: seen?.first ?? v.fingerprint });
+  });
+  const all = [...lines.values()];
+  return { upserts: toColumns(VENTAS_COLUMNS, all.map((l) => l.row)), first_fingerprint: all.map((l) => l.first) };
+}
+
+/**
+ * Two groups of alertas upserts, to apply in this order: `resolved`, then `open`.
+ *
+ * alertas_una_abierta allows one OPEN alert per product, and a unique index is checked row by
+ * row as a statement writes, not at its end. When a product's alert A closes and its next
+ * alert B opens in the same batch, writing B as OPEN while A's row still says OPEN (from an
+ * earlier batch) violates the index and aborts the batch, whatever order the records had.
+ * Resolving first empties each product's OPEN slot before anything claims it; splitting into
+ * two statements, rather than ordering rows in one, keeps that independent of the order in
+ * which PostgreSQL happens to process an unnest.
+ */
+export interface AlertasPlan {
+  resolved: Columns<AlertaRow>;
+  open: Columns<AlertaRow>;
+}
+
+export const alertProductKey = (a: Pick<PhantomAlert, 'ubicacion_id' | 'deposito' | 'producto_id'>): string => `${a.ubicacion_id}/${a.deposito}/${a.producto_id}`;
+
+/**
+ * The last record of each alert_id, split by final status. Two different alerts both left
+ * OPEN for one product by the batch would violate alertas_una_abierta whatever the order, so
+ * that batch is impossible (the detector resolves an alert before opening the next).
+ */
+export function planAlertas(alerts: readonly PhantomAlert[]): AlertasPlan {
+  const topic: TopicName = 'alerts.phantom-zeros';
+  const last = new Map<string, { row: AlertaRow; index: number }>();
+  alerts.forEach((a, index) => {
+    const key = alertProductKey(a);
+    if (!a.alert_id) throw new SinkBatchError(topic, key, 'alert_id', index, 'is empty', a.alert_id);
+    if (a.status !== 'OPEN' && a.status !== 'RESOLVED') throw new SinkBatchError(topic, key, 'status', index, `"${String(a.status)}" is not OPEN or RESOLVED`, a.status);
+    // alertas.confianza has a CHECK: a bad value would abort the whole transaction, every retry.
+    if (!Number.isFinite(a.confidence) || a.confidence < 0 || a.confidence > 1) {
+      throw new SinkBatchError(topic, key, 'confidence', index, `${a.confidence} is not between 0 and 1`, a.confidence);
+    }
+    const seen = last.get(a.alert_id);
+    if (seen && alertProductKey(seen.row) !== key) {
+      throw new SinkBatchError(topic, key, 'alert_id', index, `alert ${a.alert_id} belonged to ${alertProductKey(seen.row)} earlier in this batch`, a.alert_id);
+    }
+    last.set(a.alert_id, {
+      index,
+      row: {
+        alert_id: a.alert_id, ubicacion_id: a.ubicacion_id, deposito: a.deposito, producto_id: a.producto_id, regla: a.rule,
+        confianza: a.confidence, estado: a.status, resumen: a.summary, evidencia: JSON.stringify(a.evidence),
+        abierta_en: a.opened_at, actualizada_en: a.updated_at,
+      },
+    });
+  });
+  const resolved: AlertaRow[] = [];
+  const open: AlertaRow[] = [];
+  const openByProduct = new Map<string, { alertId: string; index: number }>();
+  for (const { row, index } of last.values()) {
+    if (row.estado === 'RESOLVED') {
+      resolved.push(row);
+      continue;
+    }
+    const key = alertProductKey(row);
+    const other = openByProduct.get(key);
+    if (other) {
+      const later = Math.max(index, other.index);
+      throw new SinkBatchError(topic, key, 'status', later, `alerts ${other.alertId} and ${row.alert_id} both end this batch OPEN for one product`, 'OPEN');
+    }
+    openByProduct.set(key, { alertId: row.alert_id, index });
+    open.push(row);
+  }
+  return { resolved: toColumns(ALERTAS_COLUMNS, resolved), open: toColumns(ALERTAS_COLUMNS, open) };
+}
+
+/** The last record of each (run_id, ubicacion_id): a run re-sent for a store replaces its row. */
+export function planEtlRuns(runs: readonly EtlRun[]): Columns<EtlRunRow> {
+  const last = new Map<string, EtlRunRow>();
+  runs.forEach((r, index) => {
+    const topicKey = `${r.job}/${r.ubicacion_id}`;
+    if (!r.run_id) throw new SinkBatchError('ops.etl-runs', topicKey, 'run_id', index, 'is empty', r.run_id);
+    if (!r.ubicacion_id) throw new SinkBatchError('ops.etl-runs', topicKey, 'ubicacion_id', index, 'is empty', r.ubicacion_id);
+    last.set(`${r.run_id}/${r.ubicacion_id}`, {
+      run_id: r.run_id, ubicacion_id: r.ubicacion_id, job: r.job, status: r.status, rows: r.rows, started_at: r.started_at,
+      finished_at: r.finished_at, snapshot_id: r.snapshot_id, fecha: r.fecha, error_class: r.error_class, error_message: r.error_message,
+    });
+  });
+  return toColumns(ETL_RUNS_COLUMNS, last.values());
+}

@@ -1,0 +1,556 @@
+/**
+ * productos_abc_recalcular() (sql/postgres/005_abc.sql) and recalcAbc() against a real
+ * PostgreSQL: every row of productos_abc_cache is compared with an independent computation
+ * written here in TypeScript (exact BigInt arithmetic, no SQL) on seeded sales with exact
+ * ties, zero-sales products, voided lines, returns and lines outside the window; readers
+ * never see a half-written cache; overlapping recalculations serialise; `fluxion abc recalc`.
+ */
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MIGRATIONS_DIR } from '../../core/paths.ts';
+import { createPool, type Pool } from '../../core/postgres.ts';
+import { migrate } from '../../ops/migrate.ts';
+import { createRng, type Rng } from '../../simulators/data/prng.ts';
+import { AbcRecalcError, recalcAbc, type AbcRecalcResult } from '../../sinks/abc-recalc.ts';
+import { freshDatabase, runCli, testLogger } from '../helpers/services.ts';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function migratedDatabase(): Promise<{ url: string; pool: Pool }> {
+  const db = await freshDatabase();
+  cleanups.push(db.drop);
+  const pool = createPool({ connectionString: db.url, logger: testLogger, max: 6 });
+  cleanups.push(() => pool.end());
+  await migrate(pool, MIGRATIONS_DIR, testLogger);
+  return { url: db.url, pool };
+}
+
+async function connect(url: string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  cleanups.push(() => c.end().catch(() => undefined));
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test data. Money is kept as BigInt ten-thousandths, as numeric(18,4) holds it.
+
+interface Linea {
+  ubicacion: string;
+  fecha: string;
+  producto: string;
+  total: bigint;
+  anulada: boolean;
+}
+
+interface Dataset {
+  productos: string[];
+  inventario: Array<{ ubicacion: string; deposito: string; producto: string }>;
+  ventas: Linea[];
+}
+
+const money = (units: bigint): string => {
+  const sign = units < 0n ? '-' : '';
+  const abs = units < 0n ? -units : units;
+  return `${sign}${abs / 10_000n}.${String(abs % 10_000n).padStart(4, '0')}`;
+};
+const $ = (whole: number): bigint => BigInt(Math.round(whole * 10_000));
+
+/** YYYY-MM-DD plus n days (UTC arithmetic on calendar dates). */
+function addDays(fecha: string, n: number): string {
+  const [y, m, d] = fecha.split('-').map(Number);
+  return new Date(Date.UTC(y!, m! - 1, d! + n)).toISOString().slice(0, 10);
+}
+
+/** The business date of an instant in America/Caracas (UTC-4, no daylight saving). */
+const businessDate = (instant: Date): string => new Date(instant.getTime() - 4 * 3_600_000).toISOString().slice(0, 10);
+
+async function insertDataset(c: pg.Client | Pool, ds: Dataset): Promise<void> {
+  if (ds.productos.length) {
+    await c.query(
+      `INSERT INTO productos (producto_id, descripcion, unidad, visto_en, ubicacion_id)
+       SELECT p, 'producto ' || p, 'UND', now(), 'tienda_01' FROM unnest($1::text[]) AS p`,
+      [ds.productos],
+    );
+  }
+  if (ds.inventario.length) {
+    await c.query(
+      `INSERT INTO inventario_actual (ubicacion_id, deposito, producto_id, cantidad, activo, snapshot_id, taken_at)
+       SELECT u, d, p, 1, true, gen_random_uuid(), now() FROM unnest($1::text[], $2::text[], $3::text[]) AS x(u, d, p)`,
+      [ds.inventario.map((i) => i.ubicacion), ds.inventario.map((i) => i.deposito), ds.inventario.map((i) => i.producto)],
+    );
+  }
+  // Invoice numbers are unique per call; a line number per invoice keeps the key unique.
+  const batch = Math.random().toString(36).slice(2, 8);
+  for (let i = 0; i < ds.ventas.length; i += 5_000) {
+    const chunk = ds.ventas.slice(i, i + 5_000);
+    await c.query(
+      `INSERT INTO ventas (ubicacion_id, numero_factura, linea, fecha, fecha_hora, producto_id, cantidad, precio_unitario, descuento, total, caja, anulada, fingerprint, first_seen_at, extracted_at)
+       SELECT u, $7 || '-' || n, 1, f, (f + time '12:00') AT TIME ZONE 'America/Caracas', p, 1, t, 0, t, '01', a, 'fp', now(), now()
+       FROM unnest($1::text[], $2::date[], $3::text[], $4::numeric[], $5::boolean[], $6::int[]) AS x(u, f, p, t, a, n)`,
+      [chunk.map((l) => l.ubicacion), chunk.map((l) => l.fecha), chunk.map((l) => l.producto), chunk.map((l) => money(l.total)), chunk.map((l) => l.anulada), chunk.map((_, j) => i + j), batch],
+    );
+  }
+}
+
+/**
+ * Seeded sales for 5 stores: random products and amounts over a span wider than the window
+ * (both sides), voided lines, returns, products sold but never in productos, and deliberate
+ * edge cases: exact ties (same lines, and different lines with equal sums), a product with
+ * only voided lines, returns that outweigh sales in one store but not chain-wide, a net of
+ * exactly 0, and ids whose byte order differs from a linguistic one.
+ */
+function generate(rng: Rng, desde: string, hasta: string): Dataset {
+  const stores = ['tienda_01', 'tienda_02', 'tienda_03', 'tienda_04', 'tienda_05'];
+  const catalog = Array.from({ length: 80 }, (_, i) => `P${String(i + 1).padStart(4, '0')}`);
+  const special = ['TIE1', 'TIE2', 'TIE3', 'TIE4', 'TIE5', 'VOID1', 'RET1', 'NET0', 'b-caso', 'B-caso', 'Ñame', 'NEVER'];
+  const ds: Dataset = { productos: [...catalog, ...special], inventario: [], ventas: [] };
+  const span = { from: addDays(desde, -12), days: daysBetween(addDays(desde, -12), addDays(hasta, 4)) };
+  const fechaAleatoria = () => addDays(span.from, rng.int(0, span.days));
+  const line = (ubicacion: string, producto: string, total: bigint, fecha = fechaAleatoria(), anulada = false) => ds.ventas.push({ ubicacion, producto, total, fecha, anulada });
+
+  for (const u of stores) {
+    for (const p of catalog) {
+      if (rng.chance(0.6)) ds.inventario.push({ ubicacion: u, deposito: '01', producto: p });
+      if (rng.chance(0.1)) ds.inventario.push({ ubicacion: u, deposito: '02', producto: p });
+    }
+    for (const p of ['TIE1', 'TIE2', 'TIE3', 'VOID1', 'b-caso', 'B-caso']) ds.inventario.push({ ubicacion: u, deposito: '01', producto: p });
+    for (const p of catalog) {
+      if (!rng.chance(0.7)) continue;
+      // Skewed, so that the classes are not all B: a few products sell a lot.
+      const scale = rng.chance(0.15) ? 50_000 : rng.chance(0.3) ? 5_000 : 500;
+      for (let k = rng.int(1, 6); k > 0; k--) {
+        const total = BigInt(rng.int(1, scale * 10_000));
+        const r = rng.next();
+        if (r < 0.1) line(u, p, total, undefined, true);
+        else if (r < 0.15) line(u, p, -total / 5n);
+        else line(u, p, total);
+      }
+    }
+    // Sold here, carried nowhere and not in productos: still classified (store and chain).
+    if (rng.chance(0.5)) line(u, `Z${u.slice(-2)}`, BigInt(rng.int(1, 2_000_000)), hasta);
+    // Exact ties: the same lines for three products.
+    const tieFecha = fechaInWindow(rng, desde, hasta);
+    const tieTotal = BigInt(rng.int(1, 30_000_000));
+    for (const p of ['TIE1', 'TIE2', 'TIE3']) line(u, p, tieTotal, tieFecha);
+    // Equal sums from different lines.
+    const inWindow = () => fechaInWindow(rng, desde, hasta);
+    line(u, 'TIE4', $(200), inWindow());
+    line(u, 'TIE5', $(120), desde);
+    line(u, 'TIE5', $(80), hasta);
+    line(u, 'b-caso', $(33.3333), inWindow());
+    line(u, 'B-caso', $(33.3333), inWindow());
+    line(u, 'Ñame', $(33.3333), inWindow());
+    line(u, 'VOID1', $(999), hasta, true);
+    line(u, 'NET0', $(12.5), inWindow());
+    line(u, 'NET0', $(-12.5), inWindow());
+  }
+  // Returns outweigh sales in tienda_01 (value 0 there) but not chain-wide.
+  line('tienda_01', 'RET1', $(5), desde);
+  line('tienda_01', 'RET1', $(-8), hasta);
+  line('tienda_02', 'RET1', $(10), hasta);
+  // Lines just outside the window on both sides, big enough to change every class if counted.
+  line('tienda_03', 'P0001', $(9_999_999), addDays(desde, -1));
+  line('tienda_03', 'P0002', $(9_999_999), addDays(hasta, 1));
+  line('tienda_04', 'OUTSIDE', $(9_999_999), addDays(desde, -1));
+  return ds;
+}
+
+function daysBetween(a: string, b: string): number {
+  return Math.round((Date.parse(`${b}T00:00:00Z`) - Date.parse(`${a}T00:00:00Z`)) / 86_400_000);
+}
+
+function fechaInWindow(rng: Rng, desde: string, hasta: string): string {
+  return addDays(desde, rng.int(0, daysBetween(desde, hasta)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The independent computation
+
+interface CacheRow {
+  alcance: string;
+  producto_id: string;
+  clase: 'A' | 'B' | 'C';
+  valor_ventas: string;
+  porcentaje_acumulado: string | null;
+  ranking: number;
+  ventana_desde: string;
+  ventana_hasta: string;
+}
+
+const byteOrder = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** round(n / d, 6) half away from zero, as PostgreSQL rounds numerics, for n, d > 0. */
+function percent6(acumulado: bigint, total: bigint): string {
+  const scaled = (acumulado * 100n * 1_000_000n * 2n + total) / (2n * total);
+  return `${scaled / 1_000_000n}.${String(scaled % 1_000_000n).padStart(6, '0')}`;
+}
+
+function classify(alcance: string, netos: Map<string, bigint>, desde: string, hasta: string): CacheRow[] {
+  const items = [...netos].map(([producto, neto]) => ({ producto, valor: neto > 0n ? neto : 0n }));
+  items.sort((x, y) => (x.valor === y.valor ? byteOrder(x.producto, y.producto) : x.valor > y.valor ? -1 : 1));
+  const total = items.reduce((s, x) => s + x.valor, 0n);
+  let before = 0n;
+  return items.map((x, i) => {
+    const clase = x.valor === 0n ? 'C' : before * 100n < total * 80n ? 'A' : before * 100n < total * 95n ? 'B' : 'C';
+    before += x.valor;
+    return {
+      alcance,
+      producto_id: x.producto,
+      clase,
+      valor_ventas: money(x.valor),
+      porcentaje_acumulado: x.valor === 0n ? null : percent6(before, total),
+      ranking: i + 1,
+      ventana_desde: desde,
+      ventana_hasta: hasta,
+    };
+  });
+}
+
+function expectedCache(ds: Dataset, asOf: Date, windowDays: number): CacheRow[] {
+  const hasta = businessDate(asOf);
+  const desde = addDays(hasta, -(windowDays - 1));
+  const inWindow = ds.ventas.filter((l) => l.fecha >= desde && l.fecha <= hasta);
+  const stores = new Map<string, Map<string, bigint>>();
+  const chain = new Map<string, bigint>();
+  const add = (m: Map<string, bigint>, p: string, v: bigint) => m.set(p, (m.get(p) ?? 0n) + v);
+  const store = (u: string) => {
+    let m = stores.get(u);
+    if (!m) stores.set(u, (m = new Map()));
+    return m;
+  };
+  for (const p of ds.productos) add(chain, p, 0n);
+  for (const i of ds.inventario) {
+    add(store(i.ubicacion), i.producto, 0n);
+    add(chain, i.producto, 0n);
+  }
+  for (const l of inWindow) {
+    const v = l.anulada ? 0n : l.total;
+    add(store(l.ubicacion), l.producto, v);
+    add(chain, l.producto, v);
+  }
+  const rows = [...classify('cadena', chain, desde, hasta)];
+  for (const [u, m] of stores) rows.push(...classify(u, m, desde, hasta));
+  return sortRows(rows);
+}
+
+const sortRows = (rows: CacheRow[]): CacheRow[] => rows.sort((a, b) => byteOrder(a.alcance, b.alcance) || byteOrder(a.producto_id, b.producto_id));
+
+async function readCache(c: pg.Client | Pool): Promise<{ rows: CacheRow[]; calculadoEn: string[] }> {
+  const { rows } = await c.query<CacheRow & { calculado_en: Date }>(
+    `SELECT alcance, producto_id, clase, valor_ventas::text AS valor_ventas, porcentaje_acumulado::text AS porcentaje_acumulado,
+            ranking, ventana_desde::text AS ventana_desde, ventana_hasta::text AS ventana_hasta, calculado_en
+     FROM productos_abc_cache`,
+  );
+  const calculadoEn = [...new Set(rows.map((r) => r.calculado_en.toISOString()))];
+  return { rows: sortRows(rows.map(({ calculado_en: _, ...r }) => r)), calculadoEn };
+}
+
+/** Counts per alcance and class, as the summary of recalcAbc reports them. */
+function countsOf(rows: CacheRow[]): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const r of rows) {
+    out[r.alcance] ??= { A: 0, B: 0, C: 0 };
+    out[r.alcance]![r.clase]! += 1;
+  }
+  return out;
+}
+
+function countsOfResult(r: AbcRecalcResult): Record<string, Record<string, number>> {
+  return Object.fromEntries(r.alcances.map((a) => [a.alcance, { ...a.productos }]));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('productos_abc_recalcular', () => {
+  it('classifies exactly as an independent computation, per store and chain-wide, with ties, zero sales, voided lines and returns', async () => {
+    const { pool } = await migratedDatabase();
+    // 02:30 UTC on 1 March is 22:30 on 28 February in Caracas: the window ends on the 28th.
+    const asOf = new Date('2026-03-01T02:30:00Z');
+    const ds = generate(createRng('abc-1'), '2025-12-01', '2026-02-28');
+    await insertDataset(pool, ds);
+
+    const result = await recalcAbc(pool, { asOf, logger: testLogger });
+    expect(result).toMatchObject({ windowDays: 90, ventanaDesde: '2025-12-01', ventanaHasta: '2026-02-28' });
+    const expected = expectedCache(ds, asOf, 90);
+    const actual = await readCache(pool);
+    expect(actual.rows.length).toBe(expected.length);
+    expect(actual.rows).toEqual(expected);
+    expect(actual.calculadoEn).toEqual([result.calculadoEn.toISOString()]);
+    expect(countsOfResult(result)).toEqual(countsOf(expected));
+    expect(result.alcances.map((a) => a.alcance)).toEqual(['cadena', 'tienda_01', 'tienda_02', 'tienda_03', 'tienda_04', 'tienda_05']);
+    expect(result.filas).toBe(expected.length);
+
+    // The data really has what the test claims to cover.
+    const row = (alcance: string, p: string) => actual.rows.find((r) => r.alcance === alcance && r.producto_id === p)!;
+    for (const c of ['A', 'B', 'C']) expect(actual.rows.some((r) => r.alcance === 'cadena' && r.clase === c && r.valor_ventas !== '0.0000'), c).toBe(true);
+    // Equal values: ranked next to each other by producto_id.
+    expect(row('cadena', 'TIE1').valor_ventas).toBe(row('cadena', 'TIE2').valor_ventas);
+    expect(row('cadena', 'TIE2').ranking).toBe(row('cadena', 'TIE1').ranking + 1);
+    expect(row('cadena', 'TIE3').ranking).toBe(row('cadena', 'TIE1').ranking + 2);
+    expect(row('tienda_02', 'TIE4').valor_ventas).toBe(row('tienda_02', 'TIE5').valor_ventas);
+    expect(row('tienda_02', 'TIE4').ranking).toBe(row('tienda_02', 'TIE5').ranking - 1);
+    expect(row('cadena', 'B-caso').ranking).toBeLessThan(row('cadena', 'b-caso').ranking); // byte order, not linguistic
+    expect(row('cadena', 'b-caso').ranking).toBeLessThan(row('cadena', 'Ñame').ranking);
+    expect(row('tienda_01', 'VOID1')).toMatchObject({ clase: 'C', valor_ventas: '0.0000', porcentaje_acumulado: null });
+    expect(row('tienda_01', 'RET1')).toMatchObject({ clase: 'C', valor_ventas: '0.0000' });
+    expect(row('cadena', 'RET1').valor_ventas).toBe('7.0000'); // 5 - 8 + 10
+    expect(row('cadena', 'NET0')).toMatchObject({ clase: 'C', valor_ventas: '0.0000' });
+    expect(row('cadena', 'NEVER')).toMatchObject({ clase: 'C', valor_ventas: '0.0000' });
+    expect(actual.rows.some((r) => r.alcance !== 'cadena' && r.producto_id === 'NEVER')).toBe(false);
+    expect(actual.rows.some((r) => r.producto_id === 'OUTSIDE')).toBe(false);
+  });
+
+  it('replaces the whole cache on the next run: another window and as-of, changed inventory, nothing left over', async () => {
+    const { pool } = await migratedDatabase();
+    const ds = generate(createRng('abc-2'), '2025-12-01', '2026-02-28');
+    await insertDataset(pool, ds);
+    await recalcAbc(pool, { asOf: new Date('2026-03-01T02:30:00Z'), logger: testLogger });
+
+    // tienda_05 closes (its inventory and recent sales gone), a new product appears.
+    await pool.query(`DELETE FROM inventario_actual WHERE ubicacion_id = 'tienda_05'`);
+    await pool.query(`DELETE FROM ventas WHERE ubicacion_id = 'tienda_05' AND fecha >= '2026-01-01'`);
+    const more: Dataset = { productos: ['NUEVO'], inventario: [{ ubicacion: 'tienda_02', deposito: '01', producto: 'NUEVO' }], ventas: [{ ubicacion: 'tienda_02', producto: 'NUEVO', total: $(1234.5678), fecha: '2026-02-10', anulada: false }] };
+    await insertDataset(pool, more);
+    const remaining: Dataset = {
+      productos: [...ds.productos, ...more.productos],
+      inventario: [...ds.inventario.filter((i) => i.ubicacion !== 'tienda_05'), ...more.inventario],
+      ventas: [...ds.ventas.filter((l) => !(l.ubicacion === 'tienda_05' && l.fecha >= '2026-01-01')), ...more.ventas],
+    };
+
+    const asOf = new Date('2026-02-15T15:00:00-04:00');
+    const result = await recalcAbc(pool, { asOf, windowDays: 30, logger: testLogger });
+    expect(result).toMatchObject({ ventanaDesde: '2026-01-17', ventanaHasta: '2026-02-15' });
+    expect((await readCache(pool)).rows).toEqual(expectedCache(remaining, asOf, 30));
+    // tienda_05 has no inventory and no sales in this window: it is no longer an alcance.
+    expect(result.alcances.map((a) => a.alcance)).not.toContain('tienda_05');
+  });
+
+  it('pins the convention at the class boundaries: the product reaching or crossing 80% is A, the one reaching or crossing 95% is B', async () => {
+    const { pool } = await migratedDatabase();
+    const v = (producto: string, total: number, ubicacion = 'tienda_01'): Linea => ({ ubicacion, producto, total: $(total), fecha: '2026-02-20', anulada: false });
+    await insertDataset(pool, {
+      productos: ['p1', 'p2', 'p3', 'p4', 'p5'],
+      inventario: [],
+      ventas: [v('p1', 50), v('p2', 30), v('p3', 15), v('p4', 5), v('p1', 70, 'tienda_02'), v('p2', 20, 'tienda_02'), v('p3', 10, 'tienda_02')],
+    });
+    await recalcAbc(pool, { asOf: new Date('2026-02-28T12:00:00Z'), logger: testLogger });
+    const { rows } = await readCache(pool);
+    expect(rows.filter((r) => r.alcance === 'tienda_01').map((r) => [r.producto_id, r.clase, r.porcentaje_acumulado, r.ranking])).toEqual([
+      ['p1', 'A', '50.000000', 1],
+      ['p2', 'A', '80.000000', 2], // 50% before it: A, although it takes the sum to exactly 80%
+      ['p3', 'B', '95.000000', 3], // 80% before it: B
+      ['p4', 'C', '100.000000', 4], // 95% before it: C
+    ]);
+    expect(rows.filter((r) => r.alcance === 'tienda_02').map((r) => [r.producto_id, r.clase, r.porcentaje_acumulado])).toEqual([
+      ['p1', 'A', '70.000000'],
+      ['p2', 'A', '90.000000'], // crosses 80% (70% before it): A
+      ['p3', 'B', '100.000000'], // crosses 95% (90% before it): B
+    ]);
+    expect(rows.find((r) => r.alcance === 'cadena' && r.producto_id === 'p5')).toMatchObject({ clase: 'C', ranking: 5, porcentaje_acumulado: null });
+  });
+
+  it('gives an empty database a summary of zeros, and refuses a window of 0 days in SQL too', async () => {
+    const { pool, url } = await migratedDatabase();
+    const result = await recalcAbc(pool, { logger: testLogger });
+    expect(result.alcances).toEqual([{ alcance: 'cadena', productos: { A: 0, B: 0, C: 0 }, valor: { A: '0.0000', B: '0.0000', C: '0.0000' } }]);
+    expect(result.filas).toBe(0);
+    const c = await connect(url);
+    const error = await c.query(`SELECT * FROM productos_abc_recalcular(now(), 0)`).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: '22023' });
+  });
+});
+
+describe('atomic replace', () => {
+  /** What a reader sees, in one statement. */
+  const OBSERVE = `SELECT count(*)::int AS filas, count(DISTINCT calculado_en)::int AS calculos, min(calculado_en)::text AS calculado_en,
+                          min(ventana_hasta)::text AS hasta, max(ventana_hasta)::text AS hasta_max, coalesce(sum(valor_ventas), 0)::text AS valor,
+                          count(*) FILTER (WHERE clase = 'A')::int AS a
+                   FROM productos_abc_cache`;
+  type Observation = Record<string, unknown>;
+
+  async function bigData(pool: Pool): Promise<void> {
+    // 8 stores x 2,500 products carried, ~250,000 sales lines: long enough a run to read during.
+    await pool.query(`INSERT INTO productos (producto_id, descripcion, unidad, visto_en, ubicacion_id)
+      SELECT 'P' || lpad(g::text, 5, '0'), 'x', 'UND', now(), 'tienda_01' FROM generate_series(1, 3000) g`);
+    await pool.query(`INSERT INTO inventario_actual (ubicacion_id, deposito, producto_id, cantidad, activo, snapshot_id, taken_at)
+      SELECT 'tienda_0' || s, '01', 'P' || lpad(g::text, 5, '0'), 1, true, gen_random_uuid(), now()
+      FROM generate_series(1, 8) s, generate_series(1, 2500) g`);
+    await pool.query(`INSERT INTO ventas (ubicacion_id, numero_factura, linea, fecha, fecha_hora, producto_id, cantidad, precio_unitario, descuento, total, caja, anulada, fingerprint, first_seen_at, extracted_at)
+      SELECT 'tienda_0' || (1 + g % 8), 'F' || g, 1, date '2026-02-28' - (g % 120), now(), 'P' || lpad((1 + (g::bigint * 7919) % 3000)::text, 5, '0'),
+             1, 1, 0, ((g::bigint * 104729) % 1000000) / 10000.0, '01', g % 37 = 0, 'fp', now(), now()
+      FROM generate_series(1, 250000) g`);
+    await pool.query('ANALYZE');
+  }
+
+  it('lets a reader see only the old complete cache or the new one while a recalculation runs, never waiting for it', async () => {
+    const { pool, url } = await migratedDatabase();
+    await bigData(pool);
+    await recalcAbc(pool, { asOf: new Date('2026-02-28T12:00:00Z'), windowDays: 90, logger: testLogger });
+    const reader = await connect(url);
+    await reader.query(`SET statement_timeout = '5s'`);
+    const old = (await reader.query<Observation>(OBSERVE)).rows[0]!;
+    // The next run covers more products (new inventory) over another window: a mix would show.
+    await pool.query(`INSERT INTO inventario_actual (ubicacion_id, deposito, producto_id, cantidad, activo, snapshot_id, taken_at)
+      SELECT 'tienda_0' || s, '01', 'P' || lpad(g::text, 5, '0'), 1, true, gen_random_uuid(), now() FROM generate_series(1, 8) s, generate_series(3001, 3300) g`);
+
+    const seen: Array<{ o: Observation; from: number; to: number }> = [];
+    let writing = true;
+    const readLoop = (async () => {
+      for (let i = 0; writing; i++) {
+        const from = performance.now();
+        // Alternate isolation levels; under REPEATABLE READ two reads must agree.
+        await reader.query(i % 2 ? 'BEGIN ISOLATION LEVEL REPEATABLE READ' : 'BEGIN');
+        const first = (await reader.query<Observation>(OBSERVE)).rows[0]!;
+        if (i % 2) expect((await reader.query<Observation>(OBSERVE)).rows[0]).toEqual(first);
+        await reader.query('COMMIT');
+        seen.push({ o: first, from, to: performance.now() });
+      }
+    })();
+    const started = performance.now();
+    await recalcAbc(pool, { asOf: new Date('2026-02-20T12:00:00Z'), windowDays: 60, logger: testLogger }).finally(() => (writing = false));
+    const ended = performance.now();
+    await readLoop;
+    const fresh = (await reader.query<Observation>(OBSERVE)).rows[0]!;
+
+    expect(fresh).not.toEqual(old);
+    expect(fresh.filas).toBeGreaterThan(old.filas as number);
+    expect(fresh.calculos).toBe(1);
+    const strange = seen.filter((s) => !isDeepEqual(s.o, old) && !isDeepEqual(s.o, fresh));
+    expect(strange).toEqual([]);
+    // The reader was not blocked: it completed reads, seeing the old cache, while the run went on.
+    const during = seen.filter((s) => s.from >= started && s.to <= ended);
+    expect(during.filter((s) => isDeepEqual(s.o, old)).length, `reads of the old cache completed during a ${Math.round(ended - started)} ms recalculation`).toBeGreaterThan(3);
+  });
+
+  it('keeps the old complete cache visible until commit, and to a REPEATABLE READ snapshot taken before it after', async () => {
+    const { pool, url } = await migratedDatabase();
+    await insertDataset(pool, generate(createRng('abc-3'), '2025-12-01', '2026-02-28'));
+    await recalcAbc(pool, { asOf: new Date('2026-02-28T12:00:00Z'), logger: testLogger });
+    const writer = await connect(url);
+    const reader = await connect(url);
+    const snapshotReader = await connect(url);
+    await reader.query(`SET statement_timeout = '3s'`); // a blocked read would fail the test, not hang it
+    await snapshotReader.query(`SET statement_timeout = '3s'`);
+    const old = (await reader.query<Observation>(OBSERVE)).rows[0]!;
+    await snapshotReader.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    expect((await snapshotReader.query<Observation>(OBSERVE)).rows[0]).toEqual(old);
+
+    // The writer has deleted and reinserted everything, and not committed yet.
+    await writer.query('BEGIN');
+    await writer.query(`SELECT * FROM productos_abc_recalcular('2026-02-10T12:00:00Z', 30)`);
+    expect((await writer.query<Observation>(OBSERVE)).rows[0]).not.toEqual(old);
+    expect((await reader.query<Observation>(OBSERVE)).rows[0]).toEqual(old);
+    await writer.query('COMMIT');
+
+    const fresh = (await reader.query<Observation>(OBSERVE)).rows[0]!;
+    expect(fresh).not.toEqual(old);
+    expect(fresh.hasta).toBe('2026-02-10');
+    // Unlike after a TRUNCATE, the older snapshot still sees the old complete cache.
+    expect((await snapshotReader.query<Observation>(OBSERVE)).rows[0]).toEqual(old);
+    await snapshotReader.query('COMMIT');
+    expect((await snapshotReader.query<Observation>(OBSERVE)).rows[0]).toEqual(fresh);
+  });
+
+  it('serialises overlapping recalculations instead of failing on the primary key', async () => {
+    const { pool } = await migratedDatabase();
+    const ds = generate(createRng('abc-4'), '2025-12-01', '2026-02-28');
+    await insertDataset(pool, ds);
+    const asOf = new Date('2026-02-28T12:00:00Z');
+    const results = await Promise.all([1, 2, 3].map(() => recalcAbc(pool, { asOf, logger: testLogger })));
+    expect(new Set(results.map((r) => r.filas)).size).toBe(1);
+    const { rows, calculadoEn } = await readCache(pool);
+    expect(rows).toEqual(expectedCache(ds, asOf, 90));
+    expect(calculadoEn.length).toBe(1);
+  });
+
+  it('cancels a recalculation on abort, leaving the cache as it was', async () => {
+    const { pool, url } = await migratedDatabase();
+    await insertDataset(pool, generate(createRng('abc-5'), '2025-12-01', '2026-02-28'));
+    await recalcAbc(pool, { asOf: new Date('2026-02-28T12:00:00Z'), logger: testLogger });
+    const before = await readCache(pool);
+    // Another recalculation "holds" the cache: ours waits for its lock.
+    const holder = await connect(url);
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE productos_abc_cache IN EXCLUSIVE MODE');
+    const controller = new AbortController();
+    const run = recalcAbc(pool, { asOf: new Date('2026-02-01T12:00:00Z'), logger: testLogger, signal: controller.signal }).catch((e: unknown) => e);
+    for (let i = 0; i < 100; i++) {
+      const { rows } = await pool.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%productos_abc_recalcular%'`);
+      if (rows.length) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    controller.abort();
+    const error = await run;
+    expect(error).toBeInstanceOf(AbcRecalcError);
+    expect((error as AbcRecalcError).message).toMatch(/ABC recalculation of productos_abc_cache \(as of 2026-02-01T12:00:00.000Z, 90-day window\) was cancelled; the cache is unchanged/);
+    await holder.query('COMMIT');
+    expect(await readCache(pool)).toEqual(before);
+  });
+
+  it('names what failed and what to do when the database lacks the migration', async () => {
+    const db = await freshDatabase();
+    cleanups.push(db.drop);
+    const pool = createPool({ connectionString: db.url, logger: testLogger });
+    cleanups.push(() => pool.end());
+    const error = await recalcAbc(pool, { asOf: new Date('2026-02-28T12:00:00Z'), logger: testLogger }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AbcRecalcError);
+    expect(error).toMatchObject({ code: 'ABC_RECALC', retriable: false, context: { table: 'productos_abc_cache', sqlstate: '42883', windowDays: 90 } });
+    expect((error as Error).message).toMatch(/function productos_abc_recalcular\(.*\) does not exist \(SQLSTATE 42883\); the database lacks migration 005_abc\.sql: run `fluxion migrate`/);
+  });
+});
+
+describe('fluxion abc recalc', () => {
+  it('recalculates and prints rows per class for the chain and each store', async () => {
+    const { pool, url } = await migratedDatabase();
+    const ds = generate(createRng('abc-cli'), '2025-12-01', '2026-02-28');
+    await insertDataset(pool, ds);
+    const result = await runCli(['abc', 'recalc', '--as-of', '2026-02-28'], { DATABASE_URL: url });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const expected = expectedCache(ds, new Date('2026-02-28T12:00:00-04:00'), 90);
+    expect((await readCache(pool)).rows).toEqual(expected);
+    const lines = result.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^abc: window 2025-12-01\.\.2026-02-28 \(90 days, as of 2026-02-28T16:00:00\.000Z\), computed at \S+ in \d+\.\d s$/);
+    expect(lines[1]).toMatch(/^alcance\s+A\s+B\s+C\s+total$/);
+    const counts = countsOf(expected);
+    for (const alcance of ['cadena', 'tienda_01', 'tienda_05']) {
+      const c = counts[alcance]!;
+      expect(lines, alcance).toContainEqual(expect.stringMatching(new RegExp(`^${alcance}\\s+${c.A}\\s+${c.B}\\s+${c.C}\\s+${c.A! + c.B! + c.C!}$`)));
+    }
+    expect(lines.at(-1)).toBe(`productos_abc_cache: ${expected.length} rows (A ${expected.filter((r) => r.clase === 'A').length}, B ${expected.filter((r) => r.clase === 'B').length}, C ${expected.filter((r) => r.clase === 'C').length}) for the chain and 5 stores, window 2025-12-01..2026-02-28 (90 days)`);
+
+    const narrow = await runCli(['abc', 'recalc', '--window-days', '7', '--as-of', '2026-02-15T23:30:00-04:00'], { DATABASE_URL: url });
+    expect(narrow.code).toBe(0);
+    expect(narrow.stdout).toContain('abc: window 2026-02-09..2026-02-15 (7 days, as of 2026-02-16T03:30:00.000Z)');
+    expect((await readCache(pool)).rows).toEqual(expectedCache(ds, new Date('2026-02-16T03:30:00Z'), 7));
+  });
+
+  it('exits 2 with a clear message on bad arguments, before touching the database', async () => {
+    // An unreachable database: the arguments must be refused first.
+    const env = { DATABASE_URL: 'postgres://fluxion:s3cret@127.0.0.1:1/nothing' };
+    const days = await runCli(['abc', 'recalc', '--window-days', '0'], env);
+    expect(days).toMatchObject({ code: 2, stdout: '' });
+    expect(days.stderr).toContain('fluxion: --window-days must be a whole number of days from 1 to 3660, got "0"');
+    const date = await runCli(['abc', 'recalc', '--as-of', '2026-02-30'], env);
+    expect(date.code).toBe(2);
+    expect(date.stderr).toContain('fluxion: --as-of must be a date YYYY-MM-DD (a business day in America/Caracas) or an instant with its offset');
+    const unknown = await runCli(['abc', 'recalc', '--windowdays', '7'], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown option '--windowdays'/);
+  });
+
+  it('exits 1 naming PostgreSQL when the database is unreachable, without the password', async () => {
+    const result = await runCli(['abc', 'recalc'], { DATABASE_URL: 'postgres://fluxion:s3cret@127.0.0.1:1/nothing' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/ABC recalculation of productos_abc_cache .* failed: PostgreSQL is not reachable/);
+    expect(result.stderr).not.toContain('s3cret');
+  });
+});
+
+function isDeepEqual(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
