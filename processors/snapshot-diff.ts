@@ -3,7 +3,7 @@
  * the quarantine rule, and the changes between the last applied state and a new snapshot.
  * The processor around it (I/O, transactions, the state topic) lives in snapshot-differ.ts.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { ValidationError } from '../core/errors.ts';
 import type { InventoryChange, InventoryRow } from '../core/records.ts';
 
@@ -41,14 +41,25 @@ export type Change = InventoryChange;
 
 export const rowKey = (deposito: string, productoId: string): string => `${deposito}/${productoId}`;
 
+/** Between fields: a control character no POS text holds; null gets its own marker. */
+const SEP = '\u001f';
+const NUL = '\u0000';
+const text = (v: string | null) => (v === null ? NUL : v);
+
 /**
- * What identifies a row's content. `actualizado_en` is left out: the POS touches it without
- * changing anything we store, and a change event must mean a changed row.
+ * What identifies a row's content: every field of InventoryRow in schema order but
+ * `actualizado_en`, which the POS touches without changing anything we store (a change event
+ * must mean a changed row). Built by hand rather than by JSON of sorted keys: this runs for
+ * every row of every snapshot and was most of the differ's CPU (6 µs against 1 µs a row).
+ * test/unit/snapshot-diff.test.ts checks that every schema field but actualizado_en counts.
  */
 export function rowFingerprint(row: InventoryRow): string {
-  const { actualizado_en: _ignored, ...content } = row;
-  const canonical = JSON.stringify(Object.keys(content).sort().map((k) => [k, content[k as keyof typeof content]]));
-  return createHash('sha1').update(canonical).digest('base64url');
+  const canonical =
+    row.deposito + SEP + row.producto_id + SEP + text(row.codigo_barras) + SEP + row.descripcion + SEP +
+    text(row.departamento_codigo) + SEP + text(row.departamento_nombre) + SEP + text(row.grupo_codigo) + SEP + text(row.grupo_nombre) + SEP +
+    text(row.subgrupo_codigo) + SEP + text(row.subgrupo_nombre) + SEP + row.unidad + SEP + row.cantidad + SEP +
+    text(row.costo) + SEP + text(row.precio) + SEP + (row.activo ? '1' : '0');
+  return hash('sha1', canonical, 'base64url');
 }
 
 export function validateChunk(c: SnapshotChunk): void {

@@ -4,7 +4,7 @@
  * seen (c), again only when its content changed (u: voided, corrected), dropped otherwise.
  * State per line lives in a compacted topic and expires after a retention window.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { VentaLinea } from '../core/records.ts';
 
 export interface DedupeEntry {
@@ -37,7 +37,7 @@ export function ventaFingerprint(l: VentaLinea): string {
     l.ubicacion_id, l.fecha, l.numero_factura, l.linea, l.fecha_hora.toISOString(), l.producto_id,
     l.cantidad, l.precio_unitario, l.descuento, l.total, l.caja, l.anulada,
   ]);
-  return createHash('sha1').update(canonical).digest('base64url');
+  return hash('sha1', canonical, 'base64url');
 }
 
 export function dedupeLine(

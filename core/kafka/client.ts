@@ -196,6 +196,8 @@ export function isProducerFenced(err: unknown): boolean {
 
 /** Bytes of keys and values per produce call, well under the broker's 1 MB batch limit. */
 const MAX_BATCH_BYTES = 512 * 1024;
+/** kafkajs groups a send's messages by partition copying its array per message: keep sends small. */
+const MAX_BATCH_MESSAGES = 500;
 
 const LEVEL_NAMES: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [KafkaLogLevel.ERROR]: 'error',
@@ -330,7 +332,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
         let bytes = 0;
         for (const m of messages) {
           const size = (m.value?.length ?? 0) + (typeof m.key === 'string' ? Buffer.byteLength(m.key) : (m.key?.length ?? 0));
-          if (slice.length > 0 && bytes + size > MAX_BATCH_BYTES) {
+          if (slice.length > 0 && (bytes + size > MAX_BATCH_BYTES || slice.length >= MAX_BATCH_MESSAGES)) {
             await target.send({ topic, acks: -1, messages: slice });
             slice = [];
             bytes = 0;
@@ -391,7 +393,18 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
             const result = await work({
               ...sender(tx),
               async sendOffsets(groupId, topic, offsets) {
-                await tx.sendOffsets({ consumerGroupId: groupId, topics: [{ topic, partitions: offsets }] });
+                // kafkajs retries AddPartitionsToTxn but not AddOffsetsToTxn: right after the
+                // previous commit the coordinator answers CONCURRENT_TRANSACTIONS until its
+                // markers are written, and giving up would abort a good transaction.
+                for (let attempt = 0; ; attempt++) {
+                  try {
+                    await tx.sendOffsets({ consumerGroupId: groupId, topics: [{ topic, partitions: offsets }] });
+                    return;
+                  } catch (err) {
+                    if (kafkaErrorType(err) !== 'CONCURRENT_TRANSACTIONS' || attempt >= 20) throw err;
+                    await new Promise((r) => setTimeout(r, Math.min(20 * 2 ** attempt, 1_000)));
+                  }
+                }
               },
             });
             await tx.commit();

@@ -1,4 +1,7 @@
 import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SCHEMAS_DIR } from '../../core/paths.ts';
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../core/errors.ts';
 import type { InventoryRow } from '../../core/records.ts';
@@ -35,6 +38,21 @@ describe('diffSnapshot', () => {
     expect(rowFingerprint(row('A', '1.000', { actualizado_en: new Date() }))).toBe(rowFingerprint(row('A', '1.000')));
     expect(rowFingerprint(row('A', '1.000', { descripcion: 'PIÑA' }))).not.toBe(rowFingerprint(row('A', '1.000')));
     expect(rowFingerprint(row('A', '1.000', { precio: '2.0100' }))).not.toBe(rowFingerprint(row('A', '1.000')));
+  });
+
+  it('fingerprints every InventoryRow field of the schema but actualizado_en (a new field must be added to it)', () => {
+    const fields = (JSON.parse(readFileSync(join(SCHEMAS_DIR, 'types', 'InventoryRow.avsc'), 'utf8')) as { fields: Array<{ name: string }> }).fields.map((f) => f.name);
+    const base = row('A', '1.000');
+    for (const name of fields) {
+      if (name === 'actualizado_en') continue;
+      const current = (base as unknown as Record<string, unknown>)[name];
+      const other = typeof current === 'boolean' ? !current : current === null ? 'X' : `${String(current)}9`;
+      expect(rowFingerprint({ ...base, [name]: other } as never), name).not.toBe(rowFingerprint(base));
+      if (current !== null && typeof current !== 'boolean' && name !== 'deposito' && name !== 'producto_id' && name !== 'descripcion' && name !== 'unidad' && name !== 'cantidad') {
+        expect(rowFingerprint({ ...base, [name]: null } as never), `${name} null`).not.toBe(rowFingerprint(base));
+      }
+    }
+    expect(Object.keys(base).sort()).toEqual([...fields].sort());
   });
 
   it('folding the emitted changes over the state yields exactly the last snapshot (property)', () => {

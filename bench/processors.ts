@@ -1,0 +1,718 @@
+#!/usr/bin/env node
+/**
+ * bench/processors: the snapshot differ and the ventas dedupe as production runs them
+ * (`fluxion process differ|dedupe`, each in its own process, so its CPU and RSS are its own),
+ * side by side in one run with a decode-only consumer of the same input (the ceiling:
+ * read_committed fetches of the same size, every record Avro-decoded with the same topic
+ * codec, offsets committed per fetch, nothing produced). Writes
+ * bench/results/<date>-processors.json.
+ *
+ *   node bench/processors.ts [--rows 300000] [--stores 20] [--changed 0.05]
+ *                            [--lines 300000] [--corrected 0.02] [--skip-differ] [--skip-dedupe]
+ *                            [--max-batch <FLUXION_PROCESSOR_MAX_BATCH>] [--cpu-prof <dir>] [--node-args='<flags>'] [--child-logs <dir>]
+ *                            [--out bench/results/<date>-processors.json]
+ *
+ * Differ: cycle 1 (every row new: builds the state), cycle 2 (`--changed` of the rows
+ * changed: the steady state, the headline figure), then a restart: a new process of the same
+ * group loads the state and processes cycle 3. Dedupe: a day of `--lines` sales lines read
+ * once, read again an hour later with `--corrected` of them corrected, then a restart that
+ * loads the state and takes a third read. Between passes the processes are stopped
+ * (SIGSTOP) while the next input is published, so a pass is timed from SIGCONT (or, for a
+ * new process, from its group assignment) until its group's committed offsets reach the end.
+ *
+ * Needs the services (`scripts/services up`; it reads `scripts/services env` itself).
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { loadSubjectSchemas } from '../core/avro/schemas.ts';
+import { createTopicCodec, type TopicCodec } from '../core/avro/topic-codec.ts';
+import { loadConfig, requireKafkaBrokers, requireSchemaRegistryUrl } from '../core/config/environment.ts';
+import { errorMessage, FluxionError } from '../core/errors.ts';
+import { createKafkaClient, type FluxionAdmin, type KafkaClient, type OutgoingRecord } from '../core/kafka/client.ts';
+import { createLogger } from '../core/logger.ts';
+import { PROJECT_ROOT } from '../core/paths.ts';
+import type { VentaLinea } from '../core/records.ts';
+import { createRegistry } from '../core/registry.ts';
+import { withRetry } from '../core/retry.ts';
+import { topicName, topicSpecs, type TopicName } from '../core/topics.ts';
+import { registerSchemas } from '../ops/schemas.ts';
+import { ensureTopics } from '../ops/topics-ensure.ts';
+import type { SnapshotChunk } from '../processors/snapshot-diff.ts';
+import type { VentaRaw } from '../processors/ventas-dedupe.ts';
+import { chunkRecords, cycleRows, uuidFrom } from '../test/helpers/inventory-feed.ts';
+
+const { values } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '300000' },
+    stores: { type: 'string', default: '20' },
+    changed: { type: 'string', default: '0.05' },
+    lines: { type: 'string', default: '300000' },
+    corrected: { type: 'string', default: '0.02' },
+    'skip-differ': { type: 'boolean', default: false },
+    'skip-dedupe': { type: 'boolean', default: false },
+    'max-batch': { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    'node-args': { type: 'string', default: '' },
+    'child-logs': { type: 'string' },
+    out: { type: 'string' },
+    // Internal: the ceiling consumer, started by this bench as its own process.
+    'decode-only-child': { type: 'boolean', default: false },
+    topic: { type: 'string' },
+    schema: { type: 'string' },
+    group: { type: 'string' },
+  },
+});
+
+/** As production runs the processors (Dockerfile) and as every topic is laid out. */
+const NODE_OPTIONS = '--max-semi-space-size=8';
+const PARTITIONS = 6;
+const CHUNK_ROWS = 1_000;
+/** Fetch size of the stream runtime's consumer (processors/runtime/stream-processor.ts). */
+const FETCH_BYTES = 1024 * 1024;
+/** Long enough that a member stopped (SIGSTOP) while the next input is published keeps its partitions. */
+const SESSION_TIMEOUT_MS = 300_000;
+const GOALS = { differ_min_ratio_to_ceiling: 0.5, max_peak_rss_mb: 400 };
+const fluxion = join(PROJECT_ROOT, 'bin', 'fluxion.ts');
+const self = join(PROJECT_ROOT, 'bench', 'processors.ts');
+
+// ---------------------------------------------------------------------------------------
+// The ceiling: a plain consumer that decodes every record and counts rows, nothing else.
+// ---------------------------------------------------------------------------------------
+
+async function decodeOnlyChild(topic: string, schemaTopic: TopicName, group: string): Promise<void> {
+  const config = loadConfig(process.env);
+  const logger = createLogger({ level: 'warn', destination: 2 });
+  const kafka = createKafkaClient({ brokers: requireKafkaBrokers(config), clientId: 'fluxion-bench-ceiling', logger });
+  const registry = createRegistry({ url: requireSchemaRegistryUrl(config) });
+  const codec = await createTopicCodec<SnapshotChunk | VentaRaw>(registry, schemaTopic, topic);
+  const rowsOf = schemaTopic === 'pos.inventario.snapshots' ? (v: SnapshotChunk | VentaRaw) => (v as SnapshotChunk).rows.length : () => 1;
+  const consumer = await kafka.consumer({ groupId: group, readCommitted: true, sessionTimeoutMs: config.processors.sessionTimeoutMs, maxBytes: FETCH_BYTES, crashOnFailure: true });
+  let rows = 0;
+  let records = 0;
+  // The same line the stream runtime logs, so the parent times both from the same event.
+  consumer.onAssignment((assignment) => process.stderr.write(`${JSON.stringify({ msg: 'partitions assigned', assignment })}\n`));
+  consumer.onCrash(({ error }) => {
+    process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'consumer crashed', err: error.message })}\n`);
+    process.exit(1);
+  });
+  process.once('SIGTERM', () => {
+    void consumer
+      .stop()
+      .then(() => consumer.disconnect())
+      .finally(() => process.exit(0));
+  });
+  await consumer.subscribe([topic], true);
+  await consumer.runBatches(async (batch, control) => {
+    for (const r of batch.records) {
+      rows += rowsOf(await codec.decode(r.value));
+      records++;
+    }
+    const last = batch.records[batch.records.length - 1];
+    if (!last) return;
+    control.resolveOffset(last.offset);
+    await consumer.commit(batch.topic, batch.partition, (BigInt(last.offset) + 1n).toString());
+    process.stdout.write(`${JSON.stringify({ rows, records })}\n`);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Child processes, their CPU and RSS.
+// ---------------------------------------------------------------------------------------
+
+interface LogLine {
+  at: number;
+  line: Record<string, unknown>;
+}
+
+interface Child {
+  name: string;
+  pid: number;
+  exited: Promise<number>;
+  /** The `count`-th log line with this message (1-based), with the instant it arrived. */
+  waitLog(msg: string, count?: number): Promise<LogLine>;
+  logs(msg: string): LogLine[];
+  /** The ceiling consumer's counts once they reach `records` (printed after each commit); the last ones after 10 s. */
+  progress(records?: number): Promise<{ rows: number; records: number }>;
+  cpuSeconds(): number;
+  rssMb(): number;
+  /** Peak RSS since the last resetPeak (VmHWM, reset through clear_refs, and VmRSS sampled every 50 ms). */
+  peakRssMb(): number;
+  resetPeak(): void;
+  pause(): void;
+  resume(): void;
+  stop(): Promise<number>;
+  tail(): string;
+  /** Warnings and errors the process logged since the last call, with how often. */
+  takeWarnings(): Record<string, number>;
+}
+
+function procStatusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks
+}
+
+function startChild(name: string, args: string[], env: NodeJS.ProcessEnv, logDir?: string): Child {
+  const proc: ChildProcess = spawn(process.execPath, args, { env, cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const pid = proc.pid!;
+  const logFile = logDir ? createWriteStream(join(logDir, `${name}-${pid}.log`)) : undefined;
+  const lines: LogLine[] = [];
+  const warnings: string[] = [];
+  const tailLines: string[] = [];
+  const waiters: Array<() => void> = [];
+  let progress = { rows: 0, records: 0 };
+  let alive = true;
+  const onText = (stream: NodeJS.ReadableStream) => {
+    let buffered = '';
+    stream.on('data', (d: Buffer) => {
+      const at = performance.now();
+      logFile?.write(d);
+      buffered += d.toString();
+      const parts = buffered.split('\n');
+      buffered = parts.pop()!;
+      for (const text of parts) {
+        tailLines.push(text);
+        if (tailLines.length > 40) tailLines.shift();
+        if (!text.startsWith('{')) continue;
+        let line: Record<string, unknown>;
+        try {
+          line = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          continue;
+        }
+        if (typeof line.rows === 'number' && typeof line.records === 'number' && line.msg === undefined) progress = { rows: line.rows, records: line.records };
+        else lines.push({ at, line });
+        if (line.level === 'warn' || line.level === 'error' || line.level === 'fatal') warnings.push(`${line.level}: ${String(line.msg)}${line.err ? ` (${String((line.err as { message?: string }).message ?? line.err)})` : ''}`);
+      }
+      for (const w of waiters.splice(0)) w();
+    });
+  };
+  onText(proc.stdout!);
+  onText(proc.stderr!);
+  const exited = new Promise<number>((resolveExit) =>
+    proc.on('exit', (code, signal) => {
+      alive = false;
+      for (const w of waiters.splice(0)) w();
+      resolveExit(code ?? (signal ? 128 : 1));
+    }),
+  );
+  proc.on('close', () => logFile?.end()); // after the last output, unlike 'exit'
+  let sampledKb = 0;
+  const sampler = setInterval(() => {
+    if (!alive) return;
+    try {
+      sampledKb = Math.max(sampledKb, procStatusKb(pid, 'VmRSS'));
+    } catch {
+      // exited between the check and the read
+    }
+  }, 50);
+  sampler.unref();
+  void exited.then(() => clearInterval(sampler));
+  const child: Child = {
+    name,
+    pid,
+    exited,
+    async waitLog(msg, count = 1) {
+      for (;;) {
+        const found = lines.filter((l) => l.line.msg === msg);
+        if (found.length >= count) return found[count - 1]!;
+        if (!alive) throw new Error(`${name} exited before logging "${msg}":\n${child.tail()}`);
+        await new Promise<void>((r) => waiters.push(r));
+      }
+    },
+    logs: (msg) => lines.filter((l) => l.line.msg === msg),
+    async progress(records = 0) {
+      const deadline = performance.now() + 10_000;
+      while (progress.records < records && alive && performance.now() < deadline) await sleep(20);
+      return progress;
+    },
+    cpuSeconds: () => cpuSeconds(pid),
+    rssMb: () => procStatusKb(pid, 'VmRSS') / 1024,
+    peakRssMb: () => Math.max(procStatusKb(pid, 'VmHWM'), sampledKb) / 1024,
+    resetPeak() {
+      writeFileSync(`/proc/${pid}/clear_refs`, '5'); // resets VmHWM to the current RSS
+      sampledKb = procStatusKb(pid, 'VmRSS');
+    },
+    pause: () => void proc.kill('SIGSTOP'),
+    resume: () => void proc.kill('SIGCONT'),
+    async stop() {
+      if (!alive) return exited;
+      proc.kill('SIGCONT');
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+    tail: () => tailLines.join('\n'),
+    takeWarnings() {
+      const counted: Record<string, number> = {};
+      for (const w of warnings.splice(0)) counted[w] = (counted[w] ?? 0) + 1;
+      return counted;
+    },
+  };
+  return child;
+}
+
+/** A free TCP port for a child's /metrics. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+/** Sum of a Prometheus counter's samples whose labels include `labels`. */
+async function scrape(port: number, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+// ---------------------------------------------------------------------------------------
+// Timing a pass.
+// ---------------------------------------------------------------------------------------
+
+/**
+ * An admin call, retried when kafkajs says its error is retriable (a leader moving while
+ * others restart the shared broker); our retry policy knows only our errors, so translate.
+ */
+function adminCall<T>(what: string, call: () => Promise<T>): Promise<T> {
+  return withRetry({ retries: 8, initialDelayMs: 200, maxDelayMs: 5_000, factor: 2 }, async () => {
+    try {
+      return await call();
+    } catch (err) {
+      if ((err as { retriable?: unknown })?.retriable === true) throw new FluxionError(`${what}: ${errorMessage(err)}`, { code: 'BENCH_ADMIN', retriable: true, cause: err });
+      throw err;
+    }
+  });
+}
+
+async function endOffsets(admin: FluxionAdmin, topic: string): Promise<Map<number, bigint>> {
+  return new Map((await adminCall(`offsets of ${topic}`, () => admin.topicOffsets(topic))).map((o) => [o.partition, BigInt(o.high)]));
+}
+
+/**
+ * The instant the group's committed offsets reached `ends` (every input is written by
+ * transactions, so a partition's last offset is a commit marker nobody consumes: one short).
+ */
+async function groupAtEnd(admin: FluxionAdmin, group: string, topic: string, ends: Map<number, bigint>, child: Child, timeoutMs = 900_000): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  let exitCode: number | undefined;
+  void child.exited.then((c) => (exitCode = c));
+  for (;;) {
+    const offsets = await adminCall(`offsets of group ${group}`, () => admin.groupOffsets(group, topic));
+    const at = performance.now();
+    const done = [...ends].every(([p, end]) => end === 0n || BigInt(offsets.find((o) => o.partition === p)?.offset ?? '-1') >= end - 1n);
+    if (done) return at;
+    if (exitCode !== undefined) throw new Error(`${child.name} exited (${exitCode}) before reaching the end of ${topic}:\n${child.tail()}`);
+    if (at > deadline) throw new Error(`${child.name} did not reach the end of ${topic} in ${timeoutMs} ms: ${JSON.stringify(offsets)}`);
+    await sleep(50);
+  }
+}
+
+interface Pass {
+  wall_seconds: number;
+  rows: number;
+  rows_per_second: number;
+  cpu_seconds: number;
+  peak_rss_mb: number;
+}
+
+const round = (n: number, digits = 2) => Number(n.toFixed(digits));
+
+/** Counter values of a pass: what the process counted after it minus before it. */
+const delta = (after: Record<string, number>, before: Record<string, number>) => Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]));
+
+function pass(rows: number, t0: number, t1: number, cpu0: number, cpu1: number, peakMb: number): Pass {
+  const wall = (t1 - t0) / 1000;
+  return { wall_seconds: round(wall), rows, rows_per_second: Math.round(rows / wall), cpu_seconds: round(cpu1 - cpu0), peak_rss_mb: Math.round(peakMb) };
+}
+
+/** A new process: timed from its group assignment (its start-up and group join are left out). */
+async function timeFirstPass(child: Child, admin: FluxionAdmin, group: string, topic: string, rows: number): Promise<Pass> {
+  const ends = await endOffsets(admin, topic);
+  const assigned = await child.waitLog('partitions assigned');
+  const cpu0 = child.cpuSeconds();
+  const t1 = await groupAtEnd(admin, group, topic, ends, child);
+  return pass(rows, assigned.at, t1, cpu0, child.cpuSeconds(), child.peakRssMb());
+}
+
+/** A process stopped while the input was published: timed from SIGCONT. */
+async function timeResumedPass(child: Child, admin: FluxionAdmin, group: string, topic: string, rows: number): Promise<Pass> {
+  const ends = await endOffsets(admin, topic);
+  child.resetPeak();
+  const cpu0 = child.cpuSeconds();
+  const t0 = performance.now();
+  child.resume();
+  const t1 = await groupAtEnd(admin, group, topic, ends, child);
+  return pass(rows, t0, t1, cpu0, child.cpuSeconds(), child.peakRssMb());
+}
+
+interface Restart extends Pass {
+  state_records: number;
+  state_reloaded_records: number;
+  load_seconds: number;
+  load_cpu_seconds: number;
+  rss_after_load_mb: number;
+}
+
+/** A new process of an existing group: loads the state, then processes what was published. */
+async function timeRestart(child: Child, admin: FluxionAdmin, group: string, topic: string, rows: number, stateTopics: number): Promise<Restart> {
+  const ends = await endOffsets(admin, topic);
+  const assigned = await child.waitLog('partitions assigned');
+  const cpu0 = child.cpuSeconds();
+  const loaded = await child.waitLog('state loaded', stateTopics);
+  const loadCpu = child.cpuSeconds() - cpu0;
+  const rssAfterLoad = child.rssMb();
+  const t1 = await groupAtEnd(admin, group, topic, ends, child);
+  const loads = child.logs('state loaded');
+  return {
+    state_records: loads.slice(0, stateTopics).reduce((sum, l) => sum + Number(l.line.records ?? 0), 0),
+    // A transaction that aborts drops its partition's state, read again before the next batch.
+    state_reloaded_records: loads.slice(stateTopics).reduce((sum, l) => sum + Number(l.line.records ?? 0), 0),
+    load_seconds: round((loaded.at - assigned.at) / 1000),
+    load_cpu_seconds: round(loadCpu),
+    rss_after_load_mb: Math.round(rssAfterLoad),
+    ...pass(rows, assigned.at, t1, cpu0, child.cpuSeconds(), child.peakRssMb()),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Inputs.
+// ---------------------------------------------------------------------------------------
+
+const HOUR = 3_600_000;
+const RUN_ID = '0b7e1c52-8f3a-4d6e-9c1b-5a2f7d8e9b10';
+
+/** A store's day of sales: invoices of 3 lines; a `corrected` share of the lines corrected. */
+function ventasDay(store: string, lines: number, fecha: string, corrected: number): VentaLinea[] {
+  const start = Date.parse(`${fecha}T12:00:00Z`);
+  const out: VentaLinea[] = [];
+  for (let i = 0; i < lines; i++) {
+    // Evenly spread: exactly floor(lines * corrected) lines of the day differ.
+    const fix = Math.floor((i + 1) * corrected) > Math.floor(i * corrected);
+    out.push({
+      ubicacion_id: store,
+      fecha,
+      numero_factura: `${fecha.replaceAll('-', '')}-${String(Math.floor(i / 3) + 1).padStart(6, '0')}`,
+      linea: (i % 3) + 1,
+      fecha_hora: new Date(start + i * 1_000),
+      producto_id: String(100_000 + ((i * 7) % 15_000)).padStart(6, '0'),
+      cantidad: fix ? '1.000' : '2.000',
+      precio_unitario: '1.2000',
+      descuento: '0.0000',
+      total: fix ? '1.2000' : '2.4000',
+      caja: String((i % 8) + 1).padStart(2, '0'),
+      anulada: false,
+    });
+  }
+  return out;
+}
+
+interface Feeder {
+  /** Publishes each store's records in its own transaction, as the extractors do. */
+  publish(byStore: OutgoingRecord[][]): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function feeder(kafka: KafkaClient, topic: string, id: string): Promise<Feeder> {
+  const producer = await kafka.producer({ transactionalId: id });
+  return {
+    async publish(byStore) {
+      for (const records of byStore) await producer.transaction(async (tx) => tx.send(topic, records));
+    },
+    close: () => producer.disconnect(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// The run.
+// ---------------------------------------------------------------------------------------
+
+async function measured(): Promise<void> {
+  const rows = Number(values.rows);
+  const storeCount = Number(values.stores);
+  const changed = Number(values.changed);
+  const lines = Number(values.lines);
+  const corrected = Number(values.corrected);
+  for (const [name, v] of Object.entries({ rows, stores: storeCount, lines })) if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer, got ${v}`);
+  for (const [name, v] of Object.entries({ changed, corrected })) if (!(v > 0 && v < 1)) throw new Error(`--${name} must be a share between 0 and 1, got ${v}`);
+  if (rows % storeCount !== 0 || lines % storeCount !== 0) throw new Error(`--rows and --lines must be multiples of --stores (${storeCount})`);
+
+  const servicesEnv = Object.fromEntries(
+    execFileSync(join(PROJECT_ROOT, 'scripts', 'services'), ['env'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.startsWith('export '))
+      .map((l) => l.slice(7).split(/=(.*)/s).slice(0, 2) as [string, string]),
+  );
+  const prefix = `bench${Date.now().toString(36)}.`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...servicesEnv,
+    FLUXION_TOPIC_PREFIX: prefix,
+    FLUXION_TOPIC_PARTITIONS: String(PARTITIONS),
+    FLUXION_SESSION_TIMEOUT_MS: String(SESSION_TIMEOUT_MS),
+    ETL_ENVIRONMENT: 'local',
+    LOG_LEVEL: 'info',
+    NODE_OPTIONS,
+    ...(values['max-batch'] ? { FLUXION_PROCESSOR_MAX_BATCH: values['max-batch'] } : {}),
+  };
+  // Profiling: node flags for the processor processes (not the ceiling), and their whole output kept.
+  const profArgs = [...(values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', resolve(values['cpu-prof'])] : []), ...values['node-args']!.split(' ').filter(Boolean)];
+  const childLogs = values['child-logs'] ? resolve(values['child-logs']) : undefined;
+  if (childLogs) mkdirSync(childLogs, { recursive: true });
+  // kafkajs logs every CONCURRENT_TRANSACTIONS answer between the feeder's back-to-back
+  // transactions (then retries): only what stops the bench is worth showing.
+  const logger = createLogger({ level: 'fatal', destination: 2 });
+  const kafka = createKafkaClient({ brokers: servicesEnv.KAFKA_BROKERS!.split(','), clientId: 'fluxion-bench', logger });
+  const registry = createRegistry({ url: servicesEnv.SCHEMA_REGISTRY_URL! });
+  const admin = await kafka.admin();
+  await ensureTopics(admin, topicSpecs(prefix), PARTITIONS, logger);
+  await registerSchemas(registry, loadSubjectSchemas(), prefix, logger);
+  const stores = Array.from({ length: storeCount }, (_, i) => `tienda_${String(i + 1).padStart(2, '0')}`);
+  const children: Child[] = [];
+  const start = (name: string, args: string[], extraNodeArgs: string[] = []) => {
+    const c = startChild(name, [...extraNodeArgs, ...args], env, childLogs);
+    children.push(c);
+    return c;
+  };
+  const ceilingChild = (topic: string, schema: TopicName, group: string) =>
+    start('ceiling', [self, '--decode-only-child', '--topic', topic, '--schema', schema, '--group', group]);
+  const processorChild = (kind: 'differ' | 'dedupe', group: string, port: number) =>
+    start(kind, [fluxion, 'process', kind, '--group', group, '--metrics-port', String(port)], profArgs);
+
+  const log = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
+  const report: Record<string, unknown> = {
+    bench: 'processors',
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version },
+    scenario: {
+      partitions: PARTITIONS,
+      node_options: NODE_OPTIONS,
+      processor_node_args: values['node-args'] || null,
+      max_batch: Number(env.FLUXION_PROCESSOR_MAX_BATCH ?? 500),
+      fetch_bytes: FETCH_BYTES,
+      differ: values['skip-differ'] ? null : { stores: storeCount, rows, rows_per_store: rows / storeCount, chunk_rows: CHUNK_ROWS, changed_share: changed },
+      dedupe: values['skip-dedupe'] ? null : { stores: storeCount, lines, lines_per_store: lines / storeCount, corrected_share: corrected },
+    },
+  };
+
+  try {
+    // ----- differ -----
+    if (!values['skip-differ']) {
+      const snapshots = topicName('pos.inventario.snapshots', prefix);
+      const codec: TopicCodec<SnapshotChunk> = await createTopicCodec<SnapshotChunk>(registry, 'pos.inventario.snapshots', snapshots);
+      const inventoryFeed = await feeder(kafka, snapshots, `bench-feeder-${prefix}inventario`);
+      const perStore = rows / storeCount;
+      const baseTime = Date.now() - 3 * HOUR;
+      let previous = new Map<string, string[]>();
+      /** Publishes cycle `c`; returns how many rows differ from cycle c - 1. */
+      const publishCycle = async (c: number): Promise<number> => {
+        let differing = 0;
+        const byStore: OutgoingRecord[][] = [];
+        const next = new Map<string, string[]>();
+        for (const store of stores) {
+          const storeRows = cycleRows(store, c, perStore, changed);
+          const before = previous.get(store);
+          differing += before ? storeRows.filter((r, i) => r.cantidad !== before[i]).length : storeRows.length;
+          next.set(store, storeRows.map((r) => r.cantidad));
+          byStore.push(chunkRecords(codec, { ubicacion: store, snapshotId: uuidFrom(`${prefix}${store}/${c}`), takenAt: new Date(baseTime + c * 30 * 60_000), rows: storeRows, chunkSize: CHUNK_ROWS }));
+        }
+        previous = next;
+        await inventoryFeed.publish(byStore);
+        return differing;
+      };
+
+      const differGroup = `${prefix}bench-differ`;
+      const differCeilingGroup = `${prefix}bench-ceiling-snapshots`;
+      const differPort = await freePort();
+      const cycles: Array<Record<string, unknown>> = [];
+      const differCounts = async () => ({
+        c: await scrape(differPort, 'fluxion_differ_changes_total', { op: 'c' }),
+        u: await scrape(differPort, 'fluxion_differ_changes_total', { op: 'u' }),
+        d: await scrape(differPort, 'fluxion_differ_changes_total', { op: 'd' }),
+        dlq: await scrape(differPort, 'fluxion_processor_records_dlq_total'),
+        transactions: await scrape(differPort, 'fluxion_processor_transactions_total'),
+        aborted_transactions: await scrape(differPort, 'fluxion_processor_aborts_total', { reason: 'error' }),
+      });
+
+      const changed1 = await publishCycle(1);
+      const ceiling = ceilingChild(snapshots, 'pos.inventario.snapshots', differCeilingGroup);
+      const ceiling1 = await timeFirstPass(ceiling, admin, differCeilingGroup, snapshots, rows);
+      const chunks = stores.length * Math.ceil(perStore / CHUNK_ROWS);
+      if ((await ceiling.progress(chunks)).rows !== rows) throw new Error(`ceiling decoded ${(await ceiling.progress()).rows} rows of cycle 1, expected ${rows}`);
+      ceiling.pause();
+      const differA = processorChild('differ', differGroup, differPort);
+      const differ1 = await timeFirstPass(differA, admin, differGroup, snapshots, rows);
+      const counts1 = await differCounts();
+      differA.pause();
+      cycles.push({ cycle: 1, case: 'every row new (builds the state)', changed_rows: changed1, ...differ1, changes: counts1, warnings: differA.takeWarnings(), ceiling: ceiling1, ratio_to_ceiling: round(differ1.rows_per_second / ceiling1.rows_per_second) });
+      log({ processor: 'differ', ...cycles.at(-1) });
+
+      const changed2 = await publishCycle(2);
+      const ceiling2 = await timeResumedPass(ceiling, admin, differCeilingGroup, snapshots, rows);
+      if ((await ceiling.progress(2 * chunks)).rows !== 2 * rows) throw new Error(`ceiling decoded ${(await ceiling.progress()).rows - rows} rows of cycle 2, expected ${rows}`);
+      await ceiling.stop();
+      const differ2 = await timeResumedPass(differA, admin, differGroup, snapshots, rows);
+      const counts2 = delta(await differCounts(), counts1);
+      cycles.push({ cycle: 2, case: `${changed * 100}% of the rows changed (steady state)`, changed_rows: changed2, ...differ2, changes: counts2, warnings: differA.takeWarnings(), ceiling: ceiling2, ratio_to_ceiling: round(differ2.rows_per_second / ceiling2.rows_per_second) });
+      log({ processor: 'differ', ...cycles.at(-1) });
+      await differA.stop();
+
+      const changed3 = await publishCycle(3);
+      const differB = processorChild('differ', differGroup, differPort);
+      const restart = await timeRestart(differB, admin, differGroup, snapshots, rows, 2);
+      const counts3 = await differCounts();
+      await differB.stop();
+      const differRestart = { cycle: 3, case: 'a new process of the group: loads the state, then the cycle', changed_rows: changed3, ...restart, changes: counts3, warnings: differB.takeWarnings() };
+      log({ processor: 'differ', restart: differRestart });
+      await inventoryFeed.close();
+      report.differ = { cycles, restart: differRestart };
+    }
+
+    // ----- dedupe -----
+    if (!values['skip-dedupe']) {
+      const raw = topicName('pos.ventas.raw', prefix);
+      const ventasCodec = await createTopicCodec<VentaRaw>(registry, 'pos.ventas.raw', raw);
+      const ventasFeed = await feeder(kafka, raw, `bench-feeder-${prefix}ventas`);
+      const perStoreLines = lines / storeCount;
+      const firstRead = Date.now() - 3 * HOUR;
+      const fecha = new Date(firstRead).toISOString().slice(0, 10);
+      /** Read `n` (1-based) of the day, an hour after the previous one; reads after the first carry the corrections. */
+      const publishRead = async (n: number) => {
+        const extractedAt = new Date(firstRead + (n - 1) * HOUR);
+        await ventasFeed.publish(
+          stores.map((store) =>
+            ventasDay(store, perStoreLines, fecha, n === 1 ? 0 : corrected).map((linea) => ({
+              ubicacionId: store,
+              key: `${store}/${linea.numero_factura}`,
+              value: ventasCodec.encode({ linea, extracted_at: extractedAt, run_id: RUN_ID }),
+            })),
+          ),
+        );
+      };
+      const dedupeGroup = `${prefix}bench-dedupe`;
+      const dedupeCeilingGroup = `${prefix}bench-ceiling-ventas`;
+      const dedupePort = await freePort();
+      const dedupeCounts = async () => ({
+        new: await scrape(dedupePort, 'fluxion_dedupe_lines_total', { decision: 'new' }),
+        updated: await scrape(dedupePort, 'fluxion_dedupe_lines_total', { decision: 'updated' }),
+        duplicate: await scrape(dedupePort, 'fluxion_dedupe_lines_total', { decision: 'duplicate' }),
+        dlq: await scrape(dedupePort, 'fluxion_processor_records_dlq_total'),
+        transactions: await scrape(dedupePort, 'fluxion_processor_transactions_total'),
+        aborted_transactions: await scrape(dedupePort, 'fluxion_processor_aborts_total', { reason: 'error' }),
+      });
+      const passes: Array<Record<string, unknown>> = [];
+      const asLines = (p: Pass) => {
+        const { rows: n, rows_per_second: perSecond, ...rest } = p;
+        return { lines: n, lines_per_second: perSecond, ...rest };
+      };
+
+      await publishRead(1);
+      const vCeiling = ceilingChild(raw, 'pos.ventas.raw', dedupeCeilingGroup);
+      const vCeiling1 = await timeFirstPass(vCeiling, admin, dedupeCeilingGroup, raw, lines);
+      vCeiling.pause();
+      const dedupeA = processorChild('dedupe', dedupeGroup, dedupePort);
+      const dedupe1 = await timeFirstPass(dedupeA, admin, dedupeGroup, raw, lines);
+      const d1 = await dedupeCounts();
+      dedupeA.pause();
+      passes.push({ read: 1, case: 'every line new (builds the state)', ...asLines(dedupe1), decisions: d1, warnings: dedupeA.takeWarnings(), ceiling: asLines(vCeiling1), ratio_to_ceiling: round(dedupe1.rows_per_second / vCeiling1.rows_per_second) });
+      log({ processor: 'dedupe', ...passes.at(-1) });
+
+      await publishRead(2);
+      const vCeiling2 = await timeResumedPass(vCeiling, admin, dedupeCeilingGroup, raw, lines);
+      if ((await vCeiling.progress(2 * lines)).records !== 2 * lines) throw new Error(`ceiling decoded ${(await vCeiling.progress()).records} ventas lines, expected ${2 * lines}`);
+      await vCeiling.stop();
+      const dedupe2 = await timeResumedPass(dedupeA, admin, dedupeGroup, raw, lines);
+      const d2 = delta(await dedupeCounts(), d1);
+      passes.push({ read: 2, case: `the day read again an hour later, ${corrected * 100}% of the lines corrected (steady state)`, ...asLines(dedupe2), decisions: d2, warnings: dedupeA.takeWarnings(), ceiling: asLines(vCeiling2), ratio_to_ceiling: round(dedupe2.rows_per_second / vCeiling2.rows_per_second) });
+      log({ processor: 'dedupe', ...passes.at(-1) });
+      await dedupeA.stop();
+
+      await publishRead(3);
+      const dedupeB = processorChild('dedupe', dedupeGroup, dedupePort);
+      const dRestart = await timeRestart(dedupeB, admin, dedupeGroup, raw, lines, 1);
+      const d3 = await dedupeCounts();
+      await dedupeB.stop();
+      const { rows: n3, rows_per_second: ps3, ...restRestart } = dRestart;
+      const dedupeRestart = { read: 3, case: 'a new process of the group: loads the state, then the day read again', lines: n3, lines_per_second: ps3, ...restRestart, decisions: d3, warnings: dedupeB.takeWarnings() };
+      log({ processor: 'dedupe', restart: dedupeRestart });
+      await ventasFeed.close();
+      report.dedupe = { passes, restart: dedupeRestart };
+    }
+  } finally {
+    for (const c of children) await c.stop();
+    await admin.deleteTopics(topicSpecs(prefix).map((t) => t.name)).catch(() => undefined);
+    await admin.disconnect();
+  }
+
+  // ----- goals, table, file -----
+  const differ = report.differ as { cycles: Array<Pass & { ratio_to_ceiling: number }>; restart: Restart } | undefined;
+  const steadyRatio = differ ? differ.cycles[1]!.ratio_to_ceiling : null;
+  const differPeak = differ ? Math.max(...differ.cycles.map((c) => c.peak_rss_mb), differ.restart.peak_rss_mb) : null;
+  const dedupe = report.dedupe as { passes: Array<{ peak_rss_mb: number }>; restart: { peak_rss_mb: number } } | undefined;
+  const dedupePeak = dedupe ? Math.max(...dedupe.passes.map((p) => p.peak_rss_mb), dedupe.restart.peak_rss_mb) : null;
+  report.goals = {
+    ...GOALS,
+    differ_steady_ratio_to_ceiling: steadyRatio,
+    differ_ratio_met: steadyRatio === null ? null : steadyRatio >= GOALS.differ_min_ratio_to_ceiling,
+    differ_peak_rss_mb: differPeak,
+    differ_rss_met: differPeak === null ? null : differPeak < GOALS.max_peak_rss_mb,
+    dedupe_peak_rss_mb: dedupePeak,
+    dedupe_rss_met: dedupePeak === null ? null : dedupePeak < GOALS.max_peak_rss_mb,
+  };
+  report.note =
+    'Each pass is timed from the group assignment of a new process (or from SIGCONT of a process stopped while the input was published) until the group committed offsets reached the end of the input. ' +
+    'The ceiling is a decode-only consumer of the same topic in its own process (read_committed, same fetch size, offsets committed per fetch, nothing produced), run just before the processor on the same input; ratio = processor rows/s / ceiling rows/s. ' +
+    'CPU seconds are the process user+sys over the pass; peak RSS is VmHWM over the pass (reset through clear_refs) or over the life of a new process. Everything shares the machine with Kafka, the registry and other users.';
+
+  printTable(report);
+  const file = values.out ? resolve(values.out) : join(PROJECT_ROOT, 'bench', 'results', `${(report.date as string).slice(0, 10)}-processors.json`);
+  mkdirSync(join(file, '..'), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`written ${file}\n`);
+}
+
+function printTable(report: Record<string, unknown>): void {
+  type Row = { wall_seconds: number; cpu_seconds: number; peak_rss_mb: number; rows?: number; lines?: number; rows_per_second?: number; lines_per_second?: number };
+  const rate = (r: Row) => r.rows_per_second ?? r.lines_per_second ?? 0;
+  const out: string[][] = [['pass', 'rows', 'wall s', 'rows/s', 'CPU s', 'peak RSS MB', 'ceiling rows/s', 'ceiling CPU s', 'ratio']];
+  const add = (label: string, r: Row & { ceiling?: Row; ratio_to_ceiling?: number }) =>
+    out.push([label, String(r.rows ?? r.lines), r.wall_seconds.toFixed(2), String(rate(r)), r.cpu_seconds.toFixed(2), String(r.peak_rss_mb), r.ceiling ? String(rate(r.ceiling)) : '', r.ceiling ? r.ceiling.cpu_seconds.toFixed(2) : '', r.ratio_to_ceiling?.toFixed(2) ?? '']);
+  const differ = report.differ as { cycles: Array<Row & { cycle: number }>; restart: Row & { load_seconds: number; state_records: number } } | undefined;
+  if (differ) {
+    for (const c of differ.cycles) add(`differ cycle ${c.cycle}`, c);
+    add(`differ restart (load ${differ.restart.load_seconds} s, ${differ.restart.state_records} state records) + cycle 3`, differ.restart);
+  }
+  const dedupe = report.dedupe as { passes: Array<Row & { read: number }>; restart: Row & { load_seconds: number; state_records: number } } | undefined;
+  if (dedupe) {
+    for (const p of dedupe.passes) add(`dedupe read ${p.read}`, p);
+    add(`dedupe restart (load ${dedupe.restart.load_seconds} s, ${dedupe.restart.state_records} state records) + read 3`, dedupe.restart);
+  }
+  const widths = out[0]!.map((_, i) => Math.max(...out.map((r) => r[i]!.length)));
+  for (const r of out) process.stdout.write(`${r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')}\n`);
+  process.stdout.write(`goals: ${JSON.stringify(report.goals)}\n`);
+}
+
+if (values['decode-only-child']) {
+  await decodeOnlyChild(values.topic!, values.schema as TopicName, values.group!);
+} else {
+  await measured();
+}
