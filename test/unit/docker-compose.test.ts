@@ -59,6 +59,7 @@ describe('docker-compose.yml', () => {
   it('gives Fluxion processes only variables the code reads', () => {
     const stores = loadUbicacionesFile(projectPath('config/ubicaciones.yaml'));
     const known = new Set([
+      'NODE_OPTIONS', // Node's own (heap limits of the processors), not a Fluxion setting
       ...ENV_VARS.map((v) => v.name),
       ...stores.flatMap((u) => [u.klk?.api_key_env, u.stellar?.user_env, u.stellar?.password_env].filter((x): x is string => !!x)),
     ]);
