@@ -5,20 +5,19 @@
  * state topic. Inputs are fed in phases, each read to its end before the next, so the order
  * between the two input topics is fixed.
  */
-import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTopicCodec, type TopicCodec } from '../../core/avro/topic-codec.ts';
 import { confluentFrame } from '../../core/avro/wire.ts';
-import { loadConfig } from '../../core/config/environment.ts';
 import type { KafkaClient } from '../../core/kafka/client.ts';
 import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
 import type { InventoryRow, VentaLinea } from '../../core/records.ts';
 import { dlqTopic } from '../../core/topics.ts';
 import { alertId, createPhantomSpec, phantomKey, type InventoryChange, type PhantomAlert, type PhantomStateRecord, type Venta } from '../../processors/phantom-detector.ts';
 import type { PhantomRule } from '../../processors/phantom-rules.ts';
-import { counterValue, createRuntimeMetrics, type RuntimeMetrics } from '../../processors/runtime/metrics.ts';
-import { createStreamProcessor } from '../../processors/runtime/stream-processor.ts';
+import { counterValue, type RuntimeMetrics } from '../../processors/runtime/metrics.ts';
+import { uuidFrom } from '../helpers/inventory-feed.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
+import { startProcessor, waitForGroupEnd, type RunningProcessor } from '../helpers/processor-run.ts';
 import { testLogger, uniqueId } from '../helpers/services.ts';
 
 const PARTITIONS = 3;
@@ -28,11 +27,6 @@ const DEPOSITO = '01';
 const T0 = Date.UTC(2026, 10, 27, 12, 0, 0);
 const at = (minutes: number) => new Date(T0 + minutes * 60_000);
 
-/** A UUID-shaped id from a label, so snapshot ids are the same in every run. */
-function uuidFrom(label: string): string {
-  const x = createHash('sha1').update(label).digest('hex');
-  return `${x.slice(0, 8)}-${x.slice(8, 12)}-4${x.slice(13, 16)}-a${x.slice(17, 20)}-${x.slice(20, 32)}`;
-}
 const snapshotId = (store: string, s: number) => uuidFrom(`${store}/S${s}`);
 /** Snapshot S<n> of every store is taken at minute 30 * n. */
 const snapshotAt = (s: number) => at(30 * s);
@@ -152,49 +146,13 @@ async function harness(): Promise<Harness> {
   };
 }
 
-async function start(h: Harness): Promise<{ metrics: RuntimeMetrics; finished: Promise<unknown>; stop: () => Promise<void> }> {
-  const metrics = createRuntimeMetrics();
-  const spec = await createPhantomSpec({
-    kafka: h.pipeline.kafka,
-    registry: h.pipeline.registry,
-    logger: testLogger,
-    topicPrefix: h.pipeline.prefix,
-    partitions: PARTITIONS,
-    config: loadConfig({}).processors,
-    metrics,
-  });
-  const processor = createStreamProcessor(spec, { kafka: h.pipeline.kafka, logger: testLogger, metrics }, { groupId: h.group, sessionTimeoutMs: 3_000, transactionTimeoutMs: 15_000 });
-  const finished = processor.run().then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  return { metrics, finished, stop: () => processor.stop() };
-}
+const start = (h: Harness): Promise<RunningProcessor> => startProcessor(createPhantomSpec, h.pipeline, h.group, { partitions: PARTITIONS });
 
 async function send(kafka: KafkaClient, topic: string, records: Array<{ ubicacionId: string; key: string; value: Buffer }>): Promise<void> {
   if (records.length === 0) return;
   const producer = await kafka.producer();
   await producer.send(topic, records);
   await producer.disconnect();
-}
-
-/** Waits until the group committed the end of every partition of both inputs (written without transactions). */
-async function waitForGroupEnd(h: Harness, timeoutMs = 30_000): Promise<void> {
-  const admin = await h.pipeline.kafka.admin();
-  try {
-    const deadline = Date.now() + timeoutMs;
-    for (const topic of [h.topics.changes, h.topics.ventas]) {
-      const ends = new Map((await admin.topicOffsets(topic)).map((o) => [o.partition, BigInt(o.high)]));
-      for (;;) {
-        const offsets = await admin.groupOffsets(h.group, topic);
-        if ([...ends].every(([p, end]) => end === 0n || BigInt(offsets.find((o) => o.partition === p)?.offset ?? '-1') >= end)) break;
-        if (Date.now() > deadline) throw new Error(`group ${h.group} did not reach the end of ${topic} in ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 /** Feeds one phase for every store and waits until the processor committed all of it. */
@@ -209,7 +167,8 @@ async function feed(h: Harness, phase: number, poison: { changes?: Buffer[]; ven
     ...ventas.map((v) => ({ ubicacionId: v.linea.ubicacion_id, key: `${v.linea.ubicacion_id}/${v.linea.numero_factura}/${v.linea.linea}`, value: h.ventaCodec.encode(v) })),
     ...(poison.ventas ?? []).map((value) => ({ ubicacionId: STORES[1]!, key: `${STORES[1]}/poison/1`, value })),
   ]);
-  await waitForGroupEnd(h);
+  // Written without transactions: the group's committed offsets reach the very end.
+  await waitForGroupEnd(h.pipeline.kafka, h.group, [h.topics.changes, h.topics.ventas], 30_000, false);
 }
 
 const alertCounter = (m: RuntimeMetrics) => m.registry.getSingleMetric('fluxion_phantom_alerts_total') as never;
