@@ -8,6 +8,7 @@ import type { KafkaClient, OutgoingRecord } from '../../core/kafka/client.ts';
 import type { InventoryRow } from '../../core/records.ts';
 import type { FluxionRegistry } from '../../core/registry.ts';
 import type { SnapshotChunk } from '../../processors/snapshot-diff.ts';
+import { sendTransactionsVisibly } from './processor-run.ts';
 
 export function uuidFrom(text: string): string {
   const h = createHash('sha1').update(text).digest('hex');
@@ -99,21 +100,7 @@ export async function snapshotFeeder(kafka: KafkaClient, registry: FluxionRegist
   return {
     codec,
     async publish(snapshots) {
-      const admin = await kafka.admin();
-      try {
-        const before = (await admin.topicOffsets(topic)).reduce((n, o) => n + BigInt(o.high), 0n);
-        let expected = before;
-        for (const s of snapshots) {
-          const records = chunkRecords(codec, s);
-          await producer.transaction(async (tx) => tx.send(topic, records));
-          expected += BigInt(records.length) + 1n; // one store per transaction: one marker
-        }
-        // Reported end offsets are the last stable offsets: wait for the commit markers, so a
-        // caller waiting for "the end" waits for these records.
-        while ((await admin.topicOffsets(topic)).reduce((n, o) => n + BigInt(o.high), 0n) < expected) await new Promise((r) => setTimeout(r, 20));
-      } finally {
-        await admin.disconnect();
-      }
+      await sendTransactionsVisibly(kafka, producer, topic, snapshots.map((s) => chunkRecords(codec, s)));
     },
     close: () => producer.disconnect(),
   };

@@ -12,12 +12,11 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import type { OutgoingRecord } from '../../core/kafka/client.ts';
 import type { ProcessorFactory } from '../../processors/runtime/processor-kind.ts';
 import type { TestPipeline } from './pipeline.ts';
-import { startProcessor, waitForGroupEnd } from './processor-run.ts';
+import { sendTransactionsVisibly, startProcessor, waitForGroupEnd } from './processor-run.ts';
 import { serviceEnv, uniqueId } from './services.ts';
 
 /** One transaction of input: records for one topic (without prefix). */
@@ -65,36 +64,13 @@ export function seededRandom(seed: number): () => number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/**
- * Feeds one step in one transaction and returns once its records are readable: the end
- * offsets kafkajs reports are the last stable offsets, which lag behind a commit until the
- * broker wrote its markers, so "the group reached the end" right after a commit could be
- * judged against the old end.
- */
+/** Feeds one step in one transaction and returns once its records are readable. */
 async function feed(pipeline: TestPipeline, step: FeedStep, producerId: string): Promise<void> {
-  const topic = pipeline.prefix + step.topic;
-  const admin = await pipeline.kafka.admin();
+  const producer = await pipeline.kafka.producer({ transactionalId: producerId });
   try {
-    const before = new Map((await admin.topicOffsets(topic)).map((o) => [o.partition, BigInt(o.high)]));
-    const added = new Map<number, bigint>();
-    for (const r of step.records) {
-      const p = partitionForUbicacion(r.ubicacionId, before.size);
-      added.set(p, (added.get(p) ?? 0n) + 1n);
-    }
-    const producer = await pipeline.kafka.producer({ transactionalId: producerId });
-    try {
-      await producer.transaction(async (tx) => tx.send(topic, step.records));
-    } finally {
-      await producer.disconnect();
-    }
-    // Each touched partition gains its records and one commit marker.
-    for (;;) {
-      const now = new Map((await admin.topicOffsets(topic)).map((o) => [o.partition, BigInt(o.high)]));
-      if ([...added].every(([p, n]) => now.get(p)! >= before.get(p)! + n + 1n)) return;
-      await sleep(20);
-    }
+    await sendTransactionsVisibly(pipeline.kafka, producer, pipeline.prefix + step.topic, [step.records]);
   } finally {
-    await admin.disconnect();
+    await producer.disconnect();
   }
 }
 

@@ -4,7 +4,8 @@
  */
 import type { FluxionConfig } from '../../core/config/environment.ts';
 import { loadConfig } from '../../core/config/environment.ts';
-import type { KafkaClient } from '../../core/kafka/client.ts';
+import type { FluxionProducer, KafkaClient, OutgoingRecord } from '../../core/kafka/client.ts';
+import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
 import { createRuntimeMetrics, type RuntimeMetrics } from '../../processors/runtime/metrics.ts';
 import type { ProcessorFactory } from '../../processors/runtime/processor-kind.ts';
 import { createStreamProcessor, type StreamProcessor } from '../../processors/runtime/stream-processor.ts';
@@ -66,6 +67,37 @@ export async function waitForGroupEnd(kafka: KafkaClient, group: string, topics:
         if (Date.now() > deadline) throw new Error(`group ${group} did not reach the end of ${topic} in ${timeoutMs} ms: ${JSON.stringify(offsets)} vs ${JSON.stringify([...ends].map(([p, e]) => [p, e.toString()]))}`);
         await new Promise((r) => setTimeout(r, 200));
       }
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * Sends each batch in its own transaction and returns once they are readable. kafkajs reports
+ * a topic's end as the last stable offset, which lags a commit until the broker wrote its
+ * markers: a caller waiting for "the group reached the end" right after a commit would judge
+ * against the old end. Every touched partition gains its records and one marker per batch.
+ */
+export async function sendTransactionsVisibly(kafka: KafkaClient, producer: FluxionProducer, topic: string, batches: OutgoingRecord[][]): Promise<void> {
+  const admin = await kafka.admin();
+  try {
+    const before = new Map((await admin.topicOffsets(topic)).map((o) => [o.partition, BigInt(o.high)]));
+    const added = new Map<number, bigint>();
+    for (const records of batches) {
+      const touched = new Set<number>();
+      for (const r of records) {
+        const p = partitionForUbicacion(r.ubicacionId, before.size);
+        touched.add(p);
+        added.set(p, (added.get(p) ?? 0n) + 1n);
+      }
+      for (const p of touched) added.set(p, added.get(p)! + 1n);
+      await producer.transaction(async (tx) => tx.send(topic, records));
+    }
+    for (;;) {
+      const now = new Map((await admin.topicOffsets(topic)).map((o) => [o.partition, BigInt(o.high)]));
+      if ([...added].every(([p, n]) => now.get(p)! >= before.get(p)! + n)) return;
+      await new Promise((r) => setTimeout(r, 20));
     }
   } finally {
     await admin.disconnect();
