@@ -33,7 +33,7 @@
  * producto_id, alerts opened, remembered lines): the bookkeeping above, without a schema change.
  */
 import { createHash } from 'node:crypto';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { ConfigError, ValidationError } from '../core/errors.ts';
 import { partitionForUbicacion } from '../core/kafka/partitioning.ts';
@@ -53,6 +53,7 @@ import {
   type ProductPhantomState,
   type SaleEvent,
 } from './phantom-rules.ts';
+import { registeredMetric } from './runtime/metrics.ts';
 import type { ProcessorFactory } from './runtime/processor-kind.ts';
 import type { Output, StreamProcessorSpec } from './runtime/stream-processor.ts';
 
@@ -291,10 +292,6 @@ interface PartitionMemory {
 
 const productIndex = (ubicacionId: string, productoId: string): string => `${ubicacionId}\u0000${productoId}`;
 
-function metric<T>(registry: Registry, name: string, create: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? create();
-}
-
 export const createPhantomSpec: ProcessorFactory = async (deps) => {
   const config: PhantomConfig = { ...deps.config.phantom };
   const problems = phantomConfigProblems(config);
@@ -315,10 +312,10 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
   const log = deps.logger.child({ component: 'phantom' });
   const registry = deps.metrics.registry;
   // Counted when emitted: alerts of a transaction that aborts are counted again when re-processed.
-  const alertsTotal = metric(registry, 'fluxion_phantom_alerts_total', () =>
+  const alertsTotal = registeredMetric(registry, 'fluxion_phantom_alerts_total', () =>
     new Counter({ name: 'fluxion_phantom_alerts_total', help: 'phantom-zero alert records emitted, by rule and status (OPEN/RESOLVED)', labelNames: ['rule', 'status'], registers: [registry] }),
   );
-  const openGauge = metric(registry, 'fluxion_phantom_open_alerts', () =>
+  const openGauge = registeredMetric(registry, 'fluxion_phantom_open_alerts', () =>
     new Gauge({ name: 'fluxion_phantom_open_alerts', help: 'products with an OPEN phantom-zero alert in the partitions this instance owns', registers: [registry] }),
   );
 

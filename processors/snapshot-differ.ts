@@ -22,6 +22,7 @@ import { Counter } from 'prom-client';
 import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { ValidationError } from '../core/errors.ts';
 import type { InventoryRow, QuarantineRecord } from '../core/records.ts';
+import { registeredMetric } from './runtime/metrics.ts';
 import type { ProcessorFactory } from './runtime/processor-kind.ts';
 import type { Output, ProcessorContext, StreamProcessorSpec } from './runtime/stream-processor.ts';
 import {
@@ -77,12 +78,12 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
   const log = deps.logger.child({ component: 'differ' });
   const rule = { maxZeroedShare: deps.config.quarantineMaxZeroedShare };
   const registry = deps.metrics.registry;
-  const snapshotsCounter =
-    (registry.getSingleMetric('fluxion_differ_snapshots_total') as Counter<'outcome'> | undefined) ??
-    new Counter({ name: 'fluxion_differ_snapshots_total', help: 'snapshots by outcome: applied, quarantined, released, superseded, dropped (incomplete), skipped (already applied)', labelNames: ['outcome'], registers: [registry] });
-  const changesCounter =
-    (registry.getSingleMetric('fluxion_differ_changes_total') as Counter<'op'> | undefined) ??
-    new Counter({ name: 'fluxion_differ_changes_total', help: 'change events emitted, by op (c/u/d)', labelNames: ['op'], registers: [registry] });
+  const snapshotsCounter = registeredMetric(registry, 'fluxion_differ_snapshots_total', () =>
+    new Counter({ name: 'fluxion_differ_snapshots_total', help: 'snapshots by outcome: applied, quarantined, released, superseded, dropped (incomplete), skipped (already applied)', labelNames: ['outcome'], registers: [registry] }),
+  );
+  const changesCounter = registeredMetric(registry, 'fluxion_differ_changes_total', () =>
+    new Counter({ name: 'fluxion_differ_changes_total', help: 'change events emitted, by op (c/u/d)', labelNames: ['op'], registers: [registry] }),
+  );
 
   const stores = new Map<string, StoreMemory>();
   /** Quarantine records of the owned partitions, by snapshot_id. */

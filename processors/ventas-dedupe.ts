@@ -28,6 +28,7 @@ import type { KafkaClient } from '../core/kafka/client.ts';
 import { partitionForUbicacion } from '../core/kafka/partitioning.ts';
 import type { Logger } from '../core/logger.ts';
 import type { VentaLinea } from '../core/records.ts';
+import { registeredMetric } from './runtime/metrics.ts';
 import type { ProcessorFactory } from './runtime/processor-kind.ts';
 import type { Output, ProcessorContext, StreamProcessorSpec } from './runtime/stream-processor.ts';
 import {
@@ -80,21 +81,21 @@ export const createDedupeSpec: ProcessorFactory = async (deps) => {
   const partitionCount = await copartitionedPartitions(deps.kafka, [topics.raw, topics.state], deps.partitions, log);
 
   const registry = deps.metrics.registry;
-  const linesCounter =
-    (registry.getSingleMetric('fluxion_dedupe_lines_total') as Counter<'decision'> | undefined) ??
+  const linesCounter = registeredMetric(registry, 'fluxion_dedupe_lines_total', () =>
     new Counter({
       name: 'fluxion_dedupe_lines_total',
       help: 'sales lines by decision: new (emitted c), updated (emitted u), duplicate (dropped); counted as processed, so lines of an aborted transaction count again',
       labelNames: ['decision'],
       registers: [registry],
-    });
-  const expiredCounter =
-    (registry.getSingleMetric('fluxion_dedupe_expired_total') as Counter | undefined) ??
+    }),
+  );
+  const expiredCounter = registeredMetric(registry, 'fluxion_dedupe_expired_total', () =>
     new Counter({
       name: 'fluxion_dedupe_expired_total',
       help: 'sales lines forgotten (state tombstoned) after the retention window; counted as processed',
       registers: [registry],
-    });
+    }),
+  );
 
   const partitions = new Map<number, PartitionMemory>();
 

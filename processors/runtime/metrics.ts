@@ -40,3 +40,11 @@ export async function counterValue(counter: Counter<string>, labels: Record<stri
   const { values } = await counter.get();
   return values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((sum, v) => sum + v.value, 0);
 }
+
+/**
+ * The metric `name` of `registry`, created by `create` the first time: two processors (or a
+ * test's second instance) on one registry share it instead of failing on a duplicate name.
+ */
+export function registeredMetric<T>(registry: Registry, name: string, create: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? create();
+}
