@@ -180,6 +180,10 @@ export async function killRun(killed: TestPipeline, reference: TestPipeline, o: 
     // The last lines of the instance that was running say why it did not reach the end.
     throw new Error(`${(err as Error).message}\n--- last log lines of ${o.kind} (${steady ? 'the steady instance' : 'a killed instance'}) ---\n${stderrTail}`);
   }
+  // The input may have run out before the last kill, so the steady instance can still be
+  // loading its modules here; a SIGTERM before its handler exists would kill it outright.
+  const steadyBegan = Date.now();
+  while (!steady!.isWorking() && Date.now() - steadyBegan < 60_000) await sleep(100);
   steady!.c.kill('SIGTERM');
   const finalExit = (await steady!.exited).code;
 
