@@ -34,10 +34,22 @@ export function parseAsOf(value: string): Date {
     if (fechaCaracas(instant) !== value) throw usage();
     return instant;
   }
+  const parsed = instantOrNull(value);
+  if (!parsed) throw usage();
+  return parsed;
+}
+
+function instantOrNull(value: string): Date | null {
   const instant = INSTANT.exec(value);
-  if (!instant || !isRealDate(instant[1]!, instant[2]!, instant[3]!)) throw usage();
+  if (!instant || !isRealDate(instant[1]!, instant[2]!, instant[3]!)) return null;
   const parsed = new Date(value);
-  if (Number.isNaN(parsed.getTime())) throw usage();
+  return Number.isNaN(parsed.getTime()) ? null : parsed;
+}
+
+/** An option that must be an instant with its offset (a bare local time would mean the machine's zone). */
+export function parseInstant(option: string, value: string): Date {
+  const parsed = instantOrNull(value);
+  if (!parsed) throw new UsageError(`${option} must be an instant with its offset, e.g. 2026-11-01T00:00:00-04:00 or 2026-11-01T04:00:00Z; got "${value}"`);
   return parsed;
 }
 

@@ -15,11 +15,14 @@ import { syncUbicaciones } from '../ops/ubicaciones-sync.ts';
 import { registerAbcCommand } from './abc.ts';
 import { createContext, type CommandContext } from './context.ts';
 import { registerExtractCommands } from './extract.ts';
+import { registerNotifyCommand } from './notify.ts';
 import { registerProcessCommand } from './process.ts';
 import { registerQuarantineCommands } from './quarantine.ts';
 import type { ProgramIo } from './program-io.ts';
 import { registerScheduleCommand } from './schedule.ts';
 import { registerSimulateCommands } from './simulate.ts';
+import { registerReplayCommand } from './replay.ts';
+import { registerSinkCommand } from './sink.ts';
 
 export interface MainOptions {
   env?: NodeJS.ProcessEnv;
@@ -103,6 +106,9 @@ export function createProgram(io: ProgramIo): Command {
   registerSimulateCommands(program, io);
   registerScheduleCommand(program, io);
   registerProcessCommand(program, io);
+  registerSinkCommand(program, io);
+  registerReplayCommand(program, io);
+  registerNotifyCommand(program, io);
   registerQuarantineCommands(program, io);
   registerAbcCommand(program, io);
   return program;

@@ -4,9 +4,10 @@
  * the supervisor (compose `restart:`, systemd, Kubernetes) restarts it from the committed
  * offsets and state.
  */
-import { createServer } from 'node:http';
+import type { Server } from 'node:http';
 import type { Command } from 'commander';
 import { UsageError } from '../core/errors.ts';
+import { serveMetrics } from '../core/metrics.ts';
 import { defaultRuntimeMetrics } from '../processors/runtime/metrics.ts';
 import type { ProcessorFactory } from '../processors/runtime/processor-kind.ts';
 import { createStreamProcessor } from '../processors/runtime/stream-processor.ts';
@@ -55,15 +56,8 @@ export function registerProcessCommand(program: Command, io: ProgramIo): void {
         maxBatch: c.config.processors.maxBatch,
         sessionTimeoutMs: c.config.processors.sessionTimeoutMs,
       });
-      let server: ReturnType<typeof createServer> | undefined;
-      if (opts.metricsPort) {
-        const port = Number(opts.metricsPort);
-        if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new UsageError(`--metrics-port must be a TCP port, got "${opts.metricsPort}"`);
-        server = createServer((req, res) => {
-          if (req.url !== '/metrics') return void res.writeHead(404).end();
-          void metrics.registry.metrics().then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text));
-        }).listen(port, '127.0.0.1');
-      }
+      let server: Server | undefined;
+      if (opts.metricsPort) server = serveMetrics(metrics.registry, parsePort(opts.metricsPort));
       const stop = (signal: string) => {
         c.logger.info({ signal, processor: kind }, 'stopping on signal');
         void processor.stop();
@@ -77,4 +71,11 @@ export function registerProcessCommand(program: Command, io: ProgramIo): void {
       }
       io.out(`process ${kind}: stopped`);
     });
+}
+
+/** --metrics-port, checked at the edge. */
+export function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new UsageError(`--metrics-port must be a TCP port, got "${value}"`);
+  return port;
 }

@@ -42,6 +42,11 @@ export function createPool(options: PoolOptions): Pool {
   pool.on('error', (err) => {
     options.logger.warn({ err: { message: scrubSecrets(err.message), code: (err as { code?: string }).code } }, 'idle PostgreSQL client failed; the pool will replace it');
   });
+  // A checked-out client's error is reported through the query that fails; without a
+  // listener it would also be thrown as an uncaught exception. Once per client, not per use.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   return pool;
 }
 
@@ -63,9 +68,6 @@ export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) 
   } catch (cause) {
     throw new ServiceUnavailableError(`PostgreSQL${connectionString ? ` at ${describeDatabase(connectionString)}` : ''} is not reachable: ${scrubSecrets((cause as Error).message)}`, { cause });
   }
-  client.on('error', () => {
-    // Reported through the query that fails; without a listener it would crash the process.
-  });
   try {
     await client.query('BEGIN');
     const result = await work(client);

@@ -10,15 +10,16 @@
  *   SENTRY_DSN          the project's DSN; unset = check-ins off. Holds a key: never logged whole.
  *   SENTRY_ENVIRONMENT  the environment shown in Sentry (default: ETL_ENVIRONMENT, else "local").
  */
-import type * as SentryModule from '@sentry/node';
-
-type Sentry = typeof SentryModule;
-// Loaded only when a DSN is set: the SDK adds about 55 MB to a process that never uses it.
-let sentryModule: Promise<Sentry> | undefined;
-const loadSentry = (): Promise<Sentry> => (sentryModule ??= import('@sentry/node'));
-import { ConfigError, errorMessage } from '../core/errors.ts';
+import { errorMessage } from '../core/errors.ts';
 import { ENV_VARS, type EnvVarSpec } from '../core/config/environment.ts';
 import type { Logger } from '../core/logger.ts';
+import { DEFAULT_FLUSH_TIMEOUT_MS, describeDsn, initSentry, sentryOptionsFromEnv, type SentrySdk } from '../core/sentry.ts';
+
+// The SDK loading, DSN checks and the one client per process live in core/sentry.ts (the
+// notifier's error events share them); re-exported here so callers keep one import.
+export { DEFAULT_FLUSH_TIMEOUT_MS, describeDsn, sentryOptionsFromEnv };
+
+type Sentry = SentrySdk;
 
 export const SENTRY_ENV_VARS: EnvVarSpec[] = ENV_VARS.filter((v) => v.name.startsWith('SENTRY_'));
 
@@ -57,63 +58,6 @@ export interface CheckinsOptions {
   logger: Logger;
 }
 
-export const DEFAULT_FLUSH_TIMEOUT_MS = 5_000;
-
-/** What a log line may say about a DSN: its host and project, never its key. */
-export function describeDsn(dsn: string): string {
-  try {
-    const url = new URL(dsn);
-    return `${url.protocol}//${url.host}${url.pathname}`;
-  } catch {
-    return '(unparseable DSN)';
-  }
-}
-
-/** Checks the DSN's shape ourselves: Sentry would only print a console warning and stay silent. */
-function validateDsn(dsn: string): void {
-  let url: URL;
-  try {
-    url = new URL(dsn);
-  } catch {
-    throw new ConfigError(['SENTRY_DSN=(value hidden): is not a URL (expected https://<key>@<host>/<project id>)']);
-  }
-  const problems: string[] = [];
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') problems.push('must be an http(s) URL');
-  if (!url.username) problems.push('has no public key (the part before @)');
-  if (!/^\/(.*\/)?\d+$/.test(url.pathname)) problems.push('must end in the numeric project id');
-  if (problems.length > 0) {
-    throw new ConfigError(problems.map((p) => `SENTRY_DSN=(value hidden, host ${url.host}): ${p}`));
-  }
-}
-
-/**
- * Sentry is one client per process. The SDK is set up for check-ins (and captured errors)
- * only, with every default integration off: no patching of http/fetch/console (which would
- * also instrument our own HTTP servers and the tests' fake Sentry), no global
- * uncaught-exception handlers (the CLI owns exit codes), no ESM loader hooks and no
- * OpenTelemetry (no tracing here). If some other module initialised Sentry first, its
- * client is reused.
- */
-function ensureSentryClient(Sentry: Sentry, dsn: string, environment: string | undefined, logger: Logger): void {
-  const existing = Sentry.getClient();
-  if (existing) {
-    const existingDsn = existing.getOptions().dsn;
-    if (existingDsn !== undefined && existingDsn !== dsn) {
-      logger.warn({ sentry: describeDsn(existingDsn) }, 'Sentry already initialised with another DSN in this process: check-ins go there');
-    }
-    return;
-  }
-  Sentry.init({
-    dsn,
-    environment,
-    defaultIntegrations: false,
-    integrations: [],
-    registerEsmLoaderHooks: false,
-    skipOpenTelemetrySetup: true,
-    sendClientReports: false,
-  });
-}
-
 const NOOP_HANDLE: CheckinHandle = Object.freeze({ checkInId: undefined, ok() {}, error() {} });
 
 /**
@@ -138,11 +82,7 @@ export function createCheckins(options: CheckinsOptions): Checkins {
     };
   }
 
-  validateDsn(dsn);
-  const ready = loadSentry().then((Sentry) => {
-    ensureSentryClient(Sentry, dsn, options.environment, logger);
-    return Sentry;
-  });
+  const ready = initSentry(dsn, options.environment, logger);
   logger.info({ sentry: describeDsn(dsn), environment: options.environment }, 'Sentry cron check-ins on');
 
   function send(Sentry: Sentry, monitor: MonitorConfig, checkIn: Parameters<Sentry['captureCheckIn']>[0], config?: Parameters<Sentry['captureCheckIn']>[1]): string | undefined {
@@ -230,11 +170,4 @@ export async function withCheckin<T>(
   if (options.isOk && !options.isOk(result)) handle.error();
   else handle.ok();
   return result;
-}
-
-/** SENTRY_DSN and SENTRY_ENVIRONMENT (falling back to ETL_ENVIRONMENT), empty meaning unset. */
-export function sentryOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): { dsn?: string; environment: string } {
-  const dsn = env.SENTRY_DSN?.trim() || undefined;
-  const environment = env.SENTRY_ENVIRONMENT?.trim() || env.ETL_ENVIRONMENT?.trim() || 'local';
-  return { dsn, environment };
 }

@@ -24,8 +24,10 @@
  *      valid_from < t;
  *   4. plain INSERT of `opens`: after 2 and 3 nothing can conflict, and a conflict would
  *      mean a key's taken_at went backwards across batches, which must fail loudly.
- * - productos: upsert with `ON CONFLICT DO UPDATE ... WHERE productos.visto_en <=
- *   EXCLUDED.visto_en`, so an older description never overwrites a newer one.
+ * - productos: upsert with `ON CONFLICT DO UPDATE ... WHERE (productos.visto_en,
+ *   productos.ubicacion_id) <= (EXCLUDED.visto_en, EXCLUDED.ubicacion_id)`: an older
+ *   description never overwrites a newer one, and of two stores describing a product at the
+ *   same instant the greater ubicacion_id wins, whichever partition the sink wrote first.
  * - ventas: upsert; `version` counts versions (see planVentas and nextVentaVersion).
  * - alertas: `resolved` first, then `open`, each an upsert on alert_id (see planAlertas).
  * - etl_runs: upsert on (run_id, ubicacion_id).
@@ -243,8 +245,9 @@ const monthStart = (d: Date): number => Date.UTC(d.getUTCFullYear(), d.getUTCMon
  *   recipe, so batch boundaries never change the history.
  * - A d closes the open interval and opens nothing; a c/u after it reopens the key.
  *
- * productos keeps, per producto_id, the after row with the latest taken_at (the later record
- * on ties), the same row the table's `visto_en <=` guard keeps when the changes are applied
+ * productos keeps, per producto_id, the after row with the latest taken_at (on equal
+ * taken_at the greater ubicacion_id, then the later record), the same row the table's guard
+ * (productoNoNewer) keeps when the changes are applied
  * one by one: in one partition the stores' snapshots interleave, so offset order alone is not
  * time order across stores. d changes describe nothing and leave productos alone.
  */
@@ -264,7 +267,7 @@ export function planInventory(changes: readonly InventoryChange[]): InventoryPla
     }
     if (c.after) {
       const seen = productos.get(c.producto_id);
-      if (!seen || seen.visto_en.getTime() <= c.taken_at.getTime()) productos.set(c.producto_id, productoRow(c, c.after));
+      if (!seen || productoNoNewer(seen, c.taken_at, c.ubicacion_id)) productos.set(c.producto_id, productoRow(c, c.after));
     }
   });
 
@@ -293,6 +296,10 @@ export function planInventory(changes: readonly InventoryChange[]): InventoryPla
     months: [...months].sort((a, b) => a - b).map((ms) => new Date(ms)),
   };
 }
+
+/** (visto_en, ubicacion_id) of `seen` <= (t, ubicacion): the productos guard, as the SQL has it. */
+export const productoNoNewer = (seen: Pick<ProductoRow, 'visto_en' | 'ubicacion_id'>, t: Date, ubicacion: string): boolean =>
+  seen.visto_en.getTime() < t.getTime() || (seen.visto_en.getTime() === t.getTime() && seen.ubicacion_id <= ubicacion);
 
 const values = (r: InventoryRow) => ({ cantidad: r.cantidad, costo: r.costo, precio: r.precio, activo: r.activo });
 

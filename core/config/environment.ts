@@ -38,6 +38,17 @@ export const ENV_VARS: EnvVarSpec[] = [
   { name: 'FLUXION_PHANTOM_DROP_THRESHOLD', description: 'phantom UNEXPLAINED_DROP: smallest quantity whose drop to 0 is judged', default: '10' },
   { name: 'FLUXION_PHANTOM_DROP_SALES_SHARE', description: 'phantom UNEXPLAINED_DROP and FLIP_FLOP: sales below this share of the quantity do not explain it', default: '0.2' },
   { name: 'FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_SALES', description: 'phantom SELLING_AT_ZERO: units sold after the zero snapshot that open an alert', default: '1' },
+  { name: 'FLUXION_SINK_MAX_BATCH', description: 'sink: records per PostgreSQL transaction', default: '5000' },
+  { name: 'FLUXION_ABC_WINDOW_DAYS', description: 'ABC: business days of ventas the classes are computed from', default: '90' },
+  { name: 'FLUXION_ABC_DEBOUNCE_MS', description: 'ABC: after the sink commits new ventas, recalculate at most once per this many milliseconds', default: '300000' },
+  { name: 'SENDGRID_API_KEY', description: 'notify: SendGrid API key (SG....); unset: mails are logged, not sent', secret: true },
+  { name: 'SENDGRID_BASE_URL', description: 'notify: base URL of the SendGrid API (a proxy, or a fake in tests)', default: 'https://api.sendgrid.com/' },
+  { name: 'FLUXION_NOTIFY_FROM', description: 'notify: sender address, verified in SendGrid (`etl@example.com` or `Fluxion <etl@example.com>`); required with SENDGRID_API_KEY' },
+  { name: 'FLUXION_NOTIFY_TO', description: 'notify: comma-separated recipient addresses of every mail; required with SENDGRID_API_KEY' },
+  { name: 'FLUXION_NOTIFY_THROTTLE_MINUTES', description: 'notify: at most one mail per store and kind in this many minutes (the ones held back are counted in the next)', default: '60' },
+  { name: 'FLUXION_NOTIFY_PHANTOM_STORE_THRESHOLD', description: 'notify: phantom-zero alerts opened in one store within the window that make a "massive stockout" mail', default: '20' },
+  { name: 'FLUXION_NOTIFY_PHANTOM_WINDOW_MINUTES', description: "notify: the window (by the alerts' opened_at) in which they are counted", default: '60' },
+  { name: 'FLUXION_NOTIFY_MAX_AGE_MINUTES', description: 'notify: events older than this when read are neither mailed nor sent to Sentry (a new group reads the topics from their beginning)', default: '1440' },
 ];
 
 const share = z.coerce.number().gt(0, 'must be a share above 0').lte(1, 'must be a share up to 1');
@@ -48,6 +59,10 @@ const quantity = z
     const [int, frac = ''] = s.split('.');
     return `${BigInt(int!)}.${frac.padEnd(3, '0')}`;
   });
+
+/** A bare e-mail address; the checks that matter (does it exist, is the sender verified) are SendGrid's. */
+const EMAIL = /^[^\s@<>,;"]+@[^\s@<>,;"]+$/;
+const minutes = (max: number) => z.coerce.number().gt(0, 'must be a number of minutes above 0').max(max);
 
 const envSchema = z.object({
   ETL_ENVIRONMENT: z.enum(['local', 'production']).default('local'),
@@ -75,6 +90,29 @@ const envSchema = z.object({
   FLUXION_PHANTOM_DROP_THRESHOLD: quantity.default('10.000'),
   FLUXION_PHANTOM_DROP_SALES_SHARE: share.default(0.2),
   FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_SALES: quantity.default('1.000'),
+  FLUXION_SINK_MAX_BATCH: z.coerce.number().int().min(1).max(100_000).default(5_000),
+  FLUXION_ABC_WINDOW_DAYS: z.coerce.number().int().min(1, 'must be at least 1 day').max(3660, 'must be at most 3660 days').default(90),
+  FLUXION_ABC_DEBOUNCE_MS: z.coerce.number().int().min(0).max(86_400_000, 'must be at most a day').default(300_000),
+  SENDGRID_API_KEY: z
+    .string()
+    .optional()
+    .refine((s) => s === undefined || /^SG\.\S+$/.test(s.trim()), 'must be a SendGrid API key (starts with SG.)')
+    .transform((s) => s?.trim()),
+  SENDGRID_BASE_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  FLUXION_NOTIFY_FROM: z
+    .string()
+    .optional()
+    .transform((s) => s?.trim())
+    .refine((s) => s === undefined || EMAIL.test(s) || (/^[^<>]*<[^<>]+>$/.test(s) && EMAIL.test(s.slice(s.indexOf('<') + 1, -1))), 'must be an address (etl@example.com) or a name and an address (Fluxion <etl@example.com>)'),
+  FLUXION_NOTIFY_TO: z
+    .string()
+    .optional()
+    .transform((s) => (s ? s.split(',').map((a) => a.trim()).filter(Boolean) : []))
+    .refine((list) => list.every((a) => EMAIL.test(a)), { error: (issue) => `must be comma-separated addresses; not an address: ${(issue.input as string[]).filter((a) => !EMAIL.test(a)).map((a) => JSON.stringify(a)).join(', ')}` }),
+  FLUXION_NOTIFY_THROTTLE_MINUTES: minutes(7 * 24 * 60).default(60),
+  FLUXION_NOTIFY_PHANTOM_STORE_THRESHOLD: z.coerce.number().int().min(1).max(1_000_000).default(20),
+  FLUXION_NOTIFY_PHANTOM_WINDOW_MINUTES: minutes(7 * 24 * 60).default(60),
+  FLUXION_NOTIFY_MAX_AGE_MINUTES: minutes(90 * 24 * 60).default(1440),
 });
 
 export interface FluxionConfig {
@@ -93,6 +131,24 @@ export interface FluxionConfig {
     /** The shape of processors/phantom-rules.ts PhantomConfig (core does not import components). */
     phantom: { flipFlopRecovery: number; flipFlopWindowSnapshots: number; dropThreshold: string; dropSalesShare: number; sellingAtZeroMinSales: string };
   };
+  sink: { maxBatch: number };
+  /** The shape of sinks/abc-recalc.ts AbcConfig. */
+  abc: { windowDays: number; debounceMs: number };
+  notify: NotifyConfig;
+}
+
+/** `fluxion notify` (sinks/notifier.ts). */
+export interface NotifyConfig {
+  /** SendGrid API key, or undefined: mails are logged, not sent. Not enumerable: never in a log or a dump of the config. */
+  readonly sendgridApiKey?: string;
+  /** Undefined: SendGrid's own (https://api.sendgrid.com/). */
+  sendgridBaseUrl?: string;
+  from?: string;
+  to: string[];
+  throttleMs: number;
+  phantomStoreThreshold: number;
+  phantomWindowMs: number;
+  maxAgeMs: number;
 }
 
 const HOW_TO_START = 'start the local services with `scripts/services up` and run `eval "$(scripts/services env)"`';
@@ -133,7 +189,39 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FluxionConfig 
         sellingAtZeroMinSales: e.FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_SALES,
       },
     },
+    sink: { maxBatch: e.FLUXION_SINK_MAX_BATCH },
+    abc: { windowDays: e.FLUXION_ABC_WINDOW_DAYS, debounceMs: e.FLUXION_ABC_DEBOUNCE_MS },
+    notify: notifyConfig(e),
   };
+}
+
+const MINUTE_MS = 60_000;
+
+function notifyConfig(e: z.infer<typeof envSchema>): NotifyConfig {
+  const notify: NotifyConfig = {
+    sendgridBaseUrl: e.SENDGRID_BASE_URL,
+    from: e.FLUXION_NOTIFY_FROM,
+    to: e.FLUXION_NOTIFY_TO,
+    throttleMs: e.FLUXION_NOTIFY_THROTTLE_MINUTES * MINUTE_MS,
+    phantomStoreThreshold: e.FLUXION_NOTIFY_PHANTOM_STORE_THRESHOLD,
+    phantomWindowMs: e.FLUXION_NOTIFY_PHANTOM_WINDOW_MINUTES * MINUTE_MS,
+    maxAgeMs: e.FLUXION_NOTIFY_MAX_AGE_MINUTES * MINUTE_MS,
+  };
+  // As node-postgres does with passwords: readable, but absent from JSON, logs and inspection.
+  Object.defineProperty(notify, 'sendgridApiKey', { value: e.SENDGRID_API_KEY, enumerable: false });
+  return notify;
+}
+
+/**
+ * What `fluxion notify` demands beyond the shapes: with a SendGrid key, a sender and at least
+ * one recipient (without a key, mails are only logged and both may be missing).
+ */
+export function requireNotifyDelivery(config: FluxionConfig): void {
+  if (!config.notify.sendgridApiKey) return;
+  const problems: string[] = [];
+  if (!config.notify.from) problems.push('FLUXION_NOTIFY_FROM is not set: SENDGRID_API_KEY is, so mails need a sender verified in SendGrid (e.g. FLUXION_NOTIFY_FROM="Fluxion <etl@lagranja.example>")');
+  if (config.notify.to.length === 0) problems.push('FLUXION_NOTIFY_TO is not set: SENDGRID_API_KEY is, so mails need recipients (comma-separated addresses)');
+  if (problems.length > 0) throw new ConfigError(problems);
 }
 
 export function requireKafkaBrokers(config: FluxionConfig): string[] {

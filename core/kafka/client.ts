@@ -133,6 +133,8 @@ export interface FluxionAdmin {
   /** Low and high watermark per partition. */
   topicOffsets(name: string): Promise<Array<{ partition: number; low: string; high: string }>>;
   groupOffsets(groupId: string, topic: string): Promise<Array<{ partition: number; offset: string }>>;
+  /** Per partition, the first offset whose record timestamp is >= timestampMs (the end when none is). */
+  offsetsForTimestamp(name: string, timestampMs: number): Promise<Array<{ partition: number; offset: string }>>;
   disconnect(): Promise<void>;
 }
 
@@ -154,6 +156,8 @@ export interface ReadToEndOptions {
   heartbeat?: () => Promise<void>;
   /** Start offsets per partition instead of the beginning. */
   fromOffsets?: Record<number, string>;
+  /** End offsets per partition (exclusive) instead of the end as of the call; records at or past them may still be delivered. */
+  toOffsets?: Record<number, string>;
 }
 
 export interface ConsumerOptions {
@@ -437,7 +441,9 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
           const o = offsets.find((x) => x.partition === p);
           if (!o) throw new TopicLayoutError(`topic ${topic} has no partition ${p}: run \`fluxion topics ensure\``, { context: { topic, partition: p } });
           const start = BigInt(readOptions.fromOffsets?.[p] ?? o.low);
-          if (BigInt(o.high) > start) remaining.set(p, BigInt(o.high));
+          const wanted = readOptions.toOffsets?.[p];
+          const end = wanted !== undefined && BigInt(wanted) < BigInt(o.high) ? BigInt(wanted) : BigInt(o.high);
+          if (end > start) remaining.set(p, end);
         }
         if (remaining.size > 0 && readOptions.fromOffsets) {
           await admin.setOffsets({ groupId, topic, partitions: Object.entries(readOptions.fromOffsets).map(([p, offset]) => ({ partition: Number(p), offset })) });
@@ -642,6 +648,10 @@ function wrapAdmin(admin: Admin): FluxionAdmin {
     async topicOffsets(name) {
       const offsets = await admin.fetchTopicOffsets(name);
       return offsets.map((o) => ({ partition: o.partition, low: o.low, high: o.high }));
+    },
+    async offsetsForTimestamp(name, timestampMs) {
+      const offsets = await admin.fetchTopicOffsetsByTimestamp(name, timestampMs);
+      return offsets.map((o) => ({ partition: o.partition, offset: o.offset }));
     },
     async groupOffsets(groupId, topic) {
       const result = await admin.fetchOffsets({ groupId, topics: [topic] });

@@ -35,16 +35,5 @@ export function defaultRuntimeMetrics(): RuntimeMetrics {
   return shared;
 }
 
-/** Sum of a counter's values matching `labels` (for tests and logs). */
-export async function counterValue(counter: Counter<string>, labels: Record<string, string> = {}): Promise<number> {
-  const { values } = await counter.get();
-  return values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((sum, v) => sum + v.value, 0);
-}
-
-/**
- * The metric `name` of `registry`, created by `create` the first time: two processors (or a
- * test's second instance) on one registry share it instead of failing on a duplicate name.
- */
-export function registeredMetric<T>(registry: Registry, name: string, create: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? create();
-}
+// Shared with the sink and the notifier; re-exported for the processors' callers.
+export { counterValue, registeredMetric } from '../../core/metrics.ts';

@@ -28,6 +28,7 @@ import {
   type KafkaClient,
   type OutgoingRecord,
 } from '../../core/kafka/client.ts';
+import { dlqRecord } from '../../core/dlq.ts';
 import { errorMessage, FluxionError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import { dlqTopic } from '../../core/topics.ts';
@@ -123,8 +124,6 @@ interface PartitionProducer {
   committed: bigint | undefined;
   failures: number;
 }
-
-const DLQ_MESSAGE_MAX = 1_000;
 
 export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>, deps: StreamProcessorDeps, options: StreamProcessorOptions): StreamProcessor {
   // Arguments are checked before any I/O.
@@ -245,23 +244,6 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
         spec.state?.reset(p);
       }
     }
-  }
-
-  function dlqRecord(record: ConsumedRecord, err: unknown): OutgoingRecord {
-    return {
-      ubicacionId: '',
-      partition: record.partition,
-      key: record.key,
-      value: record.value,
-      headers: {
-        ...record.headers,
-        error: errorMessage(err).slice(0, DLQ_MESSAGE_MAX),
-        error_class: err instanceof Error ? err.name || err.constructor.name : typeof err,
-        source_topic: record.topic,
-        source_partition: String(record.partition),
-        source_offset: record.offset,
-      },
-    };
   }
 
   /** Runs one slice in one transaction; false when it was aborted. */

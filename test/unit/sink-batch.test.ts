@@ -181,10 +181,10 @@ function productoOf(c: InventoryChange): ProductoRow {
   };
 }
 
-/** ON CONFLICT DO UPDATE ... WHERE productos.visto_en <= EXCLUDED.visto_en */
+/** ON CONFLICT DO UPDATE ... WHERE (productos.visto_en, productos.ubicacion_id) <= (EXCLUDED.visto_en, EXCLUDED.ubicacion_id) */
 function upsertProducto(table: ProductosTable, r: ProductoRow): void {
   const cur = table.get(r.producto_id);
-  if (!cur || cur.visto_en.getTime() <= r.visto_en.getTime()) table.set(r.producto_id, r);
+  if (!cur || cur.visto_en.getTime() < r.visto_en.getTime() || (cur.visto_en.getTime() === r.visto_en.getTime() && cur.ubicacion_id <= r.ubicacion_id)) table.set(r.producto_id, r);
 }
 
 const sorted = <T>(m: Map<string, T>) => [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));

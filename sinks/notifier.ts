@@ -1,0 +1,387 @@
+/**
+ * `fluxion notify`: reads ops.etl-runs, pos.inventario.quarantine and alerts.phantom-zeros
+ * and mails (SendGrid) what sinks/notify-rules.ts decides: a store's failed extraction, a
+ * store that cannot be reached, a massive stockout (a quarantined snapshot, or many phantom
+ * zeros in one store). Failed runs also go to Sentry as events tagged with ubicacion_id, job
+ * and run_id.
+ *
+ * Delivery guarantees, on purpose weaker than the sink's:
+ * - A plain consumer group (read_committed) that commits each batch's offsets after its
+ *   records were handled: at-least-once. A crash between a mail and its commit sends that mail
+ *   again after the restart; a mail is cheap to repeat and costly to lose.
+ * - The throttle and the phantom windows live in memory: a restarted notifier may mail once
+ *   more per (kind, store) within an interval.
+ * - A mail that cannot be delivered (SendGrid 4xx, or 5xx/429/network after retries) is
+ *   logged with its status and reported to Sentry, and the stream goes on: a mail failure
+ *   never stops the consumer.
+ * - A record that does not decode is logged and skipped (the PostgreSQL sink, which reads
+ *   ops.etl-runs and alerts.phantom-zeros too, sends those to the DLQ; two writers would
+ *   duplicate them there).
+ * - A new group starts at the beginning of the topics; the rules ignore events older than
+ *   FLUXION_NOTIFY_MAX_AGE_MINUTES, so a first start does not mail the history.
+ */
+import { createTopicCodec, type TopicCodec } from '../core/avro/topic-codec.ts';
+import type { NotifyConfig } from '../core/config/environment.ts';
+import { FluxionError, errorMessage } from '../core/errors.ts';
+import type { BatchControl, ConsumedBatch, ConsumedRecord, FluxionConsumer, KafkaClient } from '../core/kafka/client.ts';
+import type { Logger } from '../core/logger.ts';
+import type { PhantomAlert, QuarantineRecord } from '../core/records.ts';
+import type { FluxionRegistry } from '../core/registry.ts';
+import { DEFAULT_RETRY, withRetry, type RetryPolicy } from '../core/retry.ts';
+import type { SentryEvents } from '../core/sentry.ts';
+import type { TopicName } from '../core/topics.ts';
+import { createNotifyRules, type EtlRun, type Mail, type NotifyEvent, type NotifyRulesConfig } from './notify-rules.ts';
+
+export const NOTIFY_TOPICS = ['ops.etl-runs', 'pos.inventario.quarantine', 'alerts.phantom-zeros'] as const satisfies readonly TopicName[];
+
+export class NotifierError extends FluxionError {
+  constructor(message: string, options: ConstructorParameters<typeof FluxionError>[1] = {}) {
+    super(message, { code: 'NOTIFIER', ...options });
+  }
+}
+
+/** A mail SendGrid did not take. `status` is SendGrid's HTTP status (undefined: no answer). */
+export class MailDeliveryError extends FluxionError {
+  readonly status: number | undefined;
+  constructor(message: string, options: ConstructorParameters<typeof FluxionError>[1] & { status?: number } = {}) {
+    super(message, { code: options.status === undefined ? 'MAIL_DELIVERY' : `SENDGRID_HTTP_${options.status}`, ...options });
+    this.status = options.status;
+  }
+}
+
+// ---- mailers ---------------------------------------------------------------------------------
+
+export interface Mailer {
+  /** True when mails really go out (SendGrid); false when they are only logged. */
+  readonly delivering: boolean;
+  /**
+   * Delivers one mail; a MailDeliveryError once SendGrid refused it or retries ran out.
+   * `heartbeat` is called before each wait between retries (the consumer's group session).
+   */
+  send(mail: Mail, options?: { heartbeat?: () => Promise<void> }): Promise<void>;
+}
+
+export interface SendGridMailerOptions {
+  apiKey: string;
+  /** Default SendGrid's own API. */
+  baseUrl?: string;
+  from: string;
+  to: string[];
+  logger: Logger;
+  /** For 5xx, 429 and network errors (a 429's Retry-After wins). */
+  retry?: RetryPolicy;
+  /** One HTTP request (default MAIL_TIMEOUT_MS). */
+  timeoutMs?: number;
+}
+
+/**
+ * Waits of about 1, 2, 4 and 8 s, and one request at most 10 s (`timeoutMs`): with a heartbeat
+ * before each wait, the consumer stays well inside its 30 s group session while it retries.
+ */
+export const MAIL_RETRY: RetryPolicy = { retries: 4, initialDelayMs: 1_000, maxDelayMs: 10_000, factor: 2 };
+export const MAIL_TIMEOUT_MS = 10_000;
+/** A longer Retry-After is cut to this, for the same reason. */
+const MAX_RETRY_AFTER_MS = 10_000;
+
+const hideKeys = (text: string): string => text.replace(/SG\.[\w.-]+/g, 'SG.***');
+
+/**
+ * SendGrid's failures as our typed error, keeping only status, SendGrid's own error messages
+ * and the network code: the raw error carries the request (its Authorization header holds the
+ * API key), so it is never logged nor kept as `cause`.
+ */
+export function translateSendGridError(err: unknown, baseUrl: string): MailDeliveryError {
+  const e = err as { code?: unknown; message?: unknown; response?: { headers?: Record<string, unknown>; body?: unknown } };
+  if (typeof e?.code === 'number') {
+    const status = e.code;
+    const body = e.response?.body as { errors?: Array<{ message?: unknown; field?: unknown }> } | undefined;
+    const detail = Array.isArray(body?.errors)
+      ? body.errors.map((x) => `${String(x.message ?? '')}${x.field ? ` (${String(x.field)})` : ''}`).join('; ')
+      : '';
+    const retryAfter = Number(e.response?.headers?.['retry-after']);
+    return new MailDeliveryError(hideKeys(`SendGrid answered HTTP ${status}${detail ? `: ${detail.slice(0, 300)}` : ''}`), {
+      status,
+      retriable: status === 429 || status >= 500,
+      context: Number.isFinite(retryAfter) && retryAfter >= 0 ? { retryAfterMs: Math.min(retryAfter * 1000, MAX_RETRY_AFTER_MS) } : {},
+    });
+  }
+  // A string code is the network's (ECONNREFUSED, ETIMEDOUT, ECONNABORTED on timeout): worth retrying.
+  if (typeof e?.code === 'string') {
+    return new MailDeliveryError(hideKeys(`SendGrid at ${baseUrl} could not be reached: ${e.code}: ${errorMessage(err)}`), { retriable: true });
+  }
+  // Anything else was refused before sending (the helpers' checks of the mail itself).
+  return new MailDeliveryError(hideKeys(`the mail was refused before sending: ${errorMessage(err)}`), { retriable: false });
+}
+
+/** Mails through @sendgrid/mail, with its own client (never the module-wide singleton). */
+export async function createSendGridMailer(options: SendGridMailerOptions): Promise<Mailer> {
+  if (!options.apiKey) throw new NotifierError('a SendGrid mailer needs an API key');
+  if (!options.from) throw new NotifierError('a SendGrid mailer needs a sender (FLUXION_NOTIFY_FROM)');
+  if (options.to.length === 0) throw new NotifierError('a SendGrid mailer needs recipients (FLUXION_NOTIFY_TO)');
+  const log = options.logger.child({ component: 'sendgrid' });
+  // Loaded only when mails really go out.
+  // The packages' typings declare only their singletons; the classes are named exports at run time.
+  const [{ MailService }, { Client }] = (await Promise.all([import('@sendgrid/mail'), import('@sendgrid/client')])) as unknown as [
+    { MailService: new () => typeof import('@sendgrid/mail') },
+    { Client: new () => typeof import('@sendgrid/client') },
+  ];
+  const client = new Client();
+  // setApiKey resets the base URL to SendGrid's: set ours after it.
+  client.setApiKey(options.apiKey);
+  const baseUrl = options.baseUrl ?? 'https://api.sendgrid.com/';
+  if (options.baseUrl) client.setDefaultRequest('baseUrl', options.baseUrl);
+  const service = new MailService();
+  service.setClient(client);
+  service.setTimeout(options.timeoutMs ?? MAIL_TIMEOUT_MS);
+  const policy = options.retry ?? MAIL_RETRY;
+  log.info({ baseUrl, from: options.from, to: options.to }, 'mails go out through SendGrid');
+
+  return {
+    delivering: true,
+    async send(mail, sendOptions = {}) {
+      const about = { kind: mail.kind, key: mail.key, ubicacion_id: mail.ubicacion_id };
+      await withRetry(
+        policy,
+        async (attempt) => {
+          try {
+            const [response] = await service.send({
+              from: options.from,
+              to: options.to,
+              subject: mail.subject,
+              text: mail.text,
+              categories: ['fluxion-notify', mail.kind.toLowerCase()],
+            });
+            log.info({ ...about, status: response.statusCode, to: options.to, subject: mail.subject, attempt }, 'mail sent');
+          } catch (err) {
+            throw translateSendGridError(err, baseUrl);
+          }
+        },
+        {
+          onRetry: (err, attempt, delayMs) => {
+            log.warn({ ...about, status: (err as MailDeliveryError).status, attempt, delayMs, reason: errorMessage(err) }, 'SendGrid did not take the mail; retrying');
+            void sendOptions.heartbeat?.().catch(() => undefined);
+          },
+        },
+      );
+    },
+  };
+}
+
+/** Without SENDGRID_API_KEY: logs each mail it would send, and says so once at start. */
+export function createLogMailer(options: { from?: string; to: string[]; logger: Logger }): Mailer {
+  const log = options.logger.child({ component: 'mail-log' });
+  log.warn('SENDGRID_API_KEY is not set: mails are logged, not sent');
+  return {
+    delivering: false,
+    async send(mail) {
+      log.info({ kind: mail.kind, key: mail.key, ubicacion_id: mail.ubicacion_id, from: options.from ?? null, to: options.to, subject: mail.subject }, `would send: ${mail.subject}`);
+      log.debug({ key: mail.key, text: mail.text }, 'would send this body');
+    },
+  };
+}
+
+/** SendGrid when the configuration has a key, the log otherwise. */
+export async function createMailer(config: NotifyConfig, logger: Logger, options: { retry?: RetryPolicy; timeoutMs?: number } = {}): Promise<Mailer> {
+  if (!config.sendgridApiKey) return createLogMailer({ from: config.from, to: config.to, logger });
+  return createSendGridMailer({
+    apiKey: config.sendgridApiKey,
+    baseUrl: config.sendgridBaseUrl,
+    from: config.from ?? '',
+    to: config.to,
+    logger,
+    ...options,
+  });
+}
+
+// ---- the consumer ----------------------------------------------------------------------------
+
+export interface NotifierDeps {
+  kafka: KafkaClient;
+  registry: FluxionRegistry;
+  logger: Logger;
+  mailer: Mailer;
+  sentry: SentryEvents;
+  /** The throttle's clock (milliseconds); default Date.now. */
+  now?: () => number;
+}
+
+export interface NotifierOptions {
+  /** Default `<prefix>fluxion-notify`. */
+  groupId?: string;
+  topicPrefix?: string;
+  rules: NotifyRulesConfig;
+  sessionTimeoutMs?: number;
+  /** For records whose schema must be fetched and the registry does not answer. */
+  decodeRetry?: RetryPolicy;
+}
+
+export interface Notifier {
+  readonly groupId: string;
+  /** Resolves after `stop()`; rejects when the consumer crashes. */
+  run(): Promise<void>;
+  /** Finishes the record in hand, commits, leaves the group, flushes Sentry. */
+  stop(): Promise<void>;
+}
+
+type Decoder = (value: Buffer) => Promise<NotifyEvent>;
+
+export function createNotifier(deps: NotifierDeps, options: NotifierOptions): Notifier {
+  // Arguments are checked before any I/O.
+  const prefix = options.topicPrefix ?? '';
+  const groupId = options.groupId ?? `${prefix}fluxion-notify`;
+  if (!groupId) throw new NotifierError('the notifier needs a group id');
+  const r = options.rules;
+  if (!(r.throttleMs >= 0) || !(r.phantomWindowMs > 0) || !(r.maxAgeMs > 0) || !Number.isInteger(r.phantomStoreThreshold) || r.phantomStoreThreshold < 1) {
+    throw new NotifierError(`invalid notify rules: ${JSON.stringify(r)}`);
+  }
+  const { kafka, mailer, sentry } = deps;
+  const now = deps.now ?? Date.now;
+  const rules = createNotifyRules(options.rules);
+  const log = deps.logger.child({ component: 'notifier', groupId });
+  const topicOf = (t: TopicName) => `${prefix}${t}`;
+
+  let consumer: FluxionConsumer | undefined;
+  let started = false;
+  let stopping = false;
+  let stopped: Promise<void> | undefined;
+  let settle: { resolve: () => void; reject: (err: unknown) => void } | undefined;
+
+  async function decoders(): Promise<Map<string, Decoder>> {
+    const [runs, quarantine, alerts] = await Promise.all([
+      createTopicCodec<EtlRun>(deps.registry, 'ops.etl-runs', topicOf('ops.etl-runs')),
+      createTopicCodec<QuarantineRecord>(deps.registry, 'pos.inventario.quarantine', topicOf('pos.inventario.quarantine')),
+      createTopicCodec<PhantomAlert>(deps.registry, 'alerts.phantom-zeros', topicOf('alerts.phantom-zeros')),
+    ]);
+    const decodeWith = <T>(codec: TopicCodec<T>, wrap: (v: T) => NotifyEvent): Decoder => async (value) =>
+      wrap(await withRetry(options.decodeRetry ?? DEFAULT_RETRY, () => codec.decode(value), {
+        onRetry: (err, attempt, delayMs) => log.warn({ topic: codec.topic, attempt, delayMs, reason: errorMessage(err) }, 'decoding needs the registry, which did not answer; retrying'),
+      }));
+    return new Map<string, Decoder>([
+      [runs.topic, decodeWith(runs, (run) => ({ type: 'etl-run', run }))],
+      [quarantine.topic, decodeWith(quarantine, (record) => ({ type: 'quarantine', record }))],
+      [alerts.topic, decodeWith(alerts, (alert) => ({ type: 'phantom-alert', alert }))],
+    ]);
+  }
+
+  async function deliver(mail: Mail, where: Record<string, unknown>, heartbeat: () => Promise<void>): Promise<void> {
+    try {
+      await mailer.send(mail, { heartbeat });
+    } catch (err) {
+      rules.deliveryFailed(mail);
+      const status = err instanceof MailDeliveryError ? err.status : undefined;
+      log.error({ ...where, kind: mail.kind, key: mail.key, ubicacion_id: mail.ubicacion_id, subject: mail.subject, status, reason: errorMessage(err) }, 'mail not delivered; going on');
+      sentry.capture({
+        message: `notify: mail not delivered (${mail.kind}, ${mail.ubicacion_id}): ${errorMessage(err)}`,
+        level: 'error',
+        error: err instanceof Error ? err : new Error(String(err)),
+        tags: { component: 'notify', kind: mail.kind, ubicacion_id: mail.ubicacion_id, ...(status === undefined ? {} : { status: String(status) }) },
+        fingerprint: ['fluxion-notify-mail-failed', status === undefined ? 'network' : String(status)],
+      });
+    }
+  }
+
+  async function handleRecord(record: ConsumedRecord, decode: Decoder, heartbeat: () => Promise<void>): Promise<void> {
+    const where = { topic: record.topic, partition: record.partition, offset: record.offset };
+    if (!record.value) return; // a tombstone of the compacted quarantine topic
+    let event: NotifyEvent;
+    try {
+      event = await decode(record.value);
+    } catch (err) {
+      // Retriable errors got their retries inside decode: a registry still down is a crash
+      // (the supervisor restarts from the committed offsets); bad bytes are skipped.
+      if (err instanceof FluxionError && err.retriable) throw err;
+      log.warn({ ...where, err }, 'record skipped: it does not decode (the PostgreSQL sink sends bad runs and alerts to their DLQ)');
+      return;
+    }
+    const decision = rules.decide(event, now());
+    const ubicacion_id = event.type === 'etl-run' ? event.run.ubicacion_id : event.type === 'quarantine' ? event.record.ubicacion_id : event.alert.ubicacion_id;
+    if (decision.ignored) log.debug({ ...where, ubicacion_id, ignored: decision.ignored }, 'nothing to notify');
+    for (const m of decision.throttled) log.info({ ...where, ubicacion_id, kind: m.kind, key: m.key, subject: m.subject }, 'mail held back by the throttle');
+    if (decision.sentry) {
+      sentry.capture(decision.sentry);
+      if (sentry.enabled) log.info({ ...where, ubicacion_id, tags: decision.sentry.tags }, 'failed run reported to Sentry');
+    }
+    for (const mail of decision.send) await deliver(mail, where, heartbeat);
+  }
+
+  function handler(decode: Map<string, Decoder>) {
+    return async (batch: ConsumedBatch, control: BatchControl): Promise<void> => {
+      const decoder = decode.get(batch.topic);
+      if (!decoder) throw new NotifierError(`no decoder for topic ${batch.topic}`);
+      let last: string | undefined;
+      for (const record of batch.records) {
+        if (stopping || !control.isRunning() || control.isStale()) break;
+        await handleRecord(record, decoder, () => control.heartbeat());
+        control.resolveOffset(record.offset);
+        last = record.offset;
+        await control.heartbeat();
+      }
+      // Committed after the mails went (at-least-once). A revoked partition's new owner
+      // starts from the last commit: its records may be notified twice, never lost.
+      if (last === undefined || control.isStale()) return;
+      try {
+        await consumer!.commit(batch.topic, batch.partition, (BigInt(last) + 1n).toString());
+      } catch (err) {
+        log.warn({ topic: batch.topic, partition: batch.partition, offset: last, err }, 'offset commit failed: these records may be notified again after a rebalance or restart');
+      }
+    };
+  }
+
+  async function shutdown(): Promise<void> {
+    stopping = true;
+    const c = consumer;
+    await c?.stop().catch((err: unknown) => log.warn({ err }, 'consumer stop failed'));
+    await c?.disconnect().catch((err: unknown) => log.warn({ err }, 'consumer disconnect failed'));
+    await sentry.flush().catch(() => false);
+  }
+
+  return {
+    groupId,
+    async run() {
+      if (started) throw new NotifierError('the notifier is already running');
+      started = true;
+      const decode = await decoders();
+      const done = new Promise<void>((resolve, reject) => {
+        settle = { resolve, reject };
+      });
+      if (stopping) return; // stopped while the codecs were being prepared
+      const created = await kafka.consumer({ groupId, readCommitted: true, sessionTimeoutMs: options.sessionTimeoutMs, maxBytes: 1024 * 1024, crashOnFailure: true });
+      if (stopping) {
+        await created.disconnect().catch(() => undefined);
+        return;
+      }
+      consumer = created;
+      consumer.onCrash(({ error, willRestart }) => {
+        log.error({ err: error, willRestart }, 'consumer crashed');
+        if (willRestart) return;
+        const err = new NotifierError(`notifier: consumer crashed: ${errorMessage(error)}`, { cause: error });
+        sentry.capture({ message: err.message, level: 'fatal', error: err, tags: { component: 'notify' } });
+        stopped ??= shutdown();
+        void stopped.finally(() => settle?.reject(err));
+      });
+      const topics = NOTIFY_TOPICS.map(topicOf);
+      await consumer.subscribe(topics, true);
+      log.info(
+        {
+          topics,
+          mails: mailer.delivering ? 'sent' : 'logged',
+          sentry: sentry.enabled,
+          throttleMinutes: options.rules.throttleMs / 60_000,
+          phantomStoreThreshold: options.rules.phantomStoreThreshold,
+          phantomWindowMinutes: options.rules.phantomWindowMs / 60_000,
+          maxAgeMinutes: options.rules.maxAgeMs / 60_000,
+        },
+        'notifier starting',
+      );
+      await consumer.runBatches(handler(decode));
+      return done;
+    },
+    async stop() {
+      log.info('notifier stopping');
+      stopped ??= shutdown();
+      await stopped;
+      settle?.resolve();
+      log.info('notifier stopped');
+    },
+  };
+}

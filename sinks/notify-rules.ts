@@ -1,0 +1,400 @@
+/**
+ * What `fluxion notify` says, to whom it matters and how often: pure decisions over the
+ * records of ops.etl-runs, pos.inventario.quarantine and alerts.phantom-zeros. No I/O and
+ * no wall clock: every decision takes the time it is made at (`nowMs`), so tests drive it
+ * with a fake clock. sinks/notifier.ts feeds it records and delivers what it decides.
+ *
+ * Kinds of mail (one subject each):
+ * - CONNECTIVITY: a store's run FAILED because the POS could not be reached or did not answer
+ *   in time (see `CONNECTIVITY_ERROR_CLASSES`).
+ * - EXTRACTION_FAILED: a store's run FAILED for any other reason (bad data, credentials, ...).
+ * - SNAPSHOT_QUARANTINED: the differ refused a snapshot (empty, or too many products dropping
+ *   to 0): a massive stockout, real or not, that an operator must look at.
+ * - PHANTOM_ZEROS: at least `phantomStoreThreshold` phantom-zero alerts opened in one store
+ *   within `phantomWindowMs` (by their opened_at): another face of a massive stockout.
+ *
+ * Throttling: at most one mail per (kind, store) per `throttleMs` of the caller's clock; the
+ * ones held back are counted and the next mail says how many. A flapping store thus sends one
+ * mail per interval, not one per run. Failed runs also go to Sentry, every one (Sentry groups
+ * them by fingerprint and has its own alert rules).
+ *
+ * Staleness: an event whose own time (finished_at, updated_at, opened_at) is older than
+ * `maxAgeMs` when read is neither mailed nor reported: a new consumer group reads the topics
+ * from their beginning, and 30 days of old failures are nobody's news.
+ */
+import { FluxionError } from '../core/errors.ts';
+import type { PhantomAlert, QuarantineRecord } from '../core/records.ts';
+import type { SentryEventReport } from '../core/sentry.ts';
+import { BUSINESS_TIME_ZONE } from '../core/time.ts';
+import type { EtlRun } from './sink-batch.ts';
+
+export type { EtlRun };
+
+export type NotifyKind = 'CONNECTIVITY' | 'EXTRACTION_FAILED' | 'SNAPSHOT_QUARANTINED' | 'PHANTOM_ZEROS';
+
+export const NOTIFY_KINDS: readonly NotifyKind[] = ['CONNECTIVITY', 'EXTRACTION_FAILED', 'SNAPSHOT_QUARANTINED', 'PHANTOM_ZEROS'];
+
+export interface NotifyRulesConfig {
+  /** One mail per (kind, store) per this many milliseconds. */
+  throttleMs: number;
+  /** Phantom-zero alerts opened in one store within the window that make a mail. */
+  phantomStoreThreshold: number;
+  phantomWindowMs: number;
+  /** Events older than this (by their own time) when read are ignored. */
+  maxAgeMs: number;
+  /** Shown in subjects unless `production` (so a test mail never looks like a real one). */
+  environment?: string;
+}
+
+export type NotifyEvent =
+  | { type: 'etl-run'; run: EtlRun }
+  | { type: 'quarantine'; record: QuarantineRecord }
+  | { type: 'phantom-alert'; alert: PhantomAlert };
+
+export interface Mail {
+  kind: NotifyKind;
+  /** The throttle key: `<kind>/<ubicacion_id>`. */
+  key: string;
+  ubicacion_id: string;
+  subject: string;
+  text: string;
+}
+
+export interface NotifyDecision {
+  /** Mails to deliver now. */
+  send: Mail[];
+  /** Mails the throttle held back (their count goes into the next mail of their key). */
+  throttled: Mail[];
+  /** A Sentry event to send (every FAILED run that is not stale). */
+  sentry: SentryEventReport | null;
+  /** Why the event made nothing, for a debug log. */
+  ignored?: 'run-ok' | 'stale' | 'not-quarantined' | 'alert-resolved' | 'below-threshold' | 'outside-window';
+}
+
+/** A FAILED run as Sentry sees it: one issue per store, job and error class (the fingerprint). */
+export class EtlRunFailedError extends FluxionError {
+  constructor(run: EtlRun) {
+    super(`${run.ubicacion_id}: ${run.job} run failed (${run.error_class ?? 'UNKNOWN'}): ${run.error_message ?? 'no message'}`, {
+      code: run.error_class ?? 'UNKNOWN',
+      context: { ubicacion: run.ubicacion_id, job: run.job, run_id: run.run_id },
+    });
+  }
+}
+
+// ---- classification --------------------------------------------------------------------------
+
+/**
+ * error_class values of ops.etl-runs (FluxionError codes, see extractors/extract-run.ts) that
+ * mean "the POS could not be reached or did not answer in time":
+ * - POS_UNAVAILABLE: KLK connection refused/reset or request timeout, after retries; Stellar
+ *   failures without a driver code. HTTP_429 / HTTP_5xx: KLK answered busy or broken, after retries.
+ * - ESOCKET, ETIMEOUT, ECONNCLOSED, EINSTLOOKUP, ...: the mssql driver's codes for Stellar
+ *   connections (kept as error_class by extractors/stellar-inventario.ts).
+ * - DEADLINE: the store's whole read outlived its deadline (a stalled answer).
+ * - SERVICE_UNAVAILABLE: Kafka or the registry did not answer while publishing the run.
+ * - TIMEOUT and the Node socket codes: older or foreign writers of the topic.
+ * Anything else (POS_AUTH, POS_DATA, HTTP_4xx, VALIDATION, UNEXPECTED, ...) is EXTRACTION_FAILED.
+ */
+export const CONNECTIVITY_ERROR_CLASSES: ReadonlySet<string> = new Set([
+  'POS_UNAVAILABLE', 'SERVICE_UNAVAILABLE', 'DEADLINE', 'TIMEOUT', 'HTTP_429',
+  'ESOCKET', 'ETIMEOUT', 'ECONNCLOSED', 'EINSTLOOKUP',
+  'ETIMEDOUT', 'ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE',
+]);
+
+export function isConnectivityError(errorClass: string | null): boolean {
+  if (!errorClass) return false;
+  return CONNECTIVITY_ERROR_CLASSES.has(errorClass) || /^HTTP_5\d\d$/.test(errorClass);
+}
+
+/** The kind of mail a run makes; null for an OK run. */
+export function classifyRun(run: Pick<EtlRun, 'status' | 'error_class'>): NotifyKind | null {
+  if (run.status !== 'FAILED') return null;
+  return isConnectivityError(run.error_class) ? 'CONNECTIVITY' : 'EXTRACTION_FAILED';
+}
+
+export const throttleKey = (kind: NotifyKind, ubicacionId: string): string => `${kind}/${ubicacionId}`;
+
+/** The instant an event happened, by its own clock. */
+export function eventTime(event: NotifyEvent): Date {
+  switch (event.type) {
+    case 'etl-run':
+      return event.run.finished_at;
+    case 'quarantine':
+      return event.record.updated_at;
+    case 'phantom-alert':
+      return event.alert.status === 'OPEN' ? event.alert.opened_at : event.alert.updated_at;
+  }
+}
+
+// ---- throttle --------------------------------------------------------------------------------
+
+export type Admission =
+  | { admitted: true; /** Mails of this key held back since the last one went. */ heldBack: number; heldBackSinceMs: number | null }
+  | { admitted: false; heldBack: number; /** When the next mail of this key may go. */ nextMs: number };
+
+export interface Throttle {
+  /** Whether a mail under `key` may go at `nowMs`; a refused one is counted as held back. */
+  admit(key: string, nowMs: number): Admission;
+  /** Forgets the last mail of `key` (it could not be delivered): the next one under it goes at once. */
+  release(key: string): void;
+  /** Keys currently remembered (for tests and metrics). */
+  size(): number;
+}
+
+/** In memory: a restart forgets it, so a restarted notifier may mail once more per key. */
+export function createThrottle(intervalMs: number): Throttle {
+  const entries = new Map<string, { lastSentMs: number; heldBack: number; heldBackSinceMs: number | null }>();
+  return {
+    admit(key, nowMs) {
+      const e = entries.get(key);
+      if (e && nowMs - e.lastSentMs < intervalMs) {
+        e.heldBack++;
+        e.heldBackSinceMs ??= nowMs;
+        return { admitted: false, heldBack: e.heldBack, nextMs: e.lastSentMs + intervalMs };
+      }
+      // Keys whose interval is over carry nothing but a held-back count: sweep them now and then.
+      if (entries.size > 1_000) for (const [k, x] of entries) if (nowMs - x.lastSentMs >= intervalMs && x.heldBack === 0) entries.delete(k);
+      entries.set(key, { lastSentMs: nowMs, heldBack: 0, heldBackSinceMs: null });
+      return { admitted: true, heldBack: e?.heldBack ?? 0, heldBackSinceMs: e?.heldBackSinceMs ?? null };
+    },
+    release(key) {
+      entries.delete(key);
+    },
+    size: () => entries.size,
+  };
+}
+
+// ---- phantom zeros per store -----------------------------------------------------------------
+
+export interface WindowAlert {
+  alert_id: string;
+  deposito: string;
+  producto_id: string;
+  rule: PhantomAlert['rule'];
+  openedMs: number;
+  summary: string;
+}
+
+export interface PhantomStoreWindow {
+  /**
+   * Counts an OPEN alert in its store's window (by opened_at, relative to the newest alert of
+   * the store); returns the alerts now in the window, oldest first, or null when the alert is
+   * older than the window. An alert seen again (redelivery) is counted once.
+   */
+  add(alert: PhantomAlert): WindowAlert[] | null;
+}
+
+export function createPhantomStoreWindow(windowMs: number): PhantomStoreWindow {
+  const stores = new Map<string, { newestMs: number; alerts: Map<string, WindowAlert> }>();
+  return {
+    add(alert) {
+      const openedMs = alert.opened_at.getTime();
+      let store = stores.get(alert.ubicacion_id);
+      if (!store) stores.set(alert.ubicacion_id, (store = { newestMs: openedMs, alerts: new Map() }));
+      store.newestMs = Math.max(store.newestMs, openedMs);
+      const from = store.newestMs - windowMs;
+      if (openedMs < from) return null;
+      store.alerts.set(alert.alert_id, {
+        alert_id: alert.alert_id, deposito: alert.deposito, producto_id: alert.producto_id, rule: alert.rule, openedMs, summary: alert.summary,
+      });
+      for (const [id, a] of store.alerts) if (a.openedMs < from) store.alerts.delete(id);
+      return [...store.alerts.values()].sort((a, b) => a.openedMs - b.openedMs || a.alert_id.localeCompare(b.alert_id));
+    },
+  };
+}
+
+// ---- messages --------------------------------------------------------------------------------
+
+const localTime = new Intl.DateTimeFormat('sv-SE', {
+  timeZone: BUSINESS_TIME_ZONE, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
+});
+
+/** "2026-11-27 08:30:00 America/Caracas (2026-11-27T12:30:00.000Z)". */
+export function formatInstant(d: Date | number): string {
+  const date = typeof d === 'number' ? new Date(d) : d;
+  return `${localTime.format(date)} ${BUSINESS_TIME_ZONE} (${date.toISOString()})`;
+}
+
+const formatMinutes = (ms: number): string => `${Math.round(ms / 60_000)} min`;
+
+function subjectPrefix(environment: string | undefined): string {
+  return !environment || environment === 'production' ? '[Fluxion]' : `[Fluxion ${environment}]`;
+}
+
+function table(rows: Array<[string, string | number | null | undefined]>): string {
+  const width = Math.max(...rows.map(([k]) => k.length)) + 2;
+  return rows.filter(([, v]) => v !== null && v !== undefined && v !== '').map(([k, v]) => `${`${k}:`.padEnd(width)}${v}`).join('\n');
+}
+
+function heldBackLine(kind: NotifyKind, store: string, admission: Extract<Admission, { admitted: true }>, throttleMs: number): string | null {
+  if (admission.heldBack === 0) return null;
+  const since = admission.heldBackSinceMs === null ? '' : ` since ${formatInstant(admission.heldBackSinceMs)}`;
+  return `${admission.heldBack} more ${kindLabel(kind)} notice(s) for ${store} were not mailed${since} (at most one mail per store and kind every ${formatMinutes(throttleMs)}).`;
+}
+
+function kindLabel(kind: NotifyKind): string {
+  return { CONNECTIVITY: 'connectivity', EXTRACTION_FAILED: 'extraction failure', SNAPSHOT_QUARANTINED: 'quarantine', PHANTOM_ZEROS: 'phantom-zero' }[kind];
+}
+
+function footer(config: NotifyRulesConfig, key: string): string {
+  return `--\nFluxion Stream notifier (${config.environment ?? 'unknown environment'}), throttle key ${key}.`;
+}
+
+/** Subject and body of a FAILED run's mail. */
+export function runMail(run: EtlRun, kind: 'CONNECTIVITY' | 'EXTRACTION_FAILED', config: NotifyRulesConfig, heldBack: string | null = null): Mail {
+  const store = run.ubicacion_id;
+  const key = throttleKey(kind, store);
+  const errorClass = run.error_class ?? 'UNKNOWN';
+  const subject =
+    kind === 'CONNECTIVITY'
+      ? `${subjectPrefix(config.environment)} ${store}: POS unreachable, ${run.job} extraction failed (${errorClass})`
+      : `${subjectPrefix(config.environment)} ${store}: ${run.job} extraction failed (${errorClass})`;
+  const advice =
+    kind === 'CONNECTIVITY'
+      ? `Fluxion could not reach ${store}'s POS, or it did not answer in time (after retries). Check the store's server, its network and the VPN; the next scheduled run tries again.`
+      : errorClass === 'POS_AUTH'
+        ? `${store}'s POS refused Fluxion's credentials: check the variable named in the error. Retrying will not help until it is fixed.`
+        : `Nothing of this run was published: ${store}'s data stays as of its last successful run. The error above says what failed (for bad data: the page, field and value).`;
+  const text = [
+    `${store}: the ${run.job} extraction failed.`,
+    '',
+    table([
+      ['store', store],
+      ['job', run.job],
+      ['error class', errorClass],
+      ['error', run.error_message ?? '(no message)'],
+      ['run', run.run_id],
+      ['started', formatInstant(run.started_at)],
+      ['finished', formatInstant(run.finished_at)],
+    ]),
+    '',
+    advice,
+    ...(heldBack ? ['', heldBack] : []),
+    '',
+    footer(config, key),
+  ].join('\n');
+  return { kind, key, ubicacion_id: store, subject, text };
+}
+
+/** Subject and body of a quarantined snapshot's mail. */
+export function quarantineMail(q: QuarantineRecord, config: NotifyRulesConfig, heldBack: string | null = null): Mail {
+  const store = q.ubicacion_id;
+  const key = throttleKey('SNAPSHOT_QUARANTINED', store);
+  const text = [
+    `${store}: massive stockout in the latest inventory snapshot. Fluxion quarantined it: it was NOT applied, so ${store}'s stock stays as of its previous snapshot.`,
+    '',
+    table([
+      ['store', store],
+      ['reason', q.reason],
+      ['snapshot', q.snapshot_id],
+      ['source', q.source],
+      ['taken at', formatInstant(q.taken_at)],
+      ['rows', q.row_count],
+    ]),
+    '',
+    `If the stock really is that low (a physical count confirms it), release it:`,
+    `  fluxion quarantine release ${q.snapshot_id} --note "<who confirmed it, and how>"`,
+    `Otherwise the store's next normal snapshot supersedes it. See the waiting ones with \`fluxion quarantine list\`.`,
+    ...(heldBack ? ['', heldBack] : []),
+    '',
+    footer(config, key),
+  ].join('\n');
+  return { kind: 'SNAPSHOT_QUARANTINED', key, ubicacion_id: store, subject: `${subjectPrefix(config.environment)} ${store}: massive stockout, snapshot quarantined`, text };
+}
+
+/** How many of the window's alerts a mail lists by product. */
+export const PHANTOM_MAIL_LISTED = 15;
+
+/** Subject and body of a store's phantom-zeros mail. */
+export function phantomMail(store: string, alerts: readonly WindowAlert[], config: NotifyRulesConfig, heldBack: string | null = null): Mail {
+  const key = throttleKey('PHANTOM_ZEROS', store);
+  const window = formatMinutes(config.phantomWindowMs);
+  const byRule = new Map<string, number>();
+  for (const a of alerts) byRule.set(a.rule, (byRule.get(a.rule) ?? 0) + 1);
+  const listed = alerts.slice(-PHANTOM_MAIL_LISTED);
+  const text = [
+    `${store}: massive stockout: ${alerts.length} products got a phantom-zero alert within ${window} (threshold ${config.phantomStoreThreshold}). Their stock of 0 is probably a POS error.`,
+    '',
+    table([
+      ['store', store],
+      ['alerts', alerts.length],
+      ['by rule', [...byRule].sort().map(([r, n]) => `${r} ${n}`).join(', ')],
+      ['first opened', formatInstant(alerts[0]?.openedMs ?? 0)],
+      ['last opened', formatInstant(alerts.at(-1)?.openedMs ?? 0)],
+    ]),
+    '',
+    `${listed.length === alerts.length ? 'The alerts' : `The latest ${listed.length}`}:`,
+    ...listed.map((a) => `  - ${a.summary} [${a.rule}]`),
+    '',
+    `The alerts are in the alertas table (estado OPEN) and on alerts.phantom-zeros.`,
+    ...(heldBack ? ['', heldBack] : []),
+    '',
+    footer(config, key),
+  ].join('\n');
+  return { kind: 'PHANTOM_ZEROS', key, ubicacion_id: store, subject: `${subjectPrefix(config.environment)} ${store}: massive stockout, ${alerts.length} phantom zeros in ${window}`, text };
+}
+
+/** The Sentry event of a FAILED run: tagged by store, job and run, grouped by store, job and error class. */
+export function runSentryReport(run: EtlRun, kind: NotifyKind): SentryEventReport {
+  const errorClass = run.error_class ?? 'UNKNOWN';
+  return {
+    message: `${run.ubicacion_id}: ${run.job} run failed (${errorClass}): ${run.error_message ?? 'no message'}`,
+    level: 'error',
+    error: new EtlRunFailedError(run),
+    tags: { ubicacion_id: run.ubicacion_id, job: run.job, run_id: run.run_id, error_class: errorClass, kind },
+    fingerprint: ['fluxion-etl-run-failed', run.job, run.ubicacion_id, errorClass],
+    extra: { started_at: run.started_at.toISOString(), finished_at: run.finished_at.toISOString(), error_message: run.error_message },
+  };
+}
+
+// ---- the decision ----------------------------------------------------------------------------
+
+export interface NotifyRules {
+  decide(event: NotifyEvent, nowMs: number): NotifyDecision;
+  /** A mail could not be delivered: the next event of its key mails again at once. */
+  deliveryFailed(mail: Mail): void;
+}
+
+/** The notifier's memory: the throttle and the per-store phantom windows (both in memory). */
+export function createNotifyRules(config: NotifyRulesConfig): NotifyRules {
+  const throttle = createThrottle(config.throttleMs);
+  const phantoms = createPhantomStoreWindow(config.phantomWindowMs);
+
+  function throttled(kind: NotifyKind, store: string, nowMs: number, build: (heldBack: string | null) => Mail): Pick<NotifyDecision, 'send' | 'throttled'> {
+    const admission = throttle.admit(throttleKey(kind, store), nowMs);
+    if (!admission.admitted) return { send: [], throttled: [build(null)] };
+    return { send: [build(heldBackLine(kind, store, admission, config.throttleMs))], throttled: [] };
+  }
+
+  return {
+    decide(event, nowMs) {
+      const none = (ignored: NotifyDecision['ignored']): NotifyDecision => ({ send: [], throttled: [], sentry: null, ignored });
+      if (nowMs - eventTime(event).getTime() > config.maxAgeMs) return none('stale');
+      switch (event.type) {
+        case 'etl-run': {
+          const { run } = event;
+          const kind = classifyRun(run);
+          if (kind === null) return none('run-ok');
+          const mails = throttled(kind, run.ubicacion_id, nowMs, (heldBack) => runMail(run, kind as 'CONNECTIVITY' | 'EXTRACTION_FAILED', config, heldBack));
+          return { ...mails, sentry: runSentryReport(run, kind) };
+        }
+        case 'quarantine': {
+          const { record } = event;
+          if (record.status !== 'QUARANTINED') return none('not-quarantined');
+          return { ...throttled('SNAPSHOT_QUARANTINED', record.ubicacion_id, nowMs, (heldBack) => quarantineMail(record, config, heldBack)), sentry: null };
+        }
+        case 'phantom-alert': {
+          const { alert } = event;
+          if (alert.status !== 'OPEN') return none('alert-resolved');
+          const inWindow = phantoms.add(alert);
+          if (inWindow === null) return none('outside-window');
+          if (inWindow.length < config.phantomStoreThreshold) return none('below-threshold');
+          return { ...throttled('PHANTOM_ZEROS', alert.ubicacion_id, nowMs, (heldBack) => phantomMail(alert.ubicacion_id, inWindow, config, heldBack)), sentry: null };
+        }
+      }
+    },
+    deliveryFailed(mail) {
+      throttle.release(mail.key);
+    },
+  };
+}
