@@ -24,7 +24,7 @@ const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53)/;
 
 export function isConnectionError(err: unknown): boolean {
   const code = (err as { code?: string })?.code ?? '';
-  return UNAVAILABLE_SQLSTATE.test(code) || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'].includes(code) || /Connection terminated|timeout exceeded when trying to connect/i.test((err as Error)?.message ?? '');
+  return UNAVAILABLE_SQLSTATE.test(code) || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'].includes(code) || /Connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|Client was closed and is not queryable/i.test((err as Error)?.message ?? '');
 }
 
 export function createPool(options: PoolOptions): Pool {

@@ -74,6 +74,29 @@ export async function waitForGroupEnd(kafka: KafkaClient, group: string, topics:
 }
 
 /**
+ * Waits until `group` committed past the last committed record of every partition of
+ * `topic`, found by reading it: unlike waitForGroupEnd, right also when several producers'
+ * transactions end together (a partition's end then holds several markers).
+ */
+export async function waitForGroupPastLastRecord(kafka: KafkaClient, group: string, topic: string, partitions: number[], timeoutMs = 60_000): Promise<void> {
+  const last = new Map<number, bigint>();
+  await kafka.readToEnd(topic, partitions, (r) => void last.set(r.partition, BigInt(r.offset)));
+  const admin = await kafka.admin();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const offsets = await admin.groupOffsets(group, topic);
+      const behind = [...last].filter(([p, o]) => BigInt(offsets.find((x) => x.partition === p)?.offset ?? '-1') <= o);
+      if (behind.length === 0) return;
+      if (Date.now() > deadline) throw new Error(`group ${group} did not pass the last record of ${topic} in ${timeoutMs} ms: ${JSON.stringify(offsets)} vs last records ${JSON.stringify(behind.map(([p, o]) => [p, o.toString()]))}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
  * Sends each batch in its own transaction and returns once they are readable. kafkajs reports
  * a topic's end as the last stable offset, which lags a commit until the broker wrote its
  * markers: a caller waiting for "the group reached the end" right after a commit would judge

@@ -65,36 +65,34 @@ export function startSink(pipeline: TestPipeline, pool: Pool, groupId: string, o
 }
 
 /**
- * Waits until the sink's offsets in PostgreSQL reach the end of every partition of its
- * topics. Records written by transactions end with a commit marker the sink never sees, so
- * its next offset stops one short of the end (`transactional`, the default).
+ * Waits until the sink's offsets in PostgreSQL pass the last committed record of every
+ * partition of its topics. The targets come from reading the topics (read_committed): a
+ * partition's end offset also counts transaction markers, one or several (concurrent
+ * producers), which no consumer ever sees.
  */
-export async function waitForSinkEnd(pipeline: TestPipeline, pool: Pick<pg.Pool, 'query'>, group: string, timeoutMs = 60_000, transactional = true): Promise<void> {
-  const slack = transactional ? 1n : 0n;
-  const admin = await pipeline.kafka.admin();
+export async function waitForSinkEnd(pipeline: TestPipeline, pool: Pick<pg.Pool, 'query'>, group: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  try {
-    const ends: Array<{ topic: string; partition: number; end: bigint }> = [];
-    for (const t of SINK_TOPICS) {
-      for (const o of await admin.topicOffsets(pipeline.prefix + t)) if (BigInt(o.high) > 0n) ends.push({ topic: pipeline.prefix + t, partition: o.partition, end: BigInt(o.high) });
+  const ends: Array<{ topic: string; partition: number; end: bigint }> = [];
+  for (const t of SINK_TOPICS) {
+    const topic = pipeline.prefix + t;
+    const last = new Map<number, bigint>();
+    await pipeline.kafka.readToEnd(topic, [0, 1, 2], (r) => void last.set(r.partition, BigInt(r.offset)));
+    for (const [partition, offset] of last) ends.push({ topic, partition, end: offset + 1n });
+  }
+  for (;;) {
+    let stored = new Map<string, bigint>();
+    try {
+      const r = await pool.query<{ topic: string; partition: number; next_offset: string }>('SELECT topic, partition, next_offset FROM sink_offsets WHERE consumer_group = $1', [group]);
+      stored = new Map(r.rows.map((x) => [`${x.topic}/${x.partition}`, BigInt(x.next_offset)]));
+    } catch {
+      // PostgreSQL restarting under the test: ask again.
     }
-    for (;;) {
-      let stored = new Map<string, bigint>();
-      try {
-        const r = await pool.query<{ topic: string; partition: number; next_offset: string }>('SELECT topic, partition, next_offset FROM sink_offsets WHERE consumer_group = $1', [group]);
-        stored = new Map(r.rows.map((x) => [`${x.topic}/${x.partition}`, BigInt(x.next_offset)]));
-      } catch {
-        // PostgreSQL restarting under the test: ask again.
-      }
-      const behind = ends.filter((e) => (stored.get(`${e.topic}/${e.partition}`) ?? -1n) < e.end - slack);
-      if (behind.length === 0) return;
-      if (Date.now() > deadline) {
-        throw new Error(`sink group ${group} did not reach the end in ${timeoutMs} ms: ${behind.map((b) => `${b.topic}[${b.partition}] at ${stored.get(`${b.topic}/${b.partition}`) ?? 'none'} of ${b.end}`).join(', ')}`);
-      }
-      await sleep(200);
+    const behind = ends.filter((e) => (stored.get(`${e.topic}/${e.partition}`) ?? -1n) < e.end);
+    if (behind.length === 0) return;
+    if (Date.now() > deadline) {
+      throw new Error(`sink group ${group} did not reach the end in ${timeoutMs} ms: ${behind.map((b) => `${b.topic}[${b.partition}] at ${stored.get(`${b.topic}/${b.partition}`) ?? 'none'} of ${b.end}`).join(', ')}`);
     }
-  } finally {
-    await admin.disconnect();
+    await sleep(200);
   }
 }
 

@@ -8,10 +8,15 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTopicCodec } from '../../core/avro/topic-codec.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
+import type { Ubicacion } from '../../core/config/ubicaciones.ts';
 import type { PhantomAlert, Venta } from '../../core/records.ts';
+import { extractInventario } from '../../extractors/extract-run.ts';
+import { createDifferSpec } from '../../processors/snapshot-differ.ts';
+import { StoreSimulation } from '../../simulators/data/store-simulation.ts';
+import { startKlkSimulator } from '../../simulators/klk/server.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { sendTransactionsVisibly } from '../helpers/processor-run.ts';
-import { uniqueId } from '../helpers/services.ts';
+import { sendTransactionsVisibly, startProcessor, waitForGroupPastLastRecord } from '../helpers/processor-run.ts';
+import { testLogger, uniqueId } from '../helpers/services.ts';
 import { cycleRows, uuidFrom } from '../helpers/inventory-feed.ts';
 import { buildSinkFeed, publishSinkFeed, sinkFeedRecords } from '../helpers/sink-feed.ts';
 import { migratedDatabase, startSink, waitForSinkEnd, type MigratedDatabase, type RunningSink } from '../helpers/sink-run.ts';
@@ -90,6 +95,57 @@ describe('fluxion sink postgres', () => {
     expect(await Promise.race([sink.finished.then(() => 'ended'), Promise.resolve('running')])).toBe('running');
   });
 
+  it('inventario_al gives back the KLK simulator\'s truth at every extraction instant (extractor -> differ -> sink)', { timeout: 180_000 }, async () => {
+    const { pipeline, db } = await setUp();
+    const ids = ['tienda_01', 'tienda_02'];
+    const keys = Object.fromEntries(ids.map((id) => [id, `key-${id}-not-a-real-secret`]));
+    const sims = ids.map((id, i) => new StoreSimulation({ ubicacionId: id, pos: 'klk', depositos: ['01'], products: 500 + i * 50, salesLinesPerHour: 300 }));
+    const klk = await startKlkSimulator({ stores: sims, apiKeys: keys });
+    cleanups.push(() => klk.close());
+    const stores: Ubicacion[] = ids.map((id) => ({
+      id, nombre: id, tipo: 'tienda', activa: true, pos: 'klk', depositos: ['01'],
+      klk: { baseUrl: klk.baseUrl(id), apiKeyEnv: `KLK_API_KEY_${id.toUpperCase()}`, pageSize: 200, timeoutMs: 5_000 },
+    }));
+    const deps = {
+      kafka: pipeline.kafka, registry: pipeline.registry, logger: testLogger, topicPrefix: pipeline.prefix,
+      env: Object.fromEntries(ids.map((id) => [`KLK_API_KEY_${id.toUpperCase()}`, keys[id]!])),
+      // taken_at is the simulated POS clock, so the instants are the simulation's.
+      now: () => new Date(sims[0]!.clock),
+    };
+    const differGroup = uniqueId('differ');
+    const differ = await startProcessor(createDifferSpec, pipeline, differGroup);
+    cleanups.push(() => differ.stop());
+    const sinkGroup = uniqueId('sink');
+    run(pipeline, db, sinkGroup);
+
+    // Four extractions 30 simulated minutes apart; the truth of each store at each instant.
+    const truths: Array<{ at: Date; rows: Map<string, string[]> }> = [];
+    for (let cycle = 0; cycle < 4; cycle++) {
+      for (const sim of sims) sim.advance(30);
+      const at = new Date(sims[0]!.clock);
+      const outcomes = await extractInventario(stores, deps, { retry: { retries: 2, initialDelayMs: 20, maxDelayMs: 100, factor: 2 } });
+      expect(outcomes.map((o) => o.status)).toEqual(['OK', 'OK']);
+      truths.push({ at, rows: new Map(sims.map((sim) => [sim.ubicacionId, sim.klkInventario('01').map(stock).sort()])) });
+    }
+    await waitForGroupPastLastRecord(pipeline.kafka, differGroup, `${pipeline.prefix}pos.inventario.snapshots`, [0, 1, 2]);
+    await waitForSinkEnd(pipeline, db.pool, sinkGroup, 60_000);
+
+    const q = (sql: string, params: unknown[]) => db.pool.query(sql, params).then((r) => r.rows);
+    for (const [i, { at, rows }] of truths.entries()) {
+      const next = truths[i + 1]?.at ?? new Date(at.getTime() + 30 * 60_000);
+      for (const id of ids) {
+        const want = rows.get(id)!;
+        expect(want.length).toBeGreaterThan(400);
+        expect((await q('SELECT * FROM inventario_al($1, $2)', [at, id])).map(stock).sort(), `${id} at ${at.toISOString()}`).toEqual(want);
+        // Until the next extraction, the store's inventory is the last one read.
+        expect((await q('SELECT * FROM inventario_al($1, $2)', [new Date(next.getTime() - 1), id])).map(stock).sort()).toEqual(want);
+      }
+    }
+    // Sales between extractions moved stock: the history holds more than the first snapshot.
+    const first = truths[0]!.rows;
+    expect(truths.slice(1).some((t) => ids.some((id) => JSON.stringify(t.rows.get(id)) !== JSON.stringify(first.get(id))))).toBe(true);
+  });
+
   it('dead-letters a record it cannot decode and rows PostgreSQL refuses (with the SQLSTATE), and writes the rest of the batch', async () => {
     const { pipeline, db } = await setUp();
     const ventaCodec = await createTopicCodec<Venta>(pipeline.registry, 'pos.ventas', `${pipeline.prefix}pos.ventas`);
@@ -140,7 +196,7 @@ describe('fluxion sink postgres', () => {
     expect(await Promise.race([sink.finished.then(() => 'ended'), Promise.resolve('running')])).toBe('running');
   });
 
-  it('waits while PostgreSQL restarts, then resumes where it was: every row once', async () => {
+  it('waits while PostgreSQL restarts, then resumes where it was: every row once', { timeout: 180_000 }, async () => {
     const { pipeline, db } = await setUp();
     const stores = ['tienda_01', 'tienda_02', 'tienda_03'];
     const feed = buildSinkFeed({ stores, products: 300, cycles: 6, ventasPerStore: 2_000, alertsPerStore: 3 });
