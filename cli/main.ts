@@ -13,6 +13,7 @@ import { checkAgainstRegistry, compareWithPrevious, loadCommittedSchemas, regist
 import { ensureTopics } from '../ops/topics-ensure.ts';
 import { syncUbicaciones } from '../ops/ubicaciones-sync.ts';
 import { registerAbcCommand } from './abc.ts';
+import { registerDemoCommand } from './demo.ts';
 import { createContext, type CommandContext } from './context.ts';
 import { registerExtractCommands } from './extract.ts';
 import { registerNotifyCommand } from './notify.ts';
@@ -108,6 +109,7 @@ export function createProgram(io: ProgramIo): Command {
   registerProcessCommand(program, io);
   registerSinkCommand(program, io);
   registerReplayCommand(program, io);
+  registerDemoCommand(program, io);
   registerNotifyCommand(program, io);
   registerQuarantineCommands(program, io);
   registerAbcCommand(program, io);
