@@ -353,7 +353,14 @@ export function createPostgresSink(deps: PostgresSinkDeps, options: PostgresSink
           // Read the position again; if the partition is still ours, carry on from there.
           log.warn({ topic, partition, err: err.message }, 'another instance wrote this partition: re-reading its PostgreSQL offset');
           position.delete(key);
-          if (running(control)) consumer!.seek(topic, partition, (await positionPartition(topic, partition, control)).toString());
+          if (!running(control)) return;
+          const offset = await positionPartition(topic, partition, control);
+          try {
+            consumer!.seek(topic, partition, offset.toString());
+          } catch (seekErr) {
+            // Revoked meanwhile: the partition's new owner positions itself.
+            log.info({ topic, partition, err: errorMessage(seekErr) }, 'partition no longer assigned');
+          }
           return;
         }
         throw new PostgresSinkError(`sink: writing ${topic}[${partition}] from offset ${slice[0]!.offset} failed: ${errorMessage(err)}`, {
