@@ -13,8 +13,10 @@ import { checkAgainstRegistry, compareWithPrevious, loadCommittedSchemas, regist
 import { ensureTopics } from '../ops/topics-ensure.ts';
 import { syncUbicaciones } from '../ops/ubicaciones-sync.ts';
 import { registerAbcCommand } from './abc.ts';
+import { registerDashboardCommand } from './dashboard.ts';
 import { registerDemoCommand } from './demo.ts';
 import { createContext, type CommandContext } from './context.ts';
+import { registerDoctorCommand } from './doctor.ts';
 import { registerExtractCommands } from './extract.ts';
 import { registerNotifyCommand } from './notify.ts';
 import { registerProcessCommand } from './process.ts';
@@ -113,6 +115,8 @@ export function createProgram(io: ProgramIo): Command {
   registerNotifyCommand(program, io);
   registerQuarantineCommands(program, io);
   registerAbcCommand(program, io);
+  registerDashboardCommand(program, io);
+  registerDoctorCommand(program, io);
   return program;
 }
 

@@ -4,17 +4,29 @@
  * as raw bytes), subjects named by TopicNameStrategy (`<topic>-value`).
  */
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
-import { SchemaError, ServiceUnavailableError } from './errors.ts';
+import { FluxionError, SchemaError, ServiceUnavailableError, type FluxionErrorOptions } from './errors.ts';
 import { AVRO_TYPE_OPTIONS, type AvroSchema } from './avro/schemas.ts';
 
 export interface RegistryOptions {
   url: string;
+  /** HTTP basic auth (SCHEMA_REGISTRY_USERNAME / SCHEMA_REGISTRY_PASSWORD). */
   username?: string;
   password?: string;
+  /** Per request (default 15 s). */
+  timeoutMs?: number;
+}
+
+/** The registry refused our credentials (HTTP 401/403): retrying will not help. */
+export class RegistryAuthError extends FluxionError {
+  constructor(message: string, options: FluxionErrorOptions = {}) {
+    super(message, { code: 'REGISTRY_AUTH', retriable: false, ...options });
+  }
 }
 
 export interface FluxionRegistry {
   readonly url: string;
+  /** Every subject the registry holds (a cheap authenticated request: `fluxion doctor`). */
+  listSubjects(): Promise<string[]>;
   /** Registers `schema` under `subject` (idempotent: the same schema gets the same id). */
   register(subject: string, schema: AvroSchema): Promise<number>;
   /** Registry's verdict on `schema` against the subject's latest version; compatible when the subject is new. */
@@ -46,9 +58,22 @@ export function createRegistry(options: RegistryOptions): FluxionRegistry {
   async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
     let res: Response;
     try {
-      res = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
+      res = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(options.timeoutMs ?? 15_000) });
     } catch (cause) {
-      throw new ServiceUnavailableError(`schema registry at ${base} did not answer ${method} ${path}: ${(cause as Error).message}`, { cause });
+      throw new ServiceUnavailableError(`schema registry at ${base} did not answer ${method} ${path}: ${(cause as Error & { cause?: Error }).cause?.message ?? (cause as Error).message}`, { cause });
+    }
+    if (res.status === 401) {
+      await res.body?.cancel();
+      throw new RegistryAuthError(
+        auth
+          ? `schema registry at ${base} refused user "${auth.username}" (HTTP 401): check SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD`
+          : `schema registry at ${base} requires authentication (HTTP 401): set SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD`,
+        { context: { url: base } },
+      );
+    }
+    if (res.status === 403) {
+      await res.body?.cancel();
+      throw new RegistryAuthError(`schema registry at ${base} does not let ${auth ? `user "${auth.username}"` : 'anonymous requests'} ${method} ${path} (HTTP 403): check the user's permissions or SCHEMA_REGISTRY_USERNAME`, { context: { url: base } });
     }
     const text = await res.text();
     let json: unknown = null;
@@ -62,6 +87,11 @@ export function createRegistry(options: RegistryOptions): FluxionRegistry {
 
   return {
     url: base,
+    async listSubjects() {
+      const res = await call('GET', '/subjects');
+      if (res.status >= 300 || !Array.isArray(res.json)) throw new SchemaError(`schema registry at ${base} could not list subjects (HTTP ${res.status}): ${JSON.stringify(res.json)}`);
+      return res.json.map(String);
+    },
     async register(subject, schema) {
       const res = await call('POST', `/subjects/${encodeURIComponent(subject)}/versions`, { schema: JSON.stringify(schema), schemaType: 'AVRO' });
       if (res.status === 409) {

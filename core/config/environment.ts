@@ -4,9 +4,11 @@
  * addresses are optional at load and demanded by the commands that use them, so that
  * `fluxion migrate` does not ask for Kafka.
  */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
+import { scrubSecrets } from '../logger.ts';
 import { loadUbicacionesFile, resolveUbicacion, type EtlEnvironment, type Ubicacion } from './ubicaciones.ts';
 import { projectPath } from '../paths.ts';
 
@@ -21,7 +23,15 @@ export const ENV_VARS: EnvVarSpec[] = [
   { name: 'ETL_ENVIRONMENT', description: 'local (simulators on this machine) or production (stores over the VPN)', default: 'local' },
   { name: 'KAFKA_BROKERS', description: 'comma-separated host:port list of Kafka bootstrap brokers' },
   { name: 'KAFKA_CLIENT_ID', description: 'client id prefix sent to Kafka', default: 'fluxion' },
+  { name: 'KAFKA_SSL', description: 'true: connect to Kafka over TLS (managed clusters); the brokers\' certificates are verified against the system CAs or KAFKA_SSL_CA_FILE', default: 'false' },
+  { name: 'KAFKA_SSL_CA_FILE', description: 'PEM file of the CA certificate(s) that signed the brokers\' certificates (a private CA); needs KAFKA_SSL=true', default: 'the system CAs' },
+  { name: 'KAFKA_SSL_REJECT_UNAUTHORIZED', description: 'false: accept broker certificates that do not verify (a test cluster only; every process logs a warning); needs KAFKA_SSL=true', default: 'true' },
+  { name: 'KAFKA_SASL_MECHANISM', description: 'plain, scram-sha-256 or scram-sha-512: authenticate to Kafka with SASL; unset: no authentication' },
+  { name: 'KAFKA_SASL_USERNAME', description: 'SASL user; required with KAFKA_SASL_MECHANISM' },
+  { name: 'KAFKA_SASL_PASSWORD', description: 'SASL password; required with KAFKA_SASL_MECHANISM', secret: true },
   { name: 'SCHEMA_REGISTRY_URL', description: 'base URL of the Confluent-API schema registry' },
+  { name: 'SCHEMA_REGISTRY_USERNAME', description: 'schema registry HTTP basic-auth user; unset: no authentication' },
+  { name: 'SCHEMA_REGISTRY_PASSWORD', description: 'schema registry HTTP basic-auth password; required with SCHEMA_REGISTRY_USERNAME', secret: true },
   { name: 'DATABASE_URL', description: 'PostgreSQL connection string (postgres://user:password@host:port/db)', secret: true },
   { name: 'FLUXION_TOPIC_PARTITIONS', description: 'partitions of every topic (all topics share it: records are placed by ubicacion)', default: '6' },
   { name: 'FLUXION_TOPIC_PREFIX', description: 'prefix added to every topic name (isolates tests and environments sharing a cluster)', default: '' },
@@ -49,6 +59,11 @@ export const ENV_VARS: EnvVarSpec[] = [
   { name: 'FLUXION_NOTIFY_PHANTOM_STORE_THRESHOLD', description: 'notify: phantom-zero alerts opened in one store within the window that make a "massive stockout" mail', default: '20' },
   { name: 'FLUXION_NOTIFY_PHANTOM_WINDOW_MINUTES', description: "notify: the window (by the alerts' opened_at) in which they are counted", default: '60' },
   { name: 'FLUXION_NOTIFY_MAX_AGE_MINUTES', description: 'notify: events older than this when read are neither mailed nor sent to Sentry (a new group reads the topics from their beginning)', default: '1440' },
+  { name: 'FLUXION_DASHBOARD_HOST', description: 'dashboard: address the HTTP server binds (0.0.0.0 in a container behind its port mapping)', default: '127.0.0.1' },
+  { name: 'FLUXION_DASHBOARD_PORT', description: 'dashboard: port of the page, /api/*, /metrics, /healthz and the control API (`--port` overrides it)', default: '8080' },
+  { name: 'FLUXION_DASHBOARD_SAMPLE_SECONDS', description: 'dashboard: seconds between two readings of offsets, lag and freshness (also the page refresh)', default: '30' },
+  { name: 'FLUXION_DASHBOARD_HISTORY_HOURS', description: 'dashboard: hours of lag history kept in memory for the chart', default: '6' },
+  { name: 'FLUXION_SYNC_TOKEN', description: 'control API: bearer token of POST /etl/sync and GET /etl/runs/:id (at least 16 characters); unset: the control API is off', secret: true },
 ];
 
 const share = z.coerce.number().gt(0, 'must be a share above 0').lte(1, 'must be a share up to 1');
@@ -63,6 +78,9 @@ const quantity = z
 /** A bare e-mail address; the checks that matter (does it exist, is the sender verified) are SendGrid's. */
 const EMAIL = /^[^\s@<>,;"]+@[^\s@<>,;"]+$/;
 const minutes = (max: number) => z.coerce.number().gt(0, 'must be a number of minutes above 0').max(max);
+/** true or false (any case), as a shell or a compose file writes it. */
+const flag = z.string().trim().toLowerCase().pipe(z.enum(['true', 'false'], { error: 'must be true or false' })).transform((s) => s === 'true');
+export type KafkaSaslMechanism = 'plain' | 'scram-sha-256' | 'scram-sha-512';
 
 const envSchema = z.object({
   ETL_ENVIRONMENT: z.enum(['local', 'production']).default('local'),
@@ -72,7 +90,23 @@ const envSchema = z.object({
     .transform((s) => (s ? s.split(',').map((b) => b.trim()).filter(Boolean) : undefined))
     .refine((list) => list === undefined || list.every((b) => /^[^\s:]+:\d{1,5}$/.test(b)), 'must be host:port[,host:port...]'),
   KAFKA_CLIENT_ID: z.string().min(1).default('fluxion'),
-  SCHEMA_REGISTRY_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  KAFKA_SSL: flag.default(false),
+  KAFKA_SSL_CA_FILE: z.string().optional(),
+  KAFKA_SSL_REJECT_UNAUTHORIZED: flag.default(true),
+  KAFKA_SASL_MECHANISM: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(['plain', 'scram-sha-256', 'scram-sha-512'], { error: 'must be plain, scram-sha-256 or scram-sha-512' }))
+    .optional(),
+  KAFKA_SASL_USERNAME: z.string().optional(),
+  KAFKA_SASL_PASSWORD: z.string().optional(),
+  SCHEMA_REGISTRY_URL: z
+    .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+    .optional()
+    .refine((u) => u === undefined || !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(u), 'must not hold credentials: put them in SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD'),
+  SCHEMA_REGISTRY_USERNAME: z.string().optional(),
+  SCHEMA_REGISTRY_PASSWORD: z.string().optional(),
   DATABASE_URL: z
     .string()
     .optional()
@@ -113,12 +147,19 @@ const envSchema = z.object({
   FLUXION_NOTIFY_PHANTOM_STORE_THRESHOLD: z.coerce.number().int().min(1).max(1_000_000).default(20),
   FLUXION_NOTIFY_PHANTOM_WINDOW_MINUTES: minutes(7 * 24 * 60).default(60),
   FLUXION_NOTIFY_MAX_AGE_MINUTES: minutes(90 * 24 * 60).default(1440),
+  FLUXION_DASHBOARD_HOST: z.string().trim().min(1).default('127.0.0.1'),
+  FLUXION_DASHBOARD_PORT: z.coerce.number().int().min(1, 'must be a port 1-65535').max(65535, 'must be a port 1-65535').default(8080),
+  FLUXION_DASHBOARD_SAMPLE_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  FLUXION_DASHBOARD_HISTORY_HOURS: z.coerce.number().gt(0).max(168, 'must be at most 168 hours (a week)').default(6),
+  FLUXION_SYNC_TOKEN: z.string().trim().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
 });
 
 export interface FluxionConfig {
   environment: EtlEnvironment;
-  kafka: { brokers?: string[]; clientId: string };
+  kafka: { brokers?: string[]; clientId: string; ssl?: KafkaTlsConfig; sasl?: KafkaSaslConfig };
   schemaRegistryUrl?: string;
+  /** Basic auth for the registry, or undefined. */
+  schemaRegistryAuth?: BasicAuthConfig;
   databaseUrl?: string;
   topics: { partitions: number; prefix: string };
   ubicacionesFile: string;
@@ -135,6 +176,40 @@ export interface FluxionConfig {
   /** The shape of sinks/abc-recalc.ts AbcConfig. */
   abc: { windowDays: number; debounceMs: number };
   notify: NotifyConfig;
+  dashboard: DashboardConfig;
+}
+
+/** `fluxion dashboard` (ops/dashboard/server.ts) and its control API (ops/control-api.ts). */
+export interface DashboardConfig {
+  host: string;
+  port: number;
+  sampleMs: number;
+  historyMs: number;
+  /** FLUXION_SYNC_TOKEN, or undefined: the control API is off. Not enumerable: never in a log or a dump of the config. */
+  readonly syncToken?: string;
+}
+
+/** KAFKA_SSL=true: TLS to every broker. */
+export interface KafkaTlsConfig {
+  /** PEM of KAFKA_SSL_CA_FILE, or undefined: the system CAs. */
+  ca?: string;
+  caFile?: string;
+  /** False only when KAFKA_SSL_REJECT_UNAUTHORIZED=false (the Kafka client warns on every start). */
+  rejectUnauthorized: boolean;
+}
+
+/** KAFKA_SASL_*: SASL authentication to every broker. */
+export interface KafkaSaslConfig {
+  mechanism: KafkaSaslMechanism;
+  username: string;
+  /** Not enumerable: never in a log or a dump of the config. */
+  readonly password: string;
+}
+
+export interface BasicAuthConfig {
+  username: string;
+  /** Not enumerable: never in a log or a dump of the config. */
+  readonly password: string;
 }
 
 /** `fluxion notify` (sinks/notifier.ts). */
@@ -162,16 +237,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FluxionConfig 
     throw new ConfigError(
       parsed.error.issues.map((i) => {
         const name = String(i.path[0]);
-        const shown = ENV_VARS.find((v) => v.name === name)?.secret ? '(value hidden)' : JSON.stringify(env[name]);
+        const shown = ENV_VARS.find((v) => v.name === name)?.secret ? '(value hidden)' : scrubSecrets(JSON.stringify(env[name]));
         return `${name}=${shown}: ${i.message}`;
       }),
     );
   }
   const e = parsed.data;
+  const security = securityConfig(e);
   return {
     environment: e.ETL_ENVIRONMENT,
-    kafka: { brokers: e.KAFKA_BROKERS, clientId: e.KAFKA_CLIENT_ID },
+    kafka: { brokers: e.KAFKA_BROKERS, clientId: e.KAFKA_CLIENT_ID, ssl: security.ssl, sasl: security.sasl },
     schemaRegistryUrl: e.SCHEMA_REGISTRY_URL,
+    schemaRegistryAuth: security.registryAuth,
     databaseUrl: e.DATABASE_URL,
     topics: { partitions: e.FLUXION_TOPIC_PARTITIONS, prefix: e.FLUXION_TOPIC_PREFIX },
     ubicacionesFile: e.FLUXION_UBICACIONES_FILE,
@@ -192,10 +269,70 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FluxionConfig 
     sink: { maxBatch: e.FLUXION_SINK_MAX_BATCH },
     abc: { windowDays: e.FLUXION_ABC_WINDOW_DAYS, debounceMs: e.FLUXION_ABC_DEBOUNCE_MS },
     notify: notifyConfig(e),
+    dashboard: dashboardConfig(e),
   };
 }
 
 const MINUTE_MS = 60_000;
+
+/** Secret-bearing object with `password` readable but not enumerable (as node-postgres does). */
+function withHiddenPassword<T extends object>(shown: T, password: string): T & { readonly password: string } {
+  return Object.defineProperty(shown, 'password', { value: password, enumerable: false }) as T & { readonly password: string };
+}
+
+/**
+ * TLS, SASL and registry credentials: settings that only mean something together are checked
+ * together, and the CA file is read here, so a wrong path stops every command at once.
+ */
+function securityConfig(e: z.infer<typeof envSchema>): { ssl?: KafkaTlsConfig; sasl?: KafkaSaslConfig; registryAuth?: BasicAuthConfig } {
+  const problems: string[] = [];
+  let ssl: KafkaTlsConfig | undefined;
+  if (e.KAFKA_SSL) {
+    ssl = { rejectUnauthorized: e.KAFKA_SSL_REJECT_UNAUTHORIZED };
+    if (e.KAFKA_SSL_CA_FILE) {
+      const file = e.KAFKA_SSL_CA_FILE;
+      try {
+        const pem = readFileSync(file, 'utf8');
+        if (!pem.includes('-----BEGIN CERTIFICATE-----')) problems.push(`KAFKA_SSL_CA_FILE=${JSON.stringify(file)}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+        ssl = { ...ssl, ca: pem, caFile: file };
+      } catch (cause) {
+        problems.push(`KAFKA_SSL_CA_FILE=${JSON.stringify(file)}: cannot be read: ${(cause as Error).message}`);
+      }
+    }
+  } else {
+    if (e.KAFKA_SSL_CA_FILE) problems.push('KAFKA_SSL_CA_FILE is set but KAFKA_SSL is not true: set KAFKA_SSL=true to connect over TLS, or unset KAFKA_SSL_CA_FILE');
+    if (!e.KAFKA_SSL_REJECT_UNAUTHORIZED) problems.push('KAFKA_SSL_REJECT_UNAUTHORIZED=false is set but KAFKA_SSL is not true: it only applies to TLS connections');
+  }
+  let sasl: KafkaSaslConfig | undefined;
+  if (e.KAFKA_SASL_MECHANISM) {
+    if (!e.KAFKA_SASL_USERNAME) problems.push(`KAFKA_SASL_USERNAME is not set: KAFKA_SASL_MECHANISM=${e.KAFKA_SASL_MECHANISM} needs a user and KAFKA_SASL_PASSWORD`);
+    if (!e.KAFKA_SASL_PASSWORD) problems.push(`KAFKA_SASL_PASSWORD is not set: KAFKA_SASL_MECHANISM=${e.KAFKA_SASL_MECHANISM} needs the user's password`);
+    if (e.KAFKA_SASL_USERNAME && e.KAFKA_SASL_PASSWORD) sasl = withHiddenPassword({ mechanism: e.KAFKA_SASL_MECHANISM, username: e.KAFKA_SASL_USERNAME }, e.KAFKA_SASL_PASSWORD);
+  } else if (e.KAFKA_SASL_USERNAME || e.KAFKA_SASL_PASSWORD) {
+    problems.push(`KAFKA_SASL_MECHANISM is not set but ${e.KAFKA_SASL_USERNAME ? 'KAFKA_SASL_USERNAME' : 'KAFKA_SASL_PASSWORD'} is: set it to plain, scram-sha-256 or scram-sha-512`);
+  }
+  let registryAuth: BasicAuthConfig | undefined;
+  if (e.SCHEMA_REGISTRY_USERNAME && e.SCHEMA_REGISTRY_PASSWORD) {
+    registryAuth = withHiddenPassword({ username: e.SCHEMA_REGISTRY_USERNAME }, e.SCHEMA_REGISTRY_PASSWORD);
+  } else if (e.SCHEMA_REGISTRY_USERNAME) {
+    problems.push('SCHEMA_REGISTRY_PASSWORD is not set: SCHEMA_REGISTRY_USERNAME is, and basic auth needs both');
+  } else if (e.SCHEMA_REGISTRY_PASSWORD) {
+    problems.push('SCHEMA_REGISTRY_USERNAME is not set: SCHEMA_REGISTRY_PASSWORD is, and basic auth needs both');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { ssl, sasl, registryAuth };
+}
+
+function dashboardConfig(e: z.infer<typeof envSchema>): DashboardConfig {
+  const dashboard: DashboardConfig = {
+    host: e.FLUXION_DASHBOARD_HOST,
+    port: e.FLUXION_DASHBOARD_PORT,
+    sampleMs: e.FLUXION_DASHBOARD_SAMPLE_SECONDS * 1000,
+    historyMs: e.FLUXION_DASHBOARD_HISTORY_HOURS * 3_600_000,
+  };
+  Object.defineProperty(dashboard, 'syncToken', { value: e.FLUXION_SYNC_TOKEN, enumerable: false });
+  return dashboard;
+}
 
 function notifyConfig(e: z.infer<typeof envSchema>): NotifyConfig {
   const notify: NotifyConfig = {

@@ -19,9 +19,10 @@ import {
   type LogEntry,
   type PartitionAssigner,
   type Producer,
+  type SASLOptions,
   type Transaction,
 } from 'kafkajs';
-import { ServiceUnavailableError, TopicLayoutError } from '../errors.ts';
+import { FluxionError, ServiceUnavailableError, TopicLayoutError, type FluxionErrorOptions } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { partitionForUbicacion } from './partitioning.ts';
 
@@ -33,6 +34,29 @@ export interface KafkaClientOptions {
   requestTimeoutMs?: number;
   /** Retries of one request before the call fails (kafkajs defaults to 5 for producers). */
   retries?: number;
+  /** TLS to every broker (KAFKA_SSL); `ca` is PEM text, undefined: the system CAs. */
+  ssl?: { ca?: string; rejectUnauthorized?: boolean };
+  /** SASL authentication (KAFKA_SASL_*). */
+  sasl?: KafkaSasl;
+  /** How long one SASL exchange may take (kafkajs default 10 s). */
+  authenticationTimeoutMs?: number;
+}
+
+export interface KafkaSasl {
+  mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+  username: string;
+  readonly password: string;
+}
+
+/**
+ * Kafka refused our SASL credentials, or the listener does not speak the mechanism. Never
+ * retried (kafkajs would otherwise go on reconnecting): the message names the mechanism and
+ * the user, never the password.
+ */
+export class KafkaAuthError extends FluxionError {
+  constructor(message: string, options: FluxionErrorOptions = {}) {
+    super(message, { code: 'KAFKA_AUTH', retriable: false, ...options });
+  }
 }
 
 export interface OutgoingRecord {
@@ -125,6 +149,8 @@ export interface FluxionConsumer {
 
 export interface FluxionAdmin {
   listTopics(): Promise<string[]>;
+  /** The cluster as the bootstrap broker describes it. */
+  describeCluster(): Promise<{ clusterId: string; brokers: number; controller: number | null }>;
   describeTopics(names: string[]): Promise<TopicDescription[]>;
   createTopics(topics: Array<{ name: string; partitions: number; config: Record<string, string> }>): Promise<void>;
   /** Sets the given configs, keeping the topic's other non-default configs as they are. */
@@ -135,6 +161,8 @@ export interface FluxionAdmin {
   groupOffsets(groupId: string, topic: string): Promise<Array<{ partition: number; offset: string }>>;
   /** Per partition, the first offset whose record timestamp is >= timestampMs (the end when none is). */
   offsetsForTimestamp(name: string, timestampMs: number): Promise<Array<{ partition: number; offset: string }>>;
+  /** Kafka's state (Stable, Empty, PreparingRebalance, Dead ...) and member count of each group; an unknown group is Dead with 0 members. */
+  describeGroups(groupIds: string[]): Promise<Array<{ groupId: string; state: string; members: number }>>;
   disconnect(): Promise<void>;
 }
 
@@ -219,11 +247,77 @@ function toHeaders(headers: IHeaders | undefined): Record<string, string> {
   return out;
 }
 
-/** Translates kafkajs connection failures into our typed error; leaves others untouched. */
-function translate(err: unknown, brokers: string[], action: string): unknown {
+const SASL_FAILURE_TYPES = new Set(['SASL_AUTHENTICATION_FAILED', 'UNSUPPORTED_SASL_MECHANISM', 'ILLEGAL_SASL_STATE']);
+
+/** The SASL failure inside a kafkajs error (it wraps them in retry errors), if there is one. */
+export function saslFailureOf(err: unknown): { message: string; type?: string } | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 6 && e && typeof e === 'object'; i++) {
+    const { name, type, message } = e as { name?: string; type?: string; message?: string };
+    if (name === 'KafkaJSSASLAuthenticationError' || (type !== undefined && SASL_FAILURE_TYPES.has(type))) return { message: message ?? '', type };
+    e = (e as { cause?: unknown }).cause ?? (e as { originalError?: unknown }).originalError;
+  }
+  return undefined;
+}
+
+/** kafkajs options for TLS and SASL, from ours (pure: unit-tested). */
+export function kafkajsSecurity(options: Pick<KafkaClientOptions, 'ssl' | 'sasl'>): { ssl?: { ca?: string[]; rejectUnauthorized: boolean }; sasl?: SASLOptions } {
+  return {
+    ...(options.ssl ? { ssl: { ...(options.ssl.ca ? { ca: [options.ssl.ca] } : {}), rejectUnauthorized: options.ssl.rejectUnauthorized !== false } } : {}),
+    ...(options.sasl ? { sasl: { mechanism: options.sasl.mechanism, username: options.sasl.username, password: options.sasl.password } as SASLOptions } : {}),
+  };
+}
+
+/** What the operator should read when the brokers refuse our SASL credentials. */
+export function kafkaAuthError(err: unknown, brokers: string[], sasl: KafkaSasl): KafkaAuthError | undefined {
+  const failure = saslFailureOf(err);
+  if (!failure) return undefined;
+  const mechanism = sasl.mechanism.toUpperCase();
+  // kafkajs's messages carry no secret, but a password must never reach a message by accident.
+  const detail = sasl.password ? failure.message.split(sasl.password).join('***') : failure.message;
+  const at = `Kafka at ${brokers.join(',')}`;
+  const message =
+    failure.type === 'ILLEGAL_SASL_STATE'
+      ? `${at} does not speak SASL on that listener (is it a PLAINTEXT port?): KAFKA_SASL_MECHANISM=${sasl.mechanism} needs a SASL listener (${detail})`
+      : failure.type === 'UNSUPPORTED_SASL_MECHANISM' || /not supported|unsupported/i.test(detail)
+        ? `${at} does not accept SASL ${mechanism}: check KAFKA_SASL_MECHANISM (${detail})`
+        : `${at} refused SASL ${mechanism} authentication for user "${sasl.username}": check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD, and that the user has ${mechanism} credentials (${detail})`;
+  return new KafkaAuthError(message, { cause: err, context: { brokers: brokers.join(','), mechanism: sasl.mechanism, user: sasl.username } });
+}
+
+/** Node's code for a broker certificate that did not verify, inside a kafkajs error (undefined: none). */
+export function tlsCertificateFailureOf(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 6 && e && typeof e === 'object'; i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^(ERR_TLS_CERT_ALTNAME_INVALID|CERT_|UNABLE_TO_(GET|VERIFY)|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT)/.test(code)) return code;
+    e = (e as { cause?: unknown }).cause ?? (e as { originalError?: unknown }).originalError;
+  }
+  return undefined;
+}
+
+/**
+ * A SASL listener answers ApiVersions, then hangs up on a client that does not authenticate
+ * (and a TLS one on a client that does not speak TLS): what to check, when `err` is that.
+ */
+export function closedConnectionHint(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 6 && e && typeof e === 'object'; i++) {
+    if ((e as { name?: string }).name === 'KafkaJSConnectionClosedError') return '; the broker closed the connection: does this listener need authentication (KAFKA_SASL_MECHANISM) or TLS (KAFKA_SSL=true)?';
+    e = (e as { cause?: unknown }).cause ?? (e as { originalError?: unknown }).originalError;
+  }
+  return undefined;
+}
+
+/** Translates kafkajs connection and authentication failures into our typed errors; leaves others untouched. */
+function translate(err: unknown, brokers: string[], sasl: KafkaSasl | undefined, action: string): unknown {
+  const auth = sasl ? kafkaAuthError(err, brokers, sasl) : undefined;
+  if (auth) return auth;
   const name = (err as { name?: string })?.name ?? '';
-  if (/KafkaJSConnectionError|KafkaJSNumberOfRetriesExceeded|KafkaJSNonRetriableError|KafkaJSRequestTimeoutError|KafkaJSBrokerNotFound/.test(name)) {
-    return new ServiceUnavailableError(`Kafka at ${brokers.join(',')} did not answer while trying to ${action}: ${(err as Error).message}`, {
+  if (/KafkaJSConnectionError|KafkaJSConnectionClosedError|KafkaJSNumberOfRetriesExceeded|KafkaJSNonRetriableError|KafkaJSRequestTimeoutError|KafkaJSBrokerNotFound/.test(name)) {
+    const cert = tlsCertificateFailureOf(err);
+    const hint = cert ? `; the brokers' TLS certificate did not verify (${cert}): give the CA that signed it with KAFKA_SSL_CA_FILE` : sasl ? '' : (closedConnectionHint(err) ?? '');
+    return new ServiceUnavailableError(`Kafka at ${brokers.join(',')} did not answer while trying to ${action}: ${(err as Error).message}${hint}`, {
       cause: err,
       context: { brokers: brokers.join(',') },
     });
@@ -275,13 +369,48 @@ const copartitionedAssigner: PartitionAssigner = ({ cluster }) => ({
   },
 });
 
+/** Errors a broker answers while a new or moved partition's leadership settles. */
+const SETTLING = new Set(['NOT_LEADER_FOR_PARTITION', 'NOT_LEADER_OR_FOLLOWER', 'UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE']);
+
+/**
+ * Runs a read-only admin call; while the partitions' leadership settles it retries for up to
+ * 10 s on a freshly connected admin (kafkajs keeps its stale metadata on NOT_LEADER errors).
+ */
+async function whileMetadataSettles<T>(admin: Admin, renew: (() => Admin) | undefined, call: (a: Admin) => Promise<T>): Promise<T> {
+  try {
+    return await call(admin);
+  } catch (err) {
+    if (!renew || !SETTLING.has((err as { type?: string }).type ?? '')) throw err;
+  }
+  for (let waited = 200; ; waited += 200) {
+    await new Promise((r) => setTimeout(r, 200));
+    const fresh = renew();
+    try {
+      await fresh.connect();
+      return await call(fresh);
+    } catch (err) {
+      if (!SETTLING.has((err as { type?: string }).type ?? '') || waited >= 10_000) throw err;
+    } finally {
+      await fresh.disconnect().catch(() => undefined);
+    }
+  }
+}
+
 export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
   dropKafkajsNegativeTimeoutWarning();
   const { brokers, clientId } = options;
   const log = options.logger.child({ component: 'kafka' });
+  if (options.ssl?.rejectUnauthorized === false) {
+    log.warn({ variable: 'KAFKA_SSL_REJECT_UNAUTHORIZED' }, 'KAFKA_SSL_REJECT_UNAUTHORIZED=false: the Kafka brokers\' TLS certificates are NOT verified, so anyone between us and them can read and change the records; give the CA with KAFKA_SSL_CA_FILE instead');
+  }
+  if (options.sasl?.mechanism === 'plain' && !options.ssl) {
+    log.warn({ variable: 'KAFKA_SASL_MECHANISM' }, 'SASL PLAIN without TLS sends the Kafka password in clear text: set KAFKA_SSL=true (or use scram-sha-256/512)');
+  }
   const kafka = new Kafka({
     clientId,
     brokers,
+    ...kafkajsSecurity(options),
+    ...(options.sasl ? { authenticationTimeout: options.authenticationTimeoutMs ?? 10_000 } : {}),
     connectionTimeout: options.connectionTimeoutMs ?? 5_000,
     requestTimeout: options.requestTimeoutMs ?? 30_000,
     retry: { retries: options.retries ?? 8, initialRetryTime: 200, maxRetryTime: 10_000 },
@@ -355,9 +484,9 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
       try {
         await admin.connect();
       } catch (err) {
-        throw translate(err, brokers, 'connect the admin client');
+        throw translate(err, brokers, options.sasl, 'connect the admin client');
       }
-      return wrapAdmin(admin);
+      return wrapAdmin(admin, () => kafka.admin());
     },
 
     async producer(opts = {}) {
@@ -385,7 +514,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
             await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 2_000)));
             continue;
           }
-          throw translate(err, brokers, 'connect a producer');
+          throw translate(err, brokers, options.sasl, 'connect a producer');
         }
       }
       const plain = sender(producer);
@@ -427,7 +556,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
     async readToEnd(topic, partitions, onRecord, readOptions = {}) {
       const admin = kafka.admin();
       await admin.connect().catch((err: unknown) => {
-        throw translate(err, brokers, 'connect the admin client');
+        throw translate(err, brokers, options.sasl, 'connect the admin client');
       });
       // kafkajs cannot assign partitions by hand: a throwaway group that never commits
       // (start offsets, when given, are set on it before it has members).
@@ -455,7 +584,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
       const reader = kafka.consumer({ groupId, readUncommitted: false, allowAutoTopicCreation: false, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
       let count = 0;
       await reader.connect().catch((err: unknown) => {
-        throw translate(err, brokers, 'connect a consumer');
+        throw translate(err, brokers, options.sasl, 'connect a consumer');
       });
       try {
         await reader.subscribe({ topics: [topic], fromBeginning: true });
@@ -518,7 +647,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
       try {
         await consumer.connect();
       } catch (err) {
-        throw translate(err, brokers, 'connect a consumer');
+        throw translate(err, brokers, options.sasl, 'connect a consumer');
       }
       return {
         async subscribe(topics, fromBeginning = true) {
@@ -595,10 +724,14 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
   };
 }
 
-function wrapAdmin(admin: Admin): FluxionAdmin {
+function wrapAdmin(admin: Admin, renew?: () => Admin): FluxionAdmin {
   return {
     async listTopics() {
       return admin.listTopics();
+    },
+    async describeCluster() {
+      const c = await admin.describeCluster();
+      return { clusterId: c.clusterId, brokers: c.brokers.length, controller: c.controller ?? null };
     },
     async describeTopics(names) {
       if (names.length === 0) return [];
@@ -618,8 +751,10 @@ function wrapAdmin(admin: Admin): FluxionAdmin {
     },
     async createTopics(topics) {
       if (topics.length === 0) return;
+      // kafkajs's own waitForLeaders retries only LEADER_NOT_AVAILABLE, but a KRaft broker
+      // can answer UNKNOWN_TOPIC_OR_PARTITION for a moment after the creation: wait here.
       await admin.createTopics({
-        waitForLeaders: true,
+        waitForLeaders: false,
         topics: topics.map<ITopicConfig>((t) => ({
           topic: t.name,
           numPartitions: t.partitions,
@@ -627,6 +762,18 @@ function wrapAdmin(admin: Admin): FluxionAdmin {
           configEntries: Object.entries(t.config).map(([name, value]) => ({ name, value })),
         })),
       });
+      const names = topics.map((t) => t.name);
+      for (let waited = 0; ; waited += 100) {
+        try {
+          const { topics: meta } = await admin.fetchTopicMetadata({ topics: names });
+          if (meta.length === names.length && meta.every((m) => m.partitions.length > 0 && m.partitions.every((p) => p.leader >= 0))) return;
+        } catch (err) {
+          const type = (err as { type?: string }).type;
+          if (type !== 'UNKNOWN_TOPIC_OR_PARTITION' && type !== 'LEADER_NOT_AVAILABLE') throw err;
+        }
+        if (waited >= 30_000) throw new Error(`topics ${names.join(', ')} have no leaders 30 s after their creation`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
     },
     async alterTopicConfig(name, config) {
       // kafkajs has only the non-incremental AlterConfigs, which replaces the whole set:
@@ -646,16 +793,21 @@ function wrapAdmin(admin: Admin): FluxionAdmin {
       if (names.length) await admin.deleteTopics({ topics: names });
     },
     async topicOffsets(name) {
-      const offsets = await admin.fetchTopicOffsets(name);
+      const offsets = await whileMetadataSettles(admin, renew, (a) => a.fetchTopicOffsets(name));
       return offsets.map((o) => ({ partition: o.partition, low: o.low, high: o.high }));
     },
     async offsetsForTimestamp(name, timestampMs) {
-      const offsets = await admin.fetchTopicOffsetsByTimestamp(name, timestampMs);
+      const offsets = await whileMetadataSettles(admin, renew, (a) => a.fetchTopicOffsetsByTimestamp(name, timestampMs));
       return offsets.map((o) => ({ partition: o.partition, offset: o.offset }));
     },
     async groupOffsets(groupId, topic) {
       const result = await admin.fetchOffsets({ groupId, topics: [topic] });
       return (result[0]?.partitions ?? []).map((p) => ({ partition: p.partition, offset: p.offset }));
+    },
+    async describeGroups(groupIds) {
+      if (groupIds.length === 0) return [];
+      const { groups } = await admin.describeGroups(groupIds);
+      return groups.map((g) => ({ groupId: g.groupId, state: g.state, members: g.members.length }));
     },
     async disconnect() {
       await admin.disconnect();
