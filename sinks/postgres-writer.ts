@@ -17,6 +17,8 @@ import {
   INVENTARIO_HISTORICO_COLUMNS,
   INVENTARIO_KEY_COLUMNS,
   PRODUCTOS_COLUMNS,
+  rowsOf,
+  toColumns,
   VENTAS_COLUMNS,
   type AlertasPlan,
   type Columns,
@@ -109,27 +111,45 @@ export async function writeInventory(client: PoolClient, plan: InventoryPlan, ta
   if (plan.months.length > 0) {
     await client.query('SELECT inventario_historico_asegurar_mes(m, $2) FROM unnest($1::timestamptz[]) AS m', [plan.months, targets.historico]);
   }
-  if (length(closes, HISTORICO_CLOSE_COLUMNS) > 0) {
-    const params = columnParams(closes, HISTORICO_CLOSE_COLUMNS);
-    const match = 'h.ubicacion_id = c.ubicacion_id AND h.deposito = c.deposito AND h.producto_id = c.producto_id AND h.valid_to IS NULL';
-    // The open row the previous batch started at this batch's first instant of the key is
-    // superseded by this batch (same instant, later record): see planInventory.
-    // All-equality join: PostgreSQL picks a hash join over a scan of every partition, which
-    // grew with the table (70 of the 105 s of a 300,000-event load, bench/sink.ts). One index
-    // probe per key is what this needs: hash and merge joins are off for this statement only.
-    await client.query('SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off');
-    const deleted = await client.query(`DELETE FROM ${h} h USING ${unnestOf(HISTORICO_CLOSE_COLUMNS, 'c')} WHERE ${match} AND h.valid_from = c.valid_to`, params);
-    await client.query('RESET enable_hashjoin; RESET enable_mergejoin');
-    const closed = await client.query(`UPDATE ${h} h SET valid_to = c.valid_to FROM ${unnestOf(HISTORICO_CLOSE_COLUMNS, 'c')} WHERE ${match} AND h.valid_from < c.valid_to`, params);
+  // Step 2 of the planner's recipe (drop the open row a previous batch started at this
+  // batch's first instant of the key) is folded into the INSERT below for keys that open a
+  // row at that instant: same primary key, so ON CONFLICT replaces it. Only keys whose first
+  // change is a d need the DELETE, and those are rare. (A DELETE for every key cost 22 to 71
+  // s of a 300,000-event load, bench/sink.ts: PostgreSQL merged it over every open row.)
+  const openedAt = new Set<string>();
+  for (let i = 0; i < length(opens, INVENTARIO_HISTORICO_COLUMNS); i++) {
+    openedAt.add(`${opens.ubicacion_id[i]}\u0000${opens.deposito[i]}\u0000${opens.producto_id[i]}\u0000${opens.valid_from[i]!.getTime()}`);
+  }
+  const dFirst = rowsOf(HISTORICO_CLOSE_COLUMNS, closes).filter((c) => !openedAt.has(`${c.ubicacion_id}\u0000${c.deposito}\u0000${c.producto_id}\u0000${c.valid_to.getTime()}`));
+  const match = 'h.ubicacion_id = c.ubicacion_id AND h.deposito = c.deposito AND h.producto_id = c.producto_id AND h.valid_to IS NULL';
+  if (dFirst.length > 0) {
+    const deleted = await client.query(
+      `DELETE FROM ${h} h USING ${unnestOf(HISTORICO_CLOSE_COLUMNS, 'c')} WHERE ${match} AND h.valid_from = c.valid_to`,
+      columnParams(toColumns(HISTORICO_CLOSE_COLUMNS, dFirst), HISTORICO_CLOSE_COLUMNS),
+    );
     counts.historico_deleted = deleted.rowCount ?? 0;
+  }
+  if (length(closes, HISTORICO_CLOSE_COLUMNS) > 0) {
+    const closed = await client.query(
+      `UPDATE ${h} h SET valid_to = c.valid_to FROM ${unnestOf(HISTORICO_CLOSE_COLUMNS, 'c')} WHERE ${match} AND h.valid_from < c.valid_to`,
+      columnParams(closes, HISTORICO_CLOSE_COLUMNS),
+    );
     counts.historico_closed = closed.rowCount ?? 0;
   }
-  if (length(opens, INVENTARIO_HISTORICO_COLUMNS) > 0) {
+  const nOpens = length(opens, INVENTARIO_HISTORICO_COLUMNS);
+  if (nOpens > 0) {
+    const set = INVENTARIO_HISTORICO_COLUMNS.filter((c) => !['ubicacion_id', 'deposito', 'producto_id', 'valid_from'].includes(c)).map((c) => `${c} = EXCLUDED.${c}`);
     const r = await client.query(
-      `INSERT INTO ${h} (${INVENTARIO_HISTORICO_COLUMNS.join(', ')}) SELECT * FROM ${unnestOf(INVENTARIO_HISTORICO_COLUMNS, 'o')}`,
+      `INSERT INTO ${h} AS h (${INVENTARIO_HISTORICO_COLUMNS.join(', ')}) SELECT * FROM ${unnestOf(INVENTARIO_HISTORICO_COLUMNS, 'o')}
+       ON CONFLICT (ubicacion_id, deposito, producto_id, valid_from) DO UPDATE SET ${set.join(', ')} WHERE h.valid_to IS NULL`,
       columnParams(opens, INVENTARIO_HISTORICO_COLUMNS),
     );
-    counts.historico_opened = r.rowCount ?? 0;
+    // A conflict with a closed interval means a key's taken_at went backwards across
+    // batches: refuse it as the plain INSERT did (the sink sets the record aside).
+    if ((r.rowCount ?? 0) !== nOpens) {
+      throw Object.assign(new Error(`${nOpens - (r.rowCount ?? 0)} history row(s) would reopen a closed interval of ${h}: a key's taken_at went backwards`), { code: '23505' });
+    }
+    counts.historico_opened = nOpens;
   }
 
   if (targets.productos && length(plan.productos, PRODUCTOS_COLUMNS) > 0) {

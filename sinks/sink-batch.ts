@@ -24,6 +24,8 @@
  *      valid_from < t;
  *   4. plain INSERT of `opens`: after 2 and 3 nothing can conflict, and a conflict would
  *      mean a key's taken_at went backwards across batches, which must fail loudly.
+ *   (sinks/postgres-writer.ts runs 2 as part of 4, an upsert of the open row at t, for every
+ *   key that opens a row at t, and as a DELETE only for keys whose first change is a d.)
  * - productos: upsert with `ON CONFLICT DO UPDATE ... WHERE (productos.visto_en,
  *   productos.ubicacion_id) <= (EXCLUDED.visto_en, EXCLUDED.ubicacion_id)`: an older
  *   description never overwrites a newer one, and of two stores describing a product at the

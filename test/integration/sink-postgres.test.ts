@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createTopicCodec } from '../../core/avro/topic-codec.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import type { Ubicacion } from '../../core/config/ubicaciones.ts';
-import type { PhantomAlert, Venta } from '../../core/records.ts';
+import type { InventoryChange, PhantomAlert, Venta } from '../../core/records.ts';
 import { extractInventario } from '../../extractors/extract-run.ts';
 import { createDifferSpec } from '../../processors/snapshot-differ.ts';
 import { StoreSimulation } from '../../simulators/data/store-simulation.ts';
@@ -17,7 +17,7 @@ import { startKlkSimulator } from '../../simulators/klk/server.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
 import { sendTransactionsVisibly, startProcessor, waitForGroupPastLastRecord } from '../helpers/processor-run.ts';
 import { testLogger, uniqueId } from '../helpers/services.ts';
-import { cycleRows, uuidFrom } from '../helpers/inventory-feed.ts';
+import { cycleRows, inventoryRow, uuidFrom } from '../helpers/inventory-feed.ts';
 import { buildSinkFeed, publishSinkFeed, sinkFeedRecords } from '../helpers/sink-feed.ts';
 import { migratedDatabase, startSink, waitForSinkEnd, type MigratedDatabase, type RunningSink } from '../helpers/sink-run.ts';
 
@@ -144,6 +144,32 @@ describe('fluxion sink postgres', () => {
     // Sales between extractions moved stock: the history holds more than the first snapshot.
     const first = truths[0]!.rows;
     expect(truths.slice(1).some((t) => ids.some((id) => JSON.stringify(t.rows.get(id)) !== JSON.stringify(first.get(id))))).toBe(true);
+  });
+
+  it('a change at the instant a previous batch already wrote supersedes it, also when it is a d', async () => {
+    const { pipeline, db } = await setUp();
+    const codec = await createTopicCodec<InventoryChange>(pipeline.registry, 'pos.inventario.changes', `${pipeline.prefix}pos.inventario.changes`);
+    const t1 = new Date('2026-11-01T12:00:00Z');
+    const t2 = new Date('2026-11-01T12:30:00Z');
+    const change = (producto: number, op: 'c' | 'u' | 'd', cantidad: string, at: Date): InventoryChange => ({
+      op, ubicacion_id: 'tienda_01', deposito: '01', producto_id: String(producto).padStart(6, '0'), before: null,
+      after: op === 'd' ? null : inventoryRow(producto, cantidad), snapshot_id: uuidFrom(`${producto}/${op}/${cantidad}`), taken_at: at, source: 'KLK',
+    });
+    const record = (c: InventoryChange) => ({ ubicacionId: c.ubicacion_id, key: `${c.ubicacion_id}/${c.deposito}/${c.producto_id}`, value: codec.encode(c) });
+    // One record per sink transaction (maxBatch 1): every step meets the previous one's rows.
+    const steps = [change(1, 'c', '5.000', t1), change(1, 'u', '7.000', t1), change(2, 'c', '3.000', t1), change(2, 'd', '0', t1), change(1, 'u', '9.000', t2)];
+    const producer = await pipeline.kafka.producer({ transactionalId: uniqueId('instants') });
+    cleanups.push(() => producer.disconnect());
+    await sendTransactionsVisibly(pipeline.kafka, producer, `${pipeline.prefix}pos.inventario.changes`, [steps.map(record)]);
+    const group = uniqueId('sink');
+    run(pipeline, db, group, 1);
+    await waitForSinkEnd(pipeline, db.pool, group);
+    const rows = (await db.pool.query('SELECT producto_id, cantidad, valid_from, valid_to FROM inventario_historico ORDER BY producto_id, valid_from')).rows;
+    expect(rows).toEqual([
+      { producto_id: '000001', cantidad: '7.000', valid_from: t1, valid_to: t2 },
+      { producto_id: '000001', cantidad: '9.000', valid_from: t2, valid_to: null },
+    ]);
+    expect((await db.pool.query('SELECT producto_id, cantidad FROM inventario_actual')).rows).toEqual([{ producto_id: '000001', cantidad: '9.000' }]);
   });
 
   it('dead-letters a record it cannot decode and rows PostgreSQL refuses (with the SQLSTATE), and writes the rest of the batch', async () => {
