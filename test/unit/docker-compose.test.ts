@@ -124,3 +124,24 @@ describe('docker-compose.yml', () => {
     expect(dockerfile).toMatch(new RegExp(`^FROM node:${major}-slim$`, 'm'));
   });
 });
+
+describe('the monitoring profile', () => {
+  const raw = parse(readFileSync(join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service & { profiles?: string[] }> };
+  const metricsSource = readFileSync(join(PROJECT_ROOT, 'ops', 'dashboard', 'metrics.ts'), 'utf8');
+
+  it('runs Prometheus and Grafana only under the monitoring profile, scraping the dashboard service', () => {
+    expect(raw.services.prometheus?.profiles).toEqual(['monitoring']);
+    expect(raw.services.grafana?.profiles).toEqual(['monitoring']);
+    const prometheus = parse(readFileSync(join(PROJECT_ROOT, 'ops', 'monitoring', 'prometheus.yml'), 'utf8')) as { scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }> };
+    const targets = prometheus.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => s.targets));
+    expect(targets).toEqual(['fluxion-dashboard:8080']);
+    expect(raw.services['fluxion-dashboard']?.command).toEqual(['dashboard', '--port', '8080']);
+  });
+
+  it('charts in Grafana only metrics the dashboard exports', () => {
+    const dashboard = JSON.parse(readFileSync(join(PROJECT_ROOT, 'ops', 'monitoring', 'grafana', 'fluxion.json'), 'utf8')) as { panels: Array<{ targets: Array<{ expr: string }> }> };
+    const used = new Set(dashboard.panels.flatMap((p) => p.targets.flatMap((t) => t.expr.match(/fluxion_[a-z0-9_]+/g) ?? [])));
+    expect(used.size).toBeGreaterThan(5);
+    for (const name of used) expect(metricsSource, `${name} is not exported by ops/dashboard/metrics.ts`).toContain(`'${name}'`);
+  });
+});
