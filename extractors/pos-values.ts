@@ -30,6 +30,8 @@ export function textValue(at: RowPlace, field: string, v: unknown, nullable: boo
   if (v === null || v === undefined) return nullable ? null : fail(at, field, v, 'is missing');
   if (typeof v !== 'string') return fail(at, field, v, 'is not text');
   if (v.length > MAX_TEXT) return fail(at, field, v, `is longer than ${MAX_TEXT} characters`);
+  // Avro carries it, but PostgreSQL text cannot hold U+0000: refused here, not at the sink.
+  if (v.includes('\u0000')) return fail(at, field, v, 'contains a NUL character (U+0000)');
   return v;
 }
 
