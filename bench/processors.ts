@@ -22,7 +22,8 @@
  *
  * Needs the services (`scripts/services up`; it reads `scripts/services env` itself).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { servicesEnv } from './lib/services-env.ts';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
@@ -456,16 +457,11 @@ async function measured(): Promise<void> {
   for (const [name, v] of Object.entries({ changed, corrected })) if (!(v > 0 && v < 1)) throw new Error(`--${name} must be a share between 0 and 1, got ${v}`);
   if (rows % storeCount !== 0 || lines % storeCount !== 0) throw new Error(`--rows and --lines must be multiples of --stores (${storeCount})`);
 
-  const servicesEnv = Object.fromEntries(
-    execFileSync(join(PROJECT_ROOT, 'scripts', 'services'), ['env'], { encoding: 'utf8' })
-      .split('\n')
-      .filter((l) => l.startsWith('export '))
-      .map((l) => l.slice(7).split(/=(.*)/s).slice(0, 2) as [string, string]),
-  );
+  const services = servicesEnv();
   const prefix = `bench${Date.now().toString(36)}.`;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    ...servicesEnv,
+    ...services,
     FLUXION_TOPIC_PREFIX: prefix,
     FLUXION_TOPIC_PARTITIONS: String(PARTITIONS),
     FLUXION_SESSION_TIMEOUT_MS: String(SESSION_TIMEOUT_MS),
@@ -481,8 +477,8 @@ async function measured(): Promise<void> {
   // kafkajs logs every CONCURRENT_TRANSACTIONS answer between the feeder's back-to-back
   // transactions (then retries): only what stops the bench is worth showing.
   const logger = createLogger({ level: 'fatal', destination: 2 });
-  const kafka = createKafkaClient({ brokers: servicesEnv.KAFKA_BROKERS!.split(','), clientId: 'fluxion-bench', logger });
-  const registry = createRegistry({ url: servicesEnv.SCHEMA_REGISTRY_URL! });
+  const kafka = createKafkaClient({ brokers: services.KAFKA_BROKERS!.split(','), clientId: 'fluxion-bench', logger });
+  const registry = createRegistry({ url: services.SCHEMA_REGISTRY_URL! });
   const admin = await kafka.admin();
   await ensureTopics(admin, topicSpecs(prefix), PARTITIONS, logger);
   await registerSchemas(registry, loadSubjectSchemas(), prefix, logger);

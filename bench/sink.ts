@@ -34,7 +34,9 @@
  *
  * Needs the services (`scripts/services up`; it reads `scripts/services env` itself).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { servicesEnv } from './lib/services-env.ts';
+import { INVENTARIO_ACTUAL_COLUMNS, INVENTARIO_HISTORICO_COLUMNS, type InventarioActualRow } from '../sinks/sink-batch.ts';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -87,10 +89,7 @@ if (!`${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`.includes(
 
 // The test helpers read the service addresses from the environment.
 if (!process.env.KAFKA_BROKERS || !process.env.SCHEMA_REGISTRY_URL || !process.env.DATABASE_URL) {
-  for (const line of execFileSync(join(PROJECT_ROOT, 'scripts', 'services'), ['env'], { encoding: 'utf8' }).split('\n')) {
-    const m = /^export ([A-Z_]+)=(.*)$/.exec(line);
-    if (m) process.env[m[1]!] ??= m[2]!;
-  }
+  for (const [name, value] of Object.entries(servicesEnv())) process.env[name] ??= value;
 }
 
 
@@ -99,9 +98,9 @@ const LEGACY_UNNEST_BATCH = 5_000;
 const SEND_RECORDS = 2_000;
 const CYCLE_MS = 30 * 60_000;
 /** The columns of inventario_actual a writer sets (actualizado_en is left to its DEFAULT now()). */
-const ACTUAL_COLUMNS = ['ubicacion_id', 'deposito', 'producto_id', 'cantidad', 'costo', 'precio', 'activo', 'snapshot_id', 'taken_at'] as const;
+const ACTUAL_COLUMNS = INVENTARIO_ACTUAL_COLUMNS;
 /** inventario_historico's columns as a cycle-1 history row has them (op c, open interval). */
-const HISTORICO_COPY_COLUMNS = ['ubicacion_id', 'deposito', 'producto_id', 'cantidad', 'costo', 'precio', 'activo', 'op', 'snapshot_id', 'valid_from', 'valid_to'] as const;
+const HISTORICO_COPY_COLUMNS = INVENTARIO_HISTORICO_COLUMNS;
 const ACTUAL_TYPES = ['text', 'text', 'text', 'numeric', 'numeric', 'numeric', 'boolean', 'uuid', 'timestamptz'];
 const log = createLogger({ level: 'warn', destination: 2 });
 
@@ -116,17 +115,7 @@ const median = (xs: number[]) => {
 // What a cycle is: one snapshot of every store (rows of test/helpers/inventory-feed.ts).
 // ---------------------------------------------------------------------------------------
 
-interface ActualRow {
-  ubicacion_id: string;
-  deposito: string;
-  producto_id: string;
-  cantidad: string;
-  costo: string | null;
-  precio: string | null;
-  activo: boolean;
-  snapshot_id: string;
-  taken_at: Date;
-}
+type ActualRow = InventarioActualRow;
 
 interface Cycle {
   n: number;

@@ -22,7 +22,7 @@ import type { Command } from 'commander';
 import { loadSubjectSchemas } from '../core/avro/schemas.ts';
 import type { Ubicacion } from '../core/config/ubicaciones.ts';
 import { ConfigError, UsageError } from '../core/errors.ts';
-import type { KafkaClient } from '../core/kafka/client.ts';
+import { offsetsAfterLastRecord, type KafkaClient } from '../core/kafka/client.ts';
 import { MIGRATIONS_DIR, PROJECT_ROOT } from '../core/paths.ts';
 import type { Pool } from '../core/postgres.ts';
 import { fechaCaracas } from '../core/time.ts';
@@ -77,13 +77,6 @@ async function stopChildren(children: Child[], out: (line: string) => void): Pro
   }
 }
 
-/** The offset after the last committed record of each partition of `topic`. */
-async function recordEnds(kafka: KafkaClient, topic: string, partitions: number): Promise<{ ends: Map<number, bigint>; records: number }> {
-  const ends = new Map<number, bigint>();
-  const records = await kafka.readToEnd(topic, [...Array(partitions).keys()], (r) => void ends.set(r.partition, BigInt(r.offset) + 1n));
-  return { ends, records };
-}
-
 /**
  * Waits until every processor group committed, and the sink wrote, past the last record of
  * each of their input topics. Returns the number of change events on pos.inventario.changes.
@@ -100,7 +93,7 @@ async function waitForPipeline(kafka: KafkaClient, pool: Pool, prefix: string, p
     for (const [group, topics] of groupInputs) {
       for (const t of topics) {
         const topic = topicName(t, prefix);
-        const { ends } = await recordEnds(kafka, topic, partitions);
+        const { ends } = await offsetsAfterLastRecord(kafka, topic, [...Array(partitions).keys()]);
         for (;;) {
           const committed = await admin.groupOffsets(group, topic);
           if ([...ends].every(([p, end]) => BigInt(committed.find((o) => o.partition === p)?.offset ?? '-1') >= end)) break;
@@ -112,7 +105,7 @@ async function waitForPipeline(kafka: KafkaClient, pool: Pool, prefix: string, p
     let changes = 0;
     for (const t of ['pos.inventario.changes', 'pos.ventas', 'alerts.phantom-zeros', 'ops.etl-runs'] as const) {
       const topic = topicName(t, prefix);
-      const { ends, records } = await recordEnds(kafka, topic, partitions);
+      const { ends, records } = await offsetsAfterLastRecord(kafka, topic, [...Array(partitions).keys()]);
       if (t === 'pos.inventario.changes') changes = records;
       for (;;) {
         const stored = await pool.query<{ partition: number; next_offset: string }>('SELECT partition, next_offset FROM sink_offsets WHERE consumer_group = $1 AND topic = $2', [`${prefix}fluxion-sink-postgres`, topic]);

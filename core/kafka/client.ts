@@ -210,6 +210,18 @@ export interface ConsumerOptions {
 }
 
 /** kafkajs error types a caller may branch on, without importing kafkajs. */
+/**
+ * Per partition of `topic` that holds committed records: the offset after its last one, and
+ * how many records were read. "A consumer reached the end" is judged against these, not
+ * against the end offset, which also counts transaction markers (one or several, when
+ * producers' transactions end together) that no consumer ever sees.
+ */
+export async function offsetsAfterLastRecord(kafka: KafkaClient, topic: string, partitions: number[]): Promise<{ ends: Map<number, bigint>; records: number }> {
+  const ends = new Map<number, bigint>();
+  const records = await kafka.readToEnd(topic, partitions, (r) => void ends.set(r.partition, BigInt(r.offset) + 1n));
+  return { ends, records };
+}
+
 export function kafkaErrorType(err: unknown): string | undefined {
   let e: unknown = err;
   for (let i = 0; i < 5 && e && typeof e === 'object'; i++) {

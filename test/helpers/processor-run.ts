@@ -4,7 +4,7 @@
  */
 import type { FluxionConfig } from '../../core/config/environment.ts';
 import { loadConfig } from '../../core/config/environment.ts';
-import type { FluxionProducer, KafkaClient, OutgoingRecord } from '../../core/kafka/client.ts';
+import { offsetsAfterLastRecord, type FluxionProducer, type KafkaClient, type OutgoingRecord } from '../../core/kafka/client.ts';
 import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
 import { createRuntimeMetrics, type RuntimeMetrics } from '../../processors/runtime/metrics.ts';
 import type { ProcessorFactory } from '../../processors/runtime/processor-kind.ts';
@@ -79,16 +79,15 @@ export async function waitForGroupEnd(kafka: KafkaClient, group: string, topics:
  * transactions end together (a partition's end then holds several markers).
  */
 export async function waitForGroupPastLastRecord(kafka: KafkaClient, group: string, topic: string, partitions: number[], timeoutMs = 60_000): Promise<void> {
-  const last = new Map<number, bigint>();
-  await kafka.readToEnd(topic, partitions, (r) => void last.set(r.partition, BigInt(r.offset)));
+  const { ends } = await offsetsAfterLastRecord(kafka, topic, partitions);
   const admin = await kafka.admin();
   try {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const offsets = await admin.groupOffsets(group, topic);
-      const behind = [...last].filter(([p, o]) => BigInt(offsets.find((x) => x.partition === p)?.offset ?? '-1') <= o);
+      const behind = [...ends].filter(([p, end]) => BigInt(offsets.find((x) => x.partition === p)?.offset ?? '-1') < end);
       if (behind.length === 0) return;
-      if (Date.now() > deadline) throw new Error(`group ${group} did not pass the last record of ${topic} in ${timeoutMs} ms: ${JSON.stringify(offsets)} vs last records ${JSON.stringify(behind.map(([p, o]) => [p, o.toString()]))}`);
+      if (Date.now() > deadline) throw new Error(`group ${group} did not pass the last record of ${topic} in ${timeoutMs} ms: ${JSON.stringify(offsets)} vs ${JSON.stringify(behind.map(([p, end]) => [p, end.toString()]))}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   } finally {

@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { Registry, type Counter } from 'prom-client';
+import { offsetsAfterLastRecord } from '../../core/kafka/client.ts';
 import { counterValue } from '../../core/metrics.ts';
 import { MIGRATIONS_DIR } from '../../core/paths.ts';
 import { createPool, type Pool } from '../../core/postgres.ts';
@@ -75,9 +76,8 @@ export async function waitForSinkEnd(pipeline: TestPipeline, pool: Pick<pg.Pool,
   const ends: Array<{ topic: string; partition: number; end: bigint }> = [];
   for (const t of SINK_TOPICS) {
     const topic = pipeline.prefix + t;
-    const last = new Map<number, bigint>();
-    await pipeline.kafka.readToEnd(topic, [0, 1, 2], (r) => void last.set(r.partition, BigInt(r.offset)));
-    for (const [partition, offset] of last) ends.push({ topic, partition, end: offset + 1n });
+    const { ends: after } = await offsetsAfterLastRecord(pipeline.kafka, topic, [0, 1, 2]);
+    for (const [partition, end] of after) ends.push({ topic, partition, end });
   }
   for (;;) {
     let stored = new Map<string, bigint>();
