@@ -134,16 +134,18 @@ export function createPostgresSink(deps: PostgresSinkDeps, options: PostgresSink
 
   const running = (control: BatchControl) => !stopping && control.isRunning() && !control.isStale();
 
-  /** Retries `work` while PostgreSQL is unreachable, heartbeating; other errors pass through. */
+  /** Retries `work` while PostgreSQL (or the registry) is unreachable, heartbeating; other errors pass through. */
   async function whilePostgresDown<T>(what: string, control: BatchControl, work: () => Promise<T>): Promise<T> {
     let wait = retryInitialMs;
     let since: number | undefined;
+    /** What did not answer: the decode retries here too, when the registry is down. */
+    let service = 'PostgreSQL';
     for (;;) {
       try {
         const result = await work();
         if (since !== undefined) {
           waitingGauge.set(0);
-          log.info({ what, downMs: Date.now() - since }, 'PostgreSQL is back: resuming where the sink was');
+          log.info({ what, downMs: Date.now() - since }, `${service} is back: resuming where the sink was`);
         }
         return result;
       } catch (err) {
@@ -151,7 +153,8 @@ export function createPostgresSink(deps: PostgresSinkDeps, options: PostgresSink
         if (since === undefined) {
           since = Date.now();
           waitingGauge.set(1);
-          log.warn({ what, err: errorMessage(err) }, 'PostgreSQL is unreachable: pausing the sink and retrying with backoff; nothing is committed meanwhile');
+          service = isConnectionError(err) ? 'PostgreSQL' : 'the schema registry';
+          log.warn({ what, err: errorMessage(err) }, `${service} is unreachable: pausing the sink and retrying with backoff; nothing is committed meanwhile`);
         }
         retriesCounter.inc({ reason: 'postgres_unreachable' });
         if (!running(control)) throw new BatchAbandoned();
