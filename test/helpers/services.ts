@@ -39,7 +39,17 @@ export async function freshDatabase(): Promise<{ url: string; drop: () => Promis
     async drop() {
       const c = new pg.Client({ connectionString: base });
       await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      // WITH (FORCE) may not terminate an autovacuum worker still busy in the database
+      // (42501 for a non-superuser, seen in CI after a big load): it ends soon, so retry.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+          break;
+        } catch (err) {
+          if ((err as { code?: string }).code !== '42501' || attempt >= 40) throw err;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
       await c.end();
     },
   };
