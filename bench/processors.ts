@@ -23,9 +23,9 @@
  * Needs the services (`scripts/services up`; it reads `scripts/services env` itself).
  */
 import { servicesEnv } from './lib/services-env.ts';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { startChild, freePort, scrape, type Child } from './lib/child.ts';
+import { round } from './lib/stats.ts';
+import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -122,169 +122,6 @@ async function decodeOnlyChild(topic: string, schemaTopic: TopicName, group: str
   });
 }
 
-// ---------------------------------------------------------------------------------------
-// Child processes, their CPU and RSS.
-// ---------------------------------------------------------------------------------------
-
-interface LogLine {
-  at: number;
-  line: Record<string, unknown>;
-}
-
-interface Child {
-  name: string;
-  pid: number;
-  exited: Promise<number>;
-  /** The `count`-th log line with this message (1-based), with the instant it arrived. */
-  waitLog(msg: string, count?: number): Promise<LogLine>;
-  logs(msg: string): LogLine[];
-  /** The ceiling consumer's counts once they reach `records` (printed after each commit); the last ones after 10 s. */
-  progress(records?: number): Promise<{ rows: number; records: number }>;
-  cpuSeconds(): number;
-  rssMb(): number;
-  /** Peak RSS since the last resetPeak (VmHWM, reset through clear_refs, and VmRSS sampled every 50 ms). */
-  peakRssMb(): number;
-  resetPeak(): void;
-  pause(): void;
-  resume(): void;
-  stop(): Promise<number>;
-  tail(): string;
-  /** Warnings and errors the process logged since the last call, with how often. */
-  takeWarnings(): Record<string, number>;
-}
-
-function procStatusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : 0;
-}
-
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks
-}
-
-function startChild(name: string, args: string[], env: NodeJS.ProcessEnv, logDir?: string): Child {
-  const proc: ChildProcess = spawn(process.execPath, args, { env, cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const pid = proc.pid!;
-  const logFile = logDir ? createWriteStream(join(logDir, `${name}-${pid}.log`)) : undefined;
-  const lines: LogLine[] = [];
-  const warnings: string[] = [];
-  const tailLines: string[] = [];
-  const waiters: Array<() => void> = [];
-  let progress = { rows: 0, records: 0 };
-  let alive = true;
-  const onText = (stream: NodeJS.ReadableStream) => {
-    let buffered = '';
-    stream.on('data', (d: Buffer) => {
-      const at = performance.now();
-      logFile?.write(d);
-      buffered += d.toString();
-      const parts = buffered.split('\n');
-      buffered = parts.pop()!;
-      for (const text of parts) {
-        tailLines.push(text);
-        if (tailLines.length > 40) tailLines.shift();
-        if (!text.startsWith('{')) continue;
-        let line: Record<string, unknown>;
-        try {
-          line = JSON.parse(text) as Record<string, unknown>;
-        } catch {
-          continue;
-        }
-        if (typeof line.rows === 'number' && typeof line.records === 'number' && line.msg === undefined) progress = { rows: line.rows, records: line.records };
-        else lines.push({ at, line });
-        if (line.level === 'warn' || line.level === 'error' || line.level === 'fatal') warnings.push(`${line.level}: ${String(line.msg)}${line.err ? ` (${String((line.err as { message?: string }).message ?? line.err)})` : ''}`);
-      }
-      for (const w of waiters.splice(0)) w();
-    });
-  };
-  onText(proc.stdout!);
-  onText(proc.stderr!);
-  const exited = new Promise<number>((resolveExit) =>
-    proc.on('exit', (code, signal) => {
-      alive = false;
-      for (const w of waiters.splice(0)) w();
-      resolveExit(code ?? (signal ? 128 : 1));
-    }),
-  );
-  proc.on('close', () => logFile?.end()); // after the last output, unlike 'exit'
-  let sampledKb = 0;
-  const sampler = setInterval(() => {
-    if (!alive) return;
-    try {
-      sampledKb = Math.max(sampledKb, procStatusKb(pid, 'VmRSS'));
-    } catch {
-      // exited between the check and the read
-    }
-  }, 50);
-  sampler.unref();
-  void exited.then(() => clearInterval(sampler));
-  const child: Child = {
-    name,
-    pid,
-    exited,
-    async waitLog(msg, count = 1) {
-      for (;;) {
-        const found = lines.filter((l) => l.line.msg === msg);
-        if (found.length >= count) return found[count - 1]!;
-        if (!alive) throw new Error(`${name} exited before logging "${msg}":\n${child.tail()}`);
-        await new Promise<void>((r) => waiters.push(r));
-      }
-    },
-    logs: (msg) => lines.filter((l) => l.line.msg === msg),
-    async progress(records = 0) {
-      const deadline = performance.now() + 10_000;
-      while (progress.records < records && alive && performance.now() < deadline) await sleep(20);
-      return progress;
-    },
-    cpuSeconds: () => cpuSeconds(pid),
-    rssMb: () => procStatusKb(pid, 'VmRSS') / 1024,
-    peakRssMb: () => Math.max(procStatusKb(pid, 'VmHWM'), sampledKb) / 1024,
-    resetPeak() {
-      writeFileSync(`/proc/${pid}/clear_refs`, '5'); // resets VmHWM to the current RSS
-      sampledKb = procStatusKb(pid, 'VmRSS');
-    },
-    pause: () => void proc.kill('SIGSTOP'),
-    resume: () => void proc.kill('SIGCONT'),
-    async stop() {
-      if (!alive) return exited;
-      proc.kill('SIGCONT');
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-    tail: () => tailLines.join('\n'),
-    takeWarnings() {
-      const counted: Record<string, number> = {};
-      for (const w of warnings.splice(0)) counted[w] = (counted[w] ?? 0) + 1;
-      return counted;
-    },
-  };
-  return child;
-}
-
-/** A free TCP port for a child's /metrics. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
-
-/** Sum of a Prometheus counter's samples whose labels include `labels`. */
-async function scrape(port: number, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
 
 // ---------------------------------------------------------------------------------------
 // Timing a pass.
@@ -336,7 +173,6 @@ interface Pass {
   peak_rss_mb: number;
 }
 
-const round = (n: number, digits = 2) => Number(n.toFixed(digits));
 
 /** Counter values of a pass: what the process counted after it minus before it. */
 const delta = (after: Record<string, number>, before: Record<string, number>) => Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]));

@@ -35,19 +35,19 @@
  * Needs the services (`scripts/services up`; it reads `scripts/services env` itself).
  */
 import { servicesEnv } from './lib/services-env.ts';
+import { copyInto, createActualShapedTable, INVENTARIO_ACTUAL_TYPES, INVENTARIO_KEY, unnestUpsert, valuesUpsert } from './lib/pg-writes.ts';
+import { machineBusySeconds, procCpuSeconds, procStatusKb, resetPeakRss } from './lib/proc.ts';
+import { median, round } from './lib/stats.ts';
 import { INVENTARIO_ACTUAL_COLUMNS, INVENTARIO_HISTORICO_COLUMNS, type InventarioActualRow } from '../sinks/sink-batch.ts';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Readable } from 'node:stream';
-import { pipeline as streamPipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import { Registry, type Counter } from 'prom-client';
 import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import type { KafkaClient, OutgoingRecord } from '../core/kafka/client.ts';
@@ -101,15 +101,9 @@ const CYCLE_MS = 30 * 60_000;
 const ACTUAL_COLUMNS = INVENTARIO_ACTUAL_COLUMNS;
 /** inventario_historico's columns as a cycle-1 history row has them (op c, open interval). */
 const HISTORICO_COPY_COLUMNS = INVENTARIO_HISTORICO_COLUMNS;
-const ACTUAL_TYPES = ['text', 'text', 'text', 'numeric', 'numeric', 'numeric', 'boolean', 'uuid', 'timestamptz'];
+const ACTUAL_TYPES = INVENTARIO_ACTUAL_TYPES;
 const log = createLogger({ level: 'warn', destination: 2 });
 
-const round = (n: number, digits = 2) => Number(n.toFixed(digits));
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 // ---------------------------------------------------------------------------------------
 // What a cycle is: one snapshot of every store (rows of test/helpers/inventory-feed.ts).
@@ -152,32 +146,12 @@ function copyText(rows: Iterable<ActualRow>, history = false): Buffer[] {
 // Measuring: PostgreSQL backend CPU, WAL, this process's peak RSS.
 // ---------------------------------------------------------------------------------------
 
-function procCpuSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0; // the backend exited (its CPU is lost: the pool closed it)
-  }
-}
-/** CPU seconds every process of the machine spent (user, nice, system, irq, softirq, steal). */
-function machineBusySeconds(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / 100;
-}
 const backendsCpu = (pids: Iterable<number>) => [...pids].reduce((s, p) => s + procCpuSeconds(p), 0);
 const nodeCpuSeconds = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
 };
-function resetPeakRss(): void {
-  try {
-    writeFileSync('/proc/self/clear_refs', '5');
-  } catch {
-    // not Linux, or not allowed: the peak is then the process's life-long one
-  }
-}
-const peakRssMb = () => Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) / 1024;
+const peakRssMb = () => procStatusKb('self', 'VmHWM') / 1024;
 
 async function walLsn(client: Pick<pg.Pool, 'query'>): Promise<string> {
   return (await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
@@ -190,18 +164,6 @@ async function walMbSince(client: Pick<pg.Pool, 'query'>, from: string): Promise
 // ---------------------------------------------------------------------------------------
 // (a) COPY: the ceiling.
 // ---------------------------------------------------------------------------------------
-
-async function createActualShapedTable(client: pg.Client, name: string): Promise<void> {
-  await client.query(`DROP TABLE IF EXISTS ${name}`);
-  // Same columns, defaults, primary key and fillfactor (90) as inventario_actual.
-  await client.query(`CREATE TABLE ${name} (LIKE inventario_actual INCLUDING ALL) WITH (fillfactor = 90)`);
-}
-
-async function copyInto(client: pg.Client, table: string, chunks: Buffer[], columns: readonly string[] = ACTUAL_COLUMNS): Promise<number> {
-  const stream = client.query(copyFrom(`COPY ${table} (${columns.join(', ')}) FROM STDIN`));
-  await streamPipeline(Readable.from(chunks), stream);
-  return stream.rowCount;
-}
 
 interface SimplePass {
   wall_seconds: number;
@@ -268,15 +230,9 @@ async function copyPass(db: MigratedDatabase, chunks: Buffer[], historyChunks: B
 // (c) the replaced system: UPSERT every row of every snapshot.
 // ---------------------------------------------------------------------------------------
 
-const UPSERT_TAIL = `ON CONFLICT (ubicacion_id, deposito, producto_id) DO UPDATE SET ${ACTUAL_COLUMNS.slice(3).map((c) => `${c} = EXCLUDED.${c}`).join(', ')}, actualizado_en = now()`;
-
-function valuesStatement(table: string, rows: number): string {
-  const tuples = Array.from({ length: rows }, (_, r) => `(${ACTUAL_COLUMNS.map((_, c) => `$${r * ACTUAL_COLUMNS.length + c + 1}`).join(', ')})`);
-  return `INSERT INTO ${table} (${ACTUAL_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')} ${UPSERT_TAIL}`;
-}
-
-const unnestStatement = (table: string) =>
-  `INSERT INTO ${table} (${ACTUAL_COLUMNS.join(', ')}) SELECT * FROM unnest(${ACTUAL_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')}) ${UPSERT_TAIL}`;
+const ACTUAL_TOUCH = 'actualizado_en = now()';
+const valuesStatement = (table: string, rows: number) => valuesUpsert(table, ACTUAL_COLUMNS, INVENTARIO_KEY, rows, ACTUAL_TOUCH);
+const unnestStatement = (table: string) => unnestUpsert(table, ACTUAL_COLUMNS, ACTUAL_TYPES, INVENTARIO_KEY, ACTUAL_TOUCH);
 
 interface LegacyPass extends SimplePass {
   statements: number;
@@ -547,7 +503,7 @@ async function sinkPass(p: TestPipeline, db: MigratedDatabase, group: string, ta
     { groupId: group, maxBatch, sessionTimeoutMs: 30_000 },
   );
   const wal0 = await walLsn(db.pool);
-  resetPeakRss();
+  resetPeakRss('self');
   rec.arm();
   const t0 = performance.now();
   const finished = sink.run().then(

@@ -22,13 +22,12 @@ import type { Command } from 'commander';
 import { loadSubjectSchemas } from '../core/avro/schemas.ts';
 import type { Ubicacion } from '../core/config/ubicaciones.ts';
 import { ConfigError, UsageError } from '../core/errors.ts';
-import { offsetsAfterLastRecord, type KafkaClient } from '../core/kafka/client.ts';
 import { MIGRATIONS_DIR, PROJECT_ROOT } from '../core/paths.ts';
-import type { Pool } from '../core/postgres.ts';
 import { fechaCaracas } from '../core/time.ts';
-import { topicName, topicSpecs, type TopicName } from '../core/topics.ts';
+import { topicSpecs } from '../core/topics.ts';
 import { extractInventario, extractVentas, type StoreOutcome } from '../extractors/extract-run.ts';
 import { migrate } from '../ops/migrate.ts';
+import { waitForPipelineSettled } from '../ops/pipeline-settled.ts';
 import { listQuarantine } from '../ops/quarantine.ts';
 import { registerSchemas } from '../ops/schemas.ts';
 import { ensureTopics } from '../ops/topics-ensure.ts';
@@ -74,50 +73,6 @@ async function stopChildren(children: Child[], out: (line: string) => void): Pro
       out(`${c.name} did not stop within 20 s of SIGTERM: killed`);
       c.proc.kill('SIGKILL');
     }
-  }
-}
-
-/**
- * Waits until every processor group committed, and the sink wrote, past the last record of
- * each of their input topics. Returns the number of change events on pos.inventario.changes.
- */
-async function waitForPipeline(kafka: KafkaClient, pool: Pool, prefix: string, partitions: number, out: (line: string) => void): Promise<number> {
-  const deadline = Date.now() + 5 * 60_000;
-  const groupInputs: Array<[string, TopicName[]]> = [
-    [`${prefix}fluxion-differ`, ['pos.inventario.snapshots']],
-    [`${prefix}fluxion-dedupe`, ['pos.ventas.raw']],
-    [`${prefix}fluxion-phantom`, ['pos.inventario.changes', 'pos.ventas']],
-  ];
-  const admin = await kafka.admin();
-  try {
-    for (const [group, topics] of groupInputs) {
-      for (const t of topics) {
-        const topic = topicName(t, prefix);
-        const { ends } = await offsetsAfterLastRecord(kafka, topic, [...Array(partitions).keys()]);
-        for (;;) {
-          const committed = await admin.groupOffsets(group, topic);
-          if ([...ends].every(([p, end]) => BigInt(committed.find((o) => o.partition === p)?.offset ?? '-1') >= end)) break;
-          if (Date.now() > deadline) throw new Error(`${group} did not finish ${topic} within 5 minutes: see .cache/demo/*.log`);
-          await sleep(500);
-        }
-      }
-    }
-    let changes = 0;
-    for (const t of ['pos.inventario.changes', 'pos.ventas', 'alerts.phantom-zeros', 'ops.etl-runs'] as const) {
-      const topic = topicName(t, prefix);
-      const { ends, records } = await offsetsAfterLastRecord(kafka, topic, [...Array(partitions).keys()]);
-      if (t === 'pos.inventario.changes') changes = records;
-      for (;;) {
-        const stored = await pool.query<{ partition: number; next_offset: string }>('SELECT partition, next_offset FROM sink_offsets WHERE consumer_group = $1 AND topic = $2', [`${prefix}fluxion-sink-postgres`, topic]);
-        if ([...ends].every(([p, end]) => BigInt(stored.rows.find((r) => r.partition === p)?.next_offset ?? '-1') >= end)) break;
-        if (Date.now() > deadline) throw new Error(`the sink did not finish ${topic} within 5 minutes: see .cache/demo/sink.log`);
-        await sleep(500);
-      }
-    }
-    out('pipeline settled: every record is in PostgreSQL');
-    return changes;
-  } finally {
-    await admin.disconnect();
   }
 }
 
@@ -290,7 +245,9 @@ export function registerDemoCommand(program: Command, io: ProgramIo): void {
         out(`ventas recovery: ${describe(recovery)}, ${fmt(recovery.reduce((n, o) => n + o.rows, 0))} lines re-read (the dedupe drops the repeats)`);
 
         // 5. Wait for the pipeline, recalculate ABC, summarise.
-        const changes = await waitForPipeline(kafka, pool, prefix, partitions, out);
+        const settled = await waitForPipelineSettled(kafka, pool, { prefix, partitions, timeoutMs: 5 * 60_000, onWait: (behind) => out(`waiting: ${behind}`) });
+        out('pipeline settled: every record is in PostgreSQL');
+        const changes = settled.get('pos.inventario.changes') ?? 0;
         const abc = await recalcAbc(pool, { windowDays: c.config.abc.windowDays, logger: c.logger });
         out(`ABC: ${describeAbcResult(abc)}`);
         const count = async (sql: string, params: unknown[] = []) => Number((await pool.query<{ n: string }>(sql, params)).rows[0]!.n);

@@ -60,14 +60,23 @@ async function simulations(stores: Ubicacion[], opts: SimulateOptions, defaultPr
   return stores.map((u) => new StoreSimulation({ ubicacionId: u.id, pos: u.pos, depositos: u.depositos, products, seed: `${opts.seed}:${u.id}`, changeShare }));
 }
 
+/**
+ * Moves simulated time: every --tick-seconds, and on SIGUSR2 (`kill -USR2 <pid>`) whenever an
+ * operator or a benchmark wants the next 30 minutes now. Each move prints one "advanced" line.
+ */
 function ticker(sims: StoreSimulation[], opts: SimulateOptions, log: (line: string) => void): () => void {
-  if (!opts.tickSeconds) return () => undefined;
-  const every = numberOption(opts.tickSeconds, '--tick-seconds', 60);
-  const timer = setInterval(() => {
+  const advance = (why: string) => {
     for (const s of sims) s.advance(30);
-    log(`advanced every store by 30 simulated minutes (now ${sims[0]?.clock.toISOString()})`);
-  }, every * 1000);
-  return () => clearInterval(timer);
+    log(`advanced every store by 30 simulated minutes (${why}; now ${sims[0]?.clock.toISOString()})`);
+  };
+  const onSignal = () => advance('SIGUSR2');
+  process.on('SIGUSR2', onSignal);
+  const every = opts.tickSeconds ? numberOption(opts.tickSeconds, '--tick-seconds', 60) : undefined;
+  const timer = every ? setInterval(() => advance(`every ${every} s`), every * 1000) : undefined;
+  return () => {
+    process.off('SIGUSR2', onSignal);
+    if (timer) clearInterval(timer);
+  };
 }
 
 export function registerSimulateCommands(program: Command, io: ProgramIo): void {
@@ -77,7 +86,7 @@ export function registerSimulateCommands(program: Command, io: ProgramIo): void 
       .option('--products <n>', `products per store (default ${products})`)
       .option('--seed <seed>', 'data seed: the same seed gives the same data', 'fluxion')
       .option('--change-share <share>', 'share of rows that change per 30 simulated minutes', '0.05')
-      .option('--tick-seconds <n>', 'advance 30 simulated minutes every N real seconds')
+      .option('--tick-seconds <n>', 'advance 30 simulated minutes every N real seconds (SIGUSR2 advances them at once)')
       .option('--fault <id=json>', 'faults of one store, e.g. tienda_01=\'{"latencyMs":500}\' (repeatable)', (v: string, prev: string[] = []) => [...prev, v]);
 
   common(simulate.command('klk').description('the KLK HTTP API, one base path per store'), 15_000).action(async (opts: SimulateOptions) => {

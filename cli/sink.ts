@@ -31,6 +31,7 @@ export function registerSinkCommand(program: Command, io: ProgramIo): void {
         { kafka: c.kafka(), registry: c.registry(), pool, logger: c.logger, topicPrefix: c.config.topics.prefix, metricsRegistry: registry, onVentasCommitted: abc?.request },
         { groupId: opts.group ?? `${c.config.topics.prefix}fluxion-sink-postgres`, maxBatch: c.config.sink.maxBatch, sessionTimeoutMs: c.config.processors.sessionTimeoutMs },
       );
+      abc?.checkStaleOnStart();
       const server: Server | undefined = port ? serveMetrics(registry, port) : undefined;
       const stop = (signal: string) => {
         c.logger.info({ signal }, 'stopping on signal');
