@@ -297,10 +297,12 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
   let hungExtractions = 0;
   let extractor: Child | undefined;
 
+  // Long enough for a store's read on a busy machine, short enough that a hanging store costs little.
+  const deadlineSeconds = Math.max(4, Math.ceil(Math.max(o.klkProducts, o.stellarProducts * 2) / 400));
   /** One extraction as the scheduler runs it; resolves with its exit (killed ones included). */
   const extract = async (args: string[]): Promise<{ code: number | null; signal: string | null; out: string }> => {
     let out = '';
-    const child = startFluxion(['extract', ...args, '--todas', '--deadline-seconds', '4'], env, join(logDir, 'extractor.log'), (s) => (out += s));
+    const child = startFluxion(['extract', ...args, '--todas', '--deadline-seconds', String(deadlineSeconds)], env, join(logDir, 'extractor.log'), (s) => (out += s));
     extractor = child;
     const timer = setTimeout(() => {
       hungExtractions++;
@@ -485,9 +487,9 @@ async function retryClean(what: string, run: () => Promise<{ code: number | null
 export interface ChaosOutcome {
   /** Per store: inventario_actual and the last cycle's truth. */
   actual: Map<string, { got: string[]; want: string[] }>;
-  /** Per applied snapshot: inventario_al at its taken_at and just before the next one. */
+  /** Per applied snapshot: inventario_al when its run finished and just before the next run started. */
   history: Array<{ store: string; snapshot: string; cycle: number; at: string; got: string[]; before: string[]; want: string[] }>;
-  /** Snapshots whose taken_at fell in no cycle's window (should be none). */
+  /** Snapshots whose run started in no cycle's window (should be none). */
   unplaced: string[];
   ventas: { got: string[]; want: string[]; rows: number; keys: number };
   abc: { committed: string[]; recalculated: string[] };
@@ -512,33 +514,36 @@ export async function collectOutcome(run: ChaosRun): Promise<ChaosOutcome> {
     actual.set(u.id, { got: rows.map(stockLine).sort(), want: last.stock.get(u.id)! });
   }
 
-  // Every snapshot the extractors committed, from the topic itself. A quarantined snapshot
+  // Every snapshot the extractors committed: each store's transaction carries its run record
+  // (etl_runs, status OK), with started_at <= taken_at <= finished_at. A quarantined snapshot
   // stays listed once a later one superseded it; only a released one was applied.
   const quarantine = await listQuarantine({ kafka: run.pipeline.kafka, registry: run.pipeline.registry, logger: testLogger, topicPrefix: run.pipeline.prefix });
   const quarantinedIds = new Set(quarantine.filter((e) => e.status !== 'RELEASED').map((e) => e.snapshot_id));
-  const snapshots = new Map<string, { store: string; takenAt: Date }>();
-  for (const r of await run.pipeline.read<{ snapshot_id: string; ubicacion_id: string; taken_at: Date }>('pos.inventario.snapshots', { idleMs: 1_500 })) {
-    if (r.decoded && !r.key?.toString().startsWith('poison-')) snapshots.set(r.decoded.snapshot_id, { store: r.decoded.ubicacion_id, takenAt: new Date(r.decoded.taken_at) });
-  }
+  const runs = await q<{ ubicacion_id: string; snapshot_id: string; started_at: Date; finished_at: Date }>(
+    "SELECT ubicacion_id, snapshot_id::text, started_at, finished_at FROM etl_runs WHERE job = 'INVENTARIO' AND status = 'OK' ORDER BY started_at",
+  );
+  const snapshotCycle = new Map(runs.map((r) => [r.snapshot_id, cycleOf(r.started_at)?.cycle]));
   const history: ChaosOutcome['history'] = [];
   const unplaced: string[] = [];
   const massZeroSnapshots: ChaosOutcome['massZeroSnapshots'] = [];
+  const at = (t: Date, store: string) =>
+    q<Parameters<typeof stockLine>[0]>('SELECT deposito, producto_id, cantidad::text, costo::text, precio::text, activo FROM inventario_al($1, $2)', [t, store]).then((rows) => rows.map(stockLine).sort());
   for (const u of run.stores) {
-    const mine = [...snapshots].filter(([, s]) => s.store === u.id).sort(([, a], [, b]) => a.takenAt.getTime() - b.takenAt.getTime());
-    const applied = mine.filter(([id]) => !quarantinedIds.has(id));
-    for (const [id, s] of mine) {
-      const c = cycleOf(s.takenAt);
-      if (c?.massZero.has(u.id)) massZeroSnapshots.push({ store: u.id, snapshot: id, cycle: c.cycle });
+    const mine = runs.filter((r) => r.ubicacion_id === u.id);
+    for (const r of mine) {
+      const c = cycleOf(r.started_at);
+      if (c?.massZero.has(u.id)) massZeroSnapshots.push({ store: u.id, snapshot: r.snapshot_id, cycle: c.cycle });
     }
-    for (const [i, [id, s]] of applied.entries()) {
-      const c = cycleOf(s.takenAt);
+    const applied = mine.filter((r) => !quarantinedIds.has(r.snapshot_id));
+    for (const [i, r] of applied.entries()) {
+      const c = cycleOf(r.started_at);
       if (!c) {
-        unplaced.push(`${u.id} ${id} ${s.takenAt.toISOString()}`);
+        unplaced.push(`${u.id} ${r.snapshot_id} ${r.started_at.toISOString()}`);
         continue;
       }
-      const next = applied[i + 1]?.[1].takenAt ?? new Date(Date.now() + 60_000);
-      const at = (t: Date) => q<Parameters<typeof stockLine>[0]>('SELECT deposito, producto_id, cantidad::text, costo::text, precio::text, activo FROM inventario_al($1, $2)', [t, u.id]).then((rows) => rows.map(stockLine).sort());
-      history.push({ store: u.id, snapshot: id, cycle: c.cycle, at: s.takenAt.toISOString(), got: await at(s.takenAt), before: await at(new Date(next.getTime() - 1)), want: c.stock.get(u.id)! });
+      // Applied from its taken_at (at the latest finished_at) until the next one's (at the earliest its started_at).
+      const next = applied[i + 1]?.started_at ?? new Date(Date.now() + 60_000);
+      history.push({ store: u.id, snapshot: r.snapshot_id, cycle: c.cycle, at: r.finished_at.toISOString(), got: await at(r.finished_at, u.id), before: await at(new Date(next.getTime() - 1), u.id), want: c.stock.get(u.id)! });
     }
   }
 
@@ -577,8 +582,9 @@ export async function collectOutcome(run: ChaosRun): Promise<ChaosOutcome> {
 
   const dlqKeys = new Map<string, Set<string>>();
   for (const topic of new Set(run.poison.map((p) => p.topic))) {
-    const records = await run.pipeline.read(`${topic}.dlq`, { raw: true, idleMs: 1_500 });
-    dlqKeys.set(topic, new Set(records.map((r) => r.key?.toString() ?? '')));
+    const keys = new Set<string>();
+    await run.pipeline.kafka.readToEnd(`${run.pipeline.prefix}${topic}.dlq`, [0, 1, 2], (r) => void keys.add(r.key?.toString() ?? ''));
+    dlqKeys.set(topic, keys);
   }
 
   const failed = await q<{ ubicacion_id: string; started_at: Date; error_class: string }>("SELECT ubicacion_id, started_at, error_class FROM etl_runs WHERE status = 'FAILED' AND job = 'INVENTARIO'");
@@ -589,7 +595,7 @@ export async function collectOutcome(run: ChaosRun): Promise<ChaosOutcome> {
     ventas: { got: got.sort(), want: want.sort(), rows: got.length, keys },
     abc,
     dlqKeys,
-    quarantined: quarantine.map((e) => ({ store: e.ubicacion_id, snapshot: e.snapshot_id, status: e.status, cycle: snapshots.has(e.snapshot_id) ? cycleOf(snapshots.get(e.snapshot_id)!.takenAt)?.cycle : undefined })),
+    quarantined: quarantine.map((e) => ({ store: e.ubicacion_id, snapshot: e.snapshot_id, status: e.status, cycle: snapshotCycle.get(e.snapshot_id) })),
     massZeroSnapshots,
     failedRuns: failed.map((f) => ({ store: f.ubicacion_id, cycle: cycleOf(f.started_at)?.cycle, errorClass: f.error_class })),
   };

@@ -12,6 +12,7 @@ import { createPool, type Pool } from '../../core/postgres.ts';
 import { migrate } from '../../ops/migrate.ts';
 import { createRng, type Rng } from '../../simulators/data/prng.ts';
 import { AbcRecalcError, recalcAbc, type AbcRecalcResult } from '../../sinks/abc-recalc.ts';
+import { createAbcTrigger } from '../../sinks/abc-trigger.ts';
 import { freshDatabase, runCli, testLogger } from '../helpers/services.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -554,3 +555,27 @@ describe('fluxion abc recalc', () => {
 function isDeepEqual(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
+
+describe("the sink's ABC trigger at start", () => {
+  it('recalculates when ventas were extracted after the last calculation (a sink killed before its debounced run), and not otherwise', async () => {
+    const { pool } = await migratedDatabase();
+    const trigger = createAbcTrigger(pool, { windowDays: 90, debounceMs: 0 }, testLogger);
+    cleanups.push(() => trigger.stop());
+    // No ventas, no cache: nothing to do.
+    expect(await trigger.requestIfStale()).toBe(false);
+
+    const today = businessDate(new Date());
+    await insertDataset(pool, generate(createRng('abc-stale'), addDays(today, -10), today));
+    // ventas extracted, no calculation since: stale, and the recalculation it starts fills the cache.
+    expect(await trigger.requestIfStale()).toBe(true);
+    let cache = await readCache(pool);
+    for (let i = 0; i < 100 && cache.rows.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      cache = await readCache(pool);
+    }
+    expect(cache.rows.length).toBeGreaterThan(0);
+    await trigger.stop();
+    // The cache is newer than every line: a restart does not recalculate again.
+    expect(await createAbcTrigger(pool, { windowDays: 90, debounceMs: 0 }, testLogger).requestIfStale()).toBe(false);
+  });
+});
