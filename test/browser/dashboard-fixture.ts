@@ -11,7 +11,8 @@
  * - phantom: its topics are empty.
  *
  * With `populateStores`, etl_runs holds an OK run of every active store at every scheduled
- * tick of the last 24 h except: tienda_05 missed one inventario poll, cedi_seco the last two;
+ * tick of the last 24 h except: tienda_05 missed one inventario poll, cedi_seco the last two
+ * judged ones (and any newer one, whose slot has not ended);
  * each store's last snapshot is in inventario_historico, and tienda_02 has open alerts.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,6 +21,7 @@ import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
 import { projectPath } from '../../core/paths.ts';
 import { createControlApi } from '../../ops/control-api.ts';
 import { scheduledTicks } from '../../ops/dashboard/freshness.ts';
+import { jobIntervalMs } from '../../ops/dashboard/lag.ts';
 import { createDashboardMetrics } from '../../ops/dashboard/metrics.ts';
 import { createSampler, type DashboardSampler } from '../../ops/dashboard/sampler.ts';
 import { createDashboardServer, type DashboardServer } from '../../ops/dashboard/server.ts';
@@ -51,7 +53,11 @@ async function populateStores(db: MigratedDatabase, stores: Ubicacion[]): Promis
   const jobs = loadScheduleFile().jobs;
   const now = new Date();
   const from = new Date(now.getTime() - 24 * 3_600_000);
-  const inventario = scheduledTicks(jobs.find((j) => j.name === 'inventario')!, from, now);
+  const inventarioJob = jobs.find((j) => j.name === 'inventario')!;
+  const inventario = scheduledTicks(inventarioJob, from, now);
+  // A tick is judged once its slot ended: during opening hours the newest tick is not yet, so
+  // "the last two" are counted among the judged ones, and cedi_seco misses the newer ones too.
+  const judged = inventario.filter((t) => t.getTime() + jobIntervalMs(inventarioJob)! <= now.getTime()).length;
   const ventas = scheduledTicks(jobs.find((j) => j.name === 'ventas')!, from, now);
   const rows: unknown[][] = [];
   let n = 0;
@@ -59,7 +65,7 @@ async function populateStores(db: MigratedDatabase, stores: Ubicacion[]): Promis
   for (const u of stores.filter((s) => s.activa)) {
     const invTicks = inventario.filter((t, i) => {
       if (u.id === 'tienda_05' && i === Math.floor(inventario.length / 2)) return false;
-      if (u.id === 'cedi_seco' && i >= inventario.length - 2) return false;
+      if (u.id === 'cedi_seco' && i >= judged - 2) return false;
       return true;
     });
     let last: { snapshot: string; at: Date } | undefined;
