@@ -88,9 +88,13 @@ export function createKlkApi(o: KlkApiOptions) {
           });
         }
         const at = { ubicacionId: o.ubicacionId, place: `page ${page}` };
+        // `null`, a number or a list parse fine but are no page: refuse them here, not as a TypeError below.
+        if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+          throw new PosDataError(`${at.ubicacionId}: ${at.place}: field body: ${JSON.stringify(body.slice(0, 80))} is not a page object`, { context: { ubicacion: o.ubicacionId, field: 'body' } });
+        }
         if (!Array.isArray(json.items)) throw new PosDataError(`${o.ubicacionId}: page ${page}: field items: ${JSON.stringify(json.items)} is not a list`, { context: { ubicacion: o.ubicacionId, field: 'items' } });
         const totalPages = json.total_pages;
-        if (typeof totalPages !== 'number' || !Number.isInteger(totalPages) || totalPages < 0) {
+        if (typeof totalPages !== 'number' || !Number.isSafeInteger(totalPages) || totalPages < 0) {
           throw new PosDataError(`${at.ubicacionId}: ${at.place}: field total_pages: ${JSON.stringify(totalPages)} is not a page count`, { context: { ubicacion: o.ubicacionId, field: 'total_pages' } });
         }
         return { page, totalPages, items: json.items };
