@@ -317,14 +317,23 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
   const klkSims = klkIds.map((id) => sims.get(id)!);
   const clockFecha = () => fechaCaracas(new Date(klkSims[0]?.clock ?? Date.now()));
 
-  /** A service down for 1-4 s, then started again. */
-  const bounce = async (cycle: number, service: 'kafka' | 'postgres', stop: () => Promise<void>, how: string): Promise<void> => {
+  /**
+   * A service down for 1-4 s, then started again. One bounce of a service at a time: two
+   * faults of one cycle may pick the same service, and the second must not kill a broker the
+   * first already took down (the soak of seed 20261129 died of that `kill ESRCH`).
+   */
+  const bouncing = new Map<string, Promise<void>>();
+  const bounce = (cycle: number, service: 'kafka' | 'postgres', stop: () => Promise<void>, how: string): Promise<void> => {
     const name = service === 'kafka' ? 'Kafka' : 'PostgreSQL';
-    await stop();
-    event(`cycle ${cycle}: ${name} stopped (${how})`);
-    await sleep(1_000 + Math.floor(random() * 3_000));
-    await services('up', service);
-    event(`cycle ${cycle}: ${name} started again`);
+    const run = (bouncing.get(service) ?? Promise.resolve()).then(async () => {
+      await stop();
+      event(`cycle ${cycle}: ${name} stopped (${how})`);
+      await sleep(1_000 + Math.floor(random() * 3_000));
+      await services('up', service);
+      event(`cycle ${cycle}: ${name} started again`);
+    });
+    bouncing.set(service, run.catch(() => undefined));
+    return run;
   };
 
   const runFault = async (kind: FaultKind, cycle: number): Promise<void> => {
@@ -357,7 +366,12 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
         const stop = async () => {
           if (!hard) return services('down', 'kafka');
           const pid = Number(readFileSync(join(process.env.FLUXION_SERVICES_DIR ?? join(PROJECT_ROOT, '.cache', 'services'), 'kafka', 'kafka.pid'), 'utf8'));
-          process.kill(pid, 'SIGKILL');
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch (err) {
+            // Gone already (it died of the previous fault): down is what this step wants.
+            if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+          }
           while (alive(pid)) await sleep(100);
         };
         return bounce(cycle, 'kafka', stop, hard ? 'SIGKILL' : 'clean shutdown');
