@@ -66,6 +66,7 @@ const { values } = parseArgs({
     'timeout-minutes': { type: 'string', default: '30' },
     keep: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
+    'heap-mb': { type: 'string' },
     out: { type: 'string' },
     'log-dir': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -74,7 +75,7 @@ const { values } = parseArgs({
 
 const USAGE = `usage: bench/e2e --scenario chain|national [--cycles 4] [--klk-products N] [--stellar-products N] [--stores N]
                  [--change-share 0.05] [--concurrency 4] [--legacy unnest|values] [--legacy-batch N]
-                 [--keep] [--cpu-prof <dir>] [--out <file>] [--log-dir <dir>] [--timeout-minutes 30]
+                 [--keep] [--cpu-prof <dir>] [--heap-mb N] [--out <file>] [--log-dir <dir>] [--timeout-minutes 30]
   chain:    the store list's active stores (12 KLK x 15,000 products, 4 Stellar x 40,000 a deposito)
   national: --stores KLK stores (default 500) x --klk-products (default 1,000; 20,000 is the target, scaled down)`;
 
@@ -552,6 +553,7 @@ async function main(): Promise<void> {
   if (legacyStyle !== 'unnest' && legacyStyle !== 'values') throw new UsageFailure('--legacy must be unnest or values');
   const legacyBatch = intOption('legacy-batch', legacyStyle === 'unnest' ? 5_000 : 500);
   const timeoutMinutes = intOption('timeout-minutes', 30);
+  const heapMb = values['heap-mb'] === undefined ? null : intOption('heap-mb', 0, 64);
   const klkProducts = intOption('klk-products', scenario === 'chain' ? 15_000 : 1_000);
   const stellarProducts = intOption('stellar-products', 40_000);
   if (scenario === 'chain' && values.stores !== undefined) throw new UsageFailure('--stores is for the national scenario (chain = the store list)');
@@ -615,7 +617,17 @@ async function main(): Promise<void> {
     }
     const topics = (await admin.listTopics()).filter((t) => t.startsWith(prefix));
     if (topics.length) await admin.deleteTopics(topics);
-    await adminDb.query(`DROP DATABASE IF EXISTS ${runId} WITH (FORCE)`);
+    // FORCE refuses while an autovacuum worker (the superuser's) is in the database: it ends
+    // within seconds, so try again rather than leave a database of 400,000 rows behind.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await adminDb.query(`DROP DATABASE IF EXISTS ${runId} WITH (FORCE)`);
+        break;
+      } catch (err) {
+        if (attempt >= 10) throw err;
+        await sleep(1_000);
+      }
+    }
     const subjects = (await (await fetch(`${services.SCHEMA_REGISTRY_URL}/subjects`)).json()) as string[];
     for (const s of subjects.filter((x) => x.startsWith(prefix))) await fetch(`${services.SCHEMA_REGISTRY_URL}/subjects/${encodeURIComponent(s)}`, { method: 'DELETE' }).catch(() => undefined);
     out(`cleaned up: ${topics.length} topics ${prefix}*, database ${runId}, ${subjects.filter((x) => x.startsWith(prefix)).length} registry subjects (logs kept in ${logDir})`);
@@ -684,7 +696,10 @@ async function main(): Promise<void> {
 
   // Every long-running Fluxion process.
   const profDir = values['cpu-prof'] ? resolve(values['cpu-prof']) : null;
-  const nodeArgs = (name: string) => (profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, name)}`] : []);
+  // --heap-mb: V8's old-space limit for the four long-running processes, as docker-compose.yml
+  // sets it for the processors; without it V8 lets the heap grow to about twice what is live.
+  const heapArgs = heapMb === null ? [] : [`--max-old-space-size=${heapMb}`];
+  const nodeArgs = (name: string) => [...heapArgs, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, name)}`] : [])];
   const ports: Record<string, number> = {};
   const procs: Record<'differ' | 'dedupe' | 'phantom' | 'sink', Child> = {} as never;
   for (const kind of ['differ', 'dedupe', 'phantom', 'sink'] as const) {
@@ -919,7 +934,7 @@ async function main(): Promise<void> {
     },
     parameters: {
       cycles, klk_stores: klkStores.length, klk_products: klkProducts, stellar_locations: stellarStores.length, stellar_depositos: expected.stellar_depositos, stellar_products_per_deposito: stellarProducts,
-      change_share: changeShare, sales_lines_per_store_hour: 2_000, simulated_minutes_per_cycle: 30, extract_concurrency: concurrency, partitions, legacy: `${legacyStyle} x ${legacyBatch}`, node_options: NODE_OPTIONS, cpu_prof: profDir,
+      change_share: changeShare, sales_lines_per_store_hour: 2_000, simulated_minutes_per_cycle: 30, extract_concurrency: concurrency, partitions, legacy: `${legacyStyle} x ${legacyBatch}`, node_options: NODE_OPTIONS, heap_mb: heapMb, cpu_prof: profDir,
     },
     scaled,
     cycles: results,

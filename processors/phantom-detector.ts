@@ -220,6 +220,23 @@ export function stateJson(entry: DetectorEntry): string {
   return JSON.stringify({ ...entry.state, detector: { deposito, producto_id, opened: entry.opened, ventas: entry.ventas } });
 }
 
+/**
+ * One product's entry as one flat string, for the detector's memory. The detector keeps an
+ * entry for every product of every store it owns (340,000 in the chain): as objects (ref,
+ * state, its SnapshotRef, the ventas record) that cost well over a kilobyte each, as one JSON
+ * string a few hundred bytes (bench/README.md). Only the products an input touches are
+ * unpacked. Not validated on the way back: only `packEntry` writes these strings.
+ */
+export function packEntry(entry: DetectorEntry): string {
+  const { ubicacion_id, deposito, producto_id } = entry.ref;
+  return JSON.stringify([ubicacion_id, deposito, producto_id, entry.openAlertId, entry.opened, entry.state, entry.ventas]);
+}
+
+export function unpackEntry(packed: string): DetectorEntry {
+  const [ubicacion_id, deposito, producto_id, openAlertId, opened, state, ventas] = JSON.parse(packed) as [string, string, string, string | null, number, ProductPhantomState, Record<string, [string, number]>];
+  return { ref: { ubicacion_id, deposito, producto_id }, state, openAlertId, opened, ventas };
+}
+
 /** Reads a state record back; a ValidationError when it is not one this module wrote. */
 export function entryFromState(record: PhantomStateRecord): DetectorEntry {
   let parsed: unknown;
@@ -281,11 +298,15 @@ export function phantomConfigProblems(c: PhantomConfig): string[] {
 // ---- the processor -------------------------------------------------------------------------
 
 interface PartitionMemory {
-  entries: Map<string, DetectorEntry>;
-  /** `ubicacion\0producto` -> the depositos with state: where a sales line goes. */
-  depositos: Map<string, Set<string>>;
-  /** Products with an OPEN alert. */
-  open: number;
+  /** Every product with state, by `phantomKey`, packed (`packEntry`). */
+  entries: Map<string, string>;
+  /**
+   * `ubicacion\0producto` -> the depositos with state: where a sales line goes. One deposito
+   * (every KLK product) is kept as a string, not a Set of one.
+   */
+  depositos: Map<string, string | string[]>;
+  /** Keys of the products with an OPEN alert. */
+  open: Set<string>;
   /** State records still being decoded (the runtime may not wait for `load`). */
   loading: Promise<void>;
 }
@@ -325,7 +346,7 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
   function memory(partition: number): PartitionMemory {
     let m = partitions.get(partition);
     if (!m) {
-      m = { entries: new Map(), depositos: new Map(), open: 0, loading: Promise.resolve() };
+      m = { entries: new Map(), depositos: new Map(), open: new Set(), loading: Promise.resolve() };
       partitions.set(partition, m);
     }
     return m;
@@ -333,33 +354,43 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
 
   function updateGauge(): void {
     let open = 0;
-    for (const m of partitions.values()) open += m.open;
+    for (const m of partitions.values()) open += m.open.size;
     openGauge.set(open);
   }
 
-  /** Replaces (or forgets, with null) one product in memory, keeping the index and the open count. */
+  /** Replaces (or forgets, with null) one product in memory, keeping the index and the open set. */
   function put(m: PartitionMemory, key: string, entry: DetectorEntry | null): void {
-    const old = m.entries.get(key);
-    if (old) {
-      if (old.openAlertId !== null || old.state.open) m.open--;
-      if (!entry) {
-        const idx = productIndex(old.ref.ubicacion_id, old.ref.producto_id);
-        const set = m.depositos.get(idx);
-        set?.delete(old.ref.deposito);
-        if (set?.size === 0) m.depositos.delete(idx);
-      }
-    }
     if (!entry) {
+      const old = m.entries.get(key);
+      if (old === undefined) return;
+      const ref = unpackEntry(old).ref;
+      const idx = productIndex(ref.ubicacion_id, ref.producto_id);
+      const known = m.depositos.get(idx);
+      if (known === ref.deposito) m.depositos.delete(idx);
+      else if (Array.isArray(known)) {
+        const rest = known.filter((d) => d !== ref.deposito);
+        m.depositos.set(idx, rest.length === 1 ? rest[0]! : rest);
+      }
       m.entries.delete(key);
+      m.open.delete(key);
       return;
     }
-    m.entries.set(key, entry);
-    if (entry.openAlertId !== null || entry.state.open) m.open++;
+    m.entries.set(key, packEntry(entry));
+    if (entry.openAlertId !== null || entry.state.open) m.open.add(key);
+    else m.open.delete(key);
     const idx = productIndex(entry.ref.ubicacion_id, entry.ref.producto_id);
-    const set = m.depositos.get(idx);
-    if (set) set.add(entry.ref.deposito);
-    else m.depositos.set(idx, new Set([entry.ref.deposito]));
+    const known = m.depositos.get(idx);
+    const deposito = entry.ref.deposito;
+    if (known === undefined) m.depositos.set(idx, deposito);
+    else if (typeof known === 'string') {
+      if (known !== deposito) m.depositos.set(idx, [known, deposito]);
+    } else if (!known.includes(deposito)) known.push(deposito);
   }
+
+  const entryOf = (m: PartitionMemory, key: string): DetectorEntry | undefined => {
+    const packed = m.entries.get(key);
+    return packed === undefined ? undefined : unpackEntry(packed);
+  };
 
   /** Alerts and the state record of one product's step, and the step applied to memory. */
   function outputs(m: PartitionMemory, ref: ProductRef, step: DetectorStep): Output[] {
@@ -427,14 +458,15 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
         const c = input.change;
         checkPlacement(c.ubicacion_id, ctx.partition);
         const ref = { ubicacion_id: c.ubicacion_id, deposito: c.deposito, producto_id: c.producto_id };
-        out.push(...outputs(m, ref, stepChange(ref, m.entries.get(phantomKey(ref)), c, config)));
+        out.push(...outputs(m, ref, stepChange(ref, entryOf(m, phantomKey(ref)), c, config)));
       } else {
         const l = input.venta.linea;
         checkPlacement(l.ubicacion_id, ctx.partition);
-        const depositos = m.depositos.get(productIndex(l.ubicacion_id, l.producto_id));
-        for (const deposito of [...(depositos ?? [])].sort()) {
+        const known = m.depositos.get(productIndex(l.ubicacion_id, l.producto_id));
+        const depositos = known === undefined ? [] : typeof known === 'string' ? [known] : [...known].sort();
+        for (const deposito of depositos) {
           const ref = { ubicacion_id: l.ubicacion_id, deposito, producto_id: l.producto_id };
-          const step = stepSale(m.entries.get(phantomKey(ref))!, input.venta, config);
+          const step = stepSale(entryOf(m, phantomKey(ref))!, input.venta, config);
           if (step.write) out.push(...outputs(m, ref, step));
         }
       }

@@ -26,15 +26,19 @@ export interface Snapshot {
   rows: InventoryRow[];
 }
 
-export interface StateEntry {
-  row: InventoryRow;
-  fingerprint: string;
-  snapshot_id: string;
-  taken_at: Date;
-}
+/**
+ * A store's last applied rows, by `rowKey`, each packed into one string (`packRow`).
+ *
+ * Why a string and not the decoded row: the differ holds every row of every store (340,000
+ * in the chain, millions nationally) and a decoded InventoryRow costs about 600-750 bytes
+ * with its 16 strings, against about 400 for one flat string (bench/README.md, bench/processors).
+ * Only the rows that changed are unpacked (a change's `before`); comparing two rows is
+ * comparing two strings, so no hash is computed for unchanged rows either.
+ */
+export type StoreState = Map<string, PackedRow>;
 
-/** A store's last applied rows, by `rowKey`. */
-export type StoreState = Map<string, StateEntry>;
+/** `packRow`'s output: JSON of [positive, ...content fields, actualizado_en ms]. */
+export type PackedRow = string;
 
 /** One change event of pos.inventario.changes. */
 export type Change = InventoryChange;
@@ -49,8 +53,7 @@ const text = (v: string | null) => (v === null ? NUL : v);
 /**
  * What identifies a row's content: every field of InventoryRow in schema order but
  * `actualizado_en`, which the POS touches without changing anything we store (a change event
- * must mean a changed row). Built by hand rather than by JSON of sorted keys: this runs for
- * every row of every snapshot and was most of the differ's CPU (6 µs against 1 µs a row).
+ * must mean a changed row). Written in each state record; computed only for changed rows.
  * test/unit/snapshot-diff.test.ts checks that every schema field but actualizado_en counts.
  */
 export function rowFingerprint(row: InventoryRow): string {
@@ -61,6 +64,50 @@ export function rowFingerprint(row: InventoryRow): string {
     text(row.costo) + SEP + text(row.precio) + SEP + (row.activo ? '1' : '0');
   return hash('sha1', canonical, 'base64url');
 }
+
+const isPositive = (cantidad: string) => !cantidad.startsWith('-') && /[1-9]/.test(cantidad);
+
+/**
+ * One row as one flat string. JSON (native, unambiguous whatever a text holds, so no field
+ * can run into the next) of an array: first whether the stock is positive (the quarantine
+ * rule reads it for every row of a store without unpacking), then every content field in
+ * schema order, then actualizado_en last so that `sameContent` can leave it out.
+ * test/unit/snapshot-diff.test.ts checks that every schema field round-trips.
+ */
+export function packRow(row: InventoryRow): PackedRow {
+  return JSON.stringify([
+    isPositive(row.cantidad) ? 1 : 0,
+    row.deposito, row.producto_id, row.codigo_barras, row.descripcion,
+    row.departamento_codigo, row.departamento_nombre, row.grupo_codigo, row.grupo_nombre,
+    row.subgrupo_codigo, row.subgrupo_nombre, row.unidad, row.cantidad, row.costo, row.precio,
+    row.activo ? 1 : 0,
+    row.actualizado_en ? row.actualizado_en.getTime() : null,
+  ]);
+}
+
+type Packed = [number, string, string, string | null, string, string | null, string | null, string | null, string | null, string | null, string | null, string, string, string | null, string | null, number, number | null];
+
+export function unpackRow(packed: PackedRow): InventoryRow {
+  const a = JSON.parse(packed) as Packed;
+  return {
+    deposito: a[1], producto_id: a[2], codigo_barras: a[3], descripcion: a[4],
+    departamento_codigo: a[5], departamento_nombre: a[6], grupo_codigo: a[7], grupo_nombre: a[8],
+    subgrupo_codigo: a[9], subgrupo_nombre: a[10], unidad: a[11], cantidad: a[12], costo: a[13], precio: a[14],
+    activo: a[15] === 1,
+    actualizado_en: a[16] === null ? null : new Date(a[16]),
+  };
+}
+
+/**
+ * Same content but for actualizado_en: everything before the last comma (actualizado_en is a
+ * number or null, so the last comma is always the one before it).
+ */
+export function sameContent(a: PackedRow, b: PackedRow): boolean {
+  return a === b || a.slice(0, a.lastIndexOf(',')) === b.slice(0, b.lastIndexOf(','));
+}
+
+/** The packed row's stock was above zero (the first array element, without parsing). */
+const wasPositive = (packed: PackedRow): boolean => packed.charCodeAt(1) === 49; /* '1' */
 
 export function validateChunk(c: SnapshotChunk): void {
   const where = `snapshot ${c.snapshot_id} of ${c.ubicacion_id}`;
@@ -119,8 +166,6 @@ export class SnapshotAssembler {
   }
 }
 
-const isPositive = (cantidad: string) => !cantidad.startsWith('-') && /[1-9]/.test(cantidad);
-
 export interface QuarantineRule {
   /** Share of previously positive products that may drop to zero or vanish (default 0.3). */
   maxZeroedShare: number;
@@ -131,7 +176,7 @@ export const DEFAULT_QUARANTINE: QuarantineRule = { maxZeroedShare: 0.3 };
 /** Why this snapshot must not be applied, or null. */
 export function quarantineReason(state: StoreState, snapshot: Snapshot, rule: QuarantineRule = DEFAULT_QUARANTINE): string | null {
   if (snapshot.rows.length === 0) return `empty snapshot (the store had ${state.size} products)`;
-  const positiveBefore = [...state.entries()].filter(([, e]) => isPositive(e.row.cantidad));
+  const positiveBefore = [...state.entries()].filter(([, packed]) => wasPositive(packed));
   if (positiveBefore.length === 0) return null;
   const now = new Map(snapshot.rows.map((r) => [rowKey(r.deposito, r.producto_id), r]));
   let zeroed = 0;
@@ -146,24 +191,31 @@ export function quarantineReason(state: StoreState, snapshot: Snapshot, rule: Qu
   return `${zeroed} of ${positiveBefore.length} products with stock dropped to 0 or below and ${vanished} vanished (${(share * 100).toFixed(1)}% > ${(rule.maxZeroedShare * 100).toFixed(0)}%)`;
 }
 
+/** A row of the new state: the row (for its state record) and its packed form (for memory). */
+export interface StateUpdate {
+  row: InventoryRow;
+  packed: PackedRow;
+}
+
 /** The changes that turn `state` into `snapshot`, in key order; nothing for unchanged rows. */
-export function diffSnapshot(state: StoreState, snapshot: Snapshot): { changes: Change[]; updates: Map<string, StateEntry | null> } {
+export function diffSnapshot(state: StoreState, snapshot: Snapshot): { changes: Change[]; updates: Map<string, StateUpdate | null> } {
   const changes: Change[] = [];
-  const updates = new Map<string, StateEntry | null>();
+  const updates = new Map<string, StateUpdate | null>();
   const base = { ubicacion_id: snapshot.ubicacion_id, snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at, source: snapshot.source };
   const seen = new Set<string>();
   for (const row of snapshot.rows) {
     const key = rowKey(row.deposito, row.producto_id);
     seen.add(key);
-    const fingerprint = rowFingerprint(row);
+    const packed = packRow(row);
     const before = state.get(key);
-    if (before && before.fingerprint === fingerprint) continue;
-    changes.push({ ...base, op: before ? 'u' : 'c', deposito: row.deposito, producto_id: row.producto_id, before: before?.row ?? null, after: row });
-    updates.set(key, { row, fingerprint, snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at });
+    if (before !== undefined && sameContent(before, packed)) continue;
+    changes.push({ ...base, op: before !== undefined ? 'u' : 'c', deposito: row.deposito, producto_id: row.producto_id, before: before === undefined ? null : unpackRow(before), after: row });
+    updates.set(key, { row, packed });
   }
-  for (const [key, entry] of state) {
+  for (const [key, packed] of state) {
     if (seen.has(key)) continue;
-    changes.push({ ...base, op: 'd', deposito: entry.row.deposito, producto_id: entry.row.producto_id, before: entry.row, after: null });
+    const before = unpackRow(packed);
+    changes.push({ ...base, op: 'd', deposito: before.deposito, producto_id: before.producto_id, before, after: null });
     updates.set(key, null);
   }
   changes.sort((a, b) => (rowKey(a.deposito, a.producto_id) < rowKey(b.deposito, b.producto_id) ? -1 : 1));
@@ -176,7 +228,7 @@ export function applyChanges(state: StoreState, changes: Change[]): StoreState {
   for (const c of changes) {
     const key = rowKey(c.deposito, c.producto_id);
     if (c.op === 'd') next.delete(key);
-    else next.set(key, { row: c.after!, fingerprint: rowFingerprint(c.after!), snapshot_id: c.snapshot_id, taken_at: c.taken_at });
+    else next.set(key, packRow(c.after!));
   }
   return next;
 }

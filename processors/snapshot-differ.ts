@@ -27,12 +27,13 @@ import type { ProcessorFactory } from './runtime/processor-kind.ts';
 import type { Output, ProcessorContext, StreamProcessorSpec } from './runtime/stream-processor.ts';
 import {
   diffSnapshot,
+  packRow,
   quarantineReason,
+  rowFingerprint,
   rowKey,
   SnapshotAssembler,
   type Snapshot,
   type SnapshotChunk,
-  type StateEntry,
   type StoreState,
 } from './snapshot-diff.ts';
 
@@ -89,44 +90,6 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
   /** Quarantine records of the owned partitions, by snapshot_id. */
   const quarantines = new Map<string, QuarantineRecord & { partitionOwned: number }>();
 
-  /**
-   * The state holds every row of every store (300,000 and more): share the strings most rows
-   * repeat (deposito, unidad, department and group names, prices) and one snapshot_id and
-   * taken_at per snapshot, instead of a copy per decoded row. Bounded: only low-cardinality
-   * fields go in, and the pool is dropped when it grows past what they can explain.
-   */
-  const pool = new Map<string, string>();
-  const instants = new Map<string, Date>();
-  const shared = <T extends string | null>(v: T): T => {
-    if (v === null) return v;
-    const known = pool.get(v);
-    if (known !== undefined) return known as T;
-    if (pool.size > 200_000) pool.clear();
-    pool.set(v, v);
-    return v;
-  };
-  function compact(row: InventoryRow): InventoryRow {
-    row.deposito = shared(row.deposito);
-    row.unidad = shared(row.unidad);
-    row.departamento_codigo = shared(row.departamento_codigo);
-    row.departamento_nombre = shared(row.departamento_nombre);
-    row.grupo_codigo = shared(row.grupo_codigo);
-    row.grupo_nombre = shared(row.grupo_nombre);
-    row.subgrupo_codigo = shared(row.subgrupo_codigo);
-    row.subgrupo_nombre = shared(row.subgrupo_nombre);
-    row.costo = shared(row.costo);
-    row.precio = shared(row.precio);
-    row.cantidad = shared(row.cantidad);
-    return row;
-  }
-  function sharedInstant(snapshotId: string, at: Date): Date {
-    const known = instants.get(snapshotId);
-    if (known) return known;
-    if (instants.size > 100_000) instants.clear();
-    instants.set(snapshotId, at);
-    return at;
-  }
-
   function store(ubicacionId: string, partition: number): StoreMemory {
     let s = stores.get(ubicacionId);
     if (!s) {
@@ -158,9 +121,9 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
       changesCounter.inc({ op: c.op });
     }
     for (const [key, entry] of updates) {
-      if (entry) s.rows.set(key, { ...entry, row: compact(entry.row) });
+      if (entry) s.rows.set(key, entry.packed);
       else s.rows.delete(key);
-      out.push(stateOutput(ubicacion, `${ubicacion}/${key}`, entry ? { ubicacion_id: ubicacion, row: entry.row, fingerprint: entry.fingerprint, snapshot_id: entry.snapshot_id, taken_at: entry.taken_at } : null));
+      out.push(stateOutput(ubicacion, `${ubicacion}/${key}`, entry ? { ubicacion_id: ubicacion, row: entry.row, fingerprint: rowFingerprint(entry.row), snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at } : null));
     }
     s.applied = { snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at.getTime() };
     out.push(stateOutput(ubicacion, ubicacion, { ubicacion_id: ubicacion, row: null, fingerprint: '', snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at }));
@@ -302,10 +265,9 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
         const v = await stateCodec.decode(record.value);
         const s = store(v.ubicacion_id, record.partition);
         if (v.row === null) s.applied = { snapshot_id: v.snapshot_id, taken_at: v.taken_at.getTime() };
-        else {
-          const snapshotId = shared(v.snapshot_id);
-          s.rows.set(rowKey(v.row.deposito, v.row.producto_id), { row: compact(v.row), fingerprint: v.fingerprint, snapshot_id: snapshotId, taken_at: sharedInstant(snapshotId, v.taken_at) });
-        }
+        // Memory keeps the row only: the record's fingerprint, snapshot_id and taken_at are
+        // written again, with the snapshot's, when the row next changes.
+        else s.rows.set(rowKey(v.row.deposito, v.row.producto_id), packRow(v.row));
       },
       reset(partition) {
         for (const [id, s] of stores) if (s.partition === partition) stores.delete(id);
@@ -321,4 +283,3 @@ function stripOwned(q: QuarantineRecord & { partitionOwned?: number }): Quaranti
   return rest;
 }
 
-export type { StateEntry };

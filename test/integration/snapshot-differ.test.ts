@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { confluentFrame } from '../../core/avro/wire.ts';
 import { dlqTopic } from '../../core/topics.ts';
 import { createDifferSpec } from '../../processors/snapshot-differ.ts';
-import { applyChanges, rowKey, type Change, type StoreState } from '../../processors/snapshot-diff.ts';
+import { applyChanges, rowKey, unpackRow, type Change, type StoreState } from '../../processors/snapshot-diff.ts';
 import { counterValue } from '../../processors/runtime/metrics.ts';
 import { cycleRows, inventoryRow, snapshotFeeder, uuidFrom, type SnapshotFeeder } from '../helpers/inventory-feed.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
@@ -47,7 +47,7 @@ async function changesOf(ubicacion?: string): Promise<ChangeRecord[]> {
 
 function fold(changes: ChangeRecord[], ubicacion: string): Map<string, string> {
   const state = applyChanges(new Map() as StoreState, changes.filter((c) => c.ubicacion_id === ubicacion));
-  return new Map([...state].map(([k, e]) => [k, e.row.cantidad]));
+  return new Map([...state].map(([k, packed]) => [k, unpackRow(packed).cantidad]));
 }
 
 describe('fluxion process differ', () => {

@@ -5,7 +5,7 @@ import { SCHEMAS_DIR } from '../../core/paths.ts';
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../core/errors.ts';
 import type { InventoryRow } from '../../core/records.ts';
-import { applyChanges, diffSnapshot, quarantineReason, rowFingerprint, rowKey, SnapshotAssembler, type Snapshot, type SnapshotChunk, type StoreState } from '../../processors/snapshot-diff.ts';
+import { applyChanges, diffSnapshot, packRow, quarantineReason, rowFingerprint, rowKey, sameContent, SnapshotAssembler, unpackRow, type Snapshot, type SnapshotChunk, type StoreState } from '../../processors/snapshot-diff.ts';
 
 const row = (producto_id: string, cantidad: string, extra: Partial<InventoryRow> = {}): InventoryRow => ({
   deposito: '01', producto_id, codigo_barras: null, descripcion: `P ${producto_id}`, departamento_codigo: null, departamento_nombre: null,
@@ -55,6 +55,39 @@ describe('diffSnapshot', () => {
     expect(Object.keys(base).sort()).toEqual([...fields].sort());
   });
 
+  it('packs every InventoryRow field of the schema: unpackRow(packRow(row)) is the row, whatever its texts hold (property)', () => {
+    const text = fc.string({ unit: 'binary', maxLength: 40 });
+    const optional = fc.option(text, { nil: null });
+    const rowArb = fc.record({
+      deposito: text, producto_id: text, codigo_barras: optional, descripcion: text,
+      departamento_codigo: optional, departamento_nombre: optional, grupo_codigo: optional, grupo_nombre: optional,
+      subgrupo_codigo: optional, subgrupo_nombre: optional, unidad: text,
+      cantidad: fc.oneof(fc.integer({ min: -5_000_000, max: 5_000_000 }).map((n) => (n / 1000).toFixed(3)), text),
+      costo: optional, precio: optional, activo: fc.boolean(),
+      actualizado_en: fc.option(fc.date({ noInvalidDate: true }), { nil: null }),
+    });
+    fc.assert(fc.property(rowArb, (r) => {
+      expect(unpackRow(packRow(r))).toEqual(r);
+    }), { numRuns: 2_000 });
+    const fields = (JSON.parse(readFileSync(join(SCHEMAS_DIR, 'types', 'InventoryRow.avsc'), 'utf8')) as { fields: Array<{ name: string }> }).fields.map((f) => f.name);
+    expect(Object.keys(unpackRow(packRow(row('A', '1.000')))).sort()).toEqual([...fields].sort());
+  });
+
+  it('compares packed rows on every field but actualizado_en, as the fingerprint does', () => {
+    const fields = (JSON.parse(readFileSync(join(SCHEMAS_DIR, 'types', 'InventoryRow.avsc'), 'utf8')) as { fields: Array<{ name: string }> }).fields.map((f) => f.name);
+    const base = row('A', '1.000', { actualizado_en: new Date('2026-11-27T10:00:00Z') });
+    expect(sameContent(packRow(base), packRow({ ...base, actualizado_en: null }))).toBe(true);
+    expect(sameContent(packRow(base), packRow({ ...base, actualizado_en: new Date('2026-11-28T10:00:00Z') }))).toBe(true);
+    for (const name of fields) {
+      if (name === 'actualizado_en') continue;
+      const current = (base as unknown as Record<string, unknown>)[name];
+      const other = typeof current === 'boolean' ? !current : current === null ? 'X' : `${String(current)}9`;
+      expect(sameContent(packRow(base), packRow({ ...base, [name]: other } as never)), name).toBe(false);
+      // a comma or a quote in a text cannot make two different rows look alike
+      if (typeof current === 'string') expect(sameContent(packRow(base), packRow({ ...base, [name]: `${current},"x"` } as never)), `${name} with ,"`).toBe(false);
+    }
+  });
+
   it('folding the emitted changes over the state yields exactly the last snapshot (property)', () => {
     const rowArb = fc.record({
       producto_id: fc.constantFrom('000001', '000002', '000003', '000004', '000005', '000006', '000007', '000008'),
@@ -72,7 +105,7 @@ describe('diffSnapshot', () => {
           const { changes } = diffSnapshot(state, s);
           state = applyChanges(state, changes);
           const expected = new Map(s.rows.map((r) => [rowKey(r.deposito, r.producto_id), r]));
-          expect(new Map([...state].map(([k, e]) => [k, e.row]))).toEqual(expected);
+          expect(new Map([...state].map(([k, packed]) => [k, unpackRow(packed)]))).toEqual(expected);
           // a snapshot equal to the state emits nothing
           expect(diffSnapshot(state, { ...s, snapshot_id: 'again' }).changes).toEqual([]);
         });
@@ -128,13 +161,13 @@ describe('quarantineReason', () => {
   });
 
   it('holds back a snapshot where more than 30% of products with stock dropped to 0 or vanished', () => {
-    const rows = [...state.values()].map((e, i) => (i < 2 ? row(e.row.producto_id, '0.000') : e.row)).filter((_, i) => i !== 2);
+    const rows = [...state.values()].map(unpackRow).map((r, i) => (i < 2 ? row(r.producto_id, '0.000') : r)).filter((_, i) => i !== 2);
     // 2 zeroed + 1 vanished of 8 positive = 37.5%
     expect(quarantineReason(state, snap('s2', rows))).toBe('2 of 8 products with stock dropped to 0 or below and 1 vanished (37.5% > 30%)');
   });
 
   it('applies a snapshot at or under the threshold, and the first snapshot of a store', () => {
-    const rows = [...state.values()].map((e, i) => (i < 2 ? row(e.row.producto_id, '0.000') : e.row)); // 2 of 8 = 25%
+    const rows = [...state.values()].map(unpackRow).map((r, i) => (i < 2 ? row(r.producto_id, '0.000') : r)); // 2 of 8 = 25%
     expect(quarantineReason(state, snap('s2', rows))).toBeNull();
     expect(quarantineReason(new Map(), snap('s1', [row('A', '0.000')]))).toBeNull();
     expect(quarantineReason(state, snap('s2', rows), { maxZeroedShare: 0.2 })).toMatch(/25\.0% > 20%/);
