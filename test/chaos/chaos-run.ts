@@ -318,22 +318,26 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
   const clockFecha = () => fechaCaracas(new Date(klkSims[0]?.clock ?? Date.now()));
 
   /**
-   * A service down for 1-4 s, then started again. One bounce of a service at a time: two
-   * faults of one cycle may pick the same service, and the second must not kill a broker the
-   * first already took down (the soak of seed 20261129 died of that `kill ESRCH`).
+   * One fault of a service at a time. Two faults of one cycle may pick the same service, and
+   * the second must meet it up: the soak of seed 20261129 died twice of overlapping ones, a
+   * SIGKILL of a broker the first fault had just killed (`kill ESRCH`), then a session
+   * termination sent while the other fault was shutting PostgreSQL down (57P03).
    */
-  const bouncing = new Map<string, Promise<void>>();
-  const bounce = (cycle: number, service: 'kafka' | 'postgres', stop: () => Promise<void>, how: string): Promise<void> => {
-    const name = service === 'kafka' ? 'Kafka' : 'PostgreSQL';
-    const run = (bouncing.get(service) ?? Promise.resolve()).then(async () => {
-      await stop();
-      event(`cycle ${cycle}: ${name} stopped (${how})`);
-      await sleep(1_000 + Math.floor(random() * 3_000));
-      await services('up', service);
-      event(`cycle ${cycle}: ${name} started again`);
-    });
-    bouncing.set(service, run.catch(() => undefined));
+  const serviceFaults = new Map<string, Promise<void>>();
+  const exclusive = (service: 'kafka' | 'postgres', fault: () => Promise<void>): Promise<void> => {
+    const run = (serviceFaults.get(service) ?? Promise.resolve()).then(fault);
+    serviceFaults.set(service, run.catch(() => undefined));
     return run;
+  };
+
+  /** A service down for 1-4 s, then started again. */
+  const bounce = async (cycle: number, service: 'kafka' | 'postgres', stop: () => Promise<void>, how: string): Promise<void> => {
+    const name = service === 'kafka' ? 'Kafka' : 'PostgreSQL';
+    await stop();
+    event(`cycle ${cycle}: ${name} stopped (${how})`);
+    await sleep(1_000 + Math.floor(random() * 3_000));
+    await services('up', service);
+    event(`cycle ${cycle}: ${name} started again`);
   };
 
   const runFault = async (kind: FaultKind, cycle: number): Promise<void> => {
@@ -362,30 +366,34 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
       }
       case 'kafka': {
         await sleep(Math.floor(random() * 2_000));
-        const hard = random() < 0.5;
-        const stop = async () => {
-          if (!hard) return services('down', 'kafka');
-          const pid = Number(readFileSync(join(process.env.FLUXION_SERVICES_DIR ?? join(PROJECT_ROOT, '.cache', 'services'), 'kafka', 'kafka.pid'), 'utf8'));
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch (err) {
-            // Gone already (it died of the previous fault): down is what this step wants.
-            if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
-          }
-          while (alive(pid)) await sleep(100);
-        };
-        return bounce(cycle, 'kafka', stop, hard ? 'SIGKILL' : 'clean shutdown');
+        return exclusive('kafka', () => {
+          const hard = random() < 0.5;
+          const stop = async () => {
+            if (!hard) return services('down', 'kafka');
+            const pid = Number(readFileSync(join(process.env.FLUXION_SERVICES_DIR ?? join(PROJECT_ROOT, '.cache', 'services'), 'kafka', 'kafka.pid'), 'utf8'));
+            try {
+              process.kill(pid, 'SIGKILL');
+            } catch (err) {
+              // Gone already (it died of the previous fault): down is what this step wants.
+              if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+            }
+            while (alive(pid)) await sleep(100);
+          };
+          return bounce(cycle, 'kafka', stop, hard ? 'SIGKILL' : 'clean shutdown');
+        });
       }
       case 'postgres': {
         await sleep(Math.floor(random() * 2_000));
-        if (random() < 0.5) {
-          const sql = 'SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()';
-          // This pool's own idle sessions may be gone since an earlier restart: try again.
-          const r = await db.pool.query(sql).catch(() => db.pool.query(sql));
-          event(`cycle ${cycle}: PostgreSQL sessions terminated (${r.rows[0].n}: the sink's and the ABC's)`);
-          return;
-        }
-        return bounce(cycle, 'postgres', () => services('down', 'postgres'), 'fast shutdown');
+        return exclusive('postgres', async () => {
+          if (random() < 0.5) {
+            const sql = 'SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()';
+            // This pool's own idle sessions may be gone since an earlier restart: try again.
+            const r = await db.pool.query(sql).catch(() => db.pool.query(sql));
+            event(`cycle ${cycle}: PostgreSQL sessions terminated (${r.rows[0].n}: the sink's and the ABC's)`);
+            return;
+          }
+          await bounce(cycle, 'postgres', () => services('down', 'postgres'), 'fast shutdown');
+        });
       }
       case 'poison': {
         await sleep(Math.floor(random() * 2_000));
