@@ -67,6 +67,7 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     'heap-mb': { type: 'string' },
+    'node-args': { type: 'string', default: '' },
     out: { type: 'string' },
     'log-dir': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -75,7 +76,7 @@ const { values } = parseArgs({
 
 const USAGE = `usage: bench/e2e --scenario chain|national [--cycles 4] [--klk-products N] [--stellar-products N] [--stores N]
                  [--change-share 0.05] [--concurrency 4] [--legacy unnest|values] [--legacy-batch N]
-                 [--keep] [--cpu-prof <dir>] [--heap-mb N] [--out <file>] [--log-dir <dir>] [--timeout-minutes 30]
+                 [--keep] [--cpu-prof <dir>] [--heap-mb N] [--node-args='<flags>'] [--out <file>] [--log-dir <dir>] [--timeout-minutes 30]
   chain:    the store list's active stores (12 KLK x 15,000 products, 4 Stellar x 40,000 a deposito)
   national: --stores KLK stores (default 500) x --klk-products (default 1,000; 20,000 is the target, scaled down)`;
 
@@ -696,10 +697,13 @@ async function main(): Promise<void> {
 
   // Every long-running Fluxion process.
   const profDir = values['cpu-prof'] ? resolve(values['cpu-prof']) : null;
-  // --heap-mb: V8's old-space limit for the four long-running processes, as docker-compose.yml
-  // sets it for the processors; without it V8 lets the heap grow to about twice what is live.
+  // --heap-mb: V8's old-space limit for every Fluxion process, as docker-compose.yml sets it
+  // for the processors; without it V8 lets the heap grow to about twice what is live.
   const heapArgs = heapMb === null ? [] : [`--max-old-space-size=${heapMb}`];
-  const nodeArgs = (name: string) => [...heapArgs, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, name)}`] : [])];
+  // --node-args: more V8/node flags for every Fluxion process (extractors included), e.g.
+  // --import=bench/lib/memory-breakdown.ts to see what a peak RSS is made of.
+  const extraNodeArgs = values['node-args']!.split(' ').filter(Boolean);
+  const nodeArgs = (name: string) => [...heapArgs, ...extraNodeArgs, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, name)}`] : [])];
   const ports: Record<string, number> = {};
   const procs: Record<'differ' | 'dedupe' | 'phantom' | 'sink', Child> = {} as never;
   for (const kind of ['differ', 'dedupe', 'phantom', 'sink'] as const) {
@@ -934,7 +938,7 @@ async function main(): Promise<void> {
     },
     parameters: {
       cycles, klk_stores: klkStores.length, klk_products: klkProducts, stellar_locations: stellarStores.length, stellar_depositos: expected.stellar_depositos, stellar_products_per_deposito: stellarProducts,
-      change_share: changeShare, sales_lines_per_store_hour: 2_000, simulated_minutes_per_cycle: 30, extract_concurrency: concurrency, partitions, legacy: `${legacyStyle} x ${legacyBatch}`, node_options: NODE_OPTIONS, heap_mb: heapMb, cpu_prof: profDir,
+      change_share: changeShare, sales_lines_per_store_hour: 2_000, simulated_minutes_per_cycle: 30, extract_concurrency: concurrency, partitions, legacy: `${legacyStyle} x ${legacyBatch}`, node_options: NODE_OPTIONS, heap_mb: heapMb, node_args: values['node-args'] || null, cpu_prof: profDir,
     },
     scaled,
     cycles: results,
