@@ -32,7 +32,7 @@ import {
   rowFingerprint,
   rowKey,
   SnapshotAssembler,
-  type Snapshot,
+  type PackedSnapshot,
   type SnapshotChunk,
   type StoreState,
 } from './snapshot-diff.ts';
@@ -112,7 +112,7 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
   }
 
   /** Applies a complete snapshot: its changes, the state records and the store's watermark. */
-  function apply(s: StoreMemory, snapshot: Snapshot, ctx: ProcessorContext): Output[] {
+  function apply(s: StoreMemory, snapshot: PackedSnapshot, ctx: ProcessorContext): Output[] {
     const { changes, updates } = diffSnapshot(s.rows, snapshot);
     const out: Output[] = [];
     const ubicacion = snapshot.ubicacion_id;
@@ -141,7 +141,7 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
     return out;
   }
 
-  function onComplete(s: StoreMemory, snapshot: Snapshot, chunkCount: number, release: DifferInput['release'], ctx: ProcessorContext, firstOffset: bigint): Output[] {
+  function onComplete(s: StoreMemory, snapshot: PackedSnapshot, chunkCount: number, release: DifferInput['release'], ctx: ProcessorContext, firstOffset: bigint): Output[] {
     const where = { ubicacion: snapshot.ubicacion_id, snapshot: snapshot.snapshot_id, partition: ctx.partition, offset: ctx.offset };
     const newer = !s.applied || snapshot.taken_at.getTime() > s.applied.taken_at;
     const known = quarantines.get(snapshot.snapshot_id);

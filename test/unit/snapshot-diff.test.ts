@@ -5,7 +5,7 @@ import { SCHEMAS_DIR } from '../../core/paths.ts';
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../core/errors.ts';
 import type { InventoryRow } from '../../core/records.ts';
-import { applyChanges, diffSnapshot, packRow, quarantineReason, rowFingerprint, rowKey, sameContent, SnapshotAssembler, unpackRow, type Snapshot, type SnapshotChunk, type StoreState } from '../../processors/snapshot-diff.ts';
+import { applyChanges, diffSnapshot, packRow, packSnapshot, quarantineReason, rowFingerprint, rowKey, sameContent, SnapshotAssembler, unpackRow, type Snapshot, type SnapshotChunk, type StoreState } from '../../processors/snapshot-diff.ts';
 
 const row = (producto_id: string, cantidad: string, extra: Partial<InventoryRow> = {}): InventoryRow => ({
   deposito: '01', producto_id, codigo_barras: null, descripcion: `P ${producto_id}`, departamento_codigo: null, departamento_nombre: null,
@@ -124,8 +124,25 @@ describe('SnapshotAssembler', () => {
     expect(a.accept(c2!)).toEqual([{ kind: 'pending' }]);
     expect(a.accept(c0!)).toEqual([{ kind: 'pending' }]);
     const [done] = a.accept(c1!);
-    expect(done).toMatchObject({ kind: 'complete', snapshot: { snapshot_id: 's1', rows: s1.rows } });
+    expect(done).toEqual({ kind: 'complete', snapshot: packSnapshot(s1), chunk_count: 3 });
     expect(a.pendingSnapshot()).toBeUndefined();
+  });
+
+  it('delivers rows packed, in snapshot order, and diffing them equals diffing the decoded snapshot', () => {
+    const rows = Array.from({ length: 25 }, (_, i) => row(String(i).padStart(6, '0'), `${i}.000`, { codigo_barras: i % 3 ? null : `759${i}` }));
+    const s = snap('s3', rows, '2026-11-27T15:00:00Z');
+    const a = new SnapshotAssembler();
+    const results = chunksOf(s, 7).reverse().flatMap((c) => a.accept(c));
+    const done = results.at(-1)!;
+    if (done.kind !== 'complete') throw new Error(`expected a complete snapshot, got ${done.kind}`);
+    expect(done.snapshot.rows.map(unpackRow)).toEqual(rows);
+    expect(done.snapshot.keys).toEqual(rows.map((r) => rowKey(r.deposito, r.producto_id)));
+    const state = stateOf(snap('s2', rows.slice(3).map((r, i) => (i % 4 ? r : { ...r, cantidad: '0.000' }))));
+    const fromChunks = diffSnapshot(state, done.snapshot);
+    expect(fromChunks.changes).toEqual(diffSnapshot(state, s).changes);
+    expect(fromChunks.changes.map((c) => c.op)).toContain('c');
+    expect(fromChunks.changes.map((c) => c.op)).toContain('u');
+    expect(quarantineReason(state, done.snapshot)).toEqual(quarantineReason(state, s));
   });
 
   it('drops an incomplete snapshot superseded by a newer one, never applying it', () => {
