@@ -20,6 +20,8 @@ const DECIMAL_TEXT = /^([+-]?)(\d+)(?:\.(\d+))?$/;
  */
 function parseDecimal(value: unknown, precision: number, scale: number): number | bigint | string {
   if (typeof value !== 'string') return `expected a decimal string, got ${typeof value}`;
+  const fast = plainUnscaled(value, precision, scale);
+  if (fast !== undefined) return fast;
   const m = DECIMAL_TEXT.exec(value);
   if (!m) return `"${value}" is not a decimal number`;
   const frac = m[3] ?? '';
@@ -37,6 +39,38 @@ function parseDecimal(value: unknown, precision: number, scale: number): number 
   }
   const big = BigInt(digits);
   return negative ? -big : big;
+}
+
+/**
+ * The common case of parseDecimal without a regex or intermediate strings (the extractor
+ * encodes three decimals a row, 1.1 million a chain cycle): "[-]digits[.digits]" with at most
+ * `scale` decimals and at most 15 significant digits once scaled, fitting the precision.
+ * undefined for anything else, which parseDecimal's general path then accepts or refuses
+ * with its reason; test/unit/logical-types.test.ts checks the two agree on arbitrary text.
+ */
+function plainUnscaled(v: string, precision: number, scale: number): number | undefined {
+  const len = v.length;
+  let i = v.charCodeAt(0) === 45 /* - */ ? 1 : 0;
+  const negative = i === 1;
+  if (len === i || len > 17) return undefined;
+  let n = 0;
+  let intDigits = 0; // without leading zeros
+  let fracDigits = -1; // -1 until the dot
+  for (; i < len; i++) {
+    const c = v.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (fracDigits >= 0) fracDigits++;
+      else if (intDigits > 0 || c !== 48) intDigits++;
+      n = n * 10 + (c - 48);
+    } else if (c === 46 /* . */ && fracDigits < 0 && i > (negative ? 1 : 0)) {
+      fracDigits = 0;
+    } else {
+      return undefined;
+    }
+  }
+  if (fracDigits === 0 || fracDigits > scale || intDigits + scale > precision || intDigits + scale > 15) return undefined;
+  for (let k = fracDigits < 0 ? 0 : fracDigits; k < scale; k++) n *= 10;
+  return negative && n !== 0 ? -n : n;
 }
 
 /** Why `value` is not an exact decimal fitting (precision, scale); null when it fits. */
@@ -69,6 +103,14 @@ export function normalizeDecimal(value: string, precision: number, scale: number
 
 /** Minimal big-endian two's complement of a safe integer, without BigInt. */
 function numberToTwosComplement(n: number): Buffer {
+  // Up to 6 bytes (every quantity and price): Buffer's own writer, one allocation.
+  for (let width = 1, half = 128; width <= 6; width++, half *= 256) {
+    if (n >= -half && n < half) {
+      const out = Buffer.allocUnsafe(width);
+      out.writeIntBE(n, 0, width);
+      return out;
+    }
+  }
   const bytes: number[] = [];
   let v = n;
   for (;;) {

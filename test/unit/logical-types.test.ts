@@ -55,6 +55,33 @@ describe('decimal logical type', () => {
       { numRuns: 500 },
     );
   });
+
+  it('accepts, refuses and encodes arbitrary text exactly as the Avro spec reading does (property)', () => {
+    // The reference: the decimal grammar by regex and BigInt arithmetic, no shortcuts. The
+    // implementation has a fast path for plain text; both must agree on every input.
+    const reference = (v: string, p: number, s: number): bigint | null => {
+      const m = /^([+-]?)(\d+)(?:\.(\d+))?$/.exec(v);
+      if (!m) return null;
+      const frac = m[3] ?? '';
+      if (frac.length > s && /[^0]/.test(frac.slice(s))) return null;
+      const int = BigInt(m[2]!);
+      if (int !== 0n && int.toString().length + s > p) return null;
+      const unscaled = int * 10n ** BigInt(s) + BigInt((frac.slice(0, s) || '0').padEnd(s, '0') || '0');
+      return m[1] === '-' ? -unscaled : unscaled;
+    };
+    const text = fc.stringMatching(/^[-+]?[0-9.]{0,3}[0-9]{0,16}(\.[0-9]{0,6})?[-.a]?$/);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 20 }).chain((p) => fc.tuple(fc.constant(p), fc.integer({ min: 0, max: Math.min(p, 6) }))), text, ([p, s], v) => {
+        const expected = reference(v, p, s);
+        expect(decimalProblem(v, p, s) === null).toBe(expected !== null);
+        if (expected === null) return;
+        expect(toUnscaled(v, p, s)).toBe(expected);
+        const type = record([{ name: 'q', type: decimal(p, s) }]);
+        expect((type.fromBuffer(type.toBuffer({ q: v })) as { q: string }).q).toBe(fromUnscaled(expected, s));
+      }),
+      { numRuns: 3000, seed: 20261129 },
+    );
+  });
 });
 
 describe('timestamp-millis, date and uuid logical types', () => {
