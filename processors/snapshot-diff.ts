@@ -165,7 +165,7 @@ export class SnapshotAssembler {
       this.pending = undefined;
       return [...out, { kind: 'dropped', snapshot_id: chunk.snapshot_id, reason: `chunks disagree on chunk_count/row_count (${p.first.chunk_count}/${p.first.row_count} against ${chunk.chunk_count}/${chunk.row_count})` }];
     }
-    p.chunks.set(chunk.chunk_index, { keys: rows.map((r) => rowKey(r.deposito, r.producto_id)), rows: rows.map(packRow) });
+    p.chunks.set(chunk.chunk_index, packRows(rows));
     if (p.chunks.size < p.first.chunk_count) return [...out, { kind: 'pending' }];
     this.pending = undefined;
     const ordered = [...p.chunks.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => c);
@@ -181,10 +181,12 @@ export class SnapshotAssembler {
 type ChunkHeader = Omit<SnapshotChunk, 'rows'>;
 type PackedChunk = Pick<PackedSnapshot, 'keys' | 'rows'>;
 
+const packRows = (rows: InventoryRow[]): PackedChunk => ({ keys: rows.map((r) => rowKey(r.deposito, r.producto_id)), rows: rows.map(packRow) });
+
 /** `snapshot` as the assembler would have delivered it. */
 export function packSnapshot(snapshot: Snapshot): PackedSnapshot {
   const { rows, ...header } = snapshot;
-  return { ...header, keys: rows.map((r) => rowKey(r.deposito, r.producto_id)), rows: rows.map(packRow) };
+  return { ...header, ...packRows(rows) };
 }
 
 export interface QuarantineRule {
@@ -195,12 +197,11 @@ export interface QuarantineRule {
 export const DEFAULT_QUARANTINE: QuarantineRule = { maxZeroedShare: 0.3 };
 
 /** Why this snapshot must not be applied, or null. */
-export function quarantineReason(state: StoreState, snapshot: PackedSnapshot | Snapshot, rule: QuarantineRule = DEFAULT_QUARANTINE): string | null {
-  const packed = 'keys' in snapshot ? snapshot : packSnapshot(snapshot);
-  if (packed.rows.length === 0) return `empty snapshot (the store had ${state.size} products)`;
+export function quarantineReason(state: StoreState, snapshot: PackedSnapshot, rule: QuarantineRule = DEFAULT_QUARANTINE): string | null {
+  if (snapshot.rows.length === 0) return `empty snapshot (the store had ${state.size} products)`;
   const positiveBefore = [...state.entries()].filter(([, row]) => wasPositive(row));
   if (positiveBefore.length === 0) return null;
-  const now = new Map(packed.keys.map((key, i) => [key, packed.rows[i]!]));
+  const now = new Map(snapshot.keys.map((key, i) => [key, snapshot.rows[i]!]));
   let zeroed = 0;
   let vanished = 0;
   for (const [key] of positiveBefore) {
@@ -223,15 +224,14 @@ export interface StateUpdate {
  * The changes that turn `state` into `snapshot`, in key order; nothing for unchanged rows.
  * Only changed rows are unpacked (their `after`, and `before` for u and d).
  */
-export function diffSnapshot(state: StoreState, snapshot: PackedSnapshot | Snapshot): { changes: Change[]; updates: Map<string, StateUpdate | null> } {
-  const packed = 'keys' in snapshot ? snapshot : packSnapshot(snapshot);
+export function diffSnapshot(state: StoreState, snapshot: PackedSnapshot): { changes: Change[]; updates: Map<string, StateUpdate | null> } {
   const changes: Change[] = [];
   const updates = new Map<string, StateUpdate | null>();
-  const base = { ubicacion_id: packed.ubicacion_id, snapshot_id: packed.snapshot_id, taken_at: packed.taken_at, source: packed.source };
+  const base = { ubicacion_id: snapshot.ubicacion_id, snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at, source: snapshot.source };
   const seen = new Set<string>();
-  for (let i = 0; i < packed.rows.length; i++) {
-    const key = packed.keys[i]!;
-    const now = packed.rows[i]!;
+  for (let i = 0; i < snapshot.rows.length; i++) {
+    const key = snapshot.keys[i]!;
+    const now = snapshot.rows[i]!;
     seen.add(key);
     const before = state.get(key);
     if (before !== undefined && sameContent(before, now)) continue;

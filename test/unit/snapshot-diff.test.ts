@@ -5,7 +5,7 @@ import { SCHEMAS_DIR } from '../../core/paths.ts';
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../core/errors.ts';
 import type { InventoryRow } from '../../core/records.ts';
-import { applyChanges, diffSnapshot, packRow, packSnapshot, quarantineReason, rowFingerprint, rowKey, sameContent, SnapshotAssembler, unpackRow, type Snapshot, type SnapshotChunk, type StoreState } from '../../processors/snapshot-diff.ts';
+import { applyChanges, diffSnapshot, packRow, packSnapshot, quarantineReason, rowFingerprint, rowKey, sameContent, SnapshotAssembler, unpackRow, type QuarantineRule, type Snapshot, type SnapshotChunk, type StoreState } from '../../processors/snapshot-diff.ts';
 
 const row = (producto_id: string, cantidad: string, extra: Partial<InventoryRow> = {}): InventoryRow => ({
   deposito: '01', producto_id, codigo_barras: null, descripcion: `P ${producto_id}`, departamento_codigo: null, departamento_nombre: null,
@@ -20,12 +20,15 @@ function chunksOf(s: Snapshot, size: number): SnapshotChunk[] {
   return Array.from({ length: count }, (_, i) => ({ ...s, chunk_index: i, chunk_count: count, row_count: s.rows.length, rows: s.rows.slice(i * size, (i + 1) * size) }));
 }
 
-const stateOf = (s: Snapshot): StoreState => applyChanges(new Map(), diffSnapshot(new Map(), s).changes);
+// The differ diffs what its assembler delivers: packed snapshots.
+const diff = (state: StoreState, s: Snapshot) => diffSnapshot(state, packSnapshot(s));
+const quarantine = (state: StoreState, s: Snapshot, rule?: QuarantineRule) => quarantineReason(state, packSnapshot(s), rule);
+const stateOf = (s: Snapshot): StoreState => applyChanges(new Map(), diff(new Map(), s).changes);
 
 describe('diffSnapshot', () => {
   it('emits c for new, u with before/after for changed, d for vanished, nothing for unchanged', () => {
     const state = stateOf(snap('s1', [row('A', '1.000'), row('B', '2.000'), row('C', '3.000')]));
-    const { changes } = diffSnapshot(state, snap('s2', [row('A', '1.000'), row('B', '5.000'), row('D', '4.000')], '2026-11-27T14:30:00Z'));
+    const { changes } = diff(state, snap('s2', [row('A', '1.000'), row('B', '5.000'), row('D', '4.000')], '2026-11-27T14:30:00Z'));
     expect(changes.map((c) => `${c.op}:${c.producto_id}`)).toEqual(['u:B', 'd:C', 'c:D']);
     const u = changes[0]!;
     expect(u.before?.cantidad).toBe('2.000');
@@ -102,12 +105,12 @@ describe('diffSnapshot', () => {
         let state: StoreState = new Map();
         snapshots.forEach((rows, i) => {
           const s = snap(`s${i}`, rows.map((r) => row(r.producto_id, r.cantidad, { deposito: r.deposito, precio: r.precio, descripcion: r.descripcion })));
-          const { changes } = diffSnapshot(state, s);
+          const { changes } = diff(state, s);
           state = applyChanges(state, changes);
           const expected = new Map(s.rows.map((r) => [rowKey(r.deposito, r.producto_id), r]));
           expect(new Map([...state].map(([k, packed]) => [k, unpackRow(packed)]))).toEqual(expected);
           // a snapshot equal to the state emits nothing
-          expect(diffSnapshot(state, { ...s, snapshot_id: 'again' }).changes).toEqual([]);
+          expect(diff(state, { ...s, snapshot_id: 'again' }).changes).toEqual([]);
         });
       }),
       { numRuns: 300 },
@@ -139,10 +142,10 @@ describe('SnapshotAssembler', () => {
     expect(done.snapshot.keys).toEqual(rows.map((r) => rowKey(r.deposito, r.producto_id)));
     const state = stateOf(snap('s2', rows.slice(3).map((r, i) => (i % 4 ? r : { ...r, cantidad: '0.000' }))));
     const fromChunks = diffSnapshot(state, done.snapshot);
-    expect(fromChunks.changes).toEqual(diffSnapshot(state, s).changes);
+    expect(fromChunks.changes).toEqual(diff(state, s).changes);
     expect(fromChunks.changes.map((c) => c.op)).toContain('c');
     expect(fromChunks.changes.map((c) => c.op)).toContain('u');
-    expect(quarantineReason(state, done.snapshot)).toEqual(quarantineReason(state, s));
+    expect(quarantineReason(state, done.snapshot)).toEqual(quarantine(state, s));
   });
 
   it('drops an incomplete snapshot superseded by a newer one, never applying it', () => {
@@ -174,19 +177,19 @@ describe('quarantineReason', () => {
   const state = stateOf(snap('s1', Array.from({ length: 10 }, (_, i) => row(`P${i}`, i < 8 ? '5.000' : '0.000'))));
 
   it('holds back an empty snapshot', () => {
-    expect(quarantineReason(state, snap('s2', []))).toBe('empty snapshot (the store had 10 products)');
+    expect(quarantine(state, snap('s2', []))).toBe('empty snapshot (the store had 10 products)');
   });
 
   it('holds back a snapshot where more than 30% of products with stock dropped to 0 or vanished', () => {
     const rows = [...state.values()].map(unpackRow).map((r, i) => (i < 2 ? row(r.producto_id, '0.000') : r)).filter((_, i) => i !== 2);
     // 2 zeroed + 1 vanished of 8 positive = 37.5%
-    expect(quarantineReason(state, snap('s2', rows))).toBe('2 of 8 products with stock dropped to 0 or below and 1 vanished (37.5% > 30%)');
+    expect(quarantine(state, snap('s2', rows))).toBe('2 of 8 products with stock dropped to 0 or below and 1 vanished (37.5% > 30%)');
   });
 
   it('applies a snapshot at or under the threshold, and the first snapshot of a store', () => {
     const rows = [...state.values()].map(unpackRow).map((r, i) => (i < 2 ? row(r.producto_id, '0.000') : r)); // 2 of 8 = 25%
-    expect(quarantineReason(state, snap('s2', rows))).toBeNull();
-    expect(quarantineReason(new Map(), snap('s1', [row('A', '0.000')]))).toBeNull();
-    expect(quarantineReason(state, snap('s2', rows), { maxZeroedShare: 0.2 })).toMatch(/25\.0% > 20%/);
+    expect(quarantine(state, snap('s2', rows))).toBeNull();
+    expect(quarantine(new Map(), snap('s1', [row('A', '0.000')]))).toBeNull();
+    expect(quarantine(state, snap('s2', rows), { maxZeroedShare: 0.2 })).toMatch(/25\.0% > 20%/);
   });
 });
