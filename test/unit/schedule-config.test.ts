@@ -39,6 +39,16 @@ describe('the checked-in schedule', () => {
     expect(findJob(config, 'inventario').monitor.maxRuntimeMinutes).toBeLessThan(30);
     expect(findJob(config, 'ventas').monitor.maxRuntimeMinutes).toBeLessThan(60);
   });
+
+  it('keeps the Sentry monitor names of the replaced ETL (etl-<job>), so history and alert rules carry over at cut-over', () => {
+    expect(Object.fromEntries(config.jobs.map((j) => [j.name, j.monitor.slug]))).toEqual({
+      inventario: 'etl-inventario',
+      ventas: 'etl-ventas',
+      'ventas-recovery': 'etl-ventas-recovery',
+      abc: 'etl-abc',
+      'productos-refresh': 'etl-productos-refresh',
+    });
+  });
 });
 
 describe('a schedule with mistakes', () => {
@@ -86,14 +96,14 @@ describe('a schedule with mistakes', () => {
     doc.jobs['inventory'] = doc.jobs.inventario!;
     delete doc.jobs.abc;
     doc.jobs.ventas!.retries = 3;
-    (doc.jobs['productos-refresh']!.monitor as Record<string, unknown>).slug = 'fluxion-ventas-recovery';
+    (doc.jobs['productos-refresh']!.monitor as Record<string, unknown>).slug = 'etl-ventas-recovery';
     const problems = problemsOf(() => parseSchedule(doc, 's.yaml'));
     expect(problems).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^s\.yaml: job inventory: unknown job \(known: inventario, /),
         expect.stringMatching(/^s\.yaml: job abc: missing/),
         expect.stringMatching(/^s\.yaml: job ventas: field \(root\): Unrecognized key.*retries/),
-        expect.stringMatching(/^s\.yaml: job productos-refresh: field monitor\.slug: "fluxion-ventas-recovery" is already the slug of job ventas-recovery/),
+        expect.stringMatching(/^s\.yaml: job productos-refresh: field monitor\.slug: "etl-ventas-recovery" is already the slug of job ventas-recovery/),
       ]),
     );
   });
