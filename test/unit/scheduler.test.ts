@@ -261,6 +261,6 @@ describe('scheduler: croner timers', () => {
     expect(status.find((j) => j.job === 'inventario')?.nextTick).toEqual(caracas('10:30'));
     expect(status.find((j) => j.job === 'ventas-recovery')?.nextTick).toEqual(new Date('2025-03-11T03:00:00-04:00'));
     expect(status.find((j) => j.job === 'abc')?.nextTick).toEqual(new Date('2025-03-11T04:00:00-04:00'));
-    expect(status.find((j) => j.job === 'productos-refresh')?.nextTick).toBeNull();
+    expect(status.find((j) => j.job === 'productos-refresh')?.nextTick).toEqual(caracas('12:15'));
   });
 });
