@@ -92,7 +92,7 @@ export function productosSummary(outcomes: ProductosOutcome[]): string[] {
     o.source,
     ...(o.result ? [o.result.read, o.result.productos, o.result.inserted, o.result.updated, o.result.unchanged].map(String) : ['-', '-', '-', '-', '-']),
     `${(o.durationMs / 1000).toFixed(1)} s`,
-    o.status === 'OK' ? (o.result!.newerKept ? `OK (${o.result!.newerKept} left to a newer snapshot)` : 'OK') : `FAILED ${o.errorClass}: ${o.errorMessage}`,
+    o.status === 'OK' ? (o.result!.newerKept ? `OK (${o.result!.newerKept} already newer or equal)` : 'OK') : `FAILED ${o.errorClass}: ${o.errorMessage}`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (i < head.length - 1 ? r[i]!.length : 0))));
   const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : i >= 2 && i <= 6 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');

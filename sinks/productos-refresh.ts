@@ -14,7 +14,9 @@
  * or on two KLK pages: the last read wins, as in a snapshot). Then ONE statement upserts only
  * the rows whose catalogue fields differ: `ON CONFLICT ... DO UPDATE ... WHERE` still locks
  * and WAL-logs every conflicting row, so unchanged rows are anti-joined away first. The
- * sink's guard applies: an older description never overwrites a newer one.
+ * sink's guard applies: an older description never overwrites a newer one; and a row that
+ * another store wrote identically while this statement ran (its snapshot could not see it)
+ * is left as it is.
  */
 import { ConfigError, ServiceUnavailableError } from '../core/errors.ts';
 import type { Pool, PoolClient } from '../core/postgres.ts';
@@ -35,7 +37,10 @@ export interface CatalogueRefresh {
   inserted: number;
   updated: number;
   unchanged: number;
-  /** Rows that differ but were left alone: productos holds a newer description (the sink's, from a later snapshot). */
+  /**
+   * Rows that differed when read but were left alone: productos held a newer description (the
+   * sink's, from a later snapshot), or another store had written the same one meanwhile.
+   */
   newerKept: number;
 }
 
@@ -77,9 +82,12 @@ changed AS (
 ),
 written AS (
   INSERT INTO productos AS p (${cols}, visto_en, ubicacion_id)
-  SELECT ${cols}, $1::timestamptz, $2::text FROM changed
+  -- In key order, as every store's run does: two runs writing shared products at once take
+  -- their row locks in the same order and cannot deadlock.
+  SELECT ${cols}, $1::timestamptz, $2::text FROM changed ORDER BY producto_id
   ON CONFLICT (producto_id) DO UPDATE SET ${setFrom(content)}, visto_en = EXCLUDED.visto_en, ubicacion_id = EXCLUDED.ubicacion_id, actualizado_en = now()
   WHERE (p.visto_en, p.ubicacion_id) <= (EXCLUDED.visto_en, EXCLUDED.ubicacion_id)
+    AND (${content.map((c) => `p.${c}`).join(', ')}) IS DISTINCT FROM (${content.map((c) => `EXCLUDED.${c}`).join(', ')})
   RETURNING (xmax = 0) AS inserted
 )
 SELECT (SELECT n FROM staged) AS staged,

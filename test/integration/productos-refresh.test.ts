@@ -11,6 +11,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Ubicacion } from '../../core/config/ubicaciones.ts';
 import { MIGRATIONS_DIR } from '../../core/paths.ts';
 import { createPool, type Pool } from '../../core/postgres.ts';
+import { createContext } from '../../cli/context.ts';
+import { createJobRunner } from '../../cli/jobs.ts';
 import { refreshProductos, type ProductosOutcome } from '../../cli/productos.ts';
 import { migrate } from '../../ops/migrate.ts';
 import { StoreSimulation } from '../../simulators/data/store-simulation.ts';
@@ -215,6 +217,18 @@ describe('fluxion productos refresh (CLI)', () => {
     const got = await productos(pool);
     expect(got.size).toBe(1_500);
     expect(new Set([...got.values()].map((r) => r.ubicacion_id))).toEqual(new Set(['tienda_01']));
+  });
+
+  it('is what the scheduler runs as productos-refresh: not ok, naming the failed store, while the other lands', async () => {
+    const { url, pool } = await database();
+    const c = createContext({ ...process.env, ...cliEnv(url, { KLK_API_KEY_TIENDA_02: 'wrong-secret-key' }), LOG_LEVEL: 'silent' }, () => undefined);
+    try {
+      const outcome = await createJobRunner(c)('productos-refresh', new AbortController().signal);
+      expect(outcome).toEqual({ ok: false, summary: 'productos: 1 of 2 stores OK, 1 FAILED; 1500 inserted, 0 updated, 0 unchanged' });
+    } finally {
+      await c.close();
+    }
+    expect((await productos(pool)).size).toBe(1_500);
   });
 
   it('exits 2 on a database never migrated, before reading any POS, and on a missing store selection', async () => {

@@ -82,7 +82,7 @@ describe('productosSummary', () => {
     expect(lines[0]).toMatch(/^store\s+source\s+read\s+products\s+inserted\s+updated\s+unchanged\s+duration\s+result$/);
     expect(lines[1]).toMatch(/^tienda_01\s+KLK\s+1500\s+1500\s+1500\s+0\s+0\s+1\.2 s\s+OK$/);
     expect(lines[2]).toMatch(/^cedi_frio\s+STELLAR\s+-\s+-\s+-\s+-\s+-\s+0\.5 s\s+FAILED POS_AUTH: cedi_frio: login refused$/);
-    expect(lines[3]).toMatch(/^tienda_02\s+KLK\s+1503\s+1503\s+0\s+2\s+1498\s+1\.2 s\s+OK \(3 left to a newer snapshot\)$/);
+    expect(lines[3]).toMatch(/^tienda_02\s+KLK\s+1503\s+1503\s+0\s+2\s+1498\s+1\.2 s\s+OK \(3 already newer or equal\)$/);
     expect(lines.at(-1)).toBe('productos: 2 of 3 stores OK, 1 FAILED; 1500 inserted, 2 updated, 1498 unchanged');
   });
 });
