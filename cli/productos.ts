@@ -72,6 +72,8 @@ export async function refreshProductos(stores: Ubicacion[], deps: ProductosRefre
       const rows = readStoreInventario(u, deps, opts, controller.signal);
       const result = await refreshCatalogue(deps.pool, u.id, rows, started);
       storeLog.info({ ...result, ms: elapsed() }, 'productos refreshed from the POS catalogue');
+      // Nothing is deleted from productos, so an empty answer harms nothing, but it is worth a look.
+      if (result.read === 0) storeLog.warn('the POS reported no products: productos keeps what it had of this store');
       return { ubicacionId: u.id, source, status: 'OK', result, durationMs: elapsed(), errorClass: null, errorMessage: null };
     } catch (err) {
       const errorClass = err instanceof FluxionError ? err.code : 'UNEXPECTED';

@@ -178,6 +178,19 @@ describe('refreshProductos (KLK and Stellar simulators, real PostgreSQL)', () =>
   });
 });
 
+describe('refreshProductos: a POS that reports no products', () => {
+  it('is not a failure and removes nothing from productos', async () => {
+    const { pool } = await database();
+    const deps = { pool, env, logger: testLogger };
+    await refreshProductos([stores.tienda_01!], deps, { retry: FAST_RETRY });
+    faults.set('tienda_01', { emptyInventory: true });
+    const run = await refreshProductos([stores.tienda_01!], deps, { retry: FAST_RETRY });
+    expect(statuses(run)).toEqual(['tienda_01:OK']);
+    expect(run[0]!.result).toEqual({ read: 0, productos: 0, inserted: 0, updated: 0, unchanged: 0, newerKept: 0 });
+    expect((await productos(pool)).size).toBe(1_500);
+  });
+});
+
 describe('fluxion productos refresh (CLI)', () => {
   let dir: string;
   beforeAll(() => {
