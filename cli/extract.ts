@@ -24,20 +24,20 @@ async function checkedIn(c: CommandContext, job: ScheduledJobName, run: () => Pr
   }
 }
 
-interface SelectionOptions {
+export interface SelectionOptions {
   todas?: boolean;
   tienda?: string[];
   concurrency: string;
   deadlineSeconds: string;
 }
 
-function positiveInt(value: string, flag: string): number {
+export function positiveInt(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a whole number >= 1, got "${value}"`);
   return n;
 }
 
-function selection(all: Ubicacion[], opts: SelectionOptions): Ubicacion[] {
+export function selection(all: Ubicacion[], opts: SelectionOptions): Ubicacion[] {
   if (opts.todas && opts.tienda?.length) throw new UsageError('give either --todas or --tienda ID, not both');
   if (!opts.todas && !opts.tienda?.length) throw new UsageError('say which stores: --todas or --tienda ID [--tienda ID ...]');
   return selectUbicaciones(all, opts.todas ? 'todas' : opts.tienda!);

@@ -20,6 +20,7 @@ import { registerDoctorCommand } from './doctor.ts';
 import { registerExtractCommands } from './extract.ts';
 import { registerNotifyCommand } from './notify.ts';
 import { registerProcessCommand } from './process.ts';
+import { registerProductosCommand } from './productos.ts';
 import { registerQuarantineCommands } from './quarantine.ts';
 import type { ProgramIo } from './program-io.ts';
 import { registerScheduleCommand } from './schedule.ts';
@@ -115,6 +116,7 @@ export function createProgram(io: ProgramIo): Command {
   registerNotifyCommand(program, io);
   registerQuarantineCommands(program, io);
   registerAbcCommand(program, io);
+  registerProductosCommand(program, io);
   registerDashboardCommand(program, io);
   registerDoctorCommand(program, io);
   return program;

@@ -29,6 +29,9 @@ export interface ExtractionDeps {
   now?: () => Date;
 }
 
+/** What reading a POS needs (its secrets are read from `env` by name); publishing needs the rest of ExtractionDeps. */
+export type PosReadDeps = Pick<ExtractionDeps, 'env' | 'logger'>;
+
 export interface ExtractionOptions {
   /** Stores read at the same time. */
   concurrency?: number;
@@ -72,7 +75,7 @@ function schemaOf(schemas: SubjectSchema[], topic: string): SubjectSchema {
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight; results in input order. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
@@ -192,7 +195,7 @@ async function* stellarRows(...args: Parameters<typeof import('./stellar-inventa
 }
 
 /** The KLK client of one store, with its key read from the environment. */
-function klkApiFor(u: Ubicacion & { pos: 'klk' }, deps: ExtractionDeps, opts: ExtractionOptions, signal: AbortSignal) {
+function klkApiFor(u: Ubicacion & { pos: 'klk' }, deps: PosReadDeps, opts: ExtractionOptions, signal: AbortSignal) {
   return createKlkApi({
     ubicacionId: u.id,
     baseUrl: u.klk.baseUrl,
@@ -206,7 +209,7 @@ function klkApiFor(u: Ubicacion & { pos: 'klk' }, deps: ExtractionDeps, opts: Ex
   });
 }
 
-function readInventario(u: Ubicacion, deposito: string, deps: ExtractionDeps, opts: ExtractionOptions, signal: AbortSignal): AsyncIterable<InventoryRow> {
+function readInventario(u: Ubicacion, deposito: string, deps: PosReadDeps, opts: ExtractionOptions, signal: AbortSignal): AsyncIterable<InventoryRow> {
   if (u.pos === 'klk') {
     return klkApiFor(u, deps, opts, signal).inventario(deposito);
   }
@@ -227,6 +230,14 @@ function readInventario(u: Ubicacion, deposito: string, deps: ExtractionDeps, op
     },
     deposito,
   );
+}
+
+/**
+ * One store's whole inventory as its POS reports it now, deposito after deposito, checked
+ * row by row, without publishing it: the productos refresh reads its catalogue fields.
+ */
+export async function* readStoreInventario(u: Ubicacion, deps: PosReadDeps, opts: ExtractionOptions, signal: AbortSignal): AsyncGenerator<InventoryRow> {
+  for (const deposito of u.depositos) yield* readInventario(u, deposito, deps, opts, signal);
 }
 
 /** Reads one day of sales from every KLK store and publishes them, one transaction per store. */

@@ -62,7 +62,7 @@ const SQL_TYPES: Record<string, string> = {
 };
 
 /** `unnest($1::text[], $2::numeric[], ...) AS alias(col1, col2, ...)`, parameters from `first`. */
-function unnestOf(names: readonly string[], alias: string, first = 1): string {
+export function unnestOf(names: readonly string[], alias: string, first = 1): string {
   const args = names.map((n, i) => {
     const type = SQL_TYPES[n];
     if (!type) throw new Error(`no SQL type for column ${n}`);

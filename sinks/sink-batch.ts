@@ -306,8 +306,16 @@ export const productoNoNewer = (seen: Pick<ProductoRow, 'visto_en' | 'ubicacion_
 const values = (r: InventoryRow) => ({ cantidad: r.cantidad, costo: r.costo, precio: r.precio, activo: r.activo });
 
 function productoRow(c: InventoryChange, r: InventoryRow): ProductoRow {
+  return { ...catalogueRow(r), producto_id: c.producto_id, visto_en: c.taken_at, ubicacion_id: c.ubicacion_id };
+}
+
+/** What productos keeps of an inventory row, besides where and when it was seen. */
+export type CatalogueRow = Omit<ProductoRow, 'visto_en' | 'ubicacion_id'>;
+
+/** The catalogue fields of an inventory row (the sink's productos rows and the productos refresh). */
+export function catalogueRow(r: InventoryRow): CatalogueRow {
   return {
-    producto_id: c.producto_id,
+    producto_id: r.producto_id,
     descripcion: r.descripcion,
     codigo_barras: r.codigo_barras,
     departamento_codigo: r.departamento_codigo,
@@ -317,8 +325,6 @@ function productoRow(c: InventoryChange, r: InventoryRow): ProductoRow {
     subgrupo_codigo: r.subgrupo_codigo,
     subgrupo_nombre: r.subgrupo_nombre,
     unidad: r.unidad,
-    visto_en: c.taken_at,
-    ubicacion_id: c.ubicacion_id,
   };
 }
 

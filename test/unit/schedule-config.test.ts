@@ -14,23 +14,24 @@ function checkedIn(): { jobs: Record<string, Record<string, unknown>> } {
 describe('the checked-in schedule', () => {
   const config = loadScheduleFile();
 
-  it('lists the five jobs of DESIGN.md section 1, in America/Caracas, productos-refresh disabled', () => {
+  it('lists the five jobs of DESIGN.md section 1, in America/Caracas, every one enabled (none is a stub)', () => {
     expect(config.jobs.map((j) => j.name).sort()).toEqual([...SCHEDULED_JOB_NAMES].sort());
     for (const job of config.jobs) {
       expect(job.timezone).toBe('America/Caracas');
       expect(job.monitor).toMatchObject({ schedule: job.cron, timezone: 'America/Caracas' });
     }
-    expect(config.jobs.filter((j) => !j.enabled).map((j) => j.name)).toEqual(['productos-refresh']);
+    expect(config.jobs.filter((j) => !j.enabled).map((j) => j.name)).toEqual([]);
   });
 
-  it('inventario runs every 30 minutes and ventas hourly, from 06:00 within the 06:00-22:00 window; the nightly jobs at 03:00 and 04:00', () => {
+  it('inventario runs every 30 minutes and ventas hourly, from 06:00 within the 06:00-22:00 window; the nightly jobs at 03:00 and 04:00; productos-refresh every 6 hours at :15', () => {
     const inventario = findJob(config, 'inventario');
     expect(inventario.window).toEqual({ start: '06:00', end: '22:00' });
     expect(inventario.cron).toBe('0,30 6-21 * * *');
     expect(findJob(config, 'ventas').cron).toBe('0 6-21 * * *');
     expect(findJob(config, 'ventas-recovery')).toMatchObject({ cron: '0 3 * * *', window: null });
     expect(findJob(config, 'abc')).toMatchObject({ cron: '0 4 * * *', window: null });
-    expect(findJob(config, 'productos-refresh').cron).toBe('0 */6 * * *');
+    // Every 6 hours, off the :00 and :30 minutes at which inventario reads the same POS.
+    expect(findJob(config, 'productos-refresh')).toMatchObject({ cron: '15 */6 * * *', window: null });
   });
 
   it('gives each job its own Sentry monitor, with max_runtime under the interval of the frequent jobs', () => {
@@ -38,6 +39,16 @@ describe('the checked-in schedule', () => {
     expect(new Set(slugs).size).toBe(slugs.length);
     expect(findJob(config, 'inventario').monitor.maxRuntimeMinutes).toBeLessThan(30);
     expect(findJob(config, 'ventas').monitor.maxRuntimeMinutes).toBeLessThan(60);
+  });
+
+  it('keeps the Sentry monitor names of the replaced ETL (etl-<job>), so history and alert rules carry over at cut-over', () => {
+    expect(Object.fromEntries(config.jobs.map((j) => [j.name, j.monitor.slug]))).toEqual({
+      inventario: 'etl-inventario',
+      ventas: 'etl-ventas',
+      'ventas-recovery': 'etl-ventas-recovery',
+      abc: 'etl-abc',
+      'productos-refresh': 'etl-productos-refresh',
+    });
   });
 });
 
@@ -86,14 +97,14 @@ describe('a schedule with mistakes', () => {
     doc.jobs['inventory'] = doc.jobs.inventario!;
     delete doc.jobs.abc;
     doc.jobs.ventas!.retries = 3;
-    (doc.jobs['productos-refresh']!.monitor as Record<string, unknown>).slug = 'fluxion-ventas-recovery';
+    (doc.jobs['productos-refresh']!.monitor as Record<string, unknown>).slug = 'etl-ventas-recovery';
     const problems = problemsOf(() => parseSchedule(doc, 's.yaml'));
     expect(problems).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^s\.yaml: job inventory: unknown job \(known: inventario, /),
         expect.stringMatching(/^s\.yaml: job abc: missing/),
         expect.stringMatching(/^s\.yaml: job ventas: field \(root\): Unrecognized key.*retries/),
-        expect.stringMatching(/^s\.yaml: job productos-refresh: field monitor\.slug: "fluxion-ventas-recovery" is already the slug of job ventas-recovery/),
+        expect.stringMatching(/^s\.yaml: job productos-refresh: field monitor\.slug: "etl-ventas-recovery" is already the slug of job ventas-recovery/),
       ]),
     );
   });

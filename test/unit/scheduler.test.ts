@@ -69,7 +69,7 @@ function job(name: ScheduledJobName, extra: Partial<ScheduledJob> = {}): Schedul
     timezone: 'America/Caracas',
     window: { start: '06:00', end: '22:00' },
     enabled: true,
-    monitor: { slug: `fluxion-${name}`, schedule: cron, timezone: 'America/Caracas', checkinMarginMinutes: 5, maxRuntimeMinutes: 25 },
+    monitor: { slug: `etl-${name}`, schedule: cron, timezone: 'America/Caracas', checkinMarginMinutes: 5, maxRuntimeMinutes: 25 },
     ...extra,
   };
 }
@@ -198,9 +198,9 @@ describe('scheduler: check-ins', () => {
     expect(rc.error).toBeInstanceOf(Error);
 
     const bySlug = (slug: string) => t.checkins.events.filter(([s]) => s === slug).map(([, status]) => status);
-    expect(bySlug('fluxion-inventario')).toEqual(['in_progress', 'ok']);
-    expect(bySlug('fluxion-ventas')).toEqual(['in_progress', 'error']);
-    expect(bySlug('fluxion-abc')).toEqual(['in_progress', 'error']);
+    expect(bySlug('etl-inventario')).toEqual(['in_progress', 'ok']);
+    expect(bySlug('etl-ventas')).toEqual(['in_progress', 'error']);
+    expect(bySlug('etl-abc')).toEqual(['in_progress', 'error']);
 
     const failed = t.lines.find((l) => l.msg === 'run failed' && l.job === 'abc');
     expect(failed).toMatchObject({ level: 50, component: 'scheduler', runId: rc.runId, durationMs: 0, err: { message: 'database unreachable' } });
@@ -249,8 +249,8 @@ describe('scheduler: croner timers', () => {
     expect(t.calls).toEqual(['inventario']);
     await t.scheduler.stop();
     expect(t.checkins.events).toEqual([
-      ['fluxion-inventario', 'in_progress'],
-      ['fluxion-inventario', 'error'],
+      ['etl-inventario', 'in_progress'],
+      ['etl-inventario', 'error'],
     ]);
   });
 
@@ -261,6 +261,6 @@ describe('scheduler: croner timers', () => {
     expect(status.find((j) => j.job === 'inventario')?.nextTick).toEqual(caracas('10:30'));
     expect(status.find((j) => j.job === 'ventas-recovery')?.nextTick).toEqual(new Date('2025-03-11T03:00:00-04:00'));
     expect(status.find((j) => j.job === 'abc')?.nextTick).toEqual(new Date('2025-03-11T04:00:00-04:00'));
-    expect(status.find((j) => j.job === 'productos-refresh')?.nextTick).toBeNull();
+    expect(status.find((j) => j.job === 'productos-refresh')?.nextTick).toEqual(caracas('12:15'));
   });
 });
