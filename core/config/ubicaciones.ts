@@ -88,6 +88,13 @@ const ubicacionSchema = z
     if (u.pos === 'stellar' && u.klk) ctx.addIssue({ code: 'custom', path: ['klk'], message: 'given but pos is stellar' });
   });
 
+/** Every field an entry may hold, by block (the store list's header documents each). */
+export const STORE_LIST_FIELDS = {
+  ubicacion: Object.keys(ubicacionSchema.shape),
+  klk: Object.keys(klkSchema.shape),
+  stellar: Object.keys(stellarSchema.shape),
+};
+
 const fileSchema = z.object({ ubicaciones: z.array(z.unknown()).min(1, 'lists no ubicacion') }).strict();
 
 export type UbicacionConfig = z.output<typeof ubicacionSchema>;
