@@ -74,10 +74,14 @@ export function createNetnsPeer(): NetnsPeer {
     },
     close() {
       relay?.kill('SIGKILL');
-      try {
-        ip(['netns', 'del', ns]); // takes the veth pair with it
-      } catch {
-        // already gone
+      // Deleting one end removes both at once; the namespace itself can linger while the
+      // kernel times out the relay's orphaned connections on the dead link.
+      for (const args of [['link', 'del', hostIf], ['netns', 'del', ns]]) {
+        try {
+          ip(args);
+        } catch {
+          // already gone
+        }
       }
     },
   };
