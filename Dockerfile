@@ -28,6 +28,9 @@ COPY sinks ./sinks
 COPY ops ./ops
 COPY simulators ./simulators
 COPY scripts/entrypoint.sh ./scripts/entrypoint.sh
+# `fluxion` on the PATH (`docker exec <container> fluxion doctor`): bin/fluxion.ts is
+# executable with a node shebang, and Node resolves the link to the .ts file it runs.
+RUN ln -s /app/bin/fluxion.ts /usr/local/bin/fluxion
 # Never root: the processes need no privilege (ports above 1024, no files outside /tmp).
 USER node
 # FLUXION_PREFLIGHT=true runs `fluxion doctor --skip-stores` before the command (the old

@@ -33,7 +33,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { loadConfig, loadUbicaciones } from '../core/config/environment.ts';
-import { readSecret, type Ubicacion } from '../core/config/ubicaciones.ts';
+import { readSecret, readStellarTls, type Ubicacion } from '../core/config/ubicaciones.ts';
 import { createKafkaClient, type FluxionAdmin } from '../core/kafka/client.ts';
 import { createLogger } from '../core/logger.ts';
 import { PROJECT_ROOT } from '../core/paths.ts';
@@ -439,7 +439,7 @@ async function legacyRead(stores: Ubicacion[], fecha: string, env: NodeJS.Proces
           {
             ubicacionId: u.id, host: u.stellar.host, port: u.stellar.port, database: u.stellar.database,
             user: readSecret(env, u.stellar.userEnv, u.id), password: readSecret(env, u.stellar.passwordEnv, u.id), passwordEnv: u.stellar.passwordEnv,
-            encrypt: u.stellar.encrypt, connectTimeoutMs: u.stellar.connectTimeoutMs, requestTimeoutMs: u.stellar.requestTimeoutMs, signal, logger,
+            tls: readStellarTls(u, env), connectTimeoutMs: u.stellar.connectTimeoutMs, requestTimeoutMs: u.stellar.requestTimeoutMs, signal, logger,
           },
           d,
         );

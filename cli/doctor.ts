@@ -19,6 +19,7 @@ import {
   formatTable,
   kafkaCheck,
   kafkaTarget,
+  placeholderCheck,
   postgresChecks,
   registryCheck,
   runChecks,
@@ -66,7 +67,7 @@ function configCheck(problems: string[], config: FluxionConfig | undefined, ubic
 export function registerDoctorCommand(program: Command, io: ProgramIo): void {
   program
     .command('doctor')
-    .description('preflight: configuration, Kafka, the registry, PostgreSQL (migrations current) and every active store\'s POS, each within a timeout; exit 0 ready, 1 a required part failed, 2 configuration invalid')
+    .description('preflight: configuration (in production: no placeholder left in the store list), Kafka, the registry, PostgreSQL (migrations current) and every active store\'s POS, each within a timeout; exit 0 ready, 1 a required part failed, 2 configuration invalid')
     .option('--skip-stores', 'do not reach the stores\' POS (services only)')
     .option('--json', 'one JSON document instead of the table')
     .option('--timeout-ms <n>', 'time each check may take', '5000')
@@ -91,6 +92,8 @@ export function registerDoctorCommand(program: Command, io: ProgramIo): void {
         const hasRegistry = problemsOf(() => requireSchemaRegistryUrl(config), problems);
         const hasDatabase = problemsOf(() => requireDatabaseUrl(config), problems);
         checks.push(configCheck(problems, config, ubicaciones));
+        const placeholders = ubicaciones && placeholderCheck(ubicaciones, config.environment, config.ubicacionesFile);
+        if (placeholders) checks.push(placeholders);
         if (config.kafka.sasl) secrets.push(config.kafka.sasl.password);
         if (config.schemaRegistryAuth) secrets.push(config.schemaRegistryAuth.password);
 

@@ -2,11 +2,13 @@
  * `fluxion`: the CLI wiring. Parses arguments, builds the command context, maps errors to
  * exit codes (0 success, 1 a store or record failed, 2 bad usage or configuration).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { loadSubjectSchemas } from '../core/avro/schemas.ts';
 import { ConfigError, FluxionError, errorMessage } from '../core/errors.ts';
 import { scrubSecrets } from '../core/logger.ts';
-import { MIGRATIONS_DIR } from '../core/paths.ts';
+import { MIGRATIONS_DIR, PROJECT_ROOT } from '../core/paths.ts';
 import { topicSpecs } from '../core/topics.ts';
 import { migrate } from '../ops/migrate.ts';
 import { checkAgainstRegistry, compareWithPrevious, loadCommittedSchemas, registerSchemas, type CheckProblem } from '../ops/schemas.ts';
@@ -35,6 +37,9 @@ export interface MainOptions {
 }
 
 
+/** package.json's version: the image copies package.json beside the code. */
+export const VERSION = (JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
 /** The command tree; exported so tests can check that configuration names real commands. */
 export function createProgram(io: ProgramIo): Command {
   const { out, err } = io;
@@ -42,6 +47,7 @@ export function createProgram(io: ProgramIo): Command {
   const program = new Command()
     .name('fluxion')
     .description('Fluxion Stream: POS inventory and sales -> Kafka -> PostgreSQL, for La Granja')
+    .version(VERSION, '-V, --version', 'print the version')
     .exitOverride()
     .configureOutput({ writeOut: (s) => out(s.trimEnd()), writeErr: (s) => err(s.trimEnd()) })
     .showHelpAfterError();

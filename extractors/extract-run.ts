@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { loadSubjectSchemas, type SubjectSchema } from '../core/avro/schemas.ts';
-import { readSecret, type Ubicacion } from '../core/config/ubicaciones.ts';
+import { readSecret, readStellarTls, type Ubicacion } from '../core/config/ubicaciones.ts';
 import { DeadlineExceededError, FluxionError, errorMessage } from '../core/errors.ts';
 import type { KafkaClient, OutgoingRecord, FluxionProducer } from '../core/kafka/client.ts';
 import { scrubSecrets, type Logger } from '../core/logger.ts';
@@ -222,7 +222,7 @@ function readInventario(u: Ubicacion, deposito: string, deps: PosReadDeps, opts:
       user: readSecret(deps.env, u.stellar.userEnv, `SQL user of ${u.id}`),
       password: readSecret(deps.env, u.stellar.passwordEnv, `SQL password of ${u.id}`),
       passwordEnv: u.stellar.passwordEnv,
-      encrypt: u.stellar.encrypt,
+      tls: readStellarTls(u, deps.env),
       connectTimeoutMs: u.stellar.connectTimeoutMs,
       requestTimeoutMs: u.stellar.requestTimeoutMs,
       signal,

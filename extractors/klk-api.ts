@@ -6,11 +6,19 @@
  * Each page is one attempt under the retry policy (5xx, 429 with Retry-After, resets and
  * unreadable bodies are retried with backoff); a 401 fails the store at once. The API key
  * is sent only as a header and never appears in an error or a log line.
+ *
+ * Requests go through node:http(s) with an agent of extractors/tcp-keepalive.ts, not fetch:
+ * fetch's sockets cannot be given the TCP keepalive interval and count of the POS policy.
+ * The pages of one read share a connection; the agent is closed when the read ends.
  */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { text } from 'node:stream/consumers';
 import { PosAuthError, PosDataError, PosUnavailableError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { withRetry, type RetryPolicy } from '../core/retry.ts';
 import { toInventoryRow, type InventoryRow } from './inventory-row.ts';
+import { keepAliveAgent } from './tcp-keepalive.ts';
 import { toVentaLinea, type VentaLinea } from './venta-line.ts';
 
 export interface KlkApiOptions {
@@ -33,7 +41,27 @@ interface Page {
   items: unknown[];
 }
 
-function retryAfter(header: string | null): number | undefined {
+interface HttpAnswer {
+  status: number;
+  retryAfter: string | undefined;
+  body: string;
+}
+
+/** One GET, its whole body read as UTF-8; the signal aborts the request and the body. */
+function get(url: string, headers: Record<string, string>, agent: http.Agent, signal: AbortSignal): Promise<HttpAnswer> {
+  const client = url.startsWith('https:') ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = client.get(url, { headers, agent, signal }, (res) => {
+      text(res).then(
+        (body) => resolve({ status: res.statusCode ?? 0, retryAfter: [res.headers['retry-after']].flat()[0], body }),
+        reject,
+      );
+    });
+    req.once('error', reject);
+  });
+}
+
+function retryAfter(header: string | undefined): number | undefined {
   if (!header) return undefined;
   const seconds = Number(header);
   if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
@@ -45,23 +73,21 @@ export function createKlkApi(o: KlkApiOptions) {
   const base = o.baseUrl.replace(/\/+$/, '');
   const log = o.logger.child({ component: 'klk-api', ubicacion: o.ubicacionId });
 
-  async function fetchPage(path: string, params: Record<string, string>, page: number): Promise<Page> {
+  async function fetchPage(path: string, params: Record<string, string>, page: number, agent: http.Agent): Promise<Page> {
     const query = new URLSearchParams({ ...params, page: String(page), page_size: String(o.pageSize) });
     const what = `GET ${path}?${query} `;
     return withRetry(
       o.retry,
       async () => {
-        let res: Response;
+        let res: HttpAnswer;
         let body: string;
+        const timeout = AbortSignal.timeout(o.requestTimeoutMs);
         try {
-          res = await fetch(`${base}${path}?${query}`, {
-            headers: { 'X-API-Key': o.apiKey, accept: 'application/json' },
-            signal: AbortSignal.any([o.signal, AbortSignal.timeout(o.requestTimeoutMs)]),
-          });
-          body = await res.text();
+          res = await get(`${base}${path}?${query}`, { 'X-API-Key': o.apiKey, accept: 'application/json' }, agent, AbortSignal.any([o.signal, timeout]));
+          body = res.body;
         } catch (cause) {
           if (o.signal.aborted) throw o.signal.reason;
-          const reason = (cause as Error).name === 'TimeoutError' ? `no answer in ${o.requestTimeoutMs} ms` : ((cause as Error & { cause?: Error }).cause?.message ?? (cause as Error).message);
+          const reason = timeout.aborted ? `no answer in ${o.requestTimeoutMs} ms` : (cause as Error).message;
           throw new PosUnavailableError(`${o.ubicacionId}: KLK ${what}failed: ${reason}`, { cause, context: { ubicacion: o.ubicacionId } });
         }
         if (res.status === 401) {
@@ -70,7 +96,7 @@ export function createKlkApi(o: KlkApiOptions) {
         if (res.status === 429 || res.status >= 500) {
           throw new PosUnavailableError(`${o.ubicacionId}: KLK ${what}answered HTTP ${res.status}`, {
             code: `HTTP_${res.status}`,
-            context: { ubicacion: o.ubicacionId, retryAfterMs: res.status === 429 ? retryAfter(res.headers.get('retry-after')) : undefined },
+            context: { ubicacion: o.ubicacionId, retryAfterMs: res.status === 429 ? retryAfter(res.retryAfter) : undefined },
           });
         }
         if (res.status !== 200) {
@@ -108,11 +134,16 @@ export function createKlkApi(o: KlkApiOptions) {
 
   /** Every page in order; the page count may grow while the POS keeps selling. */
   async function* pages(path: string, params: Record<string, string>): AsyncGenerator<Page> {
-    let total = 1;
-    for (let page = 1; page <= total; page++) {
-      const p = await fetchPage(path, params, page);
-      total = Math.max(p.totalPages, page === 1 ? p.totalPages : total);
-      yield p;
+    const agent = keepAliveAgent(base);
+    try {
+      let total = 1;
+      for (let page = 1; page <= total; page++) {
+        const p = await fetchPage(path, params, page, agent);
+        total = Math.max(p.totalPages, page === 1 ? p.totalPages : total);
+        yield p;
+      }
+    } finally {
+      agent.destroy();
     }
   }
 

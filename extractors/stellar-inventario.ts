@@ -2,16 +2,22 @@
  * Reads one Stellar warehouse's inventory with the query in
  * sql/stellar/query_inventario_generic.sql, streamed row by row with backpressure (a CEDI
  * has 20,000-60,000 products: the result is never buffered whole). Connections cross a VPN
- * that drops idle sessions: timeouts are explicit and tedious keeps TCP keepalive on.
+ * that drops idle sessions: timeouts are explicit, and every socket carries the TCP
+ * keepalive of extractors/tcp-keepalive.ts (tedious stops its request timer at the first
+ * packet, so only keepalive notices a server that vanished mid-stream). TLS is per store
+ * (encrypt, a CA file, or trust_server_certificate for legacy self-signed servers).
  * The SQL password never appears in an error or a log line.
  */
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import sql from 'mssql';
+import type { StellarTls } from '../core/config/ubicaciones.ts';
 import { PosAuthError, PosDataError, PosUnavailableError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { PROJECT_ROOT } from '../core/paths.ts';
 import { toInventoryRow, type InventoryRow } from './inventory-row.ts';
+import { keepAliveConnector } from './tcp-keepalive.ts';
 
 export const STELLAR_INVENTARIO_SQL = readFileSync(join(PROJECT_ROOT, 'sql', 'stellar', 'query_inventario_generic.sql'), 'utf8');
 
@@ -24,7 +30,8 @@ export interface StellarConnectionOptions {
   password: string;
   /** Name of the variable holding the password, for messages. */
   passwordEnv: string;
-  encrypt: boolean;
+  /** The store's TLS, its CA file already read (core/config/ubicaciones.ts readStellarTls). */
+  tls: StellarTls;
   connectTimeoutMs: number;
   requestTimeoutMs: number;
   signal: AbortSignal;
@@ -54,9 +61,9 @@ function translate(err: unknown, o: StellarConnectionOptions, action: string): E
   return new PosUnavailableError(`${where} failed while ${action}: ${e.message ?? String(err)}`, { cause: err, code: e.code ?? 'POS_UNAVAILABLE', context: { ubicacion: o.ubicacionId } });
 }
 
-export async function* stellarInventario(o: StellarConnectionOptions, deposito: string): AsyncGenerator<InventoryRow> {
-  const log = o.logger.child({ component: 'stellar', ubicacion: o.ubicacionId, deposito });
-  const pool = new sql.ConnectionPool({
+/** The driver's configuration for one store: addresses, timeouts, TLS and the keepalive connector. */
+export function stellarPoolConfig(o: Omit<StellarConnectionOptions, 'signal' | 'logger' | 'ubicacionId' | 'passwordEnv'>): sql.config {
+  return {
     server: o.host,
     port: o.port,
     database: o.database,
@@ -65,9 +72,24 @@ export async function* stellarInventario(o: StellarConnectionOptions, deposito: 
     connectionTimeout: o.connectTimeoutMs,
     requestTimeout: o.requestTimeoutMs,
     pool: { max: 1, min: 0, idleTimeoutMillis: 1_000 },
-    // A cancel over a dead VPN link is never acknowledged: do not wait tedious's default 5 s.
-    options: { encrypt: o.encrypt, trustServerCertificate: false, enableArithAbort: true, useUTC: true, cancelTimeout: 1_000 },
-  });
+    options: {
+      encrypt: o.tls.encrypt,
+      trustServerCertificate: o.tls.trustServerCertificate,
+      // The store's CA replaces the public ones, as KAFKA_SSL_CA_FILE does for the brokers
+      // (tedious builds its secure context from these options).
+      ...(o.tls.ca ? { cryptoCredentialsDetails: { ca: o.tls.ca } } : {}),
+      enableArithAbort: true,
+      useUTC: true,
+      // A cancel over a dead VPN link is never acknowledged: do not wait tedious's default 5 s.
+      cancelTimeout: 1_000,
+      connector: keepAliveConnector() as unknown as () => Promise<Socket>,
+    },
+  };
+}
+
+export async function* stellarInventario(o: StellarConnectionOptions, deposito: string): AsyncGenerator<InventoryRow> {
+  const log = o.logger.child({ component: 'stellar', ubicacion: o.ubicacionId, deposito });
+  const pool = new sql.ConnectionPool(stellarPoolConfig(o));
   pool.on('error', (err: unknown) => log.warn({ err: { message: (err as Error).message } }, 'Stellar pool error'));
   let request: sql.Request | undefined;
   let finished = false;

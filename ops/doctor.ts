@@ -8,7 +8,8 @@
  * clients the command builds from the configuration (cli/doctor.ts).
  */
 import { connect as tcpConnect } from 'node:net';
-import type { Ubicacion } from '../core/config/ubicaciones.ts';
+import { readStellarTls, type Ubicacion } from '../core/config/ubicaciones.ts';
+import { ConfigError } from '../core/errors.ts';
 import { closedConnectionHint, type KafkaClient, type FluxionAdmin } from '../core/kafka/client.ts';
 import type { Logger } from '../core/logger.ts';
 import { scrubSecrets } from '../core/logger.ts';
@@ -291,7 +292,15 @@ export function storeCheck(u: Ubicacion, env: NodeJS.ProcessEnv): DoctorCheck {
       }
       const missing = [userEnv, passwordEnv].filter((name) => !env[name]);
       if (missing.length) throw new Error(`SQL Server port open, but ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not set`);
-      return 'SQL Server port open';
+      let tls;
+      try {
+        tls = readStellarTls(u, env);
+      } catch (err) {
+        if (err instanceof ConfigError) throw new Error(`SQL Server port open, but ${err.problems.join('; ')}`);
+        throw err;
+      }
+      const how = !tls.encrypt ? 'no TLS' : tls.caFile ? `TLS, CA ${tls.caFile}` : tls.trustServerCertificate ? 'TLS, certificate not verified (trust_server_certificate)' : 'TLS';
+      return `SQL Server port open (${how})`;
     },
   };
 }
@@ -392,6 +401,27 @@ export function postgresChecks(o: { connectionString: string; migrationsDir: str
     ],
     async close() {
       if (pool && !pool.ended) await pool.end().catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * The store list in production: an active store whose entry still lists placeholder fields
+ * (names, deposito codes, hosts standing in for La Granja's real ones) is reported, naming
+ * the store and each field. No row in local, where the simulators make them harmless.
+ */
+export function placeholderCheck(ubicaciones: Ubicacion[], environment: 'local' | 'production', file: string): DoctorCheck | undefined {
+  if (environment !== 'production') return undefined;
+  const found = ubicaciones.filter((u) => u.activa && u.placeholder?.length);
+  return {
+    part: 'placeholders',
+    target: file,
+    async run() {
+      if (found.length === 0) return 'no active store holds a placeholder';
+      const list = found.map((u) => `${u.id} (${u.placeholder!.join(', ')})`).join('; ');
+      throw new Error(
+        `${found.length} active store${found.length === 1 ? '' : 's'} still hold placeholders in production: ${list}: put La Granja's real values in the store list and remove them from the entry's placeholder list`,
+      );
     },
   };
 }

@@ -38,10 +38,32 @@ const stellarSchema = z
     // Production reaches SQL Server over the VPN with TLS verified against the CA; the
     // local simulator speaks no TLS (and tedious refuses plaintext when encrypt is true).
     encrypt: byEnvironment(z.boolean()).default({ local: false, production: true }),
+    // A private CA (PEM) that signed the server's certificate, by the NAME of the variable
+    // holding the file's path (the file sits outside the repo, mounted where it is deployed).
+    ca_file_env: envVarName.optional(),
+    // Legacy servers with self-signed certificates: TLS without verifying the server. Never
+    // the default; an entry says so explicitly.
+    trust_server_certificate: z.boolean().default(false),
     connect_timeout_ms: z.number().int().positive().default(15_000),
     request_timeout_ms: z.number().int().positive().default(300_000),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    const tls = s.encrypt.local || s.encrypt.production;
+    if (s.ca_file_env && s.trust_server_certificate) {
+      ctx.addIssue({ code: 'custom', path: ['trust_server_certificate'], message: 'true together with ca_file_env: verify against the CA, or trust any certificate, not both' });
+    }
+    if (!tls && s.ca_file_env) ctx.addIssue({ code: 'custom', path: ['ca_file_env'], message: 'given but encrypt is false in both environments (no TLS to verify)' });
+    if (!tls && s.trust_server_certificate) ctx.addIssue({ code: 'custom', path: ['trust_server_certificate'], message: 'true but encrypt is false in both environments (no TLS)' });
+  });
+
+/**
+ * Fields whose checked-in values are stand-ins for La Granja's real ones (names, deposito
+ * codes, the production address): `fluxion doctor` fails in production while an active
+ * store still lists any.
+ */
+export const PLACEHOLDER_FIELDS = ['nombre', 'depositos', 'host'] as const;
+export type PlaceholderField = (typeof PLACEHOLDER_FIELDS)[number];
 
 const ubicacionSchema = z
   .object({
@@ -53,6 +75,10 @@ const ubicacionSchema = z
     depositos: z.array(z.string().min(1)).min(1, 'needs at least one deposito'),
     klk: klkSchema.optional(),
     stellar: stellarSchema.optional(),
+    placeholder: z
+      .array(z.enum(PLACEHOLDER_FIELDS, { error: `must list only ${PLACEHOLDER_FIELDS.join(', ')} (host: the production address)` }))
+      .refine((l) => new Set(l).size === l.length, 'lists a field twice')
+      .default([]),
   })
   .strict()
   .superRefine((u, ctx) => {
@@ -62,17 +88,27 @@ const ubicacionSchema = z
     if (u.pos === 'stellar' && u.klk) ctx.addIssue({ code: 'custom', path: ['klk'], message: 'given but pos is stellar' });
   });
 
+/** Every field an entry may hold, by block (the store list's header documents each). */
+export const STORE_LIST_FIELDS = {
+  ubicacion: Object.keys(ubicacionSchema.shape),
+  klk: Object.keys(klkSchema.shape),
+  stellar: Object.keys(stellarSchema.shape),
+};
+
 const fileSchema = z.object({ ubicaciones: z.array(z.unknown()).min(1, 'lists no ubicacion') }).strict();
 
 export type UbicacionConfig = z.output<typeof ubicacionSchema>;
 
 /** A store with the addresses of the chosen environment picked out. */
+/** Absent fields (placeholder, trustServerCertificate) mean none / false, as the file's defaults. */
 export type Ubicacion =
-  | (Omit<UbicacionConfig, 'klk' | 'stellar'> & {
+  | (Omit<UbicacionConfig, 'klk' | 'stellar' | 'placeholder'> & {
+      placeholder?: PlaceholderField[];
       pos: 'klk';
       klk: { baseUrl: string; apiKeyEnv: string; pageSize: number; timeoutMs: number };
     })
-  | (Omit<UbicacionConfig, 'klk' | 'stellar'> & {
+  | (Omit<UbicacionConfig, 'klk' | 'stellar' | 'placeholder'> & {
+      placeholder?: PlaceholderField[];
       pos: 'stellar';
       stellar: {
         host: string;
@@ -81,6 +117,8 @@ export type Ubicacion =
         userEnv: string;
         passwordEnv: string;
         encrypt: boolean;
+        caFileEnv?: string;
+        trustServerCertificate?: boolean;
         connectTimeoutMs: number;
         requestTimeoutMs: number;
       };
@@ -157,6 +195,8 @@ export function resolveUbicacion(u: UbicacionConfig, environment: EtlEnvironment
         userEnv: stellar.user_env,
         passwordEnv: stellar.password_env,
         encrypt: stellar.encrypt[environment],
+        caFileEnv: stellar.ca_file_env,
+        trustServerCertificate: stellar.trust_server_certificate,
         connectTimeoutMs: stellar.connect_timeout_ms,
         requestTimeoutMs: stellar.request_timeout_ms,
       },
@@ -192,4 +232,35 @@ export function readSecret(env: NodeJS.ProcessEnv, name: string, what: string): 
     throw new ConfigError([`environment variable ${name} (${what}) is not set`]);
   }
   return value;
+}
+
+/** How a Stellar connection does TLS, as tedious takes it (mssql `options`). */
+export interface StellarTls {
+  encrypt: boolean;
+  trustServerCertificate: boolean;
+  /** PEM of the store's CA file, when its entry names one. */
+  ca?: string;
+  caFile?: string;
+}
+
+/**
+ * A Stellar store's TLS settings, with its CA file read: a variable that is unset, or that
+ * names a file that cannot be read or holds no certificate, is a ConfigError naming the
+ * store and the variable (that store fails; the others run).
+ */
+export function readStellarTls(u: Ubicacion & { pos: 'stellar' }, env: NodeJS.ProcessEnv): StellarTls {
+  const { encrypt, caFileEnv, trustServerCertificate } = u.stellar;
+  const tls: StellarTls = { encrypt, trustServerCertificate: trustServerCertificate ?? false };
+  if (!encrypt || !caFileEnv) return tls;
+  const file = readSecret(env, caFileEnv, `path of the CA file of ${u.id}`);
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new ConfigError([`ubicacion ${u.id}: ${caFileEnv}=${JSON.stringify(file)}: the CA file cannot be read: ${(cause as Error).message}`], { cause });
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new ConfigError([`ubicacion ${u.id}: ${caFileEnv}=${JSON.stringify(file)}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)`]);
+  }
+  return { ...tls, ca: pem, caFile: file };
 }

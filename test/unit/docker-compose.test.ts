@@ -2,13 +2,13 @@
  * docker-compose.yml cannot run here (no Docker engine), so this keeps it honest: official
  * images, and every address, port and variable name agreeing with the code's configuration.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { createProgram } from '../../cli/main.ts';
 import { ENV_VARS } from '../../core/config/environment.ts';
-import { loadUbicacionesFile } from '../../core/config/ubicaciones.ts';
+import { loadUbicacionesFile, type UbicacionConfig } from '../../core/config/ubicaciones.ts';
 import { PROJECT_ROOT, projectPath } from '../../core/paths.ts';
 
 interface Service {
@@ -27,6 +27,46 @@ const fluxion = Object.entries(services).filter(([, s]) => s.build === '.');
 function hostPort(value: string): { host: string; port: number } {
   const url = new URL(value.includes('://') ? value.replace(/\$\{[^}]+\}/g, 'x') : `tcp://${value}`);
   return { host: url.hostname, port: Number(url.port) };
+}
+
+/** The cli/ module that declares a command word (`.command('dashboard')`). */
+function commandModule(word: string): string | undefined {
+  const dir = join(PROJECT_ROOT, 'cli');
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => join(dir, f))
+    .find((f) => new RegExp(`\\.command\\('${word}'\\)`).test(readFileSync(f, 'utf8')));
+}
+
+const EXTRACTION = join(PROJECT_ROOT, 'extractors', 'extract-run.ts');
+
+/**
+ * Whether a module runs the extraction: it reaches extractors/extract-run.ts through the
+ * modules it imports for their code (`import type` runs nothing), not counting other
+ * command modules (cli/main.ts imports every command).
+ */
+function reachesExtraction(file: string, seen = new Set<string>()): boolean {
+  if (file === EXTRACTION) return true;
+  if (seen.has(file)) return false;
+  seen.add(file);
+  const source = readFileSync(file, 'utf8');
+  const specifiers = [...source.matchAll(/^import\s+(?!type\b)[^;]*?\sfrom\s+'(\.[^']+)'/gms), ...source.matchAll(/import\('(\.[^']+)'\)/g)].map((m) => m[1]!);
+  return specifiers
+    .map((s) => resolve(dirname(file), s))
+    .filter((f) => f === EXTRACTION || !(f.startsWith(join(PROJECT_ROOT, 'cli')) && /\.command\('/.test(readFileSync(f, 'utf8'))))
+    .some((f) => reachesExtraction(f, seen));
+}
+
+/** Whether the fluxion command a compose service runs extracts from the POS (a command's module declares its subcommands too). */
+function commandExtracts(command: string[]): boolean {
+  const file = commandModule(command[0] ?? '');
+  if (!file) throw new Error(`no cli/ module declares the command "${command[0]}"`);
+  return reachesExtraction(file);
+}
+
+/** The environment variables a store's entry names (credentials, CA file). */
+function storeEnvNames(u: UbicacionConfig): string[] {
+  return [u.klk?.api_key_env, u.stellar?.user_env, u.stellar?.password_env, u.stellar?.ca_file_env].filter((x): x is string => !!x);
 }
 
 function listenerPorts(listeners: string): number[] {
@@ -61,21 +101,36 @@ describe('docker-compose.yml', () => {
     const known = new Set([
       'NODE_OPTIONS', // Node's own (heap limits of the processors), not a Fluxion setting
       ...ENV_VARS.map((v) => v.name),
-      ...stores.flatMap((u) => [u.klk?.api_key_env, u.stellar?.user_env, u.stellar?.password_env].filter((x): x is string => !!x)),
+      ...stores.flatMap(storeEnvNames),
     ]);
     for (const [name, s] of fluxion) {
       for (const key of Object.keys(s.environment ?? {})) expect(known.has(key), `${name}: ${key} is not a Fluxion variable`).toBe(true);
     }
   });
 
-  it('gives the scheduler the credentials of every active store of the store list', () => {
-    const env = services['fluxion-scheduler']?.environment ?? {};
-    expect(services['fluxion-scheduler']?.command).toEqual(['schedule']);
-    for (const u of loadUbicacionesFile(projectPath('config/ubicaciones.yaml')).filter((x) => x.activa)) {
-      for (const name of [u.klk?.api_key_env, u.stellar?.user_env, u.stellar?.password_env].filter((x): x is string => !!x)) {
-        expect(env[name], `${u.id}: ${name}`).toMatch(new RegExp(`^\\$\\{${name}:\\?`));
+  it('gives every service that extracts the POS credentials of every active store, in production', () => {
+    const extracting = fluxion.filter(([, s]) => commandExtracts(s.command ?? []));
+    expect(extracting.length, 'no compose service runs an extracting command: is the scan of cli/ broken?').toBeGreaterThan(0);
+    const needed = loadUbicacionesFile(projectPath('config/ubicaciones.yaml'))
+      .filter((u) => u.activa)
+      .flatMap((u) => storeEnvNames(u).map((name) => ({ store: u.id, name })));
+    expect(needed.length).toBeGreaterThan(0);
+    for (const [service, s] of extracting) {
+      const env = s.environment ?? {};
+      expect(env.ETL_ENVIRONMENT, `${service}: ETL_ENVIRONMENT`).toBe('production');
+      for (const { store, name } of needed) {
+        expect(env[name], `${service} runs "${s.command!.join(' ')}", which extracts, but lacks ${name} (${store})`).toMatch(new RegExp(`^\\$\\{${name}:\\?`));
       }
     }
+  });
+
+  it('tells extracting commands apart by what their code imports', () => {
+    // The scan behind the test above, checked on commands whose nature is plain.
+    expect(commandExtracts(['extract', 'inventario'])).toBe(true);
+    expect(commandExtracts(['schedule'])).toBe(true);
+    expect(commandExtracts(['dashboard'])).toBe(true);
+    expect(commandExtracts(['process', 'differ'])).toBe(false);
+    expect(commandExtracts(['migrate'])).toBe(false);
   });
 
   it('points Fluxion at the services on the ports they listen on', () => {

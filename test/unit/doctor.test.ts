@@ -7,7 +7,9 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Ubicacion } from '../../core/config/ubicaciones.ts';
+import { loadUbicacionesFile, resolveUbicacion, type Ubicacion } from '../../core/config/ubicaciones.ts';
+import { projectPath } from '../../core/paths.ts';
+import { main } from '../../cli/main.ts';
 import {
   cleanDetail,
   compareMigrations,
@@ -18,6 +20,7 @@ import {
   klkVerdict,
   migrationsVerdict,
   networkReason,
+  placeholderCheck,
   runChecks,
   safeTarget,
   storeCheck,
@@ -272,16 +275,70 @@ describe('store checks (in-process servers)', () => {
     const port = (tcp.address() as AddressInfo).port;
     const env = { STELLAR_USER_CEDI_FRIO: 'u', STELLAR_PASSWORD_CEDI_FRIO: 'p' };
     const [open] = await runChecks([storeCheck(stellarStore(port), env)], { timeoutMs: 2_000 });
-    expect(open).toMatchObject({ part: 'cedi_frio', target: `Stellar 127.0.0.1:${port}`, status: 'OK', detail: 'SQL Server port open' });
+    expect(open).toMatchObject({ part: 'cedi_frio', target: `Stellar 127.0.0.1:${port}`, status: 'OK', detail: 'SQL Server port open (no TLS)' });
     const [noCreds] = await runChecks([storeCheck(stellarStore(port), {})], { timeoutMs: 2_000 });
     expect(noCreds).toMatchObject({ status: 'FAIL', detail: 'SQL Server port open, but STELLAR_USER_CEDI_FRIO and STELLAR_PASSWORD_CEDI_FRIO are not set' });
     const [closed] = await runChecks([storeCheck(stellarStore(await freePort()), env)], { timeoutMs: 2_000 });
     expect(closed).toMatchObject({ status: 'FAIL', detail: 'SQL Server port: connection refused (nothing listens there)' });
   });
 
+  it('Stellar: names a CA file the store cannot read, and says how TLS is done', async () => {
+    const tcp = createTcpServer((s) => s.destroy());
+    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+    servers.push(tcp);
+    const port = (tcp.address() as AddressInfo).port;
+    const withCa = (u: Ubicacion): Ubicacion => (u.pos === 'stellar' ? { ...u, stellar: { ...u.stellar, encrypt: true, caFileEnv: 'STELLAR_CA_FILE_CEDI_FRIO' } } : u);
+    const env = { STELLAR_USER_CEDI_FRIO: 'u', STELLAR_PASSWORD_CEDI_FRIO: 'p', STELLAR_CA_FILE_CEDI_FRIO: '/nonexistent/ca.pem' };
+    const [missing] = await runChecks([storeCheck(withCa(stellarStore(port)), env)], { timeoutMs: 2_000 });
+    expect(missing).toMatchObject({ status: 'FAIL' });
+    expect(missing!.detail).toMatch(/^SQL Server port open, but ubicacion cedi_frio: STELLAR_CA_FILE_CEDI_FRIO="\/nonexistent\/ca\.pem": the CA file cannot be read: ENOENT/);
+    const verified = (u: Ubicacion): Ubicacion => (u.pos === 'stellar' ? { ...u, stellar: { ...u.stellar, encrypt: true } } : u);
+    const [ok] = await runChecks([storeCheck(verified(stellarStore(port)), env)], { timeoutMs: 2_000 });
+    expect(ok).toMatchObject({ status: 'OK', detail: 'SQL Server port open (TLS)' });
+  });
+
   it('says what a network error code means', () => {
     expect(networkReason(Object.assign(new Error('getaddrinfo ENOTFOUND x'), { code: 'ENOTFOUND' }))).toBe('host name not found (DNS; is the VPN up?)');
     expect(networkReason(new TypeError('fetch failed', { cause: Object.assign(new Error('x'), { code: 'ECONNREFUSED' }) }))).toBe('connection refused (nothing listens there)');
     expect(networkReason(new Error('something else'))).toBe('something else');
+  });
+});
+
+describe('placeholders in the store list', () => {
+  const store = (id: string, activa: boolean, placeholder: Ubicacion['placeholder']): Ubicacion => ({
+    id, nombre: id, tipo: 'tienda', activa, pos: 'klk', depositos: ['01'], placeholder,
+    klk: { baseUrl: 'https://klk.example', apiKeyEnv: 'K', pageSize: 1000, timeoutMs: 30_000 },
+  });
+
+  it('fails in production naming each active store and its placeholder fields; inactive stores do not count', async () => {
+    const stores = [store('tienda_01', true, ['nombre', 'host']), store('tienda_02', true, []), store('tienda_03', true, ['depositos']), store('tienda_14', false, ['nombre'])];
+    const [r] = await runChecks([placeholderCheck(stores, 'production', 'config/ubicaciones.yaml')!], { timeoutMs: 1_000 });
+    expect(r).toMatchObject({ part: 'placeholders', target: 'config/ubicaciones.yaml', status: 'FAIL', required: true });
+    expect(r!.detail).toMatch(/^2 active stores still hold placeholders in production: tienda_01 \(nombre, host\); tienda_03 \(depositos\): put La Granja's real values/);
+    expect(r!.detail).not.toContain('tienda_14');
+    expect(doctorExitCode([r!])).toBe(1);
+  });
+
+  it('is OK in production once no active store lists one, and is no row at all locally', async () => {
+    const [r] = await runChecks([placeholderCheck([store('tienda_01', true, []), store('tienda_14', false, ['host'])], 'production', 'f.yaml')!], { timeoutMs: 1_000 });
+    expect(r).toMatchObject({ status: 'OK', detail: 'no active store holds a placeholder' });
+    expect(placeholderCheck([store('tienda_01', true, ['host'])], 'local', 'f.yaml')).toBeUndefined();
+  });
+
+  it('reports the checked-in store list used in production: `fluxion doctor` prints the row and fails', async () => {
+    const active = loadUbicacionesFile(projectPath('config/ubicaciones.yaml')).filter((u) => u.activa).map((u) => resolveUbicacion(u, 'production'));
+    const lines: string[] = [];
+    const code = await main(['doctor', '--skip-stores'], { env: { ETL_ENVIRONMENT: 'production', LOG_LEVEL: 'silent' }, out: (l) => lines.push(l), err: (l) => lines.push(l) });
+    const row = lines.find((l) => l.startsWith('placeholders '));
+    expect(row, lines.join('\n')).toMatch(/placeholders\s+config\/ubicaciones\.yaml\s+FAIL/);
+    expect(row).toContain(`${active.length} active stores still hold placeholders in production`);
+    expect(row).toContain('tienda_01 (nombre, depositos, host)');
+    expect(row).toContain('cedi_frio (depositos, host)');
+    expect(code).toBe(2); // the services' variables are unset here too (the config row); the placeholder row alone makes 1, above
+    // Locally the simulators make them harmless: no row.
+    const local: string[] = [];
+    await main(['doctor', '--skip-stores'], { env: { ETL_ENVIRONMENT: 'local', LOG_LEVEL: 'silent' }, out: (l) => local.push(l), err: (l) => local.push(l) });
+    expect(local.some((l) => l.startsWith('placeholders '))).toBe(false);
+    expect(local.some((l) => l.startsWith('config '))).toBe(true);
   });
 });
