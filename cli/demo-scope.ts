@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FluxionAdmin } from '../core/kafka/client.ts';
 import type { Pool } from '../core/postgres.ts';
 import { UsageError } from '../core/errors.ts';
@@ -87,6 +88,16 @@ export async function removeScope(scope: DemoScope, admin: FluxionAdmin, server:
   // scopes.json is a file anyone can edit: only a plain identifier is ever put into SQL.
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(scope.database)) throw new UsageError(`${scope.database} in the demo's scope list is not a database name it made: not dropped`);
   const exists = (await server.query('SELECT 1 FROM pg_database WHERE datname = $1', [scope.database])).rowCount === 1;
-  if (exists) await server.query(`DROP DATABASE IF EXISTS ${scope.database} WITH (FORCE)`);
+  for (let attempt = 1; exists; attempt++) {
+    try {
+      await server.query(`DROP DATABASE IF EXISTS ${scope.database} WITH (FORCE)`);
+      break;
+    } catch (err) {
+      // WITH (FORCE) cannot end an autovacuum worker still busy after the run's big writes
+      // (42501 for a role that is not superuser); it ends on its own within seconds.
+      if ((err as { code?: string }).code !== '42501' || attempt >= 80) throw err;
+      await sleep(250);
+    }
+  }
   return { topics: topics.length, database: exists };
 }
