@@ -256,13 +256,11 @@ async function runDemo(c: CommandContext, io: ProgramIo, o: RunOptions): Promise
   const closers: Array<() => Promise<void>> = [];
   const children: Child[] = [];
   let stopping = false;
-  let stopped: Promise<void> | undefined;
-  const shutdown = () =>
-    (stopped ??= (async () => {
-      stopping = true;
-      await stopChildren(children, out);
-      for (const close of closers) await close().catch(() => undefined);
-    })());
+  const shutdown = async () => {
+    stopping = true;
+    await stopChildren(children, out);
+    for (const close of closers) await close().catch(() => undefined);
+  };
   const interrupted = new Promise<string>((done) => {
     process.once('SIGINT', () => done('SIGINT'));
     process.once('SIGTERM', () => done('SIGTERM'));
@@ -311,7 +309,7 @@ async function runDemo(c: CommandContext, io: ProgramIo, o: RunOptions): Promise
       for (const ch of children) void ch.exited.then((how) => !stopping && done({ ...ch, ...how }));
     });
 
-    const work = cyclesAndSummary(c, io, { ...o, stores, klkStores, sims, clock, faults, interrupted, signal: abort.signal, started });
+    const work = cyclesAndSummary(c, io, { ...o, stores, klkStores, sims, clock, faults, signal: abort.signal, started });
     work.catch(() => undefined);
     const first = await Promise.race([work.then(() => 'done' as const), died, interrupted]);
     if (first !== 'done') {
@@ -354,7 +352,6 @@ interface CycleContext extends RunOptions {
   sims: Map<string, StoreSimulation>;
   clock: () => Date;
   faults: FaultControl;
-  interrupted: Promise<string>;
   signal: AbortSignal;
   started: number;
 }
