@@ -94,8 +94,9 @@ export async function removeScope(scope: DemoScope, admin: FluxionAdmin, server:
       break;
     } catch (err) {
       // WITH (FORCE) cannot end an autovacuum worker still busy after the run's big writes
-      // (42501 for a role that is not superuser); it ends on its own within seconds.
-      if ((err as { code?: string }).code !== '42501' || attempt >= 80) throw err;
+      // (42501 for a role that is not superuser), nor a session still starting (55006); both
+      // end on their own within seconds.
+      if (!['42501', '55006'].includes((err as { code?: string }).code ?? '') || attempt >= 120) throw err;
       await sleep(250);
     }
   }

@@ -133,4 +133,11 @@ it('a child process killed mid-run makes the demo exit 1, naming it and its log'
   expect(code, stdout).toBe(1);
   expect(stdout).toContain(`error: dedupe ended before the demo did (signal SIGKILL); its log: ${join(workDir, 'dedupe.log')}`);
   expect(stdout).not.toMatch(/summary after/);
+
+  // What the stopped run made is removed like any other run's.
+  const scope = scopeOf(stdout);
+  const clean = await runCli(['demo', '--clean', '--work-dir', workDir], env());
+  expect(clean.code, `${clean.stdout}${clean.stderr}`).toBe(0);
+  expect(await topicsUnder(scope.prefix)).toEqual([]);
+  expect(await databaseExists(scope.database)).toBe(false);
 });
