@@ -10,15 +10,16 @@ function row(q: QuarantineEntry): string {
 }
 
 export function registerQuarantineCommands(program: Command, io: ProgramIo): void {
-  const quarantine = program.command('quarantine').description('snapshots the differ refused to apply (empty, or too many products dropping to 0)');
+  const quarantine = program.command('quarantine').description('snapshots the differ refused to apply (empty, too many products dropping to 0, or older than the one applied)');
   quarantine
     .command('list')
-    .description('snapshots waiting for a decision (QUARANTINED, RELEASE_REQUESTED); --all adds RELEASED and SUPERSEDED')
+    .description('snapshots waiting for a decision (QUARANTINED, RELEASE_REQUESTED); --all adds RELEASED, SUPERSEDED and STALE')
     .option('--all', 'every quarantine ever recorded')
     .option('--json', 'one JSON object per line')
     .action(async (opts: { all?: boolean; json?: boolean }) => {
       const c = io.context();
-      const entries = (await listQuarantine({ kafka: c.kafka(), registry: c.registry(), logger: c.logger, topicPrefix: c.config.topics.prefix })).filter((q) => opts.all || OPEN.has(q.status));
+      const all = await listQuarantine({ kafka: c.kafka(), registry: c.registry(), logger: c.logger, topicPrefix: c.config.topics.prefix });
+      const entries = all.filter((q) => opts.all || OPEN.has(q.status));
       if (opts.json) {
         for (const q of entries) io.out(JSON.stringify(q));
         return;
@@ -26,6 +27,9 @@ export function registerQuarantineCommands(program: Command, io: ProgramIo): voi
       io.out(['snapshot_id'.padEnd(36), 'ubicacion'.padEnd(12), 'taken_at'.padEnd(24), 'status'.padEnd(17), '   rows', 'reason'].join('  '));
       for (const q of entries) io.out(row(q));
       io.out(`quarantine: ${entries.length} ${opts.all ? 'recorded' : 'waiting for a decision'}`);
+      // Stale snapshots wait for nobody, but an operator must hear of them: an overlapping run or a POS clock set back.
+      const stale = all.filter((q) => q.status === 'STALE').length;
+      if (!opts.all && stale > 0) io.out(`quarantine: ${stale} stale snapshot(s) recorded (older than the one applied, never applied): see --all`);
     });
   quarantine
     .command('release')

@@ -77,7 +77,7 @@ export interface PhantomAlert {
   updated_at: Date;
 }
 
-export type QuarantineStatus = 'QUARANTINED' | 'RELEASE_REQUESTED' | 'RELEASED' | 'SUPERSEDED';
+export type QuarantineStatus = 'QUARANTINED' | 'RELEASE_REQUESTED' | 'RELEASED' | 'SUPERSEDED' | 'STALE';
 
 /** schemas/pos.inventario.quarantine-value.avsc */
 export interface QuarantineRecord {

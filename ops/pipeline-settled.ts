@@ -26,6 +26,8 @@ export interface SettleOptions {
   pollMs?: number;
   /** Called while waiting, at most every 10 s, with what is still behind. */
   onWait?: (behind: string) => void;
+  /** Stops waiting (rejects with the signal's reason), e.g. when a process of the pipeline died. */
+  signal?: AbortSignal;
 }
 
 /** A group did not reach the end of its input in time; `context` names which. */
@@ -56,12 +58,13 @@ export async function waitForPipelineSettled(kafka: KafkaClient, pool: Pool, o: 
         for (;;) {
           const position = await groupPosition(admin, pool, g, group, topic).catch(() => new Map<number, bigint>());
           if ([...ends].every(([p, end]) => (position.get(p) ?? -1n) >= end)) break;
+          o.signal?.throwIfAborted();
           if (Date.now() > deadline) throw new PipelineNotSettledError(group, topic, o.timeoutMs);
           if (o.onWait && Date.now() - lastNotice > 10_000) {
             lastNotice = Date.now();
-            o.onWait(`${group} on ${topic}: at ${JSON.stringify(Object.fromEntries(position))}, records end at ${JSON.stringify(Object.fromEntries(ends))}`);
+            o.onWait(`${group} on ${topic}: at ${describeOffsets(position)}, records end at ${describeOffsets(ends)}`);
           }
-          await sleep(o.pollMs ?? 500);
+          await sleep(o.pollMs ?? 500, undefined, o.signal ? { signal: o.signal } : undefined);
         }
       }
     }
@@ -78,4 +81,13 @@ async function groupPosition(admin: FluxionAdmin, pool: Pool, g: PipelineGroup, 
     return new Map(stored.rows.map((r) => [r.partition, BigInt(r.next_offset)]));
   }
   return new Map((await admin.groupOffsets(group, topic)).map((o) => [o.partition, BigInt(o.offset)]));
+}
+
+/**
+ * "p0 12, p1 40" (partition, offset), or "nothing committed". Offsets are bigints, which
+ * JSON.stringify refuses to serialise: this once killed the demo mid-wait.
+ */
+export function describeOffsets(offsets: Map<number, bigint>): string {
+  if (offsets.size === 0) return 'nothing committed';
+  return [...offsets].sort((a, b) => a[0] - b[0]).map(([p, o]) => `p${p} ${o}`).join(', ');
 }

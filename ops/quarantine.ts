@@ -31,7 +31,7 @@ export class QuarantineError extends FluxionError {
   }
 }
 
-/** Every snapshot the differ ever quarantined (its last status), oldest first. */
+/** Every snapshot the differ ever quarantined or found stale (its last status), oldest first. */
 export async function listQuarantine(deps: QuarantineDeps): Promise<QuarantineEntry[]> {
   const topic = `${deps.topicPrefix}pos.inventario.quarantine`;
   const codec = await createTopicCodec<QuarantineEntry>(deps.registry, 'pos.inventario.quarantine', topic);
@@ -55,6 +55,12 @@ export async function releaseQuarantined(deps: QuarantineDeps, snapshotId: strin
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(snapshotId)) throw new UsageError(`"${snapshotId}" is not a snapshot id (a UUID): see \`fluxion quarantine list\``);
   const entry = (await listQuarantine(deps)).find((q) => q.snapshot_id === snapshotId);
   if (!entry) throw new QuarantineError(`snapshot ${snapshotId} is not in quarantine: see \`fluxion quarantine list --all\``, { context: { snapshot: snapshotId } });
+  if (entry.status === 'STALE') {
+    // Applying it would move the store's stock back to an older reading than the one applied.
+    throw new QuarantineError(`snapshot ${snapshotId} of ${entry.ubicacion_id} is STALE and can never be released: ${entry.reason}. The store's next snapshot brings its current stock`, {
+      context: { snapshot: snapshotId, ubicacion: entry.ubicacion_id },
+    });
+  }
   if (entry.status === 'RELEASED' || entry.status === 'SUPERSEDED') {
     throw new QuarantineError(`snapshot ${snapshotId} of ${entry.ubicacion_id} is already ${entry.status}${entry.note ? ` (${entry.note})` : ''}: nothing to release`, { context: { snapshot: snapshotId, ubicacion: entry.ubicacion_id } });
   }

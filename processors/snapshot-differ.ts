@@ -11,8 +11,14 @@
  * - Offsets are never committed past the first chunk of a snapshot still being assembled
  *   (`commitOffset`): chunks live only in memory, so a restart must read them again.
  * - Reading again is harmless: each store's last applied snapshot is a state record (key
- *   `ubicacion_id`), and a snapshot not newer than it is skipped; a quarantined one is
- *   recognised by its quarantine record.
+ *   `ubicacion_id`, with the offset that completed it in the header `fluxion-applied-offset`),
+ *   and a snapshot decided before is skipped: the applied one, one with a quarantine record,
+ *   or one read at or before that offset (`judgeSnapshot` in snapshot-diff.ts).
+ *
+ * Stale snapshots: one read for the first time when a newer snapshot of the store was already
+ * applied (an overlapping or delayed run, a POS clock set back) is never applied, and never
+ * dropped silently either: it gets a quarantine record with status STALE (never releasable),
+ * the counter outcome `stale` and a warning naming both snapshots and their taken_at.
  *
  * Releases: `fluxion quarantine release` sends a quarantined snapshot's chunks again with the
  * header `fluxion-release`; the differ then applies it without the quarantine rule, unless a
@@ -27,11 +33,14 @@ import type { ProcessorFactory } from './runtime/processor-kind.ts';
 import type { Output, ProcessorContext, StreamProcessorSpec } from './runtime/stream-processor.ts';
 import {
   diffSnapshot,
+  judgeSnapshot,
   packRow,
   quarantineReason,
   rowFingerprint,
   rowKey,
   SnapshotAssembler,
+  staleReason,
+  type AppliedSnapshot,
   type PackedSnapshot,
   type SnapshotChunk,
   type StoreState,
@@ -39,6 +48,9 @@ import {
 
 /** Header naming the snapshot an operator released (set by `fluxion quarantine release`). */
 export const RELEASE_HEADER = 'fluxion-release';
+
+/** Header of a store's state record: offset of the snapshots record that completed the applied snapshot. */
+export const APPLIED_OFFSET_HEADER = 'fluxion-applied-offset';
 
 /** schemas/pos.inventario.state-value.avsc */
 interface StateRecord {
@@ -52,12 +64,12 @@ interface StateRecord {
 interface StoreMemory {
   partition: number;
   rows: StoreState;
-  applied?: { snapshot_id: string; taken_at: number };
+  applied?: AppliedSnapshot;
   assembler: SnapshotAssembler;
   /** Assembles released snapshots apart, so a release never disturbs a normal snapshot in flight. */
   releases: SnapshotAssembler;
-  /** Offset of the first chunk of the snapshot(s) still being assembled. */
-  pendingFrom: Map<string, bigint>;
+  /** Per assembler ('normal', 'release'): the snapshot still being assembled and the offset of its first chunk. */
+  pendingFrom: Map<string, { snapshot: string; from: bigint }>;
 }
 
 type DifferInput = { chunk: SnapshotChunk; release: { snapshotId: string; note: string | null; at: Date | null } | null };
@@ -80,13 +92,18 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
   const rule = { maxZeroedShare: deps.config.quarantineMaxZeroedShare };
   const registry = deps.metrics.registry;
   const snapshotsCounter = registeredMetric(registry, 'fluxion_differ_snapshots_total', () =>
-    new Counter({ name: 'fluxion_differ_snapshots_total', help: 'snapshots by outcome: applied, quarantined, released, superseded, dropped (incomplete), skipped (already applied)', labelNames: ['outcome'], registers: [registry] }),
+    new Counter({ name: 'fluxion_differ_snapshots_total', help: 'snapshots by outcome: applied, quarantined, released, superseded, stale (older than the applied one, recorded in the quarantine), dropped (incomplete), skipped (read again, already decided)', labelNames: ['outcome'], registers: [registry] }),
   );
   const changesCounter = registeredMetric(registry, 'fluxion_differ_changes_total', () =>
     new Counter({ name: 'fluxion_differ_changes_total', help: 'change events emitted, by op (c/u/d)', labelNames: ['op'], registers: [registry] }),
   );
 
   const stores = new Map<string, StoreMemory>();
+
+  function logReread(why: string, where: Record<string, unknown>): void {
+    if (why === 'applied-offset-unknown') log.info(where, 'snapshot older than the applied one, whose offset the state does not hold (written by an older differ): taken as read again, skipped');
+    else log.debug({ ...where, why }, 'snapshot already decided: skipped');
+  }
   /** Quarantine records of the owned partitions, by snapshot_id. */
   const quarantines = new Map<string, QuarantineRecord & { partitionOwned: number }>();
 
@@ -99,8 +116,8 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
     return s;
   }
 
-  function stateOutput(ubicacionId: string, key: string, value: StateRecord | null): Output {
-    return { topic: topics.state, ubicacionId, key, value: value ? stateCodec.encode(value) : null };
+  function stateOutput(ubicacionId: string, key: string, value: StateRecord | null, headers?: Record<string, string>): Output {
+    return { topic: topics.state, ubicacionId, key, value: value ? stateCodec.encode(value) : null, ...(headers ? { headers } : {}) };
   }
 
   function quarantineOutput(q: QuarantineRecord): Output {
@@ -125,8 +142,8 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
       else s.rows.delete(key);
       out.push(stateOutput(ubicacion, `${ubicacion}/${key}`, entry ? { ubicacion_id: ubicacion, row: entry.row, fingerprint: rowFingerprint(entry.row), snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at } : null));
     }
-    s.applied = { snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at.getTime() };
-    out.push(stateOutput(ubicacion, ubicacion, { ubicacion_id: ubicacion, row: null, fingerprint: '', snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at }));
+    s.applied = { snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at.getTime(), offset: BigInt(ctx.offset) };
+    out.push(stateOutput(ubicacion, ubicacion, { ubicacion_id: ubicacion, row: null, fingerprint: '', snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at }, { [APPLIED_OFFSET_HEADER]: ctx.offset }));
     // Quarantined snapshots older than this one can no longer be released.
     for (const q of quarantines.values()) {
       if (q.ubicacion_id !== ubicacion || q.snapshot_id === snapshot.snapshot_id) continue;
@@ -145,6 +162,20 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
     const where = { ubicacion: snapshot.ubicacion_id, snapshot: snapshot.snapshot_id, partition: ctx.partition, offset: ctx.offset };
     const newer = !s.applied || snapshot.taken_at.getTime() > s.applied.taken_at;
     const known = quarantines.get(snapshot.snapshot_id);
+    const record = (status: QuarantineRecord['status'], reason: string, updatedAt: Date): QuarantineRecord => ({
+      snapshot_id: snapshot.snapshot_id,
+      ubicacion_id: snapshot.ubicacion_id,
+      source: snapshot.source,
+      taken_at: snapshot.taken_at,
+      status,
+      reason,
+      row_count: snapshot.rows.length,
+      chunk_count: chunkCount,
+      partition: ctx.partition,
+      first_offset: Number(firstOffset),
+      updated_at: updatedAt,
+      note: null,
+    });
     if (release) {
       if (!known || (known.status !== 'QUARANTINED' && known.status !== 'RELEASE_REQUESTED')) {
         log.warn({ ...where, status: known?.status ?? 'unknown' }, 'release of a snapshot that is not quarantined: ignored');
@@ -164,28 +195,27 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
       log.warn(where, 'quarantined snapshot released by an operator and applied');
       return [...out, quarantineOutput(released)];
     }
-    if (!newer || known) {
+    const verdict = judgeSnapshot({ snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at.getTime(), offset: BigInt(ctx.offset) }, s.applied, known !== undefined);
+    if (verdict.kind === 'reread') {
       // Read again after a restart (offsets held back for a snapshot in flight), or a late duplicate.
       snapshotsCounter.inc({ outcome: 'skipped' });
-      log.debug({ ...where, status: known?.status }, 'snapshot already decided: skipped');
+      logReread(verdict.why, { ...where, status: known?.status, applied: s.applied?.snapshot_id });
       return [];
+    }
+    if (verdict.kind === 'stale') {
+      // Decided by the applied snapshot, at its taken_at: a restart decides it the same way.
+      const q = record('STALE', staleReason(snapshot, verdict.applied), new Date(verdict.applied.taken_at));
+      rememberQuarantine(q, ctx.partition);
+      snapshotsCounter.inc({ outcome: 'stale' });
+      log.warn(
+        { ...where, taken_at: snapshot.taken_at.toISOString(), applied_snapshot: verdict.applied.snapshot_id, applied_taken_at: new Date(verdict.applied.taken_at).toISOString() },
+        `stale snapshot, not applied: ${q.reason}`,
+      );
+      return [quarantineOutput(q)];
     }
     const reason = quarantineReason(s.rows, snapshot, rule);
     if (reason) {
-      const q: QuarantineRecord = {
-        snapshot_id: snapshot.snapshot_id,
-        ubicacion_id: snapshot.ubicacion_id,
-        source: snapshot.source,
-        taken_at: snapshot.taken_at,
-        status: 'QUARANTINED',
-        reason,
-        row_count: snapshot.rows.length,
-        chunk_count: chunkCount,
-        partition: ctx.partition,
-        first_offset: Number(firstOffset),
-        updated_at: snapshot.taken_at,
-        note: null,
-      };
+      const q = record('QUARANTINED', reason, snapshot.taken_at);
       rememberQuarantine(q, ctx.partition);
       snapshotsCounter.inc({ outcome: 'quarantined' });
       log.error({ ...where, reason }, `snapshot quarantined, not applied: ${reason}; release it with \`fluxion quarantine release ${snapshot.snapshot_id}\``);
@@ -211,27 +241,31 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
       const s = store(chunk.ubicacion_id, ctx.partition);
       const assembler = release ? s.releases : s.assembler;
       const pendingKey = release ? 'release' : 'normal';
-      if (!release && s.applied && chunk.taken_at.getTime() <= s.applied.taken_at && !s.assembler.pendingSnapshot()) {
-        // A chunk of a snapshot already applied (read again after a restart): nothing to assemble.
-        return [];
+      if (!release && !s.assembler.pendingSnapshot()) {
+        // A chunk of a snapshot decided before (read again after a restart): nothing to
+        // assemble. A stale one's chunks are assembled, so that it is recorded once whole.
+        const verdict = judgeSnapshot({ snapshot_id: chunk.snapshot_id, taken_at: chunk.taken_at.getTime(), offset: BigInt(ctx.offset) }, s.applied, quarantines.has(chunk.snapshot_id));
+        if (verdict.kind === 'reread') {
+          if (chunk.chunk_index === chunk.chunk_count - 1) logReread(verdict.why, { ubicacion: chunk.ubicacion_id, snapshot: chunk.snapshot_id, partition: ctx.partition, offset: ctx.offset, applied: s.applied?.snapshot_id });
+          return [];
+        }
       }
+      const held = s.pendingFrom.get(pendingKey);
       const results = assembler.accept(chunk);
+      // The offsets held back follow the snapshot the assembler waits on: a new one starts at
+      // this chunk; a chunk dropped on its own (older than the one in flight) moves nothing.
+      const pending = assembler.pendingSnapshot();
+      if (!pending) s.pendingFrom.delete(pendingKey);
+      else if (held?.snapshot !== pending) s.pendingFrom.set(pendingKey, { snapshot: pending, from: BigInt(ctx.offset) });
       const out: Output[] = [];
       for (const r of results) {
-        if (r.kind === 'pending') {
-          if (!s.pendingFrom.has(pendingKey)) s.pendingFrom.set(pendingKey, BigInt(ctx.offset));
-          continue;
-        }
-        const firstOffset = s.pendingFrom.get(pendingKey) ?? BigInt(ctx.offset);
+        if (r.kind === 'pending') continue;
         if (r.kind === 'dropped') {
           snapshotsCounter.inc({ outcome: 'dropped' });
           log.warn({ ubicacion: chunk.ubicacion_id, snapshot: r.snapshot_id, partition: ctx.partition, offset: ctx.offset }, `snapshot dropped, never applied: ${r.reason}`);
-          // The pending one was dropped; the current chunk may have started a new one.
-          s.pendingFrom.delete(pendingKey);
-          if (assembler.pendingSnapshot() === chunk.snapshot_id) s.pendingFrom.set(pendingKey, BigInt(ctx.offset));
           continue;
         }
-        s.pendingFrom.delete(pendingKey);
+        const firstOffset = held?.snapshot === r.snapshot.snapshot_id ? held.from : BigInt(ctx.offset);
         out.push(...onComplete(s, r.snapshot, r.chunk_count, release, ctx, firstOffset));
       }
       return out;
@@ -240,7 +274,7 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
       let min = next;
       for (const s of stores.values()) {
         if (s.partition !== partition) continue;
-        for (const from of s.pendingFrom.values()) if (from < min) min = from;
+        for (const { from } of s.pendingFrom.values()) if (from < min) min = from;
       }
       return min;
     },
@@ -264,7 +298,7 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
         }
         const v = await stateCodec.decode(record.value);
         const s = store(v.ubicacion_id, record.partition);
-        if (v.row === null) s.applied = { snapshot_id: v.snapshot_id, taken_at: v.taken_at.getTime() };
+        if (v.row === null) s.applied = { snapshot_id: v.snapshot_id, taken_at: v.taken_at.getTime(), offset: appliedOffset(record.headers[APPLIED_OFFSET_HEADER]) };
         // Memory keeps the row only: the record's fingerprint, snapshot_id and taken_at are
         // written again, with the snapshot's, when the row next changes.
         else s.rows.set(rowKey(v.row.deposito, v.row.producto_id), packRow(v.row));
@@ -283,3 +317,7 @@ function stripOwned(q: QuarantineRecord & { partitionOwned?: number }): Quaranti
   return rest;
 }
 
+
+function appliedOffset(header: string | undefined): bigint | undefined {
+  return header !== undefined && /^\d+$/.test(header) ? BigInt(header) : undefined;
+}

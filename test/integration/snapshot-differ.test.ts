@@ -2,17 +2,22 @@
  * The snapshot differ against the real broker and registry: changes between snapshots,
  * incomplete snapshots never applied, quarantine and release through the CLI, poison records
  * in the DLQ, and state rebuilt from pos.inventario.state by a new instance and on a
- * partition assignment.
+ * partition assignment; a stale snapshot recorded once and never applied, told apart from
+ * the older snapshots a restart reads again.
  */
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { confluentFrame } from '../../core/avro/wire.ts';
+import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
+import type { QuarantineRecord } from '../../core/records.ts';
 import { dlqTopic } from '../../core/topics.ts';
+import { createStreamProcessor } from '../../processors/runtime/stream-processor.ts';
+import { counterValue, createRuntimeMetrics } from '../../processors/runtime/metrics.ts';
 import { createDifferSpec } from '../../processors/snapshot-differ.ts';
 import { applyChanges, rowKey, unpackRow, type Change, type StoreState } from '../../processors/snapshot-diff.ts';
-import { counterValue } from '../../processors/runtime/metrics.ts';
 import { cycleRows, inventoryRow, snapshotFeeder, uuidFrom, type SnapshotFeeder } from '../helpers/inventory-feed.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { startProcessor, waitForGroupEnd } from '../helpers/processor-run.ts';
+import { processorConfig, startProcessor, waitForGroupEnd } from '../helpers/processor-run.ts';
 import { runCli, uniqueId } from '../helpers/services.ts';
 
 const STORES = ['tienda_01', 'tienda_02', 'tienda_03', 'tienda_04'];
@@ -153,4 +158,112 @@ describe('fluxion process differ', () => {
     expect((await changesOf()).length).toBe(count);
     await Promise.all([running.stop(), second.stop()]);
   });
+});
+
+describe('fluxion process differ: stale snapshots', () => {
+  let p2: TestPipeline;
+  let feeder2: SnapshotFeeder;
+  beforeAll(async () => {
+    p2 = await createTestPipeline(3);
+    feeder2 = await snapshotFeeder(p2.kafka, p2.registry, p2.prefix);
+  });
+  afterAll(async () => {
+    await feeder2?.close();
+    await p2?.cleanup();
+  });
+
+  /** A differ whose log lines (debug and up) are kept, to read what it said. */
+  async function startLogged(group: string) {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const metrics = createRuntimeMetrics();
+    const spec = await createDifferSpec({ kafka: p2.kafka, registry: p2.registry, logger, topicPrefix: p2.prefix, partitions: 3, config: processorConfig(), metrics });
+    const processor = createStreamProcessor(spec, { kafka: p2.kafka, logger, metrics }, { groupId: group, sessionTimeoutMs: 3_000, maxBatch: 7, transactionTimeoutMs: 15_000 });
+    const finished = processor.run().then(() => undefined, (err: unknown) => err);
+    const outcome = (o: string) => counterValue(metrics.registry.getSingleMetric('fluxion_differ_snapshots_total') as never, { outcome: o });
+    return { lines, outcome, finished, stop: () => processor.stop() };
+  }
+
+  async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  it('records a snapshot older than the applied one as STALE once, never applies or releases it, and does not call the older snapshots a restart reads again stale', { timeout: 180_000 }, async () => {
+    // Two stores on one partition: the held one's incomplete snapshot holds the partition's
+    // committed offset back, so a restart reads everything after it again.
+    const candidates = Array.from({ length: 20 }, (_, i) => `tienda_${String(i + 1).padStart(2, '0')}`);
+    const held = candidates[0]!;
+    const store = candidates.find((c) => c !== held && partitionForUbicacion(c, 3) === partitionForUbicacion(held, 3))!;
+    const id = (label: string) => uuidFrom(`${p2.prefix}${label}`);
+    const y1 = { ubicacion: store, snapshotId: id('y1'), takenAt: at(1), rows: cycleRows(store, 1, 120), chunkSize: 40 };
+    const y2 = { ubicacion: store, snapshotId: id('y2'), takenAt: at(3), rows: cycleRows(store, 3, 120), chunkSize: 40 };
+    // Taken between the two but read after the second (a delayed run): stale.
+    const y0 = { ubicacion: store, snapshotId: id('y0'), takenAt: at(2), rows: cycleRows(store, 2, 120).map((r) => ({ ...r, cantidad: '1.000' })), chunkSize: 40 };
+    const group = uniqueId('differ-stale');
+    const first = await startLogged(group);
+    await feeder2.publish([{ ubicacion: held, snapshotId: id('h1'), takenAt: at(1), rows: cycleRows(held, 1, 120), chunkSize: 40, only: [0] }, y1, y2, y0]);
+    await until('the stale snapshot', async () => (await first.outcome('stale')) === 1);
+    expect(await first.outcome('applied')).toBe(2);
+
+    const quarantine = async () => (await p2.read<QuarantineRecord>('pos.inventario.quarantine', { idleMs: 1_000 })).map((r) => r.decoded);
+    const recorded = await quarantine();
+    expect(recorded).toEqual([
+      expect.objectContaining({
+        snapshot_id: y0.snapshotId,
+        ubicacion_id: store,
+        status: 'STALE',
+        taken_at: at(2),
+        updated_at: at(3),
+        row_count: 120,
+        chunk_count: 3,
+        reason: `stale: taken at ${at(2).toISOString()}, before snapshot ${y2.snapshotId} (taken at ${at(3).toISOString()}) which was already applied`,
+      }),
+    ]);
+    const warned = first.lines.filter((l) => l.msg?.toString().startsWith('stale snapshot, not applied'));
+    expect(warned).toEqual([
+      expect.objectContaining({ level: 40, ubicacion: store, snapshot: y0.snapshotId, taken_at: at(2).toISOString(), applied_snapshot: y2.snapshotId, applied_taken_at: at(3).toISOString() }),
+    ]);
+    expect((await changesOf2(store)).some((c) => c.snapshot_id === y0.snapshotId)).toBe(false);
+
+    // A restart reads y1, y2 and y0 again (the committed offset is before them): nothing new.
+    await first.stop();
+    const second = await startLogged(group);
+    await until('the second instance to read past y0', async () => second.lines.some((l) => l.msg === 'snapshot already decided: skipped' && l.snapshot === y0.snapshotId));
+    expect(second.lines.filter((l) => l.msg === 'snapshot already decided: skipped').map((l) => [l.snapshot, l.why])).toEqual([
+      [y1.snapshotId, 'read-before-applied'],
+      [y2.snapshotId, 'applied'],
+      [y0.snapshotId, 'decided'],
+    ]);
+    // The held store's next snapshot supersedes its incomplete one: offsets move to the end.
+    await feeder2.publish([{ ubicacion: held, snapshotId: id('h2'), takenAt: at(2), rows: cycleRows(held, 2, 120), chunkSize: 40 }]);
+    await waitForGroupEnd(p2.kafka, group, [`${p2.prefix}pos.inventario.snapshots`]);
+    expect(await second.outcome('stale')).toBe(0);
+    expect(await second.outcome('applied')).toBe(1);
+    expect(await quarantine()).toHaveLength(1);
+    const changes = await changesOf2(store);
+    expect(changes.filter((c) => c.snapshot_id === y1.snapshotId)).toHaveLength(120);
+    expect(changes.some((c) => c.snapshot_id === y0.snapshotId)).toBe(false);
+
+    // Listed with --all (and counted without it), and never releasable.
+    const env = { FLUXION_TOPIC_PREFIX: p2.prefix, LOG_LEVEL: 'warn' };
+    const listed = await runCli(['quarantine', 'list'], env);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain('quarantine: 0 waiting for a decision');
+    expect(listed.stdout).toContain('quarantine: 1 stale snapshot(s) recorded');
+    const all = await runCli(['quarantine', 'list', '--all'], env);
+    expect(all.stdout).toMatch(new RegExp(`${y0.snapshotId} +${store} .*STALE .*before snapshot ${y2.snapshotId}`));
+    const release = await runCli(['quarantine', 'release', y0.snapshotId], env);
+    expect(release.code).toBe(1);
+    expect(release.stderr).toMatch(/is STALE and can never be released/);
+    await second.stop();
+    expect(await second.finished).toBeUndefined();
+  });
+
+  async function changesOf2(ubicacion: string): Promise<ChangeRecord[]> {
+    return (await p2.read<ChangeRecord>('pos.inventario.changes', { idleMs: 1_500 })).map((r) => r.decoded).filter((c) => c.ubicacion_id === ubicacion);
+  }
 });
