@@ -44,7 +44,8 @@ export function defineMessages<T extends Catalogue>(catalogues: { en: T } & { [L
     const have = Object.keys(c).sort();
     const missing = keys.filter((k) => !have.includes(k));
     const extra = have.filter((k) => !keys.includes(k));
-    if (missing.length || extra.length) throw new CatalogueError(`catalogue ${locale}: ${missing.length ? `missing ${missing.join(', ')}` : ''}${extra.length ? ` unknown ${extra.join(', ')}` : ''}`.trim());
+    const problems = [...(missing.length ? [`missing ${missing.join(', ')}`] : []), ...(extra.length ? [`unknown ${extra.join(', ')}`] : [])];
+    if (problems.length) throw new CatalogueError(`catalogue ${locale}: ${problems.join('; ')}`);
     for (const k of keys) {
       const m = c[k];
       if (typeof m === 'string' ? m.trim() === '' : typeof m !== 'function') throw new CatalogueError(`catalogue ${locale}: message ${k} is empty`);
