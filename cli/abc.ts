@@ -2,10 +2,12 @@
 import type { Command } from 'commander';
 import { UsageError } from '../core/errors.ts';
 import { fechaCaracas } from '../core/time.ts';
+import { withFailureMail } from '../ops/job-failure-mail.ts';
 import { findJob, loadScheduleFile } from '../ops/schedule-config.ts';
 import { createCheckins, sentryOptionsFromEnv, withCheckin } from '../ops/sentry-checkins.ts';
 import { ABC_CADENA, ABC_DEFAULTS, ABC_MAX_WINDOW_DAYS, describeAbcResult, recalcAbc, type AbcRecalcResult } from '../sinks/abc-recalc.ts';
 import type { CommandContext } from './context.ts';
+import { jobAlertsOf } from './job-alerts.ts';
 import type { ProgramIo } from './program-io.ts';
 
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
@@ -76,8 +78,12 @@ export function abcSummaryLines(r: AbcRecalcResult): string[] {
   ];
 }
 
-/** With SENTRY_DSN set, reports to the abc job's cron monitor, as the extract commands do. */
-async function checkedIn(c: CommandContext, run: () => Promise<AbcRecalcResult>): Promise<AbcRecalcResult> {
+/**
+ * With SENTRY_DSN set, reports to the abc job's cron monitor, as the extract commands do; a
+ * failed recalculation mails the operators too (ops/job-failure-mail.ts).
+ */
+async function checkedIn(c: CommandContext, recalc: () => Promise<AbcRecalcResult>): Promise<AbcRecalcResult> {
+  const run = () => withFailureMail(jobAlertsOf(c), 'abc', recalc);
   const options = sentryOptionsFromEnv(process.env);
   if (!options.dsn) return run();
   const checkins = createCheckins({ ...options, logger: c.logger });

@@ -62,7 +62,7 @@ export function registerDashboardCommand(program: Command, io: ProgramIo): void 
       const stores = c.ubicaciones();
       const sampler = createSampler(
         { kafka: c.kafka(), pool: c.pool(), registry: c.registry(), logger: c.logger, topicPrefix: c.config.topics.prefix, stores, schedule: schedule.jobs },
-        { intervalMs: settings.sampleMs, historyMs: settings.historyMs },
+        { intervalMs: settings.sampleMs, historyMs: settings.historyMs, locale: c.config.locale },
       );
       const control = createControlApi({ token: settings.syncToken, stores: () => stores, run: createSyncRunner(c), logger: c.logger });
       const server = createDashboardServer({
@@ -73,6 +73,7 @@ export function registerDashboardCommand(program: Command, io: ProgramIo): void 
         control,
         logger: c.logger,
         refreshSeconds: Math.max(5, Math.round(settings.sampleMs / 1000)),
+        locale: c.config.locale,
       });
       const url = await server.listen();
       sampler.start();

@@ -4,16 +4,20 @@ import { selectUbicaciones, type Ubicacion } from '../core/config/ubicaciones.ts
 import { UsageError } from '../core/errors.ts';
 import { ayerCaracas, fechaCaracas } from '../core/time.ts';
 import { EXTRACTION_DEFAULTS, extractInventario, extractVentas, type StoreOutcome } from '../extractors/extract-run.ts';
+import { jobFailureOfOutcomes, withFailureMail } from '../ops/job-failure-mail.ts';
 import { findJob, loadScheduleFile, type ScheduledJobName } from '../ops/schedule-config.ts';
 import { createCheckins, sentryOptionsFromEnv, withCheckin } from '../ops/sentry-checkins.ts';
 import type { CommandContext } from './context.ts';
+import { jobAlertsOf } from './job-alerts.ts';
 import type { ProgramIo } from './program-io.ts';
 
 /**
  * Runs an extraction; with SENTRY_DSN set it reports to the job's cron monitor, for
- * deployments where an external scheduler starts the container.
+ * deployments where an external scheduler starts the container. A run that fails as a whole
+ * (Kafka or the registry unreachable) mails the operators too (ops/job-failure-mail.ts).
  */
-async function checkedIn(c: CommandContext, job: ScheduledJobName, run: () => Promise<StoreOutcome[]>): Promise<StoreOutcome[]> {
+async function checkedIn(c: CommandContext, job: ScheduledJobName, extract: () => Promise<StoreOutcome[]>): Promise<StoreOutcome[]> {
+  const run = () => withFailureMail(jobAlertsOf(c), job, extract, (o) => jobFailureOfOutcomes(job, o));
   const options = sentryOptionsFromEnv(process.env);
   if (!options.dsn) return run();
   const checkins = createCheckins({ ...options, logger: c.logger });

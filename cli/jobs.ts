@@ -5,6 +5,7 @@
 import type { Ubicacion } from '../core/config/ubicaciones.ts';
 import { ayerCaracas, fechaCaracas } from '../core/time.ts';
 import { extractInventario, extractVentas, type StoreOutcome } from '../extractors/extract-run.ts';
+import { jobFailureOfOutcomes } from '../ops/job-failure-mail.ts';
 import type { ScheduledJobName } from '../ops/schedule-config.ts';
 import type { JobOutcome, RunJob } from '../ops/scheduler.ts';
 import type { CommandContext } from './context.ts';
@@ -12,9 +13,9 @@ import { summaryTable } from './extract.ts';
 import { describeAbcResult, recalcAbc } from '../sinks/abc-recalc.ts';
 import { productosSummary, refreshProductos } from './productos.ts';
 
-function outcome(outcomes: StoreOutcome[]): JobOutcome {
+function outcome(job: ScheduledJobName, outcomes: StoreOutcome[]): JobOutcome {
   const lines = summaryTable(outcomes);
-  return { ok: outcomes.every((o) => o.status === 'OK'), summary: lines[lines.length - 1]! };
+  return { ok: outcomes.every((o) => o.status === 'OK'), summary: lines[lines.length - 1]!, failure: jobFailureOfOutcomes(job, outcomes) };
 }
 
 export function createJobRunner(c: CommandContext): RunJob {
@@ -23,11 +24,11 @@ export function createJobRunner(c: CommandContext): RunJob {
     const now = new Date();
     switch (job) {
       case 'inventario':
-        return outcome(await extractInventario(active(), c.extractionDeps(), { signal }));
+        return outcome(job, await extractInventario(active(), c.extractionDeps(), { signal }));
       case 'ventas':
-        return outcome(await extractVentas(active('klk'), fechaCaracas(now), 'VENTAS', c.extractionDeps(), { signal }));
+        return outcome(job, await extractVentas(active('klk'), fechaCaracas(now), 'VENTAS', c.extractionDeps(), { signal }));
       case 'ventas-recovery':
-        return outcome(await extractVentas(active('klk'), ayerCaracas(now), 'VENTAS_RECOVERY', c.extractionDeps(), { signal }));
+        return outcome(job, await extractVentas(active('klk'), ayerCaracas(now), 'VENTAS_RECOVERY', c.extractionDeps(), { signal }));
       case 'abc': {
         const r = await recalcAbc(c.pool(), { logger: c.logger, signal });
         return { ok: true, summary: describeAbcResult(r) };

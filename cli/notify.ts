@@ -38,6 +38,7 @@ export function registerNotifyCommand(program: Command, io: ProgramIo): void {
             phantomWindowMs: n.phantomWindowMs,
             maxAgeMs: n.maxAgeMs,
             environment: c.config.environment,
+            locale: c.config.locale,
           },
         },
       );

@@ -4,6 +4,7 @@ import { projectPath } from '../core/paths.ts';
 import { DEFAULT_SCHEDULE_FILE, loadScheduleFile } from '../ops/schedule-config.ts';
 import { createScheduler } from '../ops/scheduler.ts';
 import { createCheckins, sentryOptionsFromEnv } from '../ops/sentry-checkins.ts';
+import { jobAlertsOf } from './job-alerts.ts';
 import { createJobRunner } from './jobs.ts';
 import type { ProgramIo } from './program-io.ts';
 
@@ -16,7 +17,7 @@ export function registerScheduleCommand(program: Command, io: ProgramIo): void {
       const c = io.context();
       const config = loadScheduleFile(projectPath(opts.file));
       const checkins = createCheckins({ ...sentryOptionsFromEnv(process.env), logger: c.logger });
-      const scheduler = createScheduler({ jobs: config.jobs, run: createJobRunner(c), checkins, logger: c.logger });
+      const scheduler = createScheduler({ jobs: config.jobs, run: createJobRunner(c), checkins, alerts: jobAlertsOf(c), logger: c.logger });
       scheduler.start();
       for (const s of scheduler.status()) {
         io.out(`${s.job.padEnd(18)} ${s.enabled ? `next ${s.nextTick?.toISOString() ?? '-'}` : 'disabled'}  (${s.cron} ${s.timezone})`);

@@ -1,7 +1,8 @@
 /**
  * The scheduler behind `fluxion schedule`: croner timers in each job's time zone, the
  * active window and the enabled flag honoured at every tick, never two runs of one job at
- * once, and Sentry check-ins around every run.
+ * once, Sentry check-ins around every run, and a mail when a run fails as a whole
+ * (ops/job-failure-mail.ts: it threw, or its outcome names such a failure).
  *
  *   const scheduler = createScheduler({ jobs, run, checkins, logger });
  *   scheduler.start();            // timers on
@@ -16,6 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { Cron } from 'croner';
 import { ConfigError, FluxionError, UsageError, errorMessage, type FluxionErrorOptions } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { jobFailureOf, type JobAlerts, type JobFailure } from './job-failure-mail.ts';
 import { isInWindow, type ScheduledJob, type ScheduledJobName } from './schedule-config.ts';
 import type { Checkins } from './sentry-checkins.ts';
 
@@ -23,6 +25,8 @@ import type { Checkins } from './sentry-checkins.ts';
 export interface JobOutcome {
   ok: boolean;
   summary: string;
+  /** Set when the run failed as a whole without throwing (its stores could not be published): mailed. */
+  failure?: JobFailure | null;
 }
 
 /** Runs one job; must stop promptly when `signal` aborts. */
@@ -76,6 +80,8 @@ export interface SchedulerDeps {
   jobs: ScheduledJob[];
   run: RunJob;
   checkins: Checkins;
+  /** Mails a run that fails as a whole (throttled); none: only Sentry hears of it. */
+  alerts?: JobAlerts;
   logger: Logger;
   /** The clock for windows and durations; replaceable in tests. */
   now?: () => Date;
@@ -168,7 +174,11 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       } catch (err) {
         log.warn({ err }, 'check-in ok/error failed');
       }
-      const result: RunResult = { job: job.name, runId, trigger, startedAt, durationMs, ok: outcome.ok, summary: outcome.summary, aborted, ...(error === undefined ? {} : { error }) };
+      // An aborted run was stopped by us (shutdown), not failed by a service.
+      const failure = aborted ? null : error !== undefined ? jobFailureOf(job.name, error) : (outcome.failure ?? null);
+      if (failure && deps.alerts) await deps.alerts.failed(failure);
+      const { failure: _mailed, ...reported } = outcome;
+      const result: RunResult = { job: job.name, runId, trigger, startedAt, durationMs, ...reported, aborted, ...(error === undefined ? {} : { error }) };
       if (outcome.ok) log.info({ durationMs, summary: outcome.summary }, 'run succeeded');
       else log.error({ durationMs, summary: outcome.summary, aborted, ...(error === undefined ? {} : { err: error }) }, 'run failed');
       running.delete(job.name);

@@ -18,6 +18,9 @@
  * mail per interval, not one per run. Failed runs also go to Sentry, every one (Sentry groups
  * them by fingerprint and has its own alert rules).
  *
+ * Language: subjects and bodies are in `config.locale` (FLUXION_LOCALE, Spanish by default;
+ * the words are in sinks/notify-messages.ts); kinds, keys and Sentry events stay English.
+ *
  * Staleness: an event whose own time (finished_at, updated_at, opened_at) is older than
  * `maxAgeMs` when read is neither mailed nor reported: a new consumer group reads the topics
  * from their beginning, and 30 days of old failures are nobody's news.
@@ -25,10 +28,13 @@
 import { FluxionError } from '../core/errors.ts';
 import type { PhantomAlert, QuarantineRecord } from '../core/records.ts';
 import type { SentryEventReport } from '../core/sentry.ts';
-import { BUSINESS_TIME_ZONE } from '../core/time.ts';
+import { admit, type Admission, type ThrottleEntry } from '../core/throttle.ts';
+import { notifyMessages, type NotifyMessages } from './notify-messages.ts';
+import { DEFAULT_LOCALE, type Locale } from '../core/i18n.ts';
+import { formatInstant, formatMinutes, mailTable, subjectPrefix } from '../core/mail/format.ts';
 import type { EtlRun } from './sink-batch.ts';
 
-export type { EtlRun };
+export type { EtlRun, Admission };
 
 export type NotifyKind = 'CONNECTIVITY' | 'EXTRACTION_FAILED' | 'SNAPSHOT_QUARANTINED' | 'PHANTOM_ZEROS';
 
@@ -44,6 +50,8 @@ export interface NotifyRulesConfig {
   maxAgeMs: number;
   /** Shown in subjects unless `production` (so a test mail never looks like a real one). */
   environment?: string;
+  /** The mails' language (FLUXION_LOCALE); default Spanish, what La Granja's operators read. */
+  locale?: Locale;
 }
 
 export type NotifyEvent =
@@ -128,10 +136,6 @@ export function eventTime(event: NotifyEvent): Date {
 
 // ---- throttle --------------------------------------------------------------------------------
 
-export type Admission =
-  | { admitted: true; /** Mails of this key held back since the last one went. */ heldBack: number; heldBackSinceMs: number | null }
-  | { admitted: false; heldBack: number; /** When the next mail of this key may go. */ nextMs: number };
-
 export interface Throttle {
   /** Whether a mail under `key` may go at `nowMs`; a refused one is counted as held back. */
   admit(key: string, nowMs: number): Admission;
@@ -143,19 +147,14 @@ export interface Throttle {
 
 /** In memory: a restart forgets it, so a restarted notifier may mail once more per key. */
 export function createThrottle(intervalMs: number): Throttle {
-  const entries = new Map<string, { lastSentMs: number; heldBack: number; heldBackSinceMs: number | null }>();
+  const entries = new Map<string, ThrottleEntry>();
   return {
     admit(key, nowMs) {
-      const e = entries.get(key);
-      if (e && nowMs - e.lastSentMs < intervalMs) {
-        e.heldBack++;
-        e.heldBackSinceMs ??= nowMs;
-        return { admitted: false, heldBack: e.heldBack, nextMs: e.lastSentMs + intervalMs };
-      }
       // Keys whose interval is over carry nothing but a held-back count: sweep them now and then.
       if (entries.size > 1_000) for (const [k, x] of entries) if (nowMs - x.lastSentMs >= intervalMs && x.heldBack === 0) entries.delete(k);
-      entries.set(key, { lastSentMs: nowMs, heldBack: 0, heldBackSinceMs: null });
-      return { admitted: true, heldBack: e?.heldBack ?? 0, heldBackSinceMs: e?.heldBackSinceMs ?? null };
+      const { admission, entry } = admit(entries.get(key), nowMs, intervalMs);
+      entries.set(key, entry);
+      return admission;
     },
     release(key) {
       entries.delete(key);
@@ -205,67 +204,45 @@ export function createPhantomStoreWindow(windowMs: number): PhantomStoreWindow {
 
 // ---- messages --------------------------------------------------------------------------------
 
-const localTime = new Intl.DateTimeFormat('sv-SE', {
-  timeZone: BUSINESS_TIME_ZONE, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
-});
+export { formatInstant };
 
-/** "2026-11-27 08:30:00 America/Caracas (2026-11-27T12:30:00.000Z)". */
-export function formatInstant(d: Date | number): string {
-  const date = typeof d === 'number' ? new Date(d) : d;
-  return `${localTime.format(date)} ${BUSINESS_TIME_ZONE} (${date.toISOString()})`;
+function kindLabel(kind: NotifyKind, m: NotifyMessages): string {
+  return { CONNECTIVITY: m.kindConnectivity, EXTRACTION_FAILED: m.kindExtraction, SNAPSHOT_QUARANTINED: m.kindQuarantine, PHANTOM_ZEROS: m.kindPhantom }[kind];
 }
 
-const formatMinutes = (ms: number): string => `${Math.round(ms / 60_000)} min`;
-
-function subjectPrefix(environment: string | undefined): string {
-  return !environment || environment === 'production' ? '[Fluxion]' : `[Fluxion ${environment}]`;
-}
-
-function table(rows: Array<[string, string | number | null | undefined]>): string {
-  const width = Math.max(...rows.map(([k]) => k.length)) + 2;
-  return rows.filter(([, v]) => v !== null && v !== undefined && v !== '').map(([k, v]) => `${`${k}:`.padEnd(width)}${v}`).join('\n');
-}
-
-function heldBackLine(kind: NotifyKind, store: string, admission: Extract<Admission, { admitted: true }>, throttleMs: number): string | null {
+function heldBackLine(kind: NotifyKind, store: string, admission: Extract<Admission, { admitted: true }>, config: NotifyRulesConfig): string | null {
   if (admission.heldBack === 0) return null;
-  const since = admission.heldBackSinceMs === null ? '' : ` since ${formatInstant(admission.heldBackSinceMs)}`;
-  return `${admission.heldBack} more ${kindLabel(kind)} notice(s) for ${store} were not mailed${since} (at most one mail per store and kind every ${formatMinutes(throttleMs)}).`;
+  const m = messagesOf(config);
+  const since = admission.heldBackSinceMs === null ? '' : formatInstant(admission.heldBackSinceMs);
+  return m.heldBack(admission.heldBack, kindLabel(kind, m), store, since, formatMinutes(config.throttleMs));
 }
 
-function kindLabel(kind: NotifyKind): string {
-  return { CONNECTIVITY: 'connectivity', EXTRACTION_FAILED: 'extraction failure', SNAPSHOT_QUARANTINED: 'quarantine', PHANTOM_ZEROS: 'phantom-zero' }[kind];
-}
+const messagesOf = (config: NotifyRulesConfig): NotifyMessages => notifyMessages(config.locale ?? DEFAULT_LOCALE);
 
 function footer(config: NotifyRulesConfig, key: string): string {
-  return `--\nFluxion Stream notifier (${config.environment ?? 'unknown environment'}), throttle key ${key}.`;
+  const m = messagesOf(config);
+  return m.footer(config.environment ?? m.unknownEnvironment, key);
 }
 
 /** Subject and body of a FAILED run's mail. */
 export function runMail(run: EtlRun, kind: 'CONNECTIVITY' | 'EXTRACTION_FAILED', config: NotifyRulesConfig, heldBack: string | null = null): Mail {
+  const m = messagesOf(config);
   const store = run.ubicacion_id;
   const key = throttleKey(kind, store);
   const errorClass = run.error_class ?? 'UNKNOWN';
-  const subject =
-    kind === 'CONNECTIVITY'
-      ? `${subjectPrefix(config.environment)} ${store}: POS unreachable, ${run.job} extraction failed (${errorClass})`
-      : `${subjectPrefix(config.environment)} ${store}: ${run.job} extraction failed (${errorClass})`;
-  const advice =
-    kind === 'CONNECTIVITY'
-      ? `Fluxion could not reach ${store}'s POS, or it did not answer in time (after retries). Check the store's server, its network and the VPN; the next scheduled run tries again.`
-      : errorClass === 'POS_AUTH'
-        ? `${store}'s POS refused Fluxion's credentials: check the variable named in the error. Retrying will not help until it is fixed.`
-        : `Nothing of this run was published: ${store}'s data stays as of its last successful run. The error above says what failed (for bad data: the page, field and value).`;
+  const subject = `${subjectPrefix(config.environment)} ${kind === 'CONNECTIVITY' ? m.subjectConnectivity(store, run.job, errorClass) : m.subjectExtraction(store, run.job, errorClass)}`;
+  const advice = kind === 'CONNECTIVITY' ? m.adviceConnectivity(store) : errorClass === 'POS_AUTH' ? m.adviceAuth(store) : m.adviceOther(store);
   const text = [
-    `${store}: the ${run.job} extraction failed.`,
+    m.runIntro(store, run.job),
     '',
-    table([
-      ['store', store],
-      ['job', run.job],
-      ['error class', errorClass],
-      ['error', run.error_message ?? '(no message)'],
-      ['run', run.run_id],
-      ['started', formatInstant(run.started_at)],
-      ['finished', formatInstant(run.finished_at)],
+    mailTable([
+      [m.lStore, store],
+      [m.lJob, run.job],
+      [m.lErrorClass, errorClass],
+      [m.lError, run.error_message ?? m.noMessage],
+      [m.lRun, run.run_id],
+      [m.lStarted, formatInstant(run.started_at)],
+      [m.lFinished, formatInstant(run.finished_at)],
     ]),
     '',
     advice,
@@ -278,28 +255,29 @@ export function runMail(run: EtlRun, kind: 'CONNECTIVITY' | 'EXTRACTION_FAILED',
 
 /** Subject and body of a quarantined snapshot's mail. */
 export function quarantineMail(q: QuarantineRecord, config: NotifyRulesConfig, heldBack: string | null = null): Mail {
+  const m = messagesOf(config);
   const store = q.ubicacion_id;
   const key = throttleKey('SNAPSHOT_QUARANTINED', store);
   const text = [
-    `${store}: massive stockout in the latest inventory snapshot. Fluxion quarantined it: it was NOT applied, so ${store}'s stock stays as of its previous snapshot.`,
+    m.quarantineIntro(store),
     '',
-    table([
-      ['store', store],
-      ['reason', q.reason],
-      ['snapshot', q.snapshot_id],
-      ['source', q.source],
-      ['taken at', formatInstant(q.taken_at)],
-      ['rows', q.row_count],
+    mailTable([
+      [m.lStore, store],
+      [m.lReason, q.reason],
+      [m.lSnapshot, q.snapshot_id],
+      [m.lSource, q.source],
+      [m.lTakenAt, formatInstant(q.taken_at)],
+      [m.lRows, q.row_count],
     ]),
     '',
-    `If the stock really is that low (a physical count confirms it), release it:`,
-    `  fluxion quarantine release ${q.snapshot_id} --note "<who confirmed it, and how>"`,
-    `Otherwise the store's next normal snapshot supersedes it. See the waiting ones with \`fluxion quarantine list\`.`,
+    m.quarantineRelease,
+    `  fluxion quarantine release ${q.snapshot_id} --note "${m.quarantineNote}"`,
+    m.quarantineOtherwise,
     ...(heldBack ? ['', heldBack] : []),
     '',
     footer(config, key),
   ].join('\n');
-  return { kind: 'SNAPSHOT_QUARANTINED', key, ubicacion_id: store, subject: `${subjectPrefix(config.environment)} ${store}: massive stockout, snapshot quarantined`, text };
+  return { kind: 'SNAPSHOT_QUARANTINED', key, ubicacion_id: store, subject: `${subjectPrefix(config.environment)} ${m.subjectQuarantine(store)}`, text };
 }
 
 /** How many of the window's alerts a mail lists by product. */
@@ -307,31 +285,32 @@ export const PHANTOM_MAIL_LISTED = 15;
 
 /** Subject and body of a store's phantom-zeros mail. */
 export function phantomMail(store: string, alerts: readonly WindowAlert[], config: NotifyRulesConfig, heldBack: string | null = null): Mail {
+  const m = messagesOf(config);
   const key = throttleKey('PHANTOM_ZEROS', store);
   const window = formatMinutes(config.phantomWindowMs);
   const byRule = new Map<string, number>();
   for (const a of alerts) byRule.set(a.rule, (byRule.get(a.rule) ?? 0) + 1);
   const listed = alerts.slice(-PHANTOM_MAIL_LISTED);
   const text = [
-    `${store}: massive stockout: ${alerts.length} products got a phantom-zero alert within ${window} (threshold ${config.phantomStoreThreshold}). Their stock of 0 is probably a POS error.`,
+    m.phantomIntro(store, alerts.length, window, config.phantomStoreThreshold),
     '',
-    table([
-      ['store', store],
-      ['alerts', alerts.length],
-      ['by rule', [...byRule].sort().map(([r, n]) => `${r} ${n}`).join(', ')],
-      ['first opened', formatInstant(alerts[0]?.openedMs ?? 0)],
-      ['last opened', formatInstant(alerts.at(-1)?.openedMs ?? 0)],
+    mailTable([
+      [m.lStore, store],
+      [m.lAlerts, alerts.length],
+      [m.lByRule, [...byRule].sort().map(([r, n]) => `${r} ${n}`).join(', ')],
+      [m.lFirstOpened, formatInstant(alerts[0]?.openedMs ?? 0)],
+      [m.lLastOpened, formatInstant(alerts.at(-1)?.openedMs ?? 0)],
     ]),
     '',
-    `${listed.length === alerts.length ? 'The alerts' : `The latest ${listed.length}`}:`,
+    listed.length === alerts.length ? m.phantomAll : m.phantomLatest(listed.length),
     ...listed.map((a) => `  - ${a.summary} [${a.rule}]`),
     '',
-    `The alerts are in the alertas table (estado OPEN) and on alerts.phantom-zeros.`,
+    m.phantomWhere,
     ...(heldBack ? ['', heldBack] : []),
     '',
     footer(config, key),
   ].join('\n');
-  return { kind: 'PHANTOM_ZEROS', key, ubicacion_id: store, subject: `${subjectPrefix(config.environment)} ${store}: massive stockout, ${alerts.length} phantom zeros in ${window}`, text };
+  return { kind: 'PHANTOM_ZEROS', key, ubicacion_id: store, subject: `${subjectPrefix(config.environment)} ${m.subjectPhantom(store, alerts.length, window)}`, text };
 }
 
 /** The Sentry event of a FAILED run: tagged by store, job and run, grouped by store, job and error class. */
@@ -363,7 +342,7 @@ export function createNotifyRules(config: NotifyRulesConfig): NotifyRules {
   function throttled(kind: NotifyKind, store: string, nowMs: number, build: (heldBack: string | null) => Mail): Pick<NotifyDecision, 'send' | 'throttled'> {
     const admission = throttle.admit(throttleKey(kind, store), nowMs);
     if (!admission.admitted) return { send: [], throttled: [build(null)] };
-    return { send: [build(heldBackLine(kind, store, admission, config.throttleMs))], throttled: [] };
+    return { send: [build(heldBackLine(kind, store, admission, config))], throttled: [] };
   }
 
   return {

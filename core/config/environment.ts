@@ -11,6 +11,7 @@ import { ConfigError } from '../errors.ts';
 import { scrubSecrets } from '../logger.ts';
 import { loadUbicacionesFile, resolveUbicacion, type EtlEnvironment, type Ubicacion } from './ubicaciones.ts';
 import { projectPath } from '../paths.ts';
+import { DEFAULT_LOCALE, LOCALES, type Locale } from '../i18n.ts';
 
 export interface EnvVarSpec {
   name: string;
@@ -36,6 +37,8 @@ export const ENV_VARS: EnvVarSpec[] = [
   { name: 'FLUXION_TOPIC_PARTITIONS', description: 'partitions of every topic (all topics share it: records are placed by ubicacion)', default: '6' },
   { name: 'FLUXION_TOPIC_PREFIX', description: 'prefix added to every topic name (isolates tests and environments sharing a cluster)', default: '' },
   { name: 'FLUXION_UBICACIONES_FILE', description: 'path of the store list', default: 'config/ubicaciones.yaml' },
+  { name: 'FLUXION_LOCALE', description: "language of what operators read (alert mails, the dashboard): es (Spanish) or en (English); logs and metric names stay English", default: 'es' },
+  { name: 'FLUXION_JOB_ALERT_STATE_FILE', description: 'a job that fails as a whole (Kafka, the registry or PostgreSQL unreachable) mails at most once per job and error class per FLUXION_NOTIFY_THROTTLE_MINUTES; this file keeps that throttle when PostgreSQL is unreachable too', default: '.cache/job-alerts.json' },
   { name: 'LOG_LEVEL', description: 'pino level: fatal, error, warn, info, debug, trace', default: 'info' },
   { name: 'SENTRY_DSN', description: 'Sentry DSN for errors and cron check-ins; unset turns both off', secret: true },
   { name: 'SENTRY_ENVIRONMENT', description: 'environment name reported to Sentry', default: 'the value of ETL_ENVIRONMENT' },
@@ -114,6 +117,8 @@ const envSchema = z.object({
   FLUXION_TOPIC_PARTITIONS: z.coerce.number().int().min(1).max(1000).default(6),
   FLUXION_TOPIC_PREFIX: z.string().regex(/^[a-zA-Z0-9._-]*$/, 'may hold only letters, digits, . _ -').default(''),
   FLUXION_UBICACIONES_FILE: z.string().min(1).default('config/ubicaciones.yaml'),
+  FLUXION_LOCALE: z.string().trim().toLowerCase().pipe(z.enum(LOCALES, { error: 'must be es (Spanish) or en (English)' })).default(DEFAULT_LOCALE),
+  FLUXION_JOB_ALERT_STATE_FILE: z.string().trim().min(1).default('.cache/job-alerts.json'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   FLUXION_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(300_000).default(30_000),
   FLUXION_PROCESSOR_MAX_BATCH: z.coerce.number().int().min(1).max(100_000).default(500),
@@ -164,6 +169,8 @@ export interface FluxionConfig {
   topics: { partitions: number; prefix: string };
   ubicacionesFile: string;
   logLevel: string;
+  /** FLUXION_LOCALE: the language of mails and the dashboard. */
+  locale: Locale;
   processors: {
     sessionTimeoutMs: number;
     maxBatch: number;
@@ -224,6 +231,8 @@ export interface NotifyConfig {
   phantomStoreThreshold: number;
   phantomWindowMs: number;
   maxAgeMs: number;
+  /** Where a failed job's mail throttle is kept when PostgreSQL cannot be reached (FLUXION_JOB_ALERT_STATE_FILE, resolved). */
+  jobAlertStateFile: string;
 }
 
 const HOW_TO_START = 'start the local services with `scripts/services up` and run `eval "$(scripts/services env)"`';
@@ -253,6 +262,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FluxionConfig 
     topics: { partitions: e.FLUXION_TOPIC_PARTITIONS, prefix: e.FLUXION_TOPIC_PREFIX },
     ubicacionesFile: e.FLUXION_UBICACIONES_FILE,
     logLevel: e.LOG_LEVEL,
+    locale: e.FLUXION_LOCALE,
     processors: {
       sessionTimeoutMs: e.FLUXION_SESSION_TIMEOUT_MS,
       maxBatch: e.FLUXION_PROCESSOR_MAX_BATCH,
@@ -343,6 +353,7 @@ function notifyConfig(e: z.infer<typeof envSchema>): NotifyConfig {
     phantomStoreThreshold: e.FLUXION_NOTIFY_PHANTOM_STORE_THRESHOLD,
     phantomWindowMs: e.FLUXION_NOTIFY_PHANTOM_WINDOW_MINUTES * MINUTE_MS,
     maxAgeMs: e.FLUXION_NOTIFY_MAX_AGE_MINUTES * MINUTE_MS,
+    jobAlertStateFile: projectPath(e.FLUXION_JOB_ALERT_STATE_FILE),
   };
   // As node-postgres does with passwords: readable, but absent from JSON, logs and inspection.
   Object.defineProperty(notify, 'sendgridApiKey', { value: e.SENDGRID_API_KEY, enumerable: false });

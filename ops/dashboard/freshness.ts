@@ -15,13 +15,22 @@
  *   Ticks before the first run of the job recorded for any store are not judged: the
  *   pipeline was not running yet (a new deployment, the demo), and nothing was missed.
  *
+ * - Stale snapshots: snapshots the differ did not apply because they were older than the
+ *   store's last applied one (an overlapping or delayed run, a POS clock set back); the differ
+ *   records each on pos.inventario.quarantine with status STALE. They wait for no decision,
+ *   so they are counted apart from the quarantine, and they make the store WARN: its newest
+ *   extraction did not change its stock.
+ *
  * A store's status: ERR when its last two judged polls of a job were both missed (the store
- * has been dark for a whole interval); WARN when it missed one in the lookback, or has a
- * snapshot in quarantine; OK otherwise.
+ * has been dark for a whole interval); WARN when it missed one in the lookback, has a
+ * snapshot in quarantine or a stale one; OK otherwise. Reasons are in the operators'
+ * language (ops/dashboard/messages.ts).
  */
 import { Cron } from 'croner';
+import { DEFAULT_LOCALE, type Locale } from '../../core/i18n.ts';
 import { isInWindow, type ScheduledJob, type ScheduledJobName } from '../schedule-config.ts';
 import { jobIntervalMs } from './lag.ts';
+import { dashboardMessages } from './messages.ts';
 
 export type FreshnessStatus = 'OK' | 'WARN' | 'ERR';
 export type PolledJob = 'INVENTARIO' | 'VENTAS';
@@ -61,6 +70,8 @@ export interface StoreInputs {
   lastApplied: { snapshotId: string; takenAt: Date } | null;
   /** Snapshots waiting for a decision (QUARANTINED, RELEASE_REQUESTED). */
   quarantined: number;
+  /** Snapshots not applied because an older one than the last applied (STALE); 0 when unknown. */
+  stale?: number;
   openAlerts: number;
 }
 
@@ -86,6 +97,7 @@ export interface StoreFreshness {
   lastExtractionApplied: boolean | null;
   polls: Partial<Record<PolledJob, PollCount>>;
   quarantined: number;
+  stale: number;
   openAlerts: number;
 }
 
@@ -138,7 +150,8 @@ export function polledJobsOf(pos: 'klk' | 'stellar'): PolledJob[] {
   return pos === 'klk' ? ['INVENTARIO', 'VENTAS'] : ['INVENTARIO'];
 }
 
-export function storeFreshness(store: StoreInputs, jobs: ScheduledJob[], now: Date, rules: FreshnessRules = DEFAULT_FRESHNESS_RULES): StoreFreshness {
+export function storeFreshness(store: StoreInputs, jobs: ScheduledJob[], now: Date, rules: FreshnessRules = DEFAULT_FRESHNESS_RULES, locale: Locale = DEFAULT_LOCALE): StoreFreshness {
+  const m = dashboardMessages(locale);
   const polls: Partial<Record<PolledJob, PollCount>> = {};
   const reasons: string[] = [];
   let status: FreshnessStatus = 'OK';
@@ -152,10 +165,12 @@ export function storeFreshness(store: StoreInputs, jobs: ScheduledJob[], now: Da
     const count = countMissedPolls(scheduled, store.okStarts[job] ?? [], now, rules, store.monitoredSince[job] === undefined ? new Date(0) : store.monitoredSince[job]);
     polls[job] = count;
     const name = job.toLowerCase();
-    if (count.missedInARow >= 2) raise('ERR', `${name}: the last ${count.missedInARow} polls were missed`);
-    else if (count.missed > 0) raise('WARN', `${name}: ${count.missed} of ${count.expected} polls missed in the last ${Math.round(rules.lookbackMs / 3_600_000)} h`);
+    if (count.missedInARow >= 2) raise('ERR', m.freshMissedInARow(name, count.missedInARow));
+    else if (count.missed > 0) raise('WARN', m.freshMissed(name, count.missed, count.expected, Math.round(rules.lookbackMs / 3_600_000)));
   }
-  if (store.quarantined > 0) raise('WARN', `${store.quarantined} snapshot(s) in quarantine: see \`fluxion quarantine list\``);
+  if (store.quarantined > 0) raise('WARN', m.freshQuarantined(store.quarantined));
+  const stale = store.stale ?? 0;
+  if (stale > 0) raise('WARN', m.freshStale(stale));
   const lastInventory = store.lastOk.INVENTARIO;
   return {
     id: store.id,
@@ -169,6 +184,7 @@ export function storeFreshness(store: StoreInputs, jobs: ScheduledJob[], now: Da
     lastExtractionApplied: lastInventory?.snapshotId && store.lastApplied ? lastInventory.snapshotId === store.lastApplied.snapshotId : null,
     polls,
     quarantined: store.quarantined,
+    stale,
     openAlerts: store.openAlerts,
   };
 }

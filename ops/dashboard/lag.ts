@@ -19,8 +19,10 @@
  *
  * Status of a partition: the first rule that matches.
  *
+ *   DOWN   the group has no member: nothing consumes it (the process is down), whether or not
+ *          records wait. At 3 a.m. nothing waits, and a stopped pipeline would otherwise look
+ *          healthy until the 6 a.m. snapshots pile up unread.
  *   OK     lag 0.
- *   STOP   lag > 0 and the group has no member: nothing consumes it (process down).
  *   STALL  lag > 0, the group has members, its committed offset has not moved for `stallAfterMs`
  *          (5 min) and the oldest unconsumed record is at least that old: a consumer is there
  *          but makes no progress (a stuck transaction, a crash loop, PostgreSQL down for the sink).
@@ -34,15 +36,19 @@
  * scheduled jobs that feed it (config/schedule.yaml): 30 minutes for the inventory topics,
  * 60 for ventas. So "behind" means behind the schedule, not slower than an average rate; a
  * quiet night is not lag, and a burst drained within its interval is OK. When the record
- * timestamp could not be read, only STOP and STALL are judged.
+ * timestamp could not be read, only DOWN and STALL are judged.
  *
- * A group's status is its worst partition's, in the order OK < WARN < ERR < STALL < STOP.
+ * A group's status is its worst partition's, in the order OK < WARN < ERR < STALL < DOWN; a
+ * group without members is DOWN even when none of its topics' partitions could be listed.
+ * Reasons are in the operators' language (ops/dashboard/messages.ts); statuses are codes.
  */
 import { Cron } from 'croner';
+import { DEFAULT_LOCALE, type Locale } from '../../core/i18n.ts';
 import type { TopicName } from '../../core/topics.ts';
 import { isInWindow, type ScheduledJob, type ScheduledJobName } from '../schedule-config.ts';
+import { dashboardMessages } from './messages.ts';
 
-export const LAG_STATUSES = ['OK', 'WARN', 'ERR', 'STALL', 'STOP'] as const;
+export const LAG_STATUSES = ['OK', 'WARN', 'ERR', 'STALL', 'DOWN'] as const;
 export type LagStatus = (typeof LAG_STATUSES)[number];
 
 /** A consumer group of the pipeline (name without the topic prefix) and what it reads. */
@@ -203,10 +209,9 @@ export function lagSeconds(nowMs: number, lag: number, oldestUnconsumedMs: numbe
   return Math.max(0, (nowMs - oldestUnconsumedMs) / 1000);
 }
 
-const minutes = (ms: number) => `${Math.round(ms / 60_000)} min`;
-
-/** Judges one partition by the rules in the header. */
-export function judgePartition(obs: PartitionObservation, ctx: PartitionContext, rules: LagRules = DEFAULT_LAG_RULES): PartitionLag {
+/** Judges one partition by the rules in the header; the reason in `locale`. */
+export function judgePartition(obs: PartitionObservation, ctx: PartitionContext, rules: LagRules = DEFAULT_LAG_RULES, locale: Locale = DEFAULT_LOCALE): PartitionLag {
+  const m = dashboardMessages(locale);
   const lag = lagMessages(obs);
   const oldest = obs.firstUnconsumed ? obs.firstUnconsumed.timestampMs : null;
   const seconds = lagSeconds(ctx.nowMs, lag, oldest);
@@ -222,16 +227,16 @@ export function judgePartition(obs: PartitionObservation, ctx: PartitionContext,
     oldestUnconsumedMs: lag > 0 ? oldest : null,
   };
   const verdict = (status: LagStatus, reason: string): PartitionLag => ({ ...base, status, reason });
-  if (lag === 0) return verdict('OK', 'caught up');
-  if (ctx.members === 0) return verdict('STOP', `${lag} records waiting and the group has no member: is \`${obs.group}\` running?`);
+  if (ctx.members === 0) return verdict('DOWN', lag > 0 ? m.lagDownWaiting(lag, obs.group) : m.lagDownIdle(obs.group));
+  if (lag === 0) return verdict('OK', m.lagCaughtUp);
   const ageMs = seconds === null ? null : seconds * 1000;
   if (ctx.unchangedForMs !== null && ctx.unchangedForMs >= rules.stallAfterMs && (ageMs === null || ageMs >= rules.stallAfterMs)) {
-    return verdict('STALL', `position has not moved for ${minutes(ctx.unchangedForMs)} with ${lag} records waiting`);
+    return verdict('STALL', m.lagStall(ctx.unchangedForMs, lag));
   }
-  if (ageMs === null) return verdict('OK', `${lag} records waiting (age unknown)`);
-  if (ageMs > 2 * ctx.intervalMs) return verdict('ERR', `oldest waiting record is ${minutes(ageMs)} old: more than two polls (${minutes(ctx.intervalMs)} each) behind`);
-  if (ageMs > ctx.intervalMs) return verdict('WARN', `oldest waiting record is ${minutes(ageMs)} old: more than one poll (${minutes(ctx.intervalMs)}) behind`);
-  return verdict('OK', `working through ${lag} records (oldest ${Math.round(ageMs / 1000)} s old)`);
+  if (ageMs === null) return verdict('OK', m.lagAgeUnknown(lag));
+  if (ageMs > 2 * ctx.intervalMs) return verdict('ERR', m.lagErr(ageMs, ctx.intervalMs));
+  if (ageMs > ctx.intervalMs) return verdict('WARN', m.lagWarn(ageMs, ctx.intervalMs));
+  return verdict('OK', m.lagWorking(lag, ageMs));
 }
 
 /** The worst of some statuses (OK for none). */
@@ -256,13 +261,13 @@ export interface GroupLag {
   partitions: PartitionLag[];
 }
 
-/** Sums a group's partitions: messages add up, seconds take the oldest. */
+/** Sums a group's partitions: messages add up, seconds take the oldest; no member is DOWN. */
 export function summarizeGroup(g: Omit<GroupLag, 'status' | 'lagMessages' | 'lagSeconds'>): GroupLag {
   const behind = g.partitions.filter((p) => p.lagMessages > 0);
   const known = behind.map((p) => p.lagSeconds).filter((s): s is number => s !== null);
   return {
     ...g,
-    status: worstStatus(g.partitions.map((p) => p.status)),
+    status: g.members === 0 ? 'DOWN' : worstStatus(g.partitions.map((p) => p.status)),
     lagMessages: g.partitions.reduce((sum, p) => sum + p.lagMessages, 0),
     lagSeconds: behind.length === 0 ? 0 : known.length ? Math.max(...known) : null,
   };

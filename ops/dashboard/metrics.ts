@@ -51,7 +51,7 @@ export function createDashboardMetrics(latest: () => DashboardSample | null): Re
   gauge('fluxion_consumer_committed_offset', 'next offset the group reads (the sink: sink_offsets in PostgreSQL)', ['group', 'topic', 'partition'], (g, s) => {
     for (const p of partitions(s)) g.set({ group: p.group, topic: p.topic, partition: String(p.partition) }, Number(p.position));
   });
-  gauge('fluxion_consumer_group_status', 'the group\'s Burrow-style status judged against the schedule: 1 for the current one (OK, WARN, ERR, STALL, STOP)', ['group', 'status'], (g, s) => {
+  gauge('fluxion_consumer_group_status', 'the group\'s Burrow-style status judged against the schedule: 1 for the current one (OK, WARN, ERR, STALL, DOWN: no member, the process is down)', ['group', 'status'], (g, s) => {
     for (const grp of s.groups) for (const status of LAG_STATUSES) g.set({ group: grp.group, status }, grp.status === status ? 1 : 0);
   });
   gauge('fluxion_consumer_group_members', 'members of the consumer group', ['group'], (g, s) => {
@@ -84,7 +84,7 @@ export function createDashboardMetrics(latest: () => DashboardSample | null): Re
   gauge('fluxion_dlq_records', 'records in the dead-letter topic', ['topic'], (g, s) => {
     for (const [topic, n] of Object.entries(s.dlq)) g.set({ topic }, n);
   });
-  gauge('fluxion_quarantine_snapshots', 'snapshots the differ quarantined, by store and last status (QUARANTINED and RELEASE_REQUESTED wait for a decision)', ['ubicacion', 'status'], (g, s) => {
+  gauge('fluxion_quarantine_snapshots', 'snapshots on the quarantine topic, by store and last status (QUARANTINED and RELEASE_REQUESTED wait for a decision; STALE: older than the last applied one, not applied)', ['ubicacion', 'status'], (g, s) => {
     for (const q of s.quarantine) g.set({ ubicacion: q.ubicacion, status: q.status }, q.count);
   });
   gauge('fluxion_store_phantom_alerts_open', 'phantom-zero alerts OPEN in alertas', ['ubicacion'], (g, s) => {

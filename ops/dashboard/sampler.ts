@@ -15,6 +15,7 @@ import type pg from 'pg';
 import type { KafkaClient, FluxionAdmin } from '../../core/kafka/client.ts';
 import type { Ubicacion } from '../../core/config/ubicaciones.ts';
 import { errorMessage } from '../../core/errors.ts';
+import { DEFAULT_LOCALE, type Locale } from '../../core/i18n.ts';
 import { scrubSecrets, type Logger } from '../../core/logger.ts';
 import type { Pool } from '../../core/postgres.ts';
 import type { FluxionRegistry } from '../../core/registry.ts';
@@ -23,6 +24,36 @@ import { listQuarantine } from '../quarantine.ts';
 import type { ScheduledJob } from '../schedule-config.ts';
 import { DEFAULT_FRESHNESS_RULES, storeFreshness, type FreshnessRules, type PolledJob, type RunInfo, type StoreFreshness, type StoreInputs } from './freshness.ts';
 import { DEFAULT_LAG_RULES, judgePartition, PIPELINE_GROUPS, summarizeGroup, topicIntervals, type GroupLag, type LagRules, type LagStatus, type PartitionObservation } from './lag.ts';
+
+/** The differ's record of a snapshot older than the store's last applied one: counted apart, waits for nobody. */
+export const STALE_STATUS = 'STALE';
+
+export interface QuarantineCount {
+  ubicacion: string;
+  /** The entry's last status, as a string: STALE is newer than some schemas this may read. */
+  status: string;
+  count: number;
+  /** Waits for a decision (QUARANTINED, RELEASE_REQUESTED). */
+  open: boolean;
+}
+
+/** Counts the quarantine topic's entries by store and last status. */
+export function countQuarantine(entries: ReadonlyArray<{ ubicacion_id: string; status: string }>): QuarantineCount[] {
+  const counts = new Map<string, QuarantineCount>();
+  for (const e of entries) {
+    const k = `${e.ubicacion_id}|${e.status}`;
+    const c = counts.get(k) ?? { ubicacion: e.ubicacion_id, status: e.status, count: 0, open: e.status === 'QUARANTINED' || e.status === 'RELEASE_REQUESTED' };
+    c.count++;
+    counts.set(k, c);
+  }
+  return [...counts.values()];
+}
+
+/** How many of a store's entries are stale snapshots, and how many wait for a decision. */
+export function storeQuarantine(counts: readonly QuarantineCount[], ubicacion: string): { quarantined: number; stale: number } {
+  const mine = counts.filter((q) => q.ubicacion === ubicacion);
+  return { quarantined: mine.filter((q) => q.open).reduce((s, q) => s + q.count, 0), stale: mine.filter((q) => q.status === STALE_STATUS).reduce((s, q) => s + q.count, 0) };
+}
 
 export interface DashboardSample {
   sampledAt: string;
@@ -39,7 +70,7 @@ export interface DashboardSample {
   lookbackHours: number;
   /** Records in each DLQ topic (without prefix). */
   dlq: Record<string, number>;
-  /** Quarantined snapshots by store and status. */
+  /** Snapshots on the quarantine topic by store and last status (STALE ones too: see freshness.ts). */
   quarantine: Array<{ ubicacion: string; status: string; count: number }>;
   /** Rows extracted by OK runs, per store and job (all of etl_runs). */
   rowsExtracted: Array<{ ubicacion: string; job: string; rows: number }>;
@@ -73,6 +104,8 @@ export interface SamplerOptions {
   /** Longest wait for reading record timestamps, the quarantine or a DLQ in one sample. */
   readTimeoutMs?: number;
   lagRules?: LagRules;
+  /** Language of the reasons shown to operators (FLUXION_LOCALE). */
+  locale?: Locale;
   freshnessRules?: FreshnessRules;
 }
 
@@ -136,6 +169,7 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
   const log = deps.logger.child({ component: 'dashboard-sampler' });
   const lagRules = options.lagRules ?? DEFAULT_LAG_RULES;
   const freshnessRules = options.freshnessRules ?? DEFAULT_FRESHNESS_RULES;
+  const locale = options.locale ?? DEFAULT_LOCALE;
   const readTimeoutMs = options.readTimeoutMs ?? 20_000;
   const prefix = deps.topicPrefix;
   const intervals = topicIntervals(deps.schedule, lagRules);
@@ -150,7 +184,7 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
   const positions = new Map<string, { position: string; sinceMs: number }>();
   const dlqScans = new Map<string, DlqScan>();
   let quarantineKey = '';
-  let quarantineCounts: Array<{ ubicacion: string; status: string; count: number; open: boolean }> = [];
+  let quarantineCounts: QuarantineCount[] = [];
   /** Reads started and not yet settled (a timed-out read goes on in the background). */
   const pendingReads = new Set<Promise<unknown>>();
   const busyTopics = new Set<string>();
@@ -323,7 +357,7 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
           if (!seen || seen.position !== position) positions.set(o.key, { position, sinceMs: nowMs });
           const since = positions.get(o.key)!.sinceMs;
           const topicName = o.topic.slice(prefix.length) as TopicName;
-          return judgePartition(o, { nowMs, members: o.members, intervalMs: intervals.get(topicName) ?? lagRules.fallbackIntervalMs, unchangedForMs: nowMs - since }, lagRules);
+          return judgePartition(o, { nowMs, members: o.members, intervalMs: intervals.get(topicName) ?? lagRules.fallbackIntervalMs, unchangedForMs: nowMs - since }, lagRules, locale);
         });
       groups.push(summarizeGroup({ group, process: g.process, position: g.position, state: d?.state ?? 'Unknown', members: d?.members ?? 0, partitions }));
     }
@@ -387,14 +421,7 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
       const key = offsets.map((o) => `${o.partition}:${o.low}-${o.high}`).join(',');
       if (key === quarantineKey) return;
       const entries = await withTimeout(track(listQuarantine({ kafka: deps.kafka, registry: deps.registry, logger: deps.logger, topicPrefix: prefix })), readTimeoutMs, 'reading the quarantine');
-      const counts = new Map<string, { ubicacion: string; status: string; count: number; open: boolean }>();
-      for (const e of entries) {
-        const k = `${e.ubicacion_id}|${e.status}`;
-        const c = counts.get(k) ?? { ubicacion: e.ubicacion_id, status: e.status, count: 0, open: e.status === 'QUARANTINED' || e.status === 'RELEASE_REQUESTED' };
-        c.count++;
-        counts.set(k, c);
-      }
-      quarantineCounts = [...counts.values()];
+      quarantineCounts = countQuarantine(entries);
       quarantineKey = key;
     } catch (err) {
       errors.push({ source: 'kafka quarantine', message: errorMessage(err) });
@@ -464,9 +491,9 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
       for (const r of data.okStarts.filter((x) => x.ubicacion_id === u.id)) (input.okStarts[r.job as PolledJob] ??= []).push(r.started_at);
       const applied = data.applied.find((x) => x.ubicacion_id === u.id);
       if (applied) input.lastApplied = { snapshotId: applied.snapshot_id, takenAt: applied.valid_from };
-      input.quarantined = quarantineCounts.filter((q) => q.ubicacion === u.id && q.open).reduce((s, q) => s + q.count, 0);
+      ({ quarantined: input.quarantined, stale: input.stale } = storeQuarantine(quarantineCounts, u.id));
       input.openAlerts = Number(data.alerts.find((x) => x.ubicacion_id === u.id)?.open ?? 0);
-      return storeFreshness(input, deps.schedule, nowDate, freshnessRules);
+      return storeFreshness(input, deps.schedule, nowDate, freshnessRules, locale);
     });
     const written = new Map<string, { insert: number; update: number; delete: number }>();
     for (const r of data.written) {

@@ -3,7 +3,7 @@
  * not need a framework). Bound to 127.0.0.1 unless configured otherwise.
  *
  *   GET /               the page (static HTML, vanilla JS, inline SVG chart; no CDN)
- *   GET /static/*       its script and style sheet
+ *   GET /static/*       its script and style sheet; /static/messages.js the script's words in FLUXION_LOCALE
  *   GET /api/lag        per group, topic and partition: offsets, lag, status (the latest sample)
  *   GET /api/stores     per store: last extraction, last applied snapshot, missed polls
  *   GET /api/history    per group lag over the last hours, one point per sample
@@ -17,9 +17,11 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import { errorMessage } from '../../core/errors.ts';
+import { DEFAULT_LOCALE, type Locale } from '../../core/i18n.ts';
 import type { Logger } from '../../core/logger.ts';
 import { projectPath } from '../../core/paths.ts';
 import type { ControlApi } from '../control-api.ts';
+import { clientMessages, renderPage } from './messages.ts';
 import type { DashboardSampler } from './sampler.ts';
 
 export interface DashboardServerOptions {
@@ -31,6 +33,8 @@ export interface DashboardServerOptions {
   logger: Logger;
   /** How often the page refreshes its figures. */
   refreshSeconds: number;
+  /** The page's language (FLUXION_LOCALE); default Spanish. */
+  locale?: Locale;
 }
 
 export interface DashboardServer {
@@ -60,7 +64,10 @@ export function createDashboardServer(options: DashboardServerOptions): Dashboar
   const log = options.logger.child({ component: 'dashboard' });
   // Read once: the assets ship with the code and never change while it runs.
   const assets = new Map(Object.entries(ASSETS).map(([path, a]) => [path, { body: readFileSync(join(STATIC_DIR, a.file)), type: a.type }]));
-  const page = readFileSync(join(STATIC_DIR, 'index.html'), 'utf8').replaceAll('{{REFRESH_SECONDS}}', String(options.refreshSeconds));
+  const locale = options.locale ?? DEFAULT_LOCALE;
+  const page = renderPage(readFileSync(join(STATIC_DIR, 'index.html'), 'utf8'), locale, options.refreshSeconds);
+  // A script, not an inline one: the page's CSP allows scripts from this server only.
+  assets.set('/static/messages.js', { body: Buffer.from(`'use strict';\nwindow.FLUXION_MESSAGES = ${JSON.stringify(clientMessages(locale))};\n`), type: 'text/javascript; charset=utf-8' });
   const { sampler } = options;
 
   function sampleOrWait(res: ServerResponse, pick: (s: NonNullable<ReturnType<DashboardSampler['latest']>>) => unknown): void {

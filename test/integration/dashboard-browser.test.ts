@@ -68,7 +68,7 @@ describe('dashboard page in Chromium', () => {
     expect(await page.locator('tr[data-testid="partition-row"]').count()).toBe(partitions.length);
     for (const p of partitions.filter((x) => x.lagMessages > 0)) {
       const row = page.locator(`tr[data-testid="partition-row"][data-group="${p.group}"][data-topic="${p.topic}"][data-partition="${p.partition}"]`);
-      expect(await row.locator('[data-testid="committed"]').textContent()).toBe(p.committed ?? 'none');
+      expect(await row.locator('[data-testid="committed"]').textContent()).toBe(p.committed ?? 'ninguno');
       expect(await row.locator('[data-testid="end"]').textContent()).toBe(p.end);
       expect(await row.locator('[data-testid="lag-messages"]').textContent()).toBe(String(p.lagMessages));
       expect(await row.locator('[data-testid="lag-seconds"]').textContent()).toBe(String(Math.round(p.lagSeconds!)));
@@ -84,7 +84,11 @@ describe('dashboard page in Chromium', () => {
       expect(await row.locator('[data-testid="status"]').textContent(), s.id).toBe(s.status);
       const polls = (job: 'INVENTARIO' | 'VENTAS') => `${s.polls[job]!.missed}/${s.polls[job]!.expected}`;
       expect(await row.locator('[data-testid="missed-polls"]').textContent(), s.id).toBe(s.pos === 'klk' ? `${polls('INVENTARIO')} · ${polls('VENTAS')}` : polls('INVENTARIO'));
+      expect(await row.locator('[data-testid="stale"]').textContent(), s.id).toBe(String(s.stale));
     }
+    // Spanish by default (FLUXION_LOCALE unset): the headings and the words the script writes.
+    expect(await page.getAttribute('html', 'lang')).toBe('es');
+    expect(await page.locator('#groups').locator('xpath=preceding-sibling::h2').textContent()).toBe('Grupos de consumidores');
     expect(stores.find((s) => s.id === 'cedi_seco')!.status).toBe('ERR');
   });
 

@@ -38,21 +38,22 @@ afterAll(async () => {
 });
 
 describe('dashboard on the real services', () => {
-  it('shows a consumer group behind by N records: lag N, seconds ≈ age of the oldest unconsumed record, STOP without members', async () => {
+  it('shows a consumer group behind by N records: lag N, seconds ≈ age of the oldest unconsumed record, DOWN without members', async () => {
     const lag = await api<{ sampledAt: string; errors: unknown[]; groups: GroupLag[] }>('/api/lag');
     expect(lag.errors).toEqual([]);
     const differ = lag.groups.find((g) => g.group === `${p}fluxion-differ`)!;
-    expect(differ).toMatchObject({ status: 'STOP', members: 0, lagMessages: 7, process: 'fluxion process differ' });
+    expect(differ).toMatchObject({ status: 'DOWN', members: 0, lagMessages: 7, process: 'fluxion process differ' });
     const part = differ.partitions.find((x) => x.partition === f.partition)!;
-    expect(part).toMatchObject({ topic: `${p}pos.inventario.snapshots`, committed: '5', position: '5', end: '12', lagMessages: 7, status: 'STOP' });
-    expect(part.reason).toMatch(/no member/);
+    expect(part).toMatchObject({ topic: `${p}pos.inventario.snapshots`, committed: '5', position: '5', end: '12', lagMessages: 7, status: 'DOWN' });
+    expect(part.reason).toMatch(/no tiene miembros/);
     // The oldest unconsumed record is the first of the 7 (produced after a gap), not the first of all 12.
     const sampledAt = Date.parse(lag.sampledAt);
     expect(part.oldestUnconsumedMs).toBeGreaterThanOrEqual(f.differOldest.before - 50);
     expect(part.oldestUnconsumedMs).toBeLessThanOrEqual(f.differOldest.after + 50);
     expect(part.lagSeconds).toBeGreaterThanOrEqual((sampledAt - f.differOldest.after) / 1000 - 0.1);
     expect(part.lagSeconds).toBeLessThanOrEqual((sampledAt - f.differOldest.before) / 1000 + 0.1);
-    for (const other of differ.partitions.filter((x) => x.partition !== f.partition)) expect(other).toMatchObject({ lagMessages: 0, lagSeconds: 0, status: 'OK' });
+    // Nothing waits there, but nobody reads them either: DOWN all the same.
+    for (const other of differ.partitions.filter((x) => x.partition !== f.partition)) expect(other).toMatchObject({ lagMessages: 0, lagSeconds: 0, status: 'DOWN' });
     expect(differ.partitions).toHaveLength(PARTITIONS);
   });
 
@@ -61,7 +62,7 @@ describe('dashboard on the real services', () => {
     const sink = lag.groups.find((g) => g.group === `${p}fluxion-sink-postgres`)!;
     expect(sink.position).toBe('postgres');
     const runs = sink.partitions.find((x) => x.topic === `${p}ops.etl-runs` && x.partition === f.partition)!;
-    expect(runs).toMatchObject({ committed: '1', end: '3', lagMessages: 2, status: 'STOP' });
+    expect(runs).toMatchObject({ committed: '1', end: '3', lagMessages: 2, status: 'DOWN' });
     // Partitions without a sink_offsets row start at the low watermark, as the sink does.
     expect(sink.lagMessages).toBe(2);
   });
@@ -70,12 +71,13 @@ describe('dashboard on the real services', () => {
     const lag = await api<{ groups: GroupLag[] }>('/api/lag');
     const dedupe = lag.groups.find((g) => g.group === `${p}fluxion-dedupe`)!;
     const part = dedupe.partitions.find((x) => x.partition === f.partition)!;
-    expect(part).toMatchObject({ committed: '4', end: '5', lagMessages: 0, lagSeconds: 0, status: 'OK' });
-    expect(dedupe.status).toBe('OK');
+    // Caught up, but no process is running: DOWN (the issue: every process down looked OK).
+    expect(part).toMatchObject({ committed: '4', end: '5', lagMessages: 0, lagSeconds: 0, status: 'DOWN' });
+    expect(dedupe).toMatchObject({ status: 'DOWN', members: 0, lagMessages: 0 });
     const notify = lag.groups.find((g) => g.group === `${p}fluxion-notify`)!;
     const runs = notify.partitions.find((x) => x.topic === `${p}ops.etl-runs` && x.partition === f.partition)!;
-    expect(runs).toMatchObject({ committed: null, position: '0', lagMessages: 3, status: 'STOP' });
-    expect(lag.groups.find((g) => g.group === `${p}fluxion-phantom`)).toMatchObject({ status: 'OK', lagMessages: 0 });
+    expect(runs).toMatchObject({ committed: null, position: '0', lagMessages: 3, status: 'DOWN' });
+    expect(lag.groups.find((g) => g.group === `${p}fluxion-phantom`)).toMatchObject({ status: 'DOWN', lagMessages: 0, lagSeconds: 0 });
   });
 
   it("shows each store's last extraction, last applied snapshot and missed polls from PostgreSQL", async () => {
@@ -113,7 +115,8 @@ describe('dashboard on the real services', () => {
     const differ = lag.groups.find((g) => g.group === `${p}fluxion-differ`)!.partitions.find((x) => x.partition === f.partition)!;
     expect(text).toContain(`fluxion_consumer_lag_messages{group="${p}fluxion-differ",topic="${p}pos.inventario.snapshots",partition="${f.partition}"} ${differ.lagMessages}\n`);
     expect(text).toContain(`fluxion_consumer_lag_seconds{group="${p}fluxion-differ",topic="${p}pos.inventario.snapshots",partition="${f.partition}"} ${differ.lagSeconds}\n`);
-    expect(text).toContain(`fluxion_consumer_group_status{group="${p}fluxion-differ",status="STOP"} 1\n`);
+    expect(text).toContain(`fluxion_consumer_group_status{group="${p}fluxion-differ",status="DOWN"} 1\n`);
+    expect(text).toContain(`fluxion_consumer_group_status{group="${p}fluxion-phantom",status="DOWN"} 1\n`);
     expect(text).toMatch(/^fluxion_store_missed_polls\{ubicacion="cedi_seco",job="INVENTARIO"\} 2$/m);
     expect(text).toMatch(/^fluxion_store_phantom_alerts_open\{ubicacion="tienda_02"\} 2$/m);
     expect(text).toMatch(/^fluxion_store_rows_extracted_total\{ubicacion="tienda_01",job="INVENTARIO"\} \d+$/m);

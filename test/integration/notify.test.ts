@@ -5,8 +5,7 @@
  * Also the SendGrid mailer alone: retries on 5xx, none on 4xx, never the key in a log.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { pino } from 'pino';
@@ -15,9 +14,10 @@ import { createTopicCodec } from '../../core/avro/topic-codec.ts';
 import type { KafkaClient } from '../../core/kafka/client.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import type { PhantomAlert, QuarantineRecord } from '../../core/records.ts';
-import { createSendGridMailer, MailDeliveryError } from '../../sinks/notifier.ts';
+import { createSendGridMailer, MailDeliveryError } from '../../core/mail/sendgrid.ts';
 import type { EtlRun, Mail } from '../../sinks/notify-rules.ts';
 import { uuidFrom } from '../helpers/inventory-feed.ts';
+import { fakeSendGrid, listen, readBody, type FakeSendGrid } from '../helpers/fake-sendgrid.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
 import { waitForGroupEnd } from '../helpers/processor-run.ts';
 import { runCli, uniqueId } from '../helpers/services.ts';
@@ -27,51 +27,6 @@ const FROM = 'Fluxion <etl@lagranja.example>';
 const TO = ['ops@lagranja.example', 'gerencia@lagranja.example'];
 
 // ---- fakes -----------------------------------------------------------------------------------
-
-interface SentMail {
-  authorization: string | undefined;
-  body: { personalizations: Array<{ to: Array<{ email: string }> }>; from: { email: string; name?: string }; subject: string; content: Array<{ type: string; value: string }>; categories?: string[] };
-}
-
-interface FakeSendGrid {
-  url: string;
-  mails: SentMail[];
-  /** Statuses to answer, in order, before the default 202. */
-  answers: number[];
-  requests: number;
-  close(): Promise<void>;
-}
-
-function readBody(req: import('node:http').IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-  });
-}
-
-async function listen(server: Server): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return (server.address() as AddressInfo).port;
-}
-
-async function fakeSendGrid(): Promise<FakeSendGrid> {
-  const fake: FakeSendGrid = { url: '', mails: [], answers: [], requests: 0, close: async () => undefined };
-  const server = createServer(async (req, res) => {
-    const body = await readBody(req);
-    fake.requests++;
-    if (req.method !== 'POST' || req.url !== '/v3/mail/send') return void res.writeHead(404).end();
-    const status = fake.answers.shift() ?? 202;
-    if (status !== 202) {
-      return void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ message: `fake SendGrid says ${status}`, field: null }] }));
-    }
-    fake.mails.push({ authorization: (req.headers as IncomingHttpHeaders).authorization, body: JSON.parse(body.toString('utf8')) });
-    res.writeHead(202).end();
-  });
-  fake.url = `http://127.0.0.1:${await listen(server)}`;
-  fake.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
-  return fake;
-}
 
 interface SentryEvent {
   level?: string;
@@ -109,7 +64,7 @@ interface RunningCli {
 function startNotify(env: Record<string, string>): RunningCli {
   const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'fluxion.ts'), 'notify'], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info', FLUXION_SESSION_TIMEOUT_MS: '6000', SENTRY_DSN: '', SENDGRID_API_KEY: '', ...env },
+    env: { ...process.env, LOG_LEVEL: 'info', FLUXION_SESSION_TIMEOUT_MS: '6000', SENTRY_DSN: '', SENDGRID_API_KEY: '', FLUXION_LOCALE: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -281,14 +236,15 @@ describe('fluxion notify', () => {
     await until('4 Sentry events', () => sentry.events.length >= 4, 15_000);
     await new Promise((r) => setTimeout(r, 500)); // anything extra would have come by now
 
+    // In Spanish: FLUXION_LOCALE is not set (the next test sets it to en).
     const subjects = sendgrid.mails.map((m) => m.body.subject).sort();
     expect(subjects).toEqual([
-      '[Fluxion local] cedi_frio: POS unreachable, INVENTARIO extraction failed (ESOCKET)',
-      '[Fluxion local] tienda_02: INVENTARIO extraction failed (POS_DATA)',
-      '[Fluxion local] tienda_03: POS unreachable, INVENTARIO extraction failed (POS_UNAVAILABLE)',
-      '[Fluxion local] tienda_04: massive stockout, snapshot quarantined',
+      '[Fluxion local] cedi_frio: POS inaccesible, falló la extracción INVENTARIO (ESOCKET)',
+      '[Fluxion local] tienda_02: falló la extracción INVENTARIO (POS_DATA)',
+      '[Fluxion local] tienda_03: POS inaccesible, falló la extracción INVENTARIO (POS_UNAVAILABLE)',
+      '[Fluxion local] tienda_04: quiebre masivo, snapshot en cuarentena',
       // Mailed when the 5th alert arrives; the 6th is held back by the throttle.
-      '[Fluxion local] tienda_05: massive stockout, 5 phantom zeros in 60 min',
+      '[Fluxion local] tienda_05: quiebre masivo, 5 ceros fantasma en 60 min',
     ]);
     for (const m of sendgrid.mails) {
       expect(m.authorization).toBe(`Bearer ${API_KEY}`);
@@ -302,6 +258,7 @@ describe('fluxion notify', () => {
     expect(body('tienda_03')).toContain('connect ECONNREFUSED 10.0.3.5:443');
     expect(body('tienda_04')).toContain(quarantined.reason);
     expect(body('tienda_04')).toContain(`fluxion quarantine release ${quarantined.snapshot_id}`);
+    expect(body('tienda_04')).toContain('NO se aplicó');
     expect(body('tienda_05')).toContain('tienda_05 deposito 01 producto 000005');
 
     // Every FAILED run is a Sentry event (the throttled one too), tagged by store, job and run.
@@ -322,7 +279,7 @@ describe('fluxion notify', () => {
     expect(cli.stderr()).not.toContain('publickey');
   });
 
-  it('without SENDGRID_API_KEY logs what it would send, says so once, and sends nothing', { timeout: 60_000 }, async () => {
+  it('without SENDGRID_API_KEY logs what it would send, says so once, and sends nothing; in English with FLUXION_LOCALE=en', { timeout: 60_000 }, async () => {
     const pipeline = await createTestPipeline(3);
     pipelines.push(pipeline);
     const feed = await feeder(pipeline);
@@ -330,7 +287,7 @@ describe('fluxion notify', () => {
       etlRun('tienda_09', 'FAILED', 'POS_AUTH', 'tienda_09: KLK refused the API key (HTTP 401) on GET /inventario: check KLK_API_KEY_TIENDA_09', 1),
       etlRun('tienda_09', 'FAILED', 'POS_AUTH', 'tienda_09: KLK refused the API key (HTTP 401) on GET /inventario: check KLK_API_KEY_TIENDA_09', 2),
     ]);
-    const cli = startNotify({ FLUXION_TOPIC_PREFIX: pipeline.prefix, SENDGRID_BASE_URL: sendgrid.url, FLUXION_NOTIFY_TO: TO.join(',') });
+    const cli = startNotify({ FLUXION_TOPIC_PREFIX: pipeline.prefix, SENDGRID_BASE_URL: sendgrid.url, FLUXION_NOTIFY_TO: TO.join(','), FLUXION_LOCALE: 'en' });
     children.push(cli);
     await until('the consumer to start', () => cli.stderr().includes('notifier starting'));
     await waitForGroupEnd(pipeline.kafka, `${pipeline.prefix}fluxion-notify`, feed.topics, 30_000, false);

@@ -115,17 +115,34 @@ describe('store freshness', () => {
     const now = vet('12:00');
     const all = runsEvery('06:00', '12:00', 30);
     const ventasOk = runsEvery('06:00', '12:00', 60);
-    const oneMissed = storeFreshness(store({ okStarts: { INVENTARIO: all.filter((_, i) => i !== 2), VENTAS: ventasOk } }), schedule, now, today(now));
+    const oneMissed = storeFreshness(store({ okStarts: { INVENTARIO: all.filter((_, i) => i !== 2), VENTAS: ventasOk } }), schedule, now, today(now), 'en');
     expect(oneMissed.status).toBe('WARN');
     expect(oneMissed.reasons[0]).toMatch(/inventario: 1 of 12 polls missed/);
 
-    const quarantined = storeFreshness(store({ okStarts: { INVENTARIO: all, VENTAS: ventasOk }, quarantined: 1 }), schedule, now, today(now));
+    const quarantined = storeFreshness(store({ okStarts: { INVENTARIO: all, VENTAS: ventasOk }, quarantined: 1 }), schedule, now, today(now), 'en');
     expect(quarantined.status).toBe('WARN');
     expect(quarantined.reasons[0]).toMatch(/quarantine/);
 
-    const dark = storeFreshness(store({ okStarts: { INVENTARIO: all.slice(0, -2), VENTAS: ventasOk } }), schedule, now, today(now));
+    const dark = storeFreshness(store({ okStarts: { INVENTARIO: all.slice(0, -2), VENTAS: ventasOk } }), schedule, now, today(now), 'en');
     expect(dark.status).toBe('ERR');
     expect(dark.reasons[0]).toMatch(/last 2 polls were missed/);
+  });
+
+  it('reasons are Spanish by default', () => {
+    const now = vet('12:00');
+    const all = runsEvery('06:00', '12:00', 30);
+    const f = storeFreshness(store({ okStarts: { INVENTARIO: all.filter((_, i) => i !== 2), VENTAS: runsEvery('06:00', '12:00', 60) }, quarantined: 1 }), schedule, now, today(now));
+    expect(f.reasons).toEqual(['inventario: 1 de 12 sondeos perdidos en las últimas 12 h', '1 snapshot(s) en cuarentena: ver `fluxion quarantine list`']);
+  });
+
+  it('counts stale snapshots apart from the quarantine: WARN, not waiting for a decision', () => {
+    const now = vet('12:00');
+    const ok = { okStarts: { INVENTARIO: runsEvery('06:00', '12:00', 30), VENTAS: runsEvery('06:00', '12:00', 60) } };
+    const f = storeFreshness(store({ ...ok, stale: 2 }), schedule, now, today(now), 'en');
+    expect(f).toMatchObject({ status: 'WARN', stale: 2, quarantined: 0 });
+    expect(f.reasons).toEqual([expect.stringMatching(/^2 stale snapshot\(s\): older than the last applied one/)]);
+    expect(storeFreshness(store({ ...ok, stale: 1 }), schedule, now, today(now)).reasons[0]).toMatch(/^1 snapshot\(s\) atrasado\(s\)/);
+    expect(storeFreshness(store(ok), schedule, now, today(now))).toMatchObject({ status: 'OK', stale: 0 });
   });
 
   it('expects no ventas from a Stellar store', () => {

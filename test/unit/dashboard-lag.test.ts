@@ -57,8 +57,19 @@ describe('lag in messages and seconds', () => {
 });
 
 describe('status rules (judged against the schedule, not a steady rate)', () => {
-  it('OK when caught up, whatever the members', () => {
-    expect(judgePartition(obs({ committed: '150' }), ctx({ members: 0, unchangedForMs: 3_600_000 })).status).toBe('OK');
+  it('OK when caught up with members, however long the position has not moved', () => {
+    expect(judgePartition(obs({ committed: '150' }), ctx({ members: 1, unchangedForMs: 3_600_000 })).status).toBe('OK');
+  });
+
+  it('DOWN when the group has no member, even with nothing waiting (a stopped process never looks healthy)', () => {
+    const idle = judgePartition(obs({ committed: '150' }), ctx({ members: 0 }), DEFAULT_LAG_RULES, 'en');
+    expect(idle).toMatchObject({ status: 'DOWN', lagMessages: 0, lagSeconds: 0 });
+    expect(idle.reason).toMatch(/nothing waiting, but the group has no member/);
+    const g = summarizeGroup({ group: 'fluxion-notify', process: 'fluxion notify', position: 'kafka', state: 'Empty', members: 0, partitions: [idle] });
+    expect(g).toMatchObject({ status: 'DOWN', lagMessages: 0, lagSeconds: 0 });
+    // No partition could be listed (topics missing): still DOWN, not an empty OK.
+    expect(summarizeGroup({ group: 'fluxion-differ', process: 'p', position: 'kafka', state: 'Dead', members: 0, partitions: [] }).status).toBe('DOWN');
+    expect(judgePartition(obs({ committed: '150' }), ctx({ members: 0 })).reason).toMatch(/no tiene miembros/);
   });
 
   it('OK while a burst younger than one interval is worked through', () => {
@@ -66,10 +77,12 @@ describe('status rules (judged against the schedule, not a steady rate)', () => 
     expect(p).toMatchObject({ status: 'OK', lagMessages: 50, lagSeconds: 120, oldestUnconsumedMs: NOW - 2 * MIN, position: '100', committed: '100', end: '150' });
   });
 
-  it('STOP when records wait and the group has no member, even young ones', () => {
+  it('DOWN when records wait and the group has no member, even young ones; the reason in Spanish by default, English by setting', () => {
     const p = judgePartition(obs({ firstUnconsumed: { offset: '100', timestampMs: NOW - 1000 } }), ctx({ members: 0 }));
-    expect(p.status).toBe('STOP');
-    expect(p.reason).toMatch(/no member/);
+    expect(p.status).toBe('DOWN');
+    expect(p.reason).toBe('50 registros en espera y el grupo no tiene miembros: ¿está corriendo `fluxion-sink-postgres`?');
+    const en = judgePartition(obs({ firstUnconsumed: { offset: '100', timestampMs: NOW - 1000 } }), ctx({ members: 0 }), DEFAULT_LAG_RULES, 'en');
+    expect(en.reason).toBe('50 records waiting and the group has no member: is `fluxion-sink-postgres` running?');
   });
 
   it('STALL when members are there but the position has not moved for 5 minutes with records that old waiting', () => {
@@ -92,17 +105,17 @@ describe('status rules (judged against the schedule, not a steady rate)', () => 
     expect(at(45, 60)).toBe('OK');
   });
 
-  it('judges only STOP and STALL when the age is unknown', () => {
+  it('judges only DOWN and STALL when the age is unknown', () => {
     expect(judgePartition(obs({ firstUnconsumed: undefined }), ctx()).status).toBe('OK');
     expect(judgePartition(obs({ firstUnconsumed: undefined }), ctx({ unchangedForMs: DEFAULT_LAG_RULES.stallAfterMs })).status).toBe('STALL');
-    expect(judgePartition(obs({ firstUnconsumed: undefined }), ctx({ members: 0 })).status).toBe('STOP');
+    expect(judgePartition(obs({ firstUnconsumed: undefined }), ctx({ members: 0 })).status).toBe('DOWN');
   });
 
   it('a group takes its worst partition, messages add up and seconds take the oldest', () => {
     expect(worstStatus([])).toBe('OK');
     expect(worstStatus(['OK', 'WARN', 'ERR'])).toBe('ERR');
     expect(worstStatus(['STALL', 'ERR'])).toBe('STALL');
-    expect(worstStatus(['STALL', 'STOP', 'OK'])).toBe('STOP');
+    expect(worstStatus(['STALL', 'DOWN', 'OK'])).toBe('DOWN');
     const a = judgePartition(obs(), ctx());
     const b = judgePartition(obs({ partition: 1, committed: '10', end: '50', firstUnconsumed: { offset: '10', timestampMs: NOW - 40 * MIN } }), ctx());
     const c = judgePartition(obs({ partition: 2, committed: '7', end: '7' }), ctx());

@@ -21,7 +21,7 @@ import { problemsOf } from '../helpers/config-errors.ts';
 
 const MIN = 60_000;
 const T0 = Date.UTC(2026, 10, 27, 12, 0, 0);
-const CONFIG: NotifyRulesConfig = { throttleMs: 60 * MIN, phantomStoreThreshold: 20, phantomWindowMs: 60 * MIN, maxAgeMs: 24 * 60 * MIN, environment: 'production' };
+const CONFIG: NotifyRulesConfig = { throttleMs: 60 * MIN, phantomStoreThreshold: 20, phantomWindowMs: 60 * MIN, maxAgeMs: 24 * 60 * MIN, environment: 'production', locale: 'en' };
 
 let seq = 0;
 function run(store: string, status: 'OK' | 'FAILED', errorClass: string | null = null, atMs = T0, job: EtlRun['job'] = 'INVENTARIO'): EtlRun {
@@ -247,6 +247,40 @@ describe('many phantom zeros in one store', () => {
     w.add(alert('t', 2, T0 + 5 * MIN).alert);
     expect(w.add(alert('t', 1, T0).alert)!.map((a) => a.producto_id)).toEqual(['000001', '000002']);
     expect(w.add(alert('t', 3, T0 + 12 * MIN).alert)!.map((a) => a.producto_id)).toEqual(['000002', '000003']);
+  });
+});
+
+describe('the operators\' language', () => {
+  const ES: NotifyRulesConfig = { ...CONFIG, locale: undefined };
+
+  it('mails speak Spanish by default: subject, body, labels and advice', () => {
+    const rules = createNotifyRules(ES);
+    const event = failed('tienda_02', 'POS_DATA', T0, 'VENTAS');
+    const mail = rules.decide(event, T0).send[0]!;
+    expect(mail.subject).toBe('[Fluxion] tienda_02: falló la extracción VENTAS (POS_DATA)');
+    expect(mail.text).toContain('tienda_02: falló la extracción VENTAS.');
+    expect(mail.text).toMatch(/^clase de error: +POS_DATA$/m);
+    expect(mail.text).toContain('No se publicó nada de esta corrida');
+    expect(mail.text).toContain('Notificador de Fluxion Stream (production), clave de limitación EXTRACTION_FAILED/tienda_02.');
+    // Kind and key stay English: they are for logs and the throttle.
+    expect(mail).toMatchObject({ kind: 'EXTRACTION_FAILED', key: 'EXTRACTION_FAILED/tienda_02' });
+    expect(rules.decide(failed('cedi_frio', 'ESOCKET'), T0).send[0]!.subject).toBe('[Fluxion] cedi_frio: POS inaccesible, falló la extracción INVENTARIO (ESOCKET)');
+    rules.decide(failed('tienda_02', 'POS_DATA', T0 + 30 * MIN), T0 + 30 * MIN);
+    expect(rules.decide(failed('tienda_02', 'POS_DATA', T0 + 60 * MIN), T0 + 60 * MIN).send[0]!.text).toContain('1 aviso(s) más de extracción fallida de tienda_02 no se enviaron desde');
+  });
+
+  it('quarantine and phantom-zero mails in Spanish by default, English with locale en', () => {
+    const q = quarantine('tienda_03');
+    const es = createNotifyRules(ES).decide(q, T0 + MIN).send[0]!;
+    expect(es.subject).toBe('[Fluxion] tienda_03: quiebre masivo, snapshot en cuarentena');
+    expect(es.text).toContain(`fluxion quarantine release ${q.record.snapshot_id} --note "<quién lo confirmó, y cómo>"`);
+    const en = createNotifyRules({ ...ES, locale: 'en' }).decide(q, T0 + MIN).send[0]!;
+    expect(en.subject).toBe('[Fluxion] tienda_03: massive stockout, snapshot quarantined');
+    const rules = createNotifyRules({ ...ES, phantomStoreThreshold: 2 });
+    rules.decide(alert('tienda_05', 1, T0), T0);
+    const p = rules.decide(alert('tienda_05', 2, T0 + MIN), T0 + MIN).send[0]!;
+    expect(p.subject).toBe('[Fluxion] tienda_05: quiebre masivo, 2 ceros fantasma en 60 min');
+    expect(p.text).toContain('Las alertas están en la tabla alertas (estado OPEN)');
   });
 });
 

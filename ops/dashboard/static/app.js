@@ -7,6 +7,13 @@ const COLORS = ['#2b6cb0', '#c05621', '#2f855a', '#6b46c1', '#b83280', '#2c7a7b'
 let chartMetric = 'lagSeconds';
 let lastHistory = null;
 let prefix = '';
+// The words of FLUXION_LOCALE, from /static/messages.js ({0}: a parameter).
+const MSG = window.FLUXION_MESSAGES || {};
+function msg(key, arg) {
+  const text = MSG[key] || key;
+  return arg === undefined ? text : text.replace('{0}', String(arg));
+}
+const LOCALE = document.documentElement.lang || undefined;
 
 /** Names without FLUXION_TOPIC_PREFIX (shown once in the header); data attributes keep full names. */
 function short(name) {
@@ -38,9 +45,9 @@ function duration(seconds) {
 }
 
 function ago(iso) {
-  if (!iso) return el('span', { class: 'muted' }, 'never');
+  if (!iso) return el('span', { class: 'muted' }, msg('never'));
   const seconds = (Date.now() - new Date(iso).getTime()) / 1000;
-  return el('time', { datetime: iso, title: new Date(iso).toLocaleString() }, `${duration(Math.max(0, seconds))} ago`);
+  return el('time', { datetime: iso, title: new Date(iso).toLocaleString(LOCALE) }, msg('ago', duration(Math.max(0, seconds))));
 }
 
 function secondsCell(value) {
@@ -54,8 +61,8 @@ function fill(tbody, rows) {
 
 function renderLag(lag) {
   prefix = lag.topicPrefix || '';
-  document.getElementById('prefix').textContent = prefix ? `topic prefix ${prefix}` : '';
-  document.getElementById('sampled-at').textContent = new Date(lag.sampledAt).toLocaleTimeString();
+  document.getElementById('prefix').textContent = prefix ? msg('topicPrefix', prefix) : '';
+  document.getElementById('sampled-at').textContent = new Date(lag.sampledAt).toLocaleTimeString(LOCALE);
   document.getElementById('sampled-at').setAttribute('datetime', lag.sampledAt);
   fill(document.querySelector('#groups tbody'), lag.groups.map((g) =>
     el('tr', { 'data-group': g.group, 'data-testid': 'group-row' },
@@ -74,7 +81,7 @@ function renderLag(lag) {
         el('td', { title: p.group }, short(p.group)),
         el('td', { title: p.topic }, short(p.topic)),
         el('td', { class: 'num' }, String(p.partition)),
-        el('td', { class: 'num', 'data-testid': 'committed' }, p.committed === null ? 'none' : p.committed),
+        el('td', { class: 'num', 'data-testid': 'committed' }, p.committed === null ? msg('none') : p.committed),
         el('td', { class: 'num', 'data-testid': 'end' }, p.end),
         el('td', { class: 'num', 'data-testid': 'lag-messages' }, String(p.lagMessages)),
         secondsCell(p.lagSeconds),
@@ -86,15 +93,15 @@ function renderLag(lag) {
 }
 
 function renderStores(data) {
-  document.getElementById('lookback').textContent = `(missed polls: opening-hours ticks of the last ${data.lookbackHours} h)`;
+  document.getElementById('lookback').textContent = msg('lookback', data.lookbackHours);
   const polls = (s, job) => {
     const c = s.polls[job];
     return c ? `${c.missed}/${c.expected}` : '–';
   };
   fill(document.querySelector('#stores tbody'), data.stores.map((s) => {
     const applied = s.lastApplied
-      ? el('span', {}, ago(s.lastApplied.takenAt), s.lastExtractionApplied === false ? el('span', { class: 'muted' }, ' (newer extraction not applied yet)') : '')
-      : el('span', { class: 'muted' }, 'none');
+      ? el('span', {}, ago(s.lastApplied.takenAt), s.lastExtractionApplied === false ? el('span', { class: 'muted' }, msg('notAppliedYet')) : '')
+      : el('span', { class: 'muted' }, msg('none'));
     return el('tr', { 'data-store': s.id, 'data-testid': 'store-row' },
       el('td', {}, badge(s.status)),
       el('td', { title: s.nombre }, s.id),
@@ -103,7 +110,8 @@ function renderStores(data) {
       el('td', {}, s.pos === 'klk' ? ago(s.lastSuccess.VENTAS && s.lastSuccess.VENTAS.startedAt) : '–'),
       el('td', {}, applied),
       el('td', { class: 'num', 'data-testid': 'missed-polls' }, s.pos === 'klk' ? `${polls(s, 'INVENTARIO')} · ${polls(s, 'VENTAS')}` : polls(s, 'INVENTARIO')),
-      el('td', { class: 'num' }, String(s.quarantined)),
+      el('td', { class: 'num', 'data-testid': 'quarantined' }, String(s.quarantined)),
+      el('td', { class: 'num', 'data-testid': 'stale' }, String(s.stale || 0)),
       el('td', { class: 'num' }, String(s.openAlerts)),
       el('td', { class: 'muted' }, s.reasons.join('; ')));
   }));
@@ -130,7 +138,7 @@ function renderChart(history) {
   const groups = [...new Set(points.flatMap((p) => Object.keys(p.groups)))];
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `lag history (${chartMetric})` });
   if (points.length < 2) {
-    root.append(svg('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle', fill: '#718096', 'font-size': 14 }, 'collecting samples…'));
+    root.append(svg('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle', fill: '#718096', 'font-size': 14 }, msg('collecting')));
     box.replaceChildren(root);
     return;
   }
@@ -146,7 +154,7 @@ function renderChart(history) {
   }
   for (let i = 0; i <= 4; i++) {
     const t = t0 + ((t1 - t0) * i) / 4;
-    root.append(svg('text', { x: x(t), y: H - 8, 'text-anchor': 'middle', 'font-size': 11, fill: '#4a5568' }, new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })));
+    root.append(svg('text', { x: x(t), y: H - 8, 'text-anchor': 'middle', 'font-size': 11, fill: '#4a5568' }, new Date(t).toLocaleTimeString(LOCALE, { hour: '2-digit', minute: '2-digit' })));
   }
   groups.forEach((g, i) => {
     const color = COLORS[i % COLORS.length];
