@@ -131,20 +131,9 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
     if (options.signal?.aborted) throw new ReplayCancelled();
   };
 
-  const admin = await deps.kafka.admin();
-  let planned: Positions;
+  let planned!: Positions;
+  let groupsOnTopic: string[] = [];
   const starts = new Map<number, bigint>();
-  try {
-    planned = await positions(deps, options.sinkGroup, topic, admin);
-    for (const p of planned.log) starts.set(p.partition, p.low);
-    if (from) {
-      for (const o of await admin.offsetsForTimestamp(topic, from.getTime() - CLOCK_MARGIN_MS)) starts.set(o.partition, BigInt(o.offset));
-    }
-  } finally {
-    await admin.disconnect();
-  }
-  const ends = planned.ends;
-  const groupsOnTopic = (await deps.pool.query<{ g: string }>('SELECT DISTINCT consumer_group AS g FROM sink_offsets WHERE topic = $1 ORDER BY 1', [topic])).rows.map((r) => r.g);
   /** Per partition, the first offset the read delivered: shows a skip if retention overtook it. */
   const firstRead = new Map<number, bigint>();
   const coverage = (now: Positions, liveRows: number, afterRead: boolean) => {
@@ -154,12 +143,28 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
     const afterReadInput = afterRead ? { low: new Map(now.log.map((p) => [p.partition, p.low])), firstRead } : undefined;
     return checkCoverage({ log, readFrom: starts, keepsOlder: from !== undefined, sinkPositions: now.sink, liveRows, groupsOnTopic, afterRead: afterReadInput });
   };
-  const liveAtStart = await countRows(deps.pool, LIVE);
-  const refused = coverage(planned, liveAtStart, false);
-  if (refused.length > 0) {
-    if (!options.force) throw new ReplayCoverageError(topic, options.sinkGroup, refused, liveAtStart);
-    log.warn({ topic, problems: refused.map((p) => describeProblem(topic, p, options.sinkGroup)) }, 'the log does not cover inventario_historico; --force: replaying anyway');
+  try {
+    const admin = await deps.kafka.admin();
+    try {
+      planned = await positions(deps, options.sinkGroup, topic, admin);
+      for (const p of planned.log) starts.set(p.partition, p.low);
+      if (from) {
+        for (const o of await admin.offsetsForTimestamp(topic, from.getTime() - CLOCK_MARGIN_MS)) starts.set(o.partition, BigInt(o.offset));
+      }
+    } finally {
+      await admin.disconnect();
+    }
+    groupsOnTopic = (await deps.pool.query<{ g: string }>('SELECT DISTINCT consumer_group AS g FROM sink_offsets WHERE topic = $1 ORDER BY 1', [topic])).rows.map((r) => r.g);
+    const liveAtStart = await countRows(deps.pool, LIVE);
+    const refused = coverage(planned, liveAtStart, false);
+    if (refused.length > 0) {
+      if (!options.force) throw new ReplayCoverageError(topic, options.sinkGroup, refused, liveAtStart);
+      log.warn({ topic, problems: refused.map((p) => describeProblem(topic, p, options.sinkGroup)) }, 'the log does not cover inventario_historico; --force: replaying anyway');
+    }
+  } catch (err) {
+    throw untouched(err);
   }
+  const ends = planned.ends;
   const total = [...ends].reduce((n, [p, end]) => {
     const stop = min(end, planned.log.find((o) => o.partition === p)!.high);
     return n + Number(stop > starts.get(p)! ? stop - starts.get(p)! : 0n);
@@ -267,9 +272,15 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
     // kafkajs may wrap what the record handler threw: a cancellation is known by the signal.
     const err = options.signal?.aborted ? new ReplayCancelled() : caught;
     await deps.pool.query(`DROP TABLE IF EXISTS ${SHADOW} CASCADE`).catch((e: unknown) => log.warn({ err: errorMessage(e) }, `could not drop ${SHADOW}; the next replay drops it`));
-    if (err instanceof ReplayError) throw err;
-    throw new ReplayError(`replay failed, inventario_historico was left untouched: ${errorMessage(err)}`, { cause: err });
+    throw untouched(err);
   }
+}
+
+function untouched(err: unknown): ReplayError {
+  if (err instanceof ReplayError) return err;
+  // 42P01: undefined_table, a database never migrated.
+  const hint = (err as { code?: unknown }).code === '42P01' ? ' (run `fluxion migrate`)' : '';
+  return new ReplayError(`replay failed, inventario_historico was left untouched: ${errorMessage(err)}${hint}`, { cause: err });
 }
 
 interface Positions {

@@ -10,7 +10,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReplayCancelled, replayHistorico } from '../../sinks/historico-replay.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { runCli, serviceEnv, testLogger, uniqueId } from '../helpers/services.ts';
+import { freshDatabase, runCli, serviceEnv, testLogger, uniqueId } from '../helpers/services.ts';
 import { buildSinkFeed, publishSinkFeed, type SinkFeed } from '../helpers/sink-feed.ts';
 import { migratedDatabase, sinkTables, startSink, waitForSinkEnd, type MigratedDatabase } from '../helpers/sink-run.ts';
 
@@ -245,5 +245,15 @@ describe('fluxion replay historico', () => {
     expect(forced.stderr).toContain(`offsets 0 to 119 (120 events) are no longer in the log`);
     expect(forced.stderr).toContain(`replay historico --force: ${lost} of the ${live.length} rows of inventario_historico will be lost (the rebuilt table has ${after.length}); swapping it in`);
     expect(forced.stdout).toContain(`${lost} rows lost (--force); inventario_historico now has ${after.length} rows`);
+  });
+
+  it('on a database never migrated: exit 1 naming the missing table and `fluxion migrate`', async () => {
+    const pipeline = await createTestPipeline();
+    cleanups.push(() => pipeline.cleanup());
+    const db = await freshDatabase();
+    cleanups.push(() => db.drop());
+    const r = await runCli(['replay', 'historico'], { ...serviceEnv(), DATABASE_URL: db.url, FLUXION_TOPIC_PREFIX: pipeline.prefix, FLUXION_TOPIC_PARTITIONS: '3' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/replay failed, inventario_historico was left untouched: .*does not exist \(run `fluxion migrate`\)/);
   });
 });
