@@ -1,7 +1,9 @@
 /**
  * `fluxion replay historico [--from TS] [--to TS]`: rebuilds inventario_historico from
  * pos.inventario.changes into a shadow table and swaps it in (sinks/historico-replay.ts).
- * Ctrl-C cancels and leaves the live table untouched (exit 130).
+ * Ctrl-C cancels and leaves the live table untouched (exit 130). A log that does not cover
+ * the live table (a recreated or trimmed topic) refuses the replay, naming the gaps (exit 3,
+ * EXIT_NOT_COVERED); --force replays anyway after saying how many rows go (docs/replay.md).
  */
 import type { Command } from 'commander';
 import { UsageError } from '../core/errors.ts';
@@ -19,7 +21,8 @@ export function registerReplayCommand(program: Command, io: ProgramIo): void {
     .option('--to <instant>', 'replay only events taken before this instant and keep the history from it on')
     .option('--group <id>', "the live sink's consumer group, whose position the replay catches up with (default <prefix>fluxion-sink-postgres)")
     .option('--batch <n>', 'events per shadow-table transaction', '20000')
-    .action(async (what: string, opts: { from?: string; to?: string; group?: string; batch: string }) => {
+    .option('--force', 'replay even when the event log does not hold everything the live table was built from: the rows it cannot rebuild are deleted (their count is printed first)')
+    .action(async (what: string, opts: { from?: string; to?: string; group?: string; batch: string; force?: boolean }) => {
       if (what !== 'historico') throw new UsageError(`unknown replay "${what}": the only one is historico`);
       const from = opts.from === undefined ? undefined : parseInstant('--from', opts.from);
       const to = opts.to === undefined ? undefined : parseInstant('--to', opts.to);
@@ -41,9 +44,16 @@ export function registerReplayCommand(program: Command, io: ProgramIo): void {
             batchSize,
             signal: controller.signal,
             progress: (total) => createProgress({ label: 'replay historico', total, stream: process.stderr, logger: c.logger }),
+            force: opts.force === true,
+            onForced: (f) => {
+              io.err(`replay historico --force: the event log does not hold everything inventario_historico was built from:`);
+              for (const line of f.problems) io.err(`  - ${line}`);
+              io.err(`replay historico --force: ${f.lostRows} of the ${f.liveRows} rows of inventario_historico will be lost (the rebuilt table has ${f.rebuiltRows}); swapping it in`);
+            },
           },
         );
-        io.out(`replay historico: ${r.applied} events applied, ${r.skipped} skipped, ${r.keptRows} rows kept; inventario_historico now has ${r.rows} rows (${(r.durationMs / 1000).toFixed(1)} s)`);
+        const lost = r.lostRows > 0 ? `, ${r.lostRows} rows lost (--force)` : '';
+        io.out(`replay historico: ${r.applied} events applied, ${r.skipped} skipped, ${r.keptRows} rows kept${lost}; inventario_historico now has ${r.rows} rows (${(r.durationMs / 1000).toFixed(1)} s)`);
       } catch (err) {
         if (err instanceof ReplayCancelled) {
           io.err(err.message);

@@ -18,6 +18,11 @@
  * - Cancelled (Ctrl-C) or failed: the shadow table is dropped, the live one never touched.
  * - Records the live sink dead-lettered (undecodable, refused by the planner) are skipped
  *   the same way, and counted.
+ * - It never destroys history it cannot rebuild: before reading, and again before the swap,
+ *   the log must cover what the live table was built from (sinks/replay-coverage.ts: every
+ *   partition from offset 0, or from --from's offset, up to the sink's position). Otherwise
+ *   it throws ReplayCoverageError naming the gaps, the live table untouched; `force` goes on,
+ *   and reports how many live rows the rebuilt table lacks before swapping it in.
  */
 import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { errorMessage, FluxionError } from '../core/errors.ts';
@@ -29,6 +34,7 @@ import type { InventoryChange } from '../core/records.ts';
 import type { FluxionRegistry } from '../core/registry.ts';
 import { topicName } from '../core/topics.ts';
 import { readSinkOffsets, writeInventory } from './postgres-writer.ts';
+import { checkCoverage, describeProblem, positionsOnTopic, type CoverageProblem, type LogPartition } from './replay-coverage.ts';
 import { planInventory, SinkBatchError } from './sink-batch.ts';
 
 export const LIVE = 'inventario_historico';
@@ -54,6 +60,18 @@ export interface ReplayOptions {
   signal?: AbortSignal;
   /** Given the number of events to read, returns the progress display. */
   progress?: (total: number) => Progress;
+  /** Replay even when the log does not cover the live table (rows the log cannot rebuild are lost). */
+  force?: boolean;
+  /** With `force` and gaps: called before the swap with what it will cost. */
+  onForced?: (report: ForcedReport) => void;
+}
+
+export interface ForcedReport {
+  problems: string[];
+  liveRows: number;
+  rebuiltRows: number;
+  /** Live rows with no row of the same key and valid_from in the rebuilt table. */
+  lostRows: number;
 }
 
 export interface ReplayResult {
@@ -64,12 +82,32 @@ export interface ReplayResult {
   skipped: number;
   keptRows: number;
   rows: number;
+  /** With `force`: live rows the rebuilt table lacked (0 when the log covered everything). */
+  lostRows: number;
   durationMs: number;
 }
 
 export class ReplayError extends FluxionError {
   constructor(message: string, options: ConstructorParameters<typeof FluxionError>[1] = {}) {
     super(message, { code: 'REPLAY', ...options });
+  }
+}
+
+/** Exit code of a replay refused because the log does not cover the live table (docs/replay.md). */
+export const EXIT_NOT_COVERED = 3;
+
+/** The log does not hold what the live table was built from: swapping would lose rows. */
+export class ReplayCoverageError extends ReplayError {
+  override readonly exitCode = EXIT_NOT_COVERED;
+  readonly problems: CoverageProblem[];
+  constructor(topic: string, group: string, problems: CoverageProblem[], liveRows: number) {
+    super(
+      `replay refused: ${topic} does not hold every event inventario_historico (${liveRows} rows) was built from, so the rebuilt table would lack rows:\n` +
+        problems.map((p) => `  - ${describeProblem(topic, p, group)}\n`).join('') +
+        'inventario_historico was left untouched. --from keeps the rows taken before an instant the log covers; --force replays anyway and says how many rows go (docs/replay.md).',
+      { code: 'REPLAY_NOT_COVERED', context: { topic } },
+    );
+    this.problems = problems;
   }
 }
 
@@ -93,20 +131,44 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
     if (options.signal?.aborted) throw new ReplayCancelled();
   };
 
-  const admin = await deps.kafka.admin();
-  let ends: Map<number, bigint>;
-  let starts: Map<number, bigint>;
+  let planned!: Positions;
+  let groupsOnTopic: string[] = [];
+  const starts = new Map<number, bigint>();
+  /** Per partition, the first offset the read delivered: shows a skip if retention overtook it. */
+  const firstRead = new Map<number, bigint>();
+  const coverage = (now: Positions, liveRows: number, afterRead: boolean) => {
+    // The read began at the planned watermarks: a low watermark that moved since is judged
+    // against what the read delivered (afterRead), not as a trim of the history.
+    const log = now.log.map((p) => ({ ...p, low: planned.log.find((q) => q.partition === p.partition)?.low ?? p.low }));
+    const afterReadInput = afterRead ? { low: new Map(now.log.map((p) => [p.partition, p.low])), firstRead } : undefined;
+    return checkCoverage({ log, readFrom: starts, keepsOlder: from !== undefined, sinkPositions: now.sink, liveRows, groupsOnTopic, afterRead: afterReadInput });
+  };
   try {
-    const offsets = await admin.topicOffsets(topic);
-    starts = new Map(offsets.map((o) => [o.partition, BigInt(o.low)]));
-    if (from) {
-      for (const o of await admin.offsetsForTimestamp(topic, from.getTime() - CLOCK_MARGIN_MS)) starts.set(o.partition, BigInt(o.offset));
+    const admin = await deps.kafka.admin();
+    try {
+      planned = await positions(deps, options.sinkGroup, topic, admin);
+      for (const p of planned.log) starts.set(p.partition, p.low);
+      if (from) {
+        for (const o of await admin.offsetsForTimestamp(topic, from.getTime() - CLOCK_MARGIN_MS)) starts.set(o.partition, BigInt(o.offset));
+      }
+    } finally {
+      await admin.disconnect();
     }
-    ends = await sinkPosition(deps, options.sinkGroup, topic, admin);
-  } finally {
-    await admin.disconnect();
+    groupsOnTopic = (await deps.pool.query<{ g: string }>('SELECT DISTINCT consumer_group AS g FROM sink_offsets WHERE topic = $1 ORDER BY 1', [topic])).rows.map((r) => r.g);
+    const liveAtStart = await countRows(deps.pool, LIVE);
+    const refused = coverage(planned, liveAtStart, false);
+    if (refused.length > 0) {
+      if (!options.force) throw new ReplayCoverageError(topic, options.sinkGroup, refused, liveAtStart);
+      log.warn({ topic, problems: refused.map((p) => describeProblem(topic, p, options.sinkGroup)) }, 'the log does not cover inventario_historico; --force: replaying anyway');
+    }
+  } catch (err) {
+    throw untouched(err);
   }
-  const total = [...ends].reduce((n, [p, end]) => n + Number(end > starts.get(p)! ? end - starts.get(p)! : 0n), 0);
+  const ends = planned.ends;
+  const total = [...ends].reduce((n, [p, end]) => {
+    const stop = min(end, planned.log.find((o) => o.partition === p)!.high);
+    return n + Number(stop > starts.get(p)! ? stop - starts.get(p)! : 0n);
+  }, 0);
   log.info({ topic, from: from?.toISOString(), to: to?.toISOString(), starts: Object.fromEntries([...starts].map(([p, o]) => [p, o.toString()])), ends: Object.fromEntries([...ends].map(([p, o]) => [p, o.toString()])) }, 'replay starting');
   const progress = options.progress?.(total);
 
@@ -145,6 +207,7 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
       async (record) => {
         checkCancelled();
         if (BigInt(record.offset) >= toOffsets.get(record.partition)!) return;
+        if (!firstRead.has(record.partition)) firstRead.set(record.partition, BigInt(record.offset));
         read++;
         progress?.update(read);
         let change: InventoryChange;
@@ -182,41 +245,81 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
     checkCancelled();
 
     // The swap: the sink waits on the lock; what it wrote since `ends` is replayed first.
+    let lostRows = 0;
     const rows = await withTransaction(deps.pool, async (client) => {
       await client.query(`LOCK TABLE ${LIVE} IN ACCESS EXCLUSIVE MODE`);
-      const caughtUp = await sinkPosition(deps, options.sinkGroup, topic, undefined, client);
-      await replayRange(ends, caughtUp, async () => {
+      const now = await positions(deps, options.sinkGroup, topic, undefined, client);
+      await replayRange(ends, now.ends, async () => {
         if (buffer.length > 0) await flush(client);
       });
       checkCancelled();
       if (to) await closeAtTo(client, to, firstAtOrAfterTo);
+      const liveRows = await countRows(client, LIVE);
+      const late = coverage(now, liveRows, true);
+      if (late.length > 0) {
+        if (!options.force) throw new ReplayCoverageError(topic, options.sinkGroup, late, liveRows);
+        lostRows = await countLost(client);
+        const report: ForcedReport = { problems: late.map((p) => describeProblem(topic, p, options.sinkGroup)), liveRows, rebuiltRows: await countRows(client, SHADOW), lostRows };
+        log.warn({ topic, ...report }, 'forced replay: swapping in a table that lacks rows the log could not rebuild');
+        options.onForced?.(report);
+      }
       await swap(client);
-      return Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${LIVE}`)).rows[0]!.n);
+      return countRows(client, LIVE);
     });
     progress?.finish(`replay done: ${applied} events applied, ${skipped} skipped, ${keptRows} rows kept; inventario_historico has ${rows} rows`);
-    return { read, applied, skipped, keptRows, rows, durationMs: Date.now() - started };
+    return { read, applied, skipped, keptRows, rows, lostRows, durationMs: Date.now() - started };
   } catch (caught) {
     // kafkajs may wrap what the record handler threw: a cancellation is known by the signal.
     const err = options.signal?.aborted ? new ReplayCancelled() : caught;
     await deps.pool.query(`DROP TABLE IF EXISTS ${SHADOW} CASCADE`).catch((e: unknown) => log.warn({ err: errorMessage(e) }, `could not drop ${SHADOW}; the next replay drops it`));
-    if (err instanceof ReplayError) throw err;
-    throw new ReplayError(`replay failed, inventario_historico was left untouched: ${errorMessage(err)}`, { cause: err });
+    throw untouched(err);
   }
 }
 
+function untouched(err: unknown): ReplayError {
+  if (err instanceof ReplayError) return err;
+  // 42P01: undefined_table, a database never migrated.
+  const hint = (err as { code?: unknown }).code === '42P01' ? ' (run `fluxion migrate`)' : '';
+  return new ReplayError(`replay failed, inventario_historico was left untouched: ${errorMessage(err)}${hint}`, { cause: err });
+}
+
+interface Positions {
+  /** The topic's partitions and watermarks. */
+  log: LogPartition[];
+  /** The live sink's position (sink_offsets) per partition of this topic only. */
+  sink: Map<number, bigint>;
+  /** Where the replay reads to: the sink's position, or the log's end where the sink has none. */
+  ends: Map<number, bigint>;
+}
+
 /**
- * Where the live sink is on the topic (its sink_offsets), or the topic's end when no sink
- * has written yet: the replay must cover exactly what the live table holds.
+ * Where the log and the live sink are on the topic: the replay must cover exactly what the
+ * live table holds. Positions on other topics (the sink's others, another prefix's) are ignored.
  */
-async function sinkPosition(deps: ReplayDeps, group: string, topic: string, admin?: Awaited<ReturnType<KafkaClient['admin']>>, client?: PoolClient): Promise<Map<number, bigint>> {
-  const stored = await readSinkOffsets(client ?? deps.pool, group);
+async function positions(deps: ReplayDeps, group: string, topic: string, admin?: Awaited<ReturnType<KafkaClient['admin']>>, client?: PoolClient): Promise<Positions> {
+  const sink = positionsOnTopic(await readSinkOffsets(client ?? deps.pool, group), topic);
   const own = admin ?? (await deps.kafka.admin());
   try {
-    const offsets = await own.topicOffsets(topic);
-    return new Map(offsets.map((o) => [o.partition, stored.get(`${topic}\u0000${o.partition}`) ?? BigInt(o.high)]));
+    const log = (await own.topicOffsets(topic)).map((o) => ({ partition: o.partition, low: BigInt(o.low), high: BigInt(o.high) }));
+    return { log, sink, ends: new Map(log.map((o) => [o.partition, sink.get(o.partition) ?? o.high])) };
   } finally {
     if (!admin) await own.disconnect();
   }
+}
+
+const min = (a: bigint, b: bigint) => (a < b ? a : b);
+
+async function countRows(client: Pick<PoolClient, 'query'>, table: string): Promise<number> {
+  return Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`)).rows[0]!.n);
+}
+
+/** Live rows the rebuilt table has no row for (same key and valid_from): what a forced swap deletes. */
+async function countLost(client: PoolClient): Promise<number> {
+  const r = await client.query<{ n: string }>(
+    `SELECT count(*) AS n FROM ${LIVE} l WHERE NOT EXISTS (
+       SELECT 1 FROM ${SHADOW} s WHERE s.ubicacion_id = l.ubicacion_id AND s.deposito = l.deposito AND s.producto_id = l.producto_id AND s.valid_from = l.valid_from)`,
+  );
+  return Number(r.rows[0]!.n);
 }
 
 /** The shadow table, partitioned and indexed as the live one, holding the rows --from/--to keep. */
