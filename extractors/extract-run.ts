@@ -54,6 +54,12 @@ export interface StoreOutcome {
   fecha: string | null;
   errorClass: string | null;
   errorMessage: string | null;
+  /**
+   * Set when a failed store's run record could not be published either (Kafka or the
+   * registry down as well): the notifier will never hear of this failure, so the job mails it
+   * itself (ops/job-failure-mail.ts). Null when the record reached ops.etl-runs.
+   */
+  unrecorded?: { errorClass: string; errorMessage: string } | null;
 }
 
 export const EXTRACTION_DEFAULTS = { concurrency: 4, storeDeadlineMs: 15 * 60_000, requestTimeoutMs: 30_000 } as const;
@@ -160,6 +166,10 @@ async function runStores(stores: Ubicacion[], job: EtlJob, deps: ExtractionDeps,
         await p.transaction((tx) => tx.send(etlTopic, [etl]));
       } catch (recordErr) {
         storeLog.error({ err: recordErr }, 'could not record the failed run on ops.etl-runs');
+        outcome.unrecorded = {
+          errorClass: recordErr instanceof FluxionError ? recordErr.code : 'UNEXPECTED',
+          errorMessage: scrubSecrets(errorMessage(recordErr)),
+        };
       }
       return outcome;
     } finally {

@@ -11,7 +11,9 @@
  *   configuration errors are the caller's, printed to them, and not mailed;
  * - or a store failed because of our own services, not its POS: Kafka, the registry
  *   (SERVICE_UNAVAILABLE, KAFKA_AUTH, REGISTRY_AUTH, TOPIC_LAYOUT): its run record could not
- *   be published either, so the notifier will not hear of it.
+ *   be published either, so the notifier will not hear of it;
+ * - or a store failed at its POS and its run record could not be published (Kafka down at the
+ *   same time): the same blindness, whatever the store's own error.
  *
  * Throttled like the notifier's mails (core/throttle.ts): at most one mail per key per
  * FLUXION_NOTIFY_THROTTLE_MINUTES, the next one saying how many were held back. The key is
@@ -82,11 +84,22 @@ export interface StoreResult {
   status: 'OK' | 'FAILED';
   errorClass: string | null;
   errorMessage: string | null;
+  /** The failed store's run record could not be published either (why), so no mail would follow. */
+  unrecorded?: { errorClass: string; errorMessage: string } | null;
 }
 
-/** The stores that failed because of Kafka or the registry, as one failure; null when none did. */
+/**
+ * The stores that failed because of Kafka or the registry, or whose failure could not be
+ * recorded on ops.etl-runs (a POS failure during a Kafka outage), as one failure; null when
+ * none did. The error named is our service's, since that is what kept the notifier blind.
+ */
 export function jobFailureOfOutcomes(job: string, outcomes: readonly StoreResult[]): JobFailure | null {
-  const failed = outcomes.filter((o) => o.status === 'FAILED' && o.errorClass !== null && SERVICE_ERROR_CLASSES.has(o.errorClass));
+  const failed = outcomes.flatMap((o) => {
+    if (o.status !== 'FAILED') return [];
+    if (o.unrecorded) return [{ ubicacionId: o.ubicacionId, errorClass: o.unrecorded.errorClass, errorMessage: o.unrecorded.errorMessage }];
+    if (o.errorClass !== null && SERVICE_ERROR_CLASSES.has(o.errorClass)) return [{ ubicacionId: o.ubicacionId, errorClass: o.errorClass, errorMessage: o.errorMessage }];
+    return [];
+  });
   if (failed.length === 0) return null;
   const first = failed[0]!;
   const message = scrubSecrets(first.errorMessage ?? first.errorClass!);

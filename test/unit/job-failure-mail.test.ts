@@ -83,6 +83,14 @@ describe('what fails as a whole', () => {
       job: 'inventario', service: 'kafka', errorClass: 'SERVICE_UNAVAILABLE', message: kafkaDown.message, stores: ['tienda_01', 'cedi_frio'],
     });
   });
+
+  it('a POS failure whose run record could not be published either mails, naming the service that kept the notifier blind', () => {
+    const posDown = { ubicacionId: 'tienda_02', status: 'FAILED' as const, errorClass: 'POS_UNAVAILABLE', errorMessage: 'tienda_02: KLK did not answer' };
+    expect(jobFailureOfOutcomes('inventario', [posDown])).toBeNull();
+    expect(jobFailureOfOutcomes('inventario', [{ ...posDown, unrecorded: { errorClass: 'SERVICE_UNAVAILABLE', errorMessage: kafkaDown.message } }])).toEqual({
+      job: 'inventario', service: 'kafka', errorClass: 'SERVICE_UNAVAILABLE', message: kafkaDown.message, stores: ['tienda_02'],
+    });
+  });
 });
 
 describe('the mail', () => {
