@@ -673,6 +673,8 @@ interface ScopeSource {
   ref: string;
   /** Emitted qualifier. */
   emit: string;
+  /** As SQL Server names it in messages. */
+  display: string;
   columns: CatalogColumn[];
   /** On the outer side of a LEFT JOIN: any of its columns can be NULL. */
   outer: boolean;
@@ -743,7 +745,7 @@ class Compiler {
       const check = (t: Typed, line: number) => {
         if (groupSql.has(t.sql)) return;
         const loose = t.bare.find((b) => !groupCols.has(b));
-        if (loose) throw new TsqlError(8120, `Column '${loose}' is invalid in the select list because it is not contained in either an aggregate function or the GROUP BY clause.`, line);
+        if (loose) throw new TsqlError(8120, `Column '${this.displayName(loose, sources)}' is invalid in the select list because it is not contained in either an aggregate function or the GROUP BY clause.`, line);
       };
       for (const i of items) check(i.t, i.line);
       if (having) check(having, s.line);
@@ -776,7 +778,7 @@ class Compiler {
       const table = schema === 'dbo' ? this.catalog.table(name) : undefined;
       if (!table) throw new TsqlError(208, `Invalid object name '${src.parts.join('.')}'.`, src.line);
       const ref = src.alias ?? table.name;
-      entry = { ref: ref.toLowerCase(), emit: quote(ref), columns: [...table.columns], outer };
+      entry = { ref: ref.toLowerCase(), emit: quote(ref), display: ref, columns: [...table.columns], outer };
       emitted = src.alias === undefined ? quote(table.name) : `${quote(table.name)} AS ${quote(src.alias)}`;
     } else {
       const inner = new Compiler(this.catalog, this.params);
@@ -788,7 +790,7 @@ class Compiler {
         if (seen.has(c.name.toLowerCase())) throw new TsqlError(8156, `The column '${c.name}' was specified multiple times for '${src.alias}'.`, src.line);
         seen.add(c.name.toLowerCase());
       });
-      entry = { ref: src.alias.toLowerCase(), emit: quote(src.alias), columns: compiled.columns, outer };
+      entry = { ref: src.alias.toLowerCase(), emit: quote(src.alias), display: src.alias, columns: compiled.columns, outer };
       emitted = `(${compiled.sql}) AS ${quote(src.alias)}`;
     }
     if (sources.some((s) => s.ref === entry.ref)) throw new TsqlError(1011, `The correlation name '${src.alias ?? entry.ref}' is specified multiple times in a FROM clause.`, src.line);
@@ -798,6 +800,12 @@ class Compiler {
 
   private columnOf(src: ScopeSource, c: CatalogColumn): Typed {
     return { sql: `${src.emit}.${quote(c.name)}`, type: c.type, nullable: c.nullable || src.outer, aggregate: false, bare: [`${src.ref}.${c.name.toLowerCase()}`], ascii: c.ascii === true };
+  }
+
+  private displayName(bare: string, sources: ScopeSource[]): string {
+    const [ref, col] = bare.split('.') as [string, string];
+    const src = sources.find((s) => s.ref === ref)!;
+    return `${src.display}.${src.columns.find((c) => c.name.toLowerCase() === col)!.name}`;
   }
 
   private bareSql(bare: string, sources: ScopeSource[]): string {
