@@ -80,8 +80,8 @@ export interface Translation {
   sql: string;
   /** The result's columns as SQL Server describes them (COLMETADATA). */
   columns: ColumnDef[];
-  /** The declared parameters the text uses, with their SQLite names. */
-  bindings: Array<{ key: string; param: string }>;
+  /** The declared parameters the text uses, with their SQLite names and declared types. */
+  bindings: Array<{ key: string; param: string; type: ColumnType }>;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -339,7 +339,7 @@ class Parser {
   private writeRefused(): TsqlError {
     const verb = this.next().text.toUpperCase();
     const line = this.peek.line;
-    this.acceptWord('FROM') || this.acceptWord('INTO');
+    if (!this.acceptWord('FROM')) this.acceptWord('INTO');
     const name = this.peek.kind === 'word' || this.peek.kind === 'quoted' ? this.peek.text : '?';
     return new TsqlError(229, `The ${verb} permission was denied on the object '${name}', database 'VAD10', schema 'dbo'.`, line, 14);
   }
@@ -781,6 +781,9 @@ class Compiler {
       entry = { ref: ref.toLowerCase(), emit: quote(ref), display: ref, columns: [...table.columns], outer };
       emitted = src.alias === undefined ? quote(table.name) : `${quote(table.name)} AS ${quote(src.alias)}`;
     } else {
+      if (src.select.orderBy.length > 0 && src.select.top === undefined) {
+        throw new TsqlError(1033, 'The ORDER BY clause is invalid in views, inline functions, derived tables, subqueries, and common table expressions, unless TOP, OFFSET or FOR XML is also specified.', src.line, 15);
+      }
       const inner = new Compiler(this.catalog, this.params);
       const compiled = inner.select(src.select);
       for (const [k, v] of inner.used) this.used.set(k, v);
@@ -1030,7 +1033,9 @@ export function translateTsql(sql: string, catalog: Catalog, params: readonly Pa
   const tree = parser.statement();
   const compiler = new Compiler(catalog, params);
   const { sql: text, columns } = compiler.select(tree);
-  const bindings = [...compiler.used].map(([key, param]) => ({ key, param })).sort((a, b) => a.key.localeCompare(b.key));
+  const bindings = [...compiler.used]
+    .map(([key, param]) => ({ key, param, type: params.find((p) => p.name === param)!.type }))
+    .sort((a, b) => a.key.localeCompare(b.key));
   return { sql: text, columns: columns.map(({ name, type, nullable }) => ({ name, type, nullable })), bindings };
 }
 

@@ -152,10 +152,18 @@ function cell(value: unknown, type: ColumnType, column: string): CellValue {
   }
 }
 
-/** A parameter's value as SQLite takes it. */
-function bindValue(value: unknown, name: string): SQLInputValue {
-  if (value === null || value === undefined || typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint') return value ?? null;
-  if (typeof value === 'boolean') return value ? 1 : 0;
+/**
+ * A parameter's value as SQLite takes it, converted to its declared type as SQL Server does
+ * on the call (a number declared varchar is text, a decimal sent as text is a number).
+ */
+function bindValue(value: unknown, name: string, type: ColumnType): SQLInputValue {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') {
+    if (type.kind === 'varchar' || type.kind === 'nvarchar') return typeof value === 'boolean' ? (value ? '1' : '0') : String(value);
+    const n = typeof value === 'boolean' ? (value ? 1 : 0) : Number(value);
+    if (!Number.isFinite(n)) throw new TsqlError(8114, `Error converting data type ${typeof value} to ${type.kind} for ${name}.`);
+    return type.kind === 'bit' ? (n !== 0 ? 1 : 0) : n;
+  }
   throw new TsqlError(UNSUPPORTED, `T-SQL construct not supported by the Stellar simulator's translation: a value of type ${value?.constructor?.name ?? typeof value} for ${name}.`);
 }
 
@@ -198,7 +206,7 @@ export class Vad10Database implements Catalog {
   *rows(translation: Translation, values: ReadonlyMap<string, unknown>): Generator<CellValue[]> {
     this.flush();
     const bound: Record<string, SQLInputValue> = {};
-    for (const { key, param } of translation.bindings) bound[key] = bindValue(values.get(param), param);
+    for (const { key, param, type } of translation.bindings) bound[key] = bindValue(values.get(param), param, type);
     const statement = this.db.prepare(translation.sql);
     statement.setReturnArrays(true);
     const { columns } = translation;

@@ -40,7 +40,7 @@ describe('the checked-in inventory query', () => {
   it('is typed as SQL Server describes it (the 13 columns the extractor reads)', () => {
     const t = translate(QUERY);
     expect(t.columns).toEqual(INVENTARIO_COLUMNS);
-    expect(t.bindings).toEqual([{ key: 'p0', param: '@codigo_deposito' }]);
+    expect(t.bindings).toEqual([{ key: 'p0', param: '@codigo_deposito', type: { kind: 'varchar', length: 10 } }]);
     expect(t.sql).toContain(`"dp"."c_CodDeposito" = rtrim(:p0, ' ')`);
     // Codes are ASCII (the database checked): joins and the order keep SQLite's indexes.
     expect(t.sql).toMatch(/ORDER BY "p"."c_Codigo" COLLATE NOCASE$/);
@@ -127,6 +127,7 @@ describe("SQL Server's errors", () => {
     expect(refusal('SELECT MIN(MAX(n_Precio1)) AS a FROM MA_PRODUCTOS')).toMatchObject({ number: 130 });
     expect(refusal('SELECT c_CodNasa FROM (SELECT c_CodNasa, c_CodNasa FROM MA_CODIGOS) x')).toMatchObject({ number: 8156 });
     expect(refusal('SELECT a FROM (SELECT MIN(c_Codigo) FROM MA_CODIGOS) x')).toMatchObject({ number: 8155 });
+    expect(refusal('SELECT c_Codigo FROM (SELECT c_Codigo FROM MA_PRODUCTOS ORDER BY c_Codigo) x')).toMatchObject({ number: 1033 });
   });
 
   it('undeclared variables (a batch has none), writes by a read-only login, syntax', () => {
@@ -173,6 +174,14 @@ describe('what the emitted SQLite answers', () => {
     expect(() => run("SELECT MAX(c_Descripcio) AS m FROM MA_DEPARTAMENTOS")).toThrow(/not ASCII/);
     // Equality needs no order: accented text compares (and ASCII letters case-insensitively).
     expect(run("SELECT c_Codigo FROM MA_DEPARTAMENTOS WHERE c_Descripcio = 'víveres'")).toEqual([['000003']]);
+  });
+
+  it('binds parameter values as their declared types', () => {
+    const params = parseParamDeclarations('@desde decimal(18,4), @activo bit, @codigo varchar(15)');
+    const sql = 'SELECT COUNT(*) AS n FROM MA_PRODUCTOS WHERE n_Precio1 >= @desde AND n_Activo = @activo AND c_Codigo <> @codigo';
+    const expected = sim.catalog.filter((p) => p.precio >= 100_000n && p.activo && p.producto_id !== '000001').length;
+    expect(run(sql, { '@desde': '10.0000', '@activo': true, '@codigo': '000001 ' }, params)).toEqual([[expected]]);
+    expect(() => run(sql, { '@desde': 'diez', '@activo': true, '@codigo': 'x' }, params)).toThrow(/converting/);
   });
 
   it("follows the simulation's stock: a change is in the next answer", () => {
