@@ -357,7 +357,7 @@ class TdsSession {
   }
 
   private async executeSql(sql: string, params: RpcParam[]): Promise<void> {
-    const fail = (error: Omit<ServerMessage, 'serverName'>) => this.reply([errorToken(serverError(error)), doneInProcToken(DONE_STATUS.ERROR), doneProcToken(DONE_STATUS.ERROR)]);
+    const fail = (error: Omit<ServerMessage, 'serverName'>) => this.reply(errorTokens('rpc', error));
     if (isSessionSettings(sql)) {
       await this.reply([doneInProcToken(DONE_STATUS.MORE, CUR_CMD.SET), returnStatusToken(0), doneProcToken(DONE_STATUS.FINAL)]);
       return;
@@ -381,15 +381,13 @@ class TdsSession {
   private async run(sql: string, declared: ParamDeclaration[], values: Map<string, unknown>, mode: 'batch' | 'rpc'): Promise<void> {
     const { simulation } = this.shared.options;
     const faults = this.faults();
-    const errorTokens = (m: Omit<ServerMessage, 'serverName'>) =>
-      mode === 'batch' ? [errorToken(serverError(m)), doneToken(DONE_STATUS.ERROR)] : [errorToken(serverError(m)), doneInProcToken(DONE_STATUS.ERROR), doneProcToken(DONE_STATUS.ERROR)];
     let translation: Translation;
     try {
       translation = translateTsql(sql, this.shared.database, declared);
     } catch (err) {
       if (!(err instanceof TsqlError)) throw err;
       this.log.info({ number: err.number, err: { message: err.message }, sql: sql.slice(0, 200) }, 'statement refused');
-      await this.reply(errorTokens(asMessage(err)));
+      await this.reply(errorTokens(mode, asMessage(err)));
       return;
     }
     const depositoValue = values.get(DEPOSITO_PARAM);
@@ -438,7 +436,7 @@ class TdsSession {
           // Mid-answer (an overflow, the engine): SQL Server sends the error after the rows so far.
           const m = err instanceof TsqlError ? asMessage(err) : { number: UNSUPPORTED, state: 1, class: 16, message: `The Stellar simulator's SQL engine failed: ${(err as Error).message}` };
           log.warn({ number: m.number, err: { message: m.message }, rows: sent }, 'statement failed');
-          await writer.end(Buffer.concat(mode === 'batch' ? [errorToken(serverError(m)), doneToken(DONE_STATUS.ERROR)] : [errorToken(serverError(m)), doneInProcToken(DONE_STATUS.ERROR), doneProcToken(DONE_STATUS.ERROR)]));
+          await writer.end(Buffer.concat(errorTokens(mode, m)));
           return;
         }
         if (next.done) break;
@@ -457,6 +455,12 @@ class TdsSession {
       rows.return?.(undefined);
     }
   }
+}
+
+/** A refused statement's reply: the error, then the DONE tokens a batch or an RPC ends with. */
+function errorTokens(mode: 'batch' | 'rpc', m: Omit<ServerMessage, 'serverName'>): Buffer[] {
+  const error = errorToken(serverError(m));
+  return mode === 'batch' ? [error, doneToken(DONE_STATUS.ERROR)] : [error, doneInProcToken(DONE_STATUS.ERROR), doneProcToken(DONE_STATUS.ERROR)];
 }
 
 function asMessage(err: TsqlError): Omit<ServerMessage, 'serverName'> {
