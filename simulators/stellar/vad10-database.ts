@@ -23,7 +23,7 @@ const varchar = (length: number): ColumnType => ({ kind: 'varchar', length });
 const decimal = (precision: number, scale: number): ColumnType => ({ kind: 'decimal', precision, scale });
 const BIT: ColumnType = { kind: 'bit' };
 
-/** The tables as ../shared contract stellar-vad10 describes them (types as SQL Server reports them). */
+/** The tables and columns the inventory query reads, typed as SQL Server reports them. */
 export const VAD10_TABLES: readonly CatalogTable[] = [
   {
     name: 'MA_PRODUCTOS',
