@@ -39,6 +39,9 @@ export interface StockRow {
 
 export { fechaCaracas };
 
+/** Told of every (deposito, product) whose stock changed, as it changes. */
+export type StockListener = (deposito: string, productoId: string) => void;
+
 const key = (deposito: string, productoId: string) => `${deposito}\u0000${productoId}`;
 
 export class StoreSimulation {
@@ -56,6 +59,7 @@ export class StoreSimulation {
   private readonly byId: Map<string, Producto>;
   private readonly stock = new Map<string, { cantidad: bigint; actualizadoEn: Date }>();
   private readonly ventasByFecha = new Map<string, VentaTruthLine[]>();
+  private readonly stockListeners = new Set<StockListener>();
   private invoiceSeq = 0;
 
   constructor(options: StoreSimulationOptions) {
@@ -103,6 +107,17 @@ export class StoreSimulation {
     s.cantidad = cantidad;
     s.actualizadoEn = this.clock;
     this.version++;
+    this.stockChanged(deposito, productoId);
+  }
+
+  /** Calls `listener` at every later stock change (the Stellar simulator's tables follow); returns the unsubscribe. */
+  onStockChange(listener: StockListener): () => void {
+    this.stockListeners.add(listener);
+    return () => this.stockListeners.delete(listener);
+  }
+
+  private stockChanged(deposito: string, productoId: string): void {
+    for (const listener of this.stockListeners) listener(deposito, productoId);
   }
 
   /** POS clocks record whole seconds (the KLK API writes no milliseconds). */
@@ -130,6 +145,7 @@ export class StoreSimulation {
       s.cantidad += p.unidad === 'KG' ? BigInt(this.rng.int(1_000, 20_000)) : BigInt(this.rng.int(6, 48)) * 1000n;
       s.actualizadoEn = StoreSimulation.second(from + this.rng.int(0, span - 1));
       changed.add(key(deposito, p.producto_id));
+      this.stockChanged(deposito, p.producto_id);
     }
     this.clock = new Date(from + span);
     this.version++;
@@ -154,6 +170,7 @@ export class StoreSimulation {
       s.cantidad -= cantidad;
       s.actualizadoEn = at;
       changed.add(key(deposito, p.producto_id));
+      this.stockChanged(deposito, p.producto_id);
     }
     return lineCount;
   }
@@ -191,6 +208,7 @@ export class StoreSimulation {
       s.cantidad += BigInt(old.cantidad.replace('.', '')); // the goods come back
       s.actualizadoEn = at;
       changed.add(key(deposito, old.producto_id));
+      this.stockChanged(deposito, old.producto_id);
       day[index] = { ...old, anulada: true };
     }
   }

@@ -1,34 +1,30 @@
 /**
  * The Stellar POS stand-in: a TDS 7.4 server (plain TCP, no TLS) that the unmodified
  * `mssql`/tedious driver talks to as if it were the store's SQL Server with database VAD10.
- * One store per server. It answers the login, the session `set` batch, the pool's
- * `SELECT 1;` and the inventory query of sql/stellar/query_inventario_generic.sql (an
- * sp_executesql RPC with @codigo_deposito); anything else gets a SQL Server-style error.
+ * One store per server. It answers the login and the session `set` batch, and runs every
+ * SELECT it receives (a SQL batch, or an sp_executesql RPC with its bound parameters such as
+ * the inventory query's @codigo_deposito) on the store's VAD10 tables: translated by
+ * tsql-translate.ts, executed by SQLite in vad10-database.ts. What the translation does not
+ * know, and any other request, gets a SQL Server-style error.
  *
- * The inventory is streamed row by row with real backpressure: packets are written as rows
- * are encoded and the server awaits 'drain' whenever the socket asks it to, so a client
- * that pauses stops the server. Faults (simulators/faults.ts) are read at every request:
- * latencyMs, dropConnectionAfterRows, stallAfterRows and the data faults of servedInventario.
+ * Results are streamed row by row with real backpressure: SQLite steps only as rows are
+ * encoded, packets are written as they fill, and the server awaits 'drain' whenever the
+ * socket asks it to, so a client that pauses stops the server. Faults (simulators/faults.ts)
+ * are read at every request: latencyMs, dropConnectionAfterRows, stallAfterRows, and the data
+ * faults of servedInventario applied to an inventory-shaped answer (statements.ts).
  *
  * A stalled answer models a VPN that stopped passing traffic: nothing more is sent on that
  * connection, not even the acknowledgement of a cancel (attention); the client must give up
  * on its own deadline and close the connection.
  */
-import { readFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { pino } from 'pino';
 import type { Logger } from '../../core/logger.ts';
 import type { StoreSimulation } from '../data/store-simulation.ts';
-import { servedInventario, type FaultControl, type StoreFaults } from '../faults.ts';
-import {
-  createStatementRecognizer,
-  DEPOSITO_PARAM,
-  INVENTARIO_COLUMNS,
-  INVENTARIO_SQL_PATH,
-  inventarioCells,
-  matchDeposito,
-  type StatementRecognizer,
-} from './statements.ts';
+import type { FaultControl, StoreFaults } from '../faults.ts';
+import { DEPOSITO_PARAM, hasDataFaults, inventarioFaultRewrite, inventarioShape } from './statements.ts';
+import { isSessionSettings, parseParamDeclarations, translateTsql, TsqlError, UNSUPPORTED, type ParamDeclaration, type Translation } from './tsql-translate.ts';
+import { Vad10Database } from './vad10-database.ts';
 import {
   buildPreloginResponse,
   colMetadataToken,
@@ -55,7 +51,7 @@ import {
   returnStatusToken,
   rowToken,
   TdsProtocolError,
-  type ColumnDef,
+  type CellValue,
   type RpcParam,
   type ServerMessage,
   type TdsMessage,
@@ -80,16 +76,15 @@ export interface StellarSimulator {
   close(): Promise<void>;
   /** Number of open client connections. */
   connections(): number;
-  /** Inventory rows handed to client sockets since the server started (tests check backpressure). */
+  /** Inventory rows (results with codigo_producto and cantidad) handed to client sockets since the server started (tests check backpressure). */
   rowsWritten(): number;
 }
 
 const SERVER_NAME = 'STELLAR-SIM';
-const SELECT_ONE_COLUMNS: ColumnDef[] = [{ name: '', type: { kind: 'int' }, nullable: false }];
 
 interface Shared {
   options: Required<Pick<StellarSimulatorOptions, 'database'>> & StellarSimulatorOptions;
-  recognizer: StatementRecognizer;
+  database: Vad10Database;
   log: Logger;
   stats: { rows: number };
 }
@@ -350,71 +345,63 @@ class TdsSession {
       await this.reply([errorToken(error), doneProcToken(DONE_STATUS.ERROR)]);
       return;
     }
-    await this.executeSql(statement.value, rpc.params, faults);
+    await this.executeSql(statement.value, rpc.params);
   }
 
   private async batch(sql: string): Promise<void> {
-    const recognized = this.shared.recognizer.batch(sql);
-    switch (recognized.kind) {
-      case 'session-settings':
-        await this.reply([doneToken(DONE_STATUS.FINAL, CUR_CMD.SET)]);
-        return;
-      case 'select-one':
-        await this.reply([colMetadataToken(SELECT_ONE_COLUMNS), rowToken(SELECT_ONE_COLUMNS, [1]), doneToken(DONE_STATUS.COUNT, CUR_CMD.SELECT, 1)]);
-        return;
-      case 'inventario':
-      case 'error': {
-        const error = recognized.kind === 'error' ? recognized.error : { number: 137, state: 2, class: 15, message: `Must declare the scalar variable "${DEPOSITO_PARAM}".` };
-        this.log.info({ number: error.number, sql: sql.slice(0, 200) }, 'batch refused');
-        await this.reply([errorToken(serverError(error)), doneToken(DONE_STATUS.ERROR)]);
-        return;
-      }
-    }
-  }
-
-  private async executeSql(sql: string, params: RpcParam[], faults: StoreFaults): Promise<void> {
-    const recognized = this.shared.recognizer.executeSql(sql);
-    const procEnd = [returnStatusToken(0), doneProcToken(DONE_STATUS.FINAL)];
-    switch (recognized.kind) {
-      case 'session-settings':
-        await this.reply([doneInProcToken(DONE_STATUS.MORE, CUR_CMD.SET), ...procEnd]);
-        return;
-      case 'select-one':
-        await this.reply([
-          colMetadataToken(SELECT_ONE_COLUMNS),
-          rowToken(SELECT_ONE_COLUMNS, [1]),
-          doneInProcToken(DONE_STATUS.MORE | DONE_STATUS.COUNT, CUR_CMD.SELECT, 1),
-          ...procEnd,
-        ]);
-        return;
-      case 'error':
-        this.log.info({ number: recognized.error.number, sql: sql.slice(0, 200) }, 'statement refused');
-        await this.reply([errorToken(serverError(recognized.error)), doneInProcToken(DONE_STATUS.ERROR), doneProcToken(DONE_STATUS.ERROR)]);
-        return;
-      case 'inventario':
-        return this.inventario(params, faults);
-    }
-  }
-
-  private async inventario(params: RpcParam[], faults: StoreFaults): Promise<void> {
-    const { simulation } = this.shared.options;
-    const param = findParam(params, DEPOSITO_PARAM);
-    if (!param) {
-      const declared = params.some((p) => p.name.toLowerCase() === '@params' && typeof p.value === 'string' && p.value.toLowerCase().includes(DEPOSITO_PARAM));
-      const error = declared
-        ? { number: 8178, state: 1, class: 16, message: `The parameterized query expects the parameter '${DEPOSITO_PARAM}', which was not supplied.` }
-        : { number: 137, state: 2, class: 15, message: `Must declare the scalar variable "${DEPOSITO_PARAM}".` };
-      await this.reply([errorToken(serverError(error)), doneInProcToken(DONE_STATUS.ERROR), doneProcToken(DONE_STATUS.ERROR)]);
+    if (isSessionSettings(sql)) {
+      await this.reply([doneToken(DONE_STATUS.FINAL, CUR_CMD.SET)]);
       return;
     }
-    const deposito = matchDeposito(simulation.depositos, param.value);
-    const rows = deposito === undefined ? [] : servedInventario(simulation.stellarInventario(deposito), faults);
-    const log = this.log.child({ deposito: deposito ?? param.value });
-    log.debug({ rows: rows.length, faults }, 'inventory query');
+    await this.run(sql, [], new Map(), 'batch');
+  }
 
+  private async executeSql(sql: string, params: RpcParam[]): Promise<void> {
+    const fail = (error: Omit<ServerMessage, 'serverName'>) => this.reply(errorTokens('rpc', error));
+    if (isSessionSettings(sql)) {
+      await this.reply([doneInProcToken(DONE_STATUS.MORE, CUR_CMD.SET), returnStatusToken(0), doneProcToken(DONE_STATUS.FINAL)]);
+      return;
+    }
+    const declaration = (findParam(params, '@params') ?? params[1])?.value;
+    let declared: ParamDeclaration[];
+    try {
+      declared = typeof declaration === 'string' ? parseParamDeclarations(declaration) : [];
+    } catch (err) {
+      if (!(err instanceof TsqlError)) throw err;
+      return fail(asMessage(err));
+    }
+    const values = new Map<string, unknown>();
+    for (const p of params.slice(2)) if (p.name !== '') values.set(p.name.toLowerCase(), p.value);
+    const missing = declared.find((d) => !values.has(d.name));
+    if (missing) return fail({ number: 8178, state: 1, class: 16, message: `The parameterized query expects the parameter '${missing.name}', which was not supplied.` });
+    await this.run(sql, declared, values, 'rpc');
+  }
+
+  /** Translates a statement, runs it on the store's VAD10 tables and streams the rows. */
+  private async run(sql: string, declared: ParamDeclaration[], values: Map<string, unknown>, mode: 'batch' | 'rpc'): Promise<void> {
+    const { simulation } = this.shared.options;
+    const faults = this.faults();
+    let translation: Translation;
+    try {
+      translation = translateTsql(sql, this.shared.database, declared);
+    } catch (err) {
+      if (!(err instanceof TsqlError)) throw err;
+      this.log.info({ number: err.number, err: { message: err.message }, sql: sql.slice(0, 200) }, 'statement refused');
+      await this.reply(errorTokens(mode, asMessage(err)));
+      return;
+    }
+    const depositoValue = values.get(DEPOSITO_PARAM);
+    const log = depositoValue === undefined ? this.log : this.log.child({ deposito: depositoValue });
+    let rewrite: ((row: CellValue[]) => CellValue[]) | null = (row) => row;
+    if (hasDataFaults(faults)) {
+      const deposito = this.shared.database.deposito(depositoValue);
+      const truth = deposito !== undefined && simulation.depositos.includes(deposito) ? simulation.stellarInventario(deposito) : [];
+      rewrite = inventarioFaultRewrite(translation.columns, truth, faults);
+    }
+    const columns = translation.columns;
+    const counted = inventarioShape(columns) !== undefined;
+    const rows = rewrite === null ? [][Symbol.iterator]() : this.shared.database.rows(translation, values);
     const writer = new ReplyWriter(this.socket, this.spid);
-    const columns = INVENTARIO_COLUMNS;
-    writer.push(colMetadataToken(columns));
     let sent = 0;
     // Transport faults cut the answer once `sent` rows are out (checked after the last row too).
     const cut = async (): Promise<boolean> => {
@@ -432,23 +419,52 @@ class TdsSession {
       }
       return false;
     };
-    for (const row of rows) {
-      if (this.gone) return;
-      if (await cut()) return;
-      if (this.current?.cancelled) {
-        log.debug({ rows: sent }, 'inventory cancelled by the client');
-        await writer.end(doneToken(DONE_STATUS.FINAL));
-        return;
+    try {
+      writer.push(colMetadataToken(columns));
+      for (;;) {
+        if (this.gone) return;
+        if (await cut()) return;
+        if (this.current?.cancelled) {
+          log.debug({ rows: sent }, 'statement cancelled by the client');
+          await writer.end(doneToken(DONE_STATUS.FINAL));
+          return;
+        }
+        let next: IteratorResult<CellValue[]>;
+        try {
+          next = rows.next();
+        } catch (err) {
+          // Mid-answer (an overflow, the engine): SQL Server sends the error after the rows so far.
+          const m = err instanceof TsqlError ? asMessage(err) : { number: UNSUPPORTED, state: 1, class: 16, message: `The Stellar simulator's SQL engine failed: ${(err as Error).message}` };
+          log.warn({ number: m.number, err: { message: m.message }, rows: sent }, 'statement failed');
+          await writer.end(Buffer.concat(errorTokens(mode, m)));
+          return;
+        }
+        if (next.done) break;
+        const mustWait = writer.push(rowToken(columns, rewrite!(next.value)));
+        sent++;
+        if (counted) this.shared.stats.rows++;
+        if (mustWait) await writer.drain();
       }
-      const mustWait = writer.push(rowToken(columns, inventarioCells(row)));
-      sent++;
-      this.shared.stats.rows++;
-      if (mustWait) await writer.drain();
+      if (this.gone || (await cut())) return;
+      const done = DONE_STATUS.COUNT;
+      await writer.end(
+        Buffer.concat(mode === 'batch' ? [doneToken(done, CUR_CMD.SELECT, sent)] : [doneInProcToken(DONE_STATUS.MORE | done, CUR_CMD.SELECT, sent), returnStatusToken(0), doneProcToken(DONE_STATUS.FINAL)]),
+      );
+      log.debug({ rows: sent, user: this.user }, 'statement answered');
+    } finally {
+      rows.return?.(undefined);
     }
-    if (this.gone || (await cut())) return;
-    await writer.end(Buffer.concat([doneInProcToken(DONE_STATUS.MORE | DONE_STATUS.COUNT, CUR_CMD.SELECT, sent), returnStatusToken(0), doneProcToken(DONE_STATUS.FINAL)]));
-    log.debug({ rows: sent, user: this.user }, 'inventory sent');
   }
+}
+
+/** A refused statement's reply: the error, then the DONE tokens a batch or an RPC ends with. */
+function errorTokens(mode: 'batch' | 'rpc', m: Omit<ServerMessage, 'serverName'>): Buffer[] {
+  const error = errorToken(serverError(m));
+  return mode === 'batch' ? [error, doneToken(DONE_STATUS.ERROR)] : [error, doneInProcToken(DONE_STATUS.ERROR), doneProcToken(DONE_STATUS.ERROR)];
+}
+
+function asMessage(err: TsqlError): Omit<ServerMessage, 'serverName'> {
+  return { number: err.number, state: err.state, class: err.class, message: err.message, lineNumber: err.lineNumber };
 }
 
 /** Starts a Stellar simulator for one store; resolves once it listens. */
@@ -464,7 +480,7 @@ export async function startStellarSimulator(
   const log = (options.logger ?? pino({ enabled: false })).child({ component: 'stellar-simulator', ubicacion: options.simulation.ubicacionId });
   const shared: Shared = {
     options: { ...options, database },
-    recognizer: createStatementRecognizer(await readFile(INVENTARIO_SQL_PATH, 'utf8')),
+    database: new Vad10Database(options.simulation),
     log,
     stats: { rows: 0 },
   };
@@ -496,6 +512,7 @@ export async function startStellarSimulator(
       closing ??= new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();
         server.close(() => {
+          shared.database.close();
           log.info('Stellar simulator closed');
           resolve();
         });

@@ -1,17 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import fc from 'fast-check';
 import iconv from 'iconv-lite';
 import { describe, expect, it } from 'vitest';
-import {
-  createStatementRecognizer,
-  INVENTARIO_COLUMNS,
-  INVENTARIO_SQL_PATH,
-  inventarioCells,
-  matchDeposito,
-  normalizeSql,
-  OUT_OF_RANGE_CANTIDAD,
-} from '../../simulators/stellar/statements.ts';
+import { INVENTARIO_COLUMNS, OUT_OF_RANGE_CANTIDAD } from '../../simulators/stellar/statements.ts';
 import {
   buildLogin7,
   buildPreloginResponse,
@@ -42,7 +33,6 @@ import {
   TOKEN,
   TYPE_ID,
 } from '../../simulators/stellar/tds-protocol.ts';
-import type { InventarioTruthRow } from '../../simulators/data/store-simulation.ts';
 
 /** What tedious computes from a DECIMALN of length 9 (its value parser, restated). */
 function asTediousReadsIt(bytes: Buffer, scale: number): number | null {
@@ -327,53 +317,12 @@ describe('tokens', () => {
     const meta = colMetadataToken(INVENTARIO_COLUMNS);
     expect(meta.readUInt8(0)).toBe(TOKEN.COLMETADATA);
     expect(meta.readUInt16LE(1)).toBe(13);
-    const row: InventarioTruthRow = {
-      deposito: '01', producto_id: '000123', codigo_barras: null, descripcion: 'AZÚCAR MONTAÑA 1KG', departamento_codigo: '000003',
-      departamento_nombre: 'VÍVERES', grupo_codigo: null, grupo_nombre: null, subgrupo_codigo: null, subgrupo_nombre: null,
-      unidad: 'UND', cantidad: '-2.000', costo: '1.2300', precio: null, activo: true, actualizado_en: null,
-    };
-    const token = rowToken(INVENTARIO_COLUMNS, inventarioCells(row));
+    // As vad10-database.ts hands a row over: exact decimal text of the column's scale.
+    const cells = ['000123', null, 'AZÚCAR MONTAÑA 1KG', '000003', 'VÍVERES', null, null, null, null, 'UND', '-2.000', '1.2300', null];
+    const token = rowToken(INVENTARIO_COLUMNS, cells);
     expect(token.readUInt8(0)).toBe(TOKEN.ROW);
     expect(token.subarray(1, 9).toString('hex')).toBe('0600' + Buffer.from('000123').toString('hex'));
     expect(token.subarray(9, 11).toString('hex')).toBe('ffff'); // codigo_barras NULL
-    expect(inventarioCells({ ...row, cantidad: '12,5' })[10]).toBe(OUT_OF_RANGE_CANTIDAD);
-    expect(() => rowToken(INVENTARIO_COLUMNS, inventarioCells({ ...row, descripcion: null as unknown as string }))).toThrow(/NOT NULL/);
-  });
-});
-
-describe('statements', () => {
-  const inventarioSql = readFileSync(INVENTARIO_SQL_PATH, 'utf8');
-  const recognizer = createStatementRecognizer(inventarioSql);
-
-  it('normalises whitespace and strips comments, keeping quoted text intact', () => {
-    expect(normalizeSql("  SELECT  a -- note\n FROM /* x /* nested */ */ t  WHERE b = 'a  --  b';  ")).toBe("SELECT a FROM t WHERE b = 'a  --  b'");
-    expect(normalizeSql("select 'it''s'")).toBe("select 'it''s'");
-  });
-
-  it('recognises the inventory query however it is laid out, only as a parameterised RPC', () => {
-    expect(recognizer.executeSql(inventarioSql)).toEqual({ kind: 'inventario' });
-    const relaid = inventarioSql.replace(/--[^\n]*/g, '').replace(/\s+/g, '\n  ').toLowerCase();
-    expect(recognizer.executeSql(`/* fluxion */ ${relaid}`)).toEqual({ kind: 'inventario' });
-    expect(recognizer.executeSql(inventarioSql.replace("'000017'", "'000018'")).kind).toBe('error');
-    expect(recognizer.batch(inventarioSql)).toMatchObject({ kind: 'error', error: { number: 137 } });
-  });
-
-  it("accepts tedious's session batch and the pool's SELECT 1", () => {
-    expect(recognizer.batch('set textsize 2147483647\nset quoted_identifier on\nset arithabort off\nset language us_english\nset datefirst 7')).toEqual({ kind: 'session-settings' });
-    expect(recognizer.executeSql('SELECT 1;')).toEqual({ kind: 'select-one' });
-    expect(recognizer.batch('select 1')).toEqual({ kind: 'select-one' });
-  });
-
-  it('answers anything else with a SQL Server error number, never an empty result', () => {
-    expect(recognizer.executeSql('SELECT * FROM MA_VENTAS')).toMatchObject({ kind: 'error', error: { number: 208, message: "Invalid object name 'MA_VENTAS'." } });
-    expect(recognizer.executeSql('DROP TABLE x')).toMatchObject({ kind: 'error', error: { number: 102 } });
-    expect(recognizer.executeSql("SELECT 'oops")).toMatchObject({ kind: 'error', error: { number: 105 } });
-    expect(recognizer.batch('set nocount on; DELETE FROM MA_PRODUCTOS')).toMatchObject({ kind: 'error', error: { number: 208 } });
-  });
-
-  it('matches depositos as a CI collation compares varchar', () => {
-    expect(matchDeposito(['CEDI01', '02'], 'cedi01  ')).toBe('CEDI01');
-    expect(matchDeposito(['CEDI01'], 'CEDI1')).toBeUndefined();
-    expect(matchDeposito(['CEDI01'], null)).toBeUndefined();
+    expect(() => rowToken(INVENTARIO_COLUMNS, cells.map((c, i) => (i === 2 ? null : c)))).toThrow(/NOT NULL/);
   });
 });
