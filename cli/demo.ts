@@ -20,7 +20,7 @@
  *   cycle 3: a mass-zero snapshot (tienda_07 reports 60% of its products at 0): quarantined.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -29,6 +29,7 @@ import { loadSubjectSchemas } from '../core/avro/schemas.ts';
 import { requireDatabaseUrl } from '../core/config/environment.ts';
 import type { Ubicacion } from '../core/config/ubicaciones.ts';
 import { ConfigError, errorMessage, UsageError } from '../core/errors.ts';
+import { createLogger } from '../core/logger.ts';
 import { MIGRATIONS_DIR, PROJECT_ROOT } from '../core/paths.ts';
 import { fechaCaracas } from '../core/time.ts';
 import { topicSpecs } from '../core/topics.ts';
@@ -304,7 +305,7 @@ async function runDemo(c: CommandContext, io: ProgramIo, o: RunOptions): Promise
       startChild('notify', ['notify'], childEnv, o.logDir),
     );
     if (o.withDashboard) children.push(startChild('dashboard', ['dashboard', '--port', String(o.dashboardPort)], childEnv, o.logDir));
-    out(`processes: ${children.map((ch) => `${ch.name} (pid ${ch.proc.pid})`).join(', ')}; logs in ${o.logDir}/`);
+    out(`processes: ${children.map((ch) => `${ch.name} (pid ${ch.proc.pid})`).join(', ')}; logs in ${o.logDir}/ (the extraction's in extract.log)`);
     const died = new Promise<Child & { code: number | null; signal: NodeJS.Signals | null }>((done) => {
       for (const ch of children) void ch.exited.then((how) => !stopping && done({ ...ch, ...how }));
     });
@@ -366,7 +367,11 @@ async function cyclesAndSummary(c: CommandContext, io: ProgramIo, o: CycleContex
   const pool = c.pool();
   const kafka = c.kafka();
   const { prefix, partitions } = c.config.topics;
-  const deps = { ...c.extractionDeps(), env: c.env, now: clock };
+  // The extraction runs in this process; its log (a failing store's stack included) goes to a
+  // file beside the children's, so the terminal shows only the demo's own lines.
+  const extractLog = join(o.logDir, 'extract.log');
+  writeFileSync(extractLog, ''); // this run's only, as the children's
+  const deps = { ...c.extractionDeps(), logger: createLogger({ level: 'info', destination: extractLog }), env: c.env, now: clock };
   const totals = { inventario: 0, ventas: 0, failed: 0 };
   const extractedAt = new Map<string, { snapshotId: string; at: number }>();
   const faultCycle = { phantom: Math.min(2, cycles), failing: Math.min(2, cycles), massZero: Math.min(3, cycles) };

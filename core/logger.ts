@@ -21,9 +21,10 @@ export function scrubSecrets(text: string): string {
 
 /**
  * `destination` 1 (stdout) for long-running processes; the CLI's one-shot commands log to
- * stderr (2) so their stdout carries only the command's result.
+ * stderr (2) so their stdout carries only the command's result; a path appends to that file
+ * (the demo keeps its in-process extraction's log beside its children's).
  */
-export function createLogger(options: { level?: string; name?: string; destination?: 1 | 2 } = {}): Logger {
+export function createLogger(options: { level?: string; name?: string; destination?: 1 | 2 | string } = {}): Logger {
   return pino({
     level: options.level ?? process.env.LOG_LEVEL ?? 'info',
     name: options.name ?? 'fluxion',
@@ -39,5 +40,5 @@ export function createLogger(options: { level?: string; name?: string; destinati
         return s;
       },
     },
-  }, pino.destination({ dest: options.destination ?? 1, sync: true }));
+  }, pino.destination({ dest: options.destination ?? 1, sync: true, mkdir: typeof options.destination === 'string' }));
 }
