@@ -10,6 +10,10 @@
  * - EXTRACTION_FAILED: a store's run FAILED for any other reason (bad data, credentials, ...).
  * - SNAPSHOT_QUARANTINED: the differ refused a snapshot (empty, or too many products dropping
  *   to 0): a massive stockout, real or not, that an operator must look at.
+ * - SNAPSHOT_STALE: the differ received a snapshot older than the store's applied one and did
+ *   not apply it. Once is an overlapping or delayed run; every run is a POS clock set back,
+ *   and then the store's stock stays frozen until its clock passes the applied snapshot's time:
+ *   nothing else would tell anyone, since each run itself reports OK.
  * - PHANTOM_ZEROS: at least `phantomStoreThreshold` phantom-zero alerts opened in one store
  *   within `phantomWindowMs` (by their opened_at): another face of a massive stockout.
  *
@@ -36,9 +40,9 @@ import type { EtlRun } from './sink-batch.ts';
 
 export type { EtlRun, Admission };
 
-export type NotifyKind = 'CONNECTIVITY' | 'EXTRACTION_FAILED' | 'SNAPSHOT_QUARANTINED' | 'PHANTOM_ZEROS';
+export type NotifyKind = 'CONNECTIVITY' | 'EXTRACTION_FAILED' | 'SNAPSHOT_QUARANTINED' | 'SNAPSHOT_STALE' | 'PHANTOM_ZEROS';
 
-export const NOTIFY_KINDS: readonly NotifyKind[] = ['CONNECTIVITY', 'EXTRACTION_FAILED', 'SNAPSHOT_QUARANTINED', 'PHANTOM_ZEROS'];
+export const NOTIFY_KINDS: readonly NotifyKind[] = ['CONNECTIVITY', 'EXTRACTION_FAILED', 'SNAPSHOT_QUARANTINED', 'SNAPSHOT_STALE', 'PHANTOM_ZEROS'];
 
 export interface NotifyRulesConfig {
   /** One mail per (kind, store) per this many milliseconds. */
@@ -207,7 +211,7 @@ export function createPhantomStoreWindow(windowMs: number): PhantomStoreWindow {
 export { formatInstant };
 
 function kindLabel(kind: NotifyKind, m: NotifyMessages): string {
-  return { CONNECTIVITY: m.kindConnectivity, EXTRACTION_FAILED: m.kindExtraction, SNAPSHOT_QUARANTINED: m.kindQuarantine, PHANTOM_ZEROS: m.kindPhantom }[kind];
+  return { CONNECTIVITY: m.kindConnectivity, EXTRACTION_FAILED: m.kindExtraction, SNAPSHOT_QUARANTINED: m.kindQuarantine, SNAPSHOT_STALE: m.kindStale, PHANTOM_ZEROS: m.kindPhantom }[kind];
 }
 
 function heldBackLine(kind: NotifyKind, store: string, admission: Extract<Admission, { admitted: true }>, config: NotifyRulesConfig): string | null {
@@ -278,6 +282,30 @@ export function quarantineMail(q: QuarantineRecord, config: NotifyRulesConfig, h
     footer(config, key),
   ].join('\n');
   return { kind: 'SNAPSHOT_QUARANTINED', key, ubicacion_id: store, subject: `${subjectPrefix(config.environment)} ${m.subjectQuarantine(store)}`, text };
+}
+
+/** Subject and body of a stale snapshot's mail (the differ's reason names both snapshots). */
+export function staleMail(q: QuarantineRecord, config: NotifyRulesConfig, heldBack: string | null = null): Mail {
+  const m = messagesOf(config);
+  const store = q.ubicacion_id;
+  const key = throttleKey('SNAPSHOT_STALE', store);
+  const text = [
+    m.staleIntro(store),
+    '',
+    mailTable([
+      [m.lStore, store],
+      [m.lReason, q.reason],
+      [m.lSnapshot, q.snapshot_id],
+      [m.lSource, q.source],
+      [m.lTakenAt, formatInstant(q.taken_at)],
+    ]),
+    '',
+    m.staleAdvice(store),
+    ...(heldBack ? ['', heldBack] : []),
+    '',
+    footer(config, key),
+  ].join('\n');
+  return { kind: 'SNAPSHOT_STALE', key, ubicacion_id: store, subject: `${subjectPrefix(config.environment)} ${m.subjectStale(store)}`, text };
 }
 
 /** How many of the window's alerts a mail lists by product. */
@@ -359,6 +387,7 @@ export function createNotifyRules(config: NotifyRulesConfig): NotifyRules {
         }
         case 'quarantine': {
           const { record } = event;
+          if (record.status === 'STALE') return { ...throttled('SNAPSHOT_STALE', record.ubicacion_id, nowMs, (heldBack) => staleMail(record, config, heldBack)), sentry: null };
           if (record.status !== 'QUARANTINED') return none('not-quarantined');
           return { ...throttled('SNAPSHOT_QUARANTINED', record.ubicacion_id, nowMs, (heldBack) => quarantineMail(record, config, heldBack)), sentry: null };
         }

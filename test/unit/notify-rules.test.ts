@@ -211,6 +211,25 @@ describe('quarantined snapshots', () => {
       expect(rules.decide(quarantine('tienda_03', s), T0).ignored).toBe('not-quarantined');
     }
   });
+
+  it('a STALE record mails "older than the applied one" with both snapshots, throttled per store like the rest', () => {
+    const rules = createNotifyRules(CONFIG);
+    const reason = 'taken at 2026-12-02T10:00:00.000Z, older than the applied snapshot 9a1b… taken at 2026-12-02T11:30:00.000Z';
+    const stale = quarantine('tienda_04', 'STALE');
+    stale.record.reason = reason;
+    const d = rules.decide(stale, T0 + MIN);
+    expect(d.send.map((m) => m.kind)).toEqual(['SNAPSHOT_STALE']);
+    expect(d.send[0]!.subject).toBe('[Fluxion] tienda_04: snapshot older than the applied one, not applied');
+    expect(d.send[0]!.text).toContain(reason);
+    expect(d.send[0]!.text).toContain("POS clock is behind");
+    // The next stale snapshot of the same store within the throttle is held back, counted.
+    expect(rules.decide(quarantine('tienda_04', 'STALE', T0 + 30 * MIN), T0 + 30 * MIN).throttled.map((m) => m.kind)).toEqual(['SNAPSHOT_STALE']);
+    // A quarantine of the same store is another kind: not held back by it.
+    expect(rules.decide(quarantine('tienda_04', 'QUARANTINED', T0 + 31 * MIN), T0 + 31 * MIN).send.map((m) => m.kind)).toEqual(['SNAPSHOT_QUARANTINED']);
+    // Spanish by default.
+    const es = createNotifyRules({ ...CONFIG, locale: undefined }).decide(quarantine('tienda_04', 'STALE'), T0 + MIN).send[0]!;
+    expect(es.subject).toContain('tienda_04: snapshot más viejo que el ya aplicado, no se aplicó');
+  });
 });
 
 describe('many phantom zeros in one store', () => {
