@@ -257,13 +257,13 @@ export function runMail(run: EtlRun, kind: 'CONNECTIVITY' | 'EXTRACTION_FAILED',
   return { kind, key, ubicacion_id: store, subject, text };
 }
 
-/** Subject and body of a quarantined snapshot's mail. */
-export function quarantineMail(q: QuarantineRecord, config: NotifyRulesConfig, heldBack: string | null = null): Mail {
+/** A mail about one snapshot the differ did not apply: its table, then what to do. */
+function snapshotMail(kind: 'SNAPSHOT_QUARANTINED' | 'SNAPSHOT_STALE', q: QuarantineRecord, config: NotifyRulesConfig, heldBack: string | null, parts: { subject: string; intro: string; advice: string[]; rows: boolean }): Mail {
   const m = messagesOf(config);
   const store = q.ubicacion_id;
-  const key = throttleKey('SNAPSHOT_QUARANTINED', store);
+  const key = throttleKey(kind, store);
   const text = [
-    m.quarantineIntro(store),
+    parts.intro,
     '',
     mailTable([
       [m.lStore, store],
@@ -271,41 +271,34 @@ export function quarantineMail(q: QuarantineRecord, config: NotifyRulesConfig, h
       [m.lSnapshot, q.snapshot_id],
       [m.lSource, q.source],
       [m.lTakenAt, formatInstant(q.taken_at)],
-      [m.lRows, q.row_count],
+      ...(parts.rows ? [[m.lRows, q.row_count] as [string, number]] : []),
     ]),
     '',
-    m.quarantineRelease,
-    `  fluxion quarantine release ${q.snapshot_id} --note "${m.quarantineNote}"`,
-    m.quarantineOtherwise,
+    ...parts.advice,
     ...(heldBack ? ['', heldBack] : []),
     '',
     footer(config, key),
   ].join('\n');
-  return { kind: 'SNAPSHOT_QUARANTINED', key, ubicacion_id: store, subject: `${subjectPrefix(config.environment)} ${m.subjectQuarantine(store)}`, text };
+  return { kind, key, ubicacion_id: store, subject: `${subjectPrefix(config.environment)} ${parts.subject}`, text };
+}
+
+/** Subject and body of a quarantined snapshot's mail. */
+export function quarantineMail(q: QuarantineRecord, config: NotifyRulesConfig, heldBack: string | null = null): Mail {
+  const m = messagesOf(config);
+  const store = q.ubicacion_id;
+  return snapshotMail('SNAPSHOT_QUARANTINED', q, config, heldBack, {
+    subject: m.subjectQuarantine(store),
+    intro: m.quarantineIntro(store),
+    advice: [m.quarantineRelease, `  fluxion quarantine release ${q.snapshot_id} --note "${m.quarantineNote}"`, m.quarantineOtherwise],
+    rows: true,
+  });
 }
 
 /** Subject and body of a stale snapshot's mail (the differ's reason names both snapshots). */
 export function staleMail(q: QuarantineRecord, config: NotifyRulesConfig, heldBack: string | null = null): Mail {
   const m = messagesOf(config);
   const store = q.ubicacion_id;
-  const key = throttleKey('SNAPSHOT_STALE', store);
-  const text = [
-    m.staleIntro(store),
-    '',
-    mailTable([
-      [m.lStore, store],
-      [m.lReason, q.reason],
-      [m.lSnapshot, q.snapshot_id],
-      [m.lSource, q.source],
-      [m.lTakenAt, formatInstant(q.taken_at)],
-    ]),
-    '',
-    m.staleAdvice(store),
-    ...(heldBack ? ['', heldBack] : []),
-    '',
-    footer(config, key),
-  ].join('\n');
-  return { kind: 'SNAPSHOT_STALE', key, ubicacion_id: store, subject: `${subjectPrefix(config.environment)} ${m.subjectStale(store)}`, text };
+  return snapshotMail('SNAPSHOT_STALE', q, config, heldBack, { subject: m.subjectStale(store), intro: m.staleIntro(store), advice: [m.staleAdvice(store)], rows: false });
 }
 
 /** How many of the window's alerts a mail lists by product. */
