@@ -126,7 +126,7 @@ export function superviseConsumer(kafka: KafkaClient, logger: Logger, spec: Supe
           if (err instanceof TopicLayoutError) throw err;
           const message = fault.retriable
             ? `${spec.name}: Kafka kept failing for ${Math.round(episode.elapsedMs / 1000)} s (${episode.attempts} restarts), giving up: ${fault.cause}`
-            : `${spec.name}: consumer stopped: ${fault.cause}`;
+            : `${spec.name}: consumer stopped: ${failure instanceof FluxionError ? failure.message : fault.cause}`;
           log.error({ cause: fault.cause, retriable: fault.retriable }, message);
           throw new ConsumerFailedError(message, { cause: err });
         }

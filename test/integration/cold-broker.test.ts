@@ -6,7 +6,8 @@
  * 1. started right after the broker's very first start (no __consumer_offsets yet: the group
  *    coordinator answers "loading" / "not available" while they join), each one works:
  *    changes and ventas reach PostgreSQL through the differ, the dedupe and the sink, the
- *    phantom detector reads both to their end, and the notifier mails a failed run;
+ *    phantom detector reads both to their end, and the notifier mails a failed run (the
+ *    dashboard runs beside them);
  * 2. the broker is SIGKILLed under them and restarted on the same storage and ports: each one
  *    is still running, processes what is fed afterwards, and logged the outage as one episode
  *    (one warning when it began, one line when it ended).
@@ -124,6 +125,7 @@ beforeAll(async () => {
     startFluxion('phantom', ['process', 'phantom'], env),
     startFluxion('sink', ['sink', 'postgres', '--no-abc'], env),
     startFluxion('notify', ['notify'], env),
+    startFluxion('dashboard', ['dashboard', '--port', '0'], { ...env, FLUXION_DASHBOARD_SAMPLE_SECONDS: '2' }),
   );
   snapshots = await snapshotFeeder(pipeline.kafka, pipeline.registry, pipeline.prefix);
   ventasCodec = await createTopicCodec<VentaRaw>(pipeline.registry, 'pos.ventas.raw', `${pipeline.prefix}pos.ventas.raw`);
@@ -195,5 +197,10 @@ describe('Kafka faults: every long-running process on a private broker', () => {
       const loud = p.lines(marks[i]!).filter((l) => ['warn', 'error', 'fatal'].includes(l.level as string) && l.component === 'kafka' && l.msg !== EPISODE_START_MESSAGE);
       expect(loud.map((l) => l.msg), `${p.name}: kafka lines at warning level besides the episode's`).toEqual([]);
     }
+    // The dashboard kept sampling: the samples Kafka failed were said once, and their end too.
+    const dashboard = processes.find((p) => p.name === 'dashboard')!;
+    const sampled = dashboard.lines(marks[processes.indexOf(dashboard)]!).map((l) => l.msg as string);
+    const incomplete = sampled.filter((m) => m.startsWith('dashboard sample incomplete'));
+    if (incomplete.length > 0) await until('the dashboard to say its sources answer again', () => dashboard.lines(marks[processes.indexOf(dashboard)]!).some((l) => l.msg === 'dashboard sources answer again'), 30_000);
   });
 });
