@@ -1,8 +1,9 @@
 /**
  * `fluxion process differ|dedupe|phantom`: runs one stream processor until SIGTERM/SIGINT
- * (finishing or aborting the open transaction, then leaving the group). A crash exits 1 so
- * the supervisor (compose `restart:`, systemd, Kubernetes) restarts it from the committed
- * offsets and state.
+ * (finishing or aborting the open transaction, then leaving the group). Kafka's retriable
+ * faults are waited out in-process (docs/kafka-faults.md); any other crash exits 1 so the
+ * supervisor (compose `restart:`, systemd, Kubernetes) restarts it from the committed offsets
+ * and state.
  */
 import type { Server } from 'node:http';
 import type { Command } from 'commander';

@@ -24,7 +24,7 @@ import {
 } from 'kafkajs';
 import { FluxionError, ServiceUnavailableError, TopicLayoutError, type FluxionErrorOptions } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { withRetry } from '../retry.ts';
+import { sleep, withRetry, type RetryPolicy } from '../retry.ts';
 import { classifyKafkaError, createKafkaFaultLog, kafkajsLogFault, type KafkaFaultLog } from './faults.ts';
 import { partitionForUbicacion } from './partitioning.ts';
 
@@ -432,24 +432,30 @@ const SETTLING = new Set(['NOT_LEADER_FOR_PARTITION', 'NOT_LEADER_OR_FOLLOWER', 
  * 10 s on a freshly connected admin (kafkajs keeps its stale metadata on NOT_LEADER errors).
  */
 async function whileMetadataSettles<T>(admin: Admin, renew: (() => Admin) | undefined, call: (a: Admin) => Promise<T>): Promise<T> {
+  const settling = (err: unknown) => SETTLING.has((err as { type?: string }).type ?? '');
   try {
     return await call(admin);
   } catch (err) {
-    if (!renew || !SETTLING.has((err as { type?: string }).type ?? '')) throw err;
+    if (!renew || !settling(err)) throw err;
   }
-  for (let waited = 200; ; waited += 200) {
-    await new Promise((r) => setTimeout(r, 200));
-    const fresh = renew();
-    try {
-      await fresh.connect();
-      return await call(fresh);
-    } catch (err) {
-      if (!SETTLING.has((err as { type?: string }).type ?? '') || waited >= 10_000) throw err;
-    } finally {
-      await fresh.disconnect().catch(() => undefined);
-    }
-  }
+  await sleep(200);
+  return withRetry(
+    SETTLE_RETRY,
+    async () => {
+      const fresh = renew();
+      try {
+        await fresh.connect();
+        return await call(fresh);
+      } finally {
+        await fresh.disconnect().catch(() => undefined);
+      }
+    },
+    { retriable: settling },
+  );
 }
+
+/** Short fixed waits for up to 10 s while a new or moved partition's leadership settles. */
+const SETTLE_RETRY: RetryPolicy = { retries: Number.POSITIVE_INFINITY, initialDelayMs: 200, maxDelayMs: 200, factor: 1, maxElapsedMs: 10_000 };
 
 export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
   dropKafkajsNegativeTimeoutWarning();
@@ -548,7 +554,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
         throw translate(err, brokers, options.sasl, 'connect the admin client');
       }
       faults.ok();
-      return wrapAdmin(admin, () => kafka.admin());
+      return wrapAdmin(admin, () => kafka.admin(), () => faults.ok());
     },
 
     async producer(opts = {}) {
@@ -690,6 +696,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
       } finally {
         await reader.disconnect().catch(() => undefined);
       }
+      faults.ok();
       return count;
     },
 
@@ -790,10 +797,13 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
   };
 }
 
-function wrapAdmin(admin: Admin, renew?: () => Admin): FluxionAdmin {
+/** `answered`: called after the calls a long-running reader makes again and again (it ends a fault episode). */
+function wrapAdmin(admin: Admin, renew?: () => Admin, answered: () => void = () => undefined): FluxionAdmin {
   return {
     async listTopics() {
-      return admin.listTopics();
+      const topics = await admin.listTopics();
+      answered();
+      return topics;
     },
     async describeCluster() {
       const c = await admin.describeCluster();
@@ -829,17 +839,18 @@ function wrapAdmin(admin: Admin, renew?: () => Admin): FluxionAdmin {
         })),
       });
       const names = topics.map((t) => t.name);
-      for (let waited = 0; ; waited += 100) {
-        try {
+      const leaderless = new TopicLayoutError(`topics ${names.join(', ')} have no leaders 30 s after their creation`, { context: { topic: names.join(',') } });
+      const settling = (err: unknown) => err === leaderless || ['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE'].includes((err as { type?: string }).type ?? '');
+      await withRetry(
+        { retries: Number.POSITIVE_INFINITY, initialDelayMs: 100, maxDelayMs: 100, factor: 1, maxElapsedMs: 30_000 },
+        async () => {
           const { topics: meta } = await admin.fetchTopicMetadata({ topics: names });
-          if (meta.length === names.length && meta.every((m) => m.partitions.length > 0 && m.partitions.every((p) => p.leader >= 0))) return;
-        } catch (err) {
-          const type = (err as { type?: string }).type;
-          if (type !== 'UNKNOWN_TOPIC_OR_PARTITION' && type !== 'LEADER_NOT_AVAILABLE') throw err;
-        }
-        if (waited >= 30_000) throw new Error(`topics ${names.join(', ')} have no leaders 30 s after their creation`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+          if (!(meta.length === names.length && meta.every((m) => m.partitions.length > 0 && m.partitions.every((p) => p.leader >= 0)))) throw leaderless;
+        },
+        { retriable: settling },
+      ).catch((err: unknown) => {
+        throw settling(err) ? leaderless : err;
+      });
     },
     async alterTopicConfig(name, config) {
       // kafkajs has only the non-incremental AlterConfigs, which replaces the whole set:
@@ -860,6 +871,7 @@ function wrapAdmin(admin: Admin, renew?: () => Admin): FluxionAdmin {
     },
     async topicOffsets(name) {
       const offsets = await whileMetadataSettles(admin, renew, (a) => a.fetchTopicOffsets(name));
+      answered();
       return offsets.map((o) => ({ partition: o.partition, low: o.low, high: o.high }));
     },
     async offsetsForTimestamp(name, timestampMs) {

@@ -138,12 +138,13 @@ export function kafkajsLogFault(message: string, extra: Record<string, unknown>)
   // whoever supervises that consumer (core/kafka/supervised-consumer.ts).
   if (/^The group is rebalancing|^The coordinator is not aware of this member|resync group$|^Crash: |^Restarting the consumer|^Error when calling each/.test(message)) return { kind: 'routine' };
   const error = typeof extra.error === 'string' ? extra.error : undefined;
-  if (message.startsWith('Response ') && error !== undefined) {
-    const type = TYPE_BY_MESSAGE.get(error);
-    if (type && ROUTINE_TYPES.has(type)) return { kind: 'routine' };
-    if (type && !RETRIABLE_TYPES.has(type)) return { kind: 'other' };
-    return { kind: 'fault', cause: `${type ?? 'error'}: ${error} (${message.slice('Response '.length)})` };
-  }
+  // The broker's answer, when the line carries one: in `error` (a failed response) or at the
+  // end of the message ("Failed to send messages: <the broker's message>").
+  const said = error ?? [...TYPE_BY_MESSAGE.keys()].find((m) => message.endsWith(`: ${m}`));
+  const type = said === undefined ? undefined : TYPE_BY_MESSAGE.get(said);
+  if (type && ROUTINE_TYPES.has(type)) return { kind: 'routine' };
+  if (type && !RETRIABLE_TYPES.has(type)) return { kind: 'other' };
+  if (message.startsWith('Response ') && error !== undefined) return { kind: 'fault', cause: `${type ?? 'error'}: ${error} (${message.slice('Response '.length)})` };
   if (/^(Connection error|Connection timeout|Failed to connect|Failed to send messages|Request .* timed out|Closed connection|Not connected)/.test(message)) return { kind: 'fault', cause: message };
   if (typeof extra.retryCount === 'number') return { kind: 'fault', cause: message };
   return { kind: 'other' };

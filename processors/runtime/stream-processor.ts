@@ -20,7 +20,6 @@
  *   again from what is committed. A non-retriable crash rejects `run()`: the process exits
  *   non-zero and its supervisor restarts it.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   isProducerFenced,
   kafkaErrorType,
@@ -33,6 +32,7 @@ import {
   type OutgoingRecord,
 } from '../../core/kafka/client.ts';
 import { isRetriableKafkaError } from '../../core/kafka/faults.ts';
+import { backoffDelay, sleep, type RetryPolicy } from '../../core/retry.ts';
 import { superviseConsumer, type SupervisedConsumer } from '../../core/kafka/supervised-consumer.ts';
 import { dlqRecord } from '../../core/dlq.ts';
 import { errorMessage, FluxionError } from '../../core/errors.ts';
@@ -120,6 +120,9 @@ export class StreamProcessorError extends FluxionError {
     super(message, { code: 'STREAM_PROCESSOR', ...options });
   }
 }
+
+/** Waits between failed transactions of one partition (its own failures, not Kafka's: those restart the consumer). */
+const PARTITION_RETRY: RetryPolicy = { retries: Number.POSITIVE_INFINITY, initialDelayMs: 200, maxDelayMs: 5_000, factor: 2 };
 
 /** Thrown inside a transaction to abort it because the batch is no longer ours to process. */
 class BatchAbandoned extends Error {}
@@ -311,7 +314,7 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
         });
       }
       if (isProducerFenced(err)) log.warn({ topic, partition }, 'producer fenced: another instance may own this partition');
-      await sleep(Math.min(100 * 2 ** entry.failures, 5_000));
+      await sleep(backoffDelay(PARTITION_RETRY, entry.failures));
       return false;
     }
     entry.failures = 0;

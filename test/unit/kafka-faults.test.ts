@@ -66,6 +66,9 @@ describe('kafkajsLogFault', () => {
     expect(kafkajsLogFault('Response Heartbeat(key: 12, version: 3)', { error: 'The group is rebalancing, so a rejoin is needed' }).kind).toBe('routine');
     expect(kafkajsLogFault('The group is rebalancing, re-joining', {}).kind).toBe('routine');
     expect(kafkajsLogFault('Crash: KafkaJSNumberOfRetriesExceeded: x', {}).kind).toBe('routine');
+    // A previous transaction still finishing is normal right after a restart.
+    expect(kafkajsLogFault('Failed to send messages: The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing', { retryCount: 0 }).kind).toBe('routine');
+    expect(kafkajsLogFault('Failed to send messages: Connection error: read ECONNRESET', { retryCount: 1 }).kind).toBe('fault');
     expect(kafkajsLogFault('Response Metadata(key: 3, version: 6)', { error: 'Not authorized to access topics: [Topic authorization failed]' }).kind).toBe('other');
     expect(kafkajsLogFault('Offset out of range, resetting to default offset', {}).kind).toBe('other');
   });
