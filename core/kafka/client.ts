@@ -811,7 +811,11 @@ function wrapAdmin(admin: Admin, renew?: () => Admin, answered: () => void = () 
     },
     async describeTopics(names) {
       if (names.length === 0) return [];
-      const meta = await admin.fetchTopicMetadata({ topics: names });
+      const meta = await admin.fetchTopicMetadata({ topics: names }).catch((err: unknown) => {
+        // Asked about by name, a topic that does not exist is a set-up error, not a moment's wait.
+        if (kafkaErrorType(err) !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
+        throw new TopicLayoutError(`missing topics among ${names.join(', ')}: run \`fluxion topics ensure\``, { cause: err, context: { topic: names.join(',') } });
+      });
       const configs = await admin.describeConfigs({
         includeSynonyms: false,
         resources: names.map((name) => ({ type: 2 /* ConfigResourceTypes.TOPIC */, name })),

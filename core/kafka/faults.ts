@@ -53,8 +53,13 @@ const RETRIABLE_TYPES = new Set([
   'UNKNOWN_TOPIC_OR_PARTITION',
 ]);
 
-/** Answers that are part of normal work (a rebalance, a previous transaction finishing), not a fault. */
-const ROUTINE_TYPES = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'CONCURRENT_TRANSACTIONS', 'MEMBER_ID_REQUIRED']);
+/**
+ * Answers that are part of normal work (a rebalance, a previous transaction finishing), not a
+ * fault. A topic unknown by name is logged only by whoever asked for it: a missing topic is a
+ * set-up error the caller names, and one that metadata briefly lacks after a restart comes
+ * with connection faults anyway.
+ */
+const ROUTINE_TYPES = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'CONCURRENT_TRANSACTIONS', 'MEMBER_ID_REQUIRED', 'UNKNOWN_TOPIC_OR_PARTITION']);
 
 /** kafkajs errors about the connection itself: the broker is down, restarting or unreachable. */
 const CONNECTION_ERRORS = new Set([
@@ -81,6 +86,9 @@ export interface KafkaFaultClass {
   cause: string;
 }
 
+/** Codes of our errors that say what is wrong themselves (core/errors.ts, ./client.ts): never waited out. */
+const SELF_EXPLAINED = new Set(['TOPIC_LAYOUT', 'CONFIG_INVALID', 'USAGE', 'KAFKA_AUTH', 'KAFKA_REQUEST', 'SCHEMA', 'MIGRATION', 'VALIDATION']);
+
 const nextOf = (e: object): unknown => (e as { cause?: unknown }).cause ?? (e as { originalError?: unknown }).originalError;
 
 /** Whether `err` (from kafkajs, or ours wrapping one) is worth waiting out, and why. */
@@ -101,9 +109,10 @@ export function classifyKafkaError(err: unknown): KafkaFaultClass {
     if (WRAPPERS.has(name)) continue;
     if (e instanceof FluxionError) {
       outer ??= e;
-      // Ours with a cause: the cause decides (a sink error wrapping a reset connection is a
-      // fault of Kafka's, not of the sink's); without one, its own flag does.
-      if (nextOf(e) === undefined) return { retriable: e.retriable, cause: e.message };
+      // Ours decide for themselves when they are retriable, name a set-up or input error, or
+      // carry no cause; a component's wrapper defers to its cause (a sink error wrapping a
+      // reset connection is a fault of Kafka's, not of the sink's).
+      if (e.retriable || SELF_EXPLAINED.has(e.code) || nextOf(e) === undefined) return { retriable: e.retriable, cause: e.message };
       continue;
     }
     if (nextOf(e) === undefined) break;
@@ -133,7 +142,8 @@ const NOT_FAULTS = /^(Failed to execute listener|Caught error when|Offset out of
  * episode instead of logged line by line), routine (a rebalance), or neither (log it as is).
  */
 export function kafkajsLogFault(message: string, extra: Record<string, unknown>): { kind: 'fault'; cause: string } | { kind: 'routine' } | { kind: 'other' } {
-  if (NOT_FAULTS.test(message)) return { kind: 'other' };
+  // Authentication answers are failures of ours to report, never a wait (kafkaAuthError).
+  if (NOT_FAULTS.test(message) || /^Response Sasl|SASL .*authentication failed/i.test(message)) return { kind: 'other' };
   // Rebalances are normal work; a crash, its restart and a handler's error are reported by
   // whoever supervises that consumer (core/kafka/supervised-consumer.ts).
   if (/^The group is rebalancing|^The coordinator is not aware of this member|resync group$|^Crash: |^Restarting the consumer|^Error when calling each/.test(message)) return { kind: 'routine' };

@@ -32,7 +32,7 @@ describe('classifyKafkaError', () => {
     ['a connection refused', connectionError('Connection error: connect ECONNREFUSED 127.0.0.1:19092', 'ECONNREFUSED'), 'ECONNREFUSED'],
     ['a connection reset', Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), 'ECONNRESET'],
     ['retries exhausted on the coordinator loading', retriesExceeded(protocol(14)), 'GROUP_LOAD_IN_PROGRESS'],
-    ['our Kafka-unavailable error wrapping a connection error', new ServiceUnavailableError('Kafka at x did not answer', { cause: connectionError('Connection error: connect ECONNREFUSED') }), 'Connection error'],
+    ['our Kafka-unavailable error wrapping a connection error', new ServiceUnavailableError('Kafka at x did not answer', { cause: connectionError('Connection error: connect ECONNREFUSED') }), 'did not answer'],
   ])('waits out %s', (_what, err, cause) => {
     const c = classifyKafkaError(err);
     expect(c.retriable).toBe(true);
@@ -41,11 +41,12 @@ describe('classifyKafkaError', () => {
 
   it.each([
     ['SASL authentication refused', new (KafkaJSSASLAuthenticationError as unknown as Ctor)('SASL SCRAM SHA256 authentication failed'), 'authentication refused'],
-    ['our auth error', new KafkaAuthError('Kafka at x refused SASL', { cause: new (KafkaJSSASLAuthenticationError as unknown as Ctor)('failed') }), 'authentication refused'],
+    ['our auth error', new KafkaAuthError('Kafka at x refused SASL', { cause: new (KafkaJSSASLAuthenticationError as unknown as Ctor)('failed') }), 'refused SASL'],
     ['a topic authorization failure', protocol(29), 'TOPIC_AUTHORIZATION_FAILED'],
     ['a record too large', protocol(10), 'MESSAGE_TOO_LARGE'],
     ['a non-retriable protocol error wrapped by kafkajs', nonRetriable(protocol(29)), 'TOPIC_AUTHORIZATION_FAILED'],
     ['a missing topic at start', new TopicLayoutError('topic x does not exist: run `fluxion topics ensure`'), 'does not exist'],
+    ['a missing topic found by its metadata', new TopicLayoutError('missing topics among x: run `fluxion topics ensure`', { cause: protocol(3) }), 'missing topics'],
     ['a configuration error', new ConfigError(['KAFKA_BROKERS is not set']), 'KAFKA_BROKERS'],
     ['a plain bug', new TypeError('x is not a function'), 'not a function'],
   ])('does not wait out %s', (_what, err, cause) => {
