@@ -58,6 +58,13 @@ export function superviseConsumer(kafka: KafkaClient, logger: Logger, spec: Supe
   let stopped: Promise<void> | undefined;
   let wake: (() => void) | undefined;
   const abort = new AbortController();
+  /** The batch being handled: a crash tears down only once it gave up (it sees isRunning() false). */
+  let inFlight: Promise<unknown> = Promise.resolve();
+  const handle = (batch: ConsumedBatch, control: BatchControl): Promise<void> => {
+    const work = spec.handle(batch, control);
+    inFlight = work.catch(() => undefined);
+    return work;
+  };
 
   /** One consumer's life: resolves when stopped, rejects with the crash. */
   async function runOnce(first: boolean, episode: RetryEpisode): Promise<void> {
@@ -77,7 +84,7 @@ export function superviseConsumer(kafka: KafkaClient, logger: Logger, spec: Supe
     });
     await c.subscribe(spec.topics, true);
     if (stopping) return;
-    await c.runBatches(spec.handle);
+    await c.runBatches(handle);
     await Promise.race([crashed, stoppedHere]);
   }
 
@@ -113,6 +120,7 @@ export function superviseConsumer(kafka: KafkaClient, logger: Logger, spec: Supe
           failure = err;
         }
         if (stopping) break;
+        await inFlight;
         await spec.tearDown('crash').catch((err: unknown) => log.warn({ err: errorMessage(err) }, `${spec.name}: tear-down after a crash failed`));
         const c = consumer;
         consumer = undefined;
