@@ -688,7 +688,15 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
                   }
                 }
                 await heartbeat();
-                await readOptions.heartbeat?.();
+                try {
+                  await readOptions.heartbeat?.();
+                } catch (err) {
+                  // The caller's group is rebalancing (or forgot its member): that is the
+                  // caller's to handle. Thrown here it would look like this reader's own
+                  // rebalance, and kafkajs would rejoin and fetch the same batch forever.
+                  stopped = true;
+                  reject(err);
+                }
               },
             })
             .catch(reject);

@@ -199,9 +199,15 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
     if (wanted.length === 0) return;
     for (const p of wanted) for (const topic of spec.inputTopics) if ((owned.get(topic) ?? []).includes(p)) await partitionProducer(topic, p);
     const started = Date.now();
-    for (const topic of spec.state.topics) {
-      const records = await kafka.readToEnd(topic, wanted, (r) => spec.state!.load(r), { heartbeat: () => control.heartbeat() });
-      log.info({ topic, partitions: wanted, records, ms: Date.now() - started }, 'state loaded');
+    try {
+      for (const topic of spec.state.topics) {
+        const records = await kafka.readToEnd(topic, wanted, (r) => spec.state!.load(r), { heartbeat: () => control.heartbeat() });
+        log.info({ topic, partitions: wanted, records, ms: Date.now() - started }, 'state loaded');
+      }
+    } catch (err) {
+      // Half-loaded state must not stay: it is read again from the start next time.
+      for (const p of wanted) spec.state.reset(p);
+      throw err;
     }
     for (const p of wanted) stateLoaded.add(p);
   }
