@@ -1,6 +1,7 @@
 /**
  * `fluxion notify`: mails failed extractions, unreachable stores and massive stockouts
- * (sinks/notifier.ts), until SIGTERM/SIGINT. A consumer crash exits 1 so the supervisor
+ * (sinks/notifier.ts), until SIGTERM/SIGINT. Kafka's retriable faults are waited out
+ * in-process (docs/kafka-faults.md); any other consumer crash exits 1 so the supervisor
  * restarts it from the committed offsets.
  */
 import type { Command } from 'commander';

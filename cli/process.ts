@@ -1,12 +1,15 @@
 /**
  * `fluxion process differ|dedupe|phantom`: runs one stream processor until SIGTERM/SIGINT
- * (finishing or aborting the open transaction, then leaving the group). A crash exits 1 so
- * the supervisor (compose `restart:`, systemd, Kubernetes) restarts it from the committed
- * offsets and state.
+ * (finishing or aborting the open transaction, then leaving the group). Kafka's retriable
+ * faults are waited out in-process (docs/kafka-faults.md); any other crash exits 1 so the
+ * supervisor (compose `restart:`, systemd, Kubernetes) restarts it from the committed offsets
+ * and state.
  */
 import type { Server } from 'node:http';
 import type { Command } from 'commander';
 import { UsageError } from '../core/errors.ts';
+import { classifyKafkaError, isRetriableKafkaError, KAFKA_FAULT_RETRY } from '../core/kafka/faults.ts';
+import { withRetry } from '../core/retry.ts';
 import { serveMetrics } from '../core/metrics.ts';
 import { defaultRuntimeMetrics } from '../processors/runtime/metrics.ts';
 import type { ProcessorFactory } from '../processors/runtime/processor-kind.ts';
@@ -42,16 +45,16 @@ export function registerProcessCommand(program: Command, io: ProgramIo): void {
       const c = io.context();
       const metrics = defaultRuntimeMetrics();
       const { prefix, partitions } = c.config.topics;
-      const spec = await (await entry.load())({
-        kafka: c.kafka(),
-        registry: c.registry(),
-        logger: c.logger,
-        topicPrefix: prefix,
-        partitions,
-        config: c.config.processors,
-        metrics,
-      });
-      const processor = createStreamProcessor(spec, { kafka: c.kafka(), logger: c.logger, metrics }, {
+      const factory = await entry.load();
+      // A spec may read Kafka when it is built (partition counts): a broker starting or
+      // restarting is waited out here too, as the processor's consumer does (docs/kafka-faults.md).
+      const kafka = c.kafka();
+      const spec = await withRetry(
+        KAFKA_FAULT_RETRY,
+        () => factory({ kafka, registry: c.registry(), logger: c.logger, topicPrefix: prefix, partitions, config: c.config.processors, metrics }),
+        { retriable: isRetriableKafkaError, onRetry: (err) => kafka.faults.fault(`process ${kind}: ${classifyKafkaError(err).cause}`) },
+      );
+      const processor = createStreamProcessor(spec, { kafka, logger: c.logger, metrics }, {
         groupId: opts.group ?? `${prefix}fluxion-${kind}`,
         maxBatch: c.config.processors.maxBatch,
         sessionTimeoutMs: c.config.processors.sessionTimeoutMs,

@@ -1,6 +1,7 @@
 /**
- * `fluxion sink postgres`: runs the PostgreSQL sink until SIGTERM/SIGINT. A crash exits 1
- * so the supervisor restarts it; it resumes from the offsets stored in PostgreSQL.
+ * `fluxion sink postgres`: runs the PostgreSQL sink until SIGTERM/SIGINT. Kafka's retriable
+ * faults are waited out in-process (docs/kafka-faults.md); any other crash exits 1 so the
+ * supervisor restarts it; it resumes from the offsets stored in PostgreSQL.
  */
 import type { Server } from 'node:http';
 import type { Command } from 'commander';

@@ -19,10 +19,13 @@
  *   duplicate them there).
  * - A new group starts at the beginning of the topics; the rules ignore events older than
  *   FLUXION_NOTIFY_MAX_AGE_MINUTES, so a first start does not mail the history.
+ * - Kafka's retriable faults are ridden out by core/kafka/supervised-consumer.ts (the
+ *   consumer starts again from the committed offsets); a non-retriable one rejects `run()`.
  */
 import { createTopicCodec, type TopicCodec } from '../core/avro/topic-codec.ts';
 import { FluxionError, errorMessage } from '../core/errors.ts';
-import type { BatchControl, ConsumedBatch, ConsumedRecord, FluxionConsumer, KafkaClient } from '../core/kafka/client.ts';
+import type { BatchControl, ConsumedBatch, ConsumedRecord, KafkaClient } from '../core/kafka/client.ts';
+import { superviseConsumer, type SupervisedConsumer } from '../core/kafka/supervised-consumer.ts';
 import type { Logger } from '../core/logger.ts';
 import { MailDeliveryError, type Mailer } from '../core/mail/sendgrid.ts';
 import type { PhantomAlert, QuarantineRecord } from '../core/records.ts';
@@ -90,11 +93,10 @@ export function createNotifier(deps: NotifierDeps, options: NotifierOptions): No
   const log = deps.logger.child({ component: 'notifier', groupId });
   const topicOf = (t: TopicName) => `${prefix}${t}`;
 
-  let consumer: FluxionConsumer | undefined;
+  let consumer: SupervisedConsumer | undefined;
   let started = false;
   let stopping = false;
   let stopped: Promise<void> | undefined;
-  let settle: { resolve: () => void; reject: (err: unknown) => void } | undefined;
 
   async function decoders(): Promise<Map<string, Decoder>> {
     const [runs, quarantine, alerts] = await Promise.all([
@@ -170,7 +172,7 @@ export function createNotifier(deps: NotifierDeps, options: NotifierOptions): No
       // starts from the last commit: its records may be notified twice, never lost.
       if (last === undefined || control.isStale()) return;
       try {
-        await consumer!.commit(batch.topic, batch.partition, (BigInt(last) + 1n).toString());
+        await consumer!.current().commit(batch.topic, batch.partition, (BigInt(last) + 1n).toString());
       } catch (err) {
         log.warn({ topic: batch.topic, partition: batch.partition, offset: last, err }, 'offset commit failed: these records may be notified again after a rebalance or restart');
       }
@@ -179,9 +181,7 @@ export function createNotifier(deps: NotifierDeps, options: NotifierOptions): No
 
   async function shutdown(): Promise<void> {
     stopping = true;
-    const c = consumer;
-    await c?.stop().catch((err: unknown) => log.warn({ err }, 'consumer stop failed'));
-    await c?.disconnect().catch((err: unknown) => log.warn({ err }, 'consumer disconnect failed'));
+    await consumer?.stop();
     await sentry.flush().catch(() => false);
   }
 
@@ -191,26 +191,16 @@ export function createNotifier(deps: NotifierDeps, options: NotifierOptions): No
       if (started) throw new NotifierError('the notifier is already running');
       started = true;
       const decode = await decoders();
-      const done = new Promise<void>((resolve, reject) => {
-        settle = { resolve, reject };
-      });
       if (stopping) return; // stopped while the codecs were being prepared
-      const created = await kafka.consumer({ groupId, readCommitted: true, sessionTimeoutMs: options.sessionTimeoutMs, maxBytes: 1024 * 1024, crashOnFailure: true });
-      if (stopping) {
-        await created.disconnect().catch(() => undefined);
-        return;
-      }
-      consumer = created;
-      consumer.onCrash(({ error, willRestart }) => {
-        log.error({ err: error, willRestart }, 'consumer crashed');
-        if (willRestart) return;
-        const err = new NotifierError(`notifier: consumer crashed: ${errorMessage(error)}`, { cause: error });
-        sentry.capture({ message: err.message, level: 'fatal', error: err, tags: { component: 'notify' } });
-        stopped ??= shutdown();
-        void stopped.finally(() => settle?.reject(err));
-      });
       const topics = NOTIFY_TOPICS.map(topicOf);
-      await consumer.subscribe(topics, true);
+      consumer = superviseConsumer(kafka, deps.logger, {
+        name: 'notifier',
+        consumer: { groupId, readCommitted: true, sessionTimeoutMs: options.sessionTimeoutMs, maxBytes: 1024 * 1024 },
+        topics,
+        handle: handler(decode),
+        // Nothing is tied to one consumer: the throttle and the phantom windows live on.
+        tearDown: async () => undefined,
+      });
       log.info(
         {
           topics,
@@ -223,14 +213,19 @@ export function createNotifier(deps: NotifierDeps, options: NotifierOptions): No
         },
         'notifier starting',
       );
-      await consumer.runBatches(handler(decode));
-      return done;
+      try {
+        await consumer.run();
+      } catch (error) {
+        const err = new NotifierError(`notifier: ${errorMessage(error).replace(/^notifier: /, '')}`, { cause: error });
+        sentry.capture({ message: err.message, level: 'fatal', error: err, tags: { component: 'notify' } });
+        await sentry.flush().catch(() => false);
+        throw err;
+      }
     },
     async stop() {
       log.info('notifier stopping');
       stopped ??= shutdown();
       await stopped;
-      settle?.resolve();
       log.info('notifier stopped');
     },
   };

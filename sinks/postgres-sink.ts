@@ -14,21 +14,25 @@
  *   set-based statements (sinks/postgres-writer.ts) from a pure plan (sinks/sink-batch.ts).
  * - PostgreSQL unreachable or restarting: the slice is retried with backoff, heartbeating,
  *   for as long as it takes; nothing is committed anywhere meanwhile.
+ * - Kafka's retriable faults (a broker restarting, a coordinator loading) are ridden out by
+ *   core/kafka/supervised-consumer.ts: after a crash every partition is positioned again from
+ *   PostgreSQL and the DLQ producer is replaced; a non-retriable one rejects `run()`.
  * - Bad records go to `<topic>.dlq` with the reason (and the SQLSTATE when PostgreSQL refused
  *   the row); the slice is then written without them. A record PostgreSQL refuses is found by
  *   writing the slice again record by record, each under a savepoint. DLQ records are sent
  *   before the transaction commits, so a crash in between can repeat a DLQ record (never a
  *   row, never lose one).
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { createTopicCodec, type TopicCodec } from '../core/avro/topic-codec.ts';
 import { dlqRecord } from '../core/dlq.ts';
 import { errorMessage, FluxionError, ValidationError } from '../core/errors.ts';
-import type { BatchControl, ConsumedBatch, ConsumedRecord, FluxionConsumer, FluxionProducer, KafkaClient } from '../core/kafka/client.ts';
+import type { BatchControl, ConsumedBatch, ConsumedRecord, FluxionProducer, KafkaClient } from '../core/kafka/client.ts';
+import { superviseConsumer, type SupervisedConsumer } from '../core/kafka/supervised-consumer.ts';
 import type { Logger } from '../core/logger.ts';
 import { registeredMetric } from '../core/metrics.ts';
 import { isConnectionError, type Pool, type PoolClient } from '../core/postgres.ts';
+import { RetryEpisode } from '../core/retry.ts';
 import type { InventoryChange, PhantomAlert, Venta } from '../core/records.ts';
 import type { FluxionRegistry } from '../core/registry.ts';
 import { dlqTopic, topicName, type TopicName } from '../core/topics.ts';
@@ -122,12 +126,10 @@ export function createPostgresSink(deps: PostgresSinkDeps, options: PostgresSink
   const txSeconds = registeredMetric(registry, 'fluxion_sink_transaction_seconds', () =>
     new Histogram({ name: 'fluxion_sink_transaction_seconds', help: 'duration of one sink transaction', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }));
 
-  let consumer: FluxionConsumer | undefined;
+  let consumer: SupervisedConsumer | undefined;
   let dlqProducer: FluxionProducer | undefined;
   let codecs: Map<SinkTopic, TopicCodec<unknown>> | undefined;
   let stopping = false;
-  let stopped: Promise<void> | undefined;
-  let settle: { resolve: () => void; reject: (err: unknown) => void } | undefined;
   /** Partitions positioned at their PostgreSQL offset since the last assignment, with that offset. */
   const position = new Map<string, bigint>();
   const keyOf = (topic: string, partition: number) => `${topic}\u0000${partition}`;
@@ -136,30 +138,34 @@ export function createPostgresSink(deps: PostgresSinkDeps, options: PostgresSink
 
   /** Retries `work` while PostgreSQL (or the registry) is unreachable, heartbeating; other errors pass through. */
   async function whilePostgresDown<T>(what: string, control: BatchControl, work: () => Promise<T>): Promise<T> {
-    let wait = retryInitialMs;
-    let since: number | undefined;
     /** What did not answer: the decode retries here too, when the registry is down. */
     let service = 'PostgreSQL';
-    for (;;) {
-      try {
-        const result = await work();
-        if (since !== undefined) {
-          waitingGauge.set(0);
-          log.info({ what, downMs: Date.now() - since }, `${service} is back: resuming where the sink was`);
-        }
-        return result;
-      } catch (err) {
-        if (!isConnectionError(err) && !(err instanceof FluxionError && err.retriable)) throw err;
-        if (since === undefined) {
-          since = Date.now();
+    const retriable = (err: unknown) => isConnectionError(err) || (err instanceof FluxionError && err.retriable);
+    const episode = new RetryEpisode(
+      { retries: Number.POSITIVE_INFINITY, initialDelayMs: retryInitialMs, maxDelayMs: retryMaxMs, factor: 2 },
+      {
+        retriable,
+        onRetry: (err, attempt) => {
+          retriesCounter.inc({ reason: 'postgres_unreachable' });
+          if (attempt > 1) return;
           waitingGauge.set(1);
           service = isConnectionError(err) ? 'PostgreSQL' : 'the schema registry';
           log.warn({ what, err: errorMessage(err) }, `${service} is unreachable: pausing the sink and retrying with backoff; nothing is committed meanwhile`);
+        },
+      },
+    );
+    for (;;) {
+      try {
+        const result = await work();
+        if (episode.attempts > 0) {
+          waitingGauge.set(0);
+          log.info({ what, downMs: episode.elapsedMs }, `${service} is back: resuming where the sink was`);
         }
-        retriesCounter.inc({ reason: 'postgres_unreachable' });
+        return result;
+      } catch (err) {
+        if (!retriable(err)) throw err;
         if (!running(control)) throw new BatchAbandoned();
-        await sleep(wait);
-        wait = Math.min(wait * 2, retryMaxMs);
+        await episode.failed(err);
         await control.heartbeat().catch(() => undefined);
         if (!running(control)) throw new BatchAbandoned();
       }
@@ -336,7 +342,7 @@ export function createPostgresSink(deps: PostgresSinkDeps, options: PostgresSink
       const first = BigInt(batch.records[0]!.offset);
       if (first !== from) {
         // Whatever Kafka's committed offset said, PostgreSQL's is the truth: read from there.
-        consumer!.seek(topic, partition, from.toString());
+        consumer!.current().seek(topic, partition, from.toString());
         return;
       }
     }
@@ -359,7 +365,7 @@ export function createPostgresSink(deps: PostgresSinkDeps, options: PostgresSink
           if (!running(control)) return;
           const offset = await positionPartition(topic, partition, control);
           try {
-            consumer!.seek(topic, partition, offset.toString());
+            consumer!.current().seek(topic, partition, offset.toString());
           } catch (seekErr) {
             // Revoked meanwhile: the partition's new owner positions itself.
             log.info({ topic, partition, err: errorMessage(seekErr) }, 'partition no longer assigned');
@@ -378,57 +384,46 @@ export function createPostgresSink(deps: PostgresSinkDeps, options: PostgresSink
       log.debug({ topic, partition, from: slice[0]!.offset, to: last, ...counts }, 'transaction committed');
       if (counts.ventas > 0) deps.onVentasCommitted?.();
       // Kafka's copy of the position, for lag dashboards; PostgreSQL's stays the truth.
-      await consumer!.commit(topic, partition, (BigInt(last) + 1n).toString()).catch((err: unknown) => log.debug({ err: errorMessage(err) }, 'offset copy to Kafka failed'));
+      await consumer!.current().commit(topic, partition, (BigInt(last) + 1n).toString()).catch((err: unknown) => log.debug({ err: errorMessage(err) }, 'offset copy to Kafka failed'));
       await control.heartbeat();
     }
   }
 
-  async function shutdown(): Promise<void> {
-    stopping = true;
-    const c = consumer;
-    await c?.stop().catch((err: unknown) => log.warn({ err }, 'consumer stop failed'));
-    await dlqProducer?.disconnect().catch((err: unknown) => log.warn({ err }, 'DLQ producer disconnect failed'));
-    await c?.disconnect().catch((err: unknown) => log.warn({ err }, 'consumer disconnect failed'));
+  /** After the consumer ended: the DLQ producer goes, and every partition is positioned again from PostgreSQL. */
+  async function tearDown(): Promise<void> {
+    position.clear();
+    const producer = dlqProducer;
+    dlqProducer = undefined;
+    await producer?.disconnect().catch((err: unknown) => log.warn({ err }, 'DLQ producer disconnect failed'));
   }
 
   return {
     async run() {
       if (consumer) throw new PostgresSinkError('the sink is already running');
-      const done = new Promise<void>((resolve, reject) => {
-        settle = { resolve, reject };
-      });
       codecs = new Map(
         await Promise.all(SINK_TOPICS.map(async (t) => [t, await createTopicCodec<unknown>(deps.registry, t, topicName(t, deps.topicPrefix))] as const)),
       );
-      dlqProducer = await kafka.producer();
-      consumer = await kafka.consumer({
-        groupId,
-        readCommitted: true,
-        sessionTimeoutMs: options.sessionTimeoutMs,
-        maxBytes: options.maxBytes ?? 4 * 1024 * 1024,
-        crashOnFailure: true,
+      consumer = superviseConsumer(kafka, deps.logger, {
+        name: 'sink',
+        consumer: { groupId, readCommitted: true, sessionTimeoutMs: options.sessionTimeoutMs, maxBytes: options.maxBytes ?? 4 * 1024 * 1024 },
+        topics: [...topicOf.keys()],
+        async setUp() {
+          dlqProducer = await kafka.producer();
+        },
+        onAssignment(assignment) {
+          // Every partition is positioned again from PostgreSQL before its next write.
+          position.clear();
+          log.info({ assignment }, 'partitions assigned');
+        },
+        handle: handleBatch,
+        tearDown,
       });
-      consumer.onAssignment((assignment) => {
-        // Every partition is positioned again from PostgreSQL before its next write.
-        position.clear();
-        log.info({ assignment }, 'partitions assigned');
-      });
-      consumer.onCrash(({ error, willRestart }) => {
-        log.error({ err: error, willRestart }, 'consumer crashed');
-        if (willRestart) return;
-        const err = new PostgresSinkError(`sink: consumer crashed: ${errorMessage(error)}`, { cause: error });
-        stopped ??= shutdown();
-        void stopped.finally(() => settle?.reject(err));
-      });
-      await consumer.subscribe([...topicOf.keys()], true);
       log.info({ topics: [...topicOf.keys()], maxBatch }, 'sink starting');
-      await consumer.runBatches(handleBatch);
-      return done;
+      await consumer.run();
     },
     async stop() {
-      stopped ??= shutdown();
-      await stopped;
-      settle?.resolve();
+      stopping = true;
+      await consumer?.stop();
       log.info('sink stopped');
     },
   };

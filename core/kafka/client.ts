@@ -24,6 +24,8 @@ import {
 } from 'kafkajs';
 import { FluxionError, ServiceUnavailableError, TopicLayoutError, type FluxionErrorOptions } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { sleep, withRetry, type RetryPolicy } from '../retry.ts';
+import { classifyKafkaError, createKafkaFaultLog, kafkajsLogFault, type KafkaFaultLog } from './faults.ts';
 import { partitionForUbicacion } from './partitioning.ts';
 
 export interface KafkaClientOptions {
@@ -56,6 +58,13 @@ export interface KafkaSasl {
 export class KafkaAuthError extends FluxionError {
   constructor(message: string, options: FluxionErrorOptions = {}) {
     super(message, { code: 'KAFKA_AUTH', retriable: false, ...options });
+  }
+}
+
+/** Kafka refused a request in a way waiting will not cure (authorization, a bad request): the message names the broker's answer. */
+export class KafkaRequestError extends FluxionError {
+  constructor(message: string, options: FluxionErrorOptions = {}) {
+    super(message, { code: 'KAFKA_REQUEST', retriable: false, ...options });
   }
 }
 
@@ -167,6 +176,8 @@ export interface FluxionAdmin {
 }
 
 export interface KafkaClient {
+  /** This process's episodes of Kafka faults (one log line each): supervisors report theirs here too. */
+  readonly faults: KafkaFaultLog;
   admin(): Promise<FluxionAdmin>;
   producer(options?: { transactionalId?: string; transactionTimeoutMs?: number }): Promise<FluxionProducer>;
   consumer(options: ConsumerOptions): Promise<FluxionConsumer>;
@@ -326,15 +337,19 @@ function translate(err: unknown, brokers: string[], sasl: KafkaSasl | undefined,
   const auth = sasl ? kafkaAuthError(err, brokers, sasl) : undefined;
   if (auth) return auth;
   const name = (err as { name?: string })?.name ?? '';
-  if (/KafkaJSConnectionError|KafkaJSConnectionClosedError|KafkaJSNumberOfRetriesExceeded|KafkaJSNonRetriableError|KafkaJSRequestTimeoutError|KafkaJSBrokerNotFound/.test(name)) {
-    const cert = tlsCertificateFailureOf(err);
-    const hint = cert ? `; the brokers' TLS certificate did not verify (${cert}): give the CA that signed it with KAFKA_SSL_CA_FILE` : sasl ? '' : (closedConnectionHint(err) ?? '');
-    return new ServiceUnavailableError(`Kafka at ${brokers.join(',')} did not answer while trying to ${action}: ${(err as Error).message}${hint}`, {
-      cause: err,
-      context: { brokers: brokers.join(',') },
-    });
+  if (!/^KafkaJS/.test(name)) return err;
+  const cert = tlsCertificateFailureOf(err);
+  const at = `Kafka at ${brokers.join(',')}`;
+  if (cert) {
+    return new KafkaRequestError(`${at}: the brokers' TLS certificate did not verify (${cert}) while trying to ${action}: give the CA that signed it with KAFKA_SSL_CA_FILE`, { cause: err, context: { brokers: brokers.join(',') } });
   }
-  return err;
+  const fault = classifyKafkaError(err);
+  if (!fault.retriable) return new KafkaRequestError(`${at} refused to ${action}: ${fault.cause}`, { cause: err, context: { brokers: brokers.join(',') } });
+  const hint = sasl ? '' : (closedConnectionHint(err) ?? '');
+  return new ServiceUnavailableError(`${at} did not answer while trying to ${action}: ${(err as Error).message}${hint}`, {
+    cause: err,
+    context: { brokers: brokers.join(',') },
+  });
 }
 
 /**
@@ -352,6 +367,34 @@ function dropKafkajsNegativeTimeoutWarning(): void {
     if (name === 'TimeoutNegativeWarning' || (typeof rest[0] === 'object' && (rest[0] as { type?: string })?.type === 'TimeoutNegativeWarning')) return;
     (emit as (...args: unknown[]) => void)(warning, ...rest);
   }) as typeof process.emitWarning;
+}
+
+/** kafkajs's own signal to rejoin the group, which its runner handles (a rebalance, a forgotten member). */
+const REJOIN_TYPES = new Set(['REBALANCE_IN_PROGRESS', 'NOT_COORDINATOR_FOR_GROUP', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID']);
+
+/** A batch handler's error, marked so kafkajs crashes the consumer at once instead of re-running the batch. */
+class BatchHandlerFailed extends Error {
+  readonly retriable = false;
+  constructor(cause: unknown) {
+    super((cause as Error)?.message ?? String(cause), { cause });
+    this.name = 'BatchHandlerFailed';
+  }
+}
+
+/**
+ * Runs a batch handler. Its errors crash the consumer straight away (reported through
+ * `onCrash`): kafkajs would otherwise retry the whole fetch loop with the handler's
+ * in-memory effects still in place. Only a rejoin signal from a heartbeat passes through,
+ * for kafkajs to rejoin the group as it does between batches.
+ */
+async function handlerOutcome(run: () => Promise<void>): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    const type = (err as { type?: unknown })?.type;
+    if (typeof type === 'string' && REJOIN_TYPES.has(type)) throw err;
+    throw new BatchHandlerFailed(err);
+  }
 }
 
 /**
@@ -389,29 +432,36 @@ const SETTLING = new Set(['NOT_LEADER_FOR_PARTITION', 'NOT_LEADER_OR_FOLLOWER', 
  * 10 s on a freshly connected admin (kafkajs keeps its stale metadata on NOT_LEADER errors).
  */
 async function whileMetadataSettles<T>(admin: Admin, renew: (() => Admin) | undefined, call: (a: Admin) => Promise<T>): Promise<T> {
+  const settling = (err: unknown) => SETTLING.has((err as { type?: string }).type ?? '');
   try {
     return await call(admin);
   } catch (err) {
-    if (!renew || !SETTLING.has((err as { type?: string }).type ?? '')) throw err;
+    if (!renew || !settling(err)) throw err;
   }
-  for (let waited = 200; ; waited += 200) {
-    await new Promise((r) => setTimeout(r, 200));
-    const fresh = renew();
-    try {
-      await fresh.connect();
-      return await call(fresh);
-    } catch (err) {
-      if (!SETTLING.has((err as { type?: string }).type ?? '') || waited >= 10_000) throw err;
-    } finally {
-      await fresh.disconnect().catch(() => undefined);
-    }
-  }
+  await sleep(200);
+  return withRetry(
+    SETTLE_RETRY,
+    async () => {
+      const fresh = renew();
+      try {
+        await fresh.connect();
+        return await call(fresh);
+      } finally {
+        await fresh.disconnect().catch(() => undefined);
+      }
+    },
+    { retriable: settling },
+  );
 }
+
+/** Short fixed waits for up to 10 s while a new or moved partition's leadership settles. */
+const SETTLE_RETRY: RetryPolicy = { retries: Number.POSITIVE_INFINITY, initialDelayMs: 200, maxDelayMs: 200, factor: 1, maxElapsedMs: 10_000 };
 
 export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
   dropKafkajsNegativeTimeoutWarning();
   const { brokers, clientId } = options;
   const log = options.logger.child({ component: 'kafka' });
+  const faults = createKafkaFaultLog(log, brokers);
   if (options.ssl?.rejectUnauthorized === false) {
     log.warn({ variable: 'KAFKA_SSL_REJECT_UNAUTHORIZED' }, 'KAFKA_SSL_REJECT_UNAUTHORIZED=false: the Kafka brokers\' TLS certificates are NOT verified, so anyone between us and them can read and change the records; give the CA with KAFKA_SSL_CA_FILE instead');
   }
@@ -434,10 +484,14 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
         // Our producers retry a bounded number of times on purpose: every send is inside a
         // transaction that aborts when retries run out, so nothing partial is ever visible.
         if (message.startsWith('Limiting retries for the idempotent producer')) return;
-        // kafkajs logs every failed protocol response at ERROR, then retries it (a coordinator
-        // still loading after a broker restart, a leader moving). If the retries run out the
-        // call throws and the caller reports it; until then it is a warning, not a page.
-        const name = level === KafkaLogLevel.ERROR && message.startsWith('Response ') ? 'warn' : (LEVEL_NAMES[level] ?? 'info');
+        // kafkajs logs every failed request and connection at ERROR, then retries it (a
+        // coordinator still loading after a broker start, a leader moving, a broker
+        // restarting). Those count in this process's fault episode, which logs one line;
+        // each stays at debug. A failure retries cannot cure reaches its caller and is
+        // reported there.
+        const seen = level <= KafkaLogLevel.WARN ? kafkajsLogFault(message, rest as Record<string, unknown>) : { kind: 'other' as const };
+        if (seen.kind === 'fault') faults.fault(seen.cause);
+        const name = seen.kind === 'other' ? (LEVEL_NAMES[level] ?? 'info') : 'debug';
         log[name]({ kafkajs: rest }, message);
       },
   });
@@ -491,6 +545,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
   }
 
   return {
+    faults,
     async admin() {
       const admin = kafka.admin();
       try {
@@ -498,7 +553,8 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
       } catch (err) {
         throw translate(err, brokers, options.sasl, 'connect the admin client');
       }
-      return wrapAdmin(admin, () => kafka.admin());
+      faults.ok();
+      return wrapAdmin(admin, () => kafka.admin(), () => faults.ok());
     },
 
     async producer(opts = {}) {
@@ -514,21 +570,26 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
       });
       // After a crash the coordinator may still be aborting the dead producer's transaction:
       // initProducerId answers CONCURRENT_TRANSACTIONS until it is done (kafkajs#296).
-      const deadline = Date.now() + (opts.transactionTimeoutMs ?? 60_000) + 10_000;
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await producer.connect();
-          break;
-        } catch (err) {
-          if (kafkaErrorType(err) === 'CONCURRENT_TRANSACTIONS' && Date.now() < deadline) {
-            log.warn({ transactionalId: opts.transactionalId, attempt }, 'previous transaction still completing: retrying');
+      await withRetry(
+        { retries: Number.POSITIVE_INFINITY, initialDelayMs: 100, maxDelayMs: 2_000, factor: 2, maxElapsedMs: (opts.transactionTimeoutMs ?? 60_000) + 10_000 },
+        async () => {
+          try {
+            await producer.connect();
+          } catch (err) {
             await producer.disconnect().catch(() => undefined);
-            await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 2_000)));
-            continue;
+            throw err;
           }
-          throw translate(err, brokers, options.sasl, 'connect a producer');
-        }
-      }
+        },
+        {
+          retriable: (err) => kafkaErrorType(err) === 'CONCURRENT_TRANSACTIONS',
+          onRetry: (_err, attempt) => {
+            if (attempt === 1) log.info({ transactionalId: opts.transactionalId }, 'previous transaction still completing: retrying');
+          },
+        },
+      ).catch((err: unknown) => {
+        throw translate(err, brokers, options.sasl, 'connect a producer');
+      });
+      faults.ok();
       const plain = sender(producer);
       return {
         send: plain.send,
@@ -541,18 +602,15 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
                 // kafkajs retries AddPartitionsToTxn but not AddOffsetsToTxn: right after the
                 // previous commit the coordinator answers CONCURRENT_TRANSACTIONS until its
                 // markers are written, and giving up would abort a good transaction.
-                for (let attempt = 0; ; attempt++) {
-                  try {
-                    await tx.sendOffsets({ consumerGroupId: groupId, topics: [{ topic, partitions: offsets }] });
-                    return;
-                  } catch (err) {
-                    if (kafkaErrorType(err) !== 'CONCURRENT_TRANSACTIONS' || attempt >= 20) throw err;
-                    await new Promise((r) => setTimeout(r, Math.min(20 * 2 ** attempt, 1_000)));
-                  }
-                }
+                await withRetry(
+                  { retries: 20, initialDelayMs: 20, maxDelayMs: 1_000, factor: 2 },
+                  () => tx.sendOffsets({ consumerGroupId: groupId, topics: [{ topic, partitions: offsets }] }),
+                  { retriable: (err) => kafkaErrorType(err) === 'CONCURRENT_TRANSACTIONS' },
+                );
               },
             });
             await tx.commit();
+            faults.ok();
             return result;
           } catch (err) {
             await tx.abort().catch((abortErr: unknown) => log.error({ err: abortErr }, 'transaction abort failed'));
@@ -630,7 +688,15 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
                   }
                 }
                 await heartbeat();
-                await readOptions.heartbeat?.();
+                try {
+                  await readOptions.heartbeat?.();
+                } catch (err) {
+                  // The caller's group is rebalancing (or forgot its member): that is the
+                  // caller's to handle. Thrown here it would look like this reader's own
+                  // rebalance, and kafkajs would rejoin and fetch the same batch forever.
+                  stopped = true;
+                  reject(err);
+                }
               },
             })
             .catch(reject);
@@ -638,6 +704,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
       } finally {
         await reader.disconnect().catch(() => undefined);
       }
+      faults.ok();
       return count;
     },
 
@@ -661,6 +728,8 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
       } catch (err) {
         throw translate(err, brokers, options.sasl, 'connect a consumer');
       }
+      // A fetch, a heartbeat or a join that succeeded: Kafka answers (ends a fault episode).
+      for (const event of [consumer.events.FETCH, consumer.events.HEARTBEAT, consumer.events.GROUP_JOIN]) consumer.on(event, () => faults.ok());
       return {
         async subscribe(topics, fromBeginning = true) {
           await consumer.subscribe({ topics, fromBeginning });
@@ -686,7 +755,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
             autoCommit: false,
             eachBatchAutoResolve: false,
             eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause }) => {
-              await handle(
+              await handlerOutcome(() => handle(
                 {
                   topic: batch.topic,
                   partition: batch.partition,
@@ -702,7 +771,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
                   })),
                 },
                 { resolveOffset, heartbeat, isRunning, isStale, pause },
-              );
+              ));
             },
           });
         },
@@ -736,10 +805,13 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
   };
 }
 
-function wrapAdmin(admin: Admin, renew?: () => Admin): FluxionAdmin {
+/** `answered`: called after the calls a long-running reader makes again and again (it ends a fault episode). */
+function wrapAdmin(admin: Admin, renew?: () => Admin, answered: () => void = () => undefined): FluxionAdmin {
   return {
     async listTopics() {
-      return admin.listTopics();
+      const topics = await admin.listTopics();
+      answered();
+      return topics;
     },
     async describeCluster() {
       const c = await admin.describeCluster();
@@ -747,7 +819,11 @@ function wrapAdmin(admin: Admin, renew?: () => Admin): FluxionAdmin {
     },
     async describeTopics(names) {
       if (names.length === 0) return [];
-      const meta = await admin.fetchTopicMetadata({ topics: names });
+      const meta = await admin.fetchTopicMetadata({ topics: names }).catch((err: unknown) => {
+        // Asked about by name, a topic that does not exist is a set-up error, not a moment's wait.
+        if (kafkaErrorType(err) !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
+        throw new TopicLayoutError(`missing topics among ${names.join(', ')}: run \`fluxion topics ensure\``, { cause: err, context: { topic: names.join(',') } });
+      });
       const configs = await admin.describeConfigs({
         includeSynonyms: false,
         resources: names.map((name) => ({ type: 2 /* ConfigResourceTypes.TOPIC */, name })),
@@ -775,17 +851,18 @@ function wrapAdmin(admin: Admin, renew?: () => Admin): FluxionAdmin {
         })),
       });
       const names = topics.map((t) => t.name);
-      for (let waited = 0; ; waited += 100) {
-        try {
+      const leaderless = new TopicLayoutError(`topics ${names.join(', ')} have no leaders 30 s after their creation`, { context: { topic: names.join(',') } });
+      const settling = (err: unknown) => err === leaderless || ['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE'].includes((err as { type?: string }).type ?? '');
+      await withRetry(
+        { retries: Number.POSITIVE_INFINITY, initialDelayMs: 100, maxDelayMs: 100, factor: 1, maxElapsedMs: 30_000 },
+        async () => {
           const { topics: meta } = await admin.fetchTopicMetadata({ topics: names });
-          if (meta.length === names.length && meta.every((m) => m.partitions.length > 0 && m.partitions.every((p) => p.leader >= 0))) return;
-        } catch (err) {
-          const type = (err as { type?: string }).type;
-          if (type !== 'UNKNOWN_TOPIC_OR_PARTITION' && type !== 'LEADER_NOT_AVAILABLE') throw err;
-        }
-        if (waited >= 30_000) throw new Error(`topics ${names.join(', ')} have no leaders 30 s after their creation`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+          if (!(meta.length === names.length && meta.every((m) => m.partitions.length > 0 && m.partitions.every((p) => p.leader >= 0)))) throw leaderless;
+        },
+        { retriable: settling },
+      ).catch((err: unknown) => {
+        throw settling(err) ? leaderless : err;
+      });
     },
     async alterTopicConfig(name, config) {
       // kafkajs has only the non-incremental AlterConfigs, which replaces the whole set:
@@ -806,6 +883,7 @@ function wrapAdmin(admin: Admin, renew?: () => Admin): FluxionAdmin {
     },
     async topicOffsets(name) {
       const offsets = await whileMetadataSettles(admin, renew, (a) => a.fetchTopicOffsets(name));
+      answered();
       return offsets.map((o) => ({ partition: o.partition, low: o.low, high: o.high }));
     },
     async offsetsForTimestamp(name, timestampMs) {

@@ -184,6 +184,8 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
   const positions = new Map<string, { position: string; sinceMs: number }>();
   const dlqScans = new Map<string, DlqScan>();
   let quarantineKey = '';
+  /** The sources that failed in the last sample, one per line ('' when none did). */
+  let failingSources = '';
   let quarantineCounts: QuarantineCount[] = [];
   /** Reads started and not yet settled (a timed-out read goes on in the background). */
   const pendingReads = new Set<Promise<unknown>>();
@@ -546,7 +548,14 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
     };
     history.push({ at: nowMs, groups: Object.fromEntries(groups.map((g) => [g.group, { lagMessages: g.lagMessages, lagSeconds: g.lagSeconds, status: g.status }])) });
     latest = sample;
-    if (errors.length) log.warn({ errors }, 'dashboard sample incomplete');
+    // One line per episode, not per sample: a broker restarting fails every sample until it
+    // is back (core/kafka/faults.ts logs Kafka's own episode once too).
+    const failing = errors.map((e) => e.source).sort().join('\n');
+    if (failing !== failingSources) {
+      if (errors.length) log.warn({ errors }, 'dashboard sample incomplete: these sources keep their last figures until they answer');
+      else log.info({ sources: failingSources.split('\n') }, 'dashboard sources answer again');
+      failingSources = failing;
+    } else if (errors.length) log.debug({ errors }, 'dashboard sample incomplete');
     else log.debug({ ms: sample.durationMs }, 'dashboard sample');
     return sample;
   }

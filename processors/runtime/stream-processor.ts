@@ -14,9 +14,12 @@
  * - A record that cannot be decoded or processed goes, with its original bytes, to
  *   `<topic>.dlq` in the same transaction; the stream continues.
  * - Stops working on a batch when it becomes stale (rebalance, seek) or the consumer stops.
- * - A consumer crash rejects `run()`: the process exits non-zero and its supervisor restarts it.
+ * - Kafka's retriable faults (a broker restarting, a coordinator loading) are ridden out
+ *   in-process by core/kafka/supervised-consumer.ts: after a crash every producer is closed
+ *   and every partition's state dropped, as a process restart would, and the consumer starts
+ *   again from what is committed. A non-retriable crash rejects `run()`: the process exits
+ *   non-zero and its supervisor restarts it.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   isProducerFenced,
   kafkaErrorType,
@@ -28,6 +31,9 @@ import {
   type KafkaClient,
   type OutgoingRecord,
 } from '../../core/kafka/client.ts';
+import { isRetriableKafkaError } from '../../core/kafka/faults.ts';
+import { backoffDelay, sleep, type RetryPolicy } from '../../core/retry.ts';
+import { superviseConsumer, type SupervisedConsumer } from '../../core/kafka/supervised-consumer.ts';
 import { dlqRecord } from '../../core/dlq.ts';
 import { errorMessage, FluxionError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
@@ -115,6 +121,9 @@ export class StreamProcessorError extends FluxionError {
   }
 }
 
+/** Waits between failed transactions of one partition (its own failures, not Kafka's: those restart the consumer). */
+const PARTITION_RETRY: RetryPolicy = { retries: Number.POSITIVE_INFINITY, initialDelayMs: 200, maxDelayMs: 5_000, factor: 2 };
+
 /** Thrown inside a transaction to abort it because the batch is no longer ours to process. */
 class BatchAbandoned extends Error {}
 
@@ -140,15 +149,13 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
   const log = deps.logger.child({ component: 'stream-processor', processor: spec.name, groupId });
   const name = spec.name;
 
-  let consumer: FluxionConsumer | undefined;
+  let consumer: SupervisedConsumer | undefined;
   const producers = new Map<string, PartitionProducer>();
   const revoked = new Set<string>();
   /** Partitions whose state was loaded from the state topic. */
   const stateLoaded = new Set<number>();
   let owned = new Map<string, number[]>();
   let stopping = false;
-  let stopped: Promise<void> | undefined;
-  let settle: { resolve: () => void; reject: (err: unknown) => void } | undefined;
 
   const keyOf = (topic: string, partition: number) => `${topic}\u0000${partition}`;
   const transactionalId = (topic: string, partition: number) => `${name}-${groupId}-${topic}-${partition}`;
@@ -192,9 +199,15 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
     if (wanted.length === 0) return;
     for (const p of wanted) for (const topic of spec.inputTopics) if ((owned.get(topic) ?? []).includes(p)) await partitionProducer(topic, p);
     const started = Date.now();
-    for (const topic of spec.state.topics) {
-      const records = await kafka.readToEnd(topic, wanted, (r) => spec.state!.load(r), { heartbeat: () => control.heartbeat() });
-      log.info({ topic, partitions: wanted, records, ms: Date.now() - started }, 'state loaded');
+    try {
+      for (const topic of spec.state.topics) {
+        const records = await kafka.readToEnd(topic, wanted, (r) => spec.state!.load(r), { heartbeat: () => control.heartbeat() });
+        log.info({ topic, partitions: wanted, records, ms: Date.now() - started }, 'state loaded');
+      }
+    } catch (err) {
+      // Half-loaded state must not stay: it is read again from the start next time.
+      for (const p of wanted) spec.state.reset(p);
+      throw err;
     }
     for (const p of wanted) stateLoaded.add(p);
   }
@@ -292,6 +305,9 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
         log.info({ topic, partition, offset: slice[0]!.offset }, 'batch abandoned (stopping or revoked): transaction aborted');
         return false;
       }
+      // Kafka itself failing (a broker restarting, a connection reset) is no fault of this
+      // partition: the consumer is restarted from what is committed once Kafka answers.
+      if (isRetriableKafkaError(err) && !isProducerFenced(err) && kafkaErrorType(err) !== 'CONCURRENT_TRANSACTIONS') throw err;
       entry.failures++;
       log.warn({ topic, partition, offset: slice[0]!.offset, err, kafkaError: kafkaErrorType(err), failures: entry.failures }, 'transaction aborted: will retry from the first uncommitted offset');
       // A fenced producer (or any broken one) is replaced, which fences again and re-reads
@@ -304,7 +320,7 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
         });
       }
       if (isProducerFenced(err)) log.warn({ topic, partition }, 'producer fenced: another instance may own this partition');
-      await sleep(Math.min(100 * 2 ** entry.failures, 5_000));
+      await sleep(backoffDelay(PARTITION_RETRY, entry.failures));
       return false;
     }
     entry.failures = 0;
@@ -365,49 +381,41 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
 
   function consumerOrThrow(): FluxionConsumer {
     if (!consumer) throw new StreamProcessorError(`processor ${name} is not running`);
-    return consumer;
+    return consumer.current();
   }
 
-  async function shutdown(): Promise<void> {
-    stopping = true;
-    const c = consumer;
-    // Stopping waits for the batch in hand, which aborts its transaction at the next record.
-    await c?.stop().catch((err: unknown) => log.warn({ err }, 'consumer stop failed'));
+  /**
+   * After the consumer ended: every producer is closed (the next ones fence again and read
+   * the committed offsets) and every partition's state is dropped (read again before the next
+   * batch), exactly what a restarted process starts from.
+   */
+  async function tearDown(): Promise<void> {
     for (const key of [...producers.keys()]) await closeProducer(key);
-    await c?.disconnect().catch((err: unknown) => log.warn({ err }, 'consumer disconnect failed'));
+    const partitions = new Set([...stateLoaded, ...[...owned.values()].flat()]);
+    for (const p of partitions) spec.state?.reset(p);
+    stateLoaded.clear();
+    owned = new Map();
+    revoked.clear();
   }
 
   return {
     async run() {
       if (consumer) throw new StreamProcessorError(`processor ${name} is already running`);
-      const done = new Promise<void>((resolve, reject) => {
-        settle = { resolve, reject };
+      consumer = superviseConsumer(kafka, deps.logger, {
+        name: `processor ${name}`,
+        consumer: { groupId, readCommitted: true, sessionTimeoutMs: options.sessionTimeoutMs, maxBytes: options.maxBytes ?? 1024 * 1024 },
+        topics: spec.inputTopics,
+        onAssignment,
+        handle: handleBatch,
+        tearDown,
       });
-      consumer = await kafka.consumer({
-        groupId,
-        readCommitted: true,
-        sessionTimeoutMs: options.sessionTimeoutMs,
-        maxBytes: options.maxBytes ?? 1024 * 1024,
-        crashOnFailure: true,
-      });
-      consumer.onAssignment(onAssignment);
-      consumer.onCrash(({ error, willRestart }) => {
-        log.error({ err: error, willRestart }, 'consumer crashed');
-        if (willRestart) return;
-        const err = new StreamProcessorError(`processor ${name}: consumer crashed: ${errorMessage(error)}`, { cause: error });
-        stopped ??= shutdown();
-        void stopped.finally(() => settle?.reject(err));
-      });
-      await consumer.subscribe(spec.inputTopics, true);
       log.info({ inputTopics: spec.inputTopics, maxBatch }, 'processor starting');
-      await consumer.runBatches(handleBatch);
-      return done;
+      await consumer.run();
     },
     async stop() {
       log.info('processor stopping');
-      stopped ??= shutdown();
-      await stopped;
-      settle?.resolve();
+      stopping = true;
+      await consumer?.stop();
       log.info('processor stopped');
     },
   };

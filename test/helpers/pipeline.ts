@@ -26,10 +26,11 @@ export interface TestPipeline {
   cleanup(): Promise<void>;
 }
 
-export async function createTestPipeline(partitions = 3): Promise<TestPipeline> {
+/** `brokers`: another broker than the shared one (test/helpers/private-broker.ts); the registry stays the shared one. */
+export async function createTestPipeline(partitions = 3, options: { brokers?: string[] } = {}): Promise<TestPipeline> {
   const env = serviceEnv();
   const prefix = `${uniqueId('p')}.`;
-  const kafka = createKafkaClient({ brokers: env.KAFKA_BROKERS.split(','), clientId: 'fluxion-test', logger: testLogger });
+  const kafka = createKafkaClient({ brokers: options.brokers ?? env.KAFKA_BROKERS.split(','), clientId: 'fluxion-test', logger: testLogger });
   const registry = createRegistry({ url: env.SCHEMA_REGISTRY_URL });
   const admin = await kafka.admin();
   await ensureTopics(admin, topicSpecs(prefix), partitions, testLogger);

@@ -1,0 +1,201 @@
+/**
+ * Which Kafka errors a process waits out, decided once for every process (docs/kafka-faults.md),
+ * and the one log line per episode an operator reads while it does.
+ *
+ * Retriable: what a broker answers while it starts, restarts or moves work (a coordinator
+ * loading or moved, a rebalance, a leader election, a request timing out) and a connection
+ * that cannot be opened or was reset. Everything else is not: authentication or
+ * authorization refused, a certificate that does not verify, a topic that does not exist at
+ * start, a bad request, and any error of ours that says it is not retriable. kafkajs already
+ * flags its protocol errors `retriable`; its retry wrappers (KafkaJSNumberOfRetriesExceeded,
+ * KafkaJSNonRetriableError) and ours are looked through to the cause they carry.
+ */
+import { createRequire } from 'node:module';
+import { FluxionError, errorMessage } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { RetryPolicy } from '../retry.ts';
+
+/**
+ * Broker answers that say "not now, ask again": kafkajs's own `retriable` flags plus those
+ * it calls non-retriable but that a restarting cluster answers for a moment.
+ */
+const RETRIABLE_TYPES = new Set([
+  'GROUP_LOAD_IN_PROGRESS', // COORDINATOR_LOAD_IN_PROGRESS in Kafka's own names
+  'COORDINATOR_LOAD_IN_PROGRESS',
+  'GROUP_COORDINATOR_NOT_AVAILABLE',
+  'COORDINATOR_NOT_AVAILABLE',
+  'NOT_COORDINATOR_FOR_GROUP',
+  'NOT_COORDINATOR',
+  'REBALANCE_IN_PROGRESS',
+  'ILLEGAL_GENERATION',
+  'UNKNOWN_MEMBER_ID',
+  'LEADER_NOT_AVAILABLE',
+  'NOT_LEADER_FOR_PARTITION',
+  'NOT_LEADER_OR_FOLLOWER',
+  'PREFERRED_LEADER_NOT_AVAILABLE',
+  'ELIGIBLE_LEADERS_NOT_AVAILABLE',
+  'FENCED_LEADER_EPOCH',
+  'UNKNOWN_LEADER_EPOCH',
+  'OFFSET_NOT_AVAILABLE',
+  'REQUEST_TIMED_OUT',
+  'NETWORK_EXCEPTION',
+  'NOT_ENOUGH_REPLICAS',
+  'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
+  'KAFKA_STORAGE_ERROR',
+  'NOT_CONTROLLER',
+  'CONCURRENT_TRANSACTIONS',
+  'UNSTABLE_OFFSET_COMMIT',
+  'INVALID_FETCH_SESSION_EPOCH',
+  'FETCH_SESSION_ID_NOT_FOUND',
+  'THROTTLING_QUOTA_EXCEEDED',
+  // A partition's metadata can lag its creation or a broker's restart for a moment; a topic
+  // missing at start is checked before (superviseConsumer), so it exits instead.
+  'UNKNOWN_TOPIC_OR_PARTITION',
+]);
+
+/**
+ * Answers that are part of normal work (a rebalance, a previous transaction finishing), not a
+ * fault. A topic unknown by name is logged only by whoever asked for it: a missing topic is a
+ * set-up error the caller names, and one that metadata briefly lacks after a restart comes
+ * with connection faults anyway.
+ */
+const ROUTINE_TYPES = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'CONCURRENT_TRANSACTIONS', 'MEMBER_ID_REQUIRED', 'UNKNOWN_TOPIC_OR_PARTITION']);
+
+/** kafkajs errors about the connection itself: the broker is down, restarting or unreachable. */
+const CONNECTION_ERRORS = new Set([
+  'KafkaJSConnectionError',
+  'KafkaJSConnectionClosedError',
+  'KafkaJSRequestTimeoutError',
+  'KafkaJSBrokerNotFound',
+  'KafkaJSNoBrokerAvailableError',
+  'KafkaJSGroupCoordinatorNotFound',
+  'KafkaJSMetadataNotLoaded',
+  'KafkaJSTopicMetadataNotLoaded',
+  'KafkaJSStaleTopicMetadataAssignment',
+  'KafkaJSLockTimeout',
+]);
+/** Wrappers that say how a retry ended, not why: the decision is their cause's. */
+const WRAPPERS = new Set(['KafkaJSNumberOfRetriesExceeded', 'KafkaJSNonRetriableError']);
+const NETWORK_CODES = /^(ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/;
+const SASL_TYPES = new Set(['SASL_AUTHENTICATION_FAILED', 'UNSUPPORTED_SASL_MECHANISM', 'ILLEGAL_SASL_STATE']);
+const TLS_CODES = /^(ERR_TLS_CERT_ALTNAME_INVALID|CERT_|UNABLE_TO_(GET|VERIFY)|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT)/;
+
+export interface KafkaFaultClass {
+  retriable: boolean;
+  /** What an operator reads: the broker's error type, the connection failure, or the message. */
+  cause: string;
+}
+
+/** Codes of our errors that say what is wrong themselves (core/errors.ts, ./client.ts): never waited out. */
+const SELF_EXPLAINED = new Set(['TOPIC_LAYOUT', 'CONFIG_INVALID', 'USAGE', 'KAFKA_AUTH', 'KAFKA_REQUEST', 'SCHEMA', 'MIGRATION', 'VALIDATION']);
+
+const nextOf = (e: object): unknown => (e as { cause?: unknown }).cause ?? (e as { originalError?: unknown }).originalError;
+
+/** Whether `err` (from kafkajs, or ours wrapping one) is worth waiting out, and why. */
+export function classifyKafkaError(err: unknown): KafkaFaultClass {
+  let outer: FluxionError | undefined;
+  let e: unknown = err;
+  for (let depth = 0; depth < 8 && e && typeof e === 'object'; depth++, e = nextOf(e)) {
+    const { name = '', type, code, message = '' } = e as { name?: string; type?: unknown; code?: unknown; message?: string };
+    if (name === 'KafkaJSSASLAuthenticationError' || (typeof type === 'string' && SASL_TYPES.has(type))) return { retriable: false, cause: `authentication refused: ${message}` };
+    if (typeof code === 'string' && TLS_CODES.test(code)) return { retriable: false, cause: `TLS certificate not verified (${code})` };
+    if (typeof type === 'string' && type) {
+      if (/AUTHORIZATION_FAILED$/.test(type)) return { retriable: false, cause: `${type}: ${message}` };
+      const retriable = RETRIABLE_TYPES.has(type) || (e as { retriable?: unknown }).retriable === true;
+      return { retriable, cause: `${type}: ${message}` };
+    }
+    if (CONNECTION_ERRORS.has(name)) return { retriable: true, cause: `${name}: ${message}` };
+    if (typeof code === 'string' && NETWORK_CODES.test(code)) return { retriable: true, cause: `${code}: ${message}` };
+    if (WRAPPERS.has(name)) continue;
+    if (e instanceof FluxionError) {
+      outer ??= e;
+      // Ours decide for themselves when they are retriable, name a set-up or input error, or
+      // carry no cause; a component's wrapper defers to its cause (a sink error wrapping a
+      // reset connection is a fault of Kafka's, not of the sink's).
+      if (e.retriable || SELF_EXPLAINED.has(e.code) || nextOf(e) === undefined) return { retriable: e.retriable, cause: e.message };
+      continue;
+    }
+    if (nextOf(e) === undefined) break;
+  }
+  return { retriable: outer?.retriable ?? false, cause: errorMessage(outer ?? err) };
+}
+
+export const isRetriableKafkaError = (err: unknown): boolean => classifyKafkaError(err).retriable;
+
+/**
+ * How long a process waits out one episode: backoff from 1 s to 30 s, and it gives up (exits
+ * non-zero, for its supervisor) once Kafka has been failing for 15 minutes on end.
+ */
+export const KAFKA_FAULT_RETRY: RetryPolicy = { retries: Number.POSITIVE_INFINITY, initialDelayMs: 1_000, maxDelayMs: 30_000, factor: 2, maxElapsedMs: 15 * 60_000 };
+
+// kafkajs's table of broker errors (type, message, retriable): its log lines carry only the
+// message, which is mapped back to the type here.
+const require = createRequire(import.meta.url);
+const PROTOCOL_ERRORS = (require('kafkajs/src/protocol/error.js') as { errorCodes: Array<{ type: string; message: string; retriable: boolean }> }).errorCodes;
+const TYPE_BY_MESSAGE = new Map(PROTOCOL_ERRORS.map((c) => [c.message, c.type]));
+
+/** kafkajs log lines that are not about Kafka being unavailable: kept at their level. */
+const NOT_FAULTS = /^(Failed to execute listener|Caught error when|Offset out of range|Consumer group received unsubscribed|consumer#run was called)/;
+
+/**
+ * What a kafkajs warning or error line says about the cluster: a fault (to be counted in the
+ * episode instead of logged line by line), routine (a rebalance), or neither (log it as is).
+ */
+export function kafkajsLogFault(message: string, extra: Record<string, unknown>): { kind: 'fault'; cause: string } | { kind: 'routine' } | { kind: 'other' } {
+  // Authentication answers are failures of ours to report, never a wait (kafkaAuthError).
+  if (NOT_FAULTS.test(message) || /^Response Sasl|SASL .*authentication failed/i.test(message)) return { kind: 'other' };
+  // Rebalances are normal work; a crash, its restart and a handler's error are reported by
+  // whoever supervises that consumer (core/kafka/supervised-consumer.ts).
+  if (/^The group is rebalancing|^The coordinator is not aware of this member|resync group$|^Crash: |^Restarting the consumer|^Error when calling each/.test(message)) return { kind: 'routine' };
+  const error = typeof extra.error === 'string' ? extra.error : undefined;
+  // The broker's answer, when the line carries one: in `error` (a failed response) or at the
+  // end of the message ("Failed to send messages: <the broker's message>").
+  const said = error ?? [...TYPE_BY_MESSAGE.keys()].find((m) => message.endsWith(`: ${m}`));
+  const type = said === undefined ? undefined : TYPE_BY_MESSAGE.get(said);
+  if (type && ROUTINE_TYPES.has(type)) return { kind: 'routine' };
+  if (type && !RETRIABLE_TYPES.has(type)) return { kind: 'other' };
+  if (message.startsWith('Response ') && error !== undefined) return { kind: 'fault', cause: `${type ?? 'error'}: ${error} (${message.slice('Response '.length)})` };
+  if (/^(Connection error|Connection timeout|Failed to connect|Failed to send messages|Request .* timed out|Closed connection|Not connected)/.test(message)) return { kind: 'fault', cause: message };
+  if (typeof extra.retryCount === 'number') return { kind: 'fault', cause: message };
+  return { kind: 'other' };
+}
+
+/**
+ * One episode of Kafka faults per process: the first fault logs one warning (its cause),
+ * later ones only count; once requests succeed again and no fault was seen for `quietMs`,
+ * one line says it is over and how long it lasted.
+ */
+export interface KafkaFaultLog {
+  fault(cause: string): void;
+  ok(): void;
+  readonly active: boolean;
+}
+
+export const EPISODE_START_MESSAGE = 'Kafka is failing: retrying with backoff (one line when it is over)';
+export const EPISODE_END_MESSAGE = 'Kafka answers again: going on';
+
+export function createKafkaFaultLog(log: Logger, brokers: string[], options: { quietMs?: number; now?: () => number } = {}): KafkaFaultLog {
+  const quietMs = options.quietMs ?? 5_000;
+  const now = options.now ?? Date.now;
+  let since: number | undefined;
+  let last = 0;
+  let faults = 0;
+  return {
+    get active() {
+      return since !== undefined;
+    },
+    fault(cause) {
+      last = now();
+      faults++;
+      if (since !== undefined) return;
+      since = last;
+      log.warn({ kafkaEpisode: 'start', brokers: brokers.join(','), cause }, EPISODE_START_MESSAGE);
+    },
+    ok() {
+      if (since === undefined || now() - last < quietMs) return;
+      log.info({ kafkaEpisode: 'end', brokers: brokers.join(','), faultySeconds: Math.round((last - since) / 100) / 10, faults }, EPISODE_END_MESSAGE);
+      since = undefined;
+      faults = 0;
+    },
+  };
+}
