@@ -41,6 +41,8 @@ export { fechaCaracas };
 
 /** Told of every (deposito, product) whose stock changed, as it changes. */
 export type StockListener = (deposito: string, productoId: string) => void;
+/** A product's description changed at the POS (a rename). */
+export type RenameListener = (productoId: string, descripcion: string) => void;
 
 const key = (deposito: string, productoId: string) => `${deposito}\u0000${productoId}`;
 
@@ -60,6 +62,7 @@ export class StoreSimulation {
   private readonly stock = new Map<string, { cantidad: bigint; actualizadoEn: Date }>();
   private readonly ventasByFecha = new Map<string, VentaTruthLine[]>();
   private readonly stockListeners = new Set<StockListener>();
+  private readonly renameListeners = new Set<RenameListener>();
   private invoiceSeq = 0;
 
   constructor(options: StoreSimulationOptions) {
@@ -114,6 +117,24 @@ export class StoreSimulation {
   onStockChange(listener: StockListener): () => void {
     this.stockListeners.add(listener);
     return () => this.stockListeners.delete(listener);
+  }
+
+  /**
+   * Renames a product at the POS (tests of the catalogue refresh). Goes through here, not by
+   * editing the object `producto()` returns, so the Stellar simulator's tables follow.
+   */
+  renombrar(productoId: string, descripcion: string): void {
+    const p = this.byId.get(productoId);
+    if (!p) throw new Error(`${this.ubicacionId}: no product ${productoId}`);
+    p.descripcion = descripcion;
+    this.version++;
+    for (const listener of this.renameListeners) listener(productoId, descripcion);
+  }
+
+  /** Calls `listener` at every later rename; returns the unsubscribe. */
+  onRename(listener: RenameListener): () => void {
+    this.renameListeners.add(listener);
+    return () => this.renameListeners.delete(listener);
   }
 
   private stockChanged(deposito: string, productoId: string): void {
