@@ -165,15 +165,19 @@ function* copyChunks(arrays: readonly unknown[][], rows: number): Generator<Buff
   if (text) yield Buffer.from(text);
 }
 
-/** COPY of a plan group into its (emptied) staging table; returns the rows copied. */
-async function copyStage<Row>(client: PoolClient, name: Stage, data: Columns<Row>): Promise<number> {
-  const { table, columns } = STAGES[name];
-  const arrays = (columns as readonly string[]).map((c) => (data as Record<string, unknown[]>)[c]!);
-  const rows = arrays[0]!.length;
+/** COPY (text) of column arrays, given in `columns` order, into `table`; returns the rows copied. */
+export async function copyRows(client: PoolClient, table: string, columns: readonly string[], arrays: readonly unknown[][]): Promise<number> {
+  const rows = arrays[0]?.length ?? 0;
   const stream = client.query(copyFrom(`COPY ${table} (${columns.join(', ')}) FROM STDIN`));
   await pipeline(Readable.from(copyChunks(arrays, rows)), stream);
   if (stream.rowCount !== rows) throw new Error(`COPY into ${table} wrote ${stream.rowCount} rows of ${rows}`);
   return rows;
+}
+
+/** COPY of a plan group into its (emptied) staging table; returns the rows copied. */
+async function copyStage<Row>(client: PoolClient, name: Stage, data: Columns<Row>): Promise<number> {
+  const { table, columns } = STAGES[name];
+  return copyRows(client, table, columns, (columns as readonly string[]).map((c) => (data as Record<string, unknown[]>)[c]!));
 }
 
 /**

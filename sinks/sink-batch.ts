@@ -217,7 +217,7 @@ const isInstant = (d: unknown): d is Date => d instanceof Date && !Number.isNaN(
 
 export const inventarioKey = (k: InventarioKey): string => `${k.ubicacion_id}/${k.deposito}/${k.producto_id}`;
 
-function checkChange(c: InventoryChange, index: number): void {
+export function checkChange(c: InventoryChange, index: number): void {
   const fail = (field: string, problem: string, value?: unknown) => new SinkBatchError(CHANGES, inventarioKey(c), field, index, problem, value);
   if (c.op !== 'c' && c.op !== 'u' && c.op !== 'd') throw fail('op', `"${String(c.op)}" is not c, u or d`, c.op);
   for (const field of ['ubicacion_id', 'deposito', 'producto_id'] as const) {
