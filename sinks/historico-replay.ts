@@ -61,7 +61,7 @@ export interface ReplayOptions {
   to?: Date;
   /** The live sink's consumer group, whose position the replay catches up with. */
   sinkGroup: string;
-  /** Change events per shadow-table transaction (default 20,000). */
+  /** Change events per COPY into the staging table, and per transaction of the catch-up under the lock (default 20,000). */
   batchSize?: number;
   signal?: AbortSignal;
   /** Given the number of events to read, returns the progress display. */
