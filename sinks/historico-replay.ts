@@ -30,6 +30,9 @@
  *   it throws ReplayCoverageError naming the gaps, the live table untouched; `force` goes on,
  *   and reports how many live rows the rebuilt table lacks before swapping it in.
  */
+import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
+import { from as copyFrom } from 'pg-copy-streams';
 import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { errorMessage, FluxionError } from '../core/errors.ts';
 import type { ConsumedRecord, KafkaClient } from '../core/kafka/client.ts';
@@ -39,7 +42,7 @@ import type { Progress } from '../core/progress.ts';
 import type { InventoryChange } from '../core/records.ts';
 import type { FluxionRegistry } from '../core/registry.ts';
 import { topicName } from '../core/topics.ts';
-import { copyRows, readSinkOffsets, writeInventory } from './postgres-writer.ts';
+import { copyChunks, readSinkOffsets, writeInventory } from './postgres-writer.ts';
 import { checkCoverage, describeProblem, positionsOnTopic, type CoverageProblem, type LogPartition } from './replay-coverage.ts';
 import { checkChange, planInventory, SinkBatchError } from './sink-batch.ts';
 
@@ -250,6 +253,14 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
     await bulk.query(`DROP TABLE IF EXISTS ${EVENTS}`);
     await bulk.query(`CREATE TEMP TABLE ${EVENTS.slice('pg_temp.'.length)} (${EVENT_COLUMNS.map(([c, t]) => `${c} ${t}`).join(', ')})`);
     let seq = 0;
+    // One COPY for the whole read, fed as the log is read: PostgreSQL stores one slice while
+    // the next is fetched and decoded.
+    const copy = bulk.query(copyFrom(`COPY ${EVENTS} (${EVENT_COLUMNS.map(([c]) => c).join(', ')}) FROM STDIN`));
+    let copyFailed: Error | undefined;
+    copy.on('error', (err: Error) => (copyFailed = err));
+    const copyDone = finished(copy);
+    // Awaited below; a replay that fails first must not leave its rejection unhandled.
+    copyDone.catch(() => undefined);
     const stageBuffered = async () => {
       const items = buffer.splice(0);
       const rows: unknown[][] = EVENT_COLUMNS.map(() => []);
@@ -266,10 +277,17 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
         const values = [seq++, record.partition, record.offset, c.ubicacion_id, c.deposito, c.producto_id, c.op, a?.cantidad, a?.costo, a?.precio, a?.activo, c.snapshot_id, c.taken_at];
         values.forEach((v, i) => rows[i]!.push(v ?? null));
       }
-      if (rows[0]!.length > 0) await copyRows(bulk!, EVENTS, EVENT_COLUMNS.map(([c]) => c), rows);
+      if (copyFailed) throw copyFailed;
+      for (const chunk of copyChunks(rows, rows[0]!.length)) {
+        if (!copy.write(chunk)) await Promise.race([once(copy, 'drain'), copyDone]);
+        if (copyFailed) throw copyFailed;
+      }
     };
     const readStarted = Date.now();
     await replayRange(starts, ends, stageBuffered);
+    copy.end();
+    await copyDone;
+    if (copy.rowCount !== seq) throw new ReplayError(`COPY into ${EVENTS} wrote ${copy.rowCount} events of ${seq}`);
     checkCancelled();
     const applyStarted = Date.now();
     const bulkResult = await withClientTransaction(bulk, (client) => applyEvents(client, keptRows > 0));

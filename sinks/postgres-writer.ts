@@ -151,7 +151,7 @@ export function copyField(v: unknown): string {
 }
 
 /** COPY text of the column arrays, in chunks of about 64 KB. */
-function* copyChunks(arrays: readonly unknown[][], rows: number): Generator<Buffer> {
+export function* copyChunks(arrays: readonly unknown[][], rows: number): Generator<Buffer> {
   let text = '';
   for (let i = 0; i < rows; i++) {
     let line = copyField(arrays[0]![i]);
@@ -166,7 +166,7 @@ function* copyChunks(arrays: readonly unknown[][], rows: number): Generator<Buff
 }
 
 /** COPY (text) of column arrays, given in `columns` order, into `table`; returns the rows copied. */
-export async function copyRows(client: PoolClient, table: string, columns: readonly string[], arrays: readonly unknown[][]): Promise<number> {
+async function copyRows(client: PoolClient, table: string, columns: readonly string[], arrays: readonly unknown[][]): Promise<number> {
   const rows = arrays[0]?.length ?? 0;
   const stream = client.query(copyFrom(`COPY ${table} (${columns.join(', ')}) FROM STDIN`));
   await pipeline(Readable.from(copyChunks(arrays, rows)), stream);
