@@ -1,4 +1,9 @@
-/** A small seeded PRNG (mulberry32): the simulators' data is a pure function of the seed. */
+/**
+ * Small seeded PRNGs: the simulators' data is a pure function of the seed.
+ * - `createRng`: one sequence (mulberry32), for what happens in order (sales, receipts).
+ * - `rowRng`: a fresh sequence per (seed, index), so row i of a catalogue is produced without
+ *   producing rows 0..i-1 and nothing about a row has to be kept in memory.
+ */
 export interface Rng {
   /** Uniform in [0, 1). */
   next(): number;
@@ -8,7 +13,7 @@ export interface Rng {
   chance(p: number): boolean;
 }
 
-function hashSeed(seed: number | string): number {
+export function hashSeed(seed: number | string): number {
   if (typeof seed === 'number') return seed >>> 0;
   let h = 0x811c9dc5; // FNV-1a
   for (let i = 0; i < seed.length; i++) {
@@ -16,6 +21,21 @@ function hashSeed(seed: number | string): number {
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;
+}
+
+/** murmur3's finalizer: neighbouring inputs give unrelated outputs. */
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** A 32-bit key for (seed hash, index): the counter a row's sequence starts from. */
+export function mixIndex(seedHash: number, index: number): number {
+  return fmix32((seedHash ^ fmix32(Math.imul(index + 1, 0x9e3779b1) ^ Math.floor(index / 0x1_0000_0000))) >>> 0);
 }
 
 export function createRng(seed: number | string): Rng {
@@ -33,4 +53,9 @@ export function createRng(seed: number | string): Rng {
     pick: (items) => items[Math.floor(next() * items.length)]!,
     chance: (p) => next() < p,
   };
+}
+
+/** The sequence of row `index` under `seedHash` (see hashSeed): the same pair, the same numbers. */
+export function rowRng(seedHash: number, index: number): Rng {
+  return createRng(mixIndex(seedHash, index));
 }
