@@ -4,10 +4,10 @@
  * or with several, inactive products, PROCURA supplies, and accented descriptions.
  *
  * A product is a pure function of (seed, index): `Catalog.at(i)` draws it from its own
- * sequence (prng.ts rowRng), so a catalogue of any size costs no memory and a page of it costs
+ * sequence (prng.ts mixIndex), so a catalogue of any size costs no memory and a page of it costs
  * only its rows.
  */
-import { hashSeed, rowRng, type Rng } from './prng.ts';
+import { hashSeed, mixIndex, SeededRng, type Rng } from './prng.ts';
 
 export interface Clasificacion {
   codigo: string;
@@ -91,6 +91,8 @@ function drawProducto(rng: Rng, i: number): Producto {
 export class Catalog implements Iterable<Producto> {
   readonly size: number;
   private readonly seedHash: number;
+  /** Restarted for each product: drawing is synchronous, so one instance serves every row. */
+  private readonly rng = new SeededRng();
 
   constructor(seed: number | string, size: number) {
     if (!Number.isInteger(size) || size < 0) throw new Error(`a catalogue has a whole number of products, got ${size}`);
@@ -101,7 +103,7 @@ export class Catalog implements Iterable<Producto> {
   /** Product at 0-based `index` (code index + 1). */
   at(index: number): Producto {
     if (!Number.isInteger(index) || index < 0 || index >= this.size) throw new RangeError(`no product at index ${index} of ${this.size}`);
-    return drawProducto(rowRng(this.seedHash, index), index);
+    return drawProducto(this.rng.reset(mixIndex(this.seedHash, index)), index);
   }
 
   /** The 0-based index of a product code, or undefined when the catalogue has no such product. */

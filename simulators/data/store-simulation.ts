@@ -13,7 +13,7 @@ import { fromUnscaled } from '../../core/avro/logical-types.ts';
 import type { InventoryRow } from '../../core/records.ts';
 import { fechaCaracas } from '../../core/time.ts';
 import { Catalog, codigoBarras, PROCURA, type Producto } from './catalog.ts';
-import { createRng, hashSeed, rowRng, type Rng } from './prng.ts';
+import { createRng, hashSeed, mixIndex, SeededRng } from './prng.ts';
 import { SalesLog, type VentaTruthLine } from './sales-log.ts';
 
 export interface StoreSimulationOptions {
@@ -61,7 +61,9 @@ export class StoreSimulation {
   version = 0;
   clock: Date;
 
-  private readonly rng: Rng;
+  private readonly rng: SeededRng;
+  /** Restarted for each row's initial stock (see Catalog's). */
+  private readonly rowRng = new SeededRng();
   private readonly changeShare: number;
   private readonly salesLinesPerHour: number;
   private readonly depositoIndex: Map<string, number>;
@@ -103,7 +105,7 @@ export class StoreSimulation {
 
   /** The stock a row starts with: a pure function of (seed, deposito position, product). */
   private initialQuantity(row: number, p: Producto): number {
-    const rng = rowRng(this.stockSeed, row);
+    const rng = this.rowRng.reset(mixIndex(this.stockSeed, row));
     if (rng.chance(0.05)) return 0;
     if (rng.chance(0.005)) return -rng.int(1, 5) * 1000; // oversold
     return p.unidad === 'KG' ? rng.int(500, 80_000) : rng.int(1, 200) * 1000;
