@@ -302,7 +302,8 @@ export class Vad10Database implements Catalog {
       for (const p of sim.catalog) stock.run(d, p.producto_id, unscaledToNumber(sim.cantidad(d, p.producto_id), 3, `${d}/${p.producto_id} n_Cantidad`));
     }
     depositoRow.run(MERMAS_DEPOSITO, 'MERMAS Y AVERÍAS');
-    sim.catalog.forEach((p, i) => stock.run(MERMAS_DEPOSITO, p.producto_id, (i % 7) + 1));
+    let i = 0;
+    for (const p of sim.catalog) stock.run(MERMAS_DEPOSITO, p.producto_id, (i++ % 7) + 1);
     this.db.exec('COMMIT');
   }
 }
