@@ -30,6 +30,8 @@ export interface Child {
   rssMb(): number;
   /** Peak RSS since the last resetPeak (VmHWM, reset through clear_refs, and VmRSS sampled every 50 ms). */
   peakRssMb(): number;
+  /** Peaks since the last resetPeak of RssAnon (heap, buffers, native allocations) and RssFile (mapped files: a state store's pages, reclaimable), sampled every 50 ms. */
+  peakRssSplitMb(): { anon: number; file: number };
   resetPeak(): void;
   pause(): void;
   resume(): void;
@@ -85,10 +87,14 @@ export function startChild(name: string, args: string[], env: NodeJS.ProcessEnv,
   );
   proc.on('close', () => logFile?.end()); // after the last output, unlike 'exit'
   let sampledKb = 0;
+  let anonKb = 0;
+  let fileKb = 0;
   const sampler = setInterval(() => {
     if (!alive) return;
     try {
       sampledKb = Math.max(sampledKb, procStatusKb(pid, 'VmRSS'));
+      anonKb = Math.max(anonKb, procStatusKb(pid, 'RssAnon'));
+      fileKb = Math.max(fileKb, procStatusKb(pid, 'RssFile'));
     } catch {
       // exited between the check and the read
     }
@@ -116,9 +122,12 @@ export function startChild(name: string, args: string[], env: NodeJS.ProcessEnv,
     cpuSeconds: () => procCpuSeconds(pid),
     rssMb: () => procStatusKb(pid, 'VmRSS') / 1024,
     peakRssMb: () => Math.max(procStatusKb(pid, 'VmHWM'), sampledKb) / 1024,
+    peakRssSplitMb: () => ({ anon: Math.round(anonKb / 1024), file: Math.round(fileKb / 1024) }),
     resetPeak() {
       resetPeakRss(pid); // resets VmHWM to the current RSS
       sampledKb = procStatusKb(pid, 'VmRSS');
+      anonKb = procStatusKb(pid, 'RssAnon');
+      fileKb = procStatusKb(pid, 'RssFile');
     },
     pause: () => void proc.kill('SIGSTOP'),
     resume: () => void proc.kill('SIGCONT'),
