@@ -25,7 +25,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -641,14 +641,15 @@ async function main(): Promise<void> {
   const stores = loadUbicaciones(loadConfig(baseEnv)).filter((u) => u.activa);
   const klkStores = stores.filter((u) => u.pos === 'klk');
   const stellarStores = stores.filter((u) => u.pos === 'stellar');
-  const env: NodeJS.ProcessEnv = { ...baseEnv, ...secretsFor(stores), DATABASE_URL: dbUrl.toString(), FLUXION_TOPIC_PREFIX: prefix, LOG_LEVEL: 'info', NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${NODE_OPTIONS}`.trim() };
+  const env: NodeJS.ProcessEnv = { ...baseEnv, ...secretsFor(stores), DATABASE_URL: dbUrl.toString(), FLUXION_TOPIC_PREFIX: prefix, FLUXION_STATE_DIR: join(logDir, 'state'), LOG_LEVEL: 'info', NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${NODE_OPTIONS}`.trim() };
   const partitions = loadConfig(env).topics.partitions;
   cleanups.push(async () => {
     await db.end();
     if (values.keep) {
-      out(`kept: database ${runId} (${dbUrl.toString().replace(/:[^:@/]*@/, ':***@')}), topics ${prefix}*, logs ${logDir}`);
+      out(`kept: database ${runId} (${dbUrl.toString().replace(/:[^:@/]*@/, ':***@')}), topics ${prefix}*, logs and state stores ${logDir}`);
       return;
     }
+    rmSync(join(logDir, 'state'), { recursive: true, force: true });
     const topics = (await admin.listTopics()).filter((t) => t.startsWith(prefix));
     if (topics.length) await admin.deleteTopics(topics);
     // FORCE refuses while an autovacuum worker (the superuser's) is in the database: it ends
@@ -954,7 +955,7 @@ async function main(): Promise<void> {
     restart = {
       state_records_loaded: loaded.reduce((sum, l) => sum + Number((l.line as { records?: number }).records ?? 0), 0),
       restart_to_loaded_seconds: round((tLoaded - tStart) / 1000),
-      // Log times are the child's clock (epoch ms); the state's own cost, without the wait for the group.
+      // When the bench read those lines: the state's own cost, without the wait for the group.
       assigned_to_loaded_seconds: round((loaded[1]!.at - assigned.at) / 1000),
       kill_to_loaded_seconds: round((tLoaded - tKill) / 1000),
       kill_to_stable_seconds: round((performance.now() - tKill) / 1000),
