@@ -106,8 +106,13 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Takes the directory's lock; false when a live process (or one on another host) holds it. */
+/** Directories locked by this process: a second store of the same partition in one process (tests, a bench) must not share an open LMDB environment. */
+const lockedHere = new Set<string>();
+let privateSeq = 0;
+
+/** Takes the directory's lock; false when a live process (or one on another host), or another store of this process, holds it. */
 function lock(dir: string): boolean {
+  if (lockedHere.has(dir)) return false;
   const file = join(dir, LOCK_FILE);
   const me = `${hostname()} ${process.pid}`;
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -115,6 +120,7 @@ function lock(dir: string): boolean {
       const fd = openSync(file, 'wx');
       writeSync(fd, me);
       closeSync(fd);
+      lockedHere.add(dir);
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -150,11 +156,11 @@ export function openStateStore(o: OpenStateStoreOptions): OpenedStateStore {
   let privateDir = false;
   let wiped: string | null = null;
   if (!lock(shared)) {
-    path = join(o.root, o.name, `${o.partition}.${process.pid}`);
+    path = join(o.root, o.name, `${o.partition}.${process.pid}.${++privateSeq}`);
     rmSync(path, { recursive: true, force: true });
     mkdirSync(path, { recursive: true });
     privateDir = true;
-    wiped = `directory ${shared} is held by another live process: rebuilding in ${path}`;
+    wiped = `directory ${shared} is held by another live process or store: rebuilding in ${path}`;
   }
   let db: RootDatabase<string, string>;
   try {
@@ -229,7 +235,10 @@ export function openStateStore(o: OpenStateStoreOptions): OpenedStateStore {
       overlay.clear();
       await db.close();
       if (privateDir) rmSync(path, { recursive: true, force: true });
-      else rmSync(join(shared, LOCK_FILE), { force: true });
+      else {
+        rmSync(join(shared, LOCK_FILE), { force: true });
+        lockedHere.delete(shared);
+      }
     },
   };
   return { store, wiped };

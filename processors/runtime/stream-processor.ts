@@ -242,7 +242,8 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
             // prefix of the changelog, which the next load replays onto safely.
             if (store && store.pending >= LOAD_FLUSH_EVERY) store.flush();
           },
-          { heartbeat: () => control.heartbeat(), fromOffsets },
+          // No start offsets at all (a state topic held in memory, or stores being rebuilt) reads from the beginning.
+          { heartbeat: () => control.heartbeat(), fromOffsets: Object.keys(fromOffsets).length > 0 ? fromOffsets : undefined },
         );
         log.info({ topic, partitions: wanted, records, fromOffsets: stored ? fromOffsets : undefined, ms: Date.now() - started }, 'state loaded');
       }
@@ -314,11 +315,11 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
    * instance writes p of the state topics (the producers of p's inputs are ours and fence any
    * other), and no transaction of ours is open now, so that end is exactly what the store holds.
    */
-  async function afterCommit(partition: number): Promise<void> {
+  async function afterCommit(partition: number, force = false): Promise<void> {
     const open = stores.get(partition);
     if (!open) return;
     open.store.flush();
-    if (spec.state?.store?.dir === undefined || Date.now() - open.checkpointedAt < checkpointEvery) return;
+    if (spec.state?.store?.dir === undefined || (!force && Date.now() - open.checkpointedAt < checkpointEvery)) return;
     open.checkpointedAt = Date.now();
     const next: Record<string, string> = {};
     try {
@@ -522,11 +523,22 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
    * the committed offsets) and every partition's state is dropped (read again before the next
    * batch), exactly what a restarted process starts from.
    */
-  async function tearDown(): Promise<void> {
+  async function tearDown(reason: 'crash' | 'stop'): Promise<void> {
+    // A clean stop checkpoints each loaded store, so the next start reads nothing it holds.
+    // Only a store with no pending writes (each commit flushed its own, each abort dropped
+    // its own): pending writes could not be told committed from not.
+    if (reason === 'stop') {
+      for (const [p, open] of [...stores]) {
+        if (!stateLoaded.has(p)) continue;
+        if (open.store.pending === 0) await afterCommit(p, true);
+        else log.warn({ partition: p, pending: open.store.pending }, 'state store not checkpointed at stop: writes pending');
+      }
+    }
     for (const key of [...producers.keys()]) await closeProducer(key);
     const partitions = new Set([...stateLoaded, ...[...owned.values()].flat()]);
     for (const p of partitions) spec.state?.reset(p);
     for (const p of [...stores.keys()]) closeStore(p);
+    await Promise.all(closing.values());
     stateLoaded.clear();
     owned = new Map();
     revoked.clear();

@@ -141,16 +141,33 @@ describe('state store under kill -9', () => {
     const holder = openStore(options(r));
     holder.store.put('T1/01/A', 'a');
     holder.store.flush({ 'x.state': '5' });
+    await close(holder.store);
     // Another live process holding the lock: this test's parent (a live pid on this host).
-    rmSync(join(r, 'differ-g', '2', 'owner.lock'));
     execFileSync('sh', ['-c', `printf '%s %s' "$(hostname)" ${process.ppid} > ${join(r, 'differ-g', '2', 'owner.lock')}`]);
     const second = openStore(options(r));
     expect(second.wiped).toMatch(/held by another live process/);
-    expect(second.store.path).toBe(join(r, 'differ-g', `2.${process.pid}`));
+    expect(second.store.path).toMatch(new RegExp(`/differ-g/2\\.${process.pid}\\.\\d+$`));
     expect(second.store.get('T1/01/A')).toBeUndefined();
     await close(second.store);
-    expect(existsSync(join(r, 'differ-g', `2.${process.pid}`))).toBe(false);
+    expect(existsSync(second.store.path)).toBe(false);
     expect(() => wipeStateStore(r, 'differ-g', 2)).toThrow(/in use by process/);
+  });
+
+  it('a second store of the same partition in one process gets its own directory; the first keeps its rows', async () => {
+    const r = root();
+    const first = openStore(options(r));
+    first.store.put('T1/01/A', 'a');
+    first.store.flush({ 'x.state': '5' });
+    const second = openStore(options(r));
+    expect(second.wiped).toMatch(/held by another live process or store/);
+    expect(second.store.path).not.toBe(first.store.path);
+    second.store.put('T1/01/A', 'other');
+    second.store.flush({ 'x.state': '6' });
+    expect(first.store.get('T1/01/A')).toBe('a');
+    await close(first.store);
+    const third = openStore(options(r));
+    expect(third.wiped).toBeNull();
+    expect(third.store.get('T1/01/A')).toBe('a');
   });
 
   it('wipeStateStore removes a stopped store: the next open rebuilds it', async () => {
