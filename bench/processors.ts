@@ -344,6 +344,7 @@ async function measured(): Promise<void> {
   const start = (name: string, args: string[], extraNodeArgs: string[] = []) => {
     const c = startChild(name, [...extraNodeArgs, ...args], env, childLogs);
     children.push(c);
+    rssSplit.set(c.pid, { anon: 0, file: 0 });
     return c;
   };
   const ceilingChild = (topic: string, schema: TopicName, group: string) =>

