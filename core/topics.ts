@@ -2,6 +2,8 @@
  * The topics of DESIGN.md section 3: names, retention, compaction. Every topic has the same
  * partition count, because records are placed by ubicacion on every topic (co-partitioning).
  */
+import type { Compression } from './kafka/compression.ts';
+
 export type TopicName =
   | 'pos.inventario.snapshots'
   | 'pos.inventario.state'
@@ -21,6 +23,8 @@ export interface TopicSpec {
   config: Record<string, string>;
   /** Whether records on it are Avro with a registered `<name>-value` schema. */
   avro: boolean;
+  /** How producers compress its record batches (consumers read any codec core/kafka/ registers). */
+  compression: Compression;
 }
 
 const DAY_MS = 86_400_000;
@@ -58,11 +62,24 @@ export function dlqTopic(topic: string): string {
 
 /** Every topic with its configuration; `prefix` isolates environments or tests on one cluster. */
 export function topicSpecs(prefix = ''): TopicSpec[] {
-  const specs: TopicSpec[] = BASE.map((t) => ({ name: prefix + t.name, description: t.description, config: t.config, avro: true }));
+  const specs: TopicSpec[] = BASE.map((t) => ({ name: prefix + t.name, description: t.description, config: t.config, avro: true, compression: COMPRESSION }));
   for (const t of CONSUMED_TOPICS) {
-    specs.push({ name: prefix + dlqTopic(t), description: `records of ${t} that could not be processed`, config: retention(30), avro: false });
+    specs.push({ name: prefix + dlqTopic(t), description: `records of ${t} that could not be processed`, config: retention(30), avro: false, compression: 'none' });
   }
   return specs;
+}
+
+/**
+ * zstd on every Avro topic: bench/compression.ts measured each topic's records in the
+ * producer's batches (bench/README.md, "Bytes on the log"). Dead-letter topics keep the bad
+ * bytes as they came, uncompressed.
+ */
+const COMPRESSION: Compression = 'zstd';
+
+/** The codec a producer uses on `topic` (with any prefix); none for topics not declared here. */
+export function compressionFor(topic: string): Compression {
+  if (topic.endsWith('.dlq')) return 'none';
+  return BASE.some((t) => topic.endsWith(t.name)) ? COMPRESSION : 'none';
 }
 
 export function topicName(name: TopicName, prefix = ''): string {

@@ -8,7 +8,6 @@
 import avro from 'avsc';
 import type { AvroSchema } from '../core/avro/schemas.ts';
 import { createAvroType } from '../core/avro/schemas.ts';
-import { confluentFrame } from '../core/avro/wire.ts';
 import { ValidationError } from '../core/errors.ts';
 import type { InventoryRow } from './inventory-row.ts';
 
@@ -41,7 +40,14 @@ export interface SnapshotIdentity {
 }
 
 export class SnapshotChunks {
-  private readonly rows = new Map<string, Buffer>();
+  // Rows are Avro-encoded one after another into one growing buffer, not a Buffer each: a
+  // Buffer per row cost an allocation and a copy per row plus GC (bench/extract-stages).
+  private arena = Buffer.allocUnsafe(1 << 20);
+  private used = 0;
+  private readonly starts: number[] = [];
+  /** End offset of each slot; -1 once a later read of the same product replaced it. */
+  private readonly ends: number[] = [];
+  private readonly slotOf = new Map<string, number>();
   duplicates = 0;
 
   private readonly encoding: SnapshotEncoding;
@@ -55,34 +61,59 @@ export class SnapshotChunks {
   }
 
   add(row: InventoryRow): void {
+    let end = this.encoding.row.encode(row, this.arena, this.used);
+    while (end < 0) {
+      // avsc answers how many bytes were missing: grow, then encode the row again.
+      const bigger = Buffer.allocUnsafe(Math.max(this.arena.length * 2, this.arena.length - end));
+      this.arena.copy(bigger, 0, 0, this.used);
+      this.arena = bigger;
+      end = this.encoding.row.encode(row, this.arena, this.used);
+    }
     const key = `${row.deposito}\u0000${row.producto_id}`;
-    if (this.rows.delete(key)) this.duplicates++; // re-insert: keeps the last read, in read order
-    this.rows.set(key, this.encoding.row.toBuffer(row));
+    const previous = this.slotOf.get(key);
+    if (previous !== undefined) {
+      this.ends[previous] = -1; // keeps the last read, in read order
+      this.duplicates++;
+    }
+    this.slotOf.set(key, this.starts.length);
+    this.starts.push(this.used);
+    this.ends.push(end);
+    this.used = end;
   }
 
   get rowCount(): number {
-    return this.rows.size;
+    return this.slotOf.size;
   }
 
   /** The framed chunk values, in order; an empty snapshot is one chunk without rows. */
   build(): Buffer[] {
-    const encoded = [...this.rows.values()];
-    const count = Math.max(1, Math.ceil(encoded.length / this.chunkSize));
+    const live: number[] = [];
+    for (let i = 0; i < this.starts.length; i++) if (this.ends[i]! >= 0) live.push(i);
+    const count = Math.max(1, Math.ceil(live.length / this.chunkSize));
     const out: Buffer[] = [];
-    for (let i = 0; i < count; i++) {
-      const part = encoded.slice(i * this.chunkSize, (i + 1) * this.chunkSize);
+    for (let c = 0; c < count; c++) {
+      const part = live.slice(c * this.chunkSize, (c + 1) * this.chunkSize);
       const header = this.encoding.header.toBuffer({
         snapshot_id: this.identity.snapshotId,
         ubicacion_id: this.identity.ubicacionId,
         source: this.identity.source,
         taken_at: this.identity.takenAt,
-        chunk_index: i,
+        chunk_index: c,
         chunk_count: count,
-        row_count: encoded.length,
+        row_count: live.length,
       });
-      // Avro array: one block (count, items) then the zero terminator.
-      const rows = part.length ? Buffer.concat([LONG.toBuffer(part.length), ...part, LONG.toBuffer(0)]) : LONG.toBuffer(0);
-      out.push(confluentFrame(this.encoding.schemaId, Buffer.concat([header, rows])));
+      // Avro array: one block (count, items) then the zero terminator; framed in one copy.
+      const blockCount = part.length ? LONG.toBuffer(part.length) : Buffer.alloc(0);
+      let rowBytes = 0;
+      for (const i of part) rowBytes += this.ends[i]! - this.starts[i]!;
+      const value = Buffer.allocUnsafe(5 + header.length + blockCount.length + rowBytes + 1);
+      value.writeUInt8(0, 0);
+      value.writeInt32BE(this.encoding.schemaId, 1);
+      let at = 5 + header.copy(value, 5);
+      at += blockCount.copy(value, at);
+      for (const i of part) at += this.arena.copy(value, at, this.starts[i]!, this.ends[i]!);
+      value[at] = 0;
+      out.push(value);
     }
     return out;
   }

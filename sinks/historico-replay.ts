@@ -15,6 +15,12 @@
  *   (sink_offsets), then, holding an exclusive lock on inventario_historico (which makes the
  *   sink wait), replays what the sink wrote meanwhile and swaps. Nothing is lost between the
  *   two.
+ * - The bulk of the log is written set-based: events are COPYed into a TEMP table of the
+ *   session as they are read, and a few statements derive every interval from it at once
+ *   (the key's next event closes it, window functions over the key's events in offset
+ *   order), instead of planning and writing 20,000-event slices. The planner's rules hold:
+ *   the last event of an instant wins, a d closes and opens nothing, an event older than an
+ *   earlier one of its key is skipped. The catch-up under the lock uses the sink's planner.
  * - Cancelled (Ctrl-C) or failed: the shadow table is dropped, the live one never touched.
  * - Records the live sink dead-lettered (undecodable, refused by the planner) are skipped
  *   the same way, and counted.
@@ -24,6 +30,9 @@
  *   it throws ReplayCoverageError naming the gaps, the live table untouched; `force` goes on,
  *   and reports how many live rows the rebuilt table lacks before swapping it in.
  */
+import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
+import { from as copyFrom } from 'pg-copy-streams';
 import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { errorMessage, FluxionError } from '../core/errors.ts';
 import type { ConsumedRecord, KafkaClient } from '../core/kafka/client.ts';
@@ -33,9 +42,9 @@ import type { Progress } from '../core/progress.ts';
 import type { InventoryChange } from '../core/records.ts';
 import type { FluxionRegistry } from '../core/registry.ts';
 import { topicName } from '../core/topics.ts';
-import { readSinkOffsets, writeInventory } from './postgres-writer.ts';
+import { copyChunks, readSinkOffsets, writeInventory } from './postgres-writer.ts';
 import { checkCoverage, describeProblem, positionsOnTopic, type CoverageProblem, type LogPartition } from './replay-coverage.ts';
-import { planInventory, SinkBatchError } from './sink-batch.ts';
+import { checkChange, planInventory, SinkBatchError } from './sink-batch.ts';
 
 export const LIVE = 'inventario_historico';
 export const SHADOW = 'inventario_historico_replay';
@@ -55,7 +64,7 @@ export interface ReplayOptions {
   to?: Date;
   /** The live sink's consumer group, whose position the replay catches up with. */
   sinkGroup: string;
-  /** Change events per shadow-table transaction (default 20,000). */
+  /** Change events per COPY into the staging table, and per transaction of the catch-up under the lock (default 20,000). */
   batchSize?: number;
   signal?: AbortSignal;
   /** Given the number of events to read, returns the progress display. */
@@ -234,14 +243,61 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
   };
 
   let keptRows = 0;
+  let bulk: PoolClient | undefined;
+  let bulkBroken: Error | undefined;
   try {
     keptRows = await createShadow(deps.pool, from, to);
     log.info({ keptRows }, 'shadow table created');
     checkCancelled();
-    const inOwnTransaction = async () => {
-      if (buffer.length > 0) await withTransaction(deps.pool, flush);
+    bulk = await deps.pool.connect();
+    await bulk.query(`DROP TABLE IF EXISTS ${EVENTS}`);
+    await bulk.query(`CREATE TEMP TABLE ${EVENTS.slice('pg_temp.'.length)} (${EVENT_COLUMNS.map(([c, t]) => `${c} ${t}`).join(', ')})`);
+    let seq = 0;
+    // One COPY for the whole read, fed as the log is read: PostgreSQL stores one slice while
+    // the next is fetched and decoded.
+    const copy = bulk.query(copyFrom(`COPY ${EVENTS} (${EVENT_COLUMNS.map(([c]) => c).join(', ')}) FROM STDIN`));
+    let copyFailed: Error | undefined;
+    copy.on('error', (err: Error) => (copyFailed = err));
+    const copyDone = finished(copy);
+    // Awaited below; a replay that fails first must not leave its rejection unhandled.
+    copyDone.catch(() => undefined);
+    const stageBuffered = async () => {
+      const items = buffer.splice(0);
+      const rows: unknown[][] = EVENT_COLUMNS.map(() => []);
+      for (const { change: c, record } of items) {
+        try {
+          checkChange(c, 0);
+        } catch (err) {
+          if (!(err instanceof SinkBatchError)) throw err;
+          log.warn({ partition: record.partition, offset: record.offset, err: err.message }, 'event skipped (the live sink dead-lettered it too)');
+          skipped++;
+          continue;
+        }
+        const a = c.after;
+        const values = [seq++, record.partition, record.offset, c.ubicacion_id, c.deposito, c.producto_id, c.op, a?.cantidad, a?.costo, a?.precio, a?.activo, c.snapshot_id, c.taken_at];
+        values.forEach((v, i) => rows[i]!.push(v ?? null));
+      }
+      if (copyFailed) throw copyFailed;
+      for (const chunk of copyChunks(rows, rows[0]!.length)) {
+        if (!copy.write(chunk)) await Promise.race([once(copy, 'drain'), copyDone]);
+        if (copyFailed) throw copyFailed;
+      }
     };
-    await replayRange(starts, ends, inOwnTransaction);
+    const readStarted = Date.now();
+    await replayRange(starts, ends, stageBuffered);
+    copy.end();
+    await copyDone;
+    if (copy.rowCount !== seq) throw new ReplayError(`COPY into ${EVENTS} wrote ${copy.rowCount} events of ${seq}`);
+    checkCancelled();
+    const applyStarted = Date.now();
+    const bulkResult = await withClientTransaction(bulk, (client) => applyEvents(client, keptRows > 0));
+    log.info({ staged: seq, readAndCopyMs: applyStarted - readStarted, applyMs: Date.now() - applyStarted }, 'log read and COPYed, intervals written set-based');
+    applied += bulkResult.applied;
+    skipped += bulkResult.skipped;
+    for (const s of bulkResult.skippedSample) log.warn(s, 'event skipped: older than an earlier event of its key (the live sink dead-lettered it too)');
+    await bulk.query(`DROP TABLE IF EXISTS ${EVENTS}`);
+    bulk.release();
+    bulk = undefined;
     checkCancelled();
 
     // The swap: the sink waits on the lock; what it wrote since `ends` is replayed first.
@@ -269,11 +325,87 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
     progress?.finish(`replay done: ${applied} events applied, ${skipped} skipped, ${keptRows} rows kept; inventario_historico has ${rows} rows`);
     return { read, applied, skipped, keptRows, rows, lostRows, durationMs: Date.now() - started };
   } catch (caught) {
+    bulkBroken = caught as Error;
     // kafkajs may wrap what the record handler threw: a cancellation is known by the signal.
     const err = options.signal?.aborted ? new ReplayCancelled() : caught;
     await deps.pool.query(`DROP TABLE IF EXISTS ${SHADOW} CASCADE`).catch((e: unknown) => log.warn({ err: errorMessage(e) }, `could not drop ${SHADOW}; the next replay drops it`));
     throw untouched(err);
+  } finally {
+    // A session that failed mid-COPY is discarded, its TEMP table with it.
+    bulk?.release(bulkBroken ?? new Error('replay ended with its bulk session open'));
   }
+}
+
+/** The events of the bulk phase, in read (offset) order within each key's partition. */
+const EVENTS = 'pg_temp.inventario_historico_replay_eventos';
+const EVENT_COLUMNS: ReadonlyArray<readonly [string, string]> = [
+  ['seq', 'bigint'], ['kafka_partition', 'integer'], ['kafka_offset', 'bigint'],
+  ['ubicacion_id', 'text'], ['deposito', 'text'], ['producto_id', 'text'], ['op', 'char(1)'],
+  ['cantidad', 'numeric(18,3)'], ['costo', 'numeric(18,4)'], ['precio', 'numeric(18,4)'], ['activo', 'boolean'],
+  ['snapshot_id', 'uuid'], ['taken_at', 'timestamptz'],
+];
+const KEY = 'ubicacion_id, deposito, producto_id';
+// The windows only group by key: byte order sorts them several times faster than the
+// database's collation would, for the same groups.
+const KEY_C = 'ubicacion_id COLLATE "C", deposito COLLATE "C", producto_id COLLATE "C"';
+
+async function withClientTransaction<T>(client: PoolClient, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Writes every staged event into the shadow table, set-based, with planInventory's rules
+ * (sinks/sink-batch.ts) applied over the whole log instead of a slice:
+ * - an event whose taken_at is before an earlier event of its key (offset order) is skipped;
+ * - of a key's events at one instant the last wins;
+ * - each remaining event that leaves a value (c, u) opens an interval that the key's next
+ *   remaining event closes; a d closes and opens nothing.
+ * With kept rows (--from), a key's first event first supersedes a kept open row of the same
+ * instant and closes the kept open interval, as the sink's close and supersede steps do.
+ */
+async function applyEvents(client: PoolClient, hasKeptRows: boolean): Promise<{ applied: number; skipped: number; skippedSample: Array<Record<string, unknown>> }> {
+  // The two window passes sort the whole log: let them sort in memory up to a bound.
+  await client.query(`SET LOCAL work_mem = '256MB'`);
+  await client.query(
+    `CREATE TEMP TABLE replay_ordenados ON COMMIT DROP AS
+     SELECT e.*, max(taken_at) OVER (PARTITION BY ${KEY_C} ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS anterior
+     FROM ${EVENTS} e`,
+  );
+  const counts = (await client.query<{ staged: string; refused: string }>('SELECT count(*) AS staged, count(*) FILTER (WHERE taken_at < anterior) AS refused FROM replay_ordenados')).rows[0]!;
+  const refused = Number(counts.refused);
+  const sample = refused === 0 ? [] : (await client.query<{ kafka_partition: number; kafka_offset: string; taken_at: Date; anterior: Date }>(
+    'SELECT kafka_partition, kafka_offset::text, taken_at, anterior FROM replay_ordenados WHERE taken_at < anterior ORDER BY seq LIMIT 20',
+  )).rows;
+  await client.query(
+    `CREATE TEMP TABLE replay_pasos ON COMMIT DROP AS
+     SELECT ${KEY}, op, cantidad, costo, precio, activo, snapshot_id, taken_at,
+            lead(taken_at) OVER k AS valid_to, taken_at = min(taken_at) OVER k AS primero
+     FROM (SELECT *, lead(taken_at) OVER (PARTITION BY ${KEY_C} ORDER BY seq) AS siguiente
+           FROM replay_ordenados WHERE anterior IS NULL OR taken_at >= anterior) v
+     WHERE siguiente IS DISTINCT FROM taken_at
+     WINDOW k AS (PARTITION BY ${KEY_C} ORDER BY taken_at)`,
+  );
+  const match = `h.ubicacion_id = p.ubicacion_id AND h.deposito = p.deposito AND h.producto_id = p.producto_id AND h.valid_to IS NULL`;
+  if (hasKeptRows) {
+    await client.query('ANALYZE replay_pasos');
+    await client.query(`DELETE FROM ${SHADOW} h USING replay_pasos p WHERE p.primero AND ${match} AND h.valid_from = p.taken_at`);
+    await client.query(`UPDATE ${SHADOW} h SET valid_to = p.taken_at FROM replay_pasos p WHERE p.primero AND ${match} AND h.valid_from < p.taken_at`);
+  }
+  await client.query(`SELECT inventario_historico_asegurar_mes(m, '${SHADOW}') FROM (SELECT DISTINCT date_trunc('month', taken_at, 'UTC') AS m FROM replay_pasos WHERE op <> 'd') AS meses`);
+  await client.query(
+    `INSERT INTO ${SHADOW} (${KEY}, cantidad, costo, precio, activo, op, snapshot_id, valid_from, valid_to)
+     SELECT ${KEY}, cantidad, costo, precio, activo, op, snapshot_id, taken_at, valid_to FROM replay_pasos WHERE op <> 'd'`,
+  );
+  const skippedSample = sample.map((r) => ({ partition: r.kafka_partition, offset: r.kafka_offset, taken_at: r.taken_at.toISOString(), earlier: r.anterior.toISOString() }));
+  return { applied: Number(counts.staged) - refused, skipped: refused, skippedSample };
 }
 
 function untouched(err: unknown): ReplayError {

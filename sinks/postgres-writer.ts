@@ -1,12 +1,24 @@
 /**
  * The PostgreSQL sink's writing half: the set-based statements that apply one plan of
  * sinks/sink-batch.ts, on a client already inside a transaction (the caller commits them
- * together with sink_offsets). Every statement binds one array per column
- * (`unnest($1::text[], ...)`): one round trip per statement whatever the batch size, and no
- * 65,535-parameter ceiling (PITFALLS.md).
+ * together with sink_offsets). Each statement reads its rows from one of two sources:
  *
- * The statement order is the one the planner's header prescribes and its unit tests model.
+ * - small groups (under `copyMinRows`, a quiet cycle's slice): one array per column
+ *   (`unnest($1::text[], ...)`), one round trip whatever the size and no 65,535-parameter
+ *   ceiling (PITFALLS.md);
+ * - large groups (cycle 1 of a store, a full reload, `fluxion replay historico`): `COPY` into
+ *   a TEMP staging table of the session, then the same statement `SELECT`s from it. COPY
+ *   skips building and parsing array literals, the largest per-row cost of a load
+ *   (bench/sink.ts). The staging tables are `ON COMMIT DELETE ROWS` and emptied before each
+ *   use, inside the caller's transaction: the rows and sink_offsets still commit together.
+ *
+ * Both sources feed the same statements, so a plan writes the same rows either way
+ * (test/integration/sink-copy.test.ts). The statement order is the one the planner's header
+ * prescribes and its unit tests model.
  */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom } from 'pg-copy-streams';
 import type { PoolClient } from '../core/postgres.ts';
 import {
   ALERTAS_COLUMNS,
@@ -84,16 +96,136 @@ export interface InventoryTargets {
 
 export const LIVE_TARGETS: InventoryTargets = { actual: 'inventario_actual', historico: 'inventario_historico', productos: true };
 
-export async function writeInventory(client: PoolClient, plan: InventoryPlan, targets: InventoryTargets = LIVE_TARGETS): Promise<WriteCounts> {
+/**
+ * Rows from which a statement's input goes through COPY instead of unnest arrays. Below it
+ * the COPY's extra round trips (empty the staging table, COPY, then the statement) cost more
+ * than the arrays save; a steady cycle's slices (a few hundred changes a partition) stay on
+ * unnest, a load's (thousands) go through COPY.
+ */
+export const COPY_MIN_ROWS = 1_000;
+
+export interface WriteOptions {
+  /** See COPY_MIN_ROWS; 0 sends every group through COPY, Infinity none (tests compare the two). */
+  copyMinRows?: number;
+}
+
+// ---------------------------------------------------------------------------------------
+// COPY staging
+// ---------------------------------------------------------------------------------------
+
+/** TEMP staging tables, one per statement input, with the columns of its plan group in order. */
+const STAGES = {
+  actual: { table: 'pg_temp.sink_stage_actual', columns: INVENTARIO_ACTUAL_COLUMNS },
+  closes: { table: 'pg_temp.sink_stage_closes', columns: HISTORICO_CLOSE_COLUMNS },
+  opens: { table: 'pg_temp.sink_stage_opens', columns: INVENTARIO_HISTORICO_COLUMNS },
+  productos: { table: 'pg_temp.sink_stage_productos', columns: PRODUCTOS_COLUMNS },
+} as const;
+
+type Stage = keyof typeof STAGES;
+
+const stageDdl = (name: Stage): string => {
+  const { table, columns } = STAGES[name];
+  // A bare name: CREATE TEMP TABLE refuses a schema-qualified one.
+  return `CREATE TEMP TABLE IF NOT EXISTS ${table.slice('pg_temp.'.length)} (${(columns as readonly string[]).map((c) => `${c} ${SQL_TYPES[c]}`).join(', ')}) ON COMMIT DELETE ROWS`;
+};
+
+/**
+ * Creates the staging tables a session lacks and empties those `stages` use: one round trip.
+ * Emptying matters within one transaction (the replay's swap writes many slices in one);
+ * ON COMMIT DELETE ROWS leaves nothing behind in a pooled session afterwards.
+ */
+async function prepareStages(client: PoolClient, stages: readonly Stage[]): Promise<void> {
+  // client_min_messages: no "relation already exists, skipping" NOTICE on every transaction.
+  await client.query(
+    [`SET LOCAL client_min_messages = warning`, ...stages.map(stageDdl), `TRUNCATE ${stages.map((n) => STAGES[n].table).join(', ')}`].join(';\n'),
+  );
+}
+
+/** One COPY text field: NULL as \\N; backslash, tab, newline and carriage return escaped. */
+export function copyField(v: unknown): string {
+  if (v === null || v === undefined) return '\\N';
+  if (v instanceof Date) return v.toISOString();
+  if (typeof v === 'boolean') return v ? 't' : 'f';
+  const s = String(v);
+  return /[\\\t\n\r]/.test(s) ? s.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r') : s;
+}
+
+/** COPY text of the column arrays, in chunks of about 64 KB. */
+export function* copyChunks(arrays: readonly unknown[][], rows: number): Generator<Buffer> {
+  let text = '';
+  for (let i = 0; i < rows; i++) {
+    let line = copyField(arrays[0]![i]);
+    for (let c = 1; c < arrays.length; c++) line += `\t${copyField(arrays[c]![i])}`;
+    text += `${line}\n`;
+    if (text.length >= 65_536) {
+      yield Buffer.from(text);
+      text = '';
+    }
+  }
+  if (text) yield Buffer.from(text);
+}
+
+/** COPY (text) of column arrays, given in `columns` order, into `table`; returns the rows copied. */
+async function copyRows(client: PoolClient, table: string, columns: readonly string[], arrays: readonly unknown[][]): Promise<number> {
+  const rows = arrays[0]?.length ?? 0;
+  const stream = client.query(copyFrom(`COPY ${table} (${columns.join(', ')}) FROM STDIN`));
+  await pipeline(Readable.from(copyChunks(arrays, rows)), stream);
+  if (stream.rowCount !== rows) throw new Error(`COPY into ${table} wrote ${stream.rowCount} rows of ${rows}`);
+  return rows;
+}
+
+/** COPY of a plan group into its (emptied) staging table; returns the rows copied. */
+async function copyStage<Row>(client: PoolClient, name: Stage, data: Columns<Row>): Promise<number> {
+  const { table, columns } = STAGES[name];
+  return copyRows(client, table, columns, (columns as readonly string[]).map((c) => (data as Record<string, unknown[]>)[c]!));
+}
+
+/**
+ * The row source of a statement: `FROM <staging table> AS alias` after a COPY, or
+ * `FROM unnest(...) AS alias(columns)` with its arrays as parameters from `first`.
+ */
+interface Source {
+  from: string;
+  params: unknown[];
+}
+
+async function sourceOf<Row>(client: PoolClient, name: Stage, data: Columns<Row>, alias: string, staged: ReadonlySet<Stage>, first = 1): Promise<Source> {
+  const { table, columns } = STAGES[name];
+  if (!staged.has(name)) return { from: unnestOf(columns as readonly string[], alias, first), params: columnParams(data, columns as readonly string[] as unknown as readonly (keyof Row)[]) };
+  await copyStage(client, name, data);
+  return { from: `${table} AS ${alias}`, params: [] };
+}
+
+// ---------------------------------------------------------------------------------------
+// inventario_actual, inventario_historico, productos
+// ---------------------------------------------------------------------------------------
+
+/** productos' descriptive columns: a row whose values all equal the stored ones is not written. */
+const PRODUCTO_CONTENT = PRODUCTOS_COLUMNS.filter((c) => c !== 'producto_id' && c !== 'visto_en' && c !== 'ubicacion_id');
+const contentOf = (alias: string) => `(${PRODUCTO_CONTENT.map((c) => `${alias}.${c}`).join(', ')})`;
+
+export async function writeInventory(client: PoolClient, plan: InventoryPlan, targets: InventoryTargets = LIVE_TARGETS, options: WriteOptions = {}): Promise<WriteCounts> {
   const counts = emptyCounts();
+  const copyMinRows = options.copyMinRows ?? COPY_MIN_ROWS;
   const { upserts, deletes } = plan.actual;
-  if (targets.actual && length(upserts, INVENTARIO_ACTUAL_COLUMNS) > 0) {
+  const { closes, opens } = plan.historico;
+  const sizes: Record<Stage, number> = {
+    actual: targets.actual ? length(upserts, INVENTARIO_ACTUAL_COLUMNS) : 0,
+    closes: length(closes, HISTORICO_CLOSE_COLUMNS),
+    opens: length(opens, INVENTARIO_HISTORICO_COLUMNS),
+    productos: targets.productos ? length(plan.productos, PRODUCTOS_COLUMNS) : 0,
+  };
+  const staged = new Set((Object.keys(sizes) as Stage[]).filter((n) => sizes[n] > 0 && sizes[n] >= copyMinRows));
+  if (staged.size > 0) await prepareStages(client, [...staged]);
+
+  if (targets.actual && sizes.actual > 0) {
     const set = INVENTARIO_ACTUAL_COLUMNS.filter((c) => !INVENTARIO_KEY_COLUMNS.includes(c as never)).map((c) => `${c} = EXCLUDED.${c}`);
+    const src = await sourceOf(client, 'actual', upserts, 'r', staged);
     const r = await client.query(
       `INSERT INTO ${ident(targets.actual)} (${INVENTARIO_ACTUAL_COLUMNS.join(', ')})
-       SELECT * FROM ${unnestOf(INVENTARIO_ACTUAL_COLUMNS, 'r')}
+       SELECT * FROM ${src.from}
        ON CONFLICT (ubicacion_id, deposito, producto_id) DO UPDATE SET ${set.join(', ')}, actualizado_en = now()`,
-      columnParams(upserts, INVENTARIO_ACTUAL_COLUMNS),
+      src.params,
     );
     counts.actual_upserts = r.rowCount ?? 0;
   }
@@ -106,7 +238,6 @@ export async function writeInventory(client: PoolClient, plan: InventoryPlan, ta
     counts.actual_deletes = r.rowCount ?? 0;
   }
 
-  const { closes, opens } = plan.historico;
   const h = ident(targets.historico);
   if (plan.months.length > 0) {
     await client.query('SELECT inventario_historico_asegurar_mes(m, $2) FROM unnest($1::timestamptz[]) AS m', [plan.months, targets.historico]);
@@ -117,7 +248,7 @@ export async function writeInventory(client: PoolClient, plan: InventoryPlan, ta
   // change is a d need the DELETE, and those are rare. (A DELETE for every key cost 22 to 71
   // s of a 300,000-event load, bench/sink.ts: PostgreSQL merged it over every open row.)
   const openedAt = new Set<string>();
-  for (let i = 0; i < length(opens, INVENTARIO_HISTORICO_COLUMNS); i++) {
+  for (let i = 0; i < sizes.opens; i++) {
     openedAt.add(`${opens.ubicacion_id[i]}\u0000${opens.deposito[i]}\u0000${opens.producto_id[i]}\u0000${opens.valid_from[i]!.getTime()}`);
   }
   const dFirst = rowsOf(HISTORICO_CLOSE_COLUMNS, closes).filter((c) => !openedAt.has(`${c.ubicacion_id}\u0000${c.deposito}\u0000${c.producto_id}\u0000${c.valid_to.getTime()}`));
@@ -129,40 +260,49 @@ export async function writeInventory(client: PoolClient, plan: InventoryPlan, ta
     );
     counts.historico_deleted = deleted.rowCount ?? 0;
   }
-  if (length(closes, HISTORICO_CLOSE_COLUMNS) > 0) {
+  if (sizes.closes > 0) {
     // The history is cached, not on a spinning disk: at the default random_page_cost of 4
     // PostgreSQL merges the batch over every open row (32 of 60 s of a 300,000-event load,
     // bench/sink.ts) instead of probing the open-rows index once per key.
     await client.query('SET LOCAL random_page_cost = 1.1');
-    const closed = await client.query(
-      `UPDATE ${h} h SET valid_to = c.valid_to FROM ${unnestOf(HISTORICO_CLOSE_COLUMNS, 'c')} WHERE ${match} AND h.valid_from < c.valid_to`,
-      columnParams(closes, HISTORICO_CLOSE_COLUMNS),
-    );
+    const src = await sourceOf(client, 'closes', closes, 'c', staged);
+    const closed = await client.query(`UPDATE ${h} h SET valid_to = c.valid_to FROM ${src.from} WHERE ${match} AND h.valid_from < c.valid_to`, src.params);
     counts.historico_closed = closed.rowCount ?? 0;
   }
-  const nOpens = length(opens, INVENTARIO_HISTORICO_COLUMNS);
-  if (nOpens > 0) {
+  if (sizes.opens > 0) {
     const set = INVENTARIO_HISTORICO_COLUMNS.filter((c) => !['ubicacion_id', 'deposito', 'producto_id', 'valid_from'].includes(c)).map((c) => `${c} = EXCLUDED.${c}`);
+    const src = await sourceOf(client, 'opens', opens, 'o', staged);
     const r = await client.query(
-      `INSERT INTO ${h} AS h (${INVENTARIO_HISTORICO_COLUMNS.join(', ')}) SELECT * FROM ${unnestOf(INVENTARIO_HISTORICO_COLUMNS, 'o')}
+      `INSERT INTO ${h} AS h (${INVENTARIO_HISTORICO_COLUMNS.join(', ')}) SELECT * FROM ${src.from}
        ON CONFLICT (ubicacion_id, deposito, producto_id, valid_from) DO UPDATE SET ${set.join(', ')} WHERE h.valid_to IS NULL`,
-      columnParams(opens, INVENTARIO_HISTORICO_COLUMNS),
+      src.params,
     );
     // A conflict with a closed interval means a key's taken_at went backwards across
     // batches: refuse it as the plain INSERT did (the sink sets the record aside).
-    if ((r.rowCount ?? 0) !== nOpens) {
-      throw Object.assign(new Error(`${nOpens - (r.rowCount ?? 0)} history row(s) would reopen a closed interval of ${h}: a key's taken_at went backwards`), { code: '23505' });
+    if ((r.rowCount ?? 0) !== sizes.opens) {
+      throw Object.assign(new Error(`${sizes.opens - (r.rowCount ?? 0)} history row(s) would reopen a closed interval of ${h}: a key's taken_at went backwards`), { code: '23505' });
     }
-    counts.historico_opened = nOpens;
+    counts.historico_opened = sizes.opens;
   }
 
-  if (targets.productos && length(plan.productos, PRODUCTOS_COLUMNS) > 0) {
+  if (targets.productos && sizes.productos > 0) {
     const set = PRODUCTOS_COLUMNS.filter((c) => c !== 'producto_id').map((c) => `${c} = EXCLUDED.${c}`);
+    const src = await sourceOf(client, 'productos', plan.productos, 's', staged);
+    // Only descriptions that differ from the stored one are written: ON CONFLICT ... DO
+    // UPDATE ... WHERE alone would still lock and WAL-log every conflicting row (PITFALLS.md),
+    // and most inventory changes are quantities. So visto_en is when the stored description
+    // was last written, not last confirmed (as in sinks/productos-refresh.ts), and the guard
+    // still keeps an older description from overwriting it. In key order: two partitions
+    // writing shared products take their row locks in the same order and cannot deadlock.
     const r = await client.query(
-      `INSERT INTO productos (${PRODUCTOS_COLUMNS.join(', ')}) SELECT * FROM ${unnestOf(PRODUCTOS_COLUMNS, 'p')}
+      `INSERT INTO productos AS p (${PRODUCTOS_COLUMNS.join(', ')})
+       SELECT s.* FROM ${src.from} LEFT JOIN productos cur ON cur.producto_id = s.producto_id
+       WHERE cur.producto_id IS NULL
+          OR (${contentOf('cur')} IS DISTINCT FROM ${contentOf('s')} AND (cur.visto_en, cur.ubicacion_id) <= (s.visto_en, s.ubicacion_id))
+       ORDER BY s.producto_id
        ON CONFLICT (producto_id) DO UPDATE SET ${set.join(', ')}, actualizado_en = now()
-       WHERE (productos.visto_en, productos.ubicacion_id) <= (EXCLUDED.visto_en, EXCLUDED.ubicacion_id)`,
-      columnParams(plan.productos, PRODUCTOS_COLUMNS),
+       WHERE (p.visto_en, p.ubicacion_id) <= (EXCLUDED.visto_en, EXCLUDED.ubicacion_id) AND ${contentOf('p')} IS DISTINCT FROM ${contentOf('EXCLUDED')}`,
+      src.params,
     );
     counts.productos = r.rowCount ?? 0;
   }

@@ -1,8 +1,9 @@
 /**
  * The PostgreSQL sink's planning half, pure: one Kafka batch (one partition, records in
  * offset order) of decoded records in, the column arrays of the set-based statements that
- * write it in one transaction out (`unnest($1::text[], ...)`, PITFALLS.md: no per-row round
- * trips, no 65,535-parameter ceiling). PostgreSQL refuses to touch one row twice in one
+ * write it in one transaction out (`unnest($1::text[], ...)`, or COPY into staging tables for
+ * large groups, sinks/postgres-writer.ts; PITFALLS.md: no per-row round trips, no 65,535-parameter
+ * ceiling). PostgreSQL refuses to touch one row twice in one
  * `INSERT ... ON CONFLICT DO UPDATE`, so every plan holds each key at most once per statement.
  *
  * Each `*_COLUMNS` constant is the table's column order (sql/postgres/00[1-4]*.sql, without
@@ -30,6 +31,9 @@
  *   productos.ubicacion_id) <= (EXCLUDED.visto_en, EXCLUDED.ubicacion_id)`: an older
  *   description never overwrites a newer one, and of two stores describing a product at the
  *   same instant the greater ubicacion_id wins, whichever partition the sink wrote first.
+ *   Rows whose descriptive columns equal the stored ones are left out before the upsert
+ *   (most changes are quantities): visto_en is then when the stored description was last
+ *   written, and which store's snapshot wrote an unchanged description depends on batching.
  * - ventas: upsert; `version` counts versions (see planVentas and nextVentaVersion).
  * - alertas: `resolved` first, then `open`, each an upsert on alert_id (see planAlertas).
  * - etl_runs: upsert on (run_id, ubicacion_id).
@@ -213,7 +217,7 @@ const isInstant = (d: unknown): d is Date => d instanceof Date && !Number.isNaN(
 
 export const inventarioKey = (k: InventarioKey): string => `${k.ubicacion_id}/${k.deposito}/${k.producto_id}`;
 
-function checkChange(c: InventoryChange, index: number): void {
+export function checkChange(c: InventoryChange, index: number): void {
   const fail = (field: string, problem: string, value?: unknown) => new SinkBatchError(CHANGES, inventarioKey(c), field, index, problem, value);
   if (c.op !== 'c' && c.op !== 'u' && c.op !== 'd') throw fail('op', `"${String(c.op)}" is not c, u or d`, c.op);
   for (const field of ['ubicacion_id', 'deposito', 'producto_id'] as const) {

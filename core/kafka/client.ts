@@ -27,6 +27,8 @@ import type { Logger } from '../logger.ts';
 import { sleep, withRetry, type RetryPolicy } from '../retry.ts';
 import { classifyKafkaError, createKafkaFaultLog, kafkajsLogFault, type KafkaFaultLog } from './faults.ts';
 import { partitionForUbicacion } from './partitioning.ts';
+import { compressionFor } from '../topics.ts';
+import { kafkajsCompression } from './compression.ts';
 
 export interface KafkaClientOptions {
   brokers: string[];
@@ -527,19 +529,20 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
         // kafkajs puts one send() in one record batch, and the broker refuses a batch over
         // message.max.bytes (1 MB by default): send a store's snapshot in slices.
         const messages = await placed(topic, records);
+        const compression = kafkajsCompression(compressionFor(topic));
         let slice: typeof messages = [];
         let bytes = 0;
         for (const m of messages) {
           const size = (m.value?.length ?? 0) + (typeof m.key === 'string' ? Buffer.byteLength(m.key) : (m.key?.length ?? 0));
           if (slice.length > 0 && (bytes + size > MAX_BATCH_BYTES || slice.length >= MAX_BATCH_MESSAGES)) {
-            await target.send({ topic, acks: -1, messages: slice });
+            await target.send({ topic, acks: -1, compression, messages: slice });
             slice = [];
             bytes = 0;
           }
           slice.push(m);
           bytes += size;
         }
-        if (slice.length > 0) await target.send({ topic, acks: -1, messages: slice });
+        if (slice.length > 0) await target.send({ topic, acks: -1, compression, messages: slice });
       },
     };
   }

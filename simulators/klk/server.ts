@@ -42,6 +42,18 @@ export function caracasIso(instant: Date): string {
   return `${new Date(instant.getTime() - 4 * 3_600_000).toISOString().slice(0, 19)}-04:00`;
 }
 
+// Rows share few instants (every row unchanged since the start has the same one): format each once.
+const isoCache = new Map<number, string>();
+function cachedCaracasIso(instant: Date): string {
+  const ms = instant.getTime();
+  let iso = isoCache.get(ms);
+  if (iso === undefined) {
+    if (isoCache.size >= 10_000) isoCache.clear();
+    isoCache.set(ms, (iso = caracasIso(instant)));
+  }
+  return iso;
+}
+
 function klkItem(r: InventarioTruthRow) {
   return {
     codigo_producto: r.producto_id,
@@ -55,7 +67,7 @@ function klkItem(r: InventarioTruthRow) {
     costo: r.costo,
     precio: r.precio,
     activo: r.activo,
-    actualizado_en: r.actualizado_en ? caracasIso(r.actualizado_en) : null,
+    actualizado_en: r.actualizado_en ? cachedCaracasIso(r.actualizado_en) : null,
   };
 }
 
@@ -63,7 +75,7 @@ function ventaItem(v: VentaTruthLine) {
   return {
     numero_factura: v.numero_factura,
     linea: v.linea,
-    fecha_hora: caracasIso(v.fecha_hora),
+    fecha_hora: cachedCaracasIso(v.fecha_hora),
     codigo_producto: v.producto_id,
     cantidad: v.cantidad,
     precio_unitario: v.precio_unitario,
@@ -72,6 +84,44 @@ function ventaItem(v: VentaTruthLine) {
     caja: v.caja,
     anulada: v.anulada,
   };
+}
+
+/** Rows serialized into one chunk of bytes: a page never exists as one large string. */
+const BATCH = 100;
+
+/**
+ * A page's JSON body: `meta`'s fields, then `items`: the rows `rows(start, end)` yields, each
+ * serialized as it comes (see StoreSimulation.klkInventarioRows), joined into bytes a batch
+ * at a time. A page-sized string would stay in the heap until a full collection.
+ */
+function pageBody<T>(meta: Record<string, unknown>, start: number, end: number, rows: (from: number, to: number) => Iterable<T>, item: (row: T) => unknown): Buffer {
+  const head = JSON.stringify({ ...meta, items: [] });
+  const chunks = [Buffer.from(head.slice(0, -2))];
+  let first = true;
+  for (let from = start; from < end; from += BATCH) {
+    const parts: string[] = [];
+    for (const row of rows(from, Math.min(end, from + BATCH))) parts.push(JSON.stringify(item(row)));
+    if (parts.length === 0) break;
+    chunks.push(Buffer.from(`${first ? '' : ','}${parts.join(',')}`));
+    first = false;
+  }
+  chunks.push(Buffer.from(']}'));
+  return Buffer.concat(chunks);
+}
+
+/**
+ * How many rows the POS reports for a deposito, and its rows [from, to). Only those rows are
+ * produced, unless a mass-zero fault needs the whole list to pick its victims (small stores in
+ * tests); the other data faults rewrite rows one by one, so a batch alone gets them right.
+ */
+function inventarioRows(sim: StoreSimulation, deposito: string, f: StoreFaults): { total: number; rows: (from: number, to: number) => Iterable<InventarioTruthRow> } {
+  if (!sim.depositos.includes(deposito) || f.emptyInventory) return { total: 0, rows: () => [] };
+  if (f.massZerosShare) {
+    const all = servedInventario(sim.klkInventario(deposito), f);
+    return { total: all.length, rows: (from, to) => all.slice(from, to) };
+  }
+  if (f.phantomZeros?.length || f.invalidDecimalFor) return { total: sim.products, rows: (from, to) => servedInventario(sim.klkInventarioPage(deposito, from, to), f) };
+  return { total: sim.products, rows: (from, to) => sim.klkInventarioRows(deposito, from, to) };
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -102,27 +152,29 @@ export async function startKlkSimulator(options: KlkSimulatorOptions): Promise<K
   const log = options.logger?.child({ component: 'klk-simulator' });
 
   /** Sends a page body honouring the page-level faults of the store. */
-  function sendPage(res: ServerResponse, f: StoreFaults, page: number, body: unknown): void {
+  function sendPage(res: ServerResponse, f: StoreFaults, page: number, body: () => Buffer): void {
     if (f.stallOnPage === page) return; // never answers: the client's timeout must fire
-    const text = JSON.stringify(body);
     if (f.malformedOnPage === page) {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('<html><body>502 Bad Gateway (proxy)</body></html>');
       return;
     }
+    const bytes = body();
     if (f.resetOnPage === page) {
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      const text = bytes.toString('utf8');
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': bytes.length });
       res.write(text.slice(0, Math.floor(text.length / 2)), () => res.socket?.destroy());
       return;
     }
     if (f.truncateOnPage === page) {
       // A proxy that closes the body early but cleanly: chunked, ended after half.
+      const text = bytes.toString('utf8');
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(text.slice(0, Math.floor(text.length / 2)));
       return;
     }
-    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-    res.end(text);
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': bytes.length });
+    res.end(bytes);
   }
 
   async function handleStore(req: IncomingMessage, res: ServerResponse, url: URL, sim: StoreSimulation, rest: string): Promise<void> {
@@ -144,21 +196,16 @@ export async function startKlkSimulator(options: KlkSimulatorOptions): Promise<K
     if (rest === '/api/v1/inventario') {
       const deposito = url.searchParams.get('deposito');
       if (!deposito) return sendJson(res, 400, { error: 'deposito is required' });
-      const rows = sim.depositos.includes(deposito) ? servedInventario(sim.klkInventario(deposito), f) : [];
-      const items = rows.slice((page - 1) * pageSize, page * pageSize).map(klkItem);
-      return sendPage(res, f, page, {
-        tienda: id, deposito, generado_en: caracasIso(sim.clock), page, page_size: pageSize,
-        total_items: rows.length, total_pages: Math.ceil(rows.length / pageSize), items,
-      });
+      const { total, rows } = inventarioRows(sim, deposito, f);
+      const meta = { tienda: id, deposito, generado_en: caracasIso(sim.clock), page, page_size: pageSize, total_items: total, total_pages: Math.ceil(total / pageSize) };
+      return sendPage(res, f, page, () => pageBody(meta, (page - 1) * pageSize, Math.min(total, page * pageSize), rows, klkItem));
     }
     if (rest === '/api/v1/ventas') {
       const fecha = url.searchParams.get('fecha');
       if (!fecha || !/^\d{4}-\d{2}-\d{2}$/.test(fecha)) return sendJson(res, 400, { error: 'fecha (YYYY-MM-DD) is required' });
-      const lines = sim.ventas(fecha);
-      const items = lines.slice((page - 1) * pageSize, page * pageSize).map(ventaItem);
-      return sendPage(res, f, page, {
-        tienda: id, fecha, page, page_size: pageSize, total_items: lines.length, total_pages: Math.ceil(lines.length / pageSize), items,
-      });
+      const total = sim.ventasCount(fecha);
+      const meta = { tienda: id, fecha, page, page_size: pageSize, total_items: total, total_pages: Math.ceil(total / pageSize) };
+      return sendPage(res, f, page, () => pageBody(meta, (page - 1) * pageSize, Math.min(total, page * pageSize), (from, to) => sim.ventasRows(fecha, from, to), ventaItem));
     }
     return sendJson(res, 404, { error: `no such endpoint: ${rest}` });
   }
@@ -182,7 +229,7 @@ export async function startKlkSimulator(options: KlkSimulatorOptions): Promise<K
       return sendJson(res, 200, { advanced_minutes: minutes });
     }
     if (req.method === 'GET' && path === '/_control/stores') {
-      return sendJson(res, 200, [...stores.values()].map((s) => ({ ubicacion_id: s.ubicacionId, version: s.version, clock: s.clock.toISOString(), products: s.catalog.length })));
+      return sendJson(res, 200, [...stores.values()].map((s) => ({ ubicacion_id: s.ubicacionId, version: s.version, clock: s.clock.toISOString(), products: s.products })));
     }
     return sendJson(res, 404, { error: 'unknown control endpoint' });
   }

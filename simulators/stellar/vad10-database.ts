@@ -192,7 +192,19 @@ export class Vad10Database implements Catalog {
       this.tables.set(table.name.toLowerCase(), { name: table.name, columns });
     }
     this.updateStock = this.db.prepare('UPDATE MA_DEPOPROD SET n_Cantidad = ? WHERE c_CodDeposito = ? AND c_CodArticulo = ?');
-    this.unsubscribe = simulation.onStockChange((deposito, productoId) => this.dirty.add(`${deposito}\u0000${productoId}`));
+    const renameProducto = this.db.prepare('UPDATE MA_PRODUCTOS SET c_Descri = ? WHERE c_Codigo = ?');
+    const stopStock = simulation.onStockChange((deposito, productoId) => this.dirty.add(`${deposito}\u0000${productoId}`));
+    const stopRename = simulation.onRename((productoId, descripcion) => {
+      // The ASCII flags above were computed once from the loaded text; a rename must keep them true.
+      if (/[^ -~]/.test(descripcion) && this.tables.get('ma_productos')?.columns.find((c) => c.name === 'c_Descri' && 'ascii' in c && c.ascii)) {
+        throw new Error(`rename of ${productoId}: the simulator's MA_PRODUCTOS.c_Descri holds ASCII only, got "${descripcion}"`);
+      }
+      renameProducto.run(descripcion, productoId);
+    });
+    this.unsubscribe = () => {
+      stopStock();
+      stopRename();
+    };
   }
 
   table(name: string): CatalogTable | undefined {
@@ -290,7 +302,8 @@ export class Vad10Database implements Catalog {
       for (const p of sim.catalog) stock.run(d, p.producto_id, unscaledToNumber(sim.cantidad(d, p.producto_id), 3, `${d}/${p.producto_id} n_Cantidad`));
     }
     depositoRow.run(MERMAS_DEPOSITO, 'MERMAS Y AVERÍAS');
-    sim.catalog.forEach((p, i) => stock.run(MERMAS_DEPOSITO, p.producto_id, (i % 7) + 1));
+    let i = 0;
+    for (const p of sim.catalog) stock.run(MERMAS_DEPOSITO, p.producto_id, (i++ % 7) + 1);
     this.db.exec('COMMIT');
   }
 }

@@ -101,7 +101,10 @@ export async function sinkTables(pool: Pick<pg.Pool, 'query'>): Promise<Record<s
   const queries: Record<string, string> = {
     inventario_actual: `SELECT ubicacion_id, deposito, producto_id, cantidad, costo, precio, activo, snapshot_id, taken_at FROM inventario_actual`,
     inventario_historico: `SELECT ubicacion_id, deposito, producto_id, cantidad, costo, precio, activo, op, snapshot_id, valid_from, valid_to FROM inventario_historico`,
-    productos: `SELECT producto_id, descripcion, codigo_barras, departamento_codigo, grupo_codigo, subgrupo_codigo, unidad, visto_en, ubicacion_id FROM productos`,
+    // Without visto_en and ubicacion_id: a description equal to the stored one is not written
+    // again (sinks/postgres-writer.ts), so which store's snapshot wrote it first depends on
+    // how the log was batched and which partition committed first.
+    productos: `SELECT producto_id, descripcion, codigo_barras, departamento_codigo, departamento_nombre, grupo_codigo, grupo_nombre, subgrupo_codigo, subgrupo_nombre, unidad FROM productos`,
     ventas: `SELECT ubicacion_id, numero_factura, linea, fecha, fecha_hora, producto_id, cantidad, precio_unitario, descuento, total, caja, anulada, fingerprint, first_seen_at, extracted_at, version FROM ventas`,
     alertas: `SELECT alert_id, ubicacion_id, deposito, producto_id, regla, confianza, estado, resumen, evidencia, abierta_en, actualizada_en FROM alertas`,
     etl_runs: `SELECT run_id, ubicacion_id, job, status, rows, started_at, finished_at, snapshot_id, fecha, error_class, error_message FROM etl_runs`,

@@ -139,9 +139,8 @@ describe('refreshProductos (KLK and Stellar simulators, real PostgreSQL)', () =>
     await pool.query(`DELETE FROM productos WHERE producto_id = '000011'`);
     // As if the sink had applied a snapshot taken after this run: that description is newer.
     await pool.query(`UPDATE productos SET descripcion = 'DE UN SNAPSHOT POSTERIOR', visto_en = now() + interval '1 hour' WHERE producto_id = $1`, [newer]);
-    const producto = cedi.producto(renamed)!;
-    const before = producto.descripcion;
-    producto.descripcion = 'NOMBRE NUEVO EN EL POS';
+    const before = cedi.producto(renamed)!.descripcion;
+    cedi.renombrar(renamed, 'NOMBRE NUEVO EN EL POS');
     try {
       const run = await refreshProductos(both, deps, { retry: FAST_RETRY, concurrency: 1 });
       expect(statuses(run)).toEqual(['tienda_01:OK', 'cedi_frio:OK']);
@@ -155,7 +154,7 @@ describe('refreshProductos (KLK and Stellar simulators, real PostgreSQL)', () =>
       expect(got.get(newer)!.descripcion).toBe('DE UN SNAPSHOT POSTERIOR');
       expect(got.size).toBe(expected.size);
     } finally {
-      producto.descripcion = before;
+      cedi.renombrar(renamed, before);
     }
   });
 

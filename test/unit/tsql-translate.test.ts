@@ -152,8 +152,8 @@ describe('what the emitted SQLite answers', () => {
 
   it('TOP n, ISNULL, IN, IS NULL, ORDER BY an alias DESC, COUNT and SUM over groups', () => {
     const top = run('SELECT TOP (3) c_Codigo FROM MA_PRODUCTOS ORDER BY c_Codigo DESC');
-    expect(top).toEqual(sim.catalog.slice(-3).reverse().map((p) => [p.producto_id]));
-    const sinGrupo = sim.catalog.filter((p) => p.grupo === null).length;
+    expect(top).toEqual([...sim.catalog].slice(-3).reverse().map((p) => [p.producto_id]));
+    const sinGrupo = [...sim.catalog].filter((p) => p.grupo === null).length;
     expect(run("SELECT COUNT(*) AS n FROM MA_PRODUCTOS WHERE ISNULL(c_Grupo, 'NINGUNO') = 'ninguno  '")).toEqual([[sinGrupo]]);
     expect(run('SELECT COUNT(*) AS n FROM MA_PRODUCTOS WHERE c_Grupo IS NULL')).toEqual([[sinGrupo]]);
     const barras = new Map<string, number>();
@@ -161,7 +161,7 @@ describe('what the emitted SQLite answers', () => {
     expect(run("SELECT c_TipoCodigo, COUNT(c_Codigo) AS n FROM MA_CODIGOS WHERE c_TipoCodigo IN ('barra', 'INTERNO') GROUP BY c_TipoCodigo ORDER BY n DESC")).toEqual(
       [...barras].sort((a, b) => b[1] - a[1]),
     );
-    const stock = sim.catalog.reduce((sum, p) => sum + sim.cantidad('01', p.producto_id), 0n);
+    const stock = [...sim.catalog].reduce((sum, p) => sum + sim.cantidad('01', p.producto_id), 0n);
     const t = translate("SELECT SUM(n_Cantidad) AS total FROM MA_DEPOPROD WHERE c_CodDeposito = '01'");
     expect(t.columns[0]).toEqual({ name: 'total', type: { kind: 'decimal', precision: 38, scale: 3 }, nullable: true });
     const [[total]] = run("SELECT SUM(n_Cantidad) AS total FROM MA_DEPOPROD WHERE c_CodDeposito = '01'") as [[string]];
@@ -179,7 +179,7 @@ describe('what the emitted SQLite answers', () => {
   it('binds parameter values as their declared types', () => {
     const params = parseParamDeclarations('@desde decimal(18,4), @activo bit, @codigo varchar(15)');
     const sql = 'SELECT COUNT(*) AS n FROM MA_PRODUCTOS WHERE n_Precio1 >= @desde AND n_Activo = @activo AND c_Codigo <> @codigo';
-    const expected = sim.catalog.filter((p) => p.precio >= 100_000n && p.activo && p.producto_id !== '000001').length;
+    const expected = [...sim.catalog].filter((p) => p.precio >= 100_000n && p.activo && p.producto_id !== '000001').length;
     expect(run(sql, { '@desde': '10.0000', '@activo': true, '@codigo': '000001 ' }, params)).toEqual([[expected]]);
     expect(() => run(sql, { '@desde': 'diez', '@activo': true, '@codigo': 'x' }, params)).toThrow(/converting/);
   });
