@@ -233,14 +233,13 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
           if (at !== undefined) fromOffsets[p] = BigInt(at);
         }
         let applied = 0;
-        // The changelog is read from its start and the records below each store's checkpoint
-        // are skipped undecoded: readToEnd's start offsets (core/kafka) left a restarted differ
-        // waiting forever in the kill proof, so they are not used until that is understood.
+        // A store with a checkpoint reads the changelog from there: the tail only.
         const records = await kafka.readToEnd(
           topic,
           wanted,
           async (r) => {
             const from = fromOffsets[r.partition];
+            // A fetch can hand back the start of the record batch holding the checkpoint.
             if (from !== undefined && BigInt(r.offset) < from) return;
             applied++;
             const store = stored ? stores.get(r.partition)!.store : undefined;
@@ -249,7 +248,7 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
             // prefix of the changelog, which the next load replays onto safely.
             if (store && store.pending >= LOAD_FLUSH_EVERY) store.flush();
           },
-          { heartbeat: () => control.heartbeat() },
+          { heartbeat: () => control.heartbeat(), fromOffsets: Object.fromEntries(Object.entries(fromOffsets).map(([p, o]) => [p, o.toString()])) },
         );
         log.info({ topic, partitions: wanted, records: applied, read: records, fromOffsets: stored ? Object.fromEntries(Object.entries(fromOffsets).map(([p, o]) => [p, o.toString()])) : undefined, ms: Date.now() - started }, 'state loaded');
       }
