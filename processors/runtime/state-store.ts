@@ -29,7 +29,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { open, type RootDatabase } from 'lmdb';
+import { open, TransactionFlags, type RootDatabase } from 'lmdb';
 import { FluxionError } from '../../core/errors.ts';
 
 /** Meta keys sort before every data key (data keys never start with a control character). */
@@ -203,26 +203,48 @@ export function openStateStore(o: OpenStateStoreOptions): OpenedStateStore {
     *entries(prefix) {
       // The first key past every key with this prefix (its last character plus one).
       const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
-      const added = [...overlay].filter(([k, v]) => v !== null && k.startsWith(prefix) && db.get(k) === undefined).sort(([a], [b]) => (a < b ? -1 : 1));
-      let next = 0;
-      for (const { key, value } of db.getRange({ start: prefix, end })) {
-        while (next < added.length && added[next]![0] < key) yield added[next++] as [string, string];
-        const v = overlay.get(key);
-        if (v === null) continue;
-        yield [key, v ?? value];
+      // The transaction's own writes under the prefix (usually none: the overlay is flushed
+      // after every commit), merged into the scan in key order.
+      const mine: Array<[string, string | null]> = [];
+      for (const entry of overlay) if (entry[0].startsWith(prefix)) mine.push(entry);
+      const range = db.getRange({ start: prefix, end });
+      if (mine.length === 0) {
+        for (const { key, value } of range) yield [key, value];
+        return;
       }
-      while (next < added.length) yield added[next++] as [string, string];
+      mine.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      let i = 0;
+      for (const { key, value } of range) {
+        while (i < mine.length && mine[i]![0] < key) {
+          const [k, v] = mine[i++]!;
+          if (v !== null) yield [k, v];
+        }
+        if (i < mine.length && mine[i]![0] === key) {
+          const v = mine[i++]![1];
+          if (v !== null) yield [key, v];
+          continue;
+        }
+        yield [key, value];
+      }
+      for (; i < mine.length; i++) {
+        const [k, v] = mine[i]!;
+        if (v !== null) yield [k, v];
+      }
     },
     flush(next) {
       if (closed) throw new StateStoreError(`state store ${path} is closed`);
       if (overlay.size === 0 && !next) return;
+      // Committed before returning, flushed to disk in the background (lmdb's overlapping
+      // sync): a machine crash can only take the store back to an earlier flushed transaction,
+      // data and checkpoint together, which the changelog replays onto. A kill -9 loses
+      // nothing: the pages are the kernel's already.
       db.transactionSync(() => {
         for (const [k, v] of overlay) {
           if (v === null) db.removeSync(k);
           else db.putSync(k, v);
         }
         if (next) db.putSync(META_CHECKPOINT, JSON.stringify({ topics: o.topics, offsets: next, at: (o.now ?? Date.now)() } satisfies StoredCheckpoint));
-      });
+      }, TransactionFlags.SYNCHRONOUS_COMMIT | TransactionFlags.NO_SYNC_FLUSH);
       overlay.clear();
       if (next) checkpoint = next;
     },
