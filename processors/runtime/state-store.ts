@@ -36,8 +36,13 @@ import { FluxionError } from '../../core/errors.ts';
 const META_CHECKPOINT = '\u0000checkpoint';
 const LOCK_FILE = 'owner.lock';
 
-/** Default: well under the 24 h for which Kafka keeps a compacted topic's tombstones (delete.retention.ms). */
-export const DEFAULT_MAX_CHECKPOINT_AGE_MS = 6 * 3600_000;
+/**
+ * A tombstone written after the checkpoint stays in the changelog at least delete.retention.ms
+ * (24 h on every compacted topic, core/topics.ts), so a store restarted within 20 h of its
+ * checkpoint still reads every deletion it missed; 4 h are left for a slow restart. 20 h also
+ * covers a night without snapshots, when the checkpoint does not move.
+ */
+export const DEFAULT_MAX_CHECKPOINT_AGE_MS = 20 * 3600_000;
 
 export class StateStoreError extends FluxionError {
   constructor(message: string, options: ConstructorParameters<typeof FluxionError>[1] = {}) {
