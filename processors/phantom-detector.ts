@@ -314,7 +314,7 @@ const OPEN_COUNT = '\u0001open';
 
 const productIndex = (ubicacionId: string, productoId: string): string => `${ubicacionId}\u0001${productoId}`;
 
-const isOpen = (e: DetectorEntry | null | undefined): boolean => !!e && (e.openAlertId !== null || e.state.open !== null);
+const isOpen = (e: DetectorEntry | null | undefined): boolean => !!e && (e.openAlertId !== null || !!e.state.open);
 
 function entryOf(kv: KeyValueState, key: string): DetectorEntry | undefined {
   const packed = kv.get(key);
@@ -353,7 +353,8 @@ export function save(kv: KeyValueState, key: string, prev: DetectorEntry | undef
   const delta = Number(isOpen(next)) - Number(isOpen(prev));
   if (delta !== 0) {
     open += delta;
-    kv.put(OPEN_COUNT, String(open));
+    if (open === 0) kv.delete(OPEN_COUNT);
+    else kv.put(OPEN_COUNT, String(open));
   }
   return open;
 }
