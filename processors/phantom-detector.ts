@@ -311,6 +311,8 @@ export function phantomConfigProblems(c: PhantomConfig): string[] {
  * through every write, flush and replay.
  */
 const OPEN_COUNT = '\u0001open';
+/** What the detector's state store holds (the keys above): a new value wipes stores of the old one. */
+const STORE_LAYOUT = 'phantom-1';
 
 const productIndex = (ubicacionId: string, productoId: string): string => `${ubicacionId}\u0001${productoId}`;
 
@@ -502,7 +504,7 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
     },
     state: {
       topics: [topics.state],
-      store: { topics: [topics.state], dir: deps.config.stateDir },
+      store: { topics: [topics.state], dir: deps.config.stateDir, layout: STORE_LAYOUT },
       async load(record, store) {
         const kv = storeOf(store, record.partition);
         if (!openCounts.has(record.partition)) setOpenCount(record.partition, openCountOf(kv));

@@ -50,6 +50,9 @@ import type { KeyValueState } from './runtime/state-store.ts';
 /** Header naming the snapshot an operator released (set by `fluxion quarantine release`). */
 export const RELEASE_HEADER = 'fluxion-release';
 
+/** What the differ's state store holds (see StoreMemory): a new value wipes stores of the old one. */
+const STORE_LAYOUT = 'differ-1: ubicacion/deposito/producto=packRow, ubicacion=applied JSON';
+
 /** Header of a store's state record: offset of the snapshots record that completed the applied snapshot. */
 export const APPLIED_OFFSET_HEADER = 'fluxion-applied-offset';
 
@@ -289,7 +292,7 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
     state: {
       topics: [topics.state, topics.quarantine],
       // The quarantine topic is small (a record per refused snapshot): memory, read whole.
-      store: { topics: [topics.state], dir: deps.config.stateDir },
+      store: { topics: [topics.state], dir: deps.config.stateDir, layout: STORE_LAYOUT },
       async load(record, st) {
         if (record.topic === topics.quarantine) {
           if (!record.value) {

@@ -55,6 +55,8 @@ export type Checkpoint = Record<string, string>;
 
 interface StoredCheckpoint {
   topics: string[];
+  /** What the processor stores and how (OpenStateStoreOptions.layout); absent in stores of the first layout. */
+  layout?: string;
   offsets: Checkpoint;
   at: number;
 }
@@ -90,6 +92,8 @@ export interface OpenStateStoreOptions {
   partition: number;
   /** The state topics the store holds: a checkpoint written for others is void. */
   topics: string[];
+  /** The processor's name for what it stores: a checkpoint written under another is void. */
+  layout: string;
   /** Per state topic and partition: the changelog's [low, high) offsets now. */
   bounds: Record<string, { low: string; high: string }>;
   maxCheckpointAgeMs?: number;
@@ -139,8 +143,9 @@ function lock(dir: string): boolean {
 }
 
 /** Why the stored checkpoint cannot be used, or null. */
-export function checkpointProblem(stored: StoredCheckpoint | undefined, o: Pick<OpenStateStoreOptions, 'topics' | 'bounds' | 'maxCheckpointAgeMs'>, now: number): string | null {
+export function checkpointProblem(stored: StoredCheckpoint | undefined, o: Pick<OpenStateStoreOptions, 'topics' | 'layout' | 'bounds' | 'maxCheckpointAgeMs'>, now: number): string | null {
   if (!stored) return 'no checkpoint (new store, or a rebuild that did not finish)';
+  if ((stored.layout ?? '') !== o.layout) return `store written in layout "${stored.layout ?? ''}", the processor now writes "${o.layout}"`;
   if (stored.topics.join('\n') !== o.topics.join('\n')) return `checkpoint written for other state topics (${stored.topics.join(', ')})`;
   const maxAge = o.maxCheckpointAgeMs ?? DEFAULT_MAX_CHECKPOINT_AGE_MS;
   if (now - stored.at > maxAge) return `checkpoint older than ${Math.round(maxAge / 60_000)} min: compaction may have removed tombstones it never applied`;
@@ -207,12 +212,14 @@ export function openStateStore(o: OpenStateStoreOptions): OpenedStateStore {
     },
     *entries(prefix) {
       // The first key past every key with this prefix (its last character plus one).
-      const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+      // An empty prefix is every data key: past the meta keys, which start with \u0000.
+      const start = prefix === '' ? '\u0001' : prefix;
+      const end = prefix === '' ? undefined : prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
       // The transaction's own writes under the prefix (usually none: the overlay is flushed
       // after every commit), merged into the scan in key order.
       const mine: Array<[string, string | null]> = [];
       for (const entry of overlay) if (entry[0].startsWith(prefix)) mine.push(entry);
-      const range = db.getRange({ start: prefix, end });
+      const range = db.getRange({ start, end });
       if (mine.length === 0) {
         for (const { key, value } of range) yield [key, value];
         return;
@@ -248,7 +255,7 @@ export function openStateStore(o: OpenStateStoreOptions): OpenedStateStore {
           if (v === null) db.removeSync(k);
           else db.putSync(k, v);
         }
-        if (next) db.putSync(META_CHECKPOINT, JSON.stringify({ topics: o.topics, offsets: next, at: (o.now ?? Date.now)() } satisfies StoredCheckpoint));
+        if (next) db.putSync(META_CHECKPOINT, JSON.stringify({ topics: o.topics, layout: o.layout, offsets: next, at: (o.now ?? Date.now)() } satisfies StoredCheckpoint));
       }, TransactionFlags.SYNCHRONOUS_COMMIT | TransactionFlags.NO_SYNC_FLUSH);
       overlay.clear();
       if (next) checkpoint = next;

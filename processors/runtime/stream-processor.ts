@@ -89,8 +89,10 @@ export interface StreamProcessorSpec<I = unknown> {
      * `ctx.store` and by `load`, flushed to disk after each committed transaction, and
      * read back from its checkpoint on a restart, so only the changelog's tail is loaded.
      * `dir` undefined keeps the store in memory (loaded in full, as any in-memory state).
+     * `layout` names what the processor writes into its store: change it with the stored
+     * format, and stores written in the former one are wiped and rebuilt instead of misread.
      */
-    store?: { topics: string[]; dir: string | undefined };
+    store?: { topics: string[]; dir: string | undefined; layout: string };
   };
   /**
    * The input offset to commit for a slice that ends before `next`. A processor that holds
@@ -291,7 +293,7 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
         stores.set(p, { store: memoryStateStore(p), checkpointedAt: Date.now() });
         continue;
       }
-      const { store, wiped } = openStateStore({ root: dir, name: `${name}-${groupId}`.replace(/[^A-Za-z0-9._-]/g, '_'), partition: p, topics: storedTopics, bounds: b });
+      const { store, wiped } = openStateStore({ root: dir, name: `${name}-${groupId}`.replace(/[^A-Za-z0-9._-]/g, '_'), partition: p, topics: storedTopics, layout: spec.state!.store!.layout, bounds: b });
       if (wiped) log.warn({ partition: p, path: store.path, why: wiped }, 'state store wiped: rebuilding it from the changelog');
       else log.info({ partition: p, path: store.path, checkpoint: store.checkpoint }, 'state store opened: reading the changelog from its checkpoint');
       stores.set(p, { store, checkpointedAt: Date.now() });

@@ -19,7 +19,7 @@ function root(): string {
 }
 
 const bounds = (low: string, high: string) => ({ 'x.state': { low, high } });
-const options = (r: string, extra: Partial<OpenStateStoreOptions> = {}): OpenStateStoreOptions => ({ root: r, name: 'differ-g', partition: 2, topics: ['x.state'], bounds: bounds('0', '100'), ...extra });
+const options = (r: string, extra: Partial<OpenStateStoreOptions> = {}): OpenStateStoreOptions => ({ root: r, name: 'differ-g', partition: 2, topics: ['x.state'], layout: 'test-1', bounds: bounds('0', '100'), ...extra });
 
 function openStore(o: OpenStateStoreOptions) {
   const result = openStateStore(o);
@@ -74,6 +74,8 @@ describe('state store (lmdb): checkpoint and pending writes', () => {
     store.put('T1/01/D', 'new-d');
     store.delete('T1/01/B');
     expect([...store.entries('T1/')]).toEqual([['T1/01/A', 'new-a'], ['T1/01/C', 'new-c'], ['T1/01/D', 'new-d']]);
+    // The empty prefix is every data key, the checkpoint (a meta key) left out.
+    expect([...store.entries('')].map(([k]) => k)).toEqual(['T1', 'T1/01/A', 'T1/01/C', 'T1/01/D', 'T10/01/A', 'T2/01/A']);
   });
 
   it('a rebuild interrupted before its checkpoint (flushed without one) is wiped on the next open', async () => {
@@ -91,6 +93,7 @@ describe('state store (lmdb): checkpoint and pending writes', () => {
     ['below the changelog start', { bounds: bounds('50', '100') }, /below the changelog's first offset 50/],
     ['past the changelog end (topic recreated)', { bounds: bounds('0', '10') }, /past the changelog's end 10/],
     ['for other state topics', { topics: ['y.state'], bounds: { 'y.state': { low: '0', high: '100' } } }, /other state topics/],
+    ['written in another layout', { layout: 'test-2' }, /layout "test-1", the processor now writes "test-2"/],
     ['older than the tombstone horizon', { now: () => Date.now() + 21 * 3600_000 }, /older than 1200 min/],
   ])('a checkpoint %s is not trusted: the store is wiped', async (_why, extra, message) => {
     const r = root();
@@ -105,9 +108,9 @@ describe('state store (lmdb): checkpoint and pending writes', () => {
   });
 
   it('checkpointProblem accepts a checkpoint inside the changelog, at its end included', () => {
-    const stored = { topics: ['x.state'], offsets: { 'x.state': '100' }, at: 1_000 };
-    expect(checkpointProblem(stored, { topics: ['x.state'], bounds: bounds('0', '100') }, 2_000)).toBeNull();
-    expect(checkpointProblem(stored, { topics: ['x.state'], bounds: {} }, 2_000)).toMatch(/no offset for x.state/);
+    const stored = { topics: ['x.state'], layout: 'l', offsets: { 'x.state': '100' }, at: 1_000 };
+    expect(checkpointProblem(stored, { topics: ['x.state'], layout: 'l', bounds: bounds('0', '100') }, 2_000)).toBeNull();
+    expect(checkpointProblem(stored, { topics: ['x.state'], layout: 'l', bounds: {} }, 2_000)).toMatch(/no offset for x.state/);
   });
 });
 
@@ -116,7 +119,7 @@ describe('state store under kill -9', () => {
     const r = root();
     const script = `
       import { openStateStore } from ${JSON.stringify(new URL('../../processors/runtime/state-store.ts', import.meta.url).pathname)};
-      const { store } = openStateStore({ root: ${JSON.stringify(r)}, name: 'differ-g', partition: 2, topics: ['x.state'], bounds: { 'x.state': { low: '0', high: '100' } } });
+      const { store } = openStateStore({ root: ${JSON.stringify(r)}, name: 'differ-g', partition: 2, topics: ['x.state'], layout: 'test-1', bounds: { 'x.state': { low: '0', high: '100' } } });
       store.put('T1/01/A', 'committed');
       store.flush({ 'x.state': '7' });
       store.put('T1/01/A', 'in-flight');
