@@ -31,7 +31,10 @@ COPY scripts/entrypoint.sh ./scripts/entrypoint.sh
 # `fluxion` on the PATH (`docker exec <container> fluxion doctor`): bin/fluxion.ts is
 # executable with a node shebang, and Node resolves the link to the .ts file it runs.
 RUN ln -s /app/bin/fluxion.ts /usr/local/bin/fluxion
-# Never root: the processes need no privilege (ports above 1024, no files outside /tmp).
+# The processors' state stores (FLUXION_STATE_DIR in docker-compose.yml): a named volume
+# mounted here takes this directory's owner, so the node user can write it.
+RUN mkdir -p /var/lib/fluxion/state && chown node:node /var/lib/fluxion/state
+# Never root: the processes need no privilege (ports above 1024, no files outside /tmp and the state volume).
 USER node
 # FLUXION_PREFLIGHT=true runs `fluxion doctor --skip-stores` before the command (the old
 # entrypoint pinged the VPN gateway); a failed preflight exits 1 before the job starts.

@@ -24,6 +24,7 @@
  */
 import { servicesEnv } from './lib/services-env.ts';
 import { startChild, freePort, scrape, type Child } from './lib/child.ts';
+import { procStatusKb } from './lib/proc.ts';
 import { round } from './lib/stats.ts';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -171,6 +172,24 @@ interface Pass {
   rows_per_second: number;
   cpu_seconds: number;
   peak_rss_mb: number;
+  /** Peak RssAnon (heap, buffers, native allocations) and RssFile (mapped files: a state store's pages, reclaimable), sampled every 50 ms. */
+  peak_rss_anon_mb?: number;
+  peak_rss_file_mb?: number;
+}
+
+/** Peaks of RssAnon and RssFile per process since its last `takeRssSplit` (VmHWM does not split them). */
+const rssSplit = new Map<number, { anon: number; file: number }>();
+setInterval(() => {
+  for (const [pid, peak] of rssSplit) {
+    peak.anon = Math.max(peak.anon, procStatusKb(pid, 'RssAnon'));
+    peak.file = Math.max(peak.file, procStatusKb(pid, 'RssFile'));
+  }
+}, 50).unref();
+
+function takeRssSplit(child: Child): { peak_rss_anon_mb: number; peak_rss_file_mb: number } {
+  const peak = rssSplit.get(child.pid) ?? { anon: 0, file: 0 };
+  rssSplit.set(child.pid, { anon: procStatusKb(child.pid, 'RssAnon'), file: procStatusKb(child.pid, 'RssFile') });
+  return { peak_rss_anon_mb: Math.round(peak.anon / 1024), peak_rss_file_mb: Math.round(peak.file / 1024) };
 }
 
 
@@ -188,18 +207,19 @@ async function timeFirstPass(child: Child, admin: FluxionAdmin, group: string, t
   const assigned = await child.waitLog('partitions assigned');
   const cpu0 = child.cpuSeconds();
   const t1 = await groupAtEnd(admin, group, topic, ends, child);
-  return pass(rows, assigned.at, t1, cpu0, child.cpuSeconds(), child.peakRssMb());
+  return { ...pass(rows, assigned.at, t1, cpu0, child.cpuSeconds(), child.peakRssMb()), ...takeRssSplit(child) };
 }
 
 /** A process stopped while the input was published: timed from SIGCONT. */
 async function timeResumedPass(child: Child, admin: FluxionAdmin, group: string, topic: string, rows: number): Promise<Pass> {
   const ends = await endOffsets(admin, topic);
   child.resetPeak();
+  takeRssSplit(child);
   const cpu0 = child.cpuSeconds();
   const t0 = performance.now();
   child.resume();
   const t1 = await groupAtEnd(admin, group, topic, ends, child);
-  return pass(rows, t0, t1, cpu0, child.cpuSeconds(), child.peakRssMb());
+  return { ...pass(rows, t0, t1, cpu0, child.cpuSeconds(), child.peakRssMb()), ...takeRssSplit(child) };
 }
 
 interface Restart extends Pass {
@@ -228,6 +248,7 @@ async function timeRestart(child: Child, admin: FluxionAdmin, group: string, top
     load_cpu_seconds: round(loadCpu),
     rss_after_load_mb: Math.round(rssAfterLoad),
     ...pass(rows, assigned.at, t1, cpu0, child.cpuSeconds(), child.peakRssMb()),
+    ...takeRssSplit(child),
   };
 }
 
@@ -323,6 +344,7 @@ async function measured(): Promise<void> {
   const start = (name: string, args: string[], extraNodeArgs: string[] = []) => {
     const c = startChild(name, [...extraNodeArgs, ...args], env, childLogs);
     children.push(c);
+    rssSplit.set(c.pid, { anon: 0, file: 0 });
     return c;
   };
   const ceilingChild = (topic: string, schema: TopicName, group: string) =>

@@ -8,7 +8,7 @@
  * the next run or `fluxion demo --clean`. Nothing outside that list is ever touched.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FluxionAdmin } from '../core/kafka/client.ts';
@@ -81,8 +81,14 @@ export function isRunning(scope: DemoScope, self = process.pid): boolean {
   }
 }
 
-/** Deletes a scope's topics and drops its database; says what went. */
-export async function removeScope(scope: DemoScope, admin: FluxionAdmin, server: Pool): Promise<{ topics: number; database: boolean }> {
+/** The run's processor state stores (FLUXION_STATE_DIR of its processes), removed with its topics. */
+export function scopeStateDir(workDir: string, scope: DemoScope): string {
+  return join(workDir, 'state', scope.runId.replace(/[^a-z0-9]/g, ''));
+}
+
+/** Deletes a scope's topics, its state stores and its database; says what went. */
+export async function removeScope(scope: DemoScope, admin: FluxionAdmin, server: Pool, workDir: string): Promise<{ topics: number; database: boolean }> {
+  rmSync(scopeStateDir(workDir, scope), { recursive: true, force: true });
   const topics = (await admin.listTopics()).filter((t) => t.startsWith(scope.prefix));
   if (topics.length) await admin.deleteTopics(topics);
   // scopes.json is a file anyone can edit: only a plain identifier is ever put into SQL.

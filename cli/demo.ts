@@ -42,7 +42,7 @@ import { ensureTopics } from '../ops/topics-ensure.ts';
 import { syncUbicaciones } from '../ops/ubicaciones-sync.ts';
 import { describeAbcResult, recalcAbc } from '../sinks/abc-recalc.ts';
 import { createContext, type CommandContext } from './context.ts';
-import { databaseOf, databaseUrl, isRunning, newScope, removeScope, ScopeList, type DemoScope } from './demo-scope.ts';
+import { databaseOf, databaseUrl, isRunning, newScope, removeScope, ScopeList, scopeStateDir, type DemoScope } from './demo-scope.ts';
 import { demoProblems, describeFreshness } from './demo-summary.ts';
 import type { ProgramIo } from './program-io.ts';
 // Types only: the simulators are loaded when the demo runs (only cli/, tests and bench import them).
@@ -164,7 +164,7 @@ export function registerDemoCommand(program: Command, io: ProgramIo): void {
       try {
         for (const s of earlier) {
           try {
-            const gone = await removeScope(s, admin, base.pool());
+            const gone = await removeScope(s, admin, base.pool(), workDir);
             out(`reset: removed the earlier demo run ${s.runId}: ${gone.topics} topics (prefix "${s.prefix}")${gone.database ? `, database ${s.database}` : ''}`);
           } catch (err) {
             kept.push(s);
@@ -189,7 +189,7 @@ export function registerDemoCommand(program: Command, io: ProgramIo): void {
 
       // Demo credentials, unless the environment has some: the simulators and the extractors
       // read the same variables.
-      const env: NodeJS.ProcessEnv = { ...base.env, FLUXION_TOPIC_PREFIX: scope.prefix, DATABASE_URL: databaseUrl(baseUrl, scope.database) };
+      const env: NodeJS.ProcessEnv = { ...base.env, FLUXION_TOPIC_PREFIX: scope.prefix, DATABASE_URL: databaseUrl(baseUrl, scope.database), FLUXION_STATE_DIR: scopeStateDir(workDir, scope) };
       for (const u of base.ubicaciones().filter((x) => x.activa)) {
         if (u.pos === 'klk') env[u.klk.apiKeyEnv] ??= `demo-key-${u.id}`;
         else {

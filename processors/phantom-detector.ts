@@ -25,10 +25,12 @@
  *
  * Both inputs are placed by store with the same partition count and the runtime gives one
  * member the same partition numbers of both, so partition p's products live in one
- * instance's memory. Which of the two topics is read first is not deterministic: outcomes
+ * instance's state store for p (on disk, docs/state-stores.md; its layout is described
+ * above `save`). Which of the two topics is read first is not deterministic: outcomes
  * depend on event times wherever the rules allow (their limits are documented there).
  * The state record of every product an input changed is written in the same transaction
- * as the alerts, so a restart rebuilds exactly the memory the committed offsets imply. Its
+ * as the alerts, and to the store, which the runtime writes to disk only once that
+ * transaction committed: a restart finds exactly the state the committed offsets imply. Its
  * state_json is the rules' ProductPhantomState plus one `detector` member (deposito,
  * producto_id, alerts opened, remembered lines): the bookkeeping above, without a schema change.
  */
@@ -55,6 +57,7 @@ import {
 } from './phantom-rules.ts';
 import { registeredMetric } from './runtime/metrics.ts';
 import type { ProcessorFactory } from './runtime/processor-kind.ts';
+import { memoryStateStore, type KeyValueState, type StateStore } from './runtime/state-store.ts';
 import type { Output, StreamProcessorSpec } from './runtime/stream-processor.ts';
 
 // ---- record shapes ---------------------------------------------------------------------------
@@ -221,11 +224,11 @@ export function stateJson(entry: DetectorEntry): string {
 }
 
 /**
- * One product's entry as one flat string, for the detector's memory. The detector keeps an
- * entry for every product of every store it owns (340,000 in the chain): as objects (ref,
- * state, its SnapshotRef, the ventas record) that cost well over a kilobyte each, as one JSON
- * string a few hundred bytes (bench/README.md). Only the products an input touches are
- * unpacked. Not validated on the way back: only `packEntry` writes these strings.
+ * One product's entry as one flat string: its value in the state store. The detector keeps an
+ * entry for every product of every store it owns (340,000 in the chain), as one JSON string
+ * of a few hundred bytes rather than the state record's Avro (bench/README.md). Only the
+ * products an input touches are unpacked. Not validated on the way back: only `packEntry`
+ * writes these strings.
  */
 export function packEntry(entry: DetectorEntry): string {
   const { ubicacion_id, deposito, producto_id } = entry.ref;
@@ -297,21 +300,66 @@ export function phantomConfigProblems(c: PhantomConfig): string[] {
 
 // ---- the processor -------------------------------------------------------------------------
 
-interface PartitionMemory {
-  /** Every product with state, by `phantomKey`, packed (`packEntry`). */
-  entries: Map<string, string>;
-  /**
-   * `ubicacion\0producto` -> the depositos with state: where a sales line goes. One deposito
-   * (every KLK product) is kept as a string, not a Set of one.
-   */
-  depositos: Map<string, string | string[]>;
-  /** Keys of the products with an OPEN alert. */
-  open: Set<string>;
-  /** State records still being decoded (the runtime may not wait for `load`). */
-  loading: Promise<void>;
+/*
+ * What the detector keeps in a partition's state store (processors/runtime/state-store.ts,
+ * docs/state-stores.md), all of it derived from alerts.phantom-zeros.state and written with
+ * each state record, so a store replayed from its checkpoint converges to the changelog's fold:
+ * - `ubicacion/deposito/producto` (the state record's key): the product's entry (`packEntry`).
+ * - `ubicacion\u0001producto`: the depositos with an entry, a JSON array: where a sales line goes.
+ * - OPEN_COUNT: how many entries have an open alert (the gauge, without scanning the store).
+ * Each key is kept by `save` alone, from the entry it replaces, so the three stay consistent
+ * through every write, flush and replay.
+ */
+const OPEN_COUNT = '\u0001open';
+/** What the detector's state store holds (the keys above): a new value wipes stores of the old one. */
+const STORE_LAYOUT = 'phantom-1';
+
+const productIndex = (ubicacionId: string, productoId: string): string => `${ubicacionId}\u0001${productoId}`;
+
+const isOpen = (e: DetectorEntry | null | undefined): boolean => !!e && (e.openAlertId !== null || !!e.state.open);
+
+function entryOf(kv: KeyValueState, key: string): DetectorEntry | undefined {
+  const packed = kv.get(key);
+  return packed === undefined ? undefined : unpackEntry(packed);
 }
 
-const productIndex = (ubicacionId: string, productoId: string): string => `${ubicacionId}\u0000${productoId}`;
+/** The depositos of a producto in its store that have an entry, in order. */
+export function depositosOf(kv: KeyValueState, ubicacionId: string, productoId: string): string[] {
+  const raw = kv.get(productIndex(ubicacionId, productoId));
+  return raw === undefined ? [] : (JSON.parse(raw) as string[]);
+}
+
+/** The number of entries with an open alert in this store. */
+export function openCountOf(kv: KeyValueState): number {
+  return Number(kv.get(OPEN_COUNT) ?? 0);
+}
+
+/**
+ * Replaces the entry under `key` (`prev`, as the store holds it) by `next` (null: forgets it),
+ * with the sales index and the open count. Returns the open count after the write.
+ */
+export function save(kv: KeyValueState, key: string, prev: DetectorEntry | undefined, next: DetectorEntry | null): number {
+  const ref = next?.ref ?? prev?.ref;
+  let open = openCountOf(kv);
+  if (!ref) return open;
+  if (next) kv.put(key, packEntry(next));
+  else kv.delete(key);
+  if (!prev !== !next) {
+    const idx = productIndex(ref.ubicacion_id, ref.producto_id);
+    const known = depositosOf(kv, ref.ubicacion_id, ref.producto_id);
+    const rest = known.filter((d) => d !== ref.deposito);
+    const depositos = next ? [...rest, ref.deposito].sort() : rest;
+    if (depositos.length === 0) kv.delete(idx);
+    else if (depositos.join('\u0000') !== known.join('\u0000')) kv.put(idx, JSON.stringify(depositos));
+  }
+  const delta = Number(isOpen(next)) - Number(isOpen(prev));
+  if (delta !== 0) {
+    open += delta;
+    if (open === 0) kv.delete(OPEN_COUNT);
+    else kv.put(OPEN_COUNT, String(open));
+  }
+  return open;
+}
 
 export const createPhantomSpec: ProcessorFactory = async (deps) => {
   const config: PhantomConfig = { ...deps.config.phantom };
@@ -340,60 +388,40 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
     new Gauge({ name: 'fluxion_phantom_open_alerts', help: 'products with an OPEN phantom-zero alert in the partitions this instance owns', registers: [registry] }),
   );
 
-  const partitions = new Map<number, PartitionMemory>();
+  /**
+   * Per partition, the open count of its store as last read or written: the gauge's terms. A
+   * partition appears once a load or an input touched it, and is dropped by `reset` (the
+   * runtime discards the store's unflushed writes then).
+   */
+  const openCounts = new Map<number, number>();
+  /** Stores for callers that give none (unit tests, a bench): in memory, dropped by `reset`. */
+  const ownStores = new Map<number, StateStore>();
   const misplaced = new Set<string>();
 
-  function memory(partition: number): PartitionMemory {
-    let m = partitions.get(partition);
-    if (!m) {
-      m = { entries: new Map(), depositos: new Map(), open: new Set(), loading: Promise.resolve() };
-      partitions.set(partition, m);
+  function storeOf(given: KeyValueState | undefined, partition: number): KeyValueState {
+    if (given) return given;
+    let own = ownStores.get(partition);
+    if (!own) {
+      own = memoryStateStore(partition);
+      ownStores.set(partition, own);
     }
-    return m;
+    return own;
   }
 
   function updateGauge(): void {
-    let open = 0;
-    for (const m of partitions.values()) open += m.open.size;
-    openGauge.set(open);
+    let total = 0;
+    for (const n of openCounts.values()) total += n;
+    openGauge.set(total);
   }
 
-  /** Replaces (or forgets, with null) one product in memory, keeping the index and the open set. */
-  function put(m: PartitionMemory, key: string, entry: DetectorEntry | null): void {
-    if (!entry) {
-      const old = m.entries.get(key);
-      if (old === undefined) return;
-      const ref = unpackEntry(old).ref;
-      const idx = productIndex(ref.ubicacion_id, ref.producto_id);
-      const known = m.depositos.get(idx);
-      if (known === ref.deposito) m.depositos.delete(idx);
-      else if (Array.isArray(known)) {
-        const rest = known.filter((d) => d !== ref.deposito);
-        m.depositos.set(idx, rest.length === 1 ? rest[0]! : rest);
-      }
-      m.entries.delete(key);
-      m.open.delete(key);
-      return;
-    }
-    m.entries.set(key, packEntry(entry));
-    if (entry.openAlertId !== null || entry.state.open) m.open.add(key);
-    else m.open.delete(key);
-    const idx = productIndex(entry.ref.ubicacion_id, entry.ref.producto_id);
-    const known = m.depositos.get(idx);
-    const deposito = entry.ref.deposito;
-    if (known === undefined) m.depositos.set(idx, deposito);
-    else if (typeof known === 'string') {
-      if (known !== deposito) m.depositos.set(idx, [known, deposito]);
-    } else if (!known.includes(deposito)) known.push(deposito);
+  function setOpenCount(partition: number, open: number): void {
+    if (openCounts.get(partition) === open) return;
+    openCounts.set(partition, open);
+    updateGauge();
   }
 
-  const entryOf = (m: PartitionMemory, key: string): DetectorEntry | undefined => {
-    const packed = m.entries.get(key);
-    return packed === undefined ? undefined : unpackEntry(packed);
-  };
-
-  /** Alerts and the state record of one product's step, and the step applied to memory. */
-  function outputs(m: PartitionMemory, ref: ProductRef, step: DetectorStep): Output[] {
+  /** Alerts and the state record of one product's step, and the step applied to the store. */
+  function outputs(kv: KeyValueState, partition: number, ref: ProductRef, prev: DetectorEntry | undefined, step: DetectorStep): Output[] {
     const out: Output[] = [];
     const key = phantomKey(ref);
     const ubicacionId = ref.ubicacion_id;
@@ -405,8 +433,9 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
     if (step.write) {
       const value = step.entry ? stateCodec.encode({ ubicacion_id: step.entry.ref.ubicacion_id, state_json: stateJson(step.entry), open_alert_id: step.entry.openAlertId }) : null;
       out.push({ topic: topics.state, ubicacionId, key, value });
+      // The same write as the state record's, so the store holds what the changelog will.
+      setOpenCount(partition, save(kv, key, prev, step.entry));
     }
-    put(m, key, step.entry);
     return out;
   }
 
@@ -417,21 +446,23 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
     log.warn({ ubicacion: ubicacionId, partition, expected: partitionForUbicacion(ubicacionId, deps.partitions), partitions: deps.partitions }, 'input record of a store on a partition that is not the store\'s');
   }
 
-  async function loadRecord(m: PartitionMemory, record: { key: Buffer | null; value: Buffer | null; partition: number; offset: string }): Promise<void> {
+  async function loadRecord(kv: KeyValueState, record: { key: Buffer | null; value: Buffer | null; partition: number; offset: string }): Promise<void> {
     const key = record.key?.toString('utf8') ?? '';
-    if (!record.value) {
-      put(m, key, null);
-      return;
+    let next: DetectorEntry | null = null;
+    if (record.value) {
+      try {
+        next = entryFromState(await stateCodec.decode(record.value));
+      } catch (err) {
+        // Anything else (registry unreachable) fails the load, so the processor restarts and reads again.
+        if (!(err instanceof ValidationError)) throw err;
+        // Bad bytes never become readable: dropping one product's state only loses its history,
+        // while refusing it would stop every store of the partition.
+        log.error({ err, key, partition: record.partition, offset: record.offset }, 'phantom state record unreadable: the product starts again without state');
+      }
     }
-    try {
-      put(m, key, entryFromState(await stateCodec.decode(record.value)));
-    } catch (err) {
-      // Anything else (registry unreachable) fails the load, so the processor restarts and reads again.
-      if (!(err instanceof ValidationError)) throw err;
-      // Bad bytes never become readable: dropping one product's state only loses its history,
-      // while refusing it would stop every store of the partition.
-      log.error({ err, key, partition: record.partition, offset: record.offset }, 'phantom state record unreadable: the product starts again without state');
-    }
+    // A record is the key's whole value: applied again onto a store that already holds it
+    // (a restart replays from the checkpoint) it changes nothing.
+    setOpenCount(record.partition, save(kv, key, entryOf(kv, key), next));
   }
 
   const spec: StreamProcessorSpec<PhantomInput> = {
@@ -451,41 +482,38 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
       throw new ValidationError(`record of ${record.topic}, which is not an input of the phantom detector`, { context: { topic: record.topic } });
     },
     async process(input, ctx) {
-      const m = memory(ctx.partition);
-      await m.loading;
+      const kv = storeOf(ctx.store, ctx.partition);
+      if (!openCounts.has(ctx.partition)) setOpenCount(ctx.partition, openCountOf(kv));
       const out: Output[] = [];
       if (input.kind === 'change') {
         const c = input.change;
         checkPlacement(c.ubicacion_id, ctx.partition);
         const ref = { ubicacion_id: c.ubicacion_id, deposito: c.deposito, producto_id: c.producto_id };
-        out.push(...outputs(m, ref, stepChange(ref, entryOf(m, phantomKey(ref)), c, config)));
+        const prev = entryOf(kv, phantomKey(ref));
+        out.push(...outputs(kv, ctx.partition, ref, prev, stepChange(ref, prev, c, config)));
       } else {
         const l = input.venta.linea;
         checkPlacement(l.ubicacion_id, ctx.partition);
-        const known = m.depositos.get(productIndex(l.ubicacion_id, l.producto_id));
-        const depositos = known === undefined ? [] : typeof known === 'string' ? [known] : [...known].sort();
-        for (const deposito of depositos) {
+        for (const deposito of depositosOf(kv, l.ubicacion_id, l.producto_id)) {
           const ref = { ubicacion_id: l.ubicacion_id, deposito, producto_id: l.producto_id };
-          const step = stepSale(entryOf(m, phantomKey(ref))!, input.venta, config);
-          if (step.write) out.push(...outputs(m, ref, step));
+          const prev = entryOf(kv, phantomKey(ref))!;
+          out.push(...outputs(kv, ctx.partition, ref, prev, stepSale(prev, input.venta, config)));
         }
       }
-      updateGauge();
       return out;
     },
     state: {
       topics: [topics.state],
-      load(record) {
-        const m = memory(record.partition);
-        // Records apply in offset order even when the runtime does not wait for each one.
-        const done = m.loading.then(() => loadRecord(m, record));
-        // A failure reaches the runtime through `done`; process() must not take it for a bad input.
-        m.loading = done.then(updateGauge, () => undefined);
-        return done;
+      store: { topics: [topics.state], dir: deps.config.stateDir, layout: STORE_LAYOUT },
+      async load(record, store) {
+        const kv = storeOf(store, record.partition);
+        if (!openCounts.has(record.partition)) setOpenCount(record.partition, openCountOf(kv));
+        await loadRecord(kv, record);
       },
       reset(partition) {
-        // Loads still pending for the old memory finish into it and are dropped with it.
-        partitions.delete(partition);
+        // The runtime discards the store's unflushed writes: the count is read again from it.
+        ownStores.delete(partition);
+        openCounts.delete(partition);
         updateGauge();
       },
     },

@@ -48,6 +48,15 @@ export interface PackedSnapshot extends Omit<Snapshot, 'rows'> {
  */
 export type StoreState = Map<string, PackedRow>;
 
+/**
+ * What the diff reads of a store's rows: a Map, or a view of the processor's state store
+ * (snapshot-differ.ts), whose rows live on disk. Read in one pass of `entries()`, a cursor
+ * over the disk, never one random read per row.
+ */
+export interface StoreRows {
+  entries(): Iterable<[string, PackedRow]>;
+}
+
 /** `packRow`'s output: JSON of [positive, ...content fields, actualizado_en ms]. */
 export type PackedRow = string;
 
@@ -254,9 +263,14 @@ export interface QuarantineRule {
 export const DEFAULT_QUARANTINE: QuarantineRule = { maxZeroedShare: 0.3 };
 
 /** Why this snapshot must not be applied, or null. */
-export function quarantineReason(state: StoreState, snapshot: PackedSnapshot, rule: QuarantineRule = DEFAULT_QUARANTINE): string | null {
-  if (snapshot.rows.length === 0) return `empty snapshot (the store had ${state.size} products)`;
-  const positiveBefore = [...state.entries()].filter(([, row]) => wasPositive(row));
+export function quarantineReason(state: StoreRows, snapshot: PackedSnapshot, rule: QuarantineRule = DEFAULT_QUARANTINE): string | null {
+  if (snapshot.rows.length === 0) {
+    let size = 0;
+    for (const _ of state.entries()) size++;
+    return `empty snapshot (the store had ${size} products)`;
+  }
+  const positiveBefore: Array<[string, PackedRow]> = [];
+  for (const entry of state.entries()) if (wasPositive(entry[1])) positiveBefore.push(entry);
   if (positiveBefore.length === 0) return null;
   const now = new Map(snapshot.keys.map((key, i) => [key, snapshot.rows[i]!]));
   let zeroed = 0;
@@ -279,28 +293,32 @@ export interface StateUpdate {
 
 /**
  * The changes that turn `state` into `snapshot`, in key order; nothing for unchanged rows.
- * Only changed rows are unpacked (their `after`, and `before` for u and d).
+ * "Changed?" is decided on the canonical encodings' bytes (`sameContent`): only changed rows
+ * are unpacked (their `after`, and `before` for u and d). The state is read in one pass.
  */
-export function diffSnapshot(state: StoreState, snapshot: PackedSnapshot): { changes: Change[]; updates: Map<string, StateUpdate | null> } {
+export function diffSnapshot(state: StoreRows, snapshot: PackedSnapshot): { changes: Change[]; updates: Map<string, StateUpdate | null> } {
   const changes: Change[] = [];
   const updates = new Map<string, StateUpdate | null>();
   const base = { ubicacion_id: snapshot.ubicacion_id, snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at, source: snapshot.source };
-  const seen = new Set<string>();
+  const keys = new Set(snapshot.keys);
+  const befores = new Map<string, PackedRow>();
+  for (const [key, before] of state.entries()) {
+    if (keys.has(key)) {
+      befores.set(key, before);
+      continue;
+    }
+    const row = unpackRow(before);
+    changes.push({ ...base, op: 'd', deposito: row.deposito, producto_id: row.producto_id, before: row, after: null });
+    updates.set(key, null);
+  }
   for (let i = 0; i < snapshot.rows.length; i++) {
     const key = snapshot.keys[i]!;
     const now = snapshot.rows[i]!;
-    seen.add(key);
-    const before = state.get(key);
+    const before = befores.get(key);
     if (before !== undefined && sameContent(before, now)) continue;
     const row = unpackRow(now);
     changes.push({ ...base, op: before !== undefined ? 'u' : 'c', deposito: row.deposito, producto_id: row.producto_id, before: before === undefined ? null : unpackRow(before), after: row });
     updates.set(key, { row, packed: now });
-  }
-  for (const [key, row] of state) {
-    if (seen.has(key)) continue;
-    const before = unpackRow(row);
-    changes.push({ ...base, op: 'd', deposito: before.deposito, producto_id: before.producto_id, before, after: null });
-    updates.set(key, null);
   }
   changes.sort((a, b) => (rowKey(a.deposito, a.producto_id) < rowKey(b.deposito, b.producto_id) ? -1 : 1));
   return { changes, updates };

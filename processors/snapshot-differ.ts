@@ -43,11 +43,15 @@ import {
   type AppliedSnapshot,
   type PackedSnapshot,
   type SnapshotChunk,
-  type StoreState,
+  type StoreRows,
 } from './snapshot-diff.ts';
+import type { KeyValueState } from './runtime/state-store.ts';
 
 /** Header naming the snapshot an operator released (set by `fluxion quarantine release`). */
 export const RELEASE_HEADER = 'fluxion-release';
+
+/** What the differ's state store holds (see StoreMemory): a new value wipes stores of the old one. */
+const STORE_LAYOUT = 'differ-1: ubicacion/deposito/producto=packRow, ubicacion=applied JSON';
 
 /** Header of a store's state record: offset of the snapshots record that completed the applied snapshot. */
 export const APPLIED_OFFSET_HEADER = 'fluxion-applied-offset';
@@ -61,10 +65,14 @@ interface StateRecord {
   taken_at: Date;
 }
 
+/**
+ * What the differ holds in memory per store: only the snapshots being assembled. Its rows and
+ * its applied snapshot live in the partition's state store (processors/runtime/state-store.ts),
+ * under the state topic's keys: `ubicacion/deposito/producto` -> the packed row,
+ * `ubicacion` -> the applied snapshot (JSON of StoredApplied).
+ */
 interface StoreMemory {
   partition: number;
-  rows: StoreState;
-  applied?: AppliedSnapshot;
   assembler: SnapshotAssembler;
   /** Assembles released snapshots apart, so a release never disturbs a normal snapshot in flight. */
   releases: SnapshotAssembler;
@@ -110,7 +118,7 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
   function store(ubicacionId: string, partition: number): StoreMemory {
     let s = stores.get(ubicacionId);
     if (!s) {
-      s = { partition, rows: new Map(), assembler: new SnapshotAssembler(), releases: new SnapshotAssembler(), pendingFrom: new Map() };
+      s = { partition, assembler: new SnapshotAssembler(), releases: new SnapshotAssembler(), pendingFrom: new Map() };
       stores.set(ubicacionId, s);
     }
     return s;
@@ -129,20 +137,20 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
   }
 
   /** Applies a complete snapshot: its changes, the state records and the store's watermark. */
-  function apply(s: StoreMemory, snapshot: PackedSnapshot, ctx: ProcessorContext): Output[] {
-    const { changes, updates } = diffSnapshot(s.rows, snapshot);
-    const out: Output[] = [];
+  function apply(kv: KeyValueState, snapshot: PackedSnapshot, ctx: ProcessorContext): Output[] {
     const ubicacion = snapshot.ubicacion_id;
+    const { changes, updates } = diffSnapshot(rowsOf(kv, ubicacion), snapshot);
+    const out: Output[] = [];
     for (const c of changes) {
       out.push({ topic: topics.changes, ubicacionId: ubicacion, key: `${ubicacion}/${c.deposito}/${c.producto_id}`, value: changeCodec.encode(c) });
       changesCounter.inc({ op: c.op });
     }
     for (const [key, entry] of updates) {
-      if (entry) s.rows.set(key, entry.packed);
-      else s.rows.delete(key);
+      if (entry) kv.put(`${ubicacion}/${key}`, entry.packed);
+      else kv.delete(`${ubicacion}/${key}`);
       out.push(stateOutput(ubicacion, `${ubicacion}/${key}`, entry ? { ubicacion_id: ubicacion, row: entry.row, fingerprint: rowFingerprint(entry.row), snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at } : null));
     }
-    s.applied = { snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at.getTime(), offset: BigInt(ctx.offset) };
+    setApplied(kv, ubicacion, { snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at.getTime(), offset: BigInt(ctx.offset) });
     out.push(stateOutput(ubicacion, ubicacion, { ubicacion_id: ubicacion, row: null, fingerprint: '', snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at }, { [APPLIED_OFFSET_HEADER]: ctx.offset }));
     // Quarantined snapshots older than this one can no longer be released.
     for (const q of quarantines.values()) {
@@ -158,9 +166,10 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
     return out;
   }
 
-  function onComplete(s: StoreMemory, snapshot: PackedSnapshot, chunkCount: number, release: DifferInput['release'], ctx: ProcessorContext, firstOffset: bigint): Output[] {
+  function onComplete(kv: KeyValueState, snapshot: PackedSnapshot, chunkCount: number, release: DifferInput['release'], ctx: ProcessorContext, firstOffset: bigint): Output[] {
     const where = { ubicacion: snapshot.ubicacion_id, snapshot: snapshot.snapshot_id, partition: ctx.partition, offset: ctx.offset };
-    const newer = !s.applied || snapshot.taken_at.getTime() > s.applied.taken_at;
+    const applied = appliedOf(kv, snapshot.ubicacion_id);
+    const newer = !applied || snapshot.taken_at.getTime() > applied.taken_at;
     const known = quarantines.get(snapshot.snapshot_id);
     const record = (status: QuarantineRecord['status'], reason: string, updatedAt: Date): QuarantineRecord => ({
       snapshot_id: snapshot.snapshot_id,
@@ -182,24 +191,24 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
         return [];
       }
       if (!newer) {
-        const next: QuarantineRecord = { ...stripOwned(known), status: 'SUPERSEDED', updated_at: snapshot.taken_at, note: `not applied: snapshot ${s.applied!.snapshot_id} of the store is newer` };
+        const next: QuarantineRecord = { ...stripOwned(known), status: 'SUPERSEDED', updated_at: snapshot.taken_at, note: `not applied: snapshot ${applied!.snapshot_id} of the store is newer` };
         rememberQuarantine(next, ctx.partition);
         snapshotsCounter.inc({ outcome: 'superseded' });
         log.warn(where, 'released snapshot is older than the last applied one: superseded, not applied');
         return [quarantineOutput(next)];
       }
-      const out = apply(s, snapshot, ctx);
+      const out = apply(kv, snapshot, ctx);
       const released: QuarantineRecord = { ...stripOwned(known), status: 'RELEASED', updated_at: release.at ?? snapshot.taken_at, note: release.note ?? known.note };
       rememberQuarantine(released, ctx.partition);
       snapshotsCounter.inc({ outcome: 'released' });
       log.warn(where, 'quarantined snapshot released by an operator and applied');
       return [...out, quarantineOutput(released)];
     }
-    const verdict = judgeSnapshot({ snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at.getTime(), offset: BigInt(ctx.offset) }, s.applied, known !== undefined);
+    const verdict = judgeSnapshot({ snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at.getTime(), offset: BigInt(ctx.offset) }, applied, known !== undefined);
     if (verdict.kind === 'reread') {
       // Read again after a restart (offsets held back for a snapshot in flight), or a late duplicate.
       snapshotsCounter.inc({ outcome: 'skipped' });
-      logReread(verdict.why, { ...where, status: known?.status, applied: s.applied?.snapshot_id });
+      logReread(verdict.why, { ...where, status: known?.status, applied: applied?.snapshot_id });
       return [];
     }
     if (verdict.kind === 'stale') {
@@ -213,7 +222,7 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
       );
       return [quarantineOutput(q)];
     }
-    const reason = quarantineReason(s.rows, snapshot, rule);
+    const reason = quarantineReason(rowsOf(kv, snapshot.ubicacion_id), snapshot, rule);
     if (reason) {
       const q = record('QUARANTINED', reason, snapshot.taken_at);
       rememberQuarantine(q, ctx.partition);
@@ -222,7 +231,7 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
       return [quarantineOutput(q)];
     }
     snapshotsCounter.inc({ outcome: 'applied' });
-    return apply(s, snapshot, ctx);
+    return apply(kv, snapshot, ctx);
   }
 
   const spec: StreamProcessorSpec<DifferInput> = {
@@ -238,15 +247,17 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
       return { chunk, release: { snapshotId: released, note: record.headers[`${RELEASE_HEADER}-note`] ?? null, at: at && !Number.isNaN(Date.parse(at)) ? new Date(at) : null } };
     },
     async process({ chunk, release }, ctx) {
+      const kv = storeOf(ctx.store, ctx.partition);
       const s = store(chunk.ubicacion_id, ctx.partition);
       const assembler = release ? s.releases : s.assembler;
       const pendingKey = release ? 'release' : 'normal';
       if (!release && !s.assembler.pendingSnapshot()) {
         // A chunk of a snapshot decided before (read again after a restart): nothing to
         // assemble. A stale one's chunks are assembled, so that it is recorded once whole.
-        const verdict = judgeSnapshot({ snapshot_id: chunk.snapshot_id, taken_at: chunk.taken_at.getTime(), offset: BigInt(ctx.offset) }, s.applied, quarantines.has(chunk.snapshot_id));
+        const applied = appliedOf(kv, chunk.ubicacion_id);
+        const verdict = judgeSnapshot({ snapshot_id: chunk.snapshot_id, taken_at: chunk.taken_at.getTime(), offset: BigInt(ctx.offset) }, applied, quarantines.has(chunk.snapshot_id));
         if (verdict.kind === 'reread') {
-          if (chunk.chunk_index === chunk.chunk_count - 1) logReread(verdict.why, { ubicacion: chunk.ubicacion_id, snapshot: chunk.snapshot_id, partition: ctx.partition, offset: ctx.offset, applied: s.applied?.snapshot_id });
+          if (chunk.chunk_index === chunk.chunk_count - 1) logReread(verdict.why, { ubicacion: chunk.ubicacion_id, snapshot: chunk.snapshot_id, partition: ctx.partition, offset: ctx.offset, applied: applied?.snapshot_id });
           return [];
         }
       }
@@ -266,7 +277,7 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
           continue;
         }
         const firstOffset = held?.snapshot === r.snapshot.snapshot_id ? held.from : BigInt(ctx.offset);
-        out.push(...onComplete(s, r.snapshot, r.chunk_count, release, ctx, firstOffset));
+        out.push(...onComplete(kv, r.snapshot, r.chunk_count, release, ctx, firstOffset));
       }
       return out;
     },
@@ -280,7 +291,9 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
     },
     state: {
       topics: [topics.state, topics.quarantine],
-      async load(record) {
+      // The quarantine topic is small (a record per refused snapshot): memory, read whole.
+      store: { topics: [topics.state], dir: deps.config.stateDir, layout: STORE_LAYOUT },
+      async load(record, st) {
         if (record.topic === topics.quarantine) {
           if (!record.value) {
             quarantines.delete(record.key?.toString() ?? '');
@@ -289,19 +302,17 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
           rememberQuarantine(await quarantineCodec.decode(record.value), record.partition);
           return;
         }
-        const key = record.key?.toString() ?? '';
+        const kv = storeOf(st, record.partition);
         if (!record.value) {
-          // A tombstone: the product vanished. Its key is ubicacion/deposito/producto.
-          const slash = key.indexOf('/');
-          stores.get(key.slice(0, slash))?.rows.delete(key.slice(slash + 1));
+          // A tombstone: the product vanished. Its key is ubicacion/deposito/producto, the store's.
+          kv.delete(record.key?.toString() ?? '');
           return;
         }
         const v = await stateCodec.decode(record.value);
-        const s = store(v.ubicacion_id, record.partition);
-        if (v.row === null) s.applied = { snapshot_id: v.snapshot_id, taken_at: v.taken_at.getTime(), offset: appliedOffset(record.headers[APPLIED_OFFSET_HEADER]) };
-        // Memory keeps the row only: the record's fingerprint, snapshot_id and taken_at are
+        if (v.row === null) setApplied(kv, v.ubicacion_id, { snapshot_id: v.snapshot_id, taken_at: v.taken_at.getTime(), offset: appliedOffset(record.headers[APPLIED_OFFSET_HEADER]) });
+        // The store keeps the row only: the record's fingerprint, snapshot_id and taken_at are
         // written again, with the snapshot's, when the row next changes.
-        else s.rows.set(rowKey(v.row.deposito, v.row.producto_id), packRow(v.row));
+        else kv.put(`${v.ubicacion_id}/${rowKey(v.row.deposito, v.row.producto_id)}`, packRow(v.row));
       },
       reset(partition) {
         for (const [id, s] of stores) if (s.partition === partition) stores.delete(id);
@@ -311,6 +322,40 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
   };
   return spec;
 };
+
+/** The runtime gives the differ a store per partition (spec.state.store): its absence is a wiring bug. */
+function storeOf(store: KeyValueState | undefined, partition: number): KeyValueState {
+  if (!store) throw new Error(`differ: no state store for partition ${partition}`);
+  return store;
+}
+
+/** A store's applied snapshot as the state store holds it (under the key `ubicacion`). */
+interface StoredApplied {
+  snapshot_id: string;
+  taken_at: number;
+  offset?: string;
+}
+
+function appliedOf(kv: KeyValueState, ubicacion: string): AppliedSnapshot | undefined {
+  const raw = kv.get(ubicacion);
+  if (raw === undefined) return undefined;
+  const a = JSON.parse(raw) as StoredApplied;
+  return { snapshot_id: a.snapshot_id, taken_at: a.taken_at, offset: a.offset === undefined ? undefined : BigInt(a.offset) };
+}
+
+function setApplied(kv: KeyValueState, ubicacion: string, a: AppliedSnapshot): void {
+  kv.put(ubicacion, JSON.stringify({ snapshot_id: a.snapshot_id, taken_at: a.taken_at, ...(a.offset === undefined ? {} : { offset: a.offset.toString() }) } satisfies StoredApplied));
+}
+
+/** A store's rows in the state store, keyed as the diff keys them (`deposito/producto`). */
+function rowsOf(kv: KeyValueState, ubicacion: string): StoreRows {
+  const prefix = `${ubicacion}/`;
+  return {
+    *entries() {
+      for (const [k, v] of kv.entries(prefix)) yield [k.slice(prefix.length), v];
+    },
+  };
+}
 
 function stripOwned(q: QuarantineRecord & { partitionOwned?: number }): QuarantineRecord {
   const { partitionOwned: _p, ...rest } = q;

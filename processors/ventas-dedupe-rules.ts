@@ -2,7 +2,8 @@
  * The ventas dedupe's domain logic, pure. Every hourly read re-publishes the whole day, so a
  * line (ubicacion_id, numero_factura, linea) arrives many times: emitted once when first
  * seen (c), again only when its content changed (u: voided, corrected), dropped otherwise.
- * State per line lives in a compacted topic and expires after a retention window.
+ * State per line lives in a compacted topic (cached in a state store) and expires after a
+ * retention window.
  */
 import { hash } from 'node:crypto';
 import type { VentaLinea } from '../core/records.ts';
@@ -119,11 +120,37 @@ export function crossesHour(before: number, after: number): boolean {
  * Keys of the lines to forget (tombstone) at `streamTime`, sorted: memory rebuilt from a
  * compacted topic holds them in another order, and a restarted run must write the same.
  */
-export function expiredKeys(lines: ReadonlyMap<string, DedupeEntry>, streamTime: number, retentionDays: number): string[] {
+export function expiredKeys(lines: Iterable<readonly [string, DedupeEntry]>, streamTime: number, retentionDays: number): string[] {
   const now = new Date(streamTime);
   const out: string[] = [];
   for (const [key, entry] of lines) if (isExpired(entry, now, retentionDays)) out.push(key);
   return out.sort();
+}
+
+/**
+ * A DedupeEntry as the state store holds it: `fingerprint first_seen_at last_seen_at`, the
+ * instants in base 36 (about 45 bytes; the fingerprint is base64url, so never a space).
+ */
+export function encodeEntry(e: DedupeEntry): string {
+  return `${e.fingerprint} ${e.first_seen_at.toString(36)} ${e.last_seen_at.toString(36)}`;
+}
+
+/** The entry `encodeEntry` wrote, or null when `text` is not one. */
+export function decodeEntry(text: string): DedupeEntry | null {
+  const parts = text.split(' ');
+  if (parts.length !== 3 || parts[0] === '') return null;
+  const [fingerprint, first, last] = parts as [string, string, string];
+  if (/\s/.test(fingerprint)) return null;
+  const first_seen_at = instant36(first);
+  const last_seen_at = instant36(last);
+  if (first_seen_at === null || last_seen_at === null) return null;
+  return { fingerprint, first_seen_at, last_seen_at };
+}
+
+function instant36(text: string): number | null {
+  if (!/^-?[0-9a-z]+$/.test(text)) return null;
+  const n = parseInt(text, 36);
+  return Number.isSafeInteger(n) ? n : null;
 }
 
 /** The store of a ventaKey (store ids never hold a "/"). */

@@ -44,6 +44,7 @@ export const ENV_VARS: EnvVarSpec[] = [
   { name: 'SENTRY_ENVIRONMENT', description: 'environment name reported to Sentry', default: 'the value of ETL_ENVIRONMENT' },
   { name: 'FLUXION_SESSION_TIMEOUT_MS', description: 'consumer-group session of the processors: how long a dead instance holds its stores before another takes over', default: '30000' },
   { name: 'FLUXION_PROCESSOR_MAX_BATCH', description: 'input records per processor transaction', default: '500' },
+  { name: 'FLUXION_STATE_DIR', description: "processors' local state stores (one directory per processor, group and partition; docs/state-stores.md): a cache of the state topics that makes a restart read only their tail. Safe to delete while the processor is stopped", default: '.cache/state' },
   { name: 'FLUXION_QUARANTINE_MAX_ZEROED_SHARE', description: "differ: a snapshot in which more than this share of the store's products with stock drop to 0 or vanish is quarantined", default: '0.3' },
   { name: 'FLUXION_DEDUPE_RETENTION_DAYS', description: 'dedupe: days a sales line is remembered after its last read (then tombstoned)', default: '7' },
   { name: 'FLUXION_PHANTOM_FLIP_FLOP_RECOVERY', description: 'phantom FLIP_FLOP: share of the pre-zero quantity the stock must come back to', default: '0.8' },
@@ -122,6 +123,7 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   FLUXION_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(300_000).default(30_000),
   FLUXION_PROCESSOR_MAX_BATCH: z.coerce.number().int().min(1).max(100_000).default(500),
+  FLUXION_STATE_DIR: z.string().trim().min(1).default('.cache/state'),
   FLUXION_QUARANTINE_MAX_ZEROED_SHARE: share.default(0.3),
   FLUXION_DEDUPE_RETENTION_DAYS: z.coerce.number().gt(0, 'must be a number of days above 0').max(3650).default(7),
   FLUXION_PHANTOM_FLIP_FLOP_RECOVERY: share.default(0.8),
@@ -174,6 +176,8 @@ export interface FluxionConfig {
   processors: {
     sessionTimeoutMs: number;
     maxBatch: number;
+    /** FLUXION_STATE_DIR: root of the processors' state stores (processors/runtime/state-store.ts). */
+    stateDir: string;
     quarantineMaxZeroedShare: number;
     dedupeRetentionDays: number;
     /** The shape of processors/phantom-rules.ts PhantomConfig (core does not import components). */
@@ -266,6 +270,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FluxionConfig 
     processors: {
       sessionTimeoutMs: e.FLUXION_SESSION_TIMEOUT_MS,
       maxBatch: e.FLUXION_PROCESSOR_MAX_BATCH,
+      stateDir: e.FLUXION_STATE_DIR,
       quarantineMaxZeroedShare: e.FLUXION_QUARANTINE_MAX_ZEROED_SHARE,
       dedupeRetentionDays: e.FLUXION_DEDUPE_RETENTION_DAYS,
       phantom: {

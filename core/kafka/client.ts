@@ -631,10 +631,15 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
       await admin.connect().catch((err: unknown) => {
         throw translate(err, brokers, options.sasl, 'connect the admin client');
       });
-      // kafkajs cannot assign partitions by hand: a throwaway group that never commits
-      // (start offsets, when given, are set on it before it has members).
+      // kafkajs cannot assign partitions by hand: a throwaway group that never commits.
+      // Start offsets are seeks once the reader has joined, not admin.setOffsets: kafkajs
+      // implements that with a member of its own in the group, which stays until its session
+      // expires, and the reader joining behind it had its heartbeats refused as an unknown
+      // member again and again (a restarted processor never finished its state load).
       const groupId = `fluxion-read-${topic}-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
       const remaining = new Map<number, bigint>();
+      /** Per partition, the next offset to deliver: below it a record is skipped (read before a seek took effect, or again after one). */
+      const next = new Map<number, bigint>();
       try {
         const offsets = await admin.fetchTopicOffsets(topic);
         // The end to reach per partition: the high watermark (callers fence their producers
@@ -646,9 +651,7 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
           const wanted = readOptions.toOffsets?.[p];
           const end = wanted !== undefined && BigInt(wanted) < BigInt(o.high) ? BigInt(wanted) : BigInt(o.high);
           if (end > start) remaining.set(p, end);
-        }
-        if (remaining.size > 0 && readOptions.fromOffsets) {
-          await admin.setOffsets({ groupId, topic, partitions: Object.entries(readOptions.fromOffsets).map(([p, offset]) => ({ partition: Number(p), offset })) });
+          next.set(p, start);
         }
       } finally {
         await admin.disconnect();
@@ -682,6 +685,9 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
                   return;
                 }
                 for (const m of batch.messages) {
+                  const offset = BigInt(m.offset);
+                  if (offset < next.get(batch.partition)!) continue;
+                  next.set(batch.partition, offset + 1n);
                   count++;
                   const verdict = await onRecord({ topic, partition: batch.partition, offset: m.offset, key: m.key, value: m.value, headers: toHeaders(m.headers), timestamp: m.timestamp });
                   if (verdict === 'stop') {
@@ -701,6 +707,12 @@ export function createKafkaClient(options: KafkaClientOptions): KafkaClient {
                   reject(err);
                 }
               },
+            })
+            .then(() => {
+              // run() resolves once the reader has joined and owns every partition.
+              for (const [partition, offset] of Object.entries(readOptions.fromOffsets ?? {})) {
+                if (remaining.has(Number(partition))) reader.seek({ topic, partition: Number(partition), offset });
+              }
             })
             .catch(reject);
         });

@@ -39,6 +39,7 @@ import { errorMessage, FluxionError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import { dlqTopic } from '../../core/topics.ts';
 import { defaultRuntimeMetrics, type RuntimeMetrics } from './metrics.ts';
+import { memoryStateStore, openStateStore, type Checkpoint, type KeyValueState, type StateStore } from './state-store.ts';
 
 export type { ConsumedRecord };
 
@@ -49,6 +50,8 @@ export interface ProcessorContext {
   key: Buffer | null;
   headers: Record<string, string>;
   timestamp: string;
+  /** The partition's state store, when the spec's state declares one (`state.store`). */
+  store?: KeyValueState;
 }
 
 export interface Output {
@@ -77,8 +80,19 @@ export interface StreamProcessorSpec<I = unknown> {
    */
   state?: {
     topics: string[];
-    load(record: ConsumedRecord): void | Promise<void>;
+    /** `store` is the record's partition's state store, when `store` below is declared. */
+    load(record: ConsumedRecord, store?: KeyValueState): void | Promise<void>;
     reset(partition: number): void;
+    /**
+     * A state store per input partition (processors/runtime/state-store.ts) for the state
+     * topics `topics` (a subset of the state topics): written by `process` through
+     * `ctx.store` and by `load`, flushed to disk after each committed transaction, and
+     * read back from its checkpoint on a restart, so only the changelog's tail is loaded.
+     * `dir` undefined keeps the store in memory (loaded in full, as any in-memory state).
+     * `layout` names what the processor writes into its store: change it with the stored
+     * format, and stores written in the former one are wiped and rebuilt instead of misread.
+     */
+    store?: { topics: string[]; dir: string | undefined; layout: string };
   };
   /**
    * The input offset to commit for a slice that ends before `next`. A processor that holds
@@ -106,6 +120,8 @@ export interface StreamProcessorOptions {
   maxBytes?: number;
   /** Failed transactions in a row on one partition before the processor gives up (default 10). */
   maxConsecutiveFailures?: number;
+  /** How often a state store's checkpoint is advanced while processing (default 10 s). */
+  checkpointIntervalMs?: number;
 }
 
 export interface StreamProcessor {
@@ -124,6 +140,9 @@ export class StreamProcessorError extends FluxionError {
 /** Waits between failed transactions of one partition (its own failures, not Kafka's: those restart the consumer). */
 const PARTITION_RETRY: RetryPolicy = { retries: Number.POSITIVE_INFINITY, initialDelayMs: 200, maxDelayMs: 5_000, factor: 2 };
 
+/** Records a store rebuild holds in memory before writing them to disk. */
+const LOAD_FLUSH_EVERY = 10_000;
+
 /** Thrown inside a transaction to abort it because the batch is no longer ours to process. */
 class BatchAbandoned extends Error {}
 
@@ -140,6 +159,9 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
   if (spec.inputTopics.length === 0) throw new StreamProcessorError(`processor ${spec.name} has no input topics`);
   if (!options.groupId) throw new StreamProcessorError(`processor ${spec.name} needs a group id`);
   if (spec.state && spec.state.topics.length === 0) throw new StreamProcessorError(`processor ${spec.name} has state but no state topic`);
+  const storedTopics = spec.state?.store?.topics ?? [];
+  for (const t of storedTopics) if (!spec.state!.topics.includes(t)) throw new StreamProcessorError(`processor ${spec.name}: stored topic ${t} is not one of its state topics`);
+  const checkpointEvery = options.checkpointIntervalMs ?? 10_000;
   const maxBatch = options.maxBatch ?? 500;
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new StreamProcessorError(`maxBatch must be a positive integer, got ${maxBatch}`);
   const maxFailures = options.maxConsecutiveFailures ?? 10;
@@ -154,6 +176,10 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
   const revoked = new Set<string>();
   /** Partitions whose state was loaded from the state topic. */
   const stateLoaded = new Set<number>();
+  /** Open state stores by partition, and when each last advanced its checkpoint. */
+  const stores = new Map<number, { store: StateStore; checkpointedAt: number }>();
+  /** Stores being closed: a partition's store is opened again only once its close is done. */
+  const closing = new Map<number, Promise<void>>();
   let owned = new Map<string, number[]>();
   let stopping = false;
 
@@ -200,16 +226,127 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
     for (const p of wanted) for (const topic of spec.inputTopics) if ((owned.get(topic) ?? []).includes(p)) await partitionProducer(topic, p);
     const started = Date.now();
     try {
+      const ends = storedTopics.length > 0 ? await openStores(wanted) : {};
       for (const topic of spec.state.topics) {
-        const records = await kafka.readToEnd(topic, wanted, (r) => spec.state!.load(r), { heartbeat: () => control.heartbeat() });
-        log.info({ topic, partitions: wanted, records, ms: Date.now() - started }, 'state loaded');
+        const stored = storedTopics.includes(topic);
+        const fromOffsets: Record<number, bigint> = {};
+        if (stored) for (const p of wanted) {
+          const at = stores.get(p)!.store.checkpoint[topic];
+          if (at !== undefined) fromOffsets[p] = BigInt(at);
+        }
+        let applied = 0;
+        // A store with a checkpoint reads the changelog from there: the tail only.
+        const records = await kafka.readToEnd(
+          topic,
+          wanted,
+          async (r) => {
+            const from = fromOffsets[r.partition];
+            // A fetch can hand back the start of the record batch holding the checkpoint.
+            if (from !== undefined && BigInt(r.offset) < from) return;
+            applied++;
+            const store = stored ? stores.get(r.partition)!.store : undefined;
+            await spec.state!.load(r, store);
+            // A rebuild writes to disk as it goes: without a new checkpoint the store stays a
+            // prefix of the changelog, which the next load replays onto safely.
+            if (store && store.pending >= LOAD_FLUSH_EVERY) store.flush();
+          },
+          { heartbeat: () => control.heartbeat(), fromOffsets: Object.fromEntries(Object.entries(fromOffsets).map(([p, o]) => [p, o.toString()])) },
+        );
+        log.info({ topic, partitions: wanted, records: applied, read: records, fromOffsets: stored ? Object.fromEntries(Object.entries(fromOffsets).map(([p, o]) => [p, o.toString()])) : undefined, ms: Date.now() - started }, 'state loaded');
       }
+      // The ends were taken before reading, and each read went at least that far.
+      for (const p of wanted) stores.get(p)?.store.flush(ends[p]);
     } catch (err) {
       // Half-loaded state must not stay: it is read again from the start next time.
-      for (const p of wanted) spec.state.reset(p);
+      for (const p of wanted) {
+        spec.state.reset(p);
+        stores.get(p)?.store.discard();
+      }
       throw err;
     }
     for (const p of wanted) stateLoaded.add(p);
+  }
+
+  /** Opens the store of each partition not open yet; returns, per partition, the stored topics' ends now. */
+  async function openStores(partitions: number[]): Promise<Record<number, Record<string, string>>> {
+    const bounds: Record<number, Record<string, { low: string; high: string }>> = {};
+    const admin = await kafka.admin();
+    try {
+      for (const t of storedTopics) {
+        for (const o of await admin.topicOffsets(t)) (bounds[o.partition] ??= {})[t] = { low: o.low, high: o.high };
+      }
+    } finally {
+      await admin.disconnect();
+    }
+    const ends: Record<number, Record<string, string>> = {};
+    for (const p of partitions) {
+      const b = bounds[p] ?? {};
+      ends[p] = Object.fromEntries(Object.entries(b).map(([t, o]) => [t, o.high]));
+      const open = stores.get(p);
+      if (open) {
+        open.store.discard();
+        continue;
+      }
+      await closing.get(p);
+      const dir = spec.state!.store!.dir;
+      if (dir === undefined) {
+        stores.set(p, { store: memoryStateStore(p), checkpointedAt: Date.now() });
+        continue;
+      }
+      const { store, wiped } = openStateStore({ root: dir, name: `${name}-${groupId}`.replace(/[^A-Za-z0-9._-]/g, '_'), partition: p, topics: storedTopics, layout: spec.state!.store!.layout, bounds: b });
+      if (wiped) log.warn({ partition: p, path: store.path, why: wiped }, 'state store wiped: rebuilding it from the changelog');
+      else log.info({ partition: p, path: store.path, checkpoint: store.checkpoint }, 'state store opened: reading the changelog from its checkpoint');
+      stores.set(p, { store, checkpointedAt: Date.now() });
+    }
+    return ends;
+  }
+
+  /** Closes a partition's store (revoked, or the consumer restarting): pending writes are dropped. */
+  function closeStore(partition: number): void {
+    const open = stores.get(partition);
+    if (!open) return;
+    stores.delete(partition);
+    open.store.discard();
+    const done = open.store
+      .close()
+      .catch((err: unknown) => log.warn({ err, partition }, 'state store close failed'))
+      .finally(() => {
+        if (closing.get(partition) === done) closing.delete(partition);
+      });
+    closing.set(partition, done);
+  }
+
+  /**
+   * The checkpoint the next transaction of partition p may record once it commits, when one
+   * is due (every `checkpointEvery`): the stored topics' ends now, before it starts. Only
+   * this instance writes p of the state topics, and records past these ends would be another
+   * owner's only if that owner had fenced our producer first, failing our transaction: so after
+   * our commit the store holds exactly the changelog up to these ends, plus our transaction.
+   * (Read after the commit instead, the ends could include a new owner's records when this
+   * instance stalled past its session: the checkpoint would skip them.)
+   */
+  async function checkpointMark(partition: number): Promise<Checkpoint | undefined> {
+    const open = stores.get(partition);
+    if (!open || spec.state?.store?.dir === undefined || Date.now() - open.checkpointedAt < checkpointEvery) return undefined;
+    open.checkpointedAt = Date.now();
+    const mark: Checkpoint = {};
+    try {
+      const admin = await kafka.admin();
+      try {
+        for (const t of storedTopics) {
+          const high = (await admin.topicOffsets(t)).find((o) => o.partition === partition)?.high;
+          if (high === undefined) return undefined;
+          mark[t] = high;
+        }
+      } finally {
+        await admin.disconnect();
+      }
+    } catch (err) {
+      // Only the restart cost grows: the next transaction tries again.
+      log.warn({ err, partition }, 'state store checkpoint not advanced: the changelog end could not be read');
+      return undefined;
+    }
+    return mark;
   }
 
   /**
@@ -219,6 +356,7 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
   async function resync(partition: number): Promise<void> {
     if (!spec.state && !spec.commitOffset) return;
     spec.state?.reset(partition);
+    stores.get(partition)?.store.discard();
     stateLoaded.delete(partition);
     // Recreated producers fence again: the broker then has finished writing the markers of
     // every earlier transaction, so the state read next (to the last stable offset) is whole.
@@ -255,6 +393,7 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
       for (const p of gone) {
         stateLoaded.delete(p);
         spec.state?.reset(p);
+        closeStore(p);
       }
     }
   }
@@ -271,6 +410,7 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
       if (list) list.push(r);
       else outputs.set(t, [r]);
     };
+    const mark = await checkpointMark(partition);
     try {
       await entry.producer.transaction(async (tx) => {
         for (let i = 0; i < slice.length; i++) {
@@ -278,7 +418,7 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
           const record = slice[i]!;
           try {
             const input = await spec.decode(record);
-            const ctx: ProcessorContext = { topic, partition, offset: record.offset, key: record.key, headers: record.headers, timestamp: record.timestamp };
+            const ctx: ProcessorContext = { topic, partition, offset: record.offset, key: record.key, headers: record.headers, timestamp: record.timestamp, store: stores.get(partition)?.store };
             for (const o of await spec.process(input, ctx)) {
               push(o.topic, { ubicacionId: o.ubicacionId, key: o.key, value: o.value, headers: o.headers });
               outCount++;
@@ -299,6 +439,8 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
         await tx.sendOffsets(groupId, topic, [{ partition, offset: (spec.commitOffset?.(topic, partition, next) ?? next).toString() }]);
       });
     } catch (err) {
+      // Whatever the transaction wrote to the store is not in the changelog.
+      stores.get(partition)?.store.discard();
       const abandoned = err instanceof BatchAbandoned;
       metrics.aborts.inc({ processor: name, reason: abandoned ? 'abandoned' : 'error' });
       if (abandoned) {
@@ -324,6 +466,8 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
       return false;
     }
     entry.failures = 0;
+    // Committed: the transaction's store writes go to disk, with the checkpoint if one was due.
+    stores.get(partition)?.store.flush(mark);
     metrics.transactions.inc({ processor: name });
     metrics.recordsIn.inc({ processor: name, topic }, slice.length);
     for (const [t, records] of outputs) {
@@ -393,6 +537,8 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
     for (const key of [...producers.keys()]) await closeProducer(key);
     const partitions = new Set([...stateLoaded, ...[...owned.values()].flat()]);
     for (const p of partitions) spec.state?.reset(p);
+    for (const p of [...stores.keys()]) closeStore(p);
+    await Promise.all(closing.values());
     stateLoaded.clear();
     owned = new Map();
     revoked.clear();
