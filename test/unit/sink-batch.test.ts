@@ -51,15 +51,18 @@ interface ChangeSpec {
   cantidad?: string;
   snapshot?: string;
   after?: Partial<InventoryRow>;
+  /** A u's before row; by default the product was described otherwise (a u that renames it). */
+  before?: Partial<InventoryRow>;
 }
 
 function change(s: ChangeSpec): InventoryChange {
   const deposito = s.deposito ?? '01';
   const producto = s.producto ?? '000123';
   const row = invRow(deposito, producto, s.cantidad ?? '1.000', s.after);
+  const before = s.op === 'u' ? invRow(deposito, producto, '0.500', s.before ?? { descripcion: `${row.descripcion} (ANTES)` }) : row;
   return {
     op: s.op, ubicacion_id: s.ubicacion ?? 'tienda_01', deposito, producto_id: producto,
-    before: s.op === 'c' ? null : row, after: s.op === 'd' ? null : row,
+    before: s.op === 'c' ? null : before, after: s.op === 'd' ? null : row,
     snapshot_id: s.snapshot ?? SNAP, taken_at: typeof s.at === 'string' ? new Date(s.at) : s.at, source: 'KLK',
   };
 }
@@ -344,6 +347,16 @@ describe('planInventory', () => {
     expect(rowsOf(PRODUCTOS_COLUMNS, plan.productos)).toEqual([
       expect.objectContaining({ producto_id: '000123', descripcion: 'PAN CANILLA', ubicacion_id: 'tienda_02', visto_en: at('2026-11-27T14:30:00Z') }),
     ]);
+  });
+
+  it('a u that moves a quantity or a price, not the product, leaves productos alone; a c writes it', () => {
+    const same = { descripcion: 'PAN' };
+    const plan = planInventory([
+      change({ op: 'u', at: '2026-11-27T14:30:00Z', ubicacion: 'cedi_seco', after: same, before: same }),
+      change({ op: 'c', at: '2026-11-27T14:00:00Z', ubicacion: 'tienda_01', producto: '000124', after: same }),
+    ]);
+    expect(rowsOf(PRODUCTOS_COLUMNS, plan.productos).map((r) => r.producto_id)).toEqual(['000124']);
+    expect(rowsOf(INVENTARIO_ACTUAL_COLUMNS, plan.actual.upserts)).toHaveLength(2);
   });
 
   describe('refuses an impossible batch, naming topic, key, field and record', () => {
