@@ -927,6 +927,8 @@ async function main(): Promise<void> {
       peak_rss_split_mb: split,
     };
     results.push(result);
+    // A run stopped later (a national cycle can take an hour) still leaves its finished cycles.
+    writeFileSync(join(logDir, 'cycles.partial.json'), `${JSON.stringify({ scenario, run: runId, scaled, cycles: results }, null, 2)}\n`);
     printCycle(result);
   }
 
