@@ -6,7 +6,7 @@
  *
  *   bench/e2e --scenario chain|national [--cycles 4] [--klk-products N] [--stellar-products N]
  *             [--stores N] [--change-share 0.05] [--concurrency 4] [--legacy unnest|values]
- *             [--legacy-batch N] [--keep] [--kill-differ] [--cpu-prof <dir>] [--out <file>] [--log-dir <dir>]
+ *             [--legacy-batch N] [--keep] [--kill-differ] [--no-legacy] [--cpu-prof <dir>] [--out <file>] [--log-dir <dir>]
  *
  * Every Fluxion process is the CLI in its own process, as production runs them: the KLK
  * simulator (`fluxion simulate klk`, advanced through its control API), the Stellar simulators
@@ -66,6 +66,7 @@ const { values } = parseArgs({
     'timeout-minutes': { type: 'string', default: '30' },
     keep: { type: 'boolean', default: false },
     'kill-differ': { type: 'boolean', default: false },
+    'no-legacy': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     'heap-mb': { type: 'string' },
     'node-args': { type: 'string', default: '' },
@@ -77,7 +78,7 @@ const { values } = parseArgs({
 
 const USAGE = `usage: bench/e2e --scenario chain|national [--cycles 4] [--klk-products N] [--stellar-products N] [--stores N]
                  [--change-share 0.05] [--concurrency 4] [--legacy unnest|values] [--legacy-batch N]
-                 [--keep] [--kill-differ] [--cpu-prof <dir>] [--heap-mb N] [--node-args='<flags>'] [--out <file>] [--log-dir <dir>] [--timeout-minutes 30]
+                 [--keep] [--kill-differ] [--no-legacy] [--cpu-prof <dir>] [--heap-mb N] [--node-args='<flags>'] [--out <file>] [--log-dir <dir>] [--timeout-minutes 30]
   chain:    the store list's active stores (12 KLK x 15,000 products, 4 Stellar x 40,000 a deposito)
   national: --stores KLK stores (default 500) x --klk-products (default 1,000; 20,000 is the target, scaled down)`;
 
@@ -862,7 +863,9 @@ async function main(): Promise<void> {
     const simCpu0 = Object.fromEntries(Object.entries(simPids).map(([k, pid]) => [k, procCpuSeconds(pid)]));
     const benchCpu0 = process.cpuUsage();
     const tr0 = performance.now();
-    const reads = await legacyRead(stores, fecha, env, concurrency);
+    // --no-legacy: at national size the legacy pass would hold every row of the cycle in this
+    // process (10 M rows); its figures are then zeros and its ratios meaningless.
+    const reads = values['no-legacy'] ? [] : await legacyRead(stores, fecha, env, concurrency);
     const readSeconds = (performance.now() - tr0) / 1000;
     const benchCpu = process.cpuUsage(benchCpu0);
     const simCpu = Object.fromEntries(Object.entries(simPids).map(([k, pid]) => [k, round(procCpuSeconds(pid) - simCpu0[k]!)]));
@@ -1042,7 +1045,7 @@ async function main(): Promise<void> {
     },
     parameters: {
       cycles, klk_stores: klkStores.length, klk_products: klkProducts, stellar_locations: stellarStores.length, stellar_depositos: expected.stellar_depositos, stellar_products_per_deposito: stellarProducts,
-      change_share: changeShare, sales_lines_per_store_hour: 2_000, simulated_minutes_per_cycle: 30, extract_concurrency: concurrency, partitions, legacy: `${legacyStyle} x ${legacyBatch}`, node_options: NODE_OPTIONS, heap_mb: heapMb, node_args: values['node-args'] || null, cpu_prof: profDir,
+      change_share: changeShare, sales_lines_per_store_hour: 2_000, simulated_minutes_per_cycle: 30, extract_concurrency: concurrency, partitions, legacy: values['no-legacy'] ? 'skipped (--no-legacy)' : `${legacyStyle} x ${legacyBatch}`, node_options: NODE_OPTIONS, heap_mb: heapMb, node_args: values['node-args'] || null, cpu_prof: profDir,
     },
     scaled,
     differ_restart: restart,
