@@ -416,6 +416,22 @@ async function rowCounters(db: pg.Pool): Promise<Record<string, number>> {
   return Object.fromEntries(r.rows.map((x) => [x.relname, Number(x.n)]));
 }
 
+/**
+ * The counters once every backend has reported: a busy backend flushes its statistics at most
+ * once a second, an idle one up to 10 s later (PGSTAT_IDLE_INTERVAL), so counters read at
+ * once lose the last writes of a cycle to the next one. Read until two reads 1.5 s apart agree.
+ */
+async function settledRowCounters(db: pg.Pool): Promise<Record<string, number>> {
+  let last = await rowCounters(db);
+  for (let i = 0; i < 10; i++) {
+    await sleep(1_500);
+    const now = await rowCounters(db);
+    if (Object.keys(now).length === Object.keys(last).length && Object.entries(now).every(([k, v]) => last[k] === v)) return now;
+    last = now;
+  }
+  return last;
+}
+
 const deltaOf = (after: Record<string, number>, before: Record<string, number>) =>
   Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => (v as number) !== 0)) as Record<string, number>;
 
@@ -844,8 +860,7 @@ async function main(): Promise<void> {
     for (const [k, c] of Object.entries(procs)) peaks[k] = Math.round(c.peakRssMb());
     const split = Object.fromEntries(Object.entries(procs).map(([k, c]) => [k, c.peakRssSplitMb()]));
     const metrics1 = await scrapeAll();
-    await sleep(1_200);
-    const rowsWritten = deltaOf(await rowCounters(db), rows0);
+    const rowsWritten = deltaOf(await settledRowCounters(db), rows0);
     const bytes1 = kafkaBytes(svc.kafkaDataDir, prefix);
     const m = deltaOf(metrics1, metrics0);
 
