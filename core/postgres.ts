@@ -69,6 +69,15 @@ export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) 
     throw new ServiceUnavailableError(`PostgreSQL${connectionString ? ` at ${describeDatabase(connectionString)}` : ''} is not reachable: ${scrubSecrets((cause as Error).message)}`, { cause });
   }
   try {
+    return await inTransaction(client, work);
+  } finally {
+    client.release();
+  }
+}
+
+/** Runs `work` in one transaction on a client the caller holds (and releases); rolls back on any error. */
+export async function inTransaction<T>(client: PoolClient, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  try {
     await client.query('BEGIN');
     const result = await work(client);
     await client.query('COMMIT');
@@ -76,7 +85,5 @@ export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) 
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
-  } finally {
-    client.release();
   }
 }

@@ -37,7 +37,7 @@ import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { errorMessage, FluxionError } from '../core/errors.ts';
 import type { ConsumedRecord, KafkaClient } from '../core/kafka/client.ts';
 import type { Logger } from '../core/logger.ts';
-import { withTransaction, type Pool, type PoolClient } from '../core/postgres.ts';
+import { inTransaction, withTransaction, type Pool, type PoolClient } from '../core/postgres.ts';
 import type { Progress } from '../core/progress.ts';
 import type { InventoryChange } from '../core/records.ts';
 import type { FluxionRegistry } from '../core/registry.ts';
@@ -290,7 +290,7 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
     if (copy.rowCount !== seq) throw new ReplayError(`COPY into ${EVENTS} wrote ${copy.rowCount} events of ${seq}`);
     checkCancelled();
     const applyStarted = Date.now();
-    const bulkResult = await withClientTransaction(bulk, (client) => applyEvents(client, keptRows > 0));
+    const bulkResult = await inTransaction(bulk, (client) => applyEvents(client, keptRows > 0));
     log.info({ staged: seq, readAndCopyMs: applyStarted - readStarted, applyMs: Date.now() - applyStarted }, 'log read and COPYed, intervals written set-based');
     applied += bulkResult.applied;
     skipped += bulkResult.skipped;
@@ -348,18 +348,6 @@ const KEY = 'ubicacion_id, deposito, producto_id';
 // The windows only group by key: byte order sorts them several times faster than the
 // database's collation would, for the same groups.
 const KEY_C = 'ubicacion_id COLLATE "C", deposito COLLATE "C", producto_id COLLATE "C"';
-
-async function withClientTransaction<T>(client: PoolClient, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  await client.query('BEGIN');
-  try {
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  }
-}
 
 /**
  * Writes every staged event into the shadow table, set-based, with planInventory's rules
