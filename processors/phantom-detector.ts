@@ -57,7 +57,7 @@ import {
 } from './phantom-rules.ts';
 import { registeredMetric } from './runtime/metrics.ts';
 import type { ProcessorFactory } from './runtime/processor-kind.ts';
-import { memoryStateStore, type KeyValueState, type StateStore } from './runtime/state-store.ts';
+import { fallbackStores, type KeyValueState } from './runtime/state-store.ts';
 import type { Output, StreamProcessorSpec } from './runtime/stream-processor.ts';
 
 // ---- record shapes ---------------------------------------------------------------------------
@@ -395,18 +395,8 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
    */
   const openCounts = new Map<number, number>();
   /** Stores for callers that give none (unit tests, a bench): in memory, dropped by `reset`. */
-  const ownStores = new Map<number, StateStore>();
+  const { storeOf, forget: forgetOwnStore } = fallbackStores();
   const misplaced = new Set<string>();
-
-  function storeOf(given: KeyValueState | undefined, partition: number): KeyValueState {
-    if (given) return given;
-    let own = ownStores.get(partition);
-    if (!own) {
-      own = memoryStateStore(partition);
-      ownStores.set(partition, own);
-    }
-    return own;
-  }
 
   function updateGauge(): void {
     let total = 0;
@@ -512,7 +502,7 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
       },
       reset(partition) {
         // The runtime discards the store's unflushed writes: the count is read again from it.
-        ownStores.delete(partition);
+        forgetOwnStore(partition);
         openCounts.delete(partition);
         updateGauge();
       },

@@ -39,7 +39,7 @@ import type { Logger } from '../core/logger.ts';
 import type { VentaLinea } from '../core/records.ts';
 import { registeredMetric } from './runtime/metrics.ts';
 import type { ProcessorFactory } from './runtime/processor-kind.ts';
-import { memoryStateStore, StateStoreError, type KeyValueState } from './runtime/state-store.ts';
+import { fallbackStores, StateStoreError, type KeyValueState } from './runtime/state-store.ts';
 import type { Output, ProcessorContext, StreamProcessorSpec } from './runtime/stream-processor.ts';
 import {
   crossesHour,
@@ -118,17 +118,7 @@ export const createDedupeSpec: ProcessorFactory = async (deps) => {
    * one (the spec on its own, as the unit tests drive it), the spec keeps a store per
    * partition in memory, which `reset` forgets.
    */
-  const ownStores = new Map<number, KeyValueState>();
-
-  function storeOf(given: KeyValueState | undefined, partition: number): KeyValueState {
-    if (given) return given;
-    let kv = ownStores.get(partition);
-    if (!kv) {
-      kv = memoryStateStore(partition);
-      ownStores.set(partition, kv);
-    }
-    return kv;
-  }
+  const { storeOf, forget: forgetOwnStore } = fallbackStores();
 
   function unreadable(key: string, value: string, partition: number): StateStoreError {
     return new StateStoreError(
@@ -271,7 +261,7 @@ export const createDedupeSpec: ProcessorFactory = async (deps) => {
       reset(partition) {
         // The runtime's store drops its pending writes itself; only the spec's own is forgotten here.
         announced.delete(partition);
-        ownStores.delete(partition);
+        forgetOwnStore(partition);
       },
     },
   };

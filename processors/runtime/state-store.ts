@@ -328,6 +328,29 @@ export function memoryStateStore(partition: number): StateStore {
   };
 }
 
+/**
+ * The store a spec uses when the runtime gives it none (the spec driven on its own, as unit
+ * tests and benches drive it): one in memory per partition, which `forget` drops (the spec's
+ * `reset`).
+ */
+export function fallbackStores(): { storeOf(given: KeyValueState | undefined, partition: number): KeyValueState; forget(partition: number): void } {
+  const own = new Map<number, KeyValueState>();
+  return {
+    storeOf(given, partition) {
+      if (given) return given;
+      let kv = own.get(partition);
+      if (!kv) {
+        kv = memoryStateStore(partition);
+        own.set(partition, kv);
+      }
+      return kv;
+    },
+    forget(partition) {
+      own.delete(partition);
+    },
+  };
+}
+
 /** Removes a partition's store directory (an operator's wipe; the next start rebuilds it). */
 export function wipeStateStore(root: string, name: string, partition: number): void {
   const dir = join(root, name, String(partition));
