@@ -8,7 +8,7 @@ import { offsetsAfterLastRecord, type FluxionProducer, type KafkaClient, type Ou
 import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
 import { createRuntimeMetrics, type RuntimeMetrics } from '../../processors/runtime/metrics.ts';
 import type { ProcessorFactory } from '../../processors/runtime/processor-kind.ts';
-import { createStreamProcessor, type StreamProcessor } from '../../processors/runtime/stream-processor.ts';
+import { createStreamProcessor, type StreamProcessor, type StreamProcessorSpec } from '../../processors/runtime/stream-processor.ts';
 import type { TestPipeline } from './pipeline.ts';
 import { testLogger } from './services.ts';
 
@@ -46,6 +46,23 @@ export async function startProcessor(
     (err: unknown) => err,
   );
   return { processor, metrics, finished, stop: () => processor.stop() };
+}
+
+/**
+ * Runs `spec` in this process counting the state records handed to its `load` (only those of
+ * `countedTopic`, when given), with a store checkpoint at every transaction, so that a
+ * restart's changelog tail is the last transaction's (the state-store restart tests).
+ */
+export function runCountingLoads<I>(spec: StreamProcessorSpec<I>, pipeline: TestPipeline, metrics: RuntimeMetrics, groupId: string, countedTopic?: string) {
+  let loaded = 0;
+  const load = spec.state!.load;
+  spec.state!.load = (record, store) => {
+    if (countedTopic === undefined || record.topic === countedTopic) loaded++;
+    return load(record, store);
+  };
+  const processor = createStreamProcessor(spec, { kafka: pipeline.kafka, logger: testLogger, metrics }, { groupId, sessionTimeoutMs: 3_000, maxBatch: 50, transactionTimeoutMs: 15_000, checkpointIntervalMs: 0 });
+  const finished = processor.run().then(() => undefined, (err: unknown) => err);
+  return { loaded: () => loaded, finished, stop: () => processor.stop() };
 }
 
 /**

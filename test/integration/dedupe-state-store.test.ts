@@ -11,11 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTopicCodec, type TopicCodec } from '../../core/avro/topic-codec.ts';
 import type { Venta, VentaLinea } from '../../core/records.ts';
 import { counterValue, createRuntimeMetrics } from '../../processors/runtime/metrics.ts';
-import { createStreamProcessor } from '../../processors/runtime/stream-processor.ts';
 import { createDedupeSpec, type VentaRaw } from '../../processors/ventas-dedupe.ts';
 import { ventaKey } from '../../processors/ventas-dedupe-rules.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { processorConfig, waitForGroupEnd } from '../helpers/processor-run.ts';
+import { processorConfig, runCountingLoads, waitForGroupEnd } from '../helpers/processor-run.ts';
 import { testLogger, uniqueId } from '../helpers/services.ts';
 
 const PARTITIONS = 3;
@@ -56,18 +55,10 @@ async function publish(batch: VentaLinea[], extractedAt: number): Promise<void> 
 async function startCounted(group: string, stateDir: string) {
   const metrics = createRuntimeMetrics();
   const spec = await createDedupeSpec({ kafka: pipeline.kafka, registry: pipeline.registry, logger: testLogger, topicPrefix: pipeline.prefix, partitions: PARTITIONS, config: processorConfig({ stateDir, dedupeRetentionDays: 1 }), metrics });
-  let loaded = 0;
-  const load = spec.state!.load;
-  spec.state!.load = (record, store) => {
-    loaded++;
-    return load(record, store);
-  };
-  // A checkpoint with every transaction, so that the restart's tail is the last transaction's.
-  const processor = createStreamProcessor(spec, { kafka: pipeline.kafka, logger: testLogger, metrics }, { groupId: group, sessionTimeoutMs: 3_000, maxBatch: 50, transactionTimeoutMs: 15_000, checkpointIntervalMs: 0 });
-  const finished = processor.run().then(() => undefined, (err: unknown) => err);
+  const run = runCountingLoads(spec, pipeline, metrics, group);
   const counter = (name: string) => metrics.registry.getSingleMetric(name) as never;
   const decisions = async () => Object.fromEntries(await Promise.all(['new', 'updated', 'duplicate'].map(async (d) => [d, await counterValue(counter('fluxion_dedupe_lines_total'), { decision: d })])));
-  return { loaded: () => loaded, finished, stop: () => processor.stop(), decisions, expired: () => counterValue(counter('fluxion_dedupe_expired_total')) };
+  return { ...run, decisions, expired: () => counterValue(counter('fluxion_dedupe_expired_total')) };
 }
 
 const inputs = () => [`${pipeline.prefix}pos.ventas.raw`];

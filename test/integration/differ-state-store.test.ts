@@ -8,12 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntimeMetrics } from '../../processors/runtime/metrics.ts';
-import { createStreamProcessor } from '../../processors/runtime/stream-processor.ts';
 import { diffSnapshot, packRow, packSnapshot, rowKey, type Change } from '../../processors/snapshot-diff.ts';
 import { createDifferSpec } from '../../processors/snapshot-differ.ts';
 import { cycleRows, snapshotFeeder, uuidFrom, type SnapshotFeeder } from '../helpers/inventory-feed.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { processorConfig, waitForGroupEnd } from '../helpers/processor-run.ts';
+import { processorConfig, runCountingLoads, waitForGroupEnd } from '../helpers/processor-run.ts';
 import { testLogger, uniqueId } from '../helpers/services.ts';
 
 const STORES = ['tienda_01', 'tienda_02', 'tienda_03', 'tienda_04', 'tienda_05', 'tienda_06'];
@@ -40,16 +39,7 @@ async function startCounted(group: string, stateDir: string) {
   const metrics = createRuntimeMetrics();
   const spec = await createDifferSpec({ kafka: pipeline.kafka, registry: pipeline.registry, logger: testLogger, topicPrefix: pipeline.prefix, partitions: 3, config: processorConfig({ stateDir }), metrics });
   const stateTopic = `${pipeline.prefix}pos.inventario.state`;
-  let loaded = 0;
-  const load = spec.state!.load;
-  spec.state!.load = (record, store) => {
-    if (record.topic === stateTopic) loaded++;
-    return load(record, store);
-  };
-  // A checkpoint with every transaction, so that the restart's tail is the last transaction's.
-  const processor = createStreamProcessor(spec, { kafka: pipeline.kafka, logger: testLogger, metrics }, { groupId: group, sessionTimeoutMs: 3_000, maxBatch: 50, transactionTimeoutMs: 15_000, checkpointIntervalMs: 0 });
-  const finished = processor.run().then(() => undefined, (err: unknown) => err);
-  return { loaded: () => loaded, finished, stop: () => processor.stop() };
+  return runCountingLoads(spec, pipeline, metrics, group, stateTopic);
 }
 
 /** What cycle `cycle` must produce: the pure diff of the previous cycle's rows against its own. */

@@ -13,10 +13,9 @@ import { createTopicCodec, type TopicCodec } from '../../core/avro/topic-codec.t
 import { DEFAULT_PHANTOM_CONFIG } from '../../processors/phantom-rules.ts';
 import { createPhantomSpec, phantomKey, stepChange, stepSale, type DetectorEntry, type InventoryChange, type PhantomAlert, type Venta } from '../../processors/phantom-detector.ts';
 import { createRuntimeMetrics } from '../../processors/runtime/metrics.ts';
-import { createStreamProcessor } from '../../processors/runtime/stream-processor.ts';
 import { inventoryRow, uuidFrom } from '../helpers/inventory-feed.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { processorConfig, waitForGroupEnd } from '../helpers/processor-run.ts';
+import { processorConfig, runCountingLoads, waitForGroupEnd } from '../helpers/processor-run.ts';
 import { testLogger, uniqueId } from '../helpers/services.ts';
 
 /** One store on each of the 3 partitions (murmur2 placement). */
@@ -154,17 +153,9 @@ async function feed(group: string, phase: Input[]): Promise<void> {
 async function startCounted(group: string, stateDir: string) {
   const metrics = createRuntimeMetrics();
   const spec = await createPhantomSpec({ kafka: pipeline.kafka, registry: pipeline.registry, logger: testLogger, topicPrefix: pipeline.prefix, partitions: 3, config: processorConfig({ stateDir }), metrics });
-  let loaded = 0;
-  const load = spec.state!.load;
-  spec.state!.load = (record, store) => {
-    loaded++;
-    return load(record, store);
-  };
-  // A checkpoint with every transaction, so that the restart's tail is the last transaction's.
-  const processor = createStreamProcessor(spec, { kafka: pipeline.kafka, logger: testLogger, metrics }, { groupId: group, sessionTimeoutMs: 3_000, maxBatch: 50, transactionTimeoutMs: 15_000, checkpointIntervalMs: 0 });
-  const finished = processor.run().then(() => undefined, (err: unknown) => err);
+  const run = runCountingLoads(spec, pipeline, metrics, group);
   const openGauge = async () => (await metrics.registry.getSingleMetric('fluxion_phantom_open_alerts')!.get()).values[0]?.value;
-  return { loaded: () => loaded, finished, openGauge, stop: () => processor.stop() };
+  return { ...run, openGauge };
 }
 
 async function alertsOnTopic(): Promise<PhantomAlert[]> {
