@@ -24,7 +24,6 @@
  */
 import { servicesEnv } from './lib/services-env.ts';
 import { startChild, freePort, scrape, type Child } from './lib/child.ts';
-import { procStatusKb } from './lib/proc.ts';
 import { round } from './lib/stats.ts';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -177,21 +176,11 @@ interface Pass {
   peak_rss_file_mb?: number;
 }
 
-/** Peaks of RssAnon and RssFile per process since its last `takeRssSplit` (VmHWM does not split them). */
-const rssSplit = new Map<number, { anon: number; file: number }>();
-setInterval(() => {
-  for (const [pid, peak] of rssSplit) {
-    peak.anon = Math.max(peak.anon, procStatusKb(pid, 'RssAnon'));
-    peak.file = Math.max(peak.file, procStatusKb(pid, 'RssFile'));
-  }
-}, 50).unref();
-
+/** Peaks of RssAnon and RssFile since the child's start or its last resetPeak (VmHWM does not split them). */
 function takeRssSplit(child: Child): { peak_rss_anon_mb: number; peak_rss_file_mb: number } {
-  const peak = rssSplit.get(child.pid) ?? { anon: 0, file: 0 };
-  rssSplit.set(child.pid, { anon: procStatusKb(child.pid, 'RssAnon'), file: procStatusKb(child.pid, 'RssFile') });
-  return { peak_rss_anon_mb: Math.round(peak.anon / 1024), peak_rss_file_mb: Math.round(peak.file / 1024) };
+  const peak = child.peakRssSplitMb();
+  return { peak_rss_anon_mb: peak.anon, peak_rss_file_mb: peak.file };
 }
-
 
 /** Counter values of a pass: what the process counted after it minus before it. */
 const delta = (after: Record<string, number>, before: Record<string, number>) => Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]));
@@ -214,7 +203,6 @@ async function timeFirstPass(child: Child, admin: FluxionAdmin, group: string, t
 async function timeResumedPass(child: Child, admin: FluxionAdmin, group: string, topic: string, rows: number): Promise<Pass> {
   const ends = await endOffsets(admin, topic);
   child.resetPeak();
-  takeRssSplit(child);
   const cpu0 = child.cpuSeconds();
   const t0 = performance.now();
   child.resume();
@@ -344,7 +332,6 @@ async function measured(): Promise<void> {
   const start = (name: string, args: string[], extraNodeArgs: string[] = []) => {
     const c = startChild(name, [...extraNodeArgs, ...args], env, childLogs);
     children.push(c);
-    rssSplit.set(c.pid, { anon: 0, file: 0 });
     return c;
   };
   const ceilingChild = (topic: string, schema: TopicName, group: string) =>
