@@ -78,6 +78,15 @@ export interface PhantomConfig {
   dropSalesShare: number;
   /** SELLING_AT_ZERO: net units sold after the zero snapshot needed to fire (exact decimal string). */
   sellingAtZeroMinSales: string;
+  /**
+   * SELLING_AT_ZERO: the last of those sales must come at least this many minutes after the
+   * zero snapshot. A receipt between two snapshots lets a product sell before the next
+   * snapshot shows its stock back; sales still coming a snapshot interval after the zero are
+   * what a receipt does not explain.
+   */
+  sellingAtZeroMinMinutes: number;
+  /** The rules that may open an alert; an alert already open still resolves by its rule. */
+  rules: readonly PhantomRule[];
 }
 
 export const DEFAULT_PHANTOM_CONFIG: PhantomConfig = Object.freeze({
@@ -86,7 +95,12 @@ export const DEFAULT_PHANTOM_CONFIG: PhantomConfig = Object.freeze({
   dropThreshold: '10.000',
   dropSalesShare: 0.2,
   sellingAtZeroMinSales: '1.000',
+  sellingAtZeroMinMinutes: 0,
+  rules: Object.freeze(['SELLING_AT_ZERO', 'FLIP_FLOP', 'UNEXPLAINED_DROP'] as PhantomRule[]),
 });
+
+/** Every rule, in the order `decide` tries them. */
+export const PHANTOM_RULES: readonly PhantomRule[] = Object.freeze(['FLIP_FLOP', 'SELLING_AT_ZERO', 'UNEXPLAINED_DROP']);
 
 /** One change of the product's row (pos.inventario.changes), reduced to what the rules need. */
 export interface InventoryEvent {
@@ -219,6 +233,8 @@ function sellingAtZero(state: ProductPhantomState, config: PhantomConfig): Firin
   const sold = units(ep.salesAfter);
   const min = units(config.sellingAtZeroMinSales);
   if (sold <= 0n || sold < min) return null;
+  const minMs = config.sellingAtZeroMinMinutes * 60_000;
+  if (minMs > 0 && ep.zero.takenAtMs !== null && (ep.lastSaleAfterMs === null || ep.lastSaleAfterMs - ep.zero.takenAtMs < minMs)) return null;
   const confidence = score(min > 0n ? ratio(sold, sold + min) : 1);
   return {
     rule: 'SELLING_AT_ZERO',
@@ -232,6 +248,7 @@ function sellingAtZero(state: ProductPhantomState, config: PhantomConfig): Firin
       sale_events_since_zero: String(ep.saleEventsAfter),
       last_sale_at: iso(ep.lastSaleAfterMs),
       min_sales: config.sellingAtZeroMinSales,
+      min_minutes: String(config.sellingAtZeroMinMinutes),
     },
   };
 }
@@ -358,7 +375,8 @@ function decide(
     }
   }
   if (!open) {
-    const firing = flip ?? saz ?? drop;
+    const on = (f: Firing | null) => (f && config.rules.includes(f.rule) ? f : null);
+    const firing = on(flip) ?? on(saz) ?? on(drop);
     if (firing) {
       decisions.push(openDecision(firing));
       open = { rule: firing.rule, openedAtMs: atMs, confidence: firing.confidence, snapshotId: state.snapshotId };

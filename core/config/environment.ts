@@ -52,6 +52,8 @@ export const ENV_VARS: EnvVarSpec[] = [
   { name: 'FLUXION_PHANTOM_DROP_THRESHOLD', description: 'phantom UNEXPLAINED_DROP: smallest quantity whose drop to 0 is judged', default: '10' },
   { name: 'FLUXION_PHANTOM_DROP_SALES_SHARE', description: 'phantom UNEXPLAINED_DROP and FLIP_FLOP: sales below this share of the quantity do not explain it', default: '0.2' },
   { name: 'FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_SALES', description: 'phantom SELLING_AT_ZERO: units sold after the zero snapshot that open an alert', default: '1' },
+  { name: 'FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_MINUTES', description: 'phantom SELLING_AT_ZERO: minutes after the zero snapshot the last of those sales must come (0: any time); a receipt between two snapshots explains sales before the next one', default: '0' },
+  { name: 'FLUXION_PHANTOM_RULES', description: 'phantom: the rules that may open an alert, comma-separated (SELLING_AT_ZERO, FLIP_FLOP, UNEXPLAINED_DROP; `none` for none)', default: 'SELLING_AT_ZERO,FLIP_FLOP,UNEXPLAINED_DROP' },
   { name: 'FLUXION_SINK_MAX_BATCH', description: 'sink: records per PostgreSQL transaction', default: '5000' },
   { name: 'FLUXION_ABC_WINDOW_DAYS', description: 'ABC: business days of ventas the classes are computed from', default: '90' },
   { name: 'FLUXION_ABC_DEBOUNCE_MS', description: 'ABC: after the sink commits new ventas, recalculate at most once per this many milliseconds', default: '300000' },
@@ -69,6 +71,10 @@ export const ENV_VARS: EnvVarSpec[] = [
   { name: 'FLUXION_DASHBOARD_HISTORY_HOURS', description: 'dashboard: hours of lag history kept in memory for the chart', default: '6' },
   { name: 'FLUXION_SYNC_TOKEN', description: 'control API: bearer token of POST /etl/sync and GET /etl/runs/:id (at least 16 characters); unset: the control API is off', secret: true },
 ];
+
+/** The names of processors/phantom-rules.ts PhantomRule (core does not import components). */
+const PHANTOM_RULE_NAMES = ['SELLING_AT_ZERO', 'FLIP_FLOP', 'UNEXPLAINED_DROP'] as const;
+type PhantomRuleName = (typeof PHANTOM_RULE_NAMES)[number];
 
 const share = z.coerce.number().gt(0, 'must be a share above 0').lte(1, 'must be a share up to 1');
 const quantity = z
@@ -131,6 +137,15 @@ const envSchema = z.object({
   FLUXION_PHANTOM_DROP_THRESHOLD: quantity.default('10.000'),
   FLUXION_PHANTOM_DROP_SALES_SHARE: share.default(0.2),
   FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_SALES: quantity.default('1.000'),
+  FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_MINUTES: z.coerce.number().min(0, 'must be a number of minutes, 0 or more').max(7 * 24 * 60).default(0),
+  FLUXION_PHANTOM_RULES: z
+    .string()
+    .default('SELLING_AT_ZERO,FLIP_FLOP,UNEXPLAINED_DROP')
+    .transform((s) => (s.trim().toLowerCase() === 'none' ? [] : s.split(',').map((r) => r.trim().toUpperCase()).filter(Boolean)))
+    .refine((list) => list.every((r) => (PHANTOM_RULE_NAMES as readonly string[]).includes(r)), {
+      error: (issue) => `must be rule names among ${PHANTOM_RULE_NAMES.join(', ')} (or none); unknown: ${(issue.input as string[]).filter((r) => !(PHANTOM_RULE_NAMES as readonly string[]).includes(r)).join(', ')}`,
+    })
+    .transform((list) => [...new Set(list)] as PhantomRuleName[]),
   FLUXION_SINK_MAX_BATCH: z.coerce.number().int().min(1).max(100_000).default(5_000),
   FLUXION_ABC_WINDOW_DAYS: z.coerce.number().int().min(1, 'must be at least 1 day').max(3660, 'must be at most 3660 days').default(90),
   FLUXION_ABC_DEBOUNCE_MS: z.coerce.number().int().min(0).max(86_400_000, 'must be at most a day').default(300_000),
@@ -181,7 +196,15 @@ export interface FluxionConfig {
     quarantineMaxZeroedShare: number;
     dedupeRetentionDays: number;
     /** The shape of processors/phantom-rules.ts PhantomConfig (core does not import components). */
-    phantom: { flipFlopRecovery: number; flipFlopWindowSnapshots: number; dropThreshold: string; dropSalesShare: number; sellingAtZeroMinSales: string };
+    phantom: {
+      flipFlopRecovery: number;
+      flipFlopWindowSnapshots: number;
+      dropThreshold: string;
+      dropSalesShare: number;
+      sellingAtZeroMinSales: string;
+      sellingAtZeroMinMinutes: number;
+      rules: readonly PhantomRuleName[];
+    };
   };
   sink: { maxBatch: number };
   /** The shape of sinks/abc-recalc.ts AbcConfig. */
@@ -279,6 +302,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FluxionConfig 
         dropThreshold: e.FLUXION_PHANTOM_DROP_THRESHOLD,
         dropSalesShare: e.FLUXION_PHANTOM_DROP_SALES_SHARE,
         sellingAtZeroMinSales: e.FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_SALES,
+        sellingAtZeroMinMinutes: e.FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_MINUTES,
+        rules: e.FLUXION_PHANTOM_RULES,
       },
     },
     sink: { maxBatch: e.FLUXION_SINK_MAX_BATCH },

@@ -121,6 +121,13 @@ describe('environment configuration', () => {
     expect(problems.join('\n')).not.toContain('hunter2');
   });
 
+  it('reads the phantom rules that may open alerts, and names an unknown one', () => {
+    expect(loadConfig({}).processors.phantom.rules).toEqual(['SELLING_AT_ZERO', 'FLIP_FLOP', 'UNEXPLAINED_DROP']);
+    expect(loadConfig({ FLUXION_PHANTOM_RULES: ' flip_flop, SELLING_AT_ZERO ' }).processors.phantom.rules).toEqual(['FLIP_FLOP', 'SELLING_AT_ZERO']);
+    expect(loadConfig({ FLUXION_PHANTOM_RULES: 'none' }).processors.phantom.rules).toEqual([]);
+    expect(problemsOf(() => loadConfig({ FLUXION_PHANTOM_RULES: 'FLIP_FLOP,GHOST' })).join('\n')).toMatch(/FLUXION_PHANTOM_RULES.*unknown: GHOST/);
+  });
+
   it('says how to start the services when an address is missing', () => {
     expect(problemsOf(() => requireKafkaBrokers(loadConfig({})))[0]).toMatch(/KAFKA_BROKERS is not set: start the local services with `scripts\/services up`/);
   });

@@ -29,7 +29,7 @@ import {
   type PhantomStateRecord,
   type Venta,
 } from '../../processors/phantom-detector.ts';
-import { DEFAULT_PHANTOM_CONFIG, type PhantomConfig } from '../../processors/phantom-rules.ts';
+import { DEFAULT_PHANTOM_CONFIG, type PhantomConfig, type PhantomRule } from '../../processors/phantom-rules.ts';
 import { createRuntimeMetrics } from '../../processors/runtime/metrics.ts';
 import type { Output, StreamProcessorSpec } from '../../processors/runtime/stream-processor.ts';
 
@@ -260,9 +260,12 @@ describe('input checks', () => {
 
   it('names every bad threshold, and the defaults have none', () => {
     expect(phantomConfigProblems(DEFAULT_PHANTOM_CONFIG)).toEqual([]);
-    const problems = phantomConfigProblems({ flipFlopRecovery: 1.5, flipFlopWindowSnapshots: 0, dropThreshold: '10', dropSalesShare: 0, sellingAtZeroMinSales: '-1.000' });
-    expect(problems).toHaveLength(5);
-    expect(problems.join('\n')).toMatch(/flipFlopRecovery.*1\.5[\s\S]*dropSalesShare[\s\S]*flipFlopWindowSnapshots[\s\S]*dropThreshold[\s\S]*sellingAtZeroMinSales/);
+    const problems = phantomConfigProblems({
+      flipFlopRecovery: 1.5, flipFlopWindowSnapshots: 0, dropThreshold: '10', dropSalesShare: 0, sellingAtZeroMinSales: '-1.000',
+      sellingAtZeroMinMinutes: -5, rules: ['SELLING_AT_ZERO', 'GHOST' as PhantomRule],
+    });
+    expect(problems).toHaveLength(7);
+    expect(problems.join('\n')).toMatch(/flipFlopRecovery.*1\.5[\s\S]*dropSalesShare[\s\S]*flipFlopWindowSnapshots[\s\S]*dropThreshold[\s\S]*sellingAtZeroMinSales[\s\S]*sellingAtZeroMinMinutes.*-5[\s\S]*rules.*GHOST/);
   });
 });
 

@@ -8,6 +8,7 @@ import {
   type AlertDecision,
   type InventoryEvent,
   type PhantomConfig,
+  type PhantomRule,
   type ProductPhantomState,
   type SaleEvent,
 } from '../../processors/phantom-rules.ts';
@@ -50,6 +51,30 @@ function run(events: Ev[], config: PhantomConfig = DEFAULT_PHANTOM_CONFIG) {
   }
   return { state, steps, all: steps.flat() };
 }
+
+describe('SELLING_AT_ZERO min minutes and the enabled rules', () => {
+  const waitAHalfHour: PhantomConfig = { ...DEFAULT_PHANTOM_CONFIG, sellingAtZeroMinMinutes: 30, rules: ['SELLING_AT_ZERO'] };
+
+  it('does not open on sales within the minutes after the zero (a receipt between snapshots), and opens once a sale comes after them', () => {
+    const { steps } = run([inv('5.000', 0), sale('5.000', 10), inv('0.000', 30, 'z1'), sale('2.000', 40), sale('1.000', 59), sale('1.000', 61)], waitAHalfHour);
+    expect(steps.slice(0, 5).flat()).toEqual([]);
+    expect(steps[5]!.map((d) => `${d.action} ${d.rule}`)).toEqual(['OPEN SELLING_AT_ZERO']);
+    expect(steps[5]![0]!.evidence).toMatchObject({ units_sold_since_zero: '4.000', min_minutes: '30' });
+  });
+
+  it('a snapshot with stock back before the minutes have passed ends the episode without an alert', () => {
+    const { all } = run([inv('5.000', 0), sale('5.000', 10), inv('0.000', 30), sale('2.000', 40), inv('20.000', 60), sale('1.000', 70)], waitAHalfHour);
+    expect(all).toEqual([]);
+  });
+
+  it('a rule left out of `rules` opens nothing; the others still do', () => {
+    const events = () => [inv('50.000', 0), inv('0.000', 30), inv('50.000', 60)];
+    expect(run(events()).all.map((d) => `${d.action} ${d.rule}`)).toContain('OPEN FLIP_FLOP');
+    const noFlip = { ...DEFAULT_PHANTOM_CONFIG, rules: ['SELLING_AT_ZERO', 'UNEXPLAINED_DROP'] as PhantomRule[] };
+    expect(run(events(), noFlip).all.map((d) => `${d.action} ${d.rule}`)).toEqual(['OPEN UNEXPLAINED_DROP', 'RESOLVE UNEXPLAINED_DROP']);
+    expect(run(events(), { ...DEFAULT_PHANTOM_CONFIG, rules: [] }).all).toEqual([]);
+  });
+});
 
 describe('SELLING_AT_ZERO', () => {
   it('opens when a product at 0 keeps selling after the zero snapshot, with exact evidence', () => {
@@ -256,6 +281,8 @@ describe('properties', () => {
       dropThreshold: fc.constantFrom('0.001', '5.000', '10.000'),
       dropSalesShare: fc.constantFrom(0, 0.2, 0.5),
       sellingAtZeroMinSales: fc.constantFrom('0.000', '1.000', '3.000'),
+      sellingAtZeroMinMinutes: fc.constantFrom(0, 30, 60),
+      rules: fc.subarray(['SELLING_AT_ZERO', 'FLIP_FLOP', 'UNEXPLAINED_DROP'] as PhantomRule[]),
     }),
   );
 
