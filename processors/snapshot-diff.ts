@@ -258,9 +258,18 @@ export function staleReason(snapshot: { snapshot_id: string; taken_at: Date }, a
 export interface QuarantineRule {
   /** Share of previously positive products that may drop to zero or vanish (default 0.3). */
   maxZeroedShare: number;
+  /**
+   * The same within one deposito, or one department of a deposito, of at least
+   * `groupMinProducts` products with stock (default 0.9). A POS that reads a whole department
+   * or deposito as 0 for one snapshot (a failed join, a locked table) stays under the store's
+   * share in a store of many departments, and would open one phantom-zero alert per product.
+   */
+  groupMaxZeroedShare: number;
+  /** Groups with fewer products with stock are not judged: a small department can sell out. */
+  groupMinProducts: number;
 }
 
-export const DEFAULT_QUARANTINE: QuarantineRule = { maxZeroedShare: 0.3 };
+export const DEFAULT_QUARANTINE: QuarantineRule = Object.freeze({ maxZeroedShare: 0.3, groupMaxZeroedShare: 0.9, groupMinProducts: 20 });
 
 /** Why this snapshot must not be applied, or null. */
 export function quarantineReason(state: StoreRows, snapshot: PackedSnapshot, rule: QuarantineRule = DEFAULT_QUARANTINE): string | null {
@@ -275,14 +284,48 @@ export function quarantineReason(state: StoreRows, snapshot: PackedSnapshot, rul
   const now = new Map(snapshot.keys.map((key, i) => [key, snapshot.rows[i]!]));
   let zeroed = 0;
   let vanished = 0;
+  const gone = new Set<string>();
   for (const [key] of positiveBefore) {
     const r = now.get(key);
     if (r === undefined) vanished++;
     else if (!wasPositive(r)) zeroed++;
+    else continue;
+    gone.add(key);
   }
   const share = (zeroed + vanished) / positiveBefore.length;
-  if (share <= rule.maxZeroedShare) return null;
-  return `${zeroed} of ${positiveBefore.length} products with stock dropped to 0 or below and ${vanished} vanished (${(share * 100).toFixed(1)}% > ${(rule.maxZeroedShare * 100).toFixed(0)}%)`;
+  if (share > rule.maxZeroedShare) {
+    return `${zeroed} of ${positiveBefore.length} products with stock dropped to 0 or below and ${vanished} vanished (${(share * 100).toFixed(1)}% > ${(rule.maxZeroedShare * 100).toFixed(0)}%)`;
+  }
+  return gone.size >= rule.groupMinProducts ? groupReason(positiveBefore, gone, rule) : null;
+}
+
+/**
+ * The first deposito, then department of a deposito, whose products with stock dropped to 0
+ * or vanished beyond the group share. Unpacks the positive rows only when enough of them went
+ * (a normal snapshot's few stockouts never get here).
+ */
+function groupReason(positiveBefore: Array<[string, PackedRow]>, gone: Set<string>, rule: QuarantineRule): string | null {
+  const groups = new Map<string, { label: string; positive: number; gone: number }>();
+  const count = (id: string, label: string, wentToZero: boolean) => {
+    const g = groups.get(id) ?? { label, positive: 0, gone: 0 };
+    g.positive++;
+    if (wentToZero) g.gone++;
+    groups.set(id, g);
+  };
+  for (const [key, packed] of positiveBefore) {
+    const a = JSON.parse(packed) as Packed;
+    const wentToZero = gone.has(key);
+    count(`d\u0000${a[1]}`, `deposito ${a[1]}`, wentToZero);
+    if (a[5] !== null) count(`p\u0000${a[1]}\u0000${a[5]}`, `departamento ${a[5]}${a[6] ? ` (${a[6]})` : ''} of deposito ${a[1]}`, wentToZero);
+  }
+  for (const g of groups.values()) {
+    if (g.positive < rule.groupMinProducts) continue;
+    const share = g.gone / g.positive;
+    if (share > rule.groupMaxZeroedShare) {
+      return `${g.gone} of ${g.positive} products with stock in ${g.label} dropped to 0 or below or vanished at once (${(share * 100).toFixed(1)}% > ${(rule.groupMaxZeroedShare * 100).toFixed(0)}%): a POS that read the whole group wrong?`;
+    }
+  }
+  return null;
 }
 
 /** A row of the new state: the row (for its state record) and its packed form (for memory). */

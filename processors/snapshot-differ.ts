@@ -36,6 +36,7 @@ import {
   judgeSnapshot,
   packRow,
   quarantineReason,
+  type QuarantineRule,
   rowFingerprint,
   rowKey,
   SnapshotAssembler,
@@ -97,7 +98,11 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
     createTopicCodec<QuarantineRecord>(deps.registry, 'pos.inventario.quarantine', topics.quarantine),
   ]);
   const log = deps.logger.child({ component: 'differ' });
-  const rule = { maxZeroedShare: deps.config.quarantineMaxZeroedShare };
+  const rule: QuarantineRule = {
+    maxZeroedShare: deps.config.quarantineMaxZeroedShare,
+    groupMaxZeroedShare: deps.config.quarantineGroupMaxZeroedShare,
+    groupMinProducts: deps.config.quarantineGroupMinProducts,
+  };
   const registry = deps.metrics.registry;
   const snapshotsCounter = registeredMetric(registry, 'fluxion_differ_snapshots_total', () =>
     new Counter({ name: 'fluxion_differ_snapshots_total', help: 'snapshots by outcome: applied, quarantined, released, superseded, stale (older than the applied one, recorded in the quarantine), dropped (incomplete), skipped (read again, already decided)', labelNames: ['outcome'], registers: [registry] }),

@@ -46,6 +46,8 @@ export const ENV_VARS: EnvVarSpec[] = [
   { name: 'FLUXION_PROCESSOR_MAX_BATCH', description: 'input records per processor transaction', default: '500' },
   { name: 'FLUXION_STATE_DIR', description: "processors' local state stores (one directory per processor, group and partition; docs/state-stores.md): a cache of the state topics that makes a restart read only their tail. Safe to delete while the processor is stopped", default: '.cache/state' },
   { name: 'FLUXION_QUARANTINE_MAX_ZEROED_SHARE', description: "differ: a snapshot in which more than this share of the store's products with stock drop to 0 or vanish is quarantined", default: '0.3' },
+  { name: 'FLUXION_QUARANTINE_GROUP_MAX_ZEROED_SHARE', description: 'differ: the same within one deposito, or one department of a deposito (a POS that read the whole group as 0)', default: '0.9' },
+  { name: 'FLUXION_QUARANTINE_GROUP_MIN_PRODUCTS', description: 'differ: a deposito or department with fewer products with stock is not judged by the group share', default: '20' },
   { name: 'FLUXION_DEDUPE_RETENTION_DAYS', description: 'dedupe: days a sales line is remembered after its last read (then tombstoned)', default: '7' },
   { name: 'FLUXION_PHANTOM_FLIP_FLOP_RECOVERY', description: 'phantom FLIP_FLOP: share of the pre-zero quantity the stock must come back to', default: '0.8' },
   { name: 'FLUXION_PHANTOM_FLIP_FLOP_WINDOW', description: "phantom FLIP_FLOP: the product's changes within which it must come back", default: '3' },
@@ -131,6 +133,8 @@ const envSchema = z.object({
   FLUXION_PROCESSOR_MAX_BATCH: z.coerce.number().int().min(1).max(100_000).default(500),
   FLUXION_STATE_DIR: z.string().trim().min(1).default('.cache/state'),
   FLUXION_QUARANTINE_MAX_ZEROED_SHARE: share.default(0.3),
+  FLUXION_QUARANTINE_GROUP_MAX_ZEROED_SHARE: share.default(0.9),
+  FLUXION_QUARANTINE_GROUP_MIN_PRODUCTS: z.coerce.number().int().min(1).max(1_000_000).default(20),
   FLUXION_DEDUPE_RETENTION_DAYS: z.coerce.number().gt(0, 'must be a number of days above 0').max(3650).default(7),
   FLUXION_PHANTOM_FLIP_FLOP_RECOVERY: share.default(0.8),
   FLUXION_PHANTOM_FLIP_FLOP_WINDOW: z.coerce.number().int().min(1).max(1000).default(3),
@@ -194,6 +198,8 @@ export interface FluxionConfig {
     /** FLUXION_STATE_DIR: root of the processors' state stores (processors/runtime/state-store.ts). */
     stateDir: string;
     quarantineMaxZeroedShare: number;
+    quarantineGroupMaxZeroedShare: number;
+    quarantineGroupMinProducts: number;
     dedupeRetentionDays: number;
     /** The shape of processors/phantom-rules.ts PhantomConfig (core does not import components). */
     phantom: {
@@ -295,6 +301,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FluxionConfig 
       maxBatch: e.FLUXION_PROCESSOR_MAX_BATCH,
       stateDir: e.FLUXION_STATE_DIR,
       quarantineMaxZeroedShare: e.FLUXION_QUARANTINE_MAX_ZEROED_SHARE,
+      quarantineGroupMaxZeroedShare: e.FLUXION_QUARANTINE_GROUP_MAX_ZEROED_SHARE,
+      quarantineGroupMinProducts: e.FLUXION_QUARANTINE_GROUP_MIN_PRODUCTS,
       dedupeRetentionDays: e.FLUXION_DEDUPE_RETENTION_DAYS,
       phantom: {
         flipFlopRecovery: e.FLUXION_PHANTOM_FLIP_FLOP_RECOVERY,

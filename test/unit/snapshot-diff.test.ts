@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../core/errors.ts';
 import type { InventoryRow } from '../../core/records.ts';
 import { backwardIncompatibility } from '../../core/avro/schemas.ts';
-import { applyChanges, diffSnapshot, judgeSnapshot, packRow, packSnapshot, quarantineReason, rowFingerprint, rowKey, sameContent, SnapshotAssembler, staleReason, unpackRow, type AppliedSnapshot, type QuarantineRule, type Snapshot, type SnapshotChunk, type StoreState } from '../../processors/snapshot-diff.ts';
+import { applyChanges, DEFAULT_QUARANTINE, diffSnapshot, judgeSnapshot, packRow, packSnapshot, quarantineReason, rowFingerprint, rowKey, sameContent, SnapshotAssembler, staleReason, unpackRow, type AppliedSnapshot, type QuarantineRule, type Snapshot, type SnapshotChunk, type StoreState } from '../../processors/snapshot-diff.ts';
 
 const row = (producto_id: string, cantidad: string, extra: Partial<InventoryRow> = {}): InventoryRow => ({
   deposito: '01', producto_id, codigo_barras: null, descripcion: `P ${producto_id}`, departamento_codigo: null, departamento_nombre: null,
@@ -191,7 +191,35 @@ describe('quarantineReason', () => {
     const rows = [...state.values()].map(unpackRow).map((r, i) => (i < 2 ? row(r.producto_id, '0.000') : r)); // 2 of 8 = 25%
     expect(quarantine(state, snap('s2', rows))).toBeNull();
     expect(quarantine(new Map(), snap('s1', [row('A', '0.000')]))).toBeNull();
-    expect(quarantine(state, snap('s2', rows), { maxZeroedShare: 0.2 })).toMatch(/25\.0% > 20%/);
+    expect(quarantine(state, snap('s2', rows), { ...DEFAULT_QUARANTINE, maxZeroedShare: 0.2 })).toMatch(/25\.0% > 20%/);
+  });
+});
+
+describe('quarantineReason by deposito and department (a POS glitch)', () => {
+  // 3 departments of 30 products with stock in deposito 01, and 30 in deposito 02: no group is 30% of the store.
+  const depto = (d: string) => ({ departamento_codigo: d, departamento_nombre: `Depto ${d}` });
+  const before = [
+    ...['A', 'B', 'C'].flatMap((d) => Array.from({ length: 30 }, (_, i) => row(`${d}${i}`, '5.000', depto(d)))),
+    ...Array.from({ length: 30 }, (_, i) => row(`E${i}`, '5.000', { deposito: '02', ...depto('A') })),
+  ];
+  const state = stateOf(snap('s1', before));
+  const zeroWhere = (hit: (r: InventoryRow) => boolean) => snap('s2', before.map((r) => (hit(r) ? { ...r, cantidad: '0.000' } : r)));
+
+  it('holds back a snapshot in which a whole department of a deposito reads 0, naming it', () => {
+    expect(quarantine(state, zeroWhere((r) => r.deposito === '01' && r.departamento_codigo === 'B'))).toBe(
+      '30 of 30 products with stock in departamento B (Depto B) of deposito 01 dropped to 0 or below or vanished at once (100.0% > 90%): a POS that read the whole group wrong?',
+    );
+  });
+
+  it('holds back a whole deposito that reads 0 or vanishes, though under the store share', () => {
+    expect(quarantine(state, snap('s2', before.filter((r) => r.deposito !== '02')))).toMatch(/^30 of 30 products with stock in deposito 02 /);
+  });
+
+  it('applies real stockouts spread over departments, a department under the share, and a small department', () => {
+    expect(quarantine(state, zeroWhere((r) => /^[ABC][0-9]$/.test(r.producto_id)))).toBeNull(); // 10 of 30 in each
+    expect(quarantine(state, zeroWhere((r) => r.departamento_codigo === 'C' && r.producto_id !== 'C0' && r.producto_id !== 'C1' && r.producto_id !== 'C2' && r.deposito === '01'))).toBeNull(); // 27 of 30
+    const small = { ...DEFAULT_QUARANTINE, groupMinProducts: 31 };
+    expect(quarantine(state, zeroWhere((r) => r.deposito === '01' && r.departamento_codigo === 'B'), small)).toBeNull();
   });
 });
 
