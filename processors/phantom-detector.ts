@@ -299,6 +299,8 @@ export function phantomConfigProblems(c: PhantomConfig): string[] {
   if (!(c.sellingAtZeroMinMinutes >= 0)) problems.push(`phantom.sellingAtZeroMinMinutes must be a number of minutes >= 0, got ${c.sellingAtZeroMinMinutes}`);
   const unknown = c.rules.filter((r) => !PHANTOM_RULES.includes(r));
   if (unknown.length > 0) problems.push(`phantom.rules must name rules among ${PHANTOM_RULES.join(', ')}, got ${unknown.join(', ')}`);
+  const badSources = c.sources.filter((x) => x !== 'KLK' && x !== 'STELLAR');
+  if (badSources.length > 0) problems.push(`phantom.sources must be KLK or STELLAR, got ${badSources.join(', ')}`);
   return problems;
 }
 
@@ -484,6 +486,9 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
         checkPlacement(c.ubicacion_id, ctx.partition);
         const ref = { ubicacion_id: c.ubicacion_id, deposito: c.deposito, producto_id: c.producto_id };
         const prev = entryOf(kv, phantomKey(ref));
+        // A product of a POS not judged is not followed; one followed before (the setting
+        // changed) still is, so its open alert resolves as the rules say.
+        if (!prev && !config.sources.includes(c.source)) return out;
         out.push(...outputs(kv, ctx.partition, ref, prev, stepChange(ref, prev, c, config)));
       } else {
         const l = input.venta.linea;

@@ -87,7 +87,15 @@ export interface PhantomConfig {
   sellingAtZeroMinMinutes: number;
   /** The rules that may open an alert; an alert already open still resolves by its rule. */
   rules: readonly PhantomRule[];
+  /**
+   * The POS whose stock is judged (read by the detector, not by the rules). Every rule weighs
+   * stock against sales lines, and only KLK stores have them: a CEDI's stock leaves by
+   * dispatch, which no topic carries, so each of its dispatches would look like a phantom.
+   */
+  sources: readonly PhantomSource[];
 }
+
+export type PhantomSource = 'KLK' | 'STELLAR';
 
 export const DEFAULT_PHANTOM_CONFIG: PhantomConfig = Object.freeze({
   flipFlopRecovery: 0.8,
@@ -97,6 +105,7 @@ export const DEFAULT_PHANTOM_CONFIG: PhantomConfig = Object.freeze({
   sellingAtZeroMinSales: '1.000',
   sellingAtZeroMinMinutes: 0,
   rules: Object.freeze(['SELLING_AT_ZERO', 'FLIP_FLOP', 'UNEXPLAINED_DROP'] as PhantomRule[]),
+  sources: Object.freeze(['KLK'] as PhantomSource[]),
 });
 
 /** Every rule, in the order `decide` tries them. */

@@ -55,6 +55,7 @@ export const ENV_VARS: EnvVarSpec[] = [
   { name: 'FLUXION_PHANTOM_DROP_SALES_SHARE', description: 'phantom UNEXPLAINED_DROP and FLIP_FLOP: sales below this share of the quantity do not explain it', default: '0.2' },
   { name: 'FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_SALES', description: 'phantom SELLING_AT_ZERO: units sold after the zero snapshot that open an alert', default: '1' },
   { name: 'FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_MINUTES', description: 'phantom SELLING_AT_ZERO: minutes after the zero snapshot the last of those sales must come (0: any time); a receipt between two snapshots explains sales before the next one', default: '0' },
+  { name: 'FLUXION_PHANTOM_SOURCES', description: 'phantom: the POS whose stock is judged, comma-separated (klk, stellar). The rules weigh stock against sales lines, which only KLK stores have', default: 'klk' },
   { name: 'FLUXION_PHANTOM_RULES', description: 'phantom: the rules that may open an alert, comma-separated (SELLING_AT_ZERO, FLIP_FLOP, UNEXPLAINED_DROP; `none` for none)', default: 'SELLING_AT_ZERO,FLIP_FLOP,UNEXPLAINED_DROP' },
   { name: 'FLUXION_SINK_MAX_BATCH', description: 'sink: records per PostgreSQL transaction', default: '5000' },
   { name: 'FLUXION_ABC_WINDOW_DAYS', description: 'ABC: business days of ventas the classes are computed from', default: '90' },
@@ -142,6 +143,12 @@ const envSchema = z.object({
   FLUXION_PHANTOM_DROP_SALES_SHARE: share.default(0.2),
   FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_SALES: quantity.default('1.000'),
   FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_MINUTES: z.coerce.number().min(0, 'must be a number of minutes, 0 or more').max(7 * 24 * 60).default(0),
+  FLUXION_PHANTOM_SOURCES: z
+    .string()
+    .default('klk')
+    .transform((s) => [...new Set(s.split(',').map((x) => x.trim().toUpperCase()).filter(Boolean))])
+    .refine((list) => list.length > 0 && list.every((x) => x === 'KLK' || x === 'STELLAR'), 'must be klk, stellar or both, comma-separated')
+    .transform((list) => list as Array<'KLK' | 'STELLAR'>),
   FLUXION_PHANTOM_RULES: z
     .string()
     .default('SELLING_AT_ZERO,FLIP_FLOP,UNEXPLAINED_DROP')
@@ -210,6 +217,7 @@ export interface FluxionConfig {
       sellingAtZeroMinSales: string;
       sellingAtZeroMinMinutes: number;
       rules: readonly PhantomRuleName[];
+      sources: ReadonlyArray<'KLK' | 'STELLAR'>;
     };
   };
   sink: { maxBatch: number };
@@ -312,6 +320,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FluxionConfig 
         sellingAtZeroMinSales: e.FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_SALES,
         sellingAtZeroMinMinutes: e.FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_MINUTES,
         rules: e.FLUXION_PHANTOM_RULES,
+        sources: e.FLUXION_PHANTOM_SOURCES,
       },
     },
     sink: { maxBatch: e.FLUXION_SINK_MAX_BATCH },

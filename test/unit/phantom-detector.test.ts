@@ -29,7 +29,7 @@ import {
   type PhantomStateRecord,
   type Venta,
 } from '../../processors/phantom-detector.ts';
-import { DEFAULT_PHANTOM_CONFIG, type PhantomConfig, type PhantomRule } from '../../processors/phantom-rules.ts';
+import { DEFAULT_PHANTOM_CONFIG, type PhantomConfig, type PhantomRule, type PhantomSource } from '../../processors/phantom-rules.ts';
 import { createRuntimeMetrics } from '../../processors/runtime/metrics.ts';
 import type { Output, StreamProcessorSpec } from '../../processors/runtime/stream-processor.ts';
 
@@ -262,10 +262,10 @@ describe('input checks', () => {
     expect(phantomConfigProblems(DEFAULT_PHANTOM_CONFIG)).toEqual([]);
     const problems = phantomConfigProblems({
       flipFlopRecovery: 1.5, flipFlopWindowSnapshots: 0, dropThreshold: '10', dropSalesShare: 0, sellingAtZeroMinSales: '-1.000',
-      sellingAtZeroMinMinutes: -5, rules: ['SELLING_AT_ZERO', 'GHOST' as PhantomRule],
+      sellingAtZeroMinMinutes: -5, rules: ['SELLING_AT_ZERO', 'GHOST' as PhantomRule], sources: ['KLK', 'SAP' as PhantomSource],
     });
-    expect(problems).toHaveLength(7);
-    expect(problems.join('\n')).toMatch(/flipFlopRecovery.*1\.5[\s\S]*dropSalesShare[\s\S]*flipFlopWindowSnapshots[\s\S]*dropThreshold[\s\S]*sellingAtZeroMinSales[\s\S]*sellingAtZeroMinMinutes.*-5[\s\S]*rules.*GHOST/);
+    expect(problems).toHaveLength(8);
+    expect(problems.join('\n')).toMatch(/flipFlopRecovery.*1\.5[\s\S]*dropSalesShare[\s\S]*flipFlopWindowSnapshots[\s\S]*dropThreshold[\s\S]*sellingAtZeroMinSales[\s\S]*sellingAtZeroMinMinutes.*-5[\s\S]*rules.*GHOST[\s\S]*sources.*SAP/);
   });
 });
 
@@ -425,6 +425,19 @@ describe('the processor around the steps (no Kafka: a registry that knows one id
     ]);
     // A sale of a product whose stock was never seen changes nothing and writes nothing.
     expect(await run(spec, record(topics.ventas, 'x', k.venta.encode({ ...venta('F-2', '1.000', 41), linea: { ...venta('F-2', '1.000', 41).linea, producto_id: '999' } })))).toEqual([]);
+  });
+
+  it('follows only the POS named in sources: a Stellar product dropping to 0 writes nothing unless stellar is judged', async () => {
+    const k = await codecs();
+    const stellar = (c: InventoryChange): InventoryChange => ({ ...c, ubicacion_id: 'cedi_01', source: 'STELLAR' });
+    const drop = [stellar(change(null, '50.000', 0)), stellar(change('50.000', '0.000', 30))];
+    const klkOnly = await createPhantomSpec(deps());
+    for (const c of drop) expect(await run(klkOnly, record(topics.changes, 'x', encChange(k, c)))).toEqual([]);
+    const both = await createPhantomSpec(deps(metrics(), { ...DEFAULT_PHANTOM_CONFIG, sources: ['KLK', 'STELLAR'] }));
+    const out = [];
+    for (const c of drop) out.push(...(await run(both, record(topics.changes, 'x', encChange(k, c)))));
+    const alerts = await Promise.all(out.filter((o) => o.topic === topics.alerts).map((o) => k.alert.decode(o.value)));
+    expect(alerts.map((a) => [a.ubicacion_id, a.rule, a.status])).toEqual([['cedi_01', 'UNEXPLAINED_DROP', 'OPEN']]);
   });
 
   it('a new instance loads the state records (tombstones and unreadable ones included) and resolves under the same id', async () => {

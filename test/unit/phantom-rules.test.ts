@@ -9,6 +9,7 @@ import {
   type InventoryEvent,
   type PhantomConfig,
   type PhantomRule,
+  type PhantomSource,
   type ProductPhantomState,
   type SaleEvent,
 } from '../../processors/phantom-rules.ts';
@@ -283,6 +284,7 @@ describe('properties', () => {
       sellingAtZeroMinSales: fc.constantFrom('0.000', '1.000', '3.000'),
       sellingAtZeroMinMinutes: fc.constantFrom(0, 30, 60),
       rules: fc.subarray(['SELLING_AT_ZERO', 'FLIP_FLOP', 'UNEXPLAINED_DROP'] as PhantomRule[]),
+      sources: fc.constant(['KLK'] as PhantomSource[]),
     }),
   );
 
