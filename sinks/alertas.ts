@@ -140,6 +140,13 @@ export async function listarAlertas(pool: Pool, filtro: ListarFiltro): Promise<A
   return r.rows;
 }
 
+/** Which of `alertIds` an operator dismissed (the notifier leaves them out of its mails). */
+export async function descartadas(pool: Pool, alertIds: readonly string[]): Promise<string[]> {
+  if (alertIds.length === 0) return [];
+  const r = await pool.query<{ alert_id: string }>(`SELECT alert_id::text AS alert_id FROM alertas WHERE alert_id = ANY($1::uuid[]) AND estado = 'DESCARTADA'`, [alertIds]);
+  return r.rows.map((x) => x.alert_id);
+}
+
 /** The alerts grouped by store, in the order listarAlertas gives them. */
 export function porTienda(alertas: readonly AlertaListada[]): Map<string, AlertaListada[]> {
   const out = new Map<string, AlertaListada[]>();
