@@ -29,6 +29,8 @@ const en = {
   emptyNota: '--nota is empty: say why the alert is dismissed (for instance what the count on the shelf showed)',
   emptyPor: '--por is empty: name who dismisses the alert',
   badEstado: (value: string) => `--estado "${value}" is not OPEN, DESCARTADA, RESOLVED or todas`,
+  notMigrated: 'the database has no alertas table, or not its dismissal columns (migration 008_alertas_descartadas.sql): run `fluxion migrate` first',
+  unreachable: (detail: string) => `PostgreSQL does not answer (DATABASE_URL): ${detail}. Nothing changed; try again once it is back`,
   badDesde: (value: string) => `--desde "${value}" is not a date (2026-11-27: from that day's midnight in Caracas) or an instant (2026-11-27T14:00:00Z)`,
 };
 
@@ -60,6 +62,8 @@ export const alertasMessages = defineMessages<AlertasMessages>({
     emptyNota: '--nota está vacía: diga por qué se descarta la alerta (por ejemplo, qué mostró el conteo en el anaquel)',
     emptyPor: '--por está vacío: indique quién descarta la alerta',
     badEstado: (value) => `--estado "${value}" no es OPEN, DESCARTADA, RESOLVED ni todas`,
+    notMigrated: 'la base de datos no tiene la tabla alertas, o le faltan las columnas de descarte (migración 008_alertas_descartadas.sql): ejecute `fluxion migrate` primero',
+    unreachable: (detail) => `PostgreSQL no responde (DATABASE_URL): ${detail}. No se cambió nada; intente de nuevo cuando vuelva`,
     badDesde: (value) => `--desde "${value}" no es una fecha (2026-11-27: desde la medianoche de ese día en Caracas) ni un instante (2026-11-27T14:00:00Z)`,
   },
 });

@@ -27,7 +27,7 @@ const DESCARTAR_HELP = `
 Exit codes:
   0  the alert is now DESCARTADA
   1  PostgreSQL could not be reached, or another unexpected failure
-  2  bad usage: the id is not a UUID, --nota or --por is empty
+  2  bad usage (the id is not a UUID, --nota or --por is empty), or the database is not migrated
   3  no alert has that id
   4  the alert is no longer OPEN: already resolved or already dismissed (the message says when, and by whom)
 
@@ -68,6 +68,10 @@ function operatorMessage(e: unknown, m: AlertasMessages): string | null {
       return m.badEstado(value);
     case 'ALERTA_DESDE':
       return m.badDesde(value);
+    case 'ALERTAS_NOT_MIGRATED':
+      return m.notMigrated;
+    case 'SERVICE_UNAVAILABLE':
+      return m.unreachable(e.message.replace(/^PostgreSQL is not reachable: /, ''));
     default:
       return null;
   }

@@ -8,8 +8,10 @@
  * The detector does not hear of a dismissal: it keeps the alert open in its state and sends
  * its updates and its RESOLVED, which land on the dismissed row as evidence only.
  */
-import { FluxionError, UsageError } from '../core/errors.ts';
-import type { Pool } from '../core/postgres.ts';
+import type pg from 'pg';
+import { ConfigError, FluxionError, ServiceUnavailableError, UsageError } from '../core/errors.ts';
+import { scrubSecrets } from '../core/logger.ts';
+import { isConnectionError, type Pool } from '../core/postgres.ts';
 import { ALERTA_ESTADOS, type AlertaEstado } from './sink-batch.ts';
 
 export interface AlertaListada {
@@ -55,6 +57,29 @@ export class AlertaNotOpenError extends FluxionError {
   }
 }
 
+/**
+ * Runs one statement, translating what an operator can act on: PostgreSQL not reachable
+ * (ServiceUnavailableError, exit 1) and a database without the alertas table or its dismissal
+ * columns (ConfigError ALERTAS_NOT_MIGRATED, exit 2: run `fluxion migrate`).
+ */
+async function query<R extends pg.QueryResultRow>(pool: Pool, text: string, params: unknown[]): Promise<pg.QueryResult<R>> {
+  try {
+    return await pool.query<R>(text, params);
+  } catch (err) {
+    if (isConnectionError(err)) throw new ServiceUnavailableError(`PostgreSQL is not reachable: ${scrubSecrets((err as Error).message)}`, { cause: err, context: { table: 'alertas' } });
+    const sqlstate = (err as { code?: string }).code;
+    // 42P01 undefined_table, 42703 undefined_column: migrations 004 or 008 not applied.
+    if (sqlstate === '42P01' || sqlstate === '42703') {
+      throw new ConfigError([`the database lacks the alertas table or its dismissal columns (${scrubSecrets((err as Error).message)}): run \`fluxion migrate\` first`], {
+        code: 'ALERTAS_NOT_MIGRATED',
+        cause: err,
+        context: { table: 'alertas', sqlstate },
+      });
+    }
+    throw err;
+  }
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const COLUMNS = `a.alert_id::text AS alert_id, a.ubicacion_id, a.deposito, a.producto_id, p.descripcion, a.regla, a.confianza, a.estado, a.resumen,
@@ -85,7 +110,8 @@ export function checkDescarte(d: Descarte): Descarte {
  */
 export async function descartarAlerta(pool: Pool, descarte: Descarte): Promise<AlertaListada> {
   const d = checkDescarte(descarte);
-  const updated = await pool.query<AlertaListada>(
+  const updated = await query<AlertaListada>(
+    pool,
     `WITH d AS (
        UPDATE alertas SET estado = 'DESCARTADA', nota = $2, descartada_por = $3, descartada_en = now()
        WHERE alert_id = $1::uuid AND estado = 'OPEN' RETURNING *
@@ -94,7 +120,7 @@ export async function descartarAlerta(pool: Pool, descarte: Descarte): Promise<A
     [d.alertId, d.nota, d.por],
   );
   if (updated.rows[0]) return updated.rows[0];
-  const current = await pool.query<AlertaListada>(`SELECT ${COLUMNS} FROM alertas a LEFT JOIN productos p ON p.producto_id = a.producto_id WHERE a.alert_id = $1::uuid`, [d.alertId]);
+  const current = await query<AlertaListada>(pool, `SELECT ${COLUMNS} FROM alertas a LEFT JOIN productos p ON p.producto_id = a.producto_id WHERE a.alert_id = $1::uuid`, [d.alertId]);
   if (!current.rows[0]) throw new AlertaNotFoundError(d.alertId);
   throw new AlertaNotOpenError(current.rows[0]);
 }
@@ -128,7 +154,8 @@ export function parseDesde(value: string): Date {
 
 /** Alerts by store (ubicacion_id), most confident first within a store, then the newest. */
 export async function listarAlertas(pool: Pool, filtro: ListarFiltro): Promise<AlertaListada[]> {
-  const r = await pool.query<AlertaListada>(
+  const r = await query<AlertaListada>(
+    pool,
     `SELECT ${COLUMNS}
      FROM alertas a LEFT JOIN productos p ON p.producto_id = a.producto_id
      WHERE (cardinality($1::text[]) = 0 OR a.ubicacion_id = ANY($1::text[]))
@@ -143,7 +170,7 @@ export async function listarAlertas(pool: Pool, filtro: ListarFiltro): Promise<A
 /** Which of `alertIds` an operator dismissed (the notifier leaves them out of its mails). */
 export async function descartadas(pool: Pool, alertIds: readonly string[]): Promise<string[]> {
   if (alertIds.length === 0) return [];
-  const r = await pool.query<{ alert_id: string }>(`SELECT alert_id::text AS alert_id FROM alertas WHERE alert_id = ANY($1::uuid[]) AND estado = 'DESCARTADA'`, [alertIds]);
+  const r = await query<{ alert_id: string }>(pool, `SELECT alert_id::text AS alert_id FROM alertas WHERE alert_id = ANY($1::uuid[]) AND estado = 'DESCARTADA'`, [alertIds]);
   return r.rows.map((x) => x.alert_id);
 }
 

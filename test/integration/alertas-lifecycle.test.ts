@@ -12,7 +12,7 @@ import type { PhantomAlert } from '../../core/records.ts';
 import { uuidFrom } from '../helpers/inventory-feed.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
 import { sendTransactionsVisibly } from '../helpers/processor-run.ts';
-import { runCli, uniqueId } from '../helpers/services.ts';
+import { freshDatabase, runCli, uniqueId } from '../helpers/services.ts';
 import { migratedDatabase, startSink, waitForSinkEnd, type MigratedDatabase, type RunningSink } from '../helpers/sink-run.ts';
 
 let pipeline: TestPipeline;
@@ -132,11 +132,13 @@ describe('fluxion alertas: dismiss, the sink keeps it dismissed, list per store'
   it('refuses what an operator can fix, with a distinct exit code and a message naming the alert', { timeout: 60_000 }, async () => {
     const unknown = uuidFrom('never-opened');
     // Usage errors checked before any I/O (bad id, --estado, --desde, the help text) are in test/unit/alertas.test.ts.
-    const [again, resolved, missing, emptyNote] = await Promise.all([
+    const cold = await freshDatabase();
+    const [again, resolved, missing, emptyNote, notMigrated] = await Promise.all([
       cli('descartar', ids.a, '--nota', 'otra vez'),
       cli('descartar', ids.e, '--nota', 'ya estaba'),
       cli('descartar', unknown, '--nota', 'no existe'),
       cli('descartar', ids.b, '--nota', '   '),
+      runCli(['alertas', 'listar'], { DATABASE_URL: cold.url, FLUXION_LOCALE: 'es' }).finally(() => cold.drop()),
     ]);
     expect(again.code).toBe(4);
     expect(again.stderr).toMatch(new RegExp(`la alerta ${ids.a} ya fue descartada el 2\\d{3}-\\d\\d-\\d\\d \\d\\d:\\d\\d por ana \\("conteo: 12 unidades en anaquel"\\); no se cambió nada`));
@@ -146,6 +148,9 @@ describe('fluxion alertas: dismiss, the sink keeps it dismissed, list per store'
     expect(missing.stderr).toContain(`ninguna alerta tiene el id ${unknown}`);
     expect(emptyNote.code).toBe(2);
     expect(emptyNote.stderr).toContain('--nota está vacía');
+    // A database never migrated: told what to run.
+    expect(notMigrated.code).toBe(2);
+    expect(notMigrated.stderr).toContain('la base de datos no tiene la tabla alertas, o le faltan las columnas de descarte (migración 008_alertas_descartadas.sql): ejecute `fluxion migrate` primero');
     // Nothing of it changed a row.
     expect(await row(ids.b)).toMatchObject({ estado: 'OPEN', nota: null });
     expect(await row(ids.e)).toMatchObject({ estado: 'RESOLVED', nota: null });

@@ -44,6 +44,12 @@ describe('fluxion alertas: refused before any I/O, in the operator words', () =>
     expect(en.err).toMatch(/^fluxion: --nota is empty: say why the alert is dismissed/);
   });
 
+  it('PostgreSQL not answering: exit 1, saying so and that nothing changed', async () => {
+    const r = await run(['alertas', 'descartar', ID, '--nota', 'conteo'], { DATABASE_URL: 'postgres://fluxion@127.0.0.1:1/fluxion' });
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^fluxion: PostgreSQL no responde \(DATABASE_URL\): .*ECONNREFUSED.*No se cambió nada/);
+  });
+
   it('a missing --nota is a usage error too (commander), and nothing reaches PostgreSQL', async () => {
     const r = await run(['alertas', 'descartar', ID]);
     expect(r.code).toBe(2);
