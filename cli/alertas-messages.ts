@@ -6,14 +6,14 @@
 import { defineMessages } from '../core/i18n.ts';
 
 const en = {
-  hId: 'alert_id',
+  hId: 'alert id',
   hDeposito: 'deposito',
   hProducto: 'product',
   hDescripcion: 'description',
   hRegla: 'rule',
   hConfianza: 'confidence',
   hAbierta: 'opened (Caracas)',
-  hEstado: 'estado',
+  hEstado: 'status',
   hNota: 'note',
   store: (store: string, n: number) => `${store}: ${n} alert(s)`,
   total: (n: number, stores: number, estado: string) => `alertas: ${n} ${estado} alert(s) in ${stores} store(s)`,
@@ -52,7 +52,7 @@ export const alertasMessages = defineMessages<AlertasMessages>({
     total: (n, stores, estado) => `alertas: ${n} alerta(s) ${estado} en ${stores} tienda(s)`,
     none: (estado) => `alertas: ninguna alerta ${estado} coincide`,
     estadoTodas: 'de cualquier estado',
-    notaDe: (por, when, nota) => `${por}, ${when}: ${nota}`,
+    notaDe: (por, when, nota) => `${por} el ${when}: ${nota}`,
     resolvedAlso: (when) => `stock de vuelta ${when}`,
     dismissed: (id, what, por) => `alertas: alerta ${id} (${what}) descartada por ${por}; queda DESCARTADA aunque el detector siga enviando datos de ella. Si el producto se recupera y vuelve a 0, se abre una alerta nueva.`,
     notFound: (id) => `ninguna alerta tiene el id ${id} (vea \`fluxion alertas listar --estado todas\`); no se cambió nada`,

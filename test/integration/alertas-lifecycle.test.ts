@@ -114,7 +114,7 @@ describe('fluxion alertas: dismiss, the sink keeps it dismissed, list per store'
     // todas: both stores, the dismissed ones with who, when and why.
     expect(all.stdout).toContain('tienda_01: 3 alerta(s)');
     expect(all.stdout).toContain('tienda_02: 2 alerta(s)');
-    expect(all.stdout).toMatch(new RegExp(`${ids.a} .* DESCARTADA +ana, 2\\d{3}-\\d\\d-\\d\\d \\d\\d:\\d\\d: conteo: 12 unidades en anaquel; stock de vuelta 2026-11-27 11:30`));
+    expect(all.stdout).toMatch(new RegExp(`${ids.a} .* DESCARTADA +ana el 2\\d{3}-\\d\\d-\\d\\d \\d\\d:\\d\\d: conteo: 12 unidades en anaquel; stock de vuelta 2026-11-27 11:30`));
     expect(all.stdout.indexOf('tienda_01:')).toBeLessThan(all.stdout.indexOf('tienda_02:'));
     expect(one.stdout).toContain(`${ids.c}`);
     expect(one.stdout).not.toContain(ids.e);

@@ -97,7 +97,7 @@ describe('alertasTable', () => {
     expect(lines[0]).toBe('tienda_01: 2 alerta(s)');
     expect(lines[1]).toMatch(/^ {2}alert_id +deposito +producto +descripción +regla +confianza +abierta \(Caracas\) +estado +nota$/);
     expect(lines[2]).toMatch(/HARINA PAN 1KG +SELLING_AT_ZERO +0\.90 +2026-11-27 10:00 +OPEN$/);
-    expect(lines[3]).toMatch(/DESCARTADA +ana, 2026-11-27 11:00: conteo 12; stock de vuelta 2026-11-27 12:30$/);
+    expect(lines[3]).toMatch(/DESCARTADA +ana el 2026-11-27 11:00: conteo 12; stock de vuelta 2026-11-27 12:30$/);
     expect(lines[4]).toBe('');
     expect(lines[5]).toBe('tienda_02: 1 alerta(s)');
     expect(alertasTable([alerta({})], alertasMessages('en'))[1]).toMatch(/product +description +rule +confidence +opened \(Caracas\)/);
