@@ -38,7 +38,7 @@ import type { FluxionRegistry } from '../core/registry.ts';
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from '../core/retry.ts';
 import type { SentryEvents } from '../core/sentry.ts';
 import type { TopicName } from '../core/topics.ts';
-import { createNotifyRules, type EtlRun, type Mail, type NotifyEvent, type NotifyRulesConfig } from './notify-rules.ts';
+import { createNotifyRules, eventTime, type EtlRun, type Mail, type NotifyEvent, type NotifyRulesConfig } from './notify-rules.ts';
 
 export const NOTIFY_TOPICS = ['ops.etl-runs', 'pos.inventario.quarantine', 'alerts.phantom-zeros'] as const satisfies readonly TopicName[];
 
@@ -166,7 +166,8 @@ export function createNotifier(deps: NotifierDeps, options: NotifierOptions): No
       log.warn({ ...where, err }, 'record skipped: it does not decode (the PostgreSQL sink sends bad runs and alerts to their DLQ)');
       return;
     }
-    if (event.type === 'phantom-alert' && event.alert.status === 'OPEN') await forgetDismissed(event.alert, where);
+    // Stale alerts (a new group reading the topic's history) make no mail: PostgreSQL is not asked about them.
+    if (event.type === 'phantom-alert' && event.alert.status === 'OPEN' && now() - eventTime(event).getTime() <= r.maxAgeMs) await forgetDismissed(event.alert, where);
     const decision = rules.decide(event, now());
     const ubicacion_id = event.type === 'etl-run' ? event.run.ubicacion_id : event.type === 'quarantine' ? event.record.ubicacion_id : event.alert.ubicacion_id;
     if (decision.ignored) log.debug({ ...where, ubicacion_id, ignored: decision.ignored }, 'nothing to notify');
