@@ -15,6 +15,7 @@ import { checkAgainstRegistry, compareWithPrevious, loadCommittedSchemas, regist
 import { ensureTopics } from '../ops/topics-ensure.ts';
 import { syncUbicaciones } from '../ops/ubicaciones-sync.ts';
 import { registerAbcCommand } from './abc.ts';
+import { registerAlertasCommand } from './alertas.ts';
 import { registerDashboardCommand } from './dashboard.ts';
 import { registerDemoCommand } from './demo.ts';
 import { createContext, type CommandContext } from './context.ts';
@@ -121,6 +122,7 @@ export function createProgram(io: ProgramIo): Command {
   registerDemoCommand(program, io);
   registerNotifyCommand(program, io);
   registerQuarantineCommands(program, io);
+  registerAlertasCommand(program, io);
   registerAbcCommand(program, io);
   registerProductosCommand(program, io);
   registerDashboardCommand(program, io);

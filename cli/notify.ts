@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import { requireNotifyDelivery } from '../core/config/environment.ts';
 import { createSentryEvents, sentryOptionsFromEnv } from '../core/sentry.ts';
+import { descartadas } from '../sinks/alertas.ts';
 import { createMailer, createNotifier } from '../sinks/notifier.ts';
 import type { ProgramIo } from './program-io.ts';
 
@@ -28,7 +29,8 @@ export function registerNotifyCommand(program: Command, io: ProgramIo): void {
       const n = c.config.notify;
       const mailer = await createMailer(n, c.logger);
       const notifier = createNotifier(
-        { kafka, registry, logger: c.logger, mailer, sentry },
+        // With PostgreSQL configured, alerts an operator dismissed are left out of the mails.
+        { kafka, registry, logger: c.logger, mailer, sentry, dismissedAlerts: c.config.databaseUrl ? (ids) => descartadas(c.pool(), ids) : undefined },
         {
           groupId: opts.group ?? `${prefix}fluxion-notify`,
           topicPrefix: prefix,
@@ -37,6 +39,7 @@ export function registerNotifyCommand(program: Command, io: ProgramIo): void {
             throttleMs: n.throttleMs,
             phantomStoreThreshold: n.phantomStoreThreshold,
             phantomWindowMs: n.phantomWindowMs,
+            phantomDailyBudget: n.phantomDailyBudget,
             maxAgeMs: n.maxAgeMs,
             environment: c.config.environment,
             locale: c.config.locale,

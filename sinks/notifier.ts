@@ -17,6 +17,11 @@
  * - A record that does not decode is logged and skipped (the PostgreSQL sink, which reads
  *   ops.etl-runs and alerts.phantom-zeros too, sends those to the DLQ; two writers would
  *   duplicate them there).
+ * - Dismissed alerts are never mailed: before deciding on a phantom-zero OPEN, the notifier
+ *   asks PostgreSQL (`dismissedAlerts`) which of the store's open alerts an operator dismissed
+ *   (`fluxion alertas descartar`); the rules then forget them. Without PostgreSQL configured,
+ *   or when it does not answer, the mail goes without that filter (logged): a dismissed alert
+ *   mailed once more costs less than a massive stockout not mailed.
  * - A new group starts at the beginning of the topics; the rules ignore events older than
  *   FLUXION_NOTIFY_MAX_AGE_MINUTES, so a first start does not mail the history.
  * - Kafka's retriable faults are ridden out by core/kafka/supervised-consumer.ts (the
@@ -33,7 +38,7 @@ import type { FluxionRegistry } from '../core/registry.ts';
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from '../core/retry.ts';
 import type { SentryEvents } from '../core/sentry.ts';
 import type { TopicName } from '../core/topics.ts';
-import { createNotifyRules, type EtlRun, type Mail, type NotifyEvent, type NotifyRulesConfig } from './notify-rules.ts';
+import { createNotifyRules, eventTime, type EtlRun, type Mail, type NotifyEvent, type NotifyRulesConfig } from './notify-rules.ts';
 
 export const NOTIFY_TOPICS = ['ops.etl-runs', 'pos.inventario.quarantine', 'alerts.phantom-zeros'] as const satisfies readonly TopicName[];
 
@@ -56,6 +61,8 @@ export interface NotifierDeps {
   sentry: SentryEvents;
   /** The throttle's clock (milliseconds); default Date.now. */
   now?: () => number;
+  /** Which of these alert ids an operator dismissed (sinks/alertas.ts descartadas); absent: none known. */
+  dismissedAlerts?: (alertIds: string[]) => Promise<string[]>;
 }
 
 export interface NotifierOptions {
@@ -84,7 +91,8 @@ export function createNotifier(deps: NotifierDeps, options: NotifierOptions): No
   const groupId = options.groupId ?? `${prefix}fluxion-notify`;
   if (!groupId) throw new NotifierError('the notifier needs a group id');
   const r = options.rules;
-  if (!(r.throttleMs >= 0) || !(r.phantomWindowMs > 0) || !(r.maxAgeMs > 0) || !Number.isInteger(r.phantomStoreThreshold) || r.phantomStoreThreshold < 1) {
+  if (!(r.throttleMs >= 0) || !(r.phantomWindowMs > 0) || !(r.maxAgeMs > 0) || !Number.isInteger(r.phantomStoreThreshold) || r.phantomStoreThreshold < 1 ||
+    (r.phantomDailyBudget !== undefined && !(Number.isInteger(r.phantomDailyBudget) && r.phantomDailyBudget >= 1))) {
     throw new NotifierError(`invalid notify rules: ${JSON.stringify(r)}`);
   }
   const { kafka, mailer, sentry } = deps;
@@ -119,7 +127,7 @@ export function createNotifier(deps: NotifierDeps, options: NotifierOptions): No
     try {
       await mailer.send(mail, { heartbeat });
     } catch (err) {
-      rules.deliveryFailed(mail);
+      rules.deliveryFailed(mail, now());
       const status = err instanceof MailDeliveryError ? err.status : undefined;
       log.error({ ...where, kind: mail.kind, key: mail.key, ubicacion_id: mail.ubicacion_id, subject: mail.subject, status, reason: errorMessage(err) }, 'mail not delivered; going on');
       sentry.capture({
@@ -129,6 +137,19 @@ export function createNotifier(deps: NotifierDeps, options: NotifierOptions): No
         tags: { component: 'notify', kind: mail.kind, ubicacion_id: mail.ubicacion_id, ...(status === undefined ? {} : { status: String(status) }) },
         fingerprint: ['fluxion-notify-mail-failed', status === undefined ? 'network' : String(status)],
       });
+    }
+  }
+
+  /** Tells the rules which of the store's open alerts (and this one) an operator dismissed. */
+  async function forgetDismissed(alert: PhantomAlert, where: Record<string, unknown>): Promise<void> {
+    if (!deps.dismissedAlerts) return;
+    const ids = [...new Set([alert.alert_id, ...rules.openPhantomAlerts(alert.ubicacion_id)])];
+    try {
+      const dismissed = await deps.dismissedAlerts(ids);
+      if (dismissed.length) log.info({ ...where, ubicacion_id: alert.ubicacion_id, dismissed }, 'dismissed alerts left out of phantom-zero mails');
+      rules.dismissed(dismissed);
+    } catch (err) {
+      log.warn({ ...where, ubicacion_id: alert.ubicacion_id, reason: errorMessage(err) }, 'could not ask PostgreSQL which alerts were dismissed; a phantom-zero mail may list one');
     }
   }
 
@@ -145,6 +166,8 @@ export function createNotifier(deps: NotifierDeps, options: NotifierOptions): No
       log.warn({ ...where, err }, 'record skipped: it does not decode (the PostgreSQL sink sends bad runs and alerts to their DLQ)');
       return;
     }
+    // Stale alerts (a new group reading the topic's history) make no mail: PostgreSQL is not asked about them.
+    if (event.type === 'phantom-alert' && event.alert.status === 'OPEN' && now() - eventTime(event).getTime() <= r.maxAgeMs) await forgetDismissed(event.alert, where);
     const decision = rules.decide(event, now());
     const ubicacion_id = event.type === 'etl-run' ? event.run.ubicacion_id : event.type === 'quarantine' ? event.record.ubicacion_id : event.alert.ubicacion_id;
     if (decision.ignored) log.debug({ ...where, ubicacion_id, ignored: decision.ignored }, 'nothing to notify');
@@ -208,6 +231,7 @@ export function createNotifier(deps: NotifierDeps, options: NotifierOptions): No
           sentry: sentry.enabled,
           throttleMinutes: options.rules.throttleMs / 60_000,
           phantomStoreThreshold: options.rules.phantomStoreThreshold,
+          phantomDailyBudget: options.rules.phantomDailyBudget,
           phantomWindowMinutes: options.rules.phantomWindowMs / 60_000,
           maxAgeMinutes: options.rules.maxAgeMs / 60_000,
         },

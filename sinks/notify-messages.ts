@@ -24,8 +24,10 @@ const en = {
   staleAdvice: (store: string) =>
     `Once, it is a delayed or overlapping run and needs nothing. If it comes with every run, ${store}'s POS clock is behind: its stock stays frozen at the applied snapshot until the clock passes that time. Check the date and time of the store's POS server.`,
   phantomIntro: (store: string, n: number, window: string, threshold: number) => `${store}: massive stockout: ${n} products got a phantom-zero alert within ${window} (threshold ${threshold}). Their stock of 0 is probably a POS error.`,
-  phantomAll: 'The alerts:',
-  phantomLatest: (n: number) => `The latest ${n}:`,
+  phantomTop: (budget: number, mailedToday: number) =>
+    `The most confident first (at most ${budget} alerts per store per day${mailedToday ? `; ${mailedToday} already mailed today` : ''}):`,
+  phantomBeyond: (n: number, store: string) => `and ${n} more in the alertas table (fluxion alertas listar --tienda ${store})`,
+  phantomDismiss: 'A count shows the stock is really there? Dismiss the alert: fluxion alertas descartar <alert_id> --nota "<what the count showed>".',
   phantomWhere: 'The alerts are in the alertas table (estado OPEN) and on alerts.phantom-zeros.',
   heldBack: (n: number, kind: string, store: string, since: string, every: string) =>
     `${n} more ${kind} notice(s) for ${store} were not mailed${since ? ` since ${since}` : ''} (at most one mail per store and kind every ${every}).`,
@@ -77,8 +79,10 @@ export const notifyMessages = defineMessages<NotifyMessages>({
     staleAdvice: (store) =>
       `Una vez, es una corrida demorada o solapada y no requiere nada. Si llega en cada corrida, el reloj del POS de ${store} está atrasado: su stock queda congelado en el snapshot aplicado hasta que el reloj pase esa hora. Revise la fecha y hora del servidor POS de la tienda.`,
     phantomIntro: (store, n, window, threshold) => `${store}: quiebre masivo: ${n} productos recibieron una alerta de cero fantasma en ${window} (umbral ${threshold}). Su stock en 0 probablemente es un error del POS.`,
-    phantomAll: 'Las alertas:',
-    phantomLatest: (n) => `Las ${n} más recientes:`,
+    phantomTop: (budget, mailedToday) =>
+      `Las más confiables primero (a lo sumo ${budget} alertas por tienda y día${mailedToday ? `; ${mailedToday} ya enviadas hoy` : ''}):`,
+    phantomBeyond: (n, store) => `y ${n} más en la tabla alertas (fluxion alertas listar --tienda ${store})`,
+    phantomDismiss: '¿Un conteo muestra que el stock sí está? Descarte la alerta: fluxion alertas descartar <alert_id> --nota "<lo que mostró el conteo>".',
     phantomWhere: 'Las alertas están en la tabla alertas (estado OPEN) y en alerts.phantom-zeros.',
     heldBack: (n, kind, store, since, every) =>
       `${n} aviso(s) más de ${kind} de ${store} no se enviaron${since ? ` desde ${since}` : ''} (a lo sumo un correo por tienda y tipo cada ${every}).`,

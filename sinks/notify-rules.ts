@@ -15,7 +15,14 @@
  *   and then the store's stock stays frozen until its clock passes the applied snapshot's time:
  *   nothing else would tell anyone, since each run itself reports OK.
  * - PHANTOM_ZEROS: at least `phantomStoreThreshold` phantom-zero alerts opened in one store
- *   within `phantomWindowMs` (by their opened_at): another face of a massive stockout.
+ *   within `phantomWindowMs` (by their opened_at): another face of a massive stockout. The mail
+ *   lists the store's OPEN alerts no mail listed yet, most confident first, at most
+ *   `phantomDailyBudget` alerts per store per store-local day (America/Caracas, on the caller's
+ *   clock); the rest are counted ("and N more", to be read with `fluxion alertas listar`),
+ *   never mailed. A mail is news: an alert is listed once, not again the next day. Resolved
+ *   alerts leave the list; dismissed ones (`fluxion alertas descartar`, told by the notifier
+ *   through `dismissed`) never enter it again. A day whose budget is spent mails nothing more
+ *   for the store; the next day its most confident waiting alerts go first.
  *
  * Throttling: at most one mail per (kind, store) per `throttleMs` of the caller's clock; the
  * ones held back are counted and the next mail says how many. A flapping store thus sends one
@@ -35,6 +42,7 @@ import type { SentryEventReport } from '../core/sentry.ts';
 import { admit, type Admission, type ThrottleEntry } from '../core/throttle.ts';
 import { notifyMessages, type NotifyMessages } from './notify-messages.ts';
 import { DEFAULT_LOCALE, type Locale } from '../core/i18n.ts';
+import { fechaCaracas } from '../core/time.ts';
 import { formatInstant, formatMinutes, mailTable, subjectPrefix } from '../core/mail/format.ts';
 import type { EtlRun } from './sink-batch.ts';
 
@@ -50,6 +58,8 @@ export interface NotifyRulesConfig {
   /** Phantom-zero alerts opened in one store within the window that make a mail. */
   phantomStoreThreshold: number;
   phantomWindowMs: number;
+  /** Phantom-zero alerts mailed per store per store-local day; default PHANTOM_DAILY_BUDGET. */
+  phantomDailyBudget?: number;
   /** Events older than this (by their own time) when read are ignored. */
   maxAgeMs: number;
   /** Shown in subjects unless `production` (so a test mail never looks like a real one). */
@@ -70,6 +80,8 @@ export interface Mail {
   ubicacion_id: string;
   subject: string;
   text: string;
+  /** PHANTOM_ZEROS: the alerts the mail lists (counted against the store's daily budget). */
+  alertIds?: string[];
 }
 
 export interface NotifyDecision {
@@ -80,7 +92,7 @@ export interface NotifyDecision {
   /** A Sentry event to send (every FAILED run that is not stale). */
   sentry: SentryEventReport | null;
   /** Why the event made nothing, for a debug log. */
-  ignored?: 'run-ok' | 'stale' | 'not-quarantined' | 'alert-resolved' | 'below-threshold' | 'outside-window';
+  ignored?: 'run-ok' | 'stale' | 'not-quarantined' | 'alert-resolved' | 'alert-dismissed' | 'below-threshold' | 'outside-window' | 'nothing-new-today' | 'daily-budget-spent';
 }
 
 /** A FAILED run as Sentry sees it: one issue per store, job and error class (the fingerprint). */
@@ -206,6 +218,108 @@ export function createPhantomStoreWindow(windowMs: number): PhantomStoreWindow {
   };
 }
 
+// ---- the daily budget of phantom-zero alerts per store ------------------------------------------
+
+/** The issue's goal: at most 10 alerts a day reach a store's people. */
+export const PHANTOM_DAILY_BUDGET = 10;
+
+export interface LedgerAlert {
+  alert_id: string;
+  ubicacion_id: string;
+  rule: PhantomAlert['rule'];
+  confidence: number;
+  openedMs: number;
+  summary: string;
+}
+
+/** What a store's next mail may list: `listed` within the day's budget, `beyond` only counted. */
+export interface PhantomListing {
+  listed: LedgerAlert[];
+  beyond: number;
+  /** Alerts of the store mailed on this day so far. */
+  mailedToday: number;
+}
+
+export interface PhantomLedger {
+  /** An OPEN record: the alert is open (its confidence updated), unless it was dismissed. Returns false for a dismissed one. */
+  open(alert: PhantomAlert): boolean;
+  /** A RESOLVED record: the alert leaves the store's list. */
+  resolve(alert: PhantomAlert): void;
+  /** Alerts an operator dismissed: out of every list, for good (later OPEN records of them are ignored). */
+  dismiss(alertIds: Iterable<string>): void;
+  /** The store's open alerts (what the notifier asks PostgreSQL about). */
+  openIds(store: string): string[];
+  /** The store's open alerts no mail listed yet, most confident first, split by what is left of `day`'s budget. */
+  listing(store: string, day: string): PhantomListing;
+  /** The alerts a mail listed count against the store's budget of `day`... */
+  mailed(store: string, day: string, alertIds: readonly string[]): void;
+  /** ...unless the mail could not be delivered. */
+  unmailed(store: string, day: string, alertIds: readonly string[]): void;
+}
+
+/** Most confident first; of equal confidence, the one open longest, then by id (a stable order). */
+export const byConfidence = (a: LedgerAlert, b: LedgerAlert): number => b.confidence - a.confidence || a.openedMs - b.openedMs || a.alert_id.localeCompare(b.alert_id);
+
+export function createPhantomLedger(budget: number): PhantomLedger {
+  interface StoreLedger {
+    open: Map<string, LedgerAlert>;
+    /** Open alerts some mail already listed: news once, not every day (`fluxion alertas listar` has them all). */
+    mailed: Set<string>;
+    /** Alerts mailed on `day`: a new store-local day starts with the whole budget. */
+    spent: { day: string; count: number };
+  }
+  const stores = new Map<string, StoreLedger>();
+  const dismissed = new Set<string>();
+  const storeOf = (id: string): StoreLedger => {
+    let s = stores.get(id);
+    if (!s) stores.set(id, (s = { open: new Map(), mailed: new Set(), spent: { day: '', count: 0 } }));
+    return s;
+  };
+  const spentOn = (s: StoreLedger, day: string): number => (s.spent.day === day ? s.spent.count : 0);
+  const forget = (s: StoreLedger, id: string) => {
+    s.open.delete(id);
+    s.mailed.delete(id);
+  };
+  return {
+    open(alert) {
+      if (dismissed.has(alert.alert_id)) return false;
+      storeOf(alert.ubicacion_id).open.set(alert.alert_id, {
+        alert_id: alert.alert_id, ubicacion_id: alert.ubicacion_id, rule: alert.rule, confidence: alert.confidence, openedMs: alert.opened_at.getTime(), summary: alert.summary,
+      });
+      return true;
+    },
+    resolve(alert) {
+      const s = stores.get(alert.ubicacion_id);
+      if (s) forget(s, alert.alert_id);
+    },
+    dismiss(alertIds) {
+      for (const id of alertIds) {
+        dismissed.add(id);
+        for (const s of stores.values()) forget(s, id);
+      }
+    },
+    openIds: (store) => [...(stores.get(store)?.open.keys() ?? [])],
+    listing(store, day) {
+      const s = storeOf(store);
+      const pending = [...s.open.values()].filter((a) => !s.mailed.has(a.alert_id)).sort(byConfidence);
+      const spent = spentOn(s, day);
+      const left = Math.max(0, budget - spent);
+      return { listed: pending.slice(0, left), beyond: Math.max(0, pending.length - left), mailedToday: spent };
+    },
+    mailed(store, day, alertIds) {
+      const s = storeOf(store);
+      s.spent = { day, count: spentOn(s, day) + alertIds.length };
+      for (const id of alertIds) s.mailed.add(id);
+    },
+    unmailed(store, day, alertIds) {
+      const s = stores.get(store);
+      if (!s) return;
+      for (const id of alertIds) s.mailed.delete(id);
+      if (s.spent.day === day) s.spent = { day, count: Math.max(0, s.spent.count - alertIds.length) };
+    },
+  };
+}
+
 // ---- messages --------------------------------------------------------------------------------
 
 export { formatInstant };
@@ -301,37 +415,41 @@ export function staleMail(q: QuarantineRecord, config: NotifyRulesConfig, heldBa
   return snapshotMail('SNAPSHOT_STALE', q, config, heldBack, { subject: m.subjectStale(store), intro: m.staleIntro(store), advice: [m.staleAdvice(store)], rows: false });
 }
 
-/** How many of the window's alerts a mail lists by product. */
-export const PHANTOM_MAIL_LISTED = 15;
-
-/** Subject and body of a store's phantom-zeros mail. */
-export function phantomMail(store: string, alerts: readonly WindowAlert[], config: NotifyRulesConfig, heldBack: string | null = null): Mail {
+/**
+ * Subject and body of a store's phantom-zeros mail: the window that triggered it, then the
+ * alerts of `listing` (most confident first) and how many more wait in the alertas table.
+ */
+export function phantomMail(store: string, window: readonly WindowAlert[], listing: PhantomListing, config: NotifyRulesConfig, heldBack: string | null = null): Mail {
   const m = messagesOf(config);
   const key = throttleKey('PHANTOM_ZEROS', store);
-  const window = formatMinutes(config.phantomWindowMs);
+  const minutes = formatMinutes(config.phantomWindowMs);
   const byRule = new Map<string, number>();
-  for (const a of alerts) byRule.set(a.rule, (byRule.get(a.rule) ?? 0) + 1);
-  const listed = alerts.slice(-PHANTOM_MAIL_LISTED);
+  for (const a of window) byRule.set(a.rule, (byRule.get(a.rule) ?? 0) + 1);
   const text = [
-    m.phantomIntro(store, alerts.length, window, config.phantomStoreThreshold),
+    m.phantomIntro(store, window.length, minutes, config.phantomStoreThreshold),
     '',
     mailTable([
       [m.lStore, store],
-      [m.lAlerts, alerts.length],
+      [m.lAlerts, window.length],
       [m.lByRule, [...byRule].sort().map(([r, n]) => `${r} ${n}`).join(', ')],
-      [m.lFirstOpened, formatInstant(alerts[0]?.openedMs ?? 0)],
-      [m.lLastOpened, formatInstant(alerts.at(-1)?.openedMs ?? 0)],
+      [m.lFirstOpened, formatInstant(window[0]?.openedMs ?? 0)],
+      [m.lLastOpened, formatInstant(window.at(-1)?.openedMs ?? 0)],
     ]),
     '',
-    listed.length === alerts.length ? m.phantomAll : m.phantomLatest(listed.length),
-    ...listed.map((a) => `  - ${a.summary} [${a.rule}]`),
+    m.phantomTop(config.phantomDailyBudget ?? PHANTOM_DAILY_BUDGET, listing.mailedToday),
+    ...listing.listed.map((a) => `  - ${a.confidence.toFixed(2)}  ${a.summary} [${a.rule}] ${a.alert_id}`),
+    ...(listing.beyond > 0 ? [m.phantomBeyond(listing.beyond, store)] : []),
     '',
+    m.phantomDismiss,
     m.phantomWhere,
     ...(heldBack ? ['', heldBack] : []),
     '',
     footer(config, key),
   ].join('\n');
-  return { kind: 'PHANTOM_ZEROS', key, ubicacion_id: store, subject: `${subjectPrefix(config.environment)} ${m.subjectPhantom(store, alerts.length, window)}`, text };
+  return {
+    kind: 'PHANTOM_ZEROS', key, ubicacion_id: store, subject: `${subjectPrefix(config.environment)} ${m.subjectPhantom(store, window.length, minutes)}`, text,
+    alertIds: listing.listed.map((a) => a.alert_id),
+  };
 }
 
 /** The Sentry event of a FAILED run: tagged by store, job and run, grouped by store, job and error class. */
@@ -351,14 +469,19 @@ export function runSentryReport(run: EtlRun, kind: NotifyKind): SentryEventRepor
 
 export interface NotifyRules {
   decide(event: NotifyEvent, nowMs: number): NotifyDecision;
-  /** A mail could not be delivered: the next event of its key mails again at once. */
-  deliveryFailed(mail: Mail): void;
+  /** A mail could not be delivered: the next event of its key mails again at once (and its alerts do not count against the budget). */
+  deliveryFailed(mail: Mail, nowMs: number): void;
+  /** Alerts an operator dismissed (found in PostgreSQL by the notifier): never mailed from now on. */
+  dismissed(alertIds: Iterable<string>): void;
+  /** The store's open phantom-zero alerts the rules would still mail. */
+  openPhantomAlerts(store: string): string[];
 }
 
 /** The notifier's memory: the throttle and the per-store phantom windows (both in memory). */
 export function createNotifyRules(config: NotifyRulesConfig): NotifyRules {
   const throttle = createThrottle(config.throttleMs);
   const phantoms = createPhantomStoreWindow(config.phantomWindowMs);
+  const ledger = createPhantomLedger(config.phantomDailyBudget ?? PHANTOM_DAILY_BUDGET);
 
   function throttled(kind: NotifyKind, store: string, nowMs: number, build: (heldBack: string | null) => Mail): Pick<NotifyDecision, 'send' | 'throttled'> {
     const admission = throttle.admit(throttleKey(kind, store), nowMs);
@@ -386,16 +509,32 @@ export function createNotifyRules(config: NotifyRulesConfig): NotifyRules {
         }
         case 'phantom-alert': {
           const { alert } = event;
-          if (alert.status !== 'OPEN') return none('alert-resolved');
+          const store = alert.ubicacion_id;
+          if (alert.status !== 'OPEN') {
+            ledger.resolve(alert);
+            return none('alert-resolved');
+          }
+          if (!ledger.open(alert)) return none('alert-dismissed');
           const inWindow = phantoms.add(alert);
           if (inWindow === null) return none('outside-window');
           if (inWindow.length < config.phantomStoreThreshold) return none('below-threshold');
-          return { ...throttled('PHANTOM_ZEROS', alert.ubicacion_id, nowMs, (heldBack) => phantomMail(alert.ubicacion_id, inWindow, config, heldBack)), sentry: null };
+          // The budget is looked at before the throttle: a mail with nothing to list is no mail.
+          const day = fechaCaracas(new Date(nowMs));
+          const listing = ledger.listing(store, day);
+          if (listing.listed.length === 0) return none(listing.beyond > 0 ? 'daily-budget-spent' : 'nothing-new-today');
+          const decision = throttled('PHANTOM_ZEROS', store, nowMs, (heldBack) => phantomMail(store, inWindow, listing, config, heldBack));
+          for (const mail of decision.send) ledger.mailed(store, day, mail.alertIds ?? []);
+          return { ...decision, sentry: null };
         }
       }
     },
-    deliveryFailed(mail) {
+    deliveryFailed(mail, nowMs) {
       throttle.release(mail.key);
+      if (mail.alertIds) ledger.unmailed(mail.ubicacion_id, fechaCaracas(new Date(nowMs)), mail.alertIds);
     },
+    dismissed(alertIds) {
+      ledger.dismiss(alertIds);
+    },
+    openPhantomAlerts: (store) => ledger.openIds(store),
   };
 }

@@ -69,7 +69,7 @@ const SQL_TYPES: Record<string, string> = {
   subgrupo_codigo: 'text', subgrupo_nombre: 'text', unidad: 'text', visto_en: 'timestamptz',
   numero_factura: 'text', linea: 'integer', fecha: 'date', fecha_hora: 'timestamptz', precio_unitario: 'numeric', descuento: 'numeric', total: 'numeric',
   caja: 'text', anulada: 'boolean', fingerprint: 'text', first_fingerprint: 'text', first_seen_at: 'timestamptz', extracted_at: 'timestamptz', version: 'integer',
-  alert_id: 'uuid', regla: 'text', confianza: 'float8', estado: 'text', resumen: 'text', evidencia: 'jsonb', abierta_en: 'timestamptz', actualizada_en: 'timestamptz',
+  alert_id: 'uuid', regla: 'text', confianza: 'float8', estado: 'text', resumen: 'text', evidencia: 'jsonb', abierta_en: 'timestamptz', actualizada_en: 'timestamptz', resuelta_en: 'timestamptz',
   run_id: 'uuid', job: 'text', status: 'text', rows: 'bigint', started_at: 'timestamptz', finished_at: 'timestamptz', error_class: 'text', error_message: 'text',
 };
 
@@ -331,7 +331,13 @@ export async function writeVentas(client: PoolClient, plan: VentasPlan): Promise
 
 export async function writeAlertas(client: PoolClient, plan: AlertasPlan): Promise<WriteCounts> {
   const counts = emptyCounts();
-  const set = ALERTAS_COLUMNS.filter((c) => c !== 'alert_id').map((c) => `${c} = EXCLUDED.${c}`);
+  // mergeAlerta (sinks/sink-batch.ts) is this SET: a dismissed row stays DESCARTADA and keeps
+  // the resolution it had; nota and the descartada_* columns are never written here.
+  const set = ALERTAS_COLUMNS.filter((c) => c !== 'alert_id').map((c) => {
+    if (c === 'estado') return `estado = CASE WHEN alertas.estado = 'DESCARTADA' THEN alertas.estado ELSE EXCLUDED.estado END`;
+    if (c === 'resuelta_en') return `resuelta_en = CASE WHEN alertas.estado = 'DESCARTADA' THEN COALESCE(EXCLUDED.resuelta_en, alertas.resuelta_en) ELSE EXCLUDED.resuelta_en END`;
+    return `${c} = EXCLUDED.${c}`;
+  });
   // Resolved first: it frees each product's OPEN slot of alertas_una_abierta (see planAlertas).
   for (const part of [plan.resolved, plan.open]) {
     if (length(part, ALERTAS_COLUMNS) === 0) continue;

@@ -35,7 +35,9 @@
  *   (most changes are quantities): visto_en is then when the stored description was last
  *   written, and which store's snapshot wrote an unchanged description depends on batching.
  * - ventas: upsert; `version` counts versions (see planVentas and nextVentaVersion).
- * - alertas: `resolved` first, then `open`, each an upsert on alert_id (see planAlertas).
+ * - alertas: `resolved` first, then `open`, each an upsert on alert_id (see planAlertas); a
+ *   row an operator dismissed keeps estado DESCARTADA whatever the detector sends for its
+ *   alert_id (see mergeAlerta).
  * - etl_runs: upsert on (run_id, ubicacion_id).
  */
 import { FluxionError, type FluxionErrorOptions } from '../core/errors.ts';
@@ -154,7 +156,16 @@ export interface AlertaRow {
   evidencia: string;
   abierta_en: Date;
   actualizada_en: Date;
+  /** updated_at of a RESOLVED record; null while the detector holds the alert open. */
+  resuelta_en: Date | null;
 }
+
+/**
+ * alertas.estado (sql/postgres/008_alertas_descartadas.sql): the detector's two states plus
+ * DESCARTADA, which only an operator sets (`fluxion alertas descartar`) and only the sink keeps.
+ */
+export type AlertaEstado = PhantomAlert['status'] | 'DESCARTADA';
+export const ALERTA_ESTADOS: readonly AlertaEstado[] = ['OPEN', 'RESOLVED', 'DESCARTADA'];
 
 /** etl_runs: the record's own fields (the column order is ETL_RUNS_COLUMNS). */
 export type EtlRunRow = EtlRun;
@@ -176,8 +187,10 @@ export const VENTAS_COLUMNS = columnList<VentaRow>()([
   'caja', 'anulada', 'fingerprint', 'first_seen_at', 'extracted_at', 'version',
 ]);
 export const ALERTAS_COLUMNS = columnList<AlertaRow>()([
-  'alert_id', 'ubicacion_id', 'deposito', 'producto_id', 'regla', 'confianza', 'estado', 'resumen', 'evidencia', 'abierta_en', 'actualizada_en',
+  'alert_id', 'ubicacion_id', 'deposito', 'producto_id', 'regla', 'confianza', 'estado', 'resumen', 'evidencia', 'abierta_en', 'actualizada_en', 'resuelta_en',
 ]);
+/** alertas columns the sink never writes: only `fluxion alertas descartar` does (a dismissal survives every upsert). */
+export const ALERTAS_OPERATOR_COLUMNS = ['nota', 'descartada_por', 'descartada_en'] as const;
 export const ETL_RUNS_COLUMNS = columnList<EtlRunRow>()([
   'run_id', 'ubicacion_id', 'job', 'status', 'rows', 'started_at', 'finished_at', 'snapshot_id', 'fecha', 'error_class', 'error_message',
 ]);
@@ -435,7 +448,7 @@ export function planAlertas(alerts: readonly PhantomAlert[]): AlertasPlan {
       row: {
         alert_id: a.alert_id, ubicacion_id: a.ubicacion_id, deposito: a.deposito, producto_id: a.producto_id, regla: a.rule,
         confianza: a.confidence, estado: a.status, resumen: a.summary, evidencia: JSON.stringify(a.evidence),
-        abierta_en: a.opened_at, actualizada_en: a.updated_at,
+        abierta_en: a.opened_at, actualizada_en: a.updated_at, resuelta_en: a.status === 'RESOLVED' ? a.updated_at : null,
       },
     });
   });
@@ -457,6 +470,30 @@ export function planAlertas(alerts: readonly PhantomAlert[]): AlertasPlan {
     open.push(row);
   }
   return { resolved: toColumns(ALERTAS_COLUMNS, resolved), open: toColumns(ALERTAS_COLUMNS, open) };
+}
+
+/** What the upsert of a planned alertas row reads of the stored row with its alert_id. */
+export interface StoredAlerta {
+  estado: AlertaEstado;
+  resuelta_en: Date | null;
+}
+
+/**
+ * The row an alertas upsert leaves: the model of writeAlertas' ON CONFLICT (alert_id) DO UPDATE.
+ *
+ * A dismissed alert does not reopen on the same evidence. Every record the detector sends
+ * under a dismissed alert_id (an OPEN with a new confidence, the same OPEN redelivered after
+ * a sink crash, its RESOLVED) is that alert's evidence: the row keeps estado DESCARTADA and
+ * its nota, descartada_por and descartada_en (the upsert never writes those), while
+ * confianza, resumen, evidencia and actualizada_en follow the record as for any alert, so the
+ * operator still sees the latest evidence. A RESOLVED sets resuelta_en and leaves it set: a
+ * dismissed row says both that a person dismissed it and that the stock came back, rather
+ * than a fourth estado. A new zero episode of the product is a new alert_id, a new row, and
+ * opens as usual: a DESCARTADA row does not hold alertas_una_abierta's OPEN slot.
+ */
+export function mergeAlerta(stored: StoredAlerta | undefined, planned: AlertaRow): Omit<AlertaRow, 'estado'> & { estado: AlertaEstado } {
+  if (!stored || stored.estado !== 'DESCARTADA') return planned;
+  return { ...planned, estado: 'DESCARTADA', resuelta_en: planned.resuelta_en ?? stored.resuelta_en };
 }
 
 /** The last record of each (run_id, ubicacion_id): a run re-sent for a store replaces its row. */

@@ -39,6 +39,7 @@ export const ENV_VARS: EnvVarSpec[] = [
   { name: 'FLUXION_UBICACIONES_FILE', description: 'path of the store list', default: 'config/ubicaciones.yaml' },
   { name: 'FLUXION_LOCALE', description: "language of what operators read (alert mails, the dashboard): es (Spanish) or en (English); logs and metric names stay English", default: 'es' },
   { name: 'FLUXION_JOB_ALERT_STATE_FILE', description: 'a job that fails as a whole (Kafka, the registry or PostgreSQL unreachable) mails at most once per job and error class per FLUXION_NOTIFY_THROTTLE_MINUTES; this file keeps that throttle when PostgreSQL is unreachable too', default: '.cache/job-alerts.json' },
+  { name: 'FLUXION_OPERATOR', description: 'who an operator command records as its author (`fluxion alertas descartar`); `--por` overrides it', default: 'the OS user' },
   { name: 'LOG_LEVEL', description: 'pino level: fatal, error, warn, info, debug, trace', default: 'info' },
   { name: 'SENTRY_DSN', description: 'Sentry DSN for errors and cron check-ins; unset turns both off', secret: true },
   { name: 'SENTRY_ENVIRONMENT', description: 'environment name reported to Sentry', default: 'the value of ETL_ENVIRONMENT' },
@@ -67,6 +68,7 @@ export const ENV_VARS: EnvVarSpec[] = [
   { name: 'FLUXION_NOTIFY_THROTTLE_MINUTES', description: 'notify: at most one mail per store and kind in this many minutes (the ones held back are counted in the next)', default: '60' },
   { name: 'FLUXION_NOTIFY_PHANTOM_STORE_THRESHOLD', description: 'notify: phantom-zero alerts opened in one store within the window that make a "massive stockout" mail', default: '20' },
   { name: 'FLUXION_NOTIFY_PHANTOM_WINDOW_MINUTES', description: "notify: the window (by the alerts' opened_at) in which they are counted", default: '60' },
+  { name: 'FLUXION_NOTIFY_PHANTOM_DAILY_BUDGET', description: "notify: phantom-zero alerts mailed per store per store-local day (America/Caracas), most confident first; the rest are only counted (see `fluxion alertas listar`)", default: '10' },
   { name: 'FLUXION_NOTIFY_MAX_AGE_MINUTES', description: 'notify: events older than this when read are neither mailed nor sent to Sentry (a new group reads the topics from their beginning)', default: '1440' },
   { name: 'FLUXION_DASHBOARD_HOST', description: 'dashboard: address the HTTP server binds (0.0.0.0 in a container behind its port mapping)', default: '127.0.0.1' },
   { name: 'FLUXION_DASHBOARD_PORT', description: 'dashboard: port of the page, /api/*, /metrics, /healthz and the control API (`--port` overrides it)', default: '8080' },
@@ -127,6 +129,7 @@ const envSchema = z.object({
   FLUXION_TOPIC_PARTITIONS: z.coerce.number().int().min(1).max(1000).default(6),
   FLUXION_TOPIC_PREFIX: z.string().regex(/^[a-zA-Z0-9._-]*$/, 'may hold only letters, digits, . _ -').default(''),
   FLUXION_UBICACIONES_FILE: z.string().min(1).default('config/ubicaciones.yaml'),
+  FLUXION_OPERATOR: z.string().trim().min(1, 'must name a person (or be unset: the OS user)').optional(),
   FLUXION_LOCALE: z.string().trim().toLowerCase().pipe(z.enum(LOCALES, { error: 'must be es (Spanish) or en (English)' })).default(DEFAULT_LOCALE),
   FLUXION_JOB_ALERT_STATE_FILE: z.string().trim().min(1).default('.cache/job-alerts.json'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -179,6 +182,7 @@ const envSchema = z.object({
   FLUXION_NOTIFY_THROTTLE_MINUTES: minutes(7 * 24 * 60).default(60),
   FLUXION_NOTIFY_PHANTOM_STORE_THRESHOLD: z.coerce.number().int().min(1).max(1_000_000).default(20),
   FLUXION_NOTIFY_PHANTOM_WINDOW_MINUTES: minutes(7 * 24 * 60).default(60),
+  FLUXION_NOTIFY_PHANTOM_DAILY_BUDGET: z.coerce.number().int().min(1).max(10_000).default(10),
   FLUXION_NOTIFY_MAX_AGE_MINUTES: minutes(90 * 24 * 60).default(1440),
   FLUXION_DASHBOARD_HOST: z.string().trim().min(1).default('127.0.0.1'),
   FLUXION_DASHBOARD_PORT: z.coerce.number().int().min(1, 'must be a port 1-65535').max(65535, 'must be a port 1-65535').default(8080),
@@ -199,6 +203,8 @@ export interface FluxionConfig {
   logLevel: string;
   /** FLUXION_LOCALE: the language of mails and the dashboard. */
   locale: Locale;
+  /** FLUXION_OPERATOR, or undefined: operator commands fall back to the OS user. */
+  operator?: string;
   processors: {
     sessionTimeoutMs: number;
     maxBatch: number;
@@ -271,6 +277,8 @@ export interface NotifyConfig {
   throttleMs: number;
   phantomStoreThreshold: number;
   phantomWindowMs: number;
+  /** Phantom-zero alerts mailed per store per store-local day. */
+  phantomDailyBudget: number;
   maxAgeMs: number;
   /** Where a failed job's mail throttle is kept when PostgreSQL cannot be reached (FLUXION_JOB_ALERT_STATE_FILE, resolved). */
   jobAlertStateFile: string;
@@ -304,6 +312,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FluxionConfig 
     ubicacionesFile: e.FLUXION_UBICACIONES_FILE,
     logLevel: e.LOG_LEVEL,
     locale: e.FLUXION_LOCALE,
+    operator: e.FLUXION_OPERATOR,
     processors: {
       sessionTimeoutMs: e.FLUXION_SESSION_TIMEOUT_MS,
       maxBatch: e.FLUXION_PROCESSOR_MAX_BATCH,
@@ -399,6 +408,7 @@ function notifyConfig(e: z.infer<typeof envSchema>): NotifyConfig {
     throttleMs: e.FLUXION_NOTIFY_THROTTLE_MINUTES * MINUTE_MS,
     phantomStoreThreshold: e.FLUXION_NOTIFY_PHANTOM_STORE_THRESHOLD,
     phantomWindowMs: e.FLUXION_NOTIFY_PHANTOM_WINDOW_MINUTES * MINUTE_MS,
+    phantomDailyBudget: e.FLUXION_NOTIFY_PHANTOM_DAILY_BUDGET,
     maxAgeMs: e.FLUXION_NOTIFY_MAX_AGE_MINUTES * MINUTE_MS,
     jobAlertStateFile: projectPath(e.FLUXION_JOB_ALERT_STATE_FILE),
   };

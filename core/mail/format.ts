@@ -22,6 +22,9 @@ export function subjectPrefix(environment: string | undefined): string {
   return !environment || environment === 'production' ? '[Fluxion]' : `[Fluxion ${environment}]`;
 }
 
+/** "2026-11-27 08:30": an instant to the minute in the stores' time zone (tables an operator scans). */
+export const formatLocalMinute = (d: Date | number): string => localTime.format(typeof d === 'number' ? new Date(d) : d).slice(0, 16);
+
 /** "label:   value" lines, aligned; rows without a value are left out. */
 export function mailTable(rows: Array<[string, string | number | null | undefined]>): string {
   const width = Math.max(...rows.map(([k]) => k.length)) + 2;

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../core/config/environment.ts';
 import { CatalogueError, DEFAULT_LOCALE, defineMessages, LOCALES, type Catalogue } from '../../core/i18n.ts';
+import { alertasMessages } from '../../cli/alertas-messages.ts';
 import { dashboardMessages } from '../../ops/dashboard/messages.ts';
 import { jobMailMessages } from '../../ops/job-failure-mail.ts';
 import { notifyMessages } from '../../sinks/notify-messages.ts';
@@ -35,6 +36,7 @@ describe('catalogues', () => {
       ['dashboard', dashboardMessages as unknown as (l: 'es' | 'en') => Catalogue],
       ['notify', notifyMessages as unknown as (l: 'es' | 'en') => Catalogue],
       ['job mail', jobMailMessages as unknown as (l: 'es' | 'en') => Catalogue],
+      ['alertas CLI', alertasMessages as unknown as (l: 'es' | 'en') => Catalogue],
     ];
     for (const [name, messages] of all) {
       const [es, en] = LOCALES.map((l) => messages(l));

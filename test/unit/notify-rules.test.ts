@@ -9,6 +9,7 @@ import type { PhantomAlert, QuarantineRecord } from '../../core/records.ts';
 import {
   classifyRun,
   createNotifyRules,
+  createPhantomLedger,
   createPhantomStoreWindow,
   createThrottle,
   EtlRunFailedError,
@@ -62,7 +63,7 @@ function quarantine(store: string, status: QuarantineRecord['status'] = 'QUARANT
   };
 }
 
-function alert(store: string, n: number, openedMs = T0, status: PhantomAlert['status'] = 'OPEN'): { type: 'phantom-alert'; alert: PhantomAlert } {
+function alert(store: string, n: number, openedMs = T0, status: PhantomAlert['status'] = 'OPEN', confidence = 0.9): { type: 'phantom-alert'; alert: PhantomAlert } {
   const producto = String(n).padStart(6, '0');
   return {
     type: 'phantom-alert',
@@ -72,7 +73,7 @@ function alert(store: string, n: number, openedMs = T0, status: PhantomAlert['st
       deposito: '01',
       producto_id: producto,
       rule: n % 2 ? 'UNEXPLAINED_DROP' : 'SELLING_AT_ZERO',
-      confidence: 0.9,
+      confidence,
       status,
       summary: `${store} deposito 01 producto ${producto}: dropped from 50 to 0 with 1 sold`,
       evidence: {},
@@ -140,7 +141,7 @@ describe('throttling by kind and store, on an injected clock', () => {
   it('a mail that could not be delivered does not hold the next one back', () => {
     const rules = createNotifyRules(CONFIG);
     const [mail] = rules.decide(failed('tienda_05'), T0).send;
-    rules.deliveryFailed(mail!);
+    rules.deliveryFailed(mail!, T0);
     expect(rules.decide(failed('tienda_05'), T0 + MIN).send).toHaveLength(1);
   });
 
@@ -269,6 +270,86 @@ describe('many phantom zeros in one store', () => {
   });
 });
 
+describe('phantom-zero mails: most confident first, within a daily budget per store', () => {
+  const id = (store: string, n: number) => alert(store, n).alert.alert_id;
+  const listedIds = (text: string) => [...text.matchAll(/^ {2}- \d\.\d\d .* (\S+)$/gm)].map((m) => m[1]);
+
+  it("lists the store's OPEN alerts by confidence, highest first, at most the budget; the rest only counted", () => {
+    const rules = createNotifyRules({ ...CONFIG, phantomStoreThreshold: 5, phantomDailyBudget: 3 });
+    const confidences = [0.5, 0.9, 0.7, 0.95, 0.6];
+    confidences.slice(0, 4).forEach((c, i) => rules.decide(alert('tienda_05', i + 1, T0 + (i + 1) * MIN, 'OPEN', c), T0 + (i + 1) * MIN));
+    const d = rules.decide(alert('tienda_05', 5, T0 + 5 * MIN, 'OPEN', 0.6), T0 + 5 * MIN);
+    const mail = d.send[0]!;
+    expect(mail.alertIds).toEqual([id('tienda_05', 4), id('tienda_05', 2), id('tienda_05', 3)]);
+    expect(listedIds(mail.text)).toEqual(mail.alertIds);
+    expect(mail.text).toContain('The most confident first (at most 3 alerts per store per day):');
+    expect(mail.text).toMatch(/^ {2}- 0\.95 {2}tienda_05 deposito 01 producto 000004: .* \[SELLING_AT_ZERO\] /m);
+    expect(mail.text).toContain('and 2 more in the alertas table (fluxion alertas listar --tienda tienda_05)');
+    expect(mail.text).toContain('fluxion alertas descartar <alert_id> --nota');
+  });
+
+  it('a spent budget mails nothing more that store-local day, throttle or not; the next day (Caracas) the waiting ones go, most confident first', () => {
+    // throttleMs 0: every decision may mail, so only the budget holds them back.
+    const rules = createNotifyRules({ ...CONFIG, throttleMs: 0, phantomStoreThreshold: 1, phantomDailyBudget: 2, maxAgeMs: 7 * 24 * 60 * MIN });
+    expect(rules.decide(alert('tienda_01', 1, T0, 'OPEN', 0.8), T0).send[0]!.alertIds).toEqual([id('tienda_01', 1)]);
+    // Listed once: the next mail has only what is new.
+    expect(rules.decide(alert('tienda_01', 2, T0 + MIN, 'OPEN', 0.6), T0 + MIN).send[0]!.alertIds).toEqual([id('tienda_01', 2)]);
+    const spent = rules.decide(alert('tienda_01', 3, T0 + 2 * MIN, 'OPEN', 0.7), T0 + 2 * MIN);
+    expect(spent).toMatchObject({ send: [], throttled: [], ignored: 'daily-budget-spent' });
+    expect(rules.decide(alert('tienda_01', 4, T0 + 3 * MIN, 'OPEN', 0.99), T0 + 3 * MIN).ignored).toBe('daily-budget-spent');
+    // Another store has its own budget.
+    expect(rules.decide(alert('tienda_02', 1, T0 + 3 * MIN), T0 + 3 * MIN).send).toHaveLength(1);
+    // T0 is 08:00 in Caracas; 23:59 there is still the same day, 00:00 (04:00 UTC) the next.
+    const lastMinute = Date.UTC(2026, 10, 28, 3, 59);
+    expect(rules.decide(alert('tienda_01', 3, T0 + 2 * MIN, 'OPEN', 0.7), lastMinute).ignored).toBe('daily-budget-spent');
+    const nextDay = Date.UTC(2026, 10, 28, 4, 0);
+    const mail = rules.decide(alert('tienda_01', 5, nextDay, 'OPEN', 0.1), nextDay).send[0]!;
+    expect(mail.alertIds).toEqual([id('tienda_01', 4), id('tienda_01', 3)]);
+    expect(mail.text).toContain('and 1 more in the alertas table');
+  });
+
+  it('resolved and dismissed alerts are never listed; a later OPEN of a dismissed alert changes nothing', () => {
+    const rules = createNotifyRules({ ...CONFIG, throttleMs: 0, phantomStoreThreshold: 3, phantomDailyBudget: 10 });
+    rules.decide(alert('tienda_03', 1, T0, 'OPEN', 0.9), T0);
+    rules.decide(alert('tienda_03', 2, T0 + MIN, 'OPEN', 0.8), T0 + MIN);
+    expect(rules.openPhantomAlerts('tienda_03')).toEqual([id('tienda_03', 1), id('tienda_03', 2)]);
+    rules.dismissed([id('tienda_03', 1)]);
+    expect(rules.decide(alert('tienda_03', 1, T0, 'OPEN', 0.99), T0 + 2 * MIN).ignored).toBe('alert-dismissed');
+    rules.decide(alert('tienda_03', 2, T0 + MIN, 'RESOLVED'), T0 + 2 * MIN);
+    expect(rules.openPhantomAlerts('tienda_03')).toEqual([]);
+    const mail = rules.decide(alert('tienda_03', 3, T0 + 3 * MIN, 'OPEN', 0.5), T0 + 3 * MIN).send[0]!;
+    // The window still counts 3 alerts opened (the threshold is about the stockout), the list only the open one.
+    expect(mail.subject).toContain('3 phantom zeros in 60 min');
+    expect(mail.alertIds).toEqual([id('tienda_03', 3)]);
+    expect(mail.text).not.toContain('more in the alertas table');
+  });
+
+  it('a mail that could not be delivered gives its alerts and its budget back', () => {
+    const rules = createNotifyRules({ ...CONFIG, throttleMs: 0, phantomStoreThreshold: 1, phantomDailyBudget: 1 });
+    const mail = rules.decide(alert('tienda_04', 1, T0), T0).send[0]!;
+    rules.deliveryFailed(mail, T0 + MIN);
+    expect(rules.decide(alert('tienda_04', 2, T0 + MIN, 'OPEN', 0.5), T0 + MIN).send[0]!.alertIds).toEqual([id('tienda_04', 1)]);
+  });
+
+  it('a throttled mail spends no budget: its alerts wait for the next one', () => {
+    const rules = createNotifyRules({ ...CONFIG, throttleMs: 60 * MIN, phantomStoreThreshold: 1, phantomDailyBudget: 5 });
+    rules.decide(alert('tienda_06', 1, T0), T0);
+    expect(rules.decide(alert('tienda_06', 2, T0 + MIN), T0 + MIN).throttled).toHaveLength(1);
+    expect(rules.decide(alert('tienda_06', 3, T0 + 61 * MIN), T0 + 61 * MIN).send[0]!.alertIds).toEqual([id('tienda_06', 2), id('tienda_06', 3)]);
+  });
+
+  it('createPhantomLedger: an alert listed once is not listed again; resolve and dismiss forget it', () => {
+    const ledger = createPhantomLedger(2);
+    ledger.open(alert('t', 1, T0, 'OPEN', 0.4).alert);
+    ledger.open(alert('t', 2, T0, 'OPEN', 0.4).alert);
+    ledger.open(alert('t', 1, T0, 'OPEN', 0.6).alert); // an update: new confidence, same alert
+    expect(ledger.listing('t', '2026-11-27').listed.map((a) => [a.alert_id, a.confidence])).toEqual([[id('t', 1), 0.6], [id('t', 2), 0.4]]);
+    ledger.mailed('t', '2026-11-27', [id('t', 1)]);
+    expect(ledger.listing('t', '2026-11-27')).toMatchObject({ listed: [{ alert_id: id('t', 2) }], beyond: 0, mailedToday: 1 });
+    expect(ledger.listing('t', '2026-11-28')).toMatchObject({ listed: [{ alert_id: id('t', 2) }], mailedToday: 0 });
+  });
+});
+
 describe('the operators\' language', () => {
   const ES: NotifyRulesConfig = { ...CONFIG, locale: undefined };
 
@@ -300,6 +381,8 @@ describe('the operators\' language', () => {
     const p = rules.decide(alert('tienda_05', 2, T0 + MIN), T0 + MIN).send[0]!;
     expect(p.subject).toBe('[Fluxion] tienda_05: quiebre masivo, 2 ceros fantasma en 60 min');
     expect(p.text).toContain('Las alertas están en la tabla alertas (estado OPEN)');
+    expect(p.text).toContain('Las más confiables primero (a lo sumo 10 alertas por tienda y día):');
+    expect(p.text).toContain('Descarte la alerta: fluxion alertas descartar <alert_id>');
   });
 });
 
@@ -323,7 +406,7 @@ describe('formatInstant', () => {
 describe('notify configuration from the environment', () => {
   it('has defaults: 60 min throttle, 20 alerts in 60 min, 24 h max age, no key, no recipients', () => {
     const n = loadConfig({}).notify;
-    expect(n).toMatchObject({ to: [], throttleMs: 60 * MIN, phantomStoreThreshold: 20, phantomWindowMs: 60 * MIN, maxAgeMs: 1440 * MIN });
+    expect(n).toMatchObject({ to: [], throttleMs: 60 * MIN, phantomStoreThreshold: 20, phantomWindowMs: 60 * MIN, phantomDailyBudget: 10, maxAgeMs: 1440 * MIN });
     expect(n.sendgridApiKey).toBeUndefined();
     expect(() => requireNotifyDelivery(loadConfig({}))).not.toThrow();
   });

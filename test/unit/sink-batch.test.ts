@@ -5,6 +5,7 @@ import { FluxionError } from '../../core/errors.ts';
 import type { InventoryChange, InventoryRow, PhantomAlert, Venta, VentaLinea } from '../../core/records.ts';
 import {
   ALERTAS_COLUMNS,
+  ALERTAS_OPERATOR_COLUMNS,
   ETL_RUNS_COLUMNS,
   HISTORICO_CLOSE_COLUMNS,
   INVENTARIO_ACTUAL_COLUMNS,
@@ -15,6 +16,7 @@ import {
   VENTAS_COLUMNS,
   columnParams,
   inventarioKey,
+  mergeAlerta,
   nextVentaVersion,
   planAlertas,
   planEtlRuns,
@@ -226,16 +228,22 @@ const cutsArb = fc.array(fc.nat({ max: 60 }), { maxLength: 8 });
 
 describe('column lists', () => {
   // "Column order of the tables": the lists are read against the migrations themselves.
-  const sql = ['001_catalogo.sql', '002_inventario.sql', '003_ventas_abc.sql', '004_operaciones.sql']
+  const sql = ['001_catalogo.sql', '002_inventario.sql', '003_ventas_abc.sql', '004_operaciones.sql', '008_alertas_descartadas.sql']
     .map((f) => readFileSync(new URL(`../../sql/postgres/${f}`, import.meta.url), 'utf8'))
     .join('\n');
+  // Columns of the CREATE TABLE, then those later migrations ADD, less the ones only operators write.
   const columnsOfTable = (table: string) => {
     const body = sql.split(`CREATE TABLE ${table} (`)[1]!.split(/\n\)/)[0]!;
-    return body
+    const created = body
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l && !/^(PRIMARY|CHECK|UNIQUE|CONSTRAINT|--)/.test(l) && !/DEFAULT now\(\)/.test(l))
       .map((l) => l.split(/\s+/)[0]);
+    const added = sql
+      .split(`ALTER TABLE ${table}\n`)
+      .slice(1)
+      .flatMap((part) => [...part.split(';')[0]!.matchAll(/ADD COLUMN (\w+)/g)].map((m) => m[1]!));
+    return [...created, ...added].filter((c) => !(table === 'alertas' && (ALERTAS_OPERATOR_COLUMNS as readonly string[]).includes(c!)));
   };
 
   it.each([
@@ -537,12 +545,12 @@ describe('planVentas', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-type AlertTable = Map<string, AlertaRow>;
+type AlertTable = Map<string, ReturnType<typeof mergeAlerta>>;
 
-/** Upserts on alert_id, checking alertas_una_abierta after every row as PostgreSQL does. */
+/** Upserts on alert_id (merged as writeAlertas does), checking alertas_una_abierta after every row as PostgreSQL does. */
 function upsertAlertas(table: AlertTable, rows: readonly AlertaRow[]): void {
   for (const r of rows) {
-    table.set(r.alert_id, r);
+    table.set(r.alert_id, mergeAlerta(table.get(r.alert_id), r));
     const open = [...table.values()].filter((a) => a.estado === 'OPEN' && a.ubicacion_id === r.ubicacion_id && a.deposito === r.deposito && a.producto_id === r.producto_id);
     if (open.length > 1) throw new Error(`duplicate key value violates unique constraint "alertas_una_abierta" (${r.producto_id})`);
   }
@@ -585,6 +593,12 @@ describe('planAlertas', () => {
     expect(caught(() => planAlertas([alert('a1', 'OPEN', { confidence: 1.5 })]))).toMatchObject({ field: 'confidence', index: 0 });
   });
 
+  it('RESOLVED records carry resuelta_en (their updated_at); OPEN records none', () => {
+    const plan = planAlertas([alert('a1', 'RESOLVED', { updated_at: at('2026-11-27T16:00:00Z') }), alert('a2', 'OPEN', { producto_id: '000124' })]);
+    expect(plan.resolved.resuelta_en).toEqual([at('2026-11-27T16:00:00Z')]);
+    expect(plan.open.resuelta_en).toEqual([null]);
+  });
+
   it('no alert_id twice across both groups, and a consistent alert stream in any batches never breaks the index (property)', () => {
     // a detector per product: at most one open alert, resolved before the next one opens
     const actionArb = fc.record({ producto: fc.constantFrom('000001', '000002'), action: fc.constantFrom('open', 'update', 'resolve'), confidence: fc.double({ min: 0, max: 1, noNaN: true }) });
@@ -624,6 +638,85 @@ describe('planAlertas', () => {
           batched = applyAlertas(batched, plan);
         }
         expect(sorted(batched)).toEqual(sorted(byOne));
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('mergeAlerta: a dismissed alert does not reopen on the same evidence', () => {
+  const row = (status: 'OPEN' | 'RESOLVED', extra: Partial<PhantomAlert> = {}): AlertaRow => rowsOf(ALERTAS_COLUMNS, planAlertas([alert('a1', status, extra)])[status === 'OPEN' ? 'open' : 'resolved'])[0]!;
+  const dismiss = (table: AlertTable, id: string) => table.set(id, { ...table.get(id)!, estado: 'DESCARTADA' });
+
+  it('a row not dismissed follows the record, as before', () => {
+    expect(mergeAlerta(undefined, row('OPEN'))).toEqual(row('OPEN'));
+    expect(mergeAlerta({ estado: 'OPEN', resuelta_en: null }, row('RESOLVED'))).toEqual(row('RESOLVED'));
+  });
+
+  it("the detector's next OPEN (new confidence), a redelivered OPEN and the RESOLVED all leave it DESCARTADA; the evidence and resuelta_en follow", () => {
+    const table: AlertTable = new Map();
+    upsertAlertas(table, [row('OPEN')]);
+    dismiss(table, 'a1');
+    upsertAlertas(table, [row('OPEN', { confidence: 0.97, updated_at: at('2026-11-27T15:00:00Z') })]);
+    expect(table.get('a1')).toMatchObject({ estado: 'DESCARTADA', confianza: 0.97, actualizada_en: at('2026-11-27T15:00:00Z'), resuelta_en: null });
+    upsertAlertas(table, [row('RESOLVED', { updated_at: at('2026-11-27T16:00:00Z') })]);
+    expect(table.get('a1')).toMatchObject({ estado: 'DESCARTADA', resuelta_en: at('2026-11-27T16:00:00Z') });
+    // The OPEN replayed after a crash keeps both the dismissal and the resolution.
+    upsertAlertas(table, [row('OPEN')]);
+    expect(table.get('a1')).toMatchObject({ estado: 'DESCARTADA', resuelta_en: at('2026-11-27T16:00:00Z') });
+  });
+
+  it("a new episode (a new alert_id) opens beside a dismissed alert of the product: it does not hold alertas_una_abierta's slot", () => {
+    const table: AlertTable = new Map();
+    upsertAlertas(table, [row('OPEN')]);
+    dismiss(table, 'a1');
+    const next = applyAlertas(table, planAlertas([alert('a2', 'OPEN', { rule: 'FLIP_FLOP' })]));
+    expect([...next.values()].map((a) => [a.alert_id, a.estado])).toEqual([['a1', 'DESCARTADA'], ['a2', 'OPEN']]);
+  });
+
+  it('whatever the batching and wherever an operator dismisses, a dismissed alert stays DESCARTADA and the index holds (property)', () => {
+    // One product's detector: OPEN, updates, RESOLVED, next episode...; `dismiss` marks the
+    // records after which an operator dismisses the alert they belong to.
+    const stepArb = fc.record({ action: fc.constantFrom('open', 'update', 'resolve'), dismiss: fc.boolean() });
+    fc.assert(
+      fc.property(fc.array(stepArb, { maxLength: 25 }), cutsArb, (steps, cuts) => {
+        const stream: Array<{ record: PhantomAlert; dismissAfter: boolean }> = [];
+        let open: string | null = null;
+        let seq = 0;
+        for (const s of steps) {
+          if (s.action === 'resolve' && open) {
+            stream.push({ record: alert(open, 'RESOLVED'), dismissAfter: false });
+            open = null;
+          } else if (s.action !== 'resolve') {
+            open ??= `a${++seq}`;
+            stream.push({ record: alert(open, 'OPEN', { confidence: (seq % 10) / 10 }), dismissAfter: s.dismiss });
+          }
+        }
+        // Dismissals land between batches (the operator's UPDATE and the sink's transaction
+        // take the row lock in turn); the batches are cut at each dismissal and at `cuts`.
+        const table: AlertTable = new Map();
+        const dismissed = new Set<string>();
+        for (const part of split(stream, cuts)) {
+          let batch: PhantomAlert[] = [];
+          const flush = () => {
+            if (batch.length) for (const [k, v] of applyAlertas(table, planAlertas(batch))) table.set(k, v);
+            batch = [];
+          };
+          for (const { record, dismissAfter } of part) {
+            batch.push(record);
+            if (dismissAfter) {
+              flush();
+              const row = table.get(record.alert_id);
+              if (row?.estado === 'OPEN') {
+                dismiss(table, record.alert_id);
+                dismissed.add(record.alert_id);
+              }
+            }
+          }
+          flush();
+        }
+        for (const id of dismissed) expect(table.get(id)!.estado).toBe('DESCARTADA');
+        for (const [id, r] of table) if (!dismissed.has(id)) expect(r.estado).toBe(stream.filter((x) => x.record.alert_id === id).at(-1)!.record.status);
       }),
       { numRuns: 500 },
     );
