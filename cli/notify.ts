@@ -15,7 +15,7 @@ export function registerNotifyCommand(program: Command, io: ProgramIo): void {
   program
     .command('notify')
     .description(
-      'mail (SendGrid) failed extractions, unreachable stores and massive stockouts (quarantined snapshots, many phantom zeros in a store), throttled per store; failed runs also go to Sentry. Runs until SIGTERM',
+      'mail (SendGrid) failed extractions, unreachable stores and massive stockouts (quarantined snapshots) and phantom zeros to count (the most confident, within a daily budget per store), throttled per store; failed runs also go to Sentry. Runs until SIGTERM',
     )
     .option('--group <id>', 'consumer group (default fluxion-notify, with the topic prefix)')
     .action(async (opts: { group?: string }) => {

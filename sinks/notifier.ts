@@ -1,8 +1,8 @@
 /**
  * `fluxion notify`: reads ops.etl-runs, pos.inventario.quarantine and alerts.phantom-zeros
  * and mails (SendGrid) what sinks/notify-rules.ts decides: a store's failed extraction, a
- * store that cannot be reached, a massive stockout (a quarantined snapshot, or many phantom
- * zeros in one store). Failed runs also go to Sentry as events tagged with ubicacion_id, job
+ * store that cannot be reached, a massive stockout (a quarantined snapshot), phantom zeros to
+ * count in a store. Failed runs also go to Sentry as events tagged with ubicacion_id, job
  * and run_id.
  *
  * Delivery guarantees, on purpose weaker than the sink's:

@@ -15,7 +15,7 @@
  *   and then the store's stock stays frozen until its clock passes the applied snapshot's time:
  *   nothing else would tell anyone, since each run itself reports OK.
  * - PHANTOM_ZEROS: at least `phantomStoreThreshold` phantom-zero alerts opened in one store
- *   within `phantomWindowMs` (by their opened_at): another face of a massive stockout. The mail
+ *   within `phantomWindowMs` (by their opened_at; 1 by default: every alert is news). The mail
  *   lists the store's OPEN alerts no mail listed yet, most confident first, at most
  *   `phantomDailyBudget` alerts per store per store-local day (America/Caracas, on the caller's
  *   clock); the rest are counted ("and N more", to be read with `fluxion alertas listar`),

@@ -66,7 +66,7 @@ export const ENV_VARS: EnvVarSpec[] = [
   { name: 'FLUXION_NOTIFY_FROM', description: 'notify: sender address, verified in SendGrid (`etl@example.com` or `Fluxion <etl@example.com>`); required with SENDGRID_API_KEY' },
   { name: 'FLUXION_NOTIFY_TO', description: 'notify: comma-separated recipient addresses of every mail; required with SENDGRID_API_KEY' },
   { name: 'FLUXION_NOTIFY_THROTTLE_MINUTES', description: 'notify: at most one mail per store and kind in this many minutes (the ones held back are counted in the next)', default: '60' },
-  { name: 'FLUXION_NOTIFY_PHANTOM_STORE_THRESHOLD', description: 'notify: phantom-zero alerts opened in one store within the window that make a "massive stockout" mail', default: '20' },
+  { name: 'FLUXION_NOTIFY_PHANTOM_STORE_THRESHOLD', description: 'notify: phantom-zero alerts opened in one store within the window that make a mail (1: every new alert, throttled and within the daily budget)', default: '1' },
   { name: 'FLUXION_NOTIFY_PHANTOM_WINDOW_MINUTES', description: "notify: the window (by the alerts' opened_at) in which they are counted", default: '60' },
   { name: 'FLUXION_NOTIFY_PHANTOM_DAILY_BUDGET', description: "notify: phantom-zero alerts mailed per store per store-local day (America/Caracas), most confident first; the rest are only counted (see `fluxion alertas listar`)", default: '10' },
   { name: 'FLUXION_NOTIFY_MAX_AGE_MINUTES', description: 'notify: events older than this when read are neither mailed nor sent to Sentry (a new group reads the topics from their beginning)', default: '1440' },
@@ -180,7 +180,7 @@ const envSchema = z.object({
     .transform((s) => (s ? s.split(',').map((a) => a.trim()).filter(Boolean) : []))
     .refine((list) => list.every((a) => EMAIL.test(a)), { error: (issue) => `must be comma-separated addresses; not an address: ${(issue.input as string[]).filter((a) => !EMAIL.test(a)).map((a) => JSON.stringify(a)).join(', ')}` }),
   FLUXION_NOTIFY_THROTTLE_MINUTES: minutes(7 * 24 * 60).default(60),
-  FLUXION_NOTIFY_PHANTOM_STORE_THRESHOLD: z.coerce.number().int().min(1).max(1_000_000).default(20),
+  FLUXION_NOTIFY_PHANTOM_STORE_THRESHOLD: z.coerce.number().int().min(1).max(1_000_000).default(1),
   FLUXION_NOTIFY_PHANTOM_WINDOW_MINUTES: minutes(7 * 24 * 60).default(60),
   FLUXION_NOTIFY_PHANTOM_DAILY_BUDGET: z.coerce.number().int().min(1).max(10_000).default(10),
   FLUXION_NOTIFY_MAX_AGE_MINUTES: minutes(90 * 24 * 60).default(1440),

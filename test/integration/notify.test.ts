@@ -245,7 +245,7 @@ describe('fluxion notify', () => {
       '[Fluxion local] tienda_03: POS inaccesible, falló la extracción INVENTARIO (POS_UNAVAILABLE)',
       '[Fluxion local] tienda_04: quiebre masivo, snapshot en cuarentena',
       // Mailed when the 5th alert arrives; the 6th is held back by the throttle.
-      '[Fluxion local] tienda_05: quiebre masivo, 5 ceros fantasma en 60 min',
+      '[Fluxion local] tienda_05: 5 ceros fantasma por contar (60 min)',
     ]);
     for (const m of sendgrid.mails) {
       expect(m.authorization).toBe(`Bearer ${API_KEY}`);
@@ -346,7 +346,7 @@ describe('fluxion notify', () => {
       expect(sendgrid.mails).toHaveLength(1);
       const text = sendgrid.mails[0]!.body.content[0]!.value;
       // Four alerts counted (the dismissed one is not), two listed by confidence, two more counted.
-      expect(sendgrid.mails[0]!.body.subject).toBe('[Fluxion local] tienda_07: quiebre masivo, 4 ceros fantasma en 60 min');
+      expect(sendgrid.mails[0]!.body.subject).toBe('[Fluxion local] tienda_07: 4 ceros fantasma por contar (60 min)');
       const listed = [...text.matchAll(/^ {2}- (\d\.\d\d) .* (\S+)$/gm)].map((m) => [m[1], m[2]]);
       expect(listed).toEqual([['0.80', alerts[2]!.alert_id], ['0.70', alerts[3]!.alert_id]]);
       expect(text).toContain('Las más confiables primero (a lo sumo 2 alertas por tienda y día):');

@@ -243,7 +243,7 @@ describe('many phantom zeros in one store', () => {
     expect(d.send).toHaveLength(1);
     const mail = d.send[0]!;
     expect(mail.kind).toBe('PHANTOM_ZEROS');
-    expect(mail.subject).toBe('[Fluxion] tienda_05: massive stockout, 5 phantom zeros in 60 min');
+    expect(mail.subject).toBe('[Fluxion] tienda_05: 5 phantom zeros to count (60 min)');
     expect(mail.text).toContain('tienda_05 deposito 01 producto 000003');
     expect(mail.text).toContain('SELLING_AT_ZERO 2, UNEXPLAINED_DROP 3');
     // More alerts within the throttle interval: held back.
@@ -319,7 +319,7 @@ describe('phantom-zero mails: most confident first, within a daily budget per st
     expect(rules.openPhantomAlerts('tienda_03')).toEqual([]);
     const mail = rules.decide(alert('tienda_03', 3, T0 + 3 * MIN, 'OPEN', 0.5), T0 + 3 * MIN).send[0]!;
     // The window still counts 3 alerts opened (the threshold is about the stockout), the list only the open one.
-    expect(mail.subject).toContain('3 phantom zeros in 60 min');
+    expect(mail.subject).toContain('3 phantom zeros to count (60 min)');
     expect(mail.alertIds).toEqual([id('tienda_03', 3)]);
     expect(mail.text).not.toContain('more in the alertas table');
   });
@@ -379,7 +379,7 @@ describe('the operators\' language', () => {
     const rules = createNotifyRules({ ...ES, phantomStoreThreshold: 2 });
     rules.decide(alert('tienda_05', 1, T0), T0);
     const p = rules.decide(alert('tienda_05', 2, T0 + MIN), T0 + MIN).send[0]!;
-    expect(p.subject).toBe('[Fluxion] tienda_05: quiebre masivo, 2 ceros fantasma en 60 min');
+    expect(p.subject).toBe('[Fluxion] tienda_05: 2 ceros fantasma por contar (60 min)');
     expect(p.text).toContain('Las alertas están en la tabla alertas (estado OPEN)');
     expect(p.text).toContain('Las más confiables primero (a lo sumo 10 alertas por tienda y día):');
     expect(p.text).toContain('Descarte la alerta: fluxion alertas descartar <alert_id>');
@@ -406,7 +406,7 @@ describe('formatInstant', () => {
 describe('notify configuration from the environment', () => {
   it('has defaults: 60 min throttle, 20 alerts in 60 min, 24 h max age, no key, no recipients', () => {
     const n = loadConfig({}).notify;
-    expect(n).toMatchObject({ to: [], throttleMs: 60 * MIN, phantomStoreThreshold: 20, phantomWindowMs: 60 * MIN, phantomDailyBudget: 10, maxAgeMs: 1440 * MIN });
+    expect(n).toMatchObject({ to: [], throttleMs: 60 * MIN, phantomStoreThreshold: 1, phantomWindowMs: 60 * MIN, phantomDailyBudget: 10, maxAgeMs: 1440 * MIN });
     expect(n.sendgridApiKey).toBeUndefined();
     expect(() => requireNotifyDelivery(loadConfig({}))).not.toThrow();
   });
