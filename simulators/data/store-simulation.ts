@@ -224,7 +224,7 @@ export class StoreSimulation {
   /**
    * A row's reorder level (what a receipt brings it back to) and initial stock, pure
    * functions of (seed, row): at the selling deposito a few days of the product's demand (its
-   * department's cadence, times 0.8 to 2.5: some rows run out before their receipt), elsewhere
+   * department's cadence, times 0.9 to 2.5: some rows run out before their receipt), elsewhere
    * a backroom's or a CEDI's stock.
    */
   private plan(row: number, p?: Producto): { initial: number; level: number } {
@@ -233,12 +233,14 @@ export class StoreSimulation {
     const kg = this.isKg(i, p);
     const rng = this.rowRng.reset(mixIndex(this.stockSeed, row));
     const zero = rng.chance(INITIAL_ZERO_SHARE);
-    const factor = 0.8 + rng.next() * 1.7;
-    const filled = 0.3 + rng.next() * 0.7;
+    const factor = 0.9 + rng.next() * 1.6;
+    const filled = 0.5 + rng.next() * 0.5;
     const cedi = this.pos === 'stellar';
     const base = kg ? (cedi ? rng.int(50_000, 500_000) : rng.int(2_000, 40_000)) : (cedi ? rng.int(200, 2_000) : rng.int(6, 60)) * 1000;
     const selling = d === 0 && this.salesLinesPerHour > 0;
-    const wanted = selling ? this.dailyDemand(i, kg) * cadenceDays(this.departamentoOf(i, p)) * factor : 0;
+    // The filler (fill()) takes about changeShare of the rows every 30 minutes: what it takes a day is part of the demand.
+    const filler = this.changeShare * 48 * (cedi ? (kg ? 10_500 : 27_000) : kg ? 160 : 1000);
+    const wanted = ((selling ? this.dailyDemand(i, kg) : 0) + filler) * cadenceDays(this.departamentoOf(i, p)) * factor;
     const unit = kg ? 1 : 1000;
     const level = Math.max(base, Math.ceil(wanted / unit) * unit);
     const initial = zero ? 0 : Math.max(unit, Math.round((level * filled) / unit) * unit);
