@@ -5,7 +5,8 @@
  * late-posted lines show up one read later, and each anomaly occurs at about its rate.
  */
 import { describe, expect, it } from 'vitest';
-import { NO_ANOMALIES, type AnomalyLabel, type AnomalyRates } from '../../simulators/data/anomalies.ts';
+import { labelsFromJson, labelsToJson, NO_ANOMALIES, planAnomalies, poisson, type AnomalyLabel, type AnomalyRates } from '../../simulators/data/anomalies.ts';
+import { createRng } from '../../simulators/data/prng.ts';
 import { fechaCaracas, StoreSimulation, type StockMovement } from '../../simulators/data/store-simulation.ts';
 
 const WEEK = 7 * 48;
@@ -233,5 +234,28 @@ describe('anomalies on demand and off', () => {
     const closed = new StoreSimulation({ ubicacionId: 'tienda_n', pos: 'klk', depositos: ['01'], products: 200, salesLinesPerHour: 120, startAt: new Date('2026-11-28T04:00:00Z'), anomalies: NO_ANOMALIES });
     closed.advance(60);
     expect(closed.ventasCount('2026-11-28')).toBe(0);
+  });
+});
+
+describe('anomalies.ts', () => {
+  it('labels survive JSON (dates as ISO strings); a malformed one is refused by name', () => {
+    const w = week('json', RATES, 48);
+    const labels = w.sim.anomalies();
+    expect(labels.length).toBeGreaterThan(0);
+    expect(JSON.parse(labelsToJson(labels))[0].start).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/);
+    expect(labelsFromJson(labelsToJson(labels))).toEqual(labels);
+    expect(() => labelsFromJson([{ ...JSON.parse(labelsToJson(labels))[0], start: 'yesterday' }])).toThrow(/anomaly label 0: start is not an ISO instant: yesterday/);
+    expect(() => labelsFromJson({})).toThrow(/expected an array/);
+  });
+
+  it('Poisson draws have the mean asked for; no opening time, no anomaly', () => {
+    const rng = createRng('poisson');
+    const draws = Array.from({ length: 20_000 }, () => poisson(rng, 0.7));
+    expect(draws.reduce((a, b) => a + b, 0) / draws.length).toBeCloseTo(0.7, 1);
+    expect(planAnomalies(rng, { ...NO_ANOMALIES, phantomZeroPerDay: 100 }, 0, 12 * 3_600_000)).toEqual([]);
+    const day = planAnomalies(rng, { ...NO_ANOMALIES, phantomZeroPerDay: 100 }, 12 * 3_600_000, 12 * 3_600_000);
+    expect(day.length).toBeGreaterThan(70);
+    expect(day.length).toBeLessThan(130);
+    expect(day.every((p) => p.kind === 'PHANTOM_ZERO' && p.at >= 0 && p.at < 1 && p.durationMs >= 2 * 3_600_000 && p.durationMs <= 30 * 3_600_000)).toBe(true);
   });
 });
