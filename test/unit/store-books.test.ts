@@ -7,6 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { labelsFromJson, labelsToJson, NO_ANOMALIES, planAnomalies, poisson, type AnomalyLabel, type AnomalyRates } from '../../simulators/data/anomalies.ts';
 import { createRng } from '../../simulators/data/prng.ts';
+import { translateTsql } from '../../simulators/stellar/tsql-translate.ts';
+import { Vad10Database } from '../../simulators/stellar/vad10-database.ts';
 import { fechaCaracas, StoreSimulation, type StockMovement } from '../../simulators/data/store-simulation.ts';
 
 const WEEK = 7 * 48;
@@ -224,6 +226,25 @@ describe('anomalies on demand and off', () => {
       const moved = moves.filter((m) => key(m.deposito, m.producto_id) === k).reduce((sum, m) => sum + m.cantidad, 0);
       expect(Number(s.cantidadFisica(d, p)), k).toBe(Number(before) + moved);
       expect(s.cantidadFisica(d, p)).toBeGreaterThanOrEqual(0n);
+    }
+  });
+
+  it("the Stellar tables follow the recorded stock through glitches, phantom zeros and count corrections", () => {
+    const s = new StoreSimulation({ ubicacionId: 'cedi_glitch', pos: 'stellar', depositos: ['0101', '0102'], products: 200, seed: 'glitch', anomalies: { phantomZeroPerDay: 10, posGlitchPerDay: 12, countCorrectionPerDay: 10 } });
+    const db = new Vad10Database(s);
+    try {
+      const sql = "SELECT c_CodArticulo, n_Cantidad FROM MA_DEPOPROD WHERE c_CodDeposito = '0101' ORDER BY c_CodArticulo";
+      let glitchedReads = 0;
+      for (let n = 0; n < 48; n++) {
+        s.advance(30);
+        const rows = [...db.rows(translateTsql(sql, db, []), new Map())].map(([p, q]) => [p, Number(q)]);
+        expect(rows).toEqual([...s.catalog].map((p) => [p.producto_id, Number(s.cantidad('0101', p.producto_id)) / 1000]));
+        if (s.anomalies().some((l) => l.kind === 'POS_GLITCH' && l.end === null && l.deposito === '0101')) glitchedReads++;
+      }
+      expect(glitchedReads).toBeGreaterThan(0);
+      expect(new Set(s.anomalies().map((l) => l.kind))).toEqual(new Set(['PHANTOM_ZERO', 'POS_GLITCH', 'COUNT_CORRECTION', 'REAL_STOCKOUT']));
+    } finally {
+      db.close();
     }
   });
 
