@@ -52,6 +52,8 @@ export interface StoreSimulationOptions {
 export type InventarioTruthRow = InventoryRow;
 
 export type { VentaTruthLine };
+export type { AnomalyKind, AnomalyLabel, AnomalyRates } from './anomalies.ts';
+export type { OpeningHours } from './store-calendar.ts';
 
 export interface StockRow {
   producto: Producto;
