@@ -15,7 +15,8 @@
  * when a child process ended before the demo did (named, with its log).
  *
  * Faults injected (on the last cycle when there are fewer than three):
- *   cycle 2: a phantom zero (tienda_03 reports five selling products at 0) and a failing
+ *   cycle 2: a phantom zero (tienda_03 records five selling products at 0 while they keep
+ *            selling: labelled PHANTOM_ZERO in the simulation, sim.anomalies()) and a failing
  *            store (tienda_05 answers HTTP 500 to every request of that cycle);
  *   cycle 3: a mass-zero snapshot (tienda_07 reports 60% of its products at 0): quarantined.
  */
@@ -248,7 +249,8 @@ async function runDemo(c: CommandContext, io: ProgramIo, o: RunOptions): Promise
   const sims = new Map(
     stores.map((u) => [
       u.id,
-      new StoreSimulation({ ubicacionId: u.id, pos: u.pos, depositos: u.depositos, products: u.pos === 'klk' ? o.klkProducts : o.stellarProducts, seed: `demo:${u.id}`, startAt, salesLinesPerHour: 1_200 }),
+      // Open all day: the simulated clock is this machine's, and a demo run at night must sell too.
+      new StoreSimulation({ ubicacionId: u.id, pos: u.pos, depositos: u.depositos, products: u.pos === 'klk' ? o.klkProducts : o.stellarProducts, seed: `demo:${u.id}`, startAt, salesLinesPerHour: 1_200, openingHours: { open: 0, close: 24 } }),
     ]),
   );
   const clock = () => new Date(sims.values().next().value!.clock);
@@ -387,9 +389,13 @@ async function cyclesAndSummary(c: CommandContext, io: ProgramIo, o: CycleContex
     faults.clear();
     const notes: string[] = [];
     if (cycle === faultCycle.phantom && sims.has('tienda_03')) {
-      const selling = sims.get('tienda_03')!.klkInventario('01').filter((r) => Number(r.cantidad) >= 10).slice(0, 5).map((r) => r.producto_id);
-      faults.set('tienda_03', { phantomZeros: selling });
-      notes.push(`tienda_03 reports ${selling.length} selling products at 0`);
+      const sim = sims.get('tienda_03')!;
+      const selling: string[] = [];
+      for (const r of sim.klkInventario('01')) {
+        if (selling.length === 5) break;
+        if (Number(r.cantidad) >= 10 && sim.injectPhantomZero('01', r.producto_id)) selling.push(r.producto_id);
+      }
+      notes.push(`tienda_03 records ${selling.length} selling products at 0`);
     }
     if (cycle === faultCycle.failing && injected.failing) {
       faults.set(injected.failing, { httpError: { status: 500, times: 1_000 } });

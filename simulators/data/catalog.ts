@@ -54,6 +54,9 @@ function money(rng: Rng, minCents: number, maxCents: number): bigint {
   return BigInt(rng.int(minCents, maxCents)) * 100n; // whole cents, scale 4
 }
 
+/** Every department code a catalogue can draw (the simulator's receipts run per department). */
+export const DEPARTAMENTO_CODIGOS: readonly string[] = DEPARTAMENTOS.map((d) => d.codigo);
+
 const MERCANCIA = DEPARTAMENTOS.filter((d) => d.codigo !== PROCURA);
 const PROCURA_DEP = DEPARTAMENTOS.find((d) => d.codigo === PROCURA)!;
 
@@ -115,6 +118,11 @@ export class Catalog implements Iterable<Producto> {
   rename(index: number, descripcion: string): void {
     this.at(index);
     this.renamed.set(index, descripcion);
+  }
+
+  /** The code of the product at `index`, without drawing it. */
+  codeAt(index: number): string {
+    return pad(index + 1, 6);
   }
 
   /** The 0-based index of a product code, or undefined when the catalogue has no such product. */

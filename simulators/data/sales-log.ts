@@ -85,6 +85,13 @@ export class SalesLog {
     return this.days.get(fecha)?.length ?? 0;
   }
 
+  /** Line `index` of a date: its product, quantity and whether it is void. */
+  peek(fecha: string, index: number): { producto: number; cantidad: number; anulada: boolean } {
+    const day = this.days.get(fecha);
+    if (!day || index >= day.length) throw new RangeError(`no sales line ${index} on ${fecha}`);
+    return { producto: day.producto[index]!, cantidad: day.cantidad[index]!, anulada: (day.flags[index]! & ANULADA) !== 0 };
+  }
+
   /** Marks line `index` of a date void; its product and quantity, or undefined when it already was. */
   void(fecha: string, index: number): { producto: number; cantidad: number } | undefined {
     const day = this.days.get(fecha);

@@ -8,6 +8,10 @@
  *   DELETE /_control/faults                                          clear every fault
  *   POST   /_control/advance                 body: {"minutes": 30}   move every store's time
  *   GET    /_control/stores                                          ids, versions, clocks
+ *   GET    /_control/anomalias[?ubicacion_id=<id>]                   the anomaly labels (the truth a
+ *                                                                    detector is scored against)
+ *   POST   /_control/phantom-zero/<ubicacion_id>  body: {"deposito": "01", "producto_id": "000001", "minutes"?: 120}
+ *                                                                    start a labelled phantom zero
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -210,7 +214,8 @@ export async function startKlkSimulator(options: KlkSimulatorOptions): Promise<K
     return sendJson(res, 404, { error: `no such endpoint: ${rest}` });
   }
 
-  async function handleControl(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  async function handleControl(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const path = url.pathname;
     if (req.method === 'PUT' && path.startsWith('/_control/faults/')) {
       const id = decodeURIComponent(path.slice('/_control/faults/'.length));
       if (!stores.has(id)) return sendJson(res, 404, { error: `unknown store ${id}` });
@@ -228,6 +233,24 @@ export async function startKlkSimulator(options: KlkSimulatorOptions): Promise<K
       for (const s of stores.values()) s.advance(minutes);
       return sendJson(res, 200, { advanced_minutes: minutes });
     }
+    if (req.method === 'GET' && path === '/_control/anomalias') {
+      const only = url.searchParams.get('ubicacion_id');
+      if (only !== null && !stores.has(only)) return sendJson(res, 404, { error: `unknown store ${only}` });
+      const chosen = only === null ? [...stores.values()] : [stores.get(only)!];
+      return sendJson(res, 200, { clocks: Object.fromEntries(chosen.map((s) => [s.ubicacionId, s.clock.toISOString()])), labels: chosen.flatMap((s) => s.anomalies()) });
+    }
+    if (req.method === 'POST' && path.startsWith('/_control/phantom-zero/')) {
+      const id = decodeURIComponent(path.slice('/_control/phantom-zero/'.length));
+      const sim = stores.get(id);
+      if (!sim) return sendJson(res, 404, { error: `unknown store ${id}` });
+      const body = (await readBody(req)) as { deposito?: unknown; producto_id?: unknown; minutes?: unknown };
+      if (typeof body.deposito !== 'string' || typeof body.producto_id !== 'string') return sendJson(res, 400, { error: 'deposito and producto_id (strings) are required' });
+      if (!sim.depositos.includes(body.deposito) || sim.producto(body.producto_id) === undefined) return sendJson(res, 404, { error: `${id} has no product ${body.producto_id} in deposito ${body.deposito}` });
+      if (body.minutes !== undefined && !(typeof body.minutes === 'number' && body.minutes > 0)) return sendJson(res, 400, { error: 'minutes must be a positive number' });
+      const label = sim.injectPhantomZero(body.deposito, body.producto_id, body.minutes === undefined ? {} : { minutes: body.minutes });
+      if (!label) return sendJson(res, 409, { error: `${id} ${body.deposito}/${body.producto_id}: nothing on the shelf, or another anomaly going on` });
+      return sendJson(res, 201, label);
+    }
     if (req.method === 'GET' && path === '/_control/stores') {
       return sendJson(res, 200, [...stores.values()].map((s) => ({ ubicacion_id: s.ubicacionId, version: s.version, clock: s.clock.toISOString(), products: s.products })));
     }
@@ -238,7 +261,7 @@ export async function startKlkSimulator(options: KlkSimulatorOptions): Promise<K
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     const work = async () => {
-      if (path.startsWith('/_control/')) return handleControl(req, res, path);
+      if (path.startsWith('/_control/')) return handleControl(req, res, url);
       const slash = path.indexOf('/', 1);
       const id = path.slice(1, slash < 0 ? undefined : slash);
       const sim = stores.get(id);

@@ -234,8 +234,10 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
   const startAt = new Date(Math.floor(Date.now() / 60_000) * 60_000 - (planned + 2) * 30 * 60_000);
   const klkIds = Array.from({ length: o.klkStores }, (_, i) => `tienda_${String(i + 1).padStart(2, '0')}`);
   const stellarIds = Array.from({ length: o.stellarStores }, (_, i) => `cedi_${String(i + 1).padStart(2, '0')}`);
+  // Open all day: the clock follows this machine's, and a run at night must sell too.
+  const ALL_DAY = { open: 0, close: 24 };
   const sims = new Map<string, StoreSimulation>();
-  for (const id of klkIds) sims.set(id, new StoreSimulation({ ubicacionId: id, pos: 'klk', depositos: ['01'], products: o.klkProducts, seed: `chaos:${o.seed}:${id}`, startAt, salesLinesPerHour: 600 }));
+  for (const id of klkIds) sims.set(id, new StoreSimulation({ ubicacionId: id, pos: 'klk', depositos: ['01'], products: o.klkProducts, seed: `chaos:${o.seed}:${id}`, startAt, salesLinesPerHour: 600, openingHours: ALL_DAY }));
   for (const id of stellarIds) sims.set(id, new StoreSimulation({ ubicacionId: id, pos: 'stellar', depositos: ['0101', '0102'], products: o.stellarProducts, seed: `chaos:${o.seed}:${id}`, startAt }));
   const faults = new FaultControl();
   const secrets: Record<string, string> = {};

@@ -3,6 +3,8 @@
  * local addresses, `fluxion extract ...` reading it, with real exit codes and output.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../core/paths.ts';
@@ -10,12 +12,13 @@ import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
 import { runCli } from '../helpers/services.ts';
 
 const keys = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`KLK_API_KEY_TIENDA_${String(i + 1).padStart(2, '0')}`, `demo-key-${i + 1}`]));
+const labelsFile = join(mkdtempSync(join(tmpdir(), 'fluxion-labels-')), 'anomalias.json');
 let simulator: ChildProcess;
 let pipeline: TestPipeline;
 
 beforeAll(async () => {
   pipeline = await createTestPipeline();
-  simulator = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'fluxion.ts'), 'simulate', 'klk', '--products', '1200', '--fault', 'tienda_05={"httpError":{"status":401,"times":1}}'], {
+  simulator = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'fluxion.ts'), 'simulate', 'klk', '--products', '1200', '--fault', 'tienda_05={"httpError":{"status":401,"times":1}}', '--anomalias-file', labelsFile, '--anomaly-rates', '{"phantomZeroPerDay":40}'], {
     env: { ...process.env, ...keys, LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -65,6 +68,27 @@ describe('fluxion extract (CLI)', () => {
     const bad = await runCli(['simulate', 'klk', '--products', '10', '--fault', 'tienda_99={}'], keys);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--fault must be <ubicacion_id>=<json> for one of tienda_01');
+  });
+
+  it('writes the anomaly labels of every store with --anomalias-file, again after each advance (SIGUSR2); refuses unknown rates', async () => {
+    type Labels = { clocks: Record<string, string>; labels: Array<{ kind: string; ubicacion_id: string; start: string; end: string | null }> };
+    const read = () => JSON.parse(readFileSync(labelsFile, 'utf8')) as Labels;
+    expect(existsSync(labelsFile)).toBe(true);
+    const first = read();
+    expect(Object.keys(first.clocks)).toContain('tienda_01');
+    // The stores that start with a product at 0 have it labelled as a real stockout since the start.
+    expect(first.labels.filter((l) => l.kind === 'REAL_STOCKOUT').every((l) => l.start === first.clocks[l.ubicacion_id] && l.end === null)).toBe(true);
+    expect(first.labels.some((l) => l.kind === 'PHANTOM_ZERO')).toBe(false);
+    simulator.kill('SIGUSR2');
+    const deadline = Date.now() + 30_000;
+    while (read().clocks.tienda_01 === first.clocks.tienda_01 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const after = read();
+    expect(new Date(after.clocks.tienda_01!).getTime() - new Date(first.clocks.tienda_01!).getTime()).toBe(30 * 60_000);
+    // 40 a day over 12 open hours: about 1.7 a store in 30 minutes, 17 stores.
+    expect(after.labels.filter((l) => l.kind === 'PHANTOM_ZERO').length).toBeGreaterThan(5);
+    const bad = await runCli(['simulate', 'klk', '--products', '10', '--anomaly-rates', '{"phantomZeros":1}'], keys);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--anomaly-rates: unknown rate phantomZeros');
   });
 
   it('exits 2 for bad usage: unknown store, no selection, a Stellar store asked for ventas, a bad date', async () => {

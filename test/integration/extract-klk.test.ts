@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Ubicacion } from '../../core/config/ubicaciones.ts';
 import { extractInventario, extractVentas, type ExtractionDeps, type StoreOutcome } from '../../extractors/extract-run.ts';
 import { fechaCaracas, StoreSimulation, type InventarioTruthRow } from '../../simulators/data/store-simulation.ts';
+import { labelsFromJson } from '../../simulators/data/anomalies.ts';
 import { servedInventario } from '../../simulators/faults.ts';
 import { startKlkSimulator, type KlkSimulator } from '../../simulators/klk/server.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
@@ -170,6 +171,35 @@ describe('fluxion extract inventario (KLK)', () => {
     expect(t3).toEqual(servedInventario(sims[2]!.klkInventario('01'), { phantomZeros: ['000010', '000011'] }));
     expect(snapshots.get('tienda_01')).toMatchObject([{ chunk_count: 1, row_count: 0, rows: [] }]);
     expect(snapshots.get('tienda_02')!.flatMap((c) => c.rows)).toEqual(servedInventario(sims[1]!.klkInventario('01'), { massZerosShare: 0.5 }));
+  });
+
+  it('a phantom zero started through the control endpoint is extracted as 0 and served by GET /_control/anomalias with its label', async () => {
+    await fresh();
+    const sim = sims[0]!;
+    const producto = sim.klkInventario('01').find((r) => Number(r.cantidad) >= 10 && !sim.anomalies().some((l) => l.producto_id === r.producto_id))!.producto_id;
+    const post = (body: unknown) => fetch(`${klk.url}/_control/phantom-zero/tienda_01`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const started = await post({ deposito: '01', producto_id: producto, minutes: 90 });
+    expect(started.status).toBe(201);
+    expect((await post({ deposito: '01', producto_id: producto })).status).toBe(409);
+    expect((await post({ deposito: '09', producto_id: producto })).status).toBe(404);
+    const outcomes = await extractInventario([stores[0]!], deps, { retry: FAST_RETRY });
+    expect(outcomes[0]!.status).toBe('OK');
+    const rows = (await snapshotsByStore()).get('tienda_01')!.flatMap((c) => c.rows);
+    expect(rows.find((r) => r.producto_id === producto)!.cantidad).toBe('0.000');
+    expect(sim.cantidadFisica('01', producto)).toBeGreaterThan(0n);
+
+    const res = await fetch(`${klk.url}/_control/anomalias?ubicacion_id=tienda_01`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { clocks: Record<string, string>; labels: Array<Record<string, unknown>> };
+    expect(body.clocks).toEqual({ tienda_01: sim.clock.toISOString() });
+    expect(body.labels).toContainEqual({
+      id: `PHANTOM_ZERO:tienda_01:01:${producto}:${sim.clock.toISOString().slice(0, 19)}Z`, kind: 'PHANTOM_ZERO', ubicacion_id: 'tienda_01', deposito: '01',
+      producto_id: producto, departamento_codigo: null, start: sim.clock.toISOString(), end: null, shouldAlert: true,
+    });
+    expect(labelsFromJson(body.labels)).toEqual(sim.anomalies());
+    const all = (await (await fetch(`${klk.url}/_control/anomalias`)).json()) as { labels: Array<{ ubicacion_id: string }> };
+    expect(new Set(all.labels.map((l) => l.ubicacion_id))).toEqual(new Set(sims.filter((x) => x.anomalies().length > 0).map((x) => x.ubicacionId)));
+    expect((await fetch(`${klk.url}/_control/anomalias?ubicacion_id=tienda_99`)).status).toBe(404);
   });
 });
 
