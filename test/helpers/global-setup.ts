@@ -5,6 +5,8 @@
  * to do: an integration test never skips silently.
  */
 import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../../core/paths.ts';
 import { waitForKafkaReady } from './kafka-ready.ts';
 
 const NEEDED = ['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'DATABASE_URL'] as const;
@@ -19,6 +21,10 @@ function dockerAnswers(): boolean {
 }
 
 export default async function setup(): Promise<(() => Promise<void>) | void> {
+  // The tests start `fluxion` as a child process hundreds of times (kill -9 proofs, CLI runs,
+  // the demo's children). Node's compile cache (keyed by each file's content, so never stale)
+  // halves the CPU a start spends compiling modules; test workers and their children inherit it.
+  process.env.NODE_COMPILE_CACHE ??= join(PROJECT_ROOT, '.cache', 'node-compile-cache');
   const missing = NEEDED.filter((n) => !process.env[n]);
   if (missing.length === 0) {
     await waitForKafkaReady(process.env.KAFKA_BROKERS!.split(','));

@@ -9,12 +9,10 @@
  * collects every child's log lines (and the fed steps and group offsets), and
  * KILL_CHILD_LOG_LEVEL=debug adds one line per committed transaction.
  */
-import { spawn } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { PROJECT_ROOT } from '../../core/paths.ts';
 import type { OutgoingRecord } from '../../core/kafka/client.ts';
 import type { ProcessorFactory } from '../../processors/runtime/processor-kind.ts';
+import { startGatedFluxion } from './gated-fluxion.ts';
 import type { TestPipeline } from './pipeline.ts';
 import { sendTransactionsVisibly, startProcessor, waitForGroupEnd } from './processor-run.ts';
 import { serviceEnv, uniqueId } from './services.ts';
@@ -100,17 +98,20 @@ export async function killRun(killed: TestPipeline, reference: TestPipeline, o: 
 
   // The reference: the same steps, in the same order and transactions, undisturbed. Every
   // step is fed after the processor consumed the previous one, as in the killed run, so a
-  // processor with two inputs sees the same interleaving.
+  // processor with two inputs sees the same interleaving. (Not run beside the killed run:
+  // the load slowed its children so that most kills hit an instance still joining.)
+  const began = Date.now();
   const refSteps = await o.steps(reference);
   const refGroup = uniqueId(`ref-${o.kind}`);
   const ref = await startProcessor(o.factory, reference, refGroup, { maxBatch: o.maxBatch });
-  for (const [i, step] of refSteps.entries()) {
+  for (const step of refSteps) {
     await feed(reference, step, `ref-feed-${refGroup}`);
-    if (i < refSteps.length) await waitForGroupEnd(reference.kafka, refGroup, inputTopics(reference), 120_000);
+    await waitForGroupEnd(reference.kafka, refGroup, inputTopics(reference), 120_000);
   }
   await ref.stop();
   const refError = await ref.finished;
   if (refError) throw refError;
+  o.log(`${o.kind}: reference run done after ${((Date.now() - began) / 1000).toFixed(0)} s`);
 
   // The killed run: a child process started again and again, killed at random instants.
   const env = {
@@ -125,26 +126,31 @@ export async function killRun(killed: TestPipeline, reference: TestPipeline, o: 
   let kills = 0;
   let killedWhileProcessing = 0;
   let stderrTail = '';
+  // Each instance is spawned loaded and waiting at its gate (test/helpers/gated-fluxion.ts)
+  // while the one before it works; go() starts it once the one before was killed.
   const start = () => {
-    const c = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'fluxion.ts'), 'process', o.kind, '--group', group], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const g = startGatedFluxion(['process', o.kind, '--group', group], env);
     let working = false;
-    c.stderr!.on('data', (d: Buffer) => {
+    g.child.stderr!.on('data', (d: Buffer) => {
       const text = d.toString();
       if (process.env.KILL_LOG_FILE) appendFileSync(process.env.KILL_LOG_FILE, text);
       stderrTail = (stderrTail + text).slice(-4_000);
       if (/partition producer ready|state loaded|snapshot applied|"msg":"transaction/.test(text)) working = true;
     });
-    return { c, isWorking: () => working, exited: new Promise<{ code: number | null; signal: string | null }>((r) => c.once('exit', (code, signal) => r({ code, signal }))) };
+    return { c: g.child, go: g.go, isWorking: () => working, exited: g.exited };
   };
 
   let killing = true;
   let steady: ReturnType<typeof start> | undefined;
+  let next: ReturnType<typeof start> | undefined = start();
   const killer = (async () => {
     while (killing && kills < o.kills) {
-      const run = start();
+      const run = next!;
+      run.go();
+      next = start();
       // Kill at a random instant after it began working (or after 8 s, if it has not).
-      const began = Date.now();
-      while (!run.isWorking() && Date.now() - began < 8_000) await sleep(50);
+      const spawned = Date.now();
+      while (!run.isWorking() && Date.now() - spawned < 8_000) await sleep(50);
       await sleep(100 + Math.floor(random() * 1_400));
       if (run.isWorking()) killedWhileProcessing++;
       run.c.kill('SIGKILL');
@@ -152,8 +158,13 @@ export async function killRun(killed: TestPipeline, reference: TestPipeline, o: 
       if (signal !== 'SIGKILL') throw new Error(`${o.kind} exited on its own (code ${code}) before its kill: ${stderrTail}`);
       kills++;
     }
+    o.log(`${o.kind}: ${kills} kills done after ${((Date.now() - began) / 1000).toFixed(0)} s`);
     // Kills done: one last instance takes the rest undisturbed (stopped below with SIGTERM).
-    if (killing) steady = start();
+    if (killing) {
+      steady = next!;
+      next = undefined;
+      steady.go();
+    }
   })();
 
   const steps = await o.steps(killed);
@@ -177,6 +188,7 @@ export async function killRun(killed: TestPipeline, reference: TestPipeline, o: 
     killing = false;
     await killer.catch(() => undefined);
     steady?.c.kill('SIGKILL');
+    next?.c.kill('SIGKILL');
     // The last lines of the instance that was running say why it did not reach the end.
     throw new Error(`${(err as Error).message}\n--- last log lines of ${o.kind} (${steady ? 'the steady instance' : 'a killed instance'}) ---\n${stderrTail}`);
   }
@@ -187,10 +199,13 @@ export async function killRun(killed: TestPipeline, reference: TestPipeline, o: 
   steady!.c.kill('SIGTERM');
   const finalExit = (await steady!.exited).code;
 
-  const outputs: KillRunResult['outputs'] = {};
-  for (const t of o.outputs) outputs[t] = { killed: await outputLines(killed, t), reference: await outputLines(reference, t) };
-  const states: KillRunResult['states'] = {};
-  for (const t of o.states) states[t] = { killed: await stateView(killed, t), reference: await stateView(reference, t) };
+  // Every topic of both runs read at once: each read is a consumer group's join and idle wait.
+  const [outputEntries, stateEntries] = await Promise.all([
+    Promise.all(o.outputs.map(async (t) => [t, { killed: await outputLines(killed, t), reference: await outputLines(reference, t) }] as const)),
+    Promise.all(o.states.map(async (t) => [t, { killed: await stateView(killed, t), reference: await stateView(reference, t) }] as const)),
+  ]);
+  const outputs: KillRunResult['outputs'] = Object.fromEntries(outputEntries);
+  const states: KillRunResult['states'] = Object.fromEntries(stateEntries);
   let dlq = 0;
   const admin = await killed.kafka.admin();
   for (const t of o.inputs) dlq += (await admin.topicOffsets(`${killed.prefix}${t}.dlq`)).reduce((n, x) => n + Number(BigInt(x.high) - BigInt(x.low)), 0);

@@ -3,7 +3,9 @@
  * `kill -9` it): upper-cases each value of TOY_INPUT into TOY_OUTPUT; values starting with
  * "POISON" fail decoding and go to the DLQ. Prints "batch" lines on stdout as it commits.
  *
- * env: KAFKA_BROKERS, TOY_INPUT, TOY_OUTPUT, TOY_GROUP, TOY_MAX_BATCH, TOY_DELAY_MS.
+ * env: KAFKA_BROKERS, TOY_INPUT, TOY_OUTPUT, TOY_GROUP, TOY_MAX_BATCH, TOY_DELAY_MS, and
+ * TOY_GATED=1: with its modules loaded, wait for a line on stdin before starting (a kill
+ * test keeps the next instance loaded while the current one works).
  */
 import { createKafkaClient } from '../../core/kafka/client.ts';
 import { createLogger } from '../../core/logger.ts';
@@ -29,6 +31,15 @@ export function toySpec(input: string, output: string, delayMs = 0, onProcessed?
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
   const env = process.env;
+  if (env.TOY_GATED === '1') {
+    // stdin closed without a word means the test is gone: start nothing.
+    const opened = await new Promise<boolean>((resolve) => {
+      process.stdin.once('data', () => resolve(true));
+      process.stdin.once('end', () => resolve(false));
+    });
+    if (!opened) process.exit(0);
+    process.stdin.destroy();
+  }
   const logger = createLogger({ level: env.LOG_LEVEL ?? 'warn', destination: 2 });
   const kafka = createKafkaClient({ brokers: env.KAFKA_BROKERS!.split(','), clientId: 'toy-processor', logger });
   let processed = 0;

@@ -101,11 +101,10 @@ async function phantomReadEverything(): Promise<void> {
 const episodeLines = (p: FluxionProcess, from: number, message: string) => p.lines(from).filter((l) => l.msg === message);
 
 beforeAll(async () => {
-  sendgrid = await fakeSendGrid();
-  db = await migratedDatabase();
+  // The database and the mail server are set up while the broker starts: neither touches it.
   broker = await createPrivateBroker();
   // The broker's very first start: everything below runs against a cold coordinator.
-  await broker.start();
+  [sendgrid, db] = await Promise.all([fakeSendGrid(), migratedDatabase(), broker.start()]);
   pipeline = await createTestPipeline(PARTITIONS, { brokers: broker.brokers });
   const env = {
     KAFKA_BROKERS: broker.brokers.join(','),
@@ -170,8 +169,9 @@ describe('Kafka faults: every long-running process on a private broker', () => {
     const marks = processes.map((p) => p.log().length);
     const historicoBefore = await count('SELECT count(*) AS n FROM inventario_historico');
     await broker.kill();
-    // Long enough for every process to notice: fetches and heartbeats fail meanwhile.
-    await new Promise((r) => setTimeout(r, 8_000));
+    // Down until every process noticed (its episode began), at most 8 s as before: fetches
+    // and heartbeats fail meanwhile.
+    await until('every process to notice the broker is gone', () => processes.every((p, i) => episodeLines(p, marks[i]!, EPISODE_START_MESSAGE).length > 0), 8_000).catch(() => undefined);
     await broker.start();
     await feedSnapshots(2);
     await feedVentas([...ventasOfDay('tienda_01', 'B'), ...ventasOfDay('tienda_02', 'B')]);

@@ -10,7 +10,7 @@ import { fechaCaracas, StoreSimulation, type InventarioTruthRow } from '../../si
 import { labelsFromJson } from '../../simulators/data/anomalies.ts';
 import { servedInventario } from '../../simulators/faults.ts';
 import { startKlkSimulator, type KlkSimulator } from '../../simulators/klk/server.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
+import { pipelineSupply, type TestPipeline } from '../helpers/pipeline.ts';
 import { testLogger } from '../helpers/services.ts';
 
 const IDS = ['tienda_01', 'tienda_02', 'tienda_03'];
@@ -21,6 +21,8 @@ const FAST_RETRY = { retries: 3, initialDelayMs: 20, maxDelayMs: 200, factor: 2 
 let sims: StoreSimulation[];
 let klk: KlkSimulator;
 let pipeline: TestPipeline;
+// A clean pipeline per test, each set up while the test before runs.
+const pipelines = pipelineSupply();
 let deps: ExtractionDeps;
 let stores: Ubicacion[];
 
@@ -37,6 +39,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await klk?.close();
+  await pipelines.close();
 });
 
 afterEach(async () => {
@@ -45,7 +48,7 @@ afterEach(async () => {
 });
 
 async function fresh(): Promise<void> {
-  pipeline = await createTestPipeline();
+  pipeline = await pipelines.next();
   deps = { kafka: pipeline.kafka, registry: pipeline.registry, logger: testLogger, env, topicPrefix: pipeline.prefix };
 }
 

@@ -10,7 +10,7 @@ import { StoreSimulation, type InventarioTruthRow } from '../../simulators/data/
 import { FaultControl } from '../../simulators/faults.ts';
 import { startKlkSimulator, type KlkSimulator } from '../../simulators/klk/server.ts';
 import { startStellarSimulator, type StellarSimulator } from '../../simulators/stellar/server.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
+import { pipelineSupply, type TestPipeline } from '../helpers/pipeline.ts';
 import { testLogger } from '../helpers/services.ts';
 
 const FAST_RETRY = { retries: 2, initialDelayMs: 20, maxDelayMs: 100, factor: 2 };
@@ -28,6 +28,8 @@ let stellar: StellarSimulator;
 let klk: KlkSimulator;
 const faults = new FaultControl();
 let pipeline: TestPipeline;
+// A clean pipeline per test, each set up while the test before runs.
+const pipelines = pipelineSupply();
 let deps: ExtractionDeps;
 let stores: Ubicacion[];
 
@@ -48,6 +50,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stellar?.close();
   await klk?.close();
+  await pipelines.close();
 });
 
 afterEach(async () => {
@@ -56,7 +59,7 @@ afterEach(async () => {
 });
 
 async function fresh(): Promise<void> {
-  pipeline = await createTestPipeline();
+  pipeline = await pipelines.next();
   deps = { kafka: pipeline.kafka, registry: pipeline.registry, logger: testLogger, env, topicPrefix: pipeline.prefix };
 }
 

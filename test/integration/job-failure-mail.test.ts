@@ -80,7 +80,9 @@ function env(extra: Record<string, string>): Record<string, string> {
 
 const jobMails = (job: string) => sendgrid.mails.filter((m) => m.body.subject.includes(` ${job} `));
 
-describe('a job that fails as a whole mails the operators', () => {
+// Concurrent: the two jobs have their own throttle files, mails (told apart by job) and dead
+// targets, and each spends its time in a CLI's retries against a port nobody answers.
+describe.concurrent('a job that fails as a whole mails the operators', () => {
   it('fluxion extract with Kafka unreachable mails once (in Spanish); a second failure within the window does not; exit codes unchanged', { timeout: 240_000 }, async () => {
     const stateFile = join(dir, 'extract-alerts.json');
     const e = env({ KAFKA_BROKERS: `127.0.0.1:${deadPort}`, DATABASE_URL: db.url, FLUXION_JOB_ALERT_STATE_FILE: stateFile });

@@ -16,16 +16,19 @@ import { counterValue, createRuntimeMetrics } from '../../processors/runtime/met
 import { createDifferSpec } from '../../processors/snapshot-differ.ts';
 import { applyChanges, rowKey, unpackRow, type Change, type StoreState } from '../../processors/snapshot-diff.ts';
 import { cycleRows, inventoryRow, snapshotFeeder, uuidFrom, type SnapshotFeeder } from '../helpers/inventory-feed.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
+import { pipelineSupply, type TestPipeline } from '../helpers/pipeline.ts';
 import { processorConfig, startProcessor, waitForGroupEnd } from '../helpers/processor-run.ts';
 import { runCli, uniqueId } from '../helpers/services.ts';
 
 const STORES = ['tienda_01', 'tienda_02', 'tienda_03', 'tienda_04'];
 let pipeline: TestPipeline;
 let feeder: SnapshotFeeder;
+// One pipeline per describe; the second one is set up while the first describe runs.
+const pipelines = pipelineSupply(3);
+afterAll(() => pipelines.close());
 
 beforeAll(async () => {
-  pipeline = await createTestPipeline(3);
+  pipeline = await pipelines.next();
   feeder = await snapshotFeeder(pipeline.kafka, pipeline.registry, pipeline.prefix);
 });
 
@@ -151,7 +154,17 @@ describe('fluxion process differ', () => {
     // A second instance joins: partitions move, and each instance loads the state of the
     // partitions it is given before processing them (identical snapshots: no change).
     const second = await startProcessor(createDifferSpec, pipeline, group, { maxBatch: 7 });
-    await new Promise((r) => setTimeout(r, 6_000));
+    // Until the rebalance is over (both members, the group stable), instead of a fixed 6 s.
+    const admin = await pipeline.kafka.admin();
+    try {
+      for (const deadline = Date.now() + 60_000; ; await new Promise((r) => setTimeout(r, 200))) {
+        const [g] = await admin.describeGroups([group]);
+        if (g?.state === 'Stable' && g.members === 2) break;
+        if (Date.now() > deadline) throw new Error(`group ${group} not stable with 2 members in 60 s: ${JSON.stringify(g)}`);
+      }
+    } finally {
+      await admin.disconnect();
+    }
     const count = (await changesOf()).length;
     await feeder.publish([snap('tienda_01', 7, rows2), snap('tienda_02', 7, cycleRows('tienda_02', 4, 240)), snap('tienda_03', 7, zeroed), snap('tienda_04', 7, cycleRows('tienda_04', 5, 240))]);
     await waitForGroupEnd(pipeline.kafka, group, inputs);
@@ -164,7 +177,7 @@ describe('fluxion process differ: stale snapshots', () => {
   let p2: TestPipeline;
   let feeder2: SnapshotFeeder;
   beforeAll(async () => {
-    p2 = await createTestPipeline(3);
+    p2 = await pipelines.next(true);
     feeder2 = await snapshotFeeder(p2.kafka, p2.registry, p2.prefix);
   });
   afterAll(async () => {

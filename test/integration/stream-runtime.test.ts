@@ -105,7 +105,9 @@ async function waitForGroupOffsets(group: string, topic: string, total: number, 
   throw new Error(`group ${group} did not reach the end of ${topic} (${total} records) in ${timeoutMs} ms`);
 }
 
-describe('stream runtime (exactly-once consume-transform-produce)', () => {
+// Concurrent: each test has its own topics, group and metrics, and spends most of its time
+// waiting (group joins, quiet periods, the kill loop's restarts).
+describe.concurrent('stream runtime (exactly-once consume-transform-produce)', () => {
   it('copies a seeded topic through a toy processor: same records, same order per partition', async () => {
     const { input, output, group } = await topics('copy');
     const seeded = await seed(input, Array.from({ length: 2_000 }, (_, i) => Buffer.from(`record ${i} of ${STORES[i % STORES.length]}`)));
@@ -196,10 +198,14 @@ describe('stream runtime (exactly-once consume-transform-produce)', () => {
       t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
       return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
     };
-    const env = { ...process.env, TOY_INPUT: input, TOY_OUTPUT: output, TOY_GROUP: group, TOY_MAX_BATCH: '40', TOY_DELAY_MS: '2', LOG_LEVEL: 'warn' };
+    const env = { ...process.env, TOY_INPUT: input, TOY_OUTPUT: output, TOY_GROUP: group, TOY_MAX_BATCH: '40', TOY_DELAY_MS: '2', LOG_LEVEL: 'warn', TOY_GATED: '1' };
     const script = join(PROJECT_ROOT, 'test', 'helpers', 'toy-processor.ts');
+    // Each instance is spawned loaded and waiting at its gate (TOY_GATED) while the one
+    // before it works; go() starts it once the one before was killed.
     const start = () => {
-      const child = spawn(process.execPath, [script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [script], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      child.stdin.on('error', () => undefined);
+      const go = () => child.stdin.end('go\n');
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
@@ -207,13 +213,16 @@ describe('stream runtime (exactly-once consume-transform-produce)', () => {
         child.stdout.on('data', () => r(true));
         void exited.then(() => r(false));
       });
-      return { child, exited, processing, stderr: () => stderr };
+      return { child, go, exited, processing, stderr: () => stderr };
     };
 
     const KILLS = 10;
     let killsMidProcessing = 0;
+    let next = start();
     for (let k = 0; k < KILLS; k++) {
-      const run = start();
+      const run = next;
+      run.go();
+      next = start();
       // Kill at a random instant after it started processing (or while it waits to join,
       // when it has not begun within 10 s).
       const began = await Promise.race([run.processing, new Promise<false>((r) => setTimeout(() => r(false), 10_000))]);
@@ -224,7 +233,8 @@ describe('stream runtime (exactly-once consume-transform-produce)', () => {
       expect(signal === 'SIGKILL' || code === 0, `run ${k} ended with ${code} ${signal}: ${run.stderr()}`).toBe(true);
     }
     // The last run goes to the end undisturbed, then stops cleanly on SIGTERM.
-    const last = start();
+    const last = next;
+    last.go();
     await waitForGroupOffsets(group, input, seeded.length, 90_000);
     last.child.kill('SIGTERM');
     expect((await last.exited).code, last.stderr()).toBe(0);

@@ -3,7 +3,7 @@
  * voided and corrected lines emitted once as u, poison records in the DLQ, memory rebuilt
  * from pos.ventas.state by a new instance, and lines past the retention window tombstoned.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createTopicCodec, type TopicCodec } from '../../core/avro/topic-codec.ts';
 import { confluentFrame } from '../../core/avro/wire.ts';
 import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
@@ -13,7 +13,7 @@ import { dlqTopic } from '../../core/topics.ts';
 import { counterValue } from '../../processors/runtime/metrics.ts';
 import { createDedupeSpec, type VentaRaw } from '../../processors/ventas-dedupe.ts';
 import { ventaKey } from '../../processors/ventas-dedupe-rules.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
+import { pipelineSupply, type TestPipeline } from '../helpers/pipeline.ts';
 import { startProcessor, waitForGroupEnd, type RunningProcessor } from '../helpers/processor-run.ts';
 import { uniqueId } from '../helpers/services.ts';
 
@@ -25,6 +25,9 @@ const RUN_ID = '1e2d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b';
 
 let pipeline: TestPipeline | undefined;
 const running: RunningProcessor[] = [];
+// A clean pipeline per test, each set up while the test before runs.
+const pipelines = pipelineSupply(PARTITIONS);
+afterAll(() => pipelines.close());
 
 afterEach(async () => {
   for (const r of running.splice(0)) await r.stop();
@@ -33,7 +36,7 @@ afterEach(async () => {
 });
 
 async function setUp(): Promise<{ p: TestPipeline; codec: TopicCodec<VentaRaw>; input: string }> {
-  const p = await createTestPipeline(PARTITIONS);
+  const p = await pipelines.next();
   pipeline = p;
   const input = `${p.prefix}pos.ventas.raw`;
   return { p, codec: await createTopicCodec<VentaRaw>(p.registry, 'pos.ventas.raw', input), input };
