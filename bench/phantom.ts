@@ -30,7 +30,7 @@
  * the alerts the real detector wrote (`replay_check` in the results).
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -377,10 +377,14 @@ async function live(): Promise<{ rec: Recording; results: Record<string, unknown
   }
   /** Until the differ and the dedupe, then the detector, committed past every record published. */
   async function settled(): Promise<void> {
+    const t = performance.now();
     const [snapshots, raw] = await Promise.all([tracker.ends(topic('pos.inventario.snapshots')), tracker.ends(topic('pos.ventas.raw'))]);
     await Promise.all([reached('differ', 'pos.inventario.snapshots', snapshots), reached('dedupe', 'pos.ventas.raw', raw)]);
+    const t1 = performance.now();
+    timing.differ_dedupe_seconds += (t1 - t) / 1000;
     const [changes, ventas] = await Promise.all([tracker.ends(topic('pos.inventario.changes')), tracker.ends(topic('pos.ventas'))]);
     await Promise.all([reached('phantom', 'pos.inventario.changes', changes), reached('phantom', 'pos.ventas', ventas)]);
+    timing.phantom_seconds += (performance.now() - t1) / 1000;
   }
 
   // The week, tick by tick.
@@ -389,7 +393,12 @@ async function live(): Promise<{ rec: Recording; results: Record<string, unknown
   const extractOptions = { concurrency: 4, retry: { retries: 2, initialDelayMs: 100, maxDelayMs: 500, factor: 2 } };
   const snapshotTimes: Record<string, string[]> = Object.fromEntries(ids.map((id) => [id, []]));
   const counts = { inventario: 0, ventas: 0, 'ventas-recovery': 0, rows: 0, lines: 0 };
-  const timing = { extract_seconds: 0, settle_seconds: 0 };
+  const timing = { extract_seconds: 0, differ_dedupe_seconds: 0, phantom_seconds: 0 };
+  const cpu0 = process.cpuUsage();
+  const cpuSeconds = () => {
+    const u = process.cpuUsage(cpu0);
+    return (u.user + u.system) / 1e6;
+  };
   note(`bench/phantom: ${stores} stores x ${products} products, ${days} days from ${values.start} (${ticks.length} ticks), topics ${pipeline.prefix}*, run dir ${dir}`);
   for (const [i, tick] of ticks.entries()) {
     const minutes = (tick.at.getTime() - now.getTime()) / 60_000;
@@ -411,11 +420,12 @@ async function live(): Promise<{ rec: Recording; results: Record<string, unknown
         counts.rows += o.rows;
       } else counts.lines += o.rows;
     }
-    const ts = performance.now();
-    timing.extract_seconds += (ts - te) / 1000;
+    timing.extract_seconds += (performance.now() - te) / 1000;
     await settled();
-    timing.settle_seconds += (performance.now() - ts) / 1000;
-    if ((i + 1) % 20 === 0 || i === ticks.length - 1) note(`tick ${i + 1}/${ticks.length} ${now.toISOString()}: ${recorded.length} detector inputs, ${Math.round((performance.now() - t0) / 1000)} s`);
+    if ((i + 1) % 20 === 0 || i === ticks.length - 1) {
+      const t = Object.values(timing).map((x) => Math.round(x)).join('/');
+      note(`tick ${i + 1}/${ticks.length} ${now.toISOString()}: ${recorded.length} detector inputs; ${Math.round((performance.now() - t0) / 1000)} s (extract/differ+dedupe/phantom ${t} s, this process ${Math.round(cpuSeconds())} CPU s)`);
+    }
   }
   // Anomalies still going at the end of the week stay open (end null).
   const labels: ScoredLabel[] = ownLabels ? sims.flatMap((s) => (s as unknown as { anomalies(): ScoredLabel[] }).anomalies()) : interim!.labels();
@@ -445,7 +455,10 @@ async function live(): Promise<{ rec: Recording; results: Record<string, unknown
     detector_inputs_reprocessed: reprocessed,
     wall_seconds: wallSeconds,
     extract_seconds: round(timing.extract_seconds, 1),
-    settle_seconds: round(timing.settle_seconds, 1),
+    differ_dedupe_seconds: round(timing.differ_dedupe_seconds, 1),
+    phantom_seconds: round(timing.phantom_seconds, 1),
+    cpu_seconds: round(cpuSeconds(), 1),
+    load_average_1m_at_end: round(loadavg()[0]!, 1),
     machine: { cpus: cpus().length, memory_gb: round(totalmem() / 2 ** 30, 1), node: process.version },
     command: `node bench/phantom.ts ${process.argv.slice(2).join(' ')}`.trim(),
     recording: dir.slice(PROJECT_ROOT.length + 1),
@@ -502,7 +515,7 @@ async function main(): Promise<void> {
   if (!replaying) {
     const c = (results.replay_check as { equal: boolean; real: number; replayed: number });
     say(`replay check: the pure replay under this config writes ${c.equal ? 'the same' : 'DIFFERENT'} alert records (${c.real} real, ${c.replayed} replayed)`);
-    say(`wall ${String(p.wall_seconds)} s (extraction ${String(p.extract_seconds)} s, waiting for the processors ${String(p.settle_seconds)} s)`);
+    say(`wall ${String(p.wall_seconds)} s (extraction ${String(p.extract_seconds)} s, differ and dedupe ${String(p.differ_dedupe_seconds)} s, detector ${String(p.phantom_seconds)} s; ${String(p.cpu_seconds)} CPU s in this process, load average ${String(p.load_average_1m_at_end)} at the end)`);
   }
   if (sweeps.length) {
     say('sweeps (one parameter moved at a time, pure replay):');
@@ -511,7 +524,7 @@ async function main(): Promise<void> {
   say(`results: ${file}`);
 }
 
-process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void cleanup().finally(() => process.exit(130)));
 main()
   .then(cleanup)
   .then(() => process.exit(0))

@@ -2,8 +2,8 @@
  * The phantom detector without Kafka, for threshold sweeps (bench/phantom --sweep): the
  * detector's inputs as it processed them in a real run (changes of pos.inventario.changes
  * and lines of pos.ventas, in its order), replayed through its own pure steps
- * (processors/phantom-detector.ts stepChange / stepSale, with its state-store bookkeeping
- * `save` / `depositosOf`) under another PhantomConfig. A sweep point then costs seconds
+ * (processors/phantom-detector.ts stepChange / stepSale, with the sales index of its state
+ * store: a line feeds every deposito of its product known, in order) under another PhantomConfig. A sweep point then costs seconds
  * instead of a simulated week on Kafka. bench/phantom checks once per run that the replay
  * under the run's config writes exactly the alerts the real detector wrote.
  *
@@ -13,9 +13,8 @@
  * difference.
  */
 import type { InventoryChange, InventoryRow, PhantomAlert, Venta, VentaLinea } from '../../core/records.ts';
-import { depositosOf, phantomKey, save, stepChange, stepSale, unpackEntry, type DetectorEntry, type PhantomInput } from '../../processors/phantom-detector.ts';
+import { phantomKey, stepChange, stepSale, type DetectorEntry, type PhantomInput, type ProductRef } from '../../processors/phantom-detector.ts';
 import type { PhantomConfig } from '../../processors/phantom-rules.ts';
-import { memoryStateStore, type KeyValueState } from '../../processors/runtime/state-store.ts';
 
 /** ["c", op, ubicacion, deposito, producto, before cantidad, after cantidad, snapshot_id, taken_at ms] */
 export type RecordedChange = ['c', InventoryChange['op'], string, string, string, string | null, string | null, string, number];
@@ -47,36 +46,45 @@ export function replayedInput(r: RecordedInput): PhantomInput {
   return { kind: 'venta', venta: { op, linea: l } as Venta };
 }
 
-function entryOf(kv: KeyValueState, key: string): DetectorEntry | undefined {
-  const packed = kv.get(key);
-  return packed === undefined ? undefined : unpackEntry(packed);
-}
-
-/** Every alert record the detector writes for these inputs under `config`, in order. */
+/**
+ * Every alert record the detector writes for these inputs under `config`, in order. The
+ * detector's `process` step by step, with its store as plain maps of entries (never packed:
+ * the steps return new entries and leave the previous ones alone, so nothing is shared).
+ */
 export function replayDetector(inputs: Iterable<RecordedInput>, config: PhantomConfig): PhantomAlert[] {
-  // One store for every partition: keys carry the store, so partitions never share one.
-  const kv = memoryStateStore(0);
+  const entries = new Map<string, DetectorEntry>();
+  /** ubicacion/producto -> its depositos with an entry, sorted (the detector's sales index). */
+  const depositos = new Map<string, string[]>();
   const alerts: PhantomAlert[] = [];
+  const put = (key: string, ref: ProductRef, next: DetectorEntry | null) => {
+    const had = entries.has(key);
+    if (next) entries.set(key, next);
+    else entries.delete(key);
+    if (had === !!next) return;
+    const idx = `${ref.ubicacion_id}\u0001${ref.producto_id}`;
+    const rest = (depositos.get(idx) ?? []).filter((d) => d !== ref.deposito);
+    const list = next ? [...rest, ref.deposito].sort() : rest;
+    if (list.length) depositos.set(idx, list);
+    else depositos.delete(idx);
+  };
   for (const recorded of inputs) {
     const input = replayedInput(recorded);
     if (input.kind === 'change') {
       const c = input.change;
       const ref = { ubicacion_id: c.ubicacion_id, deposito: c.deposito, producto_id: c.producto_id };
       const key = phantomKey(ref);
-      const prev = entryOf(kv, key);
-      const step = stepChange(ref, prev, c, config);
+      const step = stepChange(ref, entries.get(key), c, config);
       alerts.push(...step.alerts);
-      if (step.write) save(kv, key, prev, step.entry);
+      if (step.write) put(key, ref, step.entry);
       continue;
     }
     const l = input.venta.linea;
-    for (const deposito of depositosOf(kv, l.ubicacion_id, l.producto_id)) {
+    for (const deposito of depositos.get(`${l.ubicacion_id}\u0001${l.producto_id}`) ?? []) {
       const ref = { ubicacion_id: l.ubicacion_id, deposito, producto_id: l.producto_id };
       const key = phantomKey(ref);
-      const prev = entryOf(kv, key)!;
-      const step = stepSale(prev, input.venta, config);
+      const step = stepSale(entries.get(key)!, input.venta, config);
       alerts.push(...step.alerts);
-      if (step.write) save(kv, key, prev, step.entry);
+      if (step.write) put(key, ref, step.entry);
     }
   }
   return alerts;
