@@ -208,10 +208,16 @@ export function stepSale(prev: DetectorEntry, venta: Venta, config: PhantomConfi
 
 function rememberLine(ventas: Record<string, [string, number]>, id: string, counted: [string, number]): Record<string, [string, number]> {
   const next = { ...ventas, [id]: counted };
-  const ids = Object.keys(next);
-  if (ids.length <= MAX_REMEMBERED_LINES) return next;
-  const oldest = ids.sort((a, b) => next[a]![1] - next[b]![1] || (a < b ? -1 : 1)).slice(0, ids.length - MAX_REMEMBERED_LINES);
-  for (const o of oldest) delete next[o];
+  // One line over the limit at a time (a product selling at zero for days): dropping the
+  // oldest (by time, then id) is one scan; sorting all 500 on every sale made the detector
+  // spend most of a long episode here (bench/README.md, bench/phantom).
+  for (let over = Object.keys(next).length - MAX_REMEMBERED_LINES; over > 0; over--) {
+    let oldest: string | null = null;
+    for (const k in next) {
+      if (oldest === null || next[k]![1] < next[oldest]![1] || (next[k]![1] === next[oldest]![1] && k < oldest)) oldest = k;
+    }
+    delete next[oldest!];
+  }
   return next;
 }
 

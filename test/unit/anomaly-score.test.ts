@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { alertsFromRecords, scorePhantomAlerts, UNLABELLED, type ScoredAlert, type ScoredLabel } from '../../bench/lib/phantom-score.ts';
+import { alertsFromRecords, scorePhantomAlerts, UNLABELLED, type ScoredAlert, type ScoredLabel } from '../../simulators/data/anomaly-score.ts';
 
 const T0 = Date.parse('2026-11-30T10:00:00Z'); // 06:00 in Caracas
 const MIN = 60_000;
