@@ -29,22 +29,10 @@
  * precision and recall are null when their denominator is 0.
  */
 import { fechaCaracas } from '../../core/time.ts';
+import type { AnomalyLabel } from './anomalies.ts';
 
-/**
- * The fields of simulators/data/anomalies.ts AnomalyLabel the scoring reads (the same
- * shape, so the simulator's labels are accepted as they are).
- */
-export interface ScoredLabel {
-  id: string;
-  kind: string;
-  ubicacion_id: string;
-  deposito: string;
-  producto_id: string | null;
-  departamento_codigo: string | null;
-  start: Date;
-  end: Date | null;
-  shouldAlert: boolean;
-}
+/** A label as the scoring reads it: the simulator's (anomalies.ts), or one made by hand in a test. */
+export type ScoredLabel = Omit<AnomalyLabel, 'kind'> & { kind: string };
 
 /** One alert as alerts.phantom-zeros tells it: its OPEN record, and its RESOLVED one if any. */
 export interface ScoredAlert {
