@@ -46,3 +46,29 @@ export function demoProblems(f: DemoFacts): string[] {
   if (f.missing.length) problems.push(`no data in PostgreSQL for ${f.missing.join(', ')}`);
   return problems;
 }
+
+/** What `describePhantomScore` reads of simulators/data/anomaly-score.ts PhantomScore. */
+export interface PhantomScoreFigures {
+  precision: number | null;
+  recall: number | null;
+  alerts: number;
+  true_positives: number;
+  labels: { considered: number; detected: number };
+  by_kind: Record<string, { false_positives: number }>;
+}
+
+const ratio = (x: number | null) => (x === null ? 'n/a' : x.toFixed(2));
+
+/**
+ * "precision 0.83 (5 of 6 alerts on a real phantom zero; 1 on a REAL_STOCKOUT), recall 1.00
+ * (5 of 5 phantom zeros the snapshots saw got an alert)".
+ */
+export function describePhantomScore(s: PhantomScoreFigures): string {
+  const wrong = Object.entries(s.by_kind)
+    .filter(([, k]) => k.false_positives > 0)
+    .map(([kind, k]) => `${k.false_positives} on ${kind === 'UNLABELLED' ? 'no anomaly' : `a ${kind}`}`);
+  return (
+    `precision ${ratio(s.precision)} (${s.true_positives} of ${s.alerts} alerts on a real phantom zero${wrong.length ? `; ${wrong.join(', ')}` : ''}), ` +
+    `recall ${ratio(s.recall)} (${s.labels.detected} of ${s.labels.considered} phantom zeros the snapshots saw got an alert)`
+  );
+}

@@ -44,11 +44,12 @@ import { syncUbicaciones } from '../ops/ubicaciones-sync.ts';
 import { describeAbcResult, recalcAbc } from '../sinks/abc-recalc.ts';
 import { createContext, type CommandContext } from './context.ts';
 import { databaseOf, databaseUrl, isRunning, newScope, removeScope, ScopeList, scopeStateDir, type DemoScope } from './demo-scope.ts';
-import { demoProblems, describeFreshness } from './demo-summary.ts';
+import { demoProblems, describeFreshness, describePhantomScore } from './demo-summary.ts';
 import type { ProgramIo } from './program-io.ts';
 // Types only: the simulators are loaded when the demo runs (only cli/, tests and bench import them).
 import type { StoreSimulation } from '../simulators/data/store-simulation.ts';
 import type { FaultControl } from '../simulators/faults.ts';
+import type { PhantomScore } from '../simulators/data/anomaly-score.ts';
 
 interface DemoOptions {
   cycles: string;
@@ -376,6 +377,8 @@ async function cyclesAndSummary(c: CommandContext, io: ProgramIo, o: CycleContex
   const deps = { ...c.extractionDeps(), logger: createLogger({ level: 'info', destination: extractLog }), env: c.env, now: clock };
   const totals = { inventario: 0, ventas: 0, failed: 0 };
   const extractedAt = new Map<string, { snapshotId: string; at: number }>();
+  /** Simulated instants of each store's snapshots: a phantom zero none of them saw is left out of recall. */
+  const snapshotTimes = new Map<string, Date[]>();
   const faultCycle = { phantom: Math.min(2, cycles), failing: Math.min(2, cycles), massZero: Math.min(3, cycles) };
   const injected = { failing: sims.has('tienda_05') ? 'tienda_05' : undefined, massZero: sims.has('tienda_07') ? 'tienda_07' : undefined };
   const describe = (outcomes: StoreOutcome[]) => {
@@ -408,7 +411,11 @@ async function cyclesAndSummary(c: CommandContext, io: ProgramIo, o: CycleContex
     if (notes.length) out(`cycle ${cycle}: faults: ${notes.join('; ')}`);
     const t0 = Date.now();
     const inv = await extractInventario(stores, deps, { concurrency: 4, retry });
-    for (const x of inv) if (x.status === 'OK' && x.snapshotId) extractedAt.set(x.ubicacionId, { snapshotId: x.snapshotId, at: Date.now() });
+    for (const x of inv) {
+      if (x.status !== 'OK' || !x.snapshotId) continue;
+      extractedAt.set(x.ubicacionId, { snapshotId: x.snapshotId, at: Date.now() });
+      snapshotTimes.set(x.ubicacionId, [...(snapshotTimes.get(x.ubicacionId) ?? []), clock()]);
+    }
     const ven = await extractVentas(klkStores, fechaCaracas(clock()), 'VENTAS', deps, { concurrency: 4, retry });
     const rowsInv = inv.reduce((n, x) => n + x.rows, 0);
     const rowsVen = ven.reduce((n, x) => n + x.rows, 0);
@@ -430,6 +437,7 @@ async function cyclesAndSummary(c: CommandContext, io: ProgramIo, o: CycleContex
   out(`ABC: ${describeAbcResult(abc)}`);
   const count = async (sql: string, params: unknown[] = []) => Number((await pool.query<{ n: string }>(sql, params)).rows[0]!.n);
   const alertas = await pool.query<{ estado: string; n: string }>('SELECT estado, count(*) AS n FROM alertas GROUP BY estado ORDER BY estado');
+  const phantomScore = await scoreDemoAlerts(pool, o.sims, snapshotTimes);
   const failedRuns = await pool.query<{ ubicacion_id: string; n: string; errors: string }>(
     "SELECT ubicacion_id, count(*) AS n, string_agg(DISTINCT coalesce(error_class, '?'), ', ') AS errors FROM etl_runs WHERE status = 'FAILED' GROUP BY ubicacion_id ORDER BY ubicacion_id",
   );
@@ -463,6 +471,7 @@ async function cyclesAndSummary(c: CommandContext, io: ProgramIo, o: CycleContex
   out(`  PostgreSQL       inventario_actual ${fmt(await count('SELECT count(*) AS n FROM inventario_actual'))}, inventario_historico ${fmt(await count('SELECT count(*) AS n FROM inventario_historico'))}, ventas ${fmt(await count('SELECT count(*) AS n FROM ventas'))}, productos ${fmt(await count('SELECT count(*) AS n FROM productos'))}, etl_runs ${fmt(await count('SELECT count(*) AS n FROM etl_runs'))}, productos_abc_cache ${fmt(abc.filas)}`);
   out(`  failed runs      ${failedRuns.rows.map((r) => `${r.ubicacion_id} ${r.n} FAILED (${r.errors})`).join('; ') || 'none'}`);
   out(`  alerts           ${alertas.rows.map((a) => `${a.n} ${a.estado}`).join(', ') || 'none'}`);
+  out(`  phantom zeros    ${describePhantomScore(phantomScore)}`);
   out(`  quarantined      ${quarantined.map((q) => `${q.ubicacion_id} snapshot ${q.snapshot_id} (${q.reason})`).join('; ') || 'none'}`);
   out(`  stale            ${stale.map((q) => `${q.ubicacion_id} snapshot ${q.snapshot_id} (${q.reason})`).join('; ') || 'none'}`);
   out(`  freshness        extraction end to rows committed: ${describeFreshness(freshness)}`);
@@ -471,4 +480,20 @@ async function cyclesAndSummary(c: CommandContext, io: ProgramIo, o: CycleContex
     for (const p of problems) out(`  NOT AS EXPECTED  ${p}`);
     io.fail(1);
   }
+}
+
+/**
+ * The run's phantom-zero alerts (table alertas) scored against what the simulators know went
+ * wrong (their anomaly labels, simulators/data/anomalies.ts): the demo says how far to trust
+ * its alerts instead of only counting them.
+ */
+async function scoreDemoAlerts(pool: ReturnType<CommandContext["pool"]>, sims: Map<string, StoreSimulation>, snapshotTimes: Map<string, Date[]>): Promise<PhantomScore> {
+  const { scorePhantomAlerts } = await import('../simulators/data/anomaly-score.ts');
+  const rows = await pool.query<{ alert_id: string; ubicacion_id: string; deposito: string; producto_id: string; regla: string; confianza: number; abierta_en: Date; cerrada: Date | null }>(
+    "SELECT alert_id, ubicacion_id, deposito, producto_id, regla, confianza, abierta_en, CASE WHEN estado = 'RESOLVED' THEN actualizada_en ELSE resuelta_en END AS cerrada FROM alertas",
+  );
+  const alerts = rows.rows.map((r) => ({ alert_id: r.alert_id, ubicacion_id: r.ubicacion_id, deposito: r.deposito, producto_id: r.producto_id, rule: r.regla, confidence: r.confianza, opened_at: r.abierta_en, resolved_at: r.cerrada }));
+  const labels = [...sims.values()].flatMap((s) => s.anomalies());
+  const departmentOf = (ubicacionId: string, productoId: string) => sims.get(ubicacionId)?.producto(productoId)?.departamento.codigo ?? null;
+  return scorePhantomAlerts(labels, alerts, { graceMs: 30 * 60_000, departmentOf, snapshotTimes });
 }

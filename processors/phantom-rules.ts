@@ -24,6 +24,8 @@
  *   OPENed at the recovery and RESOLVEd at the next inventory change of the product with
  *   stock > 0 (the next normal snapshot) that does not itself flip-flop; while the product
  *   keeps flapping (back to <= 0, back again) the one alert stays open. Sales never resolve it.
+ *   A zero episode that already opened an alert (any rule) opens no FLIP_FLOP when it ends:
+ *   one episode, one alert (bench/phantom counted the second as noise).
  *
  * An inventory change with op d (product vanished) resolves any open alert and forgets the
  * product: its stock is no longer known, so no rule can hold.
@@ -41,6 +43,9 @@
  * - The window of FLIP_FLOP counts this product's change events: a snapshot in which the
  *   product did not change emits no change, so "within N snapshots" means within N changes
  *   (a product that stays at 0 for hours and comes back is still one change away).
+ * - A sale stamped at the very instant of the last positive snapshot (POS clocks have whole
+ *   seconds) may or may not be in it: it counts among the sales that explain a drop, the
+ *   doubt going to the store (bench/phantom found real stockouts alerted for want of it).
  * - Sales are bucketed by fecha_hora against the snapshots known when they arrive. A sale
  *   read before the snapshot that precedes it in time (ventas ahead of inventario) counts in
  *   the bucket of the latest known snapshot; a positive-to-positive change restarts the
@@ -100,7 +105,7 @@ export type PhantomSource = 'KLK' | 'STELLAR';
 export const DEFAULT_PHANTOM_CONFIG: PhantomConfig = Object.freeze({
   flipFlopRecovery: 0.8,
   flipFlopWindowSnapshots: 3,
-  dropThreshold: '10.000',
+  dropThreshold: '20.000',
   dropSalesShare: 0.2,
   sellingAtZeroMinSales: '1.000',
   sellingAtZeroMinMinutes: 0,
@@ -161,6 +166,12 @@ export interface ZeroEpisode {
   salesAfter: string;
   saleEventsAfter: number;
   lastSaleAfterMs: number | null;
+  /**
+   * An alert opened during this episode (absent in states written before it existed: false).
+   * Its recovery then opens no FLIP_FLOP: the episode was told once, and the count that
+   * brought the stock back is the answer to that alert, not news.
+   */
+  alerted?: boolean;
 }
 
 export interface OpenAlert {
@@ -298,7 +309,7 @@ function episodeEvidence(from: SnapshotRef, zero: SnapshotRef): Record<string, s
 
 /** Evaluated only on the change that ends a zero episode with stock > 0. */
 function flipFlop(ep: ZeroEpisode, recovered: SnapshotRef, config: PhantomConfig): Firing | null {
-  if (!ep.from) return null;
+  if (!ep.from || ep.alerted) return null;
   const q = units(ep.from.quantity);
   const r = units(recovered.quantity);
   if (q <= 0n) return null;
@@ -389,6 +400,7 @@ function decide(
     if (firing) {
       decisions.push(openDecision(firing));
       open = { rule: firing.rule, openedAtMs: atMs, confidence: firing.confidence, snapshotId: state.snapshotId };
+      if (state.zero && !state.zero.alerted) return { state: { ...state, zero: { ...state.zero, alerted: true }, open }, decisions };
     }
   }
   return { state: { ...state, open }, decisions };
@@ -456,10 +468,10 @@ export function onSale(state: ProductPhantomState, event: SaleEvent, config: Pha
           lastSaleAfterMs: Math.max(ep.lastSaleAfterMs ?? atMs, atMs),
         },
       };
-    } else if (ep.from && (ep.from.takenAtMs === null || atMs > ep.from.takenAtMs)) {
+    } else if (ep.from && (ep.from.takenAtMs === null || atMs >= ep.from.takenAtMs)) {
       next = { ...state, zero: { ...ep, salesBefore: add(ep.salesBefore, delta) } };
     }
-  } else if (state.lastPositive && (state.lastPositive.takenAtMs === null || atMs > state.lastPositive.takenAtMs)) {
+  } else if (state.lastPositive && (state.lastPositive.takenAtMs === null || atMs >= state.lastPositive.takenAtMs)) {
     next = { ...state, salesSincePositive: add(state.salesSincePositive, delta) };
   }
   if (next === state) return { state, decisions: [] };

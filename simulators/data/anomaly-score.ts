@@ -9,7 +9,9 @@
  *   department (`departmentOf`) or, with no department either, of that deposito;
  * - time: the alert opened within [label.start, label.end + grace], grace being one snapshot
  *   interval (an anomaly that ends is seen to end only at the next snapshot, where FLIP_FLOP
- *   opens); a label still going at the end of the run (end null) has no upper bound.
+ *   opens), or up to the store's first snapshot at or after label.end when the snapshot times
+ *   are given and that is later (no snapshot at night); a label still going at the end of
+ *   the run (end null) has no upper bound.
  * An alert matching several labels is attributed to one: a label that should alert first
  * (the alert is then a true positive), then a product label before a department or deposito
  * one, then the latest start, then the smaller id. An alert matching no label that should
@@ -51,7 +53,7 @@ export interface ScoreOptions {
   graceMs: number;
   /** The department of a product of a store (for labels of a whole department). */
   departmentOf?: (ubicacionId: string, productoId: string) => string | null;
-  /** Instants of the inventory snapshots taken, per store: labels none of them saw leave recall. */
+  /** Instants of the inventory snapshots taken, per store, in order: labels none of them saw leave recall, and an alert at the first snapshot after a label ended still matches it. */
   snapshotTimes?: Map<string, Date[]>;
   /** The stores and the store-local dates (YYYY-MM-DD) of the run, for alerts per store per day. */
   stores?: string[];
@@ -121,9 +123,21 @@ function samePlace(label: ScoredLabel, alert: ScoredAlert, departmentOf: ScoreOp
   return (departmentOf?.(alert.ubicacion_id, alert.producto_id) ?? null) === label.departamento_codigo;
 }
 
-function inWindow(label: ScoredLabel, alert: ScoredAlert, graceMs: number): boolean {
+/**
+ * When an alert on a label may open at the latest: the grace after its end, or, when the
+ * snapshot times are known, the first snapshot of its store at or after its end if that comes
+ * later (a phantom zero counted back at night is seen back only at the morning's first snapshot,
+ * where FLIP_FLOP opens).
+ */
+function windowEnd(label: ScoredLabel, graceMs: number, snapshotTimes: Map<string, Date[]> | undefined): number {
+  const end = label.end!.getTime();
+  const next = (snapshotTimes?.get(label.ubicacion_id) ?? []).find((t) => t.getTime() >= end);
+  return Math.max(end + graceMs, next ? next.getTime() : -Infinity);
+}
+
+function inWindow(label: ScoredLabel, alert: ScoredAlert, graceMs: number, snapshotTimes?: Map<string, Date[]>): boolean {
   const t = alert.opened_at.getTime();
-  return t >= label.start.getTime() && (label.end === null || t <= label.end.getTime() + graceMs);
+  return t >= label.start.getTime() && (label.end === null || t <= windowEnd(label, graceMs, snapshotTimes));
 }
 
 /** Orders the labels an alert matches: the one it is attributed to first (see the header). */
@@ -156,7 +170,7 @@ export function scorePhantomAlerts(labels: ScoredLabel[], alerts: ScoredAlert[],
   let tp = 0;
   const sorted = [...alerts].sort((a, b) => a.opened_at.getTime() - b.opened_at.getTime() || (a.alert_id < b.alert_id ? -1 : 1));
   for (const alert of sorted) {
-    const candidates = (byStore.get(alert.ubicacion_id) ?? []).filter((l) => samePlace(l, alert, o.departmentOf) && inWindow(l, alert, o.graceMs));
+    const candidates = (byStore.get(alert.ubicacion_id) ?? []).filter((l) => samePlace(l, alert, o.departmentOf) && inWindow(l, alert, o.graceMs, o.snapshotTimes));
     const label = candidates.sort(preferred)[0] ?? null;
     const hit = label?.shouldAlert === true;
     const r = ruleAlerts.get(alert.rule) ?? ruleAlerts.set(alert.rule, { alerts: 0, tp: 0 }).get(alert.rule)!;

@@ -80,7 +80,7 @@ function sales(tag: string, from: number, to: number, cantidad: string, minute: 
   return out;
 }
 
-const stock: Quantity = (p) => `${10 + (p % 5)}.000`;
+const stock: Quantity = (p) => `${20 + (p % 5)}.000`; // at or above the UNEXPLAINED_DROP threshold (20)
 const fixed = (q: string | null): Quantity => () => q;
 /** Each phase's inputs all go to one topic, fed and committed before the next phase. */
 const PHASES: Input[][] = [

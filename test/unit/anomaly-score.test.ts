@@ -27,6 +27,16 @@ function alert(o: Partial<ScoredAlert> = {}): ScoredAlert {
 }
 
 describe('scorePhantomAlerts', () => {
+  it('an alert at the first snapshot after a label ended matches it, however late that snapshot (none at night)', () => {
+    const ended = label('L1', { end: at(600) }); // counted back at 16:00 Caracas, next snapshot 14 h later
+    const snapshots = new Map([['tienda_01', [at(0), at(30), at(1440)]]]);
+    const late = alert({ rule: 'FLIP_FLOP', opened_at: at(1440) });
+    expect(scorePhantomAlerts([ended], [late], { graceMs: GRACE, snapshotTimes: snapshots }).true_positives).toBe(1);
+    expect(scorePhantomAlerts([ended], [late], { graceMs: GRACE }).true_positives).toBe(0);
+    const later = alert({ rule: 'FLIP_FLOP', opened_at: at(1470) });
+    expect(scorePhantomAlerts([ended], [later], { graceMs: GRACE, snapshotTimes: snapshots }).true_positives).toBe(0);
+  });
+
   it('counts an alert on a phantom zero as a true positive, with its time to detect', () => {
     const s = scorePhantomAlerts([label('L1')], [alert({ opened_at: at(45) })], { graceMs: GRACE });
     expect(s).toMatchObject({ precision: 1, recall: 1, true_positives: 1, false_positives: 0, median_ttd_minutes: 45 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { databaseOf, databaseUrl, newScope } from '../../cli/demo-scope.ts';
-import { demoProblems, describeFreshness, percentile, type DemoFacts } from '../../cli/demo-summary.ts';
+import { demoProblems, describeFreshness, describePhantomScore, percentile, type DemoFacts } from '../../cli/demo-summary.ts';
+import { scorePhantomAlerts } from '../../simulators/data/anomaly-score.ts';
 import { describeOffsets } from '../../ops/pipeline-settled.ts';
 
 describe('the demo summary', () => {
@@ -32,6 +33,22 @@ describe('the demo summary', () => {
       "no freshness figures: no store's last snapshot reached PostgreSQL",
       'no data in PostgreSQL for tienda_01 (inventario)',
     ]);
+  });
+});
+
+describe('the demo summary of phantom-zero alerts', () => {
+  const t = (m: number) => new Date(Date.UTC(2026, 11, 3, 14, m));
+  const label = (id: string, kind: string, producto_id: string, shouldAlert: boolean) => ({ id, kind, ubicacion_id: 'tienda_03', deposito: '01', producto_id, departamento_codigo: null, start: t(0), end: null, shouldAlert });
+  const alert = (alert_id: string, producto_id: string) => ({ alert_id, ubicacion_id: 'tienda_03', deposito: '01', producto_id, rule: 'UNEXPLAINED_DROP', confidence: 1, opened_at: t(30) });
+
+  it('says how many alerts were right, what the wrong ones were, and how many phantom zeros were caught', () => {
+    const labels = [label('p1', 'PHANTOM_ZERO', 'A', true), label('p2', 'PHANTOM_ZERO', 'B', true), label('s1', 'REAL_STOCKOUT', 'C', false)];
+    const score = scorePhantomAlerts(labels, [alert('1', 'A'), alert('2', 'C'), alert('3', 'D')], { graceMs: 30 * 60_000 });
+    expect(describePhantomScore(score)).toBe('precision 0.33 (1 of 3 alerts on a real phantom zero; 1 on a REAL_STOCKOUT, 1 on no anomaly), recall 0.50 (1 of 2 phantom zeros the snapshots saw got an alert)');
+  });
+
+  it('says n/a rather than dividing by zero', () => {
+    expect(describePhantomScore(scorePhantomAlerts([], [], { graceMs: 1 }))).toBe('precision n/a (0 of 0 alerts on a real phantom zero), recall n/a (0 of 0 phantom zeros the snapshots saw got an alert)');
   });
 });
 
