@@ -394,9 +394,12 @@ async function cyclesAndSummary(c: CommandContext, io: ProgramIo, o: CycleContex
     if (cycle === faultCycle.phantom && sims.has('tienda_03')) {
       const sim = sims.get('tienda_03')!;
       const selling: string[] = [];
+      // Shelves the detector can tell from a sell-out within two cycles: a drop from at least
+      // the UNEXPLAINED_DROP threshold (docs/phantom-zeros.md); smaller ones wait for sales at 0.
+      const minimum = Number(c.config.processors.phantom.dropThreshold);
       for (const r of sim.klkInventario('01')) {
         if (selling.length === 5) break;
-        if (Number(r.cantidad) >= 10 && sim.injectPhantomZero('01', r.producto_id)) selling.push(r.producto_id);
+        if (Number(r.cantidad) >= minimum && sim.injectPhantomZero('01', r.producto_id)) selling.push(r.producto_id);
       }
       notes.push(`tienda_03 records ${selling.length} selling products at 0`);
     }
