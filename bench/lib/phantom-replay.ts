@@ -4,9 +4,8 @@
  * and lines of pos.ventas, in its order), replayed through its own pure steps
  * (processors/phantom-detector.ts stepChange / stepSale, with the sales index of its state
  * store: a line feeds every deposito of its product known, in order) under another
- * PhantomConfig. A sweep point then costs one replay (47 s for the default week on today's
- * simulator, most of it the detector's own rememberLine; see bench/README.md) instead of a
- * simulated week on Kafka. bench/phantom checks once per run that the replay under the
+ * PhantomConfig. A sweep point then costs one replay (about 2 s for the default week) instead
+ * of a simulated week on Kafka. bench/phantom checks once per run that the replay under the
  * run's config writes exactly the alerts the real detector wrote.
  *
  * Inputs are recorded compactly: only what the steps read (quantities, snapshot, instants,
