@@ -302,6 +302,7 @@ export function phantomConfigProblems(c: PhantomConfig): string[] {
   for (const name of ['dropThreshold', 'sellingAtZeroMinSales'] as const) {
     if (!/^\d{1,15}\.\d{3}$/.test(c[name])) problems.push(`phantom.${name} must be a non-negative decimal with 3 decimals, got "${c[name]}"`);
   }
+  if (!(c.dropRecentFallFactor >= 0)) problems.push(`phantom.dropRecentFallFactor must be a factor >= 0 (0: off), got ${c.dropRecentFallFactor}`);
   if (!(c.sellingAtZeroMinMinutes >= 0)) problems.push(`phantom.sellingAtZeroMinMinutes must be a number of minutes >= 0, got ${c.sellingAtZeroMinMinutes}`);
   const unknown = c.rules.filter((r) => !PHANTOM_RULES.includes(r));
   if (unknown.length > 0) problems.push(`phantom.rules must name rules among ${PHANTOM_RULES.join(', ')}, got ${unknown.join(', ')}`);

@@ -81,6 +81,12 @@ export interface PhantomConfig {
   dropThreshold: string;
   /** UNEXPLAINED_DROP and FLIP_FLOP: sales below this share of q do not explain the movement. */
   dropSalesShare: number;
+  /**
+   * UNEXPLAINED_DROP: q must also exceed this many times the stock's fall between the last two
+   * positive snapshots (0: off). A best-seller that fell 19 units in the last half hour and
+   * reads 0 from 28 sold out; its sales come with the next hourly ventas read.
+   */
+  dropRecentFallFactor: number;
   /** SELLING_AT_ZERO: net units sold after the zero snapshot needed to fire (exact decimal string). */
   sellingAtZeroMinSales: string;
   /**
@@ -107,6 +113,7 @@ export const DEFAULT_PHANTOM_CONFIG: PhantomConfig = Object.freeze({
   flipFlopWindowSnapshots: 3,
   dropThreshold: '20.000',
   dropSalesShare: 0.2,
+  dropRecentFallFactor: 2,
   sellingAtZeroMinSales: '1.000',
   sellingAtZeroMinMinutes: 0,
   rules: Object.freeze(['SELLING_AT_ZERO', 'FLIP_FLOP', 'UNEXPLAINED_DROP'] as PhantomRule[]),
@@ -166,6 +173,8 @@ export interface ZeroEpisode {
   salesAfter: string;
   saleEventsAfter: number;
   lastSaleAfterMs: number | null;
+  /** The state's `lastDecrease` when the episode began: how fast the product was going. */
+  recentFall?: string | null;
   /**
    * An alert opened during this episode (absent in states written before it existed: false).
    * Its recovery then opens no FLIP_FLOP: the episode was told once, and the count that
@@ -191,6 +200,12 @@ export interface ProductPhantomState {
   changes: number;
   /** Latest snapshot with stock > 0, while stock is positive. */
   lastPositive: SnapshotRef | null;
+  /**
+   * How much the stock fell between the last two positive snapshots (absent or null: it did
+   * not fall, or states written before it existed). A product selling that fast can sell out
+   * before the ventas read that would explain it.
+   */
+  lastDecrease?: string | null;
   /** Net units sold after `lastPositive` while stock is positive. */
   salesSincePositive: string;
   zero: ZeroEpisode | null;
@@ -280,6 +295,8 @@ function unexplainedDrop(state: ProductPhantomState, config: PhantomConfig): Fir
   if (q <= 0n || q < units(config.dropThreshold)) return null;
   const sold = units(ep.salesBefore);
   if (!belowShare(sold, config.dropSalesShare, q)) return null;
+  const fall = ep.recentFall ? units(ep.recentFall) : 0n;
+  if (config.dropRecentFallFactor > 0 && fall > 0n && !belowShare(fall, 1 / config.dropRecentFallFactor, q)) return null;
   const s = sold > 0n ? ratio(sold, q) : 0;
   const confidence = score(config.dropSalesShare > 0 ? 1 - (0.5 * s) / config.dropSalesShare : 1);
   return {
@@ -431,7 +448,8 @@ export function onInventoryChange(state: ProductPhantomState, event: InventoryEv
 
   if (units(quantity) > 0n) {
     const flip = state.zero ? flipFlop(state.zero, here, config) : null;
-    const next: ProductPhantomState = { ...base, lastPositive: here, salesSincePositive: ZERO, zero: null };
+    const fell = state.lastPositive && !state.zero ? units(state.lastPositive.quantity) - units(quantity) : 0n;
+    const next: ProductPhantomState = { ...base, lastPositive: here, salesSincePositive: ZERO, zero: null, lastDecrease: fell > 0n ? text(fell) : null };
     return decide(next, config, atMs, flip, true);
   }
 
@@ -443,6 +461,7 @@ export function onInventoryChange(state: ProductPhantomState, event: InventoryEv
     salesAfter: ZERO,
     saleEventsAfter: 0,
     lastSaleAfterMs: null,
+    recentFall: state.lastDecrease ?? null,
   };
   const next: ProductPhantomState = { ...base, lastPositive: null, salesSincePositive: ZERO, zero };
   return decide(next, config, atMs, null, true);

@@ -54,6 +54,7 @@ export const ENV_VARS: EnvVarSpec[] = [
   { name: 'FLUXION_PHANTOM_FLIP_FLOP_WINDOW', description: "phantom FLIP_FLOP: the product's changes within which it must come back", default: '3' },
   { name: 'FLUXION_PHANTOM_DROP_THRESHOLD', description: 'phantom UNEXPLAINED_DROP: smallest quantity whose drop to 0 is judged (calibrated on bench/phantom: 10 alerted real stockouts whose sales were not read yet)', default: '20' },
   { name: 'FLUXION_PHANTOM_DROP_SALES_SHARE', description: 'phantom UNEXPLAINED_DROP and FLIP_FLOP: sales below this share of the quantity do not explain it', default: '0.2' },
+  { name: 'FLUXION_PHANTOM_DROP_RECENT_FALL_FACTOR', description: "phantom UNEXPLAINED_DROP: the quantity must also exceed this many times the stock's fall between the last two positive snapshots (0: off); a fast seller sells out before the ventas read that explains it", default: '2' },
   { name: 'FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_SALES', description: 'phantom SELLING_AT_ZERO: units sold after the zero snapshot that open an alert', default: '1' },
   { name: 'FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_MINUTES', description: 'phantom SELLING_AT_ZERO: minutes after the zero snapshot the last of those sales must come (0: any time); a receipt between two snapshots explains sales before the next one', default: '0' },
   { name: 'FLUXION_PHANTOM_SOURCES', description: 'phantom: the POS whose stock is judged, comma-separated (klk, stellar). The rules weigh stock against sales lines, which only KLK stores have', default: 'klk' },
@@ -144,6 +145,7 @@ const envSchema = z.object({
   FLUXION_PHANTOM_FLIP_FLOP_WINDOW: z.coerce.number().int().min(1).max(1000).default(3),
   FLUXION_PHANTOM_DROP_THRESHOLD: quantity.default('20.000'),
   FLUXION_PHANTOM_DROP_SALES_SHARE: share.default(0.2),
+  FLUXION_PHANTOM_DROP_RECENT_FALL_FACTOR: z.coerce.number().min(0, 'must be a factor, 0 (off) or more').max(1000).default(2),
   FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_SALES: quantity.default('1.000'),
   FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_MINUTES: z.coerce.number().min(0, 'must be a number of minutes, 0 or more').max(7 * 24 * 60).default(0),
   FLUXION_PHANTOM_SOURCES: z
@@ -220,6 +222,7 @@ export interface FluxionConfig {
       flipFlopWindowSnapshots: number;
       dropThreshold: string;
       dropSalesShare: number;
+      dropRecentFallFactor: number;
       sellingAtZeroMinSales: string;
       sellingAtZeroMinMinutes: number;
       rules: readonly PhantomRuleName[];
@@ -326,6 +329,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FluxionConfig 
         flipFlopWindowSnapshots: e.FLUXION_PHANTOM_FLIP_FLOP_WINDOW,
         dropThreshold: e.FLUXION_PHANTOM_DROP_THRESHOLD,
         dropSalesShare: e.FLUXION_PHANTOM_DROP_SALES_SHARE,
+        dropRecentFallFactor: e.FLUXION_PHANTOM_DROP_RECENT_FALL_FACTOR,
         sellingAtZeroMinSales: e.FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_SALES,
         sellingAtZeroMinMinutes: e.FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_MINUTES,
         rules: e.FLUXION_PHANTOM_RULES,

@@ -261,7 +261,7 @@ describe('input checks', () => {
   it('names every bad threshold, and the defaults have none', () => {
     expect(phantomConfigProblems(DEFAULT_PHANTOM_CONFIG)).toEqual([]);
     const problems = phantomConfigProblems({
-      flipFlopRecovery: 1.5, flipFlopWindowSnapshots: 0, dropThreshold: '10', dropSalesShare: 0, sellingAtZeroMinSales: '-1.000',
+      flipFlopRecovery: 1.5, flipFlopWindowSnapshots: 0, dropThreshold: '10', dropSalesShare: 0, dropRecentFallFactor: 0, sellingAtZeroMinSales: '-1.000',
       sellingAtZeroMinMinutes: -5, rules: ['SELLING_AT_ZERO', 'GHOST' as PhantomRule], sources: ['KLK', 'SAP' as PhantomSource],
     });
     expect(problems).toHaveLength(8);

@@ -167,6 +167,19 @@ describe('UNEXPLAINED_DROP', () => {
     expect(run([inv('50.000', 0), sale('30.000', -10), inv('0.000', 30)]).all.map((d) => d.rule)).toEqual(['UNEXPLAINED_DROP']);
   });
 
+  it('a fast seller that reads 0 at under twice its last fall sold out: no alert; a slow one that does is one', () => {
+    // fell 20 in the last interval, then 0 from 30: its sales are still to come
+    expect(run([inv('50.000', 0), sale('20.000', 10), inv('30.000', 30), inv('0.000', 60)]).all).toEqual([]);
+    // fell 2, then 0 from 48
+    expect(run([inv('50.000', 0), sale('2.000', 10), inv('48.000', 30), inv('0.000', 60)]).all.map((d) => d.rule)).toEqual(['UNEXPLAINED_DROP']);
+    // off with a factor 0
+    expect(run([inv('50.000', 0), sale('20.000', 10), inv('30.000', 30), inv('0.000', 60)], { ...DEFAULT_PHANTOM_CONFIG, dropRecentFallFactor: 0 }).all.map((d) => d.rule)).toEqual(['UNEXPLAINED_DROP']);
+    // a restock after an episode is not a fall: the next drop is judged on its own
+    expect(run([inv('50.000', 0), inv('0.000', 30), inv('30.000', 60), inv('0.000', 90)], { ...DEFAULT_PHANTOM_CONFIG, rules: ['UNEXPLAINED_DROP'] }).all.map((d) => `${d.action} ${d.rule}`)).toEqual([
+      'OPEN UNEXPLAINED_DROP', 'RESOLVE UNEXPLAINED_DROP', 'OPEN UNEXPLAINED_DROP',
+    ]);
+  });
+
   it('resolves when stock is back', () => {
     const { all } = run([inv('50.000', 0), inv('0.000', 30), inv('5.000', 60)]);
     expect(all.map((d) => `${d.action} ${d.rule}`)).toEqual(['OPEN UNEXPLAINED_DROP', 'RESOLVE UNEXPLAINED_DROP']);
@@ -287,6 +300,7 @@ describe('properties', () => {
       flipFlopWindowSnapshots: fc.integer({ min: 1, max: 5 }),
       dropThreshold: fc.constantFrom('0.001', '5.000', '10.000'),
       dropSalesShare: fc.constantFrom(0, 0.2, 0.5),
+      dropRecentFallFactor: fc.constantFrom(0, 1, 2),
       sellingAtZeroMinSales: fc.constantFrom('0.000', '1.000', '3.000'),
       sellingAtZeroMinMinutes: fc.constantFrom(0, 30, 60),
       rules: fc.subarray(['SELLING_AT_ZERO', 'FLIP_FLOP', 'UNEXPLAINED_DROP'] as PhantomRule[]),
