@@ -15,7 +15,8 @@
  * --cycles N reads N times, advancing 30 simulated minutes between reads.
  * --node-options is the simulator's NODE_OPTIONS (default the image's, as bench/e2e sets it).
  * --node-args '--trace-gc' and --child-log <file> (the simulator's output) help find why.
- * Needs no services; the CLI reads the environment `source /work/wt/README-helpers.sh` sets.
+ * Needs no services, but the CLI validates its environment: export the services' variables
+ * (`eval "$(scripts/services env)"`) or any values it accepts.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * The dead-letter record of DESIGN.md section 3: the original key, bytes and headers, plus
+ * The dead-letter record (docs/architecture.md, Topics): the original key, bytes and headers, plus
  * why and where it came from. Processors and the sink write the same shape, so one
  * operator tool reads every `<topic>.dlq`.
  */

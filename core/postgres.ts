@@ -1,5 +1,5 @@
 /**
- * PostgreSQL pool with the defaults node-postgres lacks (docs/PITFALLS): connection and
+ * PostgreSQL pool with the defaults node-postgres lacks (docs/pitfalls.md): connection and
  * query timeouts, a statement_timeout just below the client's, and a listener for idle
  * clients' errors (without one, a restarting server kills the process).
  */

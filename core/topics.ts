@@ -1,5 +1,5 @@
 /**
- * The topics of DESIGN.md section 3: names, retention, compaction. Every topic has the same
+ * The topics of docs/architecture.md: names, retention, compaction. Every topic has the same
  * partition count, because records are placed by ubicacion on every topic (co-partitioning).
  */
 import type { Compression } from './kafka/compression.ts';

@@ -1,5 +1,5 @@
 /**
- * Everything that knows the KLK API (shared/contracts/klk-api.md) lives here: paths, the
+ * Everything that knows the KLK API (docs/pos-contracts.md) lives here: paths, the
  * X-API-Key header, paging, the shape of items, and what each HTTP answer means. Adapting
  * to the vendor's real answers later touches this file only.
  *

@@ -1,4 +1,4 @@
-/** The boundary check of a KLK sales line (shared/contracts/klk-api.md, GET /api/v1/ventas). */
+/** The boundary check of a KLK sales line (docs/pos-contracts.md, GET /api/v1/ventas). */
 import type { VentaLinea } from '../core/records.ts';
 import { booleanValue, codeValue, decimalValue, fail, instantValue, textValue, type RowPlace } from './pos-values.ts';
 

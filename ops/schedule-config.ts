@@ -1,5 +1,5 @@
 /**
- * The schedule (DESIGN.md section 1) as configuration: `config/schedule.yaml`, validated at
+ * The schedule (docs/schedule.md) as configuration: `config/schedule.yaml`, validated at
  * load so that a typo stops `fluxion schedule` with a message naming the job and the field,
  * before any timer is set.
  *

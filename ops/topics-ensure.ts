@@ -1,5 +1,5 @@
 /**
- * `fluxion topics ensure`: creates every topic of DESIGN.md with its partitions, retention
+ * `fluxion topics ensure`: creates every topic of docs/architecture.md with its partitions, retention
  * and compaction, and brings the configs it owns back to what core/topics.ts says. Running
  * it twice changes nothing. It never changes a partition count: records are placed by
  * ubicacion, so that would move stores between partitions under running consumers.

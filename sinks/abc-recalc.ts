@@ -1,5 +1,5 @@
 /**
- * The ABC classification of productos_abc_cache (DESIGN.md section 5): per store and
+ * The ABC classification of productos_abc_cache (docs/architecture.md): per store and
  * chain-wide ('cadena'), class A/B/C by sales value over a trailing window of ventas.
  *
  * The computation and the atomic replace live in PostgreSQL (productos_abc_recalcular() in
@@ -27,7 +27,7 @@ export type AbcClase = (typeof ABC_CLASES)[number];
 export const ABC_MAX_WINDOW_DAYS = 3660;
 
 export const ABC_DEFAULTS = {
-  /** DESIGN.md section 5: the classes describe the last 90 business days of sales. */
+  /** docs/architecture.md, ABC classification: the classes describe the last 90 business days of sales. */
   windowDays: 90,
   /** Issue 5: after new ventas land, recalculate at most once per 5 minutes. */
   debounceMs: 5 * 60_000,

@@ -1,6 +1,6 @@
 /**
  * `fluxion replay historico`: rebuilds inventario_historico from pos.inventario.changes alone
- * (DESIGN.md section 4.5), with the sink's own planner and statements, into a shadow table
+ * (docs/replay.md), with the sink's own planner and statements, into a shadow table
  * that replaces the live one in one transaction. Readers see the old history until the
  * commit and the new one after it, never a half-built one.
  *

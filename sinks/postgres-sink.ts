@@ -1,6 +1,6 @@
 /**
  * `fluxion sink postgres`: pos.inventario.changes, pos.ventas, alerts.phantom-zeros and
- * ops.etl-runs into PostgreSQL, exactly once (DESIGN.md section 4.1).
+ * ops.etl-runs into PostgreSQL, exactly once (docs/architecture.md, Guarantees).
  *
  * - The consumer position lives in PostgreSQL (`sink_offsets`), written in the same
  *   transaction as the rows. After every assignment the sink seeks each partition to that
@@ -8,7 +8,7 @@
  *   dashboards. A crash at any instant therefore neither loses nor repeats a row.
  * - Ownership is checked inside each transaction: the partition's sink_offsets row is locked
  *   (`FOR UPDATE`) and must still hold the position this instance read. An instance that
- *   lost the partition in a rebalance (a zombie, PITFALLS.md kafkajs#1046) fails that check
+ *   lost the partition in a rebalance (a zombie, docs/pitfalls.md) fails that check
  *   and rolls back instead of writing the same rows twice.
  * - One transaction per slice of at most `maxBatch` records of one partition, written by
  *   set-based statements (sinks/postgres-writer.ts) from a pure plan (sinks/sink-batch.ts).

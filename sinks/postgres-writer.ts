@@ -5,7 +5,7 @@
  *
  * - small groups (under `copyMinRows`, a quiet cycle's slice): one array per column
  *   (`unnest($1::text[], ...)`), one round trip whatever the size and no 65,535-parameter
- *   ceiling (PITFALLS.md);
+ *   ceiling (docs/pitfalls.md);
  * - large groups (cycle 1 of a store, a full reload, `fluxion replay historico`): `COPY` into
  *   a TEMP staging table of the session, then the same statement `SELECT`s from it. COPY
  *   skips building and parsing array literals, the largest per-row cost of a load
@@ -289,7 +289,7 @@ export async function writeInventory(client: PoolClient, plan: InventoryPlan, ta
     const set = PRODUCTOS_COLUMNS.filter((c) => c !== 'producto_id').map((c) => `${c} = EXCLUDED.${c}`);
     const src = await sourceOf(client, 'productos', plan.productos, 's', staged);
     // Only descriptions that differ from the stored one are written: ON CONFLICT ... DO
-    // UPDATE ... WHERE alone would still lock and WAL-log every conflicting row (PITFALLS.md),
+    // UPDATE ... WHERE alone would still lock and WAL-log every conflicting row (docs/pitfalls.md),
     // and most inventory changes are quantities. So visto_en is when the stored description
     // was last written, not last confirmed (as in sinks/productos-refresh.ts), and the guard
     // still keeps an older description from overwriting it. In key order: two partitions

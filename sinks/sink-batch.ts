@@ -2,7 +2,7 @@
  * The PostgreSQL sink's planning half, pure: one Kafka batch (one partition, records in
  * offset order) of decoded records in, the column arrays of the set-based statements that
  * write it in one transaction out (`unnest($1::text[], ...)`, or COPY into staging tables for
- * large groups, sinks/postgres-writer.ts; PITFALLS.md: no per-row round trips, no 65,535-parameter
+ * large groups, sinks/postgres-writer.ts; docs/pitfalls.md: no per-row round trips, no 65,535-parameter
  * ceiling). PostgreSQL refuses to touch one row twice in one
  * `INSERT ... ON CONFLICT DO UPDATE`, so every plan holds each key at most once per statement.
  *
@@ -67,7 +67,7 @@ export interface EtlRun {
  */
 export class SinkBatchError extends FluxionError {
   readonly topic: TopicName;
-  /** The record's topic key, as DESIGN.md section 3 writes it. */
+  /** The record's topic key, as docs/architecture.md (Topics) writes it. */
   readonly key: string;
   readonly field: string;
   /** Position of the offending record in the batch given to the planner. */

@@ -1,6 +1,6 @@
 /**
  * Process configuration from the environment, validated in one place before any I/O.
- * Every variable is documented here (this table feeds the README's reference); service
+ * Every variable is documented here (this table feeds docs/configuration.md); service
  * addresses are optional at load and demanded by the commands that use them, so that
  * `fluxion migrate` does not ask for Kafka.
  */

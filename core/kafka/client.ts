@@ -3,7 +3,7 @@
  * Kafka call in Fluxion goes through the small surface below, so moving to another
  * KafkaJS-compatible client is a change to this folder only.
  *
- * Settings follow docs/PITFALLS: Java-compatible placement by ubicacion, idempotent producer
+ * Settings follow docs/pitfalls.md: Java-compatible placement by ubicacion, idempotent producer
  * with acks=-1 and one request in flight, explicit retries, read_committed consumers without
  * auto-commit, and connection failures translated into our typed errors.
  */
@@ -217,7 +217,7 @@ export interface ConsumerOptions {
   copartitioned?: boolean;
   /**
    * Never restart in-process after a crash: report it through `onCrash` and let the process
-   * exit, so a supervisor restarts it from the committed offsets (docs/PITFALLS).
+   * exit, so a supervisor restarts it from the committed offsets (docs/pitfalls.md).
    */
   crashOnFailure?: boolean;
 }

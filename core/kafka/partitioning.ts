@@ -1,5 +1,5 @@
 /**
- * Every record is placed by its ubicacion_id, whatever its key (DESIGN.md section 3), with
+ * Every record is placed by its ubicacion_id, whatever its key (docs/architecture.md), with
  * the Java client's default partitioner (murmur2 of the UTF-8 bytes, sign bit masked), so a
  * Java or librdkafka producer with the store as key places records identically.
  */

@@ -1,6 +1,6 @@
 /**
  * The shared consume-transform-produce runtime of every processor (issue 4): exactly-once
- * through Kafka transactions, as docs/PITFALLS describes for kafkajs.
+ * through Kafka transactions, as docs/pitfalls.md describes for kafkajs.
  *
  * - read_committed consumer, no auto-commit, bounded batches (`maxBatch` records).
  * - One transaction per batch slice: outputs, DLQ records and the input offset (last + 1)

@@ -1,5 +1,5 @@
 /**
- * The KLK POS stand-in: an HTTP server implementing shared/contracts/klk-api.md for any
+ * The KLK POS stand-in: an HTTP server implementing the KLK contract of docs/pos-contracts.md for any
  * number of stores, one base path per store (`/<ubicacion_id>/api/v1/...`), API key checked,
  * paginated, with faults on demand. Loopback only.
  *

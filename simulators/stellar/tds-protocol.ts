@@ -1,6 +1,6 @@
 /**
  * Pure TDS 7.4 encoding and decoding: what the Stellar simulator needs to talk to the
- * unmodified `mssql`/tedious driver (see shared/contracts/tds-notes.md and MS-TDS). No I/O
+ * unmodified `mssql`/tedious driver (docs/pos-contracts.md, and the MS-TDS protocol). No I/O
  * here: packets are framed and reassembled, requests parsed and tokens built as Buffers.
  *
  * Byte order: packet header length, PRELOGIN offsets/lengths and the LOGINACK TDS version

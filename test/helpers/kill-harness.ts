@@ -1,6 +1,6 @@
 /**
  * The exactly-once proof of issue 4, shaped like Kafka's transactional copier system test
- * (docs/PITFALLS): the same input is fed to two pipelines. On the first, `fluxion process
+ * (docs/pitfalls.md): the same input is fed to two pipelines. On the first, `fluxion process
  * <kind>` runs as a child process that is killed with SIGKILL at random instants again and
  * again while the input arrives; on the second, the same processor runs undisturbed. The
  * read_committed outputs and the compacted state must then be identical.

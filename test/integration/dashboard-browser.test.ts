@@ -2,7 +2,7 @@
  * The dashboard page in headless Chromium (Debian's package, driven by playwright-core) while
  * consumer groups are behind: the numbers the page shows are the API's, and a screenshot is
  * saved as a CI artifact (test-artifacts/dashboard.png); with FLUXION_UPDATE_DOCS_SCREENSHOT=1 it also
- * replaces the README's docs/dashboard.png.
+ * replaces docs/dashboard.png (shown by docs/dashboard.md).
  */
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -97,7 +97,7 @@ describe('dashboard page in Chromium', () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     const shot = join(ARTIFACTS, 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });
-    // The README's picture is refreshed on request only, so a test run leaves the tree clean.
+    // docs/dashboard.md's picture is refreshed on request only, so a test run leaves the tree clean.
     if (process.env.FLUXION_UPDATE_DOCS_SCREENSHOT === '1') {
       mkdirSync(join(PROJECT_ROOT, 'docs'), { recursive: true });
       copyFileSync(shot, join(PROJECT_ROOT, 'docs', 'dashboard.png'));

@@ -1,5 +1,5 @@
 /**
- * The README's first command in short: `fluxion demo --cycles 2 --exit`, twice in a row, each
+ * The README's demo command in short: `fluxion demo --cycles 2 --exit`, twice in a row, each
  * run in its own topics and database (the second removes the first's, and says so), each
  * ending with every active store's data in PostgreSQL and a true summary: the failing store,
  * the quarantined snapshot, freshness figures, no NaN or Infinity. A child killed mid-run

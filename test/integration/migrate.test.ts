@@ -34,7 +34,7 @@ async function query<T extends pg.QueryResultRow = any>(url: string, sql: string
 }
 
 describe('fluxion migrate', () => {
-  it('creates every table of DESIGN.md section 5, then changes nothing on a second run', async () => {
+  it('creates every table of docs/architecture.md, then changes nothing on a second run', async () => {
     const db = await database();
     const first = await runCli(['migrate'], { DATABASE_URL: db.url });
     expect(first.stderr).toBe('');

@@ -1,5 +1,5 @@
 /**
- * Every record of DESIGN.md section 3 through the real schema registry with
+ * Every record of docs/architecture.md (schemas/*.avsc) through the real schema registry with
  * @kafkajs/confluent-schema-registry, and BACKWARD compatibility enforced by the registry.
  */
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';

@@ -1,7 +1,8 @@
 /**
- * DESIGN.md section 4.1 for the sink: `kill -9` of `fluxion sink postgres` at random
- * instants, 20 times, then one undisturbed instance to the end, leaves every table exactly
- * as an undisturbed sink left its own database from the same topics.
+ * Exactly once into PostgreSQL (docs/architecture.md, Guarantees): `kill -9` of
+ * `fluxion sink postgres` at random instants, 20 times, then one undisturbed instance to the
+ * end, leaves every table exactly as an undisturbed sink left its own database from the same
+ * topics.
  *
  * The seed is printed; rerun one with KILL_SEED=<seed>. KILL_LOG_FILE=<path> keeps the
  * children's logs.

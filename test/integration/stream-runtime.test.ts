@@ -2,7 +2,7 @@
  * The stream runtime against the real broker: a toy processor (upper-case values) copies a
  * seeded topic exactly once, sends poison records to the DLQ, and survives repeated
  * `kill -9` of its process with no loss and no duplicates (the shape of Kafka's
- * transactional copier system test, docs/PITFALLS).
+ * transactional copier system test, docs/pitfalls.md).
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';

@@ -19,7 +19,7 @@ const klk = (id: string, extra: Record<string, unknown> = {}) => ({
 describe('the checked-in store list', () => {
   const all = loadUbicacionesFile(projectPath('config/ubicaciones.yaml'));
 
-  it('holds the 20 ubicaciones of DESIGN.md: 12 KLK and 4 Stellar active, the rest inactive', () => {
+  it('holds the 20 ubicaciones of docs/configuration.md: 12 KLK and 4 Stellar active, the rest inactive', () => {
     expect(all).toHaveLength(20);
     const active = all.filter((u) => u.activa);
     expect(active.filter((u) => u.pos === 'klk')).toHaveLength(12);

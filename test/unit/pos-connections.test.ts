@@ -125,7 +125,7 @@ describe('the store list documents and marks what it holds', () => {
   it('says which names, deposito codes and hosts are placeholders', () => {
     for (const u of all) {
       expect(u.placeholder, u.id).toEqual(expect.arrayContaining(['depositos', 'host']));
-      // The CEDI names come from the design; every other name is a stand-in.
+      // The CEDI names are the chain's own; every other name is a stand-in.
       if (u.tipo === 'tienda') expect(u.placeholder, u.id).toContain('nombre');
     }
   });

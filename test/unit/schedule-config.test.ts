@@ -14,7 +14,7 @@ function checkedIn(): { jobs: Record<string, Record<string, unknown>> } {
 describe('the checked-in schedule', () => {
   const config = loadScheduleFile();
 
-  it('lists the five jobs of DESIGN.md section 1, in America/Caracas, every one enabled (none is a stub)', () => {
+  it('lists the five jobs of docs/schedule.md, in America/Caracas, every one enabled (none is a stub)', () => {
     expect(config.jobs.map((j) => j.name).sort()).toEqual([...SCHEDULED_JOB_NAMES].sort());
     for (const job of config.jobs) {
       expect(job.timezone).toBe('America/Caracas');

@@ -12,7 +12,7 @@ import { sampleRecords } from '../helpers/samples.ts';
 describe('schemas/', () => {
   const subjects = loadSubjectSchemas();
 
-  it('has one value schema for every Avro topic of DESIGN.md', () => {
+  it('has one value schema for every Avro topic of core/topics.ts', () => {
     const avroTopics = topicSpecs().filter((t) => t.avro).map((t) => t.name).sort();
     expect(subjects.map((s) => s.topic).sort()).toEqual(avroTopics);
   });

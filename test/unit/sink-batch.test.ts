@@ -153,7 +153,7 @@ function applyHistory(table: HistTable, plan: InventoryPlan): HistTable {
   return next;
 }
 
-/** The history as the design defines it, built from the whole sequence without any plan. */
+/** The type-2 history as docs/architecture.md defines it, built from the whole sequence without any plan. */
 function intervalsOf(changes: readonly InventoryChange[]): HistTable {
   const byKey = new Map<string, InventoryChange[]>();
   for (const c of changes) {
