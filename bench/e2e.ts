@@ -47,7 +47,7 @@ import { INVENTARIO_ACTUAL_COLUMNS } from '../sinks/sink-batch.ts';
 import { freePort, scrape, startChild, type Child } from './lib/child.ts';
 import { copyField, copyInto, createActualShapedTable, INVENTARIO_ACTUAL_TYPES, INVENTARIO_KEY, unnestUpsert, valuesUpsert } from './lib/pg-writes.ts';
 import { childPids, procCpuSeconds, procStatusKb, resetPeakRss } from './lib/proc.ts';
-import { startEndTracker } from './lib/kafka-ends.ts';
+import { startEndTracker } from '../core/kafka/end-tracker.ts';
 import { servicesEnv } from './lib/services-env.ts';
 import { median, percentile, round } from './lib/stats.ts';
 

@@ -56,7 +56,7 @@ import { startKlkSimulator } from '../simulators/klk/server.ts';
 import { createTestPipeline, type TestPipeline } from '../test/helpers/pipeline.ts';
 import { startProcessor, type RunningProcessor } from '../test/helpers/processor-run.ts';
 import { withPipelineRetry } from './lib/change-feed.ts';
-import { startEndTracker, type EndTracker } from './lib/kafka-ends.ts';
+import { startEndTracker, type EndTracker } from '../core/kafka/end-tracker.ts';
 import { writeKlkStoreList } from './lib/klk-store-list.ts';
 import { compareAlertRecords, recordInput, replayDetector, type RecordedInput } from './lib/phantom-replay.ts';
 import { alertsFromRecords, scorePhantomAlerts, type PhantomScore, type ScoredLabel } from '../simulators/data/anomaly-score.ts';

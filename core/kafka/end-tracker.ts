@@ -1,17 +1,18 @@
 /**
  * Where each topic's last committed record is, known within a fetch of it being written: one
- * read_committed consumer in the bench (a group that never commits) follows the given topics
+ * read_committed consumer (the benches' timer; a group that never commits) follows the given topics
  * from the beginning, and remembers per partition the offset after its last record and how
  * far it has read (transaction markers and aborted records included, which never reach a
  * consumer but move its position).
  *
  * Why not core's offsetsAfterLastRecord (cli/demo.ts): it reads the topic from its beginning
  * with a new consumer group each call and its disconnect waits out a 5-second fetch, which
- * would add up to 5 s to every stage of a timed cycle.
+ * would add up to 5 s to every stage of a timed cycle. It lives here, not in bench/, because
+ * every Kafka call goes through core/kafka/ (see client.ts's header).
  */
 import { Kafka, logLevel } from 'kafkajs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FluxionAdmin } from '../../core/kafka/client.ts';
+import type { FluxionAdmin } from './client.ts';
 
 export interface EndTracker {
   /**
