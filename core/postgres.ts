@@ -22,9 +22,26 @@ export interface PoolOptions {
 /** SQLSTATE classes that mean "the server is not there right now", not "your data is bad". */
 const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3]|53)/;
 
+/** Node's socket error codes for a server that is not there (or went away). */
+const UNAVAILABLE_NETWORK_CODES = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'];
+
+/**
+ * node-postgres (pg and pg-pool) reports a lost or unreachable server with plain Errors that
+ * carry no code: "Connection terminated unexpectedly", "timeout exceeded when trying to
+ * connect", "Client has encountered a connection error and is not queryable", "Client was
+ * closed and is not queryable". Their text is all there is to tell them by, so this is the one
+ * place in the pipeline that reads an error's message; everything else branches on codes or
+ * classes (core/errors.ts).
+ */
+const PG_CONNECTION_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|Client was closed and is not queryable/i;
+function isPgConnectionLoss(err: unknown): boolean {
+  return PG_CONNECTION_MESSAGES.test((err as Error)?.message ?? '');
+}
+
 export function isConnectionError(err: unknown): boolean {
   const code = (err as { code?: string })?.code ?? '';
-  return UNAVAILABLE_SQLSTATE.test(code) || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'].includes(code) || /Connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|Client was closed and is not queryable/i.test((err as Error)?.message ?? '');
+  return UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_NETWORK_CODES.includes(code) || isPgConnectionLoss(err);
 }
 
 export function createPool(options: PoolOptions): Pool {

@@ -36,7 +36,7 @@ import { RetryEpisode } from '../core/retry.ts';
 import type { InventoryChange, PhantomAlert, Venta } from '../core/records.ts';
 import type { FluxionRegistry } from '../core/registry.ts';
 import { dlqTopic, topicName, type TopicName } from '../core/topics.ts';
-import { addCounts, emptyCounts, readSinkOffsets, writeAlertas, writeEtlRuns, writeInventory, writeSinkOffset, writeVentas, type WriteCounts } from './postgres-writer.ts';
+import { addCounts, emptyCounts, HistoryOrderError, readSinkOffsets, writeAlertas, writeEtlRuns, writeInventory, writeSinkOffset, writeVentas, type WriteCounts } from './postgres-writer.ts';
 import { planAlertas, planEtlRuns, planInventory, planVentas, SinkBatchError, type EtlRun } from './sink-batch.ts';
 
 export const SINK_TOPICS = ['pos.inventario.changes', 'pos.ventas', 'alerts.phantom-zeros', 'ops.etl-runs'] as const satisfies readonly TopicName[];
@@ -87,8 +87,10 @@ class BatchAbandoned extends Error {}
  * constraint violation. The same rows fail the same way every time, so they are set aside.
  */
 const DATA_SQLSTATE = /^(22|23)/;
-const sqlstateOf = (err: unknown): string | undefined => (err as { code?: unknown })?.code as string | undefined;
-const isDataError = (err: unknown): boolean => DATA_SQLSTATE.test(sqlstateOf(err) ?? '');
+/** PostgreSQL's SQLSTATE, or the one our writer's own refusal stands for (HistoryOrderError). */
+const sqlstateOf = (err: unknown): string | undefined =>
+  err instanceof HistoryOrderError ? err.sqlstate : ((err as { code?: unknown })?.code as string | undefined);
+const isDataError = (err: unknown): boolean => err instanceof HistoryOrderError || DATA_SQLSTATE.test(sqlstateOf(err) ?? '');
 
 interface Decoded {
   record: ConsumedRecord;

@@ -19,6 +19,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
+import { FluxionError, type FluxionErrorOptions } from '../core/errors.ts';
 import type { PoolClient } from '../core/postgres.ts';
 import {
   ALERTAS_COLUMNS,
@@ -103,6 +104,21 @@ export const LIVE_TARGETS: InventoryTargets = { actual: 'inventario_actual', his
  * unnest, a load's (thousands) go through COPY.
  */
 export const COPY_MIN_ROWS = 1_000;
+
+/**
+ * A batch would reopen a closed history interval: a key's taken_at went backwards across
+ * batches. The upsert that detects it cannot fail by itself (it updates nothing), so this
+ * error stands for the unique violation the plain INSERT raised: the sink refuses the record
+ * as it refuses PostgreSQL's own data errors (sinks/postgres-sink.ts), with `sqlstate` in its
+ * DLQ header and log line as before.
+ */
+export class HistoryOrderError extends FluxionError {
+  /** The SQLSTATE PostgreSQL gave the same refusal before the upsert (unique_violation). */
+  readonly sqlstate = '23505';
+  constructor(message: string, options: FluxionErrorOptions = {}) {
+    super(message, { code: 'HISTORY_ORDER', retriable: false, ...options });
+  }
+}
 
 export interface WriteOptions {
   /** See COPY_MIN_ROWS; 0 sends every group through COPY, Infinity none (tests compare the two). */
@@ -280,7 +296,7 @@ export async function writeInventory(client: PoolClient, plan: InventoryPlan, ta
     // A conflict with a closed interval means a key's taken_at went backwards across
     // batches: refuse it as the plain INSERT did (the sink sets the record aside).
     if ((r.rowCount ?? 0) !== sizes.opens) {
-      throw Object.assign(new Error(`${sizes.opens - (r.rowCount ?? 0)} history row(s) would reopen a closed interval of ${h}: a key's taken_at went backwards`), { code: '23505' });
+      throw new HistoryOrderError(`${sizes.opens - (r.rowCount ?? 0)} history row(s) would reopen a closed interval of ${h}: a key's taken_at went backwards`, { context: { table: targets.historico } });
     }
     counts.historico_opened = sizes.opens;
   }

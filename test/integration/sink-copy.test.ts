@@ -1,13 +1,14 @@
 /**
  * The sink's two row sources (sinks/postgres-writer.ts): the same plans written through COPY
  * staging tables and through unnest arrays leave identical tables; and productos is written
- * only where a description changed (the write-amplification goal of issue 16).
+ * only where a description changed (the write-amplification goal of issue 16); and a change
+ * that would reopen a closed history interval is refused with HistoryOrderError.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Pool } from '../../core/postgres.ts';
 import { withTransaction } from '../../core/postgres.ts';
 import type { InventoryChange, InventoryRow } from '../../core/records.ts';
-import { writeInventory, type WriteCounts } from '../../sinks/postgres-writer.ts';
+import { HistoryOrderError, writeInventory, type WriteCounts } from '../../sinks/postgres-writer.ts';
 import { planInventory } from '../../sinks/sink-batch.ts';
 import { inventoryRow, uuidFrom } from '../helpers/inventory-feed.ts';
 import { buildSinkFeed } from '../helpers/sink-feed.ts';
@@ -152,6 +153,24 @@ describe('sink writer: productos written only where a description changed', () =
       // An older snapshot's description never overwrites a newer one.
       await writeSlices(db.pool, [change('tienda_02', 'u', 45, { ...inventoryRow(150, '9.000'), descripcion: 'VIEJO' })], [1], options);
       expect((await db.pool.query("SELECT descripcion FROM productos WHERE producto_id = '000150'")).rows[0].descripcion).toBe('NUEVO 150');
+    });
+  }
+});
+
+describe('sink writer: a key whose taken_at goes backwards across batches', () => {
+  for (const [name, options] of [['unnest', NEVER_COPY], ['COPY', ALWAYS_COPY]] as const) {
+    it(`is refused with HistoryOrderError (sqlstate 23505), leaving the history as it was [${name}]`, { timeout: 60_000 }, async () => {
+      const db = await database();
+      // [0, 60) closed, [60, ∞) open; then the instant 0 again, in a later batch.
+      await writeSlices(db.pool, [change('tienda_01', 'c', 0, inventoryRow(1, '1.000')), change('tienda_01', 'u', 60, inventoryRow(1, '2.000'))], [2], options);
+      const before = (await dump(db.pool)).historico;
+      const backwards = planInventory([change('tienda_01', 'u', 0, inventoryRow(1, '3.000'))]);
+      const refusal = await withTransaction(db.pool, (client) => writeInventory(client, backwards, undefined, options)).catch((e: unknown) => e);
+      expect(refusal).toBeInstanceOf(HistoryOrderError);
+      expect(refusal).toMatchObject({ sqlstate: '23505', code: 'HISTORY_ORDER', retriable: false, context: { table: 'inventario_historico' } });
+      expect((refusal as Error).message).toBe('1 history row(s) would reopen a closed interval of "inventario_historico": a key\'s taken_at went backwards');
+      expect((await dump(db.pool)).historico).toEqual(before);
+      expect(before.map((h) => h.cantidad)).toEqual(['1.000', '2.000']);
     });
   }
 });

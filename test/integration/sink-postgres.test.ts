@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTopicCodec } from '../../core/avro/topic-codec.ts';
+import { createTopicCodec, type TopicCodec } from '../../core/avro/topic-codec.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import type { Ubicacion } from '../../core/config/ubicaciones.ts';
 import type { InventoryChange, PhantomAlert, Venta } from '../../core/records.ts';
@@ -24,6 +24,15 @@ import { migratedDatabase, startSink, waitForSinkEnd, type MigratedDatabase, typ
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+
+/** One KLK change of tienda_01's deposito 01. */
+const change = (producto: number, op: 'c' | 'u' | 'd', cantidad: string, at: Date): InventoryChange => ({
+  op, ubicacion_id: 'tienda_01', deposito: '01', producto_id: String(producto).padStart(6, '0'), before: null,
+  after: op === 'd' ? null : inventoryRow(producto, cantidad), snapshot_id: uuidFrom(`${producto}/${op}/${cantidad}`), taken_at: at, source: 'KLK',
+});
+const changeRecord = (codec: TopicCodec<InventoryChange>) => (c: InventoryChange) => ({
+  ubicacionId: c.ubicacion_id, key: `${c.ubicacion_id}/${c.deposito}/${c.producto_id}`, value: codec.encode(c),
 });
 
 async function setUp(): Promise<{ pipeline: TestPipeline; db: MigratedDatabase }> {
@@ -151,11 +160,7 @@ describe('fluxion sink postgres', () => {
     const codec = await createTopicCodec<InventoryChange>(pipeline.registry, 'pos.inventario.changes', `${pipeline.prefix}pos.inventario.changes`);
     const t1 = new Date('2026-11-01T12:00:00Z');
     const t2 = new Date('2026-11-01T12:30:00Z');
-    const change = (producto: number, op: 'c' | 'u' | 'd', cantidad: string, at: Date): InventoryChange => ({
-      op, ubicacion_id: 'tienda_01', deposito: '01', producto_id: String(producto).padStart(6, '0'), before: null,
-      after: op === 'd' ? null : inventoryRow(producto, cantidad), snapshot_id: uuidFrom(`${producto}/${op}/${cantidad}`), taken_at: at, source: 'KLK',
-    });
-    const record = (c: InventoryChange) => ({ ubicacionId: c.ubicacion_id, key: `${c.ubicacion_id}/${c.deposito}/${c.producto_id}`, value: codec.encode(c) });
+    const record = changeRecord(codec);
     // One record per sink transaction (maxBatch 1): every step meets the previous one's rows.
     const steps = [change(1, 'c', '5.000', t1), change(1, 'u', '7.000', t1), change(2, 'c', '3.000', t1), change(2, 'd', '0', t1), change(1, 'u', '9.000', t2)];
     const producer = await pipeline.kafka.producer({ transactionalId: uniqueId('instants') });
@@ -170,6 +175,32 @@ describe('fluxion sink postgres', () => {
       { producto_id: '000001', cantidad: '9.000', valid_from: t2, valid_to: null },
     ]);
     expect((await db.pool.query('SELECT producto_id, cantidad FROM inventario_actual')).rows).toEqual([{ producto_id: '000001', cantidad: '9.000' }]);
+  });
+
+  it('dead-letters a change whose taken_at goes back into a closed history interval (HistoryOrderError, sqlstate 23505), and writes the rest', async () => {
+    const { pipeline, db } = await setUp();
+    const codec = await createTopicCodec<InventoryChange>(pipeline.registry, 'pos.inventario.changes', `${pipeline.prefix}pos.inventario.changes`);
+    const t1 = new Date('2026-11-01T12:00:00Z');
+    const t2 = new Date('2026-11-01T12:30:00Z');
+    // One record per sink transaction (maxBatch 1): the third meets the interval [t1, t2) the
+    // first two closed, and would reopen it.
+    const steps = [change(1, 'c', '5.000', t1), change(1, 'u', '7.000', t2), change(1, 'u', '6.000', t1), change(2, 'c', '3.000', t2)];
+    const producer = await pipeline.kafka.producer({ transactionalId: uniqueId('backwards') });
+    cleanups.push(() => producer.disconnect());
+    await sendTransactionsVisibly(pipeline.kafka, producer, `${pipeline.prefix}pos.inventario.changes`, [steps.map(changeRecord(codec))]);
+    const group = uniqueId('sink');
+    const sink = run(pipeline, db, group, 1);
+    await waitForSinkEnd(pipeline, db.pool, group);
+    const dlq = await pipeline.read('pos.inventario.changes.dlq', { raw: true });
+    expect(dlq.map((r) => [r.headers.source_offset, r.headers.sqlstate, r.headers.error_class])).toEqual([['2', '23505', 'HistoryOrderError']]);
+    expect(dlq[0]!.headers.error).toMatch(/would reopen a closed interval of "inventario_historico"/);
+    const rows = (await db.pool.query('SELECT producto_id, cantidad, valid_from, valid_to FROM inventario_historico ORDER BY producto_id, valid_from')).rows;
+    expect(rows).toEqual([
+      { producto_id: '000001', cantidad: '5.000', valid_from: t1, valid_to: t2 },
+      { producto_id: '000001', cantidad: '7.000', valid_from: t2, valid_to: null },
+      { producto_id: '000002', cantidad: '3.000', valid_from: t2, valid_to: null },
+    ]);
+    expect(await Promise.race([sink.finished.then(() => 'ended'), Promise.resolve('running')])).toBe('running');
   });
 
   it('dead-letters a record it cannot decode and rows PostgreSQL refuses (with the SQLSTATE), and writes the rest of the batch', async () => {
