@@ -30,8 +30,8 @@ const UNAVAILABLE_NETWORK_CODES = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'E
  * carry no code: "Connection terminated unexpectedly", "timeout exceeded when trying to
  * connect", "Client has encountered a connection error and is not queryable", "Client was
  * closed and is not queryable". Their text is all there is to tell them by, so this is the one
- * place in the pipeline that reads an error's message; everything else branches on codes or
- * classes (core/errors.ts).
+ * place that reads a PostgreSQL error's message; everything else branches on SQLSTATEs, codes
+ * or classes (core/errors.ts).
  */
 const PG_CONNECTION_MESSAGES =
   /Connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|Client was closed and is not queryable/i;
