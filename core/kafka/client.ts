@@ -1,6 +1,6 @@
 /**
- * The one module that talks to kafkajs. kafkajs is unmaintained (tulios/kafkajs#1603): every
- * Kafka call in Fluxion goes through the small surface below, so moving to another
+ * The client of Fluxion's Kafka calls. kafkajs is unmaintained (tulios/kafkajs#1603): only
+ * core/kafka/ imports it (this module, compression.ts and end-tracker.ts), so moving to another
  * KafkaJS-compatible client is a change to this folder only.
  *
  * Settings follow docs/pitfalls.md: Java-compatible placement by ubicacion, idempotent producer
