@@ -493,7 +493,7 @@ async function cyclesAndSummary(c: CommandContext, io: ProgramIo, o: CycleContex
 async function scoreDemoAlerts(pool: ReturnType<CommandContext["pool"]>, sims: Map<string, StoreSimulation>, snapshotTimes: Map<string, Date[]>): Promise<PhantomScore> {
   const { scorePhantomAlerts } = await import('../simulators/data/anomaly-score.ts');
   const rows = await pool.query<{ alert_id: string; ubicacion_id: string; deposito: string; producto_id: string; regla: string; confianza: number; abierta_en: Date; cerrada: Date | null }>(
-    "SELECT alert_id, ubicacion_id, deposito, producto_id, regla, confianza, abierta_en, CASE WHEN estado = 'RESOLVED' THEN actualizada_en ELSE resuelta_en END AS cerrada FROM alertas",
+    'SELECT alert_id, ubicacion_id, deposito, producto_id, regla, confianza, abierta_en, resuelta_en AS cerrada FROM alertas',
   );
   const alerts = rows.rows.map((r) => ({ alert_id: r.alert_id, ubicacion_id: r.ubicacion_id, deposito: r.deposito, producto_id: r.producto_id, rule: r.regla, confidence: r.confianza, opened_at: r.abierta_en, resolved_at: r.cerrada }));
   const labels = [...sims.values()].flatMap((s) => s.anomalies());

@@ -181,6 +181,14 @@ function alertRecord(ref: ProductRef, id: string, status: AlertStatus, d: AlertD
   };
 }
 
+/**
+ * Whether the detector follows this change: its POS is one judged (`config.sources`), or the
+ * product was followed before (the setting changed), so its open alert resolves as the rules say.
+ */
+export function followsChange(prev: DetectorEntry | undefined, change: Pick<InventoryChange, 'source'>, config: PhantomConfig): boolean {
+  return prev !== undefined || config.sources.includes(change.source);
+}
+
 /** Applies one inventory change of the product (`prev` undefined: not known yet). */
 export function stepChange(ref: ProductRef, prev: DetectorEntry | undefined, change: InventoryChange, config: PhantomConfig): DetectorStep {
   const base = prev ?? newEntry(ref);
@@ -493,9 +501,7 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
         checkPlacement(c.ubicacion_id, ctx.partition);
         const ref = { ubicacion_id: c.ubicacion_id, deposito: c.deposito, producto_id: c.producto_id };
         const prev = entryOf(kv, phantomKey(ref));
-        // A product of a POS not judged is not followed; one followed before (the setting
-        // changed) still is, so its open alert resolves as the rules say.
-        if (!prev && !config.sources.includes(c.source)) return out;
+        if (!followsChange(prev, c, config)) return out;
         out.push(...outputs(kv, ctx.partition, ref, prev, stepChange(ref, prev, c, config)));
       } else {
         const l = input.venta.linea;

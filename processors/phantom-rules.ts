@@ -108,6 +108,9 @@ export interface PhantomConfig {
 
 export type PhantomSource = 'KLK' | 'STELLAR';
 
+/** Every rule, in the order `decide` tries them (all of them may open alerts by default). */
+export const PHANTOM_RULES: readonly PhantomRule[] = Object.freeze(['FLIP_FLOP', 'SELLING_AT_ZERO', 'UNEXPLAINED_DROP']);
+
 export const DEFAULT_PHANTOM_CONFIG: PhantomConfig = Object.freeze({
   flipFlopRecovery: 0.8,
   flipFlopWindowSnapshots: 3,
@@ -116,12 +119,9 @@ export const DEFAULT_PHANTOM_CONFIG: PhantomConfig = Object.freeze({
   dropRecentFallFactor: 2,
   sellingAtZeroMinSales: '1.000',
   sellingAtZeroMinMinutes: 0,
-  rules: Object.freeze(['SELLING_AT_ZERO', 'FLIP_FLOP', 'UNEXPLAINED_DROP'] as PhantomRule[]),
+  rules: PHANTOM_RULES,
   sources: Object.freeze(['KLK'] as PhantomSource[]),
 });
-
-/** Every rule, in the order `decide` tries them. */
-export const PHANTOM_RULES: readonly PhantomRule[] = Object.freeze(['FLIP_FLOP', 'SELLING_AT_ZERO', 'UNEXPLAINED_DROP']);
 
 /** One change of the product's row (pos.inventario.changes), reduced to what the rules need. */
 export interface InventoryEvent {

@@ -313,10 +313,10 @@ function groupReason(positiveBefore: Array<[string, PackedRow]>, gone: Set<strin
     groups.set(id, g);
   };
   for (const [key, packed] of positiveBefore) {
-    const a = JSON.parse(packed) as Packed;
+    const { deposito, departamento_codigo: depto, departamento_nombre: nombre } = unpackRow(packed);
     const wentToZero = gone.has(key);
-    count(`d\u0000${a[1]}`, `deposito ${a[1]}`, wentToZero);
-    if (a[5] !== null) count(`p\u0000${a[1]}\u0000${a[5]}`, `departamento ${a[5]}${a[6] ? ` (${a[6]})` : ''} of deposito ${a[1]}`, wentToZero);
+    count(`d\u0000${deposito}`, `deposito ${deposito}`, wentToZero);
+    if (depto !== null) count(`p\u0000${deposito}\u0000${depto}`, `departamento ${depto}${nombre ? ` (${nombre})` : ''} of deposito ${deposito}`, wentToZero);
   }
   for (const g of groups.values()) {
     if (g.positive < rule.groupMinProducts) continue;

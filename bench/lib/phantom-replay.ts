@@ -14,11 +14,11 @@
  * difference.
  */
 import type { InventoryChange, InventoryRow, PhantomAlert, Venta, VentaLinea } from '../../core/records.ts';
-import { phantomKey, stepChange, stepSale, type DetectorEntry, type PhantomInput, type ProductRef } from '../../processors/phantom-detector.ts';
+import { followsChange, phantomKey, stepChange, stepSale, type DetectorEntry, type PhantomInput, type ProductRef } from '../../processors/phantom-detector.ts';
 import type { PhantomConfig } from '../../processors/phantom-rules.ts';
 
-/** ["c", op, ubicacion, deposito, producto, before cantidad, after cantidad, snapshot_id, taken_at ms] */
-export type RecordedChange = ['c', InventoryChange['op'], string, string, string, string | null, string | null, string, number];
+/** ["c", op, ubicacion, deposito, producto, before cantidad, after cantidad, snapshot_id, taken_at ms, source (absent in older recordings: KLK)] */
+export type RecordedChange = ['c', InventoryChange['op'], string, string, string, string | null, string | null, string, number, InventoryChange['source']?];
 /** ["v", op, ubicacion, producto, numero_factura, linea, cantidad, anulada, fecha_hora ms] */
 export type RecordedVenta = ['v', Venta['op'], string, string, string, number, string, boolean, number];
 export type RecordedInput = RecordedChange | RecordedVenta;
@@ -26,7 +26,7 @@ export type RecordedInput = RecordedChange | RecordedVenta;
 export function recordInput(input: PhantomInput): RecordedInput {
   if (input.kind === 'change') {
     const c = input.change;
-    return ['c', c.op, c.ubicacion_id, c.deposito, c.producto_id, c.before?.cantidad ?? null, c.after?.cantidad ?? null, c.snapshot_id, c.taken_at.getTime()];
+    return ['c', c.op, c.ubicacion_id, c.deposito, c.producto_id, c.before?.cantidad ?? null, c.after?.cantidad ?? null, c.snapshot_id, c.taken_at.getTime(), c.source];
   }
   const l = input.venta.linea;
   return ['v', input.venta.op, l.ubicacion_id, l.producto_id, l.numero_factura, l.linea, l.cantidad, l.anulada, l.fecha_hora.getTime()];
@@ -38,8 +38,8 @@ const row = (deposito: string, producto_id: string, cantidad: string | null): In
 /** The input again, with the fields the detector's steps read. */
 export function replayedInput(r: RecordedInput): PhantomInput {
   if (r[0] === 'c') {
-    const [, op, ubicacion_id, deposito, producto_id, before, after, snapshot_id, takenAt] = r;
-    const change: InventoryChange = { op, ubicacion_id, deposito, producto_id, before: row(deposito, producto_id, before), after: row(deposito, producto_id, after), snapshot_id, taken_at: new Date(takenAt), source: 'KLK' };
+    const [, op, ubicacion_id, deposito, producto_id, before, after, snapshot_id, takenAt, source = 'KLK'] = r;
+    const change: InventoryChange = { op, ubicacion_id, deposito, producto_id, before: row(deposito, producto_id, before), after: row(deposito, producto_id, after), snapshot_id, taken_at: new Date(takenAt), source };
     return { kind: 'change', change };
   }
   const [, op, ubicacion_id, producto_id, numero_factura, linea, cantidad, anulada, fechaHora] = r;
@@ -74,6 +74,7 @@ export function replayDetector(inputs: Iterable<RecordedInput>, config: PhantomC
       const c = input.change;
       const ref = { ubicacion_id: c.ubicacion_id, deposito: c.deposito, producto_id: c.producto_id };
       const key = phantomKey(ref);
+      if (!followsChange(entries.get(key), c, config)) continue;
       const step = stepChange(ref, entries.get(key), c, config);
       alerts.push(...step.alerts);
       if (step.write) put(key, ref, step.entry);

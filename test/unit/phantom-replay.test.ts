@@ -7,7 +7,7 @@ const T0 = Date.parse('2026-11-30T10:00:00Z');
 const at = (minutes: number) => new Date(T0 + minutes * 60_000);
 const row = (deposito: string, producto_id: string, cantidad: string) => ({ deposito, producto_id, cantidad, descripcion: 'X', unidad: 'UND', activo: true }) as InventoryRow;
 
-function change(deposito: string, before: string | null, after: string, s: number): RecordedInput {
+function change(deposito: string, before: string | null, after: string, s: number, source: InventoryChange['source'] = 'KLK'): RecordedInput {
   const c: InventoryChange = {
     op: before === null ? 'c' : 'u',
     ubicacion_id: 'tienda_01',
@@ -17,7 +17,7 @@ function change(deposito: string, before: string | null, after: string, s: numbe
     after: row(deposito, '000001', after),
     snapshot_id: `S${s}`,
     taken_at: at(30 * s),
-    source: 'KLK',
+    source,
   };
   // Through JSON, as a recording on disk is read back.
   return JSON.parse(JSON.stringify(recordInput({ kind: 'change', change: c }))) as RecordedInput;
@@ -46,6 +46,15 @@ describe('replayDetector', () => {
     const fired = replayDetector(inputs, DEFAULT_PHANTOM_CONFIG);
     expect(fired.map((a) => `${a.deposito} ${a.rule} ${a.status}`)).toEqual(['01 SELLING_AT_ZERO OPEN', '02 SELLING_AT_ZERO OPEN']);
     expect(replayDetector(inputs, { ...DEFAULT_PHANTOM_CONFIG, sellingAtZeroMinSales: '3.000' })).toEqual([]);
+  });
+
+  it('follows only the POS the config judges, as the detector does (followsChange)', () => {
+    const stellar = [change('01', null, '50.000', 0, 'STELLAR'), change('01', '50.000', '0.000', 1, 'STELLAR')];
+    expect(replayDetector(stellar, DEFAULT_PHANTOM_CONFIG)).toEqual([]);
+    expect(replayDetector(stellar, { ...DEFAULT_PHANTOM_CONFIG, sources: ['KLK', 'STELLAR'] }).map((a) => `${a.rule} ${a.status}`)).toEqual(['UNEXPLAINED_DROP OPEN']);
+    // A recording made before the source was recorded replays as KLK.
+    const old = change('01', null, '50.000', 0, 'STELLAR').slice(0, 9) as RecordedInput;
+    expect(replayDetector([old, change('01', '50.000', '0.000', 1)], DEFAULT_PHANTOM_CONFIG)).toHaveLength(1);
   });
 
   it('compareAlertRecords names the records only one side wrote', () => {
