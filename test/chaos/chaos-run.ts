@@ -64,6 +64,8 @@ interface CycleTruth {
   to: number;
   stock: Map<string, string[]>;
   massZero: Set<string>;
+  /** Stores with a POS glitch (simulators/data/anomalies.ts) going on at the read: the differ may quarantine those too. */
+  glitch: Set<string>;
   failing: Set<string>;
 }
 
@@ -434,9 +436,12 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
   const runCycle = async (cycle: number, kinds: FaultKind[]): Promise<void> => {
     if (cycle > 1) for (const s of sims.values()) s.advance(30);
     faults.clear();
-    const truth: CycleTruth = { cycle, from: Date.now(), to: 0, stock: new Map(), massZero: new Set(), failing: new Set() };
+    const truth: CycleTruth = { cycle, from: Date.now(), to: 0, stock: new Map(), massZero: new Set(), glitch: new Set(), failing: new Set() };
     for (const k of kinds) if (k === 'failing' || k === 'hanging' || k === 'mass-zero') setStoreFault(k, cycle, truth);
-    for (const [id, sim] of sims) truth.stock.set(id, servedInventario(sim.inventario(), faults.get(id)).map(stockLine).sort());
+    for (const [id, sim] of sims) {
+      truth.stock.set(id, servedInventario(sim.inventario(), faults.get(id)).map(stockLine).sort());
+      if (sim.anomalies().some((a) => a.kind === 'POS_GLITCH' && a.end === null)) truth.glitch.add(id);
+    }
     const faultsDone = Promise.all(kinds.map((k) => runFault(k, cycle)));
     // Awaited after the extractions; until then a failed fault must not count as unhandled.
     faultsDone.catch(() => undefined);
@@ -459,8 +464,11 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
     // The clean cycle: every store must be read, every fecha read again.
     for (const s of sims.values()) s.advance(30);
     faults.clear();
-    const truth: CycleTruth = { cycle: cycle + 1, from: Date.now(), to: 0, stock: new Map(), massZero: new Set(), failing: new Set() };
-    for (const [id, sim] of sims) truth.stock.set(id, sim.inventario().map(stockLine).sort());
+    const truth: CycleTruth = { cycle: cycle + 1, from: Date.now(), to: 0, stock: new Map(), massZero: new Set(), glitch: new Set(), failing: new Set() };
+    for (const [id, sim] of sims) {
+      truth.stock.set(id, sim.inventario().map(stockLine).sort());
+      if (sim.anomalies().some((a) => a.kind === 'POS_GLITCH' && a.end === null)) truth.glitch.add(id);
+    }
     fechas.add(clockFecha());
     await retryClean('inventario', () => extract(['inventario']), event);
     for (const fecha of fechas) await retryClean(`ventas ${fecha}`, () => extract(['ventas', '--fecha', fecha]), event);
@@ -522,6 +530,8 @@ export interface ChaosOutcome {
   dlqKeys: Map<string, Set<string>>;
   quarantined: Array<{ store: string; snapshot: string; status: string; cycle: number | undefined }>;
   massZeroSnapshots: Array<{ store: string; snapshot: string; cycle: number }>;
+  /** Snapshots read while the store's simulator had a POS glitch going on (a department or deposito at 0). */
+  glitchSnapshots: Array<{ store: string; snapshot: string; cycle: number }>;
   failedRuns: Array<{ store: string; cycle: number | undefined; errorClass: string }>;
 }
 
@@ -552,6 +562,7 @@ export async function collectOutcome(run: ChaosRun): Promise<ChaosOutcome> {
   const history: ChaosOutcome['history'] = [];
   const unplaced: string[] = [];
   const massZeroSnapshots: ChaosOutcome['massZeroSnapshots'] = [];
+  const glitchSnapshots: ChaosOutcome['glitchSnapshots'] = [];
   const at = (t: Date, store: string) =>
     q<Parameters<typeof stockLine>[0]>('SELECT deposito, producto_id, cantidad::text, costo::text, precio::text, activo FROM inventario_al($1, $2)', [t, store]).then((rows) => rows.map(stockLine).sort());
   for (const u of run.stores) {
@@ -559,6 +570,7 @@ export async function collectOutcome(run: ChaosRun): Promise<ChaosOutcome> {
     for (const r of mine) {
       const c = cycleOf(r.started_at);
       if (c?.massZero.has(u.id)) massZeroSnapshots.push({ store: u.id, snapshot: r.snapshot_id, cycle: c.cycle });
+      if (c?.glitch.has(u.id)) glitchSnapshots.push({ store: u.id, snapshot: r.snapshot_id, cycle: c.cycle });
     }
     const applied = mine.filter((r) => !quarantinedIds.has(r.snapshot_id));
     for (const [i, r] of applied.entries()) {
@@ -623,6 +635,7 @@ export async function collectOutcome(run: ChaosRun): Promise<ChaosOutcome> {
     dlqKeys,
     quarantined: quarantine.map((e) => ({ store: e.ubicacion_id, snapshot: e.snapshot_id, status: e.status, cycle: snapshotCycle.get(e.snapshot_id) })),
     massZeroSnapshots,
+    glitchSnapshots,
     failedRuns: failed.map((f) => ({ store: f.ubicacion_id, cycle: cycleOf(f.started_at)?.cycle, errorClass: f.error_class })),
   };
 }

@@ -86,8 +86,10 @@ describe(`the pipeline under chaos (seed ${seed}${soakMinutes ? `, soak ${soakMi
   it('every mass-zero snapshot is quarantined and listed', () => {
     const listed = new Set(outcome.quarantined.map((q) => q.snapshot));
     for (const m of outcome.massZeroSnapshots) expect(listed.has(m.snapshot), `${m.store} snapshot ${m.snapshot} of cycle ${m.cycle}`).toBe(true);
-    // Nothing else was quarantined: a truthful snapshot held back would be lost stock.
-    expect(outcome.quarantined.filter((q) => !outcome.massZeroSnapshots.some((m) => m.snapshot === q.snapshot))).toEqual([]);
+    // Nothing else was quarantined: a truthful snapshot held back would be lost stock. A snapshot
+    // read during a simulated POS glitch (a department at 0) is not truthful: the group rule may hold it.
+    const expected = [...outcome.massZeroSnapshots, ...outcome.glitchSnapshots];
+    expect(outcome.quarantined.filter((q) => !expected.some((m) => m.snapshot === q.snapshot))).toEqual([]);
   });
 
   it('every failing or hanging store has a FAILED run in etl_runs for its cycle', () => {
