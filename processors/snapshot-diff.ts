@@ -1,7 +1,8 @@
 /**
  * The snapshot differ's domain logic, pure: assembling a store's snapshot from its chunks,
  * the quarantine rule, and the changes between the last applied state and a new snapshot.
- * The processor around it (I/O, transactions, the state topic) lives in snapshot-differ.ts.
+ * What to do with a complete snapshot (apply, skip, refuse, release) is snapshot-decision.ts;
+ * the processor around both (I/O, transactions, the state topic) lives in snapshot-differ.ts.
  */
 import { hash } from 'node:crypto';
 import { ValidationError } from '../core/errors.ts';
@@ -196,63 +197,6 @@ const packRows = (rows: InventoryRow[]): PackedChunk => ({ keys: rows.map((r) =>
 export function packSnapshot(snapshot: Snapshot): PackedSnapshot {
   const { rows, ...header } = snapshot;
   return { ...header, ...packRows(rows) };
-}
-
-/** What the differ remembers of a store's last applied snapshot (its state record). */
-export interface AppliedSnapshot {
-  snapshot_id: string;
-  /** taken_at in ms. */
-  taken_at: number;
-  /**
-   * Offset, on the store's partition of pos.inventario.snapshots, of the record that
-   * completed it; undefined when its state record was written before the differ kept it.
-   */
-  offset?: bigint;
-}
-
-/** A snapshot (or a chunk of one) as it is read: id, taken_at in ms, offset of the record. */
-export interface SnapshotSighting {
-  snapshot_id: string;
-  taken_at: number;
-  offset: bigint;
-}
-
-/**
- * What to do with a snapshot the store already has an applied one for.
- * - `newer`: taken after the applied one, and not decided yet: check and apply it.
- * - `reread`: seen before, so already decided (it is the applied one, it has a quarantine
- *   record, or it was read before the applied one completed: offsets held back for a
- *   snapshot in flight make a restart read it again). Skipped without a word.
- * - `stale`: read for the first time after a newer snapshot was applied (an overlapping or
- *   delayed run, a POS clock set back). Never applied, but recorded.
- */
-export type SnapshotVerdict =
-  | { kind: 'newer' }
-  | { kind: 'reread'; why: 'applied' | 'decided' | 'read-before-applied' | 'applied-offset-unknown' }
-  | { kind: 'stale'; applied: AppliedSnapshot };
-
-/**
- * Tells a stale snapshot from a re-read of one already decided. Taken_at alone cannot: after
- * a restart, an older snapshot applied before the last one is read again, and it is as old
- * as a stale one. Its offset can: a store's snapshots all sit on one partition, read in
- * order, so whatever lies at or before the offset that completed the applied snapshot was
- * decided before it. `decided`: the snapshot has a quarantine record (any status).
- */
-export function judgeSnapshot(seen: SnapshotSighting, applied: AppliedSnapshot | undefined, decided: boolean): SnapshotVerdict {
-  if (applied && seen.snapshot_id === applied.snapshot_id) return { kind: 'reread', why: 'applied' };
-  if (decided) return { kind: 'reread', why: 'decided' };
-  if (!applied || seen.taken_at > applied.taken_at) return { kind: 'newer' };
-  // State written before the offset was kept: nothing tells the two apart, and calling an
-  // applied snapshot stale would be a lie in the quarantine. The next applied snapshot
-  // records its offset, so this lasts one snapshot per store after an upgrade.
-  if (applied.offset === undefined) return { kind: 'reread', why: 'applied-offset-unknown' };
-  if (seen.offset <= applied.offset) return { kind: 'reread', why: 'read-before-applied' };
-  return { kind: 'stale', applied };
-}
-
-/** The quarantine reason of a stale snapshot: both snapshot ids and both taken_at instants. */
-export function staleReason(snapshot: { snapshot_id: string; taken_at: Date }, applied: AppliedSnapshot): string {
-  return `stale: taken at ${snapshot.taken_at.toISOString()}, before snapshot ${applied.snapshot_id} (taken at ${new Date(applied.taken_at).toISOString()}) which was already applied`;
 }
 
 export interface QuarantineRule {

@@ -13,7 +13,7 @@
  * - Reading again is harmless: each store's last applied snapshot is a state record (key
  *   `ubicacion_id`, with the offset that completed it in the header `fluxion-applied-offset`),
  *   and a snapshot decided before is skipped: the applied one, one with a quarantine record,
- *   or one read at or before that offset (`judgeSnapshot` in snapshot-diff.ts).
+ *   or one read at or before that offset (`judgeSnapshot` in snapshot-decision.ts).
  *
  * Stale snapshots: one read for the first time when a newer snapshot of the store was already
  * applied (an overlapping or delayed run, a POS clock set back) is never applied, and never
@@ -23,6 +23,9 @@
  * Releases: `fluxion quarantine release` sends a quarantined snapshot's chunks again with the
  * header `fluxion-release`; the differ then applies it without the quarantine rule, unless a
  * newer snapshot of the store was applied meanwhile (then it is SUPERSEDED).
+ *
+ * Which of these a complete snapshot is, is `decideSnapshot` (snapshot-decision.ts, pure);
+ * this module reads what it weighs from the state store and carries the decision out.
  */
 import { Counter } from 'prom-client';
 import { createTopicCodec } from '../core/avro/topic-codec.ts';
@@ -31,17 +34,14 @@ import type { InventoryRow, QuarantineRecord } from '../core/records.ts';
 import { registeredMetric } from './runtime/metrics.ts';
 import type { ProcessorFactory } from './runtime/processor-kind.ts';
 import type { Output, ProcessorContext, StreamProcessorSpec } from './runtime/stream-processor.ts';
+import { decideSnapshot, judgeSnapshot, supersededBy, type AppliedSnapshot, type ReleaseRequest } from './snapshot-decision.ts';
 import {
   diffSnapshot,
-  judgeSnapshot,
   packRow,
-  quarantineReason,
   type QuarantineRule,
   rowFingerprint,
   rowKey,
   SnapshotAssembler,
-  staleReason,
-  type AppliedSnapshot,
   type PackedSnapshot,
   type SnapshotChunk,
   type StoreRows,
@@ -81,7 +81,7 @@ interface StoreMemory {
   pendingFrom: Map<string, { snapshot: string; from: bigint }>;
 }
 
-type DifferInput = { chunk: SnapshotChunk; release: { snapshotId: string; note: string | null; at: Date | null } | null };
+type DifferInput = { chunk: SnapshotChunk; release: (ReleaseRequest & { snapshotId: string }) | null };
 
 export const createDifferSpec: ProcessorFactory = async (deps) => {
   const p = deps.topicPrefix;
@@ -117,8 +117,8 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
     if (why === 'applied-offset-unknown') log.info(where, 'snapshot older than the applied one, whose offset the state does not hold (written by an older differ): taken as read again, skipped');
     else log.debug({ ...where, why }, 'snapshot already decided: skipped');
   }
-  /** Quarantine records of the owned partitions, by snapshot_id. */
-  const quarantines = new Map<string, QuarantineRecord & { partitionOwned: number }>();
+  /** Quarantine records of the owned partitions, by snapshot_id, with the partition that owns each. */
+  const quarantines = new Map<string, { record: QuarantineRecord; partition: number }>();
 
   function store(ubicacionId: string, partition: number): StoreMemory {
     let s = stores.get(ubicacionId);
@@ -138,7 +138,11 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
   }
 
   function rememberQuarantine(q: QuarantineRecord, partition: number): void {
-    quarantines.set(q.snapshot_id, { ...q, partitionOwned: partition });
+    quarantines.set(q.snapshot_id, { record: q, partition });
+  }
+
+  function* quarantineRecords(): Iterable<QuarantineRecord> {
+    for (const q of quarantines.values()) yield q.record;
   }
 
   /** Applies a complete snapshot: its changes, the state records and the store's watermark. */
@@ -157,15 +161,10 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
     }
     setApplied(kv, ubicacion, { snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at.getTime(), offset: BigInt(ctx.offset) });
     out.push(stateOutput(ubicacion, ubicacion, { ubicacion_id: ubicacion, row: null, fingerprint: '', snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at }, { [APPLIED_OFFSET_HEADER]: ctx.offset }));
-    // Quarantined snapshots older than this one can no longer be released.
-    for (const q of quarantines.values()) {
-      if (q.ubicacion_id !== ubicacion || q.snapshot_id === snapshot.snapshot_id) continue;
-      if ((q.status === 'QUARANTINED' || q.status === 'RELEASE_REQUESTED') && q.taken_at.getTime() < snapshot.taken_at.getTime()) {
-        const next: QuarantineRecord = { ...stripOwned(q), status: 'SUPERSEDED', updated_at: snapshot.taken_at, note: `superseded by snapshot ${snapshot.snapshot_id} taken at ${snapshot.taken_at.toISOString()}` };
-        rememberQuarantine(next, q.partitionOwned);
-        out.push(quarantineOutput(next));
-        snapshotsCounter.inc({ outcome: 'superseded' });
-      }
+    for (const next of supersededBy(snapshot, quarantineRecords())) {
+      rememberQuarantine(next, quarantines.get(next.snapshot_id)!.partition);
+      out.push(quarantineOutput(next));
+      snapshotsCounter.inc({ outcome: 'superseded' });
     }
     log.info({ ubicacion, snapshot: snapshot.snapshot_id, rows: snapshot.rows.length, changes: changes.length, partition: ctx.partition, offset: ctx.offset }, 'snapshot applied');
     return out;
@@ -174,69 +173,53 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
   function onComplete(kv: KeyValueState, snapshot: PackedSnapshot, chunkCount: number, release: DifferInput['release'], ctx: ProcessorContext, firstOffset: bigint): Output[] {
     const where = { ubicacion: snapshot.ubicacion_id, snapshot: snapshot.snapshot_id, partition: ctx.partition, offset: ctx.offset };
     const applied = appliedOf(kv, snapshot.ubicacion_id);
-    const newer = !applied || snapshot.taken_at.getTime() > applied.taken_at;
-    const known = quarantines.get(snapshot.snapshot_id);
-    const record = (status: QuarantineRecord['status'], reason: string, updatedAt: Date): QuarantineRecord => ({
-      snapshot_id: snapshot.snapshot_id,
-      ubicacion_id: snapshot.ubicacion_id,
-      source: snapshot.source,
-      taken_at: snapshot.taken_at,
-      status,
-      reason,
-      row_count: snapshot.rows.length,
-      chunk_count: chunkCount,
-      partition: ctx.partition,
-      first_offset: Number(firstOffset),
-      updated_at: updatedAt,
-      note: null,
+    const known = quarantines.get(snapshot.snapshot_id)?.record;
+    const decision = decideSnapshot({
+      snapshot, chunkCount, release, applied, known, rows: rowsOf(kv, snapshot.ubicacion_id), rule,
+      partition: ctx.partition, offset: BigInt(ctx.offset), firstOffset,
     });
-    if (release) {
-      if (!known || (known.status !== 'QUARANTINED' && known.status !== 'RELEASE_REQUESTED')) {
-        log.warn({ ...where, status: known?.status ?? 'unknown' }, 'release of a snapshot that is not quarantined: ignored');
+    switch (decision.kind) {
+      case 'ignore-release':
+        log.warn({ ...where, status: decision.status }, 'release of a snapshot that is not quarantined: ignored');
         return [];
-      }
-      if (!newer) {
-        const next: QuarantineRecord = { ...stripOwned(known), status: 'SUPERSEDED', updated_at: snapshot.taken_at, note: `not applied: snapshot ${applied!.snapshot_id} of the store is newer` };
-        rememberQuarantine(next, ctx.partition);
+      case 'supersede-release':
+        rememberQuarantine(decision.record, ctx.partition);
         snapshotsCounter.inc({ outcome: 'superseded' });
         log.warn(where, 'released snapshot is older than the last applied one: superseded, not applied');
-        return [quarantineOutput(next)];
+        return [quarantineOutput(decision.record)];
+      case 'release': {
+        const out = apply(kv, snapshot, ctx);
+        rememberQuarantine(decision.record, ctx.partition);
+        snapshotsCounter.inc({ outcome: 'released' });
+        log.warn(where, 'quarantined snapshot released by an operator and applied');
+        return [...out, quarantineOutput(decision.record)];
       }
-      const out = apply(kv, snapshot, ctx);
-      const released: QuarantineRecord = { ...stripOwned(known), status: 'RELEASED', updated_at: release.at ?? snapshot.taken_at, note: release.note ?? known.note };
-      rememberQuarantine(released, ctx.partition);
-      snapshotsCounter.inc({ outcome: 'released' });
-      log.warn(where, 'quarantined snapshot released by an operator and applied');
-      return [...out, quarantineOutput(released)];
+      case 'skip':
+        // Read again after a restart (offsets held back for a snapshot in flight), or a late duplicate.
+        snapshotsCounter.inc({ outcome: 'skipped' });
+        logReread(decision.why, { ...where, status: known?.status, applied: applied?.snapshot_id });
+        return [];
+      case 'stale': {
+        const { record: q, applied: newer } = decision;
+        rememberQuarantine(q, ctx.partition);
+        snapshotsCounter.inc({ outcome: 'stale' });
+        log.warn(
+          { ...where, taken_at: snapshot.taken_at.toISOString(), applied_snapshot: newer.snapshot_id, applied_taken_at: new Date(newer.taken_at).toISOString() },
+          `stale snapshot, not applied: ${q.reason}`,
+        );
+        return [quarantineOutput(q)];
+      }
+      case 'quarantine': {
+        const q = decision.record;
+        rememberQuarantine(q, ctx.partition);
+        snapshotsCounter.inc({ outcome: 'quarantined' });
+        log.error({ ...where, reason: q.reason }, `snapshot quarantined, not applied: ${q.reason}; release it with \`fluxion quarantine release ${snapshot.snapshot_id}\``);
+        return [quarantineOutput(q)];
+      }
+      case 'apply':
+        snapshotsCounter.inc({ outcome: 'applied' });
+        return apply(kv, snapshot, ctx);
     }
-    const verdict = judgeSnapshot({ snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at.getTime(), offset: BigInt(ctx.offset) }, applied, known !== undefined);
-    if (verdict.kind === 'reread') {
-      // Read again after a restart (offsets held back for a snapshot in flight), or a late duplicate.
-      snapshotsCounter.inc({ outcome: 'skipped' });
-      logReread(verdict.why, { ...where, status: known?.status, applied: applied?.snapshot_id });
-      return [];
-    }
-    if (verdict.kind === 'stale') {
-      // Decided by the applied snapshot, at its taken_at: a restart decides it the same way.
-      const q = record('STALE', staleReason(snapshot, verdict.applied), new Date(verdict.applied.taken_at));
-      rememberQuarantine(q, ctx.partition);
-      snapshotsCounter.inc({ outcome: 'stale' });
-      log.warn(
-        { ...where, taken_at: snapshot.taken_at.toISOString(), applied_snapshot: verdict.applied.snapshot_id, applied_taken_at: new Date(verdict.applied.taken_at).toISOString() },
-        `stale snapshot, not applied: ${q.reason}`,
-      );
-      return [quarantineOutput(q)];
-    }
-    const reason = quarantineReason(rowsOf(kv, snapshot.ubicacion_id), snapshot, rule);
-    if (reason) {
-      const q = record('QUARANTINED', reason, snapshot.taken_at);
-      rememberQuarantine(q, ctx.partition);
-      snapshotsCounter.inc({ outcome: 'quarantined' });
-      log.error({ ...where, reason }, `snapshot quarantined, not applied: ${reason}; release it with \`fluxion quarantine release ${snapshot.snapshot_id}\``);
-      return [quarantineOutput(q)];
-    }
-    snapshotsCounter.inc({ outcome: 'applied' });
-    return apply(kv, snapshot, ctx);
   }
 
   const spec: StreamProcessorSpec<DifferInput> = {
@@ -321,7 +304,7 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
       },
       reset(partition) {
         for (const [id, s] of stores) if (s.partition === partition) stores.delete(id);
-        for (const [id, q] of quarantines) if (q.partitionOwned === partition) quarantines.delete(id);
+        for (const [id, q] of quarantines) if (q.partition === partition) quarantines.delete(id);
       },
     },
   };
@@ -360,11 +343,6 @@ function rowsOf(kv: KeyValueState, ubicacion: string): StoreRows {
       for (const [k, v] of kv.entries(prefix)) yield [k.slice(prefix.length), v];
     },
   };
-}
-
-function stripOwned(q: QuarantineRecord & { partitionOwned?: number }): QuarantineRecord {
-  const { partitionOwned: _p, ...rest } = q;
-  return rest;
 }
 
 

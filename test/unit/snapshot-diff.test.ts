@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../core/errors.ts';
 import type { InventoryRow } from '../../core/records.ts';
 import { backwardIncompatibility } from '../../core/avro/schemas.ts';
-import { applyChanges, DEFAULT_QUARANTINE, diffSnapshot, judgeSnapshot, packRow, packSnapshot, quarantineReason, rowFingerprint, rowKey, sameContent, SnapshotAssembler, staleReason, unpackRow, type AppliedSnapshot, type QuarantineRule, type Snapshot, type SnapshotChunk, type StoreState } from '../../processors/snapshot-diff.ts';
+import { applyChanges, DEFAULT_QUARANTINE, diffSnapshot, packRow, packSnapshot, quarantineReason, rowFingerprint, rowKey, sameContent, SnapshotAssembler, unpackRow, type QuarantineRule, type Snapshot, type SnapshotChunk, type StoreState } from '../../processors/snapshot-diff.ts';
 
 const row = (producto_id: string, cantidad: string, extra: Partial<InventoryRow> = {}): InventoryRow => ({
   deposito: '01', producto_id, codigo_barras: null, descripcion: `P ${producto_id}`, departamento_codigo: null, departamento_nombre: null,
@@ -220,58 +220,6 @@ describe('quarantineReason by deposito and department (a POS glitch)', () => {
     expect(quarantine(state, zeroWhere((r) => r.departamento_codigo === 'C' && r.producto_id !== 'C0' && r.producto_id !== 'C1' && r.producto_id !== 'C2' && r.deposito === '01'))).toBeNull(); // 27 of 30
     const small = { ...DEFAULT_QUARANTINE, groupMinProducts: 31 };
     expect(quarantine(state, zeroWhere((r) => r.deposito === '01' && r.departamento_codigo === 'B'), small)).toBeNull();
-  });
-});
-
-describe('judgeSnapshot: a stale snapshot told apart from one read again', () => {
-  const T = Date.parse('2026-11-27T14:00:00Z');
-  // The store's last applied snapshot "A2", completed by the record at offset 500.
-  const applied: AppliedSnapshot = { snapshot_id: 'A2', taken_at: T, offset: 500n };
-  const seen = (snapshot_id: string, minutes: number, offset: bigint) => ({ snapshot_id, taken_at: T + minutes * 60_000, offset });
-
-  it('applies the first snapshot of a store and one taken after the applied one', () => {
-    expect(judgeSnapshot(seen('A1', -30, 10n), undefined, false)).toEqual({ kind: 'newer' });
-    expect(judgeSnapshot(seen('A3', 30, 600n), applied, false)).toEqual({ kind: 'newer' });
-  });
-
-  it('skips the applied snapshot and any snapshot with a quarantine record, whatever their offsets', () => {
-    expect(judgeSnapshot(seen('A2', 0, 480n), applied, false)).toEqual({ kind: 'reread', why: 'applied' });
-    expect(judgeSnapshot(seen('A2', 0, 900n), applied, false)).toEqual({ kind: 'reread', why: 'applied' });
-    expect(judgeSnapshot(seen('Q3', 30, 900n), applied, true)).toEqual({ kind: 'reread', why: 'decided' });
-    expect(judgeSnapshot(seen('S0', -60, 900n), applied, true)).toEqual({ kind: 'reread', why: 'decided' });
-  });
-
-  it('skips an older snapshot read at or before the offset that completed the applied one (a restart reads it again)', () => {
-    expect(judgeSnapshot(seen('A1', -30, 200n), applied, false)).toEqual({ kind: 'reread', why: 'read-before-applied' });
-    expect(judgeSnapshot(seen('A1', -30, 500n), applied, false)).toEqual({ kind: 'reread', why: 'read-before-applied' });
-  });
-
-  it('calls stale an older or same-instant snapshot first read after the applied one, naming the applied one', () => {
-    expect(judgeSnapshot(seen('S0', -60, 501n), applied, false)).toEqual({ kind: 'stale', applied });
-    expect(judgeSnapshot(seen('S1', 0, 700n), applied, false)).toEqual({ kind: 'stale', applied });
-  });
-
-  it('takes an older snapshot as read again when the state does not hold the applied offset (written by an older differ)', () => {
-    expect(judgeSnapshot(seen('S0', -60, 900n), { snapshot_id: 'A2', taken_at: T }, false)).toEqual({ kind: 'reread', why: 'applied-offset-unknown' });
-  });
-
-  it('splits the older sightings at the applied offset: at or before it read again, after it stale (property)', () => {
-    // Whatever the sequence, a sighting at or before the applied offset is never stale, and
-    // one after it is stale exactly when it is not newer and not decided.
-    fc.assert(
-      fc.property(fc.integer({ min: -120, max: 120 }), fc.bigInt({ min: 0n, max: 1_000n }), fc.boolean(), (minutes, offset, decided) => {
-        const v = judgeSnapshot(seen('X', minutes, offset), applied, decided);
-        if (decided) expect(v.kind).toBe('reread');
-        else if (minutes > 0) expect(v.kind).toBe('newer');
-        else expect(v.kind).toBe(offset <= 500n ? 'reread' : 'stale');
-      }),
-    );
-  });
-
-  it('words the reason with both snapshot ids and both taken_at', () => {
-    expect(staleReason({ snapshot_id: 'S0', taken_at: new Date(T - 3_600_000) }, applied)).toBe(
-      'stale: taken at 2026-11-27T13:00:00.000Z, before snapshot A2 (taken at 2026-11-27T14:00:00.000Z) which was already applied',
-    );
   });
 });
 
