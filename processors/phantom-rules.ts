@@ -63,6 +63,23 @@
  * JSON.parse(JSON.stringify(state)) is the same state (it lives in a compacted topic).
  */
 import { fromUnscaled, toUnscaled } from '../core/avro/logical-types.ts';
+import { DEFAULT_PHANTOM_CONFIG, type PhantomConfig, type PhantomRule } from './phantom-config.ts';
+import {
+  initialPhantomState,
+  type AlertDecision,
+  type InventoryEvent,
+  type OpenAlert,
+  type PhantomStep,
+  type ProductPhantomState,
+  type SaleEvent,
+  type SnapshotRef,
+  type ZeroEpisode,
+} from './phantom-state.ts';
+
+// The rules' whole vocabulary from one module: callers (the detector's fold, bench/phantom,
+// tests) name the settings and the state the steps take where they name the steps.
+export { DEFAULT_PHANTOM_CONFIG, PHANTOM_RULES, type PhantomConfig, type PhantomRule, type PhantomSource } from './phantom-config.ts';
+export * from './phantom-state.ts';
 
 /** Precision and scale of cantidad in schemas/types/InventoryRow.avsc and VentaLinea.avsc. */
 const PRECISION = 18;
@@ -70,168 +87,7 @@ const SCALE = 3;
 /** Shares (0.8, 0.2) become exact integer ratios over this denominator. */
 const SHARE_DENOMINATOR = 1_000_000n;
 
-export type PhantomRule = 'SELLING_AT_ZERO' | 'FLIP_FLOP' | 'UNEXPLAINED_DROP';
-
-export interface PhantomConfig {
-  /** FLIP_FLOP: the recovered quantity must reach this share of the pre-zero quantity. */
-  flipFlopRecovery: number;
-  /** FLIP_FLOP: the recovery must come within this many changes of the product after the zero. */
-  flipFlopWindowSnapshots: number;
-  /** UNEXPLAINED_DROP: only drops from at least this quantity (exact decimal string). */
-  dropThreshold: string;
-  /** UNEXPLAINED_DROP and FLIP_FLOP: sales below this share of q do not explain the movement. */
-  dropSalesShare: number;
-  /**
-   * UNEXPLAINED_DROP: q must also exceed this many times the stock's fall between the last two
-   * positive snapshots (0: off). A best-seller that fell 19 units in the last half hour and
-   * reads 0 from 28 sold out; its sales come with the next hourly ventas read.
-   */
-  dropRecentFallFactor: number;
-  /** SELLING_AT_ZERO: net units sold after the zero snapshot needed to fire (exact decimal string). */
-  sellingAtZeroMinSales: string;
-  /**
-   * SELLING_AT_ZERO: the last of those sales must come at least this many minutes after the
-   * zero snapshot. A receipt between two snapshots lets a product sell before the next
-   * snapshot shows its stock back; sales still coming a snapshot interval after the zero are
-   * what a receipt does not explain.
-   */
-  sellingAtZeroMinMinutes: number;
-  /** The rules that may open an alert; an alert already open still resolves by its rule. */
-  rules: readonly PhantomRule[];
-  /**
-   * The POS whose stock is judged (read by the detector, not by the rules). Every rule weighs
-   * stock against sales lines, and only KLK stores have them: a CEDI's stock leaves by
-   * dispatch, which no topic carries, so each of its dispatches would look like a phantom.
-   */
-  sources: readonly PhantomSource[];
-}
-
-export type PhantomSource = 'KLK' | 'STELLAR';
-
-/** Every rule, in the order `decide` tries them (all of them may open alerts by default). */
-export const PHANTOM_RULES: readonly PhantomRule[] = Object.freeze(['FLIP_FLOP', 'SELLING_AT_ZERO', 'UNEXPLAINED_DROP']);
-
-export const DEFAULT_PHANTOM_CONFIG: PhantomConfig = Object.freeze({
-  flipFlopRecovery: 0.8,
-  flipFlopWindowSnapshots: 3,
-  dropThreshold: '20.000',
-  dropSalesShare: 0.2,
-  dropRecentFallFactor: 2,
-  sellingAtZeroMinSales: '1.000',
-  sellingAtZeroMinMinutes: 0,
-  rules: PHANTOM_RULES,
-  sources: Object.freeze(['KLK'] as PhantomSource[]),
-});
-
-/** One change of the product's row (pos.inventario.changes), reduced to what the rules need. */
-export interface InventoryEvent {
-  op: 'c' | 'u' | 'd';
-  /** before.cantidad; null for c. */
-  before: string | null;
-  /** after.cantidad; null for d. */
-  after: string | null;
-  snapshot_id: string;
-  taken_at: Date;
-}
-
-/** One deduplicated sales line of the product (pos.ventas). */
-export interface SaleEvent {
-  op: 'c' | 'u';
-  /** Units of this version; negative for a return. */
-  cantidad: string;
-  anulada: boolean;
-  fecha_hora: Date;
-  /** For op u, the previous version of the line (so a correction or void adjusts totals). */
-  previous: { cantidad: string; anulada: boolean } | null;
-}
-
-export interface AlertDecision {
-  action: 'OPEN' | 'RESOLVE';
-  rule: PhantomRule;
-  confidence: number;
-  summary: string;
-  /** Exact decimal strings, snapshot ids, counts, ISO instants. */
-  evidence: Record<string, string>;
-}
-
-/** A snapshot reference: quantity as an exact decimal string, instant in epoch ms. */
-export interface SnapshotRef {
-  quantity: string;
-  snapshotId: string | null;
-  takenAtMs: number | null;
-  /** Value of `changes` when this snapshot was applied. */
-  changeIndex: number;
-}
-
-/** Stock <= 0 since `zero`, coming from `from` (the last positive snapshot, when known). */
-export interface ZeroEpisode {
-  zero: SnapshotRef;
-  from: SnapshotRef | null;
-  /** Net units sold after `from` and up to `zero` (what could explain the drop). */
-  salesBefore: string;
-  /** Net units sold after `zero` (sold while the POS said there was nothing). */
-  salesAfter: string;
-  saleEventsAfter: number;
-  lastSaleAfterMs: number | null;
-  /** The state's `lastDecrease` when the episode began: how fast the product was going. */
-  recentFall?: string | null;
-  /**
-   * An alert opened during this episode (absent in states written before it existed: false).
-   * Its recovery then opens no FLIP_FLOP: the episode was told once, and the count that
-   * brought the stock back is the answer to that alert, not news.
-   */
-  alerted?: boolean;
-}
-
-export interface OpenAlert {
-  rule: PhantomRule;
-  openedAtMs: number;
-  confidence: number;
-  snapshotId: string | null;
-}
-
-export interface ProductPhantomState {
-  v: 1;
-  /** Last known stock; null before the first change and after op d. */
-  quantity: string | null;
-  snapshotId: string | null;
-  takenAtMs: number | null;
-  /** Inventory changes applied so far (the clock of the FLIP_FLOP window). */
-  changes: number;
-  /** Latest snapshot with stock > 0, while stock is positive. */
-  lastPositive: SnapshotRef | null;
-  /**
-   * How much the stock fell between the last two positive snapshots (absent or null: it did
-   * not fall, or states written before it existed). A product selling that fast can sell out
-   * before the ventas read that would explain it.
-   */
-  lastDecrease?: string | null;
-  /** Net units sold after `lastPositive` while stock is positive. */
-  salesSincePositive: string;
-  zero: ZeroEpisode | null;
-  open: OpenAlert | null;
-}
-
-export interface PhantomStep {
-  state: ProductPhantomState;
-  decisions: AlertDecision[];
-}
-
 const ZERO = '0.000';
-
-export function initialPhantomState(): ProductPhantomState {
-  return {
-    v: 1,
-    quantity: null,
-    snapshotId: null,
-    takenAtMs: null,
-    changes: 0,
-    lastPositive: null,
-    salesSincePositive: ZERO,
-    zero: null,
-    open: null,
-  };
-}
 
 // ---- exact arithmetic ---------------------------------------------------------------------
 

@@ -1,11 +1,13 @@
 /**
- * What the phantom detector keeps in its state store (`save`, processors/phantom-detector.ts):
+ * What the phantom detector keeps in its state store (`save`, processors/phantom-store.ts):
  * the sales index and the open count always match the entries, also when the changelog is
  * replayed from a checkpoint onto a store that already applied part of it (a restart).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { depositosOf, newEntry, openCountOf, phantomKey, save, unpackEntry, type DetectorEntry } from '../../processors/phantom-detector.ts';
+import { newEntry, phantomKey, type DetectorEntry } from '../../processors/phantom-fold.ts';
+import { unpackEntry } from '../../processors/phantom-records.ts';
+import { depositosOf, openCountOf, save } from '../../processors/phantom-store.ts';
 import { memoryStateStore, type KeyValueState } from '../../processors/runtime/state-store.ts';
 
 const PRODUCTOS = ['000001', '000002'];
