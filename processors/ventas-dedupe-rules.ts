@@ -117,13 +117,26 @@ export function crossesHour(before: number, after: number): boolean {
 }
 
 /**
+ * A partition's stream time after a line's step: the latest last_seen_at recorded (a step
+ * that records nothing leaves it). The hourly sweep runs at the record whose step moves it
+ * into a new hour: the same records in every run, since it is read back from the state topic.
+ */
+export function advanceStreamTime(before: number, record: DedupeEntry | null): { streamTime: number; sweep: boolean } {
+  if (!record) return { streamTime: before, sweep: false };
+  const streamTime = Math.max(before, record.last_seen_at);
+  return { streamTime, sweep: crossesHour(before, streamTime) };
+}
+
+/**
  * Keys of the lines to forget (tombstone) at `streamTime`, sorted: memory rebuilt from a
  * compacted topic holds them in another order, and a restarted run must write the same.
+ * `current`: the line being recorded by the step that runs the sweep, whose new entry is
+ * not expired then, whatever the store still holds for it.
  */
-export function expiredKeys(lines: Iterable<readonly [string, DedupeEntry]>, streamTime: number, retentionDays: number): string[] {
+export function expiredKeys(lines: Iterable<readonly [string, DedupeEntry]>, streamTime: number, retentionDays: number, current?: string): string[] {
   const now = new Date(streamTime);
   const out: string[] = [];
-  for (const [key, entry] of lines) if (isExpired(entry, now, retentionDays)) out.push(key);
+  for (const [key, entry] of lines) if (key !== current && isExpired(entry, now, retentionDays)) out.push(key);
   return out.sort();
 }
 

@@ -42,7 +42,7 @@ import type { ProcessorFactory } from './runtime/processor-kind.ts';
 import { fallbackStores, StateStoreError, type KeyValueState } from './runtime/state-store.ts';
 import type { Output, ProcessorContext, StreamProcessorSpec } from './runtime/stream-processor.ts';
 import {
-  crossesHour,
+  advanceStreamTime,
   decodeEntry,
   dedupeStep,
   encodeEntry,
@@ -164,7 +164,7 @@ export const createDedupeSpec: ProcessorFactory = async (deps) => {
   function sweepKeys(kv: KeyValueState, streamTime: number, current: string, ctx: ProcessorContext): string[] {
     const started = performance.now();
     const seen = { lines: 0 };
-    const keys = expiredKeys(storedLines(kv, ctx.partition, seen), streamTime, retentionDays).filter((k) => k !== current);
+    const keys = expiredKeys(storedLines(kv, ctx.partition, seen), streamTime, retentionDays, current);
     log.debug({ partition: ctx.partition, offset: ctx.offset, scanned: seen.lines, expired: keys.length, ms: Math.round(performance.now() - started) }, 'sweep scanned the state store');
     if (keys.length > 0) {
       log.info(
@@ -211,8 +211,8 @@ export const createDedupeSpec: ProcessorFactory = async (deps) => {
       const out: Output[] = [];
       if (step.output) out.push({ topic: topics.ventas, ubicacionId: linea.ubicacion_id, key, value: ventaCodec.encode(step.output) });
       if (step.record) out.push(stateOutput(key, step.record));
-      const after = step.record ? Math.max(before, step.record.last_seen_at) : before;
-      const expired = step.record && crossesHour(before, after) ? sweepKeys(kv, after, key, ctx) : [];
+      const { streamTime: after, sweep } = advanceStreamTime(before, step.record);
+      const expired = sweep ? sweepKeys(kv, after, key, ctx) : [];
       // Everything that can throw (encoding, reading the store) is done: the store changes
       // only for a record whose outputs are written.
       linesCounter.inc({ decision: step.decision });

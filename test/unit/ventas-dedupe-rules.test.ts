@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { VentaLinea } from '../../core/records.ts';
 import {
+  advanceStreamTime,
   crossesHour,
   dedupeLine,
   dedupeStep,
@@ -116,6 +117,25 @@ describe('sweep helpers', () => {
     const lines = new Map([['a/F/1', entry(0)], ['a/F/2', entry(5)], ['b/F/1', entry(1)]]);
     expect(expiredKeys(lines, t(0).getTime() + 2 * 86_400_000 + 3_600_000 + 1, 2)).toEqual(['a/F/1', 'b/F/1']);
     expect(expiredKeys(lines, t(5).getTime(), 2)).toEqual([]);
+  });
+
+  it('leaves out the line whose step runs the sweep: its store entry is the one it replaces', () => {
+    const entry = (h: number): DedupeEntry => ({ fingerprint: 'x', first_seen_at: t(h).getTime(), last_seen_at: t(h).getTime() });
+    const lines = new Map([['a/F/1', entry(0)], ['b/F/1', entry(1)]]);
+    expect(expiredKeys(lines, t(0).getTime() + 3 * 86_400_000, 2, 'a/F/1')).toEqual(['b/F/1']);
+  });
+
+  it('moves stream time only forward and only with a record, sweeping when it enters a new hour', () => {
+    const rec = (ms: number): DedupeEntry => ({ fingerprint: 'x', first_seen_at: ms, last_seen_at: ms });
+    const h3 = t(3).getTime();
+    expect(advanceStreamTime(-Infinity, null)).toEqual({ streamTime: -Infinity, sweep: false });
+    expect(advanceStreamTime(-Infinity, rec(h3))).toEqual({ streamTime: h3, sweep: true });
+    expect(advanceStreamTime(h3, rec(h3 + 60_000))).toEqual({ streamTime: h3 + 60_000, sweep: false });
+    // A record of an older read (a late duplicate refreshed) leaves stream time where it was.
+    expect(advanceStreamTime(h3 + 60_000, rec(h3 - 3_600_000))).toEqual({ streamTime: h3 + 60_000, sweep: false });
+    expect(advanceStreamTime(h3 + 3_599_999, rec(t(4).getTime()))).toEqual({ streamTime: t(4).getTime(), sweep: true });
+    // Nothing recorded (a duplicate within the refresh interval): no sweep, even past the hour.
+    expect(advanceStreamTime(h3, null)).toEqual({ streamTime: h3, sweep: false });
   });
 
   it('finds the store of a key, also when the invoice number holds a slash', () => {
