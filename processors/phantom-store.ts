@@ -1,14 +1,5 @@
 /**
- * The phantom detector's state store layout (processors/runtime/state-store.ts,
- * docs/state-stores.md): the products' entries, the sales index and the open count, kept
- * consistent by `save` alone.
- */
-import { packEntry, unpackEntry } from './phantom-records.ts';
-import type { DetectorEntry } from './phantom-fold.ts';
-import type { KeyValueState } from './runtime/state-store.ts';
-
-/*
- * What the detector keeps in a partition's state store (processors/runtime/state-store.ts,
+ * What the phantom detector keeps in a partition's state store (processors/runtime/state-store.ts,
  * docs/state-stores.md), all of it derived from alerts.phantom-zeros.state and written with
  * each state record, so a store replayed from its checkpoint converges to the changelog's fold:
  * - `ubicacion/deposito/producto` (the state record's key): the product's entry (`packEntry`).
@@ -17,6 +8,10 @@ import type { KeyValueState } from './runtime/state-store.ts';
  * Each key is kept by `save` alone, from the entry it replaces, so the three stay consistent
  * through every write, flush and replay.
  */
+import { packEntry, unpackEntry } from './phantom-records.ts';
+import type { DetectorEntry } from './phantom-fold.ts';
+import type { KeyValueState } from './runtime/state-store.ts';
+
 const OPEN_COUNT = '\u0001open';
 /** What the detector's state store holds (the keys above): a new value wipes stores of the old one. */
 export const STORE_LAYOUT = 'phantom-1';
