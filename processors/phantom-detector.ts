@@ -46,7 +46,9 @@ import type { Output, StreamProcessorSpec } from './runtime/stream-processor.ts'
 // drive the detector with: the spec, its input, and the pure steps it calls.
 export type { InventoryChange, PhantomAlert, Venta };
 export { phantomConfigProblems } from './phantom-config.ts';
-export { alertId, followsChange, phantomKey, stepChange, stepSale, type AlertStatus, type DetectorEntry, type ProductRef } from './phantom-fold.ts';
+export {
+  alertId, followsChange, phantomKey, stepChange, stepSale, type AlertStatus, type DetectorEntry, type ProductRef,
+} from './phantom-fold.ts';
 export type { PhantomStateRecord } from './phantom-records.ts';
 
 export type PhantomInput = { kind: 'change'; change: InventoryChange } | { kind: 'venta'; venta: Venta };

@@ -1,8 +1,8 @@
 /**
  * The phantom detector's records, pure: its state record (alerts.phantom-zeros.state) and
  * the packed entry its state store holds, both ways, and the checks an input must pass
- * before the rules read it. Every reader refuses what a writer here did not write with a
- * ValidationError naming the store and the field.
+ * before the rules read it. A state record this module did not write, or an input the rules
+ * cannot read, is a ValidationError naming the store and the field.
  */
 import { ValidationError } from '../core/errors.ts';
 import type { InventoryChange, Venta } from '../core/records.ts';

@@ -64,7 +64,8 @@ export function judgeSnapshot(seen: SnapshotSighting, applied: AppliedSnapshot |
 
 /** The quarantine reason of a stale snapshot: both snapshot ids and both taken_at instants. */
 export function staleReason(snapshot: { snapshot_id: string; taken_at: Date }, applied: AppliedSnapshot): string {
-  return `stale: taken at ${snapshot.taken_at.toISOString()}, before snapshot ${applied.snapshot_id} (taken at ${new Date(applied.taken_at).toISOString()}) which was already applied`;
+  const appliedAt = new Date(applied.taken_at).toISOString();
+  return `stale: taken at ${snapshot.taken_at.toISOString()}, before snapshot ${applied.snapshot_id} (taken at ${appliedAt}) which was already applied`;
 }
 
 /** An operator's release of a quarantined snapshot, as its chunks' headers carry it. */
@@ -120,14 +121,20 @@ export function decideSnapshot(f: SnapshotFacts): SnapshotDecision {
   if (f.release) {
     if (!known || !releasable(known)) return { kind: 'ignore-release', status: known?.status ?? 'unknown' };
     if (applied && snapshot.taken_at.getTime() <= applied.taken_at) {
-      return { kind: 'supersede-release', record: { ...known, status: 'SUPERSEDED', updated_at: snapshot.taken_at, note: `not applied: snapshot ${applied.snapshot_id} of the store is newer` } };
+      const note = `not applied: snapshot ${applied.snapshot_id} of the store is newer`;
+      return { kind: 'supersede-release', record: { ...known, status: 'SUPERSEDED', updated_at: snapshot.taken_at, note } };
     }
-    return { kind: 'release', record: { ...known, status: 'RELEASED', updated_at: f.release.at ?? snapshot.taken_at, note: f.release.note ?? known.note } };
+    const note = f.release.note ?? known.note;
+    return { kind: 'release', record: { ...known, status: 'RELEASED', updated_at: f.release.at ?? snapshot.taken_at, note } };
   }
-  const verdict = judgeSnapshot({ snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at.getTime(), offset: f.offset }, applied, known !== undefined);
+  const seen = { snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at.getTime(), offset: f.offset };
+  const verdict = judgeSnapshot(seen, applied, known !== undefined);
   if (verdict.kind === 'reread') return { kind: 'skip', why: verdict.why };
-  // Decided by the applied snapshot, at its taken_at: a restart decides it the same way.
-  if (verdict.kind === 'stale') return { kind: 'stale', record: newRecord(f, 'STALE', staleReason(snapshot, verdict.applied), new Date(verdict.applied.taken_at)), applied: verdict.applied };
+  if (verdict.kind === 'stale') {
+    // Decided by the applied snapshot, at its taken_at: a restart decides it the same way.
+    const record = newRecord(f, 'STALE', staleReason(snapshot, verdict.applied), new Date(verdict.applied.taken_at));
+    return { kind: 'stale', record, applied: verdict.applied };
+  }
   const reason = quarantineReason(f.rows, snapshot, f.rule);
   if (reason) return { kind: 'quarantine', record: newRecord(f, 'QUARANTINED', reason, snapshot.taken_at) };
   return { kind: 'apply' };
@@ -156,13 +163,15 @@ function newRecord(f: SnapshotFacts, status: QuarantineStatus, reason: string, u
  * waiting for a release (QUARANTINED, RELEASE_REQUESTED) taken before it, which can no
  * longer be released. Returns their SUPERSEDED versions, in the order given.
  */
-export function supersededBy(applied: Pick<PackedSnapshot, 'snapshot_id' | 'ubicacion_id' | 'taken_at'>, quarantines: Iterable<QuarantineRecord>): QuarantineRecord[] {
+export function supersededBy(
+  applied: Pick<PackedSnapshot, 'snapshot_id' | 'ubicacion_id' | 'taken_at'>,
+  quarantines: Iterable<QuarantineRecord>,
+): QuarantineRecord[] {
   const out: QuarantineRecord[] = [];
+  const note = `superseded by snapshot ${applied.snapshot_id} taken at ${applied.taken_at.toISOString()}`;
   for (const q of quarantines) {
     if (q.ubicacion_id !== applied.ubicacion_id || q.snapshot_id === applied.snapshot_id) continue;
-    if (releasable(q) && q.taken_at.getTime() < applied.taken_at.getTime()) {
-      out.push({ ...q, status: 'SUPERSEDED', updated_at: applied.taken_at, note: `superseded by snapshot ${applied.snapshot_id} taken at ${applied.taken_at.toISOString()}` });
-    }
+    if (releasable(q) && q.taken_at.getTime() < applied.taken_at.getTime()) out.push({ ...q, status: 'SUPERSEDED', updated_at: applied.taken_at, note });
   }
   return out;
 }

@@ -133,7 +133,12 @@ export function advanceStreamTime(before: number, record: DedupeEntry | null): {
  * `current`: the line being recorded by the step that runs the sweep, whose new entry is
  * not expired then, whatever the store still holds for it.
  */
-export function expiredKeys(lines: Iterable<readonly [string, DedupeEntry]>, streamTime: number, retentionDays: number, current?: string): string[] {
+export function expiredKeys(
+  lines: Iterable<readonly [string, DedupeEntry]>,
+  streamTime: number,
+  retentionDays: number,
+  current?: string,
+): string[] {
   const now = new Date(streamTime);
   const out: string[] = [];
   for (const [key, entry] of lines) if (key !== current && isExpired(entry, now, retentionDays)) out.push(key);
