@@ -39,6 +39,8 @@ export interface StackParameters {
   notifyFrom: CfnParameter;
   notifyTo: CfnParameter;
   logRetentionDays: CfnParameter;
+  running: CfnParameter;
+  sentryEnvironment: CfnParameter;
   replicas: Record<Scaled, CfnParameter>;
 }
 
@@ -88,6 +90,14 @@ export function defineParameters(stack: Stack, plan: DeploymentPlan): StackParam
     notifyFrom: text('NotifyFrom', 'FLUXION_NOTIFY_FROM: the sender verified in SendGrid', { minLength: 3 }),
     notifyTo: text('NotifyTo', 'FLUXION_NOTIFY_TO: comma-separated recipients', { minLength: 3 }),
     logRetentionDays: new CfnParameter(stack, 'LogRetentionDays', { type: 'Number', default: '30', allowedValues: RETENTION_DAYS.map(String), description: 'days CloudWatch keeps each log group' }),
+    running: text('Running', 'false: services at 0 tasks and every schedule disabled (first deploy, before migrate/topics/schemas; a pause)', {
+      default: 'true',
+      allowedValues: ['true', 'false'],
+    }),
+    sentryEnvironment: text('SentryEnvironment', "SENTRY_ENVIRONMENT: errors and cron check-ins go to this environment of the etl-* monitors (side by side: not the old system's)", {
+      default: 'production',
+      minLength: 1,
+    }),
     replicas: Object.fromEntries(SCALED_SERVICES.map((s) => [s, replicas(s)])) as Record<Scaled, CfnParameter>,
   };
 }

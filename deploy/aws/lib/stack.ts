@@ -39,6 +39,7 @@ export function createFluxionStack(app: App, plan: DeploymentPlan): Stack {
     UseKafkaSasl: new CfnCondition(stack, 'UseKafkaSasl', { expression: Fn.conditionNot(Fn.conditionEquals(p.kafkaSaslMechanism.valueAsString, '')) }),
     UseRegistryAuth: new CfnCondition(stack, 'UseRegistryAuth', { expression: Fn.conditionNot(Fn.conditionEquals(p.registryUsername.valueAsString, '')) }),
     OpenDatabaseSecurityGroup: new CfnCondition(stack, 'OpenDatabaseSecurityGroup', { expression: Fn.conditionNot(Fn.conditionEquals(p.databaseSecurityGroupId.valueAsString, '')) }),
+    Running: new CfnCondition(stack, 'IsRunning', { expression: Fn.conditionEquals(p.running.valueAsString, 'true') }),
     OpenKafkaSecurityGroup: new CfnCondition(stack, 'OpenKafkaSecurityGroup', { expression: Fn.conditionNot(Fn.conditionEquals(p.kafkaSecurityGroupId.valueAsString, '')) }),
   };
 
@@ -90,6 +91,7 @@ export function createFluxionStack(app: App, plan: DeploymentPlan): Stack {
       FLUXION_TOPIC_PARTITIONS: String(plan.partitions),
       FLUXION_NOTIFY_FROM: p.notifyFrom.valueAsString,
       FLUXION_NOTIFY_TO: p.notifyTo.valueAsString,
+      SENTRY_ENVIRONMENT: p.sentryEnvironment.valueAsString,
       LOG_LEVEL: 'info',
       ...task.environment,
     }).map(([name, value]) => ({ name, value }));
@@ -158,7 +160,10 @@ export function createFluxionStack(app: App, plan: DeploymentPlan): Stack {
       },
     ],
   });
-  for (const { job, definition } of jobDefinitions) schedule(stack, job, definition, cluster, schedulerRole, network(job));
+  for (const { job, definition } of jobDefinitions) {
+    const state = job.job.enabled ? Fn.conditionIf(conditions.Running.logicalId, 'ENABLED', 'DISABLED').toString() : 'DISABLED';
+    schedule(stack, job, definition, { cluster, role: schedulerRole, state, network: network(job) });
+  }
 
   // ---- the long-running services ----
   const dashboard = dashboardFront(stack, p, syncToken);
@@ -179,7 +184,11 @@ export function createFluxionStack(app: App, plan: DeploymentPlan): Stack {
       launchType: 'FARGATE',
       platformVersion: 'LATEST',
       taskDefinition: definition.ref,
-      desiredCount: service.scaled ? p.replicas[service.service as keyof StackParameters['replicas']]!.valueAsNumber : 1,
+      desiredCount: Fn.conditionIf(
+        conditions.Running.logicalId,
+        service.scaled ? p.replicas[service.service as keyof StackParameters['replicas']]!.valueAsNumber : 1,
+        0,
+      ) as unknown as number,
       enableExecuteCommand: true,
       propagateTags: 'SERVICE',
       deploymentConfiguration: { minimumHealthyPercent: 100, maximumPercent: 200, deploymentCircuitBreaker: { enable: true, rollback: true } },
@@ -216,13 +225,23 @@ function statement(actions: string[], resources: unknown[]) {
 }
 
 /** One EventBridge Scheduler schedule: the job's cron in its time zone, disabled when the job is. */
-function schedule(stack: Stack, job: JobTaskPlan, definition: CfnTaskDefinition, cluster: CfnCluster, role: CfnRole, networkConfiguration: object): CfnSchedule {
+interface ScheduleTarget {
+  cluster: CfnCluster;
+  role: CfnRole;
+  /** ENABLED or DISABLED, or an Fn::If of the two. */
+  state: string;
+  network: object;
+}
+
+function schedule(stack: Stack, job: JobTaskPlan, definition: CfnTaskDefinition, target: ScheduleTarget): CfnSchedule {
+  const { cluster, role } = target;
   return new CfnSchedule(stack, `${logicalName(job.name)}Schedule`, {
     name: Fn.sub(`\${AWS::StackName}-${job.job.name}`),
     description: `${job.job.description ?? job.job.name} (config/schedule.yaml job ${job.job.name}: ${job.job.cron}; Sentry monitor ${job.job.monitor.slug})`,
     scheduleExpression: job.scheduleExpression,
     scheduleExpressionTimezone: job.job.timezone,
-    state: job.job.enabled ? 'ENABLED' : 'DISABLED',
+    // A job disabled in config/schedule.yaml is a disabled schedule whatever Running says.
+    state: target.state,
     // Runs start on the minute, as the Sentry monitor expects (its checkin_margin is the slack).
     flexibleTimeWindow: { mode: 'OFF' },
     target: {
@@ -237,7 +256,7 @@ function schedule(stack: Stack, job: JobTaskPlan, definition: CfnTaskDefinition,
         taskCount: 1,
         enableExecuteCommand: true,
         propagateTags: 'TASK_DEFINITION',
-        networkConfiguration,
+        networkConfiguration: target.network,
       },
     },
   });

@@ -41,7 +41,8 @@ export interface CfnTemplate {
 /** Synthesizes into `outdir` (a cloud assembly); no account, no region, no lookup, no network. */
 export function synthesize(inputs: Inputs, outdir: string): Synthesized {
   const plan = deploymentPlan(inputs.schedule, inputs.stores, inputs.partitions);
-  const app = new App({ outdir, analyticsReporting: false, context: { 'aws:cdk:disable-version-reporting': true } });
+  // CDK's own template validation (CloudFormation's schemas) fails the synth instead of warning.
+  const app = new App({ outdir, analyticsReporting: false, context: { 'aws:cdk:disable-version-reporting': true, '@aws-cdk/core:validateAgainstDefaultRules': true } });
   createFluxionStack(app, plan);
   app.synth();
   const templateFile = join(outdir, `${STACK_NAME}.template.json`);

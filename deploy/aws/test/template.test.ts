@@ -54,6 +54,11 @@ function scheduleOf(t: CfnTemplate, job: string): Resource {
   return found[0]![1];
 }
 
+/** A value as the stack deploys with Running=true (the default), or with Running=false. */
+function whenRunning(value: any, running = true): any {
+  return value?.['Fn::If']?.[0] === 'IsRunning' ? value['Fn::If'][running ? 1 : 2] : value;
+}
+
 /** The instants a cron fires at in its time zone over two weeks, as croner reads it. */
 function firings(expression: string, timezone: string): string[] {
   const cron = new Cron(expression, { timezone, paused: true, mode: '5-part' });
@@ -116,7 +121,9 @@ describe('deploy/aws template: the scheduled jobs', () => {
       const s = scheduleOf(template, job.name).Properties;
       expect(s.ScheduleExpressionTimezone, job.name).toBe(job.timezone);
       expect(s.ScheduleExpressionTimezone).toBe('America/Caracas');
-      expect(s.State, job.name).toBe(job.enabled ? 'ENABLED' : 'DISABLED');
+      expect(whenRunning(s.State), job.name).toBe(job.enabled ? 'ENABLED' : 'DISABLED');
+      // Running=false (first deploy, a pause) disables every schedule.
+      expect(whenRunning(s.State, false), job.name).toBe('DISABLED');
       expect(s.FlexibleTimeWindow).toEqual({ Mode: 'OFF' });
       const ours = firings(fromEventBridge(s.ScheduleExpression), s.ScheduleExpressionTimezone);
       expect(ours.length, job.name).toBeGreaterThan(0);
@@ -143,7 +150,7 @@ describe('deploy/aws template: the scheduled jobs', () => {
     const [first, ...rest] = inputs.schedule.jobs;
     const t = synth({ ...inputs, schedule: { jobs: [{ ...first!, enabled: false }, ...rest] } });
     expect(scheduleOf(t, first!.name).Properties.State).toBe('DISABLED');
-    for (const job of rest) expect(scheduleOf(t, job.name).Properties.State).toBe(job.enabled ? 'ENABLED' : 'DISABLED');
+    for (const job of rest) expect(whenRunning(scheduleOf(t, job.name).Properties.State)).toBe(job.enabled ? 'ENABLED' : 'DISABLED');
   }, 120_000);
 });
 
@@ -209,7 +216,8 @@ describe('deploy/aws template: network, services, sizing', () => {
     const services = Object.fromEntries(ofType(template, 'AWS::ECS::Service'));
     expect(Object.keys(services).sort()).toEqual(['DashboardService', 'DedupeService', 'DifferService', 'NotifierService', 'PhantomService', 'SinkService']);
     for (const name of ['Differ', 'Dedupe', 'Phantom', 'Sink']) {
-      expect(services[`${name}Service`]!.Properties.DesiredCount).toEqual({ Ref: `${name}Replicas` });
+      expect(whenRunning(services[`${name}Service`]!.Properties.DesiredCount)).toEqual({ Ref: `${name}Replicas` });
+      expect(whenRunning(services[`${name}Service`]!.Properties.DesiredCount, false)).toBe(0);
       expect(template.Parameters[`${name}Replicas`]).toMatchObject({ Type: 'Number', MinValue: 1, MaxValue: inputs.partitions });
       const task = taskOf(template, services[`${name}Service`]!.Properties.TaskDefinition);
       expect((task.Properties.ContainerDefinitions[0] as any).HealthCheck.Command.join(' '), name).toContain('/metrics');
