@@ -44,6 +44,7 @@ export function createFluxionStack(app: App, plan: DeploymentPlan): Stack {
   };
 
   const cluster = new CfnCluster(stack, 'Cluster', { clusterSettings: [{ name: 'containerInsights', value: 'enabled' }] });
+  new CfnOutput(stack, 'ClusterName', { value: cluster.ref, description: 'for aws ecs run-task (docs/deploy-aws.md)' });
   // The control API's token: generated here (lower-case letters and digits, as the load balancer
   // compares header values without case), read by the dashboard and by the listener rule.
   const syncToken = new CfnSecret(stack, 'SyncToken', {
