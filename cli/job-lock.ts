@@ -4,5 +4,9 @@ import type { ScheduledJobName } from '../ops/schedule-config.ts';
 import type { CommandContext } from './context.ts';
 
 export function lockedJob<T>(c: CommandContext, job: ScheduledJobName, work: () => Promise<T>): Promise<T> {
-  return withJobLock(job, { databaseUrl: c.config.databaseUrl, topicPrefix: c.config.topics.prefix, logger: c.logger, locale: c.config.locale }, work);
+  return withJobLock(
+    job,
+    { databaseUrl: c.config.databaseUrl, topicPrefix: c.config.topics.prefix, logger: c.logger, locale: c.config.locale },
+    work,
+  );
 }

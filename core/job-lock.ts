@@ -55,13 +55,15 @@ export interface LockHolder {
 const messages = defineMessages({
   en: {
     locked: (job: string, holder: string) =>
-      `job ${job} is already running in another process (${holder}); this run did not start and changed nothing. Wait for that run to end, or for the next scheduled one`,
+      `job ${job} is already running in another process (${holder}); this run did not start and changed nothing. ` +
+      'Wait for that run to end, or for the next scheduled one',
     holder: (name: string, addr: string, since: string) => `${name}${addr ? ` at ${addr}` : ''}, since ${since} Caracas time`,
     unknownHolder: 'holder not visible to this database user',
   },
   es: {
     locked: (job: string, holder: string) =>
-      `el trabajo ${job} ya se está ejecutando en otro proceso (${holder}); esta corrida no empezó y no cambió nada. Espere a que termine esa corrida, o a la próxima programada`,
+      `el trabajo ${job} ya se está ejecutando en otro proceso (${holder}); esta corrida no empezó y no cambió nada. ` +
+      'Espere a que termine esa corrida, o a la próxima programada',
     holder: (name: string, addr: string, since: string) => `${name}${addr ? ` en ${addr}` : ''}, desde las ${since} hora de Caracas`,
     unknownHolder: 'el usuario de la base de datos no ve quién la tiene',
   },
@@ -124,7 +126,10 @@ export async function withJobLock<T>(job: string, options: JobLockOptions, work:
   let lost = false;
   client.on('error', (err) => {
     lost = true;
-    log.error({ err: { message: scrubSecrets(err.message) } }, 'the job lock connection was lost: the run goes on, no longer guarded against a second one');
+    log.error(
+      { err: { message: scrubSecrets(err.message) } },
+      'the job lock connection was lost: the run goes on, no longer guarded against a second one',
+    );
   });
   let held = false;
   try {

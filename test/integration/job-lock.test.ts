@@ -21,7 +21,9 @@ import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
 import { freshDatabase, runCli, type CliResult } from '../helpers/services.ts';
 
 const IDS = ['tienda_01', 'tienda_02'];
-const KEYS: Record<string, string> = Object.fromEntries(IDS.map((id) => [`KLK_API_KEY_${id.toUpperCase()}`, `key-${id}-not-a-real-secret`]));
+const KEYS: Record<string, string> = Object.fromEntries(
+  IDS.map((id) => [`KLK_API_KEY_${id.toUpperCase()}`, `key-${id}-not-a-real-secret`]),
+);
 const PRODUCTS = 1_000;
 
 let klk: KlkSimulator;
@@ -41,13 +43,22 @@ beforeAll(async () => {
   db = await freshDatabase();
   dir = mkdtempSync(join(tmpdir(), 'fluxion-job-lock-'));
   const file = join(dir, 'ubicaciones.yaml');
-  writeFileSync(
-    file,
-    `ubicaciones:\n${IDS.map(
-      (id) =>
-        `  - id: ${id}\n    nombre: "${id}"\n    tipo: tienda\n    activa: true\n    pos: klk\n    depositos: ["01"]\n    klk:\n      base_url:\n        local: ${klk.baseUrl(id)}\n        production: https://${id}.invalid\n      api_key_env: KLK_API_KEY_${id.toUpperCase()}\n      page_size: 100\n`,
-    ).join('')}`,
-  );
+  const entry = (id: string) =>
+    [
+      `  - id: ${id}`,
+      `    nombre: "${id}"`,
+      '    tipo: tienda',
+      '    activa: true',
+      '    pos: klk',
+      '    depositos: ["01"]',
+      '    klk:',
+      '      base_url:',
+      `        local: ${klk.baseUrl(id)}`,
+      `        production: https://${id}.invalid`,
+      `      api_key_env: KLK_API_KEY_${id.toUpperCase()}`,
+      '      page_size: 100',
+    ].join('\n');
+  writeFileSync(file, `ubicaciones:\n${IDS.map(entry).join('\n')}\n`);
   env = { ...KEYS, DATABASE_URL: db.url, FLUXION_TOPIC_PREFIX: pipeline.prefix, FLUXION_UBICACIONES_FILE: file, FLUXION_LOCALE: 'es' };
 });
 
@@ -69,7 +80,9 @@ function startCli(args: string[], extra: Record<string, string> = {}): { child: 
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => void (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => void (stderr += d.toString()));
-  const done = new Promise<CliResult>((resolve) => child.on('exit', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr })));
+  const done = new Promise<CliResult>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr })),
+  );
   return { child, done };
 }
 
@@ -108,7 +121,13 @@ describe('job lock: one run of a job at a time across processes', () => {
 
     const second = await runCli(['extract', 'inventario', '--todas'], env);
     expect(second.code).toBe(JOB_LOCKED_EXIT_CODE);
-    expect(second.stderr).toMatch(/fluxion: el trabajo inventario ya se está ejecutando en otro proceso \(fluxion inventario [^,]+ en [\d.:a-f]+, desde las \d\d:\d\d hora de Caracas\); esta corrida no empezó y no cambió nada/);
+    expect(second.stderr).toMatch(
+      new RegExp(
+        'fluxion: el trabajo inventario ya se está ejecutando en otro proceso ' +
+          '\\(fluxion inventario [^,]+ en [\\d.:a-f]+, desde las \\d\\d:\\d\\d hora de Caracas\\); ' +
+          'esta corrida no empezó y no cambió nada',
+      ),
+    );
     // It read no store and printed no summary.
     expect(second.stdout).not.toContain('stores OK');
 

@@ -11,7 +11,9 @@ import { projectPath } from '../../../core/paths.ts';
 import { repositoryInputs, synthesize } from '../lib/synth.ts';
 import { GENERATED_SECRET, deploymentPlan } from '../lib/plan.ts';
 
-const { values } = parseArgs({ options: { out: { type: 'string' }, 'list-secrets': { type: 'boolean' }, path: { type: 'string', default: '/fluxion' } } });
+const { values } = parseArgs({
+  options: { out: { type: 'string' }, 'list-secrets': { type: 'boolean' }, path: { type: 'string', default: '/fluxion' } },
+});
 try {
   const inputs = repositoryInputs();
   if (values['list-secrets']) {
@@ -20,7 +22,10 @@ try {
   } else {
     const outdir = values.out ?? process.env.CDK_OUTDIR ?? projectPath('.cache/deploy-aws/cdk.out');
     const { templateFile, plan } = synthesize(inputs, outdir);
-    console.log(`${templateFile}: ${plan.jobs.length} scheduled jobs, ${plan.services.length} services, ${plan.secrets.length} secrets, ${plan.partitions} partitions`);
+    console.log(
+      `${templateFile}: ${plan.jobs.length} scheduled jobs, ${plan.services.length} services, ` +
+        `${plan.secrets.length} secrets, ${plan.partitions} partitions`,
+    );
   }
 } catch (err) {
   console.error(`deploy/aws: ${(err as Error).message}`);

@@ -23,7 +23,8 @@ function weekdays(field: string, expression: string): string {
   return field
     .split(',')
     .map((part) => {
-      if (part.includes('/')) throw new CronConversionError(`"${expression}": a weekday step (${part}) has no EventBridge form; list the days`);
+      if (part.includes('/'))
+        throw new CronConversionError(`"${expression}": a weekday step (${part}) has no EventBridge form; list the days`);
       const [from, to] = part.split('-');
       return to === undefined ? weekdayName(from!, expression) : `${weekdayName(from!, expression)}-${weekdayName(to, expression)}`;
     })
@@ -38,12 +39,15 @@ function steps(field: string, first: number): string {
 /** `cron(...)` of EventBridge Scheduler for a five-field cron; read in the schedule's own time zone. */
 export function toEventBridgeCron(expression: string): string {
   const fields = expression.trim().split(/\s+/);
-  if (fields.length !== 5) throw new CronConversionError(`"${expression}": expected 5 fields (minute hour day month weekday), got ${fields.length}`);
+  if (fields.length !== 5)
+    throw new CronConversionError(`"${expression}": expected 5 fields (minute hour day month weekday), got ${fields.length}`);
   const [minute, hour, day, month, weekday] = fields as [string, string, string, string, string];
   const anyDay = day === '*' || day === '?';
   const anyWeekday = weekday === '*' || weekday === '?';
   if (!anyDay && !anyWeekday) {
-    throw new CronConversionError(`"${expression}": restricts both the day of the month and the weekday; EventBridge takes one of them (cron fires on either)`);
+    throw new CronConversionError(
+      `"${expression}": restricts both the day of the month and the weekday; EventBridge takes one of them (cron fires on either)`,
+    );
   }
   const dayField = anyDay ? (anyWeekday ? '*' : '?') : steps(day, 1);
   const weekdayField = anyWeekday ? '?' : weekdays(weekday, expression);

@@ -127,7 +127,10 @@ function probe(port: number, path: string): string[] {
 export function deploymentPlan(schedule: ScheduleConfig, stores: UbicacionConfig[], partitions: number): DeploymentPlan {
   const withCaFile = stores.filter((u) => u.activa && u.stellar?.ca_file_env);
   if (withCaFile.length) {
-    throw new Error(`deploy/aws: ${withCaFile.map((u) => u.id).join(', ')} name a CA file (ca_file_env): bake the file into the image or mount it before deploying them on Fargate`);
+    throw new Error(
+      `deploy/aws: ${withCaFile.map((u) => u.id).join(', ')} name a CA file (ca_file_env): ` +
+        'bake the file into the image or mount it before deploying them on Fargate',
+    );
   }
   const common = SERVICE_SECRETS.map(envSecret);
   const jobs = schedule.jobs.map((job): JobTaskPlan => {
@@ -153,7 +156,11 @@ export function deploymentPlan(schedule: ScheduleConfig, stores: UbicacionConfig
   const services = SERVICE_NAMES.map((service): ServicePlan => {
     const processor = service === 'differ' || service === 'dedupe' || service === 'phantom';
     const extra =
-      service === 'notifier' ? [envSecret('SENDGRID_API_KEY')] : service === 'dashboard' ? [envSecret('FLUXION_SYNC_TOKEN'), ...posSecrets(stores, DASHBOARD_READS)] : [];
+      service === 'notifier'
+        ? [envSecret('SENDGRID_API_KEY')]
+        : service === 'dashboard'
+          ? [envSecret('FLUXION_SYNC_TOKEN'), ...posSecrets(stores, DASHBOARD_READS)]
+          : [];
     return {
       name: service,
       service,
@@ -163,7 +170,8 @@ export function deploymentPlan(schedule: ScheduleConfig, stores: UbicacionConfig
       sizing: SIZING[service],
       scaled: (SCALED_SERVICES as readonly string[]).includes(service),
       // The notifier serves no HTTP: ECS replaces it when its process exits.
-      healthCheck: service === 'notifier' ? null : service === 'dashboard' ? probe(DASHBOARD_PORT, '/healthz') : probe(METRICS_PORT, '/metrics'),
+      healthCheck:
+        service === 'notifier' ? null : service === 'dashboard' ? probe(DASHBOARD_PORT, '/healthz') : probe(METRICS_PORT, '/metrics'),
       environment: {
         ...(processor
           ? {

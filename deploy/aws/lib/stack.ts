@@ -16,7 +16,15 @@ import { CfnRole } from 'aws-cdk-lib/aws-iam';
 import { CfnLogGroup } from 'aws-cdk-lib/aws-logs';
 import { CfnSchedule } from 'aws-cdk-lib/aws-scheduler';
 import { CfnSecret } from 'aws-cdk-lib/aws-secretsmanager';
-import { DASHBOARD_PORT, GENERATED_SECRET, OPTIONAL_SECRETS, type DeploymentPlan, type JobTaskPlan, type ServicePlan, type TaskPlan } from './plan.ts';
+import {
+  DASHBOARD_PORT,
+  GENERATED_SECRET,
+  OPTIONAL_SECRETS,
+  type DeploymentPlan,
+  type JobTaskPlan,
+  type ServicePlan,
+  type TaskPlan,
+} from './plan.ts';
 import { defineParameters, type StackParameters } from './parameters.ts';
 
 export const STACK_NAME = 'FluxionStream';
@@ -32,15 +40,24 @@ export function createFluxionStack(app: App, plan: DeploymentPlan): Stack {
   const stack = new Stack(app, STACK_NAME, {
     synthesizer: new BootstraplessSynthesizer(),
     analyticsReporting: false,
-    description: 'Fluxion Stream: scheduled POS extractions, stream processors, PostgreSQL sink, notifier and dashboard (docs/deploy-aws.md)',
+    description:
+      'Fluxion Stream: scheduled POS extractions, stream processors, PostgreSQL sink, notifier and dashboard (docs/deploy-aws.md)',
   });
   const p = defineParameters(stack, plan);
   const conditions = {
-    UseKafkaSasl: new CfnCondition(stack, 'UseKafkaSasl', { expression: Fn.conditionNot(Fn.conditionEquals(p.kafkaSaslMechanism.valueAsString, '')) }),
-    UseRegistryAuth: new CfnCondition(stack, 'UseRegistryAuth', { expression: Fn.conditionNot(Fn.conditionEquals(p.registryUsername.valueAsString, '')) }),
-    OpenDatabaseSecurityGroup: new CfnCondition(stack, 'OpenDatabaseSecurityGroup', { expression: Fn.conditionNot(Fn.conditionEquals(p.databaseSecurityGroupId.valueAsString, '')) }),
+    UseKafkaSasl: new CfnCondition(stack, 'UseKafkaSasl', {
+      expression: Fn.conditionNot(Fn.conditionEquals(p.kafkaSaslMechanism.valueAsString, '')),
+    }),
+    UseRegistryAuth: new CfnCondition(stack, 'UseRegistryAuth', {
+      expression: Fn.conditionNot(Fn.conditionEquals(p.registryUsername.valueAsString, '')),
+    }),
+    OpenDatabaseSecurityGroup: new CfnCondition(stack, 'OpenDatabaseSecurityGroup', {
+      expression: Fn.conditionNot(Fn.conditionEquals(p.databaseSecurityGroupId.valueAsString, '')),
+    }),
     Running: new CfnCondition(stack, 'IsRunning', { expression: Fn.conditionEquals(p.running.valueAsString, 'true') }),
-    OpenKafkaSecurityGroup: new CfnCondition(stack, 'OpenKafkaSecurityGroup', { expression: Fn.conditionNot(Fn.conditionEquals(p.kafkaSecurityGroupId.valueAsString, '')) }),
+    OpenKafkaSecurityGroup: new CfnCondition(stack, 'OpenKafkaSecurityGroup', {
+      expression: Fn.conditionNot(Fn.conditionEquals(p.kafkaSecurityGroupId.valueAsString, '')),
+    }),
   };
 
   const cluster = new CfnCluster(stack, 'Cluster', { clusterSettings: [{ name: 'containerInsights', value: 'enabled' }] });
@@ -52,7 +69,8 @@ export function createFluxionStack(app: App, plan: DeploymentPlan): Stack {
     description: 'FLUXION_SYNC_TOKEN: bearer token of the control API and of the dashboard load balancer',
     generateSecretString: { passwordLength: 64, excludePunctuation: true, excludeUppercase: true, includeSpace: false },
   });
-  const parameterArn = (name: string) => Fn.sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter\${ParameterPath}/${name}`);
+  const parameterArn = (name: string) =>
+    Fn.sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter\${ParameterPath}/${name}`);
   const executionRole = new CfnRole(stack, 'ExecutionRole', {
     assumeRolePolicyDocument: trust('ecs-tasks.amazonaws.com'),
     managedPolicyArns: [Fn.sub('arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy')],
@@ -75,7 +93,15 @@ export function createFluxionStack(app: App, plan: DeploymentPlan): Stack {
     policies: [
       {
         policyName: 'ecs-exec',
-        policyDocument: statement(['ssmmessages:CreateControlChannel', 'ssmmessages:CreateDataChannel', 'ssmmessages:OpenControlChannel', 'ssmmessages:OpenDataChannel'], ['*']),
+        policyDocument: statement(
+          [
+            'ssmmessages:CreateControlChannel',
+            'ssmmessages:CreateDataChannel',
+            'ssmmessages:OpenControlChannel',
+            'ssmmessages:OpenDataChannel',
+          ],
+          ['*'],
+        ),
       },
     ],
   });
@@ -102,12 +128,17 @@ export function createFluxionStack(app: App, plan: DeploymentPlan): Stack {
       const valueFrom = name === GENERATED_SECRET ? syncToken.ref : parameterArn(name);
       const condition = OPTIONAL_SECRETS[name];
       // Inside Fn::If the properties are not translated: CloudFormation's own spelling.
-      return condition ? Fn.conditionIf(conditions[condition].logicalId, { Name: name, ValueFrom: valueFrom }, Aws.NO_VALUE) : { name, valueFrom };
+      return condition
+        ? Fn.conditionIf(conditions[condition].logicalId, { Name: name, ValueFrom: valueFrom }, Aws.NO_VALUE)
+        : { name, valueFrom };
     });
 
   const taskDefinition = (task: TaskPlan, extra: Partial<CfnTaskDefinition.ContainerDefinitionProperty> = {}) => {
     const id = logicalName(task.name);
-    const logGroup = new CfnLogGroup(stack, `${id}Logs`, { logGroupName: Fn.sub(`/\${AWS::StackName}/${task.name}`), retentionInDays: p.logRetentionDays.valueAsNumber });
+    const logGroup = new CfnLogGroup(stack, `${id}Logs`, {
+      logGroupName: Fn.sub(`/\${AWS::StackName}/${task.name}`),
+      retentionInDays: p.logRetentionDays.valueAsNumber,
+    });
     const definition = new CfnTaskDefinition(stack, `${id}Task`, {
       family: Fn.sub(`\${AWS::StackName}-${task.name}`),
       requiresCompatibilities: ['FARGATE'],
@@ -125,7 +156,10 @@ export function createFluxionStack(app: App, plan: DeploymentPlan): Stack {
           command: [...task.command],
           environment: environment(task),
           secrets: secrets(task),
-          logConfiguration: { logDriver: 'awslogs', options: { 'awslogs-group': logGroup.ref, 'awslogs-region': Aws.REGION, 'awslogs-stream-prefix': task.name } },
+          logConfiguration: {
+            logDriver: 'awslogs',
+            options: { 'awslogs-group': logGroup.ref, 'awslogs-region': Aws.REGION, 'awslogs-stream-prefix': task.name },
+          },
           ...extra,
         },
       ],
@@ -139,7 +173,14 @@ export function createFluxionStack(app: App, plan: DeploymentPlan): Stack {
       assignPublicIp: 'DISABLED',
       // Only tasks that read a Stellar POS sit in the subnets whose route table sends the CEDI networks to the VPN.
       subnets: task.vpn ? p.vpnSubnetIds.valueAsList : p.privateSubnetIds.valueAsList,
-      securityGroups: Fn.split(',', Fn.join(',', [...(task.vpn ? [Fn.join(',', p.vpnSecurityGroupIds.valueAsList)] : []), Fn.join(',', p.taskSecurityGroupIds.valueAsList), ...securityGroups])),
+      securityGroups: Fn.split(
+        ',',
+        Fn.join(',', [
+          ...(task.vpn ? [Fn.join(',', p.vpnSecurityGroupIds.valueAsList)] : []),
+          Fn.join(',', p.taskSecurityGroupIds.valueAsList),
+          ...securityGroups,
+        ]),
+      ),
     },
   });
 
@@ -153,7 +194,12 @@ export function createFluxionStack(app: App, plan: DeploymentPlan): Stack {
         policyDocument: {
           Version: '2012-10-17',
           Statement: [
-            { Effect: 'Allow', Action: 'ecs:RunTask', Resource: jobDefinitions.map((j) => j.definition.ref), Condition: { ArnEquals: { 'ecs:cluster': cluster.attrArn } } },
+            {
+              Effect: 'Allow',
+              Action: 'ecs:RunTask',
+              Resource: jobDefinitions.map((j) => j.definition.ref),
+              Condition: { ArnEquals: { 'ecs:cluster': cluster.attrArn } },
+            },
             { Effect: 'Allow', Action: 'ecs:TagResource', Resource: '*', Condition: { StringEquals: { 'ecs:CreateAction': 'RunTask' } } },
             { Effect: 'Allow', Action: 'iam:PassRole', Resource: [executionRole.attrArn, taskRole.attrArn] },
           ],
@@ -169,7 +215,9 @@ export function createFluxionStack(app: App, plan: DeploymentPlan): Stack {
   // ---- the long-running services ----
   const dashboard = dashboardFront(stack, p, syncToken);
   for (const service of plan.services) {
-    const healthCheck = service.healthCheck ? { command: [...service.healthCheck], interval: 30, timeout: 10, retries: 3, startPeriod: 60 } : undefined;
+    const healthCheck = service.healthCheck
+      ? { command: [...service.healthCheck], interval: 30, timeout: 10, retries: 3, startPeriod: 60 }
+      : undefined;
     const isDashboard = service.service === 'dashboard';
     const definition = taskDefinition(service, {
       ...(healthCheck ? { healthCheck } : {}),
@@ -192,9 +240,18 @@ export function createFluxionStack(app: App, plan: DeploymentPlan): Stack {
       ) as unknown as number,
       enableExecuteCommand: true,
       propagateTags: 'SERVICE',
-      deploymentConfiguration: { minimumHealthyPercent: 100, maximumPercent: 200, deploymentCircuitBreaker: { enable: true, rollback: true } },
+      deploymentConfiguration: {
+        minimumHealthyPercent: 100,
+        maximumPercent: 200,
+        deploymentCircuitBreaker: { enable: true, rollback: true },
+      },
       networkConfiguration: network(service, isDashboard ? [dashboard.taskSecurityGroup.attrGroupId] : []),
-      ...(isDashboard ? { loadBalancers: [{ containerName: CONTAINER, containerPort: DASHBOARD_PORT, targetGroupArn: dashboard.targetGroup.ref }], healthCheckGracePeriodSeconds: 120 } : {}),
+      ...(isDashboard
+        ? {
+            loadBalancers: [{ containerName: CONTAINER, containerPort: DASHBOARD_PORT, targetGroupArn: dashboard.targetGroup.ref }],
+            healthCheckGracePeriodSeconds: 120,
+          }
+        : {}),
     });
     if (isDashboard) ecsService.addResourceDependency(dashboard.rule);
   }
@@ -238,7 +295,9 @@ function schedule(stack: Stack, job: JobTaskPlan, definition: CfnTaskDefinition,
   const { cluster, role } = target;
   return new CfnSchedule(stack, `${logicalName(job.name)}Schedule`, {
     name: Fn.sub(`\${AWS::StackName}-${job.job.name}`),
-    description: `${job.job.description ?? job.job.name} (config/schedule.yaml job ${job.job.name}: ${job.job.cron}; Sentry monitor ${job.job.monitor.slug})`,
+    description:
+      `${job.job.description ?? job.job.name} ` +
+      `(config/schedule.yaml job ${job.job.name}: ${job.job.cron}; Sentry monitor ${job.job.monitor.slug})`,
     scheduleExpression: job.scheduleExpression,
     scheduleExpressionTimezone: job.job.timezone,
     // A job disabled in config/schedule.yaml is a disabled schedule whatever Running says.
@@ -273,12 +332,22 @@ function dashboardFront(stack: Stack, p: StackParameters, syncToken: CfnSecret) 
   const lbSecurityGroup = new CfnSecurityGroup(stack, 'DashboardLoadBalancerSecurityGroup', {
     groupDescription: 'Fluxion dashboard load balancer: HTTPS from the operators network',
     vpcId: p.vpcId.valueAsString,
-    securityGroupIngress: [{ ipProtocol: 'tcp', fromPort: 443, toPort: 443, cidrIp: p.dashboardAllowedCidr.valueAsString, description: 'operators' }],
+    securityGroupIngress: [
+      { ipProtocol: 'tcp', fromPort: 443, toPort: 443, cidrIp: p.dashboardAllowedCidr.valueAsString, description: 'operators' },
+    ],
   });
   const taskSecurityGroup = new CfnSecurityGroup(stack, 'DashboardTaskSecurityGroup', {
     groupDescription: 'Fluxion dashboard task: the dashboard port from its load balancer only',
     vpcId: p.vpcId.valueAsString,
-    securityGroupIngress: [{ ipProtocol: 'tcp', fromPort: DASHBOARD_PORT, toPort: DASHBOARD_PORT, sourceSecurityGroupId: lbSecurityGroup.attrGroupId, description: 'load balancer' }],
+    securityGroupIngress: [
+      {
+        ipProtocol: 'tcp',
+        fromPort: DASHBOARD_PORT,
+        toPort: DASHBOARD_PORT,
+        sourceSecurityGroupId: lbSecurityGroup.attrGroupId,
+        description: 'load balancer',
+      },
+    ],
   });
   const loadBalancer = new CfnLoadBalancer(stack, 'DashboardLoadBalancer', {
     type: 'application',
@@ -305,7 +374,11 @@ function dashboardFront(stack: Stack, p: StackParameters, syncToken: CfnSecret) 
     defaultActions: [
       {
         type: 'fixed-response',
-        fixedResponseConfig: { statusCode: '401', contentType: 'application/json', messageBody: '{"error":"missing or wrong token: send Authorization: Bearer <FLUXION_SYNC_TOKEN>"}' },
+        fixedResponseConfig: {
+          statusCode: '401',
+          contentType: 'application/json',
+          messageBody: '{"error":"missing or wrong token: send Authorization: Bearer <FLUXION_SYNC_TOKEN>"}',
+        },
       },
     ],
   });
@@ -315,11 +388,17 @@ function dashboardFront(stack: Stack, p: StackParameters, syncToken: CfnSecret) 
     conditions: [
       {
         field: 'http-header',
-        httpHeaderConfig: { httpHeaderName: 'Authorization', values: [Fn.join('', ['Bearer {{resolve:secretsmanager:', syncToken.ref, ':SecretString}}'])] },
+        httpHeaderConfig: {
+          httpHeaderName: 'Authorization',
+          values: [Fn.join('', ['Bearer {{resolve:secretsmanager:', syncToken.ref, ':SecretString}}'])],
+        },
       },
     ],
     actions: [{ type: 'forward', targetGroupArn: targetGroup.ref }],
   });
-  new CfnOutput(stack, 'DashboardUrl', { value: Fn.join('', ['https://', loadBalancer.attrDnsName, '/']), description: 'the dashboard (requires the token header)' });
+  new CfnOutput(stack, 'DashboardUrl', {
+    value: Fn.join('', ['https://', loadBalancer.attrDnsName, '/']),
+    description: 'the dashboard (requires the token header)',
+  });
   return { loadBalancer, targetGroup, taskSecurityGroup, rule };
 }

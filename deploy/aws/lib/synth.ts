@@ -21,8 +21,15 @@ export interface Inputs {
 /** The repository's configuration, read through the same loaders the processes use. */
 export function repositoryInputs(env: NodeJS.ProcessEnv = process.env): Inputs {
   // Only the variables the template depends on, validated as every process validates them.
-  const config = loadConfig({ FLUXION_TOPIC_PARTITIONS: env.FLUXION_TOPIC_PARTITIONS, FLUXION_UBICACIONES_FILE: env.FLUXION_UBICACIONES_FILE });
-  return { schedule: loadScheduleFile(), stores: loadUbicacionesFile(projectPath(config.ubicacionesFile)), partitions: config.topics.partitions };
+  const config = loadConfig({
+    FLUXION_TOPIC_PARTITIONS: env.FLUXION_TOPIC_PARTITIONS,
+    FLUXION_UBICACIONES_FILE: env.FLUXION_UBICACIONES_FILE,
+  });
+  return {
+    schedule: loadScheduleFile(),
+    stores: loadUbicacionesFile(projectPath(config.ubicacionesFile)),
+    partitions: config.topics.partitions,
+  };
 }
 
 export interface Synthesized {
@@ -42,7 +49,11 @@ export interface CfnTemplate {
 export function synthesize(inputs: Inputs, outdir: string): Synthesized {
   const plan = deploymentPlan(inputs.schedule, inputs.stores, inputs.partitions);
   // CDK's own template validation (CloudFormation's schemas) fails the synth instead of warning.
-  const app = new App({ outdir, analyticsReporting: false, context: { 'aws:cdk:disable-version-reporting': true, '@aws-cdk/core:validateAgainstDefaultRules': true } });
+  const app = new App({
+    outdir,
+    analyticsReporting: false,
+    context: { 'aws:cdk:disable-version-reporting': true, '@aws-cdk/core:validateAgainstDefaultRules': true },
+  });
   createFluxionStack(app, plan);
   app.synth();
   const templateFile = join(outdir, `${STACK_NAME}.template.json`);

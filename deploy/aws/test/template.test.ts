@@ -34,7 +34,8 @@ beforeAll(() => {
 
 type Resource = CfnTemplate['Resources'][string];
 const ofType = (t: CfnTemplate, type: string) => Object.entries(t.Resources).filter(([, r]) => r.Type === type);
-const container = (r: Resource) => r.Properties.ContainerDefinitions[0] as { Command: string[]; Environment: Array<{ Name: string; Value: unknown }>; Secrets: unknown[] };
+const container = (r: Resource) =>
+  r.Properties.ContainerDefinitions[0] as { Command: string[]; Environment: Array<{ Name: string; Value: unknown }>; Secrets: unknown[] };
 
 /** A container's secrets, conditional ones (Fn::If) included. */
 function secretsOf(r: Resource): Array<{ Name: string; ValueFrom: unknown }> {
@@ -111,7 +112,9 @@ function isFluxionCommand(words: readonly string[]): boolean {
 const secretEnvVars = ENV_VARS.filter((v) => v.secret).map((v) => v.name);
 
 function storeSecrets(filter: (pos: 'klk' | 'stellar') => boolean, active = true): string[] {
-  return inputs.stores.filter((u) => u.activa === active && filter(u.pos)).flatMap((u) => (u.klk ? [u.klk.api_key_env] : [u.stellar!.user_env, u.stellar!.password_env]));
+  return inputs.stores
+    .filter((u) => u.activa === active && filter(u.pos))
+    .flatMap((u) => (u.klk ? [u.klk.api_key_env] : [u.stellar!.user_env, u.stellar!.password_env]));
 }
 
 describe('deploy/aws template: the scheduled jobs', () => {
@@ -176,7 +179,10 @@ describe('deploy/aws template: secrets', () => {
       for (const e of container(r).Environment) expect(all, `${id} ${e.Name}`).not.toContain(e.Name);
     }
     for (const [name, p] of Object.entries(template.Parameters)) {
-      expect(all.some((s) => name.toUpperCase().includes(s)), name).toBe(false);
+      expect(
+        all.some((s) => name.toUpperCase().includes(s)),
+        name,
+      ).toBe(false);
       expect(String(p.Default ?? ''), name).not.toMatch(/^SG\.|postgres:\/\/.*:.*@|https:\/\/\w+@/);
     }
     // The load balancer compares the header with a value resolved at deploy time, never written here.
@@ -188,7 +194,13 @@ describe('deploy/aws template: secrets', () => {
   it('gives each job the credentials of exactly the stores it reads', () => {
     const klk = storeSecrets((pos) => pos === 'klk');
     const stellar = storeSecrets((pos) => pos === 'stellar');
-    const expected: Record<string, string[]> = { inventario: [...klk, ...stellar], ventas: klk, 'ventas-recovery': klk, abc: [], 'productos-refresh': [...klk, ...stellar] };
+    const expected: Record<string, string[]> = {
+      inventario: [...klk, ...stellar],
+      ventas: klk,
+      'ventas-recovery': klk,
+      abc: [],
+      'productos-refresh': [...klk, ...stellar],
+    };
     const posNames = new Set([...klk, ...stellar]);
     for (const job of inputs.schedule.jobs) {
       const task = taskOf(template, scheduleOf(template, job.name).Properties.Target.EcsParameters.TaskDefinitionArn);
@@ -214,7 +226,14 @@ describe('deploy/aws template: network, services, sizing', () => {
 
   it('runs the six services with health checks, the processors scaled by a parameter capped at the partition count', () => {
     const services = Object.fromEntries(ofType(template, 'AWS::ECS::Service'));
-    expect(Object.keys(services).sort()).toEqual(['DashboardService', 'DedupeService', 'DifferService', 'NotifierService', 'PhantomService', 'SinkService']);
+    expect(Object.keys(services).sort()).toEqual([
+      'DashboardService',
+      'DedupeService',
+      'DifferService',
+      'NotifierService',
+      'PhantomService',
+      'SinkService',
+    ]);
     for (const name of ['Differ', 'Dedupe', 'Phantom', 'Sink']) {
       expect(whenRunning(services[`${name}Service`]!.Properties.DesiredCount)).toEqual({ Ref: `${name}Replicas` });
       expect(whenRunning(services[`${name}Service`]!.Properties.DesiredCount, false)).toBe(0);
