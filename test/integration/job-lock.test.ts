@@ -6,7 +6,7 @@
  * nothing; the first ends OK; a run killed with -9 frees the lock at once.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -15,15 +15,15 @@ import { createJobRunner } from '../../cli/jobs.ts';
 import { createContext } from '../../cli/context.ts';
 import { JOB_LOCKED_EXIT_CODE, jobLockKey } from '../../core/job-lock.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
+import { writeKlkStoreList } from '../../bench/lib/klk-store-list.ts';
 import { StoreSimulation } from '../../simulators/data/store-simulation.ts';
 import { startKlkSimulator, type KlkSimulator } from '../../simulators/klk/server.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
 import { freshDatabase, runCli, type CliResult } from '../helpers/services.ts';
 
-const IDS = ['tienda_01', 'tienda_02'];
-const KEYS: Record<string, string> = Object.fromEntries(
-  IDS.map((id) => [`KLK_API_KEY_${id.toUpperCase()}`, `key-${id}-not-a-real-secret`]),
-);
+// The ids bench/lib/klk-store-list.ts gives two stores with the prefix tienda_.
+const IDS = ['tienda_0001', 'tienda_0002'];
+const KEYS: Record<string, string> = Object.fromEntries(IDS.map((id) => [`KLK_API_KEY_${id.toUpperCase()}`, `key-${id}-not-a-real-secret`]));
 const PRODUCTS = 1_000;
 
 let klk: KlkSimulator;
@@ -37,28 +37,14 @@ beforeAll(async () => {
     stores: IDS.map((id) => new StoreSimulation({ ubicacionId: id, pos: 'klk', depositos: ['01'], products: PRODUCTS })),
     apiKeys: Object.fromEntries(IDS.map((id) => [id, KEYS[`KLK_API_KEY_${id.toUpperCase()}`]!])),
   });
-  // Slow (10 pages of 100 rows, 600 ms each): the first run holds the lock for several seconds.
-  klk.faults.set('tienda_01', { latencyMs: 600 });
+  // Slow (2.5 s an answer, several answers a read): the first run holds the lock for several seconds.
+  klk.faults.set(IDS[0]!, { latencyMs: 2_500 });
   pipeline = await createTestPipeline();
   db = await freshDatabase();
   dir = mkdtempSync(join(tmpdir(), 'fluxion-job-lock-'));
   const file = join(dir, 'ubicaciones.yaml');
-  const entry = (id: string) =>
-    [
-      `  - id: ${id}`,
-      `    nombre: "${id}"`,
-      '    tipo: tienda',
-      '    activa: true',
-      '    pos: klk',
-      '    depositos: ["01"]',
-      '    klk:',
-      '      base_url:',
-      `        local: ${klk.baseUrl(id)}`,
-      `        production: https://${id}.invalid`,
-      `      api_key_env: KLK_API_KEY_${id.toUpperCase()}`,
-      '      page_size: 100',
-    ].join('\n');
-  writeFileSync(file, `ubicaciones:\n${IDS.map(entry).join('\n')}\n`);
+  const written = writeKlkStoreList(file, IDS.length, klk.port, 'tienda_', 'job-lock test: two KLK stores on the simulator');
+  expect(written.map((s) => s.id)).toEqual(IDS);
   env = { ...KEYS, DATABASE_URL: db.url, FLUXION_TOPIC_PREFIX: pipeline.prefix, FLUXION_UBICACIONES_FILE: file, FLUXION_LOCALE: 'es' };
 });
 
@@ -136,32 +122,32 @@ describe('job lock: one run of a job at a time across processes', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('2 of 2 stores OK');
     // One snapshot per store: the refused run published nothing.
-    expect((await snapshotsOf('tienda_01')).size).toBe(1);
-    expect((await snapshotsOf('tienda_02')).size).toBe(1);
+    expect((await snapshotsOf(IDS[0]!)).size).toBe(1);
+    expect((await snapshotsOf(IDS[1]!)).size).toBe(1);
 
     // Released at the end: the next run starts and ends OK.
-    const third = await runCli(['extract', 'inventario', '--tienda', 'tienda_02'], env);
+    const third = await runCli(['extract', 'inventario', '--tienda', IDS[1]!], env);
     expect(third.code, third.stderr).toBe(0);
-    expect((await snapshotsOf('tienda_02')).size).toBe(2);
+    expect((await snapshotsOf(IDS[1]!)).size).toBe(2);
   });
 
   it('other jobs and other topic prefixes are not held back; a run killed with -9 frees the lock at once', async () => {
-    const first = startCli(['extract', 'inventario', '--tienda', 'tienda_01']);
+    const first = startCli(['extract', 'inventario', '--tienda', IDS[0]!]);
     await waitForLockHeld('inventario');
     // ventas is another job: it runs beside the inventario run.
-    const ventas = await runCli(['extract', 'ventas', '--tienda', 'tienda_02'], env);
+    const ventas = await runCli(['extract', 'ventas', '--tienda', IDS[1]!], env);
     expect(ventas.code, ventas.stderr).toBe(0);
     // Another prefix is another pipeline (a test, an environment): its own lock.
     const other = await createTestPipeline();
     try {
-      const elsewhere = await runCli(['extract', 'inventario', '--tienda', 'tienda_02'], { ...env, FLUXION_TOPIC_PREFIX: other.prefix });
+      const elsewhere = await runCli(['extract', 'inventario', '--tienda', IDS[1]!], { ...env, FLUXION_TOPIC_PREFIX: other.prefix });
       expect(elsewhere.code, elsewhere.stderr).toBe(0);
     } finally {
       await other.cleanup();
     }
     first.child.kill('SIGKILL');
     await first.done;
-    const after = await runCli(['extract', 'inventario', '--tienda', 'tienda_02'], env);
+    const after = await runCli(['extract', 'inventario', '--tienda', IDS[1]!], env);
     expect(after.code, after.stderr).toBe(0);
     expect(after.stdout).toContain('1 of 1 stores OK');
   });
