@@ -8,6 +8,7 @@ import { createCheckins, sentryOptionsFromEnv, withCheckin } from '../ops/sentry
 import { ABC_CADENA, ABC_DEFAULTS, ABC_MAX_WINDOW_DAYS, describeAbcResult, recalcAbc, type AbcRecalcResult } from '../sinks/abc-recalc.ts';
 import type { CommandContext } from './context.ts';
 import { jobAlertsOf } from './job-alerts.ts';
+import { lockedJob } from './job-lock.ts';
 import type { ProgramIo } from './program-io.ts';
 
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
@@ -106,7 +107,7 @@ export function registerAbcCommand(program: Command, io: ProgramIo): void {
       const windowDays = parseWindowDays(opts.windowDays);
       const asOf = opts.asOf === undefined ? new Date() : parseAsOf(opts.asOf);
       const c = io.context();
-      const result = await checkedIn(c, () => recalcAbc(c.pool(), { asOf, windowDays, logger: c.logger }));
+      const result = await lockedJob(c, 'abc', () => checkedIn(c, () => recalcAbc(c.pool(), { asOf, windowDays, logger: c.logger })));
       for (const line of abcSummaryLines(result)) io.out(line);
     });
 }

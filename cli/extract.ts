@@ -9,6 +9,7 @@ import { findJob, loadScheduleFile, type ScheduledJobName } from '../ops/schedul
 import { createCheckins, sentryOptionsFromEnv, withCheckin } from '../ops/sentry-checkins.ts';
 import type { CommandContext } from './context.ts';
 import { jobAlertsOf } from './job-alerts.ts';
+import { lockedJob } from './job-lock.ts';
 import type { ProgramIo } from './program-io.ts';
 
 /**
@@ -71,12 +72,8 @@ export function registerExtractCommands(program: Command, io: ProgramIo): void {
   common(extract.command('inventario').description('publish a full inventory snapshot of each store to pos.inventario.snapshots')).action(async (opts: SelectionOptions) => {
     const c = io.context();
     const stores = selection(c.ubicaciones(), opts);
-    const outcomes = await checkedIn(c, 'inventario', () =>
-      extractInventario(stores, c.extractionDeps(), {
-        concurrency: positiveInt(opts.concurrency, '--concurrency'),
-        storeDeadlineMs: positiveInt(opts.deadlineSeconds, '--deadline-seconds') * 1000,
-      }),
-    );
+    const options = { concurrency: positiveInt(opts.concurrency, '--concurrency'), storeDeadlineMs: positiveInt(opts.deadlineSeconds, '--deadline-seconds') * 1000 };
+    const outcomes = await lockedJob(c, 'inventario', () => checkedIn(c, 'inventario', () => extractInventario(stores, c.extractionDeps(), options)));
     for (const line of summaryTable(outcomes)) io.out(line);
     if (outcomes.some((o) => o.status === 'FAILED')) io.fail(1);
   });
@@ -96,11 +93,10 @@ export function registerExtractCommands(program: Command, io: ProgramIo): void {
       if (opts.todas) stores = stores.filter((u) => u.pos === 'klk');
       const stellar = stores.filter((u) => u.pos !== 'klk');
       if (stellar.length) throw new UsageError(`${stellar.map((u) => u.id).join(', ')}: Stellar has no sales API; ventas come from KLK stores only`);
-      const outcomes = await checkedIn(c, opts.recovery ? 'ventas-recovery' : 'ventas', () =>
-        extractVentas(stores, fecha, opts.recovery ? 'VENTAS_RECOVERY' : 'VENTAS', c.extractionDeps(), {
-          concurrency: positiveInt(opts.concurrency, '--concurrency'),
-          storeDeadlineMs: positiveInt(opts.deadlineSeconds, '--deadline-seconds') * 1000,
-        }),
+      const job = opts.recovery ? 'ventas-recovery' : 'ventas';
+      const options = { concurrency: positiveInt(opts.concurrency, '--concurrency'), storeDeadlineMs: positiveInt(opts.deadlineSeconds, '--deadline-seconds') * 1000 };
+      const outcomes = await lockedJob(c, job, () =>
+        checkedIn(c, job, () => extractVentas(stores, fecha, opts.recovery ? 'VENTAS_RECOVERY' : 'VENTAS', c.extractionDeps(), options)),
       );
       io.out(`fecha ${fecha}`);
       for (const line of summaryTable(outcomes)) io.out(line);

@@ -3,6 +3,7 @@
  * started by `fluxion schedule`, by an external cron or by a person behaves the same.
  */
 import type { Ubicacion } from '../core/config/ubicaciones.ts';
+import { JobLockedError } from '../core/job-lock.ts';
 import { ayerCaracas, fechaCaracas } from '../core/time.ts';
 import { extractInventario, extractVentas, type StoreOutcome } from '../extractors/extract-run.ts';
 import { jobFailureOfOutcomes } from '../ops/job-failure-mail.ts';
@@ -10,6 +11,7 @@ import type { ScheduledJobName } from '../ops/schedule-config.ts';
 import type { JobOutcome, RunJob } from '../ops/scheduler.ts';
 import type { CommandContext } from './context.ts';
 import { summaryTable } from './extract.ts';
+import { lockedJob } from './job-lock.ts';
 import { describeAbcResult, recalcAbc } from '../sinks/abc-recalc.ts';
 import { productosSummary, refreshProductos } from './productos.ts';
 
@@ -18,7 +20,24 @@ function outcome(job: ScheduledJobName, outcomes: StoreOutcome[]): JobOutcome {
   return { ok: outcomes.every((o) => o.status === 'OK'), summary: lines[lines.length - 1]!, failure: jobFailureOfOutcomes(job, outcomes) };
 }
 
+/**
+ * Each run holds the job's lock (core/job-lock.ts), as the one-shot commands do, so a run of
+ * this scheduler and one started elsewhere (a scheduled container, a person) never overlap.
+ * A run refused by the lock is reported failed without a mail: its summary names the holder.
+ */
 export function createJobRunner(c: CommandContext): RunJob {
+  const run = createUnlockedRunner(c);
+  return async (job, signal) => {
+    try {
+      return await lockedJob(c, job, () => run(job, signal));
+    } catch (err) {
+      if (err instanceof JobLockedError) return { ok: false, summary: err.message, failure: null };
+      throw err;
+    }
+  };
+}
+
+function createUnlockedRunner(c: CommandContext): RunJob {
   const active = (pos?: Ubicacion['pos']) => c.ubicaciones().filter((u) => u.activa && (!pos || u.pos === pos));
   return async (job: ScheduledJobName, signal: AbortSignal): Promise<JobOutcome> => {
     const now = new Date();

@@ -20,6 +20,7 @@ import { createCheckins, sentryOptionsFromEnv, withCheckin } from '../ops/sentry
 import { assertProductosTable, refreshCatalogue, type CatalogueRefresh } from '../sinks/productos-refresh.ts';
 import type { CommandContext } from './context.ts';
 import { positiveInt, selection, type SelectionOptions } from './extract.ts';
+import { lockedJob } from './job-lock.ts';
 import type { ProgramIo } from './program-io.ts';
 
 export interface ProductosRefreshDeps extends PosReadDeps {
@@ -134,7 +135,8 @@ export function registerProductosCommand(program: Command, io: ProgramIo): void 
       const storeDeadlineMs = positiveInt(opts.deadlineSeconds, '--deadline-seconds') * 1000;
       const c = io.context();
       const stores = selection(c.ubicaciones(), opts);
-      const outcomes = await checkedIn(c, () => refreshProductos(stores, { pool: c.pool(), env: c.env, logger: c.logger }, { concurrency, storeDeadlineMs }));
+      const deps = { pool: c.pool(), env: c.env, logger: c.logger };
+      const outcomes = await lockedJob(c, 'productos-refresh', () => checkedIn(c, () => refreshProductos(stores, deps, { concurrency, storeDeadlineMs })));
       for (const line of productosSummary(outcomes)) io.out(line);
       if (outcomes.some((o) => o.status === 'FAILED')) io.fail(1);
     });
