@@ -1,7 +1,7 @@
 /**
  * Composes configuration sections into one loader. Core declares its shared variables
- * (core/config/environment.ts) and each component its own (extractors/, processors/, sinks/,
- * ops/ config.ts); core imports no component, so the list of sections is handed in by the
+ * (core/config/environment.ts) and each component its own (processors/, sinks/, ops/
+ * config.ts); core imports no component, so the list of sections is handed in by the
  * composition root, cli/config.ts, which may import them all.
  *
  * Every variable is parsed once, by its own schema, and every problem is reported at once,
@@ -67,7 +67,7 @@ type Built<T> = T extends ConfigSection<EnvShape, infer C> ? C : never;
 type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
 
 /** One loader over the sections; a variable declared by two sections is a programming error. */
-export function composeConfig<const T extends readonly ConfigSection<any, any>[]>(sections: T): ComposedConfig<UnionToIntersection<Built<T[number]>>> {
+export function composeConfig<const T extends readonly ConfigSection[]>(sections: T): ComposedConfig<UnionToIntersection<Built<T[number]>>> {
   const shape: EnvShape = {};
   for (const s of sections) {
     for (const name of Object.keys(s.env)) if (name in shape) throw new Error(`environment variable ${name} is declared twice`);
