@@ -105,6 +105,39 @@ export const PROCESSORS_ENV = {
     .describe(`phantom: the rules that may open an alert, comma-separated (${PHANTOM_RULES.join(', ')}; \`none\` for none)`),
 };
 
+/** The variable that sets each PhantomConfig field, in the order problems are reported. */
+const PHANTOM_FIELDS = {
+  flipFlopRecovery: 'FLUXION_PHANTOM_FLIP_FLOP_RECOVERY',
+  dropSalesShare: 'FLUXION_PHANTOM_DROP_SALES_SHARE',
+  flipFlopWindowSnapshots: 'FLUXION_PHANTOM_FLIP_FLOP_WINDOW',
+  dropThreshold: 'FLUXION_PHANTOM_DROP_THRESHOLD',
+  dropRecentFallFactor: 'FLUXION_PHANTOM_DROP_RECENT_FALL_FACTOR',
+  sellingAtZeroMinSales: 'FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_SALES',
+  sellingAtZeroMinMinutes: 'FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_MINUTES',
+  rules: 'FLUXION_PHANTOM_RULES',
+  sources: 'FLUXION_PHANTOM_SOURCES',
+} as const satisfies Record<keyof PhantomConfig, keyof typeof PROCESSORS_ENV>;
+
+/** A field's value as its variable would be written (an empty rule list is `none`). */
+const asVariable = (v: unknown): string => (Array.isArray(v) ? (v.length ? v.join(',') : 'none') : String(v));
+
+/**
+ * Problems of a PhantomConfig built in code (tests, the bench), judged by the same schemas as
+ * the variables: a field is valid when its variable's schema parses it back to itself (so a
+ * quantity must already have its 3 decimals). A configuration from loadConfig has none.
+ */
+export function phantomSettingsProblems(c: PhantomConfig): string[] {
+  const problems: string[] = [];
+  for (const [field, name] of Object.entries(PHANTOM_FIELDS) as [keyof PhantomConfig, keyof typeof PROCESSORS_ENV][]) {
+    const value = c[field];
+    const parsed = PROCESSORS_ENV[name].safeParse(asVariable(value));
+    const shown = `phantom.${field}=${JSON.stringify(value)}`;
+    if (!parsed.success) problems.push(`${shown}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    else if (asVariable(parsed.data) !== asVariable(value)) problems.push(`${shown}: must be written as ${JSON.stringify(parsed.data)}`);
+  }
+  return problems;
+}
+
 export interface ProcessorsConfig {
   sessionTimeoutMs: number;
   maxBatch: number;
