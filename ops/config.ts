@@ -60,7 +60,9 @@ export const OPS_ENV = {
       .trim()
       .min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)')
       .optional()
-      .describe('control API: bearer token of `POST /etl/sync` and `GET /etl/runs/:id` (at least 16 characters); unset: the control API is off'),
+      .describe(
+        'control API: bearer token of `POST /etl/sync` and `GET /etl/runs/:id` (at least 16 characters); unset: the control API is off',
+      ),
   ),
 };
 

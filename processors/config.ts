@@ -59,15 +59,25 @@ export const PROCESSORS_ENV = {
     .max(3650)
     .default(7)
     .describe('dedupe: days a sales line is remembered after its last read (then tombstoned)'),
-  FLUXION_PHANTOM_FLIP_FLOP_RECOVERY: share().default(0.8).describe('phantom FLIP_FLOP: share of the pre-zero quantity the stock must come back to'),
-  FLUXION_PHANTOM_FLIP_FLOP_WINDOW: z.coerce.number().int().min(1).max(1000).default(3).describe("phantom FLIP_FLOP: the product's changes within which it must come back"),
+  FLUXION_PHANTOM_FLIP_FLOP_RECOVERY: share()
+    .default(0.8)
+    .describe('phantom FLIP_FLOP: share of the pre-zero quantity the stock must come back to'),
+  FLUXION_PHANTOM_FLIP_FLOP_WINDOW: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(3)
+    .describe("phantom FLIP_FLOP: the product's changes within which it must come back"),
   FLUXION_PHANTOM_DROP_THRESHOLD: quantity()
     .prefault('20')
     .describe(
       'phantom UNEXPLAINED_DROP: smallest quantity whose drop to 0 is judged (calibrated on bench/phantom: ' +
         '10 alerted real stockouts whose sales were not read yet)',
     ),
-  FLUXION_PHANTOM_DROP_SALES_SHARE: share().default(0.2).describe('phantom UNEXPLAINED_DROP and FLIP_FLOP: sales below this share of the quantity do not explain it'),
+  FLUXION_PHANTOM_DROP_SALES_SHARE: share()
+    .default(0.2)
+    .describe('phantom UNEXPLAINED_DROP and FLIP_FLOP: sales below this share of the quantity do not explain it'),
   FLUXION_PHANTOM_DROP_RECENT_FALL_FACTOR: z.coerce
     .number()
     .min(0, 'must be a factor, 0 (off) or more')
@@ -77,7 +87,9 @@ export const PROCESSORS_ENV = {
       "phantom UNEXPLAINED_DROP: the quantity must also exceed this many times the stock's fall between the last two positive snapshots " +
         '(0: off); a fast seller sells out before the ventas read that explains it',
     ),
-  FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_SALES: quantity().prefault('1').describe('phantom SELLING_AT_ZERO: units sold after the zero snapshot that open an alert'),
+  FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_SALES: quantity()
+    .prefault('1')
+    .describe('phantom SELLING_AT_ZERO: units sold after the zero snapshot that open an alert'),
   FLUXION_PHANTOM_SELLING_AT_ZERO_MIN_MINUTES: z.coerce
     .number()
     .min(0, 'must be a number of minutes, 0 or more')
@@ -93,13 +105,19 @@ export const PROCESSORS_ENV = {
     .transform((s) => [...new Set(commaList(s).map((x) => x.toUpperCase()))])
     .refine((list) => list.length > 0 && list.every((x) => x === 'KLK' || x === 'STELLAR'), 'must be klk, stellar or both, comma-separated')
     .transform((list) => list as PhantomSource[])
-    .describe('phantom: the POS whose stock is judged, comma-separated (klk, stellar). The rules weigh stock against sales lines, which only KLK stores have'),
+    .describe(
+      'phantom: the POS whose stock is judged, comma-separated (klk, stellar). ' +
+        'The rules weigh stock against sales lines, which only KLK stores have',
+    ),
   FLUXION_PHANTOM_RULES: z
     .string()
     .default('SELLING_AT_ZERO,FLIP_FLOP,UNEXPLAINED_DROP')
     .transform((s) => (s.trim().toLowerCase() === 'none' ? [] : commaList(s).map((r) => r.toUpperCase())))
     .refine((list) => list.every(isRule), {
-      error: (issue) => `must be rule names among ${PHANTOM_RULES.join(', ')} (or none); unknown: ${(issue.input as string[]).filter((r) => !isRule(r)).join(', ')}`,
+      error: (issue) => {
+        const unknown = (issue.input as string[]).filter((r) => !isRule(r));
+        return `must be rule names among ${PHANTOM_RULES.join(', ')} (or none); unknown: ${unknown.join(', ')}`;
+      },
     })
     .transform((list) => [...new Set(list)] as PhantomRule[])
     .describe(`phantom: the rules that may open an alert, comma-separated (${PHANTOM_RULES.join(', ')}; \`none\` for none)`),

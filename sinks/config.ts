@@ -46,7 +46,10 @@ export const SINKS_ENV = {
     .min(1)
     .max(1_000_000)
     .default(1)
-    .describe('notify: phantom-zero alerts opened in one store within the window that make a mail (1: every new alert, throttled and within the daily budget)'),
+    .describe(
+      'notify: phantom-zero alerts opened in one store within the window that make a mail ' +
+        '(1: every new alert, throttled and within the daily budget)',
+    ),
   FLUXION_NOTIFY_PHANTOM_WINDOW_MINUTES: minutes(7 * 24 * 60)
     .default(60)
     .describe("notify: the window (by the alerts' `opened_at`) in which they are counted"),
@@ -62,7 +65,10 @@ export const SINKS_ENV = {
     ),
   FLUXION_NOTIFY_MAX_AGE_MINUTES: minutes(90 * 24 * 60)
     .default(1440)
-    .describe('notify: events older than this when read are neither mailed nor sent to Sentry (a new group reads the topics from their beginning)'),
+    .describe(
+      'notify: events older than this when read are neither mailed nor sent to Sentry ' +
+        '(a new group reads the topics from their beginning)',
+    ),
 };
 
 /** The notifier's own notify settings (sinks/notifier.ts, sinks/notify-rules.ts). */

@@ -22,7 +22,10 @@ export interface ConfigSection<S extends EnvShape = EnvShape, C extends object =
 }
 
 /** Typed by inference: `defineSection({ X: z.string() }, (e) => ({ x: e.X }))`. */
-export function defineSection<S extends EnvShape, C extends object>(env: S, build: (values: z.output<z.ZodObject<S>>) => C): ConfigSection<S, C> {
+export function defineSection<S extends EnvShape, C extends object>(
+  env: S,
+  build: (values: z.output<z.ZodObject<S>>) => C,
+): ConfigSection<S, C> {
   return { env, build };
 }
 
@@ -44,11 +47,13 @@ export function parseEnv<S extends EnvShape>(shape: S, env: NodeJS.ProcessEnv): 
   );
 }
 
+const isPlain = (v: unknown): v is object => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 /** Copies `part` into `into`, merging plain objects one level deep by property descriptor. */
 function mergeInto(into: Record<string, unknown>, part: object): void {
   for (const [key, desc] of Object.entries(Object.getOwnPropertyDescriptors(part))) {
     const existing = into[key];
-    if (existing && typeof existing === 'object' && !Array.isArray(existing) && desc.value && typeof desc.value === 'object' && !Array.isArray(desc.value)) {
+    if (isPlain(existing) && isPlain(desc.value)) {
       Object.defineProperties(existing, Object.getOwnPropertyDescriptors(desc.value));
     } else {
       if (key in into) throw new Error(`configuration key ${key} is built by two sections`);
@@ -66,8 +71,10 @@ export interface ComposedConfig<C> {
 type Built<T> = T extends ConfigSection<EnvShape, infer C> ? C : never;
 type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
 
+type Composed<T extends readonly ConfigSection[]> = UnionToIntersection<Built<T[number]>>;
+
 /** One loader over the sections; a variable declared by two sections is a programming error. */
-export function composeConfig<const T extends readonly ConfigSection[]>(sections: T): ComposedConfig<UnionToIntersection<Built<T[number]>>> {
+export function composeConfig<const T extends readonly ConfigSection[]>(sections: T): ComposedConfig<Composed<T>> {
   const shape: EnvShape = {};
   for (const s of sections) {
     for (const name of Object.keys(s.env)) if (name in shape) throw new Error(`environment variable ${name} is declared twice`);
@@ -88,7 +95,7 @@ export function composeConfig<const T extends readonly ConfigSection[]>(sections
         }
       }
       if (problems.length > 0) throw new ConfigError(problems);
-      return config as UnionToIntersection<Built<T[number]>>;
+      return config as Composed<T>;
     },
   };
 }

@@ -23,7 +23,10 @@ function defaultCell(v: EnvVarSpec): string {
 }
 
 export function renderEnvTable(vars: readonly EnvVarSpec[]): string {
-  const rows = vars.map((v) => `| \`${v.name}\` | ${cell(defaultCell(v))} | ${cell(v.description)}${v.secret ? '; secret: never logged' : ''} |`);
+  const rows = vars.map((v) => {
+    const meaning = `${cell(v.description)}${v.secret ? '; secret: never logged' : ''}`;
+    return `| \`${v.name}\` | ${cell(defaultCell(v))} | ${meaning} |`;
+  });
   return ['| variable | default | meaning |', '|---|---|---|', ...rows, PER_STORE_ROW].join('\n');
 }
 

@@ -28,7 +28,10 @@ const httpUrl = () => z.url({ protocol: /^https?$/, error: 'must be an http(s) U
 
 /** The services every command may use, and how it reports. */
 export const CORE_ENV = {
-  ETL_ENVIRONMENT: z.enum(['local', 'production']).default('local').describe('`local` (simulators on this machine) or `production` (stores over the VPN)'),
+  ETL_ENVIRONMENT: z
+    .enum(['local', 'production'])
+    .default('local')
+    .describe('`local` (simulators on this machine) or `production` (stores over the VPN)'),
   KAFKA_BROKERS: z
     .string()
     .optional()
@@ -62,7 +65,10 @@ export const CORE_ENV = {
       'must not hold credentials: put them in SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD',
     )
     .describe('base URL of the Confluent-API schema registry (no credentials in it)'),
-  SCHEMA_REGISTRY_USERNAME: z.string().optional().describe('registry HTTP basic-auth user (e.g. a Confluent Cloud API key); unset: no authentication'),
+  SCHEMA_REGISTRY_USERNAME: z
+    .string()
+    .optional()
+    .describe('registry HTTP basic-auth user (e.g. a Confluent Cloud API key); unset: no authentication'),
   SCHEMA_REGISTRY_PASSWORD: secret(z.string().optional().describe('registry basic-auth password; required with the user')),
   DATABASE_URL: secret(
     z
@@ -71,14 +77,23 @@ export const CORE_ENV = {
       .refine((s) => s === undefined || /^postgres(ql)?:\/\//.test(s), 'must start with postgres:// or postgresql://')
       .describe('`postgres://user:password@host:port/db`'),
   ),
-  FLUXION_TOPIC_PARTITIONS: z.coerce.number().int().min(1).max(1000).default(6).describe('partitions of every topic (all topics share it: records are placed by ubicacion)'),
+  FLUXION_TOPIC_PARTITIONS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(6)
+    .describe('partitions of every topic (all topics share it: records are placed by ubicacion)'),
   FLUXION_TOPIC_PREFIX: z
     .string()
     .regex(/^[a-zA-Z0-9._-]*$/, 'may hold only letters, digits, . _ -')
     .default('')
     .describe('prefix of every topic and subject (isolates tests and environments sharing a cluster)'),
   FLUXION_UBICACIONES_FILE: z.string().min(1).default('config/ubicaciones.yaml').describe('the store list'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino level: fatal, error, warn, info, debug, trace'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('pino level: fatal, error, warn, info, debug, trace'),
   FLUXION_LOCALE: z
     .string()
     .trim()
@@ -87,7 +102,10 @@ export const CORE_ENV = {
     .prefault(DEFAULT_LOCALE)
     .describe('language of what operators read (mails, the dashboard): `es` or `en`; logs and metric names stay English'),
   SENTRY_DSN: secret(z.string().trim().optional().describe("Sentry DSN for cron check-ins and the notifier's error events (unset: off)")),
-  SENTRY_ENVIRONMENT: whenUnset(z.string().trim().optional().describe('environment name reported to Sentry'), 'the value of `ETL_ENVIRONMENT`'),
+  SENTRY_ENVIRONMENT: whenUnset(
+    z.string().trim().optional().describe('environment name reported to Sentry'),
+    'the value of `ETL_ENVIRONMENT`',
+  ),
   SENDGRID_API_KEY: secret(
     z
       .string()
@@ -96,7 +114,10 @@ export const CORE_ENV = {
       .transform((s) => s?.trim())
       .describe('mail: SendGrid API key (`SG.…`); unset: mails are logged, not sent'),
   ),
-  SENDGRID_BASE_URL: whenUnset(httpUrl().optional().describe('mail: SendGrid API base URL (a proxy, or a fake in tests)'), "SendGrid's, `https://api.sendgrid.com/`"),
+  SENDGRID_BASE_URL: whenUnset(
+    httpUrl().optional().describe('mail: SendGrid API base URL (a proxy, or a fake in tests)'),
+    "SendGrid's, `https://api.sendgrid.com/`",
+  ),
   FLUXION_NOTIFY_FROM: z
     .string()
     .optional()
@@ -215,27 +236,41 @@ const HOW_TO_START = 'start the local services with `scripts/services up` and ru
 export function requireNotifyDelivery(config: Pick<CoreConfig, 'notify'>): void {
   if (!config.notify.sendgridApiKey) return;
   const problems: string[] = [];
-  if (!config.notify.from) problems.push('FLUXION_NOTIFY_FROM is not set: SENDGRID_API_KEY is, so mails need a sender verified in SendGrid (e.g. FLUXION_NOTIFY_FROM="Fluxion <etl@lagranja.example>")');
-  if (config.notify.to.length === 0) problems.push('FLUXION_NOTIFY_TO is not set: SENDGRID_API_KEY is, so mails need recipients (comma-separated addresses)');
+  if (!config.notify.from) {
+    problems.push(
+      'FLUXION_NOTIFY_FROM is not set: SENDGRID_API_KEY is, so mails need a sender verified in SendGrid ' +
+        '(e.g. FLUXION_NOTIFY_FROM="Fluxion <etl@lagranja.example>")',
+    );
+  }
+  if (config.notify.to.length === 0) {
+    problems.push('FLUXION_NOTIFY_TO is not set: SENDGRID_API_KEY is, so mails need recipients (comma-separated addresses)');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 }
 
 export function requireKafkaBrokers(config: Pick<CoreConfig, 'kafka'>): string[] {
-  if (!config.kafka.brokers?.length) throw new ConfigError([`KAFKA_BROKERS is not set: ${HOW_TO_START}, or set it to host:port`]);
+  if (!config.kafka.brokers?.length) {
+    throw new ConfigError([`KAFKA_BROKERS is not set: ${HOW_TO_START}, or set it to host:port`]);
+  }
   return config.kafka.brokers;
 }
 
 export function requireSchemaRegistryUrl(config: Pick<CoreConfig, 'schemaRegistryUrl'>): string {
-  if (!config.schemaRegistryUrl) throw new ConfigError([`SCHEMA_REGISTRY_URL is not set: ${HOW_TO_START}, or set it to the registry's URL`]);
+  if (!config.schemaRegistryUrl) {
+    throw new ConfigError([`SCHEMA_REGISTRY_URL is not set: ${HOW_TO_START}, or set it to the registry's URL`]);
+  }
   return config.schemaRegistryUrl;
 }
 
 export function requireDatabaseUrl(config: Pick<CoreConfig, 'databaseUrl'>): string {
-  if (!config.databaseUrl) throw new ConfigError([`DATABASE_URL is not set: ${HOW_TO_START}, or set it to postgres://user:password@host:port/db`]);
+  if (!config.databaseUrl) {
+    throw new ConfigError([`DATABASE_URL is not set: ${HOW_TO_START}, or set it to postgres://user:password@host:port/db`]);
+  }
   return config.databaseUrl;
 }
 
 /** The store list with each store's address for this environment. */
 export function loadUbicaciones(config: Pick<CoreConfig, 'ubicacionesFile' | 'environment'>, cwd?: string): Ubicacion[] {
-  return loadUbicacionesFile(cwd ? resolve(cwd, config.ubicacionesFile) : projectPath(config.ubicacionesFile)).map((u) => resolveUbicacion(u, config.environment));
+  const file = cwd ? resolve(cwd, config.ubicacionesFile) : projectPath(config.ubicacionesFile);
+  return loadUbicacionesFile(file).map((u) => resolveUbicacion(u, config.environment));
 }

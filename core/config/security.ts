@@ -48,43 +48,58 @@ function withHiddenPassword<T extends object>(shown: T, password: string): T & {
   return Object.defineProperty(shown, 'password', { value: password, enumerable: false }) as T & { readonly password: string };
 }
 
+function tlsConfig(e: SecurityValues, problems: string[]): KafkaTlsConfig | undefined {
+  if (!e.KAFKA_SSL) {
+    if (e.KAFKA_SSL_CA_FILE) {
+      problems.push(
+        'KAFKA_SSL_CA_FILE is set but KAFKA_SSL is not true: set KAFKA_SSL=true to connect over TLS, or unset KAFKA_SSL_CA_FILE',
+      );
+    }
+    if (!e.KAFKA_SSL_REJECT_UNAUTHORIZED) {
+      problems.push('KAFKA_SSL_REJECT_UNAUTHORIZED=false is set but KAFKA_SSL is not true: it only applies to TLS connections');
+    }
+    return undefined;
+  }
+  const ssl: KafkaTlsConfig = { rejectUnauthorized: e.KAFKA_SSL_REJECT_UNAUTHORIZED };
+  const file = e.KAFKA_SSL_CA_FILE;
+  if (!file) return ssl;
+  const shown = `KAFKA_SSL_CA_FILE=${JSON.stringify(file)}`;
+  try {
+    const pem = readFileSync(file, 'utf8');
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) problems.push(`${shown}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+    return { ...ssl, ca: pem, caFile: file };
+  } catch (cause) {
+    problems.push(`${shown}: cannot be read: ${(cause as Error).message}`);
+    return ssl;
+  }
+}
+
+function saslConfig(e: SecurityValues, problems: string[]): KafkaSaslConfig | undefined {
+  const { KAFKA_SASL_MECHANISM: mechanism, KAFKA_SASL_USERNAME: username, KAFKA_SASL_PASSWORD: password } = e;
+  if (!mechanism) {
+    if (username || password) {
+      const given = username ? 'KAFKA_SASL_USERNAME' : 'KAFKA_SASL_PASSWORD';
+      problems.push(`KAFKA_SASL_MECHANISM is not set but ${given} is: set it to plain, scram-sha-256 or scram-sha-512`);
+    }
+    return undefined;
+  }
+  const needs = `KAFKA_SASL_MECHANISM=${mechanism} needs`;
+  if (!username) problems.push(`KAFKA_SASL_USERNAME is not set: ${needs} a user and KAFKA_SASL_PASSWORD`);
+  if (!password) problems.push(`KAFKA_SASL_PASSWORD is not set: ${needs} the user's password`);
+  return username && password ? withHiddenPassword({ mechanism, username }, password) : undefined;
+}
+
+function registryAuthConfig(e: SecurityValues, problems: string[]): BasicAuthConfig | undefined {
+  const { SCHEMA_REGISTRY_USERNAME: username, SCHEMA_REGISTRY_PASSWORD: password } = e;
+  if (username && password) return withHiddenPassword({ username }, password);
+  if (username) problems.push('SCHEMA_REGISTRY_PASSWORD is not set: SCHEMA_REGISTRY_USERNAME is, and basic auth needs both');
+  else if (password) problems.push('SCHEMA_REGISTRY_USERNAME is not set: SCHEMA_REGISTRY_PASSWORD is, and basic auth needs both');
+  return undefined;
+}
+
 export function securityConfig(e: SecurityValues): { ssl?: KafkaTlsConfig; sasl?: KafkaSaslConfig; registryAuth?: BasicAuthConfig } {
   const problems: string[] = [];
-  let ssl: KafkaTlsConfig | undefined;
-  if (e.KAFKA_SSL) {
-    ssl = { rejectUnauthorized: e.KAFKA_SSL_REJECT_UNAUTHORIZED };
-    if (e.KAFKA_SSL_CA_FILE) {
-      const file = e.KAFKA_SSL_CA_FILE;
-      try {
-        const pem = readFileSync(file, 'utf8');
-        if (!pem.includes('-----BEGIN CERTIFICATE-----')) problems.push(`KAFKA_SSL_CA_FILE=${JSON.stringify(file)}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
-        ssl = { ...ssl, ca: pem, caFile: file };
-      } catch (cause) {
-        problems.push(`KAFKA_SSL_CA_FILE=${JSON.stringify(file)}: cannot be read: ${(cause as Error).message}`);
-      }
-    }
-  } else {
-    if (e.KAFKA_SSL_CA_FILE) problems.push('KAFKA_SSL_CA_FILE is set but KAFKA_SSL is not true: set KAFKA_SSL=true to connect over TLS, or unset KAFKA_SSL_CA_FILE');
-    if (!e.KAFKA_SSL_REJECT_UNAUTHORIZED) problems.push('KAFKA_SSL_REJECT_UNAUTHORIZED=false is set but KAFKA_SSL is not true: it only applies to TLS connections');
-  }
-  let sasl: KafkaSaslConfig | undefined;
-  const mechanism = e.KAFKA_SASL_MECHANISM;
-  if (mechanism) {
-    if (!e.KAFKA_SASL_USERNAME) problems.push(`KAFKA_SASL_USERNAME is not set: KAFKA_SASL_MECHANISM=${mechanism} needs a user and KAFKA_SASL_PASSWORD`);
-    if (!e.KAFKA_SASL_PASSWORD) problems.push(`KAFKA_SASL_PASSWORD is not set: KAFKA_SASL_MECHANISM=${mechanism} needs the user's password`);
-    if (e.KAFKA_SASL_USERNAME && e.KAFKA_SASL_PASSWORD) sasl = withHiddenPassword({ mechanism, username: e.KAFKA_SASL_USERNAME }, e.KAFKA_SASL_PASSWORD);
-  } else if (e.KAFKA_SASL_USERNAME || e.KAFKA_SASL_PASSWORD) {
-    const given = e.KAFKA_SASL_USERNAME ? 'KAFKA_SASL_USERNAME' : 'KAFKA_SASL_PASSWORD';
-    problems.push(`KAFKA_SASL_MECHANISM is not set but ${given} is: set it to plain, scram-sha-256 or scram-sha-512`);
-  }
-  let registryAuth: BasicAuthConfig | undefined;
-  if (e.SCHEMA_REGISTRY_USERNAME && e.SCHEMA_REGISTRY_PASSWORD) {
-    registryAuth = withHiddenPassword({ username: e.SCHEMA_REGISTRY_USERNAME }, e.SCHEMA_REGISTRY_PASSWORD);
-  } else if (e.SCHEMA_REGISTRY_USERNAME) {
-    problems.push('SCHEMA_REGISTRY_PASSWORD is not set: SCHEMA_REGISTRY_USERNAME is, and basic auth needs both');
-  } else if (e.SCHEMA_REGISTRY_PASSWORD) {
-    problems.push('SCHEMA_REGISTRY_USERNAME is not set: SCHEMA_REGISTRY_PASSWORD is, and basic auth needs both');
-  }
+  const result = { ssl: tlsConfig(e, problems), sasl: saslConfig(e, problems), registryAuth: registryAuthConfig(e, problems) };
   if (problems.length > 0) throw new ConfigError(problems);
-  return { ssl, sasl, registryAuth };
+  return result;
 }

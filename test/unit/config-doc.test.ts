@@ -15,13 +15,15 @@ import { problemsOf } from '../helpers/config-errors.ts';
 describe('docs/configuration.md', () => {
   it('holds the table the schemas generate', () => {
     const committed = readFileSync(projectPath('docs/configuration.md'), 'utf8');
-    expect(committed, `docs/configuration.md is stale: run \`${REGENERATE}\` and commit the result`).toBe(withGeneratedTable(committed, ENV_VARS));
+    const stale = `docs/configuration.md is stale: run \`${REGENERATE}\` and commit the result`;
+    expect(committed, stale).toBe(withGeneratedTable(committed, ENV_VARS));
   });
 
   it('names every variable once, with a meaning', () => {
     const names = ENV_VARS.map((v) => v.name);
     expect(new Set(names).size).toBe(names.length);
-    expect(names).toEqual(expect.arrayContaining(['KAFKA_BROKERS', 'SENTRY_DSN', 'FLUXION_PHANTOM_RULES', 'FLUXION_ABC_WINDOW_DAYS', 'FLUXION_SYNC_TOKEN']));
+    const fromEachOwner = ['KAFKA_BROKERS', 'SENTRY_DSN', 'FLUXION_PHANTOM_RULES', 'FLUXION_ABC_WINDOW_DAYS', 'FLUXION_SYNC_TOKEN'];
+    expect(names).toEqual(expect.arrayContaining(fromEachOwner));
     for (const v of ENV_VARS) expect(v.description.length, v.name).toBeGreaterThan(10);
   });
 });
@@ -43,14 +45,21 @@ describe('ENV_VARS', () => {
       'SENDGRID_API_KEY',
       'FLUXION_SYNC_TOKEN',
     ]);
-    const problems = problemsOf(() => loadConfig({ DATABASE_URL: 'mysql://u:pw-123@h/db', SENDGRID_API_KEY: 'key-456', FLUXION_SYNC_TOKEN: 'tok-789' }));
-    expect(problems.map((p) => p.split(':')[0])).toEqual(['DATABASE_URL=(value hidden)', 'SENDGRID_API_KEY=(value hidden)', 'FLUXION_SYNC_TOKEN=(value hidden)']);
+    const problems = problemsOf(() =>
+      loadConfig({ DATABASE_URL: 'mysql://u:pw-123@h/db', SENDGRID_API_KEY: 'key-456', FLUXION_SYNC_TOKEN: 'tok-789' }),
+    );
+    expect(problems.map((p) => p.split(':')[0])).toEqual([
+      'DATABASE_URL=(value hidden)',
+      'SENDGRID_API_KEY=(value hidden)',
+      'FLUXION_SYNC_TOKEN=(value hidden)',
+    ]);
     expect(problems.join('\n')).not.toMatch(/pw-123|key-456|tok-789/);
   });
 
   it('reads SENTRY_* through the schema: the environment falls back to ETL_ENVIRONMENT', () => {
     expect(loadConfig({ ETL_ENVIRONMENT: 'production' }).sentry).toEqual({ dsn: undefined, environment: 'production' });
-    expect(loadConfig({ SENTRY_DSN: ' https://k@o1.ingest.sentry.io/2 ', SENTRY_ENVIRONMENT: 'staging' }).sentry).toEqual({ dsn: 'https://k@o1.ingest.sentry.io/2', environment: 'staging' });
+    const dsn = 'https://k@o1.ingest.sentry.io/2';
+    expect(loadConfig({ SENTRY_DSN: ` ${dsn} `, SENTRY_ENVIRONMENT: 'staging' }).sentry).toEqual({ dsn, environment: 'staging' });
   });
 });
 
@@ -70,11 +79,13 @@ describe('defaults kept outside the schemas agree with them', () => {
 });
 
 describe('the configuration modules keep the dependency rule', () => {
-  const importsOf = (file: string) => [...readFileSync(projectPath(file), 'utf8').matchAll(/^import[^;]*? from '([^']+)'/gms)].map((m) => m[1]!);
+  const IMPORT = /^import[^;]*? from '([^']+)'/gms;
+  const importsOf = (file: string) => [...readFileSync(projectPath(file), 'utf8').matchAll(IMPORT)].map((m) => m[1]!);
 
   it('core/config imports only core and libraries', () => {
     for (const f of readdirSync(projectPath('core/config'))) {
-      for (const spec of importsOf(join('core/config', f))) expect(spec, `core/config/${f}`).toMatch(/^(\.\/|\.\.\/[a-z0-9-]+\.ts$|node:|zod$|yaml$)/);
+      const allowed = /^(\.\/|\.\.\/[a-z0-9-]+\.ts$|node:|zod$|yaml$)/;
+      for (const spec of importsOf(join('core/config', f))) expect(spec, `core/config/${f}`).toMatch(allowed);
     }
   });
 
