@@ -32,7 +32,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { loadConfig, loadUbicaciones } from '../core/config/environment.ts';
+import { loadConfig, loadUbicaciones } from '../cli/config.ts';
 import { readSecret, readStellarTls, type Ubicacion } from '../core/config/ubicaciones.ts';
 import { createKafkaClient, type FluxionAdmin } from '../core/kafka/client.ts';
 import { createLogger } from '../core/logger.ts';

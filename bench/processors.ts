@@ -33,7 +33,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { loadSubjectSchemas } from '../core/avro/schemas.ts';
 import { createTopicCodec, type TopicCodec } from '../core/avro/topic-codec.ts';
-import { loadConfig, requireKafkaBrokers, requireSchemaRegistryUrl } from '../core/config/environment.ts';
+import { loadConfig, requireKafkaBrokers, requireSchemaRegistryUrl } from '../cli/config.ts';
 import { errorMessage, FluxionError } from '../core/errors.ts';
 import { createKafkaClient, type FluxionAdmin, type KafkaClient, type OutgoingRecord } from '../core/kafka/client.ts';
 import { createLogger } from '../core/logger.ts';

@@ -4,7 +4,7 @@ import { UsageError } from '../core/errors.ts';
 import { fechaCaracas } from '../core/time.ts';
 import { withFailureMail } from '../ops/job-failure-mail.ts';
 import { findJob, loadScheduleFile } from '../ops/schedule-config.ts';
-import { createCheckins, sentryOptionsFromEnv, withCheckin } from '../ops/sentry-checkins.ts';
+import { createCheckins, withCheckin } from '../ops/sentry-checkins.ts';
 import { ABC_CADENA, ABC_DEFAULTS, ABC_MAX_WINDOW_DAYS, describeAbcResult, recalcAbc, type AbcRecalcResult } from '../sinks/abc-recalc.ts';
 import type { CommandContext } from './context.ts';
 import { jobAlertsOf } from './job-alerts.ts';
@@ -85,7 +85,7 @@ export function abcSummaryLines(r: AbcRecalcResult): string[] {
  */
 async function checkedIn(c: CommandContext, recalc: () => Promise<AbcRecalcResult>): Promise<AbcRecalcResult> {
   const run = () => withFailureMail(jobAlertsOf(c), 'abc', recalc);
-  const options = sentryOptionsFromEnv(process.env);
+  const options = c.config.sentry;
   if (!options.dsn) return run();
   const checkins = createCheckins({ ...options, logger: c.logger });
   try {

@@ -2,7 +2,14 @@
  * What every command needs, built lazily from validated configuration: a command asks only
  * for the services it uses, and each is closed when the command ends.
  */
-import { loadConfig, requireDatabaseUrl, requireKafkaBrokers, requireSchemaRegistryUrl, loadUbicaciones, type FluxionConfig } from '../core/config/environment.ts';
+import {
+  loadConfig,
+  requireDatabaseUrl,
+  requireKafkaBrokers,
+  requireSchemaRegistryUrl,
+  loadUbicaciones,
+  type FluxionConfig,
+} from './config.ts';
 import { createKafkaClient, type KafkaClient, type KafkaClientOptions } from '../core/kafka/client.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { createPool, type Pool } from '../core/postgres.ts';

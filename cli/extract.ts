@@ -6,7 +6,7 @@ import { ayerCaracas, fechaCaracas } from '../core/time.ts';
 import { EXTRACTION_DEFAULTS, extractInventario, extractVentas, type StoreOutcome } from '../extractors/extract-run.ts';
 import { jobFailureOfOutcomes, withFailureMail } from '../ops/job-failure-mail.ts';
 import { findJob, loadScheduleFile, type ScheduledJobName } from '../ops/schedule-config.ts';
-import { createCheckins, sentryOptionsFromEnv, withCheckin } from '../ops/sentry-checkins.ts';
+import { createCheckins, withCheckin } from '../ops/sentry-checkins.ts';
 import type { CommandContext } from './context.ts';
 import { jobAlertsOf } from './job-alerts.ts';
 import { lockedJob } from './job-lock.ts';
@@ -19,7 +19,7 @@ import type { ProgramIo } from './program-io.ts';
  */
 async function checkedIn(c: CommandContext, job: ScheduledJobName, extract: () => Promise<StoreOutcome[]>): Promise<StoreOutcome[]> {
   const run = () => withFailureMail(jobAlertsOf(c), job, extract, (o) => jobFailureOfOutcomes(job, o));
-  const options = sentryOptionsFromEnv(process.env);
+  const options = c.config.sentry;
   if (!options.dsn) return run();
   const checkins = createCheckins({ ...options, logger: c.logger });
   try {

@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { requireNotifyDelivery } from '../core/config/environment.ts';
-import { createSentryEvents, sentryOptionsFromEnv } from '../core/sentry.ts';
+import { createSentryEvents } from '../core/sentry.ts';
 import { descartadas } from '../sinks/alertas.ts';
 import { createMailer, createNotifier } from '../sinks/notifier.ts';
 import type { ProgramIo } from './program-io.ts';
@@ -24,7 +24,7 @@ export function registerNotifyCommand(program: Command, io: ProgramIo): void {
       requireNotifyDelivery(c.config);
       const kafka = c.kafka();
       const registry = c.registry();
-      const sentry = createSentryEvents({ ...sentryOptionsFromEnv(process.env), logger: c.logger });
+      const sentry = createSentryEvents({ ...c.config.sentry, logger: c.logger });
       const { prefix } = c.config.topics;
       const n = c.config.notify;
       const mailer = await createMailer(n, c.logger);

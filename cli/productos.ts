@@ -16,7 +16,7 @@ import { scrubSecrets } from '../core/logger.ts';
 import type { Pool } from '../core/postgres.ts';
 import { EXTRACTION_DEFAULTS, mapLimit, readStoreInventario, type ExtractionOptions, type PosReadDeps } from '../extractors/extract-run.ts';
 import { findJob, loadScheduleFile } from '../ops/schedule-config.ts';
-import { createCheckins, sentryOptionsFromEnv, withCheckin } from '../ops/sentry-checkins.ts';
+import { createCheckins, withCheckin } from '../ops/sentry-checkins.ts';
 import { assertProductosTable, refreshCatalogue, type CatalogueRefresh } from '../sinks/productos-refresh.ts';
 import type { CommandContext } from './context.ts';
 import { positiveInt, selection, type SelectionOptions } from './extract.ts';
@@ -111,7 +111,7 @@ export function productosSummary(outcomes: ProductosOutcome[]): string[] {
 
 /** With SENTRY_DSN set, reports to the productos-refresh monitor, as the other one-shot jobs do. */
 async function checkedIn(c: CommandContext, run: () => Promise<ProductosOutcome[]>): Promise<ProductosOutcome[]> {
-  const options = sentryOptionsFromEnv(process.env);
+  const options = c.config.sentry;
   if (!options.dsn) return run();
   const checkins = createCheckins({ ...options, logger: c.logger });
   try {

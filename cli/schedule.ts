@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { projectPath } from '../core/paths.ts';
 import { DEFAULT_SCHEDULE_FILE, loadScheduleFile } from '../ops/schedule-config.ts';
 import { createScheduler } from '../ops/scheduler.ts';
-import { createCheckins, sentryOptionsFromEnv } from '../ops/sentry-checkins.ts';
+import { createCheckins } from '../ops/sentry-checkins.ts';
 import { jobAlertsOf } from './job-alerts.ts';
 import { createJobRunner } from './jobs.ts';
 import type { ProgramIo } from './program-io.ts';
@@ -16,7 +16,7 @@ export function registerScheduleCommand(program: Command, io: ProgramIo): void {
     .action(async (opts: { file: string }) => {
       const c = io.context();
       const config = loadScheduleFile(projectPath(opts.file));
-      const checkins = createCheckins({ ...sentryOptionsFromEnv(process.env), logger: c.logger });
+      const checkins = createCheckins({ ...c.config.sentry, logger: c.logger });
       const scheduler = createScheduler({ jobs: config.jobs, run: createJobRunner(c), checkins, alerts: jobAlertsOf(c), logger: c.logger });
       scheduler.start();
       for (const s of scheduler.status()) {

@@ -23,10 +23,11 @@ export function scrubSecrets(text: string): string {
  * `destination` 1 (stdout) for long-running processes; the CLI's one-shot commands log to
  * stderr (2) so their stdout carries only the command's result; a path appends to that file
  * (the demo keeps its in-process extraction's log beside its children's).
+ * `level` is the caller's: LOG_LEVEL is read, with its default, by the configuration.
  */
-export function createLogger(options: { level?: string; name?: string; destination?: 1 | 2 | string } = {}): Logger {
+export function createLogger(options: { level: string; name?: string; destination?: 1 | 2 | string }): Logger {
   return pino({
-    level: options.level ?? process.env.LOG_LEVEL ?? 'info',
+    level: options.level,
     name: options.name ?? 'fluxion',
     redact: { paths: REDACT_PATHS, censor: '***' },
     base: { pid: process.pid },

@@ -10,11 +10,11 @@
  *   never ask "is Sentry on?". An event that cannot be sent is logged and forgotten: error
  *   reporting never fails the work it reports on.
  *
- * Environment (read by `sentryOptionsFromEnv`, for the CLI):
- *   SENTRY_DSN          the project's DSN; unset = Sentry off. Holds a key: never logged whole.
- *   SENTRY_ENVIRONMENT  the environment shown in Sentry (default: ETL_ENVIRONMENT, else "local").
+ * SENTRY_DSN and SENTRY_ENVIRONMENT are declared with the other shared variables in
+ * core/config/environment.ts; commands read them from their configuration (`config.sentry`).
  */
 import type * as SentryModule from '@sentry/node';
+import { sentryFromEnv } from './config/environment.ts';
 import { ConfigError, errorMessage } from './errors.ts';
 import type { Logger } from './logger.ts';
 
@@ -99,11 +99,9 @@ export function initSentry(dsn: string, environment: string | undefined, logger:
   });
 }
 
-/** SENTRY_DSN and SENTRY_ENVIRONMENT (falling back to ETL_ENVIRONMENT), empty meaning unset. */
+/** SENTRY_DSN and SENTRY_ENVIRONMENT (falling back to ETL_ENVIRONMENT), empty meaning unset, parsed by their schemas. */
 export function sentryOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): { dsn?: string; environment: string } {
-  const dsn = env.SENTRY_DSN?.trim() || undefined;
-  const environment = env.SENTRY_ENVIRONMENT?.trim() || env.ETL_ENVIRONMENT?.trim() || 'local';
-  return { dsn, environment };
+  return sentryFromEnv(env);
 }
 
 // ---- error events ----------------------------------------------------------------------------

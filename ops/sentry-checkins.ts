@@ -6,12 +6,11 @@
  * Without a DSN every call is a no-op, so commands never need to ask "is Sentry on?".
  * A check-in that cannot be sent is logged and forgotten: monitoring never fails a job.
  *
- * Environment (read by `sentryOptionsFromEnv`, for the CLI):
- *   SENTRY_DSN          the project's DSN; unset = check-ins off. Holds a key: never logged whole.
- *   SENTRY_ENVIRONMENT  the environment shown in Sentry (default: ETL_ENVIRONMENT, else "local").
+ * SENTRY_DSN (unset: check-ins off; holds a key, never logged whole) and SENTRY_ENVIRONMENT
+ * are declared in core/config/environment.ts; commands pass `config.sentry`.
  */
 import { errorMessage } from '../core/errors.ts';
-import { ENV_VARS, type EnvVarSpec } from '../core/config/environment.ts';
+import { CORE_ENV_VARS, type EnvVarSpec } from '../core/config/environment.ts';
 import type { Logger } from '../core/logger.ts';
 import { DEFAULT_FLUSH_TIMEOUT_MS, describeDsn, initSentry, sentryOptionsFromEnv, type SentrySdk } from '../core/sentry.ts';
 
@@ -21,7 +20,7 @@ export { DEFAULT_FLUSH_TIMEOUT_MS, describeDsn, sentryOptionsFromEnv };
 
 type Sentry = SentrySdk;
 
-export const SENTRY_ENV_VARS: EnvVarSpec[] = ENV_VARS.filter((v) => v.name.startsWith('SENTRY_'));
+export const SENTRY_ENV_VARS: EnvVarSpec[] = CORE_ENV_VARS.filter((v) => v.name.startsWith('SENTRY_'));
 
 /** One Sentry cron monitor, as the schedule configuration describes it. */
 export interface MonitorConfig {

@@ -13,43 +13,19 @@
  * Three callers: `fluxion abc recalc`, the scheduler's 04:00 `abc` job, and the PostgreSQL
  * sink after it commits new ventas, debounced by createAbcDebouncer() below.
  */
-import { z } from 'zod';
 import { ConfigError, FluxionError, type FluxionErrorOptions } from '../core/errors.ts';
 import { scrubSecrets, type Logger } from '../core/logger.ts';
 import { isConnectionError, type Pool, type PoolClient } from '../core/postgres.ts';
+import { ABC_MAX_WINDOW_DAYS, abcConfigSchema } from './config.ts';
 
 /** The chain-wide alcance of productos_abc_cache (the others are ubicacion_ids). */
 export const ABC_CADENA = 'cadena';
 export const ABC_CLASES = ['A', 'B', 'C'] as const;
 export type AbcClase = (typeof ABC_CLASES)[number];
 
-/** The same bound productos_abc_recalcular() enforces: ten years is beyond any useful window. */
-export const ABC_MAX_WINDOW_DAYS = 3660;
-
-export const ABC_DEFAULTS = {
-  /** docs/architecture.md, ABC classification: the classes describe the last 90 business days of sales. */
-  windowDays: 90,
-  /** Issue 5: after new ventas land, recalculate at most once per 5 minutes. */
-  debounceMs: 5 * 60_000,
-} as const;
-
-/** The component's configuration, with its defaults and what each setting means. */
-export const abcConfigSchema = z.object({
-  windowDays: z
-    .number()
-    .int()
-    .min(1)
-    .max(ABC_MAX_WINDOW_DAYS)
-    .default(ABC_DEFAULTS.windowDays)
-    .describe('business days of ventas (ventas.fecha) the classes are computed from, ending on the as-of date (included)'),
-  debounceMs: z
-    .number()
-    .int()
-    .min(0)
-    .default(ABC_DEFAULTS.debounceMs)
-    .describe('after the sink commits new ventas, the cache is recalculated at most once per this many milliseconds'),
-});
-export type AbcConfig = z.infer<typeof abcConfigSchema>;
+// The settings, their bounds and defaults are declared once, in sinks/config.ts; re-exported
+// here for the callers that already import them from this module.
+export { ABC_DEFAULTS, ABC_MAX_WINDOW_DAYS, abcConfigSchema, type AbcConfig } from './config.ts';
 
 /** A recalculation failed; `context.sqlstate` says how, when PostgreSQL answered. */
 export class AbcRecalcError extends FluxionError {
@@ -114,12 +90,12 @@ const RETRIABLE_SQLSTATE = new Set(['40001', '40P01', '55P03']);
 
 /** Checks the options before any I/O; a bad window is a configuration problem (exit code 2). */
 export function validateAbcOptions(options: { asOf?: Date; windowDays?: number }): { asOf: Date; windowDays: number } {
-  const windowDays = options.windowDays ?? ABC_DEFAULTS.windowDays;
+  // The schema of FLUXION_ABC_WINDOW_DAYS judges the window and supplies its default.
+  const window = abcConfigSchema.shape.windowDays.safeParse(options.windowDays);
+  const windowDays = window.success ? window.data : (options.windowDays as number);
   const asOf = options.asOf ?? new Date();
   const problems: string[] = [];
-  if (!Number.isInteger(windowDays) || windowDays < 1 || windowDays > ABC_MAX_WINDOW_DAYS) {
-    problems.push(`ABC windowDays=${windowDays}: must be a whole number of days from 1 to ${ABC_MAX_WINDOW_DAYS}`);
-  }
+  if (!window.success) problems.push(`ABC windowDays=${windowDays}: must be a whole number of days from 1 to ${ABC_MAX_WINDOW_DAYS}`);
   if (!(asOf instanceof Date) || Number.isNaN(asOf.getTime())) problems.push(`ABC asOf=${String(asOf)}: must be a valid instant`);
   if (problems.length) throw new ConfigError(problems);
   return { asOf, windowDays };
@@ -269,8 +245,10 @@ export interface AbcDebouncerOptions {
  * the last ventas committed are always classified, and never two runs at once.
  */
 export function createAbcDebouncer(options: AbcDebouncerOptions = {}): AbcDebouncer {
-  const intervalMs = options.intervalMs ?? ABC_DEFAULTS.debounceMs;
-  if (!Number.isFinite(intervalMs) || intervalMs < 0) throw new ConfigError([`ABC debounce interval ${intervalMs} ms: must be a number of milliseconds >= 0`]);
+  // The schema of FLUXION_ABC_DEBOUNCE_MS judges the interval and supplies its default.
+  const interval = abcConfigSchema.shape.debounceMs.safeParse(options.intervalMs);
+  if (!interval.success) throw new ConfigError([`ABC debounce interval ${options.intervalMs} ms: must be a number of milliseconds >= 0`]);
+  const intervalMs = interval.data;
   const now = options.now ?? (() => new Date());
   let wanted = false;
   let running = false;

@@ -270,7 +270,7 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
   ];
   const ubicacionesFile = join(logDir, 'ubicaciones.yaml');
   writeFileSync(ubicacionesFile, toYaml({ ubicaciones: yamlStores }));
-  const { loadUbicaciones, loadConfig } = await import('../../core/config/environment.ts');
+  const { loadUbicaciones, loadConfig } = await import('../../cli/config.ts');
   const stores = loadUbicaciones(loadConfig({ ...process.env, FLUXION_UBICACIONES_FILE: ubicacionesFile, ETL_ENVIRONMENT: 'local' }));
   await syncUbicaciones(db.pool, stores);
 

@@ -3,7 +3,7 @@
  * group committed everything its inputs hold.
  */
 import type { FluxionConfig } from '../../core/config/environment.ts';
-import { loadConfig } from '../../core/config/environment.ts';
+import { loadConfig } from '../../cli/config.ts';
 import { offsetsAfterLastRecord, type FluxionProducer, type KafkaClient, type OutgoingRecord } from '../../core/kafka/client.ts';
 import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
 import { createRuntimeMetrics, type RuntimeMetrics } from '../../processors/runtime/metrics.ts';

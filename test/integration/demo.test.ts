@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, expect, it } from 'vitest';
-import { loadConfig, loadUbicaciones } from '../../core/config/environment.ts';
+import { loadConfig, loadUbicaciones } from '../../cli/config.ts';
 import { createKafkaClient } from '../../core/kafka/client.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import { runCli, serviceEnv, testLogger, uniqueId, type CliResult } from '../helpers/services.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig, loadUbicaciones, requireKafkaBrokers } from '../../core/config/environment.ts';
+import { loadConfig, loadUbicaciones, requireKafkaBrokers } from '../../cli/config.ts';
 import { parseUbicaciones, selectUbicaciones, readSecret, loadUbicacionesFile } from '../../core/config/ubicaciones.ts';
 import { projectPath } from '../../core/paths.ts';
 import { problemsOf } from '../helpers/config-errors.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../core/config/environment.ts';
+import { loadConfig } from '../../cli/config.ts';
 import { ConfigError } from '../../core/errors.ts';
 
 describe('dashboard and control API configuration', () => {

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { createProgram } from '../../cli/main.ts';
-import { ENV_VARS } from '../../core/config/environment.ts';
+import { ENV_VARS } from '../../cli/config.ts';
 import { loadUbicacionesFile, type UbicacionConfig } from '../../core/config/ubicaciones.ts';
 import { PROJECT_ROOT, projectPath } from '../../core/paths.ts';
 

@@ -4,7 +4,7 @@
  * what a cast could slip past, and that the shipped catalogues really translate).
  */
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../core/config/environment.ts';
+import { loadConfig } from '../../cli/config.ts';
 import { CatalogueError, DEFAULT_LOCALE, defineMessages, LOCALES, type Catalogue } from '../../core/i18n.ts';
 import { alertasMessages } from '../../cli/alertas-messages.ts';
 import { dashboardMessages } from '../../ops/dashboard/messages.ts';

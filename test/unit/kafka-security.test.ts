@@ -13,7 +13,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { kafkaClientOptions, registryOptions } from '../../cli/context.ts';
-import { loadConfig } from '../../core/config/environment.ts';
+import { loadConfig } from '../../cli/config.ts';
 import { createKafkaClient, kafkaAuthError, KafkaAuthError, kafkajsSecurity, saslFailureOf, tlsCertificateFailureOf } from '../../core/kafka/client.ts';
 import { createRegistry, RegistryAuthError } from '../../core/registry.ts';
 import { problemsOf } from '../helpers/config-errors.ts';

@@ -4,7 +4,7 @@
  * what the mails say. Plus the notify configuration read from the environment.
  */
 import { describe, expect, it } from 'vitest';
-import { loadConfig, requireNotifyDelivery } from '../../core/config/environment.ts';
+import { loadConfig, requireNotifyDelivery } from '../../cli/config.ts';
 import type { PhantomAlert, QuarantineRecord } from '../../core/records.ts';
 import {
   classifyRun,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createTopicCodec } from '../../core/avro/topic-codec.ts';
 import { confluentFrame } from '../../core/avro/wire.ts';
-import { loadConfig } from '../../core/config/environment.ts';
+import { loadConfig } from '../../cli/config.ts';
 import { ConfigError, SchemaError, ValidationError } from '../../core/errors.ts';
 import type { ConsumedRecord } from '../../core/kafka/client.ts';
 import { createLogger } from '../../core/logger.ts';

@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../core/config/environment.ts';
+import { loadConfig } from '../../cli/config.ts';
 import { ValidationError } from '../../core/errors.ts';
 import type { ConsumedRecord, KafkaClient } from '../../core/kafka/client.ts';
 import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';

@@ -1,0 +1,76 @@
+/**
+ * processors/config.ts: the phantom settings are judged by one set of schemas, whether they
+ * come from the environment or are built in code (phantomSettingsProblems).
+ */
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../cli/config.ts';
+import { phantomSettingsProblems } from '../../processors/config.ts';
+import { phantomConfigProblems } from '../../processors/phantom-detector.ts';
+import {
+  DEFAULT_PHANTOM_CONFIG,
+  PHANTOM_RULES,
+  type PhantomConfig,
+  type PhantomRule,
+  type PhantomSource,
+} from '../../processors/phantom-rules.ts';
+import { problemsOf } from '../helpers/config-errors.ts';
+
+const fieldsOf = (problems: string[]) => problems.map((p) => /^phantom\.(\w+)/.exec(p)![1]).sort();
+
+describe('phantom settings from processors/config.ts', () => {
+  it('the defaults and any loaded configuration have no problem', () => {
+    expect(phantomSettingsProblems(DEFAULT_PHANTOM_CONFIG)).toEqual([]);
+    expect(phantomSettingsProblems(loadConfig({}).processors.phantom)).toEqual([]);
+    const env = { FLUXION_PHANTOM_DROP_THRESHOLD: '7.5', FLUXION_PHANTOM_RULES: 'none', FLUXION_PHANTOM_SOURCES: 'stellar,klk' };
+    const tuned = loadConfig(env).processors.phantom;
+    expect(tuned).toMatchObject({ dropThreshold: '7.500', rules: [], sources: ['STELLAR', 'KLK'] });
+    expect(phantomSettingsProblems(tuned)).toEqual([]);
+  });
+
+  it('names every bad field in code-built settings, in field order, with the variable schema message', () => {
+    const bad: PhantomConfig = {
+      flipFlopRecovery: 1.5,
+      flipFlopWindowSnapshots: 0,
+      dropThreshold: '10',
+      dropSalesShare: 0,
+      dropRecentFallFactor: 0,
+      sellingAtZeroMinSales: '-1.000',
+      sellingAtZeroMinMinutes: -5,
+      rules: ['SELLING_AT_ZERO', 'GHOST' as PhantomRule],
+      sources: ['KLK', 'SAP' as PhantomSource],
+    };
+    const problems = phantomSettingsProblems(bad);
+    expect(problems).toHaveLength(8);
+    const inOrder = [/flipFlopRecovery.*1\.5/, /dropSalesShare/, /flipFlopWindowSnapshots/, /dropThreshold/, /sellingAtZeroMinSales/];
+    inOrder.push(/sellingAtZeroMinMinutes.*-5/, /rules.*GHOST/, /sources.*SAP/);
+    inOrder.forEach((pattern, i) => expect(problems[i]).toMatch(pattern));
+    expect(problems[0]).toBe('phantom.flipFlopRecovery=1.5: must be a share up to 1');
+    expect(problems[3]).toBe('phantom.dropThreshold="10": must be written as "10.000"');
+    // The detector's own check (processors/phantom-detector.ts) finds the same fields: it can be replaced by this one.
+    expect(fieldsOf(problems)).toEqual(fieldsOf(phantomConfigProblems(bad)));
+  });
+
+  it('agrees with the detector field by field on single bad values', () => {
+    const cases: Partial<PhantomConfig>[] = [
+      { dropSalesShare: 1.01 },
+      { flipFlopWindowSnapshots: 2.5 },
+      { dropRecentFallFactor: -1 },
+      { sellingAtZeroMinMinutes: Number.NaN },
+      { sellingAtZeroMinSales: '1.5' },
+      { rules: ['NOPE' as PhantomRule] },
+      { sources: ['POS' as PhantomSource] },
+      { rules: [] },
+      { rules: PHANTOM_RULES },
+    ];
+    for (const c of cases) {
+      const config = { ...DEFAULT_PHANTOM_CONFIG, ...c };
+      expect(fieldsOf(phantomSettingsProblems(config)), JSON.stringify(c)).toEqual(fieldsOf(phantomConfigProblems(config)));
+    }
+  });
+
+  it('takes the rule names from processors/phantom-rules.ts: an unknown one is named with the known ones', () => {
+    const message = problemsOf(() => loadConfig({ FLUXION_PHANTOM_RULES: 'FLIP_FLOP,GHOST' }))[0]!;
+    for (const rule of PHANTOM_RULES) expect(message).toContain(rule);
+    expect(message).toMatch(/unknown: GHOST$/);
+  });
+});
