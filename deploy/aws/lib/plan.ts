@@ -5,7 +5,7 @@
  * whether it reaches a Stellar POS over the VPN. Pure: no aws-cdk-lib here, so the CDK stack
  * (stack.ts) is only the translation of this plan into CloudFormation.
  */
-import { ENV_VARS } from '../../../core/config/environment.ts';
+import { ENV_VARS } from '../../../cli/config.ts';
 import type { UbicacionConfig } from '../../../core/config/ubicaciones.ts';
 import type { ScheduleConfig, ScheduledJob, ScheduledJobName } from '../../../ops/schedule-config.ts';
 import { toEventBridgeCron } from './cron.ts';

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
-import { loadConfig } from '../../../core/config/environment.ts';
+import { loadConfig } from '../../../cli/config.ts';
 import { loadUbicacionesFile, type UbicacionConfig } from '../../../core/config/ubicaciones.ts';
 import { projectPath } from '../../../core/paths.ts';
 import { loadScheduleFile, type ScheduleConfig } from '../../../ops/schedule-config.ts';

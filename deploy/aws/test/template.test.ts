@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Cron } from 'croner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProgram } from '../../../cli/main.ts';
-import { ENV_VARS } from '../../../core/config/environment.ts';
+import { ENV_VARS } from '../../../cli/config.ts';
 import { PROJECT_ROOT } from '../../../core/paths.ts';
 import { CronConversionError, toEventBridgeCron } from '../lib/cron.ts';
 import { repositoryInputs, synthesize, type CfnTemplate, type Inputs } from '../lib/synth.ts';
