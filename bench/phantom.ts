@@ -44,7 +44,7 @@ import { ayerCaracas, fechaCaracas } from '../core/time.ts';
 import { topicName, type TopicName } from '../core/topics.ts';
 import { extractInventario, extractVentas, type ExtractionDeps, type StoreOutcome } from '../extractors/extract-run.ts';
 import { findJob, isInWindow, loadScheduleFile, type ScheduledJob } from '../ops/schedule-config.ts';
-import { createPhantomSpec, phantomConfigProblems, type PhantomInput } from '../processors/phantom-detector.ts';
+import { createPhantomSpec, phantomSettingsProblems, type PhantomInput } from '../processors/phantom-detector.ts';
 import { DEFAULT_PHANTOM_CONFIG, type PhantomConfig } from '../processors/phantom-rules.ts';
 import type { ProcessorFactory } from '../processors/runtime/processor-kind.ts';
 import type { StreamProcessorSpec } from '../processors/runtime/stream-processor.ts';
@@ -136,7 +136,7 @@ function configValue(param: string, raw: unknown): [keyof PhantomConfig, unknown
 
 function phantomConfig(base: PhantomConfig, overrides: Record<string, unknown>): PhantomConfig {
   const config = { ...base, ...Object.fromEntries(Object.entries(overrides).map(([k, v]) => configValue(k, v))) } as PhantomConfig;
-  const problems = phantomConfigProblems(config);
+  const problems = phantomSettingsProblems(config);
   if (problems.length) throw new UsageFailure(`PhantomConfig: ${problems.join('; ')}`);
   return config;
 }

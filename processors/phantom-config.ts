@@ -57,24 +57,3 @@ export const DEFAULT_PHANTOM_CONFIG: PhantomConfig = Object.freeze({
   rules: PHANTOM_RULES,
   sources: Object.freeze(['KLK'] as PhantomSource[]),
 });
-
-/** Problems of a PhantomConfig (the environment validates it; tests and the bench build their own). */
-export function phantomConfigProblems(c: PhantomConfig): string[] {
-  const problems: string[] = [];
-  const share = (name: string, v: number) => {
-    if (!(v > 0 && v <= 1)) problems.push(`phantom.${name} must be a share in (0, 1], got ${v}`);
-  };
-  share('flipFlopRecovery', c.flipFlopRecovery);
-  share('dropSalesShare', c.dropSalesShare);
-  if (!Number.isInteger(c.flipFlopWindowSnapshots) || c.flipFlopWindowSnapshots < 1) problems.push(`phantom.flipFlopWindowSnapshots must be an integer >= 1, got ${c.flipFlopWindowSnapshots}`);
-  for (const name of ['dropThreshold', 'sellingAtZeroMinSales'] as const) {
-    if (!/^\d{1,15}\.\d{3}$/.test(c[name])) problems.push(`phantom.${name} must be a non-negative decimal with 3 decimals, got "${c[name]}"`);
-  }
-  if (!(c.dropRecentFallFactor >= 0)) problems.push(`phantom.dropRecentFallFactor must be a factor >= 0 (0: off), got ${c.dropRecentFallFactor}`);
-  if (!(c.sellingAtZeroMinMinutes >= 0)) problems.push(`phantom.sellingAtZeroMinMinutes must be a number of minutes >= 0, got ${c.sellingAtZeroMinMinutes}`);
-  const unknown = c.rules.filter((r) => !PHANTOM_RULES.includes(r));
-  if (unknown.length > 0) problems.push(`phantom.rules must name rules among ${PHANTOM_RULES.join(', ')}, got ${unknown.join(', ')}`);
-  const badSources = c.sources.filter((x) => x !== 'KLK' && x !== 'STELLAR');
-  if (badSources.length > 0) problems.push(`phantom.sources must be KLK or STELLAR, got ${badSources.join(', ')}`);
-  return problems;
-}

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../core/errors.ts';
-import { phantomConfigProblems } from '../../processors/phantom-config.ts';
+import { phantomSettingsProblems } from '../../processors/config.ts';
 import { alertId, followsChange, inventoryEvent, MAX_REMEMBERED_LINES, newEntry, saleEvent, stepChange, stepSale, type DetectorEntry } from '../../processors/phantom-fold.ts';
 import { checkChange, entryFromState, packEntry, stateJson, unpackEntry } from '../../processors/phantom-records.ts';
 import { DEFAULT_PHANTOM_CONFIG, initialPhantomState, type PhantomRule, type PhantomSource } from '../../processors/phantom-rules.ts';
@@ -153,8 +153,8 @@ describe('input checks', () => {
   });
 
   it('names every bad threshold, and the defaults have none', () => {
-    expect(phantomConfigProblems(DEFAULT_PHANTOM_CONFIG)).toEqual([]);
-    const problems = phantomConfigProblems({
+    expect(phantomSettingsProblems(DEFAULT_PHANTOM_CONFIG)).toEqual([]);
+    const problems = phantomSettingsProblems({
       flipFlopRecovery: 1.5, flipFlopWindowSnapshots: 0, dropThreshold: '10', dropSalesShare: 0, dropRecentFallFactor: 0, sellingAtZeroMinSales: '-1.000',
       sellingAtZeroMinMinutes: -5, rules: ['SELLING_AT_ZERO', 'GHOST' as PhantomRule], sources: ['KLK', 'SAP' as PhantomSource],
     });
