@@ -9,7 +9,8 @@ import { UsageError } from '../core/errors.ts';
 import { projectPath } from '../core/paths.ts';
 import { fechaCaracas } from '../core/time.ts';
 import { EXTRACTION_DEFAULTS, extractInventario, extractVentas } from '../extractors/extract-run.ts';
-import { createControlApi, type SyncRunner } from '../ops/control-api.ts';
+import { createControlApi, type SyncJob, type SyncRunContext, type SyncRunner } from '../ops/control-api.ts';
+import { lockedJob } from './job-lock.ts';
 import { createDashboardMetrics } from '../ops/dashboard/metrics.ts';
 import { createSampler } from '../ops/dashboard/sampler.ts';
 import { createDashboardServer } from '../ops/dashboard/server.ts';
@@ -29,21 +30,25 @@ function parseListenPort(value: string): number {
  * as soon as it ends.
  */
 export function createSyncRunner(c: CommandContext): SyncRunner {
-  return async (job, stores, ctx) => {
-    const deps = c.extractionDeps();
-    const fecha = fechaCaracas(new Date());
-    const queue = [...stores];
-    const worker = async () => {
-      for (let u: Ubicacion | undefined = queue.shift(); u; u = queue.shift()) {
-        if (ctx.signal.aborted) return;
-        ctx.onStoreStarted(u.id);
-        const opts = { runId: ctx.runId, signal: ctx.signal };
-        const outcomes = job === 'inventario' ? await extractInventario([u], deps, opts) : await extractVentas([u], fecha, 'VENTAS', deps, opts);
-        for (const o of outcomes) ctx.onStoreFinished(o);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(EXTRACTION_DEFAULTS.concurrency, stores.length) }, worker));
+  // The job's lock (core/job-lock.ts) as `fluxion extract` takes it: a run asked here while a
+  // scheduled container runs the same job ends at once, its error naming the other run.
+  return (job, stores, ctx) => lockedJob(c, job, () => syncRun(c, job, stores, ctx));
+}
+
+async function syncRun(c: CommandContext, job: SyncJob, stores: Ubicacion[], ctx: SyncRunContext): Promise<void> {
+  const deps = c.extractionDeps();
+  const fecha = fechaCaracas(new Date());
+  const queue = [...stores];
+  const worker = async () => {
+    for (let u: Ubicacion | undefined = queue.shift(); u; u = queue.shift()) {
+      if (ctx.signal.aborted) return;
+      ctx.onStoreStarted(u.id);
+      const opts = { runId: ctx.runId, signal: ctx.signal };
+      const outcomes = job === 'inventario' ? await extractInventario([u], deps, opts) : await extractVentas([u], fecha, 'VENTAS', deps, opts);
+      for (const o of outcomes) ctx.onStoreFinished(o);
+    }
   };
+  await Promise.all(Array.from({ length: Math.min(EXTRACTION_DEFAULTS.concurrency, stores.length) }, worker));
 }
 
 export function registerDashboardCommand(program: Command, io: ProgramIo): void {

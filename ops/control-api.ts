@@ -19,6 +19,7 @@
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { JobLockedError } from '../core/job-lock.ts';
 import { selectUbicaciones, type Ubicacion } from '../core/config/ubicaciones.ts';
 import { ConfigError, errorMessage } from '../core/errors.ts';
 import { scrubSecrets, type Logger } from '../core/logger.ts';
@@ -218,7 +219,9 @@ export function createControlApi(options: ControlApiOptions): ControlApi {
         view.status = 'ERROR';
         view.error = scrubSecrets(errorMessage(err));
         for (const s of view.stores.filter((x) => x.status === 'PENDING' || x.status === 'RUNNING')) Object.assign(s, { status: 'FAILED', error_class: 'RUN_FAILED', error_message: view.error });
-        log.error({ err, run_id: runId, job }, 'sync run failed');
+        // Another process running the job is not a failure of this one (no mail, as for the CLI).
+        if (err instanceof JobLockedError) log.warn({ err, run_id: runId, job }, 'sync run refused: the job runs elsewhere');
+        else log.error({ err, run_id: runId, job }, 'sync run failed');
       } finally {
         view.counts = counts(view);
         view.finished_at = now().toISOString();

@@ -9,10 +9,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withJobLock } from '../../core/job-lock.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import { StoreSimulation } from '../../simulators/data/store-simulation.ts';
 import { startKlkSimulator, type KlkSimulator } from '../../simulators/klk/server.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
+import { testLogger } from '../helpers/services.ts';
 import { migratedDatabase, type MigratedDatabase } from '../helpers/sink-run.ts';
 
 const TOKEN = 'integration-token-5c1f0e2b9a7d4e3f';
@@ -132,6 +134,28 @@ describe('control API of `fluxion dashboard`', () => {
     expect(etl.map((r) => r.decoded)).toEqual(expect.arrayContaining(IDS.map((id) => expect.objectContaining({ run_id: started.json.run_id, ubicacion_id: id, status: 'OK' }))));
 
     // Free again once the run ended.
+    const next = await call('POST', '/etl/sync', { job: 'inventario', tiendas: ['tienda_02'] });
+    expect(next.status).toBe(202);
+    const until = Date.now() + 60_000;
+    while ((await call('GET', next.json.status_url)).json.status === 'RUNNING' && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    expect((await call('GET', next.json.status_url)).json.status).toBe('OK');
+  });
+
+  it('ends a run at once, naming the other run, while another process holds the job\'s lock', async () => {
+    let run: any;
+    await withJobLock('inventario', { databaseUrl: db.url, topicPrefix: pipeline.prefix, logger: testLogger }, async () => {
+      const started = await call('POST', '/etl/sync', { job: 'inventario', tiendas: 'todas' });
+      expect(started.status).toBe(202);
+      const deadline = Date.now() + 30_000;
+      do {
+        await new Promise((r) => setTimeout(r, 100));
+        run = (await call('GET', started.json.status_url)).json;
+      } while (run.status === 'RUNNING' && Date.now() < deadline);
+    });
+    expect(run.status, JSON.stringify(run)).toBe('ERROR');
+    expect(run.error).toMatch(/inventario ya se está ejecutando en otro proceso/);
+    expect(run.stores.every((s: { status: string }) => s.status === 'FAILED')).toBe(true);
+    // The lock released, the same request runs.
     const next = await call('POST', '/etl/sync', { job: 'inventario', tiendas: ['tienda_02'] });
     expect(next.status).toBe(202);
     const until = Date.now() + 60_000;
