@@ -12,7 +12,7 @@
  * columns JSON text (cast `$n::jsonb[]`), uuid columns strings.
  *
  * What the plans mean depends on how the sink applies them; the unit tests hold executable
- * models of these statements (test/unit/sink-batch.test.ts), and the SQL must do the same:
+ * models of these statements (test/helpers/sink-batch-model.ts), and the SQL must do the same:
  *
  * - inventario_actual: upsert `upserts` (ON CONFLICT (pk) DO UPDATE), delete `deletes`. The
  *   two hold disjoint keys, so their order does not matter.
