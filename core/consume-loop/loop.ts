@@ -20,7 +20,9 @@ import { ConsumeLoopError, RetryPartition, SliceAbandoned, type ConsumeLoop, typ
 export * from './contract.ts';
 
 export function createConsumeLoop(kafka: KafkaClient, spec: ConsumeLoopSpec): ConsumeLoop {
-  if (!Number.isInteger(spec.maxBatch) || spec.maxBatch < 1) throw new ConsumeLoopError(`${spec.name}: maxBatch must be a positive integer, got ${spec.maxBatch}`);
+  if (!Number.isInteger(spec.maxBatch) || spec.maxBatch < 1) {
+    throw new ConsumeLoopError(`${spec.name}: maxBatch must be a positive integer, got ${spec.maxBatch}`);
+  }
   const { strategy } = spec;
   const log = spec.logger.child({ component: 'consume-loop', loop: spec.name, groupId: spec.consumer.groupId });
   const abort = new AbortController();
@@ -48,7 +50,11 @@ export function createConsumeLoop(kafka: KafkaClient, spec: ConsumeLoopSpec): Co
   async function retryInPlace<T>(what: string, running: () => boolean, control: BatchControl, work: () => Promise<T>): Promise<T> {
     const r = spec.retry;
     if (!r) return work();
-    const episode = new RetryEpisode(r.policy, { retriable: r.retriable, signal: abort.signal, onRetry: (err, attempt) => r.onRetry?.(err, attempt, what) });
+    const episode = new RetryEpisode(r.policy, {
+      retriable: r.retriable,
+      signal: abort.signal,
+      onRetry: (err, attempt) => r.onRetry?.(err, attempt, what),
+    });
     for (;;) {
       try {
         const result = await work();

@@ -81,7 +81,9 @@ export function postgresOffsetsCommit(options: PostgresOffsetsOptions): Postgres
       [groupId, topic, partition],
     );
     const found = r.rows[0] ? BigInt(r.rows[0].next_offset) : undefined;
-    if (found !== expected) throw new OwnershipLost(`sink_offsets of ${topic}[${partition}] is ${found ?? 'missing'}, this instance expected ${expected}`);
+    if (found !== expected) {
+      throw new OwnershipLost(`sink_offsets of ${topic}[${partition}] is ${found ?? 'missing'}, this instance expected ${expected}`);
+    }
   }
 
   return {
@@ -142,7 +144,10 @@ export function postgresOffsetsCommit(options: PostgresOffsetsOptions): Postgres
     async committed(batch, slice, ctx) {
       // Kafka's copy of the position, for lag dashboards; PostgreSQL's stays the truth.
       const next = (BigInt(slice.at(-1)!.offset) + 1n).toString();
-      await ctx.consumer().commit(batch.topic, batch.partition, next).catch((err: unknown) => log.debug({ err: errorMessage(err) }, 'offset copy to Kafka failed'));
+      await ctx
+        .consumer()
+        .commit(batch.topic, batch.partition, next)
+        .catch((err: unknown) => log.debug({ err: errorMessage(err) }, 'offset copy to Kafka failed'));
     },
   };
 }

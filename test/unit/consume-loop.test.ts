@@ -15,8 +15,12 @@ const logger = createLogger({ level: 'silent' });
 const fast = { retries: Number.POSITIVE_INFINITY, initialDelayMs: 1, maxDelayMs: 2, factor: 2 };
 
 const records = (topic: string, partition: number, from: number, n: number): ConsumedRecord[] =>
-  Array.from({ length: n }, (_, i) => ({ topic, partition, offset: String(from + i), key: null, value: Buffer.from(String(from + i)), headers: {}, timestamp: '0' }));
-const batchOf = (n: number, from = 0): ConsumedBatch => ({ topic: 't', partition: 0, highWatermark: String(from + n), records: records('t', 0, from, n) });
+  Array.from({ length: n }, (_, i) => {
+    const offset = String(from + i);
+    return { topic, partition, offset, key: null, value: Buffer.from(offset), headers: {}, timestamp: '0' };
+  });
+const batchOf = (n: number, from = 0): ConsumedBatch =>
+  ({ topic: 't', partition: 0, highWatermark: String(from + n), records: records('t', 0, from, n) });
 
 /** A client whose one consumer delivers `batches` in order; `stale(i)` marks batch i stale from the start. */
 function fakeKafka(batches: ConsumedBatch[], stale: (i: number) => boolean = () => false) {
@@ -109,7 +113,13 @@ describe('the consume loop', () => {
             return true;
           }),
       },
-      { retry: { policy: fast, retriable: (err) => err instanceof ServiceUnavailableError, onRecovered: (_w, attempts) => void recovered.push(attempts) } },
+      {
+        retry: {
+          policy: fast,
+          retriable: (err) => err instanceof ServiceUnavailableError,
+          onRecovered: (_what, attempts) => void recovered.push(attempts),
+        },
+      },
     ));
     expect(await runUntil(loop, () => k.resolved.length === 1)).toBe('stopped');
     expect(k.resolved).toEqual(['1']);
@@ -126,7 +136,12 @@ describe('the consume loop', () => {
           throw new RetryPartition(new Error('fenced'));
         },
       },
-      { partitionRetry: { policy: { ...fast, retries: 2 }, giveUp: (cause, failures) => new ValidationError(`${failures} in a row: ${(cause as Error).message}`) } },
+      {
+        partitionRetry: {
+          policy: { ...fast, retries: 2 },
+          giveUp: (cause, failures) => new ValidationError(`${failures} in a row: ${(cause as Error).message}`),
+        },
+      },
     ));
     const ended = await runUntil(loop, () => attempts >= 3);
     expect(attempts).toBe(3);
