@@ -149,6 +149,7 @@ export function createPostgresSink(deps: PostgresSinkDeps, given: PostgresSinkOp
       loop = createConsumeLoop(kafka, {
         name: 'sink',
         logger: deps.logger,
+        metricsRegistry: registry,
         consumer: { groupId, readCommitted: true, sessionTimeoutMs: options.sessionTimeoutMs, maxBytes: options.maxBytes },
         topics: [...topicOf.keys()],
         maxBatch,

@@ -11,6 +11,7 @@
  * consumer's end tears down.
  */
 import type { BatchControl, ConsumedBatch, ConsumedRecord, ConsumerOptions, FluxionConsumer } from '../kafka/client.ts';
+import type { Registry } from 'prom-client';
 import type { Logger } from '../logger.ts';
 import type { RetryPolicy } from '../retry.ts';
 import { FluxionError } from '../errors.ts';
@@ -97,8 +98,8 @@ export interface ConsumeLoopSpec {
   partitionRetry?: { policy: RetryPolicy; giveUp(cause: unknown, failures: number, batch: ConsumedBatch, slice: ConsumedRecord[]): Error };
   /** Turns an error no strategy handled into the one the consumer crashes with. */
   fatal?(err: unknown, batch: ConsumedBatch, slice: ConsumedRecord[]): Error;
-  /** Called after each committed slice with its duration. */
-  onCommitted?(batch: ConsumedBatch, slice: ConsumedRecord[], seconds: number): void;
+  /** The component's metrics registry: the loop reports its slices and retries there (core/consume-loop/metrics.ts). */
+  metricsRegistry?: Registry;
 }
 
 export interface ConsumeLoop {

@@ -4,7 +4,8 @@
  * fetched batch it:
  * - asks the strategy which records are still to process (`pending`), then cuts them into
  *   slices of at most `maxBatch` records and has the strategy commit each one;
- * - after a commit resolves the slice's last offset, reports it and heartbeats;
+ * - after a commit resolves the slice's last offset, counts it (core/consume-loop/metrics.ts)
+ *   and heartbeats;
  * - leaves the batch at once when it stops being ours (stop, rebalance, seek) or a slice is
  *   abandoned, so nothing of it is committed twice;
  * - retries a service that is down in place (`SliceContext.retry`) and backs a partition off
@@ -12,9 +13,11 @@
  *   more than its policy allows rejects run() (the process exits non-zero for its supervisor).
  * Stopping aborts every backoff in progress: a stopping process does not wait out a sleep.
  */
+import { Registry } from 'prom-client';
 import { RetryEpisode } from '../retry.ts';
 import type { BatchControl, ConsumedBatch, ConsumedRecord, KafkaClient } from '../kafka/client.ts';
 import { superviseConsumer, type SupervisedConsumer } from '../kafka/supervised-consumer.ts';
+import { loopMetrics } from './metrics.ts';
 import { ConsumeLoopError, RetryPartition, SliceAbandoned, type ConsumeLoop, type ConsumeLoopSpec, type SliceContext } from './contract.ts';
 
 export * from './contract.ts';
@@ -25,6 +28,7 @@ export function createConsumeLoop(kafka: KafkaClient, spec: ConsumeLoopSpec): Co
   }
   const { strategy } = spec;
   const log = spec.logger.child({ component: 'consume-loop', loop: spec.name, groupId: spec.consumer.groupId });
+  const metrics = loopMetrics(spec.metricsRegistry ?? new Registry(), spec.name);
   const abort = new AbortController();
   let stopping = false;
   let supervised: SupervisedConsumer | undefined;
@@ -53,7 +57,10 @@ export function createConsumeLoop(kafka: KafkaClient, spec: ConsumeLoopSpec): Co
     const episode = new RetryEpisode(r.policy, {
       retriable: r.retriable,
       signal: abort.signal,
-      onRetry: (err, attempt) => r.onRetry?.(err, attempt, what),
+      onRetry: (err, attempt) => {
+        metrics.retried('in_place');
+        r.onRetry?.(err, attempt, what);
+      },
     });
     for (;;) {
       try {
@@ -81,7 +88,10 @@ export function createConsumeLoop(kafka: KafkaClient, spec: ConsumeLoopSpec): Co
     if (!r) throw cause;
     const key = keyOf(batch.topic, batch.partition);
     let episode = failures.get(key);
-    if (!episode) failures.set(key, (episode = new RetryEpisode(r.policy, { retriable: () => true, signal: abort.signal })));
+    if (!episode) {
+      episode = new RetryEpisode(r.policy, { retriable: () => true, signal: abort.signal, onRetry: () => metrics.retried('partition') });
+      failures.set(key, episode);
+    }
     try {
       await episode.failed(cause);
     } catch (err) {
@@ -112,7 +122,7 @@ export function createConsumeLoop(kafka: KafkaClient, spec: ConsumeLoopSpec): Co
         failures.delete(keyOf(batch.topic, batch.partition));
         last = slice.at(-1)!.offset;
         control.resolveOffset(last);
-        spec.onCommitted?.(batch, slice, Number(process.hrtime.bigint() - started) / 1e9);
+        metrics.committed(Number(process.hrtime.bigint() - started) / 1e9, slice.length);
         await strategy.committed?.(batch, slice, ctx);
         await control.heartbeat();
       }

@@ -160,6 +160,7 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
       loop = createConsumeLoop(kafka, {
         name: `processor ${name}`,
         logger: deps.logger,
+        metricsRegistry: metrics.registry,
         consumer: { groupId, readCommitted: true, sessionTimeoutMs: options.sessionTimeoutMs, maxBytes: options.maxBytes },
         topics: spec.inputTopics,
         maxBatch,

@@ -10,6 +10,8 @@ import { createConsumeLoop, RetryPartition, type CommitStrategy, type ConsumeLoo
 import { ServiceUnavailableError, ValidationError } from '../../core/errors.ts';
 import type { BatchControl, ConsumedBatch, ConsumedRecord, FluxionConsumer, KafkaClient } from '../../core/kafka/client.ts';
 import { createLogger } from '../../core/logger.ts';
+import { counterValue } from '../../core/metrics.ts';
+import { Counter, Registry } from 'prom-client';
 
 const logger = createLogger({ level: 'silent' });
 const fast = { retries: Number.POSITIVE_INFINITY, initialDelayMs: 1, maxDelayMs: 2, factor: 2 };
@@ -89,16 +91,20 @@ async function runUntil(loop: ReturnType<typeof createConsumeLoop>, done: () => 
 }
 
 describe('the consume loop', () => {
-  it('commits a batch in slices of maxBatch and resolves each slice\'s last offset', async () => {
+  it('commits a batch in slices of maxBatch, resolves each slice\'s last offset and counts them', async () => {
     const k = fakeKafka([batchOf(7)]);
     const slices: string[][] = [];
+    const registry = new Registry();
     const loop = createConsumeLoop(k.kafka, spec({ commit: async (_b, s) => {
       slices.push(s.map((r) => r.offset));
       return true;
-    } }));
+    } }, { metricsRegistry: registry }));
     expect(await runUntil(loop, () => k.resolved.length === 3)).toBe('stopped');
     expect(slices).toEqual([['0', '1', '2'], ['3', '4', '5'], ['6']]);
     expect(k.resolved).toEqual(['2', '5', '6']);
+    const counter = (name: string) => registry.getSingleMetric(name) as Counter<string>;
+    expect(await counterValue(counter('fluxion_consume_loop_slices_total'), { loop: 'test loop' })).toBe(3);
+    expect(await counterValue(counter('fluxion_consume_loop_records_total'), { loop: 'test loop' })).toBe(7);
   });
 
   it('retries a slice in place while its service is down, then goes on', async () => {
