@@ -9,7 +9,7 @@
 import type { BatchControl, KafkaClient } from '../../core/kafka/client.ts';
 import type { Logger } from '../../core/logger.ts';
 import { memoryStateStore, openStateStore, type Checkpoint, type StateStore } from './state-store.ts';
-import type { StreamProcessorSpec } from './stream-processor.ts';
+import type { StreamProcessorSpec } from './processor-spec.ts';
 
 /** Records a store rebuild holds in memory before writing them to disk. */
 const LOAD_FLUSH_EVERY = 10_000;

@@ -25,7 +25,7 @@ import type { Logger } from '../../core/logger.ts';
 import { dlqTopic } from '../../core/topics.ts';
 import type { RuntimeMetrics } from './metrics.ts';
 import type { PartitionState } from './partition-state.ts';
-import type { ProcessorContext, StreamProcessorSpec } from './stream-processor.ts';
+import type { ProcessorContext, StreamProcessorSpec } from './processor-spec.ts';
 
 export interface TransactionalCommitDeps {
   spec: StreamProcessorSpec<any>;
