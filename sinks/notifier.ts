@@ -24,17 +24,21 @@
  *   mailed once more costs less than a massive stockout not mailed.
  * - A new group starts at the beginning of the topics; the rules ignore events older than
  *   FLUXION_NOTIFY_MAX_AGE_MINUTES, so a first start does not mail the history.
- * - Kafka's retriable faults are ridden out by core/kafka/supervised-consumer.ts (the
+ * - Kafka's retriable faults are ridden out by the one consume loop (core/consume-loop/; the
  *   consumer starts again from the committed offsets); a non-retriable one rejects `run()`.
+ *
+ * This file is the consumer only: what to mail is decided by sinks/notify-rules.ts and
+ * rendered by sinks/notify-mails.ts, both pure; SendGrid is core/mail/sendgrid.ts.
  */
 import { createTopicCodec, type TopicCodec } from '../core/avro/topic-codec.ts';
 import { FluxionError, errorMessage } from '../core/errors.ts';
-import type { BatchControl, ConsumedBatch, ConsumedRecord, KafkaClient } from '../core/kafka/client.ts';
-import { superviseConsumer, type SupervisedConsumer } from '../core/kafka/supervised-consumer.ts';
+import { createConsumeLoop, type CommitStrategy, type ConsumeLoop } from '../core/consume-loop/loop.ts';
+import type { ConsumedRecord, KafkaClient } from '../core/kafka/client.ts';
 import type { Logger } from '../core/logger.ts';
 import { MailDeliveryError, type Mailer } from '../core/mail/sendgrid.ts';
 import type { PhantomAlert, QuarantineRecord } from '../core/records.ts';
 import type { FluxionRegistry } from '../core/registry.ts';
+import { withDefaults } from '../core/options.ts';
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from '../core/retry.ts';
 import type { SentryEvents } from '../core/sentry.ts';
 import type { TopicName } from '../core/topics.ts';
@@ -65,15 +69,24 @@ export interface NotifierDeps {
   dismissedAlerts?: (alertIds: string[]) => Promise<string[]>;
 }
 
-export interface NotifierOptions {
-  /** Default `<prefix>fluxion-notify`. */
-  groupId?: string;
-  topicPrefix?: string;
-  rules: NotifyRulesConfig;
-  sessionTimeoutMs?: number;
+/** The notifier's defaults, declared once (an option given as undefined keeps its default). */
+export const NOTIFIER_DEFAULTS = {
+  topicPrefix: '',
+  /** The consumer group when none is given, after the topic prefix. */
+  groupName: 'fluxion-notify',
+  /** Consumer session timeout; undefined: the client's. */
+  sessionTimeoutMs: undefined as number | undefined,
+  /** Bytes per fetch. */
+  maxBytes: 1024 * 1024,
   /** For records whose schema must be fetched and the registry does not answer. */
-  decodeRetry?: RetryPolicy;
-}
+  decodeRetry: DEFAULT_RETRY as RetryPolicy,
+};
+
+export type NotifierOptions = {
+  /** Default `<topicPrefix><groupName>`. */
+  groupId?: string;
+  rules: NotifyRulesConfig;
+} & Partial<typeof NOTIFIER_DEFAULTS>;
 
 export interface Notifier {
   readonly groupId: string;
@@ -85,10 +98,11 @@ export interface Notifier {
 
 type Decoder = (value: Buffer) => Promise<NotifyEvent>;
 
-export function createNotifier(deps: NotifierDeps, options: NotifierOptions): Notifier {
+export function createNotifier(deps: NotifierDeps, given: NotifierOptions): Notifier {
   // Arguments are checked before any I/O.
-  const prefix = options.topicPrefix ?? '';
-  const groupId = options.groupId ?? `${prefix}fluxion-notify`;
+  const options = withDefaults(NOTIFIER_DEFAULTS, given);
+  const prefix = options.topicPrefix;
+  const { groupId } = withDefaults({ groupId: `${prefix}${options.groupName}` }, given);
   if (!groupId) throw new NotifierError('the notifier needs a group id');
   const r = options.rules;
   if (!(r.throttleMs >= 0) || !(r.phantomWindowMs > 0) || !(r.maxAgeMs > 0) || !Number.isInteger(r.phantomStoreThreshold) || r.phantomStoreThreshold < 1 ||
@@ -101,7 +115,7 @@ export function createNotifier(deps: NotifierDeps, options: NotifierOptions): No
   const log = deps.logger.child({ component: 'notifier', groupId });
   const topicOf = (t: TopicName) => `${prefix}${t}`;
 
-  let consumer: SupervisedConsumer | undefined;
+  let loop: ConsumeLoop | undefined;
   let started = false;
   let stopping = false;
   let stopped: Promise<void> | undefined;
@@ -113,7 +127,7 @@ export function createNotifier(deps: NotifierDeps, options: NotifierOptions): No
       createTopicCodec<PhantomAlert>(deps.registry, 'alerts.phantom-zeros', topicOf('alerts.phantom-zeros')),
     ]);
     const decodeWith = <T>(codec: TopicCodec<T>, wrap: (v: T) => NotifyEvent): Decoder => async (value) =>
-      wrap(await withRetry(options.decodeRetry ?? DEFAULT_RETRY, () => codec.decode(value), {
+      wrap(await withRetry(options.decodeRetry, () => codec.decode(value), {
         onRetry: (err, attempt, delayMs) => log.warn({ topic: codec.topic, attempt, delayMs, reason: errorMessage(err) }, 'decoding needs the registry, which did not answer; retrying'),
       }));
     return new Map<string, Decoder>([
@@ -179,32 +193,36 @@ export function createNotifier(deps: NotifierDeps, options: NotifierOptions): No
     for (const mail of decision.send) await deliver(mail, where, heartbeat);
   }
 
-  function handler(decode: Map<string, Decoder>) {
-    return async (batch: ConsumedBatch, control: BatchControl): Promise<void> => {
-      const decoder = decode.get(batch.topic);
-      if (!decoder) throw new NotifierError(`no decoder for topic ${batch.topic}`);
-      let last: string | undefined;
-      for (const record of batch.records) {
-        if (stopping || !control.isRunning() || control.isStale()) break;
-        await handleRecord(record, decoder, () => control.heartbeat());
-        control.resolveOffset(record.offset);
-        last = record.offset;
-        await control.heartbeat();
-      }
-      // Committed after the mails went (at-least-once). A revoked partition's new owner
-      // starts from the last commit: its records may be notified twice, never lost.
-      if (last === undefined || control.isStale()) return;
-      try {
-        await consumer!.current().commit(batch.topic, batch.partition, (BigInt(last) + 1n).toString());
-      } catch (err) {
-        log.warn({ topic: batch.topic, partition: batch.partition, offset: last, err }, 'offset commit failed: these records may be notified again after a rebalance or restart');
-      }
+  /**
+   * At least once: each record is one slice, handled (mailed) then resolved; the batch's
+   * offsets are committed after its mails went. A revoked partition's new owner starts from
+   * the last commit: its records may be notified twice, never lost.
+   */
+  function atLeastOnce(decode: Map<string, Decoder>): CommitStrategy {
+    return {
+      async pending(batch) {
+        if (!decode.has(batch.topic)) throw new NotifierError(`no decoder for topic ${batch.topic}`);
+        return batch.records;
+      },
+      async commit(batch, [record], ctx) {
+        await handleRecord(record!, decode.get(batch.topic)!, () => ctx.control.heartbeat());
+        return true;
+      },
+      async batchDone(batch, last, ctx) {
+        try {
+          await ctx.consumer().commit(batch.topic, batch.partition, (BigInt(last) + 1n).toString());
+        } catch (err) {
+          log.warn({ topic: batch.topic, partition: batch.partition, offset: last, err }, 'offset commit failed: these records may be notified again after a rebalance or restart');
+        }
+      },
+      // Nothing is tied to one consumer: the throttle and the phantom windows live on.
+      tearDown: async () => undefined,
     };
   }
 
   async function shutdown(): Promise<void> {
     stopping = true;
-    await consumer?.stop();
+    await loop?.stop();
     await sentry.flush().catch(() => false);
   }
 
@@ -216,13 +234,13 @@ export function createNotifier(deps: NotifierDeps, options: NotifierOptions): No
       const decode = await decoders();
       if (stopping) return; // stopped while the codecs were being prepared
       const topics = NOTIFY_TOPICS.map(topicOf);
-      consumer = superviseConsumer(kafka, deps.logger, {
+      loop = createConsumeLoop(kafka, {
         name: 'notifier',
-        consumer: { groupId, readCommitted: true, sessionTimeoutMs: options.sessionTimeoutMs, maxBytes: 1024 * 1024 },
+        logger: deps.logger,
+        consumer: { groupId, readCommitted: true, sessionTimeoutMs: options.sessionTimeoutMs, maxBytes: options.maxBytes },
         topics,
-        handle: handler(decode),
-        // Nothing is tied to one consumer: the throttle and the phantom windows live on.
-        tearDown: async () => undefined,
+        maxBatch: 1,
+        strategy: atLeastOnce(decode),
       });
       log.info(
         {
@@ -238,7 +256,7 @@ export function createNotifier(deps: NotifierDeps, options: NotifierOptions): No
         'notifier starting',
       );
       try {
-        await consumer.run();
+        await loop.run();
       } catch (error) {
         const err = new NotifierError(`notifier: ${errorMessage(error).replace(/^notifier: /, '')}`, { cause: error });
         sentry.capture({ message: err.message, level: 'fatal', error: err, tags: { component: 'notify' } });

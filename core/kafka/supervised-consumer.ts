@@ -1,6 +1,7 @@
 /**
- * A consumer that rides out Kafka's retriable faults in-process: the loop every long-running
- * consumer of Fluxion (processors, the PostgreSQL sink, the notifier) runs in.
+ * A consumer that rides out Kafka's retriable faults in-process: the Kafka half of the one
+ * consume loop (core/consume-loop/loop.ts) every long-running consumer of Fluxion (processors,
+ * the PostgreSQL sink, the notifier) runs in.
  *
  * - Each start creates a kafkajs consumer (never restarted by kafkajs itself), subscribes and
  *   runs it; the component's `setUp` opens what the consumer needs (a DLQ producer).
