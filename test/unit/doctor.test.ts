@@ -17,17 +17,14 @@ import {
   formatJson,
   formatTable,
   kafkaTarget,
-  klkVerdict,
   migrationsVerdict,
-  networkReason,
-  placeholderCheck,
   runChecks,
   safeTarget,
-  storeCheck,
   summaryLine,
   type CheckResult,
   type DoctorCheck,
 } from '../../ops/doctor.ts';
+import { klkVerdict, networkReason, placeholderCheck, storeCheck } from '../../ops/doctor-checks.ts';
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
