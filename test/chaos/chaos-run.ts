@@ -15,9 +15,9 @@
  *   poison    undecodable records put on the pipeline's topics (they must reach a DLQ)
  *
  * After the last cycle everything runs undisturbed until it settled; `collectOutcome()`
- * (test/chaos/chaos-outcome.ts) then reads PostgreSQL, the DLQs and the quarantine, and the test compares them with what the
- * simulators said (their truth, recorded at every cycle). Replay a run with its seed:
- * CHAOS_SEED=<seed>. Child logs stay in the printed directory.
+ * (test/chaos/chaos-outcome.ts) then reads PostgreSQL, the DLQs and the quarantine, and the
+ * test compares them with what the simulators said (their truth, recorded at every cycle).
+ * Replay a run with its seed: CHAOS_SEED=<seed>. Child logs stay in the printed directory.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
