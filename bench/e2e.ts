@@ -23,9 +23,8 @@
  * end unless --keep. Child logs: .cache/bench-e2e/<run>/ (or --log-dir).
  * Needs the services (bench/e2e starts them; `node bench/e2e.ts` reads `scripts/services env`).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -33,23 +32,46 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { loadConfig, loadUbicaciones } from '../core/config/environment.ts';
-import { readSecret, readStellarTls, type Ubicacion } from '../core/config/ubicaciones.ts';
-import { createKafkaClient, type FluxionAdmin } from '../core/kafka/client.ts';
+import type { Ubicacion } from '../core/config/ubicaciones.ts';
+import { createKafkaClient } from '../core/kafka/client.ts';
 import { createLogger } from '../core/logger.ts';
 import { PROJECT_ROOT } from '../core/paths.ts';
-import { DEFAULT_RETRY } from '../core/retry.ts';
 import { fechaCaracas } from '../core/time.ts';
 import { topicName, type TopicName } from '../core/topics.ts';
-import { createKlkApi } from '../extractors/klk-api.ts';
-import type { InventoryRow } from '../extractors/inventory-row.ts';
-import type { VentaLinea } from '../extractors/venta-line.ts';
-import { INVENTARIO_ACTUAL_COLUMNS } from '../sinks/sink-batch.ts';
 import { freePort, scrape, startChild, type Child } from './lib/child.ts';
-import { copyField, copyInto, createActualShapedTable, INVENTARIO_ACTUAL_TYPES, INVENTARIO_KEY, unnestUpsert, valuesUpsert } from './lib/pg-writes.ts';
-import { childPids, procCpuSeconds, procStatusKb, resetPeakRss } from './lib/proc.ts';
+import { procCpuSeconds, procStatusKb, resetPeakRss } from './lib/proc.ts';
 import { startEndTracker } from '../core/kafka/end-tracker.ts';
 import { servicesEnv } from './lib/services-env.ts';
 import { median, percentile, round } from './lib/stats.ts';
+import {
+  NODE_OPTIONS,
+  fluxion,
+  NATIONAL_TARGET,
+  fmt,
+  out,
+  longLived,
+  simulators,
+  cleanups,
+  cleanup,
+  nationalStoreList,
+  runCli,
+  startSimulator,
+  runExtract,
+  secretsFor,
+} from './lib/e2e-processes.ts';
+import {
+  type Deadline,
+  groupReached,
+  sinkReached,
+  serviceProcs,
+  pgMemorySampler,
+  kafkaBytes,
+  rowCounters,
+  settledRowCounters,
+  deltaOf,
+} from './lib/e2e-measure.ts';
+import { legacyRead, createLegacyTables, legacyWrite, copyPass } from './lib/e2e-legacy.ts';
+import { before, GOALS, pipelineCpu, printCycle, printSummary, type StageFigures } from './lib/e2e-report.ts';
 
 const { values } = parseArgs({
   options: {
@@ -92,502 +114,9 @@ function intOption(name: string, fallback: number, min = 1): number {
   return n;
 }
 
-// The production image's V8 flags for every Fluxion process (Dockerfile).
-const NODE_OPTIONS = '--max-semi-space-size=8';
-const fluxion = join(PROJECT_ROOT, 'bin', 'fluxion.ts');
-const exitUsage = join(PROJECT_ROOT, 'bench', 'lib', 'exit-usage.ts');
-/** Issue 16's goals (bench/README.md reads the results against them). */
-const GOALS = {
-  max_ratio_to_legacy: 0.8,
-  max_cycle1_ratio_to_legacy: 2,
-  min_fewer_rows_factor: 15,
-  max_freshness_p95_seconds: 2,
-  max_write_amplification: 1.05,
-  max_fluxion_rss_mb: 300,
-  max_national_cycle_seconds: 600,
-  max_restart_seconds: 30,
-  max_kafka_bytes_share: 0.25,
-};
-/** The last chain run before issue 16 (no compression): the Kafka-bytes goal's baseline. */
-const BEFORE_FILE = join(PROJECT_ROOT, 'bench', 'results', '2026-11-29-chain.json');
-const PIPELINE_CPU = ['differ', 'dedupe', 'phantom', 'sink', 'kafka'];
-
-/** CPU seconds of the pipeline in a cycle: the extractors, the processors, the sink and Kafka. */
-function pipelineCpu(r: Record<string, unknown>): number {
-  const cpu = r.cpu_seconds as Record<string, number>;
-  const extract = ((r.ours as { stages: { extract: { cpu_seconds: number | null } } }).stages.extract.cpu_seconds) ?? 0;
-  return PIPELINE_CPU.reduce((sum, k) => sum + (cpu[k] ?? 0), extract);
-}
-
-/** Steady medians of Kafka bytes and pipeline CPU in BEFORE_FILE, or null when it is not there. */
-function before(): { kafka_bytes: number; pipeline_cpu_seconds: number; file: string } | null {
-  if (!existsSync(BEFORE_FILE)) return null;
-  const cycles = (JSON.parse(readFileSync(BEFORE_FILE, 'utf8')) as { cycles: Array<Record<string, unknown>> }).cycles.filter((c) => c.steady);
-  return {
-    kafka_bytes: median(cycles.map((c) => (c.ours as { kafka_bytes: number }).kafka_bytes)),
-    pipeline_cpu_seconds: round(median(cycles.map(pipelineCpu))),
-    file: BEFORE_FILE.slice(PROJECT_ROOT.length + 1),
-  };
-}
-const NATIONAL_TARGET = { stores: 500, products: 20_000 };
-const POLL_MS = 100;
-const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-const out = (line = '') => process.stdout.write(`${line}\n`);
-
-// ---------------------------------------------------------------------------------------
-// The run's resources, released on every exit path.
-// ---------------------------------------------------------------------------------------
-
-const longLived: Child[] = [];
-const simulators: Array<{ name: string; proc: ChildProcess }> = [];
-const running = new Set<ChildProcess>();
-const cleanups: Array<() => Promise<void>> = [];
-let cleaning: Promise<void> | undefined;
-
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const p of running) p.kill('SIGKILL');
-    await Promise.all(longLived.map((c) => c.stop().catch(() => undefined)));
-    for (const s of simulators) if (s.proc.exitCode === null) s.proc.kill('SIGTERM');
-    for (const c of cleanups.reverse()) await c().catch((err: unknown) => out(`cleanup: ${(err as Error).message}`));
-  })();
-  return cleaning;
-}
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    out(`\n${signal}: stopping every child and cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-// ---------------------------------------------------------------------------------------
-// Stores, simulators, children.
-// ---------------------------------------------------------------------------------------
-
-/** A store list of `n` KLK stores on one port (the national scenario). */
-function nationalStoreList(file: string, n: number, port: number): void {
-  const lines = ['# generated by bench/e2e (national scenario)', 'ubicaciones:'];
-  for (let i = 1; i <= n; i++) {
-    const id = `tienda_n${String(i).padStart(4, '0')}`;
-    lines.push(
-      `  - id: ${id}`,
-      `    nombre: "Tienda nacional ${i}"`,
-      '    tipo: tienda',
-      '    activa: true',
-      '    pos: klk',
-      '    depositos: ["01"]',
-      '    klk:',
-      '      base_url:',
-      `        local: http://127.0.0.1:${port}/${id}`,
-      `        production: https://klk-${id}.example.invalid`,
-      `      api_key_env: KLK_API_KEY_${id.toUpperCase()}`,
-    );
-  }
-  writeFileSync(file, `${lines.join('\n')}\n`);
-}
-
-/** Credentials the simulators and the extractors both read. */
-function secretsFor(stores: Ubicacion[]): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const u of stores) {
-    if (u.pos === 'klk') env[u.klk.apiKeyEnv] = `bench-key-${u.id}`;
-    else {
-      env[u.stellar.userEnv] = 'fluxion_bench';
-      env[u.stellar.passwordEnv] = `bench-password-${u.id}`;
-    }
-  }
-  return env;
-}
-
-/** Runs a set-up command to its end; its output goes to the log directory. */
-async function runCli(args: string[], env: NodeJS.ProcessEnv, logDir: string): Promise<string> {
-  const log = join(logDir, `${args.slice(0, 2).join('-')}.log`);
-  const proc = spawn(process.execPath, [fluxion, ...args], { env, cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(proc);
-  let text = '';
-  proc.stdout!.on('data', (d: Buffer) => (text += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (text += d.toString()));
-  const code = await new Promise<number>((r) => proc.on('close', (c) => r(c ?? 1)));
-  running.delete(proc);
-  writeFileSync(log, text);
-  if (code !== 0) throw new Error(`fluxion ${args.join(' ')} failed (exit ${code}); see ${log}:\n${text.split('\n').slice(-15).join('\n')}`);
-  return text;
-}
-
-/** Starts a simulator process and waits for its ready lines. */
-async function startSimulator(name: string, args: string[], env: NodeJS.ProcessEnv, logDir: string, ready: (text: string) => boolean): Promise<ChildProcess> {
-  const log = createWriteStream(join(logDir, `${name}.log`));
-  const proc = spawn(process.execPath, args, { env, cwd: PROJECT_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-  simulators.push({ name, proc });
-  proc.stderr!.pipe(log);
-  let text = '';
-  await new Promise<void>((resolveReady, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} not ready within 5 minutes; see ${join(logDir, `${name}.log`)}`)), 300_000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      log.write(d);
-      text += d.toString();
-      if (ready(text)) {
-        clearTimeout(timer);
-        resolveReady();
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited (${code}) before it was ready; see ${join(logDir, `${name}.log`)}`));
-    });
-  });
-  return proc;
-}
-
-interface ExtractRun {
-  code: number;
-  wallSeconds: number;
-  cpuSeconds: number | null;
-  peakRssMb: number | null;
-  rows: number;
-  /** Per store: when its transaction committed (the 'store extracted' log line) and its snapshot. */
-  stores: Array<{ ubicacion: string; at: number; snapshotId: string | null; rows: number; ms: number }>;
-  /** From the spawn to the first store's read starting (node start-up, imports, connections). */
-  startupSeconds: number | null;
-  failed: string[];
-  log: string;
-}
-
-/** One `fluxion extract ...` process; CPU and peak RSS reported by itself on exit (bench/lib/exit-usage.ts). */
-async function runExtract(name: string, args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[], logDir: string): Promise<ExtractRun> {
-  const log = join(logDir, `${name}.log`);
-  const usageFile = join(logDir, `${name}.usage.jsonl`);
-  writeFileSync(usageFile, '');
-  const file = createWriteStream(log);
-  const t0 = performance.now();
-  const spawnedAt = Date.now();
-  const proc = spawn(process.execPath, [...nodeArgs, '--import', exitUsage, fluxion, ...args], { env: { ...env, LOG_LEVEL: 'info', FLUXION_BENCH_USAGE_FILE: usageFile }, cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(proc);
-  const stores: ExtractRun['stores'] = [];
-  const failed: string[] = [];
-  let buffered = '';
-  proc.stdout!.pipe(file);
-  proc.stderr!.on('data', (d: Buffer) => {
-    file.write(d);
-    buffered += d.toString();
-    const parts = buffered.split('\n');
-    buffered = parts.pop()!;
-    for (const text of parts) {
-      if (!text.startsWith('{')) continue;
-      try {
-        const line = JSON.parse(text) as Record<string, unknown>;
-        if (line.msg === 'store extracted') stores.push({ ubicacion: String(line.ubicacion), at: Date.parse(String(line.time)), snapshotId: (line.snapshot_id as string | null) ?? null, rows: Number(line.rows ?? 0), ms: Number(line.ms ?? 0) });
-        if (line.msg === 'store extraction failed') failed.push(`${String(line.ubicacion)}: ${String(line.error_class)}`);
-      } catch {
-        // not a log line
-      }
-    }
-  });
-  const code = await new Promise<number>((r) => proc.on('close', (c) => r(c ?? 1)));
-  running.delete(proc);
-  file.end();
-  const wallSeconds = (performance.now() - t0) / 1000;
-  const usage = readFileSync(usageFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { cpu_seconds: number; max_rss_mb: number }).at(-1);
-  const firstStart = Math.min(...stores.map((x) => x.at - x.ms));
-  const startupSeconds = stores.length ? round((firstStart - spawnedAt) / 1000) : null;
-  return { code, wallSeconds, cpuSeconds: usage?.cpu_seconds ?? null, peakRssMb: usage?.max_rss_mb ?? null, rows: stores.reduce((s, x) => s + x.rows, 0), stores, startupSeconds, failed, log };
-}
-
-// ---------------------------------------------------------------------------------------
-// Where a stage is: Kafka ends, group offsets, sink_offsets.
-// ---------------------------------------------------------------------------------------
-
-const reached = (ends: Map<number, bigint>, at: (p: number) => bigint) => [...ends].every(([p, end]) => at(p) >= end);
-
-interface Deadline {
-  at: number;
-  minutes: number;
-}
-
-/** The instant the group's committed offsets reached `ends` (polled every 100 ms). */
-async function groupReached(admin: FluxionAdmin, group: string, topic: string, ends: Map<number, bigint>, child: Child, deadline: Deadline): Promise<number> {
-  let exit: number | undefined;
-  void child.exited.then((c) => (exit = c));
-  for (;;) {
-    const committed = await admin.groupOffsets(group, topic);
-    const now = performance.now();
-    if (reached(ends, (p) => BigInt(committed.find((o) => o.partition === p)?.offset ?? '-1'))) return now;
-    if (exit !== undefined) throw new Error(`${child.name} exited (${exit}) before reaching the end of ${topic}:\n${child.tail()}`);
-    if (now > deadline.at) throw new Error(`${child.name} did not reach the end of ${topic} within ${deadline.minutes} minutes (see its log)`);
-    await sleep(POLL_MS);
-  }
-}
-
-/** The instant the sink's sink_offsets reached `ends`. */
-async function sinkReached(db: pg.Pool, group: string, topic: string, ends: Map<number, bigint>, child: Child, deadline: Deadline): Promise<number> {
-  let exit: number | undefined;
-  void child.exited.then((c) => (exit = c));
-  for (;;) {
-    const stored = await db.query<{ partition: number; next_offset: string }>('SELECT partition, next_offset FROM sink_offsets WHERE consumer_group = $1 AND topic = $2', [group, topic]);
-    const now = performance.now();
-    if (reached(ends, (p) => BigInt(stored.rows.find((r) => r.partition === p)?.next_offset ?? '-1'))) return now;
-    if (exit !== undefined) throw new Error(`the sink exited (${exit}) before reaching the end of ${topic}:\n${child.tail()}`);
-    if (now > deadline.at) throw new Error(`the sink did not reach the end of ${topic} within ${deadline.minutes} minutes (see its log)`);
-    await sleep(POLL_MS);
-  }
-}
-
-// ---------------------------------------------------------------------------------------
-// Services: pids, CPU, RSS, Kafka's bytes on disk, PostgreSQL's row counters.
-// ---------------------------------------------------------------------------------------
-
-interface ServiceProcs {
-  kafka: number | null;
-  registry: number | null;
-  postmaster: number | null;
-  kafkaDataDir: string | null;
-}
-
-function pidFile(file: string): number | null {
-  try {
-    const pid = Number(readFileSync(file, 'utf8').trim());
-    return pid > 0 && existsSync(`/proc/${pid}`) ? pid : null;
-  } catch {
-    return null;
-  }
-}
-
-async function serviceProcs(db: pg.Pool): Promise<ServiceProcs> {
-  const dir = resolve(PROJECT_ROOT, process.env.FLUXION_SERVICES_DIR ?? join('.cache', 'services'));
-  // The postmaster is the parent of our own backend (a cluster on this machine only).
-  const me = (await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-  let postmaster: number | null = null;
-  if (existsSync(`/proc/${me}/stat`)) {
-    const stat = readFileSync(`/proc/${me}/stat`, 'utf8');
-    postmaster = Number(stat.slice(stat.lastIndexOf(') ') + 2).split(' ')[1]);
-  }
-  const data = join(dir, 'kafka', 'data');
-  return { kafka: pidFile(join(dir, 'kafka', 'kafka.pid')), registry: pidFile(join(dir, 'registry', 'registry.pid')), postmaster, kafkaDataDir: existsSync(data) ? data : null };
-}
-
-const pgPids = (postmaster: number | null) => (postmaster ? [postmaster, ...childPids(postmaster)] : []);
-
-/** Peak memory of PostgreSQL's processes over a cycle, sampled every 250 ms. */
-function pgMemorySampler(postmaster: number | null) {
-  let pids = pgPids(postmaster);
-  let rssSum = 0;
-  let privateSum = 0;
-  let ticks = 0;
-  const timer = setInterval(() => {
-    if (++ticks % 4 === 0) pids = pgPids(postmaster);
-    let rss = 0;
-    let anon = 0;
-    let shmem = 0;
-    for (const p of pids) {
-      rss += procStatusKb(p, 'VmRSS');
-      anon += procStatusKb(p, 'RssAnon');
-      shmem = Math.max(shmem, procStatusKb(p, 'RssShmem'));
-    }
-    rssSum = Math.max(rssSum, rss);
-    privateSum = Math.max(privateSum, anon + shmem);
-  }, 250);
-  return {
-    pids: () => pids,
-    stop() {
-      clearInterval(timer);
-      return { rss_sum_mb: Math.round(rssSum / 1024), anon_plus_shared_mb: Math.round(privateSum / 1024) };
-    },
-  };
-}
-
-/** Bytes of the prefix's log segments (*.log) per topic under Kafka's data directory. */
-function kafkaBytes(dataDir: string | null, prefix: string): Record<string, number> | null {
-  if (!dataDir) return null;
-  const sizes: Record<string, number> = {};
-  for (const name of readdirSync(dataDir)) {
-    if (!name.startsWith(prefix)) continue;
-    const topic = name.replace(/-\d+$/, '');
-    for (const f of readdirSync(join(dataDir, name))) {
-      if (f.endsWith('.log')) sizes[topic] = (sizes[topic] ?? 0) + statSync(join(dataDir, name, f)).size;
-    }
-  }
-  return sizes;
-}
-
-/** n_tup_ins + n_tup_upd + n_tup_del per table (our tables only: not the bench's legacy/COPY tables). */
-async function rowCounters(db: pg.Pool): Promise<Record<string, number>> {
-  const r = await db.query<{ relname: string; n: string }>("SELECT relname, (n_tup_ins + n_tup_upd + n_tup_del)::text AS n FROM pg_stat_user_tables WHERE relname NOT LIKE 'bench\\_%'");
-  return Object.fromEntries(r.rows.map((x) => [x.relname, Number(x.n)]));
-}
-
-/**
- * The counters once every backend has reported: a busy backend flushes its statistics at most
- * once a second, an idle one up to 10 s later (PGSTAT_IDLE_INTERVAL), so counters read at
- * once lose the last writes of a cycle to the next one. Read until two reads 1.5 s apart agree.
- */
-async function settledRowCounters(db: pg.Pool): Promise<Record<string, number>> {
-  let last = await rowCounters(db);
-  for (let i = 0; i < 10; i++) {
-    await sleep(1_500);
-    const now = await rowCounters(db);
-    if (Object.keys(now).length === Object.keys(last).length && Object.entries(now).every(([k, v]) => last[k] === v)) return now;
-    last = now;
-  }
-  return last;
-}
-
-const deltaOf = (after: Record<string, number>, before: Record<string, number>) =>
-  Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => (v as number) !== 0)) as Record<string, number>;
-
-// ---------------------------------------------------------------------------------------
-// The replaced system: read every store (the extractors' reading code), UPSERT every row.
-// ---------------------------------------------------------------------------------------
-
-const LEGACY_INV = 'bench_legacy_inventario';
-const LEGACY_VENTAS = 'bench_legacy_ventas';
-const COPY_INV = 'bench_copy_inventario';
-const COPY_VENTAS = 'bench_copy_ventas';
-const VENTAS_COLUMNS = ['ubicacion_id', 'numero_factura', 'linea', 'fecha', 'fecha_hora', 'producto_id', 'cantidad', 'precio_unitario', 'descuento', 'total', 'caja', 'anulada', 'extracted_at'] as const;
-const VENTAS_TYPES = ['text', 'text', 'integer', 'date', 'timestamptz', 'text', 'numeric', 'numeric', 'numeric', 'numeric', 'text', 'boolean', 'timestamptz'];
-const VENTAS_KEY = ['ubicacion_id', 'numero_factura', 'linea'];
-
-type Cell = string | number | boolean | Date | null;
-interface StoreRead {
-  ubicacion: string;
-  inventario: Cell[][];
-  ventas: Cell[][];
-}
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]!);
-    }
-  }));
-  return results;
-}
-
-async function legacyRead(stores: Ubicacion[], fecha: string, env: NodeJS.ProcessEnv, concurrency: number): Promise<StoreRead[]> {
-  const logger = createLogger({ level: 'warn', destination: 2 });
-  const { stellarInventario } = await import('../extractors/stellar-inventario.ts');
-  return mapLimit(stores, concurrency, async (u) => {
-    const signal = AbortSignal.timeout(15 * 60_000);
-    const snapshotId = randomUUID();
-    const takenAt = new Date();
-    const inv = new Map<string, Cell[]>();
-    const add = (r: InventoryRow) => inv.set(`${r.deposito}\u0000${r.producto_id}`, [u.id, r.deposito, r.producto_id, r.cantidad, r.costo, r.precio, r.activo, snapshotId, takenAt]);
-    const ventas = new Map<string, Cell[]>();
-    if (u.pos === 'klk') {
-      const api = createKlkApi({ ubicacionId: u.id, baseUrl: u.klk.baseUrl, apiKey: readSecret(env, u.klk.apiKeyEnv, u.id), apiKeyEnv: u.klk.apiKeyEnv, pageSize: u.klk.pageSize, requestTimeoutMs: u.klk.timeoutMs, retry: DEFAULT_RETRY, signal, logger });
-      for (const d of u.depositos) for await (const r of api.inventario(d)) add(r);
-      const extractedAt = new Date();
-      for await (const l of api.ventas(fecha) as AsyncGenerator<VentaLinea>) {
-        ventas.set(`${l.numero_factura}\u0000${l.linea}`, [u.id, l.numero_factura, l.linea, l.fecha, l.fecha_hora, l.producto_id, l.cantidad, l.precio_unitario, l.descuento, l.total, l.caja, l.anulada, extractedAt]);
-      }
-    } else {
-      for (const d of u.depositos) {
-        const rows = stellarInventario(
-          {
-            ubicacionId: u.id, host: u.stellar.host, port: u.stellar.port, database: u.stellar.database,
-            user: readSecret(env, u.stellar.userEnv, u.id), password: readSecret(env, u.stellar.passwordEnv, u.id), passwordEnv: u.stellar.passwordEnv,
-            tls: readStellarTls(u, env), connectTimeoutMs: u.stellar.connectTimeoutMs, requestTimeoutMs: u.stellar.requestTimeoutMs, signal, logger,
-          },
-          d,
-        );
-        for await (const r of rows) add(r);
-      }
-    }
-    return { ubicacion: u.id, inventario: [...inv.values()], ventas: [...ventas.values()] };
-  });
-}
-
-async function createLegacyTables(db: pg.Pool): Promise<void> {
-  await createActualShapedTable(db, LEGACY_INV);
-  await db.query(`DROP TABLE IF EXISTS ${LEGACY_VENTAS}`);
-  // ventas' columns, key and indexes, without what the dedupe adds.
-  await db.query(`CREATE TABLE ${LEGACY_VENTAS} (LIKE ventas INCLUDING ALL)`);
-  await db.query(`ALTER TABLE ${LEGACY_VENTAS} DROP COLUMN fingerprint, DROP COLUMN first_seen_at, DROP COLUMN version`);
-}
-
-interface WritePass {
-  seconds: number;
-  rows_written: number;
-  statements: number;
-  pg_cpu_seconds: number;
-}
-
-/** Every store in its own transaction: its inventory and its day of sales upserted. */
-async function legacyWrite(client: pg.Client, reads: StoreRead[], style: 'unnest' | 'values', batch: number): Promise<WritePass> {
-  const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-  const touch = 'actualizado_en = now()';
-  const statement = (table: string, columns: readonly string[], types: readonly string[], key: readonly string[], rows: number, extra: string) =>
-    style === 'unnest' ? unnestUpsert(table, columns, types, key, extra) : valuesUpsert(table, columns, key, rows, extra);
-  const params = (rows: Cell[][], width: number): unknown[] => (style === 'unnest' ? Array.from({ length: width }, (_, c) => rows.map((r) => r[c])) : rows.flat());
-  const cpu0 = procCpuSeconds(pid);
-  const t0 = performance.now();
-  let written = 0;
-  let statements = 0;
-  for (const s of reads) {
-    await client.query('BEGIN');
-    for (const [table, columns, types, key, rows, extra] of [
-      [LEGACY_INV, INVENTARIO_ACTUAL_COLUMNS, INVENTARIO_ACTUAL_TYPES, INVENTARIO_KEY, s.inventario, touch],
-      [LEGACY_VENTAS, VENTAS_COLUMNS, VENTAS_TYPES, VENTAS_KEY, s.ventas, ''],
-    ] as const) {
-      for (let i = 0; i < rows.length; i += batch) {
-        const slice = rows.slice(i, i + batch);
-        const r = await client.query(statement(table, columns, types, key, slice.length, extra), params(slice, columns.length));
-        written += r.rowCount ?? 0;
-        statements++;
-      }
-    }
-    await client.query('COMMIT');
-  }
-  return { seconds: (performance.now() - t0) / 1000, rows_written: written, statements, pg_cpu_seconds: round(procCpuSeconds(pid) - cpu0) };
-}
-
-function copyChunks(rows: Iterable<Cell[]>): Buffer[] {
-  const chunks: Buffer[] = [];
-  let lines: string[] = [];
-  for (const r of rows) {
-    lines.push(`${r.map(copyField).join('\t')}\n`);
-    if (lines.length === 1_000) {
-      chunks.push(Buffer.from(lines.join('')));
-      lines = [];
-    }
-  }
-  if (lines.length) chunks.push(Buffer.from(lines.join('')));
-  return chunks;
-}
-
-/** COPY of the same rows into empty tables shaped like the legacy ones (the ceiling). */
-async function copyPass(client: pg.Client, reads: StoreRead[]): Promise<WritePass> {
-  await createActualShapedTable(client, COPY_INV);
-  await client.query(`DROP TABLE IF EXISTS ${COPY_VENTAS}`);
-  await client.query(`CREATE TABLE ${COPY_VENTAS} (LIKE ${LEGACY_VENTAS} INCLUDING ALL)`);
-  const inv = copyChunks(reads.flatMap((s) => s.inventario));
-  const ven = copyChunks(reads.flatMap((s) => s.ventas));
-  const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-  const cpu0 = procCpuSeconds(pid);
-  const t0 = performance.now();
-  let written = await copyInto(client, COPY_INV, inv);
-  written += await copyInto(client, COPY_VENTAS, ven, [...VENTAS_COLUMNS]);
-  return { seconds: (performance.now() - t0) / 1000, rows_written: written, statements: 2, pg_cpu_seconds: round(procCpuSeconds(pid) - cpu0) };
-}
-
 // ---------------------------------------------------------------------------------------
 // The run.
 // ---------------------------------------------------------------------------------------
-
-interface StageFigures {
-  rows: number;
-  /** Seconds from the cycle's start until the stage reached the end of its input. */
-  done_seconds: number;
-  /** rows / done_seconds. */
-  rows_per_second: number;
-  /** done_seconds minus the upstream stage's: the time the stage adds after its input ended. */
-  tail_seconds: number;
-  cpu_seconds: number | null;
-  peak_rss_mb: number | null;
-}
 
 async function main(): Promise<void> {
   if (values.help) {
@@ -724,7 +253,7 @@ async function main(): Promise<void> {
     stellarSim = await startSimulator('simulate-stellar', [fluxion, 'simulate', 'stellar', '--products', String(stellarProducts), '--change-share', share], simEnv, logDir, (t) => (t.match(/Stellar simulator:/g) ?? []).length >= want);
   }
   let stellarReplies = '';
-  stellarSim?.stdout!.on('data', (d: Buffer) => (stellarReplies += d.toString()));
+  if (stellarSim) stellarSim.stdout!.on('data', (d: Buffer) => (stellarReplies += d.toString()));
   const advance = async () => {
     if (klkUrl) {
       const r = await fetch(`${klkUrl}/_control/advance`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"minutes":30}' });
@@ -1082,44 +611,6 @@ async function main(): Promise<void> {
   mkdirSync(join(file, '..'), { recursive: true });
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
   out(`written ${file}`);
-}
-
-// ---------------------------------------------------------------------------------------
-// Printing.
-// ---------------------------------------------------------------------------------------
-
-function printCycle(r: Record<string, unknown>): void {
-  const ours = r.ours as { wall_seconds: number; rows_written: number; kafka_bytes: number | null; stages: Record<string, StageFigures & Record<string, unknown>>; freshness_seconds: { p50: number; p95: number; max: number; stores: number } };
-  const legacy = r.legacy as { read_seconds: number; write_seconds: number; total_seconds: number; rows_written: number };
-  const copy = r.copy as { seconds: number; rows: number };
-  const ratios = r.ratios as Record<string, number>;
-  const pgm = r.postgres as { cpu_seconds: number; peak_rss_sum_mb: number; peak_anon_plus_shared_mb: number };
-  const cpu = r.cpu_seconds as Record<string, number>;
-  const peaks = r.peak_rss_mb as Record<string, number | null>;
-  out('');
-  out(`cycle ${r.cycle}${r.steady ? '' : ' (loads everything)'}: ours ${ours.wall_seconds} s | legacy ${legacy.total_seconds} s (read ${legacy.read_seconds} + write ${legacy.write_seconds}) | COPY ${copy.seconds} s (${fmt(copy.rows)} rows)`);
-  out(`  ratios: ours/legacy ${ratios.ours_to_legacy_wall}, ours/COPY ${ratios.ours_to_copy_wall}; rows written: ours ${fmt(ours.rows_written)}, legacy ${fmt(legacy.rows_written)} (${ratios.legacy_to_ours_rows_written}x fewer)`);
-  out(`  freshness (${ours.freshness_seconds.stores} stores): p50 ${ours.freshness_seconds.p50} s, p95 ${ours.freshness_seconds.p95} s, max ${ours.freshness_seconds.max} s; Kafka ${ours.kafka_bytes === null ? 'n/a' : `${(ours.kafka_bytes / 2 ** 20).toFixed(1)} MB`}`);
-  out(`  ${'stage'.padEnd(8)} ${'rows'.padStart(10)} ${'done s'.padStart(7)} ${'tail s'.padStart(7)} ${'rows/s'.padStart(9)} ${'CPU s'.padStart(7)} ${'peak MB'.padStart(8)}`);
-  for (const [name, s] of Object.entries(ours.stages)) {
-    out(`  ${name.padEnd(8)} ${fmt(s.rows).padStart(10)} ${String(s.done_seconds).padStart(7)} ${String(s.tail_seconds).padStart(7)} ${fmt(s.rows_per_second).padStart(9)} ${String(s.cpu_seconds ?? '-').padStart(7)} ${String(s.peak_rss_mb ?? '-').padStart(8)}`);
-  }
-  const x = ours.stages.extract as Record<string, unknown>;
-  out(`  extractors: inventario ${x.inventario_seconds} s (node start-up to first read ${x.inventario_startup_seconds} s), ventas ${x.ventas_seconds} s (start-up ${x.ventas_startup_seconds} s); bench process ${cpu.bench} s CPU (end tracker, polling)`);
-  const svc = ['simulate-klk', 'simulate-stellar', 'kafka', 'registry'].filter((k) => k in cpu).map((k) => `${k} ${cpu[k]} s / ${peaks[k]} MB`);
-  out(`  others (CPU s / peak RSS): ${[...svc, `postgresql ${pgm.cpu_seconds} s / ${pgm.peak_rss_sum_mb} MB summed (${pgm.peak_anon_plus_shared_mb} MB private+shared)`].join(', ')}`);
-}
-
-function printSummary(report: { steady_medians: Record<string, unknown>; goals: Record<string, { goal: string; applies: boolean; met: boolean } & Record<string, unknown>> }): void {
-  const m = report.steady_medians as Record<string, number>;
-  out('');
-  out(`medians over cycles ${JSON.stringify(m.cycles)}: ours ${m.ours_wall_seconds} s, legacy ${m.legacy_total_seconds} s (read ${m.legacy_read_seconds} + write ${m.legacy_write_seconds}), COPY ${m.copy_seconds} s`);
-  out(`  ours/legacy ${m.ours_to_legacy_wall}, ours/COPY ${m.ours_to_copy_wall}, rows written ours ${fmt(m.ours_rows_written ?? 0)} vs legacy ${fmt(m.legacy_rows_written ?? 0)} (${m.legacy_to_ours_rows_written}x fewer)`);
-  out('goals:');
-  for (const [name, g] of Object.entries(report.goals)) {
-    const { goal, applies, met, ...figures } = g;
-    out(`  ${applies ? (met ? 'MET   ' : 'MISSED') : 'n/a   '} ${name}: ${goal}: ${JSON.stringify(figures)}`);
-  }
 }
 
 try {
