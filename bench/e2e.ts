@@ -29,7 +29,6 @@ import { cpus, totalmem, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { loadConfig, loadUbicaciones } from '../core/config/environment.ts';
 import type { Ubicacion } from '../core/config/ubicaciones.ts';
@@ -42,7 +41,7 @@ import { freePort, scrape, startChild, type Child } from './lib/child.ts';
 import { procStatusKb } from './lib/proc.ts';
 import { startEndTracker } from '../core/kafka/end-tracker.ts';
 import { servicesEnv } from './lib/services-env.ts';
-import { median, percentile, round } from './lib/stats.ts';
+import { round } from './lib/stats.ts';
 import {
   NODE_OPTIONS,
   fluxion,
@@ -63,49 +62,9 @@ import {
   serviceProcs,
 } from './lib/e2e-measure.ts';
 import { createLegacyTables } from './lib/e2e-legacy.ts';
-import { before, GOALS, pipelineCpu, printCycle, printSummary } from './lib/e2e-report.ts';
+import { printCycle, printSummary, steadyGoals } from './lib/e2e-report.ts';
 import { runCycle } from './lib/e2e-cycle.ts';
-
-const { values } = parseArgs({
-  options: {
-    scenario: { type: 'string' },
-    cycles: { type: 'string', default: '4' },
-    'klk-products': { type: 'string' },
-    'stellar-products': { type: 'string' },
-    stores: { type: 'string' },
-    'change-share': { type: 'string', default: '0.05' },
-    concurrency: { type: 'string', default: '4' },
-    legacy: { type: 'string', default: 'unnest' },
-    'legacy-batch': { type: 'string' },
-    'klk-port': { type: 'string', default: '38701' },
-    'timeout-minutes': { type: 'string', default: '30' },
-    keep: { type: 'boolean', default: false },
-    'kill-differ': { type: 'boolean', default: false },
-    'no-legacy': { type: 'boolean', default: false },
-    'cpu-prof': { type: 'string' },
-    'heap-mb': { type: 'string' },
-    'node-args': { type: 'string', default: '' },
-    out: { type: 'string' },
-    'log-dir': { type: 'string' },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-});
-
-const USAGE = `usage: bench/e2e --scenario chain|national [--cycles 4] [--klk-products N] [--stellar-products N] [--stores N]
-                 [--change-share 0.05] [--concurrency 4] [--legacy unnest|values] [--legacy-batch N]
-                 [--keep] [--kill-differ] [--no-legacy] [--cpu-prof <dir>] [--heap-mb N] [--node-args='<flags>'] [--out <file>] [--log-dir <dir>] [--timeout-minutes 30]
-  chain:    the store list's active stores (12 KLK x 15,000 products, 4 Stellar x 40,000 a deposito)
-  national: --stores KLK stores (default 500) x --klk-products (default 1,000; 20,000 is the target, scaled down)`;
-
-class UsageFailure extends Error {}
-
-function intOption(name: string, fallback: number, min = 1): number {
-  const raw = values[name as keyof typeof values];
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new UsageFailure(`--${name} must be a whole number >= ${min}, got "${String(raw)}"`);
-  return n;
-}
+import { intOption, USAGE, UsageFailure, values } from './lib/e2e-options.ts';
 
 // ---------------------------------------------------------------------------------------
 // The run.
@@ -376,61 +335,7 @@ async function main(): Promise<void> {
   }
 
   // Summary, goals, file.
-  const steady = results.filter((r) => r.steady);
-  const basis = steady.length ? steady : results;
-  const get = (r: Record<string, unknown>, path: string) => path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)?.[k], r) as number;
-  const med = (path: string) => round(median(basis.map((r) => get(r, path))));
-  const medians = {
-    cycles: basis.map((r) => r.cycle),
-    ours_wall_seconds: med('ours.wall_seconds'),
-    legacy_total_seconds: med('legacy.total_seconds'),
-    legacy_read_seconds: med('legacy.read_seconds'),
-    legacy_write_seconds: med('legacy.write_seconds'),
-    copy_seconds: med('copy.seconds'),
-    ours_to_legacy_wall: med('ratios.ours_to_legacy_wall'),
-    ours_to_copy_wall: med('ratios.ours_to_copy_wall'),
-    ours_rows_written: med('ours.rows_written'),
-    legacy_rows_written: med('legacy.rows_written'),
-    legacy_to_ours_rows_written: med('ratios.legacy_to_ours_rows_written'),
-    kafka_bytes: med('ours.kafka_bytes'),
-    stages: Object.fromEntries(['extract', 'differ', 'dedupe', 'phantom', 'sink'].map((s) => [s, { done_seconds: med(`ours.stages.${s}.done_seconds`), tail_seconds: med(`ours.stages.${s}.tail_seconds`), rows_per_second: med(`ours.stages.${s}.rows_per_second`), cpu_seconds: med(`ours.stages.${s}.cpu_seconds`) }])),
-  };
-  const steadyFreshness = basis.flatMap((r) => (r.ours as { freshness_seconds: { values: number[] } }).freshness_seconds.values);
-  const fluxionPeaks = results.flatMap((r) => Object.entries(r.peak_rss_mb as Record<string, number | null>).filter(([k]) => ['differ', 'dedupe', 'phantom', 'sink', 'extract-inventario', 'extract-ventas'].includes(k)).map(([k, v]) => ({ process: k, cycle: r.cycle as number, mb: v ?? 0 })));
-  const worst = fluxionPeaks.reduce((a, b) => (b.mb > a.mb ? b : a), { process: '-', cycle: 0, mb: 0 });
-  const maxWall = Math.max(...results.map((r) => get(r, 'ours.wall_seconds')));
-  const maxSteadyWall = Math.max(...basis.map((r) => get(r, 'ours.wall_seconds')));
-  const freshP95 = round(percentile(steadyFreshness, 95));
-  const applies = (s: string) => s === scenario;
-  const cycle1 = results.find((r) => r.cycle === 1);
-  const cycle1Ratio = cycle1 ? get(cycle1, 'ratios.ours_to_legacy_wall') : null;
-  const amplification = round(median(basis.map((r) => get(r, 'ours.write_amplification')).filter((x) => typeof x === 'number')), 3);
-  const splits = results.flatMap((r) => Object.entries(r.peak_rss_split_mb as Record<string, { anon: number; file: number }>).map(([process, v]) => ({ process, cycle: r.cycle as number, ...v })));
-  const worstAnon = splits.reduce((a, b) => (b.anon > a.anon ? b : a), { process: '-', cycle: 0, anon: 0, file: 0 });
-  // Extractors are short-lived: their peak is VmHWM at exit (anon and file together), an upper bound of their RssAnon.
-  const extractPeak = Math.max(0, ...fluxionPeaks.filter((p) => p.process.startsWith('extract-')).map((p) => p.mb));
-  const was = before();
-  const kafkaNow = medians.kafka_bytes;
-  const cpuNow = round(median(basis.map(pipelineCpu)));
-  const goals = {
-    chain_cycle_ratio_to_legacy: { goal: `ours/legacy wall <= ${GOALS.max_ratio_to_legacy} (chain, median of the steady cycles)`, applies: applies('chain'), met: medians.ours_to_legacy_wall <= GOALS.max_ratio_to_legacy, ours_seconds: medians.ours_wall_seconds, legacy_seconds: medians.legacy_total_seconds, ratio: medians.ours_to_legacy_wall },
-    cycle1_ratio_to_legacy: { goal: `cycle 1 (every row new) <= ${GOALS.max_cycle1_ratio_to_legacy}x legacy (chain)`, applies: applies('chain'), met: cycle1Ratio !== null && cycle1Ratio <= GOALS.max_cycle1_ratio_to_legacy, ratio: cycle1Ratio, ours_seconds: cycle1 ? get(cycle1, 'ours.wall_seconds') : null, legacy_seconds: cycle1 ? get(cycle1, 'legacy.total_seconds') : null },
-    rows_written_fewer: { goal: `legacy rows written / ours >= ${GOALS.min_fewer_rows_factor}`, applies: true, met: medians.legacy_to_ours_rows_written >= GOALS.min_fewer_rows_factor, ours: medians.ours_rows_written, legacy: medians.legacy_rows_written, factor: medians.legacy_to_ours_rows_written },
-    write_amplification: { goal: `rows written to inventario_actual + productos per changed row <= ${GOALS.max_write_amplification} (median of the steady cycles)`, applies: true, met: amplification <= GOALS.max_write_amplification, median: amplification },
-    freshness_p95: { goal: `freshness p95 <= ${GOALS.max_freshness_p95_seconds} s (steady cycles, every store pooled)`, applies: true, met: freshP95 <= GOALS.max_freshness_p95_seconds, p50: round(percentile(steadyFreshness, 50)), p95: freshP95, max: steadyFreshness.length ? round(Math.max(...steadyFreshness)) : null, stores: steadyFreshness.length },
-    fluxion_rss: { goal: `no Fluxion process above ${GOALS.max_fluxion_rss_mb} MB peak RSS (chain; every cycle)`, applies: applies('chain'), met: worst.mb <= GOALS.max_fluxion_rss_mb, worst, heap_limit_mb: heapMb },
-    fluxion_anon: { goal: `no Fluxion process above ${GOALS.max_fluxion_rss_mb} MB of RssAnon (national; state store pages, RssFile, apart)`, applies: applies('national'), met: worstAnon.anon <= GOALS.max_fluxion_rss_mb && extractPeak <= GOALS.max_fluxion_rss_mb, worst_long_lived: worstAnon, extractors_peak_rss_mb: extractPeak },
-    national_cycle: { goal: `${cycles} national cycles complete, a steady one under ${GOALS.max_national_cycle_seconds} s`, applies: applies('national'), met: maxSteadyWall < GOALS.max_national_cycle_seconds && results.length === cycles, max_steady_seconds: maxSteadyWall, max_any_cycle_seconds: maxWall, scaled: scaled !== null },
-    kafka_bytes: {
-      goal: `a steady cycle's bytes on the log <= ${GOALS.max_kafka_bytes_share} of before issue 16, for <= 10% more pipeline CPU (chain)`,
-      applies: applies('chain') && was !== null,
-      met: was !== null && kafkaNow <= GOALS.max_kafka_bytes_share * was.kafka_bytes && cpuNow <= 1.1 * was.pipeline_cpu_seconds,
-      bytes: kafkaNow, bytes_before: was?.kafka_bytes ?? null, share: was ? round(kafkaNow / was.kafka_bytes, 3) : null,
-      pipeline_cpu_seconds: cpuNow, pipeline_cpu_seconds_before: was?.pipeline_cpu_seconds ?? null, before_file: was?.file ?? null,
-      note: 'CPU compared across two runs (the before file is another day on the same machine): noisy; bench/compression.ts measures the codec alone',
-    },
-    differ_restart: { goal: `after kill -9, a differ is working again within ${GOALS.max_restart_seconds} s (--kill-differ)`, applies: restart !== null, met: restart !== null && restart.kill_to_loaded_seconds <= GOALS.max_restart_seconds, ...(restart ?? {}) },
-  };
+  const { medians, goals } = steadyGoals(results, { scenario, cycles, heapMb, scaled: scaled !== null, restart });
   const pgVersion = (await db.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;
   const kafkaJar = svc.kafkaDataDir ? readdirSync(join(svc.kafkaDataDir, '..', 'libs')).find((f) => /^kafka_[\d.]+-[\d.]+\.jar$/.test(f)) : undefined;
   const report = {

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../core/paths.ts';
-import { median, round } from './stats.ts';
+import { median, percentile, round } from './stats.ts';
 import {
   fmt,
   out,
@@ -93,4 +93,74 @@ export interface StageFigures {
   tail_seconds: number;
   cpu_seconds: number | null;
   peak_rss_mb: number | null;
+}
+
+/** The steady cycles' medians and every goal's verdict (pure: from the cycles' records). */
+export function steadyGoals(
+  results: Array<Record<string, unknown>>,
+  o: {
+    scenario: string;
+    cycles: number;
+    heapMb: number | null;
+    scaled: boolean;
+    restart: ({ kill_to_loaded_seconds: number } & Record<string, unknown>) | null;
+  },
+) {
+  const { scenario, cycles, heapMb, scaled, restart } = o;
+  const steady = results.filter((r) => r.steady);
+  const basis = steady.length ? steady : results;
+  const get = (r: Record<string, unknown>, path: string) => path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)?.[k], r) as number;
+  const med = (path: string) => round(median(basis.map((r) => get(r, path))));
+  const medians = {
+    cycles: basis.map((r) => r.cycle),
+    ours_wall_seconds: med('ours.wall_seconds'),
+    legacy_total_seconds: med('legacy.total_seconds'),
+    legacy_read_seconds: med('legacy.read_seconds'),
+    legacy_write_seconds: med('legacy.write_seconds'),
+    copy_seconds: med('copy.seconds'),
+    ours_to_legacy_wall: med('ratios.ours_to_legacy_wall'),
+    ours_to_copy_wall: med('ratios.ours_to_copy_wall'),
+    ours_rows_written: med('ours.rows_written'),
+    legacy_rows_written: med('legacy.rows_written'),
+    legacy_to_ours_rows_written: med('ratios.legacy_to_ours_rows_written'),
+    kafka_bytes: med('ours.kafka_bytes'),
+    stages: Object.fromEntries(['extract', 'differ', 'dedupe', 'phantom', 'sink'].map((s) => [s, { done_seconds: med(`ours.stages.${s}.done_seconds`), tail_seconds: med(`ours.stages.${s}.tail_seconds`), rows_per_second: med(`ours.stages.${s}.rows_per_second`), cpu_seconds: med(`ours.stages.${s}.cpu_seconds`) }])),
+  };
+  const steadyFreshness = basis.flatMap((r) => (r.ours as { freshness_seconds: { values: number[] } }).freshness_seconds.values);
+  const fluxionPeaks = results.flatMap((r) => Object.entries(r.peak_rss_mb as Record<string, number | null>).filter(([k]) => ['differ', 'dedupe', 'phantom', 'sink', 'extract-inventario', 'extract-ventas'].includes(k)).map(([k, v]) => ({ process: k, cycle: r.cycle as number, mb: v ?? 0 })));
+  const worst = fluxionPeaks.reduce((a, b) => (b.mb > a.mb ? b : a), { process: '-', cycle: 0, mb: 0 });
+  const maxWall = Math.max(...results.map((r) => get(r, 'ours.wall_seconds')));
+  const maxSteadyWall = Math.max(...basis.map((r) => get(r, 'ours.wall_seconds')));
+  const freshP95 = round(percentile(steadyFreshness, 95));
+  const applies = (s: string) => s === scenario;
+  const cycle1 = results.find((r) => r.cycle === 1);
+  const cycle1Ratio = cycle1 ? get(cycle1, 'ratios.ours_to_legacy_wall') : null;
+  const amplification = round(median(basis.map((r) => get(r, 'ours.write_amplification')).filter((x) => typeof x === 'number')), 3);
+  const splits = results.flatMap((r) => Object.entries(r.peak_rss_split_mb as Record<string, { anon: number; file: number }>).map(([process, v]) => ({ process, cycle: r.cycle as number, ...v })));
+  const worstAnon = splits.reduce((a, b) => (b.anon > a.anon ? b : a), { process: '-', cycle: 0, anon: 0, file: 0 });
+  // Extractors are short-lived: their peak is VmHWM at exit (anon and file together), an upper bound of their RssAnon.
+  const extractPeak = Math.max(0, ...fluxionPeaks.filter((p) => p.process.startsWith('extract-')).map((p) => p.mb));
+  const was = before();
+  const kafkaNow = medians.kafka_bytes;
+  const cpuNow = round(median(basis.map(pipelineCpu)));
+  const goals = {
+    chain_cycle_ratio_to_legacy: { goal: `ours/legacy wall <= ${GOALS.max_ratio_to_legacy} (chain, median of the steady cycles)`, applies: applies('chain'), met: medians.ours_to_legacy_wall <= GOALS.max_ratio_to_legacy, ours_seconds: medians.ours_wall_seconds, legacy_seconds: medians.legacy_total_seconds, ratio: medians.ours_to_legacy_wall },
+    cycle1_ratio_to_legacy: { goal: `cycle 1 (every row new) <= ${GOALS.max_cycle1_ratio_to_legacy}x legacy (chain)`, applies: applies('chain'), met: cycle1Ratio !== null && cycle1Ratio <= GOALS.max_cycle1_ratio_to_legacy, ratio: cycle1Ratio, ours_seconds: cycle1 ? get(cycle1, 'ours.wall_seconds') : null, legacy_seconds: cycle1 ? get(cycle1, 'legacy.total_seconds') : null },
+    rows_written_fewer: { goal: `legacy rows written / ours >= ${GOALS.min_fewer_rows_factor}`, applies: true, met: medians.legacy_to_ours_rows_written >= GOALS.min_fewer_rows_factor, ours: medians.ours_rows_written, legacy: medians.legacy_rows_written, factor: medians.legacy_to_ours_rows_written },
+    write_amplification: { goal: `rows written to inventario_actual + productos per changed row <= ${GOALS.max_write_amplification} (median of the steady cycles)`, applies: true, met: amplification <= GOALS.max_write_amplification, median: amplification },
+    freshness_p95: { goal: `freshness p95 <= ${GOALS.max_freshness_p95_seconds} s (steady cycles, every store pooled)`, applies: true, met: freshP95 <= GOALS.max_freshness_p95_seconds, p50: round(percentile(steadyFreshness, 50)), p95: freshP95, max: steadyFreshness.length ? round(Math.max(...steadyFreshness)) : null, stores: steadyFreshness.length },
+    fluxion_rss: { goal: `no Fluxion process above ${GOALS.max_fluxion_rss_mb} MB peak RSS (chain; every cycle)`, applies: applies('chain'), met: worst.mb <= GOALS.max_fluxion_rss_mb, worst, heap_limit_mb: heapMb },
+    fluxion_anon: { goal: `no Fluxion process above ${GOALS.max_fluxion_rss_mb} MB of RssAnon (national; state store pages, RssFile, apart)`, applies: applies('national'), met: worstAnon.anon <= GOALS.max_fluxion_rss_mb && extractPeak <= GOALS.max_fluxion_rss_mb, worst_long_lived: worstAnon, extractors_peak_rss_mb: extractPeak },
+    national_cycle: { goal: `${cycles} national cycles complete, a steady one under ${GOALS.max_national_cycle_seconds} s`, applies: applies('national'), met: maxSteadyWall < GOALS.max_national_cycle_seconds && results.length === cycles, max_steady_seconds: maxSteadyWall, max_any_cycle_seconds: maxWall, scaled },
+    kafka_bytes: {
+      goal: `a steady cycle's bytes on the log <= ${GOALS.max_kafka_bytes_share} of before issue 16, for <= 10% more pipeline CPU (chain)`,
+      applies: applies('chain') && was !== null,
+      met: was !== null && kafkaNow <= GOALS.max_kafka_bytes_share * was.kafka_bytes && cpuNow <= 1.1 * was.pipeline_cpu_seconds,
+      bytes: kafkaNow, bytes_before: was?.kafka_bytes ?? null, share: was ? round(kafkaNow / was.kafka_bytes, 3) : null,
+      pipeline_cpu_seconds: cpuNow, pipeline_cpu_seconds_before: was?.pipeline_cpu_seconds ?? null, before_file: was?.file ?? null,
+      note: 'CPU compared across two runs (the before file is another day on the same machine): noisy; bench/compression.ts measures the codec alone',
+    },
+    differ_restart: { goal: `after kill -9, a differ is working again within ${GOALS.max_restart_seconds} s (--kill-differ)`, applies: restart !== null, met: restart !== null && restart.kill_to_loaded_seconds <= GOALS.max_restart_seconds, ...(restart ?? {}) },
+  };
+  return { medians, goals };
 }
