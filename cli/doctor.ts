@@ -12,7 +12,7 @@ import { createKafkaClient, type KafkaClient } from '../core/kafka/client.ts';
 import { MIGRATIONS_DIR } from '../core/paths.ts';
 import { createRegistry, subjectFor } from '../core/registry.ts';
 import { topicSpecs } from '../core/topics.ts';
-import { doctorExitCode, formatJson, formatTable, kafkaTarget, runChecks, safeTarget, type DoctorCheck } from '../ops/doctor.ts';
+import { doctorExitCode, formatJson, formatTable, kafkaTarget, runChecks, safeTarget, type CheckResult, type DoctorCheck } from '../ops/doctor.ts';
 import {
   failedCheck,
   kafkaCheck,
@@ -72,7 +72,7 @@ export function registerDoctorCommand(program: Command, io: ProgramIo): void {
       problemsOf(() => (c = io.context()), problems);
       let ubicaciones: Ubicacion[] | undefined;
       const checks: DoctorCheck[] = [];
-      let closePostgres = async () => undefined as void;
+      let closePostgres = async (): Promise<void> => undefined;
       const secrets: string[] = [];
 
       if (!c) {
@@ -142,7 +142,7 @@ export function registerDoctorCommand(program: Command, io: ProgramIo): void {
         }
       }
 
-      let results;
+      let results: CheckResult[];
       try {
         results = await runChecks(checks, { timeoutMs, secrets });
       } finally {
