@@ -85,8 +85,13 @@ function splitLine(line: string): string[] | null {
   const q = lit.quote;
   const head = line.slice(0, lit.start);
   const tail = line.slice(lit.end);
-  const out = [`${head}${q}${pieces[0]}${q} +`];
-  for (let k = 1; k < pieces.length; k++) out.push(`${indent}${q}${pieces[k]}${q}${k < pieces.length - 1 ? ' +' : tail}`);
+  // A tagged template, or an operator binding tighter than + before it: leave it to a person.
+  if (/[\w$)\]*/%!-]\s*$/.test(head)) return null;
+  // `'a b'.split(' ')` must stay one operand: `('a ' + 'b').split(' ')`.
+  const wrap = /^\s*(\?\.|[.[(!])/.test(tail);
+  const [open, close] = wrap ? ['(', ')'] : ['', ''];
+  const out = [`${head}${open}${q}${pieces[0]}${q} +`];
+  for (let k = 1; k < pieces.length; k++) out.push(`${indent}${q}${pieces[k]}${q}${k < pieces.length - 1 ? ' +' : `${close}${tail}`}`);
   return out;
 }
 
