@@ -28,13 +28,12 @@
  * without Kafka. Each live run checks that the replay under its own config writes exactly
  * the alerts the real detector wrote (`replay_check` in the results).
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { Cron } from 'croner';
 import { loadUbicacionesFile, resolveUbicacion, type Ubicacion } from '../core/config/ubicaciones.ts';
 import type { FluxionAdmin } from '../core/kafka/client.ts';
 import { createLogger } from '../core/logger.ts';
@@ -43,8 +42,7 @@ import type { PhantomAlert } from '../core/records.ts';
 import { ayerCaracas, fechaCaracas } from '../core/time.ts';
 import { topicName, type TopicName } from '../core/topics.ts';
 import { extractInventario, extractVentas, type ExtractionDeps, type StoreOutcome } from '../extractors/extract-run.ts';
-import { findJob, isInWindow, loadScheduleFile, type ScheduledJob } from '../ops/schedule-config.ts';
-import { createPhantomSpec, phantomSettingsProblems, type PhantomInput } from '../processors/phantom-detector.ts';
+import { createPhantomSpec, type PhantomInput } from '../processors/phantom-detector.ts';
 import { DEFAULT_PHANTOM_CONFIG, type PhantomConfig } from '../processors/phantom-rules.ts';
 import type { ProcessorFactory } from '../processors/runtime/processor-kind.ts';
 import type { StreamProcessorSpec } from '../processors/runtime/stream-processor.ts';
@@ -59,8 +57,24 @@ import { withPipelineRetry } from './lib/change-feed.ts';
 import { startEndTracker, type EndTracker } from '../core/kafka/end-tracker.ts';
 import { writeKlkStoreList } from './lib/klk-store-list.ts';
 import { compareAlertRecords, recordInput, replayDetector, type RecordedInput } from './lib/phantom-replay.ts';
-import { alertsFromRecords, scorePhantomAlerts, type PhantomScore, type ScoredLabel } from '../simulators/data/anomaly-score.ts';
+import type { ScoredLabel } from '../simulators/data/anomaly-score.ts';
 import { servicesEnv } from './lib/services-env.ts';
+import {
+  UsageFailure,
+  round,
+  SNAPSHOT_MS,
+  configValue,
+  phantomConfig,
+  scheduleTicks,
+  datesOf,
+  type Recording,
+  saveRecording,
+  loadRecording,
+  score,
+  sweep,
+  summary,
+  sweepLines,
+} from './lib/phantom-week.ts';
 
 const { values } = parseArgs({
   options: {
@@ -86,15 +100,9 @@ const USAGE = `usage: node bench/phantom.ts [--stores 4] [--products 2000] [--da
          [--phantom-config '{"dropThreshold":"20.000",...}'] [--sweep param=v1,v2,...]... [--partitions 3] [--out file]
        node bench/phantom.ts --replay .cache/bench-phantom/<run> [--phantom-config ...] [--sweep ...] [--out file]`;
 
-class UsageFailure extends Error {}
-
 const say = (text: string) => process.stdout.write(`${text}\n`);
 const note = (text: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${text}\n`);
-const round = (n: number, digits = 2) => Number(n.toFixed(digits));
-const SNAPSHOT_MS = 30 * 60_000;
 const POLL_MS = 50;
-const JOBS = ['inventario', 'ventas', 'ventas-recovery'] as const;
-type Job = (typeof JOBS)[number];
 
 function whole(name: string, min = 1): number {
   const raw = values[name as keyof typeof values] as string;
@@ -115,32 +123,6 @@ function json(name: string): Record<string, unknown> {
   throw new UsageFailure(`--${name} must be a JSON object, got ${raw}`);
 }
 
-const DECIMAL_PARAMS = new Set<keyof PhantomConfig>(['dropThreshold', 'sellingAtZeroMinSales']);
-
-/** One PhantomConfig value from the command line: decimals as exact strings, shares and counts as numbers. */
-function configValue(param: string, raw: unknown): [keyof PhantomConfig, unknown] {
-  const name = param.split('.').pop()! as keyof PhantomConfig;
-  if (!(name in DEFAULT_PHANTOM_CONFIG)) throw new UsageFailure(`${param} is not a PhantomConfig parameter (${Object.keys(DEFAULT_PHANTOM_CONFIG).join(', ')})`);
-  if (DECIMAL_PARAMS.has(name)) {
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n < 0) throw new UsageFailure(`${param} must be a non-negative decimal, got ${String(raw)}`);
-    return [name, n.toFixed(3)];
-  }
-  if (typeof DEFAULT_PHANTOM_CONFIG[name] === 'number') {
-    const n = Number(raw);
-    if (!Number.isFinite(n)) throw new UsageFailure(`${param} must be a number, got ${String(raw)}`);
-    return [name, n];
-  }
-  return [name, raw];
-}
-
-function phantomConfig(base: PhantomConfig, overrides: Record<string, unknown>): PhantomConfig {
-  const config = { ...base, ...Object.fromEntries(Object.entries(overrides).map(([k, v]) => configValue(k, v))) } as PhantomConfig;
-  const problems = phantomSettingsProblems(config);
-  if (problems.length) throw new UsageFailure(`PhantomConfig: ${problems.join('; ')}`);
-  return config;
-}
-
 function sweepSpecs(): Array<{ param: keyof PhantomConfig; values: unknown[] }> {
   return (values.sweep ?? []).map((s) => {
     const eq = s.indexOf('=');
@@ -150,121 +132,6 @@ function sweepSpecs(): Array<{ param: keyof PhantomConfig; values: unknown[] }> 
     const pairs = list.map((v) => configValue(s.slice(0, eq), v));
     return { param: pairs[0]![0], values: pairs.map((p) => p[1]) };
   });
-}
-
-// ---------------------------------------------------------------------------------------
-// The week: schedule ticks.
-// ---------------------------------------------------------------------------------------
-
-/** Every tick of the enabled jobs in [from, to), with the jobs due at it. */
-function scheduleTicks(from: Date, to: Date): Array<{ at: Date; jobs: Set<Job> }> {
-  const schedule = loadScheduleFile();
-  const byInstant = new Map<number, Set<Job>>();
-  for (const name of JOBS) {
-    const job: ScheduledJob = findJob(schedule, name);
-    if (!job.enabled) continue;
-    const cron = new Cron(job.cron, { timezone: job.timezone, paused: true });
-    for (let t = cron.nextRun(new Date(from.getTime() - 1)); t && t < to; t = cron.nextRun(t)) {
-      if (!isInWindow(job.window, t, job.timezone)) continue;
-      (byInstant.get(t.getTime()) ?? byInstant.set(t.getTime(), new Set()).get(t.getTime())!).add(name);
-    }
-  }
-  return [...byInstant].sort((a, b) => a[0] - b[0]).map(([ms, jobs]) => ({ at: new Date(ms), jobs }));
-}
-
-/** Store-local dates from `from` for `days` days. */
-function datesOf(from: Date, days: number): string[] {
-  return Array.from({ length: days }, (_, d) => fechaCaracas(new Date(from.getTime() + d * 86_400_000)));
-}
-
-// ---------------------------------------------------------------------------------------
-// What a run leaves behind for replays: .cache/bench-phantom/<run>/.
-// ---------------------------------------------------------------------------------------
-
-interface Recording {
-  dir: string;
-  inputs: RecordedInput[];
-  labels: ScoredLabel[];
-  alerts: PhantomAlert[];
-  departments: Record<string, Record<string, string | null>>;
-  snapshotTimes: Record<string, string[]>;
-  stores: string[];
-  days: string[];
-  config: PhantomConfig;
-  parameters: Record<string, unknown>;
-}
-
-async function saveRecording(r: Recording): Promise<void> {
-  mkdirSync(r.dir, { recursive: true });
-  const stream = createWriteStream(join(r.dir, 'inputs.jsonl'));
-  for (const i of r.inputs) if (!stream.write(`${JSON.stringify(i)}\n`)) await new Promise<void>((ok) => stream.once('drain', () => ok()));
-  await new Promise<void>((ok, fail) => stream.end((err?: Error | null) => (err ? fail(err) : ok())));
-  const { inputs: _i, dir: _d, ...rest } = r;
-  writeFileSync(join(r.dir, 'run.json'), `${JSON.stringify(rest)}\n`);
-}
-
-function loadRecording(dir: string): Recording {
-  const revive = (k: string, v: unknown) => (typeof v === 'string' && ['start', 'end', 'opened_at', 'updated_at'].includes(k) ? new Date(v) : v);
-  const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'), revive) as Omit<Recording, 'dir' | 'inputs'>;
-  const inputs = readFileSync(join(dir, 'inputs.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as RecordedInput);
-  return { ...run, dir, inputs };
-}
-
-// ---------------------------------------------------------------------------------------
-// Scoring and sweeps.
-// ---------------------------------------------------------------------------------------
-
-function score(rec: Recording, records: PhantomAlert[]): PhantomScore {
-  return scorePhantomAlerts(rec.labels, alertsFromRecords(records), {
-    graceMs: SNAPSHOT_MS,
-    departmentOf: (u, p) => rec.departments[u]?.[p] ?? null,
-    snapshotTimes: new Map(Object.entries(rec.snapshotTimes).map(([u, ts]) => [u, ts.map((t) => new Date(t))])),
-    stores: rec.stores,
-    days: rec.days,
-  });
-}
-
-function sweep(rec: Recording, base: PhantomConfig) {
-  const points: Array<Record<string, unknown>> = [];
-  for (const spec of sweepSpecs()) {
-    for (const value of spec.values) {
-      const config = phantomConfig(base, { [spec.param]: value });
-      const t0 = performance.now();
-      const s = score(rec, replayDetector(rec.inputs, config));
-      points.push({
-        param: spec.param,
-        value,
-        precision: s.precision,
-        recall: s.recall,
-        median_ttd_minutes: s.median_ttd_minutes,
-        alerts: s.alerts,
-        alerts_per_store_day: s.alerts_per_store_day,
-        by_rule: Object.fromEntries(Object.entries(s.by_rule).map(([r, x]) => [r, { alerts: x.alerts, precision: x.precision, recall: x.recall }])),
-        false_positives_by_kind: Object.fromEntries(Object.entries(s.by_kind).filter(([, k]) => k.false_positives > 0).map(([k, x]) => [k, x.false_positives])),
-        seconds: round((performance.now() - t0) / 1000),
-      });
-    }
-  }
-  return points;
-}
-
-const pct = (x: number | null) => (x === null ? 'n/a' : x.toFixed(3));
-
-function summary(s: PhantomScore): string[] {
-  const lines = [
-    `precision ${pct(s.precision)} (${s.true_positives} of ${s.alerts} alerts), recall ${pct(s.recall)} (${s.labels.detected} of ${s.labels.considered} phantom zeros a snapshot saw; ${s.labels.unobservable} unseen left out), median time to detect ${s.median_ttd_minutes ?? 'n/a'} min`,
-    `alerts per store per day: mean ${s.alerts_per_store_day.mean}, max ${s.alerts_per_store_day.max} (${s.alerts_per_store_day.stores} stores x ${s.alerts_per_store_day.days} days)`,
-  ];
-  for (const [rule, r] of Object.entries(s.by_rule)) {
-    lines.push(`  ${rule.padEnd(17)} ${String(r.alerts).padStart(6)} alerts, precision ${pct(r.precision)}, recall ${pct(r.recall)}, first on ${r.first_detections}, median ttd ${r.median_ttd_minutes ?? 'n/a'} min`);
-  }
-  const fp = Object.entries(s.by_kind).filter(([, k]) => k.false_positives > 0).map(([k, x]) => `${k} ${x.false_positives}`);
-  lines.push(`false positives by kind: ${fp.join(', ') || 'none'}`);
-  return lines;
-}
-
-function sweepLines(points: Array<Record<string, unknown>>): string[] {
-  return points.map((p) => `  ${String(p.param)}=${String(p.value)}: precision ${pct(p.precision as number | null)}, recall ${pct(p.recall as number | null)}, ${String(p.alerts)} alerts, ${(p.alerts_per_store_day as { mean: number }).mean} per store-day`);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -310,7 +177,6 @@ async function live(): Promise<{ rec: Recording; results: Record<string, unknown
     if (openingHours) options.openingHours = openingHours;
     return new StoreSimulation(options);
   });
-  const simOf = new Map(sims.map((s) => [s.ubicacionId, s]));
   const faults = new FaultControl();
   const apiKeys = Object.fromEntries(ids.map((id) => [id, `bench-key-${id}`]));
   const klk = await startKlkSimulator({ stores: sims, apiKeys, faults, logger });
@@ -480,7 +346,7 @@ async function main(): Promise<void> {
   const s = score(rec, records);
   const { matches, ...figures } = s;
   writeFileSync(join(rec.dir, replaying ? 'matches-replay.json' : 'matches.json'), `${JSON.stringify(matches)}\n`);
-  const sweeps = sweep(rec, config);
+  const sweeps = sweep(rec, config, sweepSpecs());
   const out = {
     bench: 'phantom',
     date: new Date().toISOString(),

@@ -12,22 +12,16 @@ import { createKafkaClient, type KafkaClient } from '../core/kafka/client.ts';
 import { MIGRATIONS_DIR } from '../core/paths.ts';
 import { createRegistry, subjectFor } from '../core/registry.ts';
 import { topicSpecs } from '../core/topics.ts';
+import { doctorExitCode, formatJson, formatTable, kafkaTarget, runChecks, safeTarget, type CheckResult, type DoctorCheck } from '../ops/doctor.ts';
 import {
-  doctorExitCode,
   failedCheck,
-  formatJson,
-  formatTable,
   kafkaCheck,
-  kafkaTarget,
   placeholderCheck,
   postgresChecks,
   registryCheck,
-  runChecks,
-  safeTarget,
   skippedCheck,
   storeCheck,
-  type DoctorCheck,
-} from '../ops/doctor.ts';
+} from '../ops/doctor-checks.ts';
 import { kafkaClientOptions, registryOptions, type CommandContext } from './context.ts';
 import type { ProgramIo } from './program-io.ts';
 
@@ -78,7 +72,7 @@ export function registerDoctorCommand(program: Command, io: ProgramIo): void {
       problemsOf(() => (c = io.context()), problems);
       let ubicaciones: Ubicacion[] | undefined;
       const checks: DoctorCheck[] = [];
-      let closePostgres = async () => undefined as void;
+      let closePostgres = async (): Promise<void> => undefined;
       const secrets: string[] = [];
 
       if (!c) {
@@ -148,7 +142,7 @@ export function registerDoctorCommand(program: Command, io: ProgramIo): void {
         }
       }
 
-      let results;
+      let results: CheckResult[];
       try {
         results = await runChecks(checks, { timeoutMs, secrets });
       } finally {

@@ -7,14 +7,21 @@
  * unreadable bodies are retried with backoff); a 401 fails the store at once. The API key
  * is sent only as a header and never appears in an error or a log line.
  *
- * Requests go through node:http(s) with an agent of extractors/tcp-keepalive.ts, not fetch:
- * fetch's sockets cannot be given the TCP keepalive interval and count of the POS policy.
+ * The request itself (URL, header, body) is core/klk-http.ts's, which `fluxion doctor` sends too;
+ * here it goes through an agent of extractors/tcp-keepalive.ts (the POS policy's TCP keepalive).
  * The pages of one read share a connection; the agent is closed when the read ends.
  */
-import * as http from 'node:http';
-import * as https from 'node:https';
-import { text } from 'node:stream/consumers';
+import type * as http from 'node:http';
 import { PosAuthError, PosDataError, PosUnavailableError } from '../core/errors.ts';
+import {
+  KLK_INVENTARIO_PATH,
+  KLK_VENTAS_PATH,
+  klkGet,
+  klkPageTarget,
+  klkRetryAfterMs,
+  klkStatusKind,
+  type KlkAnswer,
+} from '../core/klk-http.ts';
 import type { Logger } from '../core/logger.ts';
 import { withRetry, type RetryPolicy } from '../core/retry.ts';
 import { toInventoryRow, type InventoryRow } from './inventory-row.ts';
@@ -41,66 +48,43 @@ interface Page {
   items: unknown[];
 }
 
-interface HttpAnswer {
-  status: number;
-  retryAfter: string | undefined;
-  body: string;
-}
-
-/** One GET, its whole body read as UTF-8; the signal aborts the request and the body. */
-function get(url: string, headers: Record<string, string>, agent: http.Agent, signal: AbortSignal): Promise<HttpAnswer> {
-  const client = url.startsWith('https:') ? https : http;
-  return new Promise((resolve, reject) => {
-    const req = client.get(url, { headers, agent, signal }, (res) => {
-      text(res).then(
-        (body) => resolve({ status: res.statusCode ?? 0, retryAfter: [res.headers['retry-after']].flat()[0], body }),
-        reject,
-      );
-    });
-    req.once('error', reject);
-  });
-}
-
-function retryAfter(header: string | undefined): number | undefined {
-  if (!header) return undefined;
-  const seconds = Number(header);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const date = Date.parse(header);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
 export function createKlkApi(o: KlkApiOptions) {
   const base = o.baseUrl.replace(/\/+$/, '');
   const log = o.logger.child({ component: 'klk-api', ubicacion: o.ubicacionId });
 
   async function fetchPage(path: string, params: Record<string, string>, page: number, agent: http.Agent): Promise<Page> {
-    const query = new URLSearchParams({ ...params, page: String(page), page_size: String(o.pageSize) });
-    const what = `GET ${path}?${query} `;
+    const what = `GET ${klkPageTarget({ path, params, page, pageSize: o.pageSize })} `;
     return withRetry(
       o.retry,
       async () => {
-        let res: HttpAnswer;
-        let body: string;
+        let res: KlkAnswer;
         const timeout = AbortSignal.timeout(o.requestTimeoutMs);
         try {
-          res = await get(`${base}${path}?${query}`, { 'X-API-Key': o.apiKey, accept: 'application/json' }, agent, AbortSignal.any([o.signal, timeout]));
-          body = res.body;
+          const signal = AbortSignal.any([o.signal, timeout]);
+          res = await klkGet({ baseUrl: base, path, params, page, pageSize: o.pageSize, apiKey: o.apiKey, signal, agent });
         } catch (cause) {
           if (o.signal.aborted) throw o.signal.reason;
           const reason = timeout.aborted ? `no answer in ${o.requestTimeoutMs} ms` : (cause as Error).message;
           throw new PosUnavailableError(`${o.ubicacionId}: KLK ${what}failed: ${reason}`, { cause, context: { ubicacion: o.ubicacionId } });
         }
-        if (res.status === 401) {
-          throw new PosAuthError(`${o.ubicacionId}: KLK refused the API key (HTTP 401) on ${what.trim()}: check ${o.apiKeyEnv}`, { context: { ubicacion: o.ubicacionId } });
-        }
-        if (res.status === 429 || res.status >= 500) {
-          throw new PosUnavailableError(`${o.ubicacionId}: KLK ${what}answered HTTP ${res.status}`, {
-            code: `HTTP_${res.status}`,
-            context: { ubicacion: o.ubicacionId, retryAfterMs: res.status === 429 ? retryAfter(res.retryAfter) : undefined },
+        const body = res.body;
+        const kind = klkStatusKind(res.status);
+        if (kind === 'auth') {
+          throw new PosAuthError(`${o.ubicacionId}: KLK refused the API key (HTTP 401) on ${what.trim()}: check ${o.apiKeyEnv}`, {
+            context: { ubicacion: o.ubicacionId },
           });
         }
-        if (res.status !== 200) {
-          throw new PosDataError(`${o.ubicacionId}: KLK ${what}answered HTTP ${res.status}: ${body.slice(0, 200)}`, { code: `HTTP_${res.status}`, context: { ubicacion: o.ubicacionId } });
+        if (kind === 'unavailable') {
+          throw new PosUnavailableError(`${o.ubicacionId}: KLK ${what}answered HTTP ${res.status}`, {
+            code: `HTTP_${res.status}`,
+            context: { ubicacion: o.ubicacionId, retryAfterMs: res.status === 429 ? klkRetryAfterMs(res.retryAfter) : undefined },
+          });
+        }
+        if (kind === 'unexpected') {
+          throw new PosDataError(`${o.ubicacionId}: KLK ${what}answered HTTP ${res.status}: ${body.slice(0, 200)}`, {
+            code: `HTTP_${res.status}`,
+            context: { ubicacion: o.ubicacionId },
+          });
         }
         let json: Record<string, unknown>;
         try {
@@ -150,7 +134,7 @@ export function createKlkApi(o: KlkApiOptions) {
   return {
     /** The deposito's inventory, row by row, checked. Duplicates across pages are the caller's to fold. */
     async *inventario(deposito: string): AsyncGenerator<InventoryRow> {
-      for await (const p of pages('/api/v1/inventario', { deposito })) {
+      for await (const p of pages(KLK_INVENTARIO_PATH, { deposito })) {
         for (let i = 0; i < p.items.length; i++) {
           const it = (p.items[i] ?? {}) as Record<string, unknown>;
           const cls = (v: unknown, f: 'codigo' | 'nombre') => (v === null || v === undefined ? null : typeof v === 'object' ? (v as Record<string, unknown>)[f] : v);
@@ -181,7 +165,7 @@ export function createKlkApi(o: KlkApiOptions) {
 
     /** The day's sales lines (the whole day, every call), checked. */
     async *ventas(fecha: string): AsyncGenerator<VentaLinea> {
-      for await (const p of pages('/api/v1/ventas', { fecha })) {
+      for await (const p of pages(KLK_VENTAS_PATH, { fecha })) {
         for (let i = 0; i < p.items.length; i++) {
           yield toVentaLinea((p.items[i] ?? {}) as Record<string, unknown>, fecha, { ubicacionId: o.ubicacionId, place: `page ${p.page}, item ${i + 1}` });
         }

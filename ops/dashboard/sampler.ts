@@ -11,7 +11,6 @@
  * when their end offsets moved). A failing source keeps the previous figures and is named in
  * the sample's `errors`; the next sample tries again.
  */
-import type pg from 'pg';
 import type { KafkaClient, FluxionAdmin } from '../../core/kafka/client.ts';
 import type { Ubicacion } from '../../core/config/ubicaciones.ts';
 import { errorMessage } from '../../core/errors.ts';
@@ -22,70 +21,14 @@ import type { FluxionRegistry } from '../../core/registry.ts';
 import { CONSUMED_TOPICS, dlqTopic, type TopicName } from '../../core/topics.ts';
 import { listQuarantine } from '../quarantine.ts';
 import type { ScheduledJob } from '../schedule-config.ts';
-import { DEFAULT_FRESHNESS_RULES, storeFreshness, type FreshnessRules, type PolledJob, type RunInfo, type StoreFreshness, type StoreInputs } from './freshness.ts';
-import { DEFAULT_LAG_RULES, judgePartition, PIPELINE_GROUPS, summarizeGroup, topicIntervals, type GroupLag, type LagRules, type LagStatus, type PartitionObservation } from './lag.ts';
+import { DEFAULT_FRESHNESS_RULES, type FreshnessRules } from './freshness.ts';
+import { countQuarantine, RingBuffer, type DashboardSample, type HistoryPoint, type QuarantineCount } from './sample.ts';
+import { FIRST_RECORD_SCAN, scanFirstRecords, type FirstRecordScan, type ScanWanted } from './first-records.ts';
+import { queryStores, storeFigures, type StoreFigures, type StoreQueries } from './store-figures.ts';
+import { DEFAULT_LAG_RULES, judgePartition, PIPELINE_GROUPS, summarizeGroup, topicIntervals, type GroupLag, type LagRules, type PartitionObservation } from './lag.ts';
 
-/** The differ's record of a snapshot older than the store's last applied one: counted apart, waits for nobody. */
-export const STALE_STATUS = 'STALE';
-
-export interface QuarantineCount {
-  ubicacion: string;
-  /** The entry's last status, as a string: STALE is newer than some schemas this may read. */
-  status: string;
-  count: number;
-  /** Waits for a decision (QUARANTINED, RELEASE_REQUESTED). */
-  open: boolean;
-}
-
-/** Counts the quarantine topic's entries by store and last status. */
-export function countQuarantine(entries: ReadonlyArray<{ ubicacion_id: string; status: string }>): QuarantineCount[] {
-  const counts = new Map<string, QuarantineCount>();
-  for (const e of entries) {
-    const k = `${e.ubicacion_id}|${e.status}`;
-    const c = counts.get(k) ?? { ubicacion: e.ubicacion_id, status: e.status, count: 0, open: e.status === 'QUARANTINED' || e.status === 'RELEASE_REQUESTED' };
-    c.count++;
-    counts.set(k, c);
-  }
-  return [...counts.values()];
-}
-
-/** How many of a store's entries are stale snapshots, and how many wait for a decision. */
-export function storeQuarantine(counts: readonly QuarantineCount[], ubicacion: string): { quarantined: number; stale: number } {
-  const mine = counts.filter((q) => q.ubicacion === ubicacion);
-  return { quarantined: mine.filter((q) => q.open).reduce((s, q) => s + q.count, 0), stale: mine.filter((q) => q.status === STALE_STATUS).reduce((s, q) => s + q.count, 0) };
-}
-
-export interface DashboardSample {
-  sampledAt: string;
-  /** FLUXION_TOPIC_PREFIX of every topic and group shown. */
-  topicPrefix: string;
-  /** How long the sample took. */
-  durationMs: number;
-  /** Sources that failed in this sample (their figures are the previous sample's). */
-  errors: Array<{ source: string; message: string }>;
-  groups: GroupLag[];
-  /** Expected interval per topic (ms), from the schedule. */
-  intervals: Record<string, number>;
-  stores: StoreFreshness[];
-  lookbackHours: number;
-  /** Records in each DLQ topic (without prefix). */
-  dlq: Record<string, number>;
-  /** Snapshots on the quarantine topic by store and last status (STALE ones too: see freshness.ts). */
-  quarantine: Array<{ ubicacion: string; status: string; count: number }>;
-  /** Rows extracted by OK runs, per store and job (all of etl_runs). */
-  rowsExtracted: Array<{ ubicacion: string; job: string; rows: number }>;
-  /** Inventory changes applied per store in the last 24 h (rows of inventario_historico). */
-  changes24h: Record<string, number>;
-  /** Rows written per table and operation (PostgreSQL's statistics, since its last reset). */
-  rowsWritten: Array<{ table: string; operation: 'insert' | 'update' | 'delete'; rows: number }>;
-  /** End offset per topic (without prefix) and partition. */
-  topicEnds: Array<{ topic: string; partition: number; end: string }>;
-}
-
-export interface HistoryPoint {
-  at: number;
-  groups: Record<string, { lagMessages: number; lagSeconds: number | null; status: LagStatus }>;
-}
+export { countQuarantine, RingBuffer, STALE_STATUS, storeQuarantine } from './sample.ts';
+export type { DashboardSample, HistoryPoint, QuarantineCount } from './sample.ts';
 
 export interface SamplerDeps {
   kafka: KafkaClient;
@@ -122,24 +65,6 @@ export interface DashboardSampler {
 /** The DLQ topics whose records are counted (a DLQ per consumed topic). */
 const DLQ_TOPICS = CONSUMED_TOPICS.map((t) => dlqTopic(t));
 
-/** Fixed-size history: the oldest point goes when a new one comes. */
-export class RingBuffer<T> {
-  readonly capacity: number;
-  private readonly items: T[] = [];
-  private next = 0;
-  constructor(capacity: number) {
-    this.capacity = Math.max(1, Math.floor(capacity));
-  }
-  push(item: T): void {
-    if (this.items.length < this.capacity) this.items.push(item);
-    else this.items[this.next] = item;
-    this.next = (this.next + 1) % this.capacity;
-  }
-  toArray(): T[] {
-    return this.items.length < this.capacity ? [...this.items] : [...this.items.slice(this.next), ...this.items.slice(0, this.next)];
-  }
-}
-
 function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -148,21 +73,11 @@ function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> 
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** The first committed record at or after a position, as far as it was scanned. */
-interface FirstRecordScan {
-  scannedTo: bigint;
-  first: { offset: string; timestampMs: number } | null;
-  usedAt: number;
-}
-
 /** Counted records of a DLQ partition: their offsets, to forget those retention deleted. */
 interface DlqScan {
   scannedTo: bigint;
   offsets: bigint[];
 }
-
-/** Offsets scanned per partition per read when looking for the first unconsumed record. */
-const FIRST_RECORD_SCAN = 1_000n;
 
 export function createSampler(deps: SamplerDeps, options: SamplerOptions): DashboardSampler {
   const now = deps.now ?? (() => new Date());
@@ -203,46 +118,6 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
       () => pendingReads.delete(p),
     );
     return p;
-  }
-
-  /** Fills `firstRecords` for the given positions of one topic (several reads when partitions repeat). */
-  async function scanFirstRecords(topic: string, wanted: Array<{ partition: number; from: bigint; to: bigint; key: string }>): Promise<void> {
-    if (busyTopics.has(topic)) return;
-    const rounds: Array<typeof wanted> = [];
-    for (const w of wanted) {
-      const round = rounds.find((r) => !r.some((x) => x.partition === w.partition));
-      if (round) round.push(w);
-      else rounds.push([w]);
-    }
-    busyTopics.add(topic);
-    const work = (async () => {
-      for (const round of rounds) {
-        const found = new Map<number, { offset: string; timestampMs: number }>();
-        const fromOffsets: Record<number, string> = {};
-        const toOffsets: Record<number, string> = {};
-        for (const w of round) {
-          fromOffsets[w.partition] = w.from.toString();
-          toOffsets[w.partition] = w.to.toString();
-        }
-        await deps.kafka.readToEnd(
-          topic,
-          round.map((w) => w.partition),
-          (r) => {
-            if (!found.has(r.partition) && BigInt(r.offset) >= BigInt(fromOffsets[r.partition] ?? '0')) found.set(r.partition, { offset: r.offset, timestampMs: Number(r.timestamp) });
-            if (found.size === round.length) return 'stop';
-          },
-          { fromOffsets, toOffsets },
-        );
-        for (const w of round) {
-          const scan = firstRecords.get(w.key);
-          if (!scan) continue;
-          scan.first = found.get(w.partition) ?? null;
-          scan.scannedTo = w.to;
-        }
-      }
-    })();
-    void work.finally(() => busyTopics.delete(topic)).catch(() => undefined);
-    await track(work);
   }
 
   async function sampleLag(errors: DashboardSample['errors'], nowMs: number, existing: Set<string>): Promise<{ groups: GroupLag[]; topicEnds: DashboardSample['topicEnds'] }> {
@@ -311,7 +186,7 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
     }
 
     // The oldest unconsumed record of each lagging partition, by position (shared by groups at the same offset).
-    const toScan = new Map<string, Array<{ partition: number; from: bigint; to: bigint; key: string }>>();
+    const toScan = new Map<string, ScanWanted[]>();
     for (const o of observations) {
       const position = o.committed === null || BigInt(o.committed) < BigInt(o.low) ? BigInt(o.low) : BigInt(o.committed);
       const end = BigInt(o.end);
@@ -333,7 +208,7 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
     }
     if (toScan.size > 0) {
       try {
-        await withTimeout(Promise.all([...toScan].map(([topic, wanted]) => scanFirstRecords(topic, wanted))), readTimeoutMs, 'reading the oldest unconsumed records');
+        await withTimeout(Promise.all([...toScan].map(([topic, wanted]) => scanFirstRecords({ kafka: deps.kafka, firstRecords, busyTopics, track }, topic, wanted))), readTimeoutMs, 'reading the oldest unconsumed records');
       } catch (err) {
         errors.push({ source: 'kafka record timestamps', message: errorMessage(err) });
       }
@@ -430,88 +305,15 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
     }
   }
 
-  interface StoreQueries {
-    lastRuns: Array<{ ubicacion_id: string; job: string; status: string; run_id: string; started_at: Date; finished_at: Date; rows: string; snapshot_id: string | null; error_class: string | null; error_message: string | null }>;
-    okStarts: Array<{ ubicacion_id: string; job: string; started_at: Date }>;
-    firstRuns: Array<{ job: string; first: Date }>;
-    applied: Array<{ ubicacion_id: string; snapshot_id: string; valid_from: Date }>;
-    alerts: Array<{ ubicacion_id: string; open: string }>;
-    extracted: Array<{ ubicacion_id: string; job: string; rows: string }>;
-    changes: Array<{ ubicacion_id: string; changes: string }>;
-    written: Array<{ relname: string; ins: string; upd: string; del: string }>;
-  }
-
-  async function queryStores(nowDate: Date): Promise<StoreQueries> {
-    const ids = deps.stores.map((u) => u.id);
-    const since = new Date(nowDate.getTime() - freshnessRules.lookbackMs);
-    const day = new Date(nowDate.getTime() - 86_400_000);
-    const q = async <T extends object>(text: string, values: unknown[] = []) => (await deps.pool.query<T & pg.QueryResultRow>(text, values)).rows as T[];
-    return {
-      lastRuns: await q(
-        `SELECT DISTINCT ON (ubicacion_id, job, status) ubicacion_id, job, status, run_id, started_at, finished_at, rows, snapshot_id, error_class, error_message
-           FROM etl_runs WHERE ubicacion_id = ANY($1) AND job IN ('INVENTARIO', 'VENTAS')
-          ORDER BY ubicacion_id, job, status, finished_at DESC`,
-        [ids],
-      ),
-      okStarts: await q(`SELECT ubicacion_id, job, started_at FROM etl_runs WHERE status = 'OK' AND started_at >= $1 AND job IN ('INVENTARIO', 'VENTAS')`, [since]),
-      firstRuns: await q(`SELECT job, min(started_at) AS first FROM etl_runs WHERE job IN ('INVENTARIO', 'VENTAS') GROUP BY job`),
-      applied: await q(
-        `SELECT u.id AS ubicacion_id, h.snapshot_id, h.valid_from
-           FROM unnest($1::text[]) AS u(id)
-           CROSS JOIN LATERAL (SELECT snapshot_id, valid_from FROM inventario_historico WHERE ubicacion_id = u.id ORDER BY valid_from DESC LIMIT 1) h`,
-        [ids],
-      ),
-      alerts: await q(`SELECT ubicacion_id, count(*) AS open FROM alertas WHERE estado = 'OPEN' GROUP BY ubicacion_id`),
-      extracted: await q(`SELECT ubicacion_id, job, sum(rows) AS rows FROM etl_runs WHERE status = 'OK' GROUP BY ubicacion_id, job`),
-      changes: await q(`SELECT ubicacion_id, count(*) AS changes FROM inventario_historico WHERE valid_from >= $1 GROUP BY ubicacion_id`, [day]),
-      written: await q(
-        `SELECT relname, n_tup_ins AS ins, n_tup_upd AS upd, n_tup_del AS del FROM pg_stat_user_tables
-          WHERE relname IN ('inventario_actual', 'ventas', 'alertas', 'etl_runs', 'productos') OR relname LIKE 'inventario\\_historico%'`,
-      ),
-    };
-  }
-
-  function toRun(r: StoreQueries['lastRuns'][number]): RunInfo {
-    return { runId: r.run_id, startedAt: r.started_at, finishedAt: r.finished_at, rows: Number(r.rows), snapshotId: r.snapshot_id, errorClass: r.error_class, errorMessage: r.error_message };
-  }
-
-  async function sampleStores(errors: DashboardSample['errors'], nowDate: Date): Promise<Pick<DashboardSample, 'stores' | 'rowsExtracted' | 'changes24h' | 'rowsWritten'>> {
+  async function sampleStores(errors: DashboardSample['errors'], nowDate: Date): Promise<StoreFigures> {
     let data: StoreQueries;
     try {
-      data = await queryStores(nowDate);
+      data = await queryStores(deps.pool, deps.stores, nowDate, freshnessRules.lookbackMs);
     } catch (err) {
       errors.push({ source: 'postgres', message: `${scrubSecrets(errorMessage(err))} (run \`fluxion migrate\`?)` });
       return { stores: latest?.stores ?? [], rowsExtracted: latest?.rowsExtracted ?? [], changes24h: latest?.changes24h ?? {}, rowsWritten: latest?.rowsWritten ?? [] };
     }
-    const stores = deps.stores.filter((u) => u.activa).map((u) => {
-      const monitoredSince: StoreInputs['monitoredSince'] = {};
-      for (const job of ['INVENTARIO', 'VENTAS'] as const) monitoredSince[job] = data.firstRuns.find((r) => r.job === job)?.first ?? null;
-      const input: StoreInputs = { id: u.id, nombre: u.nombre, pos: u.pos, lastOk: {}, lastFailed: {}, okStarts: {}, monitoredSince, lastApplied: null, quarantined: 0, openAlerts: 0 };
-      for (const r of data.lastRuns.filter((x) => x.ubicacion_id === u.id)) {
-        (r.status === 'OK' ? input.lastOk : input.lastFailed)[r.job as PolledJob] = toRun(r);
-      }
-      for (const r of data.okStarts.filter((x) => x.ubicacion_id === u.id)) (input.okStarts[r.job as PolledJob] ??= []).push(r.started_at);
-      const applied = data.applied.find((x) => x.ubicacion_id === u.id);
-      if (applied) input.lastApplied = { snapshotId: applied.snapshot_id, takenAt: applied.valid_from };
-      ({ quarantined: input.quarantined, stale: input.stale } = storeQuarantine(quarantineCounts, u.id));
-      input.openAlerts = Number(data.alerts.find((x) => x.ubicacion_id === u.id)?.open ?? 0);
-      return storeFreshness(input, deps.schedule, nowDate, freshnessRules, locale);
-    });
-    const written = new Map<string, { insert: number; update: number; delete: number }>();
-    for (const r of data.written) {
-      const table = r.relname.startsWith('inventario_historico') ? 'inventario_historico' : r.relname;
-      const w = written.get(table) ?? { insert: 0, update: 0, delete: 0 };
-      w.insert += Number(r.ins);
-      w.update += Number(r.upd);
-      w.delete += Number(r.del);
-      written.set(table, w);
-    }
-    return {
-      stores,
-      rowsExtracted: data.extracted.map((r) => ({ ubicacion: r.ubicacion_id, job: r.job, rows: Number(r.rows) })),
-      changes24h: Object.fromEntries(data.changes.map((r) => [r.ubicacion_id, Number(r.changes)])),
-      rowsWritten: [...written].flatMap(([table, w]) => (['insert', 'update', 'delete'] as const).map((operation) => ({ table, operation, rows: w[operation] }))),
-    };
+    return storeFigures(data, { stores: deps.stores, schedule: deps.schedule, nowDate, freshnessRules, locale, quarantineCounts });
   }
 
   async function takeSample(): Promise<DashboardSample> {

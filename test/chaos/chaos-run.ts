@@ -14,13 +14,12 @@
  *   mass-zero a store reports most of its products at 0 (the differ must quarantine it)
  *   poison    undecodable records put on the pipeline's topics (they must reach a DLQ)
  *
- * After the last cycle everything runs undisturbed until it settled; `collectOutcome()` then
- * reads PostgreSQL, the DLQs and the quarantine, and the test compares them with what the
- * simulators said (their truth, recorded at every cycle). Replay a run with its seed:
- * CHAOS_SEED=<seed>. Child logs stay in the printed directory.
+ * After the last cycle everything runs undisturbed until it settled; `collectOutcome()`
+ * (test/chaos/chaos-outcome.ts) then reads PostgreSQL, the DLQs and the quarantine, and the
+ * test compares them with what the simulators said (their truth, recorded at every cycle).
+ * Replay a run with its seed: CHAOS_SEED=<seed>. Child logs stay in the printed directory.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify as toYaml } from 'yaml';
@@ -28,7 +27,6 @@ import type { Ubicacion } from '../../core/config/ubicaciones.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import { fechaCaracas } from '../../core/time.ts';
 import { waitForPipelineSettled } from '../../ops/pipeline-settled.ts';
-import { listQuarantine } from '../../ops/quarantine.ts';
 import { syncUbicaciones } from '../../ops/ubicaciones-sync.ts';
 import { StoreSimulation } from '../../simulators/data/store-simulation.ts';
 import { FaultControl, servedInventario, type StoreFaults } from '../../simulators/faults.ts';
@@ -36,14 +34,12 @@ import { startKlkSimulator } from '../../simulators/klk/server.ts';
 import { startStellarSimulator } from '../../simulators/stellar/server.ts';
 import { seededRandom } from '../helpers/kill-harness.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { serviceEnv, testLogger } from '../helpers/services.ts';
+import { serviceEnv, } from '../helpers/services.ts';
 import { migratedDatabase, type MigratedDatabase } from '../helpers/sink-run.ts';
 
-export const LONG_RUNNING = ['differ', 'dedupe', 'phantom', 'sink'] as const;
-type LongRunning = (typeof LONG_RUNNING)[number];
-export const FAULT_KINDS = ['kill', 'zombie', 'kafka', 'postgres', 'failing', 'hanging', 'mass-zero', 'poison'] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
-
+import { injectPoison, pick, plannedRandom, planFaults, retryClean, LONG_RUNNING, type FaultKind, type LongRunning } from './chaos-faults.ts';
+import { stockLine } from './chaos-outcome.ts';
+import { alive, services, startFluxion, supervise, type Child } from './chaos-processes.ts';
 export interface ChaosOptions {
   seed: number;
   /** Faulty cycles (then one clean cycle). With `minutes`, cycles run until that much time passed. */
@@ -93,128 +89,6 @@ export interface ChaosRun {
 }
 
 /** The comparable columns of an inventory row (PostgreSQL's and the simulator's alike). */
-export const stockLine = (r: { deposito: string; producto_id: string; cantidad: string; costo: string | null; precio: string | null; activo: boolean }) =>
-  `${r.deposito}/${r.producto_id} ${r.cantidad} ${r.costo} ${r.precio} ${r.activo}`;
-
-const SERVICES = join(PROJECT_ROOT, 'scripts', 'services');
-const FLUXION = join(PROJECT_ROOT, 'bin', 'fluxion.ts');
-
-function services(...args: string[]): Promise<void> {
-  return new Promise((resolve, reject) =>
-    execFile(SERVICES, args, { timeout: 120_000 }, (err, _out, stderr) => (err ? reject(new Error(`scripts/services ${args.join(' ')}: ${stderr || err.message}`)) : resolve())),
-  );
-}
-
-interface Child {
-  proc: ChildProcess;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function startFluxion(args: string[], env: NodeJS.ProcessEnv, logFile: string, stdout?: (s: string) => void): Child {
-  const log = createWriteStream(logFile, { flags: 'a' });
-  const proc = spawn(process.execPath, [FLUXION, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  proc.stdout!.on('data', (d: Buffer) => stdout?.(d.toString()));
-  proc.stdout!.pipe(log);
-  proc.stderr!.pipe(log);
-  return { proc, exited: new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal }))) };
-}
-
-/**
- * Keeps one long-running process up: started again 0.5-1.5 s after it ends, whatever the
- * reason, as `restart: unless-stopped` does.
- */
-function supervise(name: LongRunning, args: string[], env: NodeJS.ProcessEnv, logDir: string, random: () => number, log: (l: string) => void) {
-  let current: Child | undefined;
-  let stopping = false;
-  let starts = 0;
-  const loop = (async () => {
-    while (!stopping) {
-      starts++;
-      current = startFluxion(args, env, join(logDir, `${name}.log`));
-      const { code, signal } = await current.exited;
-      if (stopping) break;
-      if (signal !== 'SIGKILL') log(`${name} exited by itself (code ${code}, signal ${signal}): restarting`);
-      await sleep(500 + Math.floor(random() * 1_000));
-    }
-  })();
-  return {
-    name,
-    starts: () => starts,
-    kill(signal: 'SIGKILL' | 'SIGSTOP' | 'SIGCONT' = 'SIGKILL'): boolean {
-      if (!current || current.proc.exitCode !== null || current.proc.signalCode !== null) return false;
-      return current.proc.kill(signal);
-    },
-    async stop(): Promise<void> {
-      stopping = true;
-      if (current && current.proc.exitCode === null && current.proc.signalCode === null) {
-        current.proc.kill('SIGTERM');
-        const done = await Promise.race([current.exited.then(() => true), sleep(20_000).then(() => false)]);
-        if (!done) current.proc.kill('SIGKILL');
-      }
-      await loop;
-    },
-  };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const pick = <T>(random: () => number, items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
-
-/**
- * The faults of each faulty cycle. The first cycle is clean (it loads every store); the
- * others get every kind at least once (CI-sized runs must cover them all), in seeded order,
- * then random ones: one to three a cycle.
- */
-function planFaults(random: () => number, cycles: number): FaultKind[][] {
-  const plan: FaultKind[][] = Array.from({ length: cycles }, () => []);
-  const kinds: FaultKind[] = [...FAULT_KINDS, 'kill', 'kill', 'kill'];
-  for (let i = kinds.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [kinds[i], kinds[j]] = [kinds[j]!, kinds[i]!];
-  }
-  if (cycles < 2) return plan;
-  kinds.forEach((k, i) => plan[1 + (i % (cycles - 1))]!.push(k));
-  for (let c = 1 + kinds.length; c < cycles; c++) {
-    const n = 1 + Math.floor(random() * 3);
-    for (let i = 0; i < n; i++) plan[c]!.push(pick(random, [...FAULT_KINDS, 'kill', 'kill']));
-  }
-  return plan;
-}
-
-/** Undecodable records: not Avro at all, an unknown schema id, a known id with a cut body. */
-async function injectPoison(run: { pipeline: TestPipeline }, random: () => number, n: number, count: number): Promise<PoisonRecord[]> {
-  const topics = ['pos.inventario.snapshots', 'pos.ventas.raw', 'pos.inventario.changes', 'pos.ventas', 'alerts.phantom-zeros', 'ops.etl-runs'];
-  const records: PoisonRecord[] = [];
-  const producer = await run.pipeline.kafka.producer();
-  try {
-    for (let i = 0; i < count; i++) {
-      const topic = pick(random, topics);
-      const kind = pick(random, ['not-avro', 'unknown-schema', 'cut-body']);
-      let value: Buffer;
-      if (kind === 'not-avro') value = Buffer.from(`{"poison":${n}}`);
-      else {
-        const id = kind === 'unknown-schema' ? 987_654 : (await run.pipeline.registry.latestSchema(`${run.pipeline.prefix}${topic}-value`))!.id;
-        const header = Buffer.alloc(5);
-        header.writeUInt32BE(id, 1);
-        value = Buffer.concat([header, Buffer.from([0x02, 0xff])]);
-      }
-      const key = `poison-${n}-${i}`;
-      await producer.send(run.pipeline.prefix + topic, [{ ubicacionId: key, partition: Math.floor(random() * 3), key: Buffer.from(key), value, headers: {} }]);
-      records.push({ topic, key, kind });
-    }
-  } finally {
-    await producer.disconnect();
-  }
-  return records;
-}
-
 export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
   const random = seededRandom(o.seed);
   const logDir = join(PROJECT_ROOT, '.cache', 'chaos', `seed-${o.seed}-${Date.now().toString(36)}`);
@@ -501,141 +375,3 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
   };
 }
 
-function plannedRandom(random: () => number): FaultKind[] {
-  const n = 1 + Math.floor(random() * 3);
-  return Array.from({ length: n }, () => pick(random, [...FAULT_KINDS, 'kill', 'kill']));
-}
-
-/** The clean cycle's extractions must succeed; a broker still electing leaders may fail one. */
-async function retryClean(what: string, run: () => Promise<{ code: number | null; signal: string | null; out: string }>, event: (l: string) => void): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    const r = await run();
-    if (r.code === 0) return;
-    event(`clean cycle: ${what} exit ${r.signal ?? r.code} (attempt ${attempt}):\n${r.out}`);
-    if (attempt >= 3) throw new Error(`the clean cycle's ${what} extraction failed ${attempt} times:\n${r.out}`);
-    await sleep(3_000);
-  }
-}
-
-/** What PostgreSQL, the DLQs and the quarantine hold after the run, next to the truth. */
-export interface ChaosOutcome {
-  /** Per store: inventario_actual and the last cycle's truth. */
-  actual: Map<string, { got: string[]; want: string[] }>;
-  /** Per applied snapshot: inventario_al when its run finished and just before the next run started. */
-  history: Array<{ store: string; snapshot: string; cycle: number; at: string; got: string[]; before: string[]; want: string[] }>;
-  /** Snapshots whose run started in no cycle's window (should be none). */
-  unplaced: string[];
-  ventas: { got: string[]; want: string[]; rows: number; keys: number };
-  abc: { committed: string[]; recalculated: string[] };
-  dlqKeys: Map<string, Set<string>>;
-  quarantined: Array<{ store: string; snapshot: string; status: string; cycle: number | undefined }>;
-  massZeroSnapshots: Array<{ store: string; snapshot: string; cycle: number }>;
-  /** Snapshots read while the store's simulator had a POS glitch going on (a department or deposito at 0). */
-  glitchSnapshots: Array<{ store: string; snapshot: string; cycle: number }>;
-  failedRuns: Array<{ store: string; cycle: number | undefined; errorClass: string }>;
-}
-
-const decimal = (s: string | null) => (s === null ? 'null' : s.includes('.') ? s.replace(/0+$/, '').replace(/\.$/, '') : s);
-
-export async function collectOutcome(run: ChaosRun): Promise<ChaosOutcome> {
-  const { pool } = run.db;
-  const q = async <T>(sql: string, params: unknown[] = []) => (await pool.query(sql, params)).rows as T[];
-  const last = run.truths.at(-1)!;
-  // taken_at and started_at are set by the extractor while it runs: inside its cycle's window.
-  const cycleOf = (t: Date) => run.truths.find((c) => t.getTime() >= c.from && t.getTime() <= c.to);
-
-  const actual = new Map<string, { got: string[]; want: string[] }>();
-  for (const u of run.stores) {
-    const rows = await q<Parameters<typeof stockLine>[0]>('SELECT deposito, producto_id, cantidad::text, costo::text, precio::text, activo FROM inventario_actual WHERE ubicacion_id = $1', [u.id]);
-    actual.set(u.id, { got: rows.map(stockLine).sort(), want: last.stock.get(u.id)! });
-  }
-
-  // Every snapshot the extractors committed: each store's transaction carries its run record
-  // (etl_runs, status OK), with started_at <= taken_at <= finished_at. A quarantined snapshot
-  // stays listed once a later one superseded it; only a released one was applied.
-  const quarantine = await listQuarantine({ kafka: run.pipeline.kafka, registry: run.pipeline.registry, logger: testLogger, topicPrefix: run.pipeline.prefix });
-  const quarantinedIds = new Set(quarantine.filter((e) => e.status !== 'RELEASED').map((e) => e.snapshot_id));
-  const runs = await q<{ ubicacion_id: string; snapshot_id: string; started_at: Date; finished_at: Date }>(
-    "SELECT ubicacion_id, snapshot_id::text, started_at, finished_at FROM etl_runs WHERE job = 'INVENTARIO' AND status = 'OK' ORDER BY started_at",
-  );
-  const snapshotCycle = new Map(runs.map((r) => [r.snapshot_id, cycleOf(r.started_at)?.cycle]));
-  const history: ChaosOutcome['history'] = [];
-  const unplaced: string[] = [];
-  const massZeroSnapshots: ChaosOutcome['massZeroSnapshots'] = [];
-  const glitchSnapshots: ChaosOutcome['glitchSnapshots'] = [];
-  const at = (t: Date, store: string) =>
-    q<Parameters<typeof stockLine>[0]>('SELECT deposito, producto_id, cantidad::text, costo::text, precio::text, activo FROM inventario_al($1, $2)', [t, store]).then((rows) => rows.map(stockLine).sort());
-  for (const u of run.stores) {
-    const mine = runs.filter((r) => r.ubicacion_id === u.id);
-    for (const r of mine) {
-      const c = cycleOf(r.started_at);
-      if (c?.massZero.has(u.id)) massZeroSnapshots.push({ store: u.id, snapshot: r.snapshot_id, cycle: c.cycle });
-      if (c?.glitch.has(u.id)) glitchSnapshots.push({ store: u.id, snapshot: r.snapshot_id, cycle: c.cycle });
-    }
-    const applied = mine.filter((r) => !quarantinedIds.has(r.snapshot_id));
-    for (const [i, r] of applied.entries()) {
-      const c = cycleOf(r.started_at);
-      if (!c) {
-        unplaced.push(`${u.id} ${r.snapshot_id} ${r.started_at.toISOString()}`);
-        continue;
-      }
-      // Applied from its taken_at (at the latest finished_at) until the next one's (at the earliest its started_at).
-      const next = applied[i + 1]?.started_at ?? new Date(Date.now() + 60_000);
-      history.push({ store: u.id, snapshot: r.snapshot_id, cycle: c.cycle, at: r.finished_at.toISOString(), got: await at(r.finished_at, u.id), before: await at(new Date(next.getTime() - 1), u.id), want: c.stock.get(u.id)! });
-    }
-  }
-
-  // ventas: the simulators' lines of every fecha read, once each.
-  const ventaLine = (v: { ubicacion_id: string; numero_factura: string; linea: number; producto_id: string; cantidad: string; precio_unitario: string; descuento: string; total: string; anulada: boolean }) =>
-    `${v.ubicacion_id}/${v.numero_factura}/${v.linea} ${v.producto_id} ${decimal(v.cantidad)} ${decimal(v.precio_unitario)} ${decimal(v.descuento)} ${decimal(v.total)} ${v.anulada}`;
-  const want: string[] = [];
-  for (const sim of run.sims.values()) {
-    if (sim.pos !== 'klk') continue;
-    for (const fecha of run.fechas) for (const v of sim.ventas(fecha)) want.push(ventaLine({ ...v, ubicacion_id: sim.ubicacionId }));
-  }
-  const got = (await q<Parameters<typeof ventaLine>[0]>('SELECT ubicacion_id, numero_factura, linea, producto_id, cantidad::text, precio_unitario::text, descuento::text, total::text, anulada FROM ventas')).map(ventaLine);
-  const keys = Number((await q<{ n: string }>('SELECT count(DISTINCT (ubicacion_id, numero_factura, linea)) AS n FROM ventas'))[0]!.n);
-
-  // ABC: the cache the sink's trigger left must be what a recalculation over these ventas gives.
-  const abcRows = (rows: Array<{ alcance: string; producto_id: string; clase: string; ranking: number; valor_ventas: string }>) =>
-    rows.map((r) => `${r.alcance} ${r.producto_id} ${r.clase} ${r.ranking} ${decimal(r.valor_ventas)}`).sort();
-  const abcSql = 'SELECT alcance, producto_id, clase, ranking, valor_ventas::text FROM productos_abc_cache';
-  let abc = { committed: [] as string[], recalculated: [] as string[] };
-  for (let attempt = 0; attempt < 30; attempt++) {
-    const committed = abcRows(await q(abcSql));
-    const client = await pool.connect();
-    let recalculated: string[];
-    try {
-      await client.query('BEGIN');
-      await client.query('SELECT productos_abc_recalcular()');
-      recalculated = abcRows((await client.query(abcSql)).rows);
-    } finally {
-      await client.query('ROLLBACK').catch(() => undefined);
-      client.release();
-    }
-    abc = { committed, recalculated };
-    if (committed.length > 0 && JSON.stringify(committed) === JSON.stringify(recalculated)) break;
-    await sleep(1_000); // the sink's debounced recalculation may still be on its way
-  }
-
-  const dlqKeys = new Map<string, Set<string>>();
-  for (const topic of new Set(run.poison.map((p) => p.topic))) {
-    const keys = new Set<string>();
-    await run.pipeline.kafka.readToEnd(`${run.pipeline.prefix}${topic}.dlq`, [0, 1, 2], (r) => void keys.add(r.key?.toString() ?? ''));
-    dlqKeys.set(topic, keys);
-  }
-
-  const failed = await q<{ ubicacion_id: string; started_at: Date; error_class: string }>("SELECT ubicacion_id, started_at, error_class FROM etl_runs WHERE status = 'FAILED' AND job = 'INVENTARIO'");
-  return {
-    actual,
-    history,
-    unplaced,
-    ventas: { got: got.sort(), want: want.sort(), rows: got.length, keys },
-    abc,
-    dlqKeys,
-    quarantined: quarantine.map((e) => ({ store: e.ubicacion_id, snapshot: e.snapshot_id, status: e.status, cycle: snapshotCycle.get(e.snapshot_id) })),
-    massZeroSnapshots,
-    glitchSnapshots,
-    failedRuns: failed.map((f) => ({ store: f.ubicacion_id, cycle: cycleOf(f.started_at)?.cycle, errorClass: f.error_class })),
-  };
-}

@@ -12,7 +12,8 @@
  * `chaos`; CI runs it after the integration tests).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collectOutcome, startChaosRun, type ChaosOutcome, type ChaosRun } from './chaos-run.ts';
+import { collectOutcome, type ChaosOutcome } from './chaos-outcome.ts';
+import { startChaosRun, type ChaosRun } from './chaos-run.ts';
 
 const soakMinutes = process.env.CHAOS_SOAK_MINUTES ? Number(process.env.CHAOS_SOAK_MINUTES) : undefined;
 const seed = process.env.CHAOS_SEED ? Number(process.env.CHAOS_SEED) : Math.floor(Math.random() * 2 ** 31);

@@ -1,41 +1,21 @@
 /**
  * The Stellar simulator against the real, unmodified `mssql`/tedious driver: login, the
  * inventory query streamed and compared row by row with the simulation's truth, errors as
- * SQL Server numbers, backpressure, cancel, and every fault the simulator injects.
+ * SQL Server numbers, backpressure, cancel, and every fault the simulator injects. That each
+ * filter of the checked-in query is needed is test/integration/stellar-query.test.ts's.
  */
-import { readFileSync } from 'node:fs';
 import sql from 'mssql';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { codigoBarras, PROCURA } from '../../simulators/data/catalog.ts';
-import { StoreSimulation, type InventarioTruthRow } from '../../simulators/data/store-simulation.ts';
 import { FaultControl, servedInventario, type StoreFaults } from '../../simulators/faults.ts';
-import { startStellarSimulator, type StellarSimulator } from '../../simulators/stellar/server.ts';
-import { INVENTARIO_SQL_PATH, OUT_OF_RANGE_CANTIDAD } from '../../simulators/stellar/statements.ts';
+import { OUT_OF_RANGE_CANTIDAD } from '../../simulators/stellar/statements.ts';
 import { testLogger } from '../helpers/services.ts';
-
-const USER = 'fluxion_ro';
-const PASSWORD = 'Contraseña-de-prueba-1';
-const QUERY = readFileSync(INVENTARIO_SQL_PATH, 'utf8');
-
-type Row = Record<string, unknown>;
-type DriverError = Error & { code?: string; number?: number };
-
-interface Store {
-  sim: StoreSimulation;
-  server: StellarSimulator;
-}
+import { closePools, differences, pool, QUERY, store as startStore, streamInventario, USER, type Store } from '../helpers/stellar-driver.ts';
 
 const faults = new FaultControl();
 let cedi: Store; // 40,000 products: the full comparison
 let tienda: Store; // 3,000 products: faults, quickly
 let big: Store; // 150,000 products: more than kernel and driver buffers hold
-const pools: sql.ConnectionPool[] = [];
-
-async function store(ubicacionId: string, products: number, depositos: string[]): Promise<Store> {
-  const sim = new StoreSimulation({ ubicacionId, pos: 'stellar', depositos, products });
-  const server = await startStellarSimulator({ simulation: sim, faults, user: USER, password: PASSWORD, logger: testLogger });
-  return { sim, server };
-}
+const store = (ubicacionId: string, products: number, depositos: string[]) => startStore(ubicacionId, products, depositos, faults);
 
 beforeAll(async () => {
   [cedi, tienda, big] = await Promise.all([store('cedi_01', 40_000, ['CEDI01', 'CEDI02']), store('tienda_07', 3_000, ['01', '02']), store('cedi_big', 150_000, ['01'])]);
@@ -43,86 +23,12 @@ beforeAll(async () => {
 
 afterEach(async () => {
   faults.clear();
-  await Promise.all(pools.splice(0).map((p) => p.close().catch(() => undefined)));
+  await closePools();
 });
 
 afterAll(async () => {
   await Promise.all([cedi, tienda, big].map((s) => s?.server.close()));
 });
-
-function pool(s: Store, overrides: Partial<sql.config> = {}): sql.ConnectionPool {
-  const p = new sql.ConnectionPool({
-    server: s.server.host,
-    port: s.server.port,
-    user: USER,
-    password: PASSWORD,
-    database: 'VAD10',
-    connectionTimeout: 5_000,
-    requestTimeout: 15_000,
-    pool: { max: 1, min: 0 },
-    options: { encrypt: false, trustServerCertificate: true, cancelTimeout: 1_000 },
-    ...overrides,
-  });
-  p.on('error', () => undefined);
-  pools.push(p);
-  return p;
-}
-
-interface Streamed {
-  rows: Row[];
-  columns: Record<string, { type: unknown; length?: number; precision?: number; scale?: number; nullable?: boolean }>;
-  error?: DriverError;
-  request: sql.Request;
-}
-
-/** Runs the inventory query with `request.stream = true`; resolves at 'done' or at the first error. */
-function streamInventario(p: sql.ConnectionPool, deposito: string | null, onRow?: (n: number, request: sql.Request) => void, query = QUERY): { request: sql.Request; result: Promise<Streamed> } {
-  const request = p.request();
-  request.stream = true;
-  request.input('codigo_deposito', sql.VarChar(10), deposito);
-  const out: Streamed = { rows: [], columns: {}, request };
-  const result = new Promise<Streamed>((resolve) => {
-    request.on('recordset', (columns: Streamed['columns']) => (out.columns = columns));
-    request.on('row', (row: Row) => {
-      out.rows.push(row);
-      onRow?.(out.rows.length, request);
-    });
-    request.on('error', (err: DriverError) => {
-      out.error ??= err;
-      resolve(out);
-    });
-    request.on('done', () => resolve(out));
-  });
-  void request.query(query);
-  return { request, result };
-}
-
-/** A decimal as the exact string of its scale (exact while it has at most 15 digits). */
-function exact(value: unknown, scale: number): string | null {
-  if (value === null) return null;
-  if (typeof value !== 'number') return `not a number: ${String(value)}`;
-  return value.toFixed(scale);
-}
-
-/** The first differences between what the driver returned and the truth (empty when equal). */
-function differences(rows: Row[], truth: InventarioTruthRow[]): string[] {
-  const problems: string[] = [];
-  if (rows.length !== truth.length) problems.push(`${rows.length} rows, expected ${truth.length}`);
-  for (let i = 0; i < Math.min(rows.length, truth.length) && problems.length < 5; i++) {
-    const r = rows[i]!;
-    const t = truth[i]!;
-    const expected = {
-      codigo_producto: t.producto_id, codigo_barras: t.codigo_barras, descripcion: t.descripcion,
-      departamento_codigo: t.departamento_codigo, departamento_nombre: t.departamento_nombre,
-      grupo_codigo: t.grupo_codigo, grupo_nombre: t.grupo_nombre, subgrupo_codigo: t.subgrupo_codigo, subgrupo_nombre: t.subgrupo_nombre,
-      unidad: t.unidad, cantidad: t.cantidad, costo: t.costo, precio: t.precio,
-    };
-    const actual = { ...r, cantidad: exact(r.cantidad, 3), costo: exact(r.costo, 4), precio: exact(r.precio, 4) };
-    const numbersExact = r.cantidad === Number(t.cantidad) && r.costo === (t.costo === null ? null : Number(t.costo)) && r.precio === (t.precio === null ? null : Number(t.precio));
-    if (JSON.stringify(actual) !== JSON.stringify(expected) || !numbersExact) problems.push(`row ${i}: got ${JSON.stringify(r)}, expected ${JSON.stringify(expected)}`);
-  }
-  return problems;
-}
 
 async function eventually(check: () => boolean, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -313,92 +219,5 @@ describe('Stellar simulator with the real mssql driver', () => {
       rows[10] = { ...rows[10], cantidad: Number(truth[10]!.cantidad) };
       expect(differences(rows, truth)).toEqual([]);
     });
-  });
-});
-
-/** The query with one piece taken out; fails when the piece is not there (the query changed). */
-function without(query: string, piece: string | RegExp, replacement = ''): string {
-  const changed = query.replace(piece, replacement);
-  if (changed === query) throw new Error(`the query no longer contains ${String(piece)}: update this mutation`);
-  return changed;
-}
-
-describe('the checked-in query on the VAD10 tables: each of its filters is needed', () => {
-  // tienda: 3,000 products in depositos 01 and 02 (and the simulator's MERMAS, never extracted).
-  it('the generated catalogue holds what each filter must leave out', () => {
-    const catalog = [...tienda.sim.catalog];
-    const merchandise = catalog.filter((p) => p.departamento.codigo !== PROCURA);
-    expect(catalog.filter((p) => p.departamento.codigo === PROCURA && p.activo && codigoBarras(p) !== null).length).toBeGreaterThan(0);
-    expect(merchandise.filter((p) => !p.activo && codigoBarras(p) !== null).length).toBeGreaterThan(0);
-    expect(merchandise.filter((p) => p.activo && codigoBarras(p) === null).length).toBeGreaterThan(0);
-    expect(merchandise.filter((p) => p.activo && p.codigos.filter((c) => c.tipo === 'BARRA').length > 1).length).toBeGreaterThan(0);
-    expect(merchandise.filter((p) => p.activo && codigoBarras(p) !== null && p.grupo === null).length).toBeGreaterThan(0);
-  });
-
-  it('returns exactly the truth (filtered in JS from the generated data) for each deposito, and follows the stock as it moves', async () => {
-    const p = await pool(tienda).connect();
-    for (const deposito of ['01', '02']) {
-      const { rows, error } = await streamInventario(p, deposito).result;
-      expect(error).toBeUndefined();
-      expect(differences(rows, tienda.sim.stellarInventario(deposito))).toEqual([]);
-    }
-    const before = tienda.sim.stellarInventario('01');
-    tienda.sim.advance(120);
-    const after = tienda.sim.stellarInventario('01');
-    expect(after.filter((r, i) => r.cantidad !== before[i]!.cantidad).length).toBeGreaterThan(10);
-    const { rows, error } = await streamInventario(p, '01').result;
-    expect(error).toBeUndefined();
-    expect(differences(rows, after)).toEqual([]);
-  });
-
-  const mutations: Array<[string, (q: string) => string]> = [
-    ['the PROCURA exclusion', (q) => without(q, /\n\s*AND p\.c_Departamento <> '000017'[^\n]*/)],
-    ['active products only (n_Activo = 1)', (q) => without(q, /\n\s*AND p\.n_Activo = 1/)],
-    ["codes of type 'BARRA' only", (q) => without(q, /\n\s*WHERE c_TipoCodigo = 'BARRA'/)],
-    ['products with a barcode only (the inner join on the barcodes)', (q) => without(q, /INNER JOIN (\(\s*SELECT c_CodNasa)/, 'LEFT JOIN $1')],
-    ['the lowest BARRA code', (q) => without(q, 'MIN(c_Codigo)', 'MAX(c_Codigo)')],
-    ['one row per product (the grouped barcodes)', (q) => without(without(q, 'MIN(c_Codigo) AS', 'c_Codigo AS'), /\n\s*GROUP BY c_CodNasa/)],
-    ['the deposito parameter', (q) => without(q, /WHERE dp\.c_CodDeposito = @codigo_deposito\s*AND/, 'WHERE')],
-    ["the group's department in its join", (q) => without(q, / AND g\.c_Departamento = p\.c_Departamento/)],
-  ];
-
-  it.each(mutations)('without %s the answer is no longer the truth', async (_name, mutate) => {
-    const mutated = mutate(QUERY);
-    const p = await pool(tienda).connect();
-    const { rows, error } = await streamInventario(p, '01', undefined, mutated).result;
-    // The mutated query runs: what fails is the answer, not the syntax.
-    expect(error).toBeUndefined();
-    expect(rows.length).toBeGreaterThan(0);
-    expect(differences(rows, tienda.sim.stellarInventario('01'))).not.toEqual([]);
-  });
-
-  it.for([8_000, 60_000])('snapshot query time: a deposito of %i products, streamed to mssql, exactly the truth', async (products, { annotate }) => {
-    const started = performance.now();
-    const s = await store(`cedi_${products}`, products, ['0101']);
-    const startSeconds = (performance.now() - started) / 1000;
-    try {
-      const p = await pool(s).connect();
-      const t0 = performance.now();
-      let firstRow = 0;
-      const { rows, error } = await streamInventario(p, '0101', (n) => {
-        if (n === 1) firstRow = performance.now() - t0;
-      }).result;
-      const seconds = (performance.now() - t0) / 1000;
-      expect(error).toBeUndefined();
-      expect(differences(rows, s.sim.stellarInventario('0101'))).toEqual([]);
-      const figures = { products, rows: rows.length, simulatorStartSeconds: +startSeconds.toFixed(2), firstRowMs: Math.round(firstRow), querySeconds: +seconds.toFixed(2) };
-      testLogger.info(figures, 'Stellar simulator: snapshot query time');
-      await annotate(JSON.stringify(figures));
-    } finally {
-      await s.server.close();
-    }
-  });
-
-  it('a construct the translation does not know is an error naming it, never an answer', async () => {
-    const p = await pool(tienda).connect();
-    const applied = without(QUERY, /INNER JOIN \(\s*SELECT c_CodNasa[\s\S]*?\) b ON b\.c_CodNasa = p\.c_Codigo/, "OUTER APPLY (SELECT TOP 1 c_Codigo AS codigo_barras FROM MA_CODIGOS c WHERE c.c_CodNasa = p.c_Codigo AND c.c_TipoCodigo = 'BARRA' ORDER BY c_Codigo) b");
-    const { rows, error } = await streamInventario(p, '01', undefined, applied).result;
-    expect(rows).toEqual([]);
-    expect(error).toMatchObject({ number: 50000, message: expect.stringContaining('not supported by the Stellar simulator\'s translation: OUTER APPLY') });
   });
 });

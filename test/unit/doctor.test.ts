@@ -17,17 +17,14 @@ import {
   formatJson,
   formatTable,
   kafkaTarget,
-  klkVerdict,
   migrationsVerdict,
-  networkReason,
-  placeholderCheck,
   runChecks,
   safeTarget,
-  storeCheck,
   summaryLine,
   type CheckResult,
   type DoctorCheck,
 } from '../../ops/doctor.ts';
+import { klkVerdict, networkReason, placeholderCheck, storeCheck } from '../../ops/doctor-checks.ts';
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -53,7 +50,10 @@ function row(part: string, status: CheckResult['status'], required = true): Chec
 
 describe('runChecks', () => {
   it('runs the checks concurrently and keeps their order', async () => {
-    const checks: DoctorCheck[] = [600, 200, 400].map((ms, i) => ({ part: `c${i}`, target: 'x', run: async () => (await sleep(ms), `slept ${ms}`) }));
+    const checks: DoctorCheck[] = [600, 200, 400].map((ms, i) => ({ part: `c${i}`, target: 'x', run: async () => {
+      await sleep(ms);
+      return `slept ${ms}`;
+    } }));
     const started = Date.now();
     const results = await runChecks(checks, { timeoutMs: 5_000 });
     // One after the other would take 1200 ms.
@@ -102,11 +102,21 @@ describe('runChecks', () => {
 
   it('skips a dependent check when its dependency is not OK, runs it when it is', async () => {
     let ran = 0;
-    const dependent = (on: string): DoctorCheck => ({ part: `after-${on}`, target: 'x', dependsOn: on, run: async () => (ran++, 'ran') });
+    const dependent = (on: string): DoctorCheck => ({ part: `after-${on}`, target: 'x', dependsOn: on, run: async () => {
+      ran++;
+      return 'ran';
+    } });
     const results = await runChecks(
       [
         { part: 'down', target: 'x', run: async () => Promise.reject(new Error('refused')) },
-        { part: 'up', target: 'x', run: async () => (await sleep(50), 'ok') },
+        {
+          part: 'up',
+          target: 'x',
+          run: async () => {
+            await sleep(50);
+            return 'ok';
+          },
+        },
         dependent('down'),
         dependent('up'),
       ],
@@ -232,7 +242,12 @@ describe('store checks (in-process servers)', () => {
       }, delayMs);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    servers.push({ close: (cb) => (server.closeAllConnections(), server.close(cb)) });
+    servers.push({
+      close: (cb) => {
+        server.closeAllConnections();
+        server.close(cb);
+      },
+    });
     return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/tienda_01`, seen };
   }
 
