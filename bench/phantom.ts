@@ -36,7 +36,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Cron } from 'croner';
 import { loadUbicacionesFile, resolveUbicacion, type Ubicacion } from '../core/config/ubicaciones.ts';
-import type { FluxionAdmin } from '../core/kafka/client.ts';
+import type { FluxionAdmin } from '../core/kafka/types.ts';
 import { createLogger } from '../core/logger.ts';
 import { PROJECT_ROOT } from '../core/paths.ts';
 import type { PhantomAlert } from '../core/records.ts';

@@ -50,7 +50,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Registry, type Counter } from 'prom-client';
-import type { KafkaClient } from '../core/kafka/client.ts';
+import type { KafkaClient } from '../core/kafka/types.ts';
 import { createLogger } from '../core/logger.ts';
 import { counterValue } from '../core/metrics.ts';
 import { PROJECT_ROOT } from '../core/paths.ts';

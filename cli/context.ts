@@ -3,7 +3,8 @@
  * for the services it uses, and each is closed when the command ends.
  */
 import { loadConfig, requireDatabaseUrl, requireKafkaBrokers, requireSchemaRegistryUrl, loadUbicaciones, type FluxionConfig } from '../core/config/environment.ts';
-import { createKafkaClient, type KafkaClient, type KafkaClientOptions } from '../core/kafka/client.ts';
+import { createKafkaClient } from '../core/kafka/client.ts';
+import type { KafkaClient, KafkaClientOptions } from '../core/kafka/types.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { createPool, type Pool } from '../core/postgres.ts';
 import { createRegistry, type FluxionRegistry, type RegistryOptions } from '../core/registry.ts';

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { loadSubjectSchemas, type SubjectSchema } from '../core/avro/schemas.ts';
 import { readSecret, readStellarTls, type Ubicacion } from '../core/config/ubicaciones.ts';
 import { DeadlineExceededError, FluxionError, errorMessage } from '../core/errors.ts';
-import type { KafkaClient, OutgoingRecord, FluxionProducer } from '../core/kafka/client.ts';
+import type { KafkaClient, OutgoingRecord, FluxionProducer } from '../core/kafka/types.ts';
 import { scrubSecrets, type Logger } from '../core/logger.ts';
 import { subjectFor, type FluxionRegistry } from '../core/registry.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from '../core/retry.ts';

@@ -10,7 +10,8 @@
 import { connect as tcpConnect } from 'node:net';
 import { readStellarTls, type Ubicacion } from '../core/config/ubicaciones.ts';
 import { ConfigError } from '../core/errors.ts';
-import { closedConnectionHint, type KafkaClient, type FluxionAdmin } from '../core/kafka/client.ts';
+import type { KafkaClient, FluxionAdmin } from '../core/kafka/types.ts';
+import { closedConnectionHint } from '../core/kafka/faults.ts';
 import type { Logger } from '../core/logger.ts';
 import { scrubSecrets } from '../core/logger.ts';
 import { createPool, describeDatabase, type Pool } from '../core/postgres.ts';

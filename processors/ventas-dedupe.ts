@@ -33,7 +33,7 @@
 import { Counter } from 'prom-client';
 import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { ConfigError, TopicLayoutError, ValidationError } from '../core/errors.ts';
-import type { KafkaClient } from '../core/kafka/client.ts';
+import type { KafkaClient } from '../core/kafka/types.ts';
 import { partitionForUbicacion } from '../core/kafka/partitioning.ts';
 import type { Logger } from '../core/logger.ts';
 import type { VentaLinea } from '../core/records.ts';

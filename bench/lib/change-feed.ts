@@ -4,7 +4,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createTopicCodec } from '../../core/avro/topic-codec.ts';
-import type { OutgoingRecord } from '../../core/kafka/client.ts';
+import type { OutgoingRecord } from '../../core/kafka/types.ts';
 import type { InventoryChange } from '../../core/records.ts';
 import { topicName } from '../../core/topics.ts';
 import type { TestPipeline } from '../../test/helpers/pipeline.ts';

@@ -12,7 +12,7 @@
  * the sample's `errors`; the next sample tries again.
  */
 import type pg from 'pg';
-import type { KafkaClient, FluxionAdmin } from '../../core/kafka/client.ts';
+import type { KafkaClient, FluxionAdmin } from '../../core/kafka/types.ts';
 import type { Ubicacion } from '../../core/config/ubicaciones.ts';
 import { errorMessage } from '../../core/errors.ts';
 import { DEFAULT_LOCALE, type Locale } from '../../core/i18n.ts';

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createTopicCodec, type TopicCodec } from '../../core/avro/topic-codec.ts';
-import type { KafkaClient, OutgoingRecord } from '../../core/kafka/client.ts';
+import type { KafkaClient, OutgoingRecord } from '../../core/kafka/types.ts';
 import type { InventoryRow } from '../../core/records.ts';
 import type { FluxionRegistry } from '../../core/registry.ts';
 import type { SnapshotChunk } from '../../processors/snapshot-diff.ts';

@@ -10,7 +10,7 @@
  * KILL_CHILD_LOG_LEVEL=debug adds one line per committed transaction.
  */
 import { appendFileSync } from 'node:fs';
-import type { OutgoingRecord } from '../../core/kafka/client.ts';
+import type { OutgoingRecord } from '../../core/kafka/types.ts';
 import type { ProcessorFactory } from '../../processors/runtime/processor-kind.ts';
 import { startGatedFluxion } from './gated-fluxion.ts';
 import type { TestPipeline } from './pipeline.ts';

@@ -3,7 +3,8 @@
  * and reading a topic back (read_committed) decoded through the registry.
  */
 import { loadSubjectSchemas } from '../../core/avro/schemas.ts';
-import { createKafkaClient, type ConsumedRecord, type KafkaClient } from '../../core/kafka/client.ts';
+import { createKafkaClient } from '../../core/kafka/client.ts';
+import type { ConsumedRecord, KafkaClient } from '../../core/kafka/types.ts';
 import { createRegistry, type FluxionRegistry } from '../../core/registry.ts';
 import { topicSpecs } from '../../core/topics.ts';
 import { registerSchemas } from '../../ops/schemas.ts';

@@ -4,7 +4,8 @@
  */
 import type { FluxionConfig } from '../../core/config/environment.ts';
 import { loadConfig } from '../../core/config/environment.ts';
-import { offsetsAfterLastRecord, type FluxionProducer, type KafkaClient, type OutgoingRecord } from '../../core/kafka/client.ts';
+import type { FluxionProducer, KafkaClient, OutgoingRecord } from '../../core/kafka/types.ts';
+import { offsetsAfterLastRecord } from '../../core/kafka/read-to-end.ts';
 import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
 import { createRuntimeMetrics, type RuntimeMetrics } from '../../processors/runtime/metrics.ts';
 import type { ProcessorFactory } from '../../processors/runtime/processor-kind.ts';

@@ -5,7 +5,7 @@
  * opening and resolving, and run records.
  */
 import { createTopicCodec } from '../../core/avro/topic-codec.ts';
-import type { OutgoingRecord } from '../../core/kafka/client.ts';
+import type { OutgoingRecord } from '../../core/kafka/types.ts';
 import type { InventoryChange, InventoryRow, PhantomAlert, Venta } from '../../core/records.ts';
 import type { EtlRun } from '../../sinks/sink-batch.ts';
 import { cycleRows, uuidFrom } from './inventory-feed.ts';

@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { Registry, type Counter } from 'prom-client';
-import { offsetsAfterLastRecord } from '../../core/kafka/client.ts';
+import { offsetsAfterLastRecord } from '../../core/kafka/read-to-end.ts';
 import { counterValue } from '../../core/metrics.ts';
 import { MIGRATIONS_DIR } from '../../core/paths.ts';
 import { createPool, type Pool } from '../../core/postgres.ts';

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTopicCodec, type TopicCodec } from '../../core/avro/topic-codec.ts';
-import type { FluxionProducer } from '../../core/kafka/client.ts';
+import type { FluxionProducer } from '../../core/kafka/types.ts';
 import type { PhantomAlert } from '../../core/records.ts';
 import { uuidFrom } from '../helpers/inventory-feed.ts';
 import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';

@@ -11,7 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTopicCodec } from '../../core/avro/topic-codec.ts';
-import type { KafkaClient } from '../../core/kafka/client.ts';
+import type { KafkaClient } from '../../core/kafka/types.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import type { PhantomAlert, QuarantineRecord } from '../../core/records.ts';
 import { createSendGridMailer, MailDeliveryError } from '../../core/mail/sendgrid.ts';

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTopicCodec, type TopicCodec } from '../../core/avro/topic-codec.ts';
 import { confluentFrame } from '../../core/avro/wire.ts';
-import type { KafkaClient } from '../../core/kafka/client.ts';
+import type { KafkaClient } from '../../core/kafka/types.ts';
 import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
 import type { InventoryRow, VentaLinea } from '../../core/records.ts';
 import { dlqTopic } from '../../core/topics.ts';

@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTopicCodec } from '../../core/avro/topic-codec.ts';
-import type { OutgoingRecord } from '../../core/kafka/client.ts';
+import type { OutgoingRecord } from '../../core/kafka/types.ts';
 import type { InventoryChange, InventoryRow, Venta, VentaLinea } from '../../core/records.ts';
 import { createDedupeSpec } from '../../processors/ventas-dedupe.ts';
 import { createDifferSpec } from '../../processors/snapshot-differ.ts';

@@ -7,7 +7,8 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKafkaClient, type ConsumedRecord, type FluxionAdmin, type KafkaClient, type OutgoingRecord } from '../../core/kafka/client.ts';
+import { createKafkaClient } from '../../core/kafka/client.ts';
+import type { ConsumedRecord, FluxionAdmin, KafkaClient, OutgoingRecord } from '../../core/kafka/types.ts';
 import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import { ServiceUnavailableError } from '../../core/errors.ts';

@@ -7,7 +7,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createTopicCodec, type TopicCodec } from '../../core/avro/topic-codec.ts';
 import { confluentFrame } from '../../core/avro/wire.ts';
 import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
-import type { OutgoingRecord } from '../../core/kafka/client.ts';
+import type { OutgoingRecord } from '../../core/kafka/types.ts';
 import type { Venta, VentaLinea } from '../../core/records.ts';
 import { dlqTopic } from '../../core/topics.ts';
 import { counterValue } from '../../processors/runtime/metrics.ts';

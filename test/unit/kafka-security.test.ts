@@ -14,7 +14,10 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { kafkaClientOptions, registryOptions } from '../../cli/context.ts';
 import { loadConfig } from '../../core/config/environment.ts';
-import { createKafkaClient, kafkaAuthError, KafkaAuthError, kafkajsSecurity, saslFailureOf, tlsCertificateFailureOf } from '../../core/kafka/client.ts';
+import { createKafkaClient } from '../../core/kafka/client.ts';
+import { KafkaAuthError } from '../../core/kafka/errors.ts';
+import { kafkaAuthError, saslFailureOf, tlsCertificateFailureOf } from '../../core/kafka/faults.ts';
+import { kafkajsSecurity } from '../../core/kafka/connection.ts';
 import { createRegistry, RegistryAuthError } from '../../core/registry.ts';
 import { problemsOf } from '../helpers/config-errors.ts';
 

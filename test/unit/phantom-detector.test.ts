@@ -5,7 +5,7 @@ import { createTopicCodec } from '../../core/avro/topic-codec.ts';
 import { confluentFrame } from '../../core/avro/wire.ts';
 import { loadConfig } from '../../core/config/environment.ts';
 import { ConfigError, SchemaError, ValidationError } from '../../core/errors.ts';
-import type { ConsumedRecord } from '../../core/kafka/client.ts';
+import type { ConsumedRecord } from '../../core/kafka/types.ts';
 import { createLogger } from '../../core/logger.ts';
 import type { InventoryRow, VentaLinea } from '../../core/records.ts';
 import type { FluxionRegistry } from '../../core/registry.ts';

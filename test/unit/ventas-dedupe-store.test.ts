@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createTopicCodec } from '../../core/avro/topic-codec.ts';
 import { loadConfig } from '../../core/config/environment.ts';
-import type { KafkaClient } from '../../core/kafka/client.ts';
+import type { KafkaClient } from '../../core/kafka/types.ts';
 import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
 import { createLogger } from '../../core/logger.ts';
 import type { VentaLinea } from '../../core/records.ts';
