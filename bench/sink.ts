@@ -58,9 +58,9 @@ import { createPool } from '../core/postgres.ts';
 import type { InventoryChange, InventoryRow } from '../core/records.ts';
 import { topicName } from '../core/topics.ts';
 import { createPostgresSink, SINK_TOPICS } from '../sinks/postgres-sink.ts';
-import { cycleRows, uuidFrom } from '../test/helpers/inventory-feed.ts';
-import { createTestPipeline, type TestPipeline } from '../test/helpers/pipeline.ts';
-import { migratedDatabase, type MigratedDatabase } from '../test/helpers/sink-run.ts';
+import { cycleRows, uuidFrom } from '../fixtures/inventory-feed.ts';
+import { createTestPipeline, type TestPipeline } from '../fixtures/pipeline.ts';
+import { migratedDatabase, type MigratedDatabase } from '../fixtures/sink-run.ts';
 
 const { values } = parseArgs({
   options: {
@@ -104,7 +104,7 @@ const log = createLogger({ level: 'warn', destination: 2 });
 
 
 // ---------------------------------------------------------------------------------------
-// What a cycle is: one snapshot of every store (rows of test/helpers/inventory-feed.ts).
+// What a cycle is: one snapshot of every store (rows of fixtures/inventory-feed.ts).
 // ---------------------------------------------------------------------------------------
 
 type ActualRow = InventarioActualRow;

@@ -35,9 +35,9 @@ import { FaultControl, servedInventario, type StoreFaults } from '../../simulato
 import { startKlkSimulator } from '../../simulators/klk/server.ts';
 import { startStellarSimulator } from '../../simulators/stellar/server.ts';
 import { seededRandom } from '../helpers/kill-harness.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { serviceEnv, testLogger } from '../helpers/services.ts';
-import { migratedDatabase, type MigratedDatabase } from '../helpers/sink-run.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { serviceEnv, testLogger } from '../../fixtures/services.ts';
+import { migratedDatabase, type MigratedDatabase } from '../../fixtures/sink-run.ts';
 
 export const LONG_RUNNING = ['differ', 'dedupe', 'phantom', 'sink'] as const;
 type LongRunning = (typeof LONG_RUNNING)[number];

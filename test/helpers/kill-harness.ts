@@ -13,9 +13,9 @@ import { appendFileSync } from 'node:fs';
 import type { OutgoingRecord } from '../../core/kafka/types.ts';
 import type { ProcessorFactory } from '../../processors/runtime/processor-kind.ts';
 import { startGatedFluxion } from './gated-fluxion.ts';
-import type { TestPipeline } from './pipeline.ts';
-import { sendTransactionsVisibly, startProcessor, waitForGroupEnd } from './processor-run.ts';
-import { serviceEnv, uniqueId } from './services.ts';
+import type { TestPipeline } from '../../fixtures/pipeline.ts';
+import { sendTransactionsVisibly, startProcessor, waitForGroupEnd } from '../../fixtures/processor-run.ts';
+import { serviceEnv, uniqueId } from '../../fixtures/services.ts';
 
 /** One transaction of input: records for one topic (without prefix). */
 export interface FeedStep {

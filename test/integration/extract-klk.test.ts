@@ -10,8 +10,8 @@ import { fechaCaracas, StoreSimulation, type InventarioTruthRow } from '../../si
 import { labelsFromJson } from '../../simulators/data/anomalies.ts';
 import { servedInventario } from '../../simulators/faults.ts';
 import { startKlkSimulator, type KlkSimulator } from '../../simulators/klk/server.ts';
-import { pipelineSupply, type TestPipeline } from '../helpers/pipeline.ts';
-import { testLogger } from '../helpers/services.ts';
+import { pipelineSupply, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { testLogger } from '../../fixtures/services.ts';
 
 const IDS = ['tienda_01', 'tienda_02', 'tienda_03'];
 const KEYS: Record<string, string> = Object.fromEntries(IDS.map((id) => [id, `key-${id}-not-a-real-secret`]));

@@ -9,7 +9,7 @@ import { SchemaError } from '../../core/errors.ts';
 import { createRegistry, subjectFor } from '../../core/registry.ts';
 import { checkAgainstRegistry, registerSchemas } from '../../ops/schemas.ts';
 import { sampleRecords } from '../helpers/samples.ts';
-import { runCli, serviceEnv, testLogger, uniqueId } from '../helpers/services.ts';
+import { runCli, serviceEnv, testLogger, uniqueId } from '../../fixtures/services.ts';
 
 const url = () => serviceEnv().SCHEMA_REGISTRY_URL;
 

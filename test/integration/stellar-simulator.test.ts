@@ -11,7 +11,7 @@ import { StoreSimulation, type InventarioTruthRow } from '../../simulators/data/
 import { FaultControl, servedInventario, type StoreFaults } from '../../simulators/faults.ts';
 import { startStellarSimulator, type StellarSimulator } from '../../simulators/stellar/server.ts';
 import { INVENTARIO_SQL_PATH, OUT_OF_RANGE_CANTIDAD } from '../../simulators/stellar/statements.ts';
-import { testLogger } from '../helpers/services.ts';
+import { testLogger } from '../../fixtures/services.ts';
 
 const USER = 'fluxion_ro';
 const PASSWORD = 'Contraseña-de-prueba-1';

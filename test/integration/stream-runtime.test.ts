@@ -16,7 +16,7 @@ import { dlqTopic } from '../../core/topics.ts';
 import { counterValue, createRuntimeMetrics } from '../../processors/runtime/metrics.ts';
 import { createStreamProcessor } from '../../processors/runtime/stream-processor.ts';
 import { toySpec } from '../helpers/toy-processor.ts';
-import { serviceEnv, testLogger, uniqueId } from '../helpers/services.ts';
+import { serviceEnv, testLogger, uniqueId } from '../../fixtures/services.ts';
 
 const PARTITIONS = 3;
 const STORES = Array.from({ length: 12 }, (_, i) => `tienda_${String(i + 1).padStart(2, '0')}`);

@@ -13,9 +13,9 @@ import { dlqTopic } from '../../core/topics.ts';
 import { counterValue } from '../../processors/runtime/metrics.ts';
 import { createDedupeSpec, type VentaRaw } from '../../processors/ventas-dedupe.ts';
 import { ventaKey } from '../../processors/ventas-dedupe-rules.ts';
-import { pipelineSupply, type TestPipeline } from '../helpers/pipeline.ts';
-import { startProcessor, waitForGroupEnd, type RunningProcessor } from '../helpers/processor-run.ts';
-import { uniqueId } from '../helpers/services.ts';
+import { pipelineSupply, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { startProcessor, waitForGroupEnd, type RunningProcessor } from '../../fixtures/processor-run.ts';
+import { uniqueId } from '../../fixtures/services.ts';
 
 const PARTITIONS = 3;
 const STORES = ['tienda_01', 'tienda_02', 'tienda_03', 'tienda_04', 'tienda_05', 'tienda_06'];
