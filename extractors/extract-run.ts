@@ -5,12 +5,12 @@
  * snapshot (or day of sales) or nothing. A failed store publishes only its FAILED run record.
  */
 import { randomUUID } from 'node:crypto';
-import { loadSubjectSchemas, type SubjectSchema } from '../core/avro/schemas.ts';
+import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { readSecret, readStellarTls, type Ubicacion } from '../core/config/ubicaciones.ts';
 import { DeadlineExceededError, FluxionError, errorMessage } from '../core/errors.ts';
 import type { KafkaClient, OutgoingRecord, FluxionProducer } from '../core/kafka/types.ts';
 import { scrubSecrets, type Logger } from '../core/logger.ts';
-import { subjectFor, type FluxionRegistry } from '../core/registry.ts';
+import type { FluxionRegistry } from '../core/registry.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from '../core/retry.ts';
 import { topicName } from '../core/topics.ts';
 import { createKlkApi } from './klk-api.ts';
@@ -74,12 +74,6 @@ interface StoreBatch {
 
 type StoreWork = (u: Ubicacion, signal: AbortSignal, runId: string) => Promise<StoreBatch>;
 
-function schemaOf(schemas: SubjectSchema[], topic: string): SubjectSchema {
-  const s = schemas.find((x) => x.topic === topic);
-  if (!s) throw new FluxionError(`no schema file for topic ${topic} in schemas/`);
-  return s;
-}
-
 /** Runs `fn` over `items` with at most `limit` in flight; results in input order. */
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
@@ -97,9 +91,8 @@ export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) =>
 async function runStores(stores: Ubicacion[], job: EtlJob, deps: ExtractionDeps, opts: ExtractionOptions, work: StoreWork): Promise<StoreOutcome[]> {
   const now = deps.now ?? (() => new Date());
   const runId = opts.runId ?? randomUUID();
-  const schemas = loadSubjectSchemas();
   const etlTopic = topicName('ops.etl-runs', deps.topicPrefix);
-  const etlId = await deps.registry.lookupId(subjectFor(etlTopic), schemaOf(schemas, 'ops.etl-runs').schema);
+  const etlCodec = await createTopicCodec(deps.registry, 'ops.etl-runs', etlTopic);
   const deadlineMs = opts.storeDeadlineMs ?? EXTRACTION_DEFAULTS.storeDeadlineMs;
   const log = deps.logger.child({ component: 'extract', job, run_id: runId });
 
@@ -117,10 +110,10 @@ async function runStores(stores: Ubicacion[], job: EtlJob, deps: ExtractionDeps,
     let producer: FluxionProducer | undefined;
     const openProducer = async () =>
       (producer ??= await deps.kafka.producer({ transactionalId: `${deps.topicPrefix}fluxion-extract-${job.toLowerCase()}-${u.id}` }));
-    const runRecord = async (o: StoreOutcome): Promise<OutgoingRecord> => ({
+    const runRecord = (o: StoreOutcome): OutgoingRecord => ({
       ubicacionId: u.id,
       key: `${job}/${u.id}`,
-      value: await deps.registry.encode(etlId, {
+      value: etlCodec.encode({
         run_id: runId,
         job,
         ubicacion_id: u.id,
@@ -142,7 +135,7 @@ async function runStores(stores: Ubicacion[], job: EtlJob, deps: ExtractionDeps,
         snapshotId: batch.snapshotId, fecha: batch.fecha, errorClass: null, errorMessage: null,
       };
       const p = await openProducer();
-      const etl = await runRecord(outcome);
+      const etl = runRecord(outcome);
       await p.transaction(async (tx) => {
         await tx.send(batch.topic, batch.records);
         await tx.send(etlTopic, [etl]);
@@ -162,7 +155,7 @@ async function runStores(stores: Ubicacion[], job: EtlJob, deps: ExtractionDeps,
       storeLog.error({ err, error_class: outcome.errorClass, ms: outcome.durationMs }, 'store extraction failed');
       try {
         const p = await openProducer();
-        const etl = await runRecord(outcome);
+        const etl = runRecord(outcome);
         await p.transaction((tx) => tx.send(etlTopic, [etl]));
       } catch (recordErr) {
         storeLog.error({ err: recordErr }, 'could not record the failed run on ops.etl-runs');
@@ -184,8 +177,8 @@ async function runStores(stores: Ubicacion[], job: EtlJob, deps: ExtractionDeps,
 export async function extractInventario(stores: Ubicacion[], deps: ExtractionDeps, opts: ExtractionOptions = {}): Promise<StoreOutcome[]> {
   const now = deps.now ?? (() => new Date());
   const topic = topicName('pos.inventario.snapshots', deps.topicPrefix);
-  const chunkSchema = schemaOf(loadSubjectSchemas(), 'pos.inventario.snapshots').schema;
-  const encoding = createSnapshotEncoding(chunkSchema, await deps.registry.lookupId(subjectFor(topic), chunkSchema));
+  const codec = await createTopicCodec(deps.registry, 'pos.inventario.snapshots', topic);
+  const encoding = createSnapshotEncoding(codec.schema, codec.schemaId);
   return runStores(stores, 'INVENTARIO', deps, opts, async (u, signal) => {
     const snapshotId = randomUUID();
     const chunks = new SnapshotChunks(encoding, { snapshotId, ubicacionId: u.id, source: u.pos === 'klk' ? 'KLK' : 'STELLAR', takenAt: now() });
@@ -266,7 +259,7 @@ export async function* readStoreInventario(u: Ubicacion, deps: PosReadDeps, opts
 export async function extractVentas(stores: Ubicacion[], fecha: string, job: 'VENTAS' | 'VENTAS_RECOVERY', deps: ExtractionDeps, opts: ExtractionOptions = {}): Promise<StoreOutcome[]> {
   const now = deps.now ?? (() => new Date());
   const topic = topicName('pos.ventas.raw', deps.topicPrefix);
-  const id = await deps.registry.lookupId(subjectFor(topic), schemaOf(loadSubjectSchemas(), 'pos.ventas.raw').schema);
+  const codec = await createTopicCodec(deps.registry, 'pos.ventas.raw', topic);
   return runStores(stores, job, deps, opts, async (u, signal, runId) => {
     if (u.pos !== 'klk') throw new FluxionError(`${u.id} is on Stellar, which has no sales API`, { code: 'NOT_SUPPORTED' });
     const api = klkApiFor(u, deps, opts, signal);
@@ -275,7 +268,7 @@ export async function extractVentas(stores: Ubicacion[], fecha: string, job: 'VE
     for await (const line of api.ventas(fecha)) lines.set(`${line.numero_factura}\u0000${line.linea}`, line);
     const records: OutgoingRecord[] = [];
     for (const linea of lines.values()) {
-      records.push({ ubicacionId: u.id, key: `${u.id}/${linea.numero_factura}`, value: await deps.registry.encode(id, { linea, extracted_at: extractedAt, run_id: runId }) });
+      records.push({ ubicacionId: u.id, key: `${u.id}/${linea.numero_factura}`, value: codec.encode({ linea, extracted_at: extractedAt, run_id: runId }) });
     }
     return { topic, records, rows: records.length, snapshotId: null, fecha };
   });
