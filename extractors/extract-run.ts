@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { readSecret, readStellarTls, type Ubicacion } from '../core/config/ubicaciones.ts';
 import { DeadlineExceededError, FluxionError, errorMessage } from '../core/errors.ts';
+import { etlRunRecord, type EtlJob, type StoreOutcome } from '../core/etl-run.ts';
 import type { KafkaClient, OutgoingRecord, FluxionProducer } from '../core/kafka/types.ts';
 import { scrubSecrets, type Logger } from '../core/logger.ts';
 import type { FluxionRegistry } from '../core/registry.ts';
@@ -17,8 +18,6 @@ import { createKlkApi } from './klk-api.ts';
 import { createSnapshotEncoding, SnapshotChunks } from './snapshot-chunks.ts';
 import type { InventoryRow } from './inventory-row.ts';
 import type { VentaLinea } from './venta-line.ts';
-
-export type EtlJob = 'INVENTARIO' | 'VENTAS' | 'VENTAS_RECOVERY';
 
 export interface ExtractionDeps {
   kafka: KafkaClient;
@@ -42,24 +41,6 @@ export interface ExtractionOptions {
   retry?: RetryPolicy;
   runId?: string;
   signal?: AbortSignal;
-}
-
-export interface StoreOutcome {
-  ubicacionId: string;
-  source: 'KLK' | 'STELLAR';
-  status: 'OK' | 'FAILED';
-  rows: number;
-  durationMs: number;
-  snapshotId: string | null;
-  fecha: string | null;
-  errorClass: string | null;
-  errorMessage: string | null;
-  /**
-   * Set when a failed store's run record could not be published either (Kafka or the
-   * registry down as well): the notifier will never hear of this failure, so the job mails it
-   * itself (ops/job-failure-mail.ts). Null when the record reached ops.etl-runs.
-   */
-  unrecorded?: { errorClass: string; errorMessage: string } | null;
 }
 
 export const EXTRACTION_DEFAULTS = { concurrency: 4, storeDeadlineMs: 15 * 60_000, requestTimeoutMs: 30_000 } as const;
@@ -113,19 +94,7 @@ async function runStores(stores: Ubicacion[], job: EtlJob, deps: ExtractionDeps,
     const runRecord = (o: StoreOutcome): OutgoingRecord => ({
       ubicacionId: u.id,
       key: `${job}/${u.id}`,
-      value: etlCodec.encode({
-        run_id: runId,
-        job,
-        ubicacion_id: u.id,
-        status: o.status,
-        rows: o.rows,
-        started_at: started,
-        finished_at: new Date(started.getTime() + o.durationMs),
-        snapshot_id: o.snapshotId,
-        fecha: o.fecha,
-        error_class: o.errorClass,
-        error_message: o.errorMessage,
-      }),
+      value: etlCodec.encode(etlRunRecord(o, { runId, job, startedAt: started })),
     });
     try {
       const batch = await work(u, controller.signal, runId);

@@ -44,7 +44,7 @@ import { notifyMessages, type NotifyMessages } from './notify-messages.ts';
 import { DEFAULT_LOCALE, type Locale } from '../core/i18n.ts';
 import { fechaCaracas } from '../core/time.ts';
 import { formatInstant, formatMinutes, mailTable, subjectPrefix } from '../core/mail/format.ts';
-import type { EtlRun } from './sink-batch.ts';
+import type { EtlRun } from '../core/etl-run.ts';
 
 export type { EtlRun, Admission };
 

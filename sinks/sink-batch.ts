@@ -41,24 +41,11 @@
  * - etl_runs: upsert on (run_id, ubicacion_id).
  */
 import { FluxionError, type FluxionErrorOptions } from '../core/errors.ts';
+import type { EtlRun } from '../core/etl-run.ts';
 import type { InventoryChange, InventoryRow, PhantomAlert, Venta, VentaLinea } from '../core/records.ts';
 import type { TopicName } from '../core/topics.ts';
 
-/** schemas/ops.etl-runs-value.avsc (key `job/ubicacion_id`). */
-export interface EtlRun {
-  run_id: string;
-  job: 'INVENTARIO' | 'VENTAS' | 'VENTAS_RECOVERY';
-  ubicacion_id: string;
-  status: 'OK' | 'FAILED';
-  rows: number;
-  started_at: Date;
-  finished_at: Date;
-  snapshot_id: string | null;
-  /** "YYYY-MM-DD" */
-  fecha: string | null;
-  error_class: string | null;
-  error_message: string | null;
-}
+export type { EtlRun };
 
 /**
  * A batch the sink cannot write as it is: a record contradicts its own envelope or the

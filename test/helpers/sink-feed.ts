@@ -7,7 +7,7 @@
 import { createTopicCodec } from '../../core/avro/topic-codec.ts';
 import type { OutgoingRecord } from '../../core/kafka/types.ts';
 import type { InventoryChange, InventoryRow, PhantomAlert, Venta } from '../../core/records.ts';
-import type { EtlRun } from '../../sinks/sink-batch.ts';
+import type { EtlRun } from '../../core/etl-run.ts';
 import { cycleRows, uuidFrom } from '../../fixtures/inventory-feed.ts';
 import type { TestPipeline } from '../../fixtures/pipeline.ts';
 import { sendTransactionsVisibly } from '../../fixtures/processor-run.ts';

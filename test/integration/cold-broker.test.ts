@@ -19,7 +19,7 @@ import { createTopicCodec, type TopicCodec } from '../../core/avro/topic-codec.t
 import { EPISODE_END_MESSAGE, EPISODE_START_MESSAGE } from '../../core/kafka/faults.ts';
 import type { VentaLinea } from '../../core/records.ts';
 import type { VentaRaw } from '../../processors/ventas-dedupe.ts';
-import type { EtlRun } from '../../sinks/sink-batch.ts';
+import type { EtlRun } from '../../core/etl-run.ts';
 import { fakeSendGrid, startFluxion, until, type FakeSendGrid, type FluxionProcess } from '../helpers/fluxion-process.ts';
 import { cycleRows, snapshotFeeder, uuidFrom, type SnapshotFeeder } from '../../fixtures/inventory-feed.ts';
 import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';

@@ -5,7 +5,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Ubicacion } from '../../core/config/ubicaciones.ts';
-import { extractInventario, extractVentas, type ExtractionDeps, type StoreOutcome } from '../../extractors/extract-run.ts';
+import type { StoreOutcome } from '../../core/etl-run.ts';
+import { extractInventario, extractVentas, type ExtractionDeps } from '../../extractors/extract-run.ts';
 import { fechaCaracas, StoreSimulation, type InventarioTruthRow } from '../../simulators/data/store-simulation.ts';
 import { labelsFromJson } from '../../simulators/data/anomalies.ts';
 import { servedInventario } from '../../simulators/faults.ts';

@@ -5,7 +5,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Ubicacion } from '../../core/config/ubicaciones.ts';
-import { extractInventario, type ExtractionDeps, type StoreOutcome } from '../../extractors/extract-run.ts';
+import type { StoreOutcome } from '../../core/etl-run.ts';
+import { extractInventario, type ExtractionDeps } from '../../extractors/extract-run.ts';
 import { StoreSimulation, type InventarioTruthRow } from '../../simulators/data/store-simulation.ts';
 import { FaultControl } from '../../simulators/faults.ts';
 import { startKlkSimulator, type KlkSimulator } from '../../simulators/klk/server.ts';
