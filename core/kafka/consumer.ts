@@ -72,6 +72,7 @@ const copartitionedAssigner: PartitionAssigner = ({ cluster }) => ({
   },
 });
 
+/** The client's `consumer()`: connected, its failures translated; its fetches and heartbeats end a fault episode. */
 export async function openConsumer(connection: KafkaConnection, opts: ConsumerOptions): Promise<FluxionConsumer> {
   const { kafka, options, faults, translate } = connection;
   const sessionTimeout = opts.sessionTimeoutMs ?? 30_000;
