@@ -19,7 +19,6 @@ const RECORD_TYPES: Array<{ schema: string; file: string; type: string }> = [
   { schema: 'types/VentaLinea', file: 'core/records.ts', type: 'VentaLinea' },
   { schema: 'pos.inventario.changes', file: 'core/records.ts', type: 'InventoryChange' },
   { schema: 'pos.ventas', file: 'core/records.ts', type: 'Venta' },
-  { schema: 'pos.ventas', file: 'processors/ventas-dedupe-rules.ts', type: 'VentaOut' },
   { schema: 'alerts.phantom-zeros', file: 'core/records.ts', type: 'PhantomAlert' },
   { schema: 'pos.inventario.quarantine', file: 'core/records.ts', type: 'QuarantineRecord' },
   { schema: 'ops.etl-runs', file: 'core/etl-run.ts', type: 'EtlRun' },
