@@ -42,7 +42,10 @@ function typesById<R>(registry: FluxionRegistry, build: (writer: avro.Type, id: 
 }
 
 function decodeFailure(topic: string, id: number, cause: unknown): ValidationError {
-  return new ValidationError(`${topic}: bytes do not decode with schema id ${id}: ${(cause as Error).message}`, { cause, context: { topic, schemaId: id } });
+  return new ValidationError(`${topic}: bytes do not decode with schema id ${id}: ${(cause as Error).message}`, {
+    cause,
+    context: { topic, schemaId: id },
+  });
 }
 
 /** The committed schema of `schemaTopic` (schemas/<schemaTopic>-value.avsc). */
@@ -56,7 +59,11 @@ function committedSchema(schemaTopic: string): { schema: AvroSchema; file: strin
  * `schemaTopic` names the committed schema (without prefix); `topic` is where the records
  * live (with prefix), whose `<topic>-value` subject holds the registered ids.
  */
-export async function createTopicCodec<T>(registry: FluxionRegistry, schemaTopic: string, topic: string = schemaTopic): Promise<TopicCodec<T>> {
+export async function createTopicCodec<T>(
+  registry: FluxionRegistry,
+  schemaTopic: string,
+  topic: string = schemaTopic,
+): Promise<TopicCodec<T>> {
   const committed = committedSchema(schemaTopic);
   const type = createAvroType(committed.schema, committed.file);
   const schemaId = await registry.lookupId(subjectFor(topic), committed.schema);
@@ -74,7 +81,9 @@ export async function createTopicCodec<T>(registry: FluxionRegistry, schemaTopic
       const id = confluentSchemaId(buffer, topic);
       const resolver = id === schemaId ? null : await resolverFor(id);
       try {
-        return (resolver ? type.fromBuffer(confluentPayload(buffer!), resolver as never) : type.fromBuffer(confluentPayload(buffer!))) as T;
+        return (
+          resolver ? type.fromBuffer(confluentPayload(buffer!), resolver as never) : type.fromBuffer(confluentPayload(buffer!))
+        ) as T;
       } catch (cause) {
         throw decodeFailure(topic, id, cause);
       }
@@ -121,7 +130,8 @@ const NO_BYTES = Buffer.alloc(0);
 export function createStreamedArrayEncoding(schema: AvroSchema, schemaId: number, field: string): StreamedArrayEncoding {
   const fields = schema.fields as Array<{ name: string; type: unknown }>;
   const last = fields[fields.length - 1];
-  if (last?.name !== field) throw new ValidationError(`${String(schema.name)} must end with its ${field} field (it is written as the other fields + ${field})`);
+  if (last?.name !== field)
+    throw new ValidationError(`${String(schema.name)} must end with its ${field} field (it is written as the other fields + ${field})`);
   const head = createAvroType({ ...schema, fields: fields.slice(0, -1) });
   const item = createAvroType((last.type as { items: unknown }).items);
   return {

@@ -22,8 +22,10 @@ export function confluentFrame(schemaId: number, payload: Buffer): Buffer {
 
 /** The schema id of a framed record of `topic`; a ValidationError when the bytes are not framed. */
 export function confluentSchemaId(buffer: Buffer | null, topic: string): number {
-  if (!buffer || buffer.length < CONFLUENT_HEADER_BYTES) throw new ValidationError(`${topic}: a record of ${buffer?.length ?? 0} bytes is not Confluent-framed Avro`, { context: { topic } });
-  if (buffer[0] !== 0) throw new ValidationError(`${topic}: magic byte ${buffer[0]} is not 0 (not Confluent-framed Avro)`, { context: { topic } });
+  if (!buffer || buffer.length < CONFLUENT_HEADER_BYTES)
+    throw new ValidationError(`${topic}: a record of ${buffer?.length ?? 0} bytes is not Confluent-framed Avro`, { context: { topic } });
+  if (buffer[0] !== 0)
+    throw new ValidationError(`${topic}: magic byte ${buffer[0]} is not 0 (not Confluent-framed Avro)`, { context: { topic } });
   return buffer.readInt32BE(1);
 }
 

@@ -13,7 +13,13 @@ import type { FluxionAdmin } from './types.ts';
 const SETTLING = new Set(['NOT_LEADER_FOR_PARTITION', 'NOT_LEADER_OR_FOLLOWER', 'UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE']);
 
 /** Short waits for up to 10 s while a new or moved partition's leadership settles. */
-const SETTLE_RETRY: RetryPolicy = { retries: Number.POSITIVE_INFINITY, initialDelayMs: 200, maxDelayMs: 200, factor: 1, maxElapsedMs: 10_000 };
+const SETTLE_RETRY: RetryPolicy = {
+  retries: Number.POSITIVE_INFINITY,
+  initialDelayMs: 200,
+  maxDelayMs: 200,
+  factor: 1,
+  maxElapsedMs: 10_000,
+};
 
 /**
  * Runs a read-only admin call; while the partitions' leadership settles it retries for up to
@@ -48,7 +54,11 @@ export async function openAdmin(connection: KafkaConnection): Promise<FluxionAdm
     throw translate(err, 'connect the admin client');
   }
   faults.ok();
-  return wrapAdmin(admin, () => kafka.admin(), () => faults.ok());
+  return wrapAdmin(
+    admin,
+    () => kafka.admin(),
+    () => faults.ok(),
+  );
 }
 
 /** `answered`: called after the calls a long-running reader makes again and again (it ends a fault episode). */
@@ -68,7 +78,10 @@ function wrapAdmin(admin: Admin, renew?: () => Admin, answered: () => void = () 
       const meta = await admin.fetchTopicMetadata({ topics: names }).catch((err: unknown) => {
         // Asked about by name, a topic that does not exist is a set-up error, not a moment's wait.
         if (kafkaErrorType(err) !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
-        throw new TopicLayoutError(`missing topics among ${names.join(', ')}: run \`fluxion topics ensure\``, { cause: err, context: { topic: names.join(',') } });
+        throw new TopicLayoutError(`missing topics among ${names.join(', ')}: run \`fluxion topics ensure\``, {
+          cause: err,
+          context: { topic: names.join(',') },
+        });
       });
       const configs = await admin.describeConfigs({
         includeSynonyms: false,
@@ -97,13 +110,17 @@ function wrapAdmin(admin: Admin, renew?: () => Admin, answered: () => void = () 
         })),
       });
       const names = topics.map((t) => t.name);
-      const leaderless = new TopicLayoutError(`topics ${names.join(', ')} have no leaders 30 s after their creation`, { context: { topic: names.join(',') } });
-      const settling = (err: unknown) => err === leaderless || ['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE'].includes((err as { type?: string }).type ?? '');
+      const leaderless = new TopicLayoutError(`topics ${names.join(', ')} have no leaders 30 s after their creation`, {
+        context: { topic: names.join(',') },
+      });
+      const settling = (err: unknown) =>
+        err === leaderless || ['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE'].includes((err as { type?: string }).type ?? '');
       await withRetry(
         { retries: Number.POSITIVE_INFINITY, initialDelayMs: 100, maxDelayMs: 100, factor: 1, maxElapsedMs: 30_000 },
         async () => {
           const { topics: meta } = await admin.fetchTopicMetadata({ topics: names });
-          if (!(meta.length === names.length && meta.every((m) => m.partitions.length > 0 && m.partitions.every((p) => p.leader >= 0)))) throw leaderless;
+          if (!(meta.length === names.length && meta.every((m) => m.partitions.length > 0 && m.partitions.every((p) => p.leader >= 0))))
+            throw leaderless;
         },
         { retriable: settling },
       ).catch((err: unknown) => {

@@ -28,7 +28,14 @@ import type { KafkaClient, KafkaClientOptions } from './types.ts';
 
 export type * from './types.ts';
 export { KafkaAuthError, KafkaRequestError } from './errors.ts';
-export { closedConnectionHint, isProducerFenced, kafkaAuthError, kafkaErrorType, saslFailureOf, tlsCertificateFailureOf } from './faults.ts';
+export {
+  closedConnectionHint,
+  isProducerFenced,
+  kafkaAuthError,
+  kafkaErrorType,
+  saslFailureOf,
+  tlsCertificateFailureOf,
+} from './faults.ts';
 export { kafkajsSecurity } from './connection.ts';
 export { offsetsAfterLastRecord } from './read-to-end.ts';
 

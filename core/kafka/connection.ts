@@ -28,10 +28,17 @@ const LEVEL_NAMES: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
 };
 
 /** kafkajs options for TLS and SASL, from ours (pure: unit-tested). */
-export function kafkajsSecurity(options: Pick<KafkaClientOptions, 'ssl' | 'sasl'>): { ssl?: { ca?: string[]; rejectUnauthorized: boolean }; sasl?: SASLOptions } {
+export function kafkajsSecurity(options: Pick<KafkaClientOptions, 'ssl' | 'sasl'>): {
+  ssl?: { ca?: string[]; rejectUnauthorized: boolean };
+  sasl?: SASLOptions;
+} {
   return {
-    ...(options.ssl ? { ssl: { ...(options.ssl.ca ? { ca: [options.ssl.ca] } : {}), rejectUnauthorized: options.ssl.rejectUnauthorized !== false } } : {}),
-    ...(options.sasl ? { sasl: { mechanism: options.sasl.mechanism, username: options.sasl.username, password: options.sasl.password } as SASLOptions } : {}),
+    ...(options.ssl
+      ? { ssl: { ...(options.ssl.ca ? { ca: [options.ssl.ca] } : {}), rejectUnauthorized: options.ssl.rejectUnauthorized !== false } }
+      : {}),
+    ...(options.sasl
+      ? { sasl: { mechanism: options.sasl.mechanism, username: options.sasl.username, password: options.sasl.password } as SASLOptions }
+      : {}),
   };
 }
 
@@ -47,7 +54,11 @@ function dropKafkajsNegativeTimeoutWarning(): void {
   const emit = process.emitWarning.bind(process);
   process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
     const name = typeof warning === 'string' ? rest[0] : warning.name;
-    if (name === 'TimeoutNegativeWarning' || (typeof rest[0] === 'object' && (rest[0] as { type?: string })?.type === 'TimeoutNegativeWarning')) return;
+    if (
+      name === 'TimeoutNegativeWarning' ||
+      (typeof rest[0] === 'object' && (rest[0] as { type?: string })?.type === 'TimeoutNegativeWarning')
+    )
+      return;
     (emit as (...args: unknown[]) => void)(warning, ...rest);
   }) as typeof process.emitWarning;
 }
@@ -58,10 +69,16 @@ export function connectKafka(options: KafkaClientOptions): KafkaConnection {
   const log = options.logger.child({ component: 'kafka' });
   const faults = createKafkaFaultLog(log, brokers);
   if (options.ssl?.rejectUnauthorized === false) {
-    log.warn({ variable: 'KAFKA_SSL_REJECT_UNAUTHORIZED' }, 'KAFKA_SSL_REJECT_UNAUTHORIZED=false: the Kafka brokers\' TLS certificates are NOT verified, so anyone between us and them can read and change the records; give the CA with KAFKA_SSL_CA_FILE instead');
+    log.warn(
+      { variable: 'KAFKA_SSL_REJECT_UNAUTHORIZED' },
+      "KAFKA_SSL_REJECT_UNAUTHORIZED=false: the Kafka brokers' TLS certificates are NOT verified, so anyone between us and them can read and change the records; give the CA with KAFKA_SSL_CA_FILE instead",
+    );
   }
   if (options.sasl?.mechanism === 'plain' && !options.ssl) {
-    log.warn({ variable: 'KAFKA_SASL_MECHANISM' }, 'SASL PLAIN without TLS sends the Kafka password in clear text: set KAFKA_SSL=true (or use scram-sha-256/512)');
+    log.warn(
+      { variable: 'KAFKA_SASL_MECHANISM' },
+      'SASL PLAIN without TLS sends the Kafka password in clear text: set KAFKA_SSL=true (or use scram-sha-256/512)',
+    );
   }
   const kafka = new Kafka({
     clientId,

@@ -64,11 +64,18 @@ const copartitionedAssigner: PartitionAssigner = ({ cluster }) => ({
     }
     return sorted.map((memberId) => ({
       memberId,
-      memberAssignment: AssignerProtocol.MemberAssignment.encode({ version: 0, assignment: assignment.get(memberId)!, userData: Buffer.alloc(0) }),
+      memberAssignment: AssignerProtocol.MemberAssignment.encode({
+        version: 0,
+        assignment: assignment.get(memberId)!,
+        userData: Buffer.alloc(0),
+      }),
     }));
   },
   protocol({ topics }) {
-    return { name: 'FluxionCopartitioned', metadata: AssignerProtocol.MemberMetadata.encode({ version: 0, topics, userData: Buffer.alloc(0) }) };
+    return {
+      name: 'FluxionCopartitioned',
+      metadata: AssignerProtocol.MemberMetadata.encode({ version: 0, topics, userData: Buffer.alloc(0) }),
+    };
   },
 });
 
@@ -95,7 +102,8 @@ export async function openConsumer(connection: KafkaConnection, opts: ConsumerOp
     throw translate(err, 'connect a consumer');
   }
   // A fetch, a heartbeat or a join that succeeded: Kafka answers (ends a fault episode).
-  for (const event of [consumer.events.FETCH, consumer.events.HEARTBEAT, consumer.events.GROUP_JOIN]) consumer.on(event, () => faults.ok());
+  for (const event of [consumer.events.FETCH, consumer.events.HEARTBEAT, consumer.events.GROUP_JOIN])
+    consumer.on(event, () => faults.ok());
   return {
     async subscribe(topics, fromBeginning = true) {
       await consumer.subscribe({ topics, fromBeginning });
@@ -121,23 +129,25 @@ export async function openConsumer(connection: KafkaConnection, opts: ConsumerOp
         autoCommit: false,
         eachBatchAutoResolve: false,
         eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause }) => {
-          await handlerOutcome(() => handle(
-            {
-              topic: batch.topic,
-              partition: batch.partition,
-              highWatermark: batch.highWatermark,
-              records: batch.messages.map((m) => ({
+          await handlerOutcome(() =>
+            handle(
+              {
                 topic: batch.topic,
                 partition: batch.partition,
-                offset: m.offset,
-                key: m.key,
-                value: m.value,
-                headers: toHeaders(m.headers),
-                timestamp: m.timestamp,
-              })),
-            },
-            { resolveOffset, heartbeat, isRunning, isStale, pause },
-          ));
+                highWatermark: batch.highWatermark,
+                records: batch.messages.map((m) => ({
+                  topic: batch.topic,
+                  partition: batch.partition,
+                  offset: m.offset,
+                  key: m.key,
+                  value: m.value,
+                  headers: toHeaders(m.headers),
+                  timestamp: m.timestamp,
+                })),
+              },
+              { resolveOffset, heartbeat, isRunning, isStale, pause },
+            ),
+          );
         },
       });
     },

@@ -20,7 +20,9 @@ const MAX_BATCH_BYTES = 512 * 1024;
 const MAX_BATCH_MESSAGES = 500;
 
 /** The client's `producer()`: partition counts are asked once per topic and client. */
-export function producerFactory(connection: KafkaConnection): (opts?: { transactionalId?: string; transactionTimeoutMs?: number }) => Promise<FluxionProducer> {
+export function producerFactory(
+  connection: KafkaConnection,
+): (opts?: { transactionalId?: string; transactionTimeoutMs?: number }) => Promise<FluxionProducer> {
   const { kafka, options, log, faults, translate } = connection;
   const partitionCounts = new Map<string, number>();
   async function partitionsOf(topic: string): Promise<number> {
@@ -85,7 +87,13 @@ export function producerFactory(connection: KafkaConnection): (opts?: { transact
     // After a crash the coordinator may still be aborting the dead producer's transaction:
     // initProducerId answers CONCURRENT_TRANSACTIONS until it is done (kafkajs#296).
     await withRetry(
-      { retries: Number.POSITIVE_INFINITY, initialDelayMs: 100, maxDelayMs: 2_000, factor: 2, maxElapsedMs: (opts.transactionTimeoutMs ?? 60_000) + 10_000 },
+      {
+        retries: Number.POSITIVE_INFINITY,
+        initialDelayMs: 100,
+        maxDelayMs: 2_000,
+        factor: 2,
+        maxElapsedMs: (opts.transactionTimeoutMs ?? 60_000) + 10_000,
+      },
       async () => {
         try {
           await producer.connect();

@@ -16,14 +16,24 @@ type OnRecord = (record: ConsumedRecord) => void | 'stop' | Promise<void | 'stop
  * against the end offset, which also counts transaction markers (one or several, when
  * producers' transactions end together) that no consumer ever sees.
  */
-export async function offsetsAfterLastRecord(kafka: KafkaClient, topic: string, partitions: number[]): Promise<{ ends: Map<number, bigint>; records: number }> {
+export async function offsetsAfterLastRecord(
+  kafka: KafkaClient,
+  topic: string,
+  partitions: number[],
+): Promise<{ ends: Map<number, bigint>; records: number }> {
   const ends = new Map<number, bigint>();
   const records = await kafka.readToEnd(topic, partitions, (r) => void ends.set(r.partition, BigInt(r.offset) + 1n));
   return { ends, records };
 }
 
 /** KafkaClient.readToEnd (core/kafka/types.ts says what it promises). */
-export async function readToEnd(connection: KafkaConnection, topic: string, partitions: number[], onRecord: OnRecord, readOptions: ReadToEndOptions = {}): Promise<number> {
+export async function readToEnd(
+  connection: KafkaConnection,
+  topic: string,
+  partitions: number[],
+  onRecord: OnRecord,
+  readOptions: ReadToEndOptions = {},
+): Promise<number> {
   const { kafka, faults, translate } = connection;
   const admin = kafka.admin();
   await admin.connect().catch((err: unknown) => {
@@ -44,7 +54,10 @@ export async function readToEnd(connection: KafkaConnection, topic: string, part
     // before reading their state, so no transaction of theirs is still open).
     for (const p of partitions) {
       const o = offsets.find((x) => x.partition === p);
-      if (!o) throw new TopicLayoutError(`topic ${topic} has no partition ${p}: run \`fluxion topics ensure\``, { context: { topic, partition: p } });
+      if (!o)
+        throw new TopicLayoutError(`topic ${topic} has no partition ${p}: run \`fluxion topics ensure\``, {
+          context: { topic, partition: p },
+        });
       const start = BigInt(readOptions.fromOffsets?.[p] ?? o.low);
       const wanted = readOptions.toOffsets?.[p];
       const end = wanted !== undefined && BigInt(wanted) < BigInt(o.high) ? BigInt(wanted) : BigInt(o.high);
@@ -55,7 +68,13 @@ export async function readToEnd(connection: KafkaConnection, topic: string, part
     await admin.disconnect();
   }
   if (remaining.size === 0) return 0;
-  const reader = kafka.consumer({ groupId, readUncommitted: false, allowAutoTopicCreation: false, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+  const reader = kafka.consumer({
+    groupId,
+    readUncommitted: false,
+    allowAutoTopicCreation: false,
+    sessionTimeout: 10_000,
+    heartbeatInterval: 1_000,
+  });
   let count = 0;
   await reader.connect().catch((err: unknown) => {
     throw translate(err, 'connect a consumer');
@@ -87,7 +106,15 @@ export async function readToEnd(connection: KafkaConnection, topic: string, part
               if (offset < next.get(batch.partition)!) continue;
               next.set(batch.partition, offset + 1n);
               count++;
-              const verdict = await onRecord({ topic, partition: batch.partition, offset: m.offset, key: m.key, value: m.value, headers: toHeaders(m.headers), timestamp: m.timestamp });
+              const verdict = await onRecord({
+                topic,
+                partition: batch.partition,
+                offset: m.offset,
+                key: m.key,
+                value: m.value,
+                headers: toHeaders(m.headers),
+                timestamp: m.timestamp,
+              });
               if (verdict === 'stop') {
                 stopped = true;
                 resolve();

@@ -49,7 +49,13 @@ export interface RecordBatchSender {
 
 export interface FluxionProducer extends RecordBatchSender {
   /** Runs `work` in one Kafka transaction: committed if it resolves, aborted if it throws. */
-  transaction<T>(work: (tx: RecordBatchSender & { sendOffsets(groupId: string, topic: string, offsets: Array<{ partition: number; offset: string }>): Promise<void> }) => Promise<T>): Promise<T>;
+  transaction<T>(
+    work: (
+      tx: RecordBatchSender & {
+        sendOffsets(groupId: string, topic: string, offsets: Array<{ partition: number; offset: string }>): Promise<void>;
+      },
+    ) => Promise<T>,
+  ): Promise<T>;
   disconnect(): Promise<void>;
 }
 
@@ -146,7 +152,12 @@ export interface KafkaClient {
    * Resolves once every partition's position reached that end, also when the tail is an
    * aborted transaction (no record is delivered for it, but the position still moves).
    */
-  readToEnd(topic: string, partitions: number[], onRecord: (record: ConsumedRecord) => void | 'stop' | Promise<void | 'stop'>, options?: ReadToEndOptions): Promise<number>;
+  readToEnd(
+    topic: string,
+    partitions: number[],
+    onRecord: (record: ConsumedRecord) => void | 'stop' | Promise<void | 'stop'>,
+    options?: ReadToEndOptions,
+  ): Promise<number>;
 }
 
 export interface ReadToEndOptions {

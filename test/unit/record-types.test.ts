@@ -37,10 +37,16 @@ function avroTypeOf(name: string): avro.Type {
   return createAvroType(schema, name);
 }
 
-const program = ts.createProgram(
-  [...new Set(RECORD_TYPES.map((r) => join(PROJECT_ROOT, r.file)))],
-  { strict: true, noEmit: true, skipLibCheck: true, allowImportingTsExtensions: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2023, types: ['node'] },
-);
+const program = ts.createProgram([...new Set(RECORD_TYPES.map((r) => join(PROJECT_ROOT, r.file)))], {
+  strict: true,
+  noEmit: true,
+  skipLibCheck: true,
+  allowImportingTsExtensions: true,
+  module: ts.ModuleKind.NodeNext,
+  moduleResolution: ts.ModuleResolutionKind.NodeNext,
+  target: ts.ScriptTarget.ES2023,
+  types: ['node'],
+});
 const checker = program.getTypeChecker();
 
 function declaredType(file: string, name: string): { type: ts.Type; node: ts.Node } {
@@ -55,7 +61,15 @@ function declaredType(file: string, name: string): { type: ts.Type; node: ts.Nod
 }
 
 const LOGICAL_AS: Record<string, 'string' | 'Date'> = { decimal: 'string', date: 'string', uuid: 'string', 'timestamp-millis': 'Date' };
-const PRIMITIVE_AS: Record<string, string> = { string: 'string', boolean: 'boolean', int: 'number', long: 'number', float: 'number', double: 'number', bytes: 'Buffer' };
+const PRIMITIVE_AS: Record<string, string> = {
+  string: 'string',
+  boolean: 'boolean',
+  int: 'number',
+  long: 'number',
+  float: 'number',
+  double: 'number',
+  bytes: 'Buffer',
+};
 
 /** Where `ts` differs from what avsc gives for `avro` (empty: they agree). */
 function differences(avroType: avro.Type, tsType: ts.Type, at: string, node: ts.Node): string[] {
@@ -77,15 +91,23 @@ function differences(avroType: avro.Type, tsType: ts.Type, at: string, node: ts.
     const want = LOGICAL_AS[typeName.slice('logical:'.length)];
     return shown === want ? [] : [`${at}: avsc gives ${want ?? typeName} for ${typeName}, the type says ${shown}`];
   }
-  if (PRIMITIVE_AS[typeName]) return shown === PRIMITIVE_AS[typeName] ? [] : [`${at}: avsc gives ${PRIMITIVE_AS[typeName]} for ${typeName}, the type says ${shown}`];
+  if (PRIMITIVE_AS[typeName])
+    return shown === PRIMITIVE_AS[typeName] ? [] : [`${at}: avsc gives ${PRIMITIVE_AS[typeName]} for ${typeName}, the type says ${shown}`];
   if (typeName === 'enum') {
     const symbols = [...(avroType as avro.types.EnumType).symbols].sort();
     const literals = branches.map((b) => (b.isStringLiteral() ? b.value : `<${checker.typeToString(b)}>`)).sort();
-    return JSON.stringify(symbols) === JSON.stringify(literals) ? [] : [`${at}: enum ${symbols.join('|')}, the type says ${literals.join('|')}`];
+    return JSON.stringify(symbols) === JSON.stringify(literals)
+      ? []
+      : [`${at}: enum ${symbols.join('|')}, the type says ${literals.join('|')}`];
   }
   if (typeName === 'array') {
     if (!checker.isArrayType(tsType)) return [`${at}: the schema has an array, the type says ${shown}`];
-    return differences((avroType as avro.types.ArrayType).itemsType, checker.getTypeArguments(tsType as ts.TypeReference)[0]!, `${at}[]`, node);
+    return differences(
+      (avroType as avro.types.ArrayType).itemsType,
+      checker.getTypeArguments(tsType as ts.TypeReference)[0]!,
+      `${at}[]`,
+      node,
+    );
   }
   if (typeName === 'map') {
     const values = checker.getIndexInfoOfType(tsType, ts.IndexKind.String);
