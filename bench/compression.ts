@@ -3,7 +3,7 @@
  * bench/compression: bytes saved against CPU spent, per topic, for the record-batch codecs
  * Fluxion can use (none, gzip built into kafkajs, zstd from Node's zlib at levels 1 and 3).
  * Reads each topic's records as a real cycle produced them (through core/kafka/), groups
- * them into batches of the producer's size (512 KiB, core/kafka/client.ts) and compresses
+ * them into batches of the producer's size (512 KiB, core/kafka/producer.ts) and compresses
  * and decompresses each batch, reporting the ratio and CPU milliseconds per uncompressed MB.
  * lz4 is not measured: kafkajs has no lz4 codec, and the npm ones are native packages.
  *

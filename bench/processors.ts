@@ -40,7 +40,7 @@ import { registerSchemas } from '../ops/schemas.ts';
 import { ensureTopics } from '../ops/topics-ensure.ts';
 import type { SnapshotChunk } from '../processors/snapshot-diff.ts';
 import type { VentaRaw } from '../processors/ventas-dedupe.ts';
-import { chunkRecords, cycleRows, uuidFrom } from '../test/helpers/inventory-feed.ts';
+import { chunkRecords, cycleRows, uuidFrom } from '../fixtures/inventory-feed.ts';
 import {
   type Pass,
   delta,

@@ -45,9 +45,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { PROJECT_ROOT } from '../core/paths.ts';
 import type { InventoryChange, InventoryRow } from '../core/records.ts';
-import { cycleRows, uuidFrom } from '../test/helpers/inventory-feed.ts';
-import { createTestPipeline } from '../test/helpers/pipeline.ts';
-import { migratedDatabase } from '../test/helpers/sink-run.ts';
+import { cycleRows, uuidFrom } from '../fixtures/inventory-feed.ts';
+import { createTestPipeline } from '../fixtures/pipeline.ts';
+import { migratedDatabase } from '../fixtures/sink-run.ts';
 import {
   ACTUAL_COLUMNS,
   type Cycle,

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FluxionAdmin } from '../core/kafka/client.ts';
+import type { FluxionAdmin } from '../core/kafka/types.ts';
 import type { Pool } from '../core/postgres.ts';
 import { UsageError } from '../core/errors.ts';
 

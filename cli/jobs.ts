@@ -5,7 +5,8 @@
 import type { Ubicacion } from '../core/config/ubicaciones.ts';
 import { JobLockedError } from '../core/job-lock.ts';
 import { ayerCaracas, fechaCaracas } from '../core/time.ts';
-import { extractInventario, extractVentas, type StoreOutcome } from '../extractors/extract-run.ts';
+import type { StoreOutcome } from '../core/etl-run.ts';
+import { extractInventario, extractVentas } from '../extractors/extract-run.ts';
 import { jobFailureOfOutcomes } from '../ops/job-failure-mail.ts';
 import type { ScheduledJobName } from '../ops/schedule-config.ts';
 import type { JobOutcome, RunJob } from '../ops/scheduler.ts';

@@ -4,7 +4,7 @@
  * operator tool reads every `<topic>.dlq`.
  */
 import { errorMessage } from './errors.ts';
-import type { ConsumedRecord, OutgoingRecord } from './kafka/client.ts';
+import type { ConsumedRecord, OutgoingRecord } from './kafka/types.ts';
 
 const DLQ_MESSAGE_MAX = 1_000;
 

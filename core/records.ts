@@ -2,6 +2,8 @@
  * The JavaScript shapes of the shared Avro types in schemas/types/ (as avsc reads and writes
  * them with core/avro/logical-types.ts: decimals as exact strings, instants as Date, dates
  * as "YYYY-MM-DD"). Producers, consumers and the simulators' truth all use these.
+ * test/unit/record-types.test.ts checks them, and every other hand-written record type, against
+ * the schemas.
  */
 
 /** schemas/types/InventoryRow.avsc */

@@ -1,11 +1,10 @@
 /**
- * The schema registry client: @kafkajs/confluent-schema-registry configured once with
- * Fluxion's Avro logical types (producers and consumers must share them, or decimals decode
- * as raw bytes), subjects named by TopicNameStrategy (`<topic>-value`).
+ * The schema registry client over the Confluent REST API: subjects named by TopicNameStrategy
+ * (`<topic>-value`), schemas registered, checked and looked up by id. Records are encoded and
+ * decoded by core/avro/topic-codec.ts, the one codec, with Fluxion's Avro logical types.
  */
-import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { FluxionError, SchemaError, ServiceUnavailableError, type FluxionErrorOptions } from './errors.ts';
-import { AVRO_TYPE_OPTIONS, type AvroSchema } from './avro/schemas.ts';
+import type { AvroSchema } from './avro/schemas.ts';
 
 export interface RegistryOptions {
   url: string;
@@ -37,8 +36,6 @@ export interface FluxionRegistry {
   latestSchema(subject: string): Promise<{ id: number; version: number; schema: AvroSchema } | null>;
   /** The schema registered with `id`; a SchemaError when the registry does not know it. */
   schemaById(id: number): Promise<AvroSchema>;
-  encode(schemaId: number, value: unknown): Promise<Buffer>;
-  decode<T = unknown>(buffer: Buffer): Promise<T>;
 }
 
 export function subjectFor(topic: string): string {
@@ -48,10 +45,6 @@ export function subjectFor(topic: string): string {
 export function createRegistry(options: RegistryOptions): FluxionRegistry {
   const base = options.url.replace(/\/+$/, '');
   const auth = options.username ? { username: options.username, password: options.password ?? '' } : undefined;
-  const client = new SchemaRegistry(
-    { host: base, ...(auth ? { auth } : {}) },
-    { [SchemaType.AVRO]: { ...AVRO_TYPE_OPTIONS } } as never,
-  );
   const headers: Record<string, string> = { 'content-type': 'application/vnd.schemaregistry.v1+json', accept: 'application/vnd.schemaregistry.v1+json, application/json' };
   if (auth) headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
 
@@ -137,12 +130,6 @@ export function createRegistry(options: RegistryOptions): FluxionRegistry {
       if (res.status === 404) throw new SchemaError(`schema id ${id} is not registered at ${base}`, { context: { schemaId: id } });
       if (res.status >= 300) throw new SchemaError(`schema registry could not read schema id ${id} (HTTP ${res.status}): ${JSON.stringify(res.json)}`);
       return JSON.parse(res.json.schema) as AvroSchema;
-    },
-    async encode(schemaId, value) {
-      return client.encode(schemaId, value);
-    },
-    async decode<T>(buffer: Buffer) {
-      return (await client.decode(buffer)) as T;
     },
   };
 }

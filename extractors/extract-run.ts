@@ -5,20 +5,19 @@
  * snapshot (or day of sales) or nothing. A failed store publishes only its FAILED run record.
  */
 import { randomUUID } from 'node:crypto';
-import { loadSubjectSchemas, type SubjectSchema } from '../core/avro/schemas.ts';
+import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { readSecret, readStellarTls, type Ubicacion } from '../core/config/ubicaciones.ts';
 import { DeadlineExceededError, FluxionError, errorMessage } from '../core/errors.ts';
-import type { KafkaClient, OutgoingRecord, FluxionProducer } from '../core/kafka/client.ts';
+import { etlRunRecord, type EtlJob, type StoreOutcome } from '../core/etl-run.ts';
+import type { KafkaClient, OutgoingRecord, FluxionProducer } from '../core/kafka/types.ts';
 import { scrubSecrets, type Logger } from '../core/logger.ts';
-import { subjectFor, type FluxionRegistry } from '../core/registry.ts';
+import type { FluxionRegistry } from '../core/registry.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from '../core/retry.ts';
 import { topicName } from '../core/topics.ts';
 import { createKlkApi } from './klk-api.ts';
 import { createSnapshotEncoding, SnapshotChunks } from './snapshot-chunks.ts';
 import type { InventoryRow } from './inventory-row.ts';
 import type { VentaLinea } from './venta-line.ts';
-
-export type EtlJob = 'INVENTARIO' | 'VENTAS' | 'VENTAS_RECOVERY';
 
 export interface ExtractionDeps {
   kafka: KafkaClient;
@@ -44,24 +43,6 @@ export interface ExtractionOptions {
   signal?: AbortSignal;
 }
 
-export interface StoreOutcome {
-  ubicacionId: string;
-  source: 'KLK' | 'STELLAR';
-  status: 'OK' | 'FAILED';
-  rows: number;
-  durationMs: number;
-  snapshotId: string | null;
-  fecha: string | null;
-  errorClass: string | null;
-  errorMessage: string | null;
-  /**
-   * Set when a failed store's run record could not be published either (Kafka or the
-   * registry down as well): the notifier will never hear of this failure, so the job mails it
-   * itself (ops/job-failure-mail.ts). Null when the record reached ops.etl-runs.
-   */
-  unrecorded?: { errorClass: string; errorMessage: string } | null;
-}
-
 export const EXTRACTION_DEFAULTS = { concurrency: 4, storeDeadlineMs: 15 * 60_000, requestTimeoutMs: 30_000 } as const;
 
 interface StoreBatch {
@@ -73,12 +54,6 @@ interface StoreBatch {
 }
 
 type StoreWork = (u: Ubicacion, signal: AbortSignal, runId: string) => Promise<StoreBatch>;
-
-function schemaOf(schemas: SubjectSchema[], topic: string): SubjectSchema {
-  const s = schemas.find((x) => x.topic === topic);
-  if (!s) throw new FluxionError(`no schema file for topic ${topic} in schemas/`);
-  return s;
-}
 
 /** Runs `fn` over `items` with at most `limit` in flight; results in input order. */
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
@@ -97,9 +72,8 @@ export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) =>
 async function runStores(stores: Ubicacion[], job: EtlJob, deps: ExtractionDeps, opts: ExtractionOptions, work: StoreWork): Promise<StoreOutcome[]> {
   const now = deps.now ?? (() => new Date());
   const runId = opts.runId ?? randomUUID();
-  const schemas = loadSubjectSchemas();
   const etlTopic = topicName('ops.etl-runs', deps.topicPrefix);
-  const etlId = await deps.registry.lookupId(subjectFor(etlTopic), schemaOf(schemas, 'ops.etl-runs').schema);
+  const etlCodec = await createTopicCodec(deps.registry, 'ops.etl-runs', etlTopic);
   const deadlineMs = opts.storeDeadlineMs ?? EXTRACTION_DEFAULTS.storeDeadlineMs;
   const log = deps.logger.child({ component: 'extract', job, run_id: runId });
 
@@ -117,22 +91,10 @@ async function runStores(stores: Ubicacion[], job: EtlJob, deps: ExtractionDeps,
     let producer: FluxionProducer | undefined;
     const openProducer = async () =>
       (producer ??= await deps.kafka.producer({ transactionalId: `${deps.topicPrefix}fluxion-extract-${job.toLowerCase()}-${u.id}` }));
-    const runRecord = async (o: StoreOutcome): Promise<OutgoingRecord> => ({
+    const runRecord = (o: StoreOutcome): OutgoingRecord => ({
       ubicacionId: u.id,
       key: `${job}/${u.id}`,
-      value: await deps.registry.encode(etlId, {
-        run_id: runId,
-        job,
-        ubicacion_id: u.id,
-        status: o.status,
-        rows: o.rows,
-        started_at: started,
-        finished_at: new Date(started.getTime() + o.durationMs),
-        snapshot_id: o.snapshotId,
-        fecha: o.fecha,
-        error_class: o.errorClass,
-        error_message: o.errorMessage,
-      }),
+      value: etlCodec.encode(etlRunRecord(o, { runId, job, startedAt: started })),
     });
     try {
       const batch = await work(u, controller.signal, runId);
@@ -142,7 +104,7 @@ async function runStores(stores: Ubicacion[], job: EtlJob, deps: ExtractionDeps,
         snapshotId: batch.snapshotId, fecha: batch.fecha, errorClass: null, errorMessage: null,
       };
       const p = await openProducer();
-      const etl = await runRecord(outcome);
+      const etl = runRecord(outcome);
       await p.transaction(async (tx) => {
         await tx.send(batch.topic, batch.records);
         await tx.send(etlTopic, [etl]);
@@ -162,7 +124,7 @@ async function runStores(stores: Ubicacion[], job: EtlJob, deps: ExtractionDeps,
       storeLog.error({ err, error_class: outcome.errorClass, ms: outcome.durationMs }, 'store extraction failed');
       try {
         const p = await openProducer();
-        const etl = await runRecord(outcome);
+        const etl = runRecord(outcome);
         await p.transaction((tx) => tx.send(etlTopic, [etl]));
       } catch (recordErr) {
         storeLog.error({ err: recordErr }, 'could not record the failed run on ops.etl-runs');
@@ -184,8 +146,8 @@ async function runStores(stores: Ubicacion[], job: EtlJob, deps: ExtractionDeps,
 export async function extractInventario(stores: Ubicacion[], deps: ExtractionDeps, opts: ExtractionOptions = {}): Promise<StoreOutcome[]> {
   const now = deps.now ?? (() => new Date());
   const topic = topicName('pos.inventario.snapshots', deps.topicPrefix);
-  const chunkSchema = schemaOf(loadSubjectSchemas(), 'pos.inventario.snapshots').schema;
-  const encoding = createSnapshotEncoding(chunkSchema, await deps.registry.lookupId(subjectFor(topic), chunkSchema));
+  const codec = await createTopicCodec(deps.registry, 'pos.inventario.snapshots', topic);
+  const encoding = createSnapshotEncoding(codec.schema, codec.schemaId);
   return runStores(stores, 'INVENTARIO', deps, opts, async (u, signal) => {
     const snapshotId = randomUUID();
     const chunks = new SnapshotChunks(encoding, { snapshotId, ubicacionId: u.id, source: u.pos === 'klk' ? 'KLK' : 'STELLAR', takenAt: now() });
@@ -266,7 +228,7 @@ export async function* readStoreInventario(u: Ubicacion, deps: PosReadDeps, opts
 export async function extractVentas(stores: Ubicacion[], fecha: string, job: 'VENTAS' | 'VENTAS_RECOVERY', deps: ExtractionDeps, opts: ExtractionOptions = {}): Promise<StoreOutcome[]> {
   const now = deps.now ?? (() => new Date());
   const topic = topicName('pos.ventas.raw', deps.topicPrefix);
-  const id = await deps.registry.lookupId(subjectFor(topic), schemaOf(loadSubjectSchemas(), 'pos.ventas.raw').schema);
+  const codec = await createTopicCodec(deps.registry, 'pos.ventas.raw', topic);
   return runStores(stores, job, deps, opts, async (u, signal, runId) => {
     if (u.pos !== 'klk') throw new FluxionError(`${u.id} is on Stellar, which has no sales API`, { code: 'NOT_SUPPORTED' });
     const api = klkApiFor(u, deps, opts, signal);
@@ -275,7 +237,7 @@ export async function extractVentas(stores: Ubicacion[], fecha: string, job: 'VE
     for await (const line of api.ventas(fecha)) lines.set(`${line.numero_factura}\u0000${line.linea}`, line);
     const records: OutgoingRecord[] = [];
     for (const linea of lines.values()) {
-      records.push({ ubicacionId: u.id, key: `${u.id}/${linea.numero_factura}`, value: await deps.registry.encode(id, { linea, extracted_at: extractedAt, run_id: runId }) });
+      records.push({ ubicacionId: u.id, key: `${u.id}/${linea.numero_factura}`, value: codec.encode({ linea, extracted_at: extractedAt, run_id: runId }) });
     }
     return { topic, records, rows: records.length, snapshotId: null, fecha };
   });

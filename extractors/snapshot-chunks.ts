@@ -5,31 +5,16 @@
  * assembled once the source is exhausted. A product read twice (KLK pages shift while the
  * POS sells) keeps the last row read.
  */
-import avro from 'avsc';
 import type { AvroSchema } from '../core/avro/schemas.ts';
-import { createAvroType } from '../core/avro/schemas.ts';
-import { ValidationError } from '../core/errors.ts';
+import { createStreamedArrayEncoding, type StreamedArrayEncoding } from '../core/avro/topic-codec.ts';
 import type { InventoryRow } from './inventory-row.ts';
 
-export interface SnapshotEncoding {
-  schemaId: number;
-  header: avro.Type;
-  row: avro.Type;
-}
-
-const LONG = avro.Type.forSchema('long');
+/** A snapshot chunk as a header and rows encoded one by one (core/avro/topic-codec.ts frames them). */
+export type SnapshotEncoding = StreamedArrayEncoding;
 
 /** Splits the chunk schema into its header fields and its row type; `rows` must be last. */
 export function createSnapshotEncoding(chunkSchema: AvroSchema, schemaId: number): SnapshotEncoding {
-  const fields = chunkSchema.fields as Array<{ name: string; type: unknown }>;
-  const last = fields[fields.length - 1];
-  if (last?.name !== 'rows') throw new ValidationError('InventorySnapshotChunk must end with its rows field (chunks are assembled as header + rows)');
-  const rowSchema = (last.type as { items: unknown }).items;
-  return {
-    schemaId,
-    header: createAvroType({ ...chunkSchema, fields: fields.slice(0, -1) }),
-    row: createAvroType(rowSchema),
-  };
+  return createStreamedArrayEncoding(chunkSchema, schemaId, 'rows');
 }
 
 export interface SnapshotIdentity {
@@ -61,13 +46,13 @@ export class SnapshotChunks {
   }
 
   add(row: InventoryRow): void {
-    let end = this.encoding.row.encode(row, this.arena, this.used);
+    let end = this.encoding.item.encode(row, this.arena, this.used);
     while (end < 0) {
       // avsc answers how many bytes were missing: grow, then encode the row again.
       const bigger = Buffer.allocUnsafe(Math.max(this.arena.length * 2, this.arena.length - end));
       this.arena.copy(bigger, 0, 0, this.used);
       this.arena = bigger;
-      end = this.encoding.row.encode(row, this.arena, this.used);
+      end = this.encoding.item.encode(row, this.arena, this.used);
     }
     const key = `${row.deposito}\u0000${row.producto_id}`;
     const previous = this.slotOf.get(key);
@@ -93,26 +78,26 @@ export class SnapshotChunks {
     const out: Buffer[] = [];
     for (let c = 0; c < count; c++) {
       const part = live.slice(c * this.chunkSize, (c + 1) * this.chunkSize);
-      const header = this.encoding.header.toBuffer({
-        snapshot_id: this.identity.snapshotId,
-        ubicacion_id: this.identity.ubicacionId,
-        source: this.identity.source,
-        taken_at: this.identity.takenAt,
-        chunk_index: c,
-        chunk_count: count,
-        row_count: live.length,
-      });
-      // Avro array: one block (count, items) then the zero terminator; framed in one copy.
-      const blockCount = part.length ? LONG.toBuffer(part.length) : Buffer.alloc(0);
       let rowBytes = 0;
       for (const i of part) rowBytes += this.ends[i]! - this.starts[i]!;
-      const value = Buffer.allocUnsafe(5 + header.length + blockCount.length + rowBytes + 1);
-      value.writeUInt8(0, 0);
-      value.writeInt32BE(this.encoding.schemaId, 1);
-      let at = 5 + header.copy(value, 5);
-      at += blockCount.copy(value, at);
-      for (const i of part) at += this.arena.copy(value, at, this.starts[i]!, this.ends[i]!);
-      value[at] = 0;
+      const value = this.encoding.frame(
+        {
+          snapshot_id: this.identity.snapshotId,
+          ubicacion_id: this.identity.ubicacionId,
+          source: this.identity.source,
+          taken_at: this.identity.takenAt,
+          chunk_index: c,
+          chunk_count: count,
+          row_count: live.length,
+        },
+        part.length,
+        rowBytes,
+        (target, start) => {
+          let at = start;
+          for (const i of part) at += this.arena.copy(target, at, this.starts[i]!, this.ends[i]!);
+          return at;
+        },
+      );
       out.push(value);
     }
     return out;

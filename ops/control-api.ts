@@ -22,28 +22,17 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { JobLockedError } from '../core/job-lock.ts';
 import { selectUbicaciones, type Ubicacion } from '../core/config/ubicaciones.ts';
 import { ConfigError, errorMessage } from '../core/errors.ts';
+import type { StoreOutcome } from '../core/etl-run.ts';
 import { scrubSecrets, type Logger } from '../core/logger.ts';
 
 export const SYNC_JOBS = ['inventario', 'ventas'] as const;
 export type SyncJob = (typeof SYNC_JOBS)[number];
 
-/** One store's result, as extractors/extract-run.ts StoreOutcome reports it. */
-export interface SyncStoreResult {
-  ubicacionId: string;
-  status: 'OK' | 'FAILED';
-  rows: number;
-  durationMs: number;
-  snapshotId: string | null;
-  fecha: string | null;
-  errorClass: string | null;
-  errorMessage: string | null;
-}
-
 export interface SyncRunContext {
   runId: string;
   signal: AbortSignal;
   onStoreStarted(ubicacionId: string): void;
-  onStoreFinished(result: SyncStoreResult): void;
+  onStoreFinished(result: StoreOutcome): void;
 }
 
 /** Runs `job` over `stores`, reporting each store as it starts and ends. */

@@ -37,6 +37,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { FluxionConfig } from '../core/config/environment.ts';
 import { ConfigError, FluxionError, UsageError, errorMessage } from '../core/errors.ts';
+import type { StoreOutcome } from '../core/etl-run.ts';
 import { DEFAULT_LOCALE, defineMessages, type Locale } from '../core/i18n.ts';
 import { scrubSecrets, type Logger } from '../core/logger.ts';
 import { formatInstant, formatMinutes, mailTable, subjectPrefix } from '../core/mail/format.ts';
@@ -78,15 +79,8 @@ export function jobFailureOf(job: string, err: unknown): JobFailure | null {
   return { job, service: serviceOf(errorClass, message), errorClass, message, stores: [] };
 }
 
-/** A store's outcome as `fluxion extract` reports it (extractors/extract-run.ts StoreOutcome). */
-export interface StoreResult {
-  ubicacionId: string;
-  status: 'OK' | 'FAILED';
-  errorClass: string | null;
-  errorMessage: string | null;
-  /** The failed store's run record could not be published either (why), so no mail would follow. */
-  unrecorded?: { errorClass: string; errorMessage: string } | null;
-}
+/** What the job-failure mail reads of a store's outcome. */
+type StoreResult = Pick<StoreOutcome, 'ubicacionId' | 'status' | 'errorClass' | 'errorMessage' | 'unrecorded'>;
 
 /**
  * The stores that failed because of Kafka or the registry, or whose failure could not be

@@ -7,11 +7,12 @@
  * Used by the demo, the chaos tests and bench/e2e after a cycle. The groups' positions live
  * where each says (PIPELINE_GROUPS): Kafka's committed offsets, or the sink's sink_offsets.
  * Ends are measured after the last record, not at the high watermark, which also counts
- * transaction markers no consumer ever sees (core/kafka/client.ts).
+ * transaction markers no consumer ever sees (core/kafka/read-to-end.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FluxionError } from '../core/errors.ts';
-import { offsetsAfterLastRecord, type FluxionAdmin, type KafkaClient } from '../core/kafka/client.ts';
+import type { FluxionAdmin, KafkaClient } from '../core/kafka/types.ts';
+import { offsetsAfterLastRecord } from '../core/kafka/read-to-end.ts';
 import type { Pool } from '../core/postgres.ts';
 import { topicName } from '../core/topics.ts';
 import { PIPELINE_GROUPS, type PipelineGroup } from './dashboard/lag.ts';

@@ -8,7 +8,7 @@
  */
 import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { FluxionError, UsageError } from '../core/errors.ts';
-import type { KafkaClient, OutgoingRecord } from '../core/kafka/client.ts';
+import type { KafkaClient, OutgoingRecord } from '../core/kafka/types.ts';
 import type { Logger } from '../core/logger.ts';
 import type { QuarantineRecord } from '../core/records.ts';
 import type { FluxionRegistry } from '../core/registry.ts';

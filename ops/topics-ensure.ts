@@ -5,7 +5,7 @@
  * ubicacion, so that would move stores between partitions under running consumers.
  */
 import { TopicLayoutError } from '../core/errors.ts';
-import type { FluxionAdmin } from '../core/kafka/client.ts';
+import type { FluxionAdmin } from '../core/kafka/types.ts';
 import type { Logger } from '../core/logger.ts';
 import type { TopicSpec } from '../core/topics.ts';
 

@@ -6,7 +6,7 @@
  * retention window.
  */
 import { hash } from 'node:crypto';
-import type { VentaLinea } from '../core/records.ts';
+import type { Venta, VentaLinea } from '../core/records.ts';
 
 export interface DedupeEntry {
   fingerprint: string;
@@ -14,14 +14,6 @@ export interface DedupeEntry {
   first_seen_at: number;
   /** Epoch ms of the last extraction that carried the line (expiry counts from here). */
   last_seen_at: number;
-}
-
-export interface VentaOut {
-  op: 'c' | 'u';
-  linea: VentaLinea;
-  fingerprint: string;
-  first_seen_at: Date;
-  extracted_at: Date;
 }
 
 export type DedupeDecision = 'new' | 'updated' | 'duplicate';
@@ -45,7 +37,7 @@ export function dedupeLine(
   entry: DedupeEntry | undefined,
   linea: VentaLinea,
   extractedAt: Date,
-): { decision: DedupeDecision; output: VentaOut | null; next: DedupeEntry } {
+): { decision: DedupeDecision; output: Venta | null; next: DedupeEntry } {
   const fingerprint = ventaFingerprint(linea);
   const at = extractedAt.getTime();
   if (!entry) {
@@ -91,7 +83,7 @@ export interface DedupeWindow {
 
 export interface DedupeStep {
   decision: DedupeDecision;
-  output: VentaOut | null;
+  output: Venta | null;
   /** What to record in the state topic (and memory) for the line, or null when nothing changes. */
   record: DedupeEntry | null;
 }

@@ -33,10 +33,10 @@
 import { Counter } from 'prom-client';
 import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { ConfigError, TopicLayoutError, ValidationError } from '../core/errors.ts';
-import type { KafkaClient } from '../core/kafka/client.ts';
+import type { KafkaClient } from '../core/kafka/types.ts';
 import { partitionForUbicacion } from '../core/kafka/partitioning.ts';
 import type { Logger } from '../core/logger.ts';
-import type { VentaLinea } from '../core/records.ts';
+import type { Venta, VentaLinea } from '../core/records.ts';
 import { registeredMetric } from './runtime/metrics.ts';
 import type { ProcessorFactory } from './runtime/processor-kind.ts';
 import { fallbackStores, StateStoreError, type KeyValueState } from './runtime/state-store.ts';
@@ -52,7 +52,6 @@ import {
   ventaKey,
   ventaRawProblem,
   type DedupeEntry,
-  type VentaOut,
 } from './ventas-dedupe-rules.ts';
 
 /** schemas/pos.ventas.raw-value.avsc */
@@ -89,7 +88,7 @@ export const createDedupeSpec: ProcessorFactory = async (deps) => {
   const log = deps.logger.child({ component: 'dedupe' });
   const [rawCodec, ventaCodec, stateCodec] = await Promise.all([
     createTopicCodec<VentaRaw>(deps.registry, 'pos.ventas.raw', topics.raw),
-    createTopicCodec<VentaOut>(deps.registry, 'pos.ventas', topics.ventas),
+    createTopicCodec<Venta>(deps.registry, 'pos.ventas', topics.ventas),
     createTopicCodec<VentaStateRecord>(deps.registry, 'pos.ventas.state', topics.state),
   ]);
   const partitionCount = await copartitionedPartitions(deps.kafka, [topics.raw, topics.state], deps.partitions, log);

@@ -35,7 +35,7 @@ import { finished } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { errorMessage, FluxionError } from '../core/errors.ts';
-import type { ConsumedRecord, KafkaClient } from '../core/kafka/client.ts';
+import type { ConsumedRecord, KafkaClient } from '../core/kafka/types.ts';
 import type { Logger } from '../core/logger.ts';
 import { inTransaction, withTransaction, type Pool, type PoolClient } from '../core/postgres.ts';
 import type { Progress } from '../core/progress.ts';

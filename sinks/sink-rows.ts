@@ -8,22 +8,10 @@
 import { FluxionError, type FluxionErrorOptions } from '../core/errors.ts';
 import type { InventoryRow, PhantomAlert, VentaLinea } from '../core/records.ts';
 import type { TopicName } from '../core/topics.ts';
+import type { EtlRun } from '../core/etl-run.ts';
 
-/** schemas/ops.etl-runs-value.avsc (key `job/ubicacion_id`). */
-export interface EtlRun {
-  run_id: string;
-  job: 'INVENTARIO' | 'VENTAS' | 'VENTAS_RECOVERY';
-  ubicacion_id: string;
-  status: 'OK' | 'FAILED';
-  rows: number;
-  started_at: Date;
-  finished_at: Date;
-  snapshot_id: string | null;
-  /** "YYYY-MM-DD" */
-  fecha: string | null;
-  error_class: string | null;
-  error_message: string | null;
-}
+/** The ops.etl-runs record: one definition for the extractors, the sink and the notifier (core/etl-run.ts). */
+export type { EtlRun };
 
 /**
  * A batch the sink cannot write as it is: a record contradicts its own envelope or the

@@ -4,11 +4,11 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createTopicCodec } from '../../core/avro/topic-codec.ts';
-import type { OutgoingRecord } from '../../core/kafka/client.ts';
+import type { OutgoingRecord } from '../../core/kafka/types.ts';
 import type { InventoryChange } from '../../core/records.ts';
 import { topicName } from '../../core/topics.ts';
-import type { TestPipeline } from '../../test/helpers/pipeline.ts';
-import { sendTransactionsVisibly } from '../../test/helpers/processor-run.ts';
+import type { TestPipeline } from '../../fixtures/pipeline.ts';
+import { sendTransactionsVisibly } from '../../fixtures/processor-run.ts';
 
 const SEND_RECORDS = 2_000;
 

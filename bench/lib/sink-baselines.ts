@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { createLogger } from '../../core/logger.ts';
 import type { InventoryRow } from '../../core/records.ts';
-import type { MigratedDatabase } from '../../test/helpers/sink-run.ts';
+import type { MigratedDatabase } from '../../fixtures/sink-run.ts';
 
 /** The columns of inventario_actual a writer sets (actualizado_en is left to its DEFAULT now()). */
 export const ACTUAL_COLUMNS = INVENTARIO_ACTUAL_COLUMNS;

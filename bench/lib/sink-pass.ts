@@ -14,8 +14,8 @@ import { counterValue } from '../../core/metrics.ts';
 import { createPool } from '../../core/postgres.ts';
 import { topicName } from '../../core/topics.ts';
 import { createPostgresSink, SINK_TOPICS } from '../../sinks/postgres-sink.ts';
-import type { TestPipeline } from '../../test/helpers/pipeline.ts';
-import type { MigratedDatabase } from '../../test/helpers/sink-run.ts';
+import type { TestPipeline } from '../../fixtures/pipeline.ts';
+import type { MigratedDatabase } from '../../fixtures/sink-run.ts';
 import {
   log,
   backendsCpu,

@@ -1,7 +1,7 @@
 /**
  * Record-batch compression. kafkajs has gzip built in and only a hook for the others; zstd
  * comes from Node's own zlib (Node >= 23.8), so no native npm package is needed. The codec is
- * registered when this module loads, and core/kafka/client.ts imports it: every producer and
+ * registered when this module loads, and core/kafka/connection.ts imports it: every producer and
  * every consumer in Fluxion (processors, sink, notifier, tests' readers) can then write and
  * read zstd batches. Which topic is compressed, and how, is declared in core/topics.ts.
  */

@@ -12,7 +12,7 @@
  */
 import { Kafka, logLevel } from 'kafkajs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FluxionAdmin } from './client.ts';
+import type { FluxionAdmin } from './types.ts';
 
 export interface EndTracker {
   /**

@@ -9,11 +9,18 @@
  * start, a bad request, and any error of ours that says it is not retriable. kafkajs already
  * flags its protocol errors `retriable`; its retry wrappers (KafkaJSNumberOfRetriesExceeded,
  * KafkaJSNonRetriableError) and ours are looked through to the cause they carry.
+ *
+ * Every reading of kafkajs's errors and log lines lives in this module: their types, names and
+ * codes, and their message text only where kafkajs gives nothing else (a SASL mechanism the
+ * broker lacks, its log lines, an error code its table lacks). Moving to another client is a
+ * change to this folder.
  */
 import { createRequire } from 'node:module';
-import { FluxionError, errorMessage } from '../errors.ts';
+import { FluxionError, ServiceUnavailableError, errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { RetryPolicy } from '../retry.ts';
+import { KafkaAuthError, KafkaRequestError } from './errors.ts';
+import type { KafkaSasl } from './types.ts';
 
 /**
  * Broker answers that say "not now, ask again": kafkajs's own `retriable` flags plus those
@@ -86,7 +93,7 @@ export interface KafkaFaultClass {
   cause: string;
 }
 
-/** Codes of our errors that say what is wrong themselves (core/errors.ts, ./client.ts): never waited out. */
+/** Codes of our errors that say what is wrong themselves (core/errors.ts, ./errors.ts): never waited out. */
 const SELF_EXPLAINED = new Set(['TOPIC_LAYOUT', 'CONFIG_INVALID', 'USAGE', 'KAFKA_AUTH', 'KAFKA_REQUEST', 'SCHEMA', 'MIGRATION', 'VALIDATION']);
 
 const nextOf = (e: object): unknown => (e as { cause?: unknown }).cause ?? (e as { originalError?: unknown }).originalError;
@@ -122,6 +129,99 @@ export function classifyKafkaError(err: unknown): KafkaFaultClass {
 
 export const isRetriableKafkaError = (err: unknown): boolean => classifyKafkaError(err).retriable;
 
+/** The errors along `err`'s causes (kafkajs wraps its errors in retry errors), outermost first. */
+function* causesOf(err: unknown, depth: number): Generator<object> {
+  let e: unknown = err;
+  for (let i = 0; i < depth && e && typeof e === 'object'; i++, e = nextOf(e)) yield e;
+}
+
+/** The broker's error type (kafkajs's name for it) inside `err`, for callers that branch on one without importing kafkajs. */
+export function kafkaErrorType(err: unknown): string | undefined {
+  for (const e of causesOf(err, 5)) {
+    const type = (e as { type?: unknown }).type;
+    if (typeof type === 'string') return type;
+  }
+  return undefined;
+}
+
+/**
+ * The broker refuses this producer: a newer one with the same transactional id took over.
+ * kafkajs 2.2.4's table has no PRODUCER_FENCED (code 90): it reports that answer as an unknown
+ * code, whose message is the only place the code is kept.
+ */
+export function isProducerFenced(err: unknown): boolean {
+  const type = kafkaErrorType(err);
+  if (type === 'INVALID_PRODUCER_EPOCH' || type === 'PRODUCER_FENCED') return true;
+  return type === 'KAFKAJS_UNKNOWN_ERROR_CODE' && [...causesOf(err, 5)].some((e) => (e as { message?: unknown }).message === 'Unknown error code 90');
+}
+
+/** The SASL failure inside a kafkajs error (it wraps them in retry errors), if there is one. */
+export function saslFailureOf(err: unknown): { message: string; type?: string } | undefined {
+  for (const e of causesOf(err, 6)) {
+    const { name, type, message } = e as { name?: string; type?: string; message?: string };
+    if (name === 'KafkaJSSASLAuthenticationError' || (type !== undefined && SASL_TYPES.has(type))) return { message: message ?? '', type };
+  }
+  return undefined;
+}
+
+/** What the operator should read when the brokers refuse our SASL credentials. */
+export function kafkaAuthError(err: unknown, brokers: string[], sasl: KafkaSasl): KafkaAuthError | undefined {
+  const failure = saslFailureOf(err);
+  if (!failure) return undefined;
+  const mechanism = sasl.mechanism.toUpperCase();
+  // kafkajs's messages carry no secret, but a password must never reach a message by accident.
+  const detail = sasl.password ? failure.message.split(sasl.password).join('***') : failure.message;
+  const at = `Kafka at ${brokers.join(',')}`;
+  // kafkajs says a mechanism the broker lacks in text only ("SASL X mechanism is not supported by the server").
+  const message =
+    failure.type === 'ILLEGAL_SASL_STATE'
+      ? `${at} does not speak SASL on that listener (is it a PLAINTEXT port?): KAFKA_SASL_MECHANISM=${sasl.mechanism} needs a SASL listener (${detail})`
+      : failure.type === 'UNSUPPORTED_SASL_MECHANISM' || /not supported|unsupported/i.test(detail)
+        ? `${at} does not accept SASL ${mechanism}: check KAFKA_SASL_MECHANISM (${detail})`
+        : `${at} refused SASL ${mechanism} authentication for user "${sasl.username}": check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD, and that the user has ${mechanism} credentials (${detail})`;
+  return new KafkaAuthError(message, { cause: err, context: { brokers: brokers.join(','), mechanism: sasl.mechanism, user: sasl.username } });
+}
+
+/** Node's code for a broker certificate that did not verify, inside a kafkajs error (undefined: none). */
+export function tlsCertificateFailureOf(err: unknown): string | undefined {
+  for (const e of causesOf(err, 6)) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && TLS_CODES.test(code)) return code;
+  }
+  return undefined;
+}
+
+/**
+ * A SASL listener answers ApiVersions, then hangs up on a client that does not authenticate
+ * (and a TLS one on a client that does not speak TLS): what to check, when `err` is that.
+ */
+export function closedConnectionHint(err: unknown): string | undefined {
+  for (const e of causesOf(err, 6)) {
+    if ((e as { name?: string }).name === 'KafkaJSConnectionClosedError') return '; the broker closed the connection: does this listener need authentication (KAFKA_SASL_MECHANISM) or TLS (KAFKA_SSL=true)?';
+  }
+  return undefined;
+}
+
+/** Translates kafkajs connection and authentication failures into our typed errors; leaves others untouched. */
+export function translateKafkaError(err: unknown, brokers: string[], sasl: KafkaSasl | undefined, action: string): unknown {
+  const auth = sasl ? kafkaAuthError(err, brokers, sasl) : undefined;
+  if (auth) return auth;
+  const name = (err as { name?: string })?.name ?? '';
+  if (!/^KafkaJS/.test(name)) return err;
+  const cert = tlsCertificateFailureOf(err);
+  const at = `Kafka at ${brokers.join(',')}`;
+  if (cert) {
+    return new KafkaRequestError(`${at}: the brokers' TLS certificate did not verify (${cert}) while trying to ${action}: give the CA that signed it with KAFKA_SSL_CA_FILE`, { cause: err, context: { brokers: brokers.join(',') } });
+  }
+  const fault = classifyKafkaError(err);
+  if (!fault.retriable) return new KafkaRequestError(`${at} refused to ${action}: ${fault.cause}`, { cause: err, context: { brokers: brokers.join(',') } });
+  const hint = sasl ? '' : (closedConnectionHint(err) ?? '');
+  return new ServiceUnavailableError(`${at} did not answer while trying to ${action}: ${(err as Error).message}${hint}`, {
+    cause: err,
+    context: { brokers: brokers.join(',') },
+  });
+}
+
 /**
  * How long a process waits out one episode: backoff from 1 s to 30 s, and it gives up (exits
  * non-zero, for its supervisor) once Kafka has been failing for 15 minutes on end.
@@ -133,6 +233,15 @@ export const KAFKA_FAULT_RETRY: RetryPolicy = { retries: Number.POSITIVE_INFINIT
 const require = createRequire(import.meta.url);
 const PROTOCOL_ERRORS = (require('kafkajs/src/protocol/error.js') as { errorCodes: Array<{ type: string; message: string; retriable: boolean }> }).errorCodes;
 const TYPE_BY_MESSAGE = new Map(PROTOCOL_ERRORS.map((c) => [c.message, c.type]));
+
+/**
+ * A kafkajs line not worth logging at all. Our producers retry a bounded number of times on
+ * purpose: every send is inside a transaction that aborts when retries run out, so nothing
+ * partial is ever visible, and kafkajs warns about that limit once per producer.
+ */
+export function isKafkajsNoise(message: string): boolean {
+  return message.startsWith('Limiting retries for the idempotent producer');
+}
 
 /** kafkajs log lines that are not about Kafka being unavailable: kept at their level. */
 const NOT_FAULTS = /^(Failed to execute listener|Caught error when|Offset out of range|Consumer group received unsubscribed|consumer#run was called)/;

@@ -19,7 +19,7 @@
 import { FluxionError, TopicLayoutError, errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { RetryEpisode, type RetryPolicy } from '../retry.ts';
-import type { BatchControl, ConsumedBatch, ConsumerOptions, FluxionConsumer, KafkaClient } from './client.ts';
+import type { BatchControl, ConsumedBatch, ConsumerOptions, FluxionConsumer, KafkaClient } from './types.ts';
 import { classifyKafkaError, KAFKA_FAULT_RETRY } from './faults.ts';
 
 export interface SupervisedConsumerSpec {

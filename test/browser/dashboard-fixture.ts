@@ -26,9 +26,9 @@ import { createDashboardMetrics } from '../../ops/dashboard/metrics.ts';
 import { createSampler, type DashboardSampler } from '../../ops/dashboard/sampler.ts';
 import { createDashboardServer, type DashboardServer } from '../../ops/dashboard/server.ts';
 import { loadScheduleFile } from '../../ops/schedule-config.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { testLogger } from '../helpers/services.ts';
-import { migratedDatabase, type MigratedDatabase } from '../helpers/sink-run.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { testLogger } from '../../fixtures/services.ts';
+import { migratedDatabase, type MigratedDatabase } from '../../fixtures/sink-run.ts';
 
 export const PARTITIONS = 3;
 export const STORE = 'tienda_01';

@@ -3,7 +3,7 @@
  * each at least once, poison records on the consumed topics, and the clean cycle's retries.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { TestPipeline } from '../helpers/pipeline.ts';
+import type { TestPipeline } from '../../fixtures/pipeline.ts';
 import type { PoisonRecord } from './chaos-run.ts';
 
 export const LONG_RUNNING = ['differ', 'dedupe', 'phantom', 'sink'] as const;

@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { listQuarantine } from '../../ops/quarantine.ts';
-import { testLogger } from '../helpers/services.ts';
+import { testLogger } from '../../fixtures/services.ts';
 
 import type { ChaosRun } from './chaos-run.ts';
 

@@ -33,9 +33,9 @@ import { FaultControl, servedInventario, type StoreFaults } from '../../simulato
 import { startKlkSimulator } from '../../simulators/klk/server.ts';
 import { startStellarSimulator } from '../../simulators/stellar/server.ts';
 import { seededRandom } from '../helpers/kill-harness.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { serviceEnv, } from '../helpers/services.ts';
-import { migratedDatabase, type MigratedDatabase } from '../helpers/sink-run.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { serviceEnv, } from '../../fixtures/services.ts';
+import { migratedDatabase, type MigratedDatabase } from '../../fixtures/sink-run.ts';
 
 import { injectPoison, pick, plannedRandom, planFaults, retryClean, LONG_RUNNING, type FaultKind, type LongRunning } from './chaos-faults.ts';
 import { stockLine } from './chaos-outcome.ts';

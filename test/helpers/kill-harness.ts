@@ -10,12 +10,12 @@
  * KILL_CHILD_LOG_LEVEL=debug adds one line per committed transaction.
  */
 import { appendFileSync } from 'node:fs';
-import type { OutgoingRecord } from '../../core/kafka/client.ts';
+import type { OutgoingRecord } from '../../core/kafka/types.ts';
 import type { ProcessorFactory } from '../../processors/runtime/processor-kind.ts';
 import { startGatedFluxion } from './gated-fluxion.ts';
-import type { TestPipeline } from './pipeline.ts';
-import { sendTransactionsVisibly, startProcessor, waitForGroupEnd } from './processor-run.ts';
-import { serviceEnv, uniqueId } from './services.ts';
+import type { TestPipeline } from '../../fixtures/pipeline.ts';
+import { sendTransactionsVisibly, startProcessor, waitForGroupEnd } from '../../fixtures/processor-run.ts';
+import { serviceEnv, uniqueId } from '../../fixtures/services.ts';
 
 /** One transaction of input: records for one topic (without prefix). */
 export interface FeedStep {

@@ -5,12 +5,12 @@
  * opening and resolving, and run records.
  */
 import { createTopicCodec } from '../../core/avro/topic-codec.ts';
-import type { OutgoingRecord } from '../../core/kafka/client.ts';
+import type { OutgoingRecord } from '../../core/kafka/types.ts';
 import type { InventoryChange, InventoryRow, PhantomAlert, Venta } from '../../core/records.ts';
-import type { EtlRun } from '../../sinks/sink-batch.ts';
-import { cycleRows, uuidFrom } from './inventory-feed.ts';
-import type { TestPipeline } from './pipeline.ts';
-import { sendTransactionsVisibly } from './processor-run.ts';
+import type { EtlRun } from '../../core/etl-run.ts';
+import { cycleRows, uuidFrom } from '../../fixtures/inventory-feed.ts';
+import type { TestPipeline } from '../../fixtures/pipeline.ts';
+import { sendTransactionsVisibly } from '../../fixtures/processor-run.ts';
 
 export interface SinkFeedSpec {
   stores: string[];

@@ -10,7 +10,7 @@ import { StoreSimulation, type InventarioTruthRow } from '../../simulators/data/
 import type { FaultControl } from '../../simulators/faults.ts';
 import { startStellarSimulator, type StellarSimulator } from '../../simulators/stellar/server.ts';
 import { INVENTARIO_SQL_PATH } from '../../simulators/stellar/statements.ts';
-import { testLogger } from './services.ts';
+import { testLogger } from '../../fixtures/services.ts';
 
 export const USER = 'fluxion_ro';
 export const PASSWORD = 'Contraseña-de-prueba-1';

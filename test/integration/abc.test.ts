@@ -13,7 +13,7 @@ import { migrate } from '../../ops/migrate.ts';
 import { createRng } from '../../simulators/data/prng.ts';
 import { AbcRecalcError, recalcAbc } from '../../sinks/abc-recalc.ts';
 import { createAbcTrigger } from '../../sinks/abc-trigger.ts';
-import { freshDatabase, runCli, testLogger } from '../helpers/services.ts';
+import { freshDatabase, runCli, testLogger } from '../../fixtures/services.ts';
 import {
   type Linea,
   type Dataset,

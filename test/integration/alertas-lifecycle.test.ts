@@ -7,13 +7,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTopicCodec, type TopicCodec } from '../../core/avro/topic-codec.ts';
-import type { FluxionProducer } from '../../core/kafka/client.ts';
+import type { FluxionProducer } from '../../core/kafka/types.ts';
 import type { PhantomAlert } from '../../core/records.ts';
-import { uuidFrom } from '../helpers/inventory-feed.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { sendTransactionsVisibly } from '../helpers/processor-run.ts';
-import { freshDatabase, runCli, uniqueId } from '../helpers/services.ts';
-import { migratedDatabase, startSink, waitForSinkEnd, type MigratedDatabase, type RunningSink } from '../helpers/sink-run.ts';
+import { uuidFrom } from '../../fixtures/inventory-feed.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { sendTransactionsVisibly } from '../../fixtures/processor-run.ts';
+import { freshDatabase, runCli, uniqueId } from '../../fixtures/services.ts';
+import { migratedDatabase, startSink, waitForSinkEnd, type MigratedDatabase, type RunningSink } from '../../fixtures/sink-run.ts';
 
 let pipeline: TestPipeline;
 let db: MigratedDatabase;

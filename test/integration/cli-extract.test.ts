@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../core/paths.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { runCli } from '../helpers/services.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { runCli } from '../../fixtures/services.ts';
 
 const keys = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`KLK_API_KEY_TIENDA_${String(i + 1).padStart(2, '0')}`, `demo-key-${i + 1}`]));
 const labelsFile = join(mkdtempSync(join(tmpdir(), 'fluxion-labels-')), 'anomalias.json');

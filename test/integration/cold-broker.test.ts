@@ -19,14 +19,14 @@ import { createTopicCodec, type TopicCodec } from '../../core/avro/topic-codec.t
 import { EPISODE_END_MESSAGE, EPISODE_START_MESSAGE } from '../../core/kafka/faults.ts';
 import type { VentaLinea } from '../../core/records.ts';
 import type { VentaRaw } from '../../processors/ventas-dedupe.ts';
-import type { EtlRun } from '../../sinks/sink-batch.ts';
+import type { EtlRun } from '../../core/etl-run.ts';
 import { fakeSendGrid, startFluxion, until, type FakeSendGrid, type FluxionProcess } from '../helpers/fluxion-process.ts';
-import { cycleRows, snapshotFeeder, uuidFrom, type SnapshotFeeder } from '../helpers/inventory-feed.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
+import { cycleRows, snapshotFeeder, uuidFrom, type SnapshotFeeder } from '../../fixtures/inventory-feed.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
 import { createPrivateBroker, type PrivateBroker } from '../helpers/private-broker.ts';
-import { waitForGroupPastLastRecord } from '../helpers/processor-run.ts';
-import { serviceEnv } from '../helpers/services.ts';
-import { migratedDatabase, type MigratedDatabase } from '../helpers/sink-run.ts';
+import { waitForGroupPastLastRecord } from '../../fixtures/processor-run.ts';
+import { serviceEnv } from '../../fixtures/services.ts';
+import { migratedDatabase, type MigratedDatabase } from '../../fixtures/sink-run.ts';
 
 const STORES = ['tienda_01', 'tienda_02'];
 const PRODUCTS = 20;

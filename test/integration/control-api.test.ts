@@ -13,9 +13,9 @@ import { withJobLock } from '../../core/job-lock.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import { StoreSimulation } from '../../simulators/data/store-simulation.ts';
 import { startKlkSimulator, type KlkSimulator } from '../../simulators/klk/server.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { testLogger } from '../helpers/services.ts';
-import { migratedDatabase, type MigratedDatabase } from '../helpers/sink-run.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { testLogger } from '../../fixtures/services.ts';
+import { migratedDatabase, type MigratedDatabase } from '../../fixtures/sink-run.ts';
 
 const TOKEN = 'integration-token-5c1f0e2b9a7d4e3f';
 const IDS = ['tienda_01', 'tienda_02'];

@@ -13,9 +13,9 @@ import type { Venta, VentaLinea } from '../../core/records.ts';
 import { counterValue, createRuntimeMetrics } from '../../processors/runtime/metrics.ts';
 import { createDedupeSpec, type VentaRaw } from '../../processors/ventas-dedupe.ts';
 import { ventaKey } from '../../processors/ventas-dedupe-rules.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { processorConfig, runCountingLoads, waitForGroupEnd } from '../helpers/processor-run.ts';
-import { testLogger, uniqueId } from '../helpers/services.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { processorConfig, runCountingLoads, waitForGroupEnd } from '../../fixtures/processor-run.ts';
+import { testLogger, uniqueId } from '../../fixtures/services.ts';
 
 const PARTITIONS = 3;
 const STORES = ['tienda_01', 'tienda_02', 'tienda_03', 'tienda_04', 'tienda_05', 'tienda_06'];

@@ -15,7 +15,7 @@ import { afterAll, expect, it } from 'vitest';
 import { loadConfig, loadUbicaciones } from '../../cli/config.ts';
 import { createKafkaClient } from '../../core/kafka/client.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
-import { runCli, serviceEnv, testLogger, uniqueId, type CliResult } from '../helpers/services.ts';
+import { runCli, serviceEnv, testLogger, uniqueId, type CliResult } from '../../fixtures/services.ts';
 
 const workDir = mkdtempSync(join(tmpdir(), 'fluxion-demo-'));
 const basePrefix = `${uniqueId('demo')}.`;

@@ -10,10 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntimeMetrics } from '../../processors/runtime/metrics.ts';
 import { diffSnapshot, packRow, packSnapshot, rowKey, type Change } from '../../processors/snapshot-diff.ts';
 import { createDifferSpec } from '../../processors/snapshot-differ.ts';
-import { cycleRows, snapshotFeeder, uuidFrom, type SnapshotFeeder } from '../helpers/inventory-feed.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { processorConfig, runCountingLoads, waitForGroupEnd } from '../helpers/processor-run.ts';
-import { testLogger, uniqueId } from '../helpers/services.ts';
+import { cycleRows, snapshotFeeder, uuidFrom, type SnapshotFeeder } from '../../fixtures/inventory-feed.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { processorConfig, runCountingLoads, waitForGroupEnd } from '../../fixtures/processor-run.ts';
+import { testLogger, uniqueId } from '../../fixtures/services.ts';
 
 const STORES = ['tienda_01', 'tienda_02', 'tienda_03', 'tienda_04', 'tienda_05', 'tienda_06'];
 let pipeline: TestPipeline;

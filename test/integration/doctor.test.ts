@@ -14,8 +14,8 @@ import { StoreSimulation } from '../../simulators/data/store-simulation.ts';
 import { FaultControl } from '../../simulators/faults.ts';
 import { startKlkSimulator, type KlkSimulator } from '../../simulators/klk/server.ts';
 import { startStellarSimulator, type StellarSimulator } from '../../simulators/stellar/server.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { freshDatabase, runCli, serviceEnv } from '../helpers/services.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { freshDatabase, runCli, serviceEnv } from '../../fixtures/services.ts';
 
 const KEYS = { tienda_01: 'doctor-key-01-not-real', tienda_02: 'doctor-key-02-not-real' };
 const STELLAR = { user: 'fluxion', password: 'doctor-stellar-pass' };

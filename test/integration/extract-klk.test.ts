@@ -5,13 +5,14 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Ubicacion } from '../../core/config/ubicaciones.ts';
-import { extractInventario, extractVentas, type ExtractionDeps, type StoreOutcome } from '../../extractors/extract-run.ts';
+import type { StoreOutcome } from '../../core/etl-run.ts';
+import { extractInventario, extractVentas, type ExtractionDeps } from '../../extractors/extract-run.ts';
 import { fechaCaracas, StoreSimulation, type InventarioTruthRow } from '../../simulators/data/store-simulation.ts';
 import { labelsFromJson } from '../../simulators/data/anomalies.ts';
 import { servedInventario } from '../../simulators/faults.ts';
 import { startKlkSimulator, type KlkSimulator } from '../../simulators/klk/server.ts';
-import { pipelineSupply, type TestPipeline } from '../helpers/pipeline.ts';
-import { testLogger } from '../helpers/services.ts';
+import { pipelineSupply, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { testLogger } from '../../fixtures/services.ts';
 
 const IDS = ['tienda_01', 'tienda_02', 'tienda_03'];
 const KEYS: Record<string, string> = Object.fromEntries(IDS.map((id) => [id, `key-${id}-not-a-real-secret`]));

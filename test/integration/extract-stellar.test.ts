@@ -5,13 +5,14 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Ubicacion } from '../../core/config/ubicaciones.ts';
-import { extractInventario, type ExtractionDeps, type StoreOutcome } from '../../extractors/extract-run.ts';
+import type { StoreOutcome } from '../../core/etl-run.ts';
+import { extractInventario, type ExtractionDeps } from '../../extractors/extract-run.ts';
 import { StoreSimulation, type InventarioTruthRow } from '../../simulators/data/store-simulation.ts';
 import { FaultControl } from '../../simulators/faults.ts';
 import { startKlkSimulator, type KlkSimulator } from '../../simulators/klk/server.ts';
 import { startStellarSimulator, type StellarSimulator } from '../../simulators/stellar/server.ts';
-import { pipelineSupply, type TestPipeline } from '../helpers/pipeline.ts';
-import { testLogger } from '../helpers/services.ts';
+import { pipelineSupply, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { testLogger } from '../../fixtures/services.ts';
 
 const FAST_RETRY = { retries: 2, initialDelayMs: 20, maxDelayMs: 100, factor: 2 };
 const env = {

@@ -14,9 +14,9 @@ import { stringify as toYaml } from 'yaml';
 import { StoreSimulation } from '../../simulators/data/store-simulation.ts';
 import { startKlkSimulator, type KlkSimulator } from '../../simulators/klk/server.ts';
 import { fakeSendGrid, type FakeSendGrid } from '../helpers/fake-sendgrid.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { runCli } from '../helpers/services.ts';
-import { migratedDatabase, type MigratedDatabase } from '../helpers/sink-run.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { runCli } from '../../fixtures/services.ts';
+import { migratedDatabase, type MigratedDatabase } from '../../fixtures/sink-run.ts';
 
 const API_KEY = 'SG.fluxion-job-test-key-0123456789';
 const STORE = 'tienda_01';

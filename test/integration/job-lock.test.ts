@@ -18,8 +18,8 @@ import { PROJECT_ROOT } from '../../core/paths.ts';
 import { writeKlkStoreList } from '../../bench/lib/klk-store-list.ts';
 import { StoreSimulation } from '../../simulators/data/store-simulation.ts';
 import { startKlkSimulator, type KlkSimulator } from '../../simulators/klk/server.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { freshDatabase, runCli, type CliResult } from '../helpers/services.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { freshDatabase, runCli, type CliResult } from '../../fixtures/services.ts';
 
 // The ids bench/lib/klk-store-list.ts gives two stores with the prefix tienda_.
 const IDS = ['tienda_0001', 'tienda_0002'];

@@ -3,9 +3,10 @@
  * placement by store, consumer groups, and transactions seen through read_committed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKafkaClient, type ConsumedRecord, type FluxionAdmin, type KafkaClient } from '../../core/kafka/client.ts';
+import { createKafkaClient } from '../../core/kafka/client.ts';
+import type { ConsumedRecord, FluxionAdmin, KafkaClient } from '../../core/kafka/types.ts';
 import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
-import { serviceEnv, testLogger, uniqueId } from '../helpers/services.ts';
+import { serviceEnv, testLogger, uniqueId } from '../../fixtures/services.ts';
 
 let kafka: KafkaClient;
 let admin: FluxionAdmin;

@@ -4,9 +4,10 @@
  * paths of the processors and the sink), and the broker holds fewer bytes than were sent.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKafkaClient, type ConsumedRecord, type FluxionAdmin, type KafkaClient } from '../../core/kafka/client.ts';
+import { createKafkaClient } from '../../core/kafka/client.ts';
+import type { ConsumedRecord, FluxionAdmin, KafkaClient } from '../../core/kafka/types.ts';
 import { compressionFor } from '../../core/topics.ts';
-import { serviceEnv, testLogger, uniqueId } from '../helpers/services.ts';
+import { serviceEnv, testLogger, uniqueId } from '../../fixtures/services.ts';
 
 let kafka: KafkaClient;
 let admin: FluxionAdmin;

@@ -8,8 +8,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadSubjectSchemas } from '../../core/avro/schemas.ts';
 import { createRegistry } from '../../core/registry.ts';
 import { registerSchemas } from '../../ops/schemas.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { runCli, serviceEnv, testLogger, uniqueId } from '../helpers/services.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { runCli, serviceEnv, testLogger, uniqueId } from '../../fixtures/services.ts';
 
 const pipelines: TestPipeline[] = [];
 afterAll(async () => {

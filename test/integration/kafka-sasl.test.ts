@@ -6,9 +6,11 @@
  * the user, never the password (kafkajs would otherwise keep reconnecting).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKafkaClient, KafkaAuthError, type KafkaClient, type KafkaSasl } from '../../core/kafka/client.ts';
+import { createKafkaClient } from '../../core/kafka/client.ts';
+import type { KafkaClient, KafkaSasl } from '../../core/kafka/types.ts';
+import { KafkaAuthError } from '../../core/kafka/errors.ts';
 import { topicSpecs } from '../../core/topics.ts';
-import { runCli, serviceEnv, testLogger, uniqueId } from '../helpers/services.ts';
+import { runCli, serviceEnv, testLogger, uniqueId } from '../../fixtures/services.ts';
 
 function saslListener(): { brokers: string[]; username: string; password: string } {
   const { FLUXION_LOCAL_KAFKA_SASL_BROKERS: brokers, FLUXION_LOCAL_KAFKA_SASL_USERNAME: username, FLUXION_LOCAL_KAFKA_SASL_PASSWORD: password } = process.env;

@@ -7,7 +7,7 @@ import { MigrationError } from '../../core/errors.ts';
 import { MIGRATIONS_DIR } from '../../core/paths.ts';
 import { createPool } from '../../core/postgres.ts';
 import { migrate } from '../../ops/migrate.ts';
-import { freshDatabase, runCli, testLogger } from '../helpers/services.ts';
+import { freshDatabase, runCli, testLogger } from '../../fixtures/services.ts';
 
 /** Every committed migration file (sql/postgres/NNN_*.sql). */
 const MIGRATIONS = readdirSync(MIGRATIONS_DIR).filter((f) => /^\d{3}_.*\.sql$/.test(f)).length;

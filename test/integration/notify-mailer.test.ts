@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createSendGridMailer, MailDeliveryError } from '../../core/mail/sendgrid.ts';
 import type { Mail } from '../../sinks/notify-rules.ts';
 import { fakeSendGrid, listen, type FakeSendGrid } from '../helpers/fake-sendgrid.ts';
-import { runCli } from '../helpers/services.ts';
+import { runCli } from '../../fixtures/services.ts';
 
 const API_KEY = 'SG.fluxion-test-key-0123456789';
 const FROM = 'Fluxion <etl@lagranja.example>';

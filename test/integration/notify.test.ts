@@ -14,12 +14,12 @@ import type { KafkaClient } from '../../core/kafka/client.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import type { PhantomAlert, QuarantineRecord } from '../../core/records.ts';
 import type { EtlRun } from '../../sinks/notify-rules.ts';
-import { uuidFrom } from '../helpers/inventory-feed.ts';
+import { uuidFrom } from '../../fixtures/inventory-feed.ts';
 import { fakeSendGrid, listen, readBody, type FakeSendGrid } from '../helpers/fake-sendgrid.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { waitForGroupEnd } from '../helpers/processor-run.ts';
-import { uniqueId } from '../helpers/services.ts';
-import { migratedDatabase } from '../helpers/sink-run.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { waitForGroupEnd } from '../../fixtures/processor-run.ts';
+import { uniqueId } from '../../fixtures/services.ts';
+import { migratedDatabase } from '../../fixtures/sink-run.ts';
 
 const API_KEY = 'SG.fluxion-test-key-0123456789';
 const FROM = 'Fluxion <etl@lagranja.example>';

@@ -8,17 +8,17 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTopicCodec, type TopicCodec } from '../../core/avro/topic-codec.ts';
 import { confluentFrame } from '../../core/avro/wire.ts';
-import type { KafkaClient } from '../../core/kafka/client.ts';
+import type { KafkaClient } from '../../core/kafka/types.ts';
 import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
 import type { InventoryRow, VentaLinea } from '../../core/records.ts';
 import { dlqTopic } from '../../core/topics.ts';
 import { alertId, createPhantomSpec, phantomKey, type InventoryChange, type PhantomAlert, type PhantomStateRecord, type Venta } from '../../processors/phantom-detector.ts';
 import type { PhantomRule } from '../../processors/phantom-rules.ts';
 import { counterValue, type RuntimeMetrics } from '../../processors/runtime/metrics.ts';
-import { uuidFrom } from '../helpers/inventory-feed.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { startProcessor, waitForGroupEnd, type RunningProcessor } from '../helpers/processor-run.ts';
-import { testLogger, uniqueId } from '../helpers/services.ts';
+import { uuidFrom } from '../../fixtures/inventory-feed.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { startProcessor, waitForGroupEnd, type RunningProcessor } from '../../fixtures/processor-run.ts';
+import { testLogger, uniqueId } from '../../fixtures/services.ts';
 
 const PARTITIONS = 3;
 /** One store on each partition (murmur2 placement). */

@@ -13,10 +13,10 @@ import { createTopicCodec, type TopicCodec } from '../../core/avro/topic-codec.t
 import { DEFAULT_PHANTOM_CONFIG } from '../../processors/phantom-rules.ts';
 import { createPhantomSpec, phantomKey, stepChange, stepSale, type DetectorEntry, type InventoryChange, type PhantomAlert, type Venta } from '../../processors/phantom-detector.ts';
 import { createRuntimeMetrics } from '../../processors/runtime/metrics.ts';
-import { inventoryRow, uuidFrom } from '../helpers/inventory-feed.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { processorConfig, runCountingLoads, waitForGroupEnd } from '../helpers/processor-run.ts';
-import { testLogger, uniqueId } from '../helpers/services.ts';
+import { inventoryRow, uuidFrom } from '../../fixtures/inventory-feed.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { processorConfig, runCountingLoads, waitForGroupEnd } from '../../fixtures/processor-run.ts';
+import { testLogger, uniqueId } from '../../fixtures/services.ts';
 
 /** One store on each of the 3 partitions (murmur2 placement). */
 const STORES = ['tienda_01', 'tienda_04', 'tienda_06'];

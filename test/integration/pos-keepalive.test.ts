@@ -18,7 +18,7 @@ import { FaultControl } from '../../simulators/faults.ts';
 import { startKlkSimulator, type KlkSimulator } from '../../simulators/klk/server.ts';
 import { startStellarSimulator, type StellarSimulator } from '../../simulators/stellar/server.ts';
 import { createNetnsPeer, type NetnsPeer } from '../helpers/netns.ts';
-import { testLogger } from '../helpers/services.ts';
+import { testLogger } from '../../fixtures/services.ts';
 
 const STELLAR_RELAY_PORT = 21433;
 const KLK_RELAY_PORT = 28080;

@@ -6,16 +6,16 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTopicCodec } from '../../core/avro/topic-codec.ts';
-import type { OutgoingRecord } from '../../core/kafka/client.ts';
+import type { OutgoingRecord } from '../../core/kafka/types.ts';
 import type { InventoryChange, InventoryRow, Venta, VentaLinea } from '../../core/records.ts';
 import { createDedupeSpec } from '../../processors/ventas-dedupe.ts';
 import { createDifferSpec } from '../../processors/snapshot-differ.ts';
 import { createPhantomSpec } from '../../processors/phantom-detector.ts';
 import type { SnapshotChunk } from '../../processors/snapshot-diff.ts';
 import { ventaFingerprint } from '../../processors/ventas-dedupe-rules.ts';
-import { chunkRecords, cycleRows, inventoryRow, uuidFrom } from '../helpers/inventory-feed.ts';
+import { chunkRecords, cycleRows, inventoryRow, uuidFrom } from '../../fixtures/inventory-feed.ts';
 import { killRun, seededRandom, type FeedStep, type KillRunOptions } from '../helpers/kill-harness.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
 
 const KILLS = Number(process.env.KILLS_PER_PROCESSOR ?? 20);
 const STORES = ['tienda_01', 'tienda_02', 'tienda_03', 'tienda_04', 'tienda_05', 'tienda_06'];

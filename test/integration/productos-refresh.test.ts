@@ -20,7 +20,7 @@ import { FaultControl } from '../../simulators/faults.ts';
 import { startKlkSimulator, type KlkSimulator } from '../../simulators/klk/server.ts';
 import { startStellarSimulator, type StellarSimulator } from '../../simulators/stellar/server.ts';
 import { catalogueRow, type CatalogueRow } from '../../sinks/sink-batch.ts';
-import { freshDatabase, runCli, testLogger } from '../helpers/services.ts';
+import { freshDatabase, runCli, testLogger } from '../../fixtures/services.ts';
 
 const FAST_RETRY = { retries: 1, initialDelayMs: 20, maxDelayMs: 50, factor: 2 };
 const env = {

@@ -9,11 +9,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { InventoryChange } from '../../core/records.ts';
 import { replayHistorico } from '../../sinks/historico-replay.ts';
 import { INVENTARIO_HISTORICO_COLUMNS, planInventory, rowsOf, SinkBatchError } from '../../sinks/sink-batch.ts';
-import { inventoryRow, uuidFrom } from '../helpers/inventory-feed.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { testLogger } from '../helpers/services.ts';
+import { inventoryRow, uuidFrom } from '../../fixtures/inventory-feed.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { testLogger } from '../../fixtures/services.ts';
 import { buildSinkFeed, publishSinkFeed } from '../helpers/sink-feed.ts';
-import { migratedDatabase, type MigratedDatabase } from '../helpers/sink-run.ts';
+import { migratedDatabase, type MigratedDatabase } from '../../fixtures/sink-run.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterAll(async () => {

@@ -9,10 +9,10 @@
 import { Kafka, logLevel } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ReplayCancelled, replayHistorico } from '../../sinks/historico-replay.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { freshDatabase, runCli, serviceEnv, testLogger, uniqueId } from '../helpers/services.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { freshDatabase, runCli, serviceEnv, testLogger, uniqueId } from '../../fixtures/services.ts';
 import { buildSinkFeed, publishSinkFeed, type SinkFeed } from '../helpers/sink-feed.ts';
-import { migratedDatabase, sinkTables, startSink, waitForSinkEnd, type MigratedDatabase } from '../helpers/sink-run.ts';
+import { migratedDatabase, sinkTables, startSink, waitForSinkEnd, type MigratedDatabase } from '../../fixtures/sink-run.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {

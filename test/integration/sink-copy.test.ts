@@ -10,9 +10,9 @@ import { withTransaction } from '../../core/postgres.ts';
 import type { InventoryChange, InventoryRow } from '../../core/records.ts';
 import { HistoryOrderError, writeInventory, type WriteCounts } from '../../sinks/postgres-writer.ts';
 import { planInventory } from '../../sinks/sink-batch.ts';
-import { inventoryRow, uuidFrom } from '../helpers/inventory-feed.ts';
+import { inventoryRow, uuidFrom } from '../../fixtures/inventory-feed.ts';
 import { buildSinkFeed } from '../helpers/sink-feed.ts';
-import { migratedDatabase, type MigratedDatabase } from '../helpers/sink-run.ts';
+import { migratedDatabase, type MigratedDatabase } from '../../fixtures/sink-run.ts';
 
 const dbs: MigratedDatabase[] = [];
 afterAll(async () => {

@@ -13,10 +13,10 @@ import { afterEach, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import { startGatedFluxion } from '../helpers/gated-fluxion.ts';
 import { seededRandom } from '../helpers/kill-harness.ts';
-import { createTestPipeline } from '../helpers/pipeline.ts';
-import { serviceEnv, uniqueId } from '../helpers/services.ts';
+import { createTestPipeline } from '../../fixtures/pipeline.ts';
+import { serviceEnv, uniqueId } from '../../fixtures/services.ts';
 import { buildSinkFeed, publishSinkFeed } from '../helpers/sink-feed.ts';
-import { migratedDatabase, sinkTables, startSink, waitForSinkEnd } from '../helpers/sink-run.ts';
+import { migratedDatabase, sinkTables, startSink, waitForSinkEnd } from '../../fixtures/sink-run.ts';
 
 const KILLS = 20;
 const cleanups: Array<() => Promise<unknown>> = [];

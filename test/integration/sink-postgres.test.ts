@@ -14,12 +14,12 @@ import { extractInventario } from '../../extractors/extract-run.ts';
 import { createDifferSpec } from '../../processors/snapshot-differ.ts';
 import { StoreSimulation } from '../../simulators/data/store-simulation.ts';
 import { startKlkSimulator } from '../../simulators/klk/server.ts';
-import { createTestPipeline, type TestPipeline } from '../helpers/pipeline.ts';
-import { sendTransactionsVisibly, startProcessor, waitForGroupPastLastRecord } from '../helpers/processor-run.ts';
-import { testLogger, uniqueId } from '../helpers/services.ts';
-import { cycleRows, inventoryRow, uuidFrom } from '../helpers/inventory-feed.ts';
+import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { sendTransactionsVisibly, startProcessor, waitForGroupPastLastRecord } from '../../fixtures/processor-run.ts';
+import { testLogger, uniqueId } from '../../fixtures/services.ts';
+import { cycleRows, inventoryRow, uuidFrom } from '../../fixtures/inventory-feed.ts';
 import { buildSinkFeed, publishSinkFeed, sinkFeedRecords } from '../helpers/sink-feed.ts';
-import { migratedDatabase, startSink, waitForSinkEnd, type MigratedDatabase, type RunningSink } from '../helpers/sink-run.ts';
+import { migratedDatabase, startSink, waitForSinkEnd, type MigratedDatabase, type RunningSink } from '../../fixtures/sink-run.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {

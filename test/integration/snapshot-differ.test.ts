@@ -15,10 +15,10 @@ import { createStreamProcessor } from '../../processors/runtime/stream-processor
 import { counterValue, createRuntimeMetrics } from '../../processors/runtime/metrics.ts';
 import { createDifferSpec } from '../../processors/snapshot-differ.ts';
 import { applyChanges, rowKey, unpackRow, type Change, type StoreState } from '../../processors/snapshot-diff.ts';
-import { cycleRows, inventoryRow, snapshotFeeder, uuidFrom, type SnapshotFeeder } from '../helpers/inventory-feed.ts';
-import { pipelineSupply, type TestPipeline } from '../helpers/pipeline.ts';
-import { processorConfig, startProcessor, waitForGroupEnd } from '../helpers/processor-run.ts';
-import { runCli, uniqueId } from '../helpers/services.ts';
+import { cycleRows, inventoryRow, snapshotFeeder, uuidFrom, type SnapshotFeeder } from '../../fixtures/inventory-feed.ts';
+import { pipelineSupply, type TestPipeline } from '../../fixtures/pipeline.ts';
+import { processorConfig, startProcessor, waitForGroupEnd } from '../../fixtures/processor-run.ts';
+import { runCli, uniqueId } from '../../fixtures/services.ts';
 
 const STORES = ['tienda_01', 'tienda_02', 'tienda_03', 'tienda_04'];
 let pipeline: TestPipeline;

@@ -7,7 +7,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { codigoBarras, PROCURA } from '../../simulators/data/catalog.ts';
 import { FaultControl } from '../../simulators/faults.ts';
-import { testLogger } from '../helpers/services.ts';
+import { testLogger } from '../../fixtures/services.ts';
 import { closePools, differences, pool, QUERY, store as startStore, streamInventario, type Store } from '../helpers/stellar-driver.ts';
 
 const faults = new FaultControl();

@@ -8,7 +8,7 @@ import sql from 'mssql';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FaultControl, servedInventario, type StoreFaults } from '../../simulators/faults.ts';
 import { OUT_OF_RANGE_CANTIDAD } from '../../simulators/stellar/statements.ts';
-import { testLogger } from '../helpers/services.ts';
+import { testLogger } from '../../fixtures/services.ts';
 import { closePools, differences, pool, QUERY, store as startStore, streamInventario, USER, type Store } from '../helpers/stellar-driver.ts';
 
 const faults = new FaultControl();

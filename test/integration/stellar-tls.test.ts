@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readStellarTls, type Ubicacion } from '../../core/config/ubicaciones.ts';
 import { PosUnavailableError } from '../../core/errors.ts';
 import { stellarInventario } from '../../extractors/stellar-inventario.ts';
-import { testLogger } from '../helpers/services.ts';
+import { testLogger } from '../../fixtures/services.ts';
 
 const PRELOGIN = 0x12;
 const LOGIN7 = 0x10;

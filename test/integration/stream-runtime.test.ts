@@ -7,7 +7,8 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKafkaClient, type ConsumedRecord, type FluxionAdmin, type KafkaClient, type OutgoingRecord } from '../../core/kafka/client.ts';
+import { createKafkaClient } from '../../core/kafka/client.ts';
+import type { ConsumedRecord, FluxionAdmin, KafkaClient, OutgoingRecord } from '../../core/kafka/types.ts';
 import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import { ServiceUnavailableError } from '../../core/errors.ts';
@@ -15,7 +16,7 @@ import { dlqTopic } from '../../core/topics.ts';
 import { counterValue, createRuntimeMetrics } from '../../processors/runtime/metrics.ts';
 import { createStreamProcessor } from '../../processors/runtime/stream-processor.ts';
 import { toySpec } from '../helpers/toy-processor.ts';
-import { serviceEnv, testLogger, uniqueId } from '../helpers/services.ts';
+import { serviceEnv, testLogger, uniqueId } from '../../fixtures/services.ts';
 
 const PARTITIONS = 3;
 const STORES = Array.from({ length: 12 }, (_, i) => `tienda_${String(i + 1).padStart(2, '0')}`);

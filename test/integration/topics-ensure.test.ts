@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createKafkaClient } from '../../core/kafka/client.ts';
 import { topicSpecs } from '../../core/topics.ts';
-import { runCli, serviceEnv, testLogger, uniqueId } from '../helpers/services.ts';
+import { runCli, serviceEnv, testLogger, uniqueId } from '../../fixtures/services.ts';
 
 const prefix = `${uniqueId('ensure')}.`;
 const kafka = createKafkaClient({ brokers: serviceEnv().KAFKA_BROKERS.split(','), clientId: 'fluxion-test', logger: testLogger });

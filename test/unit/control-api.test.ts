@@ -10,7 +10,8 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resolveUbicacion, loadUbicacionesFile, type Ubicacion } from '../../core/config/ubicaciones.ts';
 import { projectPath } from '../../core/paths.ts';
-import { bearerMatches, createControlApi, parseSyncBody, type ControlApi, type SyncJob, type SyncRunContext, type SyncStoreResult } from '../../ops/control-api.ts';
+import { bearerMatches, createControlApi, parseSyncBody, type ControlApi, type SyncJob, type SyncRunContext } from '../../ops/control-api.ts';
+import type { StoreOutcome } from '../../core/etl-run.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const stores: Ubicacion[] = loadUbicacionesFile(projectPath('config/ubicaciones.yaml')).map((u) => resolveUbicacion(u, 'local'));
@@ -32,8 +33,8 @@ let base: string;
 let api: ControlApi;
 let calls: Call[];
 
-function outcome(id: string, status: 'OK' | 'FAILED' = 'OK'): SyncStoreResult {
-  return { ubicacionId: id, status, rows: status === 'OK' ? 42 : 0, durationMs: 5, snapshotId: status === 'OK' ? '6f1c2b7e-5d4a-4c3b-9a8f-0e1d2c3b4a59' : null, fecha: null, errorClass: status === 'OK' ? null : 'POS_AUTH', errorMessage: status === 'OK' ? null : 'tienda_02: check KLK_API_KEY_TIENDA_02 (postgres://u:hunter2@db/x)' };
+function outcome(id: string, status: 'OK' | 'FAILED' = 'OK'): StoreOutcome {
+  return { ubicacionId: id, source: 'KLK', status, rows: status === 'OK' ? 42 : 0, durationMs: 5, snapshotId: status === 'OK' ? '6f1c2b7e-5d4a-4c3b-9a8f-0e1d2c3b4a59' : null, fecha: null, errorClass: status === 'OK' ? null : 'POS_AUTH', errorMessage: status === 'OK' ? null : 'tienda_02: check KLK_API_KEY_TIENDA_02 (postgres://u:hunter2@db/x)' };
 }
 
 async function startApi(token: string | undefined): Promise<void> {

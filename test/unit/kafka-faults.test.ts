@@ -8,8 +8,8 @@ import { createRequire } from 'node:module';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, ServiceUnavailableError, TopicLayoutError } from '../../core/errors.ts';
-import { KafkaAuthError } from '../../core/kafka/client.ts';
-import { classifyKafkaError, createKafkaFaultLog, EPISODE_END_MESSAGE, EPISODE_START_MESSAGE, kafkajsLogFault } from '../../core/kafka/faults.ts';
+import { KafkaAuthError } from '../../core/kafka/errors.ts';
+import { classifyKafkaError, createKafkaFaultLog, EPISODE_END_MESSAGE, EPISODE_START_MESSAGE, isKafkajsNoise, isProducerFenced, kafkaErrorType, kafkajsLogFault } from '../../core/kafka/faults.ts';
 import { RetryEpisode, withRetry } from '../../core/retry.ts';
 
 const { createErrorFromCode } = createRequire(import.meta.url)('kafkajs/src/protocol/error.js') as { createErrorFromCode: (code: number) => Error };
@@ -53,6 +53,25 @@ describe('classifyKafkaError', () => {
     const c = classifyKafkaError(err);
     expect(c.retriable).toBe(false);
     expect(c.cause).toContain(cause);
+  });
+});
+
+describe('isProducerFenced and kafkaErrorType', () => {
+  it('reads the broker\'s answer from kafkajs\'s error objects, through its retry wrappers', () => {
+    expect(kafkaErrorType(retriesExceeded(protocol(14)))).toBe('GROUP_LOAD_IN_PROGRESS');
+    expect(kafkaErrorType(connectionError('Connection error'))).toBeUndefined();
+    expect(isProducerFenced(protocol(47))).toBe(true); // INVALID_PRODUCER_EPOCH
+    expect(isProducerFenced(nonRetriable(protocol(47)))).toBe(true);
+    // PRODUCER_FENCED (90) is missing from kafkajs 2.2.4's table: it arrives as an unknown code.
+    expect(isProducerFenced(protocol(90))).toBe(true);
+    expect(isProducerFenced(protocol(91))).toBe(false);
+    expect(isProducerFenced(protocol(51))).toBe(false); // CONCURRENT_TRANSACTIONS
+    expect(isProducerFenced(new Error('producer fenced'))).toBe(false);
+  });
+
+  it('drops only kafkajs\'s warning about the idempotent producer\'s bounded retries', () => {
+    expect(isKafkajsNoise('Limiting retries for the idempotent producer to Number.MAX_SAFE_INTEGER')).toBe(true);
+    expect(isKafkajsNoise('Connection error: connect ECONNREFUSED')).toBe(false);
   });
 });
 

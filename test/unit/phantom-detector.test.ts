@@ -4,7 +4,7 @@ import { createTopicCodec } from '../../core/avro/topic-codec.ts';
 import { confluentFrame } from '../../core/avro/wire.ts';
 import { loadConfig } from '../../cli/config.ts';
 import { ConfigError, SchemaError, ValidationError } from '../../core/errors.ts';
-import type { ConsumedRecord } from '../../core/kafka/client.ts';
+import type { ConsumedRecord } from '../../core/kafka/types.ts';
 import { createLogger } from '../../core/logger.ts';
 import type { FluxionRegistry } from '../../core/registry.ts';
 import {

@@ -1,7 +1,7 @@
 /** SnapshotChunks' chunks are byte for byte what encoding each row on its own and concatenating gives. */
 import { describe, expect, it } from 'vitest';
 import avro from 'avsc';
-import { loadSubjectSchemas } from '../../core/avro/schemas.ts';
+import { createAvroType, loadSubjectSchemas } from '../../core/avro/schemas.ts';
 import { confluentFrame } from '../../core/avro/wire.ts';
 import { createSnapshotEncoding, SnapshotChunks } from '../../extractors/snapshot-chunks.ts';
 import type { InventoryRow } from '../../extractors/inventory-row.ts';
@@ -23,13 +23,13 @@ function reference(rows: InventoryRow[], chunkSize: number): Buffer[] {
   for (const r of rows) {
     const k = `${r.deposito}\u0000${r.producto_id}`;
     m.delete(k);
-    m.set(k, encoding.row.toBuffer(r));
+    m.set(k, encoding.item.toBuffer(r));
   }
   const enc = [...m.values()];
   const count = Math.max(1, Math.ceil(enc.length / chunkSize));
   return Array.from({ length: count }, (_, i) => {
     const part = enc.slice(i * chunkSize, (i + 1) * chunkSize);
-    const header = encoding.header.toBuffer({ snapshot_id: identity.snapshotId, ubicacion_id: identity.ubicacionId, source: identity.source, taken_at: identity.takenAt, chunk_index: i, chunk_count: count, row_count: enc.length });
+    const header = encoding.head.toBuffer({ snapshot_id: identity.snapshotId, ubicacion_id: identity.ubicacionId, source: identity.source, taken_at: identity.takenAt, chunk_index: i, chunk_count: count, row_count: enc.length });
     const body = part.length ? Buffer.concat([LONG.toBuffer(part.length), ...part, LONG.toBuffer(0)]) : LONG.toBuffer(0);
     return confluentFrame(42, Buffer.concat([header, body]));
   });
@@ -47,6 +47,19 @@ describe('SnapshotChunks', () => {
     const got = chunks.build();
     expect(got.length).toBe(want.length);
     got.forEach((b, i) => expect(Buffer.compare(b, want[i]!)).toBe(0));
+  });
+
+  it('writes what encoding each whole chunk value with the committed schema gives (the topic codec\'s own encode)', () => {
+    const whole = createAvroType(schema);
+    const rows = Array.from({ length: 2_500 }, (_, i) => row(i));
+    const chunks = new SnapshotChunks(encoding, identity, 1_000);
+    for (const r of rows) chunks.add(r);
+    const got = chunks.build();
+    expect(got.length).toBe(3);
+    got.forEach((b, i) => {
+      const value = { snapshot_id: identity.snapshotId, ubicacion_id: identity.ubicacionId, source: identity.source, taken_at: identity.takenAt, chunk_index: i, chunk_count: 3, row_count: 2_500, rows: rows.slice(i * 1_000, (i + 1) * 1_000) };
+      expect(b.toString('hex')).toBe(confluentFrame(42, whole.toBuffer(value)).toString('hex'));
+    });
   });
 
   it('builds one chunk without rows for an empty snapshot, and refuses a bad row', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { KafkaClient } from '../../core/kafka/client.ts';
+import type { KafkaClient } from '../../core/kafka/types.ts';
 import { createLogger } from '../../core/logger.ts';
 import { createStreamProcessor, StreamProcessorError, type StreamProcessorSpec } from '../../processors/runtime/stream-processor.ts';
 import { counterValue, createRuntimeMetrics } from '../../processors/runtime/metrics.ts';

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../cli/config.ts';
 import { ValidationError } from '../../core/errors.ts';
-import type { ConsumedRecord, KafkaClient } from '../../core/kafka/client.ts';
+import type { ConsumedRecord, KafkaClient } from '../../core/kafka/types.ts';
 import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
 import { createLogger } from '../../core/logger.ts';
 import type { Venta, VentaLinea } from '../../core/records.ts';
