@@ -6,7 +6,7 @@ import type { Admin, ITopicConfig } from 'kafkajs';
 import { TopicLayoutError } from '../errors.ts';
 import { withRetry, type RetryPolicy } from '../retry.ts';
 import type { KafkaConnection } from './connection.ts';
-import { kafkaErrorType } from './faults.ts';
+import { isOffsetsOfUnsettledTopic, kafkaErrorType } from './faults.ts';
 import type { FluxionAdmin } from './types.ts';
 
 /** Errors a broker answers while a new or moved partition's leadership settles. */
@@ -27,7 +27,7 @@ const SETTLE_RETRY: RetryPolicy = {
  * errors). Without `renew` a settling error is the caller's.
  */
 async function whileMetadataSettles<T>(admin: Admin, renew: (() => Admin) | undefined, call: (a: Admin) => Promise<T>): Promise<T> {
-  const settling = (err: unknown) => renew !== undefined && SETTLING.has((err as { type?: string }).type ?? '');
+  const settling = (err: unknown) => renew !== undefined && (SETTLING.has((err as { type?: string }).type ?? '') || isOffsetsOfUnsettledTopic(err));
   return withRetry(
     SETTLE_RETRY,
     async (attempt) => {

@@ -149,6 +149,16 @@ export function kafkaErrorType(err: unknown): string | undefined {
  * kafkajs 2.2.4's table has no PRODUCER_FENCED (code 90): it reports that answer as an unknown
  * code, whose message is the only place the code is kept.
  */
+/**
+ * kafkajs's fetchTopicOffsets fails with its own TypeError (destructuring the answer of a
+ * partition list it read as empty) when its cached metadata of a topic created a moment ago
+ * lists no partition yet: the same settling as LEADER_NOT_AVAILABLE, seen from inside kafkajs.
+ * Told by the frame it is thrown from, not by the message.
+ */
+export function isOffsetsOfUnsettledTopic(err: unknown): boolean {
+  return err instanceof TypeError && /kafkajs[\\/]src[\\/]admin[\\/]/.test(err.stack ?? '');
+}
+
 export function isProducerFenced(err: unknown): boolean {
   const type = kafkaErrorType(err);
   if (type === 'INVALID_PRODUCER_EPOCH' || type === 'PRODUCER_FENCED') return true;

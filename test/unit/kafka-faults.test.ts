@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, ServiceUnavailableError, TopicLayoutError } from '../../core/errors.ts';
 import { KafkaAuthError } from '../../core/kafka/errors.ts';
-import { classifyKafkaError, createKafkaFaultLog, EPISODE_END_MESSAGE, EPISODE_START_MESSAGE, isKafkajsNoise, isProducerFenced, kafkaErrorType, kafkajsLogFault } from '../../core/kafka/faults.ts';
+import { classifyKafkaError, createKafkaFaultLog, EPISODE_END_MESSAGE, EPISODE_START_MESSAGE, isKafkajsNoise, isOffsetsOfUnsettledTopic, isProducerFenced, kafkaErrorType, kafkajsLogFault } from '../../core/kafka/faults.ts';
 import { RetryEpisode, withRetry } from '../../core/retry.ts';
 
 const { createErrorFromCode } = createRequire(import.meta.url)('kafkajs/src/protocol/error.js') as { createErrorFromCode: (code: number) => Error };
@@ -72,6 +72,19 @@ describe('isProducerFenced and kafkaErrorType', () => {
   it('drops only kafkajs\'s warning about the idempotent producer\'s bounded retries', () => {
     expect(isKafkajsNoise('Limiting retries for the idempotent producer to Number.MAX_SAFE_INTEGER')).toBe(true);
     expect(isKafkajsNoise('Connection error: connect ECONNREFUSED')).toBe(false);
+  });
+});
+
+describe('isOffsetsOfUnsettledTopic', () => {
+  it("is kafkajs's own TypeError from its admin's offsets answer, and nothing else", () => {
+    // What kafkajs 2.2.4's fetchTopicOffsets threw in CI on a just-created topic.
+    const race = new TypeError("Cannot destructure property 'partitions' of 'low.pop(...)' as it is undefined.");
+    race.stack = `${race.message}\n    at /app/node_modules/kafkajs/src/admin/index.js:328:29\n    at async Object.topicOffsets (core/kafka/admin.ts:148:23)`;
+    expect(isOffsetsOfUnsettledTopic(race)).toBe(true);
+    expect(isOffsetsOfUnsettledTopic(new TypeError("Cannot destructure property 'partitions' of 'low.pop(...)' as it is undefined."))).toBe(false);
+    const ours = new Error('kafkajs/src/admin/index.js');
+    ours.stack = race.stack;
+    expect(isOffsetsOfUnsettledTopic(ours)).toBe(false);
   });
 });
 
