@@ -21,8 +21,11 @@ if (!Number.isInteger(rowCount) || rowCount < 1 || !Number.isInteger(rounds) || 
   process.exit(2);
 }
 
-const rowSchema = JSON.parse(readFileSync(join(PROJECT_ROOT, 'schemas', 'types', 'InventoryRow.avsc'), 'utf8')) as { fields: Array<{ name: string; type: unknown }> };
-const isDecimal = (t: unknown): boolean => (Array.isArray(t) ? t.some(isDecimal) : typeof t === 'object' && t !== null && (t as { logicalType?: string }).logicalType === 'decimal');
+const rowSchema = JSON.parse(readFileSync(join(PROJECT_ROOT, 'schemas', 'types', 'InventoryRow.avsc'), 'utf8')) as {
+  fields: Array<{ name: string; type: unknown }>;
+};
+const isDecimal = (t: unknown): boolean =>
+  Array.isArray(t) ? t.some(isDecimal) : typeof t === 'object' && t !== null && (t as { logicalType?: string }).logicalType === 'decimal';
 const asStrings = {
   ...rowSchema,
   name: 'InventoryRowDecimalsAsStrings',
@@ -33,11 +36,22 @@ const withStrings = createAvroType(asStrings, 'InventoryRow (decimals as strings
 
 // Shapes of the simulators' rows: quantities with 3 decimals, prices with 4, some null.
 const rows = Array.from({ length: rowCount }, (_, i) => ({
-  deposito: '01', producto_id: `P${String(i).padStart(6, '0')}`, codigo_barras: i % 7 ? `759${String(i).padStart(10, '0')}` : null,
-  descripcion: 'HARINA DE MAIZ PRECOCIDA 1KG', departamento_codigo: '01', departamento_nombre: 'VIVERES', grupo_codigo: '0101', grupo_nombre: 'HARINAS',
-  subgrupo_codigo: null, subgrupo_nombre: null, unidad: 'UND',
-  cantidad: `${(i * 37) % 5000}.${String(i % 1000).padStart(3, '0')}`, costo: i % 11 ? `${(i * 13) % 900}.${String(i % 10000).padStart(4, '0')}` : null,
-  precio: `${(i * 17) % 1200}.5000`, activo: i % 50 !== 0, actualizado_en: new Date(1_764_400_000_000 + i),
+  deposito: '01',
+  producto_id: `P${String(i).padStart(6, '0')}`,
+  codigo_barras: i % 7 ? `759${String(i).padStart(10, '0')}` : null,
+  descripcion: 'HARINA DE MAIZ PRECOCIDA 1KG',
+  departamento_codigo: '01',
+  departamento_nombre: 'VIVERES',
+  grupo_codigo: '0101',
+  grupo_nombre: 'HARINAS',
+  subgrupo_codigo: null,
+  subgrupo_nombre: null,
+  unidad: 'UND',
+  cantidad: `${(i * 37) % 5000}.${String(i % 1000).padStart(3, '0')}`,
+  costo: i % 11 ? `${(i * 13) % 900}.${String(i % 10000).padStart(4, '0')}` : null,
+  precio: `${(i * 17) % 1200}.5000`,
+  activo: i % 50 !== 0,
+  actualizado_en: new Date(1_764_400_000_000 + i),
 }));
 
 /** Milliseconds to encode every row once. */
@@ -56,4 +70,6 @@ for (let k = 0; k < rounds; k++) {
 const usPerRow = (ms: number[]) => round((median(ms.slice(1)) * 1000) / rowCount, 3);
 const d = usPerRow(times.decimals);
 const s = usPerRow(times.strings);
-process.stdout.write(`${JSON.stringify({ bench: 'avro-encode', rows: rowCount, rounds, node: process.version, us_per_row: { inventory_row: d, decimals_as_strings: s, decimals_cost: round(d - s, 3) }, ratio: round(d / s, 2) })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ bench: 'avro-encode', rows: rowCount, rounds, node: process.version, us_per_row: { inventory_row: d, decimals_as_strings: s, decimals_cost: round(d - s, 3) }, ratio: round(d / s, 2) })}\n`,
+);

@@ -19,7 +19,11 @@ import { round } from './lib/stats.ts';
 const { values } = parseArgs({
   options: {
     prefix: { type: 'string' },
-    topics: { type: 'string', default: 'pos.inventario.snapshots,pos.inventario.changes,pos.inventario.state,pos.ventas.raw,pos.ventas,pos.ventas.state,alerts.phantom-zeros.state,ops.etl-runs' },
+    topics: {
+      type: 'string',
+      default:
+        'pos.inventario.snapshots,pos.inventario.changes,pos.inventario.state,pos.ventas.raw,pos.ventas,pos.ventas.state,alerts.phantom-zeros.state,ops.etl-runs',
+    },
     out: { type: 'string' },
   },
 });
@@ -50,20 +54,22 @@ for (const t of values.topics!.split(',')) {
   let cur: Buffer[] = [];
   let size = 0;
   let records = 0;
-  await kafka.readToEnd(topic, partitions, (r) => {
-    const v = r.value ?? Buffer.alloc(0);
-    const k = r.key ?? Buffer.alloc(0);
-    // A record in a batch: its key and value plus about 10 bytes of varint framing.
-    const rec = Buffer.concat([k, v, Buffer.alloc(10)]);
-    if (size + rec.length > BATCH && cur.length) {
-      batches.push(Buffer.concat(cur));
-      cur = [];
-      size = 0;
-    }
-    cur.push(rec);
-    size += rec.length;
-    records++;
-  }).catch((e: Error) => process.stderr.write(`${topic}: ${e.message}\n`));
+  await kafka
+    .readToEnd(topic, partitions, (r) => {
+      const v = r.value ?? Buffer.alloc(0);
+      const k = r.key ?? Buffer.alloc(0);
+      // A record in a batch: its key and value plus about 10 bytes of varint framing.
+      const rec = Buffer.concat([k, v, Buffer.alloc(10)]);
+      if (size + rec.length > BATCH && cur.length) {
+        batches.push(Buffer.concat(cur));
+        cur = [];
+        size = 0;
+      }
+      cur.push(rec);
+      size += rec.length;
+      records++;
+    })
+    .catch((e: Error) => process.stderr.write(`${topic}: ${e.message}\n`));
   if (cur.length) batches.push(Buffer.concat(cur));
   const bytes = batches.reduce((s, b) => s + b.length, 0);
   if (!bytes) continue;
@@ -74,13 +80,25 @@ for (const t of values.topics!.split(',')) {
     const cms = cpuMs(() => (out = batches.map(codec.c)));
     const dms = cpuMs(() => out.forEach(codec.d));
     const outBytes = out.reduce((s, b) => s + b.length, 0);
-    row[name] = { ratio: round(bytes / outBytes), compressed_mb: round(outBytes / 2 ** 20, 3), compress_cpu_ms_per_mb: round(cms / mb, 1), decompress_cpu_ms_per_mb: round(dms / mb, 1) };
+    row[name] = {
+      ratio: round(bytes / outBytes),
+      compressed_mb: round(outBytes / 2 ** 20, 3),
+      compress_cpu_ms_per_mb: round(cms / mb, 1),
+      decompress_cpu_ms_per_mb: round(dms / mb, 1),
+    };
   }
   result[t] = row;
   process.stderr.write(`${t}: ${JSON.stringify(row)}\n`);
 }
 await admin.disconnect();
-const report = { bench: 'compression', date: new Date().toISOString(), machine: { cpus: cpus().length, node: process.version, load_average_1m: round(loadavg()[0]!) }, prefix: values.prefix, batch_bytes: BATCH, topics: result };
+const report = {
+  bench: 'compression',
+  date: new Date().toISOString(),
+  machine: { cpus: cpus().length, node: process.version, load_average_1m: round(loadavg()[0]!) },
+  prefix: values.prefix,
+  batch_bytes: BATCH,
+  topics: result,
+};
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 if (values.out) writeFileSync(values.out, `${JSON.stringify(report, null, 2)}\n`);
 process.exit(0);

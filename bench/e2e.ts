@@ -58,9 +58,7 @@ import {
   runExtract,
   secretsFor,
 } from './lib/e2e-processes.ts';
-import {
-  serviceProcs,
-} from './lib/e2e-measure.ts';
+import { serviceProcs } from './lib/e2e-measure.ts';
 import { createLegacyTables } from './lib/e2e-legacy.ts';
 import { printCycle, printSummary, steadyGoals } from './lib/e2e-report.ts';
 import { runCycle } from './lib/e2e-cycle.ts';
@@ -80,7 +78,8 @@ async function main(): Promise<void> {
   const cycles = intOption('cycles', 4);
   const concurrency = intOption('concurrency', 4);
   const changeShare = Number(values['change-share']);
-  if (!(changeShare > 0 && changeShare < 1)) throw new UsageFailure(`--change-share must be between 0 and 1, got ${values['change-share']}`);
+  if (!(changeShare > 0 && changeShare < 1))
+    throw new UsageFailure(`--change-share must be between 0 and 1, got ${values['change-share']}`);
   const legacyStyle = values.legacy;
   if (legacyStyle !== 'unnest' && legacyStyle !== 'values') throw new UsageFailure('--legacy must be unnest or values');
   const legacyBatch = intOption('legacy-batch', legacyStyle === 'unnest' ? 5_000 : 500);
@@ -88,7 +87,8 @@ async function main(): Promise<void> {
   const heapMb = values['heap-mb'] === undefined ? null : intOption('heap-mb', 0, 64);
   const klkProducts = intOption('klk-products', scenario === 'chain' ? 15_000 : 1_000);
   const stellarProducts = intOption('stellar-products', 40_000);
-  if (scenario === 'chain' && values.stores !== undefined) throw new UsageFailure('--stores is for the national scenario (chain = the store list)');
+  if (scenario === 'chain' && values.stores !== undefined)
+    throw new UsageFailure('--stores is for the national scenario (chain = the store list)');
   const nationalStores = intOption('stores', NATIONAL_TARGET.stores);
 
   // Services.
@@ -96,10 +96,14 @@ async function main(): Promise<void> {
     try {
       return servicesEnv();
     } catch (err) {
-      throw new Error(`cannot read the services' addresses (scripts/services env): ${(err as Error).message}\nstart them with scripts/services up (bench/e2e does it for you)`);
+      throw new Error(
+        `cannot read the services' addresses (scripts/services env): ${(err as Error).message}\nstart them with scripts/services up ` +
+          `(bench/e2e does it for you)`,
+      );
     }
   })();
-  for (const name of ['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'DATABASE_URL']) if (!services[name]) throw new Error(`scripts/services env gave no ${name}: run scripts/services up`);
+  for (const name of ['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'DATABASE_URL'])
+    if (!services[name]) throw new Error(`scripts/services env gave no ${name}: run scripts/services up`);
   const runId = `e2e${Date.now().toString(36)}`;
   const prefix = `${runId}.`;
   const logDir = resolve(values['log-dir'] ?? join(PROJECT_ROOT, '.cache', 'bench-e2e', runId));
@@ -112,7 +116,9 @@ async function main(): Promise<void> {
     try {
       await Promise.race([check(), sleep(15_000).then(() => Promise.reject(new Error('no answer in 15 s')))]);
     } catch (err) {
-      throw new Error(`${what} is not reachable (${(err as Error).message}): start the services with scripts/services up (bench/e2e does it for you)`);
+      throw new Error(
+        `${what} is not reachable (${(err as Error).message}): start the services with scripts/services up (bench/e2e does it for you)`,
+      );
     }
   };
   await reachable(`PostgreSQL at ${new URL(services.DATABASE_URL!).host}`, () => adminDb.query('SELECT 1'));
@@ -135,16 +141,31 @@ async function main(): Promise<void> {
     ubicacionesFile = join(logDir, 'ubicaciones.yaml');
     nationalStoreList(ubicacionesFile, nationalStores, klkPort);
   }
-  const baseEnv: NodeJS.ProcessEnv = { ...process.env, ...services, ETL_ENVIRONMENT: 'local', FLUXION_UBICACIONES_FILE: resolve(PROJECT_ROOT, ubicacionesFile) };
+  const baseEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...services,
+    ETL_ENVIRONMENT: 'local',
+    FLUXION_UBICACIONES_FILE: resolve(PROJECT_ROOT, ubicacionesFile),
+  };
   const stores = loadUbicaciones(loadConfig(baseEnv)).filter((u) => u.activa);
   const klkStores = stores.filter((u) => u.pos === 'klk');
   const stellarStores = stores.filter((u) => u.pos === 'stellar');
-  const env: NodeJS.ProcessEnv = { ...baseEnv, ...secretsFor(stores), DATABASE_URL: dbUrl.toString(), FLUXION_TOPIC_PREFIX: prefix, FLUXION_STATE_DIR: join(logDir, 'state'), LOG_LEVEL: 'info', NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${NODE_OPTIONS}`.trim() };
+  const env: NodeJS.ProcessEnv = {
+    ...baseEnv,
+    ...secretsFor(stores),
+    DATABASE_URL: dbUrl.toString(),
+    FLUXION_TOPIC_PREFIX: prefix,
+    FLUXION_STATE_DIR: join(logDir, 'state'),
+    LOG_LEVEL: 'info',
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${NODE_OPTIONS}`.trim(),
+  };
   const partitions = loadConfig(env).topics.partitions;
   cleanups.push(async () => {
     await db.end();
     if (values.keep) {
-      out(`kept: database ${runId} (${dbUrl.toString().replace(/:[^:@/]*@/, ':***@')}), topics ${prefix}*, logs and state stores ${logDir}`);
+      out(
+        `kept: database ${runId} (${dbUrl.toString().replace(/:[^:@/]*@/, ':***@')}), topics ${prefix}*, logs and state stores ${logDir}`,
+      );
       return;
     }
     rmSync(join(logDir, 'state'), { recursive: true, force: true });
@@ -162,23 +183,39 @@ async function main(): Promise<void> {
       }
     }
     const subjects = (await (await fetch(`${services.SCHEMA_REGISTRY_URL}/subjects`)).json()) as string[];
-    for (const s of subjects.filter((x) => x.startsWith(prefix))) await fetch(`${services.SCHEMA_REGISTRY_URL}/subjects/${encodeURIComponent(s)}`, { method: 'DELETE' }).catch(() => undefined);
-    out(`cleaned up: ${topics.length} topics ${prefix}*, database ${runId}, ${subjects.filter((x) => x.startsWith(prefix)).length} registry subjects (logs kept in ${logDir})`);
+    for (const s of subjects.filter((x) => x.startsWith(prefix)))
+      await fetch(`${services.SCHEMA_REGISTRY_URL}/subjects/${encodeURIComponent(s)}`, { method: 'DELETE' }).catch(() => undefined);
+    out(
+      `cleaned up: ${topics.length} topics ${prefix}*, database ${runId}, ${subjects.filter((x) => x.startsWith(prefix)).length} ` +
+        `registry subjects (logs kept in ${logDir})`,
+    );
   });
 
   const scaled =
     scenario === 'national' && (nationalStores < NATIONAL_TARGET.stores || klkProducts < NATIONAL_TARGET.products)
       ? {
-          target: `${NATIONAL_TARGET.stores} stores x ${fmt(NATIONAL_TARGET.products)} products (${fmt(NATIONAL_TARGET.stores * NATIONAL_TARGET.products)} rows a cycle)`,
+          target:
+            `${NATIONAL_TARGET.stores} stores x ${fmt(NATIONAL_TARGET.products)} products ` +
+            `(${fmt(NATIONAL_TARGET.stores * NATIONAL_TARGET.products)} rows a cycle)`,
           run: `${nationalStores} stores x ${fmt(klkProducts)} products (${fmt(nationalStores * klkProducts)} rows a cycle)`,
           reason:
-            'scaled down in rows per store: at the target size cycle 1 alone writes 10 M change events (and 10 M history rows) through a sink measured at 4,000-8,000 events/s ' +
-            '(bench/sink: 20-40 minutes), the differ would hold about 6 GB of state (about 600 bytes a row, bench/processors), and the KLK simulator holds every store in one process; ' +
+            'scaled down in rows per store: at the target size cycle 1 alone writes 10 M change events (and 10 M history rows) ' +
+            'through a sink measured at 4,000-8,000 events/s ' +
+            '(bench/sink: 20-40 minutes), the differ would hold about 6 GB of state (about 600 bytes a row, bench/processors), and ' +
+            'the KLK simulator holds every store in one process; ' +
             'the store count is kept so per-store costs (transactions, snapshots, freshness) are the national ones',
         }
       : null;
-  const expected = { klk_stores: klkStores.length, stellar_locations: stellarStores.length, stellar_depositos: stellarStores.reduce((s, u) => s + u.depositos.length, 0) };
-  out(`bench/e2e ${scenario}: ${klkStores.length} KLK stores x ${fmt(klkProducts)} products, ${stellarStores.length} Stellar locations (${expected.stellar_depositos} depositos) x ${fmt(stellarProducts)} products a deposito, ${(changeShare * 100).toFixed(1)}% changing per cycle, ${cycles} cycles`);
+  const expected = {
+    klk_stores: klkStores.length,
+    stellar_locations: stellarStores.length,
+    stellar_depositos: stellarStores.reduce((s, u) => s + u.depositos.length, 0),
+  };
+  out(
+    `bench/e2e ${scenario}: ${klkStores.length} KLK stores x ${fmt(klkProducts)} products, ${stellarStores.length} Stellar locations ` +
+      `(${expected.stellar_depositos} depositos) x ${fmt(stellarProducts)} products a deposito, ${(changeShare * 100).toFixed(1)}% ` +
+      `changing per cycle, ${cycles} cycles`,
+  );
   if (scaled) out(`SCALED: ${scaled.run} instead of ${scaled.target}: ${scaled.reason}`);
   out(`run ${runId}: topics ${prefix}*, database ${runId}, logs ${logDir}`);
 
@@ -186,8 +223,20 @@ async function main(): Promise<void> {
   await runCli(['migrate'], env, logDir);
   await runCli(['topics', 'ensure'], env, logDir);
   await runCli(['schemas', 'register'], env, logDir);
-  const followed: TopicName[] = ['pos.inventario.snapshots', 'pos.ventas.raw', 'ops.etl-runs', 'pos.inventario.changes', 'pos.ventas', 'alerts.phantom-zeros'];
-  const tracker = await startEndTracker(services.KAFKA_BROKERS!.split(','), `${prefix}bench-end-tracker`, followed.map((t) => topicName(t, prefix)), admin);
+  const followed: TopicName[] = [
+    'pos.inventario.snapshots',
+    'pos.ventas.raw',
+    'ops.etl-runs',
+    'pos.inventario.changes',
+    'pos.ventas',
+    'alerts.phantom-zeros',
+  ];
+  const tracker = await startEndTracker(
+    services.KAFKA_BROKERS!.split(','),
+    `${prefix}bench-end-tracker`,
+    followed.map((t) => topicName(t, prefix)),
+    admin,
+  );
   cleanups.push(() => tracker.stop());
 
   // Simulators.
@@ -196,19 +245,35 @@ async function main(): Promise<void> {
   let klkUrl: string | null = null;
   let stellarSim: ChildProcess | null = null;
   if (klkStores.length) {
-    await startSimulator('simulate-klk', [fluxion, 'simulate', 'klk', '--products', String(klkProducts), '--change-share', share], simEnv, logDir, (t) => t.includes('KLK simulator:'));
+    await startSimulator(
+      'simulate-klk',
+      [fluxion, 'simulate', 'klk', '--products', String(klkProducts), '--change-share', share],
+      simEnv,
+      logDir,
+      (t) => t.includes('KLK simulator:'),
+    );
     const first = klkStores[0] as Extract<Ubicacion, { pos: 'klk' }>;
     klkUrl = new URL(first.klk.baseUrl).origin;
   }
   if (stellarStores.length) {
     const want = stellarStores.length;
-    stellarSim = await startSimulator('simulate-stellar', [fluxion, 'simulate', 'stellar', '--products', String(stellarProducts), '--change-share', share], simEnv, logDir, (t) => (t.match(/Stellar simulator:/g) ?? []).length >= want);
+    stellarSim = await startSimulator(
+      'simulate-stellar',
+      [fluxion, 'simulate', 'stellar', '--products', String(stellarProducts), '--change-share', share],
+      simEnv,
+      logDir,
+      (t) => (t.match(/Stellar simulator:/g) ?? []).length >= want,
+    );
   }
   let stellarReplies = '';
   if (stellarSim) stellarSim.stdout!.on('data', (d: Buffer) => (stellarReplies += d.toString()));
   const advance = async () => {
     if (klkUrl) {
-      const r = await fetch(`${klkUrl}/_control/advance`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"minutes":30}' });
+      const r = await fetch(`${klkUrl}/_control/advance`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"minutes":30}',
+      });
       if (!r.ok) throw new Error(`KLK simulator: advance answered HTTP ${r.status}`);
     }
     if (stellarSim) {
@@ -235,7 +300,11 @@ async function main(): Promise<void> {
   // --node-args: more V8/node flags for every Fluxion process (extractors included), e.g.
   // --import=bench/lib/memory-breakdown.ts to see what a peak RSS is made of.
   const extraNodeArgs = values['node-args']!.split(' ').filter(Boolean);
-  const nodeArgs = (name: string) => [...heapArgs, ...extraNodeArgs, ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, name)}`] : [])];
+  const nodeArgs = (name: string) => [
+    ...heapArgs,
+    ...extraNodeArgs,
+    ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, name)}`] : []),
+  ];
   const ports: Record<string, number> = {};
   const procs: Record<'differ' | 'dedupe' | 'phantom' | 'sink', Child> = {} as never;
   for (const kind of ['differ', 'dedupe', 'phantom', 'sink'] as const) {
@@ -245,7 +314,12 @@ async function main(): Promise<void> {
     longLived.push(child);
     procs[kind] = child;
   }
-  const groups = { differ: `${prefix}fluxion-differ`, dedupe: `${prefix}fluxion-dedupe`, phantom: `${prefix}fluxion-phantom`, sink: `${prefix}fluxion-sink-postgres` };
+  const groups = {
+    differ: `${prefix}fluxion-differ`,
+    dedupe: `${prefix}fluxion-dedupe`,
+    phantom: `${prefix}fluxion-phantom`,
+    sink: `${prefix}fluxion-sink-postgres`,
+  };
   {
     const exitedEarly: string[] = [];
     for (const c of longLived) void c.exited.then((code) => exitedEarly.push(`${c.name} (exit ${code})`));
@@ -254,7 +328,8 @@ async function main(): Promise<void> {
       const described = await admin.describeGroups(Object.values(groups));
       if (described.every((g) => g.state === 'Stable' && g.members >= 1)) break;
       if (exitedEarly.length) throw new Error(`${exitedEarly.join(', ')} exited at start; see ${logDir}`);
-      if (Date.now() > deadline) throw new Error(`the processes did not join their groups within 2 minutes: ${JSON.stringify(described)}; see ${logDir}`);
+      if (Date.now() > deadline)
+        throw new Error(`the processes did not join their groups within 2 minutes: ${JSON.stringify(described)}; see ${logDir}`);
       await sleep(250);
     }
   }
@@ -271,7 +346,10 @@ async function main(): Promise<void> {
     phantom_out: await scrape(ports.phantom!, 'fluxion_processor_records_out_total'),
     sink_records: await scrape(ports.sink!, 'fluxion_sink_records_total'),
     sink_rows: await scrape(ports.sink!, 'fluxion_sink_rows_total'),
-    aborts: (await scrape(ports.differ!, 'fluxion_processor_aborts_total')) + (await scrape(ports.dedupe!, 'fluxion_processor_aborts_total')) + (await scrape(ports.phantom!, 'fluxion_processor_aborts_total')),
+    aborts:
+      (await scrape(ports.differ!, 'fluxion_processor_aborts_total')) +
+      (await scrape(ports.dedupe!, 'fluxion_processor_aborts_total')) +
+      (await scrape(ports.phantom!, 'fluxion_processor_aborts_total')),
   });
 
   await createLegacyTables(db);
@@ -284,8 +362,28 @@ async function main(): Promise<void> {
   for (let cycle = 1; cycle <= cycles; cycle++) {
     if (cycle > 1) await advance();
     const result = await runCycle({
-      cycle, simulatedFecha, logDir, procs, simPids, svc, db, prefix, scrapeAll, concurrency, env, nodeArgs, tracker, admin, groups, stores,
-      withVentas: klkStores.length > 0, legacyClient, legacyStyle, legacyBatch, noLegacy: Boolean(values['no-legacy']), timeoutMinutes,
+      cycle,
+      simulatedFecha,
+      logDir,
+      procs,
+      simPids,
+      svc,
+      db,
+      prefix,
+      scrapeAll,
+      concurrency,
+      env,
+      nodeArgs,
+      tracker,
+      admin,
+      groups,
+      stores,
+      withVentas: klkStores.length > 0,
+      legacyClient,
+      legacyStyle,
+      legacyBatch,
+      noLegacy: Boolean(values['no-legacy']),
+      timeoutMinutes,
     });
     results.push(result);
     // A run stopped later (a national cycle can take an hour) still leaves its finished cycles.
@@ -298,18 +396,37 @@ async function main(): Promise<void> {
   // (which also waits for Kafka to evict the killed member: FLUXION_SESSION_TIMEOUT_MS). A
   // processor loads its state at the first batch after an assignment, so one store is
   // extracted again once the new differ owns its partitions.
-  let restart: { state_records_loaded: number; restart_to_loaded_seconds: number; assigned_to_loaded_seconds: number; load_ms: number; kill_to_loaded_seconds: number; kill_to_stable_seconds: number; rss_after_load_mb: { anon: number; file: number } } | null = null;
+  let restart: {
+    state_records_loaded: number;
+    restart_to_loaded_seconds: number;
+    assigned_to_loaded_seconds: number;
+    load_ms: number;
+    kill_to_loaded_seconds: number;
+    kill_to_stable_seconds: number;
+    rss_after_load_mb: { anon: number; file: number };
+  } | null = null;
   if (values['kill-differ']) {
     const tKill = performance.now();
     process.kill(procs.differ.pid, 'SIGKILL');
     await procs.differ.exited;
     const tStart = performance.now();
-    const again = startChild('differ', [...nodeArgs('differ-restarted'), fluxion, 'process', 'differ', '--metrics-port', String(ports.differ)], env, logDir);
+    const again = startChild(
+      'differ',
+      [...nodeArgs('differ-restarted'), fluxion, 'process', 'differ', '--metrics-port', String(ports.differ)],
+      env,
+      logDir,
+    );
     longLived.push(again);
     procs.differ = again;
     const assigned = await again.waitLog('partitions assigned');
     const one = stores[0]!;
-    const poke = await runExtract('extract-after-restart', ['extract', 'inventario', '--tienda', one.id], env, nodeArgs('extract-after-restart'), logDir);
+    const poke = await runExtract(
+      'extract-after-restart',
+      ['extract', 'inventario', '--tienda', one.id],
+      env,
+      nodeArgs('extract-after-restart'),
+      logDir,
+    );
     if (poke.code !== 0) throw new Error(`the extraction after the differ's restart exited ${poke.code}: ${poke.log}`);
     const loaded = [await again.waitLog('state loaded', 1), await again.waitLog('state loaded', 2)];
     const tLoaded = performance.now();
@@ -317,7 +434,8 @@ async function main(): Promise<void> {
     for (;;) {
       const [g] = await admin.describeGroups([groups.differ]);
       if (g?.state === 'Stable' && g.members === 1) break;
-      if (Date.now() > deadline) throw new Error(`the restarted differ's group did not become stable within 5 minutes: ${JSON.stringify(g)}`);
+      if (Date.now() > deadline)
+        throw new Error(`the restarted differ's group did not become stable within 5 minutes: ${JSON.stringify(g)}`);
       await sleep(250);
     }
     restart = {
@@ -329,27 +447,58 @@ async function main(): Promise<void> {
       load_ms: Number((loaded[1]!.line as { ms?: number }).ms ?? 0),
       kill_to_loaded_seconds: round((tLoaded - tKill) / 1000),
       kill_to_stable_seconds: round((performance.now() - tKill) / 1000),
-      rss_after_load_mb: { anon: Math.round(procStatusKb(again.pid, 'RssAnon') / 1024), file: Math.round(procStatusKb(again.pid, 'RssFile') / 1024) },
+      rss_after_load_mb: {
+        anon: Math.round(procStatusKb(again.pid, 'RssAnon') / 1024),
+        file: Math.round(procStatusKb(again.pid, 'RssFile') / 1024),
+      },
     };
-    out(`differ restart after kill -9: state loaded ${restart.kill_to_loaded_seconds} s after the kill, ${restart.assigned_to_loaded_seconds} s after its assignment (${fmt(restart.state_records_loaded)} state records), group stable ${restart.kill_to_stable_seconds} s after the kill`);
+    out(
+      `differ restart after kill -9: state loaded ${restart.kill_to_loaded_seconds} s after the kill, ` +
+        `${restart.assigned_to_loaded_seconds} s after its assignment (${fmt(restart.state_records_loaded)} state records), group ` +
+        `stable ${restart.kill_to_stable_seconds} s after the kill`,
+    );
   }
 
   // Summary, goals, file.
   const { medians, goals } = steadyGoals(results, { scenario, cycles, heapMb, scaled: scaled !== null, restart });
   const pgVersion = (await db.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;
-  const kafkaJar = svc.kafkaDataDir ? readdirSync(join(svc.kafkaDataDir, '..', 'libs')).find((f) => /^kafka_[\d.]+-[\d.]+\.jar$/.test(f)) : undefined;
+  const kafkaJar = svc.kafkaDataDir
+    ? readdirSync(join(svc.kafkaDataDir, '..', 'libs')).find((f) => /^kafka_[\d.]+-[\d.]+\.jar$/.test(f))
+    : undefined;
   const report = {
     bench: 'e2e',
     scenario,
     date: new Date().toISOString(),
     run: runId,
     machine: {
-      cpus: cpus().length, cpu_model: cpus()[0]?.model, memory_gb: round(totalmem() / 2 ** 30, 1), kernel: release(), node: process.version,
-      services: { postgresql: pgVersion, kafka: kafkaJar?.replace(/^kafka_[\d.]+-/, '').replace(/\.jar$/, '') ?? null, registry: 'Apicurio 2.4.2 (scripts/services)' },
+      cpus: cpus().length,
+      cpu_model: cpus()[0]?.model,
+      memory_gb: round(totalmem() / 2 ** 30, 1),
+      kernel: release(),
+      node: process.version,
+      services: {
+        postgresql: pgVersion,
+        kafka: kafkaJar?.replace(/^kafka_[\d.]+-/, '').replace(/\.jar$/, '') ?? null,
+        registry: 'Apicurio 2.4.2 (scripts/services)',
+      },
     },
     parameters: {
-      cycles, klk_stores: klkStores.length, klk_products: klkProducts, stellar_locations: stellarStores.length, stellar_depositos: expected.stellar_depositos, stellar_products_per_deposito: stellarProducts,
-      change_share: changeShare, sales_lines_per_store_hour: 2_000, simulated_minutes_per_cycle: 30, extract_concurrency: concurrency, partitions, legacy: values['no-legacy'] ? 'skipped (--no-legacy)' : `${legacyStyle} x ${legacyBatch}`, node_options: NODE_OPTIONS, heap_mb: heapMb, node_args: values['node-args'] || null, cpu_prof: profDir,
+      cycles,
+      klk_stores: klkStores.length,
+      klk_products: klkProducts,
+      stellar_locations: stellarStores.length,
+      stellar_depositos: expected.stellar_depositos,
+      stellar_products_per_deposito: stellarProducts,
+      change_share: changeShare,
+      sales_lines_per_store_hour: 2_000,
+      simulated_minutes_per_cycle: 30,
+      extract_concurrency: concurrency,
+      partitions,
+      legacy: values['no-legacy'] ? 'skipped (--no-legacy)' : `${legacyStyle} x ${legacyBatch}`,
+      node_options: NODE_OPTIONS,
+      heap_mb: heapMb,
+      node_args: values['node-args'] || null,
+      cpu_prof: profDir,
     },
     scaled,
     differ_restart: restart,
@@ -357,12 +506,19 @@ async function main(): Promise<void> {
     steady_medians: medians,
     goals,
     notes: [
-      'ours.wall_seconds: from the start of both extractor processes to the instant every processor group and the sink (sink_offsets) reached the last record of every topic they read (polled every 100 ms).',
-      'stages: done_seconds from the cycle start; rows_per_second = rows / done_seconds; tail_seconds = done minus the upstream stage done; CPU from /proc/<pid>/stat (extractors: getrusage at exit).',
-      'freshness: from the extractor\'s "store extracted" log line (after its Kafka transaction committed) to max(actualizado_en) of the snapshot\'s rows in inventario_actual (the sink\'s transaction start, now()): slightly optimistic by the duration of that transaction.',
-      'rows_written: pg_stat_user_tables n_tup_ins + n_tup_upd + n_tup_del deltas over the cycle, every table of ours (sink_offsets, etl_runs and productos included); legacy: the upserts\' row counts.',
-      'postgres peak_rss_sum_mb sums VmRSS of the postmaster and every backend (shared buffers counted once per process that touched them); peak_anon_plus_shared_mb = sum of RssAnon + the largest RssShmem.',
-      'legacy reads in the bench process (the extractors\' reading code: extractors/klk-api.ts, extractors/stellar-inventario.ts), then writes with one connection, one transaction per store; both phases timed apart.',
+      'ours.wall_seconds: from the start of both extractor processes to the instant every processor group and the sink (sink_offsets) ' +
+        'reached the last record of every topic they read (polled every 100 ms).',
+      'stages: done_seconds from the cycle start; rows_per_second = rows / done_seconds; tail_seconds = done minus the upstream stage ' +
+        'done; CPU from /proc/<pid>/stat (extractors: getrusage at exit).',
+      'freshness: from the extractor\'s "store extracted" log line (after its Kafka transaction committed) to max(actualizado_en) of ' +
+        "the snapshot's rows in inventario_actual (the sink's transaction start, now()): slightly optimistic by the duration of that " +
+        'transaction.',
+      'rows_written: pg_stat_user_tables n_tup_ins + n_tup_upd + n_tup_del deltas over the cycle, every table of ours (sink_offsets, ' +
+        "etl_runs and productos included); legacy: the upserts' row counts.",
+      'postgres peak_rss_sum_mb sums VmRSS of the postmaster and every backend (shared buffers counted once per process that touched ' +
+        'them); peak_anon_plus_shared_mb = sum of RssAnon + the largest RssShmem.',
+      "legacy reads in the bench process (the extractors' reading code: extractors/klk-api.ts, extractors/stellar-inventario.ts), " +
+        'then writes with one connection, one transaction per store; both phases timed apart.',
       'the sink runs with --no-abc: the ABC recalculation is a daily job in both systems, outside the cycle.',
     ],
   };

@@ -29,7 +29,13 @@ import { extractInventario, mapLimit, readStoreInventario, EXTRACTION_DEFAULTS }
 import { createSnapshotEncoding, SnapshotChunks } from '../extractors/snapshot-chunks.ts';
 import { median, round } from './lib/stats.ts';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, out: { type: 'string' }, passes: { type: 'string', default: 'read,encode,chunk,full' } } });
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    out: { type: 'string' },
+    passes: { type: 'string', default: 'read,encode,chunk,full' },
+  },
+});
 const rounds = Number(values.rounds);
 const passes = values.passes!.split(',') as Pass[];
 type Pass = 'read' | 'encode' | 'chunk' | 'full';
@@ -56,11 +62,26 @@ async function pass(which: Pass): Promise<number> {
       const snapshotId = randomUUID();
       const takenAt = new Date();
       for await (const r of readStoreInventario(u, deps, {}, signal)) {
-        inv.set(`${r.deposito}\u0000${r.producto_id}`, [u.id, r.deposito, r.producto_id, r.cantidad, r.costo, r.precio, r.activo, snapshotId, takenAt]);
+        inv.set(`${r.deposito}\u0000${r.producto_id}`, [
+          u.id,
+          r.deposito,
+          r.producto_id,
+          r.cantidad,
+          r.costo,
+          r.precio,
+          r.activo,
+          snapshotId,
+          takenAt,
+        ]);
       }
       return [...inv.values()].length;
     }
-    const chunks = new SnapshotChunks(encoding, { snapshotId: randomUUID(), ubicacionId: u.id, source: u.pos === 'klk' ? 'KLK' : 'STELLAR', takenAt: new Date() });
+    const chunks = new SnapshotChunks(encoding, {
+      snapshotId: randomUUID(),
+      ubicacionId: u.id,
+      source: u.pos === 'klk' ? 'KLK' : 'STELLAR',
+      takenAt: new Date(),
+    });
     for await (const r of readStoreInventario(u, deps, {}, signal)) chunks.add(r);
     if (which === 'chunk') chunks.build();
     return chunks.rowCount;
@@ -82,7 +103,9 @@ for (let k = 0; k < rounds; k++) {
     const cpu = process.cpuUsage(cpu0);
     (cpuS[which] ??= []).push((cpu.user + cpu.system) / 1e6);
     (wallS[which] ??= []).push((performance.now() - t0) / 1000);
-    process.stderr.write(`round ${k + 1} ${which}: ${round(cpuS[which]!.at(-1)!)} CPU s, ${round(wallS[which]!.at(-1)!)} s, ${rows} rows\n`);
+    process.stderr.write(
+      `round ${k + 1} ${which}: ${round(cpuS[which]!.at(-1)!)} CPU s, ${round(wallS[which]!.at(-1)!)} s, ${rows} rows\n`,
+    );
   }
   load.push(loadavg()[0]!);
 }
@@ -92,13 +115,18 @@ const report = {
   date: new Date().toISOString(),
   machine: { cpus: cpus().length, node: process.version, load_average_1m: load.map((l) => round(l)) },
   scenario: { stores: stores.length, rows, concurrency, rounds },
-  passes: Object.fromEntries(passes.map((p) => [p, {
-    cpu_seconds: cpuS[p]!.map((x) => round(x)),
-    median_cpu_seconds: round(median(cpuS[p]!)),
-    median_wall_seconds: round(median(wallS[p]!)),
-    us_per_row: round((median(cpuS[p]!) * 1e6) / rows, 1),
-    ratio_to_read: round(median(cpuS[p]!) / readCpu),
-  }])),
+  passes: Object.fromEntries(
+    passes.map((p) => [
+      p,
+      {
+        cpu_seconds: cpuS[p]!.map((x) => round(x)),
+        median_cpu_seconds: round(median(cpuS[p]!)),
+        median_wall_seconds: round(median(wallS[p]!)),
+        us_per_row: round((median(cpuS[p]!) * 1e6) / rows, 1),
+        ratio_to_read: round(median(cpuS[p]!) / readCpu),
+      },
+    ]),
+  ),
 };
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 if (values.out) writeFileSync(values.out, `${JSON.stringify(report, null, 2)}\n`);

@@ -38,7 +38,15 @@ for (const id of ['CEDI_FRIO', 'CEDI_SECO', 'CEDI_VERDE', 'TIENDA_13']) {
 }
 const prefix = `bench${Date.now().toString(36)}.`;
 // NODE_OPTIONS as the production image sets it (Dockerfile).
-const env = { ...process.env, ...servicesEnv, ...secrets, FLUXION_TOPIC_PREFIX: prefix, LOG_LEVEL: 'warn', ETL_ENVIRONMENT: 'local', NODE_OPTIONS: '--max-semi-space-size=8' };
+const env = {
+  ...process.env,
+  ...servicesEnv,
+  ...secrets,
+  FLUXION_TOPIC_PREFIX: prefix,
+  LOG_LEVEL: 'warn',
+  ETL_ENVIRONMENT: 'local',
+  NODE_OPTIONS: '--max-semi-space-size=8',
+};
 const fluxion = join(PROJECT_ROOT, 'bin', 'fluxion.ts');
 
 function cpuSeconds(pid: number): number {
@@ -51,12 +59,18 @@ function run(args: string[]): void {
 }
 
 async function startSimulator(kind: 'klk' | 'stellar', products: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [fluxion, 'simulate', kind, '--products', products], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [fluxion, 'simulate', kind, '--products', products], {
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   await new Promise<void>((resolve, reject) => {
     let seen = 0;
     const want = kind === 'klk' ? 1 : 4;
     child.stdout!.on('data', (d: Buffer) => {
-      seen += d.toString().split('\n').filter((l) => l.includes('simulator:')).length;
+      seen += d
+        .toString()
+        .split('\n')
+        .filter((l) => l.includes('simulator:')).length;
       if (seen >= want) resolve();
     });
     child.on('exit', (code) => reject(new Error(`simulate ${kind} exited with ${code}`)));
@@ -75,7 +89,10 @@ async function measured(): Promise<void> {
     for (let cycle = 1; cycle <= Number(values.cycles); cycle++) {
       const before = { klk: cpuSeconds(klk.pid!), stellar: cpuSeconds(stellar.pid!) };
       const t0 = process.hrtime.bigint();
-      const child = spawn('/usr/bin/time', ['-f', 'TIME %e %U %S %M', process.execPath, fluxion, 'extract', 'inventario', '--todas'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('/usr/bin/time', ['-f', 'TIME %e %U %S %M', process.execPath, fluxion, 'extract', 'inventario', '--todas'], {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -109,9 +126,16 @@ async function measured(): Promise<void> {
     bench: 'extract',
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version },
-    scenario: { klk_stores: 12, klk_products: Number(values['klk-products']), stellar_stores: 4, stellar_products: Number(values['stellar-products']) },
+    scenario: {
+      klk_stores: 12,
+      klk_products: Number(values['klk-products']),
+      stellar_stores: 4,
+      stellar_products: Number(values['stellar-products']),
+    },
     cycles: results,
-    note: 'The Stellar simulator advances only on the KLK control call for KLK stores; Stellar stock changes with --tick-seconds. Both sides run on the same 2 cores.',
+    note:
+      'The Stellar simulator advances only on the KLK control call for KLK stores; Stellar stock changes with --tick-seconds. Both ' +
+      'sides run on the same 2 cores.',
   };
   mkdirSync(join(PROJECT_ROOT, 'bench', 'results'), { recursive: true });
   const file = join(PROJECT_ROOT, 'bench', 'results', `${report.date.slice(0, 10)}-extract.json`);

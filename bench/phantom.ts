@@ -128,7 +128,10 @@ function sweepSpecs(): Array<{ param: keyof PhantomConfig; values: unknown[] }> 
   return (values.sweep ?? []).map((s) => {
     const eq = s.indexOf('=');
     if (eq < 1) throw new UsageFailure(`--sweep must be param=v1,v2,..., got "${s}"`);
-    const list = s.slice(eq + 1).split(',').filter(Boolean);
+    const list = s
+      .slice(eq + 1)
+      .split(',')
+      .filter(Boolean);
     if (list.length === 0) throw new UsageFailure(`--sweep ${s}: no values`);
     const pairs = list.map((v) => configValue(s.slice(0, eq), v));
     return { param: pairs[0]![0], values: pairs.map((p) => p[1]) };
@@ -173,7 +176,15 @@ async function live(): Promise<{ rec: Recording; results: Record<string, unknown
   const ids = Array.from({ length: stores }, (_, i) => `${idPrefix}${String(i + 1).padStart(4, '0')}`);
   const startAt = ticks[0]!.at;
   const sims = ids.map((id) => {
-    const options: StoreSimulationOptions = { ubicacionId: id, pos: 'klk', depositos: ['01'], products, seed: `${seed}:${id}`, startAt, salesLinesPerHour: salesPerHour };
+    const options: StoreSimulationOptions = {
+      ubicacionId: id,
+      pos: 'klk',
+      depositos: ['01'],
+      products,
+      seed: `${seed}:${id}`,
+      startAt,
+      salesLinesPerHour: salesPerHour,
+    };
     if (Object.keys(rates).length) options.anomalies = rates;
     if (openingHours) options.openingHours = openingHours;
     return new StoreSimulation(options);
@@ -213,17 +224,27 @@ async function live(): Promise<{ rec: Recording; results: Record<string, unknown
   const group = (name: string) => `${pipeline.prefix}fluxion-${name}`;
   const processors: Record<string, RunningProcessor> = {};
   const processorOptions = { partitions, config: { stateDir, phantom: config } };
-  for (const [name, factory] of [['differ', createDifferSpec], ['dedupe', createDedupeSpec], ['phantom', recordingPhantom]] as const) {
+  for (const [name, factory] of [
+    ['differ', createDifferSpec],
+    ['dedupe', createDedupeSpec],
+    ['phantom', recordingPhantom],
+  ] as const) {
     processors[name] = await startProcessor(factory, pipeline, group(name), processorOptions);
     cleanups.push(() => processors[name]!.stop());
   }
   let crashed: string | undefined;
-  for (const [name, p] of Object.entries(processors)) void p.finished.then((err) => err && (crashed ??= `${name}: ${(err as Error).message ?? String(err)}`));
+  for (const [name, p] of Object.entries(processors))
+    void p.finished.then((err) => err && (crashed ??= `${name}: ${(err as Error).message ?? String(err)}`));
 
   const topic = (t: TopicName) => topicName(t, pipeline.prefix);
   const admin: FluxionAdmin = await pipeline.kafka.admin();
   cleanups.push(() => admin.disconnect());
-  const tracker: EndTracker = await startEndTracker(process.env.KAFKA_BROKERS!.split(','), `${pipeline.prefix}bench-end-tracker`, (['pos.inventario.snapshots', 'pos.ventas.raw', 'pos.inventario.changes', 'pos.ventas'] as const).map(topic), admin);
+  const tracker: EndTracker = await startEndTracker(
+    process.env.KAFKA_BROKERS!.split(','),
+    `${pipeline.prefix}bench-end-tracker`,
+    (['pos.inventario.snapshots', 'pos.ventas.raw', 'pos.inventario.changes', 'pos.ventas'] as const).map(topic),
+    admin,
+  );
   cleanups.push(() => tracker.stop());
 
   const deadlineAt = performance.now() + 60 * 60_000;
@@ -250,7 +271,14 @@ async function live(): Promise<{ rec: Recording; results: Record<string, unknown
 
   // The week, tick by tick.
   let now = startAt;
-  const deps: ExtractionDeps = { kafka: pipeline.kafka, registry: pipeline.registry, logger, env, topicPrefix: pipeline.prefix, now: () => now };
+  const deps: ExtractionDeps = {
+    kafka: pipeline.kafka,
+    registry: pipeline.registry,
+    logger,
+    env,
+    topicPrefix: pipeline.prefix,
+    now: () => now,
+  };
   const extractOptions = { concurrency: 4, retry: { retries: 2, initialDelayMs: 100, maxDelayMs: 500, factor: 2 } };
   const snapshotTimes: Record<string, string[]> = Object.fromEntries(ids.map((id) => [id, []]));
   const counts = { inventario: 0, ventas: 0, 'ventas-recovery': 0, rows: 0, lines: 0 };
@@ -260,7 +288,10 @@ async function live(): Promise<{ rec: Recording; results: Record<string, unknown
     const u = process.cpuUsage(cpu0);
     return (u.user + u.system) / 1e6;
   };
-  note(`bench/phantom: ${stores} stores x ${products} products, ${days} days from ${values.start} (${ticks.length} ticks), topics ${pipeline.prefix}*, run dir ${dir}`);
+  note(
+    `bench/phantom: ${stores} stores x ${products} products, ${days} days from ${values.start} (${ticks.length} ticks), topics ` +
+      `${pipeline.prefix}*, run dir ${dir}`,
+  );
   for (const [i, tick] of ticks.entries()) {
     const minutes = (tick.at.getTime() - now.getTime()) / 60_000;
     if (minutes > 0) for (const s of sims) s.advance(minutes);
@@ -272,7 +303,8 @@ async function live(): Promise<{ rec: Recording; results: Record<string, unknown
     if (tick.jobs.has('ventas-recovery')) runs.push(extractVentas(ubicaciones, ayerCaracas(now), 'VENTAS_RECOVERY', deps, extractOptions));
     const outcomes = (await Promise.all(runs)).flat();
     const failed = outcomes.filter((o) => o.status === 'FAILED');
-    if (failed.length) throw new Error(`tick ${now.toISOString()}: ${failed.map((f) => `${f.ubicacionId} ${f.errorClass}: ${f.errorMessage}`).join('; ')}`);
+    if (failed.length)
+      throw new Error(`tick ${now.toISOString()}: ${failed.map((f) => `${f.ubicacionId} ${f.errorClass}: ${f.errorMessage}`).join('; ')}`);
     for (const job of tick.jobs) counts[job]++;
     for (const o of outcomes) {
       if (o.snapshotId) {
@@ -283,8 +315,14 @@ async function live(): Promise<{ rec: Recording; results: Record<string, unknown
     timing.extract_seconds += (performance.now() - te) / 1000;
     await settled();
     if ((i + 1) % 20 === 0 || i === ticks.length - 1) {
-      const t = Object.values(timing).map((x) => Math.round(x)).join('/');
-      note(`tick ${i + 1}/${ticks.length} ${now.toISOString()}: ${recorded.length} detector inputs; ${Math.round((performance.now() - t0) / 1000)} s (extract/differ+dedupe/phantom ${t} s, this process ${Math.round(cpuSeconds())} CPU s)`);
+      const t = Object.values(timing)
+        .map((x) => Math.round(x))
+        .join('/');
+      note(
+        `tick ${i + 1}/${ticks.length} ${now.toISOString()}: ${recorded.length} detector inputs; ` +
+          `${Math.round((performance.now() - t0) / 1000)} s (extract/differ+dedupe/phantom ${t} s, this process ` +
+          `${Math.round(cpuSeconds())} CPU s)`,
+      );
     }
   }
   // Anomalies still going at the end of the week stay open (end null).
@@ -292,7 +330,9 @@ async function live(): Promise<{ rec: Recording; results: Record<string, unknown
   const alerts = (await pipeline.read<PhantomAlert>('alerts.phantom-zeros')).map((r) => r.decoded);
   const wallSeconds = round((performance.now() - t0) / 1000, 1);
 
-  const departments = Object.fromEntries(sims.map((s) => [s.ubicacionId, Object.fromEntries([...s.catalog].map((p) => [p.producto_id, p.departamento.codigo]))]));
+  const departments = Object.fromEntries(
+    sims.map((s) => [s.ubicacionId, Object.fromEntries([...s.catalog].map((p) => [p.producto_id, p.departamento.codigo]))]),
+  );
   const parameters = {
     stores,
     products,
@@ -323,15 +363,32 @@ async function live(): Promise<{ rec: Recording; results: Record<string, unknown
     command: `node bench/phantom.ts ${process.argv.slice(2).join(' ')}`.trim(),
     recording: dir.slice(PROJECT_ROOT.length + 1),
   };
-  const rec: Recording = { dir, inputs: recorded, labels, alerts, departments, snapshotTimes, stores: ids, days: datesOf(from, days), config, parameters };
+  const rec: Recording = {
+    dir,
+    inputs: recorded,
+    labels,
+    alerts,
+    departments,
+    snapshotTimes,
+    stores: ids,
+    days: datesOf(from, days),
+    config,
+    parameters,
+  };
   await saveRecording(rec);
   const check = compareAlertRecords(alerts, replayDetector(recorded, config));
-  return { rec, results: { replay_check: { ...check, equal: check.only_real.length === 0 && check.only_replayed.length === 0 && check.real === check.replayed } } };
+  return {
+    rec,
+    results: {
+      replay_check: { ...check, equal: check.only_real.length === 0 && check.only_replayed.length === 0 && check.real === check.replayed },
+    },
+  };
 }
 
 function parseHours(raw: string): { open: number; close: number } {
   const m = /^(\d{1,2})-(\d{1,2})$/.exec(raw);
-  if (!m || Number(m[1]) >= Number(m[2]) || Number(m[2]) > 24) throw new UsageFailure(`--opening-hours must be open-close in Caracas hours (e.g. 7-21), got "${raw}"`);
+  if (!m || Number(m[1]) >= Number(m[2]) || Number(m[2]) > 24)
+    throw new UsageFailure(`--opening-hours must be open-close in Caracas hours (e.g. 7-21), got "${raw}"`);
   return { open: Number(m[1]), close: Number(m[2]) };
 }
 
@@ -341,7 +398,9 @@ async function main(): Promise<void> {
     return;
   }
   const replaying = values.replay !== undefined;
-  const { rec, results } = replaying ? { rec: loadRecording(resolve(values.replay!)), results: {} as Record<string, unknown> } : await live();
+  const { rec, results } = replaying
+    ? { rec: loadRecording(resolve(values.replay!)), results: {} as Record<string, unknown> }
+    : await live();
   const config = replaying ? phantomConfig(rec.config, json('phantom-config')) : rec.config;
   const records = replaying ? replayDetector(rec.inputs, config) : rec.alerts;
   const s = score(rec, records);
@@ -364,18 +423,34 @@ async function main(): Promise<void> {
     labels: figures.labels,
     ...results,
     ...(sweeps.length ? { sweeps } : {}),
-    parameters: replaying ? { ...rec.parameters, phantom_config: config, replayed_from: rec.dir.slice(PROJECT_ROOT.length + 1) } : rec.parameters,
+    parameters: replaying
+      ? { ...rec.parameters, phantom_config: config, replayed_from: rec.dir.slice(PROJECT_ROOT.length + 1) }
+      : rec.parameters,
   };
-  const file = values.out ? resolve(values.out) : replaying ? join(rec.dir, 'replay.json') : join(PROJECT_ROOT, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-phantom.json`);
+  const file = values.out
+    ? resolve(values.out)
+    : replaying
+      ? join(rec.dir, 'replay.json')
+      : join(PROJECT_ROOT, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-phantom.json`);
   writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
 
   const p = rec.parameters as Record<string, unknown>;
-  say(`bench/phantom${replaying ? ' (replay, no Kafka)' : ''}: ${String(p.stores)} stores x ${String(p.products)} products, ${String(p.days)} days, ${String(p.ticks)} ticks; labels: ${String(p.labels_source)}`);
+  say(
+    `bench/phantom${replaying ? ' (replay, no Kafka)' : ''}: ${String(p.stores)} stores x ${String(p.products)} products, ` +
+      `${String(p.days)} days, ${String(p.ticks)} ticks; labels: ${String(p.labels_source)}`,
+  );
   for (const line of summary(s)) say(line);
   if (!replaying) {
-    const c = (results.replay_check as { equal: boolean; real: number; replayed: number });
-    say(`replay check: the pure replay under this config writes ${c.equal ? 'the same' : 'DIFFERENT'} alert records (${c.real} real, ${c.replayed} replayed)`);
-    say(`wall ${String(p.wall_seconds)} s (extraction ${String(p.extract_seconds)} s, differ and dedupe ${String(p.differ_dedupe_seconds)} s, detector ${String(p.phantom_seconds)} s; ${String(p.cpu_seconds)} CPU s in this process, load average ${String(p.load_average_1m_at_end)} at the end)`);
+    const c = results.replay_check as { equal: boolean; real: number; replayed: number };
+    say(
+      `replay check: the pure replay under this config writes ${c.equal ? 'the same' : 'DIFFERENT'} alert records (${c.real} real, ` +
+        `${c.replayed} replayed)`,
+    );
+    say(
+      `wall ${String(p.wall_seconds)} s (extraction ${String(p.extract_seconds)} s, differ and dedupe ` +
+        `${String(p.differ_dedupe_seconds)} s, detector ${String(p.phantom_seconds)} s; ${String(p.cpu_seconds)} CPU s in this process, ` +
+        `load average ${String(p.load_average_1m_at_end)} at the end)`,
+    );
   }
   if (sweeps.length) {
     say('sweeps (one parameter moved at a time, pure replay):');

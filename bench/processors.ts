@@ -97,9 +97,12 @@ async function measured(): Promise<void> {
   const changed = Number(values.changed);
   const lines = Number(values.lines);
   const corrected = Number(values.corrected);
-  for (const [name, v] of Object.entries({ rows, stores: storeCount, lines })) if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer, got ${v}`);
-  for (const [name, v] of Object.entries({ changed, corrected })) if (!(v > 0 && v < 1)) throw new Error(`--${name} must be a share between 0 and 1, got ${v}`);
-  if (rows % storeCount !== 0 || lines % storeCount !== 0) throw new Error(`--rows and --lines must be multiples of --stores (${storeCount})`);
+  for (const [name, v] of Object.entries({ rows, stores: storeCount, lines }))
+    if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer, got ${v}`);
+  for (const [name, v] of Object.entries({ changed, corrected }))
+    if (!(v > 0 && v < 1)) throw new Error(`--${name} must be a share between 0 and 1, got ${v}`);
+  if (rows % storeCount !== 0 || lines % storeCount !== 0)
+    throw new Error(`--rows and --lines must be multiples of --stores (${storeCount})`);
 
   const services = servicesEnv();
   const prefix = `bench${Date.now().toString(36)}.`;
@@ -115,7 +118,10 @@ async function measured(): Promise<void> {
     ...(values['max-batch'] ? { FLUXION_PROCESSOR_MAX_BATCH: values['max-batch'] } : {}),
   };
   // Profiling: node flags for the processor processes (not the ceiling), and their whole output kept.
-  const profArgs = [...(values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', resolve(values['cpu-prof'])] : []), ...values['node-args']!.split(' ').filter(Boolean)];
+  const profArgs = [
+    ...(values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', resolve(values['cpu-prof'])] : []),
+    ...values['node-args']!.split(' ').filter(Boolean),
+  ];
   const childLogs = values['child-logs'] ? resolve(values['child-logs']) : undefined;
   if (childLogs) mkdirSync(childLogs, { recursive: true });
   // kafkajs logs every CONCURRENT_TRANSACTIONS answer between the feeder's back-to-back
@@ -149,8 +155,12 @@ async function measured(): Promise<void> {
       processor_node_args: values['node-args'] || null,
       max_batch: Number(env.FLUXION_PROCESSOR_MAX_BATCH ?? 500),
       fetch_bytes: FETCH_BYTES,
-      differ: values['skip-differ'] ? null : { stores: storeCount, rows, rows_per_store: rows / storeCount, chunk_rows: CHUNK_ROWS, changed_share: changed },
-      dedupe: values['skip-dedupe'] ? null : { stores: storeCount, lines, lines_per_store: lines / storeCount, corrected_share: corrected },
+      differ: values['skip-differ']
+        ? null
+        : { stores: storeCount, rows, rows_per_store: rows / storeCount, chunk_rows: CHUNK_ROWS, changed_share: changed },
+      dedupe: values['skip-dedupe']
+        ? null
+        : { stores: storeCount, lines, lines_per_store: lines / storeCount, corrected_share: corrected },
     },
   };
 
@@ -172,8 +182,19 @@ async function measured(): Promise<void> {
           const storeRows = cycleRows(store, c, perStore, changed);
           const before = previous.get(store);
           differing += before ? storeRows.filter((r, i) => r.cantidad !== before[i]).length : storeRows.length;
-          next.set(store, storeRows.map((r) => r.cantidad));
-          byStore.push(chunkRecords(codec, { ubicacion: store, snapshotId: uuidFrom(`${prefix}${store}/${c}`), takenAt: new Date(baseTime + c * 30 * 60_000), rows: storeRows, chunkSize: CHUNK_ROWS }));
+          next.set(
+            store,
+            storeRows.map((r) => r.cantidad),
+          );
+          byStore.push(
+            chunkRecords(codec, {
+              ubicacion: store,
+              snapshotId: uuidFrom(`${prefix}${store}/${c}`),
+              takenAt: new Date(baseTime + c * 30 * 60_000),
+              rows: storeRows,
+              chunkSize: CHUNK_ROWS,
+            }),
+          );
         }
         previous = next;
         await inventoryFeed.publish(byStore);
@@ -197,22 +218,42 @@ async function measured(): Promise<void> {
       const ceiling = ceilingChild(snapshots, 'pos.inventario.snapshots', differCeilingGroup);
       const ceiling1 = await timeFirstPass(ceiling, admin, differCeilingGroup, snapshots, rows);
       const chunks = stores.length * Math.ceil(perStore / CHUNK_ROWS);
-      if ((await ceiling.progress(chunks)).rows !== rows) throw new Error(`ceiling decoded ${(await ceiling.progress()).rows} rows of cycle 1, expected ${rows}`);
+      if ((await ceiling.progress(chunks)).rows !== rows)
+        throw new Error(`ceiling decoded ${(await ceiling.progress()).rows} rows of cycle 1, expected ${rows}`);
       ceiling.pause();
       const differA = processorChild('differ', differGroup, differPort);
       const differ1 = await timeFirstPass(differA, admin, differGroup, snapshots, rows);
       const counts1 = await differCounts();
       differA.pause();
-      cycles.push({ cycle: 1, case: 'every row new (builds the state)', changed_rows: changed1, ...differ1, changes: counts1, warnings: differA.takeWarnings(), ceiling: ceiling1, ratio_to_ceiling: round(differ1.rows_per_second / ceiling1.rows_per_second) });
+      cycles.push({
+        cycle: 1,
+        case: 'every row new (builds the state)',
+        changed_rows: changed1,
+        ...differ1,
+        changes: counts1,
+        warnings: differA.takeWarnings(),
+        ceiling: ceiling1,
+        ratio_to_ceiling: round(differ1.rows_per_second / ceiling1.rows_per_second),
+      });
       log({ processor: 'differ', ...cycles.at(-1) });
 
       const changed2 = await publishCycle(2);
       const ceiling2 = await timeResumedPass(ceiling, admin, differCeilingGroup, snapshots, rows);
-      if ((await ceiling.progress(2 * chunks)).rows !== 2 * rows) throw new Error(`ceiling decoded ${(await ceiling.progress()).rows - rows} rows of cycle 2, expected ${rows}`);
+      if ((await ceiling.progress(2 * chunks)).rows !== 2 * rows)
+        throw new Error(`ceiling decoded ${(await ceiling.progress()).rows - rows} rows of cycle 2, expected ${rows}`);
       await ceiling.stop();
       const differ2 = await timeResumedPass(differA, admin, differGroup, snapshots, rows);
       const counts2 = delta(await differCounts(), counts1);
-      cycles.push({ cycle: 2, case: `${changed * 100}% of the rows changed (steady state)`, changed_rows: changed2, ...differ2, changes: counts2, warnings: differA.takeWarnings(), ceiling: ceiling2, ratio_to_ceiling: round(differ2.rows_per_second / ceiling2.rows_per_second) });
+      cycles.push({
+        cycle: 2,
+        case: `${changed * 100}% of the rows changed (steady state)`,
+        changed_rows: changed2,
+        ...differ2,
+        changes: counts2,
+        warnings: differA.takeWarnings(),
+        ceiling: ceiling2,
+        ratio_to_ceiling: round(differ2.rows_per_second / ceiling2.rows_per_second),
+      });
       log({ processor: 'differ', ...cycles.at(-1) });
       await differA.stop();
 
@@ -221,7 +262,14 @@ async function measured(): Promise<void> {
       const restart = await timeRestart(differB, admin, differGroup, snapshots, rows, 2);
       const counts3 = await differCounts();
       await differB.stop();
-      const differRestart = { cycle: 3, case: 'a new process of the group: loads the state, then the cycle', changed_rows: changed3, ...restart, changes: counts3, warnings: differB.takeWarnings() };
+      const differRestart = {
+        cycle: 3,
+        case: 'a new process of the group: loads the state, then the cycle',
+        changed_rows: changed3,
+        ...restart,
+        changes: counts3,
+        warnings: differB.takeWarnings(),
+      };
       log({ processor: 'differ', restart: differRestart });
       await inventoryFeed.close();
       report.differ = { cycles, restart: differRestart };
@@ -273,16 +321,33 @@ async function measured(): Promise<void> {
       const dedupe1 = await timeFirstPass(dedupeA, admin, dedupeGroup, raw, lines);
       const d1 = await dedupeCounts();
       dedupeA.pause();
-      passes.push({ read: 1, case: 'every line new (builds the state)', ...asLines(dedupe1), decisions: d1, warnings: dedupeA.takeWarnings(), ceiling: asLines(vCeiling1), ratio_to_ceiling: round(dedupe1.rows_per_second / vCeiling1.rows_per_second) });
+      passes.push({
+        read: 1,
+        case: 'every line new (builds the state)',
+        ...asLines(dedupe1),
+        decisions: d1,
+        warnings: dedupeA.takeWarnings(),
+        ceiling: asLines(vCeiling1),
+        ratio_to_ceiling: round(dedupe1.rows_per_second / vCeiling1.rows_per_second),
+      });
       log({ processor: 'dedupe', ...passes.at(-1) });
 
       await publishRead(2);
       const vCeiling2 = await timeResumedPass(vCeiling, admin, dedupeCeilingGroup, raw, lines);
-      if ((await vCeiling.progress(2 * lines)).records !== 2 * lines) throw new Error(`ceiling decoded ${(await vCeiling.progress()).records} ventas lines, expected ${2 * lines}`);
+      if ((await vCeiling.progress(2 * lines)).records !== 2 * lines)
+        throw new Error(`ceiling decoded ${(await vCeiling.progress()).records} ventas lines, expected ${2 * lines}`);
       await vCeiling.stop();
       const dedupe2 = await timeResumedPass(dedupeA, admin, dedupeGroup, raw, lines);
       const d2 = delta(await dedupeCounts(), d1);
-      passes.push({ read: 2, case: `the day read again an hour later, ${corrected * 100}% of the lines corrected (steady state)`, ...asLines(dedupe2), decisions: d2, warnings: dedupeA.takeWarnings(), ceiling: asLines(vCeiling2), ratio_to_ceiling: round(dedupe2.rows_per_second / vCeiling2.rows_per_second) });
+      passes.push({
+        read: 2,
+        case: `the day read again an hour later, ${corrected * 100}% of the lines corrected (steady state)`,
+        ...asLines(dedupe2),
+        decisions: d2,
+        warnings: dedupeA.takeWarnings(),
+        ceiling: asLines(vCeiling2),
+        ratio_to_ceiling: round(dedupe2.rows_per_second / vCeiling2.rows_per_second),
+      });
       log({ processor: 'dedupe', ...passes.at(-1) });
       await dedupeA.stop();
 
@@ -292,7 +357,15 @@ async function measured(): Promise<void> {
       const d3 = await dedupeCounts();
       await dedupeB.stop();
       const { rows: n3, rows_per_second: ps3, ...restRestart } = dRestart;
-      const dedupeRestart = { read: 3, case: 'a new process of the group: loads the state, then the day read again', lines: n3, lines_per_second: ps3, ...restRestart, decisions: d3, warnings: dedupeB.takeWarnings() };
+      const dedupeRestart = {
+        read: 3,
+        case: 'a new process of the group: loads the state, then the day read again',
+        lines: n3,
+        lines_per_second: ps3,
+        ...restRestart,
+        decisions: d3,
+        warnings: dedupeB.takeWarnings(),
+      };
       log({ processor: 'dedupe', restart: dedupeRestart });
       await ventasFeed.close();
       report.dedupe = { passes, restart: dedupeRestart };
@@ -319,35 +392,63 @@ async function measured(): Promise<void> {
     dedupe_rss_met: dedupePeak === null ? null : dedupePeak < GOALS.max_peak_rss_mb,
   };
   report.note =
-    'Each pass is timed from the group assignment of a new process (or from SIGCONT of a process stopped while the input was published) until the group committed offsets reached the end of the input. ' +
-    'The ceiling is a decode-only consumer of the same topic in its own process (read_committed, same fetch size, offsets committed per fetch, nothing produced), run just before the processor on the same input; ratio = processor rows/s / ceiling rows/s. ' +
-    'CPU seconds are the process user+sys over the pass; peak RSS is VmHWM over the pass (reset through clear_refs) or over the life of a new process. Everything shares the machine with Kafka, the registry and other users.';
+    'Each pass is timed from the group assignment of a new process (or from SIGCONT of a process stopped while the input was ' +
+    'published) until the group committed offsets reached the end of the input. ' +
+    'The ceiling is a decode-only consumer of the same topic in its own process (read_committed, same fetch size, offsets committed ' +
+    'per fetch, nothing produced), run just before the processor on the same input; ratio = processor rows/s / ceiling rows/s. ' +
+    'CPU seconds are the process user+sys over the pass; peak RSS is VmHWM over the pass (reset through clear_refs) or over the life ' +
+    'of a new process. Everything shares the machine with Kafka, the registry and other users.';
 
   printTable(report);
-  const file = values.out ? resolve(values.out) : join(PROJECT_ROOT, 'bench', 'results', `${(report.date as string).slice(0, 10)}-processors.json`);
+  const file = values.out
+    ? resolve(values.out)
+    : join(PROJECT_ROOT, 'bench', 'results', `${(report.date as string).slice(0, 10)}-processors.json`);
   mkdirSync(join(file, '..'), { recursive: true });
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
   process.stdout.write(`written ${file}\n`);
 }
 
 function printTable(report: Record<string, unknown>): void {
-  type Row = { wall_seconds: number; cpu_seconds: number; peak_rss_mb: number; rows?: number; lines?: number; rows_per_second?: number; lines_per_second?: number };
+  type Row = {
+    wall_seconds: number;
+    cpu_seconds: number;
+    peak_rss_mb: number;
+    rows?: number;
+    lines?: number;
+    rows_per_second?: number;
+    lines_per_second?: number;
+  };
   const rate = (r: Row) => r.rows_per_second ?? r.lines_per_second ?? 0;
   const out: string[][] = [['pass', 'rows', 'wall s', 'rows/s', 'CPU s', 'peak RSS MB', 'ceiling rows/s', 'ceiling CPU s', 'ratio']];
   const add = (label: string, r: Row & { ceiling?: Row; ratio_to_ceiling?: number }) =>
-    out.push([label, String(r.rows ?? r.lines), r.wall_seconds.toFixed(2), String(rate(r)), r.cpu_seconds.toFixed(2), String(r.peak_rss_mb), r.ceiling ? String(rate(r.ceiling)) : '', r.ceiling ? r.ceiling.cpu_seconds.toFixed(2) : '', r.ratio_to_ceiling?.toFixed(2) ?? '']);
-  const differ = report.differ as { cycles: Array<Row & { cycle: number }>; restart: Row & { load_seconds: number; state_records: number } } | undefined;
+    out.push([
+      label,
+      String(r.rows ?? r.lines),
+      r.wall_seconds.toFixed(2),
+      String(rate(r)),
+      r.cpu_seconds.toFixed(2),
+      String(r.peak_rss_mb),
+      r.ceiling ? String(rate(r.ceiling)) : '',
+      r.ceiling ? r.ceiling.cpu_seconds.toFixed(2) : '',
+      r.ratio_to_ceiling?.toFixed(2) ?? '',
+    ]);
+  const differ = report.differ as
+    | { cycles: Array<Row & { cycle: number }>; restart: Row & { load_seconds: number; state_records: number } }
+    | undefined;
   if (differ) {
     for (const c of differ.cycles) add(`differ cycle ${c.cycle}`, c);
     add(`differ restart (load ${differ.restart.load_seconds} s, ${differ.restart.state_records} state records) + cycle 3`, differ.restart);
   }
-  const dedupe = report.dedupe as { passes: Array<Row & { read: number }>; restart: Row & { load_seconds: number; state_records: number } } | undefined;
+  const dedupe = report.dedupe as
+    | { passes: Array<Row & { read: number }>; restart: Row & { load_seconds: number; state_records: number } }
+    | undefined;
   if (dedupe) {
     for (const p of dedupe.passes) add(`dedupe read ${p.read}`, p);
     add(`dedupe restart (load ${dedupe.restart.load_seconds} s, ${dedupe.restart.state_records} state records) + read 3`, dedupe.restart);
   }
   const widths = out[0]!.map((_, i) => Math.max(...out.map((r) => r[i]!.length)));
-  for (const r of out) process.stdout.write(`${r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')}\n`);
+  for (const r of out)
+    process.stdout.write(`${r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')}\n`);
   process.stdout.write(`goals: ${JSON.stringify(report.goals)}\n`);
 }
 

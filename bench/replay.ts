@@ -106,7 +106,17 @@ async function main(): Promise<void> {
       rows.forEach((r, i) => {
         const before = prev[i];
         if (before && before.cantidad === r.cantidad) return;
-        changes.push({ ubicacion_id: store, deposito: r.deposito, producto_id: r.producto_id, source: 'KLK', op: before ? 'u' : 'c', before: before ?? null, after: r, snapshot_id: snapshotId, taken_at: takenAt });
+        changes.push({
+          ubicacion_id: store,
+          deposito: r.deposito,
+          producto_id: r.producto_id,
+          source: 'KLK',
+          op: before ? 'u' : 'c',
+          before: before ?? null,
+          after: r,
+          snapshot_id: snapshotId,
+          taken_at: takenAt,
+        });
       });
       prev = rows;
     }
@@ -128,17 +138,35 @@ async function main(): Promise<void> {
           const cpu0 = process.cpuUsage();
           const busy0 = machineBusySeconds();
           const t0 = performance.now();
-          const r = await replay({ kafka: pipeline.kafka, registry: pipeline.registry, pool: db.pool, logger: log, topicPrefix: pipeline.prefix }, { sinkGroup: `bench-replay-${run}`, batchSize });
+          const r = await replay(
+            { kafka: pipeline.kafka, registry: pipeline.registry, pool: db.pool, logger: log, topicPrefix: pipeline.prefix },
+            { sinkGroup: `bench-replay-${run}`, batchSize },
+          );
           const wall = (performance.now() - t0) / 1000;
           const cpu = process.cpuUsage(cpu0);
           const nodeCpu = (cpu.user + cpu.system) / 1e6;
-          const check = (await db.pool.query<{ n: string; open: string }>('SELECT count(*)::text AS n, count(*) FILTER (WHERE valid_to IS NULL)::text AS open FROM inventario_historico')).rows[0]!;
+          const check = (
+            await db.pool.query<{ n: string; open: string }>(
+              'SELECT count(*)::text AS n, count(*) FILTER (WHERE valid_to IS NULL)::text AS open FROM inventario_historico',
+            )
+          ).rows[0]!;
           if (r.applied !== events || Number(check.n) !== events || Number(check.open) !== stores * products) {
-            throw new Error(`${code}: applied ${r.applied}, history ${check.n} rows (${check.open} open); expected ${events} and ${stores * products} open`);
+            throw new Error(
+              `${code}: applied ${r.applied}, history ${check.n} rows (${check.open} open); expected ${events} and ` +
+                `${stores * products} open`,
+            );
           }
           const pass: Pass = {
-            code, run, events, applied: r.applied, wall_seconds: round(wall, 3), events_per_second: Math.round(r.applied / wall), rows: r.rows,
-            node_cpu_seconds: round(nodeCpu), other_cpu_seconds: round(machineBusySeconds() - busy0 - nodeCpu), load_average_1m: round(loadavg()[0]!, 2),
+            code,
+            run,
+            events,
+            applied: r.applied,
+            wall_seconds: round(wall, 3),
+            events_per_second: Math.round(r.applied / wall),
+            rows: r.rows,
+            node_cpu_seconds: round(nodeCpu),
+            other_cpu_seconds: round(machineBusySeconds() - busy0 - nodeCpu),
+            load_average_1m: round(loadavg()[0]!, 2),
           };
           passes.push(pass);
           process.stdout.write(`${JSON.stringify(pass)}\n`);
@@ -155,24 +183,49 @@ async function main(): Promise<void> {
     codes.map(([code]) => {
       const mine = passes.filter((p) => p.code === code);
       const m = (f: (p: Pass) => number, digits = 3) => round(median(mine.map(f)), digits);
-      return [code, { wall_seconds: m((p) => p.wall_seconds), events_per_second: Math.round(m((p) => p.events_per_second)), node_cpu_seconds: m((p) => p.node_cpu_seconds, 2), other_cpu_seconds: m((p) => p.other_cpu_seconds, 2) }];
+      return [
+        code,
+        {
+          wall_seconds: m((p) => p.wall_seconds),
+          events_per_second: Math.round(m((p) => p.events_per_second)),
+          node_cpu_seconds: m((p) => p.node_cpu_seconds, 2),
+          other_cpu_seconds: m((p) => p.other_cpu_seconds, 2),
+        },
+      ];
     }),
   );
   const ours = medians['this checkout']!;
   const report = {
     bench: 'replay',
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version, load_average_at_end: loadavg().map((x) => round(x, 2)) },
+    machine: {
+      cpus: cpus().length,
+      cpu_model: cpus()[0]?.model,
+      memory_gb: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      load_average_at_end: loadavg().map((x) => round(x, 2)),
+    },
     scenario: { stores, products, cycles, changed_share: changed, events, runs, partitions, batch_size: batchSize },
     passes,
     medians,
-    goals: { min_events_per_second: GOAL_EVENTS_PER_SECOND, events_per_second: ours.events_per_second, met: ours.events_per_second >= GOAL_EVENTS_PER_SECOND },
+    goals: {
+      min_events_per_second: GOAL_EVENTS_PER_SECOND,
+      events_per_second: ours.events_per_second,
+      met: ours.events_per_second >= GOAL_EVENTS_PER_SECOND,
+    },
     note:
-      'events_per_second: change events applied / wall time of replayHistorico (coverage checks, shadow table creation, every transaction of --batch events, the swap under ACCESS EXCLUSIVE). ' +
-      'Each pass has its own freshly migrated database with an empty inventario_historico and no sink position, so the replay reads every partition to its end. node_cpu_seconds: this process (Kafka reads, Avro decode, planning, COPY text); other_cpu_seconds: the rest of the machine (PostgreSQL, Kafka, other users). ' +
+      'events_per_second: change events applied / wall time of replayHistorico (coverage checks, shadow table creation, every ' +
+      'transaction of --batch events, the swap under ACCESS EXCLUSIVE). ' +
+      'Each pass has its own freshly migrated database with an empty inventario_historico and no sink position, so the replay reads ' +
+      'every partition to its end. node_cpu_seconds: this process (Kafka reads, Avro decode, planning, COPY text); other_cpu_seconds: ' +
+      'the rest of the machine (PostgreSQL, Kafka, other users). ' +
       'With --before, the two checkouts alternate within each run on the same events.',
   };
-  for (const [code, m] of Object.entries(medians)) process.stdout.write(`${code}: ${m.wall_seconds} s, ${m.events_per_second} events/s (median of ${runs}), node CPU ${m.node_cpu_seconds} s, rest of the machine ${m.other_cpu_seconds} CPU s\n`);
+  for (const [code, m] of Object.entries(medians))
+    process.stdout.write(
+      `${code}: ${m.wall_seconds} s, ${m.events_per_second} events/s (median of ${runs}), node CPU ${m.node_cpu_seconds} s, rest of ` +
+        `the machine ${m.other_cpu_seconds} CPU s\n`,
+    );
   process.stdout.write(`goal: ${JSON.stringify(report.goals)}\n`);
   const file = values.out ? resolve(values.out) : join(PROJECT_ROOT, 'bench', 'results', `${report.date.slice(0, 10)}-replay.json`);
   mkdirSync(join(file, '..'), { recursive: true });

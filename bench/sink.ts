@@ -105,12 +105,20 @@ async function main(): Promise<void> {
   const maxBatch = Number(values['max-batch']);
   const partitions = Number(values.partitions);
   const legacyBatch = Number(values['legacy-batch']);
-  for (const [name, v] of Object.entries({ rows, stores: storeCount, runs, 'max-batch': maxBatch, partitions, 'legacy-batch': legacyBatch })) {
+  for (const [name, v] of Object.entries({
+    rows,
+    stores: storeCount,
+    runs,
+    'max-batch': maxBatch,
+    partitions,
+    'legacy-batch': legacyBatch,
+  })) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer, got ${v}`);
   }
   if (!(changed > 0 && changed < 1)) throw new Error(`--changed must be a share between 0 and 1, got ${changed}`);
   if (rows % storeCount !== 0) throw new Error(`--rows must be a multiple of --stores (${storeCount})`);
-  if (legacyBatch * ACTUAL_COLUMNS.length > 65_535) throw new Error(`--legacy-batch ${legacyBatch} needs more than 65,535 parameters a statement`);
+  if (legacyBatch * ACTUAL_COLUMNS.length > 65_535)
+    throw new Error(`--legacy-batch ${legacyBatch} needs more than 65,535 parameters a statement`);
   const perStore = rows / storeCount;
   const stores = Array.from({ length: storeCount }, (_, i) => `tienda_${String(i + 1).padStart(2, '0')}`);
   const say = (text: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${text}\n`);
@@ -129,7 +137,13 @@ async function main(): Promise<void> {
     const rows2 = cycleRows(store, 2, perStore, changed);
     const base = (r: InventoryRow) => ({ ubicacion_id: store, deposito: r.deposito, producto_id: r.producto_id, source: 'KLK' as const });
     changes1.push(rows1.map((r) => ({ ...base(r), op: 'c', before: null, after: r, snapshot_id: s1, taken_at: cycle1.takenAt })));
-    changes2.push(rows2.flatMap((r, i) => (r.cantidad === rows1[i]!.cantidad ? [] : [{ ...base(r), op: 'u' as const, before: rows1[i]!, after: r, snapshot_id: s2, taken_at: cycle2.takenAt }])));
+    changes2.push(
+      rows2.flatMap((r, i) =>
+        r.cantidad === rows1[i]!.cantidad
+          ? []
+          : [{ ...base(r), op: 'u' as const, before: rows1[i]!, after: r, snapshot_id: s2, taken_at: cycle2.takenAt }],
+      ),
+    );
     cycle1.byStore.push(rows1.map((r) => actualRow(store, s1, cycle1.takenAt, r)));
     cycle2.byStore.push(rows2.map((r) => actualRow(store, s2, cycle2.takenAt, r)));
   }
@@ -141,10 +155,28 @@ async function main(): Promise<void> {
   const report: Record<string, unknown> = {
     bench: 'sink',
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version, node_options: process.env.NODE_OPTIONS ?? '' },
+    machine: {
+      cpus: cpus().length,
+      cpu_model: cpus()[0]?.model,
+      memory_gb: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      node_options: process.env.NODE_OPTIONS ?? '',
+    },
     scenario: {
-      rows, stores: storeCount, products_per_store: perStore, changed_share: changed, cycle2_changed_rows: changedRows, runs, partitions,
-      sink: { max_batch: maxBatch, pool_max: 4, fetch_max_bytes: 4 * 2 ** 20, fetch_max_bytes_per_partition: 2 ** 20, session_timeout_ms: 30_000 },
+      rows,
+      stores: storeCount,
+      products_per_store: perStore,
+      changed_share: changed,
+      cycle2_changed_rows: changedRows,
+      runs,
+      partitions,
+      sink: {
+        max_batch: maxBatch,
+        pool_max: 4,
+        fetch_max_bytes: 4 * 2 ** 20,
+        fetch_max_bytes_per_partition: 2 ** 20,
+        session_timeout_ms: 30_000,
+      },
       legacy: { values_batch_rows: legacyBatch, unnest_batch_rows: LEGACY_UNNEST_BATCH, transaction: 'one per store snapshot' },
     },
   };
@@ -165,7 +197,8 @@ async function main(): Promise<void> {
       try {
         if (run === 1) {
           const settings = await db.pool.query<{ name: string; setting: string }>(
-            `SELECT name, current_setting(name) AS setting FROM pg_settings WHERE name IN ('server_version', 'shared_buffers', 'max_wal_size', 'synchronous_commit', 'wal_compression', 'jit', 'work_mem', 'random_page_cost')`,
+            `SELECT name, current_setting(name) AS setting FROM pg_settings WHERE name IN ('server_version', 'shared_buffers', ` +
+              `'max_wal_size', 'synchronous_commit', 'wal_compression', 'jit', 'work_mem', 'random_page_cost')`,
           );
           serverInfo = Object.fromEntries(settings.rows.map((s) => [s.name, s.setting]));
         }
@@ -185,8 +218,16 @@ async function main(): Promise<void> {
           [cycle2.takenAt],
         );
         const c = check.rows[0]!;
-        if (Number(c.actual) !== rows || Number(c.historico) !== rows + changedRows || Number(c.abiertos) !== rows || Number(c.cycle2) !== changedRows) {
-          throw new Error(`the sink's tables after cycle 2 are wrong: ${JSON.stringify(c)} (expected ${rows} rows, ${rows + changedRows} history rows, ${rows} open, ${changedRows} of cycle 2)`);
+        if (
+          Number(c.actual) !== rows ||
+          Number(c.historico) !== rows + changedRows ||
+          Number(c.abiertos) !== rows ||
+          Number(c.cycle2) !== changedRows
+        ) {
+          throw new Error(
+            `the sink's tables after cycle 2 are wrong: ${JSON.stringify(c)} (expected ${rows} rows, ${rows + changedRows} history ` +
+              `rows, ${rows} open, ${changedRows} of cycle 2)`,
+          );
         }
         say(`run ${run}: (c) legacy upsert of ${rows} rows, VALUES batches of ${legacyBatch}`);
         const legacyValues = await legacyPass(db, 'values', legacyBatch, cycle1Copy, cycle2);
@@ -204,7 +245,9 @@ async function main(): Promise<void> {
           ratio_sink_to_copy_with_history: round(sink1.events_per_second / copyWithHistory.rows_per_second),
         };
         runResults.push(result);
-        process.stdout.write(`${JSON.stringify({ run, copy_rows_per_second: copy.rows_per_second, sink_events_per_second: sink1.events_per_second, ratio: result.ratio_sink_to_copy, sink_cycle2_seconds: sink2.wall_seconds, legacy_values_seconds: legacyValues.wall_seconds, legacy_unnest_seconds: legacyUnnest.wall_seconds })}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ run, copy_rows_per_second: copy.rows_per_second, sink_events_per_second: sink1.events_per_second, ratio: result.ratio_sink_to_copy, sink_cycle2_seconds: sink2.wall_seconds, legacy_values_seconds: legacyValues.wall_seconds, legacy_unnest_seconds: legacyUnnest.wall_seconds })}\n`,
+        );
       } finally {
         await db.drop();
       }
@@ -215,7 +258,16 @@ async function main(): Promise<void> {
   }
 
   // ----- medians, goals, table, file -----
-  type R = { copy: SimplePass; copy_with_history: SimplePass; ratio_sink_to_copy_with_history: number; sink_cycle1: SinkPass; sink_cycle2: SinkPass; legacy_values: LegacyPass; legacy_unnest: LegacyPass; ratio_sink_to_copy: number };
+  type R = {
+    copy: SimplePass;
+    copy_with_history: SimplePass;
+    ratio_sink_to_copy_with_history: number;
+    sink_cycle1: SinkPass;
+    sink_cycle2: SinkPass;
+    legacy_values: LegacyPass;
+    legacy_unnest: LegacyPass;
+    ratio_sink_to_copy: number;
+  };
   const rs = runResults as unknown as R[];
   const med = (f: (r: R) => number, digits = 3) => round(median(rs.map(f)), digits);
   const medians: Medians = {
@@ -243,29 +295,56 @@ async function main(): Promise<void> {
     cycle_met: cycleS < GOALS.max_cycle_seconds,
     cycle2_sink_rows_written: sinkWritten,
     cycle2_legacy_rows_written: medians.legacy_values.rows_written,
-    cycle2_sink_writes_only_changes: medians.sink_cycle2.rows_written.actual_upserts === changedRows && medians.sink_cycle2.rows_written.historico_opened === changedRows,
+    cycle2_sink_writes_only_changes:
+      medians.sink_cycle2.rows_written.actual_upserts === changedRows && medians.sink_cycle2.rows_written.historico_opened === changedRows,
     // Issue 16: rows written per row whose content changed. Cycle 2 changes only quantities,
     // so the current-state tables should receive one row per change and productos none; the
     // history's close and open are the change log itself (two rows per change by design).
     cycle2_productos_rows_written: medians.sink_cycle2.rows_written.productos,
-    cycle2_write_amplification_current_state: round((medians.sink_cycle2.rows_written.actual_upserts! + medians.sink_cycle2.rows_written.actual_deletes! + medians.sink_cycle2.rows_written.productos!) / changedRows, 3),
+    cycle2_write_amplification_current_state: round(
+      (medians.sink_cycle2.rows_written.actual_upserts! +
+        medians.sink_cycle2.rows_written.actual_deletes! +
+        medians.sink_cycle2.rows_written.productos!) /
+        changedRows,
+      3,
+    ),
     max_write_amplification: 1.05,
-    write_amplification_met: (medians.sink_cycle2.rows_written.actual_upserts! + medians.sink_cycle2.rows_written.actual_deletes! + medians.sink_cycle2.rows_written.productos!) / changedRows <= 1.05,
+    write_amplification_met:
+      (medians.sink_cycle2.rows_written.actual_upserts! +
+        medians.sink_cycle2.rows_written.actual_deletes! +
+        medians.sink_cycle2.rows_written.productos!) /
+        changedRows <=
+      1.05,
     cycle2_legacy_values_over_sink_seconds: round(medians.legacy_values.wall_seconds / cycleS, 1),
     cycle2_legacy_unnest_over_sink_seconds: round(medians.legacy_unnest.wall_seconds / cycleS, 1),
   };
   report.note =
-    'Medians of `runs` runs; each run has its own database and does (a), (b) cycle 1, (b) cycle 2, (c) VALUES, (c) unnest in that order. ' +
-    '(a) COPY (text format, pg-copy-streams) of the cycle-1 rows into an empty table created LIKE inventario_actual INCLUDING ALL WITH (fillfactor = 90): primary key, defaults; rows pre-encoded, timed from the COPY to its (autocommit) end. (a\') the same, plus the same rows as open c intervals into an empty table created LIKE inventario_historico INCLUDING ALL (its primary key and both indexes, not partitioned), in one transaction: the least cycle 1 of the sink must write (productos aside). ' +
-    '(b) the sink in this process: timed from the first batch kafkajs hands it (join_seconds is the time before: codecs, DLQ producer, group join, first fetch) to the COMMIT that moves the last partition\'s sink_offsets to the end; its sink_offsets rows exist beforehand (as after any earlier run). Events were published before the pass. ' +
-    'rows_written are the sink\'s own counters (fluxion_sink_rows_total): inventario_actual upserts and deletes, inventario_historico rows deleted, closed (UPDATE) and opened (INSERT), productos upserts. ' +
-    'time splits the wall time: statements as seen by the client (send, server, reply; serialize_seconds is node-postgres turning the parameter arrays into text), Kafka offset commits and heartbeats the sink awaits, the rest of the batch handler (Avro decode, planning, JS), and time outside the handler (kafkajs fetching). ' +
-    '(c) a table created like (a), loaded with cycle 1 by COPY and VACUUM ANALYZEd (untimed), then every row of cycle 2 upserted (ON CONFLICT DO UPDATE of every column, no filter), one transaction per store. ' +
-    'Before (b) cycle 2 the sink\'s tables are VACUUM ANALYZEd the same way. pg_cpu_seconds: user+sys of the PostgreSQL backends doing the work (/proc); other_cpu_seconds: the rest of the machine\'s CPU over the pass (/proc/stat: Kafka serving fetches, autovacuum, checkpointer, other users), a noise gauge; wal_mb: WAL of the whole cluster over the pass. ' +
-    'peak_rss_mb: this process (the sink and the harness, which holds the cycle-2 rows and the COPY text, about 100 MB) over the pass. Everything shares 2 cores with Kafka, the registry and PostgreSQL.';
+    'Medians of `runs` runs; each run has its own database and does (a), (b) cycle 1, (b) cycle 2, (c) VALUES, (c) unnest in that ' +
+    'order. ' +
+    '(a) COPY (text format, pg-copy-streams) of the cycle-1 rows into an empty table created LIKE inventario_actual INCLUDING ALL ' +
+    "WITH (fillfactor = 90): primary key, defaults; rows pre-encoded, timed from the COPY to its (autocommit) end. (a') the same, " +
+    'plus the same rows as open c intervals into an empty table created LIKE inventario_historico INCLUDING ALL (its primary key and ' +
+    'both indexes, not partitioned), in one transaction: the least cycle 1 of the sink must write (productos aside). ' +
+    '(b) the sink in this process: timed from the first batch kafkajs hands it (join_seconds is the time before: codecs, DLQ ' +
+    "producer, group join, first fetch) to the COMMIT that moves the last partition's sink_offsets to the end; its sink_offsets rows " +
+    'exist beforehand (as after any earlier run). Events were published before the pass. ' +
+    "rows_written are the sink's own counters (fluxion_sink_rows_total): inventario_actual upserts and deletes, inventario_historico " +
+    'rows deleted, closed (UPDATE) and opened (INSERT), productos upserts. ' +
+    'time splits the wall time: statements as seen by the client (send, server, reply; serialize_seconds is node-postgres turning the ' +
+    'parameter arrays into text), Kafka offset commits and heartbeats the sink awaits, the rest of the batch handler (Avro decode, ' +
+    'planning, JS), and time outside the handler (kafkajs fetching). ' +
+    '(c) a table created like (a), loaded with cycle 1 by COPY and VACUUM ANALYZEd (untimed), then every row of cycle 2 upserted (ON ' +
+    'CONFLICT DO UPDATE of every column, no filter), one transaction per store. ' +
+    "Before (b) cycle 2 the sink's tables are VACUUM ANALYZEd the same way. pg_cpu_seconds: user+sys of the PostgreSQL backends doing " +
+    "the work (/proc); other_cpu_seconds: the rest of the machine's CPU over the pass (/proc/stat: Kafka serving fetches, autovacuum, " +
+    'checkpointer, other users), a noise gauge; wal_mb: WAL of the whole cluster over the pass. ' +
+    'peak_rss_mb: this process (the sink and the harness, which holds the cycle-2 rows and the COPY text, about 100 MB) over the ' +
+    'pass. Everything shares 2 cores with Kafka, the registry and PostgreSQL.';
 
   printTable(medians, { runs, rows, changedRows, legacyBatch, goals: report.goals });
-  const file = values.out ? resolve(values.out) : join(PROJECT_ROOT, 'bench', 'results', `${(report.date as string).slice(0, 10)}-sink.json`);
+  const file = values.out
+    ? resolve(values.out)
+    : join(PROJECT_ROOT, 'bench', 'results', `${(report.date as string).slice(0, 10)}-sink.json`);
   mkdirSync(join(file, '..'), { recursive: true });
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
   process.stdout.write(`written ${file}\n`);
@@ -273,7 +352,15 @@ async function main(): Promise<void> {
 
 function copyMedians(passes: SimplePass[]) {
   const m = (f: (p: SimplePass) => number, digits = 3) => round(median(passes.map(f)), digits);
-  return { wall_seconds: m((p) => p.wall_seconds), rows_per_second: Math.round(m((p) => p.rows_per_second)), rows_written: passes[0]!.rows_written, node_cpu_seconds: m((p) => p.node_cpu_seconds, 2), pg_cpu_seconds: m((p) => p.pg_cpu_seconds, 2), other_cpu_seconds: m((p) => p.other_cpu_seconds, 2), wal_mb: m((p) => p.wal_mb, 1) };
+  return {
+    wall_seconds: m((p) => p.wall_seconds),
+    rows_per_second: Math.round(m((p) => p.rows_per_second)),
+    rows_written: passes[0]!.rows_written,
+    node_cpu_seconds: m((p) => p.node_cpu_seconds, 2),
+    pg_cpu_seconds: m((p) => p.pg_cpu_seconds, 2),
+    other_cpu_seconds: m((p) => p.other_cpu_seconds, 2),
+    wal_mb: m((p) => p.wal_mb, 1),
+  };
 }
 
 function sinkMedians(passes: SinkPass[]) {
@@ -297,7 +384,14 @@ function sinkMedians(passes: SinkPass[]) {
     history_lookup_ms_max: m((p) => p.transactions.history_lookup_ms_max, 1),
     time: Object.fromEntries(Object.keys(passes[0]!.time).map((k) => [k, m((p) => p.time[k]!)])),
     statements: Object.fromEntries(
-      kinds.map((k) => [k, { count: m((p) => p.statements[k]?.count ?? 0, 0), seconds: m((p) => p.statements[k]?.seconds ?? 0), serialize_seconds: m((p) => p.statements[k]?.serialize_seconds ?? 0) }]),
+      kinds.map((k) => [
+        k,
+        {
+          count: m((p) => p.statements[k]?.count ?? 0, 0),
+          seconds: m((p) => p.statements[k]?.seconds ?? 0),
+          serialize_seconds: m((p) => p.statements[k]?.serialize_seconds ?? 0),
+        },
+      ]),
     ),
   };
 }
@@ -329,24 +423,87 @@ type Medians = {
 };
 
 function printTable(m: Medians, o: { runs: number; rows: number; changedRows: number; legacyBatch: number; goals: unknown }): void {
-  const out: string[][] = [[`medians of ${o.runs} runs`, 'input', 'wall s', 'per s', 'rows written', 'node CPU s', 'PG CPU s', 'other CPU s', 'WAL MB', 'peak RSS MB']];
-  const copies: Array<[string, ReturnType<typeof copyMedians>]> = [['(a) COPY into an empty table with its PK', m.copy], ["(a') COPY into empty actual + historico tables", m.copy_with_history]];
+  const out: string[][] = [
+    [
+      `medians of ${o.runs} runs`,
+      'input',
+      'wall s',
+      'per s',
+      'rows written',
+      'node CPU s',
+      'PG CPU s',
+      'other CPU s',
+      'WAL MB',
+      'peak RSS MB',
+    ],
+  ];
+  const copies: Array<[string, ReturnType<typeof copyMedians>]> = [
+    ['(a) COPY into an empty table with its PK', m.copy],
+    ["(a') COPY into empty actual + historico tables", m.copy_with_history],
+  ];
   for (const [label, p] of copies) {
-    out.push([label, `${o.rows} rows`, p.wall_seconds.toFixed(3), String(p.rows_per_second), String(p.rows_written), p.node_cpu_seconds.toFixed(2), p.pg_cpu_seconds.toFixed(2), p.other_cpu_seconds.toFixed(2), String(p.wal_mb), '']);
+    out.push([
+      label,
+      `${o.rows} rows`,
+      p.wall_seconds.toFixed(3),
+      String(p.rows_per_second),
+      String(p.rows_written),
+      p.node_cpu_seconds.toFixed(2),
+      p.pg_cpu_seconds.toFixed(2),
+      p.other_cpu_seconds.toFixed(2),
+      String(p.wal_mb),
+      '',
+    ]);
   }
-  const sinks: Array<[string, ReturnType<typeof sinkMedians>]> = [['(b) sink, cycle 1: every event a c', m.sink_cycle1], [`(b) sink, cycle 2: ${o.changedRows} u`, m.sink_cycle2]];
+  const sinks: Array<[string, ReturnType<typeof sinkMedians>]> = [
+    ['(b) sink, cycle 1: every event a c', m.sink_cycle1],
+    [`(b) sink, cycle 2: ${o.changedRows} u`, m.sink_cycle2],
+  ];
   for (const [label, p] of sinks) {
-    out.push([label, `${p.events} events`, p.wall_seconds.toFixed(3), String(p.events_per_second), String(p.rows_written_total), p.node_cpu_seconds.toFixed(2), p.pg_cpu_seconds.toFixed(2), p.other_cpu_seconds.toFixed(2), String(p.wal_mb), String(p.peak_rss_mb)]);
+    out.push([
+      label,
+      `${p.events} events`,
+      p.wall_seconds.toFixed(3),
+      String(p.events_per_second),
+      String(p.rows_written_total),
+      p.node_cpu_seconds.toFixed(2),
+      p.pg_cpu_seconds.toFixed(2),
+      p.other_cpu_seconds.toFixed(2),
+      String(p.wal_mb),
+      String(p.peak_rss_mb),
+    ]);
   }
-  const legacy: Array<[string, ReturnType<typeof legacyMedians>]> = [[`(c) legacy upsert, VALUES x ${o.legacyBatch}`, m.legacy_values], [`(c) legacy upsert, unnest x ${LEGACY_UNNEST_BATCH}`, m.legacy_unnest]];
+  const legacy: Array<[string, ReturnType<typeof legacyMedians>]> = [
+    [`(c) legacy upsert, VALUES x ${o.legacyBatch}`, m.legacy_values],
+    [`(c) legacy upsert, unnest x ${LEGACY_UNNEST_BATCH}`, m.legacy_unnest],
+  ];
   for (const [label, p] of legacy) {
-    out.push([label, `${p.rows} rows`, p.wall_seconds.toFixed(3), String(p.rows_per_second), String(p.rows_written), p.node_cpu_seconds.toFixed(2), p.pg_cpu_seconds.toFixed(2), p.other_cpu_seconds.toFixed(2), String(p.wal_mb), '']);
+    out.push([
+      label,
+      `${p.rows} rows`,
+      p.wall_seconds.toFixed(3),
+      String(p.rows_per_second),
+      String(p.rows_written),
+      p.node_cpu_seconds.toFixed(2),
+      p.pg_cpu_seconds.toFixed(2),
+      p.other_cpu_seconds.toFixed(2),
+      String(p.wal_mb),
+      '',
+    ]);
   }
   const widths = out[0]!.map((_, i) => Math.max(...out.map((r) => r[i]!.length)));
-  for (const r of out) process.stdout.write(`${r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')}\n`);
-  process.stdout.write(`ratio (b) cycle 1 events/s / (a) rows/s: ${m.ratio_sink_to_copy}; / (a') rows/s: ${m.ratio_sink_to_copy_with_history} (medians of the runs' ratios)\n`);
+  for (const r of out)
+    process.stdout.write(`${r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')}\n`);
+  process.stdout.write(
+    `ratio (b) cycle 1 events/s / (a) rows/s: ${m.ratio_sink_to_copy}; / (a') rows/s: ${m.ratio_sink_to_copy_with_history} (medians ` +
+      `of the runs' ratios)\n`,
+  );
   for (const [label, p] of sinks) {
-    process.stdout.write(`${label}: join ${p.join_seconds} s (not counted); ${p.transactions} transactions of ${p.events_per_transaction} events; history lookups (delete superseded + close) ${p.history_lookup_ms_median} ms a transaction (median), ${p.history_lookup_ms_max} ms at worst; rows ${JSON.stringify(p.rows_written)}\n`);
+    process.stdout.write(
+      `${label}: join ${p.join_seconds} s (not counted); ${p.transactions} transactions of ${p.events_per_transaction} events; ` +
+        `history lookups (delete superseded + close) ${p.history_lookup_ms_median} ms a transaction (median), ` +
+        `${p.history_lookup_ms_max} ms at worst; rows ${JSON.stringify(p.rows_written)}\n`,
+    );
     process.stdout.write(`  time s: ${JSON.stringify(p.time)}\n`);
     const st = Object.entries(p.statements)
       .sort((x, y) => y[1].seconds - x[1].seconds)

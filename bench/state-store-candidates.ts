@@ -15,7 +15,9 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { keys: { type: 'string', default: '1000000' }, out: { type: 'string' }, child: { type: 'string' }, dir: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { keys: { type: 'string', default: '1000000' }, out: { type: 'string' }, child: { type: 'string' }, dir: { type: 'string' } },
+});
 const N = Number(values.keys);
 
 function rss(): { anonMb: number; fileMb: number } {
@@ -83,7 +85,18 @@ async function runChild(kind: string, dir: string): Promise<Record<string, unkno
   clearInterval(timer);
   sample();
   const diskMb = Math.round(Number(execFileSync('du', ['-sk', dir], { encoding: 'utf8' }).split('\t')[0]) / 1024);
-  return { kind, keys: N, found, putS: round(putMs / 1000), getS: round(getMs / 1000), getUsPerKey: round((getMs * 1000) / N), reopenMs: round(reopenMs), peakRssAnonMb: peak.anonMb, peakRssFileMb: peak.fileMb, diskMb };
+  return {
+    kind,
+    keys: N,
+    found,
+    putS: round(putMs / 1000),
+    getS: round(getMs / 1000),
+    getUsPerKey: round((getMs * 1000) / N),
+    reopenMs: round(reopenMs),
+    peakRssAnonMb: peak.anonMb,
+    peakRssFileMb: peak.fileMb,
+    diskMb,
+  };
 }
 
 const round = (x: number) => Math.round(x * 100) / 100;
@@ -95,7 +108,10 @@ if (values.child) {
   for (const kind of ['lmdb', 'classic-level']) {
     const dir = mkdtempSync(join(tmpdir(), `state-cand-${kind}-`));
     try {
-      const out = execFileSync(process.execPath, [new URL(import.meta.url).pathname, '--child', kind, '--dir', dir, '--keys', String(N)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+      const out = execFileSync(process.execPath, [new URL(import.meta.url).pathname, '--child', kind, '--dir', dir, '--keys', String(N)], {
+        encoding: 'utf8',
+        maxBuffer: 1 << 20,
+      });
       results.push(JSON.parse(out));
       console.log(results.at(-1));
     } finally {
@@ -104,6 +120,13 @@ if (values.child) {
   }
   const out = resolve(values.out ?? `bench/results/${new Date().toISOString().slice(0, 10)}-state-store-candidates.json`);
   mkdirSync(resolve(out, '..'), { recursive: true });
-  writeFileSync(out, JSON.stringify({ bench: 'state-store-candidates', date: new Date().toISOString(), cpus: cpus().length, valueBytes: 120, results }, null, 2) + '\n');
+  writeFileSync(
+    out,
+    JSON.stringify(
+      { bench: 'state-store-candidates', date: new Date().toISOString(), cpus: cpus().length, valueBytes: 120, results },
+      null,
+      2,
+    ) + '\n',
+  );
   console.log(`written ${out}`);
 }

@@ -28,7 +28,10 @@ function isRealDate(y: string, m: string, d: string): boolean {
  */
 export function parseAsOf(value: string): Date {
   const usage = () =>
-    new UsageError(`--as-of must be a date YYYY-MM-DD (a business day in America/Caracas) or an instant with its offset, e.g. 2026-03-01T04:00:00-04:00 or 2026-03-01T08:00:00Z; got "${value}"`);
+    new UsageError(
+      `--as-of must be a date YYYY-MM-DD (a business day in America/Caracas) or an instant with its offset, e.g. ` +
+        `2026-03-01T04:00:00-04:00 or 2026-03-01T08:00:00Z; got "${value}"`,
+    );
   const date = DATE.exec(value);
   if (date) {
     if (!isRealDate(date[1]!, date[2]!, date[3]!)) throw usage();
@@ -52,7 +55,10 @@ function instantOrNull(value: string): Date | null {
 /** An option that must be an instant with its offset (a bare local time would mean the machine's zone). */
 export function parseInstant(option: string, value: string): Date {
   const parsed = instantOrNull(value);
-  if (!parsed) throw new UsageError(`${option} must be an instant with its offset, e.g. 2026-11-01T00:00:00-04:00 or 2026-11-01T04:00:00Z; got "${value}"`);
+  if (!parsed)
+    throw new UsageError(
+      `${option} must be an instant with its offset, e.g. 2026-11-01T00:00:00-04:00 or 2026-11-01T04:00:00Z; got "${value}"`,
+    );
   return parsed;
 }
 
@@ -67,12 +73,19 @@ export function parseWindowDays(value: string): number {
 /** The table `fluxion abc recalc` prints: rows per class for the chain and each store. */
 export function abcSummaryLines(r: AbcRecalcResult): string[] {
   const head = ['alcance', 'A', 'B', 'C', 'total'];
-  const rows = r.alcances.map((a) => [a.alcance, String(a.productos.A), String(a.productos.B), String(a.productos.C), String(a.productos.A + a.productos.B + a.productos.C)]);
+  const rows = r.alcances.map((a) => [
+    a.alcance,
+    String(a.productos.A),
+    String(a.productos.B),
+    String(a.productos.C),
+    String(a.productos.A + a.productos.B + a.productos.C),
+  ]);
   rows.push(['(all)', String(r.totales.A), String(r.totales.B), String(r.totales.C), String(r.filas)]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const fmt = (row: string[]) => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [
-    `abc: window ${r.ventanaDesde}..${r.ventanaHasta} (${r.windowDays} days, as of ${r.asOf.toISOString()}), computed at ${r.calculadoEn.toISOString()} in ${(r.durationMs / 1000).toFixed(1)} s`,
+    `abc: window ${r.ventanaDesde}..${r.ventanaHasta} (${r.windowDays} days, as of ${r.asOf.toISOString()}), computed at ` +
+      `${r.calculadoEn.toISOString()} in ${(r.durationMs / 1000).toFixed(1)} s`,
     fmt(head),
     ...rows.map(fmt),
     describeAbcResult(r),

@@ -52,7 +52,8 @@ function operatorMessage(e: unknown, m: AlertasMessages): string | null {
   if (e instanceof AlertaNotFoundError) return m.notFound(e.alertId);
   if (e instanceof AlertaNotOpenError) {
     const a = e.alerta;
-    if (a.estado === 'DESCARTADA') return m.alreadyDismissed(a.alert_id, formatLocalMinute(a.descartada_en!), a.descartada_por ?? '?', a.nota ?? '');
+    if (a.estado === 'DESCARTADA')
+      return m.alreadyDismissed(a.alert_id, formatLocalMinute(a.descartada_en!), a.descartada_por ?? '?', a.nota ?? '');
     return m.alreadyResolved(a.alert_id, formatLocalMinute(a.resuelta_en ?? a.actualizada_en));
   }
   if (!(e instanceof FluxionError)) return null;
@@ -89,7 +90,8 @@ async function asOperator(io: ProgramIo, m: () => AlertasMessages, work: () => P
   }
 }
 
-const what = (a: AlertaListada): string => `${a.ubicacion_id} deposito ${a.deposito} producto ${a.producto_id}${a.descripcion ? ` ${a.descripcion}` : ''}`;
+const what = (a: AlertaListada): string =>
+  `${a.ubicacion_id} deposito ${a.deposito} producto ${a.producto_id}${a.descripcion ? ` ${a.descripcion}` : ''}`;
 
 function notaCell(a: AlertaListada, m: AlertasMessages): string {
   const parts: string[] = [];
@@ -123,12 +125,16 @@ export function alertasTable(alertas: readonly AlertaListada[], m: AlertasMessag
 }
 
 export function registerAlertasCommand(program: Command, io: ProgramIo): void {
-  const alertas = program.command('alertas').description('phantom-zero alerts (table alertas): list them per store, dismiss one with a note');
+  const alertas = program
+    .command('alertas')
+    .description('phantom-zero alerts (table alertas): list them per store, dismiss one with a note');
   const messages = () => alertasMessages(io.context().config.locale);
 
   alertas
     .command('listar')
-    .description('alerts per store, most confident first: id, deposito, product and its description, rule, confidence, opened, estado, note')
+    .description(
+      'alerts per store, most confident first: id, deposito, product and its description, rule, confidence, opened, estado, note',
+    )
     .option('--tienda <id>', 'only this store (repeatable)', (value: string, previous: string[] = []) => [...previous, value])
     .option('--estado <estado>', 'OPEN, DESCARTADA, RESOLVED or todas', 'OPEN')
     .option('--desde <fecha>', 'only alerts opened from this date (YYYY-MM-DD, Caracas) or instant (ISO 8601)')

@@ -20,7 +20,8 @@ import type { ProgramIo } from './program-io.ts';
 
 function parseListenPort(value: string): number {
   const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError(`--port must be a TCP port (0: any free one), got "${value}"`);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new UsageError(`--port must be a TCP port (0: any free one), got "${value}"`);
   return port;
 }
 
@@ -44,7 +45,8 @@ async function syncRun(c: CommandContext, job: SyncJob, stores: Ubicacion[], ctx
       if (ctx.signal.aborted) return;
       ctx.onStoreStarted(u.id);
       const opts = { runId: ctx.runId, signal: ctx.signal };
-      const outcomes = job === 'inventario' ? await extractInventario([u], deps, opts) : await extractVentas([u], fecha, 'VENTAS', deps, opts);
+      const outcomes =
+        job === 'inventario' ? await extractInventario([u], deps, opts) : await extractVentas([u], fecha, 'VENTAS', deps, opts);
       for (const o of outcomes) ctx.onStoreFinished(o);
     }
   };
@@ -54,7 +56,9 @@ async function syncRun(c: CommandContext, job: SyncJob, stores: Ubicacion[], ctx
 export function registerDashboardCommand(program: Command, io: ProgramIo): void {
   program
     .command('dashboard')
-    .description('serve the lag dashboard (/), /api/lag, /api/stores, /metrics, /healthz and the control API (POST /etl/sync) until SIGTERM')
+    .description(
+      'serve the lag dashboard (/), /api/lag, /api/stores, /metrics, /healthz and the control API (POST /etl/sync) until SIGTERM',
+    )
     .option('--port <port>', 'TCP port (default FLUXION_DASHBOARD_PORT, 8080; 0: any free port)')
     .option('--host <address>', 'address to bind (default FLUXION_DASHBOARD_HOST, 127.0.0.1)')
     .option('--schedule <path>', 'schedule file that lag and missed polls are judged against', DEFAULT_SCHEDULE_FILE)
@@ -66,7 +70,15 @@ export function registerDashboardCommand(program: Command, io: ProgramIo): void 
       const schedule = loadScheduleFile(projectPath(opts.schedule));
       const stores = c.ubicaciones();
       const sampler = createSampler(
-        { kafka: c.kafka(), pool: c.pool(), registry: c.registry(), logger: c.logger, topicPrefix: c.config.topics.prefix, stores, schedule: schedule.jobs },
+        {
+          kafka: c.kafka(),
+          pool: c.pool(),
+          registry: c.registry(),
+          logger: c.logger,
+          topicPrefix: c.config.topics.prefix,
+          stores,
+          schedule: schedule.jobs,
+        },
         { intervalMs: settings.sampleMs, historyMs: settings.historyMs, locale: c.config.locale },
       );
       const control = createControlApi({ token: settings.syncToken, stores: () => stores, run: createSyncRunner(c), logger: c.logger });
@@ -84,7 +96,9 @@ export function registerDashboardCommand(program: Command, io: ProgramIo): void 
       sampler.start();
       io.out(`dashboard: ${url}/`);
       io.out(`metrics: ${url}/metrics`);
-      io.out(`control API: ${control.enabled ? `${url}/etl/sync (bearer token from FLUXION_SYNC_TOKEN)` : 'off (FLUXION_SYNC_TOKEN is not set)'}`);
+      io.out(
+        `control API: ${control.enabled ? `${url}/etl/sync (bearer token from FLUXION_SYNC_TOKEN)` : 'off (FLUXION_SYNC_TOKEN is not set)'}`,
+      );
       const signal = await new Promise<string>((resolve) => {
         process.once('SIGTERM', () => resolve('SIGTERM'));
         process.once('SIGINT', () => resolve('SIGINT'));

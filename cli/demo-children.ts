@@ -62,12 +62,17 @@ export function portTaken(host: string, port: number): Promise<boolean> {
 export async function checkPorts(stores: Ubicacion[], dashboardPort: number | null): Promise<void> {
   const wanted: Array<{ host: string; port: number; what: string }> = [];
   const klk = stores.find((u): u is Extract<Ubicacion, { pos: 'klk' }> => u.pos === 'klk');
-  if (klk) wanted.push({ host: new URL(klk.klk.baseUrl).hostname, port: Number(new URL(klk.klk.baseUrl).port), what: 'the KLK simulator' });
-  for (const u of stores) if (u.pos === 'stellar') wanted.push({ host: u.stellar.host, port: u.stellar.port, what: `the Stellar simulator of ${u.id}` });
+  if (klk)
+    wanted.push({ host: new URL(klk.klk.baseUrl).hostname, port: Number(new URL(klk.klk.baseUrl).port), what: 'the KLK simulator' });
+  for (const u of stores)
+    if (u.pos === 'stellar') wanted.push({ host: u.stellar.host, port: u.stellar.port, what: `the Stellar simulator of ${u.id}` });
   if (dashboardPort !== null) wanted.push({ host: '127.0.0.1', port: dashboardPort, what: 'the dashboard (--dashboard-port)' });
   const taken: string[] = [];
   for (const w of wanted) if (await portTaken(w.host, w.port)) taken.push(`${w.host}:${w.port} (${w.what})`);
-  if (taken.length) throw new UsageError(`in use: ${taken.join(', ')}. Is another demo, or a test running the simulators, still going? \`ss -ltnp\` names the process`);
+  if (taken.length)
+    throw new UsageError(
+      `in use: ${taken.join(', ')}. Is another demo, or a test running the simulators, still going? \`ss -ltnp\` names the process`,
+    );
 }
 
 export function reportDeath(ch: Child & { code: number | null; signal: NodeJS.Signals | null }, out: (line: string) => void): void {

@@ -111,24 +111,39 @@ export async function cyclesAndSummary(c: CommandContext, io: ProgramIo, o: Cycl
     totals.inventario += rowsInv;
     totals.ventas += rowsVen;
     totals.failed += [...inv, ...ven].filter((x) => x.status === 'FAILED').length;
-    out(`cycle ${cycle} (${clock().toISOString()}): inventario ${describe(inv)}, ${fmt(rowsInv)} rows; ventas ${describe(ven)}, ${fmt(rowsVen)} lines; ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    out(
+      `cycle ${cycle} (${clock().toISOString()}): inventario ${describe(inv)}, ${fmt(rowsInv)} rows; ventas ${describe(ven)}, ` +
+        `${fmt(rowsVen)} lines; ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    );
     if (cycle < cycles) await sleep(o.cycleSeconds * 1000, undefined, { signal: o.signal });
   }
   faults.clear();
   const recovery = await extractVentas(klkStores, fechaCaracas(clock()), 'VENTAS_RECOVERY', deps, { concurrency: 4 });
-  out(`ventas recovery: ${describe(recovery)}, ${fmt(recovery.reduce((n, x) => n + x.rows, 0))} lines re-read (the dedupe drops the repeats)`);
+  out(
+    `ventas recovery: ${describe(recovery)}, ${fmt(recovery.reduce((n, x) => n + x.rows, 0))} lines re-read (the dedupe drops the ` +
+      `repeats)`,
+  );
 
   // Wait for the pipeline, recalculate ABC, summarise.
-  const settled = await waitForPipelineSettled(kafka, pool, { prefix, partitions, timeoutMs: 5 * 60_000, signal: o.signal, onWait: (behind) => out(`waiting: ${behind}`) });
+  const settled = await waitForPipelineSettled(kafka, pool, {
+    prefix,
+    partitions,
+    timeoutMs: 5 * 60_000,
+    signal: o.signal,
+    onWait: (behind) => out(`waiting: ${behind}`),
+  });
   out('pipeline settled: every record is in PostgreSQL');
   const changes = settled.get('pos.inventario.changes') ?? 0;
   const abc = await recalcAbc(pool, { windowDays: c.config.abc.windowDays, logger: c.logger });
   out(`ABC: ${describeAbcResult(abc)}`);
   const count = async (sql: string, params: unknown[] = []) => Number((await pool.query<{ n: string }>(sql, params)).rows[0]!.n);
-  const alertas = await pool.query<{ estado: string; n: string }>('SELECT estado, count(*) AS n FROM alertas GROUP BY estado ORDER BY estado');
+  const alertas = await pool.query<{ estado: string; n: string }>(
+    'SELECT estado, count(*) AS n FROM alertas GROUP BY estado ORDER BY estado',
+  );
   const phantomScore = await scoreDemoAlerts(pool, o.sims, snapshotTimes);
   const failedRuns = await pool.query<{ ubicacion_id: string; n: string; errors: string }>(
-    "SELECT ubicacion_id, count(*) AS n, string_agg(DISTINCT coalesce(error_class, '?'), ', ') AS errors FROM etl_runs WHERE status = 'FAILED' GROUP BY ubicacion_id ORDER BY ubicacion_id",
+    "SELECT ubicacion_id, count(*) AS n, string_agg(DISTINCT coalesce(error_class, '?'), ', ') AS errors FROM etl_runs WHERE status = " +
+      "'FAILED' GROUP BY ubicacion_id ORDER BY ubicacion_id",
   );
   const recorded = await listQuarantine({ kafka, registry: c.registry(), logger: c.logger, topicPrefix: prefix });
   const quarantined = recorded.filter((q) => q.status === 'QUARANTINED');
@@ -136,13 +151,18 @@ export async function cyclesAndSummary(c: CommandContext, io: ProgramIo, o: Cycl
   // Freshness: from the end of a store's last extraction to the commit of its rows.
   const freshness: number[] = [];
   for (const [id, { snapshotId, at }] of extractedAt) {
-    const r = await pool.query<{ t: Date | null }>('SELECT max(actualizado_en) AS t FROM inventario_actual WHERE ubicacion_id = $1 AND snapshot_id = $2', [id, snapshotId]);
+    const r = await pool.query<{ t: Date | null }>(
+      'SELECT max(actualizado_en) AS t FROM inventario_actual WHERE ubicacion_id = $1 AND snapshot_id = $2',
+      [id, snapshotId],
+    );
     if (r.rows[0]?.t) freshness.push(Math.max(0, r.rows[0].t.getTime() - at));
   }
   const missing: string[] = [];
   for (const u of stores) {
-    if ((await count('SELECT count(*) AS n FROM inventario_actual WHERE ubicacion_id = $1', [u.id])) === 0) missing.push(`${u.id} (inventario)`);
-    if (u.pos === 'klk' && (await count('SELECT count(*) AS n FROM ventas WHERE ubicacion_id = $1', [u.id])) === 0) missing.push(`${u.id} (ventas)`);
+    if ((await count('SELECT count(*) AS n FROM inventario_actual WHERE ubicacion_id = $1', [u.id])) === 0)
+      missing.push(`${u.id} (inventario)`);
+    if (u.pos === 'klk' && (await count('SELECT count(*) AS n FROM ventas WHERE ubicacion_id = $1', [u.id])) === 0)
+      missing.push(`${u.id} (ventas)`);
   }
   const problems = demoProblems({
     injectedFailing: injected.failing,
@@ -155,9 +175,16 @@ export async function cyclesAndSummary(c: CommandContext, io: ProgramIo, o: Cycl
   });
   out('');
   out(`summary after ${cycles} cycles, ${((Date.now() - o.started) / 1000).toFixed(0)} s:`);
-  out(`  extracted        ${fmt(totals.inventario)} inventory rows, ${fmt(totals.ventas)} sales lines (${totals.failed} store runs failed)`);
+  out(
+    `  extracted        ${fmt(totals.inventario)} inventory rows, ${fmt(totals.ventas)} sales lines (${totals.failed} store runs failed)`,
+  );
   out(`  changes          ${fmt(changes)} change events on pos.inventario.changes`);
-  out(`  PostgreSQL       inventario_actual ${fmt(await count('SELECT count(*) AS n FROM inventario_actual'))}, inventario_historico ${fmt(await count('SELECT count(*) AS n FROM inventario_historico'))}, ventas ${fmt(await count('SELECT count(*) AS n FROM ventas'))}, productos ${fmt(await count('SELECT count(*) AS n FROM productos'))}, etl_runs ${fmt(await count('SELECT count(*) AS n FROM etl_runs'))}, productos_abc_cache ${fmt(abc.filas)}`);
+  out(
+    `  PostgreSQL       inventario_actual ${fmt(await count('SELECT count(*) AS n FROM inventario_actual'))}, inventario_historico ` +
+      `${fmt(await count('SELECT count(*) AS n FROM inventario_historico'))}, ventas ` +
+      `${fmt(await count('SELECT count(*) AS n FROM ventas'))}, productos ${fmt(await count('SELECT count(*) AS n FROM productos'))}, ` +
+      `etl_runs ${fmt(await count('SELECT count(*) AS n FROM etl_runs'))}, productos_abc_cache ${fmt(abc.filas)}`,
+  );
   out(`  failed runs      ${failedRuns.rows.map((r) => `${r.ubicacion_id} ${r.n} FAILED (${r.errors})`).join('; ') || 'none'}`);
   out(`  alerts           ${alertas.rows.map((a) => `${a.n} ${a.estado}`).join(', ') || 'none'}`);
   out(`  phantom zeros    ${describePhantomScore(phantomScore)}`);
@@ -176,13 +203,34 @@ export async function cyclesAndSummary(c: CommandContext, io: ProgramIo, o: Cycl
  * wrong (their anomaly labels, simulators/data/anomalies.ts): the demo says how far to trust
  * its alerts instead of only counting them.
  */
-export async function scoreDemoAlerts(pool: ReturnType<CommandContext["pool"]>, sims: Map<string, StoreSimulation>, snapshotTimes: Map<string, Date[]>): Promise<PhantomScore> {
+export async function scoreDemoAlerts(
+  pool: ReturnType<CommandContext['pool']>,
+  sims: Map<string, StoreSimulation>,
+  snapshotTimes: Map<string, Date[]>,
+): Promise<PhantomScore> {
   const { scorePhantomAlerts } = await import('../simulators/data/anomaly-score.ts');
-  const rows = await pool.query<{ alert_id: string; ubicacion_id: string; deposito: string; producto_id: string; regla: string; confianza: number; abierta_en: Date; cerrada: Date | null }>(
-    'SELECT alert_id, ubicacion_id, deposito, producto_id, regla, confianza, abierta_en, resuelta_en AS cerrada FROM alertas',
-  );
-  const alerts = rows.rows.map((r) => ({ alert_id: r.alert_id, ubicacion_id: r.ubicacion_id, deposito: r.deposito, producto_id: r.producto_id, rule: r.regla, confidence: r.confianza, opened_at: r.abierta_en, resolved_at: r.cerrada }));
+  const rows = await pool.query<{
+    alert_id: string;
+    ubicacion_id: string;
+    deposito: string;
+    producto_id: string;
+    regla: string;
+    confianza: number;
+    abierta_en: Date;
+    cerrada: Date | null;
+  }>('SELECT alert_id, ubicacion_id, deposito, producto_id, regla, confianza, abierta_en, resuelta_en AS cerrada FROM alertas');
+  const alerts = rows.rows.map((r) => ({
+    alert_id: r.alert_id,
+    ubicacion_id: r.ubicacion_id,
+    deposito: r.deposito,
+    producto_id: r.producto_id,
+    rule: r.regla,
+    confidence: r.confianza,
+    opened_at: r.abierta_en,
+    resolved_at: r.cerrada,
+  }));
   const labels = [...sims.values()].flatMap((s) => s.anomalies());
-  const departmentOf = (ubicacionId: string, productoId: string) => sims.get(ubicacionId)?.producto(productoId)?.departamento.codigo ?? null;
+  const departmentOf = (ubicacionId: string, productoId: string) =>
+    sims.get(ubicacionId)?.producto(productoId)?.departamento.codigo ?? null;
   return scorePhantomAlerts(labels, alerts, { graceMs: 30 * 60_000, departmentOf, snapshotTimes });
 }

@@ -27,10 +27,20 @@ export interface DemoScope {
 }
 
 /** Names of a new run's scope: UTC instant plus a random tail, lower case (a PostgreSQL identifier). */
-export function newScope(basePrefix: string, baseDatabase: string, now: Date, pid: number, tail = randomBytes(2).toString('hex')): DemoScope {
+export function newScope(
+  basePrefix: string,
+  baseDatabase: string,
+  now: Date,
+  pid: number,
+  tail = randomBytes(2).toString('hex'),
+): DemoScope {
   const runId = `${now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').toLowerCase()}${tail}`;
   const database = `${baseDatabase}_demo_${runId}`.toLowerCase();
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(database)) throw new UsageError(`the demo's database name "${database}" (from DATABASE_URL's database "${baseDatabase}") is not a plain PostgreSQL identifier of at most 63 characters`);
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(database))
+    throw new UsageError(
+      `the demo's database name "${database}" (from DATABASE_URL's database "${baseDatabase}") is not a plain PostgreSQL identifier ` +
+        `of at most 63 characters`,
+    );
   return { runId, prefix: `${basePrefix}demo-${runId}.`, database, startedAt: now.toISOString(), pid };
 }
 
@@ -55,7 +65,9 @@ export class ScopeList {
     if (!existsSync(this.file)) return [];
     try {
       const parsed = JSON.parse(readFileSync(this.file, 'utf8')) as unknown;
-      return Array.isArray(parsed) ? (parsed as DemoScope[]).filter((s) => typeof s?.prefix === 'string' && typeof s?.database === 'string') : [];
+      return Array.isArray(parsed)
+        ? (parsed as DemoScope[]).filter((s) => typeof s?.prefix === 'string' && typeof s?.database === 'string')
+        : [];
     } catch {
       // A torn file names nothing we could remove safely; the next write replaces it.
       return [];
@@ -87,12 +99,18 @@ export function scopeStateDir(workDir: string, scope: DemoScope): string {
 }
 
 /** Deletes a scope's topics, its state stores and its database; says what went. */
-export async function removeScope(scope: DemoScope, admin: FluxionAdmin, server: Pool, workDir: string): Promise<{ topics: number; database: boolean }> {
+export async function removeScope(
+  scope: DemoScope,
+  admin: FluxionAdmin,
+  server: Pool,
+  workDir: string,
+): Promise<{ topics: number; database: boolean }> {
   rmSync(scopeStateDir(workDir, scope), { recursive: true, force: true });
   const topics = (await admin.listTopics()).filter((t) => t.startsWith(scope.prefix));
   if (topics.length) await admin.deleteTopics(topics);
   // scopes.json is a file anyone can edit: only a plain identifier is ever put into SQL.
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(scope.database)) throw new UsageError(`${scope.database} in the demo's scope list is not a database name it made: not dropped`);
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(scope.database))
+    throw new UsageError(`${scope.database} in the demo's scope list is not a database name it made: not dropped`);
   const exists = (await server.query('SELECT 1 FROM pg_database WHERE datname = $1', [scope.database])).rowCount === 1;
   for (let attempt = 1; exists; attempt++) {
     try {

@@ -39,10 +39,12 @@ export interface DemoFacts {
 /** What the summary lacks or shows wrong; empty when the run told the truth it set out to. */
 export function demoProblems(f: DemoFacts): string[] {
   const problems: string[] = [];
-  if (f.injectedFailing && !f.failedStores.includes(f.injectedFailing)) problems.push(`${f.injectedFailing} was made to fail, but etl_runs has no FAILED run of it`);
-  if (f.injectedMassZero && !f.quarantinedStores.includes(f.injectedMassZero)) problems.push(`${f.injectedMassZero} reported mass zeros, but no snapshot of it is quarantined`);
+  if (f.injectedFailing && !f.failedStores.includes(f.injectedFailing))
+    problems.push(`${f.injectedFailing} was made to fail, but etl_runs has no FAILED run of it`);
+  if (f.injectedMassZero && !f.quarantinedStores.includes(f.injectedMassZero))
+    problems.push(`${f.injectedMassZero} reported mass zeros, but no snapshot of it is quarantined`);
   if (f.stale > 0) problems.push(`${f.stale} stale snapshot(s): the simulated clock went behind what the pipeline had applied`);
-  if (!f.freshnessMs.some((v) => Number.isFinite(v))) problems.push('no freshness figures: no store\'s last snapshot reached PostgreSQL');
+  if (!f.freshnessMs.some((v) => Number.isFinite(v))) problems.push("no freshness figures: no store's last snapshot reached PostgreSQL");
   if (f.missing.length) problems.push(`no data in PostgreSQL for ${f.missing.join(', ')}`);
   return problems;
 }
@@ -68,7 +70,8 @@ export function describePhantomScore(s: PhantomScoreFigures): string {
     .filter(([, k]) => k.false_positives > 0)
     .map(([kind, k]) => `${k.false_positives} on ${kind === 'UNLABELLED' ? 'no anomaly' : `a ${kind}`}`);
   return (
-    `precision ${ratio(s.precision)} (${s.true_positives} of ${s.alerts} alerts on a real phantom zero${wrong.length ? `; ${wrong.join(', ')}` : ''}), ` +
+    `precision ${ratio(s.precision)} (${s.true_positives} of ${s.alerts} alerts on a real phantom ` +
+    `zero${wrong.length ? `; ${wrong.join(', ')}` : ''}), ` +
     `recall ${ratio(s.recall)} (${s.labels.detected} of ${s.labels.considered} phantom zeros the snapshots saw got an alert)`
   );
 }

@@ -54,7 +54,8 @@ interface DemoOptions {
 
 const whole = (value: string, flag: string, min: number, max: number, why = ''): number => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}${why}, got "${value}"`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(`${flag} must be a whole number from ${min} to ${max}${why}, got "${value}"`);
   return n;
 };
 
@@ -63,8 +64,15 @@ const fmt = (n: number) => n.toLocaleString('en-US');
 export function registerDemoCommand(program: Command, io: ProgramIo): void {
   program
     .command('demo')
-    .description('run the whole pipeline on simulated stores (simulators, processors, sink, notifier, dashboard), in its own topics and database, print a summary, keep it running until Ctrl-C')
-    .option('--cycles <n>', 'compressed-time cycles (30 simulated minutes each; at least 2: the quarantine compares a snapshot with the one before)', '4')
+    .description(
+      'run the whole pipeline on simulated stores (simulators, processors, sink, notifier, dashboard), in its own topics and ' +
+        'database, print a summary, keep it running until Ctrl-C',
+    )
+    .option(
+      '--cycles <n>',
+      'compressed-time cycles (30 simulated minutes each; at least 2: the quarantine compares a snapshot with the one before)',
+      '4',
+    )
     .option('--klk-products <n>', 'products per KLK store', '3000')
     .option('--stellar-products <n>', 'products per Stellar location and deposito', '8000')
     .option('--cycle-seconds <n>', 'real seconds between cycles', '5')
@@ -79,10 +87,15 @@ export function registerDemoCommand(program: Command, io: ProgramIo): void {
       const cycleSeconds = whole(opts.cycleSeconds, '--cycle-seconds', 1, 3600);
       const dashboardPort = whole(opts.dashboardPort, '--dashboard-port', 1, 65_535);
       const base = io.context();
-      if (base.config.environment !== 'local') throw new ConfigError(['ETL_ENVIRONMENT must be local for the demo: it serves the stores from simulators on this machine']);
+      if (base.config.environment !== 'local')
+        throw new ConfigError(['ETL_ENVIRONMENT must be local for the demo: it serves the stores from simulators on this machine']);
       const out = io.out;
       const withDashboard = program.commands.some((cmd) => cmd.name() === 'dashboard');
-      if (!opts.clean) await checkPorts(base.ubicaciones().filter((u) => u.activa), withDashboard ? dashboardPort : null);
+      if (!opts.clean)
+        await checkPorts(
+          base.ubicaciones().filter((u) => u.activa),
+          withDashboard ? dashboardPort : null,
+        );
       const workDir = resolve(opts.workDir);
       mkdirSync(workDir, { recursive: true });
 
@@ -91,7 +104,10 @@ export function registerDemoCommand(program: Command, io: ProgramIo): void {
       const earlier = scopes.read();
       const live = earlier.filter((s) => isRunning(s));
       if (live.length) {
-        throw new UsageError(`a demo from this checkout is still running (pid ${live.map((s) => s.pid).join(', ')}, topics "${live[0]!.prefix}"): stop it first (Ctrl-C), or delete ${scopes.file} if no demo runs`);
+        throw new UsageError(
+          `a demo from this checkout is still running (pid ${live.map((s) => s.pid).join(', ')}, topics "${live[0]!.prefix}"): stop ` +
+            `it first (Ctrl-C), or delete ${scopes.file} if no demo runs`,
+        );
       }
       const admin = await base.kafka().admin();
       const kept: DemoScope[] = [];
@@ -99,10 +115,16 @@ export function registerDemoCommand(program: Command, io: ProgramIo): void {
         for (const s of earlier) {
           try {
             const gone = await removeScope(s, admin, base.pool(), workDir);
-            out(`reset: removed the earlier demo run ${s.runId}: ${gone.topics} topics (prefix "${s.prefix}")${gone.database ? `, database ${s.database}` : ''}`);
+            out(
+              `reset: removed the earlier demo run ${s.runId}: ${gone.topics} topics (prefix ` +
+                `"${s.prefix}")${gone.database ? `, database ${s.database}` : ''}`,
+            );
           } catch (err) {
             kept.push(s);
-            out(`warning: could not remove the earlier demo run ${s.runId} (prefix "${s.prefix}", database ${s.database}): ${errorMessage(err)}; the next run tries again`);
+            out(
+              `warning: could not remove the earlier demo run ${s.runId} (prefix "${s.prefix}", database ${s.database}): ` +
+                `${errorMessage(err)}; the next run tries again`,
+            );
           }
         }
       } finally {
@@ -110,7 +132,9 @@ export function registerDemoCommand(program: Command, io: ProgramIo): void {
       }
       if (opts.clean) {
         scopes.write(kept);
-        out(earlier.length ? `clean: ${earlier.length - kept.length} earlier demo run(s) removed` : 'clean: no earlier demo run to remove');
+        out(
+          earlier.length ? `clean: ${earlier.length - kept.length} earlier demo run(s) removed` : 'clean: no earlier demo run to remove',
+        );
         if (kept.length) io.fail(1);
         return;
       }
@@ -119,11 +143,19 @@ export function registerDemoCommand(program: Command, io: ProgramIo): void {
       // Listed before anything is made, so a run that dies half-way is still removed next time.
       scopes.write([...kept, scope]);
       await base.pool().query(`CREATE DATABASE ${scope.database}`);
-      out(`scope: this run's own topics (prefix "${scope.prefix}") and database ${scope.database}; the next run removes them, or \`fluxion demo --clean\``);
+      out(
+        `scope: this run's own topics (prefix "${scope.prefix}") and database ${scope.database}; the next run removes them, or ` +
+          `\`fluxion demo --clean\``,
+      );
 
       // Demo credentials, unless the environment has some: the simulators and the extractors
       // read the same variables.
-      const env: NodeJS.ProcessEnv = { ...base.env, FLUXION_TOPIC_PREFIX: scope.prefix, DATABASE_URL: databaseUrl(baseUrl, scope.database), FLUXION_STATE_DIR: scopeStateDir(workDir, scope) };
+      const env: NodeJS.ProcessEnv = {
+        ...base.env,
+        FLUXION_TOPIC_PREFIX: scope.prefix,
+        DATABASE_URL: databaseUrl(baseUrl, scope.database),
+        FLUXION_STATE_DIR: scopeStateDir(workDir, scope),
+      };
       for (const u of base.ubicaciones().filter((x) => x.activa)) {
         if (u.pos === 'klk') env[u.klk.apiKeyEnv] ??= `demo-key-${u.id}`;
         else {
@@ -133,7 +165,16 @@ export function registerDemoCommand(program: Command, io: ProgramIo): void {
       }
       const c = createContext(env, out);
       try {
-        await runDemo(c, io, { cycles, klkProducts, stellarProducts, cycleSeconds, dashboardPort, exit: opts.exit === true, logDir: workDir, withDashboard });
+        await runDemo(c, io, {
+          cycles,
+          klkProducts,
+          stellarProducts,
+          cycleSeconds,
+          dashboardPort,
+          exit: opts.exit === true,
+          logDir: workDir,
+          withDashboard,
+        });
       } finally {
         await c.close();
       }
@@ -165,14 +206,30 @@ async function runDemo(c: CommandContext, io: ProgramIo, o: RunOptions): Promise
   const { FaultControl } = await import('../simulators/faults.ts');
   const { startKlkSimulator } = await import('../simulators/klk/server.ts');
   const { startStellarSimulator } = await import('../simulators/stellar/server.ts');
-  const lastRecorded = (await pool.query<{ t: Date | null }>('SELECT max(greatest(started_at, finished_at)) AS t FROM etl_runs')).rows[0]?.t ?? null;
-  const startAt = new Date(Math.max(Math.floor(Date.now() / 1000) * 1000, lastRecorded ? Math.ceil(lastRecorded.getTime() / 1000) * 1000 + 1000 : 0));
-  if (lastRecorded && startAt.getTime() > Date.now()) out(`clock: the simulated clock starts at ${startAt.toISOString()}, after the last run this database recorded (${lastRecorded.toISOString()})`);
+  const lastRecorded =
+    (await pool.query<{ t: Date | null }>('SELECT max(greatest(started_at, finished_at)) AS t FROM etl_runs')).rows[0]?.t ?? null;
+  const startAt = new Date(
+    Math.max(Math.floor(Date.now() / 1000) * 1000, lastRecorded ? Math.ceil(lastRecorded.getTime() / 1000) * 1000 + 1000 : 0),
+  );
+  if (lastRecorded && startAt.getTime() > Date.now())
+    out(
+      `clock: the simulated clock starts at ${startAt.toISOString()}, after the last run this database recorded ` +
+        `(${lastRecorded.toISOString()})`,
+    );
   const sims = new Map(
     stores.map((u) => [
       u.id,
       // Open all day: the simulated clock is this machine's, and a demo run at night must sell too.
-      new StoreSimulation({ ubicacionId: u.id, pos: u.pos, depositos: u.depositos, products: u.pos === 'klk' ? o.klkProducts : o.stellarProducts, seed: `demo:${u.id}`, startAt, salesLinesPerHour: 1_200, openingHours: { open: 0, close: 24 } }),
+      new StoreSimulation({
+        ubicacionId: u.id,
+        pos: u.pos,
+        depositos: u.depositos,
+        products: u.pos === 'klk' ? o.klkProducts : o.stellarProducts,
+        seed: `demo:${u.id}`,
+        startAt,
+        salesLinesPerHour: 1_200,
+        openingHours: { open: 0, close: 24 },
+      }),
     ]),
   );
   const clock = () => new Date(sims.values().next().value!.clock);
@@ -215,12 +272,20 @@ async function runDemo(c: CommandContext, io: ProgramIo, o: RunOptions): Promise
       });
       closers.push(() => s.close());
     }
-    out(`simulators: ${klkStores.length} KLK stores (${fmt(o.klkProducts)} products) at ${klk.url}, ${stores.length - klkStores.length} Stellar locations (${fmt(o.stellarProducts)} products a deposito)`);
+    out(
+      `simulators: ${klkStores.length} KLK stores (${fmt(o.klkProducts)} products) at ${klk.url}, ${stores.length - klkStores.length} ` +
+        `Stellar locations (${fmt(o.stellarProducts)} products a deposito)`,
+    );
 
     // 3. Every Fluxion process, as the containers would run them; each one watched.
     mkdirSync(o.logDir, { recursive: true });
     // The children log at info into their files, whatever this terminal's level is.
-    const childEnv: NodeJS.ProcessEnv = { ...c.env, FLUXION_SESSION_TIMEOUT_MS: '10000', FLUXION_ABC_DEBOUNCE_MS: '15000', LOG_LEVEL: 'info' };
+    const childEnv: NodeJS.ProcessEnv = {
+      ...c.env,
+      FLUXION_SESSION_TIMEOUT_MS: '10000',
+      FLUXION_ABC_DEBOUNCE_MS: '15000',
+      LOG_LEVEL: 'info',
+    };
     children.push(
       startChild('differ', ['process', 'differ'], childEnv, o.logDir),
       startChild('dedupe', ['process', 'dedupe'], childEnv, o.logDir),
@@ -229,7 +294,10 @@ async function runDemo(c: CommandContext, io: ProgramIo, o: RunOptions): Promise
       startChild('notify', ['notify'], childEnv, o.logDir),
     );
     if (o.withDashboard) children.push(startChild('dashboard', ['dashboard', '--port', String(o.dashboardPort)], childEnv, o.logDir));
-    out(`processes: ${children.map((ch) => `${ch.name} (pid ${ch.proc.pid})`).join(', ')}; logs in ${o.logDir}/ (the extraction's in extract.log)`);
+    out(
+      `processes: ${children.map((ch) => `${ch.name} (pid ${ch.proc.pid})`).join(', ')}; logs in ${o.logDir}/ (the extraction's in ` +
+        `extract.log)`,
+    );
     const died = new Promise<Child & { code: number | null; signal: NodeJS.Signals | null }>((done) => {
       for (const ch of children) void ch.exited.then((how) => !stopping && done({ ...ch, ...how }));
     });
@@ -263,4 +331,3 @@ async function runDemo(c: CommandContext, io: ProgramIo, o: RunOptions): Promise
     await shutdown();
   }
 }
-

@@ -13,7 +13,16 @@ import type { KafkaClient } from '../core/kafka/types.ts';
 import { MIGRATIONS_DIR } from '../core/paths.ts';
 import { createRegistry, subjectFor } from '../core/registry.ts';
 import { topicSpecs } from '../core/topics.ts';
-import { doctorExitCode, formatJson, formatTable, kafkaTarget, runChecks, safeTarget, type CheckResult, type DoctorCheck } from '../ops/doctor.ts';
+import {
+  doctorExitCode,
+  formatJson,
+  formatTable,
+  kafkaTarget,
+  runChecks,
+  safeTarget,
+  type CheckResult,
+  type DoctorCheck,
+} from '../ops/doctor.ts';
 import {
   failedCheck,
   kafkaCheck,
@@ -34,7 +43,8 @@ interface DoctorOptions {
 
 function parseTimeout(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 100 || n > 600_000) throw new UsageError(`--timeout-ms must be a whole number of milliseconds from 100 to 600000, not ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n < 100 || n > 600_000)
+    throw new UsageError(`--timeout-ms must be a whole number of milliseconds from 100 to 600000, not ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -55,15 +65,27 @@ function configCheck(problems: string[], config: FluxionConfig | undefined, ubic
   if (problems.length) return failedCheck('config', target, problems.join('; '));
   const active = ubicaciones!.filter((u) => u.activa);
   const klk = active.filter((u) => u.pos === 'klk').length;
-  const warnings = config!.kafka.ssl?.rejectUnauthorized === false ? '; WARNING: KAFKA_SSL_REJECT_UNAUTHORIZED=false, the brokers\' certificates are not verified' : '';
-  return { part: 'config', target, run: async () => `valid; ${active.length} active stores (${klk} KLK, ${active.length - klk} Stellar), ${ubicaciones!.length - active.length} inactive${warnings}` };
+  const warnings =
+    config!.kafka.ssl?.rejectUnauthorized === false
+      ? "; WARNING: KAFKA_SSL_REJECT_UNAUTHORIZED=false, the brokers' certificates are not verified"
+      : '';
+  return {
+    part: 'config',
+    target,
+    run: async () =>
+      `valid; ${active.length} active stores (${klk} KLK, ${active.length - klk} Stellar), ${ubicaciones!.length - active.length} ` +
+      `inactive${warnings}`,
+  };
 }
 
 export function registerDoctorCommand(program: Command, io: ProgramIo): void {
   program
     .command('doctor')
-    .description('preflight: configuration (in production: no placeholder left in the store list), Kafka, the registry, PostgreSQL (migrations current) and every active store\'s POS, each within a timeout; exit 0 ready, 1 a required part failed, 2 configuration invalid')
-    .option('--skip-stores', 'do not reach the stores\' POS (services only)')
+    .description(
+      'preflight: configuration (in production: no placeholder left in the store list), Kafka, the registry, PostgreSQL (migrations ' +
+        "current) and every active store's POS, each within a timeout; exit 0 ready, 1 a required part failed, 2 configuration invalid",
+    )
+    .option('--skip-stores', "do not reach the stores' POS (services only)")
     .option('--json', 'one JSON document instead of the table')
     .option('--timeout-ms <n>', 'time each check may take', '5000')
     .action(async (opts: DoctorOptions) => {
@@ -78,7 +100,8 @@ export function registerDoctorCommand(program: Command, io: ProgramIo): void {
 
       if (!c) {
         checks.push(configCheck(problems, undefined, undefined));
-        for (const part of ['kafka', 'registry', 'postgres', 'migrations', 'stores']) checks.push(skippedCheck(part, '-', 'configuration invalid'));
+        for (const part of ['kafka', 'registry', 'postgres', 'migrations', 'stores'])
+          checks.push(skippedCheck(part, '-', 'configuration invalid'));
       } else {
         const ctx: CommandContext = c;
         const { config, env } = ctx;
@@ -100,7 +123,15 @@ export function registerDoctorCommand(program: Command, io: ProgramIo): void {
             kafkaCheck({
               target: kafkaTarget(config.kafka.brokers!, config.kafka.ssl, config.kafka.sasl),
               // Few retries and short timeouts: the doctor answers within its timeout, it does not wait for Kafka.
-              kafka: () => (kafka ??= createKafkaClient({ ...kafkaClientOptions(config, quiet), clientId: `${config.kafka.clientId}-doctor`, retries: 1, connectionTimeoutMs: Math.min(timeoutMs, 5_000), requestTimeoutMs: timeoutMs, authenticationTimeoutMs: timeoutMs })),
+              kafka: () =>
+                (kafka ??= createKafkaClient({
+                  ...kafkaClientOptions(config, quiet),
+                  clientId: `${config.kafka.clientId}-doctor`,
+                  retries: 1,
+                  connectionTimeoutMs: Math.min(timeoutMs, 5_000),
+                  requestTimeoutMs: timeoutMs,
+                  authenticationTimeoutMs: timeoutMs,
+                })),
               expectedTopics: topicSpecs(config.topics.prefix).map((t) => t.name),
               sasl: config.kafka.sasl !== undefined,
             }),
@@ -129,7 +160,11 @@ export function registerDoctorCommand(program: Command, io: ProgramIo): void {
           const pg = postgresChecks({ connectionString: url, migrationsDir: MIGRATIONS_DIR, logger: quiet });
           checks.push(...pg.checks);
           closePostgres = pg.close;
-        } else checks.push(skippedCheck('postgres', '-', 'DATABASE_URL is not set'), skippedCheck('migrations', '-', 'DATABASE_URL is not set'));
+        } else
+          checks.push(
+            skippedCheck('postgres', '-', 'DATABASE_URL is not set'),
+            skippedCheck('migrations', '-', 'DATABASE_URL is not set'),
+          );
 
         const active = (ubicaciones ?? []).filter((u) => u.activa);
         if (!ubicaciones) checks.push(skippedCheck('stores', '-', 'the store list is invalid'));

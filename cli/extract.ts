@@ -51,7 +51,13 @@ export function selection(all: Ubicacion[], opts: SelectionOptions): Ubicacion[]
 
 /** The per-store summary table every extraction prints. */
 export function summaryTable(outcomes: StoreOutcome[]): string[] {
-  const rows = outcomes.map((o) => [o.ubicacionId, o.source, String(o.rows), `${(o.durationMs / 1000).toFixed(1)} s`, o.status === 'OK' ? 'OK' : `FAILED ${o.errorClass}: ${o.errorMessage}`]);
+  const rows = outcomes.map((o) => [
+    o.ubicacionId,
+    o.source,
+    String(o.rows),
+    `${(o.durationMs / 1000).toFixed(1)} s`,
+    o.status === 'OK' ? 'OK' : `FAILED ${o.errorClass}: ${o.errorMessage}`,
+  ]);
   const head = ['store', 'source', 'rows', 'duration', 'result'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (i < 4 ? r[i]!.length : 0))));
   const fmt = (r: string[]) => r.map((c, i) => (i < 4 ? (i === 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)) : c)).join('  ');
@@ -70,14 +76,21 @@ export function registerExtractCommands(program: Command, io: ProgramIo): void {
       .option('--concurrency <n>', 'stores read at the same time', String(EXTRACTION_DEFAULTS.concurrency))
       .option('--deadline-seconds <n>', 'a store still running after this fails', String(EXTRACTION_DEFAULTS.storeDeadlineMs / 1000));
 
-  common(extract.command('inventario').description('publish a full inventory snapshot of each store to pos.inventario.snapshots')).action(async (opts: SelectionOptions) => {
-    const c = io.context();
-    const stores = selection(c.ubicaciones(), opts);
-    const options = { concurrency: positiveInt(opts.concurrency, '--concurrency'), storeDeadlineMs: positiveInt(opts.deadlineSeconds, '--deadline-seconds') * 1000 };
-    const outcomes = await lockedJob(c, 'inventario', () => checkedIn(c, 'inventario', () => extractInventario(stores, c.extractionDeps(), options)));
-    for (const line of summaryTable(outcomes)) io.out(line);
-    if (outcomes.some((o) => o.status === 'FAILED')) io.fail(1);
-  });
+  common(extract.command('inventario').description('publish a full inventory snapshot of each store to pos.inventario.snapshots')).action(
+    async (opts: SelectionOptions) => {
+      const c = io.context();
+      const stores = selection(c.ubicaciones(), opts);
+      const options = {
+        concurrency: positiveInt(opts.concurrency, '--concurrency'),
+        storeDeadlineMs: positiveInt(opts.deadlineSeconds, '--deadline-seconds') * 1000,
+      };
+      const outcomes = await lockedJob(c, 'inventario', () =>
+        checkedIn(c, 'inventario', () => extractInventario(stores, c.extractionDeps(), options)),
+      );
+      for (const line of summaryTable(outcomes)) io.out(line);
+      if (outcomes.some((o) => o.status === 'FAILED')) io.fail(1);
+    },
+  );
 
   common(extract.command('ventas').description("publish a day's sales lines of each KLK store to pos.ventas.raw"))
     .option('--fecha <YYYY-MM-DD>', 'business date to read (default: today in America/Caracas)')
@@ -85,7 +98,10 @@ export function registerExtractCommands(program: Command, io: ProgramIo): void {
     .action(async (opts: SelectionOptions & { fecha?: string; recovery?: boolean }) => {
       const c = io.context();
       if (opts.fecha && opts.recovery) throw new UsageError('give either --fecha or --recovery, not both');
-      if (opts.fecha && (!/^\d{4}-\d{2}-\d{2}$/.test(opts.fecha) || fechaCaracas(new Date(`${opts.fecha}T12:00:00-04:00`)) !== opts.fecha)) {
+      if (
+        opts.fecha &&
+        (!/^\d{4}-\d{2}-\d{2}$/.test(opts.fecha) || fechaCaracas(new Date(`${opts.fecha}T12:00:00-04:00`)) !== opts.fecha)
+      ) {
         throw new UsageError(`--fecha must be a real date as YYYY-MM-DD, got "${opts.fecha}"`);
       }
       const now = new Date();
@@ -93,9 +109,13 @@ export function registerExtractCommands(program: Command, io: ProgramIo): void {
       let stores = selection(c.ubicaciones(), opts);
       if (opts.todas) stores = stores.filter((u) => u.pos === 'klk');
       const stellar = stores.filter((u) => u.pos !== 'klk');
-      if (stellar.length) throw new UsageError(`${stellar.map((u) => u.id).join(', ')}: Stellar has no sales API; ventas come from KLK stores only`);
+      if (stellar.length)
+        throw new UsageError(`${stellar.map((u) => u.id).join(', ')}: Stellar has no sales API; ventas come from KLK stores only`);
       const job = opts.recovery ? 'ventas-recovery' : 'ventas';
-      const options = { concurrency: positiveInt(opts.concurrency, '--concurrency'), storeDeadlineMs: positiveInt(opts.deadlineSeconds, '--deadline-seconds') * 1000 };
+      const options = {
+        concurrency: positiveInt(opts.concurrency, '--concurrency'),
+        storeDeadlineMs: positiveInt(opts.deadlineSeconds, '--deadline-seconds') * 1000,
+      };
       const outcomes = await lockedJob(c, job, () =>
         checkedIn(c, job, () => extractVentas(stores, fecha, opts.recovery ? 'VENTAS_RECOVERY' : 'VENTAS', c.extractionDeps(), options)),
       );

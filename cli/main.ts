@@ -37,7 +37,6 @@ export interface MainOptions {
   err?: (line: string) => void;
 }
 
-
 /** package.json's version: the image copies package.json beside the code. */
 export const VERSION = (JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -62,7 +61,10 @@ export function createProgram(io: ProgramIo): Command {
       const result = await migrate(c.pool(), MIGRATIONS_DIR, c.logger);
       const synced = await syncUbicaciones(c.pool(), ubicaciones);
       for (const name of result.applied) out(`applied   ${name}`);
-      out(`migrations: ${result.applied.length} applied, ${result.alreadyApplied.length} already applied; ubicaciones: ${synced} inserted or changed of ${ubicaciones.length}`);
+      out(
+        `migrations: ${result.applied.length} applied, ${result.alreadyApplied.length} already applied; ubicaciones: ${synced} ` +
+          `inserted or changed of ${ubicaciones.length}`,
+      );
     });
 
   const schemas = program.command('schemas').description('Avro schemas in the schema registry');
@@ -105,7 +107,8 @@ export function createProgram(io: ProgramIo): Command {
       const admin = await c.kafka().admin();
       try {
         const actions = await ensureTopics(admin, topicSpecs(c.config.topics.prefix), c.config.topics.partitions, c.logger);
-        for (const a of actions) out(`${a.action.padEnd(9)} ${a.topic}${a.action === 'updated' ? ` ${Object.keys(a.changed).join(',')}` : ''}`);
+        for (const a of actions)
+          out(`${a.action.padEnd(9)} ${a.topic}${a.action === 'updated' ? ` ${Object.keys(a.changed).join(',')}` : ''}`);
         const count = (kind: string) => actions.filter((a) => a.action === kind).length;
         out(`topics: ${count('created')} created, ${count('updated')} updated, ${count('unchanged')} unchanged`);
       } finally {

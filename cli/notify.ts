@@ -15,7 +15,9 @@ export function registerNotifyCommand(program: Command, io: ProgramIo): void {
   program
     .command('notify')
     .description(
-      'mail (SendGrid) failed extractions, unreachable stores and massive stockouts (quarantined snapshots) and phantom zeros to count (the most confident, within a daily budget per store), throttled per store; failed runs also go to Sentry. Runs until SIGTERM',
+      'mail (SendGrid) failed extractions, unreachable stores and massive stockouts (quarantined snapshots) and phantom zeros to ' +
+        'count (the most confident, within a daily budget per store), throttled per store; failed runs also go to Sentry. Runs until ' +
+        'SIGTERM',
     )
     .option('--group <id>', 'consumer group (default fluxion-notify, with the topic prefix)')
     .action(async (opts: { group?: string }) => {
@@ -30,7 +32,14 @@ export function registerNotifyCommand(program: Command, io: ProgramIo): void {
       const mailer = await createMailer(n, c.logger);
       const notifier = createNotifier(
         // With PostgreSQL configured, alerts an operator dismissed are left out of the mails.
-        { kafka, registry, logger: c.logger, mailer, sentry, dismissedAlerts: c.config.databaseUrl ? (ids) => descartadas(c.pool(), ids) : undefined },
+        {
+          kafka,
+          registry,
+          logger: c.logger,
+          mailer,
+          sentry,
+          dismissedAlerts: c.config.databaseUrl ? (ids) => descartadas(c.pool(), ids) : undefined,
+        },
         {
           groupId: opts.group ?? `${prefix}fluxion-notify`,
           topicPrefix: prefix,

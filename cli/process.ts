@@ -35,7 +35,11 @@ export const PROCESSORS: Record<string, { description: string; load: () => Promi
 export function registerProcessCommand(program: Command, io: ProgramIo): void {
   program
     .command('process')
-    .description(`run a stream processor until SIGTERM: ${Object.entries(PROCESSORS).map(([k, v]) => `${k} (${v.description})`).join('; ')}`)
+    .description(
+      `run a stream processor until SIGTERM: ${Object.entries(PROCESSORS)
+        .map(([k, v]) => `${k} (${v.description})`)
+        .join('; ')}`,
+    )
     .argument('<kind>', Object.keys(PROCESSORS).join(' | '))
     .option('--group <id>', 'consumer group (default fluxion-<kind>, with the topic prefix)')
     .option('--metrics-port <n>', 'serve Prometheus /metrics on 127.0.0.1:<n>')
@@ -51,14 +55,27 @@ export function registerProcessCommand(program: Command, io: ProgramIo): void {
       const kafka = c.kafka();
       const spec = await withRetry(
         KAFKA_FAULT_RETRY,
-        () => factory({ kafka, registry: c.registry(), logger: c.logger, topicPrefix: prefix, partitions, config: c.config.processors, metrics }),
+        () =>
+          factory({
+            kafka,
+            registry: c.registry(),
+            logger: c.logger,
+            topicPrefix: prefix,
+            partitions,
+            config: c.config.processors,
+            metrics,
+          }),
         { retriable: isRetriableKafkaError, onRetry: (err) => kafka.faults.fault(`process ${kind}: ${classifyKafkaError(err).cause}`) },
       );
-      const processor = createStreamProcessor(spec, { kafka, logger: c.logger, metrics }, {
-        groupId: opts.group ?? `${prefix}fluxion-${kind}`,
-        maxBatch: c.config.processors.maxBatch,
-        sessionTimeoutMs: c.config.processors.sessionTimeoutMs,
-      });
+      const processor = createStreamProcessor(
+        spec,
+        { kafka, logger: c.logger, metrics },
+        {
+          groupId: opts.group ?? `${prefix}fluxion-${kind}`,
+          maxBatch: c.config.processors.maxBatch,
+          sessionTimeoutMs: c.config.processors.sessionTimeoutMs,
+        },
+      );
       let server: Server | undefined;
       if (opts.metricsPort) server = serveMetrics(metrics.registry, parsePort(opts.metricsPort));
       const stop = (signal: string) => {

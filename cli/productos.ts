@@ -14,7 +14,13 @@ import type { Ubicacion } from '../core/config/ubicaciones.ts';
 import { DeadlineExceededError, FluxionError, errorMessage } from '../core/errors.ts';
 import { scrubSecrets } from '../core/logger.ts';
 import type { Pool } from '../core/postgres.ts';
-import { EXTRACTION_DEFAULTS, mapLimit, readStoreInventario, type ExtractionOptions, type PosReadDeps } from '../extractors/extract-run.ts';
+import {
+  EXTRACTION_DEFAULTS,
+  mapLimit,
+  readStoreInventario,
+  type ExtractionOptions,
+  type PosReadDeps,
+} from '../extractors/extract-run.ts';
 import { findJob, loadScheduleFile } from '../ops/schedule-config.ts';
 import { createCheckins, withCheckin } from '../ops/sentry-checkins.ts';
 import { assertProductosTable, refreshCatalogue, type CatalogueRefresh } from '../sinks/productos-refresh.ts';
@@ -51,7 +57,11 @@ export const PRODUCTOS_REFRESH_DEFAULTS = { concurrency: 2, storeDeadlineMs: EXT
  * Refreshes productos from each store's POS; one outcome per store, in input order. Throws
  * only when PostgreSQL is unreachable or not migrated (then no store is read).
  */
-export async function refreshProductos(stores: Ubicacion[], deps: ProductosRefreshDeps, opts: ProductosRefreshOptions = {}): Promise<ProductosOutcome[]> {
+export async function refreshProductos(
+  stores: Ubicacion[],
+  deps: ProductosRefreshDeps,
+  opts: ProductosRefreshOptions = {},
+): Promise<ProductosOutcome[]> {
   const now = deps.now ?? (() => new Date());
   const deadlineMs = opts.storeDeadlineMs ?? PRODUCTOS_REFRESH_DEFAULTS.storeDeadlineMs;
   const log = deps.logger.child({ component: 'productos-refresh' });
@@ -63,7 +73,13 @@ export async function refreshProductos(stores: Ubicacion[], deps: ProductosRefre
     const started = now();
     const controller = new AbortController();
     const timer = setTimeout(
-      () => controller.abort(new DeadlineExceededError(`${u.id}: the ${source} catalogue read did not finish within its deadline of ${deadlineMs} ms and was stopped`, { context: { ubicacion: u.id } })),
+      () =>
+        controller.abort(
+          new DeadlineExceededError(
+            `${u.id}: the ${source} catalogue read did not finish within its deadline of ${deadlineMs} ms and was stopped`,
+            { context: { ubicacion: u.id } },
+          ),
+        ),
       deadlineMs,
     );
     const onOuterAbort = () => controller.abort(opts.signal?.reason);
@@ -79,7 +95,15 @@ export async function refreshProductos(stores: Ubicacion[], deps: ProductosRefre
     } catch (err) {
       const errorClass = err instanceof FluxionError ? err.code : 'UNEXPECTED';
       storeLog.error({ err, error_class: errorClass, ms: elapsed() }, 'productos refresh of the store failed; nothing of it was written');
-      return { ubicacionId: u.id, source, status: 'FAILED', result: null, durationMs: elapsed(), errorClass, errorMessage: scrubSecrets(errorMessage(err)) };
+      return {
+        ubicacionId: u.id,
+        source,
+        status: 'FAILED',
+        result: null,
+        durationMs: elapsed(),
+        errorClass,
+        errorMessage: scrubSecrets(errorMessage(err)),
+      };
     } finally {
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onOuterAbort);
@@ -93,19 +117,27 @@ export function productosSummary(outcomes: ProductosOutcome[]): string[] {
   const rows = outcomes.map((o) => [
     o.ubicacionId,
     o.source,
-    ...(o.result ? [o.result.read, o.result.productos, o.result.inserted, o.result.updated, o.result.unchanged].map(String) : ['-', '-', '-', '-', '-']),
+    ...(o.result
+      ? [o.result.read, o.result.productos, o.result.inserted, o.result.updated, o.result.unchanged].map(String)
+      : ['-', '-', '-', '-', '-']),
     `${(o.durationMs / 1000).toFixed(1)} s`,
-    o.status === 'OK' ? (o.result!.newerKept ? `OK (${o.result!.newerKept} already newer or equal)` : 'OK') : `FAILED ${o.errorClass}: ${o.errorMessage}`,
+    o.status === 'OK'
+      ? o.result!.newerKept
+        ? `OK (${o.result!.newerKept} already newer or equal)`
+        : 'OK'
+      : `FAILED ${o.errorClass}: ${o.errorMessage}`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (i < head.length - 1 ? r[i]!.length : 0))));
-  const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : i >= 2 && i <= 6 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
+  const fmt = (r: string[]) =>
+    r.map((c, i) => (i === r.length - 1 ? c : i >= 2 && i <= 6 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
   const ok = outcomes.filter((o) => o.status === 'OK');
   const sum = (k: 'inserted' | 'updated' | 'unchanged') => ok.reduce((n, o) => n + o.result![k], 0);
   const failed = outcomes.length - ok.length;
   return [
     fmt(head),
     ...rows.map(fmt),
-    `productos: ${ok.length} of ${outcomes.length} stores OK${failed ? `, ${failed} FAILED` : ''}; ${sum('inserted')} inserted, ${sum('updated')} updated, ${sum('unchanged')} unchanged`,
+    `productos: ${ok.length} of ${outcomes.length} stores OK${failed ? `, ${failed} FAILED` : ''}; ${sum('inserted')} inserted, ` +
+      `${sum('updated')} updated, ${sum('unchanged')} unchanged`,
   ];
 }
 
@@ -115,7 +147,9 @@ async function checkedIn(c: CommandContext, run: () => Promise<ProductosOutcome[
   if (!options.dsn) return run();
   const checkins = createCheckins({ ...options, logger: c.logger });
   try {
-    return await withCheckin(checkins, findJob(loadScheduleFile(), 'productos-refresh').monitor, run, { isOk: (o) => o.every((x) => x.status === 'OK') });
+    return await withCheckin(checkins, findJob(loadScheduleFile(), 'productos-refresh').monitor, run, {
+      isOk: (o) => o.every((x) => x.status === 'OK'),
+    });
   } finally {
     await checkins.flush();
   }
@@ -125,7 +159,9 @@ export function registerProductosCommand(program: Command, io: ProgramIo): void 
   const productos = program.command('productos').description('the product catalogue (productos)');
   productos
     .command('refresh')
-    .description("read each store's catalogue from its POS and write into productos the products that differ (the 6-hourly productos-refresh job)")
+    .description(
+      "read each store's catalogue from its POS and write into productos the products that differ (the 6-hourly productos-refresh job)",
+    )
     .option('--todas', 'every active store')
     .option('--tienda <id>', 'one store (repeatable)', (value: string, previous: string[] = []) => [...previous, value])
     .option('--concurrency <n>', 'stores read at the same time', String(PRODUCTOS_REFRESH_DEFAULTS.concurrency))
@@ -136,7 +172,9 @@ export function registerProductosCommand(program: Command, io: ProgramIo): void 
       const c = io.context();
       const stores = selection(c.ubicaciones(), opts);
       const deps = { pool: c.pool(), env: c.env, logger: c.logger };
-      const outcomes = await lockedJob(c, 'productos-refresh', () => checkedIn(c, () => refreshProductos(stores, deps, { concurrency, storeDeadlineMs })));
+      const outcomes = await lockedJob(c, 'productos-refresh', () =>
+        checkedIn(c, () => refreshProductos(stores, deps, { concurrency, storeDeadlineMs })),
+      );
       for (const line of productosSummary(outcomes)) io.out(line);
       if (outcomes.some((o) => o.status === 'FAILED')) io.fail(1);
     });

@@ -17,7 +17,13 @@ export function registerScheduleCommand(program: Command, io: ProgramIo): void {
       const c = io.context();
       const config = loadScheduleFile(projectPath(opts.file));
       const checkins = createCheckins({ ...c.config.sentry, logger: c.logger });
-      const scheduler = createScheduler({ jobs: config.jobs, run: createJobRunner(c), checkins, alerts: jobAlertsOf(c), logger: c.logger });
+      const scheduler = createScheduler({
+        jobs: config.jobs,
+        run: createJobRunner(c),
+        checkins,
+        alerts: jobAlertsOf(c),
+        logger: c.logger,
+      });
       scheduler.start();
       for (const s of scheduler.status()) {
         io.out(`${s.job.padEnd(18)} ${s.enabled ? `next ${s.nextTick?.toISOString() ?? '-'}` : 'disabled'}  (${s.cron} ${s.timezone})`);

@@ -16,7 +16,9 @@ import type { ProgramIo } from './program-io.ts';
 export function registerSinkCommand(program: Command, io: ProgramIo): void {
   program
     .command('sink')
-    .description('write pos.inventario.changes, pos.ventas, alerts.phantom-zeros and ops.etl-runs into PostgreSQL, exactly once, until SIGTERM')
+    .description(
+      'write pos.inventario.changes, pos.ventas, alerts.phantom-zeros and ops.etl-runs into PostgreSQL, exactly once, until SIGTERM',
+    )
     .argument('<target>', 'postgres')
     .option('--group <id>', 'consumer group (default <prefix>fluxion-sink-postgres); its offsets live in sink_offsets')
     .option('--metrics-port <port>', 'serve Prometheus metrics at http://127.0.0.1:<port>/metrics')
@@ -29,8 +31,20 @@ export function registerSinkCommand(program: Command, io: ProgramIo): void {
       const pool = c.pool();
       const abc = opts.abc ? createAbcTrigger(pool, c.config.abc, c.logger) : undefined;
       const sink = createPostgresSink(
-        { kafka: c.kafka(), registry: c.registry(), pool, logger: c.logger, topicPrefix: c.config.topics.prefix, metricsRegistry: registry, onVentasCommitted: abc?.request },
-        { groupId: opts.group ?? `${c.config.topics.prefix}fluxion-sink-postgres`, maxBatch: c.config.sink.maxBatch, sessionTimeoutMs: c.config.processors.sessionTimeoutMs },
+        {
+          kafka: c.kafka(),
+          registry: c.registry(),
+          pool,
+          logger: c.logger,
+          topicPrefix: c.config.topics.prefix,
+          metricsRegistry: registry,
+          onVentasCommitted: abc?.request,
+        },
+        {
+          groupId: opts.group ?? `${c.config.topics.prefix}fluxion-sink-postgres`,
+          maxBatch: c.config.sink.maxBatch,
+          sessionTimeoutMs: c.config.processors.sessionTimeoutMs,
+        },
       );
       abc?.checkStaleOnStart();
       const server: Server | undefined = port ? serveMetrics(registry, port) : undefined;

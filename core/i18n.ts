@@ -36,7 +36,9 @@ export class CatalogueError extends FluxionError {
  * Checks a catalogue once (every locale has exactly the English keys, no empty text) and
  * returns the lookup of a locale's messages. English is the reference: code is written in it.
  */
-export function defineMessages<T extends Catalogue>(catalogues: { en: T } & { [L in Exclude<Locale, 'en'>]: NoInfer<T> }): (locale: Locale) => T {
+export function defineMessages<T extends Catalogue>(
+  catalogues: { en: T } & { [L in Exclude<Locale, 'en'>]: NoInfer<T> },
+): (locale: Locale) => T {
   const all: Record<Locale, T> = catalogues;
   const keys = Object.keys(catalogues.en).sort();
   for (const locale of LOCALES) {
@@ -44,11 +46,15 @@ export function defineMessages<T extends Catalogue>(catalogues: { en: T } & { [L
     const have = Object.keys(c).sort();
     const missing = keys.filter((k) => !have.includes(k));
     const extra = have.filter((k) => !keys.includes(k));
-    const problems = [...(missing.length ? [`missing ${missing.join(', ')}`] : []), ...(extra.length ? [`unknown ${extra.join(', ')}`] : [])];
+    const problems = [
+      ...(missing.length ? [`missing ${missing.join(', ')}`] : []),
+      ...(extra.length ? [`unknown ${extra.join(', ')}`] : []),
+    ];
     if (problems.length) throw new CatalogueError(`catalogue ${locale}: ${problems.join('; ')}`);
     for (const k of keys) {
       const m = c[k];
-      if (typeof m === 'string' ? m.trim() === '' : typeof m !== 'function') throw new CatalogueError(`catalogue ${locale}: message ${k} is empty`);
+      if (typeof m === 'string' ? m.trim() === '' : typeof m !== 'function')
+        throw new CatalogueError(`catalogue ${locale}: message ${k} is empty`);
     }
   }
   return (locale) => all[locale];

@@ -94,7 +94,9 @@ async function findHolder(client: pg.Client, key: bigint): Promise<LockHolder | 
 }
 
 function caracasTime(at: Date): string {
-  return new Intl.DateTimeFormat('es-VE', { timeZone: 'America/Caracas', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(at);
+  return new Intl.DateTimeFormat('es-VE', { timeZone: 'America/Caracas', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(
+    at,
+  );
 }
 
 /** The text of a refused run, in the operators' language. */

@@ -49,10 +49,7 @@ export function klkGet(r: KlkRequest): Promise<KlkAnswer> {
   const headers = { 'X-API-Key': r.apiKey, accept: 'application/json' };
   return new Promise((resolve, reject) => {
     const req = client.get(url, { headers, signal: r.signal, ...(r.agent ? { agent: r.agent } : {}) }, (res) => {
-      text(res).then(
-        (body) => resolve({ status: res.statusCode ?? 0, retryAfter: [res.headers['retry-after']].flat()[0], body }),
-        reject,
-      );
+      text(res).then((body) => resolve({ status: res.statusCode ?? 0, retryAfter: [res.headers['retry-after']].flat()[0], body }), reject);
     });
     req.once('error', reject);
   });

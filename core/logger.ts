@@ -7,11 +7,23 @@ import { pino, type Logger } from 'pino';
 export type { Logger };
 
 const REDACT_PATHS = [
-  'password', '*.password', '*.*.password',
-  'apiKey', '*.apiKey', 'headers["x-api-key"]', '*.headers["x-api-key"]',
-  'authorization', '*.authorization', 'headers.authorization', '*.headers.authorization',
-  'databaseUrl', '*.databaseUrl', 'connectionString', '*.connectionString',
-  'sasl', '*.sasl',
+  'password',
+  '*.password',
+  '*.*.password',
+  'apiKey',
+  '*.apiKey',
+  'headers["x-api-key"]',
+  '*.headers["x-api-key"]',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  '*.headers.authorization',
+  'databaseUrl',
+  '*.databaseUrl',
+  'connectionString',
+  '*.connectionString',
+  'sasl',
+  '*.sasl',
 ];
 
 /** Replaces the password of any URL-shaped credential (`scheme://user:secret@host`). */
@@ -26,20 +38,23 @@ export function scrubSecrets(text: string): string {
  * `level` is the caller's: LOG_LEVEL is read, with its default, by the configuration.
  */
 export function createLogger(options: { level: string; name?: string; destination?: 1 | 2 | string }): Logger {
-  return pino({
-    level: options.level,
-    name: options.name ?? 'fluxion',
-    redact: { paths: REDACT_PATHS, censor: '***' },
-    base: { pid: process.pid },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-    serializers: {
-      err: (err: unknown) => {
-        const s = pino.stdSerializers.err(err as Error);
-        if (s && typeof s.message === 'string') s.message = scrubSecrets(s.message);
-        if (s && typeof s.stack === 'string') s.stack = scrubSecrets(s.stack);
-        return s;
+  return pino(
+    {
+      level: options.level,
+      name: options.name ?? 'fluxion',
+      redact: { paths: REDACT_PATHS, censor: '***' },
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      serializers: {
+        err: (err: unknown) => {
+          const s = pino.stdSerializers.err(err as Error);
+          if (s && typeof s.message === 'string') s.message = scrubSecrets(s.message);
+          if (s && typeof s.stack === 'string') s.stack = scrubSecrets(s.stack);
+          return s;
+        },
       },
     },
-  }, pino.destination({ dest: options.destination ?? 1, sync: true, mkdir: typeof options.destination === 'string' }));
+    pino.destination({ dest: options.destination ?? 1, sync: true, mkdir: typeof options.destination === 'string' }),
+  );
 }

@@ -57,7 +57,10 @@ export function createPool(options: PoolOptions): Pool {
     keepAlive: true,
   });
   pool.on('error', (err) => {
-    options.logger.warn({ err: { message: scrubSecrets(err.message), code: (err as { code?: string }).code } }, 'idle PostgreSQL client failed; the pool will replace it');
+    options.logger.warn(
+      { err: { message: scrubSecrets(err.message), code: (err as { code?: string }).code } },
+      'idle PostgreSQL client failed; the pool will replace it',
+    );
   });
   // A checked-out client's error is reported through the query that fails; without a
   // listener it would also be thrown as an uncaught exception. Once per client, not per use.
@@ -83,7 +86,11 @@ export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) 
   try {
     client = await pool.connect();
   } catch (cause) {
-    throw new ServiceUnavailableError(`PostgreSQL${connectionString ? ` at ${describeDatabase(connectionString)}` : ''} is not reachable: ${scrubSecrets((cause as Error).message)}`, { cause });
+    throw new ServiceUnavailableError(
+      `PostgreSQL${connectionString ? ` at ${describeDatabase(connectionString)}` : ''} is not reachable: ` +
+        `${scrubSecrets((cause as Error).message)}`,
+      { cause },
+    );
   }
   try {
     return await inTransaction(client, work);

@@ -72,7 +72,10 @@ export function ensureSentryClient(Sentry: SentrySdk, dsn: string, environment: 
   if (existing) {
     const existingDsn = existing.getOptions().dsn;
     if (existingDsn !== undefined && existingDsn !== dsn) {
-      logger.warn({ sentry: describeDsn(existingDsn) }, 'Sentry already initialised with another DSN in this process: check-ins and events go there');
+      logger.warn(
+        { sentry: describeDsn(existingDsn) },
+        'Sentry already initialised with another DSN in this process: check-ins and events go there',
+      );
     }
     return;
   }
@@ -159,8 +162,15 @@ export function createSentryEvents(options: SentryOptions): SentryEvents {
         .then(
           (Sentry) => {
             try {
-              const context = { level: report.level, tags: report.tags, ...(report.fingerprint ? { fingerprint: report.fingerprint } : {}), ...(report.extra ? { extra: report.extra } : {}) };
-              const eventId = report.error ? Sentry.captureException(report.error, context) : Sentry.captureMessage(report.message, context);
+              const context = {
+                level: report.level,
+                tags: report.tags,
+                ...(report.fingerprint ? { fingerprint: report.fingerprint } : {}),
+                ...(report.extra ? { extra: report.extra } : {}),
+              };
+              const eventId = report.error
+                ? Sentry.captureException(report.error, context)
+                : Sentry.captureMessage(report.message, context);
               logger.debug({ eventId, tags: report.tags }, 'Sentry event queued');
             } catch (err) {
               logger.warn({ tags: report.tags, reason: errorMessage(err) }, 'could not send the Sentry event; going on');

@@ -13,11 +13,15 @@ export interface ThrottleEntry {
 }
 
 export type Admission =
-  | { admitted: true; /** Mails of this key held back since the last one went. */ heldBack: number; heldBackSinceMs: number | null }
-  | { admitted: false; heldBack: number; /** When the next mail of this key may go. */ nextMs: number };
+  | { admitted: true /** Mails of this key held back since the last one went. */; heldBack: number; heldBackSinceMs: number | null }
+  | { admitted: false; heldBack: number /** When the next mail of this key may go. */; nextMs: number };
 
 /** Whether a mail whose key last stood at `entry` may go at `nowMs`, and what to remember now. */
-export function admit(entry: ThrottleEntry | null | undefined, nowMs: number, intervalMs: number): { admission: Admission; entry: ThrottleEntry } {
+export function admit(
+  entry: ThrottleEntry | null | undefined,
+  nowMs: number,
+  intervalMs: number,
+): { admission: Admission; entry: ThrottleEntry } {
   if (entry && nowMs - entry.lastSentMs < intervalMs) {
     const next = { lastSentMs: entry.lastSentMs, heldBack: entry.heldBack + 1, heldBackSinceMs: entry.heldBackSinceMs ?? nowMs };
     return { admission: { admitted: false, heldBack: next.heldBack, nextMs: entry.lastSentMs + intervalMs }, entry: next };

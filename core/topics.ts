@@ -37,7 +37,11 @@ const BASE: Array<{ name: TopicName; description: string; config: Record<string,
   { name: 'pos.inventario.snapshots', description: 'full inventory reads, chunked, one transaction per store', config: retention(7) },
   { name: 'pos.inventario.state', description: "the differ's last applied row per product (compacted)", config: COMPACTED },
   { name: 'pos.inventario.changes', description: 'c/u/d changes between applied snapshots: the event log', config: FOREVER },
-  { name: 'pos.inventario.quarantine', description: 'snapshots the differ refused to apply, by snapshot_id (compacted)', config: COMPACTED },
+  {
+    name: 'pos.inventario.quarantine',
+    description: 'snapshots the differ refused to apply, by snapshot_id (compacted)',
+    config: COMPACTED,
+  },
   { name: 'pos.ventas.raw', description: 'sales lines as read, every read of the day', config: retention(7) },
   { name: 'pos.ventas', description: 'deduplicated sales lines (c/u)', config: FOREVER },
   { name: 'pos.ventas.state', description: "the dedupe's fingerprint per sales line (compacted)", config: COMPACTED },
@@ -62,9 +66,21 @@ export function dlqTopic(topic: string): string {
 
 /** Every topic with its configuration; `prefix` isolates environments or tests on one cluster. */
 export function topicSpecs(prefix = ''): TopicSpec[] {
-  const specs: TopicSpec[] = BASE.map((t) => ({ name: prefix + t.name, description: t.description, config: t.config, avro: true, compression: COMPRESSION }));
+  const specs: TopicSpec[] = BASE.map((t) => ({
+    name: prefix + t.name,
+    description: t.description,
+    config: t.config,
+    avro: true,
+    compression: COMPRESSION,
+  }));
   for (const t of CONSUMED_TOPICS) {
-    specs.push({ name: prefix + dlqTopic(t), description: `records of ${t} that could not be processed`, config: retention(30), avro: false, compression: 'none' });
+    specs.push({
+      name: prefix + dlqTopic(t),
+      description: `records of ${t} that could not be processed`,
+      config: retention(30),
+      avro: false,
+      compression: 'none',
+    });
   }
   return specs;
 }

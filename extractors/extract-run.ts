@@ -69,7 +69,13 @@ export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) =>
   return results;
 }
 
-async function runStores(stores: Ubicacion[], job: EtlJob, deps: ExtractionDeps, opts: ExtractionOptions, work: StoreWork): Promise<StoreOutcome[]> {
+async function runStores(
+  stores: Ubicacion[],
+  job: EtlJob,
+  deps: ExtractionDeps,
+  opts: ExtractionOptions,
+  work: StoreWork,
+): Promise<StoreOutcome[]> {
   const now = deps.now ?? (() => new Date());
   const runId = opts.runId ?? randomUUID();
   const etlTopic = topicName('ops.etl-runs', deps.topicPrefix);
@@ -82,7 +88,12 @@ async function runStores(stores: Ubicacion[], job: EtlJob, deps: ExtractionDeps,
     const started = now();
     const controller = new AbortController();
     const timer = setTimeout(
-      () => controller.abort(new DeadlineExceededError(`${u.id}: the ${source} read did not finish within its deadline of ${deadlineMs} ms and was stopped`, { context: { ubicacion: u.id } })),
+      () =>
+        controller.abort(
+          new DeadlineExceededError(`${u.id}: the ${source} read did not finish within its deadline of ${deadlineMs} ms and was stopped`, {
+            context: { ubicacion: u.id },
+          }),
+        ),
       deadlineMs,
     );
     const onOuterAbort = () => controller.abort(opts.signal?.reason);
@@ -100,8 +111,15 @@ async function runStores(stores: Ubicacion[], job: EtlJob, deps: ExtractionDeps,
       const batch = await work(u, controller.signal, runId);
       clearTimeout(timer);
       const outcome: StoreOutcome = {
-        ubicacionId: u.id, source, status: 'OK', rows: batch.rows, durationMs: now().getTime() - started.getTime(),
-        snapshotId: batch.snapshotId, fecha: batch.fecha, errorClass: null, errorMessage: null,
+        ubicacionId: u.id,
+        source,
+        status: 'OK',
+        rows: batch.rows,
+        durationMs: now().getTime() - started.getTime(),
+        snapshotId: batch.snapshotId,
+        fecha: batch.fecha,
+        errorClass: null,
+        errorMessage: null,
       };
       const p = await openProducer();
       const etl = runRecord(outcome);
@@ -112,14 +130,29 @@ async function runStores(stores: Ubicacion[], job: EtlJob, deps: ExtractionDeps,
       outcome.durationMs = now().getTime() - started.getTime();
       const mem = process.memoryUsage();
       storeLog.info(
-        { rows: outcome.rows, ms: outcome.durationMs, snapshot_id: outcome.snapshotId, fecha: outcome.fecha, rss_mb: Math.round(mem.rss / 2 ** 20), heap_mb: Math.round(mem.heapUsed / 2 ** 20), external_mb: Math.round(mem.external / 2 ** 20) },
+        {
+          rows: outcome.rows,
+          ms: outcome.durationMs,
+          snapshot_id: outcome.snapshotId,
+          fecha: outcome.fecha,
+          rss_mb: Math.round(mem.rss / 2 ** 20),
+          heap_mb: Math.round(mem.heapUsed / 2 ** 20),
+          external_mb: Math.round(mem.external / 2 ** 20),
+        },
         'store extracted',
       );
       return outcome;
     } catch (err) {
       const outcome: StoreOutcome = {
-        ubicacionId: u.id, source, status: 'FAILED', rows: 0, durationMs: now().getTime() - started.getTime(), snapshotId: null,
-        fecha: null, errorClass: err instanceof FluxionError ? err.code : 'UNEXPECTED', errorMessage: scrubSecrets(errorMessage(err)),
+        ubicacionId: u.id,
+        source,
+        status: 'FAILED',
+        rows: 0,
+        durationMs: now().getTime() - started.getTime(),
+        snapshotId: null,
+        fecha: null,
+        errorClass: err instanceof FluxionError ? err.code : 'UNEXPECTED',
+        errorMessage: scrubSecrets(errorMessage(err)),
       };
       storeLog.error({ err, error_class: outcome.errorClass, ms: outcome.durationMs }, 'store extraction failed');
       try {
@@ -150,11 +183,17 @@ export async function extractInventario(stores: Ubicacion[], deps: ExtractionDep
   const encoding = createSnapshotEncoding(codec.schema, codec.schemaId);
   return runStores(stores, 'INVENTARIO', deps, opts, async (u, signal) => {
     const snapshotId = randomUUID();
-    const chunks = new SnapshotChunks(encoding, { snapshotId, ubicacionId: u.id, source: u.pos === 'klk' ? 'KLK' : 'STELLAR', takenAt: now() });
+    const chunks = new SnapshotChunks(encoding, {
+      snapshotId,
+      ubicacionId: u.id,
+      source: u.pos === 'klk' ? 'KLK' : 'STELLAR',
+      takenAt: now(),
+    });
     for (const deposito of u.depositos) {
       for await (const row of readInventario(u, deposito, deps, opts, signal)) chunks.add(row);
     }
-    if (chunks.duplicates) deps.logger.info({ ubicacion: u.id, duplicates: chunks.duplicates }, 'products read twice across pages; kept the last read');
+    if (chunks.duplicates)
+      deps.logger.info({ ubicacion: u.id, duplicates: chunks.duplicates }, 'products read twice across pages; kept the last read');
     const records = chunks.build().map((value) => ({ ubicacionId: u.id, key: u.id, value }));
     return { topic, records, rows: chunks.rowCount, snapshotId, fecha: null };
   });
@@ -171,7 +210,8 @@ function stellarRows(...args: Parameters<typeof import('./stellar-inventario.ts'
       let inner: AsyncGenerator<InventoryRow> | undefined;
       return {
         next: () => (inner ? inner.next() : import('./stellar-inventario.ts').then((m) => (inner = m.stellarInventario(...args)).next())),
-        return: (value?: unknown) => (inner ? inner.return(value as never) : Promise.resolve({ done: true as const, value: undefined as never })),
+        return: (value?: unknown) =>
+          inner ? inner.return(value as never) : Promise.resolve({ done: true as const, value: undefined as never }),
         throw: (err?: unknown) => (inner ? inner.throw(err) : Promise.reject(err)),
       };
     },
@@ -193,7 +233,13 @@ function klkApiFor(u: Ubicacion & { pos: 'klk' }, deps: PosReadDeps, opts: Extra
   });
 }
 
-function readInventario(u: Ubicacion, deposito: string, deps: PosReadDeps, opts: ExtractionOptions, signal: AbortSignal): AsyncIterable<InventoryRow> {
+function readInventario(
+  u: Ubicacion,
+  deposito: string,
+  deps: PosReadDeps,
+  opts: ExtractionOptions,
+  signal: AbortSignal,
+): AsyncIterable<InventoryRow> {
   if (u.pos === 'klk') {
     return klkApiFor(u, deps, opts, signal).inventario(deposito);
   }
@@ -220,12 +266,23 @@ function readInventario(u: Ubicacion, deposito: string, deps: PosReadDeps, opts:
  * One store's whole inventory as its POS reports it now, deposito after deposito, checked
  * row by row, without publishing it: the productos refresh reads its catalogue fields.
  */
-export async function* readStoreInventario(u: Ubicacion, deps: PosReadDeps, opts: ExtractionOptions, signal: AbortSignal): AsyncGenerator<InventoryRow> {
+export async function* readStoreInventario(
+  u: Ubicacion,
+  deps: PosReadDeps,
+  opts: ExtractionOptions,
+  signal: AbortSignal,
+): AsyncGenerator<InventoryRow> {
   for (const deposito of u.depositos) yield* readInventario(u, deposito, deps, opts, signal);
 }
 
 /** Reads one day of sales from every KLK store and publishes them, one transaction per store. */
-export async function extractVentas(stores: Ubicacion[], fecha: string, job: 'VENTAS' | 'VENTAS_RECOVERY', deps: ExtractionDeps, opts: ExtractionOptions = {}): Promise<StoreOutcome[]> {
+export async function extractVentas(
+  stores: Ubicacion[],
+  fecha: string,
+  job: 'VENTAS' | 'VENTAS_RECOVERY',
+  deps: ExtractionDeps,
+  opts: ExtractionOptions = {},
+): Promise<StoreOutcome[]> {
   const now = deps.now ?? (() => new Date());
   const topic = topicName('pos.ventas.raw', deps.topicPrefix);
   const codec = await createTopicCodec(deps.registry, 'pos.ventas.raw', topic);
@@ -237,7 +294,11 @@ export async function extractVentas(stores: Ubicacion[], fecha: string, job: 'VE
     for await (const line of api.ventas(fecha)) lines.set(`${line.numero_factura}\u0000${line.linea}`, line);
     const records: OutgoingRecord[] = [];
     for (const linea of lines.values()) {
-      records.push({ ubicacionId: u.id, key: `${u.id}/${linea.numero_factura}`, value: codec.encode({ linea, extracted_at: extractedAt, run_id: runId }) });
+      records.push({
+        ubicacionId: u.id,
+        key: `${u.id}/${linea.numero_factura}`,
+        value: codec.encode({ linea, extracted_at: extractedAt, run_id: runId }),
+      });
     }
     return { topic, records, rows: records.length, snapshotId: null, fecha };
   });

@@ -65,7 +65,10 @@ export function createKlkApi(o: KlkApiOptions) {
         } catch (cause) {
           if (o.signal.aborted) throw o.signal.reason;
           const reason = timeout.aborted ? `no answer in ${o.requestTimeoutMs} ms` : (cause as Error).message;
-          throw new PosUnavailableError(`${o.ubicacionId}: KLK ${what}failed: ${reason}`, { cause, context: { ubicacion: o.ubicacionId } });
+          throw new PosUnavailableError(`${o.ubicacionId}: KLK ${what}failed: ${reason}`, {
+            cause,
+            context: { ubicacion: o.ubicacionId },
+          });
         }
         const body = res.body;
         const kind = klkStatusKind(res.status);
@@ -91,21 +94,32 @@ export function createKlkApi(o: KlkApiOptions) {
           json = JSON.parse(body) as Record<string, unknown>;
         } catch (cause) {
           // Usually a proxy's error page or a body cut short: worth another try.
-          throw new PosDataError(`${o.ubicacionId}: KLK ${what}page ${page}: the body is not JSON (${(cause as Error).message}): ${JSON.stringify(body.slice(0, 80))}`, {
-            cause,
-            retriable: true,
-            context: { ubicacion: o.ubicacionId },
-          });
+          throw new PosDataError(
+            `${o.ubicacionId}: KLK ${what}page ${page}: the body is not JSON (${(cause as Error).message}): ` +
+              `${JSON.stringify(body.slice(0, 80))}`,
+            {
+              cause,
+              retriable: true,
+              context: { ubicacion: o.ubicacionId },
+            },
+          );
         }
         const at = { ubicacionId: o.ubicacionId, place: `page ${page}` };
         // `null`, a number or a list parse fine but are no page: refuse them here, not as a TypeError below.
         if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-          throw new PosDataError(`${at.ubicacionId}: ${at.place}: field body: ${JSON.stringify(body.slice(0, 80))} is not a page object`, { context: { ubicacion: o.ubicacionId, field: 'body' } });
+          throw new PosDataError(`${at.ubicacionId}: ${at.place}: field body: ${JSON.stringify(body.slice(0, 80))} is not a page object`, {
+            context: { ubicacion: o.ubicacionId, field: 'body' },
+          });
         }
-        if (!Array.isArray(json.items)) throw new PosDataError(`${o.ubicacionId}: page ${page}: field items: ${JSON.stringify(json.items)} is not a list`, { context: { ubicacion: o.ubicacionId, field: 'items' } });
+        if (!Array.isArray(json.items))
+          throw new PosDataError(`${o.ubicacionId}: page ${page}: field items: ${JSON.stringify(json.items)} is not a list`, {
+            context: { ubicacion: o.ubicacionId, field: 'items' },
+          });
         const totalPages = json.total_pages;
         if (typeof totalPages !== 'number' || !Number.isSafeInteger(totalPages) || totalPages < 0) {
-          throw new PosDataError(`${at.ubicacionId}: ${at.place}: field total_pages: ${JSON.stringify(totalPages)} is not a page count`, { context: { ubicacion: o.ubicacionId, field: 'total_pages' } });
+          throw new PosDataError(`${at.ubicacionId}: ${at.place}: field total_pages: ${JSON.stringify(totalPages)} is not a page count`, {
+            context: { ubicacion: o.ubicacionId, field: 'total_pages' },
+          });
         }
         return { page, totalPages, items: json.items };
       },
@@ -137,7 +151,8 @@ export function createKlkApi(o: KlkApiOptions) {
       for await (const p of pages(KLK_INVENTARIO_PATH, { deposito })) {
         for (let i = 0; i < p.items.length; i++) {
           const it = (p.items[i] ?? {}) as Record<string, unknown>;
-          const cls = (v: unknown, f: 'codigo' | 'nombre') => (v === null || v === undefined ? null : typeof v === 'object' ? (v as Record<string, unknown>)[f] : v);
+          const cls = (v: unknown, f: 'codigo' | 'nombre') =>
+            v === null || v === undefined ? null : typeof v === 'object' ? (v as Record<string, unknown>)[f] : v;
           yield toInventoryRow(
             {
               deposito,
@@ -167,7 +182,10 @@ export function createKlkApi(o: KlkApiOptions) {
     async *ventas(fecha: string): AsyncGenerator<VentaLinea> {
       for await (const p of pages(KLK_VENTAS_PATH, { fecha })) {
         for (let i = 0; i < p.items.length; i++) {
-          yield toVentaLinea((p.items[i] ?? {}) as Record<string, unknown>, fecha, { ubicacionId: o.ubicacionId, place: `page ${p.page}, item ${i + 1}` });
+          yield toVentaLinea((p.items[i] ?? {}) as Record<string, unknown>, fecha, {
+            ubicacionId: o.ubicacionId,
+            place: `page ${p.page}, item ${i + 1}`,
+          });
         }
       }
     },

@@ -20,7 +20,10 @@ const MAX_TEXT = 200;
 
 export function fail(at: RowPlace, field: string, value: unknown, problem: string): never {
   const who = at.productoId ? ` (producto ${at.productoId})` : '';
-  const shown = typeof value === 'string' ? JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}...` : value) : (JSON.stringify(value) ?? String(value));
+  const shown =
+    typeof value === 'string'
+      ? JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}...` : value)
+      : (JSON.stringify(value) ?? String(value));
   throw new PosDataError(`${at.ubicacionId}: ${at.place}${who}: field ${field}: ${shown} ${problem}`, {
     context: { ubicacion: at.ubicacionId, field, value, place: at.place },
   });
@@ -56,6 +59,7 @@ export function booleanValue(at: RowPlace, field: string, v: unknown): boolean {
 export function instantValue(at: RowPlace, field: string, v: unknown, nullable: boolean): Date | null {
   if (v instanceof Date && !Number.isNaN(v.getTime())) return v;
   if (v === null || v === undefined) return nullable ? null : fail(at, field, v, 'is missing');
-  if (typeof v !== 'string' || !ISO_INSTANT.test(v) || Number.isNaN(Date.parse(v))) return fail(at, field, v, 'is not an ISO 8601 instant with offset');
+  if (typeof v !== 'string' || !ISO_INSTANT.test(v) || Number.isNaN(Date.parse(v)))
+    return fail(at, field, v, 'is not an ISO 8601 instant with offset');
   return new Date(v);
 }

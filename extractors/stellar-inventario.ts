@@ -56,9 +56,21 @@ function exactDecimal(value: unknown, scale: number): unknown {
 function translate(err: unknown, o: StellarConnectionOptions, action: string): Error {
   const e = err as { code?: string; number?: number; message?: string };
   const where = `${o.ubicacionId}: Stellar ${o.host}:${o.port}/${o.database}`;
-  if (e.code === 'ELOGIN') return new PosAuthError(`${where} refused the login of ${o.user}: check ${o.passwordEnv}`, { cause: err, context: { ubicacion: o.ubicacionId } });
-  if (e.code === 'EREQUEST') return new PosDataError(`${where}: SQL Server error ${e.number ?? '?'} while ${action}: ${e.message}`, { cause: err, context: { ubicacion: o.ubicacionId } });
-  return new PosUnavailableError(`${where} failed while ${action}: ${e.message ?? String(err)}`, { cause: err, code: e.code ?? 'POS_UNAVAILABLE', context: { ubicacion: o.ubicacionId } });
+  if (e.code === 'ELOGIN')
+    return new PosAuthError(`${where} refused the login of ${o.user}: check ${o.passwordEnv}`, {
+      cause: err,
+      context: { ubicacion: o.ubicacionId },
+    });
+  if (e.code === 'EREQUEST')
+    return new PosDataError(`${where}: SQL Server error ${e.number ?? '?'} while ${action}: ${e.message}`, {
+      cause: err,
+      context: { ubicacion: o.ubicacionId },
+    });
+  return new PosUnavailableError(`${where} failed while ${action}: ${e.message ?? String(err)}`, {
+    cause: err,
+    code: e.code ?? 'POS_UNAVAILABLE',
+    context: { ubicacion: o.ubicacionId },
+  });
 }
 
 /** The driver's configuration for one store: addresses, timeouts, TLS and the keepalive connector. */

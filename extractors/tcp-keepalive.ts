@@ -29,7 +29,10 @@ export function deadPeerDetectionMs(p: KeepAlivePolicy = POS_KEEPALIVE): number 
  */
 export function assertKeepAliveTuning(): void {
   if (Socket.prototype.setKeepAlive.length < 4) {
-    throw new Error(`Node ${process.version} cannot set TCP_KEEPINTVL/TCP_KEEPCNT per socket (socket.setKeepAlive with interval and count); run the Node 24 of the image`);
+    throw new Error(
+      `Node ${process.version} cannot set TCP_KEEPINTVL/TCP_KEEPCNT per socket (socket.setKeepAlive with interval and count); run the ` +
+        `Node 24 of the image`,
+    );
   }
 }
 
@@ -43,7 +46,8 @@ export function pinKeepAlive<T extends Socket>(socket: T, policy: KeepAlivePolic
   assertKeepAliveTuning();
   // @types/node does not know the options form yet.
   const original = socket.setKeepAlive as unknown as (o: { enable: boolean; initialDelay: number; interval: number; count: number }) => T;
-  const apply = () => original.call(socket, { enable: true, initialDelay: policy.initialDelayMs, interval: policy.intervalMs, count: policy.count });
+  const apply = () =>
+    original.call(socket, { enable: true, initialDelay: policy.initialDelayMs, interval: policy.intervalMs, count: policy.count });
   socket.setKeepAlive = () => apply();
   // Before the connection exists Node keeps only the idle time: apply on connect.
   if (socket.connecting) socket.once('connect', apply);

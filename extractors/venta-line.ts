@@ -9,7 +9,8 @@ export function toVentaLinea(item: Record<string, unknown>, fecha: string, where
   if (numero.length === 0 || numero.length > 30) fail(where, 'numero_factura', numero, 'is not an invoice number (1-30 characters)');
   const at = { ...where, place: `${where.place} (factura ${numero})` };
   const linea = item.linea;
-  if (typeof linea !== 'number' || !Number.isInteger(linea) || linea < 1 || linea > 100_000) fail(at, 'linea', linea, 'is not a line number (integer >= 1)');
+  if (typeof linea !== 'number' || !Number.isInteger(linea) || linea < 1 || linea > 100_000)
+    fail(at, 'linea', linea, 'is not a line number (integer >= 1)');
   const productoId = codeValue(at, 'codigo_producto', item.codigo_producto);
   const withProduct = { ...at, productoId };
   return {

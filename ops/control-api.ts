@@ -99,17 +99,25 @@ export function parseSyncBody(text: string): { job: SyncJob; tiendas: 'todas' | 
   } catch (err) {
     throw new HttpProblem(400, `the body is not JSON: ${(err as Error).message}; send {"job": "inventario", "tiendas": "todas"}`);
   }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpProblem(400, 'the body must be a JSON object: {"job": "inventario" | "ventas", "tiendas": ["tienda_01"] | "todas"}');
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw new HttpProblem(400, 'the body must be a JSON object: {"job": "inventario" | "ventas", "tiendas": ["tienda_01"] | "todas"}');
   const fields = body as Record<string, unknown>;
   const unknown = Object.keys(fields).filter((k) => k !== 'job' && k !== 'tiendas');
-  if (unknown.length) throw new HttpProblem(400, `unknown field(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')}: the body has only "job" and "tiendas"`);
+  if (unknown.length)
+    throw new HttpProblem(
+      400,
+      `unknown field(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')}: the body has only "job" and "tiendas"`,
+    );
   if (typeof fields.job !== 'string' || !(SYNC_JOBS as readonly string[]).includes(fields.job)) {
     throw new HttpProblem(400, `"job" must be "inventario" or "ventas", got ${JSON.stringify(fields.job) ?? 'nothing'}`);
   }
   const tiendas = fields.tiendas;
   if (tiendas === 'todas') return { job: fields.job as SyncJob, tiendas };
   if (!Array.isArray(tiendas) || tiendas.length === 0 || !tiendas.every((t) => typeof t === 'string' && t.length > 0)) {
-    throw new HttpProblem(400, `"tiendas" must be "todas" or a non-empty list of store ids such as ["tienda_01"], got ${JSON.stringify(tiendas) ?? 'nothing'}`);
+    throw new HttpProblem(
+      400,
+      `"tiendas" must be "todas" or a non-empty list of store ids such as ["tienda_01"], got ${JSON.stringify(tiendas) ?? 'nothing'}`,
+    );
   }
   return { job: fields.job as SyncJob, tiendas: [...new Set(tiendas as string[])] };
 }
@@ -117,7 +125,9 @@ export function parseSyncBody(text: string): { job: SyncJob; tiendas: 'todas' | 
 /** Constant-time check of an Authorization header against the token's SHA-256. */
 export function bearerMatches(header: string | undefined, tokenDigest: Buffer): boolean {
   const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header ?? '');
-  const given = createHash('sha256').update(match?.[1] ?? '').digest();
+  const given = createHash('sha256')
+    .update(match?.[1] ?? '')
+    .digest();
   return timingSafeEqual(given, tokenDigest) && match !== null;
 }
 
@@ -170,7 +180,16 @@ export function createControlApi(options: ControlApiOptions): ControlApi {
       finished_at: null,
       error: null,
       counts: { PENDING: stores.length, RUNNING: 0, OK: 0, FAILED: 0 },
-      stores: stores.map((u) => ({ ubicacion_id: u.id, status: 'PENDING', rows: null, duration_ms: null, snapshot_id: null, fecha: null, error_class: null, error_message: null })),
+      stores: stores.map((u) => ({
+        ubicacion_id: u.id,
+        status: 'PENDING',
+        rows: null,
+        duration_ms: null,
+        snapshot_id: null,
+        fecha: null,
+        error_class: null,
+        error_message: null,
+      })),
     };
     const entry = (id: string) => view.stores.find((s) => s.ubicacion_id === id);
     runningByJob.set(job, runId);
@@ -202,12 +221,14 @@ export function createControlApi(options: ControlApiOptions): ControlApi {
       try {
         await options.run(job, stores, ctx);
         const unfinished = view.stores.filter((s) => s.status === 'PENDING' || s.status === 'RUNNING');
-        for (const s of unfinished) Object.assign(s, { status: 'FAILED', error_class: 'UNREPORTED', error_message: 'the run ended without reporting this store' });
+        for (const s of unfinished)
+          Object.assign(s, { status: 'FAILED', error_class: 'UNREPORTED', error_message: 'the run ended without reporting this store' });
         view.status = view.stores.every((s) => s.status === 'OK') ? 'OK' : 'FAILED';
       } catch (err) {
         view.status = 'ERROR';
         view.error = scrubSecrets(errorMessage(err));
-        for (const s of view.stores.filter((x) => x.status === 'PENDING' || x.status === 'RUNNING')) Object.assign(s, { status: 'FAILED', error_class: 'RUN_FAILED', error_message: view.error });
+        for (const s of view.stores.filter((x) => x.status === 'PENDING' || x.status === 'RUNNING'))
+          Object.assign(s, { status: 'FAILED', error_class: 'RUN_FAILED', error_message: view.error });
         // Another process running the job is not a failure of this one (no mail, as for the CLI).
         if (err instanceof JobLockedError) log.warn({ err, run_id: runId, job }, 'sync run refused: the job runs elsewhere');
         else log.error({ err, run_id: runId, job }, 'sync run failed');
@@ -240,17 +261,27 @@ export function createControlApi(options: ControlApiOptions): ControlApi {
     if (body.job === 'ventas') {
       if (body.tiendas === 'todas') stores = stores.filter((u) => u.pos === 'klk');
       const stellar = stores.filter((u) => u.pos !== 'klk');
-      if (stellar.length) throw new HttpProblem(400, `${stellar.map((u) => u.id).join(', ')}: Stellar has no sales API; ventas come from KLK stores only`);
+      if (stellar.length)
+        throw new HttpProblem(400, `${stellar.map((u) => u.id).join(', ')}: Stellar has no sales API; ventas come from KLK stores only`);
     }
     if (stores.length === 0) throw new HttpProblem(400, `no active store to run ${body.job} for`);
     const running = runningByJob.get(body.job);
     if (running) {
-      send(res, 409, { error: `a ${body.job} run is already running: wait for it to end`, run_id: running, status_url: `/etl/runs/${running}` });
+      send(res, 409, {
+        error: `a ${body.job} run is already running: wait for it to end`,
+        run_id: running,
+        status_url: `/etl/runs/${running}`,
+      });
       return;
     }
     const view = start(body.job, stores, req.socket.remoteAddress ?? 'unknown');
     const statusUrl = `/etl/runs/${view.run_id}`;
-    send(res, 202, { run_id: view.run_id, job: view.job, tiendas: stores.map((u) => u.id), status: view.status, status_url: statusUrl }, { location: statusUrl });
+    send(
+      res,
+      202,
+      { run_id: view.run_id, job: view.job, tiendas: stores.map((u) => u.id), status: view.status, status_url: statusUrl },
+      { location: statusUrl },
+    );
   }
 
   return {
@@ -260,10 +291,19 @@ export function createControlApi(options: ControlApiOptions): ControlApi {
       const path = new URL(req.url ?? '/', 'http://localhost').pathname;
       if (path !== '/etl/sync' && path !== '/etl/runs' && !path.startsWith('/etl/runs/')) return false;
       try {
-        if (!tokenDigest) throw new HttpProblem(503, 'the control API is off: FLUXION_SYNC_TOKEN is not set (set it to a long random token to turn it on)');
+        if (!tokenDigest)
+          throw new HttpProblem(
+            503,
+            'the control API is off: FLUXION_SYNC_TOKEN is not set (set it to a long random token to turn it on)',
+          );
         if (!bearerMatches(req.headers.authorization, tokenDigest)) {
           log.warn({ client: req.socket.remoteAddress, method: req.method, path }, 'control API request without a valid token');
-          send(res, 401, { error: 'missing or wrong token: send Authorization: Bearer <FLUXION_SYNC_TOKEN>' }, { 'www-authenticate': 'Bearer realm="fluxion"' });
+          send(
+            res,
+            401,
+            { error: 'missing or wrong token: send Authorization: Bearer <FLUXION_SYNC_TOKEN>' },
+            { 'www-authenticate': 'Bearer realm="fluxion"' },
+          );
           return true;
         }
         if (path === '/etl/sync') {
@@ -278,7 +318,11 @@ export function createControlApi(options: ControlApiOptions): ControlApi {
         }
         const id = path.slice('/etl/runs/'.length);
         const run = runs.get(id);
-        if (!run) throw new HttpProblem(404, `no run ${id} in this process (runs are kept in memory: the last ${keep}); see etl_runs in PostgreSQL`);
+        if (!run)
+          throw new HttpProblem(
+            404,
+            `no run ${id} in this process (runs are kept in memory: the last ${keep}); see etl_runs in PostgreSQL`,
+          );
         send(res, 200, run.view);
         return true;
       } catch (err) {

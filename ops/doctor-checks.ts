@@ -101,7 +101,8 @@ export function storeCheck(u: Ubicacion, env: NodeJS.ProcessEnv): DoctorCheck {
         throw new Error(`SQL Server port: ${(err as Error).message}`);
       }
       const missing = [userEnv, passwordEnv].filter((name) => !env[name]);
-      if (missing.length) throw new Error(`SQL Server port open, but ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not set`);
+      if (missing.length)
+        throw new Error(`SQL Server port open, but ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not set`);
       let tls: StellarTls;
       try {
         tls = readStellarTls(u, env);
@@ -109,7 +110,13 @@ export function storeCheck(u: Ubicacion, env: NodeJS.ProcessEnv): DoctorCheck {
         if (err instanceof ConfigError) throw new Error(`SQL Server port open, but ${err.problems.join('; ')}`);
         throw err;
       }
-      const how = !tls.encrypt ? 'no TLS' : tls.caFile ? `TLS, CA ${tls.caFile}` : tls.trustServerCertificate ? 'TLS, certificate not verified (trust_server_certificate)' : 'TLS';
+      const how = !tls.encrypt
+        ? 'no TLS'
+        : tls.caFile
+          ? `TLS, CA ${tls.caFile}`
+          : tls.trustServerCertificate
+            ? 'TLS, certificate not verified (trust_server_certificate)'
+            : 'TLS';
       return `SQL Server port open (${how})`;
     },
   };
@@ -139,7 +146,9 @@ export function kafkaCheck(o: { target: string; kafka: () => KafkaClient; expect
         const about = `cluster ${cluster.clusterId}, ${cluster.brokers} broker${cluster.brokers === 1 ? '' : 's'}`;
         if (missing.length) {
           const shown = missing.length > 4 ? `${missing.slice(0, 4).join(', ')}, ...` : missing.join(', ');
-          throw new Error(`${about}; ${missing.length} of ${o.expectedTopics.length} topics missing (${shown}): run \`fluxion topics ensure\``);
+          throw new Error(
+            `${about}; ${missing.length} of ${o.expectedTopics.length} topics missing (${shown}): run \`fluxion topics ensure\``,
+          );
         }
         return `${about}; ${o.expectedTopics.length} of ${o.expectedTopics.length} topics present`;
       } finally {
@@ -162,7 +171,9 @@ export function registryCheck(o: { target: string; registry: () => FluxionRegist
       const missing = o.expectedSubjects.filter((_, i) => latest[i] === null);
       if (missing.length) {
         const shown = missing.length > 4 ? `${missing.slice(0, 4).join(', ')}, ...` : missing.join(', ');
-        throw new Error(`${missing.length} of ${o.expectedSubjects.length} subjects not registered (${shown}): run \`fluxion schemas register\``);
+        throw new Error(
+          `${missing.length} of ${o.expectedSubjects.length} subjects not registered (${shown}): run \`fluxion schemas register\``,
+        );
       }
       return `${o.expectedSubjects.length} of ${o.expectedSubjects.length} subjects registered`;
     },
@@ -170,10 +181,19 @@ export function registryCheck(o: { target: string; registry: () => FluxionRegist
 }
 
 /** PostgreSQL reachable, then its migrations current: two rows over one small pool; `close()` ends it. */
-export function postgresChecks(o: { connectionString: string; migrationsDir: string; logger: Logger }): { checks: DoctorCheck[]; close(): Promise<void> } {
+export function postgresChecks(o: { connectionString: string; migrationsDir: string; logger: Logger }): {
+  checks: DoctorCheck[];
+  close(): Promise<void>;
+} {
   let pool: Pool | undefined;
   const open = (signal: AbortSignal) => {
-    pool ??= createPool({ connectionString: o.connectionString, logger: o.logger, max: 1, applicationName: 'fluxion-doctor', queryTimeoutMs: 30_000 });
+    pool ??= createPool({
+      connectionString: o.connectionString,
+      logger: o.logger,
+      max: 1,
+      applicationName: 'fluxion-doctor',
+      queryTimeoutMs: 30_000,
+    });
     const p = pool;
     // A timed-out check must not leave a connection attempt behind.
     signal.addEventListener('abort', () => void p.end().catch(() => undefined), { once: true });
@@ -203,9 +223,12 @@ export function postgresChecks(o: { connectionString: string; migrationsDir: str
           const files = readMigrations(o.migrationsDir);
           let applied: MigrationRow[];
           try {
-            ({ rows: applied } = await open(signal).query<MigrationRow>('SELECT version, name, checksum FROM schema_migrations ORDER BY version'));
+            ({ rows: applied } = await open(signal).query<MigrationRow>(
+              'SELECT version, name, checksum FROM schema_migrations ORDER BY version',
+            ));
           } catch (err) {
-            if ((err as { code?: string }).code === '42P01') throw new Error(`no migration applied (no schema_migrations table), ${files.length} pending: run \`fluxion migrate\``);
+            if ((err as { code?: string }).code === '42P01')
+              throw new Error(`no migration applied (no schema_migrations table), ${files.length} pending: run \`fluxion migrate\``);
             throw err;
           }
           return migrationsVerdict(files, applied);
@@ -233,7 +256,8 @@ export function placeholderCheck(ubicaciones: Ubicacion[], environment: 'local' 
       if (found.length === 0) return 'no active store holds a placeholder';
       const list = found.map((u) => `${u.id} (${u.placeholder!.join(', ')})`).join('; ');
       throw new Error(
-        `${found.length} active store${found.length === 1 ? '' : 's'} still hold placeholders in production: ${list}: put La Granja's real values in the store list and remove them from the entry's placeholder list`,
+        `${found.length} active store${found.length === 1 ? '' : 's'} still hold placeholders in production: ${list}: put La Granja's ` +
+          `real values in the store list and remove them from the entry's placeholder list`,
       );
     },
   };

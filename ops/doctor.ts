@@ -51,7 +51,9 @@ export class CheckTimeoutError extends Error {
 
 /** One line, no URL password, no known secret. */
 export function cleanDetail(text: string, secrets: string[] = []): string {
-  let out = scrubSecrets(text).replace(/\s*\n\s*/g, '; ').trim();
+  let out = scrubSecrets(text)
+    .replace(/\s*\n\s*/g, '; ')
+    .trim();
   // Longest first, so a secret containing another is replaced whole.
   for (const s of [...secrets].filter((x) => x.length >= 3).sort((a, b) => b.length - a.length)) out = out.split(s).join('***');
   return out;
@@ -67,7 +69,15 @@ export async function runChecks(checks: DoctorCheck[], options: RunOptions): Pro
       const dependency = check.dependsOn ? byPart.get(check.dependsOn) : undefined;
       if (dependency) {
         const dep = await dependency;
-        if (dep.status !== 'OK') return { part: check.part, target: check.target, status: 'SKIP', required, durationMs: 0, detail: `${dep.part} is ${dep.status}` };
+        if (dep.status !== 'OK')
+          return {
+            part: check.part,
+            target: check.target,
+            status: 'SKIP',
+            required,
+            durationMs: 0,
+            detail: `${dep.part} is ${dep.status}`,
+          };
       }
       const started = clock();
       const controller = new AbortController();
@@ -128,7 +138,9 @@ export function formatTable(results: CheckResult[]): string[] {
   const width = (i: number) => Math.max(header[i]!.length, ...rows.map((row) => row[i]!.length));
   const widths = [width(0), width(1), width(2), width(3)];
   const line = (cells: string[]) =>
-    [cells[0]!.padEnd(widths[0]!), cells[1]!.padEnd(widths[1]!), cells[2]!.padEnd(widths[2]!), cells[3]!.padStart(widths[3]!), cells[4]!].join('  ').trimEnd();
+    [cells[0]!.padEnd(widths[0]!), cells[1]!.padEnd(widths[1]!), cells[2]!.padEnd(widths[2]!), cells[3]!.padStart(widths[3]!), cells[4]!]
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line), summaryLine(results)];
 }
 
@@ -149,8 +161,15 @@ export function safeTarget(url: string): string {
 }
 
 /** Kafka's target: the bootstrap brokers and how we authenticate (the user, never the password). */
-export function kafkaTarget(brokers: string[], ssl?: { rejectUnauthorized?: boolean }, sasl?: { mechanism: string; username: string }): string {
-  const how = [ssl ? (ssl.rejectUnauthorized === false ? 'TLS unverified' : 'TLS') : '', sasl ? `SASL ${sasl.mechanism.toUpperCase()} as ${sasl.username}` : ''].filter(Boolean);
+export function kafkaTarget(
+  brokers: string[],
+  ssl?: { rejectUnauthorized?: boolean },
+  sasl?: { mechanism: string; username: string },
+): string {
+  const how = [
+    ssl ? (ssl.rejectUnauthorized === false ? 'TLS unverified' : 'TLS') : '',
+    sasl ? `SASL ${sasl.mechanism.toUpperCase()} as ${sasl.username}` : '',
+  ].filter(Boolean);
   return `${brokers.join(',')}${how.length ? ` (${how.join(', ')})` : ''}`;
 }
 
@@ -188,8 +207,10 @@ export function migrationsVerdict(files: MigrationRow[], applied: MigrationRow[]
   const c = compareMigrations(files, applied);
   const problems: string[] = [];
   if (c.pending.length) problems.push(`${c.pending.length} pending (${c.pending.join(', ')}): run \`fluxion migrate\``);
-  if (c.edited.length) problems.push(`edited after being applied: ${c.edited.join(', ')} (revert the edit; changes go in a new migration)`);
-  if (c.unknown.length) problems.push(`applied but not in sql/postgres: ${c.unknown.join(', ')} (is this release older than the database?)`);
+  if (c.edited.length)
+    problems.push(`edited after being applied: ${c.edited.join(', ')} (revert the edit; changes go in a new migration)`);
+  if (c.unknown.length)
+    problems.push(`applied but not in sql/postgres: ${c.unknown.join(', ')} (is this release older than the database?)`);
   if (problems.length) throw new Error(problems.join('; '));
   return `${files.length} of ${files.length} applied`;
 }

@@ -90,14 +90,22 @@ type StoreResult = Pick<StoreOutcome, 'ubicacionId' | 'status' | 'errorClass' | 
 export function jobFailureOfOutcomes(job: string, outcomes: readonly StoreResult[]): JobFailure | null {
   const failed = outcomes.flatMap((o) => {
     if (o.status !== 'FAILED') return [];
-    if (o.unrecorded) return [{ ubicacionId: o.ubicacionId, errorClass: o.unrecorded.errorClass, errorMessage: o.unrecorded.errorMessage }];
-    if (o.errorClass !== null && SERVICE_ERROR_CLASSES.has(o.errorClass)) return [{ ubicacionId: o.ubicacionId, errorClass: o.errorClass, errorMessage: o.errorMessage }];
+    if (o.unrecorded)
+      return [{ ubicacionId: o.ubicacionId, errorClass: o.unrecorded.errorClass, errorMessage: o.unrecorded.errorMessage }];
+    if (o.errorClass !== null && SERVICE_ERROR_CLASSES.has(o.errorClass))
+      return [{ ubicacionId: o.ubicacionId, errorClass: o.errorClass, errorMessage: o.errorMessage }];
     return [];
   });
   if (failed.length === 0) return null;
   const first = failed[0]!;
   const message = scrubSecrets(first.errorMessage ?? first.errorClass!);
-  return { job, service: serviceOf(first.errorClass!, message), errorClass: first.errorClass!, message, stores: failed.map((o) => o.ubicacionId) };
+  return {
+    job,
+    service: serviceOf(first.errorClass!, message),
+    errorClass: first.errorClass!,
+    message,
+    stores: failed.map((o) => o.ubicacionId),
+  };
 }
 
 export const jobAlertKey = (f: Pick<JobFailure, 'job' | 'service' | 'errorClass'>): string => `${f.job}/${f.service}/${f.errorClass}`;
@@ -110,14 +118,26 @@ const en = {
   servicePostgres: 'PostgreSQL unreachable',
   serviceJob: 'the job failed',
   subject: (job: string, what: string, errorClass: string) => `job ${job} failed as a whole: ${what} (${errorClass})`,
-  intro: (job: string) => `The ${job} job failed as a whole: what it produces was not published, and the per-store mails of the notifier will not come for it.`,
-  adviceKafka: 'Kafka did not answer: no store of this run could publish its data or its run record. Check the brokers (KAFKA_BROKERS, their containers or hosts, the network); nothing is lost at the stores: the next run reads them again in full.',
-  adviceRegistry: 'The schema registry did not answer: nothing could be encoded, so nothing was published. Check the registry (SCHEMA_REGISTRY_URL) and that it can reach Kafka; the next run tries again.',
-  advicePostgres: 'PostgreSQL could not be reached: productos_abc_cache (or what this job writes) stays as it was. Check the database (DATABASE_URL, its host, disk and connections); once it is back, run the job again or wait for the next scheduled run.',
-  adviceJob: 'Read the error above; `fluxion doctor` checks every service this job needs. The job runs again at its next scheduled time, or now by hand.',
+  intro: (job: string) =>
+    `The ${job} job failed as a whole: what it produces was not published, and the per-store mails of the notifier will not come for it.`,
+  adviceKafka:
+    'Kafka did not answer: no store of this run could publish its data or its run record. Check the brokers (KAFKA_BROKERS, their ' +
+    'containers or hosts, the network); nothing is lost at the stores: the next run reads them again in full.',
+  adviceRegistry:
+    'The schema registry did not answer: nothing could be encoded, so nothing was published. Check the registry (SCHEMA_REGISTRY_URL) ' +
+    'and that it can reach Kafka; the next run tries again.',
+  advicePostgres:
+    'PostgreSQL could not be reached: productos_abc_cache (or what this job writes) stays as it was. Check the database ' +
+    '(DATABASE_URL, its host, disk and connections); once it is back, run the job again or wait for the next scheduled run.',
+  adviceJob:
+    'Read the error above; `fluxion doctor` checks every service this job needs. The job runs again at its next scheduled time, or ' +
+    'now by hand.',
   stores: 'stores not published',
-  heldBack: (n: number, since: string, every: string) => `${n} more failure(s) of this job for the same cause were not mailed since ${since} (at most one mail per job and cause every ${every}).`,
-  footer: (environment: string, key: string) => `--\nFluxion Stream (${environment}), throttle key ${key}. Sentry has the run too (its cron monitor).`,
+  heldBack: (n: number, since: string, every: string) =>
+    `${n} more failure(s) of this job for the same cause were not mailed since ${since} (at most one mail per job and cause every ` +
+    `${every}).`,
+  footer: (environment: string, key: string) =>
+    `--\nFluxion Stream (${environment}), throttle key ${key}. Sentry has the run too (its cron monitor).`,
   lJob: 'job',
   lService: 'service',
   lErrorClass: 'error class',
@@ -133,14 +153,28 @@ export const jobMailMessages = defineMessages<typeof en>({
     servicePostgres: 'PostgreSQL inaccesible',
     serviceJob: 'el trabajo falló',
     subject: (job, what, errorClass) => `el trabajo ${job} falló por completo: ${what} (${errorClass})`,
-    intro: (job) => `El trabajo ${job} falló por completo: lo que produce no se publicó, y los correos por tienda del notificador no llegarán por él.`,
-    adviceKafka: 'Kafka no respondió: ninguna tienda de esta corrida pudo publicar sus datos ni el registro de su corrida. Revise los brokers (KAFKA_BROKERS, sus contenedores o servidores, la red); en las tiendas no se pierde nada: la próxima corrida las vuelve a leer completas.',
-    adviceRegistry: 'El registro de esquemas no respondió: no se pudo codificar nada, así que no se publicó nada. Revise el registro (SCHEMA_REGISTRY_URL) y que llegue a Kafka; la próxima corrida lo intenta de nuevo.',
-    advicePostgres: 'No se pudo conectar a PostgreSQL: productos_abc_cache (o lo que escribe este trabajo) queda como estaba. Revise la base de datos (DATABASE_URL, su servidor, disco y conexiones); cuando vuelva, corra el trabajo de nuevo o espere la próxima corrida programada.',
-    adviceJob: 'Lea el error de arriba; `fluxion doctor` revisa cada servicio que este trabajo necesita. El trabajo vuelve a correr a su próxima hora programada, o ahora a mano.',
+    intro: (job) =>
+      `El trabajo ${job} falló por completo: lo que produce no se publicó, y los correos por tienda del notificador no llegarán por él.`,
+    adviceKafka:
+      'Kafka no respondió: ninguna tienda de esta corrida pudo publicar sus datos ni el registro de su corrida. Revise los brokers ' +
+      '(KAFKA_BROKERS, sus contenedores o servidores, la red); en las tiendas no se pierde nada: la próxima corrida las vuelve a leer ' +
+      'completas.',
+    adviceRegistry:
+      'El registro de esquemas no respondió: no se pudo codificar nada, así que no se publicó nada. Revise el registro ' +
+      '(SCHEMA_REGISTRY_URL) y que llegue a Kafka; la próxima corrida lo intenta de nuevo.',
+    advicePostgres:
+      'No se pudo conectar a PostgreSQL: productos_abc_cache (o lo que escribe este trabajo) queda como estaba. Revise la base de ' +
+      'datos (DATABASE_URL, su servidor, disco y conexiones); cuando vuelva, corra el trabajo de nuevo o espere la próxima corrida ' +
+      'programada.',
+    adviceJob:
+      'Lea el error de arriba; `fluxion doctor` revisa cada servicio que este trabajo necesita. El trabajo vuelve a correr a su ' +
+      'próxima hora programada, o ahora a mano.',
     stores: 'tiendas no publicadas',
-    heldBack: (n, since, every) => `${n} falla(s) más de este trabajo por la misma causa no se enviaron desde ${since} (a lo sumo un correo por trabajo y causa cada ${every}).`,
-    footer: (environment, key) => `--\nFluxion Stream (${environment}), clave de limitación ${key}. Sentry también tiene la corrida (su monitor cron).`,
+    heldBack: (n, since, every) =>
+      `${n} falla(s) más de este trabajo por la misma causa no se enviaron desde ${since} (a lo sumo un correo por trabajo y causa ` +
+      `cada ${every}).`,
+    footer: (environment, key) =>
+      `--\nFluxion Stream (${environment}), clave de limitación ${key}. Sentry también tiene la corrida (su monitor cron).`,
     lJob: 'trabajo',
     lService: 'servicio',
     lErrorClass: 'clase de error',
@@ -162,7 +196,10 @@ export function jobFailureMail(f: JobFailure, o: JobMailOptions): MailMessage {
   const key = jobAlertKey(f);
   const what = { kafka: m.serviceKafka, registry: m.serviceRegistry, postgres: m.servicePostgres, job: m.serviceJob }[f.service];
   const advice = { kafka: m.adviceKafka, registry: m.adviceRegistry, postgres: m.advicePostgres, job: m.adviceJob }[f.service];
-  const held = o.heldBack && o.heldBack.count > 0 ? m.heldBack(o.heldBack.count, formatInstant(o.heldBack.sinceMs ?? o.nowMs), formatMinutes(o.throttleMs)) : null;
+  const held =
+    o.heldBack && o.heldBack.count > 0
+      ? m.heldBack(o.heldBack.count, formatInstant(o.heldBack.sinceMs ?? o.nowMs), formatMinutes(o.throttleMs))
+      : null;
   const text = [
     m.intro(f.job),
     '',
@@ -196,9 +233,14 @@ export function postgresThrottleMemory(pool: Pool): ThrottleMemory {
   return {
     name: 'postgres',
     async get(key) {
-      const r = await pool.query<{ enviado_en: Date; retenidos: number; retenidos_desde: Date | null }>('SELECT enviado_en, retenidos, retenidos_desde FROM avisos_trabajos WHERE clave = $1', [key]);
+      const r = await pool.query<{ enviado_en: Date; retenidos: number; retenidos_desde: Date | null }>(
+        'SELECT enviado_en, retenidos, retenidos_desde FROM avisos_trabajos WHERE clave = $1',
+        [key],
+      );
       const row = r.rows[0];
-      return row ? { lastSentMs: row.enviado_en.getTime(), heldBack: row.retenidos, heldBackSinceMs: row.retenidos_desde?.getTime() ?? null } : null;
+      return row
+        ? { lastSentMs: row.enviado_en.getTime(), heldBack: row.retenidos, heldBackSinceMs: row.retenidos_desde?.getTime() ?? null }
+        : null;
     },
     async put(key, e) {
       await pool.query(
@@ -264,9 +306,13 @@ export function createJobAlerts(deps: JobAlertsDeps): JobAlerts {
     for (const memory of deps.memories) {
       try {
         const e = await memory.get(key);
-        if (e && (!newest || e.lastSentMs > newest.lastSentMs || (e.lastSentMs === newest.lastSentMs && e.heldBack > newest.heldBack))) newest = e;
+        if (e && (!newest || e.lastSentMs > newest.lastSentMs || (e.lastSentMs === newest.lastSentMs && e.heldBack > newest.heldBack)))
+          newest = e;
       } catch (err) {
-        log.warn({ memory: memory.name, key, reason: scrubSecrets(errorMessage(err)) }, 'the mail throttle could not be read there; using the others');
+        log.warn(
+          { memory: memory.name, key, reason: scrubSecrets(errorMessage(err)) },
+          'the mail throttle could not be read there; using the others',
+        );
       }
     }
     return newest;
@@ -289,10 +335,19 @@ export function createJobAlerts(deps: JobAlertsDeps): JobAlerts {
     const { admission, entry } = admit(before, nowMs, deps.throttleMs);
     if (!admission.admitted) {
       await remember(key, entry);
-      log.info({ key, job: f.job, heldBack: admission.heldBack, nextAt: new Date(admission.nextMs).toISOString() }, 'job failure mail held back by the throttle');
+      log.info(
+        { key, job: f.job, heldBack: admission.heldBack, nextAt: new Date(admission.nextMs).toISOString() },
+        'job failure mail held back by the throttle',
+      );
       return 'held-back';
     }
-    const mail = jobFailureMail(f, { locale: deps.locale, environment: deps.environment, throttleMs: deps.throttleMs, nowMs, heldBack: { count: admission.heldBack, sinceMs: admission.heldBackSinceMs } });
+    const mail = jobFailureMail(f, {
+      locale: deps.locale,
+      environment: deps.environment,
+      throttleMs: deps.throttleMs,
+      nowMs,
+      heldBack: { count: admission.heldBack, sinceMs: admission.heldBackSinceMs },
+    });
     try {
       await (await deps.mailer()).send(mail);
     } catch (err) {
@@ -339,7 +394,12 @@ export function jobAlertsFromConfig(config: FluxionConfig, logger: Logger, pool:
  * Runs a job; when it fails as a whole, mails (awaited, so a one-shot command does not exit
  * first) and returns or rethrows exactly what the job did.
  */
-export async function withFailureMail<T>(alerts: JobAlerts, job: string, run: () => Promise<T>, failureOf: (result: T) => JobFailure | null = () => null): Promise<T> {
+export async function withFailureMail<T>(
+  alerts: JobAlerts,
+  job: string,
+  run: () => Promise<T>,
+  failureOf: (result: T) => JobFailure | null = () => null,
+): Promise<T> {
   let result: T;
   try {
     result = await run();

@@ -28,7 +28,9 @@ const FILE_PATTERN = /^(\d{3})_([a-z0-9_]+)\.sql$/;
 const ADVISORY_LOCK_KEY = 7_384_110_001;
 
 export function readMigrations(dir: string): MigrationFile[] {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort();
   const seen = new Map<number, string>();
   return files.map((name) => {
     const m = FILE_PATTERN.exec(name);
@@ -62,7 +64,9 @@ export async function migrate(pool: Pool, dir: string, logger: Logger): Promise<
     for (const row of rows) {
       const file = onDisk.get(row.version);
       if (!file) {
-        problems.push(`migration ${row.name} (version ${row.version}) was applied on ${row.applied_at.toISOString()} but its file is gone from ${dir}`);
+        problems.push(
+          `migration ${row.name} (version ${row.version}) was applied on ${row.applied_at.toISOString()} but its file is gone from ${dir}`,
+        );
       } else if (file.checksum !== row.checksum) {
         problems.push(
           `migration ${file.name} was applied on ${row.applied_at.toISOString()} with checksum ${row.checksum.slice(0, 12)}, ` +
@@ -81,7 +85,11 @@ export async function migrate(pool: Pool, dir: string, logger: Logger): Promise<
       try {
         await withTransaction(pool, async (client) => {
           await client.query(m.sql);
-          await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [m.version, m.name, m.checksum]);
+          await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+            m.version,
+            m.name,
+            m.checksum,
+          ]);
         });
       } catch (cause) {
         const pgErr = cause as { code?: string; position?: string };

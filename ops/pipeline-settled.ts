@@ -76,9 +76,18 @@ export async function waitForPipelineSettled(kafka: KafkaClient, pool: Pool, o: 
 }
 
 /** Next offset to read per partition: Kafka's committed offsets, or the sink's own table. */
-async function groupPosition(admin: FluxionAdmin, pool: Pool, g: PipelineGroup, group: string, topic: string): Promise<Map<number, bigint>> {
+async function groupPosition(
+  admin: FluxionAdmin,
+  pool: Pool,
+  g: PipelineGroup,
+  group: string,
+  topic: string,
+): Promise<Map<number, bigint>> {
   if (g.position === 'postgres') {
-    const stored = await pool.query<{ partition: number; next_offset: string }>('SELECT partition, next_offset FROM sink_offsets WHERE consumer_group = $1 AND topic = $2', [group, topic]);
+    const stored = await pool.query<{ partition: number; next_offset: string }>(
+      'SELECT partition, next_offset FROM sink_offsets WHERE consumer_group = $1 AND topic = $2',
+      [group, topic],
+    );
     return new Map(stored.rows.map((r) => [r.partition, BigInt(r.next_offset)]));
   }
   return new Map((await admin.groupOffsets(group, topic)).map((o) => [o.partition, BigInt(o.offset)]));
@@ -90,5 +99,8 @@ async function groupPosition(admin: FluxionAdmin, pool: Pool, g: PipelineGroup, 
  */
 export function describeOffsets(offsets: Map<number, bigint>): string {
   if (offsets.size === 0) return 'nothing committed';
-  return [...offsets].sort((a, b) => a[0] - b[0]).map(([p, o]) => `p${p} ${o}`).join(', ');
+  return [...offsets]
+    .sort((a, b) => a[0] - b[0])
+    .map(([p, o]) => `p${p} ${o}`)
+    .join(', ');
 }

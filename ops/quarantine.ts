@@ -51,18 +51,34 @@ export async function listQuarantine(deps: QuarantineDeps): Promise<QuarantineEn
 }
 
 /** Sends the chunks of a quarantined snapshot again, marked as released; returns the chunks sent. */
-export async function releaseQuarantined(deps: QuarantineDeps, snapshotId: string, note: string): Promise<{ entry: QuarantineEntry; chunks: number }> {
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(snapshotId)) throw new UsageError(`"${snapshotId}" is not a snapshot id (a UUID): see \`fluxion quarantine list\``);
+export async function releaseQuarantined(
+  deps: QuarantineDeps,
+  snapshotId: string,
+  note: string,
+): Promise<{ entry: QuarantineEntry; chunks: number }> {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(snapshotId))
+    throw new UsageError(`"${snapshotId}" is not a snapshot id (a UUID): see \`fluxion quarantine list\``);
   const entry = (await listQuarantine(deps)).find((q) => q.snapshot_id === snapshotId);
-  if (!entry) throw new QuarantineError(`snapshot ${snapshotId} is not in quarantine: see \`fluxion quarantine list --all\``, { context: { snapshot: snapshotId } });
+  if (!entry)
+    throw new QuarantineError(`snapshot ${snapshotId} is not in quarantine: see \`fluxion quarantine list --all\``, {
+      context: { snapshot: snapshotId },
+    });
   if (entry.status === 'STALE') {
     // Applying it would move the store's stock back to an older reading than the one applied.
-    throw new QuarantineError(`snapshot ${snapshotId} of ${entry.ubicacion_id} is STALE and can never be released: ${entry.reason}. The store's next snapshot brings its current stock`, {
-      context: { snapshot: snapshotId, ubicacion: entry.ubicacion_id },
-    });
+    throw new QuarantineError(
+      `snapshot ${snapshotId} of ${entry.ubicacion_id} is STALE and can never be released: ${entry.reason}. The store's next snapshot ` +
+        `brings its current stock`,
+      {
+        context: { snapshot: snapshotId, ubicacion: entry.ubicacion_id },
+      },
+    );
   }
   if (entry.status === 'RELEASED' || entry.status === 'SUPERSEDED') {
-    throw new QuarantineError(`snapshot ${snapshotId} of ${entry.ubicacion_id} is already ${entry.status}${entry.note ? ` (${entry.note})` : ''}: nothing to release`, { context: { snapshot: snapshotId, ubicacion: entry.ubicacion_id } });
+    throw new QuarantineError(
+      `snapshot ${snapshotId} of ${entry.ubicacion_id} is already ${entry.status}${entry.note ? ` (${entry.note})` : ''}: nothing to ` +
+        `release`,
+      { context: { snapshot: snapshotId, ubicacion: entry.ubicacion_id } },
+    );
   }
   const snapshotsTopic = `${deps.topicPrefix}pos.inventario.snapshots`;
   const chunks = new Map<number, OutgoingRecord>();
@@ -70,7 +86,11 @@ export async function releaseQuarantined(deps: QuarantineDeps, snapshotId: strin
   // The differ does not follow the quarantine topic live: the note and instant travel with the chunks.
   const headers = { [RELEASE_HEADER]: snapshotId, [`${RELEASE_HEADER}-note`]: note, [`${RELEASE_HEADER}-at`]: releasedAt.toISOString() };
   // The chunk index sits inside the Avro value; decode only the header fields we need.
-  const chunkCodec = await createTopicCodec<{ snapshot_id: string; chunk_index: number }>(deps.registry, 'pos.inventario.snapshots', snapshotsTopic);
+  const chunkCodec = await createTopicCodec<{ snapshot_id: string; chunk_index: number }>(
+    deps.registry,
+    'pos.inventario.snapshots',
+    snapshotsTopic,
+  );
   await deps.kafka.readToEnd(
     snapshotsTopic,
     [entry.partition],
@@ -85,7 +105,9 @@ export async function releaseQuarantined(deps: QuarantineDeps, snapshotId: strin
   );
   if (chunks.size !== entry.chunk_count) {
     throw new QuarantineError(
-      `snapshot ${snapshotId} of ${entry.ubicacion_id}: found ${chunks.size} of its ${entry.chunk_count} chunks on ${snapshotsTopic}[${entry.partition}] from offset ${entry.first_offset}; past the topic's retention it can no longer be released`,
+      `snapshot ${snapshotId} of ${entry.ubicacion_id}: found ${chunks.size} of its ${entry.chunk_count} chunks on ` +
+        `${snapshotsTopic}[${entry.partition}] from offset ${entry.first_offset}; past the topic's retention it can no longer be ` +
+        `released`,
       { context: { snapshot: snapshotId, ubicacion: entry.ubicacion_id } },
     );
   }
@@ -95,7 +117,10 @@ export async function releaseQuarantined(deps: QuarantineDeps, snapshotId: strin
   const producer = await deps.kafka.producer({ transactionalId: `fluxion-quarantine-release-${snapshotId}` });
   try {
     await producer.transaction(async (tx) => {
-      await tx.send(snapshotsTopic, [...chunks.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r));
+      await tx.send(
+        snapshotsTopic,
+        [...chunks.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r),
+      );
       await tx.send(quarantineTopic, [{ ubicacionId: entry.ubicacion_id, key: snapshotId, value: quarantineCodec.encode(requested) }]);
     });
   } finally {

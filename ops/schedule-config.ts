@@ -84,7 +84,11 @@ const jobSchema = z
   .superRefine((job, ctx) => {
     const fields = job.cron.trim().split(/\s+/);
     if (fields.length !== 5) {
-      ctx.addIssue({ code: 'custom', path: ['cron'], message: `must have 5 fields (minute hour day month weekday), got ${fields.length}: Sentry monitors read crontabs to the minute` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cron'],
+        message: `must have 5 fields (minute hour day month weekday), got ${fields.length}: Sentry monitors read crontabs to the minute`,
+      });
       return;
     }
     try {
@@ -100,7 +104,9 @@ const jobSchema = z
         ctx.addIssue({
           code: 'custom',
           path: ['cron'],
-          message: `fires at ${outside} (${job.timezone}), outside the window ${job.window.start}-${job.window.end}: that tick would be skipped and Sentry would report it missed; limit the cron's hours to the window`,
+          message:
+            `fires at ${outside} (${job.timezone}), outside the window ${job.window.start}-${job.window.end}: that tick would be ` +
+            `skipped and Sentry would report it missed; limit the cron's hours to the window`,
         });
       }
     }
@@ -196,7 +202,9 @@ export function parseSchedule(doc: unknown, source: string): ScheduleConfig {
     const j = parsed.data;
     const other = slugs.get(j.monitor.slug);
     if (other !== undefined) {
-      problems.push(`${source}: job ${name}: field monitor.slug: "${j.monitor.slug}" is already the slug of job ${other} (one Sentry monitor per job)`);
+      problems.push(
+        `${source}: job ${name}: field monitor.slug: "${j.monitor.slug}" is already the slug of job ${other} (one Sentry monitor per job)`,
+      );
       continue;
     }
     slugs.set(j.monitor.slug, name);

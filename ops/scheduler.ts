@@ -48,9 +48,7 @@ export interface RunResult extends JobOutcome {
 
 export type SkipReason = 'disabled' | 'outside-window' | 'overlap' | 'stopped';
 
-export type TickOutcome =
-  | { action: 'started'; runId: string; done: Promise<RunResult> }
-  | { action: 'skipped'; reason: SkipReason };
+export type TickOutcome = { action: 'started'; runId: string; done: Promise<RunResult> } | { action: 'skipped'; reason: SkipReason };
 
 export interface JobStatus {
   job: ScheduledJobName;
@@ -178,7 +176,16 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       const failure = aborted ? null : error !== undefined ? jobFailureOf(job.name, error) : (outcome.failure ?? null);
       if (failure && deps.alerts) await deps.alerts.failed(failure);
       const { failure: _mailed, ...reported } = outcome;
-      const result: RunResult = { job: job.name, runId, trigger, startedAt, durationMs, ...reported, aborted, ...(error === undefined ? {} : { error }) };
+      const result: RunResult = {
+        job: job.name,
+        runId,
+        trigger,
+        startedAt,
+        durationMs,
+        ...reported,
+        aborted,
+        ...(error === undefined ? {} : { error }),
+      };
       if (outcome.ok) log.info({ durationMs, summary: outcome.summary }, 'run succeeded');
       else log.error({ durationMs, summary: outcome.summary, aborted, ...(error === undefined ? {} : { err: error }) }, 'run failed');
       running.delete(job.name);
@@ -233,7 +240,10 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
           },
         );
         timers.set(job.name, timer);
-        logger.info({ job: job.name, cron: job.cron, timezone: job.timezone, window: job.window, nextTick: timer.nextRun()?.toISOString() }, 'job scheduled');
+        logger.info(
+          { job: job.name, cron: job.cron, timezone: job.timezone, window: job.window, nextTick: timer.nextRun()?.toISOString() },
+          'job scheduled',
+        );
       }
     },
 
@@ -246,9 +256,12 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       const current = running.get(name);
       if (current) {
         const runningForMs = now().getTime() - current.startedAt.getTime();
-        throw new JobAlreadyRunningError(`job ${name} is already running (run ${current.runId}, for ${Math.round(runningForMs / 1000)} s)`, {
-          context: { job: name, runId: current.runId, runningForMs },
-        });
+        throw new JobAlreadyRunningError(
+          `job ${name} is already running (run ${current.runId}, for ${Math.round(runningForMs / 1000)} s)`,
+          {
+            context: { job: name, runId: current.runId, runningForMs },
+          },
+        );
       }
       return launch(job, 'manual').done;
     },
@@ -260,7 +273,10 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       timers.clear();
       const runs = [...running.entries()];
       if (runs.length > 0) logger.info({ jobs: runs.map(([job, r]) => ({ job, runId: r.runId })) }, 'stopping: aborting running jobs');
-      for (const [job, r] of runs) r.controller.abort(new SchedulerStoppedError(`job ${job}: aborted, the scheduler is stopping`, { context: { job, runId: r.runId } }));
+      for (const [job, r] of runs)
+        r.controller.abort(
+          new SchedulerStoppedError(`job ${job}: aborted, the scheduler is stopping`, { context: { job, runId: r.runId } }),
+        );
       const settled = Promise.all(runs.map(([, r]) => r.done)).then(() => undefined);
       stopping = (async () => {
         if (options.timeoutMs === undefined) return settled;
@@ -271,7 +287,10 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         const first = await Promise.race([settled, timedOut]);
         clearTimeout(timer);
         if (first === 'timeout') {
-          logger.warn({ timeoutMs: options.timeoutMs, jobs: [...running.keys()] }, 'stopped without waiting longer for runs that ignore their abort signal');
+          logger.warn(
+            { timeoutMs: options.timeoutMs, jobs: [...running.keys()] },
+            'stopped without waiting longer for runs that ignore their abort signal',
+          );
         }
       })().then(() => logger.info('scheduler stopped'));
       return stopping;
@@ -299,7 +318,9 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
           cron: job.cron,
           timezone: job.timezone,
           window: job.window,
-          running: r ? { runId: r.runId, trigger: r.trigger, startedAt: r.startedAt, runningForMs: at.getTime() - r.startedAt.getTime() } : null,
+          running: r
+            ? { runId: r.runId, trigger: r.trigger, startedAt: r.startedAt, runningForMs: at.getTime() - r.startedAt.getTime() }
+            : null,
           nextTick,
           last: lastView,
         };

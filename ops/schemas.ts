@@ -19,15 +19,24 @@ export interface RegisteredSubject {
   id: number;
 }
 
-export async function registerSchemas(registry: FluxionRegistry, schemas: SubjectSchema[], topicPrefix: string, logger: Logger): Promise<RegisteredSubject[]> {
+export async function registerSchemas(
+  registry: FluxionRegistry,
+  schemas: SubjectSchema[],
+  topicPrefix: string,
+  logger: Logger,
+): Promise<RegisteredSubject[]> {
   const out: RegisteredSubject[] = [];
   for (const s of schemas) {
     const subject = subjectFor(topicPrefix + s.topic);
     const verdict = await registry.checkCompatibility(subject, s.schema);
     if (!verdict.compatible) {
-      throw new SchemaError(`${relative(PROJECT_ROOT, s.file)} is not BACKWARD-compatible with the registered ${subject}: ${verdict.messages.join('; ') || 'the registry gave no detail'}`, {
-        context: { subject },
-      });
+      throw new SchemaError(
+        `${relative(PROJECT_ROOT, s.file)} is not BACKWARD-compatible with the registered ${subject}: ` +
+          `${verdict.messages.join('; ') || 'the registry gave no detail'}`,
+        {
+          context: { subject },
+        },
+      );
     }
     const id = await registry.register(subject, s.schema);
     await registry.setCompatibility(subject, 'BACKWARD');
@@ -42,7 +51,11 @@ export function loadCommittedSchemas(rev: string, root: string = PROJECT_ROOT): 
   const schemasRel = relative(root, SCHEMAS_DIR);
   let listing: string;
   try {
-    listing = execFileSync('git', ['ls-tree', '-r', '--name-only', rev, '--', schemasRel], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    listing = execFileSync('git', ['ls-tree', '-r', '--name-only', rev, '--', schemasRel], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   } catch (cause) {
     throw new SchemaError(`cannot read schemas at git revision ${rev}: ${(cause as Error).message.split('\n')[0]}`, { cause });
   }
@@ -74,7 +87,11 @@ export function compareWithPrevious(current: SubjectSchema[], previous: SubjectS
   for (const old of previous) {
     const next = current.find((c) => c.topic === old.topic);
     if (!next) {
-      problems.push({ subject: subjectFor(old.topic), against: label, reason: 'schema file removed: consumers of the topic would lose their schema' });
+      problems.push({
+        subject: subjectFor(old.topic),
+        against: label,
+        reason: 'schema file removed: consumers of the topic would lose their schema',
+      });
       continue;
     }
     const reason = backwardIncompatibility(next.schema, old.schema);
@@ -83,12 +100,17 @@ export function compareWithPrevious(current: SubjectSchema[], previous: SubjectS
   return problems;
 }
 
-export async function checkAgainstRegistry(registry: FluxionRegistry, current: SubjectSchema[], topicPrefix: string): Promise<CheckProblem[]> {
+export async function checkAgainstRegistry(
+  registry: FluxionRegistry,
+  current: SubjectSchema[],
+  topicPrefix: string,
+): Promise<CheckProblem[]> {
   const problems: CheckProblem[] = [];
   for (const s of current) {
     const subject = subjectFor(topicPrefix + s.topic);
     const verdict = await registry.checkCompatibility(subject, s.schema);
-    if (!verdict.compatible) problems.push({ subject, against: `registry ${registry.url}`, reason: verdict.messages.join('; ') || 'incompatible' });
+    if (!verdict.compatible)
+      problems.push({ subject, against: `registry ${registry.url}`, reason: verdict.messages.join('; ') || 'incompatible' });
   }
   return problems;
 }

@@ -84,7 +84,12 @@ export function createCheckins(options: CheckinsOptions): Checkins {
   const ready = initSentry(dsn, options.environment, logger);
   logger.info({ sentry: describeDsn(dsn), environment: options.environment }, 'Sentry cron check-ins on');
 
-  function send(Sentry: Sentry, monitor: MonitorConfig, checkIn: Parameters<Sentry['captureCheckIn']>[0], config?: Parameters<Sentry['captureCheckIn']>[1]): string | undefined {
+  function send(
+    Sentry: Sentry,
+    monitor: MonitorConfig,
+    checkIn: Parameters<Sentry['captureCheckIn']>[0],
+    config?: Parameters<Sentry['captureCheckIn']>[1],
+  ): string | undefined {
     try {
       return Sentry.captureCheckIn(checkIn, config);
     } catch (err) {
@@ -121,7 +126,10 @@ export function createCheckins(options: CheckinsOptions): Checkins {
         if (checkInId === undefined) return;
         const duration = (performance.now() - startedAt) / 1000;
         send(Sentry, monitor, { monitorSlug: monitor.slug, status, checkInId, duration });
-        logger.debug({ monitor: monitor.slug, checkInId, status, durationS: duration, ...(err === undefined ? {} : { reason: errorMessage(err) }) }, `check-in ${status}`);
+        logger.debug(
+          { monitor: monitor.slug, checkInId, status, durationS: duration, ...(err === undefined ? {} : { reason: errorMessage(err) }) },
+          `check-in ${status}`,
+        );
       };
       return {
         checkInId,

@@ -31,7 +31,8 @@ export async function ensureTopics(admin: FluxionAdmin, specs: TopicSpec[], part
   if (layoutProblems.length) {
     throw new TopicLayoutError(
       `refusing to change partition counts, which would move stores between partitions: ${layoutProblems.join('; ')}. ` +
-        'Set FLUXION_TOPIC_PARTITIONS to the existing count, or repartition deliberately (docs/services.md, "Changing the partition count").',
+        'Set FLUXION_TOPIC_PARTITIONS to the existing count, or repartition deliberately (docs/services.md, "Changing the partition ' +
+        'count").',
     );
   }
 

@@ -4,7 +4,14 @@ import { withTransaction, type Pool } from '../core/postgres.ts';
 
 /** Upserts every store; returns how many rows were inserted or changed. */
 export async function syncUbicaciones(pool: Pool, ubicaciones: Ubicacion[]): Promise<number> {
-  const rows = ubicaciones.map((u) => ({ ubicacion_id: u.id, nombre: u.nombre, tipo: u.tipo, pos: u.pos, activa: u.activa, depositos: u.depositos }));
+  const rows = ubicaciones.map((u) => ({
+    ubicacion_id: u.id,
+    nombre: u.nombre,
+    tipo: u.tipo,
+    pos: u.pos,
+    activa: u.activa,
+    depositos: u.depositos,
+  }));
   return withTransaction(pool, async (client) => {
     const { rowCount } = await client.query(
       `INSERT INTO ubicaciones (ubicacion_id, nombre, tipo, pos, activa, depositos)

@@ -30,7 +30,13 @@ export const PROCESSORS_ENV = {
     .max(300_000)
     .default(30_000)
     .describe("processors' consumer-group session: how long a dead instance holds its stores before another takes over"),
-  FLUXION_PROCESSOR_MAX_BATCH: z.coerce.number().int().min(1).max(100_000).default(500).describe('input records per processor transaction'),
+  FLUXION_PROCESSOR_MAX_BATCH: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100_000)
+    .default(500)
+    .describe('input records per processor transaction'),
   FLUXION_STATE_DIR: z
     .string()
     .trim()
@@ -103,7 +109,10 @@ export const PROCESSORS_ENV = {
     .string()
     .default('klk')
     .transform((s) => [...new Set(commaList(s).map((x) => x.toUpperCase()))])
-    .refine((list) => list.length > 0 && list.every((x) => x === 'KLK' || x === 'STELLAR'), 'must be klk, stellar or both, comma-separated')
+    .refine(
+      (list) => list.length > 0 && list.every((x) => x === 'KLK' || x === 'STELLAR'),
+      'must be klk, stellar or both, comma-separated',
+    )
     .transform((list) => list as PhantomSource[])
     .describe(
       'phantom: the POS whose stock is judged, comma-separated (klk, stellar). ' +

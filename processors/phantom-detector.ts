@@ -35,7 +35,15 @@ import { partitionForUbicacion } from '../core/kafka/partitioning.ts';
 import type { InventoryChange, PhantomAlert, Venta } from '../core/records.ts';
 import { phantomSettingsProblems } from './config.ts';
 import type { PhantomConfig } from './phantom-config.ts';
-import { followsChange, phantomKey, stepChange, stepSale, type DetectorEntry, type DetectorStep, type ProductRef } from './phantom-fold.ts';
+import {
+  followsChange,
+  phantomKey,
+  stepChange,
+  stepSale,
+  type DetectorEntry,
+  type DetectorStep,
+  type ProductRef,
+} from './phantom-fold.ts';
 import { checkChange, checkVenta, entryFromState, stateJson, type PhantomStateRecord } from './phantom-records.ts';
 import { depositosOf, entryOf, openCountOf, save, STORE_LAYOUT } from './phantom-store.ts';
 import { registeredMetric } from './runtime/metrics.ts';
@@ -48,7 +56,14 @@ import type { Output, StreamProcessorSpec } from './runtime/stream-processor.ts'
 export type { InventoryChange, PhantomAlert, Venta };
 export { phantomSettingsProblems } from './config.ts';
 export {
-  alertId, followsChange, phantomKey, stepChange, stepSale, type AlertStatus, type DetectorEntry, type ProductRef,
+  alertId,
+  followsChange,
+  phantomKey,
+  stepChange,
+  stepSale,
+  type AlertStatus,
+  type DetectorEntry,
+  type ProductRef,
 } from './phantom-fold.ts';
 export type { PhantomStateRecord } from './phantom-records.ts';
 
@@ -75,11 +90,26 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
   const log = deps.logger.child({ component: 'phantom' });
   const registry = deps.metrics.registry;
   // Counted when emitted: alerts of a transaction that aborts are counted again when re-processed.
-  const alertsTotal = registeredMetric(registry, 'fluxion_phantom_alerts_total', () =>
-    new Counter({ name: 'fluxion_phantom_alerts_total', help: 'phantom-zero alert records emitted, by rule and status (OPEN/RESOLVED)', labelNames: ['rule', 'status'], registers: [registry] }),
+  const alertsTotal = registeredMetric(
+    registry,
+    'fluxion_phantom_alerts_total',
+    () =>
+      new Counter({
+        name: 'fluxion_phantom_alerts_total',
+        help: 'phantom-zero alert records emitted, by rule and status (OPEN/RESOLVED)',
+        labelNames: ['rule', 'status'],
+        registers: [registry],
+      }),
   );
-  const openGauge = registeredMetric(registry, 'fluxion_phantom_open_alerts', () =>
-    new Gauge({ name: 'fluxion_phantom_open_alerts', help: 'products with an OPEN phantom-zero alert in the partitions this instance owns', registers: [registry] }),
+  const openGauge = registeredMetric(
+    registry,
+    'fluxion_phantom_open_alerts',
+    () =>
+      new Gauge({
+        name: 'fluxion_phantom_open_alerts',
+        help: 'products with an OPEN phantom-zero alert in the partitions this instance owns',
+        registers: [registry],
+      }),
   );
 
   /**
@@ -112,10 +142,19 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
     for (const a of step.alerts) {
       out.push({ topic: topics.alerts, ubicacionId: a.ubicacion_id, key, value: alertCodec.encode(a) });
       alertsTotal.inc({ rule: a.rule, status: a.status });
-      log.info({ key, alertId: a.alert_id, rule: a.rule, status: a.status, confidence: a.confidence, evidence: a.evidence }, a.status === 'OPEN' ? 'phantom-zero alert opened' : 'phantom-zero alert resolved');
+      log.info(
+        { key, alertId: a.alert_id, rule: a.rule, status: a.status, confidence: a.confidence, evidence: a.evidence },
+        a.status === 'OPEN' ? 'phantom-zero alert opened' : 'phantom-zero alert resolved',
+      );
     }
     if (step.write) {
-      const value = step.entry ? stateCodec.encode({ ubicacion_id: step.entry.ref.ubicacion_id, state_json: stateJson(step.entry), open_alert_id: step.entry.openAlertId }) : null;
+      const value = step.entry
+        ? stateCodec.encode({
+            ubicacion_id: step.entry.ref.ubicacion_id,
+            state_json: stateJson(step.entry),
+            open_alert_id: step.entry.openAlertId,
+          })
+        : null;
       out.push({ topic: topics.state, ubicacionId, key, value });
       // The same write as the state record's, so the store holds what the changelog will.
       setOpenCount(partition, save(kv, key, prev, step.entry));
@@ -127,10 +166,16 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
     if (misplaced.has(ubicacionId) || partitionForUbicacion(ubicacionId, deps.partitions) === partition) return;
     misplaced.add(ubicacionId);
     // Its state record goes to the store's partition, so after a rebalance another instance may read it.
-    log.warn({ ubicacion: ubicacionId, partition, expected: partitionForUbicacion(ubicacionId, deps.partitions), partitions: deps.partitions }, 'input record of a store on a partition that is not the store\'s');
+    log.warn(
+      { ubicacion: ubicacionId, partition, expected: partitionForUbicacion(ubicacionId, deps.partitions), partitions: deps.partitions },
+      "input record of a store on a partition that is not the store's",
+    );
   }
 
-  async function loadRecord(kv: KeyValueState, record: { key: Buffer | null; value: Buffer | null; partition: number; offset: string }): Promise<void> {
+  async function loadRecord(
+    kv: KeyValueState,
+    record: { key: Buffer | null; value: Buffer | null; partition: number; offset: string },
+  ): Promise<void> {
     const key = record.key?.toString('utf8') ?? '';
     let next: DetectorEntry | null = null;
     if (record.value) {
@@ -141,7 +186,10 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
         if (!(err instanceof ValidationError)) throw err;
         // Bad bytes never become readable: dropping one product's state only loses its history,
         // while refusing it would stop every store of the partition.
-        log.error({ err, key, partition: record.partition, offset: record.offset }, 'phantom state record unreadable: the product starts again without state');
+        log.error(
+          { err, key, partition: record.partition, offset: record.offset },
+          'phantom state record unreadable: the product starts again without state',
+        );
       }
     }
     // A record is the key's whole value: applied again onto a store that already holds it
@@ -163,7 +211,9 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
         checkVenta(venta);
         return { kind: 'venta', venta };
       }
-      throw new ValidationError(`record of ${record.topic}, which is not an input of the phantom detector`, { context: { topic: record.topic } });
+      throw new ValidationError(`record of ${record.topic}, which is not an input of the phantom detector`, {
+        context: { topic: record.topic },
+      });
     },
     async process(input, ctx) {
       const kv = storeOf(ctx.store, ctx.partition);

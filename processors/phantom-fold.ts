@@ -78,7 +78,9 @@ export function newEntry(ref: ProductRef): DetectorEntry {
 
 /** A UUID (version 5 layout) from the sha1 of what identifies one alert. */
 export function alertId(key: string, open: Pick<OpenAlert, 'rule' | 'openedAtMs' | 'snapshotId'>, seq: number): string {
-  const h = createHash('sha1').update(['phantom', key, open.rule, open.openedAtMs, open.snapshotId ?? '', seq].join('\n')).digest();
+  const h = createHash('sha1')
+    .update(['phantom', key, open.rule, open.openedAtMs, open.snapshotId ?? '', seq].join('\n'))
+    .digest();
   h[6] = (h[6]! & 0x0f) | 0x50;
   h[8] = (h[8]! & 0x3f) | 0x80;
   const x = h.subarray(0, 16).toString('hex');
@@ -104,7 +106,13 @@ export function saleEvent(linea: VentaLinea, counted: [string, number] | undefin
 const lineId = (l: Pick<VentaLinea, 'numero_factura' | 'linea'>): string => `${l.numero_factura}/${l.linea}`;
 
 /** Turns the rules' decisions into alert records, carrying the open alert's id over to its RESOLVED. */
-function withDecisions(prev: DetectorEntry, state: ProductPhantomState, decisions: AlertDecision[], atMs: number, trigger: string): { entry: DetectorEntry; alerts: PhantomAlert[] } {
+function withDecisions(
+  prev: DetectorEntry,
+  state: ProductPhantomState,
+  decisions: AlertDecision[],
+  atMs: number,
+  trigger: string,
+): { entry: DetectorEntry; alerts: PhantomAlert[] } {
   const key = phantomKey(prev.ref);
   let { openAlertId, opened } = prev;
   const alerts: PhantomAlert[] = [];
@@ -112,7 +120,9 @@ function withDecisions(prev: DetectorEntry, state: ProductPhantomState, decision
     if (d.action === 'RESOLVE') {
       const was = prev.state.open;
       // A state written without its alert id still resolves under the id it opened with.
-      const id = openAlertId ?? (was ? alertId(key, was, Math.max(0, opened - 1)) : alertId(key, { rule: d.rule, openedAtMs: atMs, snapshotId: null }, opened));
+      const id =
+        openAlertId ??
+        (was ? alertId(key, was, Math.max(0, opened - 1)) : alertId(key, { rule: d.rule, openedAtMs: atMs, snapshotId: null }, opened));
       alerts.push(alertRecord(prev.ref, id, 'RESOLVED', d, was?.openedAtMs ?? atMs, atMs, trigger));
       openAlertId = null;
     } else {
@@ -126,7 +136,15 @@ function withDecisions(prev: DetectorEntry, state: ProductPhantomState, decision
   return { entry: { ...prev, state, openAlertId, opened }, alerts };
 }
 
-function alertRecord(ref: ProductRef, id: string, status: AlertStatus, d: AlertDecision, openedAtMs: number, atMs: number, trigger: string): PhantomAlert {
+function alertRecord(
+  ref: ProductRef,
+  id: string,
+  status: AlertStatus,
+  d: AlertDecision,
+  openedAtMs: number,
+  atMs: number,
+  trigger: string,
+): PhantomAlert {
   return {
     alert_id: id,
     ubicacion_id: ref.ubicacion_id,
@@ -151,11 +169,22 @@ export function followsChange(prev: DetectorEntry | undefined, change: Pick<Inve
 }
 
 /** Applies one inventory change of the product (`prev` undefined: not known yet). */
-export function stepChange(ref: ProductRef, prev: DetectorEntry | undefined, change: InventoryChange, config: PhantomConfig): DetectorStep {
+export function stepChange(
+  ref: ProductRef,
+  prev: DetectorEntry | undefined,
+  change: InventoryChange,
+  config: PhantomConfig,
+): DetectorStep {
   const base = prev ?? newEntry(ref);
   const { state, decisions } = onInventoryChange(base.state, inventoryEvent(change), config);
   if (state === base.state) return { entry: prev ?? null, alerts: [], write: false };
-  const { entry, alerts } = withDecisions(base, state, decisions, change.taken_at.getTime(), `inventario snapshot ${change.snapshot_id} (op ${change.op})`);
+  const { entry, alerts } = withDecisions(
+    base,
+    state,
+    decisions,
+    change.taken_at.getTime(),
+    `inventario snapshot ${change.snapshot_id} (op ${change.op})`,
+  );
   // Without a zero episode the rules restart their sales totals: nothing counted so far is in them.
   if (!state.zero) entry.ventas = {};
   if (state.quantity === null && !state.open) return { entry: null, alerts, write: prev !== undefined };

@@ -38,7 +38,15 @@ export function packEntry(entry: DetectorEntry): string {
 }
 
 export function unpackEntry(packed: string): DetectorEntry {
-  const [ubicacion_id, deposito, producto_id, openAlertId, opened, state, ventas] = JSON.parse(packed) as [string, string, string, string | null, number, ProductPhantomState, Record<string, [string, number]>];
+  const [ubicacion_id, deposito, producto_id, openAlertId, opened, state, ventas] = JSON.parse(packed) as [
+    string,
+    string,
+    string,
+    string | null,
+    number,
+    ProductPhantomState,
+    Record<string, [string, number]>,
+  ];
   return { ref: { ubicacion_id, deposito, producto_id }, state, openAlertId, opened, ventas };
 }
 
@@ -48,12 +56,27 @@ export function entryFromState(record: PhantomStateRecord): DetectorEntry {
   try {
     parsed = JSON.parse(record.state_json);
   } catch (cause) {
-    throw new ValidationError(`state of ${record.ubicacion_id}: state_json is not JSON`, { cause, context: { ubicacion: record.ubicacion_id, field: 'state_json' } });
+    throw new ValidationError(`state of ${record.ubicacion_id}: state_json is not JSON`, {
+      cause,
+      context: { ubicacion: record.ubicacion_id, field: 'state_json' },
+    });
   }
-  const o = parsed as Partial<ProductPhantomState> & { detector?: { deposito?: unknown; producto_id?: unknown; opened?: unknown; ventas?: unknown } };
+  const o = parsed as Partial<ProductPhantomState> & {
+    detector?: { deposito?: unknown; producto_id?: unknown; opened?: unknown; ventas?: unknown };
+  };
   const d = o?.detector;
-  if (typeof o !== 'object' || o === null || o.v !== 1 || typeof o.changes !== 'number' || !d || typeof d.deposito !== 'string' || typeof d.producto_id !== 'string') {
-    throw new ValidationError(`state of ${record.ubicacion_id}: state_json is not a phantom detector state (v 1)`, { context: { ubicacion: record.ubicacion_id, field: 'state_json' } });
+  if (
+    typeof o !== 'object' ||
+    o === null ||
+    o.v !== 1 ||
+    typeof o.changes !== 'number' ||
+    !d ||
+    typeof d.deposito !== 'string' ||
+    typeof d.producto_id !== 'string'
+  ) {
+    throw new ValidationError(`state of ${record.ubicacion_id}: state_json is not a phantom detector state (v 1)`, {
+      context: { ubicacion: record.ubicacion_id, field: 'state_json' },
+    });
   }
   const { detector: _d, ...state } = o;
   return {
@@ -68,12 +91,20 @@ export function entryFromState(record: PhantomStateRecord): DetectorEntry {
 /** What a change must hold beyond its schema for the rules to make sense of it. */
 export function checkChange(c: InventoryChange): void {
   const where = `change of ${c.ubicacion_id}/${c.deposito}/${c.producto_id} in snapshot ${c.snapshot_id}`;
-  if (!c.ubicacion_id || !c.deposito || !c.producto_id) throw new ValidationError(`${where}: empty ubicacion_id, deposito or producto_id`, { context: { ubicacion: c.ubicacion_id } });
-  if (c.op !== 'd' && !c.after) throw new ValidationError(`${where}: op ${c.op} without after`, { context: { ubicacion: c.ubicacion_id, field: 'after' } });
-  if (c.op === 'd' && c.after) throw new ValidationError(`${where}: op d with an after row`, { context: { ubicacion: c.ubicacion_id, field: 'after' } });
-  for (const [field, row] of [['before', c.before], ['after', c.after]] as const) {
+  if (!c.ubicacion_id || !c.deposito || !c.producto_id)
+    throw new ValidationError(`${where}: empty ubicacion_id, deposito or producto_id`, { context: { ubicacion: c.ubicacion_id } });
+  if (c.op !== 'd' && !c.after)
+    throw new ValidationError(`${where}: op ${c.op} without after`, { context: { ubicacion: c.ubicacion_id, field: 'after' } });
+  if (c.op === 'd' && c.after)
+    throw new ValidationError(`${where}: op d with an after row`, { context: { ubicacion: c.ubicacion_id, field: 'after' } });
+  for (const [field, row] of [
+    ['before', c.before],
+    ['after', c.after],
+  ] as const) {
     if (row && (row.deposito !== c.deposito || row.producto_id !== c.producto_id)) {
-      throw new ValidationError(`${where}: ${field} is the row of ${row.deposito}/${row.producto_id}`, { context: { ubicacion: c.ubicacion_id, field, value: `${row.deposito}/${row.producto_id}` } });
+      throw new ValidationError(`${where}: ${field} is the row of ${row.deposito}/${row.producto_id}`, {
+        context: { ubicacion: c.ubicacion_id, field, value: `${row.deposito}/${row.producto_id}` },
+      });
     }
   }
 }
@@ -81,6 +112,9 @@ export function checkChange(c: InventoryChange): void {
 export function checkVenta(v: Venta): void {
   const l = v.linea;
   if (!l.ubicacion_id || !l.producto_id || !l.numero_factura) {
-    throw new ValidationError(`sales line ${l.ubicacion_id}/${l.numero_factura}/${l.linea}: empty ubicacion_id, numero_factura or producto_id`, { context: { ubicacion: l.ubicacion_id } });
+    throw new ValidationError(
+      `sales line ${l.ubicacion_id}/${l.numero_factura}/${l.linea}: empty ubicacion_id, numero_factura or producto_id`,
+      { context: { ubicacion: l.ubicacion_id } },
+    );
   }
 }

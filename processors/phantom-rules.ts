@@ -125,7 +125,8 @@ function sellingAtZero(state: ProductPhantomState, config: PhantomConfig): Firin
   const min = units(config.sellingAtZeroMinSales);
   if (sold <= 0n || sold < min) return null;
   const minMs = config.sellingAtZeroMinMinutes * 60_000;
-  if (minMs > 0 && ep.zero.takenAtMs !== null && (ep.lastSaleAfterMs === null || ep.lastSaleAfterMs - ep.zero.takenAtMs < minMs)) return null;
+  if (minMs > 0 && ep.zero.takenAtMs !== null && (ep.lastSaleAfterMs === null || ep.lastSaleAfterMs - ep.zero.takenAtMs < minMs))
+    return null;
   const confidence = score(min > 0n ? ratio(sold, sold + min) : 1);
   return {
     rule: 'SELLING_AT_ZERO',
@@ -197,7 +198,9 @@ function flipFlop(ep: ZeroEpisode, recovered: SnapshotRef, config: PhantomConfig
   return {
     rule: 'FLIP_FLOP',
     confidence,
-    summary: `stock went ${ep.from.quantity} -> ${ep.zero.quantity} -> ${recovered.quantity} within ${distance} change(s) with ${text(sold)} units sold`,
+    summary:
+      `stock went ${ep.from.quantity} -> ${ep.zero.quantity} -> ${recovered.quantity} within ${distance} change(s) with ${text(sold)} ` +
+      `units sold`,
     evidence: {
       ...episodeEvidence(ep.from, ep.zero),
       recovered_quantity: recovered.quantity,
@@ -236,13 +239,7 @@ function resolveDecision(state: ProductPhantomState, open: OpenAlert, reason: st
  * The shared tail of both steps: resolve the open alert when its rule no longer holds, then
  * open the first rule that fires (FLIP_FLOP, SELLING_AT_ZERO, UNEXPLAINED_DROP) when none is open.
  */
-function decide(
-  state: ProductPhantomState,
-  config: PhantomConfig,
-  atMs: number,
-  flip: Firing | null,
-  isInventory: boolean,
-): PhantomStep {
+function decide(state: ProductPhantomState, config: PhantomConfig, atMs: number, flip: Firing | null, isInventory: boolean): PhantomStep {
   const decisions: AlertDecision[] = [];
   let open = state.open;
   const saz = sellingAtZero(state, config);
@@ -282,14 +279,24 @@ function decide(
 // ---- steps ------------------------------------------------------------------------------------
 
 /** Applies one inventory change of the product. */
-export function onInventoryChange(state: ProductPhantomState, event: InventoryEvent, config: PhantomConfig = DEFAULT_PHANTOM_CONFIG): PhantomStep {
+export function onInventoryChange(
+  state: ProductPhantomState,
+  event: InventoryEvent,
+  config: PhantomConfig = DEFAULT_PHANTOM_CONFIG,
+): PhantomStep {
   // The same snapshot twice (a redelivered change) changes nothing.
   if (state.snapshotId !== null && state.snapshotId === event.snapshot_id) return { state, decisions: [] };
   const atMs = event.taken_at.getTime();
   const changes = state.changes + 1;
 
   if (event.op === 'd' || event.after === null) {
-    const gone: ProductPhantomState = { ...initialPhantomState(), snapshotId: event.snapshot_id, takenAtMs: atMs, changes, open: state.open };
+    const gone: ProductPhantomState = {
+      ...initialPhantomState(),
+      snapshotId: event.snapshot_id,
+      takenAtMs: atMs,
+      changes,
+      open: state.open,
+    };
     return decide(gone, config, atMs, null, true);
   }
 
@@ -305,7 +312,13 @@ export function onInventoryChange(state: ProductPhantomState, event: InventoryEv
   if (units(quantity) > 0n) {
     const flip = state.zero ? flipFlop(state.zero, here, config) : null;
     const fell = state.lastPositive && !state.zero ? units(state.lastPositive.quantity) - units(quantity) : 0n;
-    const next: ProductPhantomState = { ...base, lastPositive: here, salesSincePositive: ZERO, zero: null, lastDecrease: fell > 0n ? text(fell) : null };
+    const next: ProductPhantomState = {
+      ...base,
+      lastPositive: here,
+      salesSincePositive: ZERO,
+      zero: null,
+      lastDecrease: fell > 0n ? text(fell) : null,
+    };
     return decide(next, config, atMs, flip, true);
   }
 

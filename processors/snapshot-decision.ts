@@ -36,10 +36,7 @@ export interface SnapshotSighting {
  * - `stale`: read for the first time after a newer snapshot was applied (an overlapping or
  *   delayed run, a POS clock set back). Never applied, but recorded.
  */
-export type SnapshotVerdict =
-  | { kind: 'newer' }
-  | { kind: 'reread'; why: RereadReason }
-  | { kind: 'stale'; applied: AppliedSnapshot };
+export type SnapshotVerdict = { kind: 'newer' } | { kind: 'reread'; why: RereadReason } | { kind: 'stale'; applied: AppliedSnapshot };
 
 export type RereadReason = 'applied' | 'decided' | 'read-before-applied' | 'applied-offset-unknown';
 
@@ -171,7 +168,8 @@ export function supersededBy(
   const note = `superseded by snapshot ${applied.snapshot_id} taken at ${applied.taken_at.toISOString()}`;
   for (const q of quarantines) {
     if (q.ubicacion_id !== applied.ubicacion_id || q.snapshot_id === applied.snapshot_id) continue;
-    if (releasable(q) && q.taken_at.getTime() < applied.taken_at.getTime()) out.push({ ...q, status: 'SUPERSEDED', updated_at: applied.taken_at, note });
+    if (releasable(q) && q.taken_at.getTime() < applied.taken_at.getTime())
+      out.push({ ...q, status: 'SUPERSEDED', updated_at: applied.taken_at, note });
   }
   return out;
 }

@@ -79,10 +79,35 @@ const text = (v: string | null) => (v === null ? NUL : v);
  */
 export function rowFingerprint(row: InventoryRow): string {
   const canonical =
-    row.deposito + SEP + row.producto_id + SEP + text(row.codigo_barras) + SEP + row.descripcion + SEP +
-    text(row.departamento_codigo) + SEP + text(row.departamento_nombre) + SEP + text(row.grupo_codigo) + SEP + text(row.grupo_nombre) + SEP +
-    text(row.subgrupo_codigo) + SEP + text(row.subgrupo_nombre) + SEP + row.unidad + SEP + row.cantidad + SEP +
-    text(row.costo) + SEP + text(row.precio) + SEP + (row.activo ? '1' : '0');
+    row.deposito +
+    SEP +
+    row.producto_id +
+    SEP +
+    text(row.codigo_barras) +
+    SEP +
+    row.descripcion +
+    SEP +
+    text(row.departamento_codigo) +
+    SEP +
+    text(row.departamento_nombre) +
+    SEP +
+    text(row.grupo_codigo) +
+    SEP +
+    text(row.grupo_nombre) +
+    SEP +
+    text(row.subgrupo_codigo) +
+    SEP +
+    text(row.subgrupo_nombre) +
+    SEP +
+    row.unidad +
+    SEP +
+    row.cantidad +
+    SEP +
+    text(row.costo) +
+    SEP +
+    text(row.precio) +
+    SEP +
+    (row.activo ? '1' : '0');
   return hash('sha1', canonical, 'base64url');
 }
 
@@ -98,22 +123,62 @@ const isPositive = (cantidad: string) => !cantidad.startsWith('-') && /[1-9]/.te
 export function packRow(row: InventoryRow): PackedRow {
   return JSON.stringify([
     isPositive(row.cantidad) ? 1 : 0,
-    row.deposito, row.producto_id, row.codigo_barras, row.descripcion,
-    row.departamento_codigo, row.departamento_nombre, row.grupo_codigo, row.grupo_nombre,
-    row.subgrupo_codigo, row.subgrupo_nombre, row.unidad, row.cantidad, row.costo, row.precio,
+    row.deposito,
+    row.producto_id,
+    row.codigo_barras,
+    row.descripcion,
+    row.departamento_codigo,
+    row.departamento_nombre,
+    row.grupo_codigo,
+    row.grupo_nombre,
+    row.subgrupo_codigo,
+    row.subgrupo_nombre,
+    row.unidad,
+    row.cantidad,
+    row.costo,
+    row.precio,
     row.activo ? 1 : 0,
     row.actualizado_en ? row.actualizado_en.getTime() : null,
   ]);
 }
 
-type Packed = [number, string, string, string | null, string, string | null, string | null, string | null, string | null, string | null, string | null, string, string, string | null, string | null, number, number | null];
+type Packed = [
+  number,
+  string,
+  string,
+  string | null,
+  string,
+  string | null,
+  string | null,
+  string | null,
+  string | null,
+  string | null,
+  string | null,
+  string,
+  string,
+  string | null,
+  string | null,
+  number,
+  number | null,
+];
 
 export function unpackRow(packed: PackedRow): InventoryRow {
   const a = JSON.parse(packed) as Packed;
   return {
-    deposito: a[1], producto_id: a[2], codigo_barras: a[3], descripcion: a[4],
-    departamento_codigo: a[5], departamento_nombre: a[6], grupo_codigo: a[7], grupo_nombre: a[8],
-    subgrupo_codigo: a[9], subgrupo_nombre: a[10], unidad: a[11], cantidad: a[12], costo: a[13], precio: a[14],
+    deposito: a[1],
+    producto_id: a[2],
+    codigo_barras: a[3],
+    descripcion: a[4],
+    departamento_codigo: a[5],
+    departamento_nombre: a[6],
+    grupo_codigo: a[7],
+    grupo_nombre: a[8],
+    subgrupo_codigo: a[9],
+    subgrupo_nombre: a[10],
+    unidad: a[11],
+    cantidad: a[12],
+    costo: a[13],
+    precio: a[14],
     activo: a[15] === 1,
     actualizado_en: a[16] === null ? null : new Date(a[16]),
   };
@@ -132,11 +197,19 @@ const wasPositive = (packed: PackedRow): boolean => packed.charCodeAt(1) === 49;
 
 export function validateChunk(c: SnapshotChunk): void {
   const where = `snapshot ${c.snapshot_id} of ${c.ubicacion_id}`;
-  if (!Number.isInteger(c.chunk_count) || c.chunk_count < 1) throw new ValidationError(`${where}: chunk_count ${c.chunk_count} is not >= 1`, { context: { ubicacion: c.ubicacion_id, field: 'chunk_count', value: c.chunk_count } });
+  if (!Number.isInteger(c.chunk_count) || c.chunk_count < 1)
+    throw new ValidationError(`${where}: chunk_count ${c.chunk_count} is not >= 1`, {
+      context: { ubicacion: c.ubicacion_id, field: 'chunk_count', value: c.chunk_count },
+    });
   if (!Number.isInteger(c.chunk_index) || c.chunk_index < 0 || c.chunk_index >= c.chunk_count) {
-    throw new ValidationError(`${where}: chunk_index ${c.chunk_index} is outside 0..${c.chunk_count - 1}`, { context: { ubicacion: c.ubicacion_id, field: 'chunk_index', value: c.chunk_index } });
+    throw new ValidationError(`${where}: chunk_index ${c.chunk_index} is outside 0..${c.chunk_count - 1}`, {
+      context: { ubicacion: c.ubicacion_id, field: 'chunk_index', value: c.chunk_index },
+    });
   }
-  if (!Number.isInteger(c.row_count) || c.row_count < 0) throw new ValidationError(`${where}: row_count ${c.row_count} is negative`, { context: { ubicacion: c.ubicacion_id, field: 'row_count', value: c.row_count } });
+  if (!Number.isInteger(c.row_count) || c.row_count < 0)
+    throw new ValidationError(`${where}: row_count ${c.row_count} is negative`, {
+      context: { ubicacion: c.ubicacion_id, field: 'row_count', value: c.row_count },
+    });
 }
 
 export type AssemblyResult =
@@ -162,10 +235,20 @@ export class SnapshotAssembler {
     const out: AssemblyResult[] = [];
     if (this.pending && this.pending.first.snapshot_id !== chunk.snapshot_id) {
       if (chunk.taken_at.getTime() < this.pending.first.taken_at.getTime()) {
-        return [{ kind: 'dropped', snapshot_id: chunk.snapshot_id, reason: `a chunk of an older snapshot arrived while ${this.pending.first.snapshot_id} was being assembled` }];
+        return [
+          {
+            kind: 'dropped',
+            snapshot_id: chunk.snapshot_id,
+            reason: `a chunk of an older snapshot arrived while ${this.pending.first.snapshot_id} was being assembled`,
+          },
+        ];
       }
       const have = this.pending.chunks.size;
-      out.push({ kind: 'dropped', snapshot_id: this.pending.first.snapshot_id, reason: `incomplete (${have} of ${this.pending.first.chunk_count} chunks) and superseded by ${chunk.snapshot_id}` });
+      out.push({
+        kind: 'dropped',
+        snapshot_id: this.pending.first.snapshot_id,
+        reason: `incomplete (${have} of ${this.pending.first.chunk_count} chunks) and superseded by ${chunk.snapshot_id}`,
+      });
       this.pending = undefined;
     }
     const { rows, ...header } = chunk;
@@ -173,7 +256,16 @@ export class SnapshotAssembler {
     const p = this.pending;
     if (chunk.chunk_count !== p.first.chunk_count || chunk.row_count !== p.first.row_count) {
       this.pending = undefined;
-      return [...out, { kind: 'dropped', snapshot_id: chunk.snapshot_id, reason: `chunks disagree on chunk_count/row_count (${p.first.chunk_count}/${p.first.row_count} against ${chunk.chunk_count}/${chunk.row_count})` }];
+      return [
+        ...out,
+        {
+          kind: 'dropped',
+          snapshot_id: chunk.snapshot_id,
+          reason:
+            `chunks disagree on chunk_count/row_count (${p.first.chunk_count}/${p.first.row_count} against ` +
+            `${chunk.chunk_count}/${chunk.row_count})`,
+        },
+      ];
     }
     p.chunks.set(chunk.chunk_index, packRows(rows));
     if (p.chunks.size < p.first.chunk_count) return [...out, { kind: 'pending' }];
@@ -181,17 +273,30 @@ export class SnapshotAssembler {
     const ordered = [...p.chunks.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => c);
     const keys = ordered.flatMap((c) => c.keys);
     if (keys.length !== p.first.row_count) {
-      return [...out, { kind: 'dropped', snapshot_id: p.first.snapshot_id, reason: `holds ${keys.length} rows but says row_count ${p.first.row_count}` }];
+      return [
+        ...out,
+        { kind: 'dropped', snapshot_id: p.first.snapshot_id, reason: `holds ${keys.length} rows but says row_count ${p.first.row_count}` },
+      ];
     }
     const { snapshot_id, ubicacion_id, source, taken_at } = p.first;
-    return [...out, { kind: 'complete', snapshot: { snapshot_id, ubicacion_id, source, taken_at, keys, rows: ordered.flatMap((c) => c.rows) }, chunk_count: p.first.chunk_count }];
+    return [
+      ...out,
+      {
+        kind: 'complete',
+        snapshot: { snapshot_id, ubicacion_id, source, taken_at, keys, rows: ordered.flatMap((c) => c.rows) },
+        chunk_count: p.first.chunk_count,
+      },
+    ];
   }
 }
 
 type ChunkHeader = Omit<SnapshotChunk, 'rows'>;
 type PackedChunk = Pick<PackedSnapshot, 'keys' | 'rows'>;
 
-const packRows = (rows: InventoryRow[]): PackedChunk => ({ keys: rows.map((r) => rowKey(r.deposito, r.producto_id)), rows: rows.map(packRow) });
+const packRows = (rows: InventoryRow[]): PackedChunk => ({
+  keys: rows.map((r) => rowKey(r.deposito, r.producto_id)),
+  rows: rows.map(packRow),
+});
 
 /** `snapshot` as the assembler would have delivered it. */
 export function packSnapshot(snapshot: Snapshot): PackedSnapshot {
@@ -260,7 +365,12 @@ function groupReason(positiveBefore: Array<[string, PackedRow]>, gone: Set<strin
     const { deposito, departamento_codigo: depto, departamento_nombre: nombre } = unpackRow(packed);
     const wentToZero = gone.has(key);
     count(`d\u0000${deposito}`, `deposito ${deposito}`, wentToZero);
-    if (depto !== null) count(`p\u0000${deposito}\u0000${depto}`, `departamento ${depto}${nombre ? ` (${nombre})` : ''} of deposito ${deposito}`, wentToZero);
+    if (depto !== null)
+      count(
+        `p\u0000${deposito}\u0000${depto}`,
+        `departamento ${depto}${nombre ? ` (${nombre})` : ''} of deposito ${deposito}`,
+        wentToZero,
+      );
   }
   for (const g of groups.values()) {
     if (g.positive < rule.groupMinProducts) continue;
@@ -286,7 +396,12 @@ export interface StateUpdate {
 export function diffSnapshot(state: StoreRows, snapshot: PackedSnapshot): { changes: Change[]; updates: Map<string, StateUpdate | null> } {
   const changes: Change[] = [];
   const updates = new Map<string, StateUpdate | null>();
-  const base = { ubicacion_id: snapshot.ubicacion_id, snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at, source: snapshot.source };
+  const base = {
+    ubicacion_id: snapshot.ubicacion_id,
+    snapshot_id: snapshot.snapshot_id,
+    taken_at: snapshot.taken_at,
+    source: snapshot.source,
+  };
   const keys = new Set(snapshot.keys);
   const befores = new Map<string, PackedRow>();
   for (const [key, before] of state.entries()) {
@@ -304,7 +419,14 @@ export function diffSnapshot(state: StoreRows, snapshot: PackedSnapshot): { chan
     const before = befores.get(key);
     if (before !== undefined && sameContent(before, now)) continue;
     const row = unpackRow(now);
-    changes.push({ ...base, op: before !== undefined ? 'u' : 'c', deposito: row.deposito, producto_id: row.producto_id, before: before === undefined ? null : unpackRow(before), after: row });
+    changes.push({
+      ...base,
+      op: before !== undefined ? 'u' : 'c',
+      deposito: row.deposito,
+      producto_id: row.producto_id,
+      before: before === undefined ? null : unpackRow(before),
+      after: row,
+    });
     updates.set(key, { row, packed: now });
   }
   changes.sort((a, b) => (rowKey(a.deposito, a.producto_id) < rowKey(b.deposito, b.producto_id) ? -1 : 1));

@@ -104,17 +104,40 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
     groupMinProducts: deps.config.quarantineGroupMinProducts,
   };
   const registry = deps.metrics.registry;
-  const snapshotsCounter = registeredMetric(registry, 'fluxion_differ_snapshots_total', () =>
-    new Counter({ name: 'fluxion_differ_snapshots_total', help: 'snapshots by outcome: applied, quarantined, released, superseded, stale (older than the applied one, recorded in the quarantine), dropped (incomplete), skipped (read again, already decided)', labelNames: ['outcome'], registers: [registry] }),
+  const snapshotsCounter = registeredMetric(
+    registry,
+    'fluxion_differ_snapshots_total',
+    () =>
+      new Counter({
+        name: 'fluxion_differ_snapshots_total',
+        help:
+          'snapshots by outcome: applied, quarantined, released, superseded, stale (older than the applied one, recorded in the ' +
+          'quarantine), dropped (incomplete), skipped (read again, already decided)',
+        labelNames: ['outcome'],
+        registers: [registry],
+      }),
   );
-  const changesCounter = registeredMetric(registry, 'fluxion_differ_changes_total', () =>
-    new Counter({ name: 'fluxion_differ_changes_total', help: 'change events emitted, by op (c/u/d)', labelNames: ['op'], registers: [registry] }),
+  const changesCounter = registeredMetric(
+    registry,
+    'fluxion_differ_changes_total',
+    () =>
+      new Counter({
+        name: 'fluxion_differ_changes_total',
+        help: 'change events emitted, by op (c/u/d)',
+        labelNames: ['op'],
+        registers: [registry],
+      }),
   );
 
   const stores = new Map<string, StoreMemory>();
 
   function logReread(why: string, where: Record<string, unknown>): void {
-    if (why === 'applied-offset-unknown') log.info(where, 'snapshot older than the applied one, whose offset the state does not hold (written by an older differ): taken as read again, skipped');
+    if (why === 'applied-offset-unknown')
+      log.info(
+        where,
+        'snapshot older than the applied one, whose offset the state does not hold (written by an older differ): taken as read again, ' +
+          'skipped',
+      );
     else log.debug({ ...where, why }, 'snapshot already decided: skipped');
   }
   /** Quarantine records of the owned partitions, by snapshot_id, with the partition that owns each. */
@@ -151,32 +174,83 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
     const { changes, updates } = diffSnapshot(rowsOf(kv, ubicacion), snapshot);
     const out: Output[] = [];
     for (const c of changes) {
-      out.push({ topic: topics.changes, ubicacionId: ubicacion, key: `${ubicacion}/${c.deposito}/${c.producto_id}`, value: changeCodec.encode(c) });
+      out.push({
+        topic: topics.changes,
+        ubicacionId: ubicacion,
+        key: `${ubicacion}/${c.deposito}/${c.producto_id}`,
+        value: changeCodec.encode(c),
+      });
       changesCounter.inc({ op: c.op });
     }
     for (const [key, entry] of updates) {
       if (entry) kv.put(`${ubicacion}/${key}`, entry.packed);
       else kv.delete(`${ubicacion}/${key}`);
-      out.push(stateOutput(ubicacion, `${ubicacion}/${key}`, entry ? { ubicacion_id: ubicacion, row: entry.row, fingerprint: rowFingerprint(entry.row), snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at } : null));
+      out.push(
+        stateOutput(
+          ubicacion,
+          `${ubicacion}/${key}`,
+          entry
+            ? {
+                ubicacion_id: ubicacion,
+                row: entry.row,
+                fingerprint: rowFingerprint(entry.row),
+                snapshot_id: snapshot.snapshot_id,
+                taken_at: snapshot.taken_at,
+              }
+            : null,
+        ),
+      );
     }
     setApplied(kv, ubicacion, { snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at.getTime(), offset: BigInt(ctx.offset) });
-    out.push(stateOutput(ubicacion, ubicacion, { ubicacion_id: ubicacion, row: null, fingerprint: '', snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at }, { [APPLIED_OFFSET_HEADER]: ctx.offset }));
+    out.push(
+      stateOutput(
+        ubicacion,
+        ubicacion,
+        { ubicacion_id: ubicacion, row: null, fingerprint: '', snapshot_id: snapshot.snapshot_id, taken_at: snapshot.taken_at },
+        { [APPLIED_OFFSET_HEADER]: ctx.offset },
+      ),
+    );
     for (const next of supersededBy(snapshot, quarantineRecords())) {
       rememberQuarantine(next, quarantines.get(next.snapshot_id)!.partition);
       out.push(quarantineOutput(next));
       snapshotsCounter.inc({ outcome: 'superseded' });
     }
-    log.info({ ubicacion, snapshot: snapshot.snapshot_id, rows: snapshot.rows.length, changes: changes.length, partition: ctx.partition, offset: ctx.offset }, 'snapshot applied');
+    log.info(
+      {
+        ubicacion,
+        snapshot: snapshot.snapshot_id,
+        rows: snapshot.rows.length,
+        changes: changes.length,
+        partition: ctx.partition,
+        offset: ctx.offset,
+      },
+      'snapshot applied',
+    );
     return out;
   }
 
-  function onComplete(kv: KeyValueState, snapshot: PackedSnapshot, chunkCount: number, release: DifferInput['release'], ctx: ProcessorContext, firstOffset: bigint): Output[] {
+  function onComplete(
+    kv: KeyValueState,
+    snapshot: PackedSnapshot,
+    chunkCount: number,
+    release: DifferInput['release'],
+    ctx: ProcessorContext,
+    firstOffset: bigint,
+  ): Output[] {
     const where = { ubicacion: snapshot.ubicacion_id, snapshot: snapshot.snapshot_id, partition: ctx.partition, offset: ctx.offset };
     const applied = appliedOf(kv, snapshot.ubicacion_id);
     const known = quarantines.get(snapshot.snapshot_id)?.record;
     const decision = decideSnapshot({
-      snapshot, chunkCount, release, applied, known, rows: rowsOf(kv, snapshot.ubicacion_id), rule,
-      partition: ctx.partition, offset: BigInt(ctx.offset), firstOffset,
+      snapshot,
+      chunkCount,
+      release,
+      applied,
+      known,
+      rows: rowsOf(kv, snapshot.ubicacion_id),
+      rule,
+      partition: ctx.partition,
+      offset: BigInt(ctx.offset),
+      firstOffset,
     });
     switch (decision.kind) {
       case 'ignore-release':
@@ -204,7 +278,12 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
         rememberQuarantine(q, ctx.partition);
         snapshotsCounter.inc({ outcome: 'stale' });
         log.warn(
-          { ...where, taken_at: snapshot.taken_at.toISOString(), applied_snapshot: newer.snapshot_id, applied_taken_at: new Date(newer.taken_at).toISOString() },
+          {
+            ...where,
+            taken_at: snapshot.taken_at.toISOString(),
+            applied_snapshot: newer.snapshot_id,
+            applied_taken_at: new Date(newer.taken_at).toISOString(),
+          },
           `stale snapshot, not applied: ${q.reason}`,
         );
         return [quarantineOutput(q)];
@@ -213,7 +292,10 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
         const q = decision.record;
         rememberQuarantine(q, ctx.partition);
         snapshotsCounter.inc({ outcome: 'quarantined' });
-        log.error({ ...where, reason: q.reason }, `snapshot quarantined, not applied: ${q.reason}; release it with \`fluxion quarantine release ${snapshot.snapshot_id}\``);
+        log.error(
+          { ...where, reason: q.reason },
+          `snapshot quarantined, not applied: ${q.reason}; release it with \`fluxion quarantine release ${snapshot.snapshot_id}\``,
+        );
         return [quarantineOutput(q)];
       }
       case 'apply':
@@ -227,12 +309,23 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
     inputTopics: [topics.snapshots],
     async decode(record) {
       const chunk = await snapshotCodec.decode(record.value);
-      if (!chunk.ubicacion_id) throw new ValidationError(`snapshot ${chunk.snapshot_id}: empty ubicacion_id`, { context: { field: 'ubicacion_id' } });
+      if (!chunk.ubicacion_id)
+        throw new ValidationError(`snapshot ${chunk.snapshot_id}: empty ubicacion_id`, { context: { field: 'ubicacion_id' } });
       const released = record.headers[RELEASE_HEADER];
       if (!released) return { chunk, release: null };
-      if (released !== chunk.snapshot_id) throw new ValidationError(`header ${RELEASE_HEADER}=${released} names another snapshot than the chunk's ${chunk.snapshot_id}`, { context: { ubicacion: chunk.ubicacion_id, field: RELEASE_HEADER, value: released } });
+      if (released !== chunk.snapshot_id)
+        throw new ValidationError(`header ${RELEASE_HEADER}=${released} names another snapshot than the chunk's ${chunk.snapshot_id}`, {
+          context: { ubicacion: chunk.ubicacion_id, field: RELEASE_HEADER, value: released },
+        });
       const at = record.headers[`${RELEASE_HEADER}-at`];
-      return { chunk, release: { snapshotId: released, note: record.headers[`${RELEASE_HEADER}-note`] ?? null, at: at && !Number.isNaN(Date.parse(at)) ? new Date(at) : null } };
+      return {
+        chunk,
+        release: {
+          snapshotId: released,
+          note: record.headers[`${RELEASE_HEADER}-note`] ?? null,
+          at: at && !Number.isNaN(Date.parse(at)) ? new Date(at) : null,
+        },
+      };
     },
     async process({ chunk, release }, ctx) {
       const kv = storeOf(ctx.store, ctx.partition);
@@ -243,9 +336,20 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
         // A chunk of a snapshot decided before (read again after a restart): nothing to
         // assemble. A stale one's chunks are assembled, so that it is recorded once whole.
         const applied = appliedOf(kv, chunk.ubicacion_id);
-        const verdict = judgeSnapshot({ snapshot_id: chunk.snapshot_id, taken_at: chunk.taken_at.getTime(), offset: BigInt(ctx.offset) }, applied, quarantines.has(chunk.snapshot_id));
+        const verdict = judgeSnapshot(
+          { snapshot_id: chunk.snapshot_id, taken_at: chunk.taken_at.getTime(), offset: BigInt(ctx.offset) },
+          applied,
+          quarantines.has(chunk.snapshot_id),
+        );
         if (verdict.kind === 'reread') {
-          if (chunk.chunk_index === chunk.chunk_count - 1) logReread(verdict.why, { ubicacion: chunk.ubicacion_id, snapshot: chunk.snapshot_id, partition: ctx.partition, offset: ctx.offset, applied: applied?.snapshot_id });
+          if (chunk.chunk_index === chunk.chunk_count - 1)
+            logReread(verdict.why, {
+              ubicacion: chunk.ubicacion_id,
+              snapshot: chunk.snapshot_id,
+              partition: ctx.partition,
+              offset: ctx.offset,
+              applied: applied?.snapshot_id,
+            });
           return [];
         }
       }
@@ -261,7 +365,10 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
         if (r.kind === 'pending') continue;
         if (r.kind === 'dropped') {
           snapshotsCounter.inc({ outcome: 'dropped' });
-          log.warn({ ubicacion: chunk.ubicacion_id, snapshot: r.snapshot_id, partition: ctx.partition, offset: ctx.offset }, `snapshot dropped, never applied: ${r.reason}`);
+          log.warn(
+            { ubicacion: chunk.ubicacion_id, snapshot: r.snapshot_id, partition: ctx.partition, offset: ctx.offset },
+            `snapshot dropped, never applied: ${r.reason}`,
+          );
           continue;
         }
         const firstOffset = held?.snapshot === r.snapshot.snapshot_id ? held.from : BigInt(ctx.offset);
@@ -297,7 +404,12 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
           return;
         }
         const v = await stateCodec.decode(record.value);
-        if (v.row === null) setApplied(kv, v.ubicacion_id, { snapshot_id: v.snapshot_id, taken_at: v.taken_at.getTime(), offset: appliedOffset(record.headers[APPLIED_OFFSET_HEADER]) });
+        if (v.row === null)
+          setApplied(kv, v.ubicacion_id, {
+            snapshot_id: v.snapshot_id,
+            taken_at: v.taken_at.getTime(),
+            offset: appliedOffset(record.headers[APPLIED_OFFSET_HEADER]),
+          });
         // The store keeps the row only: the record's fingerprint, snapshot_id and taken_at are
         // written again, with the snapshot's, when the row next changes.
         else kv.put(`${v.ubicacion_id}/${rowKey(v.row.deposito, v.row.producto_id)}`, packRow(v.row));
@@ -332,7 +444,14 @@ function appliedOf(kv: KeyValueState, ubicacion: string): AppliedSnapshot | unde
 }
 
 function setApplied(kv: KeyValueState, ubicacion: string, a: AppliedSnapshot): void {
-  kv.put(ubicacion, JSON.stringify({ snapshot_id: a.snapshot_id, taken_at: a.taken_at, ...(a.offset === undefined ? {} : { offset: a.offset.toString() }) } satisfies StoredApplied));
+  kv.put(
+    ubicacion,
+    JSON.stringify({
+      snapshot_id: a.snapshot_id,
+      taken_at: a.taken_at,
+      ...(a.offset === undefined ? {} : { offset: a.offset.toString() }),
+    } satisfies StoredApplied),
+  );
 }
 
 /** A store's rows in the state store, keyed as the diff keys them (`deposito/producto`). */
@@ -344,7 +463,6 @@ function rowsOf(kv: KeyValueState, ubicacion: string): StoreRows {
     },
   };
 }
-
 
 function appliedOffset(header: string | undefined): bigint | undefined {
   return header !== undefined && /^\d+$/.test(header) ? BigInt(header) : undefined;

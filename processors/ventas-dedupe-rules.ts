@@ -27,8 +27,18 @@ export function ventaKey(l: Pick<VentaLinea, 'ubicacion_id' | 'numero_factura' |
 /** What dedupe compares: every field of the line (instants as ISO text). */
 export function ventaFingerprint(l: VentaLinea): string {
   const canonical = JSON.stringify([
-    l.ubicacion_id, l.fecha, l.numero_factura, l.linea, l.fecha_hora.toISOString(), l.producto_id,
-    l.cantidad, l.precio_unitario, l.descuento, l.total, l.caja, l.anulada,
+    l.ubicacion_id,
+    l.fecha,
+    l.numero_factura,
+    l.linea,
+    l.fecha_hora.toISOString(),
+    l.producto_id,
+    l.cantidad,
+    l.precio_unitario,
+    l.descuento,
+    l.total,
+    l.caja,
+    l.anulada,
   ]);
   return hash('sha1', canonical, 'base64url');
 }
@@ -49,7 +59,11 @@ export function dedupeLine(
   }
   const next = { ...entry, last_seen_at: Math.max(entry.last_seen_at, at), fingerprint };
   if (entry.fingerprint === fingerprint) return { decision: 'duplicate', output: null, next: { ...next, fingerprint: entry.fingerprint } };
-  return { decision: 'updated', output: { op: 'u', linea, fingerprint, first_seen_at: new Date(entry.first_seen_at), extracted_at: extractedAt }, next };
+  return {
+    decision: 'updated',
+    output: { op: 'u', linea, fingerprint, first_seen_at: new Date(entry.first_seen_at), extracted_at: extractedAt },
+    next,
+  };
 }
 
 /** Whether a line's state may be forgotten (tombstoned): not seen for `retentionDays`. */
@@ -100,7 +114,11 @@ export function dedupeStep(known: DedupeEntry | undefined, linea: VentaLinea, ex
   const { decision, output, next } = dedupeLine(entry, linea, extractedAt);
   const changed = decision !== 'duplicate' || next.last_seen_at - entry!.last_seen_at >= window.refreshMs;
   // One object shape for every entry kept in memory (hundreds of thousands of them).
-  return { decision, output, record: changed ? { fingerprint: next.fingerprint, first_seen_at: next.first_seen_at, last_seen_at: next.last_seen_at } : null };
+  return {
+    decision,
+    output,
+    record: changed ? { fingerprint: next.fingerprint, first_seen_at: next.first_seen_at, last_seen_at: next.last_seen_at } : null,
+  };
 }
 
 /** Whether a partition's stream time entered a new hour: the partition's sweep runs then. */
@@ -182,10 +200,13 @@ export interface LineProblem {
  */
 export function ventaRawProblem(raw: { linea: VentaLinea; extracted_at: Date }): LineProblem | null {
   const l = raw.linea;
-  if (!UBICACION_ID.test(l.ubicacion_id)) return { field: 'linea.ubicacion_id', value: l.ubicacion_id, reason: 'must be a store id (lower-case letters, digits and _)' };
+  if (!UBICACION_ID.test(l.ubicacion_id))
+    return { field: 'linea.ubicacion_id', value: l.ubicacion_id, reason: 'must be a store id (lower-case letters, digits and _)' };
   if (l.numero_factura.trim() === '') return { field: 'linea.numero_factura', value: l.numero_factura, reason: 'must not be empty' };
   if (!Number.isInteger(l.linea) || l.linea < 1) return { field: 'linea.linea', value: l.linea, reason: 'must be a line number from 1' };
-  if (!Number.isFinite(l.fecha_hora.getTime())) return { field: 'linea.fecha_hora', value: String(l.fecha_hora), reason: 'must be a valid instant' };
-  if (!Number.isFinite(raw.extracted_at.getTime())) return { field: 'extracted_at', value: String(raw.extracted_at), reason: 'must be a valid instant' };
+  if (!Number.isFinite(l.fecha_hora.getTime()))
+    return { field: 'linea.fecha_hora', value: String(l.fecha_hora), reason: 'must be a valid instant' };
+  if (!Number.isFinite(raw.extracted_at.getTime()))
+    return { field: 'extracted_at', value: String(raw.extracted_at), reason: 'must be a valid instant' };
   return null;
 }

@@ -94,20 +94,28 @@ export const createDedupeSpec: ProcessorFactory = async (deps) => {
   const partitionCount = await copartitionedPartitions(deps.kafka, [topics.raw, topics.state], deps.partitions, log);
 
   const registry = deps.metrics.registry;
-  const linesCounter = registeredMetric(registry, 'fluxion_dedupe_lines_total', () =>
-    new Counter({
-      name: 'fluxion_dedupe_lines_total',
-      help: 'sales lines by decision: new (emitted c), updated (emitted u), duplicate (dropped); counted as processed, so lines of an aborted transaction count again',
-      labelNames: ['decision'],
-      registers: [registry],
-    }),
+  const linesCounter = registeredMetric(
+    registry,
+    'fluxion_dedupe_lines_total',
+    () =>
+      new Counter({
+        name: 'fluxion_dedupe_lines_total',
+        help:
+          'sales lines by decision: new (emitted c), updated (emitted u), duplicate (dropped); counted as processed, so lines of an ' +
+          'aborted transaction count again',
+        labelNames: ['decision'],
+        registers: [registry],
+      }),
   );
-  const expiredCounter = registeredMetric(registry, 'fluxion_dedupe_expired_total', () =>
-    new Counter({
-      name: 'fluxion_dedupe_expired_total',
-      help: 'sales lines forgotten (state tombstoned) after the retention window; counted as processed',
-      registers: [registry],
-    }),
+  const expiredCounter = registeredMetric(
+    registry,
+    'fluxion_dedupe_expired_total',
+    () =>
+      new Counter({
+        name: 'fluxion_dedupe_expired_total',
+        help: 'sales lines forgotten (state tombstoned) after the retention window; counted as processed',
+        registers: [registry],
+      }),
   );
 
   /** Partitions whose first line after (re)loading was logged. */
@@ -121,7 +129,8 @@ export const createDedupeSpec: ProcessorFactory = async (deps) => {
 
   function unreadable(key: string, value: string, partition: number): StateStoreError {
     return new StateStoreError(
-      `dedupe state store, partition ${partition}: value ${JSON.stringify(value.slice(0, 80))} of key ${JSON.stringify(key)} cannot be read; stop the dedupe and wipe its state store (docs/state-stores.md), the next start rebuilds it from ${topics.state}`,
+      `dedupe state store, partition ${partition}: value ${JSON.stringify(value.slice(0, 80))} of key ${JSON.stringify(key)} cannot ` +
+        `be read; stop the dedupe and wipe its state store (docs/state-stores.md), the next start rebuilds it from ${topics.state}`,
       { context: { partition, key, topic: topics.state } },
     );
   }
@@ -150,7 +159,12 @@ export const createDedupeSpec: ProcessorFactory = async (deps) => {
   function stateOutput(key: string, entry: DedupeEntry | null): Output {
     const ubicacion = ubicacionOfKey(key);
     const value = entry
-      ? stateCodec.encode({ ubicacion_id: ubicacion, fingerprint: entry.fingerprint, first_seen_at: new Date(entry.first_seen_at), last_seen_at: new Date(entry.last_seen_at) })
+      ? stateCodec.encode({
+          ubicacion_id: ubicacion,
+          fingerprint: entry.fingerprint,
+          first_seen_at: new Date(entry.first_seen_at),
+          last_seen_at: new Date(entry.last_seen_at),
+        })
       : null;
     return { topic: topics.state, ubicacionId: ubicacion, key, value };
   }
@@ -164,10 +178,26 @@ export const createDedupeSpec: ProcessorFactory = async (deps) => {
     const started = performance.now();
     const seen = { lines: 0 };
     const keys = expiredKeys(storedLines(kv, ctx.partition, seen), streamTime, retentionDays, current);
-    log.debug({ partition: ctx.partition, offset: ctx.offset, scanned: seen.lines, expired: keys.length, ms: Math.round(performance.now() - started) }, 'sweep scanned the state store');
+    log.debug(
+      {
+        partition: ctx.partition,
+        offset: ctx.offset,
+        scanned: seen.lines,
+        expired: keys.length,
+        ms: Math.round(performance.now() - started),
+      },
+      'sweep scanned the state store',
+    );
     if (keys.length > 0) {
       log.info(
-        { partition: ctx.partition, offset: ctx.offset, expired: keys.length, scanned: seen.lines, streamTime: new Date(streamTime).toISOString(), retentionDays },
+        {
+          partition: ctx.partition,
+          offset: ctx.offset,
+          expired: keys.length,
+          scanned: seen.lines,
+          streamTime: new Date(streamTime).toISOString(),
+          retentionDays,
+        },
         'sales lines not read for the retention window forgotten (state tombstoned)',
       );
     }
@@ -184,16 +214,34 @@ export const createDedupeSpec: ProcessorFactory = async (deps) => {
       const problem = ventaRawProblem(raw);
       if (problem) {
         throw new ValidationError(`${where}: ${problem.field} ${JSON.stringify(problem.value)} ${problem.reason}`, {
-          context: { ubicacion: l.ubicacion_id, field: problem.field, value: problem.value, topic: record.topic, partition: record.partition, offset: record.offset },
+          context: {
+            ubicacion: l.ubicacion_id,
+            field: problem.field,
+            value: problem.value,
+            topic: record.topic,
+            partition: record.partition,
+            offset: record.offset,
+          },
         });
       }
       // Its state is placed by store: read on another partition, a restart would look for it
       // where it is not.
       const expected = partitionForUbicacion(l.ubicacion_id, partitionCount);
       if (record.partition !== expected) {
-        throw new ValidationError(`${where}: read on partition ${record.partition} of ${record.topic}, but ${l.ubicacion_id}'s records belong on partition ${expected} (every topic is partitioned by store)`, {
-          context: { ubicacion: l.ubicacion_id, field: 'partition', value: record.partition, topic: record.topic, partition: record.partition, offset: record.offset },
-        });
+        throw new ValidationError(
+          `${where}: read on partition ${record.partition} of ${record.topic}, but ${l.ubicacion_id}'s records belong on partition ` +
+            `${expected} (every topic is partitioned by store)`,
+          {
+            context: {
+              ubicacion: l.ubicacion_id,
+              field: 'partition',
+              value: record.partition,
+              topic: record.topic,
+              partition: record.partition,
+              offset: record.offset,
+            },
+          },
+        );
       }
       return raw;
     },
@@ -202,7 +250,10 @@ export const createDedupeSpec: ProcessorFactory = async (deps) => {
       const before = streamTimeOf(kv, ctx.partition);
       if (!announced.has(ctx.partition)) {
         announced.add(ctx.partition);
-        log.info({ partition: ctx.partition, offset: ctx.offset, streamTime: Number.isFinite(before) ? new Date(before).toISOString() : null }, 'dedupe state ready');
+        log.info(
+          { partition: ctx.partition, offset: ctx.offset, streamTime: Number.isFinite(before) ? new Date(before).toISOString() : null },
+          'dedupe state ready',
+        );
       }
       const key = ventaKey(linea);
       const known = entryOf(kv, key, ctx.partition);
@@ -215,8 +266,10 @@ export const createDedupeSpec: ProcessorFactory = async (deps) => {
       // Everything that can throw (encoding, reading the store) is done: the store changes
       // only for a record whose outputs are written.
       linesCounter.inc({ decision: step.decision });
-      if (known && step.decision === 'new') log.debug({ key, partition: ctx.partition, offset: ctx.offset }, 'line read again after the retention window: emitted as new');
-      if (step.decision === 'updated') log.debug({ key, partition: ctx.partition, offset: ctx.offset, anulada: linea.anulada }, 'line changed: emitted as u');
+      if (known && step.decision === 'new')
+        log.debug({ key, partition: ctx.partition, offset: ctx.offset }, 'line read again after the retention window: emitted as new');
+      if (step.decision === 'updated')
+        log.debug({ key, partition: ctx.partition, offset: ctx.offset, anulada: linea.anulada }, 'line changed: emitted as u');
       if (step.record) {
         kv.put(LINE + key, encodeEntry(step.record));
         if (after > before) kv.put(STREAM_TIME, String(after));
@@ -234,7 +287,10 @@ export const createDedupeSpec: ProcessorFactory = async (deps) => {
       async load(record, store) {
         const key = record.key?.toString('utf8');
         const where = { topic: record.topic, partition: record.partition, offset: record.offset, key };
-        if (!key) throw new ValidationError(`${record.topic}[${record.partition}]@${record.offset}: state record without a key`, { context: where });
+        if (!key)
+          throw new ValidationError(`${record.topic}[${record.partition}]@${record.offset}: state record without a key`, {
+            context: where,
+          });
         const kv = storeOf(store, record.partition);
         if (!record.value) {
           kv.delete(LINE + key);
@@ -245,13 +301,22 @@ export const createDedupeSpec: ProcessorFactory = async (deps) => {
           v = await stateCodec.decode(record.value);
           // encodeEntry separates the fields by spaces: a fingerprint holding one (never one of
           // ventaFingerprint's) would not be read back.
-          if (!/^\S+$/.test(v.fingerprint)) throw new ValidationError(`${record.topic}[${record.partition}]@${record.offset} (${key}): fingerprint ${JSON.stringify(v.fingerprint)} is empty or holds a space`, { context: { ...where, field: 'fingerprint' } });
+          if (!/^\S+$/.test(v.fingerprint))
+            throw new ValidationError(
+              `${record.topic}[${record.partition}]@${record.offset} (${key}): fingerprint ${JSON.stringify(v.fingerprint)} is empty ` +
+                `or holds a space`,
+              { context: { ...where, field: 'fingerprint' } },
+            );
         } catch (err) {
           // Skipping it would forget the line and emit it again as new: refuse to start instead.
           log.error({ ...where, err }, 'state record cannot be read: the dedupe cannot start until it is fixed (e.g. tombstone that key)');
           throw err;
         }
-        const entry: DedupeEntry = { fingerprint: v.fingerprint, first_seen_at: v.first_seen_at.getTime(), last_seen_at: v.last_seen_at.getTime() };
+        const entry: DedupeEntry = {
+          fingerprint: v.fingerprint,
+          first_seen_at: v.first_seen_at.getTime(),
+          last_seen_at: v.last_seen_at.getTime(),
+        };
         kv.put(LINE + key, encodeEntry(entry));
         // The maximum over the records loaded: the stored one covers the changelog below the
         // checkpoint, this record one of its tail.
@@ -280,13 +345,24 @@ async function copartitionedPartitions(kafka: KafkaClient, names: string[], conf
     await admin.disconnect();
   }
   const counts = names.map((name) => described.find((t) => t.name === name)?.partitions ?? 0);
-  if (counts.some((c) => c < 1)) throw new TopicLayoutError(`missing topics among ${names.join(', ')}: run \`fluxion topics ensure\``, { context: { topic: names.join(',') } });
-  if (new Set(counts).size > 1) {
-    throw new TopicLayoutError(`${names.map((n, i) => `${n} has ${counts[i]} partitions`).join(', ')}: they must be equal (lines and their state are co-partitioned by store)`, {
+  if (counts.some((c) => c < 1))
+    throw new TopicLayoutError(`missing topics among ${names.join(', ')}: run \`fluxion topics ensure\``, {
       context: { topic: names.join(',') },
     });
+  if (new Set(counts).size > 1) {
+    throw new TopicLayoutError(
+      `${names.map((n, i) => `${n} has ${counts[i]} partitions`).join(', ')}: they must be equal (lines and their state are ` +
+        `co-partitioned by store)`,
+      {
+        context: { topic: names.join(',') },
+      },
+    );
   }
-  if (counts[0] !== configured) log.warn({ topics: names, partitions: counts[0], configured }, 'topic partition count differs from FLUXION_TOPIC_PARTITIONS: placing by the topics');
+  if (counts[0] !== configured)
+    log.warn(
+      { topics: names, partitions: counts[0], configured },
+      'topic partition count differs from FLUXION_TOPIC_PARTITIONS: placing by the topics',
+    );
   return counts[0]!;
 }
 

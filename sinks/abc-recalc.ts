@@ -118,7 +118,11 @@ export async function recalcAbc(pool: Pool, options: AbcRecalcOptions): Promise<
   try {
     client = await pool.connect();
   } catch (cause) {
-    throw new AbcRecalcError(`${what} failed: PostgreSQL is not reachable: ${scrubSecrets((cause as Error).message)}`, { cause, retriable: true, context });
+    throw new AbcRecalcError(`${what} failed: PostgreSQL is not reachable: ${scrubSecrets((cause as Error).message)}`, {
+      cause,
+      retriable: true,
+      context,
+    });
   }
   client.on('error', () => {
     // Reported through the query that fails; without a listener it would crash the process.
@@ -153,7 +157,16 @@ export async function recalcAbc(pool: Pool, options: AbcRecalcOptions): Promise<
 
   const result = summarize(rows, asOf, windowDays, Date.now() - started);
   log.info(
-    { asOf: result.asOf.toISOString(), windowDays, ventanaDesde: result.ventanaDesde, ventanaHasta: result.ventanaHasta, filas: result.filas, ...result.totales, alcances: result.alcances.length, ms: result.durationMs },
+    {
+      asOf: result.asOf.toISOString(),
+      windowDays,
+      ventanaDesde: result.ventanaDesde,
+      ventanaHasta: result.ventanaHasta,
+      filas: result.filas,
+      ...result.totales,
+      alcances: result.alcances.length,
+      ms: result.durationMs,
+    },
     'productos_abc_cache recalculated',
   );
   return result;
@@ -167,7 +180,10 @@ function translate(cause: unknown, what: string, context: Record<string, unknown
   const ctx = { ...context, ...(sqlstate ? { sqlstate } : {}) };
   if (aborted && sqlstate === '57014') return new AbcRecalcError(`${what} was cancelled; the cache is unchanged`, { cause, context: ctx });
   if (sqlstate === '42883' || sqlstate === '42P01') {
-    return new AbcRecalcError(`${what} failed: ${detail}; the database lacks migration 005_abc.sql: run \`fluxion migrate\``, { cause, context: ctx });
+    return new AbcRecalcError(`${what} failed: ${detail}; the database lacks migration 005_abc.sql: run \`fluxion migrate\``, {
+      cause,
+      context: ctx,
+    });
   }
   const retriable = isConnectionError(cause) || (sqlstate !== undefined && RETRIABLE_SQLSTATE.has(sqlstate));
   return new AbcRecalcError(`${what} failed: ${detail}`, { cause, retriable, context: ctx });
@@ -178,7 +194,8 @@ const zeroCounts = (): Record<AbcClase, number> => ({ A: 0, B: 0, C: 0 });
 function summarize(rows: SummaryRow[], asOf: Date, windowDays: number, durationMs: number): AbcRecalcResult {
   const first = rows[0];
   // The function always reports the three classes of 'cadena', even on an empty database.
-  if (!first) throw new AbcRecalcError('productos_abc_recalcular() returned no summary rows: is sql/postgres/005_abc.sql the applied version?');
+  if (!first)
+    throw new AbcRecalcError('productos_abc_recalcular() returned no summary rows: is sql/postgres/005_abc.sql the applied version?');
   const byAlcance = new Map<string, AbcScopeSummary>();
   const totales = zeroCounts();
   for (const r of rows) {

@@ -32,33 +32,39 @@ export function createAbcTrigger(pool: Pool, config: AbcConfig, logger: Logger):
   const act = (t: AbcTrigger): void => {
     if (stopped) return;
     if (t.action === 'wait' && !timer) {
-      timer = setTimeout(() => {
-        timer = undefined;
-        act(debouncer.poll());
-      }, Math.max(0, t.at.getTime() - Date.now()));
+      timer = setTimeout(
+        () => {
+          timer = undefined;
+          act(debouncer.poll());
+        },
+        Math.max(0, t.at.getTime() - Date.now()),
+      );
       timer.unref();
     }
     if (t.action !== 'run') return;
-    running = recalcAbc(pool, { windowDays: config.windowDays, logger: log }).then(
-      (r) => {
-        log.info({ durationMs: r.durationMs }, `ABC recalculated after new ventas: ${describeAbcResult(r)}`);
-        return { ok: true };
-      },
-      (err: unknown) => {
-        log.error({ err }, 'ABC recalculation after new ventas failed: retrying after the debounce interval');
-        return { ok: false };
-      },
-    ).then((outcome) => {
-      running = undefined;
-      act(debouncer.done(outcome));
-    });
+    running = recalcAbc(pool, { windowDays: config.windowDays, logger: log })
+      .then(
+        (r) => {
+          log.info({ durationMs: r.durationMs }, `ABC recalculated after new ventas: ${describeAbcResult(r)}`);
+          return { ok: true };
+        },
+        (err: unknown) => {
+          log.error({ err }, 'ABC recalculation after new ventas failed: retrying after the debounce interval');
+          return { ok: false };
+        },
+      )
+      .then((outcome) => {
+        running = undefined;
+        act(debouncer.done(outcome));
+      });
   };
 
   return {
     request: () => act(debouncer.request()),
     async requestIfStale() {
       const r = await pool.query<{ stale: boolean }>(
-        `SELECT coalesce((SELECT max(extracted_at) FROM ventas) > coalesce((SELECT max(calculado_en) FROM productos_abc_cache), '-infinity'), false) AS stale`,
+        `SELECT coalesce((SELECT max(extracted_at) FROM ventas) > coalesce((SELECT max(calculado_en) FROM productos_abc_cache), ` +
+          `'-infinity'), false) AS stale`,
       );
       const stale = r.rows[0]?.stale === true;
       if (stale) {

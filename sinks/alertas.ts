@@ -66,15 +66,25 @@ async function query<R extends pg.QueryResultRow>(pool: Pool, text: string, para
   try {
     return await pool.query<R>(text, params);
   } catch (err) {
-    if (isConnectionError(err)) throw new ServiceUnavailableError(`PostgreSQL is not reachable: ${scrubSecrets((err as Error).message)}`, { cause: err, context: { table: 'alertas' } });
+    if (isConnectionError(err))
+      throw new ServiceUnavailableError(`PostgreSQL is not reachable: ${scrubSecrets((err as Error).message)}`, {
+        cause: err,
+        context: { table: 'alertas' },
+      });
     const sqlstate = (err as { code?: string }).code;
     // 42P01 undefined_table, 42703 undefined_column: migrations 004 or 008 not applied.
     if (sqlstate === '42P01' || sqlstate === '42703') {
-      throw new ConfigError([`the database lacks the alertas table or its dismissal columns (${scrubSecrets((err as Error).message)}): run \`fluxion migrate\` first`], {
-        code: 'ALERTAS_NOT_MIGRATED',
-        cause: err,
-        context: { table: 'alertas', sqlstate },
-      });
+      throw new ConfigError(
+        [
+          `the database lacks the alertas table or its dismissal columns (${scrubSecrets((err as Error).message)}): run \`fluxion ` +
+            `migrate\` first`,
+        ],
+        {
+          code: 'ALERTAS_NOT_MIGRATED',
+          cause: err,
+          context: { table: 'alertas', sqlstate },
+        },
+      );
     }
     throw err;
   }
@@ -94,9 +104,17 @@ export interface Descarte {
 /** Checks a dismissal's arguments before any I/O; the messages say what to type instead. */
 export function checkDescarte(d: Descarte): Descarte {
   const alertId = d.alertId.trim();
-  if (!UUID.test(alertId)) throw new UsageError(`"${d.alertId}" is not an alert id (a UUID, as \`fluxion alertas listar\` shows it)`, { code: 'ALERTA_ID', context: { field: 'id', value: d.alertId } });
+  if (!UUID.test(alertId))
+    throw new UsageError(`"${d.alertId}" is not an alert id (a UUID, as \`fluxion alertas listar\` shows it)`, {
+      code: 'ALERTA_ID',
+      context: { field: 'id', value: d.alertId },
+    });
   const nota = d.nota.trim();
-  if (!nota) throw new UsageError('--nota is empty: say why the alert is dismissed (what the count on the shelf showed)', { code: 'ALERTA_NOTA', context: { field: '--nota' } });
+  if (!nota)
+    throw new UsageError('--nota is empty: say why the alert is dismissed (what the count on the shelf showed)', {
+      code: 'ALERTA_NOTA',
+      context: { field: '--nota' },
+    });
   const por = d.por.trim();
   if (!por) throw new UsageError('--por is empty: name who dismisses the alert', { code: 'ALERTA_POR', context: { field: '--por' } });
   return { alertId: alertId.toLowerCase(), nota, por };
@@ -120,7 +138,11 @@ export async function descartarAlerta(pool: Pool, descarte: Descarte): Promise<A
     [d.alertId, d.nota, d.por],
   );
   if (updated.rows[0]) return updated.rows[0];
-  const current = await query<AlertaListada>(pool, `SELECT ${COLUMNS} FROM alertas a LEFT JOIN productos p ON p.producto_id = a.producto_id WHERE a.alert_id = $1::uuid`, [d.alertId]);
+  const current = await query<AlertaListada>(
+    pool,
+    `SELECT ${COLUMNS} FROM alertas a LEFT JOIN productos p ON p.producto_id = a.producto_id WHERE a.alert_id = $1::uuid`,
+    [d.alertId],
+  );
   if (!current.rows[0]) throw new AlertaNotFoundError(d.alertId);
   throw new AlertaNotOpenError(current.rows[0]);
 }
@@ -139,7 +161,11 @@ export function parseEstado(value: string): AlertaEstado[] {
   const v = value.trim().toUpperCase();
   if (v === 'TODAS' || v === 'ALL') return [];
   const estado = ALERTA_ESTADOS.find((e) => e === v);
-  if (!estado) throw new UsageError(`--estado "${value}" is not OPEN, DESCARTADA, RESOLVED or todas`, { code: 'ALERTA_ESTADO', context: { field: '--estado', value } });
+  if (!estado)
+    throw new UsageError(`--estado "${value}" is not OPEN, DESCARTADA, RESOLVED or todas`, {
+      code: 'ALERTA_ESTADO',
+      context: { field: '--estado', value },
+    });
   return [estado];
 }
 
@@ -148,7 +174,11 @@ export function parseDesde(value: string): Date {
   const v = value.trim();
   // Caracas is UTC-4 all year (core/time.ts).
   const d = /^\d{4}-\d{2}-\d{2}$/.test(v) ? new Date(`${v}T00:00:00-04:00`) : /^\d{4}-\d{2}-\d{2}T/.test(v) ? new Date(v) : new Date(NaN);
-  if (Number.isNaN(d.getTime())) throw new UsageError(`--desde "${value}" is not a date (2026-11-27, from that day's midnight in Caracas) or an instant (2026-11-27T14:00:00Z)`, { code: 'ALERTA_DESDE', context: { field: '--desde', value } });
+  if (Number.isNaN(d.getTime()))
+    throw new UsageError(
+      `--desde "${value}" is not a date (2026-11-27, from that day's midnight in Caracas) or an instant (2026-11-27T14:00:00Z)`,
+      { code: 'ALERTA_DESDE', context: { field: '--desde', value } },
+    );
   return d;
 }
 
@@ -170,7 +200,11 @@ export async function listarAlertas(pool: Pool, filtro: ListarFiltro): Promise<A
 /** Which of `alertIds` an operator dismissed (the notifier leaves them out of its mails). */
 export async function descartadas(pool: Pool, alertIds: readonly string[]): Promise<string[]> {
   if (alertIds.length === 0) return [];
-  const r = await query<{ alert_id: string }>(pool, `SELECT alert_id::text AS alert_id FROM alertas WHERE alert_id = ANY($1::uuid[]) AND estado = 'DESCARTADA'`, [alertIds]);
+  const r = await query<{ alert_id: string }>(
+    pool,
+    `SELECT alert_id::text AS alert_id FROM alertas WHERE alert_id = ANY($1::uuid[]) AND estado = 'DESCARTADA'`,
+    [alertIds],
+  );
   return r.rows.map((x) => x.alert_id);
 }
 

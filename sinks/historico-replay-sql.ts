@@ -14,10 +14,19 @@ const ident = (name: string) => `"${name.replace(/"/g, '""')}"`;
 /** The events of the bulk phase, in read (offset) order within each key's partition. */
 export const EVENTS = 'pg_temp.inventario_historico_replay_eventos';
 export const EVENT_COLUMNS: ReadonlyArray<readonly [string, string]> = [
-  ['seq', 'bigint'], ['kafka_partition', 'integer'], ['kafka_offset', 'bigint'],
-  ['ubicacion_id', 'text'], ['deposito', 'text'], ['producto_id', 'text'], ['op', 'char(1)'],
-  ['cantidad', 'numeric(18,3)'], ['costo', 'numeric(18,4)'], ['precio', 'numeric(18,4)'], ['activo', 'boolean'],
-  ['snapshot_id', 'uuid'], ['taken_at', 'timestamptz'],
+  ['seq', 'bigint'],
+  ['kafka_partition', 'integer'],
+  ['kafka_offset', 'bigint'],
+  ['ubicacion_id', 'text'],
+  ['deposito', 'text'],
+  ['producto_id', 'text'],
+  ['op', 'char(1)'],
+  ['cantidad', 'numeric(18,3)'],
+  ['costo', 'numeric(18,4)'],
+  ['precio', 'numeric(18,4)'],
+  ['activo', 'boolean'],
+  ['snapshot_id', 'uuid'],
+  ['taken_at', 'timestamptz'],
 ];
 const KEY = 'ubicacion_id, deposito, producto_id';
 // The windows only group by key: byte order sorts them several times faster than the
@@ -34,7 +43,10 @@ const KEY_C = 'ubicacion_id COLLATE "C", deposito COLLATE "C", producto_id COLLA
  * With kept rows (--from), a key's first event first supersedes a kept open row of the same
  * instant and closes the kept open interval, as the sink's close and supersede steps do.
  */
-export async function applyEvents(client: PoolClient, hasKeptRows: boolean): Promise<{ applied: number; skipped: number; skippedSample: Array<Record<string, unknown>> }> {
+export async function applyEvents(
+  client: PoolClient,
+  hasKeptRows: boolean,
+): Promise<{ applied: number; skipped: number; skippedSample: Array<Record<string, unknown>> }> {
   // The two window passes sort the whole log: let them sort in memory up to a bound.
   await client.query(`SET LOCAL work_mem = '256MB'`);
   await client.query(
@@ -42,11 +54,21 @@ export async function applyEvents(client: PoolClient, hasKeptRows: boolean): Pro
      SELECT e.*, max(taken_at) OVER (PARTITION BY ${KEY_C} ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS anterior
      FROM ${EVENTS} e`,
   );
-  const counts = (await client.query<{ staged: string; refused: string }>('SELECT count(*) AS staged, count(*) FILTER (WHERE taken_at < anterior) AS refused FROM replay_ordenados')).rows[0]!;
+  const counts = (
+    await client.query<{ staged: string; refused: string }>(
+      'SELECT count(*) AS staged, count(*) FILTER (WHERE taken_at < anterior) AS refused FROM replay_ordenados',
+    )
+  ).rows[0]!;
   const refused = Number(counts.refused);
-  const sample = refused === 0 ? [] : (await client.query<{ kafka_partition: number; kafka_offset: string; taken_at: Date; anterior: Date }>(
-    'SELECT kafka_partition, kafka_offset::text, taken_at, anterior FROM replay_ordenados WHERE taken_at < anterior ORDER BY seq LIMIT 20',
-  )).rows;
+  const sample =
+    refused === 0
+      ? []
+      : (
+          await client.query<{ kafka_partition: number; kafka_offset: string; taken_at: Date; anterior: Date }>(
+            'SELECT kafka_partition, kafka_offset::text, taken_at, anterior FROM replay_ordenados WHERE taken_at < anterior ORDER BY ' +
+              'seq LIMIT 20',
+          )
+        ).rows;
   await client.query(
     `CREATE TEMP TABLE replay_pasos ON COMMIT DROP AS
      SELECT ${KEY}, op, cantidad, costo, precio, activo, snapshot_id, taken_at,
@@ -60,14 +82,24 @@ export async function applyEvents(client: PoolClient, hasKeptRows: boolean): Pro
   if (hasKeptRows) {
     await client.query('ANALYZE replay_pasos');
     await client.query(`DELETE FROM ${SHADOW} h USING replay_pasos p WHERE p.primero AND ${match} AND h.valid_from = p.taken_at`);
-    await client.query(`UPDATE ${SHADOW} h SET valid_to = p.taken_at FROM replay_pasos p WHERE p.primero AND ${match} AND h.valid_from < p.taken_at`);
+    await client.query(
+      `UPDATE ${SHADOW} h SET valid_to = p.taken_at FROM replay_pasos p WHERE p.primero AND ${match} AND h.valid_from < p.taken_at`,
+    );
   }
-  await client.query(`SELECT inventario_historico_asegurar_mes(m, '${SHADOW}') FROM (SELECT DISTINCT date_trunc('month', taken_at, 'UTC') AS m FROM replay_pasos WHERE op <> 'd') AS meses`);
+  await client.query(
+    `SELECT inventario_historico_asegurar_mes(m, '${SHADOW}') FROM (SELECT DISTINCT date_trunc('month', taken_at, 'UTC') AS m FROM ` +
+      `replay_pasos WHERE op <> 'd') AS meses`,
+  );
   await client.query(
     `INSERT INTO ${SHADOW} (${KEY}, cantidad, costo, precio, activo, op, snapshot_id, valid_from, valid_to)
      SELECT ${KEY}, cantidad, costo, precio, activo, op, snapshot_id, taken_at, valid_to FROM replay_pasos WHERE op <> 'd'`,
   );
-  const skippedSample = sample.map((r) => ({ partition: r.kafka_partition, offset: r.kafka_offset, taken_at: r.taken_at.toISOString(), earlier: r.anterior.toISOString() }));
+  const skippedSample = sample.map((r) => ({
+    partition: r.kafka_partition,
+    offset: r.kafka_offset,
+    taken_at: r.taken_at.toISOString(),
+    earlier: r.anterior.toISOString(),
+  }));
   return { applied: Number(counts.staged) - refused, skipped: refused, skippedSample };
 }
 
@@ -89,14 +121,17 @@ export async function createShadow(pool: Pool, from: Date | undefined, to: Date 
   return withTransaction(pool, async (client) => {
     await client.query(`DROP TABLE IF EXISTS ${SHADOW} CASCADE`);
     await client.query(`CREATE TABLE ${SHADOW} (LIKE ${LIVE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS) PARTITION BY RANGE (valid_from)`);
-    await client.query(`ALTER TABLE ${SHADOW} ADD CONSTRAINT ${SHADOW}_pkey PRIMARY KEY (ubicacion_id, deposito, producto_id, valid_from)`);
+    await client.query(
+      `ALTER TABLE ${SHADOW} ADD CONSTRAINT ${SHADOW}_pkey PRIMARY KEY (ubicacion_id, deposito, producto_id, valid_from)`,
+    );
     await client.query(`CREATE TABLE ${SHADOW}_default PARTITION OF ${SHADOW} DEFAULT`);
     await client.query(`CREATE INDEX ${SHADOW}_al ON ${SHADOW} (ubicacion_id, valid_from) INCLUDE (valid_to)`);
     await client.query(`CREATE INDEX ${SHADOW}_abiertos ON ${SHADOW} (ubicacion_id, deposito, producto_id) WHERE valid_to IS NULL`);
     let kept = 0;
     const keep = async (where: string, validTo: string, params: unknown[]) => {
       await client.query(
-        `SELECT inventario_historico_asegurar_mes(m, '${SHADOW}') FROM (SELECT DISTINCT date_trunc('month', valid_from, 'UTC') AS m FROM ${LIVE} WHERE ${where}) AS meses`,
+        `SELECT inventario_historico_asegurar_mes(m, '${SHADOW}') FROM (SELECT DISTINCT date_trunc('month', valid_from, 'UTC') AS m ` +
+          `FROM ${LIVE} WHERE ${where}) AS meses`,
         params,
       );
       const r = await client.query(

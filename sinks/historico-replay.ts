@@ -121,9 +121,11 @@ export class ReplayCoverageError extends ReplayError {
   readonly problems: CoverageProblem[];
   constructor(topic: string, group: string, problems: CoverageProblem[], liveRows: number) {
     super(
-      `replay refused: ${topic} does not hold every event inventario_historico (${liveRows} rows) was built from, so the rebuilt table would lack rows:\n` +
+      `replay refused: ${topic} does not hold every event inventario_historico (${liveRows} rows) was built from, so the rebuilt ` +
+        `table would lack rows:\n` +
         problems.map((p) => `  - ${describeProblem(topic, p, group)}\n`).join('') +
-        'inventario_historico was left untouched. --from keeps the rows taken before an instant the log covers; --force replays anyway and says how many rows go (docs/replay.md).',
+        'inventario_historico was left untouched. --from keeps the rows taken before an instant the log covers; --force replays ' +
+        'anyway and says how many rows go (docs/replay.md).',
       { code: 'REPLAY_NOT_COVERED', context: { topic } },
     );
     this.problems = problems;
@@ -138,7 +140,8 @@ export class ReplayCancelled extends ReplayError {
 
 export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions): Promise<ReplayResult> {
   const { from, to } = options;
-  if (from && to && from.getTime() >= to.getTime()) throw new ReplayError(`--from (${from.toISOString()}) must be before --to (${to.toISOString()})`);
+  if (from && to && from.getTime() >= to.getTime())
+    throw new ReplayError(`--from (${from.toISOString()}) must be before --to (${to.toISOString()})`);
   const batchSize = options.batchSize ?? 20_000;
   const log = deps.logger.child({ component: 'replay-historico' });
   const topic = topicName('pos.inventario.changes', deps.topicPrefix);
@@ -158,7 +161,15 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
     // against what the read delivered (afterRead), not as a trim of the history.
     const log = now.log.map((p) => ({ ...p, low: planned.log.find((q) => q.partition === p.partition)?.low ?? p.low }));
     const afterReadInput = afterRead ? { low: new Map(now.log.map((p) => [p.partition, p.low])), firstRead } : undefined;
-    return checkCoverage({ log, readFrom: starts, keepsOlder: from !== undefined, sinkPositions: now.sink, liveRows, groupsOnTopic, afterRead: afterReadInput });
+    return checkCoverage({
+      log,
+      readFrom: starts,
+      keepsOlder: from !== undefined,
+      sinkPositions: now.sink,
+      liveRows,
+      groupsOnTopic,
+      afterRead: afterReadInput,
+    });
   };
   try {
     const admin = await deps.kafka.admin();
@@ -166,17 +177,23 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
       planned = await positions(deps, options.sinkGroup, topic, admin);
       for (const p of planned.log) starts.set(p.partition, p.low);
       if (from) {
-        for (const o of await admin.offsetsForTimestamp(topic, from.getTime() - CLOCK_MARGIN_MS)) starts.set(o.partition, BigInt(o.offset));
+        for (const o of await admin.offsetsForTimestamp(topic, from.getTime() - CLOCK_MARGIN_MS))
+          starts.set(o.partition, BigInt(o.offset));
       }
     } finally {
       await admin.disconnect();
     }
-    groupsOnTopic = (await deps.pool.query<{ g: string }>('SELECT DISTINCT consumer_group AS g FROM sink_offsets WHERE topic = $1 ORDER BY 1', [topic])).rows.map((r) => r.g);
+    groupsOnTopic = (
+      await deps.pool.query<{ g: string }>('SELECT DISTINCT consumer_group AS g FROM sink_offsets WHERE topic = $1 ORDER BY 1', [topic])
+    ).rows.map((r) => r.g);
     const liveAtStart = await countRows(deps.pool, LIVE);
     const refused = coverage(planned, liveAtStart, false);
     if (refused.length > 0) {
       if (!options.force) throw new ReplayCoverageError(topic, options.sinkGroup, refused, liveAtStart);
-      log.warn({ topic, problems: refused.map((p) => describeProblem(topic, p, options.sinkGroup)) }, 'the log does not cover inventario_historico; --force: replaying anyway');
+      log.warn(
+        { topic, problems: refused.map((p) => describeProblem(topic, p, options.sinkGroup)) },
+        'the log does not cover inventario_historico; --force: replaying anyway',
+      );
     }
   } catch (err) {
     throw untouched(err);
@@ -186,7 +203,16 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
     const stop = min(end, planned.log.find((o) => o.partition === p)!.high);
     return n + Number(stop > starts.get(p)! ? stop - starts.get(p)! : 0n);
   }, 0);
-  log.info({ topic, from: from?.toISOString(), to: to?.toISOString(), starts: Object.fromEntries([...starts].map(([p, o]) => [p, o.toString()])), ends: Object.fromEntries([...ends].map(([p, o]) => [p, o.toString()])) }, 'replay starting');
+  log.info(
+    {
+      topic,
+      from: from?.toISOString(),
+      to: to?.toISOString(),
+      starts: Object.fromEntries([...starts].map(([p, o]) => [p, o.toString()])),
+      ends: Object.fromEntries([...ends].map(([p, o]) => [p, o.toString()])),
+    },
+    'replay starting',
+  );
   const progress = options.progress?.(total);
 
   let read = 0;
@@ -232,7 +258,10 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
           change = await codec.decode(record.value!);
         } catch (err) {
           if (err instanceof FluxionError && err.retriable) throw err;
-          log.warn({ partition: record.partition, offset: record.offset, err: errorMessage(err) }, 'event skipped: it cannot be decoded (the live sink dead-lettered it too)');
+          log.warn(
+            { partition: record.partition, offset: record.offset, err: errorMessage(err) },
+            'event skipped: it cannot be decoded (the live sink dead-lettered it too)',
+          );
           skipped++;
           return;
         }
@@ -245,7 +274,10 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
         buffer.push({ change, record });
         if (buffer.length >= batchSize) await write();
       },
-      { fromOffsets: Object.fromEntries(partitions.map((p) => [p, fromOffsets.get(p)!.toString()])), toOffsets: Object.fromEntries(partitions.map((p) => [p, toOffsets.get(p)!.toString()])) },
+      {
+        fromOffsets: Object.fromEntries(partitions.map((p) => [p, fromOffsets.get(p)!.toString()])),
+        toOffsets: Object.fromEntries(partitions.map((p) => [p, toOffsets.get(p)!.toString()])),
+      },
     );
     await write();
   };
@@ -277,7 +309,10 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
           checkChange(c, 0);
         } catch (err) {
           if (!(err instanceof SinkBatchError)) throw err;
-          log.warn({ partition: record.partition, offset: record.offset, err: err.message }, 'event skipped (the live sink dead-lettered it too)');
+          log.warn(
+            { partition: record.partition, offset: record.offset, err: err.message },
+            'event skipped (the live sink dead-lettered it too)',
+          );
           skipped++;
           continue;
         }
@@ -300,10 +335,14 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
     checkCancelled();
     const applyStarted = Date.now();
     const bulkResult = await inTransaction(bulk, (client) => applyEvents(client, keptRows > 0));
-    log.info({ staged: seq, readAndCopyMs: applyStarted - readStarted, applyMs: Date.now() - applyStarted }, 'log read and COPYed, intervals written set-based');
+    log.info(
+      { staged: seq, readAndCopyMs: applyStarted - readStarted, applyMs: Date.now() - applyStarted },
+      'log read and COPYed, intervals written set-based',
+    );
     applied += bulkResult.applied;
     skipped += bulkResult.skipped;
-    for (const s of bulkResult.skippedSample) log.warn(s, 'event skipped: older than an earlier event of its key (the live sink dead-lettered it too)');
+    for (const s of bulkResult.skippedSample)
+      log.warn(s, 'event skipped: older than an earlier event of its key (the live sink dead-lettered it too)');
     await bulk.query(`DROP TABLE IF EXISTS ${EVENTS}`);
     bulk.release();
     bulk = undefined;
@@ -324,20 +363,29 @@ export async function replayHistorico(deps: ReplayDeps, options: ReplayOptions):
       if (late.length > 0) {
         if (!options.force) throw new ReplayCoverageError(topic, options.sinkGroup, late, liveRows);
         lostRows = await countLost(client);
-        const report: ForcedReport = { problems: late.map((p) => describeProblem(topic, p, options.sinkGroup)), liveRows, rebuiltRows: await countRows(client, SHADOW), lostRows };
+        const report: ForcedReport = {
+          problems: late.map((p) => describeProblem(topic, p, options.sinkGroup)),
+          liveRows,
+          rebuiltRows: await countRows(client, SHADOW),
+          lostRows,
+        };
         log.warn({ topic, ...report }, 'forced replay: swapping in a table that lacks rows the log could not rebuild');
         options.onForced?.(report);
       }
       await swap(client);
       return countRows(client, LIVE);
     });
-    progress?.finish(`replay done: ${applied} events applied, ${skipped} skipped, ${keptRows} rows kept; inventario_historico has ${rows} rows`);
+    progress?.finish(
+      `replay done: ${applied} events applied, ${skipped} skipped, ${keptRows} rows kept; inventario_historico has ${rows} rows`,
+    );
     return { read, applied, skipped, keptRows, rows, lostRows, durationMs: Date.now() - started };
   } catch (caught) {
     bulkBroken = caught as Error;
     // kafkajs may wrap what the record handler threw: a cancellation is known by the signal.
     const err = options.signal?.aborted ? new ReplayCancelled() : caught;
-    await deps.pool.query(`DROP TABLE IF EXISTS ${SHADOW} CASCADE`).catch((e: unknown) => log.warn({ err: errorMessage(e) }, `could not drop ${SHADOW}; the next replay drops it`));
+    await deps.pool
+      .query(`DROP TABLE IF EXISTS ${SHADOW} CASCADE`)
+      .catch((e: unknown) => log.warn({ err: errorMessage(e) }, `could not drop ${SHADOW}; the next replay drops it`));
     throw untouched(err);
   } finally {
     // A session that failed mid-COPY is discarded, its TEMP table with it.
@@ -365,7 +413,13 @@ interface Positions {
  * Where the log and the live sink are on the topic: the replay must cover exactly what the
  * live table holds. Positions on other topics (the sink's others, another prefix's) are ignored.
  */
-async function positions(deps: ReplayDeps, group: string, topic: string, admin?: Awaited<ReturnType<KafkaClient['admin']>>, client?: PoolClient): Promise<Positions> {
+async function positions(
+  deps: ReplayDeps,
+  group: string,
+  topic: string,
+  admin?: Awaited<ReturnType<KafkaClient['admin']>>,
+  client?: PoolClient,
+): Promise<Positions> {
   const sink = positionsOnTopic(await readSinkOffsets(client ?? deps.pool, group), topic);
   const own = admin ?? (await deps.kafka.admin());
   try {

@@ -105,8 +105,14 @@ export function createNotifier(deps: NotifierDeps, given: NotifierOptions): Noti
   const { groupId } = withDefaults({ groupId: `${prefix}${options.groupName}` }, given);
   if (!groupId) throw new NotifierError('the notifier needs a group id');
   const r = options.rules;
-  if (!(r.throttleMs >= 0) || !(r.phantomWindowMs > 0) || !(r.maxAgeMs > 0) || !Number.isInteger(r.phantomStoreThreshold) || r.phantomStoreThreshold < 1 ||
-    (r.phantomDailyBudget !== undefined && !(Number.isInteger(r.phantomDailyBudget) && r.phantomDailyBudget >= 1))) {
+  if (
+    !(r.throttleMs >= 0) ||
+    !(r.phantomWindowMs > 0) ||
+    !(r.maxAgeMs > 0) ||
+    !Number.isInteger(r.phantomStoreThreshold) ||
+    r.phantomStoreThreshold < 1 ||
+    (r.phantomDailyBudget !== undefined && !(Number.isInteger(r.phantomDailyBudget) && r.phantomDailyBudget >= 1))
+  ) {
     throw new NotifierError(`invalid notify rules: ${JSON.stringify(r)}`);
   }
   const { kafka, mailer, sentry } = deps;
@@ -126,10 +132,18 @@ export function createNotifier(deps: NotifierDeps, given: NotifierOptions): Noti
       createTopicCodec<QuarantineRecord>(deps.registry, 'pos.inventario.quarantine', topicOf('pos.inventario.quarantine')),
       createTopicCodec<PhantomAlert>(deps.registry, 'alerts.phantom-zeros', topicOf('alerts.phantom-zeros')),
     ]);
-    const decodeWith = <T>(codec: TopicCodec<T>, wrap: (v: T) => NotifyEvent): Decoder => async (value) =>
-      wrap(await withRetry(options.decodeRetry, () => codec.decode(value), {
-        onRetry: (err, attempt, delayMs) => log.warn({ topic: codec.topic, attempt, delayMs, reason: errorMessage(err) }, 'decoding needs the registry, which did not answer; retrying'),
-      }));
+    const decodeWith =
+      <T>(codec: TopicCodec<T>, wrap: (v: T) => NotifyEvent): Decoder =>
+      async (value) =>
+        wrap(
+          await withRetry(options.decodeRetry, () => codec.decode(value), {
+            onRetry: (err, attempt, delayMs) =>
+              log.warn(
+                { topic: codec.topic, attempt, delayMs, reason: errorMessage(err) },
+                'decoding needs the registry, which did not answer; retrying',
+              ),
+          }),
+        );
     return new Map<string, Decoder>([
       [runs.topic, decodeWith(runs, (run) => ({ type: 'etl-run', run }))],
       [quarantine.topic, decodeWith(quarantine, (record) => ({ type: 'quarantine', record }))],
@@ -143,12 +157,28 @@ export function createNotifier(deps: NotifierDeps, given: NotifierOptions): Noti
     } catch (err) {
       rules.deliveryFailed(mail, now());
       const status = err instanceof MailDeliveryError ? err.status : undefined;
-      log.error({ ...where, kind: mail.kind, key: mail.key, ubicacion_id: mail.ubicacion_id, subject: mail.subject, status, reason: errorMessage(err) }, 'mail not delivered; going on');
+      log.error(
+        {
+          ...where,
+          kind: mail.kind,
+          key: mail.key,
+          ubicacion_id: mail.ubicacion_id,
+          subject: mail.subject,
+          status,
+          reason: errorMessage(err),
+        },
+        'mail not delivered; going on',
+      );
       sentry.capture({
         message: `notify: mail not delivered (${mail.kind}, ${mail.ubicacion_id}): ${errorMessage(err)}`,
         level: 'error',
         error: err instanceof Error ? err : new Error(String(err)),
-        tags: { component: 'notify', kind: mail.kind, ubicacion_id: mail.ubicacion_id, ...(status === undefined ? {} : { status: String(status) }) },
+        tags: {
+          component: 'notify',
+          kind: mail.kind,
+          ubicacion_id: mail.ubicacion_id,
+          ...(status === undefined ? {} : { status: String(status) }),
+        },
         fingerprint: ['fluxion-notify-mail-failed', status === undefined ? 'network' : String(status)],
       });
     }
@@ -160,10 +190,14 @@ export function createNotifier(deps: NotifierDeps, given: NotifierOptions): Noti
     const ids = [...new Set([alert.alert_id, ...rules.openPhantomAlerts(alert.ubicacion_id)])];
     try {
       const dismissed = await deps.dismissedAlerts(ids);
-      if (dismissed.length) log.info({ ...where, ubicacion_id: alert.ubicacion_id, dismissed }, 'dismissed alerts left out of phantom-zero mails');
+      if (dismissed.length)
+        log.info({ ...where, ubicacion_id: alert.ubicacion_id, dismissed }, 'dismissed alerts left out of phantom-zero mails');
       rules.dismissed(dismissed);
     } catch (err) {
-      log.warn({ ...where, ubicacion_id: alert.ubicacion_id, reason: errorMessage(err) }, 'could not ask PostgreSQL which alerts were dismissed; a phantom-zero mail may list one');
+      log.warn(
+        { ...where, ubicacion_id: alert.ubicacion_id, reason: errorMessage(err) },
+        'could not ask PostgreSQL which alerts were dismissed; a phantom-zero mail may list one',
+      );
     }
   }
 
@@ -181,11 +215,18 @@ export function createNotifier(deps: NotifierDeps, given: NotifierOptions): Noti
       return;
     }
     // Stale alerts (a new group reading the topic's history) make no mail: PostgreSQL is not asked about them.
-    if (event.type === 'phantom-alert' && event.alert.status === 'OPEN' && now() - eventTime(event).getTime() <= r.maxAgeMs) await forgetDismissed(event.alert, where);
+    if (event.type === 'phantom-alert' && event.alert.status === 'OPEN' && now() - eventTime(event).getTime() <= r.maxAgeMs)
+      await forgetDismissed(event.alert, where);
     const decision = rules.decide(event, now());
-    const ubicacion_id = event.type === 'etl-run' ? event.run.ubicacion_id : event.type === 'quarantine' ? event.record.ubicacion_id : event.alert.ubicacion_id;
+    const ubicacion_id =
+      event.type === 'etl-run'
+        ? event.run.ubicacion_id
+        : event.type === 'quarantine'
+          ? event.record.ubicacion_id
+          : event.alert.ubicacion_id;
     if (decision.ignored) log.debug({ ...where, ubicacion_id, ignored: decision.ignored }, 'nothing to notify');
-    for (const m of decision.throttled) log.info({ ...where, ubicacion_id, kind: m.kind, key: m.key, subject: m.subject }, 'mail held back by the throttle');
+    for (const m of decision.throttled)
+      log.info({ ...where, ubicacion_id, kind: m.kind, key: m.key, subject: m.subject }, 'mail held back by the throttle');
     if (decision.sentry) {
       sentry.capture(decision.sentry);
       if (sentry.enabled) log.info({ ...where, ubicacion_id, tags: decision.sentry.tags }, 'failed run reported to Sentry');
@@ -212,7 +253,10 @@ export function createNotifier(deps: NotifierDeps, given: NotifierOptions): Noti
         try {
           await ctx.consumer().commit(batch.topic, batch.partition, (BigInt(last) + 1n).toString());
         } catch (err) {
-          log.warn({ topic: batch.topic, partition: batch.partition, offset: last, err }, 'offset commit failed: these records may be notified again after a rebalance or restart');
+          log.warn(
+            { topic: batch.topic, partition: batch.partition, offset: last, err },
+            'offset commit failed: these records may be notified again after a rebalance or restart',
+          );
         }
       },
       // Nothing is tied to one consumer: the throttle and the phantom windows live on.

@@ -25,10 +25,21 @@ export class EtlRunFailedError extends FluxionError {
 }
 
 function kindLabel(kind: NotifyKind, m: NotifyMessages): string {
-  return { CONNECTIVITY: m.kindConnectivity, EXTRACTION_FAILED: m.kindExtraction, SNAPSHOT_QUARANTINED: m.kindQuarantine, SNAPSHOT_STALE: m.kindStale, PHANTOM_ZEROS: m.kindPhantom }[kind];
+  return {
+    CONNECTIVITY: m.kindConnectivity,
+    EXTRACTION_FAILED: m.kindExtraction,
+    SNAPSHOT_QUARANTINED: m.kindQuarantine,
+    SNAPSHOT_STALE: m.kindStale,
+    PHANTOM_ZEROS: m.kindPhantom,
+  }[kind];
 }
 
-export function heldBackLine(kind: NotifyKind, store: string, admission: Extract<Admission, { admitted: true }>, config: NotifyRulesConfig): string | null {
+export function heldBackLine(
+  kind: NotifyKind,
+  store: string,
+  admission: Extract<Admission, { admitted: true }>,
+  config: NotifyRulesConfig,
+): string | null {
   if (admission.heldBack === 0) return null;
   const m = messagesOf(config);
   const since = admission.heldBackSinceMs === null ? '' : formatInstant(admission.heldBackSinceMs);
@@ -43,13 +54,21 @@ function footer(config: NotifyRulesConfig, key: string): string {
 }
 
 /** Subject and body of a FAILED run's mail. */
-export function runMail(run: EtlRun, kind: 'CONNECTIVITY' | 'EXTRACTION_FAILED', config: NotifyRulesConfig, heldBack: string | null = null): Mail {
+export function runMail(
+  run: EtlRun,
+  kind: 'CONNECTIVITY' | 'EXTRACTION_FAILED',
+  config: NotifyRulesConfig,
+  heldBack: string | null = null,
+): Mail {
   const m = messagesOf(config);
   const store = run.ubicacion_id;
   const key = throttleKey(kind, store);
   const errorClass = run.error_class ?? 'UNKNOWN';
-  const subject = `${subjectPrefix(config.environment)} ${kind === 'CONNECTIVITY' ? m.subjectConnectivity(store, run.job, errorClass) : m.subjectExtraction(store, run.job, errorClass)}`;
-  const advice = kind === 'CONNECTIVITY' ? m.adviceConnectivity(store) : errorClass === 'POS_AUTH' ? m.adviceAuth(store) : m.adviceOther(store);
+  const subject =
+    `${subjectPrefix(config.environment)} ` +
+    `${kind === 'CONNECTIVITY' ? m.subjectConnectivity(store, run.job, errorClass) : m.subjectExtraction(store, run.job, errorClass)}`;
+  const advice =
+    kind === 'CONNECTIVITY' ? m.adviceConnectivity(store) : errorClass === 'POS_AUTH' ? m.adviceAuth(store) : m.adviceOther(store);
   const text = [
     m.runIntro(store, run.job),
     '',
@@ -72,7 +91,13 @@ export function runMail(run: EtlRun, kind: 'CONNECTIVITY' | 'EXTRACTION_FAILED',
 }
 
 /** A mail about one snapshot the differ did not apply: its table, then what to do. */
-function snapshotMail(kind: 'SNAPSHOT_QUARANTINED' | 'SNAPSHOT_STALE', q: QuarantineRecord, config: NotifyRulesConfig, heldBack: string | null, parts: { subject: string; intro: string; advice: string[]; rows: boolean }): Mail {
+function snapshotMail(
+  kind: 'SNAPSHOT_QUARANTINED' | 'SNAPSHOT_STALE',
+  q: QuarantineRecord,
+  config: NotifyRulesConfig,
+  heldBack: string | null,
+  parts: { subject: string; intro: string; advice: string[]; rows: boolean },
+): Mail {
   const m = messagesOf(config);
   const store = q.ubicacion_id;
   const key = throttleKey(kind, store);
@@ -112,14 +137,25 @@ export function quarantineMail(q: QuarantineRecord, config: NotifyRulesConfig, h
 export function staleMail(q: QuarantineRecord, config: NotifyRulesConfig, heldBack: string | null = null): Mail {
   const m = messagesOf(config);
   const store = q.ubicacion_id;
-  return snapshotMail('SNAPSHOT_STALE', q, config, heldBack, { subject: m.subjectStale(store), intro: m.staleIntro(store), advice: [m.staleAdvice(store)], rows: false });
+  return snapshotMail('SNAPSHOT_STALE', q, config, heldBack, {
+    subject: m.subjectStale(store),
+    intro: m.staleIntro(store),
+    advice: [m.staleAdvice(store)],
+    rows: false,
+  });
 }
 
 /**
  * Subject and body of a store's phantom-zeros mail: the window that triggered it, then the
  * alerts of `listing` (most confident first) and how many more wait in the alertas table.
  */
-export function phantomMail(store: string, window: readonly WindowAlert[], listing: PhantomListing, config: NotifyRulesConfig, heldBack: string | null = null): Mail {
+export function phantomMail(
+  store: string,
+  window: readonly WindowAlert[],
+  listing: PhantomListing,
+  config: NotifyRulesConfig,
+  heldBack: string | null = null,
+): Mail {
   const m = messagesOf(config);
   const key = throttleKey('PHANTOM_ZEROS', store);
   const minutes = formatMinutes(config.phantomWindowMs);
@@ -131,7 +167,13 @@ export function phantomMail(store: string, window: readonly WindowAlert[], listi
     mailTable([
       [m.lStore, store],
       [m.lAlerts, window.length],
-      [m.lByRule, [...byRule].sort().map(([r, n]) => `${r} ${n}`).join(', ')],
+      [
+        m.lByRule,
+        [...byRule]
+          .sort()
+          .map(([r, n]) => `${r} ${n}`)
+          .join(', '),
+      ],
       [m.lFirstOpened, formatInstant(window[0]?.openedMs ?? 0)],
       [m.lLastOpened, formatInstant(window.at(-1)?.openedMs ?? 0)],
     ]),
@@ -147,7 +189,11 @@ export function phantomMail(store: string, window: readonly WindowAlert[], listi
     footer(config, key),
   ].join('\n');
   return {
-    kind: 'PHANTOM_ZEROS', key, ubicacion_id: store, subject: `${subjectPrefix(config.environment)} ${m.subjectPhantom(store, window.length, minutes)}`, text,
+    kind: 'PHANTOM_ZEROS',
+    key,
+    ubicacion_id: store,
+    subject: `${subjectPrefix(config.environment)} ${m.subjectPhantom(store, window.length, minutes)}`,
+    text,
     alertIds: listing.listed.map((a) => a.alert_id),
   };
 }

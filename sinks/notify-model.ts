@@ -14,7 +14,13 @@ export type { EtlRun };
 
 export type NotifyKind = 'CONNECTIVITY' | 'EXTRACTION_FAILED' | 'SNAPSHOT_QUARANTINED' | 'SNAPSHOT_STALE' | 'PHANTOM_ZEROS';
 
-export const NOTIFY_KINDS: readonly NotifyKind[] = ['CONNECTIVITY', 'EXTRACTION_FAILED', 'SNAPSHOT_QUARANTINED', 'SNAPSHOT_STALE', 'PHANTOM_ZEROS'];
+export const NOTIFY_KINDS: readonly NotifyKind[] = [
+  'CONNECTIVITY',
+  'EXTRACTION_FAILED',
+  'SNAPSHOT_QUARANTINED',
+  'SNAPSHOT_STALE',
+  'PHANTOM_ZEROS',
+];
 
 export interface NotifyRulesConfig {
   /** One mail per (kind, store) per this many milliseconds. */
@@ -56,7 +62,16 @@ export interface NotifyDecision {
   /** A Sentry event to send (every FAILED run that is not stale). */
   sentry: SentryEventReport | null;
   /** Why the event made nothing, for a debug log. */
-  ignored?: 'run-ok' | 'stale' | 'not-quarantined' | 'alert-resolved' | 'alert-dismissed' | 'below-threshold' | 'outside-window' | 'nothing-new-today' | 'daily-budget-spent';
+  ignored?:
+    | 'run-ok'
+    | 'stale'
+    | 'not-quarantined'
+    | 'alert-resolved'
+    | 'alert-dismissed'
+    | 'below-threshold'
+    | 'outside-window'
+    | 'nothing-new-today'
+    | 'daily-budget-spent';
 }
 
 /** A FAILED run as Sentry sees it: one issue per store, job and error class (the fingerprint). */

@@ -35,7 +35,12 @@ export function createPhantomStoreWindow(windowMs: number): PhantomStoreWindow {
       const from = store.newestMs - windowMs;
       if (openedMs < from) return null;
       store.alerts.set(alert.alert_id, {
-        alert_id: alert.alert_id, deposito: alert.deposito, producto_id: alert.producto_id, rule: alert.rule, openedMs, summary: alert.summary,
+        alert_id: alert.alert_id,
+        deposito: alert.deposito,
+        producto_id: alert.producto_id,
+        rule: alert.rule,
+        openedMs,
+        summary: alert.summary,
       });
       for (const [id, a] of store.alerts) if (a.openedMs < from) store.alerts.delete(id);
       return [...store.alerts.values()].sort((a, b) => a.openedMs - b.openedMs || a.alert_id.localeCompare(b.alert_id));
@@ -83,7 +88,8 @@ export interface PhantomLedger {
 }
 
 /** Most confident first; of equal confidence, the one open longest, then by id (a stable order). */
-export const byConfidence = (a: LedgerAlert, b: LedgerAlert): number => b.confidence - a.confidence || a.openedMs - b.openedMs || a.alert_id.localeCompare(b.alert_id);
+export const byConfidence = (a: LedgerAlert, b: LedgerAlert): number =>
+  b.confidence - a.confidence || a.openedMs - b.openedMs || a.alert_id.localeCompare(b.alert_id);
 
 export function createPhantomLedger(budget: number): PhantomLedger {
   interface StoreLedger {
@@ -109,7 +115,12 @@ export function createPhantomLedger(budget: number): PhantomLedger {
     open(alert) {
       if (dismissed.has(alert.alert_id)) return false;
       storeOf(alert.ubicacion_id).open.set(alert.alert_id, {
-        alert_id: alert.alert_id, ubicacion_id: alert.ubicacion_id, rule: alert.rule, confidence: alert.confidence, openedMs: alert.opened_at.getTime(), summary: alert.summary,
+        alert_id: alert.alert_id,
+        ubicacion_id: alert.ubicacion_id,
+        rule: alert.rule,
+        confidence: alert.confidence,
+        openedMs: alert.opened_at.getTime(),
+        summary: alert.summary,
       });
       return true;
     },

@@ -39,7 +39,16 @@
 import { admit, type Admission, type ThrottleEntry } from '../core/throttle.ts';
 import { fechaCaracas } from '../core/time.ts';
 import { heldBackLine, phantomMail, quarantineMail, runMail, runSentryReport, staleMail } from './notify-mails.ts';
-import { throttleKey, withRulesDefaults, type EtlRun, type Mail, type NotifyDecision, type NotifyEvent, type NotifyKind, type NotifyRulesConfig } from './notify-model.ts';
+import {
+  throttleKey,
+  withRulesDefaults,
+  type EtlRun,
+  type Mail,
+  type NotifyDecision,
+  type NotifyEvent,
+  type NotifyKind,
+  type NotifyRulesConfig,
+} from './notify-model.ts';
 import { createPhantomLedger, createPhantomStoreWindow } from './notify-phantoms.ts';
 
 // The vocabulary, the phantom-zero memory and the rendering live beside; their names stay importable from here.
@@ -63,9 +72,23 @@ export type { Admission };
  * Anything else (POS_AUTH, POS_DATA, HTTP_4xx, VALIDATION, UNEXPECTED, ...) is EXTRACTION_FAILED.
  */
 export const CONNECTIVITY_ERROR_CLASSES: ReadonlySet<string> = new Set([
-  'POS_UNAVAILABLE', 'SERVICE_UNAVAILABLE', 'DEADLINE', 'TIMEOUT', 'HTTP_429',
-  'ESOCKET', 'ETIMEOUT', 'ECONNCLOSED', 'EINSTLOOKUP',
-  'ETIMEDOUT', 'ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE',
+  'POS_UNAVAILABLE',
+  'SERVICE_UNAVAILABLE',
+  'DEADLINE',
+  'TIMEOUT',
+  'HTTP_429',
+  'ESOCKET',
+  'ETIMEOUT',
+  'ECONNCLOSED',
+  'EINSTLOOKUP',
+  'ETIMEDOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
 ]);
 
 export function isConnectivityError(errorClass: string | null): boolean {
@@ -108,7 +131,8 @@ export function createThrottle(intervalMs: number): Throttle {
   return {
     admit(key, nowMs) {
       // Keys whose interval is over carry nothing but a held-back count: sweep them now and then.
-      if (entries.size > 1_000) for (const [k, x] of entries) if (nowMs - x.lastSentMs >= intervalMs && x.heldBack === 0) entries.delete(k);
+      if (entries.size > 1_000)
+        for (const [k, x] of entries) if (nowMs - x.lastSentMs >= intervalMs && x.heldBack === 0) entries.delete(k);
       const { admission, entry } = admit(entries.get(key), nowMs, intervalMs);
       entries.set(key, entry);
       return admission;
@@ -138,7 +162,12 @@ export function createNotifyRules(config: NotifyRulesConfig): NotifyRules {
   const phantoms = createPhantomStoreWindow(config.phantomWindowMs);
   const ledger = createPhantomLedger(withRulesDefaults(config).phantomDailyBudget);
 
-  function throttled(kind: NotifyKind, store: string, nowMs: number, build: (heldBack: string | null) => Mail): Pick<NotifyDecision, 'send' | 'throttled'> {
+  function throttled(
+    kind: NotifyKind,
+    store: string,
+    nowMs: number,
+    build: (heldBack: string | null) => Mail,
+  ): Pick<NotifyDecision, 'send' | 'throttled'> {
     const admission = throttle.admit(throttleKey(kind, store), nowMs);
     if (!admission.admitted) return { send: [], throttled: [build(null)] };
     return { send: [build(heldBackLine(kind, store, admission, config))], throttled: [] };
@@ -153,14 +182,23 @@ export function createNotifyRules(config: NotifyRulesConfig): NotifyRules {
           const { run } = event;
           const kind = classifyRun(run);
           if (kind === null) return none('run-ok');
-          const mails = throttled(kind, run.ubicacion_id, nowMs, (heldBack) => runMail(run, kind as 'CONNECTIVITY' | 'EXTRACTION_FAILED', config, heldBack));
+          const mails = throttled(kind, run.ubicacion_id, nowMs, (heldBack) =>
+            runMail(run, kind as 'CONNECTIVITY' | 'EXTRACTION_FAILED', config, heldBack),
+          );
           return { ...mails, sentry: runSentryReport(run, kind) };
         }
         case 'quarantine': {
           const { record } = event;
-          if (record.status === 'STALE') return { ...throttled('SNAPSHOT_STALE', record.ubicacion_id, nowMs, (heldBack) => staleMail(record, config, heldBack)), sentry: null };
+          if (record.status === 'STALE')
+            return {
+              ...throttled('SNAPSHOT_STALE', record.ubicacion_id, nowMs, (heldBack) => staleMail(record, config, heldBack)),
+              sentry: null,
+            };
           if (record.status !== 'QUARANTINED') return none('not-quarantined');
-          return { ...throttled('SNAPSHOT_QUARANTINED', record.ubicacion_id, nowMs, (heldBack) => quarantineMail(record, config, heldBack)), sentry: null };
+          return {
+            ...throttled('SNAPSHOT_QUARANTINED', record.ubicacion_id, nowMs, (heldBack) => quarantineMail(record, config, heldBack)),
+            sentry: null,
+          };
         }
         case 'phantom-alert': {
           const { alert } = event;

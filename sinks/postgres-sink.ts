@@ -90,18 +90,71 @@ export function createPostgresSink(deps: PostgresSinkDeps, given: PostgresSinkOp
   const topicOf = new Map<string, SinkTopic>(SINK_TOPICS.map((t) => [topicName(t, deps.topicPrefix), t]));
 
   const registry = deps.metricsRegistry ?? new Registry();
-  const recordsCounter = registeredMetric(registry, 'fluxion_sink_records_total', () =>
-    new Counter({ name: 'fluxion_sink_records_total', help: 'records written to PostgreSQL by committed transactions', labelNames: ['topic'], registers: [registry] }));
-  const dlqCounter = registeredMetric(registry, 'fluxion_sink_records_dlq_total', () =>
-    new Counter({ name: 'fluxion_sink_records_dlq_total', help: 'records the sink sent to a dead-letter topic', labelNames: ['topic', 'reason'], registers: [registry] }));
-  const rowsCounter = registeredMetric(registry, 'fluxion_sink_rows_total', () =>
-    new Counter({ name: 'fluxion_sink_rows_total', help: 'rows written, by table operation', labelNames: ['operation'], registers: [registry] }));
-  const retriesCounter = registeredMetric(registry, 'fluxion_sink_retries_total', () =>
-    new Counter({ name: 'fluxion_sink_retries_total', help: 'transactions retried because PostgreSQL was unreachable or the batch was replanned', labelNames: ['reason'], registers: [registry] }));
-  const waitingGauge = registeredMetric(registry, 'fluxion_sink_waiting_for_postgres', () =>
-    new Gauge({ name: 'fluxion_sink_waiting_for_postgres', help: '1 while the sink waits for PostgreSQL to come back', registers: [registry] }));
-  const txSeconds = registeredMetric(registry, 'fluxion_sink_transaction_seconds', () =>
-    new Histogram({ name: 'fluxion_sink_transaction_seconds', help: 'duration of one sink transaction', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }));
+  const recordsCounter = registeredMetric(
+    registry,
+    'fluxion_sink_records_total',
+    () =>
+      new Counter({
+        name: 'fluxion_sink_records_total',
+        help: 'records written to PostgreSQL by committed transactions',
+        labelNames: ['topic'],
+        registers: [registry],
+      }),
+  );
+  const dlqCounter = registeredMetric(
+    registry,
+    'fluxion_sink_records_dlq_total',
+    () =>
+      new Counter({
+        name: 'fluxion_sink_records_dlq_total',
+        help: 'records the sink sent to a dead-letter topic',
+        labelNames: ['topic', 'reason'],
+        registers: [registry],
+      }),
+  );
+  const rowsCounter = registeredMetric(
+    registry,
+    'fluxion_sink_rows_total',
+    () =>
+      new Counter({
+        name: 'fluxion_sink_rows_total',
+        help: 'rows written, by table operation',
+        labelNames: ['operation'],
+        registers: [registry],
+      }),
+  );
+  const retriesCounter = registeredMetric(
+    registry,
+    'fluxion_sink_retries_total',
+    () =>
+      new Counter({
+        name: 'fluxion_sink_retries_total',
+        help: 'transactions retried because PostgreSQL was unreachable or the batch was replanned',
+        labelNames: ['reason'],
+        registers: [registry],
+      }),
+  );
+  const waitingGauge = registeredMetric(
+    registry,
+    'fluxion_sink_waiting_for_postgres',
+    () =>
+      new Gauge({
+        name: 'fluxion_sink_waiting_for_postgres',
+        help: '1 while the sink waits for PostgreSQL to come back',
+        registers: [registry],
+      }),
+  );
+  const txSeconds = registeredMetric(
+    registry,
+    'fluxion_sink_transaction_seconds',
+    () =>
+      new Histogram({
+        name: 'fluxion_sink_transaction_seconds',
+        help: 'duration of one sink transaction',
+        buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        registers: [registry],
+      }),
+  );
 
   let loop: ConsumeLoop | undefined;
   let dlqProducer: FluxionProducer | undefined;
@@ -133,7 +186,10 @@ export function createPostgresSink(deps: PostgresSinkDeps, given: PostgresSinkOp
       const counts = await writeSlice(batch, slice, ctx, timed);
       recordsCounter.inc({ topic: topicOf.get(batch.topic)! }, slice.length);
       for (const [op, n] of Object.entries(counts)) if (n > 0) rowsCounter.inc({ operation: op }, n);
-      log.debug({ topic: batch.topic, partition: batch.partition, from: slice[0]!.offset, to: slice.at(-1)!.offset, ...counts }, 'transaction committed');
+      log.debug(
+        { topic: batch.topic, partition: batch.partition, from: slice[0]!.offset, to: slice.at(-1)!.offset, ...counts },
+        'transaction committed',
+      );
       if (counts.ventas > 0) deps.onVentasCommitted?.();
     },
   });
@@ -142,7 +198,9 @@ export function createPostgresSink(deps: PostgresSinkDeps, given: PostgresSinkOp
     async run() {
       if (loop) throw new PostgresSinkError('the sink is already running');
       codecs = new Map(
-        await Promise.all(SINK_TOPICS.map(async (t) => [t, await createTopicCodec<unknown>(deps.registry, t, topicName(t, deps.topicPrefix))] as const)),
+        await Promise.all(
+          SINK_TOPICS.map(async (t) => [t, await createTopicCodec<unknown>(deps.registry, t, topicName(t, deps.topicPrefix))] as const),
+        ),
       );
       if (stopping) return; // stopped while the codecs were being prepared
       /** What did not answer, for the log line saying it is back. */
@@ -163,7 +221,10 @@ export function createPostgresSink(deps: PostgresSinkDeps, given: PostgresSinkOp
             if (attempt > 1) return;
             waitingGauge.set(1);
             service = what === 'decode' && !isConnectionError(err) ? 'the schema registry' : 'PostgreSQL';
-            log.warn({ what, err: errorMessage(err) }, `${service} is unreachable: pausing the sink and retrying with backoff; nothing is committed meanwhile`);
+            log.warn(
+              { what, err: errorMessage(err) },
+              `${service} is unreachable: pausing the sink and retrying with backoff; nothing is committed meanwhile`,
+            );
           },
           onRecovered(what, _attempts, downMs) {
             waitingGauge.set(0);
@@ -171,14 +232,18 @@ export function createPostgresSink(deps: PostgresSinkDeps, given: PostgresSinkOp
           },
         },
         fatal: (err, batch, slice) =>
-          new PostgresSinkError(`sink: writing ${batch.topic}[${batch.partition}] from offset ${slice[0]!.offset} failed: ${errorMessage(err)}`, {
-            cause: err,
-            context: { topic: batch.topic, partition: batch.partition, offset: slice[0]!.offset, sqlstate: sqlstateOf(err) },
-          }),
+          new PostgresSinkError(
+            `sink: writing ${batch.topic}[${batch.partition}] from offset ${slice[0]!.offset} failed: ${errorMessage(err)}`,
+            {
+              cause: err,
+              context: { topic: batch.topic, partition: batch.partition, offset: slice[0]!.offset, sqlstate: sqlstateOf(err) },
+            },
+          ),
         strategy: {
           ...offsets,
           async pending(batch, ctx) {
-            if (!topicOf.has(batch.topic)) throw new PostgresSinkError(`the sink was given a batch of ${batch.topic}, which it does not consume`);
+            if (!topicOf.has(batch.topic))
+              throw new PostgresSinkError(`the sink was given a batch of ${batch.topic}, which it does not consume`);
             return offsets.pending(batch, ctx);
           },
           async setUp() {

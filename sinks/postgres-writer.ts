@@ -54,7 +54,15 @@ export interface WriteCounts {
 }
 
 export const emptyCounts = (): WriteCounts => ({
-  actual_upserts: 0, actual_deletes: 0, historico_deleted: 0, historico_closed: 0, historico_opened: 0, productos: 0, ventas: 0, alertas: 0, etl_runs: 0,
+  actual_upserts: 0,
+  actual_deletes: 0,
+  historico_deleted: 0,
+  historico_closed: 0,
+  historico_opened: 0,
+  productos: 0,
+  ventas: 0,
+  alertas: 0,
+  etl_runs: 0,
 });
 
 export function addCounts(into: WriteCounts, more: WriteCounts): WriteCounts {
@@ -64,14 +72,59 @@ export function addCounts(into: WriteCounts, more: WriteCounts): WriteCounts {
 
 // The SQL array type of every column the sink writes.
 const SQL_TYPES: Record<string, string> = {
-  ubicacion_id: 'text', deposito: 'text', producto_id: 'text', cantidad: 'numeric', costo: 'numeric', precio: 'numeric', activo: 'boolean',
-  snapshot_id: 'uuid', taken_at: 'timestamptz', valid_from: 'timestamptz', valid_to: 'timestamptz', op: 'text',
-  descripcion: 'text', codigo_barras: 'text', departamento_codigo: 'text', departamento_nombre: 'text', grupo_codigo: 'text', grupo_nombre: 'text',
-  subgrupo_codigo: 'text', subgrupo_nombre: 'text', unidad: 'text', visto_en: 'timestamptz',
-  numero_factura: 'text', linea: 'integer', fecha: 'date', fecha_hora: 'timestamptz', precio_unitario: 'numeric', descuento: 'numeric', total: 'numeric',
-  caja: 'text', anulada: 'boolean', fingerprint: 'text', first_fingerprint: 'text', first_seen_at: 'timestamptz', extracted_at: 'timestamptz', version: 'integer',
-  alert_id: 'uuid', regla: 'text', confianza: 'float8', estado: 'text', resumen: 'text', evidencia: 'jsonb', abierta_en: 'timestamptz', actualizada_en: 'timestamptz', resuelta_en: 'timestamptz',
-  run_id: 'uuid', job: 'text', status: 'text', rows: 'bigint', started_at: 'timestamptz', finished_at: 'timestamptz', error_class: 'text', error_message: 'text',
+  ubicacion_id: 'text',
+  deposito: 'text',
+  producto_id: 'text',
+  cantidad: 'numeric',
+  costo: 'numeric',
+  precio: 'numeric',
+  activo: 'boolean',
+  snapshot_id: 'uuid',
+  taken_at: 'timestamptz',
+  valid_from: 'timestamptz',
+  valid_to: 'timestamptz',
+  op: 'text',
+  descripcion: 'text',
+  codigo_barras: 'text',
+  departamento_codigo: 'text',
+  departamento_nombre: 'text',
+  grupo_codigo: 'text',
+  grupo_nombre: 'text',
+  subgrupo_codigo: 'text',
+  subgrupo_nombre: 'text',
+  unidad: 'text',
+  visto_en: 'timestamptz',
+  numero_factura: 'text',
+  linea: 'integer',
+  fecha: 'date',
+  fecha_hora: 'timestamptz',
+  precio_unitario: 'numeric',
+  descuento: 'numeric',
+  total: 'numeric',
+  caja: 'text',
+  anulada: 'boolean',
+  fingerprint: 'text',
+  first_fingerprint: 'text',
+  first_seen_at: 'timestamptz',
+  extracted_at: 'timestamptz',
+  version: 'integer',
+  alert_id: 'uuid',
+  regla: 'text',
+  confianza: 'float8',
+  estado: 'text',
+  resumen: 'text',
+  evidencia: 'jsonb',
+  abierta_en: 'timestamptz',
+  actualizada_en: 'timestamptz',
+  resuelta_en: 'timestamptz',
+  run_id: 'uuid',
+  job: 'text',
+  status: 'text',
+  rows: 'bigint',
+  started_at: 'timestamptz',
+  finished_at: 'timestamptz',
+  error_class: 'text',
+  error_message: 'text',
 };
 
 /** `unnest($1::text[], $2::numeric[], ...) AS alias(col1, col2, ...)`, parameters from `first`. */
@@ -153,7 +206,9 @@ const stageDdl = (name: Stage): string => {
 async function prepareStages(client: PoolClient, stages: readonly Stage[]): Promise<void> {
   // client_min_messages: no "relation already exists, skipping" NOTICE on every transaction.
   await client.query(
-    [`SET LOCAL client_min_messages = warning`, ...stages.map(stageDdl), `TRUNCATE ${stages.map((n) => STAGES[n].table).join(', ')}`].join(';\n'),
+    [`SET LOCAL client_min_messages = warning`, ...stages.map(stageDdl), `TRUNCATE ${stages.map((n) => STAGES[n].table).join(', ')}`].join(
+      ';\n',
+    ),
   );
 }
 
@@ -193,7 +248,12 @@ async function copyRows(client: PoolClient, table: string, columns: readonly str
 /** COPY of a plan group into its (emptied) staging table; returns the rows copied. */
 async function copyStage<Row>(client: PoolClient, name: Stage, data: Columns<Row>): Promise<number> {
   const { table, columns } = STAGES[name];
-  return copyRows(client, table, columns, (columns as readonly string[]).map((c) => (data as Record<string, unknown[]>)[c]!));
+  return copyRows(
+    client,
+    table,
+    columns,
+    (columns as readonly string[]).map((c) => (data as Record<string, unknown[]>)[c]!),
+  );
 }
 
 /**
@@ -205,9 +265,20 @@ interface Source {
   params: unknown[];
 }
 
-async function sourceOf<Row>(client: PoolClient, name: Stage, data: Columns<Row>, alias: string, staged: ReadonlySet<Stage>, first = 1): Promise<Source> {
+async function sourceOf<Row>(
+  client: PoolClient,
+  name: Stage,
+  data: Columns<Row>,
+  alias: string,
+  staged: ReadonlySet<Stage>,
+  first = 1,
+): Promise<Source> {
   const { table, columns } = STAGES[name];
-  if (!staged.has(name)) return { from: unnestOf(columns as readonly string[], alias, first), params: columnParams(data, columns as readonly string[] as unknown as readonly (keyof Row)[]) };
+  if (!staged.has(name))
+    return {
+      from: unnestOf(columns as readonly string[], alias, first),
+      params: columnParams(data, columns as readonly string[] as unknown as readonly (keyof Row)[]),
+    };
   await copyStage(client, name, data);
   return { from: `${table} AS ${alias}`, params: [] };
 }
@@ -220,7 +291,12 @@ async function sourceOf<Row>(client: PoolClient, name: Stage, data: Columns<Row>
 const PRODUCTO_CONTENT = PRODUCTOS_COLUMNS.filter((c) => c !== 'producto_id' && c !== 'visto_en' && c !== 'ubicacion_id');
 const contentOf = (alias: string) => `(${PRODUCTO_CONTENT.map((c) => `${alias}.${c}`).join(', ')})`;
 
-export async function writeInventory(client: PoolClient, plan: InventoryPlan, targets: InventoryTargets = LIVE_TARGETS, options: WriteOptions = {}): Promise<WriteCounts> {
+export async function writeInventory(
+  client: PoolClient,
+  plan: InventoryPlan,
+  targets: InventoryTargets = LIVE_TARGETS,
+  options: WriteOptions = {},
+): Promise<WriteCounts> {
   const counts = emptyCounts();
   const copyMinRows = options.copyMinRows ?? COPY_MIN_ROWS;
   const { upserts, deletes } = plan.actual;
@@ -256,7 +332,10 @@ export async function writeInventory(client: PoolClient, plan: InventoryPlan, ta
 
   const h = ident(targets.historico);
   if (plan.months.length > 0) {
-    await client.query('SELECT inventario_historico_asegurar_mes(m, $2) FROM unnest($1::timestamptz[]) AS m', [plan.months, targets.historico]);
+    await client.query('SELECT inventario_historico_asegurar_mes(m, $2) FROM unnest($1::timestamptz[]) AS m', [
+      plan.months,
+      targets.historico,
+    ]);
   }
   // Step 2 of the planner's recipe (drop the open row a previous batch started at this
   // batch's first instant of the key) is folded into the INSERT below for keys that open a
@@ -267,7 +346,9 @@ export async function writeInventory(client: PoolClient, plan: InventoryPlan, ta
   for (let i = 0; i < sizes.opens; i++) {
     openedAt.add(`${opens.ubicacion_id[i]}\u0000${opens.deposito[i]}\u0000${opens.producto_id[i]}\u0000${opens.valid_from[i]!.getTime()}`);
   }
-  const dFirst = rowsOf(HISTORICO_CLOSE_COLUMNS, closes).filter((c) => !openedAt.has(`${c.ubicacion_id}\u0000${c.deposito}\u0000${c.producto_id}\u0000${c.valid_to.getTime()}`));
+  const dFirst = rowsOf(HISTORICO_CLOSE_COLUMNS, closes).filter(
+    (c) => !openedAt.has(`${c.ubicacion_id}\u0000${c.deposito}\u0000${c.producto_id}\u0000${c.valid_to.getTime()}`),
+  );
   const match = 'h.ubicacion_id = c.ubicacion_id AND h.deposito = c.deposito AND h.producto_id = c.producto_id AND h.valid_to IS NULL';
   if (dFirst.length > 0) {
     const deleted = await client.query(
@@ -282,11 +363,16 @@ export async function writeInventory(client: PoolClient, plan: InventoryPlan, ta
     // bench/sink.ts) instead of probing the open-rows index once per key.
     await client.query('SET LOCAL random_page_cost = 1.1');
     const src = await sourceOf(client, 'closes', closes, 'c', staged);
-    const closed = await client.query(`UPDATE ${h} h SET valid_to = c.valid_to FROM ${src.from} WHERE ${match} AND h.valid_from < c.valid_to`, src.params);
+    const closed = await client.query(
+      `UPDATE ${h} h SET valid_to = c.valid_to FROM ${src.from} WHERE ${match} AND h.valid_from < c.valid_to`,
+      src.params,
+    );
     counts.historico_closed = closed.rowCount ?? 0;
   }
   if (sizes.opens > 0) {
-    const set = INVENTARIO_HISTORICO_COLUMNS.filter((c) => !['ubicacion_id', 'deposito', 'producto_id', 'valid_from'].includes(c)).map((c) => `${c} = EXCLUDED.${c}`);
+    const set = INVENTARIO_HISTORICO_COLUMNS.filter((c) => !['ubicacion_id', 'deposito', 'producto_id', 'valid_from'].includes(c)).map(
+      (c) => `${c} = EXCLUDED.${c}`,
+    );
     const src = await sourceOf(client, 'opens', opens, 'o', staged);
     const r = await client.query(
       `INSERT INTO ${h} AS h (${INVENTARIO_HISTORICO_COLUMNS.join(', ')}) SELECT * FROM ${src.from}
@@ -296,7 +382,10 @@ export async function writeInventory(client: PoolClient, plan: InventoryPlan, ta
     // A conflict with a closed interval means a key's taken_at went backwards across
     // batches: refuse it as the plain INSERT did (the sink sets the record aside).
     if ((r.rowCount ?? 0) !== sizes.opens) {
-      throw new HistoryOrderError(`${sizes.opens - (r.rowCount ?? 0)} history row(s) would reopen a closed interval of ${h}: a key's taken_at went backwards`, { context: { table: targets.historico } });
+      throw new HistoryOrderError(
+        `${sizes.opens - (r.rowCount ?? 0)} history row(s) would reopen a closed interval of ${h}: a key's taken_at went backwards`,
+        { context: { table: targets.historico } },
+      );
     }
     counts.historico_opened = sizes.opens;
   }
@@ -351,7 +440,8 @@ export async function writeAlertas(client: PoolClient, plan: AlertasPlan): Promi
   // the resolution it had; nota and the descartada_* columns are never written here.
   const set = ALERTAS_COLUMNS.filter((c) => c !== 'alert_id').map((c) => {
     if (c === 'estado') return `estado = CASE WHEN alertas.estado = 'DESCARTADA' THEN alertas.estado ELSE EXCLUDED.estado END`;
-    if (c === 'resuelta_en') return `resuelta_en = CASE WHEN alertas.estado = 'DESCARTADA' THEN COALESCE(EXCLUDED.resuelta_en, alertas.resuelta_en) ELSE EXCLUDED.resuelta_en END`;
+    if (c === 'resuelta_en')
+      return `resuelta_en = CASE WHEN alertas.estado = 'DESCARTADA' THEN COALESCE(EXCLUDED.resuelta_en, alertas.resuelta_en) ELSE EXCLUDED.resuelta_en END`;
     return `${c} = EXCLUDED.${c}`;
   });
   // Resolved first: it frees each product's OPEN slot of alertas_una_abierta (see planAlertas).

@@ -48,7 +48,10 @@ export interface CatalogueRefresh {
  * Groups rows into batches of at most `size` distinct products, each product once per batch
  * (its last read): one INSERT ... ON CONFLICT may not touch a row twice.
  */
-export async function* catalogueBatches(rows: AsyncIterable<InventoryRow>, size = CATALOGUE_BATCH_ROWS): AsyncGenerator<{ rows: CatalogueRow[]; read: number }> {
+export async function* catalogueBatches(
+  rows: AsyncIterable<InventoryRow>,
+  size = CATALOGUE_BATCH_ROWS,
+): AsyncGenerator<{ rows: CatalogueRow[]; read: number }> {
   let batch = new Map<string, CatalogueRow>();
   let read = 0;
   for await (const r of rows) {
@@ -68,7 +71,9 @@ const cols = CATALOGUE_COLUMNS.join(', ');
 const setFrom = (names: readonly string[]) => names.map((c) => `${c} = EXCLUDED.${c}`).join(', ');
 const content = CATALOGUE_COLUMNS.filter((c) => c !== 'producto_id');
 
-const CREATE_STAGING = `CREATE TEMP TABLE productos_refresh (${CATALOGUE_COLUMNS.map((c) => `${c} text${c === 'producto_id' ? ' PRIMARY KEY' : ''}`).join(', ')})`;
+const CREATE_STAGING =
+  `CREATE TEMP TABLE productos_refresh ` +
+  `(${CATALOGUE_COLUMNS.map((c) => `${c} text${c === 'producto_id' ? ' PRIMARY KEY' : ''}`).join(', ')})`;
 
 const STAGE = `INSERT INTO ${STAGING} (${cols}) SELECT * FROM ${unnestOf(CATALOGUE_COLUMNS, 's')}
   ON CONFLICT (producto_id) DO UPDATE SET ${setFrom(content)}`;
@@ -111,7 +116,8 @@ export async function assertProductosTable(pool: Pool): Promise<void> {
   const client = await connect(pool);
   try {
     const r = await client.query<{ found: boolean }>(`SELECT to_regclass('productos') IS NOT NULL AS found`);
-    if (!r.rows[0]?.found) throw new ConfigError(['the database has no productos table (migration 001_catalogo.sql): run `fluxion migrate` first']);
+    if (!r.rows[0]?.found)
+      throw new ConfigError(['the database has no productos table (migration 001_catalogo.sql): run `fluxion migrate` first']);
   } finally {
     client.release();
   }
@@ -122,7 +128,13 @@ export async function assertProductosTable(pool: Pool): Promise<void> {
  * it differs. Throws (the store fails) when the rows or PostgreSQL fail; nothing of the store
  * is written then.
  */
-export async function refreshCatalogue(pool: Pool, ubicacionId: string, rows: AsyncIterable<InventoryRow>, vistoEn: Date, batchSize = CATALOGUE_BATCH_ROWS): Promise<CatalogueRefresh> {
+export async function refreshCatalogue(
+  pool: Pool,
+  ubicacionId: string,
+  rows: AsyncIterable<InventoryRow>,
+  vistoEn: Date,
+  batchSize = CATALOGUE_BATCH_ROWS,
+): Promise<CatalogueRefresh> {
   const client = await connect(pool);
   let broken: Error | undefined;
   try {
@@ -133,7 +145,10 @@ export async function refreshCatalogue(pool: Pool, ubicacionId: string, rows: As
       read += batch.read;
       if (batch.rows.length > 0) await client.query(STAGE, columnParams(toColumns(CATALOGUE_COLUMNS, batch.rows), CATALOGUE_COLUMNS));
     }
-    const r = await client.query<{ staged: number; changed: number; inserted: number; updated: number }>(UPSERT_CHANGED, [vistoEn, ubicacionId]);
+    const r = await client.query<{ staged: number; changed: number; inserted: number; updated: number }>(UPSERT_CHANGED, [
+      vistoEn,
+      ubicacionId,
+    ]);
     const { staged, changed, inserted, updated } = r.rows[0]!;
     return { read, productos: staged, inserted, updated, unchanged: staged - changed, newerKept: changed - inserted - updated };
   } catch (err) {

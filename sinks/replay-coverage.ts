@@ -101,11 +101,29 @@ export function checkCoverage(input: CoverageInput): CoverageProblem[] {
     const needFrom = input.keepsOlder && readFrom > p.low ? readFrom : 0n;
     const lost = p.low < end ? p.low : end;
     if (needFrom < lost) {
-      problems.push({ kind: 'gap', reason: 'trimmed', partition: p.partition, from: needFrom, to: lost, low: p.low, high: p.high, sinkPosition: sink });
+      problems.push({
+        kind: 'gap',
+        reason: 'trimmed',
+        partition: p.partition,
+        from: needFrom,
+        to: lost,
+        low: p.low,
+        high: p.high,
+        sinkPosition: sink,
+      });
     }
     if (sink !== undefined && sink > p.high) {
       const from = p.high > needFrom ? p.high : needFrom;
-      problems.push({ kind: 'gap', reason: 'log-ends-early', partition: p.partition, from, to: sink, low: p.low, high: p.high, sinkPosition: sink });
+      problems.push({
+        kind: 'gap',
+        reason: 'log-ends-early',
+        partition: p.partition,
+        from,
+        to: sink,
+        low: p.low,
+        high: p.high,
+        sinkPosition: sink,
+      });
     }
     const after = input.afterRead;
     if (after && readFrom < (end < p.high ? end : p.high)) {
@@ -115,7 +133,16 @@ export function checkCoverage(input: CoverageInput): CoverageProblem[] {
       // skip only when the log's start passed the read's meanwhile.
       if (lowNow > readFrom && (first === undefined || first > readFrom)) {
         const to = first ?? lowNow;
-        problems.push({ kind: 'gap', reason: 'trimmed-during-read', partition: p.partition, from: readFrom, to, low: lowNow, high: p.high, sinkPosition: sink });
+        problems.push({
+          kind: 'gap',
+          reason: 'trimmed-during-read',
+          partition: p.partition,
+          from: readFrom,
+          to,
+          low: lowNow,
+          high: p.high,
+          sinkPosition: sink,
+        });
       }
     }
   }
@@ -132,7 +159,8 @@ const rank = (p: CoverageProblem) => (p.kind === 'gap' ? p.partition : -1);
 /** One line per problem, for the operator: topic, partition, the offsets missing and why. */
 export function describeProblem(topic: string, p: CoverageProblem, group: string): string {
   if (p.kind === 'no-sink-position') {
-    const hint = p.groupsOnTopic.length > 0 ? `; groups with positions on it: ${p.groupsOnTopic.join(', ')} (pass the live sink's with --group)` : '';
+    const hint =
+      p.groupsOnTopic.length > 0 ? `; groups with positions on it: ${p.groupsOnTopic.join(', ')} (pass the live sink's with --group)` : '';
     return `sink_offsets holds no position of group ${group} on ${topic}, yet inventario_historico holds ${p.liveRows} rows: nothing says which events built them${hint}`;
   }
   const range = `offsets ${p.from} to ${p.to - 1n} (${p.to - p.from} events)`;

@@ -43,10 +43,27 @@
 import type { InventoryChange, InventoryRow, PhantomAlert, Venta } from '../core/records.ts';
 import type { TopicName } from '../core/topics.ts';
 import {
-  ALERTAS_COLUMNS, ETL_RUNS_COLUMNS, HISTORICO_CLOSE_COLUMNS, INVENTARIO_ACTUAL_COLUMNS, INVENTARIO_HISTORICO_COLUMNS, INVENTARIO_KEY_COLUMNS,
-  PRODUCTOS_COLUMNS, SinkBatchError, toColumns, VENTAS_COLUMNS,
-  type AlertaEstado, type AlertaRow, type Columns, type EtlRun, type EtlRunRow, type HistoricoCloseRow, type InventarioActualRow,
-  type InventarioHistoricoRow, type InventarioKey, type ProductoRow, type VentaRow,
+  ALERTAS_COLUMNS,
+  ETL_RUNS_COLUMNS,
+  HISTORICO_CLOSE_COLUMNS,
+  INVENTARIO_ACTUAL_COLUMNS,
+  INVENTARIO_HISTORICO_COLUMNS,
+  INVENTARIO_KEY_COLUMNS,
+  PRODUCTOS_COLUMNS,
+  SinkBatchError,
+  toColumns,
+  VENTAS_COLUMNS,
+  type AlertaEstado,
+  type AlertaRow,
+  type Columns,
+  type EtlRun,
+  type EtlRunRow,
+  type HistoricoCloseRow,
+  type InventarioActualRow,
+  type InventarioHistoricoRow,
+  type InventarioKey,
+  type ProductoRow,
+  type VentaRow,
 } from './sink-rows.ts';
 
 // The row types and column lists live in sinks/sink-rows.ts; their names stay importable from here.
@@ -66,7 +83,8 @@ const isInstant = (d: unknown): d is Date => d instanceof Date && !Number.isNaN(
 export const inventarioKey = (k: InventarioKey): string => `${k.ubicacion_id}/${k.deposito}/${k.producto_id}`;
 
 export function checkChange(c: InventoryChange, index: number): void {
-  const fail = (field: string, problem: string, value?: unknown) => new SinkBatchError(CHANGES, inventarioKey(c), field, index, problem, value);
+  const fail = (field: string, problem: string, value?: unknown) =>
+    new SinkBatchError(CHANGES, inventarioKey(c), field, index, problem, value);
   if (c.op !== 'c' && c.op !== 'u' && c.op !== 'd') throw fail('op', `"${String(c.op)}" is not c, u or d`, c.op);
   for (const field of ['ubicacion_id', 'deposito', 'producto_id'] as const) {
     if (typeof c[field] !== 'string' || c[field] === '') throw fail(field, 'is empty', c[field]);
@@ -79,8 +97,10 @@ export function checkChange(c: InventoryChange, index: number): void {
   }
   if (!c.after) throw fail('after', `op ${c.op} without an after row`, null);
   // The row is written under the envelope's key; an after of another product would land there.
-  if (c.after.deposito !== c.deposito) throw fail('after.deposito', `is ${c.after.deposito}, the key says ${c.deposito}`, c.after.deposito);
-  if (c.after.producto_id !== c.producto_id) throw fail('after.producto_id', `is ${c.after.producto_id}, the key says ${c.producto_id}`, c.after.producto_id);
+  if (c.after.deposito !== c.deposito)
+    throw fail('after.deposito', `is ${c.after.deposito}, the key says ${c.deposito}`, c.after.deposito);
+  if (c.after.producto_id !== c.producto_id)
+    throw fail('after.producto_id', `is ${c.after.producto_id}, the key says ${c.producto_id}`, c.after.producto_id);
 }
 
 const monthStart = (d: Date): number => Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
@@ -121,7 +141,14 @@ export function planInventory(changes: readonly InventoryChange[]): InventoryPla
     if (!prev || c.taken_at.getTime() > prev.taken_at.getTime()) steps.push(c);
     else if (c.taken_at.getTime() === prev.taken_at.getTime()) steps[steps.length - 1] = c;
     else {
-      throw new SinkBatchError(CHANGES, key, 'taken_at', index, `${c.taken_at.toISOString()} is before ${prev.taken_at.toISOString()}, the key's previous change in this batch`, c.taken_at);
+      throw new SinkBatchError(
+        CHANGES,
+        key,
+        'taken_at',
+        index,
+        `${c.taken_at.toISOString()} is before ${prev.taken_at.toISOString()}, the key's previous change in this batch`,
+        c.taken_at,
+      );
     }
     if (c.after && !(c.op === 'u' && c.before && sameCatalogue(c.before, c.after))) {
       const seen = productos.get(c.producto_id);
@@ -143,7 +170,14 @@ export function planInventory(changes: readonly InventoryChange[]): InventoryPla
     closes.push({ ...key, valid_to: first.taken_at });
     steps.forEach((c, i) => {
       if (!c.after) return;
-      opens.push({ ...key, ...values(c.after), op: c.op as 'c' | 'u', snapshot_id: c.snapshot_id, valid_from: c.taken_at, valid_to: steps[i + 1]?.taken_at ?? null });
+      opens.push({
+        ...key,
+        ...values(c.after),
+        op: c.op as 'c' | 'u',
+        snapshot_id: c.snapshot_id,
+        valid_from: c.taken_at,
+        valid_to: steps[i + 1]?.taken_at ?? null,
+      });
       months.add(monthStart(c.taken_at));
     });
   }
@@ -167,9 +201,17 @@ function productoRow(c: InventoryChange, r: InventoryRow): ProductoRow {
 
 /** The two rows describe the product alike (every productos field but where and when). */
 function sameCatalogue(a: InventoryRow, b: InventoryRow): boolean {
-  return a.descripcion === b.descripcion && a.codigo_barras === b.codigo_barras && a.departamento_codigo === b.departamento_codigo &&
-    a.departamento_nombre === b.departamento_nombre && a.grupo_codigo === b.grupo_codigo && a.grupo_nombre === b.grupo_nombre &&
-    a.subgrupo_codigo === b.subgrupo_codigo && a.subgrupo_nombre === b.subgrupo_nombre && a.unidad === b.unidad;
+  return (
+    a.descripcion === b.descripcion &&
+    a.codigo_barras === b.codigo_barras &&
+    a.departamento_codigo === b.departamento_codigo &&
+    a.departamento_nombre === b.departamento_nombre &&
+    a.grupo_codigo === b.grupo_codigo &&
+    a.grupo_nombre === b.grupo_nombre &&
+    a.subgrupo_codigo === b.subgrupo_codigo &&
+    a.subgrupo_nombre === b.subgrupo_nombre &&
+    a.unidad === b.unidad
+  );
 }
 
 /** What productos keeps of an inventory row, besides where and when it was seen. */
@@ -209,7 +251,10 @@ export const ventaKeyOf = (v: Venta): string => `${v.linea.ubicacion_id}/${v.lin
  * the records were batched. The sink computes this in SQL (LEFT JOIN ventas in the INSERT's
  * SELECT: `cur.version + v.version - (cur.fingerprint = v.first_fingerprint)::int`).
  */
-export function nextVentaVersion(stored: { version: number; fingerprint: string } | undefined, planned: { version: number; first_fingerprint: string }): number {
+export function nextVentaVersion(
+  stored: { version: number; fingerprint: string } | undefined,
+  planned: { version: number; first_fingerprint: string },
+): number {
   if (!stored) return planned.version;
   return stored.version + planned.version - (stored.fingerprint === planned.first_fingerprint ? 1 : 0);
 }
@@ -230,14 +275,33 @@ export function planVentas(ventas: readonly Venta[]): VentasPlan {
     const seen = lines.get(key);
     const version = !seen ? 1 : seen.row.version + (seen.row.fingerprint === v.fingerprint ? 0 : 1);
     const row: VentaRow = {
-      ubicacion_id: l.ubicacion_id, numero_factura: l.numero_factura, linea: l.linea, fecha: l.fecha, fecha_hora: l.fecha_hora,
-      producto_id: l.producto_id, cantidad: l.cantidad, precio_unitario: l.precio_unitario, descuento: l.descuento, total: l.total,
-      caja: l.caja, anulada: l.anulada, fingerprint: v.fingerprint, first_seen_at: v.first_seen_at, extracted_at: v.extracted_at, version,
+      ubicacion_id: l.ubicacion_id,
+      numero_factura: l.numero_factura,
+      linea: l.linea,
+      fecha: l.fecha,
+      fecha_hora: l.fecha_hora,
+      producto_id: l.producto_id,
+      cantidad: l.cantidad,
+      precio_unitario: l.precio_unitario,
+      descuento: l.descuento,
+      total: l.total,
+      caja: l.caja,
+      anulada: l.anulada,
+      fingerprint: v.fingerprint,
+      first_seen_at: v.first_seen_at,
+      extracted_at: v.extracted_at,
+      version,
     };
     lines.set(key, { row, first: seen?.first ?? v.fingerprint });
   });
   const all = [...lines.values()];
-  return { upserts: toColumns(VENTAS_COLUMNS, all.map((l) => l.row)), first_fingerprint: all.map((l) => l.first) };
+  return {
+    upserts: toColumns(
+      VENTAS_COLUMNS,
+      all.map((l) => l.row),
+    ),
+    first_fingerprint: all.map((l) => l.first),
+  };
 }
 
 /**
@@ -256,7 +320,8 @@ export interface AlertasPlan {
   open: Columns<AlertaRow>;
 }
 
-export const alertProductKey = (a: Pick<PhantomAlert, 'ubicacion_id' | 'deposito' | 'producto_id'>): string => `${a.ubicacion_id}/${a.deposito}/${a.producto_id}`;
+export const alertProductKey = (a: Pick<PhantomAlert, 'ubicacion_id' | 'deposito' | 'producto_id'>): string =>
+  `${a.ubicacion_id}/${a.deposito}/${a.producto_id}`;
 
 /**
  * The last record of each alert_id, split by final status. Two different alerts both left
@@ -269,21 +334,38 @@ export function planAlertas(alerts: readonly PhantomAlert[]): AlertasPlan {
   alerts.forEach((a, index) => {
     const key = alertProductKey(a);
     if (!a.alert_id) throw new SinkBatchError(topic, key, 'alert_id', index, 'is empty', a.alert_id);
-    if (a.status !== 'OPEN' && a.status !== 'RESOLVED') throw new SinkBatchError(topic, key, 'status', index, `"${String(a.status)}" is not OPEN or RESOLVED`, a.status);
+    if (a.status !== 'OPEN' && a.status !== 'RESOLVED')
+      throw new SinkBatchError(topic, key, 'status', index, `"${String(a.status)}" is not OPEN or RESOLVED`, a.status);
     // alertas.confianza has a CHECK: a bad value would abort the whole transaction, every retry.
     if (!Number.isFinite(a.confidence) || a.confidence < 0 || a.confidence > 1) {
       throw new SinkBatchError(topic, key, 'confidence', index, `${a.confidence} is not between 0 and 1`, a.confidence);
     }
     const seen = last.get(a.alert_id);
     if (seen && alertProductKey(seen.row) !== key) {
-      throw new SinkBatchError(topic, key, 'alert_id', index, `alert ${a.alert_id} belonged to ${alertProductKey(seen.row)} earlier in this batch`, a.alert_id);
+      throw new SinkBatchError(
+        topic,
+        key,
+        'alert_id',
+        index,
+        `alert ${a.alert_id} belonged to ${alertProductKey(seen.row)} earlier in this batch`,
+        a.alert_id,
+      );
     }
     last.set(a.alert_id, {
       index,
       row: {
-        alert_id: a.alert_id, ubicacion_id: a.ubicacion_id, deposito: a.deposito, producto_id: a.producto_id, regla: a.rule,
-        confianza: a.confidence, estado: a.status, resumen: a.summary, evidencia: JSON.stringify(a.evidence),
-        abierta_en: a.opened_at, actualizada_en: a.updated_at, resuelta_en: a.status === 'RESOLVED' ? a.updated_at : null,
+        alert_id: a.alert_id,
+        ubicacion_id: a.ubicacion_id,
+        deposito: a.deposito,
+        producto_id: a.producto_id,
+        regla: a.rule,
+        confianza: a.confidence,
+        estado: a.status,
+        resumen: a.summary,
+        evidencia: JSON.stringify(a.evidence),
+        abierta_en: a.opened_at,
+        actualizada_en: a.updated_at,
+        resuelta_en: a.status === 'RESOLVED' ? a.updated_at : null,
       },
     });
   });
@@ -299,7 +381,14 @@ export function planAlertas(alerts: readonly PhantomAlert[]): AlertasPlan {
     const other = openByProduct.get(key);
     if (other) {
       const later = Math.max(index, other.index);
-      throw new SinkBatchError(topic, key, 'status', later, `alerts ${other.alertId} and ${row.alert_id} both end this batch OPEN for one product`, 'OPEN');
+      throw new SinkBatchError(
+        topic,
+        key,
+        'status',
+        later,
+        `alerts ${other.alertId} and ${row.alert_id} both end this batch OPEN for one product`,
+        'OPEN',
+      );
     }
     openByProduct.set(key, { alertId: row.alert_id, index });
     open.push(row);
@@ -339,8 +428,17 @@ export function planEtlRuns(runs: readonly EtlRun[]): Columns<EtlRunRow> {
     if (!r.run_id) throw new SinkBatchError('ops.etl-runs', topicKey, 'run_id', index, 'is empty', r.run_id);
     if (!r.ubicacion_id) throw new SinkBatchError('ops.etl-runs', topicKey, 'ubicacion_id', index, 'is empty', r.ubicacion_id);
     last.set(`${r.run_id}/${r.ubicacion_id}`, {
-      run_id: r.run_id, ubicacion_id: r.ubicacion_id, job: r.job, status: r.status, rows: r.rows, started_at: r.started_at,
-      finished_at: r.finished_at, snapshot_id: r.snapshot_id, fecha: r.fecha, error_class: r.error_class, error_message: r.error_message,
+      run_id: r.run_id,
+      ubicacion_id: r.ubicacion_id,
+      job: r.job,
+      status: r.status,
+      rows: r.rows,
+      started_at: r.started_at,
+      finished_at: r.finished_at,
+      snapshot_id: r.snapshot_id,
+      fecha: r.fecha,
+      error_class: r.error_class,
+      error_message: r.error_message,
     });
   });
   return toColumns(ETL_RUNS_COLUMNS, last.values());

@@ -26,7 +26,15 @@ export class SinkBatchError extends FluxionError {
   /** Position of the offending record in the batch given to the planner. */
   readonly index: number;
 
-  constructor(topic: TopicName, key: string, field: string, index: number, problem: string, value?: unknown, options: FluxionErrorOptions = {}) {
+  constructor(
+    topic: TopicName,
+    key: string,
+    field: string,
+    index: number,
+    problem: string,
+    value?: unknown,
+    options: FluxionErrorOptions = {},
+  ) {
     super(`${topic} key ${key} (record ${index} of the batch): ${field}: ${problem}`, {
       code: 'SINK_BATCH',
       retriable: false,
@@ -84,7 +92,16 @@ export interface InventarioHistoricoRow extends InventarioKey {
 /** productos: the catalogue fields of an inventory row, with where and when it was last seen. */
 export type ProductoRow = Pick<
   InventoryRow,
-  'producto_id' | 'descripcion' | 'codigo_barras' | 'departamento_codigo' | 'departamento_nombre' | 'grupo_codigo' | 'grupo_nombre' | 'subgrupo_codigo' | 'subgrupo_nombre' | 'unidad'
+  | 'producto_id'
+  | 'descripcion'
+  | 'codigo_barras'
+  | 'departamento_codigo'
+  | 'departamento_nombre'
+  | 'grupo_codigo'
+  | 'grupo_nombre'
+  | 'subgrupo_codigo'
+  | 'subgrupo_nombre'
+  | 'unidad'
 > & { visto_en: Date; ubicacion_id: string };
 
 /** ventas: the line's fields plus what the dedupe added (the column order is VENTAS_COLUMNS). */
@@ -125,27 +142,90 @@ export type EtlRunRow = EtlRun;
 
 export const INVENTARIO_KEY_COLUMNS = columnList<InventarioKey>()(['ubicacion_id', 'deposito', 'producto_id']);
 export const INVENTARIO_ACTUAL_COLUMNS = columnList<InventarioActualRow>()([
-  'ubicacion_id', 'deposito', 'producto_id', 'cantidad', 'costo', 'precio', 'activo', 'snapshot_id', 'taken_at',
+  'ubicacion_id',
+  'deposito',
+  'producto_id',
+  'cantidad',
+  'costo',
+  'precio',
+  'activo',
+  'snapshot_id',
+  'taken_at',
 ]);
 export const HISTORICO_CLOSE_COLUMNS = columnList<HistoricoCloseRow>()(['ubicacion_id', 'deposito', 'producto_id', 'valid_to']);
 export const INVENTARIO_HISTORICO_COLUMNS = columnList<InventarioHistoricoRow>()([
-  'ubicacion_id', 'deposito', 'producto_id', 'cantidad', 'costo', 'precio', 'activo', 'op', 'snapshot_id', 'valid_from', 'valid_to',
+  'ubicacion_id',
+  'deposito',
+  'producto_id',
+  'cantidad',
+  'costo',
+  'precio',
+  'activo',
+  'op',
+  'snapshot_id',
+  'valid_from',
+  'valid_to',
 ]);
 export const PRODUCTOS_COLUMNS = columnList<ProductoRow>()([
-  'producto_id', 'descripcion', 'codigo_barras', 'departamento_codigo', 'departamento_nombre', 'grupo_codigo', 'grupo_nombre',
-  'subgrupo_codigo', 'subgrupo_nombre', 'unidad', 'visto_en', 'ubicacion_id',
+  'producto_id',
+  'descripcion',
+  'codigo_barras',
+  'departamento_codigo',
+  'departamento_nombre',
+  'grupo_codigo',
+  'grupo_nombre',
+  'subgrupo_codigo',
+  'subgrupo_nombre',
+  'unidad',
+  'visto_en',
+  'ubicacion_id',
 ]);
 export const VENTAS_COLUMNS = columnList<VentaRow>()([
-  'ubicacion_id', 'numero_factura', 'linea', 'fecha', 'fecha_hora', 'producto_id', 'cantidad', 'precio_unitario', 'descuento', 'total',
-  'caja', 'anulada', 'fingerprint', 'first_seen_at', 'extracted_at', 'version',
+  'ubicacion_id',
+  'numero_factura',
+  'linea',
+  'fecha',
+  'fecha_hora',
+  'producto_id',
+  'cantidad',
+  'precio_unitario',
+  'descuento',
+  'total',
+  'caja',
+  'anulada',
+  'fingerprint',
+  'first_seen_at',
+  'extracted_at',
+  'version',
 ]);
 export const ALERTAS_COLUMNS = columnList<AlertaRow>()([
-  'alert_id', 'ubicacion_id', 'deposito', 'producto_id', 'regla', 'confianza', 'estado', 'resumen', 'evidencia', 'abierta_en', 'actualizada_en', 'resuelta_en',
+  'alert_id',
+  'ubicacion_id',
+  'deposito',
+  'producto_id',
+  'regla',
+  'confianza',
+  'estado',
+  'resumen',
+  'evidencia',
+  'abierta_en',
+  'actualizada_en',
+  'resuelta_en',
 ]);
 /** alertas columns the sink never writes: only `fluxion alertas descartar` does (a dismissal survives every upsert). */
 export const ALERTAS_OPERATOR_COLUMNS = ['nota', 'descartada_por', 'descartada_en'] as const;
 export const ETL_RUNS_COLUMNS = columnList<EtlRunRow>()([
-  'run_id', 'ubicacion_id', 'job', 'status', 'rows', 'started_at', 'finished_at', 'snapshot_id', 'fecha', 'error_class', 'error_message',
+  'run_id',
+  'ubicacion_id',
+  'job',
+  'status',
+  'rows',
+  'started_at',
+  'finished_at',
+  'snapshot_id',
+  'fecha',
+  'error_class',
+  'error_message',
 ]);
 
 export function toColumns<Row>(names: readonly (keyof Row)[], rows: Iterable<Row>): Columns<Row> {

@@ -21,10 +21,24 @@ import type { Logger } from '../core/logger.ts';
 import type { PoolClient } from '../core/postgres.ts';
 import type { InventoryChange, PhantomAlert, Venta } from '../core/records.ts';
 import { dlqTopic, type TopicName } from '../core/topics.ts';
-import { addCounts, emptyCounts, HistoryOrderError, writeAlertas, writeEtlRuns, writeInventory, writeVentas, type WriteCounts } from './postgres-writer.ts';
+import {
+  addCounts,
+  emptyCounts,
+  HistoryOrderError,
+  writeAlertas,
+  writeEtlRuns,
+  writeInventory,
+  writeVentas,
+  type WriteCounts,
+} from './postgres-writer.ts';
 import { planAlertas, planEtlRuns, planInventory, planVentas, SinkBatchError, type EtlRun } from './sink-batch.ts';
 
-export const SINK_TOPICS = ['pos.inventario.changes', 'pos.ventas', 'alerts.phantom-zeros', 'ops.etl-runs'] as const satisfies readonly TopicName[];
+export const SINK_TOPICS = [
+  'pos.inventario.changes',
+  'pos.ventas',
+  'alerts.phantom-zeros',
+  'ops.etl-runs',
+] as const satisfies readonly TopicName[];
 export type SinkTopic = (typeof SINK_TOPICS)[number];
 
 /**
@@ -60,7 +74,12 @@ export interface SliceWriterDeps {
 }
 
 /** Writes one slice through `transaction`; returns the rows written by operation. */
-export type SliceWriter = (batch: ConsumedBatch, slice: ConsumedRecord[], ctx: SliceContext, transaction: SliceTransaction) => Promise<WriteCounts>;
+export type SliceWriter = (
+  batch: ConsumedBatch,
+  slice: ConsumedRecord[],
+  ctx: SliceContext,
+  transaction: SliceTransaction,
+) => Promise<WriteCounts>;
 
 export function createSliceWriter(deps: SliceWriterDeps): SliceWriter {
   const log = deps.logger;
@@ -82,7 +101,11 @@ export function createSliceWriter(deps: SliceWriterDeps): SliceWriter {
   }
 
   /** The plan of `items`; records the planner refuses move to `rejected` (it is planned again without them). */
-  function planFor(topic: SinkTopic, items: Decoded[], rejected: Rejected[]): { items: Decoded[]; write: (client: PoolClient) => Promise<WriteCounts> } {
+  function planFor(
+    topic: SinkTopic,
+    items: Decoded[],
+    rejected: Rejected[],
+  ): { items: Decoded[]; write: (client: PoolClient) => Promise<WriteCounts> } {
     let current = items;
     for (;;) {
       try {
@@ -115,10 +138,17 @@ export function createSliceWriter(deps: SliceWriterDeps): SliceWriter {
   async function sendDlq(topic: string, rejected: Rejected[]): Promise<void> {
     if (rejected.length === 0) return;
     for (const r of rejected) {
-      log.warn({ topic, partition: r.record.partition, offset: r.record.offset, sqlstate: r.sqlstate, err: errorMessage(r.err) }, 'record sent to the DLQ');
+      log.warn(
+        { topic, partition: r.record.partition, offset: r.record.offset, sqlstate: r.sqlstate, err: errorMessage(r.err) },
+        'record sent to the DLQ',
+      );
     }
-    await deps.dlqProducer().send(dlqTopic(topic), rejected.map((r) => dlqRecord(r.record, r.err, r.sqlstate ? { sqlstate: r.sqlstate } : {})));
-    for (const r of rejected) deps.dlqSent(deps.topicOf.get(topic)!, r.sqlstate ? 'postgres' : r.err instanceof SinkBatchError ? 'plan' : 'decode');
+    await deps.dlqProducer().send(
+      dlqTopic(topic),
+      rejected.map((r) => dlqRecord(r.record, r.err, r.sqlstate ? { sqlstate: r.sqlstate } : {})),
+    );
+    for (const r of rejected)
+      deps.dlqSent(deps.topicOf.get(topic)!, r.sqlstate ? 'postgres' : r.err instanceof SinkBatchError ? 'plan' : 'decode');
   }
 
   return async (batch, slice, ctx, transaction) => {
@@ -138,7 +168,10 @@ export function createSliceWriter(deps: SliceWriterDeps): SliceWriter {
         if (!isDataError(err)) throw err;
         // PostgreSQL refused some row of the set: find it by writing the records one by one,
         // each under a savepoint, and set aside those it refuses.
-        log.warn({ topic, partition, from: slice[0]!.offset, to: slice.at(-1)!.offset, sqlstate: sqlstateOf(err), err: errorMessage(err) }, 'PostgreSQL refused the batch: writing it record by record to find the bad one');
+        log.warn(
+          { topic, partition, from: slice[0]!.offset, to: slice.at(-1)!.offset, sqlstate: sqlstateOf(err), err: errorMessage(err) },
+          'PostgreSQL refused the batch: writing it record by record to find the bad one',
+        );
         deps.retried('record_by_record');
         return transaction(async (client) => {
           const total = emptyCounts();

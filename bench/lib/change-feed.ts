@@ -20,7 +20,11 @@ export async function publishChanges(p: TestPipeline, byStore: InventoryChange[]
   try {
     const batches: OutgoingRecord[][] = [];
     for (const changes of byStore) {
-      const records: OutgoingRecord[] = changes.map((c) => ({ ubicacionId: c.ubicacion_id, key: `${c.ubicacion_id}/${c.deposito}/${c.producto_id}`, value: codec.encode(c) }));
+      const records: OutgoingRecord[] = changes.map((c) => ({
+        ubicacionId: c.ubicacion_id,
+        key: `${c.ubicacion_id}/${c.deposito}/${c.producto_id}`,
+        value: codec.encode(c),
+      }));
       for (let i = 0; i < records.length; i += SEND_RECORDS) batches.push(records.slice(i, i + SEND_RECORDS));
     }
     // One transaction per batch; returns once every commit marker is written (readable).
@@ -30,10 +34,14 @@ export async function publishChanges(p: TestPipeline, byStore: InventoryChange[]
   }
   const last = new Map<number, bigint>();
   let read = 0;
-  await p.kafka.readToEnd(topic, Array.from({ length: partitions }, (_, i) => i), (r) => {
-    read++;
-    last.set(r.partition, BigInt(r.offset));
-  });
+  await p.kafka.readToEnd(
+    topic,
+    Array.from({ length: partitions }, (_, i) => i),
+    (r) => {
+      read++;
+      last.set(r.partition, BigInt(r.offset));
+    },
+  );
   const expected = byStore.reduce((s, c) => s + c.length, 0);
   if (read !== expected) throw new Error(`${topic} holds ${read} committed records, ${expected} were published`);
   return new Map([...last].map(([partition, offset]) => [partition, offset + 1n]));

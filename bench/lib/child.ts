@@ -69,9 +69,13 @@ export function startChild(name: string, args: string[], env: NodeJS.ProcessEnv,
         } catch {
           continue;
         }
-        if (typeof line.rows === 'number' && typeof line.records === 'number' && line.msg === undefined) progress = { rows: line.rows, records: line.records };
+        if (typeof line.rows === 'number' && typeof line.records === 'number' && line.msg === undefined)
+          progress = { rows: line.rows, records: line.records };
         else lines.push({ at, line });
-        if (line.level === 'warn' || line.level === 'error' || line.level === 'fatal') warnings.push(`${line.level}: ${String(line.msg)}${line.err ? ` (${String((line.err as { message?: string }).message ?? line.err)})` : ''}`);
+        if (line.level === 'warn' || line.level === 'error' || line.level === 'fatal')
+          warnings.push(
+            `${line.level}: ${String(line.msg)}${line.err ? ` (${String((line.err as { message?: string }).message ?? line.err)})` : ''}`,
+          );
       }
       for (const w of waiters.splice(0)) w();
     });

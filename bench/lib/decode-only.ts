@@ -25,7 +25,13 @@ export async function decodeOnlyChild(topic: string, schemaTopic: TopicName, gro
   const registry = createRegistry({ url: requireSchemaRegistryUrl(config) });
   const codec = await createTopicCodec<SnapshotChunk | VentaRaw>(registry, schemaTopic, topic);
   const rowsOf = schemaTopic === 'pos.inventario.snapshots' ? (v: SnapshotChunk | VentaRaw) => (v as SnapshotChunk).rows.length : () => 1;
-  const consumer = await kafka.consumer({ groupId: group, readCommitted: true, sessionTimeoutMs: config.processors.sessionTimeoutMs, maxBytes: FETCH_BYTES, crashOnFailure: true });
+  const consumer = await kafka.consumer({
+    groupId: group,
+    readCommitted: true,
+    sessionTimeoutMs: config.processors.sessionTimeoutMs,
+    maxBytes: FETCH_BYTES,
+    crashOnFailure: true,
+  });
   let rows = 0;
   let records = 0;
   // The same line the stream runtime logs, so the parent times both from the same event.

@@ -12,10 +12,7 @@ import { topicName, type TopicName } from '../../core/topics.ts';
 import type { Child } from './child.ts';
 import { procCpuSeconds, procStatusKb, resetPeakRss } from './proc.ts';
 import { percentile, round } from './stats.ts';
-import {
-  longLived,
-  runExtract,
-} from './e2e-processes.ts';
+import { longLived, runExtract } from './e2e-processes.ts';
 import {
   type Deadline,
   groupReached,
@@ -60,7 +57,27 @@ export interface CycleContext {
 
 /** One cycle: ours timed stage by stage, then the replaced system and the COPY ceiling on the same state. */
 export async function runCycle(c: CycleContext): Promise<Record<string, unknown>> {
-  const { cycle, simulatedFecha, logDir, procs, simPids, svc, db, prefix, scrapeAll, concurrency, env, nodeArgs, tracker, admin, groups, stores, legacyClient, legacyStyle, legacyBatch } = c;
+  const {
+    cycle,
+    simulatedFecha,
+    logDir,
+    procs,
+    simPids,
+    svc,
+    db,
+    prefix,
+    scrapeAll,
+    concurrency,
+    env,
+    nodeArgs,
+    tracker,
+    admin,
+    groups,
+    stores,
+    legacyClient,
+    legacyStyle,
+    legacyBatch,
+  } = c;
   const topic = (t: TopicName) => topicName(t, prefix);
   const fecha = await simulatedFecha();
   const cycleDir = join(logDir, `cycle-${cycle}`);
@@ -84,16 +101,34 @@ export async function runCycle(c: CycleContext): Promise<Record<string, unknown>
   // Ours: both extractions at once, then every stage to the end of its input.
   const t0 = performance.now();
   const [inv, ven] = await Promise.all([
-    runExtract('extract-inventario', ['extract', 'inventario', '--todas', '--concurrency', String(concurrency)], env, nodeArgs('extract-inventario'), cycleDir),
-    c.withVentas ? runExtract('extract-ventas', ['extract', 'ventas', '--todas', '--fecha', fecha, '--concurrency', String(concurrency)], env, nodeArgs('extract-ventas'), cycleDir) : Promise.resolve(null),
+    runExtract(
+      'extract-inventario',
+      ['extract', 'inventario', '--todas', '--concurrency', String(concurrency)],
+      env,
+      nodeArgs('extract-inventario'),
+      cycleDir,
+    ),
+    c.withVentas
+      ? runExtract(
+          'extract-ventas',
+          ['extract', 'ventas', '--todas', '--fecha', fecha, '--concurrency', String(concurrency)],
+          env,
+          nodeArgs('extract-ventas'),
+          cycleDir,
+        )
+      : Promise.resolve(null),
   ]);
   const tExtracted = performance.now();
-  for (const x of [inv, ven]) if (x && x.code !== 0) throw new Error(`cycle ${cycle}: ${x.log} exited ${x.code}${x.failed.length ? `: failed stores ${x.failed.join(', ')}` : ''}`);
+  for (const x of [inv, ven])
+    if (x && x.code !== 0)
+      throw new Error(`cycle ${cycle}: ${x.log} exited ${x.code}${x.failed.length ? `: failed stores ${x.failed.join(', ')}` : ''}`);
   const ends = (t: TopicName) => tracker.ends(topic(t));
   const snapshotsEnd = ends('pos.inventario.snapshots');
   const ventasRawEnd = ends('pos.ventas.raw');
   const etlEnd = ends('ops.etl-runs');
-  const differDone = snapshotsEnd.then((e) => groupReached(admin, groups.differ, topic('pos.inventario.snapshots'), e, procs.differ, deadline));
+  const differDone = snapshotsEnd.then((e) =>
+    groupReached(admin, groups.differ, topic('pos.inventario.snapshots'), e, procs.differ, deadline),
+  );
   const dedupeDone = ventasRawEnd.then((e) => groupReached(admin, groups.dedupe, topic('pos.ventas.raw'), e, procs.dedupe, deadline));
   const changesEnd = differDone.then(() => ends('pos.inventario.changes'));
   const ventasEnd = dedupeDone.then(() => ends('pos.ventas'));
@@ -102,8 +137,14 @@ export async function runCycle(c: CycleContext): Promise<Record<string, unknown>
     ventasEnd.then((e) => groupReached(admin, groups.phantom, topic('pos.ventas'), e, procs.phantom, deadline)),
   ]).then((ts) => Math.max(...ts));
   const alertsEnd = phantomDone.then(() => ends('alerts.phantom-zeros'));
-  const sinkAt = (t: TopicName, e: Promise<Map<number, bigint>>) => e.then((x) => sinkReached(db, groups.sink, topic(t), x, procs.sink, deadline));
-  const sinkDone = Promise.all([sinkAt('pos.inventario.changes', changesEnd), sinkAt('pos.ventas', ventasEnd), sinkAt('ops.etl-runs', etlEnd), sinkAt('alerts.phantom-zeros', alertsEnd)]).then((ts) => Math.max(...ts));
+  const sinkAt = (t: TopicName, e: Promise<Map<number, bigint>>) =>
+    e.then((x) => sinkReached(db, groups.sink, topic(t), x, procs.sink, deadline));
+  const sinkDone = Promise.all([
+    sinkAt('pos.inventario.changes', changesEnd),
+    sinkAt('pos.ventas', ventasEnd),
+    sinkAt('ops.etl-runs', etlEnd),
+    sinkAt('alerts.phantom-zeros', alertsEnd),
+  ]).then((ts) => Math.max(...ts));
   const [tDiffer, tDedupe, tPhantom, tSink] = await Promise.all([differDone, dedupeDone, phantomDone, sinkDone]);
   const tEnd = Math.max(tSink, tPhantom);
 
@@ -114,7 +155,9 @@ export async function runCycle(c: CycleContext): Promise<Record<string, unknown>
   cpu0.bench = 0;
   const pgCpu = pgSampler.pids().reduce((s, p) => s + procCpuSeconds(p) - (pgCpu0.get(p) ?? 0), 0);
   const pgMem = pgSampler.stop();
-  const peaks: Record<string, number> = Object.fromEntries(Object.entries(watched).map(([k, pid]) => [k, Math.round(procStatusKb(pid, 'VmHWM') / 1024)]));
+  const peaks: Record<string, number> = Object.fromEntries(
+    Object.entries(watched).map(([k, pid]) => [k, Math.round(procStatusKb(pid, 'VmHWM') / 1024)]),
+  );
   for (const [k, c] of Object.entries(procs)) peaks[k] = Math.round(c.peakRssMb());
   const split = Object.fromEntries(Object.entries(procs).map(([k, c]) => [k, c.peakRssSplitMb()]));
   const metrics1 = await scrapeAll();
@@ -126,7 +169,10 @@ export async function runCycle(c: CycleContext): Promise<Record<string, unknown>
   const freshness: number[] = [];
   let unchangedStores = 0;
   for (const s of inv.stores) {
-    const r = await db.query<{ t: Date | null }>('SELECT max(actualizado_en) AS t FROM inventario_actual WHERE ubicacion_id = $1 AND snapshot_id = $2', [s.ubicacion, s.snapshotId]);
+    const r = await db.query<{ t: Date | null }>(
+      'SELECT max(actualizado_en) AS t FROM inventario_actual WHERE ubicacion_id = $1 AND snapshot_id = $2',
+      [s.ubicacion, s.snapshotId],
+    );
     const t = r.rows[0]?.t;
     if (t) freshness.push(Math.max(0, t.getTime() - s.at) / 1000);
     else unchangedStores++;
@@ -151,15 +197,47 @@ export async function runCycle(c: CycleContext): Promise<Record<string, unknown>
   const ourRowsWritten = Object.values(rowsWritten).reduce((s, n) => s + n, 0);
   const legacyTotal = readSeconds + write.seconds;
   const stage = (rows: number, done: number, upstream: number, cpu: number | null, rss: number | null): StageFigures => ({
-    rows, done_seconds: round((done - t0) / 1000), rows_per_second: Math.round(rows / Math.max(0.001, (done - t0) / 1000)), tail_seconds: round((done - upstream) / 1000),
-    cpu_seconds: cpu === null ? null : round(cpu), peak_rss_mb: rss,
+    rows,
+    done_seconds: round((done - t0) / 1000),
+    rows_per_second: Math.round(rows / Math.max(0.001, (done - t0) / 1000)),
+    tail_seconds: round((done - upstream) / 1000),
+    cpu_seconds: cpu === null ? null : round(cpu),
+    peak_rss_mb: rss,
   });
   const stages = {
-    extract: { ...stage(extractRows, tExtracted, t0, (inv.cpuSeconds ?? 0) + (ven?.cpuSeconds ?? 0), Math.round(Math.max(inv.peakRssMb ?? 0, ven?.peakRssMb ?? 0))), inventario_rows: inv.rows, ventas_lines: ven?.rows ?? 0, inventario_seconds: round(inv.wallSeconds), ventas_seconds: round(ven?.wallSeconds ?? 0), inventario_startup_seconds: inv.startupSeconds, ventas_startup_seconds: ven?.startupSeconds ?? null, inventario_cpu_seconds: inv.cpuSeconds === null ? null : round(inv.cpuSeconds), ventas_cpu_seconds: ven?.cpuSeconds == null ? null : round(ven.cpuSeconds), inventario_peak_rss_mb: inv.peakRssMb === null ? null : Math.round(inv.peakRssMb), ventas_peak_rss_mb: ven?.peakRssMb == null ? null : Math.round(ven.peakRssMb) },
-    differ: { ...stage(inv.rows, tDiffer, tExtracted, cpu1.differ! - cpu0.differ!, peaks.differ!), changes_out: m.differ_changes ?? 0, chunks_in: m.differ_in ?? 0 },
+    extract: {
+      ...stage(
+        extractRows,
+        tExtracted,
+        t0,
+        (inv.cpuSeconds ?? 0) + (ven?.cpuSeconds ?? 0),
+        Math.round(Math.max(inv.peakRssMb ?? 0, ven?.peakRssMb ?? 0)),
+      ),
+      inventario_rows: inv.rows,
+      ventas_lines: ven?.rows ?? 0,
+      inventario_seconds: round(inv.wallSeconds),
+      ventas_seconds: round(ven?.wallSeconds ?? 0),
+      inventario_startup_seconds: inv.startupSeconds,
+      ventas_startup_seconds: ven?.startupSeconds ?? null,
+      inventario_cpu_seconds: inv.cpuSeconds === null ? null : round(inv.cpuSeconds),
+      ventas_cpu_seconds: ven?.cpuSeconds == null ? null : round(ven.cpuSeconds),
+      inventario_peak_rss_mb: inv.peakRssMb === null ? null : Math.round(inv.peakRssMb),
+      ventas_peak_rss_mb: ven?.peakRssMb == null ? null : Math.round(ven.peakRssMb),
+    },
+    differ: {
+      ...stage(inv.rows, tDiffer, tExtracted, cpu1.differ! - cpu0.differ!, peaks.differ!),
+      changes_out: m.differ_changes ?? 0,
+      chunks_in: m.differ_in ?? 0,
+    },
     dedupe: { ...stage(m.dedupe_in ?? 0, tDedupe, tExtracted, cpu1.dedupe! - cpu0.dedupe!, peaks.dedupe!), lines_out: m.dedupe_out ?? 0 },
-    phantom: { ...stage(m.phantom_in ?? 0, tPhantom, Math.max(tDiffer, tDedupe), cpu1.phantom! - cpu0.phantom!, peaks.phantom!), alerts_out: m.phantom_out ?? 0 },
-    sink: { ...stage(m.sink_records ?? 0, tSink, Math.max(tDiffer, tDedupe, tPhantom), cpu1.sink! - cpu0.sink!, peaks.sink!), rows_by_sink_metric: m.sink_rows ?? 0 },
+    phantom: {
+      ...stage(m.phantom_in ?? 0, tPhantom, Math.max(tDiffer, tDedupe), cpu1.phantom! - cpu0.phantom!, peaks.phantom!),
+      alerts_out: m.phantom_out ?? 0,
+    },
+    sink: {
+      ...stage(m.sink_records ?? 0, tSink, Math.max(tDiffer, tDedupe, tPhantom), cpu1.sink! - cpu0.sink!, peaks.sink!),
+      rows_by_sink_metric: m.sink_rows ?? 0,
+    },
   };
   const kafkaDelta = bytes0 && bytes1 ? deltaOf(bytes1, bytes0) : null;
   const result = {
@@ -173,10 +251,19 @@ export async function runCycle(c: CycleContext): Promise<Record<string, unknown>
       rows_written_by_table: rowsWritten,
       // Rows written to the current-state tables per row whose content changed (a change
       // event): 1.0 when nothing is rewritten unchanged.
-      write_amplification: stages.differ.changes_out ? round(((rowsWritten.inventario_actual ?? 0) + (rowsWritten.productos ?? 0)) / stages.differ.changes_out, 3) : null,
+      write_amplification: stages.differ.changes_out
+        ? round(((rowsWritten.inventario_actual ?? 0) + (rowsWritten.productos ?? 0)) / stages.differ.changes_out, 3)
+        : null,
       kafka_bytes: kafkaDelta ? Object.values(kafkaDelta).reduce((s, n) => s + n, 0) : null,
       kafka_bytes_by_topic: kafkaDelta,
-      freshness_seconds: { stores: freshness.length, stores_without_changed_rows: unchangedStores, p50: round(percentile(freshness, 50)), p95: round(percentile(freshness, 95)), max: freshness.length ? round(Math.max(...freshness)) : null, values: freshness.map((f) => round(f, 3)) },
+      freshness_seconds: {
+        stores: freshness.length,
+        stores_without_changed_rows: unchangedStores,
+        p50: round(percentile(freshness, 50)),
+        p95: round(percentile(freshness, 95)),
+        max: freshness.length ? round(Math.max(...freshness)) : null,
+        values: freshness.map((f) => round(f, 3)),
+      },
       aborted_transactions: m.aborts ?? 0,
     },
     legacy: {
@@ -191,7 +278,12 @@ export async function runCycle(c: CycleContext): Promise<Record<string, unknown>
       read_simulator_cpu_seconds: simCpu,
       write_pg_cpu_seconds: write.pg_cpu_seconds,
     },
-    copy: { seconds: round(copy.seconds, 3), rows: copy.rows_written, rows_per_second: Math.round(copy.rows_written / copy.seconds), pg_cpu_seconds: copy.pg_cpu_seconds },
+    copy: {
+      seconds: round(copy.seconds, 3),
+      rows: copy.rows_written,
+      rows_per_second: Math.round(copy.rows_written / copy.seconds),
+      pg_cpu_seconds: copy.pg_cpu_seconds,
+    },
     ratios: {
       ours_to_legacy_wall: round(wall / legacyTotal),
       ours_to_copy_wall: round(wall / copy.seconds),
@@ -199,7 +291,11 @@ export async function runCycle(c: CycleContext): Promise<Record<string, unknown>
     },
     cpu_seconds: Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, round(v - cpu0[k]!)])),
     postgres: { cpu_seconds: round(pgCpu), peak_rss_sum_mb: pgMem.rss_sum_mb, peak_anon_plus_shared_mb: pgMem.anon_plus_shared_mb },
-    peak_rss_mb: { ...peaks, 'extract-inventario': stages.extract.inventario_peak_rss_mb, 'extract-ventas': stages.extract.ventas_peak_rss_mb },
+    peak_rss_mb: {
+      ...peaks,
+      'extract-inventario': stages.extract.inventario_peak_rss_mb,
+      'extract-ventas': stages.extract.ventas_peak_rss_mb,
+    },
     peak_rss_split_mb: split,
   };
   return result;

@@ -12,7 +12,15 @@ import { createKlkApi } from '../../extractors/klk-api.ts';
 import type { InventoryRow } from '../../extractors/inventory-row.ts';
 import type { VentaLinea } from '../../extractors/venta-line.ts';
 import { INVENTARIO_ACTUAL_COLUMNS } from '../../sinks/sink-batch.ts';
-import { copyField, copyInto, createActualShapedTable, INVENTARIO_ACTUAL_TYPES, INVENTARIO_KEY, unnestUpsert, valuesUpsert } from './pg-writes.ts';
+import {
+  copyField,
+  copyInto,
+  createActualShapedTable,
+  INVENTARIO_ACTUAL_TYPES,
+  INVENTARIO_KEY,
+  unnestUpsert,
+  valuesUpsert,
+} from './pg-writes.ts';
 import { procCpuSeconds } from './proc.ts';
 import { round } from './stats.ts';
 
@@ -24,8 +32,36 @@ export const LEGACY_INV = 'bench_legacy_inventario';
 export const LEGACY_VENTAS = 'bench_legacy_ventas';
 export const COPY_INV = 'bench_copy_inventario';
 export const COPY_VENTAS = 'bench_copy_ventas';
-export const VENTAS_COLUMNS = ['ubicacion_id', 'numero_factura', 'linea', 'fecha', 'fecha_hora', 'producto_id', 'cantidad', 'precio_unitario', 'descuento', 'total', 'caja', 'anulada', 'extracted_at'] as const;
-export const VENTAS_TYPES = ['text', 'text', 'integer', 'date', 'timestamptz', 'text', 'numeric', 'numeric', 'numeric', 'numeric', 'text', 'boolean', 'timestamptz'];
+export const VENTAS_COLUMNS = [
+  'ubicacion_id',
+  'numero_factura',
+  'linea',
+  'fecha',
+  'fecha_hora',
+  'producto_id',
+  'cantidad',
+  'precio_unitario',
+  'descuento',
+  'total',
+  'caja',
+  'anulada',
+  'extracted_at',
+] as const;
+export const VENTAS_TYPES = [
+  'text',
+  'text',
+  'integer',
+  'date',
+  'timestamptz',
+  'text',
+  'numeric',
+  'numeric',
+  'numeric',
+  'numeric',
+  'text',
+  'boolean',
+  'timestamptz',
+];
 export const VENTAS_KEY = ['ubicacion_id', 'numero_factura', 'linea'];
 
 export type Cell = string | number | boolean | Date | null;
@@ -38,12 +74,14 @@ export interface StoreRead {
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]!);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await fn(items[i]!);
+      }
+    }),
+  );
   return results;
 }
 
@@ -55,22 +93,66 @@ export async function legacyRead(stores: Ubicacion[], fecha: string, env: NodeJS
     const snapshotId = randomUUID();
     const takenAt = new Date();
     const inv = new Map<string, Cell[]>();
-    const add = (r: InventoryRow) => inv.set(`${r.deposito}\u0000${r.producto_id}`, [u.id, r.deposito, r.producto_id, r.cantidad, r.costo, r.precio, r.activo, snapshotId, takenAt]);
+    const add = (r: InventoryRow) =>
+      inv.set(`${r.deposito}\u0000${r.producto_id}`, [
+        u.id,
+        r.deposito,
+        r.producto_id,
+        r.cantidad,
+        r.costo,
+        r.precio,
+        r.activo,
+        snapshotId,
+        takenAt,
+      ]);
     const ventas = new Map<string, Cell[]>();
     if (u.pos === 'klk') {
-      const api = createKlkApi({ ubicacionId: u.id, baseUrl: u.klk.baseUrl, apiKey: readSecret(env, u.klk.apiKeyEnv, u.id), apiKeyEnv: u.klk.apiKeyEnv, pageSize: u.klk.pageSize, requestTimeoutMs: u.klk.timeoutMs, retry: DEFAULT_RETRY, signal, logger });
+      const api = createKlkApi({
+        ubicacionId: u.id,
+        baseUrl: u.klk.baseUrl,
+        apiKey: readSecret(env, u.klk.apiKeyEnv, u.id),
+        apiKeyEnv: u.klk.apiKeyEnv,
+        pageSize: u.klk.pageSize,
+        requestTimeoutMs: u.klk.timeoutMs,
+        retry: DEFAULT_RETRY,
+        signal,
+        logger,
+      });
       for (const d of u.depositos) for await (const r of api.inventario(d)) add(r);
       const extractedAt = new Date();
       for await (const l of api.ventas(fecha) as AsyncGenerator<VentaLinea>) {
-        ventas.set(`${l.numero_factura}\u0000${l.linea}`, [u.id, l.numero_factura, l.linea, l.fecha, l.fecha_hora, l.producto_id, l.cantidad, l.precio_unitario, l.descuento, l.total, l.caja, l.anulada, extractedAt]);
+        ventas.set(`${l.numero_factura}\u0000${l.linea}`, [
+          u.id,
+          l.numero_factura,
+          l.linea,
+          l.fecha,
+          l.fecha_hora,
+          l.producto_id,
+          l.cantidad,
+          l.precio_unitario,
+          l.descuento,
+          l.total,
+          l.caja,
+          l.anulada,
+          extractedAt,
+        ]);
       }
     } else {
       for (const d of u.depositos) {
         const rows = stellarInventario(
           {
-            ubicacionId: u.id, host: u.stellar.host, port: u.stellar.port, database: u.stellar.database,
-            user: readSecret(env, u.stellar.userEnv, u.id), password: readSecret(env, u.stellar.passwordEnv, u.id), passwordEnv: u.stellar.passwordEnv,
-            tls: readStellarTls(u, env), connectTimeoutMs: u.stellar.connectTimeoutMs, requestTimeoutMs: u.stellar.requestTimeoutMs, signal, logger,
+            ubicacionId: u.id,
+            host: u.stellar.host,
+            port: u.stellar.port,
+            database: u.stellar.database,
+            user: readSecret(env, u.stellar.userEnv, u.id),
+            password: readSecret(env, u.stellar.passwordEnv, u.id),
+            passwordEnv: u.stellar.passwordEnv,
+            tls: readStellarTls(u, env),
+            connectTimeoutMs: u.stellar.connectTimeoutMs,
+            requestTimeoutMs: u.stellar.requestTimeoutMs,
+            signal,
+            logger,
           },
           d,
         );
@@ -100,9 +182,16 @@ export interface WritePass {
 export async function legacyWrite(client: pg.Client, reads: StoreRead[], style: 'unnest' | 'values', batch: number): Promise<WritePass> {
   const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
   const touch = 'actualizado_en = now()';
-  const statement = (table: string, columns: readonly string[], types: readonly string[], key: readonly string[], rows: number, extra: string) =>
-    style === 'unnest' ? unnestUpsert(table, columns, types, key, extra) : valuesUpsert(table, columns, key, rows, extra);
-  const params = (rows: Cell[][], width: number): unknown[] => (style === 'unnest' ? Array.from({ length: width }, (_, c) => rows.map((r) => r[c])) : rows.flat());
+  const statement = (
+    table: string,
+    columns: readonly string[],
+    types: readonly string[],
+    key: readonly string[],
+    rows: number,
+    extra: string,
+  ) => (style === 'unnest' ? unnestUpsert(table, columns, types, key, extra) : valuesUpsert(table, columns, key, rows, extra));
+  const params = (rows: Cell[][], width: number): unknown[] =>
+    style === 'unnest' ? Array.from({ length: width }, (_, c) => rows.map((r) => r[c])) : rows.flat();
   const cpu0 = procCpuSeconds(pid);
   const t0 = performance.now();
   let written = 0;
@@ -122,7 +211,12 @@ export async function legacyWrite(client: pg.Client, reads: StoreRead[], style: 
     }
     await client.query('COMMIT');
   }
-  return { seconds: (performance.now() - t0) / 1000, rows_written: written, statements, pg_cpu_seconds: round(procCpuSeconds(pid) - cpu0) };
+  return {
+    seconds: (performance.now() - t0) / 1000,
+    rows_written: written,
+    statements,
+    pg_cpu_seconds: round(procCpuSeconds(pid) - cpu0),
+  };
 }
 
 export function copyChunks(rows: Iterable<Cell[]>): Buffer[] {
@@ -151,5 +245,10 @@ export async function copyPass(client: pg.Client, reads: StoreRead[]): Promise<W
   const t0 = performance.now();
   let written = await copyInto(client, COPY_INV, inv);
   written += await copyInto(client, COPY_VENTAS, ven, [...VENTAS_COLUMNS]);
-  return { seconds: (performance.now() - t0) / 1000, rows_written: written, statements: 2, pg_cpu_seconds: round(procCpuSeconds(pid) - cpu0) };
+  return {
+    seconds: (performance.now() - t0) / 1000,
+    rows_written: written,
+    statements: 2,
+    pg_cpu_seconds: round(procCpuSeconds(pid) - cpu0),
+  };
 }

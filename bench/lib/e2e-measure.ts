@@ -11,9 +11,7 @@ import type { FluxionAdmin } from '../../core/kafka/client.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import type { Child } from './child.ts';
 import { childPids, procStatusKb } from './proc.ts';
-import {
-  POLL_MS,
-} from './e2e-processes.ts';
+import { POLL_MS } from './e2e-processes.ts';
 
 // ---------------------------------------------------------------------------------------
 // Where a stage is: Kafka ends, group offsets, sink_offsets.
@@ -27,7 +25,14 @@ export interface Deadline {
 }
 
 /** The instant the group's committed offsets reached `ends` (polled every 100 ms). */
-export async function groupReached(admin: FluxionAdmin, group: string, topic: string, ends: Map<number, bigint>, child: Child, deadline: Deadline): Promise<number> {
+export async function groupReached(
+  admin: FluxionAdmin,
+  group: string,
+  topic: string,
+  ends: Map<number, bigint>,
+  child: Child,
+  deadline: Deadline,
+): Promise<number> {
   let exit: number | undefined;
   void child.exited.then((c) => (exit = c));
   for (;;) {
@@ -35,17 +40,28 @@ export async function groupReached(admin: FluxionAdmin, group: string, topic: st
     const now = performance.now();
     if (reached(ends, (p) => BigInt(committed.find((o) => o.partition === p)?.offset ?? '-1'))) return now;
     if (exit !== undefined) throw new Error(`${child.name} exited (${exit}) before reaching the end of ${topic}:\n${child.tail()}`);
-    if (now > deadline.at) throw new Error(`${child.name} did not reach the end of ${topic} within ${deadline.minutes} minutes (see its log)`);
+    if (now > deadline.at)
+      throw new Error(`${child.name} did not reach the end of ${topic} within ${deadline.minutes} minutes (see its log)`);
     await sleep(POLL_MS);
   }
 }
 
 /** The instant the sink's sink_offsets reached `ends`. */
-export async function sinkReached(db: pg.Pool, group: string, topic: string, ends: Map<number, bigint>, child: Child, deadline: Deadline): Promise<number> {
+export async function sinkReached(
+  db: pg.Pool,
+  group: string,
+  topic: string,
+  ends: Map<number, bigint>,
+  child: Child,
+  deadline: Deadline,
+): Promise<number> {
   let exit: number | undefined;
   void child.exited.then((c) => (exit = c));
   for (;;) {
-    const stored = await db.query<{ partition: number; next_offset: string }>('SELECT partition, next_offset FROM sink_offsets WHERE consumer_group = $1 AND topic = $2', [group, topic]);
+    const stored = await db.query<{ partition: number; next_offset: string }>(
+      'SELECT partition, next_offset FROM sink_offsets WHERE consumer_group = $1 AND topic = $2',
+      [group, topic],
+    );
     const now = performance.now();
     if (reached(ends, (p) => BigInt(stored.rows.find((r) => r.partition === p)?.next_offset ?? '-1'))) return now;
     if (exit !== undefined) throw new Error(`the sink exited (${exit}) before reaching the end of ${topic}:\n${child.tail()}`);
@@ -84,7 +100,12 @@ export async function serviceProcs(db: pg.Pool): Promise<ServiceProcs> {
     postmaster = Number(stat.slice(stat.lastIndexOf(') ') + 2).split(' ')[1]);
   }
   const data = join(dir, 'kafka', 'data');
-  return { kafka: pidFile(join(dir, 'kafka', 'kafka.pid')), registry: pidFile(join(dir, 'registry', 'registry.pid')), postmaster, kafkaDataDir: existsSync(data) ? data : null };
+  return {
+    kafka: pidFile(join(dir, 'kafka', 'kafka.pid')),
+    registry: pidFile(join(dir, 'registry', 'registry.pid')),
+    postmaster,
+    kafkaDataDir: existsSync(data) ? data : null,
+  };
 }
 
 export const pgPids = (postmaster: number | null) => (postmaster ? [postmaster, ...childPids(postmaster)] : []);
@@ -133,7 +154,9 @@ export function kafkaBytes(dataDir: string | null, prefix: string): Record<strin
 
 /** n_tup_ins + n_tup_upd + n_tup_del per table (our tables only: not the bench's legacy/COPY tables). */
 export async function rowCounters(db: pg.Pool): Promise<Record<string, number>> {
-  const r = await db.query<{ relname: string; n: string }>("SELECT relname, (n_tup_ins + n_tup_upd + n_tup_del)::text AS n FROM pg_stat_user_tables WHERE relname NOT LIKE 'bench\\_%'");
+  const r = await db.query<{ relname: string; n: string }>(
+    "SELECT relname, (n_tup_ins + n_tup_upd + n_tup_del)::text AS n FROM pg_stat_user_tables WHERE relname NOT LIKE 'bench\\_%'",
+  );
   return Object.fromEntries(r.rows.map((x) => [x.relname, Number(x.n)]));
 }
 
@@ -154,4 +177,8 @@ export async function settledRowCounters(db: pg.Pool): Promise<Record<string, nu
 }
 
 export const deltaOf = (after: Record<string, number>, before: Record<string, number>) =>
-  Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => (v as number) !== 0)) as Record<string, number>;
+  Object.fromEntries(
+    Object.entries(after)
+      .map(([k, v]) => [k, v - (before[k] ?? 0)])
+      .filter(([, v]) => (v as number) !== 0),
+  ) as Record<string, number>;

@@ -99,12 +99,19 @@ export async function runCli(args: string[], env: NodeJS.ProcessEnv, logDir: str
   const code = await new Promise<number>((r) => proc.on('close', (c) => r(c ?? 1)));
   running.delete(proc);
   writeFileSync(log, text);
-  if (code !== 0) throw new Error(`fluxion ${args.join(' ')} failed (exit ${code}); see ${log}:\n${text.split('\n').slice(-15).join('\n')}`);
+  if (code !== 0)
+    throw new Error(`fluxion ${args.join(' ')} failed (exit ${code}); see ${log}:\n${text.split('\n').slice(-15).join('\n')}`);
   return text;
 }
 
 /** Starts a simulator process and waits for its ready lines. */
-export async function startSimulator(name: string, args: string[], env: NodeJS.ProcessEnv, logDir: string, ready: (text: string) => boolean): Promise<ChildProcess> {
+export async function startSimulator(
+  name: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  logDir: string,
+  ready: (text: string) => boolean,
+): Promise<ChildProcess> {
   const log = createWriteStream(join(logDir, `${name}.log`));
   const proc = spawn(process.execPath, args, { env, cwd: PROJECT_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
   simulators.push({ name, proc });
@@ -143,14 +150,24 @@ export interface ExtractRun {
 }
 
 /** One `fluxion extract ...` process; CPU and peak RSS reported by itself on exit (bench/lib/exit-usage.ts). */
-export async function runExtract(name: string, args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[], logDir: string): Promise<ExtractRun> {
+export async function runExtract(
+  name: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  nodeArgs: string[],
+  logDir: string,
+): Promise<ExtractRun> {
   const log = join(logDir, `${name}.log`);
   const usageFile = join(logDir, `${name}.usage.jsonl`);
   writeFileSync(usageFile, '');
   const file = createWriteStream(log);
   const t0 = performance.now();
   const spawnedAt = Date.now();
-  const proc = spawn(process.execPath, [...nodeArgs, '--import', exitUsage, fluxion, ...args], { env: { ...env, LOG_LEVEL: 'info', FLUXION_BENCH_USAGE_FILE: usageFile }, cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...nodeArgs, '--import', exitUsage, fluxion, ...args], {
+    env: { ...env, LOG_LEVEL: 'info', FLUXION_BENCH_USAGE_FILE: usageFile },
+    cwd: PROJECT_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   running.add(proc);
   const stores: ExtractRun['stores'] = [];
   const failed: string[] = [];
@@ -165,7 +182,14 @@ export async function runExtract(name: string, args: string[], env: NodeJS.Proce
       if (!text.startsWith('{')) continue;
       try {
         const line = JSON.parse(text) as Record<string, unknown>;
-        if (line.msg === 'store extracted') stores.push({ ubicacion: String(line.ubicacion), at: Date.parse(String(line.time)), snapshotId: (line.snapshot_id as string | null) ?? null, rows: Number(line.rows ?? 0), ms: Number(line.ms ?? 0) });
+        if (line.msg === 'store extracted')
+          stores.push({
+            ubicacion: String(line.ubicacion),
+            at: Date.parse(String(line.time)),
+            snapshotId: (line.snapshot_id as string | null) ?? null,
+            rows: Number(line.rows ?? 0),
+            ms: Number(line.ms ?? 0),
+          });
         if (line.msg === 'store extraction failed') failed.push(`${String(line.ubicacion)}: ${String(line.error_class)}`);
       } catch {
         // not a log line
@@ -176,8 +200,23 @@ export async function runExtract(name: string, args: string[], env: NodeJS.Proce
   running.delete(proc);
   file.end();
   const wallSeconds = (performance.now() - t0) / 1000;
-  const usage = readFileSync(usageFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { cpu_seconds: number; max_rss_mb: number }).at(-1);
+  const usage = readFileSync(usageFile, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { cpu_seconds: number; max_rss_mb: number })
+    .at(-1);
   const firstStart = Math.min(...stores.map((x) => x.at - x.ms));
   const startupSeconds = stores.length ? round((firstStart - spawnedAt) / 1000) : null;
-  return { code, wallSeconds, cpuSeconds: usage?.cpu_seconds ?? null, peakRssMb: usage?.max_rss_mb ?? null, rows: stores.reduce((s, x) => s + x.rows, 0), stores, startupSeconds, failed, log };
+  return {
+    code,
+    wallSeconds,
+    cpuSeconds: usage?.cpu_seconds ?? null,
+    peakRssMb: usage?.max_rss_mb ?? null,
+    rows: stores.reduce((s, x) => s + x.rows, 0),
+    stores,
+    startupSeconds,
+    failed,
+    log,
+  };
 }

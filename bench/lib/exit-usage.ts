@@ -9,6 +9,9 @@ const file = process.env.FLUXION_BENCH_USAGE_FILE;
 if (file) {
   process.on('exit', (code) => {
     const u = process.resourceUsage();
-    appendFileSync(file, `${JSON.stringify({ pid: process.pid, code, cpu_seconds: (u.userCPUTime + u.systemCPUTime) / 1e6, max_rss_mb: u.maxRSS / 1024 })}\n`);
+    appendFileSync(
+      file,
+      `${JSON.stringify({ pid: process.pid, code, cpu_seconds: (u.userCPUTime + u.systemCPUTime) / 1e6, max_rss_mb: u.maxRSS / 1024 })}\n`,
+    );
   });
 }

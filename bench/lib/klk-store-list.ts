@@ -2,7 +2,13 @@
 import { writeFileSync } from 'node:fs';
 
 /** Writes the list to `file`; returns the store ids and each one's API key variable. */
-export function writeKlkStoreList(file: string, n: number, port: number, idPrefix: string, header: string): Array<{ id: string; apiKeyEnv: string }> {
+export function writeKlkStoreList(
+  file: string,
+  n: number,
+  port: number,
+  idPrefix: string,
+  header: string,
+): Array<{ id: string; apiKeyEnv: string }> {
   const stores: Array<{ id: string; apiKeyEnv: string }> = [];
   const lines = [`# ${header}`, 'ubicaciones:'];
   for (let i = 1; i <= n; i++) {

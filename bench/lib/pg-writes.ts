@@ -20,7 +20,12 @@ export async function createActualShapedTable(client: Pick<pg.Client, 'query'>, 
 }
 
 /** COPY (text format) of the chunks into `table`; returns the rows copied. */
-export async function copyInto(client: pg.Client, table: string, chunks: Iterable<Buffer>, columns: readonly string[] = INVENTARIO_ACTUAL_COLUMNS): Promise<number> {
+export async function copyInto(
+  client: pg.Client,
+  table: string,
+  chunks: Iterable<Buffer>,
+  columns: readonly string[] = INVENTARIO_ACTUAL_COLUMNS,
+): Promise<number> {
   const stream = client.query(copyFrom(`COPY ${table} (${columns.join(', ')}) FROM STDIN`));
   await streamPipeline(Readable.from(chunks), stream);
   return stream.rowCount;
@@ -48,6 +53,12 @@ export function valuesUpsert(table: string, columns: readonly string[], key: rea
 }
 
 /** unnest upsert: one array parameter per column. */
-export function unnestUpsert(table: string, columns: readonly string[], types: readonly string[], key: readonly string[], extraSet = ''): string {
+export function unnestUpsert(
+  table: string,
+  columns: readonly string[],
+  types: readonly string[],
+  key: readonly string[],
+  extraSet = '',
+): string {
   return `INSERT INTO ${table} (${columns.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')}) ${upsertTail(key, columns, extraSet)}`;
 }

@@ -14,11 +14,30 @@
  * difference.
  */
 import type { InventoryChange, InventoryRow, PhantomAlert, Venta, VentaLinea } from '../../core/records.ts';
-import { followsChange, phantomKey, stepChange, stepSale, type DetectorEntry, type PhantomInput, type ProductRef } from '../../processors/phantom-detector.ts';
+import {
+  followsChange,
+  phantomKey,
+  stepChange,
+  stepSale,
+  type DetectorEntry,
+  type PhantomInput,
+  type ProductRef,
+} from '../../processors/phantom-detector.ts';
 import type { PhantomConfig } from '../../processors/phantom-rules.ts';
 
 /** ["c", op, ubicacion, deposito, producto, before cantidad, after cantidad, snapshot_id, taken_at ms, source (absent in older recordings: KLK)] */
-export type RecordedChange = ['c', InventoryChange['op'], string, string, string, string | null, string | null, string, number, InventoryChange['source']?];
+export type RecordedChange = [
+  'c',
+  InventoryChange['op'],
+  string,
+  string,
+  string,
+  string | null,
+  string | null,
+  string,
+  number,
+  InventoryChange['source']?,
+];
 /** ["v", op, ubicacion, producto, numero_factura, linea, cantidad, anulada, fecha_hora ms] */
 export type RecordedVenta = ['v', Venta['op'], string, string, string, number, string, boolean, number];
 export type RecordedInput = RecordedChange | RecordedVenta;
@@ -26,7 +45,18 @@ export type RecordedInput = RecordedChange | RecordedVenta;
 export function recordInput(input: PhantomInput): RecordedInput {
   if (input.kind === 'change') {
     const c = input.change;
-    return ['c', c.op, c.ubicacion_id, c.deposito, c.producto_id, c.before?.cantidad ?? null, c.after?.cantidad ?? null, c.snapshot_id, c.taken_at.getTime(), c.source];
+    return [
+      'c',
+      c.op,
+      c.ubicacion_id,
+      c.deposito,
+      c.producto_id,
+      c.before?.cantidad ?? null,
+      c.after?.cantidad ?? null,
+      c.snapshot_id,
+      c.taken_at.getTime(),
+      c.source,
+    ];
   }
   const l = input.venta.linea;
   return ['v', input.venta.op, l.ubicacion_id, l.producto_id, l.numero_factura, l.linea, l.cantidad, l.anulada, l.fecha_hora.getTime()];
@@ -39,7 +69,17 @@ const row = (deposito: string, producto_id: string, cantidad: string | null): In
 export function replayedInput(r: RecordedInput): PhantomInput {
   if (r[0] === 'c') {
     const [, op, ubicacion_id, deposito, producto_id, before, after, snapshot_id, takenAt, source = 'KLK'] = r;
-    const change: InventoryChange = { op, ubicacion_id, deposito, producto_id, before: row(deposito, producto_id, before), after: row(deposito, producto_id, after), snapshot_id, taken_at: new Date(takenAt), source };
+    const change: InventoryChange = {
+      op,
+      ubicacion_id,
+      deposito,
+      producto_id,
+      before: row(deposito, producto_id, before),
+      after: row(deposito, producto_id, after),
+      snapshot_id,
+      taken_at: new Date(takenAt),
+      source,
+    };
     return { kind: 'change', change };
   }
   const [, op, ubicacion_id, producto_id, numero_factura, linea, cantidad, anulada, fechaHora] = r;
@@ -93,11 +133,21 @@ export function replayDetector(inputs: Iterable<RecordedInput>, config: PhantomC
 }
 
 /** What two lists of alert records disagree on (by alert id and status), for the replay check. */
-export function compareAlertRecords(real: PhantomAlert[], replayed: PhantomAlert[]): { real: number; replayed: number; same: number; only_real: string[]; only_replayed: string[] } {
-  const id = (a: PhantomAlert) => `${a.alert_id} ${a.status} ${a.rule} ${a.opened_at.toISOString()} ${a.updated_at.toISOString()} ${a.confidence}`;
+export function compareAlertRecords(
+  real: PhantomAlert[],
+  replayed: PhantomAlert[],
+): { real: number; replayed: number; same: number; only_real: string[]; only_replayed: string[] } {
+  const id = (a: PhantomAlert) =>
+    `${a.alert_id} ${a.status} ${a.rule} ${a.opened_at.toISOString()} ${a.updated_at.toISOString()} ${a.confidence}`;
   const r = new Set(real.map(id));
   const p = new Set(replayed.map(id));
   const onlyReal = [...r].filter((x) => !p.has(x));
   const onlyReplayed = [...p].filter((x) => !r.has(x));
-  return { real: r.size, replayed: p.size, same: [...r].filter((x) => p.has(x)).length, only_real: onlyReal.slice(0, 20), only_replayed: onlyReplayed.slice(0, 20) };
+  return {
+    real: r.size,
+    replayed: p.size,
+    same: [...r].filter((x) => p.has(x)).length,
+    only_real: onlyReal.slice(0, 20),
+    only_replayed: onlyReplayed.slice(0, 20),
+  };
 }

@@ -27,7 +27,8 @@ export const DECIMAL_PARAMS = new Set<keyof PhantomConfig>(['dropThreshold', 'se
 /** One PhantomConfig value from the command line: decimals as exact strings, shares and counts as numbers. */
 export function configValue(param: string, raw: unknown): [keyof PhantomConfig, unknown] {
   const name = param.split('.').pop()! as keyof PhantomConfig;
-  if (!(name in DEFAULT_PHANTOM_CONFIG)) throw new UsageFailure(`${param} is not a PhantomConfig parameter (${Object.keys(DEFAULT_PHANTOM_CONFIG).join(', ')})`);
+  if (!(name in DEFAULT_PHANTOM_CONFIG))
+    throw new UsageFailure(`${param} is not a PhantomConfig parameter (${Object.keys(DEFAULT_PHANTOM_CONFIG).join(', ')})`);
   if (DECIMAL_PARAMS.has(name)) {
     const n = Number(raw);
     if (!Number.isFinite(n) || n < 0) throw new UsageFailure(`${param} must be a non-negative decimal, got ${String(raw)}`);
@@ -100,9 +101,13 @@ export async function saveRecording(r: Recording): Promise<void> {
 }
 
 export function loadRecording(dir: string): Recording {
-  const revive = (k: string, v: unknown) => (typeof v === 'string' && ['start', 'end', 'opened_at', 'updated_at'].includes(k) ? new Date(v) : v);
+  const revive = (k: string, v: unknown) =>
+    typeof v === 'string' && ['start', 'end', 'opened_at', 'updated_at'].includes(k) ? new Date(v) : v;
   const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'), revive) as Omit<Recording, 'dir' | 'inputs'>;
-  const inputs = readFileSync(join(dir, 'inputs.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as RecordedInput);
+  const inputs = readFileSync(join(dir, 'inputs.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as RecordedInput);
   return { ...run, dir, inputs };
 }
 
@@ -135,8 +140,14 @@ export function sweep(rec: Recording, base: PhantomConfig, specs: Array<{ param:
         median_ttd_minutes: s.median_ttd_minutes,
         alerts: s.alerts,
         alerts_per_store_day: s.alerts_per_store_day,
-        by_rule: Object.fromEntries(Object.entries(s.by_rule).map(([r, x]) => [r, { alerts: x.alerts, precision: x.precision, recall: x.recall }])),
-        false_positives_by_kind: Object.fromEntries(Object.entries(s.by_kind).filter(([, k]) => k.false_positives > 0).map(([k, x]) => [k, x.false_positives])),
+        by_rule: Object.fromEntries(
+          Object.entries(s.by_rule).map(([r, x]) => [r, { alerts: x.alerts, precision: x.precision, recall: x.recall }]),
+        ),
+        false_positives_by_kind: Object.fromEntries(
+          Object.entries(s.by_kind)
+            .filter(([, k]) => k.false_positives > 0)
+            .map(([k, x]) => [k, x.false_positives]),
+        ),
         seconds: round((performance.now() - t0) / 1000),
       });
     }
@@ -148,17 +159,30 @@ export const pct = (x: number | null) => (x === null ? 'n/a' : x.toFixed(3));
 
 export function summary(s: PhantomScore): string[] {
   const lines = [
-    `precision ${pct(s.precision)} (${s.true_positives} of ${s.alerts} alerts), recall ${pct(s.recall)} (${s.labels.detected} of ${s.labels.considered} phantom zeros a snapshot saw; ${s.labels.unobservable} unseen left out), median time to detect ${s.median_ttd_minutes ?? 'n/a'} min`,
-    `alerts per store per day: mean ${s.alerts_per_store_day.mean}, max ${s.alerts_per_store_day.max} (${s.alerts_per_store_day.stores} stores x ${s.alerts_per_store_day.days} days)`,
+    `precision ${pct(s.precision)} (${s.true_positives} of ${s.alerts} alerts), recall ${pct(s.recall)} (${s.labels.detected} of ` +
+      `${s.labels.considered} phantom zeros a snapshot saw; ${s.labels.unobservable} unseen left out), median time to detect ` +
+      `${s.median_ttd_minutes ?? 'n/a'} min`,
+    `alerts per store per day: mean ${s.alerts_per_store_day.mean}, max ${s.alerts_per_store_day.max} ` +
+      `(${s.alerts_per_store_day.stores} stores x ${s.alerts_per_store_day.days} days)`,
   ];
   for (const [rule, r] of Object.entries(s.by_rule)) {
-    lines.push(`  ${rule.padEnd(17)} ${String(r.alerts).padStart(6)} alerts, precision ${pct(r.precision)}, recall ${pct(r.recall)}, first on ${r.first_detections}, median ttd ${r.median_ttd_minutes ?? 'n/a'} min`);
+    lines.push(
+      `  ${rule.padEnd(17)} ${String(r.alerts).padStart(6)} alerts, precision ${pct(r.precision)}, recall ${pct(r.recall)}, first on ` +
+        `${r.first_detections}, median ttd ${r.median_ttd_minutes ?? 'n/a'} min`,
+    );
   }
-  const fp = Object.entries(s.by_kind).filter(([, k]) => k.false_positives > 0).map(([k, x]) => `${k} ${x.false_positives}`);
+  const fp = Object.entries(s.by_kind)
+    .filter(([, k]) => k.false_positives > 0)
+    .map(([k, x]) => `${k} ${x.false_positives}`);
   lines.push(`false positives by kind: ${fp.join(', ') || 'none'}`);
   return lines;
 }
 
 export function sweepLines(points: Array<Record<string, unknown>>): string[] {
-  return points.map((p) => `  ${String(p.param)}=${String(p.value)}: precision ${pct(p.precision as number | null)}, recall ${pct(p.recall as number | null)}, ${String(p.alerts)} alerts, ${(p.alerts_per_store_day as { mean: number }).mean} per store-day`);
+  return points.map(
+    (p) =>
+      `  ${String(p.param)}=${String(p.value)}: precision ${pct(p.precision as number | null)}, recall ` +
+      `${pct(p.recall as number | null)}, ${String(p.alerts)} alerts, ${(p.alerts_per_store_day as { mean: number }).mean} per ` +
+      `store-day`,
+  );
 }

@@ -25,7 +25,8 @@ export function adminCall<T>(what: string, call: () => Promise<T>): Promise<T> {
     try {
       return await call();
     } catch (err) {
-      if ((err as { retriable?: unknown })?.retriable === true) throw new FluxionError(`${what}: ${errorMessage(err)}`, { code: 'BENCH_ADMIN', retriable: true, cause: err });
+      if ((err as { retriable?: unknown })?.retriable === true)
+        throw new FluxionError(`${what}: ${errorMessage(err)}`, { code: 'BENCH_ADMIN', retriable: true, cause: err });
       throw err;
     }
   });
@@ -39,7 +40,14 @@ export async function endOffsets(admin: FluxionAdmin, topic: string): Promise<Ma
  * The instant the group's committed offsets reached `ends` (every input is written by
  * transactions, so a partition's last offset is a commit marker nobody consumes: one short).
  */
-export async function groupAtEnd(admin: FluxionAdmin, group: string, topic: string, ends: Map<number, bigint>, child: Child, timeoutMs = 900_000): Promise<number> {
+export async function groupAtEnd(
+  admin: FluxionAdmin,
+  group: string,
+  topic: string,
+  ends: Map<number, bigint>,
+  child: Child,
+  timeoutMs = 900_000,
+): Promise<number> {
   const deadline = performance.now() + timeoutMs;
   let exitCode: number | undefined;
   void child.exited.then((c) => (exitCode = c));
@@ -48,7 +56,8 @@ export async function groupAtEnd(admin: FluxionAdmin, group: string, topic: stri
     const at = performance.now();
     const done = [...ends].every(([p, end]) => end === 0n || BigInt(offsets.find((o) => o.partition === p)?.offset ?? '-1') >= end - 1n);
     if (done) return at;
-    if (exitCode !== undefined) throw new Error(`${child.name} exited (${exitCode}) before reaching the end of ${topic}:\n${child.tail()}`);
+    if (exitCode !== undefined)
+      throw new Error(`${child.name} exited (${exitCode}) before reaching the end of ${topic}:\n${child.tail()}`);
     if (at > deadline) throw new Error(`${child.name} did not reach the end of ${topic} in ${timeoutMs} ms: ${JSON.stringify(offsets)}`);
     await sleep(50);
   }
@@ -72,11 +81,18 @@ export function takeRssSplit(child: Child): { peak_rss_anon_mb: number; peak_rss
 }
 
 /** Counter values of a pass: what the process counted after it minus before it. */
-export const delta = (after: Record<string, number>, before: Record<string, number>) => Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]));
+export const delta = (after: Record<string, number>, before: Record<string, number>) =>
+  Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]));
 
 export function pass(rows: number, t0: number, t1: number, cpu0: number, cpu1: number, peakMb: number): Pass {
   const wall = (t1 - t0) / 1000;
-  return { wall_seconds: round(wall), rows, rows_per_second: Math.round(rows / wall), cpu_seconds: round(cpu1 - cpu0), peak_rss_mb: Math.round(peakMb) };
+  return {
+    wall_seconds: round(wall),
+    rows,
+    rows_per_second: Math.round(rows / wall),
+    cpu_seconds: round(cpu1 - cpu0),
+    peak_rss_mb: Math.round(peakMb),
+  };
 }
 
 /** A new process: timed from its group assignment (its start-up and group join are left out). */
@@ -108,7 +124,14 @@ export interface Restart extends Pass {
 }
 
 /** A new process of an existing group: loads the state, then processes what was published. */
-export async function timeRestart(child: Child, admin: FluxionAdmin, group: string, topic: string, rows: number, stateTopics: number): Promise<Restart> {
+export async function timeRestart(
+  child: Child,
+  admin: FluxionAdmin,
+  group: string,
+  topic: string,
+  rows: number,
+  stateTopics: number,
+): Promise<Restart> {
   const ends = await endOffsets(admin, topic);
   const assigned = await child.waitLog('partitions assigned');
   const cpu0 = child.cpuSeconds();

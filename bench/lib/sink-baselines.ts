@@ -34,7 +34,17 @@ export interface Cycle {
 }
 
 export function actualRow(store: string, snapshotId: string, takenAt: Date, r: InventoryRow): ActualRow {
-  return { ubicacion_id: store, deposito: r.deposito, producto_id: r.producto_id, cantidad: r.cantidad, costo: r.costo, precio: r.precio, activo: r.activo, snapshot_id: snapshotId, taken_at: takenAt };
+  return {
+    ubicacion_id: store,
+    deposito: r.deposito,
+    producto_id: r.producto_id,
+    cantidad: r.cantidad,
+    costo: r.costo,
+    precio: r.precio,
+    activo: r.activo,
+    snapshot_id: snapshotId,
+    taken_at: takenAt,
+  };
 }
 
 /**
@@ -47,7 +57,11 @@ export function copyText(rows: Iterable<ActualRow>, history = false): Buffer[] {
   const v = (x: string | null) => (x === null ? '\\N' : x);
   for (const r of rows) {
     const head = `${r.ubicacion_id}\t${r.deposito}\t${r.producto_id}\t${r.cantidad}\t${v(r.costo)}\t${v(r.precio)}\t${r.activo ? 't' : 'f'}\t`;
-    lines.push(history ? `${head}c\t${r.snapshot_id}\t${r.taken_at.toISOString()}\t\\N\n` : `${head}${r.snapshot_id}\t${r.taken_at.toISOString()}\n`);
+    lines.push(
+      history
+        ? `${head}c\t${r.snapshot_id}\t${r.taken_at.toISOString()}\t\\N\n`
+        : `${head}${r.snapshot_id}\t${r.taken_at.toISOString()}\n`,
+    );
     if (lines.length === 1_000) {
       out.push(Buffer.from(lines.join('')));
       lines = [];
@@ -129,8 +143,14 @@ export async function copyPass(db: MigratedDatabase, chunks: Buffer[], historyCh
     const wall = (performance.now() - t0) / 1000;
     const [nodeCpu, pgCpu] = [nodeCpuSeconds() - cpu0, procCpuSeconds(pid) - pg0];
     const pass = {
-      wall_seconds: round(wall, 3), rows, rows_per_second: Math.round(rows / wall), rows_written: copied,
-      node_cpu_seconds: round(nodeCpu), pg_cpu_seconds: round(pgCpu), other_cpu_seconds: round(machineBusySeconds() - busy0 - nodeCpu - pgCpu), wal_mb: await walMbSince(client, wal0),
+      wall_seconds: round(wall, 3),
+      rows,
+      rows_per_second: Math.round(rows / wall),
+      rows_written: copied,
+      node_cpu_seconds: round(nodeCpu),
+      pg_cpu_seconds: round(pgCpu),
+      other_cpu_seconds: round(machineBusySeconds() - busy0 - nodeCpu - pgCpu),
+      wal_mb: await walMbSince(client, wal0),
     };
     const expected = historyChunks ? 2 * rows : rows;
     if (copied !== expected) throw new Error(`COPY wrote ${copied} rows, expected ${expected}`);
@@ -154,7 +174,13 @@ export interface LegacyPass extends SimplePass {
   transactions: number;
 }
 
-export async function legacyPass(db: MigratedDatabase, variant: 'values' | 'unnest', batch: number, cycle1Copy: Buffer[], cycle2: Cycle): Promise<LegacyPass> {
+export async function legacyPass(
+  db: MigratedDatabase,
+  variant: 'values' | 'unnest',
+  batch: number,
+  cycle1Copy: Buffer[],
+  cycle2: Cycle,
+): Promise<LegacyPass> {
   const { client, pid } = await connect(db);
   const table = 'bench_legacy_actual';
   try {
@@ -179,7 +205,10 @@ export async function legacyPass(db: MigratedDatabase, variant: 'values' | 'unne
           for (const row of slice) for (const c of ACTUAL_COLUMNS) params.push(row[c]);
           r = await client.query(slice.length === batch ? fullValues : valuesStatement(table, slice.length), params);
         } else {
-          r = await client.query(unnestStatement(table), ACTUAL_COLUMNS.map((c) => slice.map((row) => row[c])));
+          r = await client.query(
+            unnestStatement(table),
+            ACTUAL_COLUMNS.map((c) => slice.map((row) => row[c])),
+          );
         }
         written += r.rowCount ?? 0;
         statements++;
@@ -191,12 +220,20 @@ export async function legacyPass(db: MigratedDatabase, variant: 'values' | 'unne
     const otherCpu = machineBusySeconds() - busy0 - nodeCpu - pgCpu;
     const rows = cycle2.byStore.reduce((s, r) => s + r.length, 0);
     const pass: LegacyPass = {
-      wall_seconds: round(wall, 3), rows, rows_per_second: Math.round(rows / wall), rows_written: written,
-      node_cpu_seconds: round(nodeCpu), pg_cpu_seconds: round(pgCpu), other_cpu_seconds: round(otherCpu), wal_mb: await walMbSince(client, wal0),
-      statements, transactions: cycle2.byStore.length,
+      wall_seconds: round(wall, 3),
+      rows,
+      rows_per_second: Math.round(rows / wall),
+      rows_written: written,
+      node_cpu_seconds: round(nodeCpu),
+      pg_cpu_seconds: round(pgCpu),
+      other_cpu_seconds: round(otherCpu),
+      wal_mb: await walMbSince(client, wal0),
+      statements,
+      transactions: cycle2.byStore.length,
     };
     const check = await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${table} WHERE taken_at = $1`, [cycle2.takenAt]);
-    if (Number(check.rows[0]!.n) !== rows) throw new Error(`legacy ${variant}: ${check.rows[0]!.n} rows carry cycle ${cycle2.n}, expected ${rows}`);
+    if (Number(check.rows[0]!.n) !== rows)
+      throw new Error(`legacy ${variant}: ${check.rows[0]!.n} rows carry cycle ${cycle2.n}, expected ${rows}`);
     await client.query(`DROP TABLE ${table}`);
     return pass;
   } finally {

@@ -16,14 +16,7 @@ import { topicName } from '../../core/topics.ts';
 import { createPostgresSink, SINK_TOPICS } from '../../sinks/postgres-sink.ts';
 import type { TestPipeline } from '../../fixtures/pipeline.ts';
 import type { MigratedDatabase } from '../../fixtures/sink-run.ts';
-import {
-  log,
-  backendsCpu,
-  nodeCpuSeconds,
-  peakRssMb,
-  walLsn,
-  walMbSince,
-} from './sink-baselines.ts';
+import { log, backendsCpu, nodeCpuSeconds, peakRssMb, walLsn, walMbSince } from './sink-baselines.ts';
 
 // ---------------------------------------------------------------------------------------
 // (b) the sink, with its statements, Kafka calls and batches timed from outside.
@@ -74,7 +67,10 @@ export function createRecorder(topic: string, targets: Map<number, bigint>) {
   const intervals: Interval[] = [];
   const transactions: Transaction[] = [];
   const committed = new Map<number, bigint>();
-  const open = new Map<pg.PoolClient, { begin: number; lookupMs: number; expected?: bigint; next?: bigint; partition?: number; topic?: string }>();
+  const open = new Map<
+    pg.PoolClient,
+    { begin: number; lookupMs: number; expected?: bigint; next?: bigint; partition?: number; topic?: string }
+  >();
   const pids = new Set<number>();
   let armed = false;
   let firstBatch: { at: number; nodeCpu: number; pgCpu: number; busy: number } | undefined;
@@ -84,7 +80,15 @@ export function createRecorder(topic: string, targets: Map<number, bigint>) {
   let finish: (at: number) => void = () => undefined;
   const done = new Promise<number>((r) => (finish = r));
 
-  function onStatement(client: pg.PoolClient, text: string, values: unknown[] | undefined, start: number, syncMs: number, err: unknown, res: pg.QueryResult | undefined): void {
+  function onStatement(
+    client: pg.PoolClient,
+    text: string,
+    values: unknown[] | undefined,
+    start: number,
+    syncMs: number,
+    err: unknown,
+    res: pg.QueryResult | undefined,
+  ): void {
     if (!armed) return;
     const end = performance.now();
     const what = kindOf(text);
@@ -93,7 +97,8 @@ export function createRecorder(topic: string, targets: Map<number, bigint>) {
     if (what === 'begin') open.set(client, { begin: start, lookupMs: 0 });
     const tx = open.get(client);
     if (tx && (what.startsWith('historico delete') || what.startsWith('historico close'))) tx.lookupMs += end - start;
-    if (what === 'claim sink_offsets (SELECT ... FOR UPDATE)' && tx && res?.rows[0]) tx.expected = BigInt((res.rows[0] as { next_offset: string }).next_offset);
+    if (what === 'claim sink_offsets (SELECT ... FOR UPDATE)' && tx && res?.rows[0])
+      tx.expected = BigInt((res.rows[0] as { next_offset: string }).next_offset);
     if (what === 'write sink_offsets' && tx && values) {
       tx.topic = String(values[1]);
       tx.partition = Number(values[2]);
@@ -106,7 +111,12 @@ export function createRecorder(topic: string, targets: Map<number, bigint>) {
     if (what === 'commit' && tx) {
       open.delete(client);
       if (tx.partition === undefined || tx.next === undefined) return;
-      transactions.push({ partition: tx.partition, offsets: Number(tx.next - (tx.expected ?? tx.next)), ms: end - tx.begin, lookupMs: tx.lookupMs });
+      transactions.push({
+        partition: tx.partition,
+        offsets: Number(tx.next - (tx.expected ?? tx.next)),
+        ms: end - tx.begin,
+        lookupMs: tx.lookupMs,
+      });
       if (tx.topic === topic) committed.set(tx.partition, tx.next);
       if ([...targets].every(([p, e]) => (committed.get(p) ?? -1n) >= e)) finish(end);
     }
@@ -121,7 +131,10 @@ export function createRecorder(topic: string, targets: Map<number, bigint>) {
     /** Patches a pool client so that each of its statements is timed (callback or promise form). */
     instrument(client: pg.PoolClient): void {
       const original = client.query.bind(client) as (...args: unknown[]) => unknown;
-      void (original('SELECT pg_backend_pid() AS pid') as Promise<pg.QueryResult<{ pid: number }>>).then((r) => pids.add(r.rows[0]!.pid), () => undefined);
+      void (original('SELECT pg_backend_pid() AS pid') as Promise<pg.QueryResult<{ pid: number }>>).then(
+        (r) => pids.add(r.rows[0]!.pid),
+        () => undefined,
+      );
       (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
         const first = args[0] as string | { text?: string; values?: unknown[] };
         const text = (typeof first === 'string' ? first : (first?.text ?? '')).trim();
@@ -179,11 +192,18 @@ export function createRecorder(topic: string, targets: Map<number, bigint>) {
             runBatches: (handle) =>
               c.runBatches((batch, control) => {
                 if (armed && batch.records.length > 0) {
-                  firstBatch ??= { at: performance.now(), nodeCpu: nodeCpuSeconds(), pgCpu: backendsCpu(pids), busy: machineBusySeconds() };
+                  firstBatch ??= {
+                    at: performance.now(),
+                    nodeCpu: nodeCpuSeconds(),
+                    pgCpu: backendsCpu(pids),
+                    busy: machineBusySeconds(),
+                  };
                   batches++;
                   batchRecords += batch.records.length;
                 }
-                return timed('batch handler', () => handle(batch, { ...control, heartbeat: () => timed('Kafka heartbeat', () => control.heartbeat()) }));
+                return timed('batch handler', () =>
+                  handle(batch, { ...control, heartbeat: () => timed('Kafka heartbeat', () => control.heartbeat()) }),
+                );
               }),
           };
         },
@@ -230,7 +250,12 @@ export interface SinkPass {
 }
 
 export async function sinkPass(
-  p: TestPipeline, db: MigratedDatabase, group: string, targets: Map<number, bigint>, events: number, maxBatch: number,
+  p: TestPipeline,
+  db: MigratedDatabase,
+  group: string,
+  targets: Map<number, bigint>,
+  events: number,
+  maxBatch: number,
   partitions: number,
 ): Promise<SinkPass> {
   const topic = topicName('pos.inventario.changes', p.prefix);
@@ -245,7 +270,10 @@ export async function sinkPass(
   // The rows a sink that already ran has: positioning is then one SELECT, not an admin call per partition.
   for (const t of SINK_TOPICS) {
     for (let partition = 0; partition < partitions; partition++) {
-      await pool.query('INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING', [group, topicName(t, p.prefix), partition]);
+      await pool.query(
+        'INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING',
+        [group, topicName(t, p.prefix), partition],
+      );
     }
   }
   const metricsRegistry = new Registry();
@@ -281,7 +309,9 @@ export async function sinkPass(
   const wall = (doneAt - r.firstBatch.at) / 1000;
   // Sums of intervals, clipped to the timed window.
   const within = (what: (w: string) => boolean) =>
-    r.intervals.filter((i) => what(i.what)).reduce((s, i) => s + Math.max(0, Math.min(i.end, doneAt) - Math.max(i.start, r.firstBatch.at)), 0) / 1000;
+    r.intervals
+      .filter((i) => what(i.what))
+      .reduce((s, i) => s + Math.max(0, Math.min(i.end, doneAt) - Math.max(i.start, r.firstBatch.at)), 0) / 1000;
   const isStatement = (w: string) => w !== 'batch handler' && !w.startsWith('Kafka');
   const statementsS = within(isStatement);
   const commitS = within((w) => w === 'Kafka offset commit (copy for dashboards)');

@@ -46,10 +46,13 @@ function fullName(schema: AvroSchema, enclosingNamespace: string | undefined): s
 /** Shared named types (records, enums) of schemas/types, by full name. */
 export function loadSharedTypes(dir: string = join(SCHEMAS_DIR, 'types')): Map<string, AvroSchema> {
   const shared = new Map<string, AvroSchema>();
-  for (const entry of readdirSync(dir).filter((f) => f.endsWith('.avsc')).sort()) {
+  for (const entry of readdirSync(dir)
+    .filter((f) => f.endsWith('.avsc'))
+    .sort()) {
     const file = join(dir, entry);
     const doc = parseJsonFile(file);
-    if (!isNamedSchema(doc)) throw new SchemaError(`${file}: a shared type must be a named Avro type (record, enum or fixed)`, { context: { file } });
+    if (!isNamedSchema(doc))
+      throw new SchemaError(`${file}: a shared type must be a named Avro type (record, enum or fixed)`, { context: { file } });
     shared.set(fullName(doc, undefined), doc);
   }
   return shared;
@@ -116,7 +119,9 @@ function docProblems(schema: unknown, path: string, out: string[]): void {
 /** Loads every subject schema, inlined and checked (parses with avsc, every field has a doc). */
 export function loadSubjectSchemas(dir: string = SCHEMAS_DIR): SubjectSchema[] {
   const shared = loadSharedTypes(join(dir, 'types'));
-  const files = readdirSync(dir).filter((f) => f.endsWith('-value.avsc')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('-value.avsc'))
+    .sort();
   return files.map((entry) => {
     const file = join(dir, entry);
     const schema = inlineSharedTypes(parseJsonFile(file), shared) as AvroSchema;

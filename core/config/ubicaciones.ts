@@ -51,10 +51,24 @@ const stellarSchema = z
   .superRefine((s, ctx) => {
     const tls = s.encrypt.local || s.encrypt.production;
     if (s.ca_file_env && s.trust_server_certificate) {
-      ctx.addIssue({ code: 'custom', path: ['trust_server_certificate'], message: 'true together with ca_file_env: verify against the CA, or trust any certificate, not both' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['trust_server_certificate'],
+        message: 'true together with ca_file_env: verify against the CA, or trust any certificate, not both',
+      });
     }
-    if (!tls && s.ca_file_env) ctx.addIssue({ code: 'custom', path: ['ca_file_env'], message: 'given but encrypt is false in both environments (no TLS to verify)' });
-    if (!tls && s.trust_server_certificate) ctx.addIssue({ code: 'custom', path: ['trust_server_certificate'], message: 'true but encrypt is false in both environments (no TLS)' });
+    if (!tls && s.ca_file_env)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ca_file_env'],
+        message: 'given but encrypt is false in both environments (no TLS to verify)',
+      });
+    if (!tls && s.trust_server_certificate)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['trust_server_certificate'],
+        message: 'true but encrypt is false in both environments (no TLS)',
+      });
   });
 
 /**
@@ -163,7 +177,9 @@ export function loadUbicacionesFile(path: string): UbicacionConfig[] {
   try {
     text = readFileSync(path, 'utf8');
   } catch (cause) {
-    throw new ConfigError([`cannot read the store list ${path}: ${(cause as Error).message} (set FLUXION_UBICACIONES_FILE to its path)`], { cause });
+    throw new ConfigError([`cannot read the store list ${path}: ${(cause as Error).message} (set FLUXION_UBICACIONES_FILE to its path)`], {
+      cause,
+    });
   }
   let doc: unknown;
   try {
@@ -257,10 +273,15 @@ export function readStellarTls(u: Ubicacion & { pos: 'stellar' }, env: NodeJS.Pr
   try {
     pem = readFileSync(file, 'utf8');
   } catch (cause) {
-    throw new ConfigError([`ubicacion ${u.id}: ${caFileEnv}=${JSON.stringify(file)}: the CA file cannot be read: ${(cause as Error).message}`], { cause });
+    throw new ConfigError(
+      [`ubicacion ${u.id}: ${caFileEnv}=${JSON.stringify(file)}: the CA file cannot be read: ${(cause as Error).message}`],
+      { cause },
+    );
   }
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new ConfigError([`ubicacion ${u.id}: ${caFileEnv}=${JSON.stringify(file)}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)`]);
+    throw new ConfigError([
+      `ubicacion ${u.id}: ${caFileEnv}=${JSON.stringify(file)}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+    ]);
   }
   return { ...tls, ca: pem, caFile: file };
 }

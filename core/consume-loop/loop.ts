@@ -18,7 +18,14 @@ import { RetryEpisode } from '../retry.ts';
 import type { BatchControl, ConsumedBatch, ConsumedRecord, KafkaClient } from '../kafka/client.ts';
 import { superviseConsumer, type SupervisedConsumer } from '../kafka/supervised-consumer.ts';
 import { loopMetrics } from './metrics.ts';
-import { ConsumeLoopError, RetryPartition, SliceAbandoned, type ConsumeLoop, type ConsumeLoopSpec, type SliceContext } from './contract.ts';
+import {
+  ConsumeLoopError,
+  RetryPartition,
+  SliceAbandoned,
+  type ConsumeLoop,
+  type ConsumeLoopSpec,
+  type SliceContext,
+} from './contract.ts';
 
 export * from './contract.ts';
 

@@ -3,7 +3,7 @@
  * the component's prom-client registry: slices committed and how long each took, and the
  * retries the loop waited (a service down in place, or a partition backing off).
  */
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Counter, Histogram, type Registry } from 'prom-client';
 import { registeredMetric } from '../metrics.ts';
 
 export interface LoopMetrics {
@@ -12,20 +12,51 @@ export interface LoopMetrics {
 }
 
 export function loopMetrics(registry: Registry, loop: string): LoopMetrics {
-  const slices = registeredMetric(registry, 'fluxion_consume_loop_slices_total', () =>
-    new Counter({ name: 'fluxion_consume_loop_slices_total', help: 'slices a consume loop committed', labelNames: ['loop'], registers: [registry] }));
-  const records = registeredMetric(registry, 'fluxion_consume_loop_records_total', () =>
-    new Counter({ name: 'fluxion_consume_loop_records_total', help: 'records in committed slices', labelNames: ['loop'], registers: [registry] }));
-  const seconds = registeredMetric(registry, 'fluxion_consume_loop_slice_seconds', () =>
-    new Histogram({
-      name: 'fluxion_consume_loop_slice_seconds',
-      help: 'duration of one committed slice, processing and commit',
-      labelNames: ['loop'],
-      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [registry],
-    }));
-  const retries = registeredMetric(registry, 'fluxion_consume_loop_retries_total', () =>
-    new Counter({ name: 'fluxion_consume_loop_retries_total', help: 'waits before retrying, by kind', labelNames: ['loop', 'kind'], registers: [registry] }));
+  const slices = registeredMetric(
+    registry,
+    'fluxion_consume_loop_slices_total',
+    () =>
+      new Counter({
+        name: 'fluxion_consume_loop_slices_total',
+        help: 'slices a consume loop committed',
+        labelNames: ['loop'],
+        registers: [registry],
+      }),
+  );
+  const records = registeredMetric(
+    registry,
+    'fluxion_consume_loop_records_total',
+    () =>
+      new Counter({
+        name: 'fluxion_consume_loop_records_total',
+        help: 'records in committed slices',
+        labelNames: ['loop'],
+        registers: [registry],
+      }),
+  );
+  const seconds = registeredMetric(
+    registry,
+    'fluxion_consume_loop_slice_seconds',
+    () =>
+      new Histogram({
+        name: 'fluxion_consume_loop_slice_seconds',
+        help: 'duration of one committed slice, processing and commit',
+        labelNames: ['loop'],
+        buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        registers: [registry],
+      }),
+  );
+  const retries = registeredMetric(
+    registry,
+    'fluxion_consume_loop_retries_total',
+    () =>
+      new Counter({
+        name: 'fluxion_consume_loop_retries_total',
+        help: 'waits before retrying, by kind',
+        labelNames: ['loop', 'kind'],
+        registers: [registry],
+      }),
+  );
   return {
     committed(s, n) {
       slices.inc({ loop });

@@ -66,7 +66,8 @@ export function postgresOffsetsCommit(options: PostgresOffsetsOptions): Postgres
         pool.query(
           'INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
           [groupId, topic, partition, low.toString()],
-        ));
+        ),
+      );
       next = (await ctx.retry('read sink_offsets', () => offsets.read(pool, groupId))).get(keyOf(topic, partition)) ?? low;
     }
     position.set(keyOf(topic, partition), next);

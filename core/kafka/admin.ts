@@ -27,7 +27,8 @@ const SETTLE_RETRY: RetryPolicy = {
  * errors). Without `renew` a settling error is the caller's.
  */
 async function whileMetadataSettles<T>(admin: Admin, renew: (() => Admin) | undefined, call: (a: Admin) => Promise<T>): Promise<T> {
-  const settling = (err: unknown) => renew !== undefined && (SETTLING.has((err as { type?: string }).type ?? '') || isOffsetsOfUnsettledTopic(err));
+  const settling = (err: unknown) =>
+    renew !== undefined && (SETTLING.has((err as { type?: string }).type ?? '') || isOffsetsOfUnsettledTopic(err));
   return withRetry(
     SETTLE_RETRY,
     async (attempt) => {

@@ -71,7 +71,8 @@ export function connectKafka(options: KafkaClientOptions): KafkaConnection {
   if (options.ssl?.rejectUnauthorized === false) {
     log.warn(
       { variable: 'KAFKA_SSL_REJECT_UNAUTHORIZED' },
-      "KAFKA_SSL_REJECT_UNAUTHORIZED=false: the Kafka brokers' TLS certificates are NOT verified, so anyone between us and them can read and change the records; give the CA with KAFKA_SSL_CA_FILE instead",
+      "KAFKA_SSL_REJECT_UNAUTHORIZED=false: the Kafka brokers' TLS certificates are NOT verified, so anyone between us and them can " +
+        'read and change the records; give the CA with KAFKA_SSL_CA_FILE instead',
     );
   }
   if (options.sasl?.mechanism === 'plain' && !options.ssl) {

@@ -25,7 +25,13 @@ export interface EndTracker {
 
 export async function startEndTracker(brokers: string[], groupId: string, topics: string[], admin: FluxionAdmin): Promise<EndTracker> {
   const kafka = new Kafka({ clientId: 'fluxion-bench-end-tracker', brokers, logLevel: logLevel.ERROR });
-  const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 100, sessionTimeout: 60_000, heartbeatInterval: 3_000 });
+  const consumer = kafka.consumer({
+    groupId,
+    readUncommitted: false,
+    maxWaitTimeInMs: 100,
+    sessionTimeout: 60_000,
+    heartbeatInterval: 3_000,
+  });
   const last = new Map<string, Map<number, bigint>>();
   const position = new Map<string, Map<number, bigint>>();
   const of = (m: Map<string, Map<number, bigint>>, topic: string) => m.get(topic) ?? m.set(topic, new Map()).get(topic)!;
@@ -51,7 +57,8 @@ export async function startEndTracker(brokers: string[], groupId: string, topics
       const deadline = Date.now() + 120_000;
       for (;;) {
         const pos = of(position, topic);
-        if (offsets.every((o) => BigInt(o.high) <= BigInt(o.low) || (pos.get(o.partition) ?? -1n) >= BigInt(o.high))) return new Map(of(last, topic));
+        if (offsets.every((o) => BigInt(o.high) <= BigInt(o.low) || (pos.get(o.partition) ?? -1n) >= BigInt(o.high)))
+          return new Map(of(last, topic));
         if (crash) throw new Error(`the end tracker crashed: ${crash.message}`);
         if (Date.now() > deadline) throw new Error(`the end tracker did not reach the end of ${topic} in 2 minutes`);
         await sleep(20);

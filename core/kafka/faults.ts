@@ -66,7 +66,14 @@ const RETRIABLE_TYPES = new Set([
  * set-up error the caller names, and one that metadata briefly lacks after a restart comes
  * with connection faults anyway.
  */
-const ROUTINE_TYPES = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'CONCURRENT_TRANSACTIONS', 'MEMBER_ID_REQUIRED', 'UNKNOWN_TOPIC_OR_PARTITION']);
+const ROUTINE_TYPES = new Set([
+  'REBALANCE_IN_PROGRESS',
+  'ILLEGAL_GENERATION',
+  'UNKNOWN_MEMBER_ID',
+  'CONCURRENT_TRANSACTIONS',
+  'MEMBER_ID_REQUIRED',
+  'UNKNOWN_TOPIC_OR_PARTITION',
+]);
 
 /** kafkajs errors about the connection itself: the broker is down, restarting or unreachable. */
 const CONNECTION_ERRORS = new Set([
@@ -94,7 +101,16 @@ export interface KafkaFaultClass {
 }
 
 /** Codes of our errors that say what is wrong themselves (core/errors.ts, ./errors.ts): never waited out. */
-const SELF_EXPLAINED = new Set(['TOPIC_LAYOUT', 'CONFIG_INVALID', 'USAGE', 'KAFKA_AUTH', 'KAFKA_REQUEST', 'SCHEMA', 'MIGRATION', 'VALIDATION']);
+const SELF_EXPLAINED = new Set([
+  'TOPIC_LAYOUT',
+  'CONFIG_INVALID',
+  'USAGE',
+  'KAFKA_AUTH',
+  'KAFKA_REQUEST',
+  'SCHEMA',
+  'MIGRATION',
+  'VALIDATION',
+]);
 
 const nextOf = (e: object): unknown => (e as { cause?: unknown }).cause ?? (e as { originalError?: unknown }).originalError;
 
@@ -104,7 +120,8 @@ export function classifyKafkaError(err: unknown): KafkaFaultClass {
   let e: unknown = err;
   for (let depth = 0; depth < 8 && e && typeof e === 'object'; depth++, e = nextOf(e)) {
     const { name = '', type, code, message = '' } = e as { name?: string; type?: unknown; code?: unknown; message?: string };
-    if (name === 'KafkaJSSASLAuthenticationError' || (typeof type === 'string' && SASL_TYPES.has(type))) return { retriable: false, cause: `authentication refused: ${message}` };
+    if (name === 'KafkaJSSASLAuthenticationError' || (typeof type === 'string' && SASL_TYPES.has(type)))
+      return { retriable: false, cause: `authentication refused: ${message}` };
     if (typeof code === 'string' && TLS_CODES.test(code)) return { retriable: false, cause: `TLS certificate not verified (${code})` };
     if (typeof type === 'string' && type) {
       if (/AUTHORIZATION_FAILED$/.test(type)) return { retriable: false, cause: `${type}: ${message}` };
@@ -162,7 +179,10 @@ export function isOffsetsOfUnsettledTopic(err: unknown): boolean {
 export function isProducerFenced(err: unknown): boolean {
   const type = kafkaErrorType(err);
   if (type === 'INVALID_PRODUCER_EPOCH' || type === 'PRODUCER_FENCED') return true;
-  return type === 'KAFKAJS_UNKNOWN_ERROR_CODE' && [...causesOf(err, 5)].some((e) => (e as { message?: unknown }).message === 'Unknown error code 90');
+  return (
+    type === 'KAFKAJS_UNKNOWN_ERROR_CODE' &&
+    [...causesOf(err, 5)].some((e) => (e as { message?: unknown }).message === 'Unknown error code 90')
+  );
 }
 
 /** The SASL failure inside a kafkajs error (it wraps them in retry errors), if there is one. */
@@ -185,11 +205,16 @@ export function kafkaAuthError(err: unknown, brokers: string[], sasl: KafkaSasl)
   // kafkajs says a mechanism the broker lacks in text only ("SASL X mechanism is not supported by the server").
   const message =
     failure.type === 'ILLEGAL_SASL_STATE'
-      ? `${at} does not speak SASL on that listener (is it a PLAINTEXT port?): KAFKA_SASL_MECHANISM=${sasl.mechanism} needs a SASL listener (${detail})`
+      ? `${at} does not speak SASL on that listener (is it a PLAINTEXT port?): KAFKA_SASL_MECHANISM=${sasl.mechanism} needs a SASL ` +
+        `listener (${detail})`
       : failure.type === 'UNSUPPORTED_SASL_MECHANISM' || /not supported|unsupported/i.test(detail)
         ? `${at} does not accept SASL ${mechanism}: check KAFKA_SASL_MECHANISM (${detail})`
-        : `${at} refused SASL ${mechanism} authentication for user "${sasl.username}": check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD, and that the user has ${mechanism} credentials (${detail})`;
-  return new KafkaAuthError(message, { cause: err, context: { brokers: brokers.join(','), mechanism: sasl.mechanism, user: sasl.username } });
+        : `${at} refused SASL ${mechanism} authentication for user "${sasl.username}": check KAFKA_SASL_USERNAME and ` +
+          `KAFKA_SASL_PASSWORD, and that the user has ${mechanism} credentials (${detail})`;
+  return new KafkaAuthError(message, {
+    cause: err,
+    context: { brokers: brokers.join(','), mechanism: sasl.mechanism, user: sasl.username },
+  });
 }
 
 /** Node's code for a broker certificate that did not verify, inside a kafkajs error (undefined: none). */
@@ -207,7 +232,8 @@ export function tlsCertificateFailureOf(err: unknown): string | undefined {
  */
 export function closedConnectionHint(err: unknown): string | undefined {
   for (const e of causesOf(err, 6)) {
-    if ((e as { name?: string }).name === 'KafkaJSConnectionClosedError') return '; the broker closed the connection: does this listener need authentication (KAFKA_SASL_MECHANISM) or TLS (KAFKA_SSL=true)?';
+    if ((e as { name?: string }).name === 'KafkaJSConnectionClosedError')
+      return '; the broker closed the connection: does this listener need authentication (KAFKA_SASL_MECHANISM) or TLS (KAFKA_SSL=true)?';
   }
   return undefined;
 }
@@ -221,10 +247,15 @@ export function translateKafkaError(err: unknown, brokers: string[], sasl: Kafka
   const cert = tlsCertificateFailureOf(err);
   const at = `Kafka at ${brokers.join(',')}`;
   if (cert) {
-    return new KafkaRequestError(`${at}: the brokers' TLS certificate did not verify (${cert}) while trying to ${action}: give the CA that signed it with KAFKA_SSL_CA_FILE`, { cause: err, context: { brokers: brokers.join(',') } });
+    return new KafkaRequestError(
+      `${at}: the brokers' TLS certificate did not verify (${cert}) while trying to ${action}: give the CA that signed it with ` +
+        `KAFKA_SSL_CA_FILE`,
+      { cause: err, context: { brokers: brokers.join(',') } },
+    );
   }
   const fault = classifyKafkaError(err);
-  if (!fault.retriable) return new KafkaRequestError(`${at} refused to ${action}: ${fault.cause}`, { cause: err, context: { brokers: brokers.join(',') } });
+  if (!fault.retriable)
+    return new KafkaRequestError(`${at} refused to ${action}: ${fault.cause}`, { cause: err, context: { brokers: brokers.join(',') } });
   const hint = sasl ? '' : (closedConnectionHint(err) ?? '');
   return new ServiceUnavailableError(`${at} did not answer while trying to ${action}: ${(err as Error).message}${hint}`, {
     cause: err,
@@ -236,12 +267,20 @@ export function translateKafkaError(err: unknown, brokers: string[], sasl: Kafka
  * How long a process waits out one episode: backoff from 1 s to 30 s, and it gives up (exits
  * non-zero, for its supervisor) once Kafka has been failing for 15 minutes on end.
  */
-export const KAFKA_FAULT_RETRY: RetryPolicy = { retries: Number.POSITIVE_INFINITY, initialDelayMs: 1_000, maxDelayMs: 30_000, factor: 2, maxElapsedMs: 15 * 60_000 };
+export const KAFKA_FAULT_RETRY: RetryPolicy = {
+  retries: Number.POSITIVE_INFINITY,
+  initialDelayMs: 1_000,
+  maxDelayMs: 30_000,
+  factor: 2,
+  maxElapsedMs: 15 * 60_000,
+};
 
 // kafkajs's table of broker errors (type, message, retriable): its log lines carry only the
 // message, which is mapped back to the type here.
 const require = createRequire(import.meta.url);
-const PROTOCOL_ERRORS = (require('kafkajs/src/protocol/error.js') as { errorCodes: Array<{ type: string; message: string; retriable: boolean }> }).errorCodes;
+const PROTOCOL_ERRORS = (
+  require('kafkajs/src/protocol/error.js') as { errorCodes: Array<{ type: string; message: string; retriable: boolean }> }
+).errorCodes;
 const TYPE_BY_MESSAGE = new Map(PROTOCOL_ERRORS.map((c) => [c.message, c.type]));
 
 /**
@@ -254,18 +293,27 @@ export function isKafkajsNoise(message: string): boolean {
 }
 
 /** kafkajs log lines that are not about Kafka being unavailable: kept at their level. */
-const NOT_FAULTS = /^(Failed to execute listener|Caught error when|Offset out of range|Consumer group received unsubscribed|consumer#run was called)/;
+const NOT_FAULTS =
+  /^(Failed to execute listener|Caught error when|Offset out of range|Consumer group received unsubscribed|consumer#run was called)/;
 
 /**
  * What a kafkajs warning or error line says about the cluster: a fault (to be counted in the
  * episode instead of logged line by line), routine (a rebalance), or neither (log it as is).
  */
-export function kafkajsLogFault(message: string, extra: Record<string, unknown>): { kind: 'fault'; cause: string } | { kind: 'routine' } | { kind: 'other' } {
+export function kafkajsLogFault(
+  message: string,
+  extra: Record<string, unknown>,
+): { kind: 'fault'; cause: string } | { kind: 'routine' } | { kind: 'other' } {
   // Authentication answers are failures of ours to report, never a wait (kafkaAuthError).
   if (NOT_FAULTS.test(message) || /^Response Sasl|SASL .*authentication failed/i.test(message)) return { kind: 'other' };
   // Rebalances are normal work; a crash, its restart and a handler's error are reported by
   // whoever supervises that consumer (core/kafka/supervised-consumer.ts).
-  if (/^The group is rebalancing|^The coordinator is not aware of this member|resync group$|^Crash: |^Restarting the consumer|^Error when calling each/.test(message)) return { kind: 'routine' };
+  if (
+    /^The group is rebalancing|^The coordinator is not aware of this member|resync group$|^Crash: |^Restarting the consumer|^Error when calling each/.test(
+      message,
+    )
+  )
+    return { kind: 'routine' };
   const error = typeof extra.error === 'string' ? extra.error : undefined;
   // The broker's answer, when the line carries one: in `error` (a failed response) or at the
   // end of the message ("Failed to send messages: <the broker's message>").
@@ -273,8 +321,14 @@ export function kafkajsLogFault(message: string, extra: Record<string, unknown>)
   const type = said === undefined ? undefined : TYPE_BY_MESSAGE.get(said);
   if (type && ROUTINE_TYPES.has(type)) return { kind: 'routine' };
   if (type && !RETRIABLE_TYPES.has(type)) return { kind: 'other' };
-  if (message.startsWith('Response ') && error !== undefined) return { kind: 'fault', cause: `${type ?? 'error'}: ${error} (${message.slice('Response '.length)})` };
-  if (/^(Connection error|Connection timeout|Failed to connect|Failed to send messages|Request .* timed out|Closed connection|Not connected)/.test(message)) return { kind: 'fault', cause: message };
+  if (message.startsWith('Response ') && error !== undefined)
+    return { kind: 'fault', cause: `${type ?? 'error'}: ${error} (${message.slice('Response '.length)})` };
+  if (
+    /^(Connection error|Connection timeout|Failed to connect|Failed to send messages|Request .* timed out|Closed connection|Not connected)/.test(
+      message,
+    )
+  )
+    return { kind: 'fault', cause: message };
   if (typeof extra.retryCount === 'number') return { kind: 'fault', cause: message };
   return { kind: 'other' };
 }
@@ -293,7 +347,11 @@ export interface KafkaFaultLog {
 export const EPISODE_START_MESSAGE = 'Kafka is failing: retrying with backoff (one line when it is over)';
 export const EPISODE_END_MESSAGE = 'Kafka answers again: going on';
 
-export function createKafkaFaultLog(log: Logger, brokers: string[], options: { quietMs?: number; now?: () => number } = {}): KafkaFaultLog {
+export function createKafkaFaultLog(
+  log: Logger,
+  brokers: string[],
+  options: { quietMs?: number; now?: () => number } = {},
+): KafkaFaultLog {
   const quietMs = options.quietMs ?? 5_000;
   const now = options.now ?? Date.now;
   let since: number | undefined;
@@ -312,7 +370,10 @@ export function createKafkaFaultLog(log: Logger, brokers: string[], options: { q
     },
     ok() {
       if (since === undefined || now() - last < quietMs) return;
-      log.info({ kafkaEpisode: 'end', brokers: brokers.join(','), faultySeconds: Math.round((last - since) / 100) / 10, faults }, EPISODE_END_MESSAGE);
+      log.info(
+        { kafkaEpisode: 'end', brokers: brokers.join(','), faultySeconds: Math.round((last - since) / 100) / 10, faults },
+        EPISODE_END_MESSAGE,
+      );
       since = undefined;
       faults = 0;
     },

@@ -51,7 +51,12 @@ export class ConsumerFailedError extends FluxionError {
   }
 }
 
-export function superviseConsumer(kafka: KafkaClient, logger: Logger, spec: SupervisedConsumerSpec, options: { retry?: RetryPolicy } = {}): SupervisedConsumer {
+export function superviseConsumer(
+  kafka: KafkaClient,
+  logger: Logger,
+  spec: SupervisedConsumerSpec,
+  options: { retry?: RetryPolicy } = {},
+): SupervisedConsumer {
   const log = logger.child({ component: 'consumer-supervisor', groupId: spec.consumer.groupId });
   let consumer: FluxionConsumer | undefined;
   let running = false;
@@ -94,7 +99,12 @@ export function superviseConsumer(kafka: KafkaClient, logger: Logger, spec: Supe
     try {
       const existing = new Set(await admin.listTopics());
       const missing = topics.filter((t) => !existing.has(t));
-      if (missing.length > 0) throw new TopicLayoutError(`${spec.name}: topic${missing.length > 1 ? 's' : ''} ${missing.join(', ')} do${missing.length > 1 ? '' : 'es'} not exist: run \`fluxion topics ensure\``, { context: { topic: missing.join(',') } });
+      if (missing.length > 0)
+        throw new TopicLayoutError(
+          `${spec.name}: topic${missing.length > 1 ? 's' : ''} ${missing.join(', ')} do${missing.length > 1 ? '' : 'es'} not exist: ` +
+            `run \`fluxion topics ensure\``,
+          { context: { topic: missing.join(',') } },
+        );
     } finally {
       await admin.disconnect();
     }
@@ -111,7 +121,11 @@ export function superviseConsumer(kafka: KafkaClient, logger: Logger, spec: Supe
       const episode = new RetryEpisode(options.retry ?? KAFKA_FAULT_RETRY, {
         signal: abort.signal,
         retriable: (err) => classifyKafkaError(err).retriable,
-        onRetry: (err, attempt, delayMs) => log.debug({ attempt, delayMs, cause: classifyKafkaError(err).cause }, `${spec.name}: restarting the consumer after a retriable fault`),
+        onRetry: (err, attempt, delayMs) =>
+          log.debug(
+            { attempt, delayMs, cause: classifyKafkaError(err).cause },
+            `${spec.name}: restarting the consumer after a retriable fault`,
+          ),
       });
       for (let first = true; !stopping; first = false) {
         let failure: unknown;
@@ -122,7 +136,9 @@ export function superviseConsumer(kafka: KafkaClient, logger: Logger, spec: Supe
         }
         if (stopping) break;
         await inFlight;
-        await spec.tearDown('crash').catch((err: unknown) => log.warn({ err: errorMessage(err) }, `${spec.name}: tear-down after a crash failed`));
+        await spec
+          .tearDown('crash')
+          .catch((err: unknown) => log.warn({ err: errorMessage(err) }, `${spec.name}: tear-down after a crash failed`));
         const c = consumer;
         consumer = undefined;
         await c?.disconnect().catch(() => undefined);
@@ -134,7 +150,8 @@ export function superviseConsumer(kafka: KafkaClient, logger: Logger, spec: Supe
           if (stopping) break;
           if (err instanceof TopicLayoutError) throw err;
           const message = fault.retriable
-            ? `${spec.name}: Kafka kept failing for ${Math.round(episode.elapsedMs / 1000)} s (${episode.attempts} restarts), giving up: ${fault.cause}`
+            ? `${spec.name}: Kafka kept failing for ${Math.round(episode.elapsedMs / 1000)} s (${episode.attempts} restarts), giving ` +
+              `up: ${fault.cause}`
             : `${spec.name}: consumer stopped: ${failure instanceof FluxionError ? failure.message : fault.cause}`;
           log.error({ cause: fault.cause, retriable: fault.retriable }, message);
           throw new ConsumerFailedError(message, { cause: err });

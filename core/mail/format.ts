@@ -6,7 +6,14 @@
 import { BUSINESS_TIME_ZONE } from '../time.ts';
 
 const localTime = new Intl.DateTimeFormat('sv-SE', {
-  timeZone: BUSINESS_TIME_ZONE, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
+  timeZone: BUSINESS_TIME_ZONE,
+  year: 'numeric',
+  month: '2-digit',
+  day: '2-digit',
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
+  hourCycle: 'h23',
 });
 
 /** "2026-11-27 08:30:00 America/Caracas (2026-11-27T12:30:00.000Z)". */
@@ -28,5 +35,8 @@ export const formatLocalMinute = (d: Date | number): string => localTime.format(
 /** "label:   value" lines, aligned; rows without a value are left out. */
 export function mailTable(rows: Array<[string, string | number | null | undefined]>): string {
   const width = Math.max(...rows.map(([k]) => k.length)) + 2;
-  return rows.filter(([, v]) => v !== null && v !== undefined && v !== '').map(([k, v]) => `${`${k}:`.padEnd(width)}${v}`).join('\n');
+  return rows
+    .filter(([, v]) => v !== null && v !== undefined && v !== '')
+    .map(([k, v]) => `${`${k}:`.padEnd(width)}${v}`)
+    .join('\n');
 }

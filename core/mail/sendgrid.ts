@@ -98,7 +98,9 @@ export function translateSendGridError(err: unknown, baseUrl: string): MailDeliv
   }
   // A string code is the network's (ECONNREFUSED, ETIMEDOUT, ECONNABORTED on timeout): worth retrying.
   if (typeof e?.code === 'string') {
-    return new MailDeliveryError(hideKeys(`SendGrid at ${baseUrl} could not be reached: ${e.code}: ${errorMessage(err)}`), { retriable: true });
+    return new MailDeliveryError(hideKeys(`SendGrid at ${baseUrl} could not be reached: ${e.code}: ${errorMessage(err)}`), {
+      retriable: true,
+    });
   }
   // Anything else was refused before sending (the helpers' checks of the mail itself).
   return new MailDeliveryError(hideKeys(`the mail was refused before sending: ${errorMessage(err)}`), { retriable: false });
@@ -149,7 +151,10 @@ export async function createSendGridMailer(options: SendGridMailerOptions): Prom
         },
         {
           onRetry: (err, attempt, delayMs) => {
-            log.warn({ ...about, status: (err as MailDeliveryError).status, attempt, delayMs, reason: errorMessage(err) }, 'SendGrid did not take the mail; retrying');
+            log.warn(
+              { ...about, status: (err as MailDeliveryError).status, attempt, delayMs, reason: errorMessage(err) },
+              'SendGrid did not take the mail; retrying',
+            );
             void sendOptions.heartbeat?.().catch(() => undefined);
           },
         },
@@ -165,14 +170,28 @@ export function createLogMailer(options: { from?: string; to: string[]; logger: 
   return {
     delivering: false,
     async send(mail) {
-      log.info({ kind: mail.kind, key: mail.key, ubicacion_id: mail.ubicacion_id, from: options.from ?? null, to: options.to, subject: mail.subject }, `would send: ${mail.subject}`);
+      log.info(
+        {
+          kind: mail.kind,
+          key: mail.key,
+          ubicacion_id: mail.ubicacion_id,
+          from: options.from ?? null,
+          to: options.to,
+          subject: mail.subject,
+        },
+        `would send: ${mail.subject}`,
+      );
       log.debug({ key: mail.key, text: mail.text }, 'would send this body');
     },
   };
 }
 
 /** SendGrid when the configuration has a key, the log otherwise. */
-export async function createMailer(config: NotifyConfig, logger: Logger, options: { retry?: RetryPolicy; timeoutMs?: number; category?: string } = {}): Promise<Mailer> {
+export async function createMailer(
+  config: NotifyConfig,
+  logger: Logger,
+  options: { retry?: RetryPolicy; timeoutMs?: number; category?: string } = {},
+): Promise<Mailer> {
   if (!config.sendgridApiKey) return createLogMailer({ from: config.from, to: config.to, logger });
   return createSendGridMailer({
     apiKey: config.sendgridApiKey,

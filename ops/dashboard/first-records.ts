@@ -56,7 +56,8 @@ export async function scanFirstRecords(c: FirstRecordScanner, topic: string, wan
         topic,
         round.map((w) => w.partition),
         (r) => {
-          if (!found.has(r.partition) && BigInt(r.offset) >= BigInt(fromOffsets[r.partition] ?? '0')) found.set(r.partition, { offset: r.offset, timestampMs: Number(r.timestamp) });
+          if (!found.has(r.partition) && BigInt(r.offset) >= BigInt(fromOffsets[r.partition] ?? '0'))
+            found.set(r.partition, { offset: r.offset, timestampMs: Number(r.timestamp) });
           if (found.size === round.length) return 'stop';
         },
         { fromOffsets, toOffsets },

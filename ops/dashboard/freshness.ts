@@ -121,7 +121,13 @@ export function scheduledTicks(job: ScheduledJob, from: Date, to: Date): Date[] 
 }
 
 /** Counts the ticks of the lookback that no run answered (see the header). */
-export function countMissedPolls(job: ScheduledJob, okStarts: Date[], now: Date, rules: FreshnessRules = DEFAULT_FRESHNESS_RULES, monitoredSince: Date | null = new Date(0)): PollCount {
+export function countMissedPolls(
+  job: ScheduledJob,
+  okStarts: Date[],
+  now: Date,
+  rules: FreshnessRules = DEFAULT_FRESHNESS_RULES,
+  monitoredSince: Date | null = new Date(0),
+): PollCount {
   const interval = jobIntervalMs(job);
   if (interval === null || monitoredSince === null) return { expected: 0, missed: 0, missedInARow: 0, lastMissedAt: null };
   const from = Math.max(now.getTime() - rules.lookbackMs, monitoredSince.getTime() - rules.earlyMs);
@@ -150,7 +156,13 @@ export function polledJobsOf(pos: 'klk' | 'stellar'): PolledJob[] {
   return pos === 'klk' ? ['INVENTARIO', 'VENTAS'] : ['INVENTARIO'];
 }
 
-export function storeFreshness(store: StoreInputs, jobs: ScheduledJob[], now: Date, rules: FreshnessRules = DEFAULT_FRESHNESS_RULES, locale: Locale = DEFAULT_LOCALE): StoreFreshness {
+export function storeFreshness(
+  store: StoreInputs,
+  jobs: ScheduledJob[],
+  now: Date,
+  rules: FreshnessRules = DEFAULT_FRESHNESS_RULES,
+  locale: Locale = DEFAULT_LOCALE,
+): StoreFreshness {
   const m = dashboardMessages(locale);
   const polls: Partial<Record<PolledJob, PollCount>> = {};
   const reasons: string[] = [];
@@ -162,7 +174,13 @@ export function storeFreshness(store: StoreInputs, jobs: ScheduledJob[], now: Da
   for (const job of polledJobsOf(store.pos)) {
     const scheduled = jobs.find((j) => j.name === POLLED_JOBS[job]);
     if (!scheduled?.enabled) continue;
-    const count = countMissedPolls(scheduled, store.okStarts[job] ?? [], now, rules, store.monitoredSince[job] === undefined ? new Date(0) : store.monitoredSince[job]);
+    const count = countMissedPolls(
+      scheduled,
+      store.okStarts[job] ?? [],
+      now,
+      rules,
+      store.monitoredSince[job] === undefined ? new Date(0) : store.monitoredSince[job],
+    );
     polls[job] = count;
     const name = job.toLowerCase();
     if (count.missedInARow >= 2) raise('ERR', m.freshMissedInARow(name, count.missedInARow));
@@ -181,7 +199,8 @@ export function storeFreshness(store: StoreInputs, jobs: ScheduledJob[], now: Da
     lastSuccess: store.lastOk,
     lastFailure: store.lastFailed,
     lastApplied: store.lastApplied,
-    lastExtractionApplied: lastInventory?.snapshotId && store.lastApplied ? lastInventory.snapshotId === store.lastApplied.snapshotId : null,
+    lastExtractionApplied:
+      lastInventory?.snapshotId && store.lastApplied ? lastInventory.snapshotId === store.lastApplied.snapshotId : null,
     polls,
     quarantined: store.quarantined,
     stale,

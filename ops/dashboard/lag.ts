@@ -75,7 +75,12 @@ export const PIPELINE_GROUPS: PipelineGroup[] = [
     topics: ['pos.inventario.changes', 'pos.ventas', 'alerts.phantom-zeros', 'ops.etl-runs'],
     position: 'postgres',
   },
-  { group: 'fluxion-notify', process: 'fluxion notify', topics: ['ops.etl-runs', 'pos.inventario.quarantine', 'alerts.phantom-zeros'], position: 'kafka' },
+  {
+    group: 'fluxion-notify',
+    process: 'fluxion notify',
+    topics: ['ops.etl-runs', 'pos.inventario.quarantine', 'alerts.phantom-zeros'],
+    position: 'kafka',
+  },
 ];
 
 /** The scheduled jobs whose runs put records on each topic (directly or through a processor). */
@@ -210,7 +215,12 @@ export function lagSeconds(nowMs: number, lag: number, oldestUnconsumedMs: numbe
 }
 
 /** Judges one partition by the rules in the header; the reason in `locale`. */
-export function judgePartition(obs: PartitionObservation, ctx: PartitionContext, rules: LagRules = DEFAULT_LAG_RULES, locale: Locale = DEFAULT_LOCALE): PartitionLag {
+export function judgePartition(
+  obs: PartitionObservation,
+  ctx: PartitionContext,
+  rules: LagRules = DEFAULT_LAG_RULES,
+  locale: Locale = DEFAULT_LOCALE,
+): PartitionLag {
   const m = dashboardMessages(locale);
   const lag = lagMessages(obs);
   const oldest = obs.firstUnconsumed ? obs.firstUnconsumed.timestampMs : null;

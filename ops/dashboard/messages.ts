@@ -13,17 +13,22 @@ const en = {
   // lag.ts
   lagCaughtUp: 'caught up',
   lagDownWaiting: (lag: number, group: string) => `${lag} records waiting and the group has no member: is \`${group}\` running?`,
-  lagDownIdle: (group: string) => `nothing waiting, but the group has no member: nobody will read the next records. Is \`${group}\` running?`,
+  lagDownIdle: (group: string) =>
+    `nothing waiting, but the group has no member: nobody will read the next records. Is \`${group}\` running?`,
   lagStall: (unchangedMs: number, lag: number) => `position has not moved for ${min(unchangedMs, 'en')} with ${lag} records waiting`,
   lagAgeUnknown: (lag: number) => `${lag} records waiting (age unknown)`,
-  lagErr: (ageMs: number, intervalMs: number) => `oldest waiting record is ${min(ageMs, 'en')} old: more than two polls (${min(intervalMs, 'en')} each) behind`,
-  lagWarn: (ageMs: number, intervalMs: number) => `oldest waiting record is ${min(ageMs, 'en')} old: more than one poll (${min(intervalMs, 'en')}) behind`,
+  lagErr: (ageMs: number, intervalMs: number) =>
+    `oldest waiting record is ${min(ageMs, 'en')} old: more than two polls (${min(intervalMs, 'en')} each) behind`,
+  lagWarn: (ageMs: number, intervalMs: number) =>
+    `oldest waiting record is ${min(ageMs, 'en')} old: more than one poll (${min(intervalMs, 'en')}) behind`,
   lagWorking: (lag: number, ageMs: number) => `working through ${lag} records (oldest ${Math.round(ageMs / 1000)} s old)`,
   // freshness.ts
   freshMissedInARow: (job: string, n: number) => `${job}: the last ${n} polls were missed`,
-  freshMissed: (job: string, missed: number, expected: number, hours: number) => `${job}: ${missed} of ${expected} polls missed in the last ${hours} h`,
+  freshMissed: (job: string, missed: number, expected: number, hours: number) =>
+    `${job}: ${missed} of ${expected} polls missed in the last ${hours} h`,
   freshQuarantined: (n: number) => `${n} snapshot(s) in quarantine: see \`fluxion quarantine list\``,
-  freshStale: (n: number) => `${n} stale snapshot(s): older than the last applied one, not applied (an overlapping or delayed run, or the POS clock set back)`,
+  freshStale: (n: number) =>
+    `${n} stale snapshot(s): older than the last applied one, not applied (an overlapping or delayed run, or the POS clock set back)`,
   // the page (static/index.html: {{t.<key>}})
   pageTitle: 'Fluxion Stream · pipeline',
   pageSubtitle: 'La Granja pipeline',
@@ -81,16 +86,21 @@ export const dashboardMessages = defineMessages<DashboardMessages>({
   es: {
     lagCaughtUp: 'al día',
     lagDownWaiting: (lag, group) => `${lag} registros en espera y el grupo no tiene miembros: ¿está corriendo \`${group}\`?`,
-    lagDownIdle: (group) => `nada en espera, pero el grupo no tiene miembros: nadie leerá los próximos registros. ¿Está corriendo \`${group}\`?`,
+    lagDownIdle: (group) =>
+      `nada en espera, pero el grupo no tiene miembros: nadie leerá los próximos registros. ¿Está corriendo \`${group}\`?`,
     lagStall: (unchangedMs, lag) => `la posición no avanza desde hace ${min(unchangedMs, 'es')} con ${lag} registros en espera`,
     lagAgeUnknown: (lag) => `${lag} registros en espera (antigüedad desconocida)`,
-    lagErr: (ageMs, intervalMs) => `el registro más antiguo en espera tiene ${min(ageMs, 'es')}: más de dos sondeos (de ${min(intervalMs, 'es')}) de atraso`,
-    lagWarn: (ageMs, intervalMs) => `el registro más antiguo en espera tiene ${min(ageMs, 'es')}: más de un sondeo (${min(intervalMs, 'es')}) de atraso`,
+    lagErr: (ageMs, intervalMs) =>
+      `el registro más antiguo en espera tiene ${min(ageMs, 'es')}: más de dos sondeos (de ${min(intervalMs, 'es')}) de atraso`,
+    lagWarn: (ageMs, intervalMs) =>
+      `el registro más antiguo en espera tiene ${min(ageMs, 'es')}: más de un sondeo (${min(intervalMs, 'es')}) de atraso`,
     lagWorking: (lag, ageMs) => `procesando ${lag} registros (el más antiguo de hace ${Math.round(ageMs / 1000)} s)`,
     freshMissedInARow: (job, n) => `${job}: se perdieron los últimos ${n} sondeos`,
     freshMissed: (job, missed, expected, hours) => `${job}: ${missed} de ${expected} sondeos perdidos en las últimas ${hours} h`,
     freshQuarantined: (n) => `${n} snapshot(s) en cuarentena: ver \`fluxion quarantine list\``,
-    freshStale: (n) => `${n} snapshot(s) atrasado(s): más antiguos que el último aplicado, no se aplicaron (una corrida solapada o retrasada, o el reloj del POS atrasado)`,
+    freshStale: (n) =>
+      `${n} snapshot(s) atrasado(s): más antiguos que el último aplicado, no se aplicaron (una corrida solapada o retrasada, o el ` +
+      `reloj del POS atrasado)`,
     pageTitle: 'Fluxion Stream · canal de datos',
     pageSubtitle: 'canal de datos de La Granja',
     pageSample: 'muestra',

@@ -22,7 +22,12 @@ export function countQuarantine(entries: ReadonlyArray<{ ubicacion_id: string; s
   const counts = new Map<string, QuarantineCount>();
   for (const e of entries) {
     const k = `${e.ubicacion_id}|${e.status}`;
-    const c = counts.get(k) ?? { ubicacion: e.ubicacion_id, status: e.status, count: 0, open: e.status === 'QUARANTINED' || e.status === 'RELEASE_REQUESTED' };
+    const c = counts.get(k) ?? {
+      ubicacion: e.ubicacion_id,
+      status: e.status,
+      count: 0,
+      open: e.status === 'QUARANTINED' || e.status === 'RELEASE_REQUESTED',
+    };
     c.count++;
     counts.set(k, c);
   }
@@ -32,7 +37,10 @@ export function countQuarantine(entries: ReadonlyArray<{ ubicacion_id: string; s
 /** How many of a store's entries are stale snapshots, and how many wait for a decision. */
 export function storeQuarantine(counts: readonly QuarantineCount[], ubicacion: string): { quarantined: number; stale: number } {
   const mine = counts.filter((q) => q.ubicacion === ubicacion);
-  return { quarantined: mine.filter((q) => q.open).reduce((s, q) => s + q.count, 0), stale: mine.filter((q) => q.status === STALE_STATUS).reduce((s, q) => s + q.count, 0) };
+  return {
+    quarantined: mine.filter((q) => q.open).reduce((s, q) => s + q.count, 0),
+    stale: mine.filter((q) => q.status === STALE_STATUS).reduce((s, q) => s + q.count, 0),
+  };
 }
 
 export interface DashboardSample {

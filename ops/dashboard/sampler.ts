@@ -25,7 +25,16 @@ import { DEFAULT_FRESHNESS_RULES, type FreshnessRules } from './freshness.ts';
 import { countQuarantine, RingBuffer, type DashboardSample, type HistoryPoint, type QuarantineCount } from './sample.ts';
 import { FIRST_RECORD_SCAN, scanFirstRecords, type FirstRecordScan, type ScanWanted } from './first-records.ts';
 import { queryStores, storeFigures, type StoreFigures, type StoreQueries } from './store-figures.ts';
-import { DEFAULT_LAG_RULES, judgePartition, PIPELINE_GROUPS, summarizeGroup, topicIntervals, type GroupLag, type LagRules, type PartitionObservation } from './lag.ts';
+import {
+  DEFAULT_LAG_RULES,
+  judgePartition,
+  PIPELINE_GROUPS,
+  summarizeGroup,
+  topicIntervals,
+  type GroupLag,
+  type LagRules,
+  type PartitionObservation,
+} from './lag.ts';
 
 export { countQuarantine, RingBuffer, STALE_STATUS, storeQuarantine } from './sample.ts';
 export type { DashboardSample, HistoryPoint, QuarantineCount } from './sample.ts';
@@ -120,7 +129,11 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
     return p;
   }
 
-  async function sampleLag(errors: DashboardSample['errors'], nowMs: number, existing: Set<string>): Promise<{ groups: GroupLag[]; topicEnds: DashboardSample['topicEnds'] }> {
+  async function sampleLag(
+    errors: DashboardSample['errors'],
+    nowMs: number,
+    existing: Set<string>,
+  ): Promise<{ groups: GroupLag[]; topicEnds: DashboardSample['topicEnds'] }> {
     const a = await getAdmin();
     const topics = [...new Set(PIPELINE_GROUPS.flatMap((g) => g.topics))];
     const ends = new Map<string, Array<{ partition: number; low: string; high: string }>>();
@@ -131,7 +144,10 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
         continue;
       }
       try {
-        ends.set(t, (await a.topicOffsets(prefix + t)).sort((x, y) => x.partition - y.partition));
+        ends.set(
+          t,
+          (await a.topicOffsets(prefix + t)).sort((x, y) => x.partition - y.partition),
+        );
       } catch (err) {
         errors.push({ source: `kafka topic ${prefix + t}`, message: `${errorMessage(err)} (run \`fluxion topics ensure\`?)` });
       }
@@ -143,10 +159,16 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
     const sinkGroup = PIPELINE_GROUPS.find((g) => g.position === 'postgres');
     if (sinkGroup) {
       try {
-        const r = await deps.pool.query<{ topic: string; partition: number; next_offset: string }>('SELECT topic, partition, next_offset FROM sink_offsets WHERE consumer_group = $1', [prefix + sinkGroup.group]);
+        const r = await deps.pool.query<{ topic: string; partition: number; next_offset: string }>(
+          'SELECT topic, partition, next_offset FROM sink_offsets WHERE consumer_group = $1',
+          [prefix + sinkGroup.group],
+        );
         sinkOffsets = new Map(r.rows.map((x) => [`${x.topic}/${x.partition}`, String(x.next_offset)]));
       } catch (err) {
-        errors.push({ source: 'postgres sink_offsets', message: `${scrubSecrets(errorMessage(err))}: the sink's lag is Kafka's copy of its offsets` });
+        errors.push({
+          source: 'postgres sink_offsets',
+          message: `${scrubSecrets(errorMessage(err))}: the sink's lag is Kafka's copy of its offsets`,
+        });
       }
     }
 
@@ -208,7 +230,13 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
     }
     if (toScan.size > 0) {
       try {
-        await withTimeout(Promise.all([...toScan].map(([topic, wanted]) => scanFirstRecords({ kafka: deps.kafka, firstRecords, busyTopics, track }, topic, wanted))), readTimeoutMs, 'reading the oldest unconsumed records');
+        await withTimeout(
+          Promise.all(
+            [...toScan].map(([topic, wanted]) => scanFirstRecords({ kafka: deps.kafka, firstRecords, busyTopics, track }, topic, wanted)),
+          ),
+          readTimeoutMs,
+          'reading the oldest unconsumed records',
+        );
       } catch (err) {
         errors.push({ source: 'kafka record timestamps', message: errorMessage(err) });
       }
@@ -234,9 +262,28 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
           if (!seen || seen.position !== position) positions.set(o.key, { position, sinceMs: nowMs });
           const since = positions.get(o.key)!.sinceMs;
           const topicName = o.topic.slice(prefix.length) as TopicName;
-          return judgePartition(o, { nowMs, members: o.members, intervalMs: intervals.get(topicName) ?? lagRules.fallbackIntervalMs, unchangedForMs: nowMs - since }, lagRules, locale);
+          return judgePartition(
+            o,
+            {
+              nowMs,
+              members: o.members,
+              intervalMs: intervals.get(topicName) ?? lagRules.fallbackIntervalMs,
+              unchangedForMs: nowMs - since,
+            },
+            lagRules,
+            locale,
+          );
         });
-      groups.push(summarizeGroup({ group, process: g.process, position: g.position, state: d?.state ?? 'Unknown', members: d?.members ?? 0, partitions }));
+      groups.push(
+        summarizeGroup({
+          group,
+          process: g.process,
+          position: g.position,
+          state: d?.state ?? 'Unknown',
+          members: d?.members ?? 0,
+          partitions,
+        }),
+      );
     }
     const topicEnds = [...ends].flatMap(([topic, ps]) => ps.map((p) => ({ topic, partition: p.partition, end: p.high })));
     return { groups, topicEnds };
@@ -270,7 +317,10 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
               const o = BigInt(r.offset);
               if (w && o >= w.from && o < w.to) seen.set(r.partition, [...(seen.get(r.partition) ?? []), o]);
             },
-            { fromOffsets: Object.fromEntries(wanted.map((w) => [w.partition, w.from.toString()])), toOffsets: Object.fromEntries(wanted.map((w) => [w.partition, w.to.toString()])) },
+            {
+              fromOffsets: Object.fromEntries(wanted.map((w) => [w.partition, w.from.toString()])),
+              toOffsets: Object.fromEntries(wanted.map((w) => [w.partition, w.to.toString()])),
+            },
           );
           void read.finally(() => busyTopics.delete(topic)).catch(() => undefined);
           await withTimeout(track(read), readTimeoutMs, `counting ${topic}`);
@@ -297,7 +347,11 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
       const offsets = await (await getAdmin()).topicOffsets(topic);
       const key = offsets.map((o) => `${o.partition}:${o.low}-${o.high}`).join(',');
       if (key === quarantineKey) return;
-      const entries = await withTimeout(track(listQuarantine({ kafka: deps.kafka, registry: deps.registry, logger: deps.logger, topicPrefix: prefix })), readTimeoutMs, 'reading the quarantine');
+      const entries = await withTimeout(
+        track(listQuarantine({ kafka: deps.kafka, registry: deps.registry, logger: deps.logger, topicPrefix: prefix })),
+        readTimeoutMs,
+        'reading the quarantine',
+      );
       quarantineCounts = countQuarantine(entries);
       quarantineKey = key;
     } catch (err) {
@@ -311,7 +365,12 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
       data = await queryStores(deps.pool, deps.stores, nowDate, freshnessRules.lookbackMs);
     } catch (err) {
       errors.push({ source: 'postgres', message: `${scrubSecrets(errorMessage(err))} (run \`fluxion migrate\`?)` });
-      return { stores: latest?.stores ?? [], rowsExtracted: latest?.rowsExtracted ?? [], changes24h: latest?.changes24h ?? {}, rowsWritten: latest?.rowsWritten ?? [] };
+      return {
+        stores: latest?.stores ?? [],
+        rowsExtracted: latest?.rowsExtracted ?? [],
+        changes24h: latest?.changes24h ?? {},
+        rowsWritten: latest?.rowsWritten ?? [],
+      };
     }
     return storeFigures(data, { stores: deps.stores, schedule: deps.schedule, nowDate, freshnessRules, locale, quarantineCounts });
   }
@@ -348,11 +407,17 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
       topicEnds,
       ...stores,
     };
-    history.push({ at: nowMs, groups: Object.fromEntries(groups.map((g) => [g.group, { lagMessages: g.lagMessages, lagSeconds: g.lagSeconds, status: g.status }])) });
+    history.push({
+      at: nowMs,
+      groups: Object.fromEntries(groups.map((g) => [g.group, { lagMessages: g.lagMessages, lagSeconds: g.lagSeconds, status: g.status }])),
+    });
     latest = sample;
     // One line per episode, not per sample: a broker restarting fails every sample until it
     // is back (core/kafka/faults.ts logs Kafka's own episode once too).
-    const failing = errors.map((e) => e.source).sort().join('\n');
+    const failing = errors
+      .map((e) => e.source)
+      .sort()
+      .join('\n');
     if (failing !== failingSources) {
       if (errors.length) log.warn({ errors }, 'dashboard sample incomplete: these sources keep their last figures until they answer');
       else log.info({ sources: failingSources.split('\n') }, 'dashboard sources answer again');
@@ -392,4 +457,3 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
   };
   return sampler;
 }
-

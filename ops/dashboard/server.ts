@@ -53,21 +53,29 @@ const ASSETS: Record<string, { file: string; type: string }> = {
 const SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
-  'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+  'content-security-policy':
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
 };
 
 function json(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...SECURITY_HEADERS }).end(`${JSON.stringify(body)}\n`);
+  res
+    .writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...SECURITY_HEADERS })
+    .end(`${JSON.stringify(body)}\n`);
 }
 
 export function createDashboardServer(options: DashboardServerOptions): DashboardServer {
   const log = options.logger.child({ component: 'dashboard' });
   // Read once: the assets ship with the code and never change while it runs.
-  const assets = new Map(Object.entries(ASSETS).map(([path, a]) => [path, { body: readFileSync(join(STATIC_DIR, a.file)), type: a.type }]));
+  const assets = new Map(
+    Object.entries(ASSETS).map(([path, a]) => [path, { body: readFileSync(join(STATIC_DIR, a.file)), type: a.type }]),
+  );
   const locale = options.locale ?? DEFAULT_LOCALE;
   const page = renderPage(readFileSync(join(STATIC_DIR, 'index.html'), 'utf8'), locale, options.refreshSeconds);
   // A script, not an inline one: the page's CSP allows scripts from this server only.
-  assets.set('/static/messages.js', { body: Buffer.from(`'use strict';\nwindow.FLUXION_MESSAGES = ${JSON.stringify(clientMessages(locale))};\n`), type: 'text/javascript; charset=utf-8' });
+  assets.set('/static/messages.js', {
+    body: Buffer.from(`'use strict';\nwindow.FLUXION_MESSAGES = ${JSON.stringify(clientMessages(locale))};\n`),
+    type: 'text/javascript; charset=utf-8',
+  });
   const { sampler } = options;
 
   function sampleOrWait(res: ServerResponse, pick: (s: NonNullable<ReturnType<DashboardSampler['latest']>>) => unknown): void {
@@ -96,9 +104,22 @@ export function createDashboardServer(options: DashboardServerOptions): Dashboar
         res.writeHead(204, SECURITY_HEADERS).end();
         return;
       case '/api/lag':
-        return sampleOrWait(res, (s) => ({ sampledAt: s.sampledAt, topicPrefix: s.topicPrefix, errors: s.errors, intervals: s.intervals, groups: s.groups }));
+        return sampleOrWait(res, (s) => ({
+          sampledAt: s.sampledAt,
+          topicPrefix: s.topicPrefix,
+          errors: s.errors,
+          intervals: s.intervals,
+          groups: s.groups,
+        }));
       case '/api/stores':
-        return sampleOrWait(res, (s) => ({ sampledAt: s.sampledAt, errors: s.errors, lookbackHours: s.lookbackHours, stores: s.stores, dlq: s.dlq, quarantine: s.quarantine }));
+        return sampleOrWait(res, (s) => ({
+          sampledAt: s.sampledAt,
+          errors: s.errors,
+          lookbackHours: s.lookbackHours,
+          stores: s.stores,
+          dlq: s.dlq,
+          quarantine: s.quarantine,
+        }));
       case '/api/history':
         json(res, 200, { intervalMs: sampler.intervalMs, points: sampler.history() });
         return;
@@ -110,7 +131,13 @@ export function createDashboardServer(options: DashboardServerOptions): Dashboar
       case '/healthz': {
         const s = sampler.latest();
         const ageMs = s ? Date.now() - new Date(s.sampledAt).getTime() : null;
-        json(res, 200, { status: 'ok', lastSample: s?.sampledAt ?? null, lastSampleAgeSeconds: ageMs === null ? null : Math.round(ageMs / 1000), sampleErrors: s?.errors ?? [], controlApi: options.control?.enabled ? 'on' : 'off' });
+        json(res, 200, {
+          status: 'ok',
+          lastSample: s?.sampledAt ?? null,
+          lastSampleAgeSeconds: ageMs === null ? null : Math.round(ageMs / 1000),
+          sampleErrors: s?.errors ?? [],
+          controlApi: options.control?.enabled ? 'on' : 'off',
+        });
         return;
       }
       default: {

@@ -19,11 +19,36 @@ export interface RuntimeMetrics {
 export function createRuntimeMetrics(registry: Registry = new Registry()): RuntimeMetrics {
   return {
     registry,
-    recordsIn: new Counter({ name: 'fluxion_processor_records_in_total', help: 'records consumed by a stream processor', labelNames: ['processor', 'topic'], registers: [registry] }),
-    recordsOut: new Counter({ name: 'fluxion_processor_records_out_total', help: 'records produced by committed transactions', labelNames: ['processor', 'topic'], registers: [registry] }),
-    recordsDlq: new Counter({ name: 'fluxion_processor_records_dlq_total', help: 'records sent to a dead-letter topic', labelNames: ['processor', 'topic'], registers: [registry] }),
-    transactions: new Counter({ name: 'fluxion_processor_transactions_total', help: 'committed transactions', labelNames: ['processor'], registers: [registry] }),
-    aborts: new Counter({ name: 'fluxion_processor_aborts_total', help: 'aborted transactions', labelNames: ['processor', 'reason'], registers: [registry] }),
+    recordsIn: new Counter({
+      name: 'fluxion_processor_records_in_total',
+      help: 'records consumed by a stream processor',
+      labelNames: ['processor', 'topic'],
+      registers: [registry],
+    }),
+    recordsOut: new Counter({
+      name: 'fluxion_processor_records_out_total',
+      help: 'records produced by committed transactions',
+      labelNames: ['processor', 'topic'],
+      registers: [registry],
+    }),
+    recordsDlq: new Counter({
+      name: 'fluxion_processor_records_dlq_total',
+      help: 'records sent to a dead-letter topic',
+      labelNames: ['processor', 'topic'],
+      registers: [registry],
+    }),
+    transactions: new Counter({
+      name: 'fluxion_processor_transactions_total',
+      help: 'committed transactions',
+      labelNames: ['processor'],
+      registers: [registry],
+    }),
+    aborts: new Counter({
+      name: 'fluxion_processor_aborts_total',
+      help: 'aborted transactions',
+      labelNames: ['processor', 'reason'],
+      registers: [registry],
+    }),
   };
 }
 

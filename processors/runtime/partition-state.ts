@@ -70,9 +70,20 @@ export function createPartitionState(deps: PartitionStateDeps) {
         stores.set(p, { store: memoryStateStore(p), checkpointedAt: Date.now() });
         continue;
       }
-      const { store, wiped } = openStateStore({ root: dir, name: deps.storeName, partition: p, topics: storedTopics, layout: spec.state!.store!.layout, bounds: b });
+      const { store, wiped } = openStateStore({
+        root: dir,
+        name: deps.storeName,
+        partition: p,
+        topics: storedTopics,
+        layout: spec.state!.store!.layout,
+        bounds: b,
+      });
       if (wiped) log.warn({ partition: p, path: store.path, why: wiped }, 'state store wiped: rebuilding it from the changelog');
-      else log.info({ partition: p, path: store.path, checkpoint: store.checkpoint }, 'state store opened: reading the changelog from its checkpoint');
+      else
+        log.info(
+          { partition: p, path: store.path, checkpoint: store.checkpoint },
+          'state store opened: reading the changelog from its checkpoint',
+        );
       stores.set(p, { store, checkpointedAt: Date.now() });
     }
     return ends;
@@ -145,10 +156,11 @@ export function createPartitionState(deps: PartitionStateDeps) {
         for (const topic of spec.state.topics) {
           const stored = storedTopics.includes(topic);
           const fromOffsets: Record<number, bigint> = {};
-          if (stored) for (const p of wanted) {
-            const at = stores.get(p)!.store.checkpoint[topic];
-            if (at !== undefined) fromOffsets[p] = BigInt(at);
-          }
+          if (stored)
+            for (const p of wanted) {
+              const at = stores.get(p)!.store.checkpoint[topic];
+              if (at !== undefined) fromOffsets[p] = BigInt(at);
+            }
           let applied = 0;
           // A store with a checkpoint reads the changelog from there: the tail only.
           const records = await kafka.readToEnd(
@@ -167,7 +179,17 @@ export function createPartitionState(deps: PartitionStateDeps) {
             },
             { heartbeat: () => control.heartbeat(), fromOffsets: text(fromOffsets) },
           );
-          log.info({ topic, partitions: wanted, records: applied, read: records, fromOffsets: stored ? text(fromOffsets) : undefined, ms: Date.now() - started }, 'state loaded');
+          log.info(
+            {
+              topic,
+              partitions: wanted,
+              records: applied,
+              read: records,
+              fromOffsets: stored ? text(fromOffsets) : undefined,
+              ms: Date.now() - started,
+            },
+            'state loaded',
+          );
         }
         // The ends were taken before reading, and each read went at least that far.
         for (const p of wanted) stores.get(p)?.store.flush(ends[p]);

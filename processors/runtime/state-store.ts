@@ -143,12 +143,18 @@ function lock(dir: string): boolean {
 }
 
 /** Why the stored checkpoint cannot be used, or null. */
-export function checkpointProblem(stored: StoredCheckpoint | undefined, o: Pick<OpenStateStoreOptions, 'topics' | 'layout' | 'bounds' | 'maxCheckpointAgeMs'>, now: number): string | null {
+export function checkpointProblem(
+  stored: StoredCheckpoint | undefined,
+  o: Pick<OpenStateStoreOptions, 'topics' | 'layout' | 'bounds' | 'maxCheckpointAgeMs'>,
+  now: number,
+): string | null {
   if (!stored) return 'no checkpoint (new store, or a rebuild that did not finish)';
-  if ((stored.layout ?? '') !== o.layout) return `store written in layout "${stored.layout ?? ''}", the processor now writes "${o.layout}"`;
+  if ((stored.layout ?? '') !== o.layout)
+    return `store written in layout "${stored.layout ?? ''}", the processor now writes "${o.layout}"`;
   if (stored.topics.join('\n') !== o.topics.join('\n')) return `checkpoint written for other state topics (${stored.topics.join(', ')})`;
   const maxAge = o.maxCheckpointAgeMs ?? DEFAULT_MAX_CHECKPOINT_AGE_MS;
-  if (now - stored.at > maxAge) return `checkpoint older than ${Math.round(maxAge / 60_000)} min: compaction may have removed tombstones it never applied`;
+  if (now - stored.at > maxAge)
+    return `checkpoint older than ${Math.round(maxAge / 60_000)} min: compaction may have removed tombstones it never applied`;
   for (const t of o.topics) {
     const at = stored.offsets[t];
     const b = o.bounds[t];
@@ -179,7 +185,8 @@ export function openStateStore(o: OpenStateStoreOptions): OpenedStateStore {
     throw new StateStoreError(`cannot open the state store ${path}: ${(err as Error).message}`, { cause: err, context: { path } });
   }
   const stored = db.get(META_CHECKPOINT);
-  const problem = wiped ?? checkpointProblem(stored === undefined ? undefined : (JSON.parse(stored) as StoredCheckpoint), o, (o.now ?? Date.now)());
+  const problem =
+    wiped ?? checkpointProblem(stored === undefined ? undefined : (JSON.parse(stored) as StoredCheckpoint), o, (o.now ?? Date.now)());
   let checkpoint: Checkpoint = {};
   if (problem) {
     wiped = problem;
@@ -255,7 +262,11 @@ export function openStateStore(o: OpenStateStoreOptions): OpenedStateStore {
           if (v === null) db.removeSync(k);
           else db.putSync(k, v);
         }
-        if (next) db.putSync(META_CHECKPOINT, JSON.stringify({ topics: o.topics, layout: o.layout, offsets: next, at: (o.now ?? Date.now)() } satisfies StoredCheckpoint));
+        if (next)
+          db.putSync(
+            META_CHECKPOINT,
+            JSON.stringify({ topics: o.topics, layout: o.layout, offsets: next, at: (o.now ?? Date.now)() } satisfies StoredCheckpoint),
+          );
       }, TransactionFlags.SYNCHRONOUS_COMMIT | TransactionFlags.NO_SYNC_FLUSH);
       overlay.clear();
       if (next) checkpoint = next;
@@ -333,7 +344,10 @@ export function memoryStateStore(partition: number): StateStore {
  * tests and benches drive it): one in memory per partition, which `forget` drops (the spec's
  * `reset`).
  */
-export function fallbackStores(): { storeOf(given: KeyValueState | undefined, partition: number): KeyValueState; forget(partition: number): void } {
+export function fallbackStores(): {
+  storeOf(given: KeyValueState | undefined, partition: number): KeyValueState;
+  forget(partition: number): void;
+} {
   const own = new Map<number, KeyValueState>();
   return {
     storeOf(given, partition) {
@@ -356,7 +370,8 @@ export function wipeStateStore(root: string, name: string, partition: number): v
   const dir = join(root, name, String(partition));
   if (existsSync(join(dir, LOCK_FILE))) {
     const [host, pid] = readFileSync(join(dir, LOCK_FILE), 'utf8').split(' ');
-    if (host === hostname() && pidAlive(Number(pid))) throw new StateStoreError(`state store ${dir} is in use by process ${pid}: stop it first`);
+    if (host === hostname() && pidAlive(Number(pid)))
+      throw new StateStoreError(`state store ${dir} is in use by process ${pid}: stop it first`);
   }
   rmSync(dir, { recursive: true, force: true });
 }

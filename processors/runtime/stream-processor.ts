@@ -70,14 +70,21 @@ export class StreamProcessorError extends FluxionError {
 /** Waits between failed transactions of one partition (its own failures, not Kafka's: those restart the consumer). */
 const PARTITION_RETRY: Omit<RetryPolicy, 'retries'> = { initialDelayMs: 200, maxDelayMs: 5_000, factor: 2 };
 
-export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>, deps: StreamProcessorDeps, given: StreamProcessorOptions): StreamProcessor {
+export function createStreamProcessor<I = unknown>(
+  spec: StreamProcessorSpec<I>,
+  deps: StreamProcessorDeps,
+  given: StreamProcessorOptions,
+): StreamProcessor {
   const options = withDefaults(STREAM_PROCESSOR_DEFAULTS, given);
   // Arguments are checked before any I/O.
-  if (!spec.name || /[^A-Za-z0-9._-]/.test(spec.name)) throw new StreamProcessorError(`processor name must be [A-Za-z0-9._-]+, got "${spec.name}"`);
+  if (!spec.name || /[^A-Za-z0-9._-]/.test(spec.name))
+    throw new StreamProcessorError(`processor name must be [A-Za-z0-9._-]+, got "${spec.name}"`);
   if (spec.inputTopics.length === 0) throw new StreamProcessorError(`processor ${spec.name} has no input topics`);
   if (!options.groupId) throw new StreamProcessorError(`processor ${spec.name} needs a group id`);
   if (spec.state && spec.state.topics.length === 0) throw new StreamProcessorError(`processor ${spec.name} has state but no state topic`);
-  for (const t of spec.state?.store?.topics ?? []) if (!spec.state!.topics.includes(t)) throw new StreamProcessorError(`processor ${spec.name}: stored topic ${t} is not one of its state topics`);
+  for (const t of spec.state?.store?.topics ?? [])
+    if (!spec.state!.topics.includes(t))
+      throw new StreamProcessorError(`processor ${spec.name}: stored topic ${t} is not one of its state topics`);
   const { maxBatch, groupId } = options;
   if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new StreamProcessorError(`maxBatch must be a positive integer, got ${maxBatch}`);
   const { kafka } = deps;
@@ -95,7 +102,16 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
     checkpointIntervalMs: options.checkpointIntervalMs,
     fence: (topic, partition) => commit.fence(topic, partition),
   });
-  const commit = transactionalCommit({ spec, kafka, log, metrics, groupId, transactionTimeoutMs: options.transactionTimeoutMs, state, stopping: () => stopping });
+  const commit = transactionalCommit({
+    spec,
+    kafka,
+    log,
+    metrics,
+    groupId,
+    transactionTimeoutMs: options.transactionTimeoutMs,
+    state,
+    stopping: () => stopping,
+  });
 
   return {
     async run() {
@@ -111,10 +127,13 @@ export function createStreamProcessor<I = unknown>(spec: StreamProcessorSpec<I>,
           // The give-up comes with the last failure: `maxConsecutiveFailures` failures, that many minus one waits.
           policy: { ...PARTITION_RETRY, retries: options.maxConsecutiveFailures - 1 },
           giveUp: (cause, failures, batch, slice) =>
-            new StreamProcessorError(`processor ${name}: ${failures} transactions in a row failed on ${batch.topic}[${batch.partition}]: ${errorMessage(cause)}`, {
-              cause,
-              context: { topic: batch.topic, partition: batch.partition, offset: slice[0]!.offset },
-            }),
+            new StreamProcessorError(
+              `processor ${name}: ${failures} transactions in a row failed on ${batch.topic}[${batch.partition}]: ${errorMessage(cause)}`,
+              {
+                cause,
+                context: { topic: batch.topic, partition: batch.partition, offset: slice[0]!.offset },
+              },
+            ),
         },
         strategy: {
           ...commit,

@@ -19,7 +19,15 @@
 import { RetryPartition, SliceAbandoned, type CommitStrategy, type SliceContext } from '../../core/consume-loop/contract.ts';
 import { dlqRecord } from '../../core/dlq.ts';
 import { FluxionError } from '../../core/errors.ts';
-import { isProducerFenced, kafkaErrorType, type ConsumedBatch, type ConsumedRecord, type FluxionProducer, type KafkaClient, type OutgoingRecord } from '../../core/kafka/client.ts';
+import {
+  isProducerFenced,
+  kafkaErrorType,
+  type ConsumedBatch,
+  type ConsumedRecord,
+  type FluxionProducer,
+  type KafkaClient,
+  type OutgoingRecord,
+} from '../../core/kafka/client.ts';
 import { isRetriableKafkaError } from '../../core/kafka/faults.ts';
 import type { Logger } from '../../core/logger.ts';
 import { dlqTopic } from '../../core/topics.ts';
@@ -102,7 +110,10 @@ export function transactionalCommit(deps: TransactionalCommitDeps): Transactiona
       for (const topic of spec.inputTopics) {
         if (!state.owns(topic, partition)) continue;
         const committed = (await admin.groupOffsets(groupId, topic)).find((o) => o.partition === partition)?.offset;
-        const offset = committed !== undefined && BigInt(committed) >= 0n ? committed : (await admin.topicOffsets(topic)).find((o) => o.partition === partition)?.low ?? '0';
+        const offset =
+          committed !== undefined && BigInt(committed) >= 0n
+            ? committed
+            : ((await admin.topicOffsets(topic)).find((o) => o.partition === partition)?.low ?? '0');
         ctx.consumer().seek(topic, partition, offset);
         log.info({ topic, partition, offset }, 'state reset after an aborted transaction: reading again from the committed offset');
       }
@@ -127,7 +138,12 @@ export function transactionalCommit(deps: TransactionalCommitDeps): Transactiona
   }
 
   /** Runs one slice in one transaction; returns the records sent per output topic. */
-  async function transact(entry: PartitionProducer, batch: ConsumedBatch, slice: ConsumedRecord[], ctx: SliceContext): Promise<Map<string, OutgoingRecord[]>> {
+  async function transact(
+    entry: PartitionProducer,
+    batch: ConsumedBatch,
+    slice: ConsumedRecord[],
+    ctx: SliceContext,
+  ): Promise<Map<string, OutgoingRecord[]>> {
     const { topic, partition } = batch;
     const outputs = new Map<string, OutgoingRecord[]>();
     const push = (t: string, r: OutgoingRecord) => {
@@ -141,8 +157,17 @@ export function transactionalCommit(deps: TransactionalCommitDeps): Transactiona
         const record = slice[i]!;
         try {
           const input = await spec.decode(record);
-          const pc: ProcessorContext = { topic, partition, offset: record.offset, key: record.key, headers: record.headers, timestamp: record.timestamp, store: state.store(partition) };
-          for (const o of await spec.process(input, pc)) push(o.topic, { ubicacionId: o.ubicacionId, key: o.key, value: o.value, headers: o.headers });
+          const pc: ProcessorContext = {
+            topic,
+            partition,
+            offset: record.offset,
+            key: record.key,
+            headers: record.headers,
+            timestamp: record.timestamp,
+            store: state.store(partition),
+          };
+          for (const o of await spec.process(input, pc))
+            push(o.topic, { ubicacionId: o.ubicacionId, key: o.key, value: o.value, headers: o.headers });
         } catch (err) {
           // A service that did not answer (the registry, say) is no fault of the record:
           // abort and retry the transaction rather than bury a good record in the DLQ.
@@ -184,7 +209,10 @@ export function transactionalCommit(deps: TransactionalCommitDeps): Transactiona
       const first = BigInt(batch.records[0]!.offset);
       if (first >= committed) return batch.records;
       const records = batch.records.filter((r) => BigInt(r.offset) >= committed);
-      log.warn({ topic, partition, fetched: first.toString(), committed: committed.toString() }, 'skipping records a previous owner already committed');
+      log.warn(
+        { topic, partition, fetched: first.toString(), committed: committed.toString() },
+        'skipping records a previous owner already committed',
+      );
       if (records.length === 0) ctx.consumer().seek(topic, partition, committed.toString());
       return records;
     },
@@ -208,7 +236,10 @@ export function transactionalCommit(deps: TransactionalCommitDeps): Transactiona
         // Kafka itself failing (a broker restarting, a connection reset) is no fault of this
         // partition: the consumer is restarted from what is committed once Kafka answers.
         if (isRetriableKafkaError(err) && !isProducerFenced(err) && kafkaErrorType(err) !== 'CONCURRENT_TRANSACTIONS') throw err;
-        log.warn({ topic, partition, offset: slice[0]!.offset, err, kafkaError: kafkaErrorType(err) }, 'transaction aborted: will retry from the first uncommitted offset');
+        log.warn(
+          { topic, partition, offset: slice[0]!.offset, err, kafkaError: kafkaErrorType(err) },
+          'transaction aborted: will retry from the first uncommitted offset',
+        );
         // A fenced producer (or any broken one) is replaced, which fences again and re-reads
         // the committed offset before the next attempt.
         await closeProducer(keyOf(topic, partition));

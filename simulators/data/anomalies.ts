@@ -58,7 +58,12 @@ export const DEFAULT_ANOMALY_RATES: Readonly<AnomalyRates> = Object.freeze({
 });
 
 /** No anomaly at all: recorded stock always equals physical stock, every line posted at once. */
-export const NO_ANOMALIES: Readonly<AnomalyRates> = Object.freeze({ phantomZeroPerDay: 0, posGlitchPerDay: 0, countCorrectionPerDay: 0, lateSalesShare: 0 });
+export const NO_ANOMALIES: Readonly<AnomalyRates> = Object.freeze({
+  phantomZeroPerDay: 0,
+  posGlitchPerDay: 0,
+  countCorrectionPerDay: 0,
+  lateSalesShare: 0,
+});
 
 /** How late a late-posted line is: one 30-minute read cycle. */
 export const LATE_SALES_DELAY_MS = 30 * 60_000;
@@ -73,7 +78,8 @@ const COUNT_HOURS: [number, number] = [4, 48];
 export function anomalyRates(partial: Partial<AnomalyRates> = {}): AnomalyRates {
   const rates = { ...DEFAULT_ANOMALY_RATES, ...partial };
   for (const [name, value] of Object.entries(rates)) {
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new RangeError(`anomalies.${name} must be a number >= 0, got ${String(value)}`);
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+      throw new RangeError(`anomalies.${name} must be a number >= 0, got ${String(value)}`);
   }
   if (rates.lateSalesShare > 1) throw new RangeError(`anomalies.lateSalesShare is a share (0..1), got ${rates.lateSalesShare}`);
   return rates;
@@ -133,7 +139,14 @@ export function labelId(kind: AnomalyKind, ubicacionId: string, deposito: string
   return `${kind}:${ubicacionId}:${deposito}:${what ?? '*'}:${isoSecond(start)}`;
 }
 
-export function newLabel(kind: AnomalyKind, ubicacionId: string, deposito: string, productoId: string | null, departamentoCodigo: string | null, start: Date): AnomalyLabel {
+export function newLabel(
+  kind: AnomalyKind,
+  ubicacionId: string,
+  deposito: string,
+  productoId: string | null,
+  departamentoCodigo: string | null,
+  start: Date,
+): AnomalyLabel {
   return {
     id: labelId(kind, ubicacionId, deposito, productoId ?? departamentoCodigo, start),
     kind,
@@ -160,10 +173,12 @@ export function labelsFromJson(value: unknown): AnomalyLabel[] {
     const l = raw as Record<string, unknown>;
     const date = (v: unknown, field: string): Date => {
       const d = new Date(String(v));
-      if (typeof v !== 'string' || Number.isNaN(d.getTime())) throw new TypeError(`anomaly label ${i}: ${field} is not an ISO instant: ${String(v)}`);
+      if (typeof v !== 'string' || Number.isNaN(d.getTime()))
+        throw new TypeError(`anomaly label ${i}: ${field} is not an ISO instant: ${String(v)}`);
       return d;
     };
-    if (typeof l.id !== 'string' || typeof l.kind !== 'string' || typeof l.ubicacion_id !== 'string' || typeof l.deposito !== 'string') throw new TypeError(`anomaly label ${i}: id, kind, ubicacion_id and deposito are strings`);
+    if (typeof l.id !== 'string' || typeof l.kind !== 'string' || typeof l.ubicacion_id !== 'string' || typeof l.deposito !== 'string')
+      throw new TypeError(`anomaly label ${i}: id, kind, ubicacion_id and deposito are strings`);
     return {
       id: l.id,
       kind: l.kind as AnomalyKind,

@@ -99,7 +99,14 @@ export interface PhantomScore {
   by_kind: Record<string, KindScore>;
   alerts_per_store_day: { max: number; mean: number; stores: number; days: number };
   /** Each alert's attribution, for reading a run closely. */
-  matches: Array<{ alert_id: string; rule: string; label_id: string | null; kind: string; true_positive: boolean; ttd_minutes: number | null }>;
+  matches: Array<{
+    alert_id: string;
+    rule: string;
+    label_id: string | null;
+    kind: string;
+    true_positive: boolean;
+    ttd_minutes: number | null;
+  }>;
 }
 
 export const UNLABELLED = 'UNLABELLED';
@@ -170,7 +177,9 @@ export function scorePhantomAlerts(labels: ScoredLabel[], alerts: ScoredAlert[],
   let tp = 0;
   const sorted = [...alerts].sort((a, b) => a.opened_at.getTime() - b.opened_at.getTime() || (a.alert_id < b.alert_id ? -1 : 1));
   for (const alert of sorted) {
-    const candidates = (byStore.get(alert.ubicacion_id) ?? []).filter((l) => samePlace(l, alert, o.departmentOf) && inWindow(l, alert, o.graceMs, o.snapshotTimes));
+    const candidates = (byStore.get(alert.ubicacion_id) ?? []).filter(
+      (l) => samePlace(l, alert, o.departmentOf) && inWindow(l, alert, o.graceMs, o.snapshotTimes),
+    );
     const label = candidates.sort(preferred)[0] ?? null;
     const hit = label?.shouldAlert === true;
     const r = ruleAlerts.get(alert.rule) ?? ruleAlerts.set(alert.rule, { alerts: 0, tp: 0 }).get(alert.rule)!;
@@ -267,7 +276,13 @@ export function scorePhantomAlerts(labels: ScoredLabel[], alerts: ScoredAlert[],
     true_positives: tp,
     false_positives: alerts.length - tp,
     duplicate_alerts: duplicates,
-    labels: { total: labels.length, should_alert: shouldAlert, considered: considered.size, unobservable: shouldAlert - considered.size, detected },
+    labels: {
+      total: labels.length,
+      should_alert: shouldAlert,
+      considered: considered.size,
+      unobservable: shouldAlert - considered.size,
+      detected,
+    },
     by_rule,
     by_kind,
     alerts_per_store_day: {
@@ -285,18 +300,47 @@ export function scorePhantomAlerts(labels: ScoredLabel[], alerts: ScoredAlert[],
  * alert id: its OPEN record's fields, resolved_at from its RESOLVED record's updated_at.
  */
 export function alertsFromRecords(
-  records: Array<{ alert_id: string; ubicacion_id: string; deposito: string; producto_id: string; rule: string; confidence: number; status: string; opened_at: Date; updated_at: Date }>,
+  records: Array<{
+    alert_id: string;
+    ubicacion_id: string;
+    deposito: string;
+    producto_id: string;
+    rule: string;
+    confidence: number;
+    status: string;
+    opened_at: Date;
+    updated_at: Date;
+  }>,
 ): ScoredAlert[] {
   const byId = new Map<string, ScoredAlert>();
   for (const r of records) {
     const known = byId.get(r.alert_id);
     if (r.status === 'OPEN') {
-      if (!known) byId.set(r.alert_id, { alert_id: r.alert_id, ubicacion_id: r.ubicacion_id, deposito: r.deposito, producto_id: r.producto_id, rule: r.rule, confidence: r.confidence, opened_at: r.opened_at, resolved_at: null });
+      if (!known)
+        byId.set(r.alert_id, {
+          alert_id: r.alert_id,
+          ubicacion_id: r.ubicacion_id,
+          deposito: r.deposito,
+          producto_id: r.producto_id,
+          rule: r.rule,
+          confidence: r.confidence,
+          opened_at: r.opened_at,
+          resolved_at: null,
+        });
     } else if (known) {
       known.resolved_at = r.updated_at;
     } else {
       // A RESOLVED without its OPEN (never in one run): still an alert that was opened.
-      byId.set(r.alert_id, { alert_id: r.alert_id, ubicacion_id: r.ubicacion_id, deposito: r.deposito, producto_id: r.producto_id, rule: r.rule, confidence: r.confidence, opened_at: r.opened_at, resolved_at: r.updated_at });
+      byId.set(r.alert_id, {
+        alert_id: r.alert_id,
+        ubicacion_id: r.ubicacion_id,
+        deposito: r.deposito,
+        producto_id: r.producto_id,
+        rule: r.rule,
+        confidence: r.confidence,
+        opened_at: r.opened_at,
+        resolved_at: r.updated_at,
+      });
     }
   }
   return [...byId.values()];

@@ -32,17 +32,105 @@ export interface Producto {
 export const PROCURA = '000017';
 
 const DEPARTAMENTOS: Array<{ codigo: string; nombre: string; grupos: Array<[string, string[]]>; pesado: number }> = [
-  { codigo: '000001', nombre: 'CHARCUTERÍA', pesado: 0.8, grupos: [['JAMONES', ['JAMÓN COCIDO', 'JAMÓN SERRANO']], ['QUESOS', ['QUESO BLANCO', 'QUESO AMARILLO']]] },
-  { codigo: '000002', nombre: 'FRUTAS Y VERDURAS', pesado: 0.9, grupos: [['FRUTAS', ['CÍTRICOS', 'TROPICALES']], ['VERDURAS', ['HOJAS', 'RAÍCES']]] },
-  { codigo: '000003', nombre: 'VÍVERES', pesado: 0.05, grupos: [['HARINAS', ['HARINA DE MAÍZ', 'HARINA DE TRIGO']], ['GRANOS', ['CARAOTAS', 'ARROZ']], ['AZÚCAR Y CAFÉ', ['AZÚCAR', 'CAFÉ']]] },
-  { codigo: '000004', nombre: 'CARNICERÍA', pesado: 0.95, grupos: [['RES', ['CORTES', 'MOLIDA']], ['POLLO', ['ENTERO', 'PIEZAS']]] },
-  { codigo: '000005', nombre: 'BEBIDAS', pesado: 0, grupos: [['REFRESCOS', ['COLAS', 'SABORES']], ['JUGOS', ['NÉCTARES', 'NATURALES']]] },
-  { codigo: '000006', nombre: 'LIMPIEZA', pesado: 0, grupos: [['DETERGENTES', ['POLVO', 'LÍQUIDO']], ['PAPEL', ['HIGIÉNICO', 'SERVILLETAS']]] },
-  { codigo: '000007', nombre: 'PANADERÍA', pesado: 0.3, grupos: [['PANES', ['CANILLA', 'SOBADO']], ['DULCES', ['TORTAS', 'GALLETAS']]] },
+  {
+    codigo: '000001',
+    nombre: 'CHARCUTERÍA',
+    pesado: 0.8,
+    grupos: [
+      ['JAMONES', ['JAMÓN COCIDO', 'JAMÓN SERRANO']],
+      ['QUESOS', ['QUESO BLANCO', 'QUESO AMARILLO']],
+    ],
+  },
+  {
+    codigo: '000002',
+    nombre: 'FRUTAS Y VERDURAS',
+    pesado: 0.9,
+    grupos: [
+      ['FRUTAS', ['CÍTRICOS', 'TROPICALES']],
+      ['VERDURAS', ['HOJAS', 'RAÍCES']],
+    ],
+  },
+  {
+    codigo: '000003',
+    nombre: 'VÍVERES',
+    pesado: 0.05,
+    grupos: [
+      ['HARINAS', ['HARINA DE MAÍZ', 'HARINA DE TRIGO']],
+      ['GRANOS', ['CARAOTAS', 'ARROZ']],
+      ['AZÚCAR Y CAFÉ', ['AZÚCAR', 'CAFÉ']],
+    ],
+  },
+  {
+    codigo: '000004',
+    nombre: 'CARNICERÍA',
+    pesado: 0.95,
+    grupos: [
+      ['RES', ['CORTES', 'MOLIDA']],
+      ['POLLO', ['ENTERO', 'PIEZAS']],
+    ],
+  },
+  {
+    codigo: '000005',
+    nombre: 'BEBIDAS',
+    pesado: 0,
+    grupos: [
+      ['REFRESCOS', ['COLAS', 'SABORES']],
+      ['JUGOS', ['NÉCTARES', 'NATURALES']],
+    ],
+  },
+  {
+    codigo: '000006',
+    nombre: 'LIMPIEZA',
+    pesado: 0,
+    grupos: [
+      ['DETERGENTES', ['POLVO', 'LÍQUIDO']],
+      ['PAPEL', ['HIGIÉNICO', 'SERVILLETAS']],
+    ],
+  },
+  {
+    codigo: '000007',
+    nombre: 'PANADERÍA',
+    pesado: 0.3,
+    grupos: [
+      ['PANES', ['CANILLA', 'SOBADO']],
+      ['DULCES', ['TORTAS', 'GALLETAS']],
+    ],
+  },
   { codigo: PROCURA, nombre: 'PROCURA', pesado: 0, grupos: [['INSUMOS', ['BOLSAS', 'ETIQUETAS']]] },
 ];
 
-const NOMBRES = ['PAN', 'AREPA', 'PIÑA', 'AZÚCAR', 'CAFÉ', 'LECHE', 'MANTEQUILLA', 'ACEITE', 'ATÚN', 'SARDINA', 'PASTA', 'SALSA', 'MAYONESA', 'JABÓN', 'CHAMPÚ', 'CEBOLLA', 'TOMATE', 'PLÁTANO', 'NARANJA', 'LIMÓN', 'POLLO', 'CARNE', 'QUESO', 'JAMÓN', 'GALLETA', 'REFRESCO', 'JUGO', 'AGUA', 'DETERGENTE', 'CLORO'];
+const NOMBRES = [
+  'PAN',
+  'AREPA',
+  'PIÑA',
+  'AZÚCAR',
+  'CAFÉ',
+  'LECHE',
+  'MANTEQUILLA',
+  'ACEITE',
+  'ATÚN',
+  'SARDINA',
+  'PASTA',
+  'SALSA',
+  'MAYONESA',
+  'JABÓN',
+  'CHAMPÚ',
+  'CEBOLLA',
+  'TOMATE',
+  'PLÁTANO',
+  'NARANJA',
+  'LIMÓN',
+  'POLLO',
+  'CARNE',
+  'QUESO',
+  'JAMÓN',
+  'GALLETA',
+  'REFRESCO',
+  'JUGO',
+  'AGUA',
+  'DETERGENTE',
+  'CLORO',
+];
 const MARCAS = ['LA GRANJA', 'DOÑA ROSA', 'EL TIGRE', 'SANTA ANA', 'MAVESA', 'POLAR', 'ÑAPA', 'SOL', 'PRIMOR', 'MONTAÑA'];
 const PRESENTACIONES = ['1KG', '500G', '250G', '1L', '2L', '355ML', '12UND', '6UND', '900G', '400G'];
 
@@ -71,7 +159,7 @@ function drawProducto(rng: Rng, i: number): Producto {
   const subgrupo = grupo === null || rng.chance(0.04) ? null : { codigo: `${grupo.codigo}${pad(sIndex + 1, 2)}`, nombre: subs[sIndex]! };
   const unidad: 'UND' | 'KG' = rng.chance(dep.pesado) ? 'KG' : 'UND';
   const costo = money(rng, 20, 4_000);
-  const precio = (costo * BigInt(rng.int(110, 160))) / 100n / 100n * 100n; // margin, rounded to cents
+  const precio = ((costo * BigInt(rng.int(110, 160))) / 100n / 100n) * 100n; // margin, rounded to cents
   const codigos: Producto['codigos'] = [];
   const barras = rng.chance(0.05) ? 0 : rng.chance(0.03) ? 2 : 1; // some without barcode, some with two
   for (let b = 0; b < barras; b++) codigos.push({ codigo: `759${pad(rng.int(0, 999_999_999), 9)}${rng.int(0, 9)}`, tipo: 'BARRA' });
@@ -139,6 +227,9 @@ export class Catalog implements Iterable<Producto> {
 
 /** The lowest BARRA code, as the Stellar query picks it; null when the product has none. */
 export function codigoBarras(p: Producto): string | null {
-  const barras = p.codigos.filter((c) => c.tipo === 'BARRA').map((c) => c.codigo).sort();
+  const barras = p.codigos
+    .filter((c) => c.tipo === 'BARRA')
+    .map((c) => c.codigo)
+    .sort();
   return barras[0] ?? null;
 }

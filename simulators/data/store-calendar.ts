@@ -73,7 +73,14 @@ export function cadenceDays(departamentoCodigo: string): number {
  * day and a time drawn from (seed, deposito, department), in the two hours before opening
  * (from midnight when the store opens before 02:00).
  */
-export function receiptsBetween(from: number, to: number, h: OpeningHours, seed: string, deposito: string, departamentoCodigo: string): number[] {
+export function receiptsBetween(
+  from: number,
+  to: number,
+  h: OpeningHours,
+  seed: string,
+  deposito: string,
+  departamentoCodigo: string,
+): number[] {
   const key = mixIndex(hashSeed(`receipts:${seed}:${deposito}:${departamentoCodigo}`), 0);
   const cadence = cadenceDays(departamentoCodigo);
   const minute = Math.max(0, h.open * 60 - 120) + (key % 90);

@@ -21,11 +21,28 @@
 import { fromUnscaled } from '../../core/avro/logical-types.ts';
 import type { InventoryRow } from '../../core/records.ts';
 import { fechaCaracas } from '../../core/time.ts';
-import { anomalyRates, LATE_SALES_DELAY_MS, newLabel, phantomDurationMs, planAnomalies, type AnomalyLabel, type AnomalyRates } from './anomalies.ts';
+import {
+  anomalyRates,
+  LATE_SALES_DELAY_MS,
+  newLabel,
+  phantomDurationMs,
+  planAnomalies,
+  type AnomalyLabel,
+  type AnomalyRates,
+} from './anomalies.ts';
 import { Catalog, codigoBarras, DEPARTAMENTO_CODIGOS, PROCURA, type Producto } from './catalog.ts';
 import { createRng, hashSeed, mixIndex, SeededRng } from './prng.ts';
 import { SalesLog, type SaleInput, type VentaTruthLine } from './sales-log.ts';
-import { cadenceDays, checkOpeningHours, DEFAULT_OPENING_HOURS, instantInOpenTime, openIntervals, openMsPerDay, receiptsBetween, type OpeningHours } from './store-calendar.ts';
+import {
+  cadenceDays,
+  checkOpeningHours,
+  DEFAULT_OPENING_HOURS,
+  instantInOpenTime,
+  openIntervals,
+  openMsPerDay,
+  receiptsBetween,
+  type OpeningHours,
+} from './store-calendar.ts';
 
 export interface StoreSimulationOptions {
   ubicacionId: string;
@@ -393,7 +410,14 @@ export class StoreSimulation {
   private emit(kind: StockMovement['kind'], row: number, cantidad: number, at: number, venta?: StockMovement['venta']): void {
     if (this.movementListeners.size === 0) return;
     const d = Math.floor(row / this.catalog.size);
-    const m: StockMovement = { kind, deposito: this.depositos[d]!, producto_id: this.catalog.codeAt(row - d * this.catalog.size), cantidad, at: new Date(at), ...(venta ? { venta } : {}) };
+    const m: StockMovement = {
+      kind,
+      deposito: this.depositos[d]!,
+      producto_id: this.catalog.codeAt(row - d * this.catalog.size),
+      cantidad,
+      at: new Date(at),
+      ...(venta ? { venta } : {}),
+    };
     for (const listener of this.movementListeners) listener(m);
   }
 
@@ -417,7 +441,14 @@ export class StoreSimulation {
         this.openStockouts.delete(row);
       } else if (!this.initialStockoutEnded.has(row) && this.startsAtZero(row)) {
         // The row's initial stockout, labelled only now that it ends (anomalies() lists the open ones).
-        const l = newLabel('REAL_STOCKOUT', this.ubicacionId, this.depositos[Math.floor(row / this.catalog.size)]!, this.catalog.codeAt(row % this.catalog.size), null, this.startedAt);
+        const l = newLabel(
+          'REAL_STOCKOUT',
+          this.ubicacionId,
+          this.depositos[Math.floor(row / this.catalog.size)]!,
+          this.catalog.codeAt(row % this.catalog.size),
+          null,
+          this.startedAt,
+        );
         l.end = StoreSimulation.second(at);
         this.labels.push(l);
         this.initialStockoutEnded.add(row);
@@ -444,7 +475,16 @@ export class StoreSimulation {
     for (const row of this.initialZeroRows()) {
       if (this.initialStockoutEnded.has(row)) continue;
       const d = Math.floor(row / this.catalog.size);
-      all.push(newLabel('REAL_STOCKOUT', this.ubicacionId, this.depositos[d]!, this.catalog.codeAt(row - d * this.catalog.size), null, new Date(this.startedAt)));
+      all.push(
+        newLabel(
+          'REAL_STOCKOUT',
+          this.ubicacionId,
+          this.depositos[d]!,
+          this.catalog.codeAt(row - d * this.catalog.size),
+          null,
+          new Date(this.startedAt),
+        ),
+      );
     }
     return all.sort((a, b) => a.start.getTime() - b.start.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
@@ -510,7 +550,8 @@ export class StoreSimulation {
       if (row !== undefined) this.startPhantom(row, at, durationMs);
     } else if (kind === 'POS_GLITCH') {
       const d = this.rng.int(0, this.depositos.length - 1);
-      const departamento = this.rng.chance(0.25) || this.catalog.size === 0 ? null : this.departamentoOf(this.rng.int(0, this.catalog.size - 1));
+      const departamento =
+        this.rng.chance(0.25) || this.catalog.size === 0 ? null : this.departamentoOf(this.rng.int(0, this.catalog.size - 1));
       const g: ActiveGlitch = { d, departamento, label: this.label('POS_GLITCH', null, d, departamento, at) };
       this.glitches = [...this.glitches, g];
       this.glitchRowsChanged(g);
@@ -540,7 +581,8 @@ export class StoreSimulation {
 
   private glitchRowsChanged(g: ActiveGlitch): void {
     if (this.stockListeners.size === 0) return;
-    for (let i = 0; i < this.catalog.size; i++) if (g.departamento === null || this.departamentoOf(i) === g.departamento) this.stockChanged(g.d * this.catalog.size + i);
+    for (let i = 0; i < this.catalog.size; i++)
+      if (g.departamento === null || this.departamentoOf(i) === g.departamento) this.stockChanged(g.d * this.catalog.size + i);
   }
 
   // ---- Time ----
@@ -581,12 +623,16 @@ export class StoreSimulation {
     const to = from + span;
     this.changed = new Set<number>();
     for (const [d, deposito] of this.depositos.entries()) {
-      for (const codigo of DEPARTAMENTO_CODIGOS) for (const at of receiptsBetween(from, to, this.openingHours, this.seed, deposito, codigo)) this.schedule(at, (t) => this.receive(d, codigo, t));
+      for (const codigo of DEPARTAMENTO_CODIGOS)
+        for (const at of receiptsBetween(from, to, this.openingHours, this.seed, deposito, codigo))
+          this.schedule(at, (t) => this.receive(d, codigo, t));
     }
     const open = openIntervals(from, to, this.openingHours);
     const openMs = open.reduce((sum, [a, b]) => sum + b - a, 0);
     for (const p of planAnomalies(this.rng, this.rates, openMs, openMsPerDay(this.openingHours))) {
-      this.schedule(StoreSimulation.second(instantInOpenTime(open, Math.floor(p.at * openMs))).getTime(), (t) => this.startAnomaly(p.kind, t, p.durationMs));
+      this.schedule(StoreSimulation.second(instantInOpenTime(open, Math.floor(p.at * openMs))).getTime(), (t) =>
+        this.startAnomaly(p.kind, t, p.durationMs),
+      );
     }
     const lines = Math.round((this.salesLinesPerHour * openMs) / 3_600_000);
     const late = new Map<number, { label: AnomalyLabel; pending: number }>();
@@ -667,7 +713,11 @@ export class StoreSimulation {
       const sale: SaleInput = { producto: i, at: when, cantidad, invoice, linea: ++linea, caja, descuento };
       const postedAt = isLate ? at + LATE_SALES_DELAY_MS : at;
       this.move(i, -cantidad, at);
-      this.emit(isReturn ? 'return' : 'sale', i, -cantidad, at, { numero_factura: `F-${String(invoice).padStart(8, '0')}`, linea: sale.linea, postedAt: new Date(postedAt) });
+      this.emit(isReturn ? 'return' : 'sale', i, -cantidad, at, {
+        numero_factura: `F-${String(invoice).padStart(8, '0')}`,
+        linea: sale.linea,
+        postedAt: new Date(postedAt),
+      });
       this.stockoutBook(i, physical, physical - cantidad, at);
       if (!isLate) {
         this.sales.add(fecha, sale);

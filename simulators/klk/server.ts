@@ -98,7 +98,13 @@ const BATCH = 100;
  * serialized as it comes (see StoreSimulation.klkInventarioRows), joined into bytes a batch
  * at a time. A page-sized string would stay in the heap until a full collection.
  */
-function pageBody<T>(meta: Record<string, unknown>, start: number, end: number, rows: (from: number, to: number) => Iterable<T>, item: (row: T) => unknown): Buffer {
+function pageBody<T>(
+  meta: Record<string, unknown>,
+  start: number,
+  end: number,
+  rows: (from: number, to: number) => Iterable<T>,
+  item: (row: T) => unknown,
+): Buffer {
   const head = JSON.stringify({ ...meta, items: [] });
   const chunks = [Buffer.from(head.slice(0, -2))];
   let first = true;
@@ -118,13 +124,18 @@ function pageBody<T>(meta: Record<string, unknown>, start: number, end: number, 
  * produced, unless a mass-zero fault needs the whole list to pick its victims (small stores in
  * tests); the other data faults rewrite rows one by one, so a batch alone gets them right.
  */
-function inventarioRows(sim: StoreSimulation, deposito: string, f: StoreFaults): { total: number; rows: (from: number, to: number) => Iterable<InventarioTruthRow> } {
+function inventarioRows(
+  sim: StoreSimulation,
+  deposito: string,
+  f: StoreFaults,
+): { total: number; rows: (from: number, to: number) => Iterable<InventarioTruthRow> } {
   if (!sim.depositos.includes(deposito) || f.emptyInventory) return { total: 0, rows: () => [] };
   if (f.massZerosShare) {
     const all = servedInventario(sim.klkInventario(deposito), f);
     return { total: all.length, rows: (from, to) => all.slice(from, to) };
   }
-  if (f.phantomZeros?.length || f.invalidDecimalFor) return { total: sim.products, rows: (from, to) => servedInventario(sim.klkInventarioPage(deposito, from, to), f) };
+  if (f.phantomZeros?.length || f.invalidDecimalFor)
+    return { total: sim.products, rows: (from, to) => servedInventario(sim.klkInventarioPage(deposito, from, to), f) };
   return { total: sim.products, rows: (from, to) => sim.klkInventarioRows(deposito, from, to) };
 }
 
@@ -138,7 +149,8 @@ function pageParams(url: URL): { page: number; pageSize: number } | string {
   const page = Number(url.searchParams.get('page') ?? '1');
   const pageSize = Number(url.searchParams.get('page_size') ?? '1000');
   if (!Number.isInteger(page) || page < 1) return 'page must be an integer >= 1';
-  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) return `page_size must be an integer in 1..${MAX_PAGE_SIZE}`;
+  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE)
+    return `page_size must be an integer in 1..${MAX_PAGE_SIZE}`;
   return { page, pageSize };
 }
 
@@ -191,7 +203,12 @@ export async function startKlkSimulator(options: KlkSimulatorOptions): Promise<K
     const error = faults.takeHttpError(id);
     if (error) {
       const headers: Record<string, string> = error.status === 429 ? { 'retry-after': String(error.retryAfterSeconds ?? 1) } : {};
-      return sendJson(res, error.status, { error: error.status === 429 ? 'too many requests' : error.status === 401 ? 'unauthorized' : 'internal error' }, headers);
+      return sendJson(
+        res,
+        error.status,
+        { error: error.status === 429 ? 'too many requests' : error.status === 401 ? 'unauthorized' : 'internal error' },
+        headers,
+      );
     }
     const paging = pageParams(url);
     if (typeof paging === 'string') return sendJson(res, 400, { error: paging });
@@ -201,7 +218,15 @@ export async function startKlkSimulator(options: KlkSimulatorOptions): Promise<K
       const deposito = url.searchParams.get('deposito');
       if (!deposito) return sendJson(res, 400, { error: 'deposito is required' });
       const { total, rows } = inventarioRows(sim, deposito, f);
-      const meta = { tienda: id, deposito, generado_en: caracasIso(sim.clock), page, page_size: pageSize, total_items: total, total_pages: Math.ceil(total / pageSize) };
+      const meta = {
+        tienda: id,
+        deposito,
+        generado_en: caracasIso(sim.clock),
+        page,
+        page_size: pageSize,
+        total_items: total,
+        total_pages: Math.ceil(total / pageSize),
+      };
       return sendPage(res, f, page, () => pageBody(meta, (page - 1) * pageSize, Math.min(total, page * pageSize), rows, klkItem));
     }
     if (rest === '/api/v1/ventas') {
@@ -209,7 +234,9 @@ export async function startKlkSimulator(options: KlkSimulatorOptions): Promise<K
       if (!fecha || !/^\d{4}-\d{2}-\d{2}$/.test(fecha)) return sendJson(res, 400, { error: 'fecha (YYYY-MM-DD) is required' });
       const total = sim.ventasCount(fecha);
       const meta = { tienda: id, fecha, page, page_size: pageSize, total_items: total, total_pages: Math.ceil(total / pageSize) };
-      return sendPage(res, f, page, () => pageBody(meta, (page - 1) * pageSize, Math.min(total, page * pageSize), (from, to) => sim.ventasRows(fecha, from, to), ventaItem));
+      return sendPage(res, f, page, () =>
+        pageBody(meta, (page - 1) * pageSize, Math.min(total, page * pageSize), (from, to) => sim.ventasRows(fecha, from, to), ventaItem),
+      );
     }
     return sendJson(res, 404, { error: `no such endpoint: ${rest}` });
   }
@@ -237,22 +264,40 @@ export async function startKlkSimulator(options: KlkSimulatorOptions): Promise<K
       const only = url.searchParams.get('ubicacion_id');
       if (only !== null && !stores.has(only)) return sendJson(res, 404, { error: `unknown store ${only}` });
       const chosen = only === null ? [...stores.values()] : [stores.get(only)!];
-      return sendJson(res, 200, { clocks: Object.fromEntries(chosen.map((s) => [s.ubicacionId, s.clock.toISOString()])), labels: chosen.flatMap((s) => s.anomalies()) });
+      return sendJson(res, 200, {
+        clocks: Object.fromEntries(chosen.map((s) => [s.ubicacionId, s.clock.toISOString()])),
+        labels: chosen.flatMap((s) => s.anomalies()),
+      });
     }
     if (req.method === 'POST' && path.startsWith('/_control/phantom-zero/')) {
       const id = decodeURIComponent(path.slice('/_control/phantom-zero/'.length));
       const sim = stores.get(id);
       if (!sim) return sendJson(res, 404, { error: `unknown store ${id}` });
       const body = (await readBody(req)) as { deposito?: unknown; producto_id?: unknown; minutes?: unknown };
-      if (typeof body.deposito !== 'string' || typeof body.producto_id !== 'string') return sendJson(res, 400, { error: 'deposito and producto_id (strings) are required' });
-      if (!sim.depositos.includes(body.deposito) || sim.producto(body.producto_id) === undefined) return sendJson(res, 404, { error: `${id} has no product ${body.producto_id} in deposito ${body.deposito}` });
-      if (body.minutes !== undefined && !(typeof body.minutes === 'number' && body.minutes > 0)) return sendJson(res, 400, { error: 'minutes must be a positive number' });
+      if (typeof body.deposito !== 'string' || typeof body.producto_id !== 'string')
+        return sendJson(res, 400, { error: 'deposito and producto_id (strings) are required' });
+      if (!sim.depositos.includes(body.deposito) || sim.producto(body.producto_id) === undefined)
+        return sendJson(res, 404, { error: `${id} has no product ${body.producto_id} in deposito ${body.deposito}` });
+      if (body.minutes !== undefined && !(typeof body.minutes === 'number' && body.minutes > 0))
+        return sendJson(res, 400, { error: 'minutes must be a positive number' });
       const label = sim.injectPhantomZero(body.deposito, body.producto_id, body.minutes === undefined ? {} : { minutes: body.minutes });
-      if (!label) return sendJson(res, 409, { error: `${id} ${body.deposito}/${body.producto_id}: nothing on the shelf, or another anomaly going on` });
+      if (!label)
+        return sendJson(res, 409, {
+          error: `${id} ${body.deposito}/${body.producto_id}: nothing on the shelf, or another anomaly going on`,
+        });
       return sendJson(res, 201, label);
     }
     if (req.method === 'GET' && path === '/_control/stores') {
-      return sendJson(res, 200, [...stores.values()].map((s) => ({ ubicacion_id: s.ubicacionId, version: s.version, clock: s.clock.toISOString(), products: s.products })));
+      return sendJson(
+        res,
+        200,
+        [...stores.values()].map((s) => ({
+          ubicacion_id: s.ubicacionId,
+          version: s.version,
+          clock: s.clock.toISOString(),
+          products: s.products,
+        })),
+      );
     }
     return sendJson(res, 404, { error: 'unknown control endpoint' });
   }

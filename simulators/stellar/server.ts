@@ -23,7 +23,15 @@ import type { Logger } from '../../core/logger.ts';
 import type { StoreSimulation } from '../data/store-simulation.ts';
 import type { FaultControl, StoreFaults } from '../faults.ts';
 import { DEPOSITO_PARAM, hasDataFaults, inventarioFaultRewrite, inventarioShape } from './statements.ts';
-import { isSessionSettings, parseParamDeclarations, translateTsql, TsqlError, UNSUPPORTED, type ParamDeclaration, type Translation } from './tsql-translate.ts';
+import {
+  isSessionSettings,
+  parseParamDeclarations,
+  translateTsql,
+  TsqlError,
+  UNSUPPORTED,
+  type ParamDeclaration,
+  type Translation,
+} from './tsql-translate.ts';
 import { Vad10Database } from './vad10-database.ts';
 import {
   buildPreloginResponse,
@@ -274,7 +282,14 @@ class TdsSession {
     const login = parseLogin7(message.payload);
     const errors: ServerMessage[] = [];
     if (login.database && login.database.toLowerCase() !== options.database.toLowerCase()) {
-      errors.push(serverError({ number: 4060, state: 1, class: 11, message: `Cannot open database "${login.database}" requested by the login. The login failed.` }));
+      errors.push(
+        serverError({
+          number: 4060,
+          state: 1,
+          class: 11,
+          message: `Cannot open database "${login.database}" requested by the login. The login failed.`,
+        }),
+      );
     }
     // Login names compare case-insensitively (CI server collation); passwords exactly.
     if (login.userName.toLowerCase() !== options.user.toLowerCase() || login.password !== options.password || errors.length > 0) {
@@ -304,7 +319,14 @@ class TdsSession {
     if (message.type !== PACKET_TYPE.SQL_BATCH && message.type !== PACKET_TYPE.RPC) {
       // Transaction manager requests, bulk loads...: answered with an error, the session lives on.
       this.log.info({ type: message.type }, 'unsupported request type');
-      const error = serverError({ number: 4002, state: 1, class: 16, message: `The incoming tabular data stream (TDS) protocol stream is incorrect: message type 0x${message.type.toString(16).padStart(2, '0')} is not supported here.` });
+      const error = serverError({
+        number: 4002,
+        state: 1,
+        class: 16,
+        message:
+          `The incoming tabular data stream (TDS) protocol stream is incorrect: message type ` +
+          `0x${message.type.toString(16).padStart(2, '0')} is not supported here.`,
+      });
       await this.reply([errorToken(error), doneToken(DONE_STATUS.ERROR)]);
       return;
     }
@@ -329,7 +351,12 @@ class TdsSession {
     } catch (err) {
       if (!(err instanceof TdsProtocolError)) throw err;
       // A parameter this server cannot read: SQL Server's answer to a malformed RPC stream.
-      const error = serverError({ number: 8009, state: 1, class: 16, message: `The incoming tabular data stream (TDS) remote procedure call (RPC) protocol stream is incorrect. ${err.message}` });
+      const error = serverError({
+        number: 8009,
+        state: 1,
+        class: 16,
+        message: `The incoming tabular data stream (TDS) remote procedure call (RPC) protocol stream is incorrect. ${err.message}`,
+      });
       await this.reply([errorToken(error), doneProcToken(DONE_STATUS.ERROR)]);
       return;
     }
@@ -341,7 +368,13 @@ class TdsSession {
     }
     const statement = findParam(rpc.params, '@statement') ?? rpc.params[0];
     if (!statement || typeof statement.value !== 'string') {
-      const error = serverError({ number: 214, state: 2, class: 16, message: "Procedure expects parameter '@statement' of type 'ntext/nchar/nvarchar'.", procName: 'sp_executesql' });
+      const error = serverError({
+        number: 214,
+        state: 2,
+        class: 16,
+        message: "Procedure expects parameter '@statement' of type 'ntext/nchar/nvarchar'.",
+        procName: 'sp_executesql',
+      });
       await this.reply([errorToken(error), doneProcToken(DONE_STATUS.ERROR)]);
       return;
     }
@@ -373,7 +406,13 @@ class TdsSession {
     const values = new Map<string, unknown>();
     for (const p of params.slice(2)) if (p.name !== '') values.set(p.name.toLowerCase(), p.value);
     const missing = declared.find((d) => !values.has(d.name));
-    if (missing) return fail({ number: 8178, state: 1, class: 16, message: `The parameterized query expects the parameter '${missing.name}', which was not supplied.` });
+    if (missing)
+      return fail({
+        number: 8178,
+        state: 1,
+        class: 16,
+        message: `The parameterized query expects the parameter '${missing.name}', which was not supplied.`,
+      });
     await this.run(sql, declared, values, 'rpc');
   }
 
@@ -434,7 +473,15 @@ class TdsSession {
           next = rows.next();
         } catch (err) {
           // Mid-answer (an overflow, the engine): SQL Server sends the error after the rows so far.
-          const m = err instanceof TsqlError ? asMessage(err) : { number: UNSUPPORTED, state: 1, class: 16, message: `The Stellar simulator's SQL engine failed: ${(err as Error).message}` };
+          const m =
+            err instanceof TsqlError
+              ? asMessage(err)
+              : {
+                  number: UNSUPPORTED,
+                  state: 1,
+                  class: 16,
+                  message: `The Stellar simulator's SQL engine failed: ${(err as Error).message}`,
+                };
           log.warn({ number: m.number, err: { message: m.message }, rows: sent }, 'statement failed');
           await writer.end(Buffer.concat(errorTokens(mode, m)));
           return;
@@ -448,7 +495,11 @@ class TdsSession {
       if (this.gone || (await cut())) return;
       const done = DONE_STATUS.COUNT;
       await writer.end(
-        Buffer.concat(mode === 'batch' ? [doneToken(done, CUR_CMD.SELECT, sent)] : [doneInProcToken(DONE_STATUS.MORE | done, CUR_CMD.SELECT, sent), returnStatusToken(0), doneProcToken(DONE_STATUS.FINAL)]),
+        Buffer.concat(
+          mode === 'batch'
+            ? [doneToken(done, CUR_CMD.SELECT, sent)]
+            : [doneInProcToken(DONE_STATUS.MORE | done, CUR_CMD.SELECT, sent), returnStatusToken(0), doneProcToken(DONE_STATUS.FINAL)],
+        ),
       );
       log.debug({ rows: sent, user: this.user }, 'statement answered');
     } finally {
@@ -460,7 +511,9 @@ class TdsSession {
 /** A refused statement's reply: the error, then the DONE tokens a batch or an RPC ends with. */
 function errorTokens(mode: 'batch' | 'rpc', m: Omit<ServerMessage, 'serverName'>): Buffer[] {
   const error = errorToken(serverError(m));
-  return mode === 'batch' ? [error, doneToken(DONE_STATUS.ERROR)] : [error, doneInProcToken(DONE_STATUS.ERROR), doneProcToken(DONE_STATUS.ERROR)];
+  return mode === 'batch'
+    ? [error, doneToken(DONE_STATUS.ERROR)]
+    : [error, doneInProcToken(DONE_STATUS.ERROR), doneProcToken(DONE_STATUS.ERROR)];
 }
 
 function asMessage(err: TsqlError): Omit<ServerMessage, 'serverName'> {
@@ -477,7 +530,10 @@ export async function startStellarSimulator(
   if (typeof options.password !== 'string') throw new TypeError('startStellarSimulator: password is required');
   const host = options.host ?? '127.0.0.1';
   const database = options.database ?? 'VAD10';
-  const log = (options.logger ?? pino({ enabled: false })).child({ component: 'stellar-simulator', ubicacion: options.simulation.ubicacionId });
+  const log = (options.logger ?? pino({ enabled: false })).child({
+    component: 'stellar-simulator',
+    ubicacion: options.simulation.ubicacionId,
+  });
   const shared: Shared = {
     options: { ...options, database },
     database: new Vad10Database(options.simulation),

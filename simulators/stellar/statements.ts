@@ -58,7 +58,11 @@ export function inventarioShape(columns: readonly ColumnDef[]): { codigo: number
  * cantidad): the rows of `truth` that servedInventario changes get its cantidad; null when
  * the POS reports nothing at all. Rows the truth does not hold pass unchanged.
  */
-export function inventarioFaultRewrite(columns: readonly ColumnDef[], truth: InventarioTruthRow[], faults: StoreFaults): ((row: CellValue[]) => CellValue[]) | null {
+export function inventarioFaultRewrite(
+  columns: readonly ColumnDef[],
+  truth: InventarioTruthRow[],
+  faults: StoreFaults,
+): ((row: CellValue[]) => CellValue[]) | null {
   const shape = inventarioShape(columns);
   if (!shape) return (row) => row;
   if (faults.emptyInventory) return null;

@@ -348,7 +348,12 @@ export function parsePrelogin(payload: Buffer): PreloginOptions {
     const length = payload.readUInt16BE(offset + 3);
     if (at + length > payload.length) throw new TdsProtocolError('PRELOGIN option beyond the payload');
     if (token === PRELOGIN_OPTION.VERSION && length >= 6) {
-      result.version = { major: payload.readUInt8(at), minor: payload.readUInt8(at + 1), build: payload.readUInt16BE(at + 2), subbuild: payload.readUInt16BE(at + 4) };
+      result.version = {
+        major: payload.readUInt8(at),
+        minor: payload.readUInt8(at + 1),
+        build: payload.readUInt16BE(at + 2),
+        subbuild: payload.readUInt16BE(at + 4),
+      };
     } else if (token === PRELOGIN_OPTION.ENCRYPTION && length >= 1) {
       result.encryption = payload.readUInt8(at);
     } else if (token === PRELOGIN_OPTION.MARS && length >= 1) {
@@ -631,7 +636,9 @@ function readParamValue(r: Reader, typeId: number, what: string): ParamValue {
       return length === 0 ? null : Buffer.from(r.bytes(length, what));
     }
     default:
-      throw new TdsProtocolError(`${what}: data type 0x${typeId.toString(16).padStart(2, '0')} is unknown`, { context: { sqlNumber: 8009 } });
+      throw new TdsProtocolError(`${what}: data type 0x${typeId.toString(16).padStart(2, '0')} is unknown`, {
+        context: { sqlNumber: 8009 },
+      });
   }
 }
 
@@ -761,7 +768,9 @@ export function encodeDecimal(value: string | null, precision: number, scale: nu
 export function decodeDecimal(bytes: Buffer, scale: number): string {
   if (bytes.length < 2) throw new TdsProtocolError('decimal value too short');
   const negative = bytes.readUInt8(0) === 0;
-  const digits = readUnsignedLE(bytes.subarray(1)).toString().padStart(scale + 1, '0');
+  const digits = readUnsignedLE(bytes.subarray(1))
+    .toString()
+    .padStart(scale + 1, '0');
   const text = scale === 0 ? digits : `${digits.slice(0, -scale)}.${digits.slice(-scale)}`;
   return negative && /[1-9]/.test(digits) ? `-${text}` : text;
 }
@@ -1023,7 +1032,9 @@ export function envChangeCollation(collation: Buffer = COLLATION_SQL_LATIN1_CP1_
   return envChange(ENVCHANGE_TYPE.SQL_COLLATION, Buffer.concat([Buffer.from([collation.length]), collation]), Buffer.from([0]));
 }
 
-export function loginAckToken(options: { tdsVersion?: number; progName?: string; version?: [number, number, number, number] } = {}): Buffer {
+export function loginAckToken(
+  options: { tdsVersion?: number; progName?: string; version?: [number, number, number, number] } = {},
+): Buffer {
   const [major, minor, buildHi, buildLo] = options.version ?? [16, 0, 0x03, 0xe8];
   const head = Buffer.alloc(5);
   head.writeUInt8(1, 0); // interface: SQL_TSQL

@@ -48,7 +48,11 @@ export class TsqlError extends Error {
 export const UNSUPPORTED = 50000;
 
 function unsupported(construct: string, line: number): TsqlError {
-  return new TsqlError(UNSUPPORTED, `T-SQL construct not supported by the Stellar simulator's translation: ${construct} (line ${line}).`, line);
+  return new TsqlError(
+    UNSUPPORTED,
+    `T-SQL construct not supported by the Stellar simulator's translation: ${construct} (line ${line}).`,
+    line,
+  );
 }
 
 export interface CatalogColumn {
@@ -125,8 +129,8 @@ export function tokenize(sql: string): Token[] {
       let depth = 1;
       let j = i + 2;
       while (j < sql.length && depth > 0) {
-        if (sql[j] === '/' && sql[j + 1] === '*') (depth++, (j += 2));
-        else if (sql[j] === '*' && sql[j + 1] === '/') (depth--, (j += 2));
+        if (sql[j] === '/' && sql[j + 1] === '*') depth++, (j += 2);
+        else if (sql[j] === '*' && sql[j + 1] === '/') depth--, (j += 2);
         else j++;
       }
       if (depth > 0) throw new TsqlError(113, "Missing end comment mark '*/'.", line, 15);
@@ -142,7 +146,13 @@ export function tokenize(sql: string): Token[] {
       let text = '';
       for (;;) {
         if (j >= sql.length) {
-          if (open === "'") throw new TsqlError(105, `Unclosed quotation mark after the character string '${sql.slice(start + 1, start + 41)}'.`, line, 15);
+          if (open === "'")
+            throw new TsqlError(
+              105,
+              `Unclosed quotation mark after the character string '${sql.slice(start + 1, start + 41)}'.`,
+              line,
+              15,
+            );
           throw new TsqlError(102, `Incorrect syntax near '${sql.slice(start, start + 40)}'.`, line, 15);
         }
         if (sql[j] === close) {
@@ -203,7 +213,9 @@ type Expr =
 
 type SelectItem = { k: 'star'; qualifier?: string; line: number } | { k: 'expr'; e: Expr; alias?: string; line: number };
 
-type Source = { k: 'table'; parts: string[]; alias?: string; line: number } | { k: 'derived'; select: Select; alias: string; line: number };
+type Source =
+  | { k: 'table'; parts: string[]; alias?: string; line: number }
+  | { k: 'derived'; select: Select; alias: string; line: number };
 
 interface Join {
   kind: 'inner' | 'left';
@@ -225,16 +237,44 @@ interface Select {
 
 /** Keywords that end an expression or a source: never taken as an alias. */
 const RESERVED = new Set(
-  'SELECT FROM WHERE GROUP BY HAVING ORDER ON JOIN INNER LEFT RIGHT FULL OUTER CROSS APPLY AND OR NOT IS NULL IN AS UNION EXCEPT INTERSECT WITH TOP DISTINCT ASC DESC CASE WHEN THEN ELSE END LIKE BETWEEN EXISTS OPTION FOR INTO OFFSET FETCH PIVOT UNPIVOT COLLATE OVER ALL ANY SOME ESCAPE'.split(' '),
+  (
+    'SELECT FROM WHERE GROUP BY HAVING ORDER ON JOIN INNER LEFT RIGHT FULL OUTER CROSS APPLY AND OR NOT IS NULL IN AS UNION EXCEPT ' +
+    'INTERSECT WITH TOP DISTINCT ASC DESC CASE WHEN THEN ELSE END LIKE BETWEEN EXISTS OPTION FOR INTO OFFSET FETCH PIVOT UNPIVOT ' +
+    'COLLATE OVER ALL ANY SOME ESCAPE'
+  ).split(' '),
 );
 
 /** Keywords of T-SQL the translation does not know: named in the error. */
 const UNSUPPORTED_KEYWORDS: Record<string, string> = {
-  UNION: 'UNION', EXCEPT: 'EXCEPT', INTERSECT: 'INTERSECT', CASE: 'CASE', LIKE: 'LIKE', BETWEEN: 'BETWEEN', EXISTS: 'EXISTS',
-  OPTION: 'OPTION (query hints)', FOR: 'FOR XML/JSON/BROWSE', INTO: 'SELECT INTO', OFFSET: 'OFFSET/FETCH', FETCH: 'OFFSET/FETCH',
-  PIVOT: 'PIVOT', UNPIVOT: 'UNPIVOT', COLLATE: 'COLLATE', OVER: 'window functions (OVER)', ALL: 'ALL', ANY: 'ANY', SOME: 'SOME',
-  WITH: 'WITH (common table expressions or hints other than NOLOCK)', RIGHT: 'RIGHT JOIN', FULL: 'FULL JOIN', CROSS: 'CROSS JOIN / CROSS APPLY',
-  APPLY: 'APPLY', ESCAPE: 'ESCAPE', WHEN: 'CASE', THEN: 'CASE', ELSE: 'CASE', END: 'CASE',
+  UNION: 'UNION',
+  EXCEPT: 'EXCEPT',
+  INTERSECT: 'INTERSECT',
+  CASE: 'CASE',
+  LIKE: 'LIKE',
+  BETWEEN: 'BETWEEN',
+  EXISTS: 'EXISTS',
+  OPTION: 'OPTION (query hints)',
+  FOR: 'FOR XML/JSON/BROWSE',
+  INTO: 'SELECT INTO',
+  OFFSET: 'OFFSET/FETCH',
+  FETCH: 'OFFSET/FETCH',
+  PIVOT: 'PIVOT',
+  UNPIVOT: 'UNPIVOT',
+  COLLATE: 'COLLATE',
+  OVER: 'window functions (OVER)',
+  ALL: 'ALL',
+  ANY: 'ANY',
+  SOME: 'SOME',
+  WITH: 'WITH (common table expressions or hints other than NOLOCK)',
+  RIGHT: 'RIGHT JOIN',
+  FULL: 'FULL JOIN',
+  CROSS: 'CROSS JOIN / CROSS APPLY',
+  APPLY: 'APPLY',
+  ESCAPE: 'ESCAPE',
+  WHEN: 'CASE',
+  THEN: 'CASE',
+  ELSE: 'CASE',
+  END: 'CASE',
 };
 
 const FUNCTIONS = new Set(['MIN', 'MAX', 'SUM', 'COUNT', 'ISNULL']);
@@ -289,7 +329,7 @@ class Parser {
       const construct = UNSUPPORTED_KEYWORDS[t.text.toUpperCase()];
       if (construct) return unsupported(construct, t.line);
     }
-    if (t.kind === 'eof') return new TsqlError(102, "Incorrect syntax near the end of the statement.", t.line, 15);
+    if (t.kind === 'eof') return new TsqlError(102, 'Incorrect syntax near the end of the statement.', t.line, 15);
     const shown = t.kind === 'string' ? `'${t.text}'` : t.text;
     return new TsqlError(102, `Incorrect syntax near '${shown}'.`, t.line, 15);
   }
@@ -329,7 +369,8 @@ class Parser {
     const select = this.select();
     this.acceptOp(';');
     if (this.peek.kind !== 'eof') {
-      if (this.isWord('SELECT') || this.isWord('SET') || this.isWord('DECLARE')) throw unsupported('several statements in one request', this.peek.line);
+      if (this.isWord('SELECT') || this.isWord('SET') || this.isWord('DECLARE'))
+        throw unsupported('several statements in one request', this.peek.line);
       throw this.fail();
     }
     return select;
@@ -395,7 +436,8 @@ class Parser {
       this.pos += 2;
       return { k: 'star', qualifier, line };
     }
-    if ((this.peek.kind === 'word' || this.peek.kind === 'quoted') && this.isOp('=', this.at(1))) throw unsupported('the "alias = expression" form in the select list', line);
+    if ((this.peek.kind === 'word' || this.peek.kind === 'quoted') && this.isOp('=', this.at(1)))
+      throw unsupported('the "alias = expression" form in the select list', line);
     const e = this.expr();
     const alias = this.optionalAlias();
     return { k: 'expr', e, line, ...(alias === undefined ? {} : { alias }) };
@@ -406,11 +448,12 @@ class Parser {
     const joins: Join[] = [];
     for (;;) {
       const t = this.peek;
-      if ((this.isWord('CROSS') || this.isWord('OUTER')) && this.isWord('APPLY', this.at(1))) throw unsupported(`${t.text.toUpperCase()} APPLY`, t.line);
+      if ((this.isWord('CROSS') || this.isWord('OUTER')) && this.isWord('APPLY', this.at(1)))
+        throw unsupported(`${t.text.toUpperCase()} APPLY`, t.line);
       if (this.isOp(',')) throw unsupported('comma-separated tables in FROM (use JOIN ... ON)', t.line);
       let kind: Join['kind'];
       if (this.acceptWord('JOIN')) kind = 'inner';
-      else if (this.acceptWord('INNER')) (this.expectWord('JOIN'), (kind = 'inner'));
+      else if (this.acceptWord('INNER')) this.expectWord('JOIN'), (kind = 'inner');
       else if (this.acceptWord('LEFT')) {
         this.acceptWord('OUTER');
         this.expectWord('JOIN');
@@ -418,7 +461,8 @@ class Parser {
       } else if (this.isWord('RIGHT') || this.isWord('FULL') || this.isWord('CROSS')) {
         throw unsupported(`${t.text.toUpperCase()} JOIN`, t.line);
       } else break;
-      if (this.isWord('LOOP') || this.isWord('HASH') || this.isWord('MERGE') || this.isWord('REMOTE')) throw unsupported('join hints', this.peek.line);
+      if (this.isWord('LOOP') || this.isWord('HASH') || this.isWord('MERGE') || this.isWord('REMOTE'))
+        throw unsupported('join hints', this.peek.line);
       const source = this.source();
       this.expectWord('ON');
       joins.push({ kind, source, on: this.expr() });
@@ -494,7 +538,8 @@ class Parser {
       this.expectWord('NULL');
       return { k: 'isnull', e: l, not };
     }
-    const not = this.isWord('NOT') && (this.isWord('IN', this.at(1)) || this.isWord('LIKE', this.at(1)) || this.isWord('BETWEEN', this.at(1)));
+    const not =
+      this.isWord('NOT') && (this.isWord('IN', this.at(1)) || this.isWord('LIKE', this.at(1)) || this.isWord('BETWEEN', this.at(1)));
     if (not) this.pos++;
     if (this.acceptWord('IN')) {
       this.expectOp('(');
@@ -522,7 +567,8 @@ class Parser {
     let l = this.unary();
     for (;;) {
       const t = this.peek;
-      if (this.isOp('/', t) || this.isOp('%', t)) throw unsupported(`operator ${t.text} (integer and decimal division differ between SQL Server and SQLite)`, t.line);
+      if (this.isOp('/', t) || this.isOp('%', t))
+        throw unsupported(`operator ${t.text} (integer and decimal division differ between SQL Server and SQLite)`, t.line);
       if (!this.isOp('*', t)) return l;
       this.pos++;
       l = { k: 'arith', op: '*', l, r: this.unary(), line: t.line };
@@ -565,7 +611,9 @@ class Parser {
         const parts = [t.text];
         while (this.acceptOp('.')) parts.push(this.identifier());
         if (parts.length > 2) throw unsupported(`column name with ${parts.length} parts (${parts.join('.')})`, t.line);
-        return parts.length === 2 ? { k: 'col', qualifier: parts[0]!, name: parts[1]!, line: t.line } : { k: 'col', name: parts[0]!, line: t.line };
+        return parts.length === 2
+          ? { k: 'col', qualifier: parts[0]!, name: parts[1]!, line: t.line }
+          : { k: 'col', name: parts[0]!, line: t.line };
       }
       default:
         throw this.fail(t);
@@ -598,7 +646,8 @@ class Parser {
 /** A T-SQL type name as a wire type: the few types a parameter of this database can have. */
 function parseType(p: { name: string; args: string[] }, line: number): ColumnType {
   const name = p.name.toUpperCase();
-  const length = (dflt: number, max: number) => (p.args[0] === undefined ? dflt : p.args[0].toUpperCase() === 'MAX' ? max : Number(p.args[0]));
+  const length = (dflt: number, max: number) =>
+    p.args[0] === undefined ? dflt : p.args[0].toUpperCase() === 'MAX' ? max : Number(p.args[0]);
   switch (name) {
     case 'VARCHAR':
     case 'CHAR':
@@ -629,7 +678,8 @@ export function parseParamDeclarations(text: string): ParamDeclaration[] {
   while (at().kind !== 'eof') {
     const name = at();
     const typeName = tokens[i + 1]!;
-    if (name.kind !== 'param' || typeName.kind !== 'word') throw new TsqlError(102, `Incorrect syntax near '${name.text}' in the parameter declarations.`, name.line, 15);
+    if (name.kind !== 'param' || typeName.kind !== 'word')
+      throw new TsqlError(102, `Incorrect syntax near '${name.text}' in the parameter declarations.`, name.line, 15);
     i += 2;
     const args: string[] = [];
     if (at().kind === 'op' && at().text === '(') {
@@ -639,13 +689,15 @@ export function parseParamDeclarations(text: string): ParamDeclaration[] {
         i++;
         if (at().kind === 'op' && at().text === ',') i++;
       }
-      if (at().kind !== 'op' || at().text !== ')') throw new TsqlError(102, `Incorrect syntax near '${at().text}' in the parameter declarations.`, at().line, 15);
+      if (at().kind !== 'op' || at().text !== ')')
+        throw new TsqlError(102, `Incorrect syntax near '${at().text}' in the parameter declarations.`, at().line, 15);
       i++;
     }
     if (at().kind === 'word' && /^OUT(PUT)?$/i.test(at().text)) throw unsupported('OUTPUT parameters', at().line);
     out.push({ name: name.text.toLowerCase(), type: parseType({ name: typeName.text, args }, name.line) });
     if (at().kind === 'op' && at().text === ',') i++;
-    else if (at().kind !== 'eof') throw new TsqlError(102, `Incorrect syntax near '${at().text}' in the parameter declarations.`, at().line, 15);
+    else if (at().kind !== 'eof')
+      throw new TsqlError(102, `Incorrect syntax near '${at().text}' in the parameter declarations.`, at().line, 15);
   }
   return out;
 }
@@ -694,7 +746,16 @@ const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
 const sqlString = (value: string) => `'${value.replace(/'/g, "''")}'`;
 const isString = (t: Typed['type']) => t !== 'bool' && t !== 'null' && (t.kind === 'varchar' || t.kind === 'nvarchar');
 const isNumeric = (t: Typed['type']) => t !== 'bool' && t !== 'null' && (t.kind === 'int' || t.kind === 'bit' || t.kind === 'decimal');
-const typeName = (t: Typed['type']): string => (t === 'bool' ? 'a condition' : t === 'null' ? 'NULL' : t.kind === 'decimal' ? `decimal(${t.precision},${t.scale})` : t.kind === 'varchar' || t.kind === 'nvarchar' ? `${t.kind}(${t.length})` : t.kind);
+const typeName = (t: Typed['type']): string =>
+  t === 'bool'
+    ? 'a condition'
+    : t === 'null'
+      ? 'NULL'
+      : t.kind === 'decimal'
+        ? `decimal(${t.precision},${t.scale})`
+        : t.kind === 'varchar' || t.kind === 'nvarchar'
+          ? `${t.kind}(${t.length})`
+          : t.kind;
 
 class Compiler {
   private readonly catalog: Catalog;
@@ -722,7 +783,8 @@ class Compiler {
     for (const item of s.items) {
       if (item.k === 'star') {
         const chosen = item.qualifier === undefined ? sources : sources.filter((x) => x.ref === item.qualifier!.toLowerCase());
-        if (item.qualifier !== undefined && chosen.length === 0) throw new TsqlError(4104, `The multi-part identifier "${item.qualifier}" could not be bound.`, item.line);
+        if (item.qualifier !== undefined && chosen.length === 0)
+          throw new TsqlError(4104, `The multi-part identifier "${item.qualifier}" could not be bound.`, item.line);
         if (chosen.length === 0) throw new TsqlError(263, 'Must specify table to select from.', item.line);
         for (const src of chosen) for (const c of src.columns) items.push({ name: c.name, t: this.columnOf(src, c), line: item.line });
         continue;
@@ -735,7 +797,11 @@ class Compiler {
     const groups = s.groupBy.map((g) => this.value(g, { sources, aggregates: false, clause: 'the GROUP BY clause' }));
     const having = s.having ? this.condition(s.having, { sources, aggregates: true, clause: 'the HAVING clause' }) : undefined;
     const aliases = new Map(items.filter((i) => i.name !== '').map((i) => [i.name.toLowerCase(), i.t]));
-    const orders = s.orderBy.map((o) => ({ t: this.value(o.e, { sources, aggregates: true, clause: 'the ORDER BY clause', aliases }), desc: o.desc, e: o.e }));
+    const orders = s.orderBy.map((o) => ({
+      t: this.value(o.e, { sources, aggregates: true, clause: 'the ORDER BY clause', aliases }),
+      desc: o.desc,
+      e: o.e,
+    }));
 
     // SQL Server refuses a column that is neither grouped nor aggregated; SQLite would pick a row.
     const grouped = groups.length > 0 || items.some((i) => i.t.aggregate) || having !== undefined;
@@ -745,15 +811,27 @@ class Compiler {
       const check = (t: Typed, line: number) => {
         if (groupSql.has(t.sql)) return;
         const loose = t.bare.find((b) => !groupCols.has(b));
-        if (loose) throw new TsqlError(8120, `Column '${this.displayName(loose, sources)}' is invalid in the select list because it is not contained in either an aggregate function or the GROUP BY clause.`, line);
+        if (loose)
+          throw new TsqlError(
+            8120,
+            `Column '${this.displayName(loose, sources)}' is invalid in the select list because it is not contained in either an ` +
+              `aggregate function or the GROUP BY clause.`,
+            line,
+          );
       };
       for (const i of items) check(i.t, i.line);
       if (having) check(having, s.line);
-      for (const o of orders) if (!(o.e.k === 'col' && o.e.qualifier === undefined && aliases.has(o.e.name.toLowerCase()))) check(o.t, s.line);
+      for (const o of orders)
+        if (!(o.e.k === 'col' && o.e.qualifier === undefined && aliases.has(o.e.name.toLowerCase()))) check(o.t, s.line);
     }
     if (s.distinct) {
       for (const o of orders) {
-        if (!items.some((i) => i.t.sql === o.t.sql || (o.e.k === 'col' && o.e.qualifier === undefined && i.name.toLowerCase() === o.e.name.toLowerCase()))) {
+        if (
+          !items.some(
+            (i) =>
+              i.t.sql === o.t.sql || (o.e.k === 'col' && o.e.qualifier === undefined && i.name.toLowerCase() === o.e.name.toLowerCase()),
+          )
+        ) {
           throw new TsqlError(145, 'ORDER BY items must appear in the select list if SELECT DISTINCT is specified.', s.line);
         }
       }
@@ -762,9 +840,15 @@ class Compiler {
     let sql = `SELECT ${s.distinct ? 'DISTINCT ' : ''}${list}${from}${where}`;
     if (groups.length > 0) sql += ` GROUP BY ${groups.map((g) => g.sql).join(', ')}`;
     if (having) sql += ` HAVING ${having.sql}`;
-    if (orders.length > 0) sql += ` ORDER BY ${orders.map((o) => `${isString(o.t.type) ? ordered(o.t) : o.t.sql}${o.desc ? ' DESC' : ''}`).join(', ')}`;
+    if (orders.length > 0)
+      sql += ` ORDER BY ${orders.map((o) => `${isString(o.t.type) ? ordered(o.t) : o.t.sql}${o.desc ? ' DESC' : ''}`).join(', ')}`;
     if (s.top !== undefined) sql += ` LIMIT ${s.top}`;
-    const columns = items.map((i) => ({ name: i.name, type: i.t.type === 'null' ? ({ kind: 'int' } as const) : (i.t.type as ColumnType), nullable: i.t.nullable, ...(i.t.ascii ? { ascii: true } : {}) }));
+    const columns = items.map((i) => ({
+      name: i.name,
+      type: i.t.type === 'null' ? ({ kind: 'int' } as const) : (i.t.type as ColumnType),
+      nullable: i.t.nullable,
+      ...(i.t.ascii ? { ascii: true } : {}),
+    }));
     return { sql, columns };
   }
 
@@ -782,7 +866,13 @@ class Compiler {
       emitted = src.alias === undefined ? quote(table.name) : `${quote(table.name)} AS ${quote(src.alias)}`;
     } else {
       if (src.select.orderBy.length > 0 && src.select.top === undefined) {
-        throw new TsqlError(1033, 'The ORDER BY clause is invalid in views, inline functions, derived tables, subqueries, and common table expressions, unless TOP, OFFSET or FOR XML is also specified.', src.line, 15);
+        throw new TsqlError(
+          1033,
+          'The ORDER BY clause is invalid in views, inline functions, derived tables, subqueries, and common table expressions, ' +
+            'unless TOP, OFFSET or FOR XML is also specified.',
+          src.line,
+          15,
+        );
       }
       const inner = new Compiler(this.catalog, this.params);
       const compiled = inner.select(src.select);
@@ -790,19 +880,32 @@ class Compiler {
       const seen = new Set<string>();
       compiled.columns.forEach((c, n) => {
         if (c.name === '') throw new TsqlError(8155, `No column name was specified for column ${n + 1} of '${src.alias}'.`, src.line);
-        if (seen.has(c.name.toLowerCase())) throw new TsqlError(8156, `The column '${c.name}' was specified multiple times for '${src.alias}'.`, src.line);
+        if (seen.has(c.name.toLowerCase()))
+          throw new TsqlError(8156, `The column '${c.name}' was specified multiple times for '${src.alias}'.`, src.line);
         seen.add(c.name.toLowerCase());
       });
       entry = { ref: src.alias.toLowerCase(), emit: quote(src.alias), display: src.alias, columns: compiled.columns, outer };
       emitted = `(${compiled.sql}) AS ${quote(src.alias)}`;
     }
-    if (sources.some((s) => s.ref === entry.ref)) throw new TsqlError(1011, `The correlation name '${src.alias ?? entry.ref}' is specified multiple times in a FROM clause.`, src.line);
+    if (sources.some((s) => s.ref === entry.ref))
+      throw new TsqlError(
+        1011,
+        `The correlation name '${src.alias ?? entry.ref}' is specified multiple times in a FROM clause.`,
+        src.line,
+      );
     sources.push(entry);
     return emitted;
   }
 
   private columnOf(src: ScopeSource, c: CatalogColumn): Typed {
-    return { sql: `${src.emit}.${quote(c.name)}`, type: c.type, nullable: c.nullable || src.outer, aggregate: false, bare: [`${src.ref}.${c.name.toLowerCase()}`], ascii: c.ascii === true };
+    return {
+      sql: `${src.emit}.${quote(c.name)}`,
+      type: c.type,
+      nullable: c.nullable || src.outer,
+      aggregate: false,
+      bare: [`${src.ref}.${c.name.toLowerCase()}`],
+      ascii: c.ascii === true,
+    };
   }
 
   private displayName(bare: string, sources: ScopeSource[]): string {
@@ -837,7 +940,12 @@ class Compiler {
 
   private condition(e: Expr, ctx: Context): Typed {
     const t = this.value(e, ctx);
-    if (t.type !== 'bool') throw new TsqlError(4145, `An expression of non-boolean type specified in a context where a condition is expected, near ${ctx.clause}.`, 'line' in e ? e.line : 1);
+    if (t.type !== 'bool')
+      throw new TsqlError(
+        4145,
+        `An expression of non-boolean type specified in a context where a condition is expected, near ${ctx.clause}.`,
+        'line' in e ? e.line : 1,
+      );
     return t;
   }
 
@@ -856,7 +964,15 @@ class Compiler {
         if (e.kind === 'string') {
           const length = Math.max(1, e.value.length);
           const type: ColumnType = e.national ? { kind: 'nvarchar', length } : { kind: 'varchar', length };
-          return { sql: sqlString(e.value), type, nullable: false, aggregate: false, bare: [], constant: 'string', ascii: PRINTABLE_ASCII.test(e.value) };
+          return {
+            sql: sqlString(e.value),
+            type,
+            nullable: false,
+            aggregate: false,
+            bare: [],
+            constant: 'string',
+            ascii: PRINTABLE_ASCII.test(e.value),
+          };
         }
         return { sql: e.value, type: numberType(e.value), nullable: false, aggregate: false, bare: [] };
       case 'param': {
@@ -904,9 +1020,17 @@ class Compiler {
         const list = e.list.map((x) => this.comparable(probe, this.value(x, ctx), e.line));
         const probeSql = list[0]![0].sql;
         const keyword = e.not ? 'NOT IN' : 'IN';
-        if (!isString(probe.type)) return predicate(`${probeSql} ${keyword} (${list.map(([, r]) => r.sql).join(', ')})`, [probe, ...list.map(([, r]) => r)]);
-        if (probe.ascii || list.every(([, r]) => r.ascii)) return predicate(`${probeSql} COLLATE NOCASE ${keyword} (${list.map(([, r]) => r.sql).join(', ')})`, [probe, ...list.map(([, r]) => r)]);
-        return predicate(`${FOLD}(${probeSql}) ${keyword} (${list.map(([, r]) => `${FOLD}(${r.sql})`).join(', ')})`, [probe, ...list.map(([, r]) => r)]);
+        if (!isString(probe.type))
+          return predicate(`${probeSql} ${keyword} (${list.map(([, r]) => r.sql).join(', ')})`, [probe, ...list.map(([, r]) => r)]);
+        if (probe.ascii || list.every(([, r]) => r.ascii))
+          return predicate(`${probeSql} COLLATE NOCASE ${keyword} (${list.map(([, r]) => r.sql).join(', ')})`, [
+            probe,
+            ...list.map(([, r]) => r),
+          ]);
+        return predicate(`${FOLD}(${probeSql}) ${keyword} (${list.map(([, r]) => `${FOLD}(${r.sql})`).join(', ')})`, [
+          probe,
+          ...list.map(([, r]) => r),
+        ]);
       }
     }
   }
@@ -917,7 +1041,11 @@ class Compiler {
     if (l.type === 'null' || r.type === 'null') return [l, r];
     if (isString(l.type) && isString(r.type)) return [rtrimmed(l), rtrimmed(r)];
     if (isNumeric(l.type) && isNumeric(r.type)) return [l, r];
-    throw unsupported(`comparison of ${typeName(l.type)} with ${typeName(r.type)} (SQL Server converts the string to a number, SQLite the number to a string)`, line);
+    throw unsupported(
+      `comparison of ${typeName(l.type)} with ${typeName(r.type)} (SQL Server converts the string to a number, SQLite the number to a ` +
+        `string)`,
+      line,
+    );
   }
 
   private arith(e: Extract<Expr, { k: 'arith' }>, ctx: Context): Typed {
@@ -928,17 +1056,24 @@ class Compiler {
       const lt = l.type as Extract<ColumnType, { length: number }>;
       const rt = r.type as Extract<ColumnType, { length: number }>;
       const kind = lt.kind === 'nvarchar' || rt.kind === 'nvarchar' ? 'nvarchar' : 'varchar';
-      return { sql: `(${l.sql} || ${r.sql})`, type: { kind, length: Math.min(kind === 'nvarchar' ? 4000 : 8000, lt.length + rt.length) }, ...merged, ascii: l.ascii === true && r.ascii === true };
+      return {
+        sql: `(${l.sql} || ${r.sql})`,
+        type: { kind, length: Math.min(kind === 'nvarchar' ? 4000 : 8000, lt.length + rt.length) },
+        ...merged,
+        ascii: l.ascii === true && r.ascii === true,
+      };
     }
     if (l.type === 'null' || r.type === 'null') return { sql: 'NULL', type: 'null', ...merged, nullable: true };
-    if (!isNumeric(l.type) || !isNumeric(r.type)) throw unsupported(`operator ${e.op} between ${typeName(l.type)} and ${typeName(r.type)}`, e.line);
+    if (!isNumeric(l.type) || !isNumeric(r.type))
+      throw unsupported(`operator ${e.op} between ${typeName(l.type)} and ${typeName(r.type)}`, e.line);
     return { sql: `(${l.sql} ${e.op} ${r.sql})`, type: arithType(e.op, l.type as ColumnType, r.type as ColumnType), ...merged };
   }
 
   private call(e: Extract<Expr, { k: 'call' }>, ctx: Context): Typed {
     if (AGGREGATES.has(e.fn)) {
       if (!ctx.aggregates) throw new TsqlError(147, `An aggregate may not appear in ${ctx.clause}.`, e.line);
-      if (ctx.inAggregate) throw new TsqlError(130, 'Cannot perform an aggregate function on an expression containing an aggregate or a subquery.', e.line);
+      if (ctx.inAggregate)
+        throw new TsqlError(130, 'Cannot perform an aggregate function on an expression containing an aggregate or a subquery.', e.line);
       if (e.star) return { sql: 'count(*)', type: { kind: 'int' }, nullable: false, aggregate: true, bare: [] };
       const arg = this.value(e.args[0]!, { ...ctx, inAggregate: true, aliases: undefined });
       if (arg.type === 'bool') throw this.noCondition(e);
@@ -947,21 +1082,42 @@ class Compiler {
         case 'COUNT':
           return { sql: `count(${arg.sql})`, type: { kind: 'int' }, nullable: false, ...base };
         case 'SUM': {
-          if (arg.type === 'null' || !isNumeric(arg.type)) throw new TsqlError(8117, `Operand data type ${typeName(arg.type)} is invalid for sum operator.`, e.line);
+          if (arg.type === 'null' || !isNumeric(arg.type))
+            throw new TsqlError(8117, `Operand data type ${typeName(arg.type)} is invalid for sum operator.`, e.line);
           const t = arg.type as ColumnType;
-          return { sql: `sum(${arg.sql})`, type: t.kind === 'decimal' ? { kind: 'decimal', precision: 38, scale: t.scale } : { kind: 'int' }, nullable: true, ...base };
+          return {
+            sql: `sum(${arg.sql})`,
+            type: t.kind === 'decimal' ? { kind: 'decimal', precision: 38, scale: t.scale } : { kind: 'int' },
+            nullable: true,
+            ...base,
+          };
         }
         default:
-          if (arg.type !== 'null' && arg.type.kind === 'bit') throw new TsqlError(8117, `Operand data type bit is invalid for ${e.fn.toLowerCase()} operator.`, e.line);
-          return { sql: `${e.fn.toLowerCase()}(${isString(arg.type) ? ordered(arg) : arg.sql})`, type: arg.type, nullable: true, ...base, ascii: arg.ascii === true };
+          if (arg.type !== 'null' && arg.type.kind === 'bit')
+            throw new TsqlError(8117, `Operand data type bit is invalid for ${e.fn.toLowerCase()} operator.`, e.line);
+          return {
+            sql: `${e.fn.toLowerCase()}(${isString(arg.type) ? ordered(arg) : arg.sql})`,
+            type: arg.type,
+            nullable: true,
+            ...base,
+            ascii: arg.ascii === true,
+          };
       }
     }
     // ISNULL: the first argument's type (SQL Server's rule), the second must be comparable.
     const a = this.value(e.args[0]!, ctx);
     const b = this.value(e.args[1]!, ctx);
     if (a.type === 'bool' || b.type === 'bool') throw this.noCondition(e);
-    if (a.type !== 'null' && b.type !== 'null' && isString(a.type) !== isString(b.type)) throw unsupported(`ISNULL of ${typeName(a.type)} and ${typeName(b.type)}`, e.line);
-    return { sql: `ifnull(${a.sql}, ${b.sql})`, type: a.type === 'null' ? b.type : a.type, nullable: a.nullable && b.nullable, aggregate: a.aggregate || b.aggregate, bare: [...a.bare, ...b.bare], ascii: a.ascii === true && b.ascii === true };
+    if (a.type !== 'null' && b.type !== 'null' && isString(a.type) !== isString(b.type))
+      throw unsupported(`ISNULL of ${typeName(a.type)} and ${typeName(b.type)}`, e.line);
+    return {
+      sql: `ifnull(${a.sql}, ${b.sql})`,
+      type: a.type === 'null' ? b.type : a.type,
+      nullable: a.nullable && b.nullable,
+      aggregate: a.aggregate || b.aggregate,
+      bare: [...a.bare, ...b.bare],
+      ascii: a.ascii === true && b.ascii === true,
+    };
   }
 
   private noCondition(e: Extract<Expr, { k: 'call' }>): TsqlError {
@@ -1019,7 +1175,8 @@ function arithType(op: '+' | '-' | '*', l: ColumnType, r: ColumnType): ColumnTyp
   if (l.kind !== 'decimal' && r.kind !== 'decimal') return { kind: 'int' };
   const a = asDecimal(l);
   const b = asDecimal(r);
-  if (op === '*') return { kind: 'decimal', precision: Math.min(38, a.precision + b.precision + 1), scale: Math.min(38, a.scale + b.scale) };
+  if (op === '*')
+    return { kind: 'decimal', precision: Math.min(38, a.precision + b.precision + 1), scale: Math.min(38, a.scale + b.scale) };
   const scale = Math.max(a.scale, b.scale);
   return { kind: 'decimal', precision: Math.min(38, Math.max(a.precision - a.scale, b.precision - b.scale) + scale + 1), scale };
 }

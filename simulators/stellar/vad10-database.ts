@@ -127,7 +127,8 @@ function ddl(table: CatalogTable): string {
 }
 
 function unscaledToNumber(value: bigint, scale: number, what: string): number {
-  if (value >= EXACT_LIMIT || value <= -EXACT_LIMIT) throw new RangeError(`${what}: ${value} (scale ${scale}) is beyond what the simulator stores exactly`);
+  if (value >= EXACT_LIMIT || value <= -EXACT_LIMIT)
+    throw new RangeError(`${what}: ${value} (scale ${scale}) is beyond what the simulator stores exactly`);
   return Number(value) / 10 ** scale;
 }
 
@@ -137,7 +138,11 @@ function cell(value: unknown, type: ColumnType, column: string): CellValue {
   switch (type.kind) {
     case 'decimal': {
       const n = typeof value === 'bigint' ? Number(value) : Number(value);
-      if (!Number.isFinite(n) || Math.abs(n) * 10 ** type.scale >= Number(EXACT_LIMIT) || Math.abs(n) >= 10 ** (type.precision - type.scale)) {
+      if (
+        !Number.isFinite(n) ||
+        Math.abs(n) * 10 ** type.scale >= Number(EXACT_LIMIT) ||
+        Math.abs(n) >= 10 ** (type.precision - type.scale)
+      ) {
         throw new TsqlError(8115, `Arithmetic overflow error converting ${String(value)} to data type numeric (column ${column}).`);
       }
       return n.toFixed(type.scale);
@@ -164,7 +169,11 @@ function bindValue(value: unknown, name: string, type: ColumnType): SQLInputValu
     if (!Number.isFinite(n)) throw new TsqlError(8114, `Error converting data type ${typeof value} to ${type.kind} for ${name}.`);
     return type.kind === 'bit' ? (n !== 0 ? 1 : 0) : n;
   }
-  throw new TsqlError(UNSUPPORTED, `T-SQL construct not supported by the Stellar simulator's translation: a value of type ${value?.constructor?.name ?? typeof value} for ${name}.`);
+  throw new TsqlError(
+    UNSUPPORTED,
+    `T-SQL construct not supported by the Stellar simulator's translation: a value of type ` +
+      `${value?.constructor?.name ?? typeof value} for ${name}.`,
+  );
 }
 
 export class Vad10Database implements Catalog {
@@ -180,7 +189,10 @@ export class Vad10Database implements Catalog {
     for (const table of VAD10_TABLES) this.db.exec(ddl(table));
     this.db.function(ORDER_GUARD, { deterministic: true }, (value) => {
       if (typeof value === 'string' && NOT_ASCII.test(value)) {
-        throw new Error(`ordering text that is not ASCII ("${value.slice(0, 40)}") is not supported by the Stellar simulator's translation: SQL Server's collation and SQLite would sort it differently`);
+        throw new Error(
+          `ordering text that is not ASCII ("${value.slice(0, 40)}") is not supported by the Stellar simulator's translation: SQL ` +
+            `Server's collation and SQLite would sort it differently`,
+        );
       }
       return value;
     });
@@ -188,7 +200,9 @@ export class Vad10Database implements Catalog {
     this.load();
     // Text never changes after the load: which columns are plain ASCII is known once.
     for (const table of VAD10_TABLES) {
-      const columns = table.columns.map((c) => (c.type.kind === 'varchar' || c.type.kind === 'nvarchar' ? { ...c, ascii: this.isAscii(table.name, c.name) } : c));
+      const columns = table.columns.map((c) =>
+        c.type.kind === 'varchar' || c.type.kind === 'nvarchar' ? { ...c, ascii: this.isAscii(table.name, c.name) } : c,
+      );
       this.tables.set(table.name.toLowerCase(), { name: table.name, columns });
     }
     this.updateStock = this.db.prepare('UPDATE MA_DEPOPROD SET n_Cantidad = ? WHERE c_CodDeposito = ? AND c_CodArticulo = ?');
@@ -196,7 +210,10 @@ export class Vad10Database implements Catalog {
     const stopStock = simulation.onStockChange((deposito, productoId) => this.dirty.add(`${deposito}\u0000${productoId}`));
     const stopRename = simulation.onRename((productoId, descripcion) => {
       // The ASCII flags above were computed once from the loaded text; a rename must keep them true.
-      if (/[^ -~]/.test(descripcion) && this.tables.get('ma_productos')?.columns.find((c) => c.name === 'c_Descri' && 'ascii' in c && c.ascii)) {
+      if (
+        /[^ -~]/.test(descripcion) &&
+        this.tables.get('ma_productos')?.columns.find((c) => c.name === 'c_Descri' && 'ascii' in c && c.ascii)
+      ) {
         throw new Error(`rename of ${productoId}: the simulator's MA_PRODUCTOS.c_Descri holds ASCII only, got "${descripcion}"`);
       }
       renameProducto.run(descripcion, productoId);
@@ -265,15 +282,17 @@ export class Vad10Database implements Catalog {
 
   private load(): void {
     const sim = this.simulation;
-    const insert = (table: string, columns: number) => this.db.prepare(`INSERT INTO ${table} VALUES (${Array(columns).fill('?').join(', ')})`);
+    const insert = (table: string, columns: number) =>
+      this.db.prepare(`INSERT INTO ${table} VALUES (${Array(columns).fill('?').join(', ')})`);
     const producto = insert('MA_PRODUCTOS', 9);
-    const codigo = this.db.prepare("INSERT OR IGNORE INTO MA_CODIGOS VALUES (?, ?, ?)"); // a code drawn twice for one product is one code
+    const codigo = this.db.prepare('INSERT OR IGNORE INTO MA_CODIGOS VALUES (?, ?, ?)'); // a code drawn twice for one product is one code
     const departamento = insert('MA_DEPARTAMENTOS', 2);
     const grupo = insert('MA_GRUPOS', 3);
     const subgrupo = insert('MA_SUBGRUPOS', 4);
     const depositoRow = insert('MA_DEPOSITO', 2);
     const stock = insert('MA_DEPOPROD', 3);
-    if (sim.depositos.some((d) => d.toUpperCase() === MERMAS_DEPOSITO)) throw new Error(`${sim.ubicacionId}: deposito ${MERMAS_DEPOSITO} is the simulator's own damaged-goods deposito`);
+    if (sim.depositos.some((d) => d.toUpperCase() === MERMAS_DEPOSITO))
+      throw new Error(`${sim.ubicacionId}: deposito ${MERMAS_DEPOSITO} is the simulator's own damaged-goods deposito`);
 
     const departamentos = new Map<string, string>([[DESCONTINUADOS, 'DESCONTINUADOS']]);
     const grupos = new Map<string, [string, string, string]>();
@@ -288,10 +307,25 @@ export class Vad10Database implements Catalog {
       }
       if (p.grupo && p.subgrupo) {
         subgrupos.set(`${p.subgrupo.codigo}|${p.grupo.codigo}|${dep}`, [p.subgrupo.codigo, p.grupo.codigo, dep, p.subgrupo.nombre]);
-        subgrupos.set(`${p.subgrupo.codigo}|${p.grupo.codigo}|${DESCONTINUADOS}`, [p.subgrupo.codigo, p.grupo.codigo, DESCONTINUADOS, `${p.subgrupo.nombre} (DESCONTINUADO)`]);
+        subgrupos.set(`${p.subgrupo.codigo}|${p.grupo.codigo}|${DESCONTINUADOS}`, [
+          p.subgrupo.codigo,
+          p.grupo.codigo,
+          DESCONTINUADOS,
+          `${p.subgrupo.nombre} (DESCONTINUADO)`,
+        ]);
       }
       const what = `${sim.ubicacionId}/${p.producto_id}`;
-      producto.run(p.producto_id, p.descripcion, dep, p.grupo?.codigo ?? null, p.subgrupo?.codigo ?? null, p.activo ? 1 : 0, unscaledToNumber(p.costo, 4, `${what} n_CostoAct`), unscaledToNumber(p.precio, 4, `${what} n_Precio1`), p.unidad);
+      producto.run(
+        p.producto_id,
+        p.descripcion,
+        dep,
+        p.grupo?.codigo ?? null,
+        p.subgrupo?.codigo ?? null,
+        p.activo ? 1 : 0,
+        unscaledToNumber(p.costo, 4, `${what} n_CostoAct`),
+        unscaledToNumber(p.precio, 4, `${what} n_Precio1`),
+        p.unidad,
+      );
       for (const c of p.codigos) codigo.run(p.producto_id, c.codigo, c.tipo);
     }
     for (const [code, name] of departamentos) departamento.run(code, name);
@@ -299,7 +333,8 @@ export class Vad10Database implements Catalog {
     for (const s of subgrupos.values()) subgrupo.run(...s);
     for (const d of sim.depositos) {
       depositoRow.run(d, `DEPOSITO ${d}`);
-      for (const p of sim.catalog) stock.run(d, p.producto_id, unscaledToNumber(sim.cantidad(d, p.producto_id), 3, `${d}/${p.producto_id} n_Cantidad`));
+      for (const p of sim.catalog)
+        stock.run(d, p.producto_id, unscaledToNumber(sim.cantidad(d, p.producto_id), 3, `${d}/${p.producto_id} n_Cantidad`));
     }
     depositoRow.run(MERMAS_DEPOSITO, 'MERMAS Y AVERÍAS');
     let i = 0;

@@ -47,7 +47,8 @@ export interface DashboardFixture {
   close(): Promise<void>;
 }
 
-const raw = (n: number, label: string) => Array.from({ length: n }, (_, i) => ({ ubicacionId: STORE, key: STORE, value: Buffer.from(`${label}-${i}`) }));
+const raw = (n: number, label: string) =>
+  Array.from({ length: n }, (_, i) => ({ ubicacionId: STORE, key: STORE, value: Buffer.from(`${label}-${i}`) }));
 
 async function populateStores(db: MigratedDatabase, stores: Ubicacion[]): Promise<void> {
   const jobs = loadScheduleFile().jobs;
@@ -78,7 +79,17 @@ async function populateStores(db: MigratedDatabase, stores: Ubicacion[]): Promis
     if (u.pos === 'klk') {
       for (const t of ventas) {
         const started = new Date(t.getTime() + 30_000);
-        rows.push([uuid(), u.id, 'VENTAS', 'OK', 200, started, new Date(started.getTime() + 5_000), null, started.toISOString().slice(0, 10)]);
+        rows.push([
+          uuid(),
+          u.id,
+          'VENTAS',
+          'OK',
+          200,
+          started,
+          new Date(started.getTime() + 5_000),
+          null,
+          started.toISOString().slice(0, 10),
+        ]);
       }
     }
     if (last) {
@@ -92,7 +103,10 @@ async function populateStores(db: MigratedDatabase, stores: Ubicacion[]): Promis
   for (let i = 0; i < rows.length; i += 500) {
     const slice = rows.slice(i, i + 500);
     const values = slice.map((_, r) => `(${Array.from({ length: 9 }, (__, c) => `$${r * 9 + c + 1}`).join(', ')})`).join(', ');
-    await db.pool.query(`INSERT INTO etl_runs (run_id, ubicacion_id, job, status, rows, started_at, finished_at, snapshot_id, fecha) VALUES ${values}`, slice.flat());
+    await db.pool.query(
+      `INSERT INTO etl_runs (run_id, ubicacion_id, job, status, rows, started_at, finished_at, snapshot_id, fecha) VALUES ${values}`,
+      slice.flat(),
+    );
   }
   for (const producto of ['000007', '000008']) {
     await db.pool.query(
@@ -127,11 +141,23 @@ export async function startDashboardFixture(options: { populateStores?: boolean;
     await t.sendOffsets(`${p}fluxion-dedupe`, `${p}pos.ventas.raw`, [{ partition, offset: '4' }]);
   });
   await tx.disconnect();
-  await db.pool.query(`INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 1)`, [`${p}fluxion-sink-postgres`, `${p}ops.etl-runs`, partition]);
+  await db.pool.query(`INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 1)`, [
+    `${p}fluxion-sink-postgres`,
+    `${p}ops.etl-runs`,
+    partition,
+  ]);
   if (options.populateStores) await populateStores(db, stores);
 
   const sampler = createSampler(
-    { kafka: pipeline.kafka, pool: db.pool, registry: pipeline.registry, logger: testLogger, topicPrefix: p, stores, schedule: loadScheduleFile().jobs },
+    {
+      kafka: pipeline.kafka,
+      pool: db.pool,
+      registry: pipeline.registry,
+      logger: testLogger,
+      topicPrefix: p,
+      stores,
+      schedule: loadScheduleFile().jobs,
+    },
     { intervalMs: 1_000, historyMs: 3_600_000 },
   );
   const server = createDashboardServer({

@@ -35,8 +35,20 @@ export function planFaults(random: () => number, cycles: number): FaultKind[][] 
 }
 
 /** Undecodable records: not Avro at all, an unknown schema id, a known id with a cut body. */
-export async function injectPoison(run: { pipeline: TestPipeline }, random: () => number, n: number, count: number): Promise<PoisonRecord[]> {
-  const topics = ['pos.inventario.snapshots', 'pos.ventas.raw', 'pos.inventario.changes', 'pos.ventas', 'alerts.phantom-zeros', 'ops.etl-runs'];
+export async function injectPoison(
+  run: { pipeline: TestPipeline },
+  random: () => number,
+  n: number,
+  count: number,
+): Promise<PoisonRecord[]> {
+  const topics = [
+    'pos.inventario.snapshots',
+    'pos.ventas.raw',
+    'pos.inventario.changes',
+    'pos.ventas',
+    'alerts.phantom-zeros',
+    'ops.etl-runs',
+  ];
   const records: PoisonRecord[] = [];
   const producer = await run.pipeline.kafka.producer();
   try {
@@ -46,13 +58,16 @@ export async function injectPoison(run: { pipeline: TestPipeline }, random: () =
       let value: Buffer;
       if (kind === 'not-avro') value = Buffer.from(`{"poison":${n}}`);
       else {
-        const id = kind === 'unknown-schema' ? 987_654 : (await run.pipeline.registry.latestSchema(`${run.pipeline.prefix}${topic}-value`))!.id;
+        const id =
+          kind === 'unknown-schema' ? 987_654 : (await run.pipeline.registry.latestSchema(`${run.pipeline.prefix}${topic}-value`))!.id;
         const header = Buffer.alloc(5);
         header.writeUInt32BE(id, 1);
         value = Buffer.concat([header, Buffer.from([0x02, 0xff])]);
       }
       const key = `poison-${n}-${i}`;
-      await producer.send(run.pipeline.prefix + topic, [{ ubicacionId: key, partition: Math.floor(random() * 3), key: Buffer.from(key), value, headers: {} }]);
+      await producer.send(run.pipeline.prefix + topic, [
+        { ubicacionId: key, partition: Math.floor(random() * 3), key: Buffer.from(key), value, headers: {} },
+      ]);
       records.push({ topic, key, kind });
     }
   } finally {
@@ -67,7 +82,11 @@ export function plannedRandom(random: () => number): FaultKind[] {
 }
 
 /** The clean cycle's extractions must succeed; a broker still electing leaders may fail one. */
-export async function retryClean(what: string, run: () => Promise<{ code: number | null; signal: string | null; out: string }>, event: (l: string) => void): Promise<void> {
+export async function retryClean(
+  what: string,
+  run: () => Promise<{ code: number | null; signal: string | null; out: string }>,
+  event: (l: string) => void,
+): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     const r = await run();
     if (r.code === 0) return;

@@ -9,8 +9,14 @@ import { testLogger } from '../../fixtures/services.ts';
 
 import type { ChaosRun } from './chaos-run.ts';
 
-export const stockLine = (r: { deposito: string; producto_id: string; cantidad: string; costo: string | null; precio: string | null; activo: boolean }) =>
-  `${r.deposito}/${r.producto_id} ${r.cantidad} ${r.costo} ${r.precio} ${r.activo}`;
+export const stockLine = (r: {
+  deposito: string;
+  producto_id: string;
+  cantidad: string;
+  costo: string | null;
+  precio: string | null;
+  activo: boolean;
+}) => `${r.deposito}/${r.producto_id} ${r.cantidad} ${r.costo} ${r.precio} ${r.activo}`;
 
 /** What PostgreSQL, the DLQs and the quarantine hold after the run, next to the truth. */
 export interface ChaosOutcome {
@@ -41,17 +47,26 @@ export async function collectOutcome(run: ChaosRun): Promise<ChaosOutcome> {
 
   const actual = new Map<string, { got: string[]; want: string[] }>();
   for (const u of run.stores) {
-    const rows = await q<Parameters<typeof stockLine>[0]>('SELECT deposito, producto_id, cantidad::text, costo::text, precio::text, activo FROM inventario_actual WHERE ubicacion_id = $1', [u.id]);
+    const rows = await q<Parameters<typeof stockLine>[0]>(
+      'SELECT deposito, producto_id, cantidad::text, costo::text, precio::text, activo FROM inventario_actual WHERE ubicacion_id = $1',
+      [u.id],
+    );
     actual.set(u.id, { got: rows.map(stockLine).sort(), want: last.stock.get(u.id)! });
   }
 
   // Every snapshot the extractors committed: each store's transaction carries its run record
   // (etl_runs, status OK), with started_at <= taken_at <= finished_at. A quarantined snapshot
   // stays listed once a later one superseded it; only a released one was applied.
-  const quarantine = await listQuarantine({ kafka: run.pipeline.kafka, registry: run.pipeline.registry, logger: testLogger, topicPrefix: run.pipeline.prefix });
+  const quarantine = await listQuarantine({
+    kafka: run.pipeline.kafka,
+    registry: run.pipeline.registry,
+    logger: testLogger,
+    topicPrefix: run.pipeline.prefix,
+  });
   const quarantinedIds = new Set(quarantine.filter((e) => e.status !== 'RELEASED').map((e) => e.snapshot_id));
   const runs = await q<{ ubicacion_id: string; snapshot_id: string; started_at: Date; finished_at: Date }>(
-    "SELECT ubicacion_id, snapshot_id::text, started_at, finished_at FROM etl_runs WHERE job = 'INVENTARIO' AND status = 'OK' ORDER BY started_at",
+    "SELECT ubicacion_id, snapshot_id::text, started_at, finished_at FROM etl_runs WHERE job = 'INVENTARIO' AND status = 'OK' ORDER " +
+      'BY started_at',
   );
   const snapshotCycle = new Map(runs.map((r) => [r.snapshot_id, cycleOf(r.started_at)?.cycle]));
   const history: ChaosOutcome['history'] = [];
@@ -59,7 +74,10 @@ export async function collectOutcome(run: ChaosRun): Promise<ChaosOutcome> {
   const massZeroSnapshots: ChaosOutcome['massZeroSnapshots'] = [];
   const glitchSnapshots: ChaosOutcome['glitchSnapshots'] = [];
   const at = (t: Date, store: string) =>
-    q<Parameters<typeof stockLine>[0]>('SELECT deposito, producto_id, cantidad::text, costo::text, precio::text, activo FROM inventario_al($1, $2)', [t, store]).then((rows) => rows.map(stockLine).sort());
+    q<Parameters<typeof stockLine>[0]>(
+      'SELECT deposito, producto_id, cantidad::text, costo::text, precio::text, activo FROM inventario_al($1, $2)',
+      [t, store],
+    ).then((rows) => rows.map(stockLine).sort());
   for (const u of run.stores) {
     const mine = runs.filter((r) => r.ubicacion_id === u.id);
     for (const r of mine) {
@@ -76,19 +94,43 @@ export async function collectOutcome(run: ChaosRun): Promise<ChaosOutcome> {
       }
       // Applied from its taken_at (at the latest finished_at) until the next one's (at the earliest its started_at).
       const next = applied[i + 1]?.started_at ?? new Date(Date.now() + 60_000);
-      history.push({ store: u.id, snapshot: r.snapshot_id, cycle: c.cycle, at: r.finished_at.toISOString(), got: await at(r.finished_at, u.id), before: await at(new Date(next.getTime() - 1), u.id), want: c.stock.get(u.id)! });
+      history.push({
+        store: u.id,
+        snapshot: r.snapshot_id,
+        cycle: c.cycle,
+        at: r.finished_at.toISOString(),
+        got: await at(r.finished_at, u.id),
+        before: await at(new Date(next.getTime() - 1), u.id),
+        want: c.stock.get(u.id)!,
+      });
     }
   }
 
   // ventas: the simulators' lines of every fecha read, once each.
-  const ventaLine = (v: { ubicacion_id: string; numero_factura: string; linea: number; producto_id: string; cantidad: string; precio_unitario: string; descuento: string; total: string; anulada: boolean }) =>
-    `${v.ubicacion_id}/${v.numero_factura}/${v.linea} ${v.producto_id} ${decimal(v.cantidad)} ${decimal(v.precio_unitario)} ${decimal(v.descuento)} ${decimal(v.total)} ${v.anulada}`;
+  const ventaLine = (v: {
+    ubicacion_id: string;
+    numero_factura: string;
+    linea: number;
+    producto_id: string;
+    cantidad: string;
+    precio_unitario: string;
+    descuento: string;
+    total: string;
+    anulada: boolean;
+  }) =>
+    `${v.ubicacion_id}/${v.numero_factura}/${v.linea} ${v.producto_id} ${decimal(v.cantidad)} ${decimal(v.precio_unitario)} ` +
+    `${decimal(v.descuento)} ${decimal(v.total)} ${v.anulada}`;
   const want: string[] = [];
   for (const sim of run.sims.values()) {
     if (sim.pos !== 'klk') continue;
     for (const fecha of run.fechas) for (const v of sim.ventas(fecha)) want.push(ventaLine({ ...v, ubicacion_id: sim.ubicacionId }));
   }
-  const got = (await q<Parameters<typeof ventaLine>[0]>('SELECT ubicacion_id, numero_factura, linea, producto_id, cantidad::text, precio_unitario::text, descuento::text, total::text, anulada FROM ventas')).map(ventaLine);
+  const got = (
+    await q<Parameters<typeof ventaLine>[0]>(
+      'SELECT ubicacion_id, numero_factura, linea, producto_id, cantidad::text, precio_unitario::text, descuento::text, total::text, ' +
+        'anulada FROM ventas',
+    )
+  ).map(ventaLine);
   const keys = Number((await q<{ n: string }>('SELECT count(DISTINCT (ubicacion_id, numero_factura, linea)) AS n FROM ventas'))[0]!.n);
 
   // ABC: the cache the sink's trigger left must be what a recalculation over these ventas gives.
@@ -120,7 +162,9 @@ export async function collectOutcome(run: ChaosRun): Promise<ChaosOutcome> {
     dlqKeys.set(topic, keys);
   }
 
-  const failed = await q<{ ubicacion_id: string; started_at: Date; error_class: string }>("SELECT ubicacion_id, started_at, error_class FROM etl_runs WHERE status = 'FAILED' AND job = 'INVENTARIO'");
+  const failed = await q<{ ubicacion_id: string; started_at: Date; error_class: string }>(
+    "SELECT ubicacion_id, started_at, error_class FROM etl_runs WHERE status = 'FAILED' AND job = 'INVENTARIO'",
+  );
   return {
     actual,
     history,
@@ -128,7 +172,12 @@ export async function collectOutcome(run: ChaosRun): Promise<ChaosOutcome> {
     ventas: { got: got.sort(), want: want.sort(), rows: got.length, keys },
     abc,
     dlqKeys,
-    quarantined: quarantine.map((e) => ({ store: e.ubicacion_id, snapshot: e.snapshot_id, status: e.status, cycle: snapshotCycle.get(e.snapshot_id) })),
+    quarantined: quarantine.map((e) => ({
+      store: e.ubicacion_id,
+      snapshot: e.snapshot_id,
+      status: e.status,
+      cycle: snapshotCycle.get(e.snapshot_id),
+    })),
     massZeroSnapshots,
     glitchSnapshots,
     failedRuns: failed.map((f) => ({ store: f.ubicacion_id, cycle: cycleOf(f.started_at)?.cycle, errorClass: f.error_class })),

@@ -4,7 +4,7 @@
  * restarts a long-running one as a container runtime would.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT } from '../../core/paths.ts';
@@ -16,7 +16,9 @@ export const FLUXION = join(PROJECT_ROOT, 'bin', 'fluxion.ts');
 
 export function services(...args: string[]): Promise<void> {
   return new Promise((resolve, reject) =>
-    execFile(SERVICES, args, { timeout: 120_000 }, (err, _out, stderr) => (err ? reject(new Error(`scripts/services ${args.join(' ')}: ${stderr || err.message}`)) : resolve())),
+    execFile(SERVICES, args, { timeout: 120_000 }, (err, _out, stderr) =>
+      err ? reject(new Error(`scripts/services ${args.join(' ')}: ${stderr || err.message}`)) : resolve(),
+    ),
   );
 }
 
@@ -38,7 +40,14 @@ export function startFluxion(args: string[], env: NodeJS.ProcessEnv, logFile: st
  * Keeps one long-running process up: started again 0.5-1.5 s after it ends, whatever the
  * reason, as `restart: unless-stopped` does.
  */
-export function supervise(name: LongRunning, args: string[], env: NodeJS.ProcessEnv, logDir: string, random: () => number, log: (l: string) => void) {
+export function supervise(
+  name: LongRunning,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  logDir: string,
+  random: () => number,
+  log: (l: string) => void,
+) {
   let current: Child | undefined;
   let stopping = false;
   let starts = 0;

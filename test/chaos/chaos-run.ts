@@ -34,10 +34,19 @@ import { startKlkSimulator } from '../../simulators/klk/server.ts';
 import { startStellarSimulator } from '../../simulators/stellar/server.ts';
 import { seededRandom } from '../helpers/kill-harness.ts';
 import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
-import { serviceEnv, } from '../../fixtures/services.ts';
+import { serviceEnv } from '../../fixtures/services.ts';
 import { migratedDatabase, type MigratedDatabase } from '../../fixtures/sink-run.ts';
 
-import { injectPoison, pick, plannedRandom, planFaults, retryClean, LONG_RUNNING, type FaultKind, type LongRunning } from './chaos-faults.ts';
+import {
+  injectPoison,
+  pick,
+  plannedRandom,
+  planFaults,
+  retryClean,
+  LONG_RUNNING,
+  type FaultKind,
+  type LongRunning,
+} from './chaos-faults.ts';
 import { stockLine } from './chaos-outcome.ts';
 import { alive, services, startFluxion, supervise, type Child } from './chaos-processes.ts';
 export interface ChaosOptions {
@@ -113,8 +122,32 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
   // Open all day: the clock follows this machine's, and a run at night must sell too.
   const ALL_DAY = { open: 0, close: 24 };
   const sims = new Map<string, StoreSimulation>();
-  for (const id of klkIds) sims.set(id, new StoreSimulation({ ubicacionId: id, pos: 'klk', depositos: ['01'], products: o.klkProducts, seed: `chaos:${o.seed}:${id}`, startAt, salesLinesPerHour: 600, openingHours: ALL_DAY }));
-  for (const id of stellarIds) sims.set(id, new StoreSimulation({ ubicacionId: id, pos: 'stellar', depositos: ['0101', '0102'], products: o.stellarProducts, seed: `chaos:${o.seed}:${id}`, startAt }));
+  for (const id of klkIds)
+    sims.set(
+      id,
+      new StoreSimulation({
+        ubicacionId: id,
+        pos: 'klk',
+        depositos: ['01'],
+        products: o.klkProducts,
+        seed: `chaos:${o.seed}:${id}`,
+        startAt,
+        salesLinesPerHour: 600,
+        openingHours: ALL_DAY,
+      }),
+    );
+  for (const id of stellarIds)
+    sims.set(
+      id,
+      new StoreSimulation({
+        ubicacionId: id,
+        pos: 'stellar',
+        depositos: ['0101', '0102'],
+        products: o.stellarProducts,
+        seed: `chaos:${o.seed}:${id}`,
+        startAt,
+      }),
+    );
   const faults = new FaultControl();
   const secrets: Record<string, string> = {};
   for (const id of klkIds) secrets[`KLK_API_KEY_${id.toUpperCase()}`] = `chaos-key-${id}`;
@@ -122,11 +155,21 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
     secrets[`STELLAR_USER_${id.toUpperCase()}`] = 'fluxion_chaos';
     secrets[`STELLAR_PASSWORD_${id.toUpperCase()}`] = `chaos-password-${id}`;
   }
-  const klk = await startKlkSimulator({ stores: klkIds.map((id) => sims.get(id)!), apiKeys: Object.fromEntries(klkIds.map((id) => [id, secrets[`KLK_API_KEY_${id.toUpperCase()}`]!])), faults });
+  const klk = await startKlkSimulator({
+    stores: klkIds.map((id) => sims.get(id)!),
+    apiKeys: Object.fromEntries(klkIds.map((id) => [id, secrets[`KLK_API_KEY_${id.toUpperCase()}`]!])),
+    faults,
+  });
   closers.push(() => klk.close());
   const stellarPorts = new Map<string, number>();
   for (const id of stellarIds) {
-    const s = await startStellarSimulator({ simulation: sims.get(id)!, faults, user: 'fluxion_chaos', password: secrets[`STELLAR_PASSWORD_${id.toUpperCase()}`]!, port: 0 });
+    const s = await startStellarSimulator({
+      simulation: sims.get(id)!,
+      faults,
+      user: 'fluxion_chaos',
+      password: secrets[`STELLAR_PASSWORD_${id.toUpperCase()}`]!,
+      port: 0,
+    });
     stellarPorts.set(id, s.port);
     closers.push(() => s.close());
   }
@@ -134,12 +177,34 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
   // The store list the children read (FLUXION_UBICACIONES_FILE).
   const yamlStores = [
     ...klkIds.map((id) => ({
-      id, nombre: `Chaos ${id}`, tipo: 'tienda', activa: true, pos: 'klk', depositos: ['01'],
-      klk: { base_url: { local: klk.baseUrl(id), production: `https://${id}.invalid` }, api_key_env: `KLK_API_KEY_${id.toUpperCase()}`, page_size: 150, timeout_ms: 3_000 },
+      id,
+      nombre: `Chaos ${id}`,
+      tipo: 'tienda',
+      activa: true,
+      pos: 'klk',
+      depositos: ['01'],
+      klk: {
+        base_url: { local: klk.baseUrl(id), production: `https://${id}.invalid` },
+        api_key_env: `KLK_API_KEY_${id.toUpperCase()}`,
+        page_size: 150,
+        timeout_ms: 3_000,
+      },
     })),
     ...stellarIds.map((id) => ({
-      id, nombre: `Chaos ${id}`, tipo: 'cedi', activa: true, pos: 'stellar', depositos: ['0101', '0102'],
-      stellar: { host: { local: '127.0.0.1', production: `${id}.invalid` }, port: { local: stellarPorts.get(id)!, production: 1433 }, user_env: `STELLAR_USER_${id.toUpperCase()}`, password_env: `STELLAR_PASSWORD_${id.toUpperCase()}`, request_timeout_ms: 10_000, connect_timeout_ms: 3_000 },
+      id,
+      nombre: `Chaos ${id}`,
+      tipo: 'cedi',
+      activa: true,
+      pos: 'stellar',
+      depositos: ['0101', '0102'],
+      stellar: {
+        host: { local: '127.0.0.1', production: `${id}.invalid` },
+        port: { local: stellarPorts.get(id)!, production: 1433 },
+        user_env: `STELLAR_USER_${id.toUpperCase()}`,
+        password_env: `STELLAR_PASSWORD_${id.toUpperCase()}`,
+        request_timeout_ms: 10_000,
+        connect_timeout_ms: 3_000,
+      },
     })),
   ];
   const ubicacionesFile = join(logDir, 'ubicaciones.yaml');
@@ -162,7 +227,12 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
     LOG_LEVEL: 'info',
   };
   const supervised = new Map<LongRunning, ReturnType<typeof supervise>>();
-  const commands: Record<LongRunning, string[]> = { differ: ['process', 'differ'], dedupe: ['process', 'dedupe'], phantom: ['process', 'phantom'], sink: ['sink', 'postgres'] };
+  const commands: Record<LongRunning, string[]> = {
+    differ: ['process', 'differ'],
+    dedupe: ['process', 'dedupe'],
+    phantom: ['process', 'phantom'],
+    sink: ['sink', 'postgres'],
+  };
   for (const name of LONG_RUNNING) supervised.set(name, supervise(name, commands[name], env, logDir, random, event));
   closers.unshift(async () => {
     for (const s of supervised.values()) await s.stop();
@@ -180,7 +250,12 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
   /** One extraction as the scheduler runs it; resolves with its exit (killed ones included). */
   const extract = async (args: string[]): Promise<{ code: number | null; signal: string | null; out: string }> => {
     let out = '';
-    const child = startFluxion(['extract', ...args, '--todas', '--deadline-seconds', String(deadlineSeconds)], env, join(logDir, 'extractor.log'), (s) => (out += s));
+    const child = startFluxion(
+      ['extract', ...args, '--todas', '--deadline-seconds', String(deadlineSeconds)],
+      env,
+      join(logDir, 'extractor.log'),
+      (s) => (out += s),
+    );
     extractor = child;
     const timer = setTimeout(() => {
       hungExtractions++;
@@ -204,7 +279,10 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
   const serviceFaults = new Map<string, Promise<void>>();
   const exclusive = (service: 'kafka' | 'postgres', fault: () => Promise<void>): Promise<void> => {
     const run = (serviceFaults.get(service) ?? Promise.resolve()).then(fault);
-    serviceFaults.set(service, run.catch(() => undefined));
+    serviceFaults.set(
+      service,
+      run.catch(() => undefined),
+    );
     return run;
   };
 
@@ -248,7 +326,12 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
           const hard = random() < 0.5;
           const stop = async () => {
             if (!hard) return services('down', 'kafka');
-            const pid = Number(readFileSync(join(process.env.FLUXION_SERVICES_DIR ?? join(PROJECT_ROOT, '.cache', 'services'), 'kafka', 'kafka.pid'), 'utf8'));
+            const pid = Number(
+              readFileSync(
+                join(process.env.FLUXION_SERVICES_DIR ?? join(PROJECT_ROOT, '.cache', 'services'), 'kafka', 'kafka.pid'),
+                'utf8',
+              ),
+            );
             try {
               process.kill(pid, 'SIGKILL');
             } catch (err) {
@@ -264,7 +347,9 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
         await sleep(Math.floor(random() * 2_000));
         return exclusive('postgres', async () => {
           if (random() < 0.5) {
-            const sql = 'SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()';
+            const sql =
+              'SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> ' +
+              'pg_backend_pid()';
             // This pool's own idle sessions may be gone since an earlier restart: try again.
             const r = await db.pool.query(sql).catch(() => db.pool.query(sql));
             event(`cycle ${cycle}: PostgreSQL sessions terminated (${r.rows[0].n}: the sink's and the ABC's)`);
@@ -310,7 +395,15 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
   const runCycle = async (cycle: number, kinds: FaultKind[]): Promise<void> => {
     if (cycle > 1) for (const s of sims.values()) s.advance(30);
     faults.clear();
-    const truth: CycleTruth = { cycle, from: Date.now(), to: 0, stock: new Map(), massZero: new Set(), glitch: new Set(), failing: new Set() };
+    const truth: CycleTruth = {
+      cycle,
+      from: Date.now(),
+      to: 0,
+      stock: new Map(),
+      massZero: new Set(),
+      glitch: new Set(),
+      failing: new Set(),
+    };
     for (const k of kinds) if (k === 'failing' || k === 'hanging' || k === 'mass-zero') setStoreFault(k, cycle, truth);
     for (const [id, sim] of sims) {
       truth.stock.set(id, servedInventario(sim.inventario(), faults.get(id)).map(stockLine).sort());
@@ -325,7 +418,10 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
     const ven = await extract(['ventas', '--fecha', fecha]);
     truth.to = Date.now();
     truths.push(truth);
-    event(`cycle ${cycle}: inventario exit ${inv.signal ?? inv.code}, ventas ${fecha} exit ${ven.signal ?? ven.code}${kinds.length ? ` (faults: ${kinds.join(', ')})` : ''}`);
+    event(
+      `cycle ${cycle}: inventario exit ${inv.signal ?? inv.code}, ventas ${fecha} exit ` +
+        `${ven.signal ?? ven.code}${kinds.length ? ` (faults: ${kinds.join(', ')})` : ''}`,
+    );
     await faultsDone;
     faults.clear();
   };
@@ -338,7 +434,15 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
     // The clean cycle: every store must be read, every fecha read again.
     for (const s of sims.values()) s.advance(30);
     faults.clear();
-    const truth: CycleTruth = { cycle: cycle + 1, from: Date.now(), to: 0, stock: new Map(), massZero: new Set(), glitch: new Set(), failing: new Set() };
+    const truth: CycleTruth = {
+      cycle: cycle + 1,
+      from: Date.now(),
+      to: 0,
+      stock: new Map(),
+      massZero: new Set(),
+      glitch: new Set(),
+      failing: new Set(),
+    };
     for (const [id, sim] of sims) {
       truth.stock.set(id, sim.inventario().map(stockLine).sort());
       if (sim.anomalies().some((a) => a.kind === 'POS_GLITCH' && a.end === null)) truth.glitch.add(id);
@@ -349,7 +453,12 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
     truth.to = Date.now();
     truths.push(truth);
     event(`clean cycle ${cycle + 1}: every store read, ventas of ${[...fechas].join(', ')} read again`);
-    await waitForPipelineSettled(pipeline.kafka, db.pool, { prefix: pipeline.prefix, partitions: 3, timeoutMs: 240_000, onWait: (b) => event(`settling: ${b}`) });
+    await waitForPipelineSettled(pipeline.kafka, db.pool, {
+      prefix: pipeline.prefix,
+      partitions: 3,
+      timeoutMs: 240_000,
+      onWait: (b) => event(`settling: ${b}`),
+    });
     event('settled: every group is past the last record of its inputs');
   } catch (err) {
     for (const close of closers) await close().catch(() => undefined);
@@ -374,4 +483,3 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
     },
   };
 }
-

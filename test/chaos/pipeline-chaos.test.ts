@@ -23,19 +23,22 @@ let run: ChaosRun;
 let outcome: ChaosOutcome;
 
 describe(`the pipeline under chaos (seed ${seed}${soakMinutes ? `, soak ${soakMinutes} min` : ''})`, () => {
-  beforeAll(async () => {
-    run = await startChaosRun({
-      seed,
-      cycles,
-      minutes: soakMinutes,
-      klkStores: 3,
-      stellarStores: 1,
-      klkProducts: soakMinutes ? 3_000 : 400,
-      stellarProducts: soakMinutes ? 4_000 : 500,
-      log: (line) => console.log(line),
-    });
-    outcome = await collectOutcome(run);
-  }, (soakMinutes ?? 0) * 60_000 + 600_000);
+  beforeAll(
+    async () => {
+      run = await startChaosRun({
+        seed,
+        cycles,
+        minutes: soakMinutes,
+        klkStores: 3,
+        stellarStores: 1,
+        klkProducts: soakMinutes ? 3_000 : 400,
+        stellarProducts: soakMinutes ? 4_000 : 500,
+        log: (line) => console.log(line),
+      });
+      outcome = await collectOutcome(run);
+    },
+    (soakMinutes ?? 0) * 60_000 + 600_000,
+  );
 
   afterAll(async () => {
     if (run) {
@@ -47,20 +50,21 @@ describe(`the pipeline under chaos (seed ${seed}${soakMinutes ? `, soak ${soakMi
   it('killed every kind of process and met every fault kind', () => {
     const all = run.events.join('\n');
     if (!soakMinutes && cycles >= 6) {
-      for (const f of ['kill -9', 'SIGSTOP', 'Kafka stopped', 'PostgreSQL s', 'failing', 'hanging', 'mass-zero', 'poison']) expect(all, f).toContain(f);
+      for (const f of ['kill -9', 'SIGSTOP', 'Kafka stopped', 'PostgreSQL s', 'failing', 'hanging', 'mass-zero', 'poison'])
+        expect(all, f).toContain(f);
     }
     expect(Object.values(run.kills).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
     expect(run.hungExtractions, 'an extraction hung instead of failing its store').toBe(0);
   });
 
-  it('inventario_actual is every store\'s last truth', () => {
+  it("inventario_actual is every store's last truth", () => {
     for (const [store, { got, want }] of outcome.actual) {
       expect(want.length, store).toBeGreaterThan(100);
       expect(got, `inventario_actual of ${store}`).toEqual(want);
     }
   });
 
-  it('inventario_historico gives back every applied snapshot\'s truth, until the next one', () => {
+  it("inventario_historico gives back every applied snapshot's truth, until the next one", () => {
     expect(outcome.unplaced).toEqual([]);
     for (const store of outcome.actual.keys()) expect(outcome.history.filter((h) => h.store === store).length, store).toBeGreaterThan(1);
     for (const h of outcome.history) {
@@ -86,7 +90,8 @@ describe(`the pipeline under chaos (seed ${seed}${soakMinutes ? `, soak ${soakMi
 
   it('every mass-zero snapshot is quarantined and listed', () => {
     const listed = new Set(outcome.quarantined.map((q) => q.snapshot));
-    for (const m of outcome.massZeroSnapshots) expect(listed.has(m.snapshot), `${m.store} snapshot ${m.snapshot} of cycle ${m.cycle}`).toBe(true);
+    for (const m of outcome.massZeroSnapshots)
+      expect(listed.has(m.snapshot), `${m.store} snapshot ${m.snapshot} of cycle ${m.cycle}`).toBe(true);
     // Nothing else was quarantined: a truthful snapshot held back would be lost stock. A snapshot
     // read during a simulated POS glitch (a department at 0) is not truthful: the group rule may hold it.
     const expected = [...outcome.massZeroSnapshots, ...outcome.glitchSnapshots];
@@ -97,9 +102,17 @@ describe(`the pipeline under chaos (seed ${seed}${soakMinutes ? `, soak ${soakMi
     for (const t of run.truths) {
       // The run record travels through Kafka: a cycle whose extractor was killed, or whose
       // broker was down, may end without one (the extractor's exit code and log say it).
-      const disturbed = run.events.some((e) => e.includes(`cycle ${t.cycle}: Kafka stopped`) || (e.includes(`cycle ${t.cycle}: kill -9 extractor`) && !e.includes('not running')));
+      const disturbed = run.events.some(
+        (e) =>
+          e.includes(`cycle ${t.cycle}: Kafka stopped`) ||
+          (e.includes(`cycle ${t.cycle}: kill -9 extractor`) && !e.includes('not running')),
+      );
       if (disturbed) continue;
-      for (const store of t.failing) expect(outcome.failedRuns.some((f) => f.store === store && f.cycle === t.cycle), `${store} in cycle ${t.cycle}`).toBe(true);
+      for (const store of t.failing)
+        expect(
+          outcome.failedRuns.some((f) => f.store === store && f.cycle === t.cycle),
+          `${store} in cycle ${t.cycle}`,
+        ).toBe(true);
     }
   });
 });

@@ -65,7 +65,15 @@ export async function insertDataset(c: pg.Client | Pool, ds: Dataset): Promise<v
       `INSERT INTO ventas (ubicacion_id, numero_factura, linea, fecha, fecha_hora, producto_id, cantidad, precio_unitario, descuento, total, caja, anulada, fingerprint, first_seen_at, extracted_at)
        SELECT u, $7 || '-' || n, 1, f, (f + time '12:00') AT TIME ZONE 'America/Caracas', p, 1, t, 0, t, '01', a, 'fp', now(), now()
        FROM unnest($1::text[], $2::date[], $3::text[], $4::numeric[], $5::boolean[], $6::int[]) AS x(u, f, p, t, a, n)`,
-      [chunk.map((l) => l.ubicacion), chunk.map((l) => l.fecha), chunk.map((l) => l.producto), chunk.map((l) => money(l.total)), chunk.map((l) => l.anulada), chunk.map((_, j) => i + j), batch],
+      [
+        chunk.map((l) => l.ubicacion),
+        chunk.map((l) => l.fecha),
+        chunk.map((l) => l.producto),
+        chunk.map((l) => money(l.total)),
+        chunk.map((l) => l.anulada),
+        chunk.map((_, j) => i + j),
+        batch,
+      ],
     );
   }
 }
@@ -84,14 +92,16 @@ export function generate(rng: Rng, desde: string, hasta: string): Dataset {
   const ds: Dataset = { productos: [...catalog, ...special], inventario: [], ventas: [] };
   const span = { from: addDays(desde, -12), days: daysBetween(addDays(desde, -12), addDays(hasta, 4)) };
   const fechaAleatoria = () => addDays(span.from, rng.int(0, span.days));
-  const line = (ubicacion: string, producto: string, total: bigint, fecha = fechaAleatoria(), anulada = false) => ds.ventas.push({ ubicacion, producto, total, fecha, anulada });
+  const line = (ubicacion: string, producto: string, total: bigint, fecha = fechaAleatoria(), anulada = false) =>
+    ds.ventas.push({ ubicacion, producto, total, fecha, anulada });
 
   for (const u of stores) {
     for (const p of catalog) {
       if (rng.chance(0.6)) ds.inventario.push({ ubicacion: u, deposito: '01', producto: p });
       if (rng.chance(0.1)) ds.inventario.push({ ubicacion: u, deposito: '02', producto: p });
     }
-    for (const p of ['TIE1', 'TIE2', 'TIE3', 'VOID1', 'b-caso', 'B-caso']) ds.inventario.push({ ubicacion: u, deposito: '01', producto: p });
+    for (const p of ['TIE1', 'TIE2', 'TIE3', 'VOID1', 'b-caso', 'B-caso'])
+      ds.inventario.push({ ubicacion: u, deposito: '01', producto: p });
     for (const p of catalog) {
       if (!rng.chance(0.7)) continue;
       // Skewed, so that the classes are not all B: a few products sell a lot.
@@ -211,7 +221,8 @@ export function expectedCache(ds: Dataset, asOf: Date, windowDays: number): Cach
   return sortRows(rows);
 }
 
-export const sortRows = (rows: CacheRow[]): CacheRow[] => rows.sort((a, b) => byteOrder(a.alcance, b.alcance) || byteOrder(a.producto_id, b.producto_id));
+export const sortRows = (rows: CacheRow[]): CacheRow[] =>
+  rows.sort((a, b) => byteOrder(a.alcance, b.alcance) || byteOrder(a.producto_id, b.producto_id));
 
 export async function readCache(c: pg.Client | Pool): Promise<{ rows: CacheRow[]; calculadoEn: string[] }> {
   const { rows } = await c.query<CacheRow & { calculado_en: Date }>(

@@ -7,7 +7,13 @@ import type { AddressInfo } from 'node:net';
 
 export interface SentMail {
   authorization: string | undefined;
-  body: { personalizations: Array<{ to: Array<{ email: string }> }>; from: { email: string; name?: string }; subject: string; content: Array<{ type: string; value: string }>; categories?: string[] };
+  body: {
+    personalizations: Array<{ to: Array<{ email: string }> }>;
+    from: { email: string; name?: string };
+    subject: string;
+    content: Array<{ type: string; value: string }>;
+    categories?: string[];
+  };
 }
 
 export interface FakeSendGrid {
@@ -40,7 +46,9 @@ export async function fakeSendGrid(): Promise<FakeSendGrid> {
     if (req.method !== 'POST' || req.url !== '/v3/mail/send') return void res.writeHead(404).end();
     const status = fake.answers.shift() ?? 202;
     if (status !== 202) {
-      return void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ message: `fake SendGrid says ${status}`, field: null }] }));
+      return void res
+        .writeHead(status, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ errors: [{ message: `fake SendGrid says ${status}`, field: null }] }));
     }
     fake.mails.push({ authorization: (req.headers as IncomingHttpHeaders).authorization, body: JSON.parse(body.toString('utf8')) });
     res.writeHead(202).end();

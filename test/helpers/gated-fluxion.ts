@@ -19,8 +19,14 @@ export interface GatedFluxion {
 
 /** Spawns `fluxion ARGS` loaded and waiting at the gate; stderr is piped for the caller. */
 export function startGatedFluxion(args: string[], env: NodeJS.ProcessEnv): GatedFluxion {
-  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'test', 'helpers', 'gated-fluxion.ts'), ...args], { cwd: PROJECT_ROOT, env, stdio: ['pipe', 'ignore', 'pipe'] });
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'test', 'helpers', 'gated-fluxion.ts'), ...args], {
+    cwd: PROJECT_ROOT,
+    env,
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   // A child killed before its gate opened must not turn the write into an unhandled error.
   child.stdin!.on('error', () => undefined);
   let opened = false;

@@ -32,7 +32,8 @@ export default async function setup(): Promise<(() => Promise<void>) | void> {
   }
   if (!dockerAnswers()) {
     throw new Error(
-      `integration tests need real services, and ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not set and no Docker engine answers.\n` +
+      `integration tests need real services, and ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not set and no Docker ` +
+        `engine answers.\n` +
         'Start them natively and export their addresses:\n  scripts/services up && eval "$(scripts/services env)"\n' +
         'or run everything with the README test command: scripts/test',
     );

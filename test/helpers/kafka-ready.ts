@@ -18,7 +18,8 @@ export async function waitForKafkaReady(brokers: string[], timeoutMs = 120_000):
     try {
       const admin = await kafka.admin();
       try {
-        if (!(await admin.listTopics()).includes(topic)) await admin.createTopics([{ name: topic, partitions: 1, config: { 'retention.ms': '3600000' } }]);
+        if (!(await admin.listTopics()).includes(topic))
+          await admin.createTopics([{ name: topic, partitions: 1, config: { 'retention.ms': '3600000' } }]);
         const producer = await kafka.producer({ transactionalId: 'fluxion-readiness' });
         try {
           const high = (await admin.topicOffsets(topic))[0]!.high;
@@ -39,5 +40,7 @@ export async function waitForKafkaReady(brokers: string[], timeoutMs = 120_000):
     }
     await new Promise((r) => setTimeout(r, 1_000));
   }
-  throw new Error(`Kafka at ${brokers.join(',')} did not become ready for transactions and groups in ${timeoutMs} ms: ${(lastError as Error)?.message}`);
+  throw new Error(
+    `Kafka at ${brokers.join(',')} did not become ready for transactions and groups in ${timeoutMs} ms: ${(lastError as Error)?.message}`,
+  );
 }

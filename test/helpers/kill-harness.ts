@@ -171,13 +171,21 @@ export async function killRun(killed: TestPipeline, reference: TestPipeline, o: 
   try {
     for (const step of steps) {
       await feed(killed, step, `feed-${group}`);
-      if (process.env.KILL_LOG_FILE) appendFileSync(process.env.KILL_LOG_FILE, `{"msg":"FED","topic":"${step.topic}","records":${step.records.length},"time":"${new Date().toISOString()}"}\n`);
+      if (process.env.KILL_LOG_FILE)
+        appendFileSync(
+          process.env.KILL_LOG_FILE,
+          `{"msg":"FED","topic":"${step.topic}","records":${step.records.length},"time":"${new Date().toISOString()}"}\n`,
+        );
       // Each step waits until the processor (restarted by the killer, or the steady one
       // after the kills) consumed it, as the reference did.
       await waitForGroupEnd(killed.kafka, group, inputTopics(killed), 300_000);
       if (process.env.KILL_LOG_FILE) {
         const a = await killed.kafka.admin();
-        for (const t of inputTopics(killed)) appendFileSync(process.env.KILL_LOG_FILE, `{"msg":"OFFSETS","topic":"${t}","offsets":${JSON.stringify(await a.groupOffsets(group, t))},"time":"${new Date().toISOString()}"}\n`);
+        for (const t of inputTopics(killed))
+          appendFileSync(
+            process.env.KILL_LOG_FILE,
+            `{"msg":"OFFSETS","topic":"${t}","offsets":${JSON.stringify(await a.groupOffsets(group, t))},"time":"${new Date().toISOString()}"}\n`,
+          );
         await a.disconnect();
       }
     }
@@ -190,7 +198,10 @@ export async function killRun(killed: TestPipeline, reference: TestPipeline, o: 
     steady?.c.kill('SIGKILL');
     next?.c.kill('SIGKILL');
     // The last lines of the instance that was running say why it did not reach the end.
-    throw new Error(`${(err as Error).message}\n--- last log lines of ${o.kind} (${steady ? 'the steady instance' : 'a killed instance'}) ---\n${stderrTail}`);
+    throw new Error(
+      `${(err as Error).message}\n--- last log lines of ${o.kind} (${steady ? 'the steady instance' : 'a killed instance'}) ` +
+        `---\n${stderrTail}`,
+    );
   }
   // The input may have run out before the last kill, so the steady instance can still be
   // loading its modules here; a SIGTERM before its handler exists would kill it outright.
@@ -201,14 +212,17 @@ export async function killRun(killed: TestPipeline, reference: TestPipeline, o: 
 
   // Every topic of both runs read at once: each read is a consumer group's join and idle wait.
   const [outputEntries, stateEntries] = await Promise.all([
-    Promise.all(o.outputs.map(async (t) => [t, { killed: await outputLines(killed, t), reference: await outputLines(reference, t) }] as const)),
+    Promise.all(
+      o.outputs.map(async (t) => [t, { killed: await outputLines(killed, t), reference: await outputLines(reference, t) }] as const),
+    ),
     Promise.all(o.states.map(async (t) => [t, { killed: await stateView(killed, t), reference: await stateView(reference, t) }] as const)),
   ]);
   const outputs: KillRunResult['outputs'] = Object.fromEntries(outputEntries);
   const states: KillRunResult['states'] = Object.fromEntries(stateEntries);
   let dlq = 0;
   const admin = await killed.kafka.admin();
-  for (const t of o.inputs) dlq += (await admin.topicOffsets(`${killed.prefix}${t}.dlq`)).reduce((n, x) => n + Number(BigInt(x.high) - BigInt(x.low)), 0);
+  for (const t of o.inputs)
+    dlq += (await admin.topicOffsets(`${killed.prefix}${t}.dlq`)).reduce((n, x) => n + Number(BigInt(x.high) - BigInt(x.low)), 0);
   await admin.disconnect();
   o.log(`${o.kind}: ${kills} kills (${killedWhileProcessing} while working), seed ${o.seed}; final exit ${finalExit}`);
   return { kills, killedWhileProcessing, outputs, states, dlq, finalExit };

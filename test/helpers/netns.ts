@@ -31,7 +31,8 @@ function ip(args: string[]): string {
   } catch (err) {
     const e = err as { stderr?: string; message: string };
     throw new Error(
-      `cannot build the network namespace this test needs to make a peer die silently (it needs root and iproute2, as the CI machine has): \`ip ${args.join(' ')}\` failed: ${(e.stderr || e.message).trim()}`,
+      `cannot build the network namespace this test needs to make a peer die silently (it needs root and iproute2, as the CI machine ` +
+        `has): \`ip ${args.join(' ')}\` failed: ${(e.stderr || e.message).trim()}`,
     );
   }
 }
@@ -64,9 +65,20 @@ export function createNetnsPeer(): NetnsPeer {
     hostAddress,
     peerAddress,
     async relay(routes) {
-      const args = ['netns', 'exec', ns, process.execPath, join(PROJECT_ROOT, 'test', 'helpers', 'tcp-relay.ts'), peerAddress, ...routes.map(([p, t]) => `${p}:${hostAddress}:${t}`)];
+      const args = [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        join(PROJECT_ROOT, 'test', 'helpers', 'tcp-relay.ts'),
+        peerAddress,
+        ...routes.map(([p, t]) => `${p}:${hostAddress}:${t}`),
+      ];
       relay = spawn('ip', args, { stdio: ['ignore', 'pipe', 'inherit'] });
-      const [line] = (await Promise.race([once(relay.stdout!, 'data'), once(relay, 'exit').then(() => [Buffer.from('relay exited')])])) as [Buffer];
+      const [line] = (await Promise.race([
+        once(relay.stdout!, 'data'),
+        once(relay, 'exit').then(() => [Buffer.from('relay exited')]),
+      ])) as [Buffer];
       if (!String(line).startsWith('ready')) throw new Error(`the relay in ${ns} did not start: ${String(line)}`);
     },
     cut() {
@@ -76,7 +88,10 @@ export function createNetnsPeer(): NetnsPeer {
       relay?.kill('SIGKILL');
       // Deleting one end removes both at once; the namespace itself can linger while the
       // kernel times out the relay's orphaned connections on the dead link.
-      for (const args of [['link', 'del', hostIf], ['netns', 'del', ns]]) {
+      for (const args of [
+        ['link', 'del', hostIf],
+        ['netns', 'del', ns],
+      ]) {
         try {
           ip(args);
         } catch {

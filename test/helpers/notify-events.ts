@@ -3,14 +3,27 @@
  * runs, quarantine records and phantom-zero alerts at chosen instants.
  */
 import type { PhantomAlert, QuarantineRecord } from '../../core/records.ts';
-import { type EtlRun, type NotifyRulesConfig } from '../../sinks/notify-rules.ts';
+import type { EtlRun, NotifyRulesConfig } from '../../sinks/notify-rules.ts';
 
 export const MIN = 60_000;
 export const T0 = Date.UTC(2026, 10, 27, 12, 0, 0);
-export const CONFIG: NotifyRulesConfig = { throttleMs: 60 * MIN, phantomStoreThreshold: 20, phantomWindowMs: 60 * MIN, maxAgeMs: 24 * 60 * MIN, environment: 'production', locale: 'en' };
+export const CONFIG: NotifyRulesConfig = {
+  throttleMs: 60 * MIN,
+  phantomStoreThreshold: 20,
+  phantomWindowMs: 60 * MIN,
+  maxAgeMs: 24 * 60 * MIN,
+  environment: 'production',
+  locale: 'en',
+};
 
 export let seq = 0;
-export function run(store: string, status: 'OK' | 'FAILED', errorClass: string | null = null, atMs = T0, job: EtlRun['job'] = 'INVENTARIO'): EtlRun {
+export function run(
+  store: string,
+  status: 'OK' | 'FAILED',
+  errorClass: string | null = null,
+  atMs = T0,
+  job: EtlRun['job'] = 'INVENTARIO',
+): EtlRun {
   seq++;
   return {
     run_id: `00000000-0000-4000-8000-${String(seq).padStart(12, '0')}`,
@@ -23,12 +36,20 @@ export function run(store: string, status: 'OK' | 'FAILED', errorClass: string |
     snapshot_id: null,
     fecha: null,
     error_class: status === 'OK' ? null : errorClass,
-    error_message: status === 'OK' ? null : `${store}: page 1, item 42 (producto 000042): field cantidad: "12,5" is not an exact decimal(18,3)`,
+    error_message:
+      status === 'OK' ? null : `${store}: page 1, item 42 (producto 000042): field cantidad: "12,5" is not an exact decimal(18,3)`,
   };
 }
-export const failed = (store: string, errorClass = 'POS_DATA', atMs = T0, job: EtlRun['job'] = 'INVENTARIO') => ({ type: 'etl-run' as const, run: run(store, 'FAILED', errorClass, atMs, job) });
+export const failed = (store: string, errorClass = 'POS_DATA', atMs = T0, job: EtlRun['job'] = 'INVENTARIO') => ({
+  type: 'etl-run' as const,
+  run: run(store, 'FAILED', errorClass, atMs, job),
+});
 
-export function quarantine(store: string, status: QuarantineRecord['status'] = 'QUARANTINED', atMs = T0): { type: 'quarantine'; record: QuarantineRecord } {
+export function quarantine(
+  store: string,
+  status: QuarantineRecord['status'] = 'QUARANTINED',
+  atMs = T0,
+): { type: 'quarantine'; record: QuarantineRecord } {
   return {
     type: 'quarantine',
     record: {
@@ -48,7 +69,13 @@ export function quarantine(store: string, status: QuarantineRecord['status'] = '
   };
 }
 
-export function alert(store: string, n: number, openedMs = T0, status: PhantomAlert['status'] = 'OPEN', confidence = 0.9): { type: 'phantom-alert'; alert: PhantomAlert } {
+export function alert(
+  store: string,
+  n: number,
+  openedMs = T0,
+  status: PhantomAlert['status'] = 'OPEN',
+  confidence = 0.9,
+): { type: 'phantom-alert'; alert: PhantomAlert } {
   const producto = String(n).padStart(6, '0');
   return {
     type: 'phantom-alert',

@@ -36,7 +36,12 @@ export const row = (cantidad: string): InventoryRow => ({
 });
 
 let snapshotSeq = 0;
-export const change = (before: string | null, after: string | null, m: number, snapshot_id = `snap-${++snapshotSeq}`): InventoryChange => ({
+export const change = (
+  before: string | null,
+  after: string | null,
+  m: number,
+  snapshot_id = `snap-${++snapshotSeq}`,
+): InventoryChange => ({
   op: before === null ? 'c' : after === null ? 'd' : 'u',
   ...REF,
   before: before === null ? null : row(before),
@@ -80,7 +85,10 @@ export function fold(events: Ev[], config: PhantomConfig = DEFAULT_PHANTOM_CONFI
   const writes: Array<DetectorEntry | null> = [];
   for (const ev of events) {
     // As after a restart (the state record read back), and as the processor keeps it in memory.
-    if (roundTrip && entry) entry = unpackEntry(packEntry(entryFromState({ ubicacion_id: REF.ubicacion_id, state_json: stateJson(entry), open_alert_id: entry.openAlertId })));
+    if (roundTrip && entry)
+      entry = unpackEntry(
+        packEntry(entryFromState({ ubicacion_id: REF.ubicacion_id, state_json: stateJson(entry), open_alert_id: entry.openAlertId })),
+      );
     let step;
     if (ev.kind === 'change') step = stepChange(REF, entry, ev.c, config);
     else if (entry) step = stepSale(entry, ev.v, config);

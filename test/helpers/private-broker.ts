@@ -61,7 +61,8 @@ function portOpen(port: number): Promise<boolean> {
 
 export async function createPrivateBroker(): Promise<PrivateBroker> {
   const libs = kafkaLibsDir();
-  if (!existsSync(libs)) throw new Error(`no Kafka jars at ${libs}: run \`scripts/services up\` first (or set FLUXION_SERVICES_DIR to where it keeps them)`);
+  if (!existsSync(libs))
+    throw new Error(`no Kafka jars at ${libs}: run \`scripts/services up\` first (or set FLUXION_SERVICES_DIR to where it keeps them)`);
   const template = join(PROJECT_ROOT, 'scripts', 'services.d', 'kafka', 'server.properties.template');
   const log4j = join(PROJECT_ROOT, 'scripts', 'services.d', 'kafka', 'log4j2.properties');
   const dir = mkdtempSync(join(tmpdir(), 'fluxion-broker-'));
@@ -82,18 +83,31 @@ export async function createPrivateBroker(): Promise<PrivateBroker> {
     { mode: 0o600 },
   );
   const classpath = `${libs}/*`;
-  const jvm = ['-Xms128m', '-Xmx512m', '-XX:+UseG1GC', '-Djava.awt.headless=true', `-Dlog4j2.configurationFile=${log4j}`, `-Dkafka.logs.dir=${logs}`];
+  const jvm = [
+    '-Xms128m',
+    '-Xmx512m',
+    '-XX:+UseG1GC',
+    '-Djava.awt.headless=true',
+    `-Dlog4j2.configurationFile=${log4j}`,
+    `-Dkafka.logs.dir=${logs}`,
+  ];
   let child: ChildProcess | undefined;
   let formatted = false;
 
   const java = (args: string[], logName: string): ChildProcess =>
-    spawn('java', ['-cp', classpath, ...jvm, ...args], { stdio: ['ignore', 'ignore', 'ignore'], detached: false, env: { ...process.env } }).once('error', (err) => {
+    spawn('java', ['-cp', classpath, ...jvm, ...args], {
+      stdio: ['ignore', 'ignore', 'ignore'],
+      detached: false,
+      env: { ...process.env },
+    }).once('error', (err) => {
       writeFileSync(join(logs, `${logName}.error`), String(err));
     });
 
   async function format(): Promise<void> {
     const clusterId = randomBytes(16).toString('base64url');
-    const code = await new Promise<number | null>((resolve) => java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties], 'format').once('exit', resolve));
+    const code = await new Promise<number | null>((resolve) =>
+      java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties], 'format').once('exit', resolve),
+    );
     if (code !== 0) throw new Error(`formatting the private broker's storage failed (exit ${code}): see ${logs}`);
     formatted = true;
   }
@@ -109,8 +123,10 @@ export async function createPrivateBroker(): Promise<PrivateBroker> {
       const exited = new Promise<number | null>((resolve) => c.once('exit', resolve));
       const deadline = Date.now() + 90_000;
       while (!(await portOpen(port))) {
-        if (c.exitCode !== null) throw new Error(`the private broker exited (${c.exitCode}) before opening port ${port}: ${broker.serverLog().slice(-2_000)}`);
-        if (Date.now() > deadline) throw new Error(`the private broker did not open port ${port} in 90 s: ${broker.serverLog().slice(-2_000)}`);
+        if (c.exitCode !== null)
+          throw new Error(`the private broker exited (${c.exitCode}) before opening port ${port}: ${broker.serverLog().slice(-2_000)}`);
+        if (Date.now() > deadline)
+          throw new Error(`the private broker did not open port ${port} in 90 s: ${broker.serverLog().slice(-2_000)}`);
         await new Promise((r) => setTimeout(r, 100));
       }
       void exited;

@@ -26,9 +26,23 @@ import {
 export const SNAP = '3f1c9a52-8d1e-4c61-9b7a-2f4e5d6c7b8a';
 
 export const invRow = (deposito: string, producto_id: string, cantidad: string, extra: Partial<InventoryRow> = {}): InventoryRow => ({
-  deposito, producto_id, codigo_barras: null, descripcion: `P ${producto_id}`, departamento_codigo: null, departamento_nombre: null,
-  grupo_codigo: null, grupo_nombre: null, subgrupo_codigo: null, subgrupo_nombre: null, unidad: 'UND', cantidad, costo: '1.0000',
-  precio: '2.0000', activo: true, actualizado_en: null, ...extra,
+  deposito,
+  producto_id,
+  codigo_barras: null,
+  descripcion: `P ${producto_id}`,
+  departamento_codigo: null,
+  departamento_nombre: null,
+  grupo_codigo: null,
+  grupo_nombre: null,
+  subgrupo_codigo: null,
+  subgrupo_nombre: null,
+  unidad: 'UND',
+  cantidad,
+  costo: '1.0000',
+  precio: '2.0000',
+  activo: true,
+  actualizado_en: null,
+  ...extra,
 });
 
 export interface ChangeSpec {
@@ -50,9 +64,15 @@ export function change(s: ChangeSpec): InventoryChange {
   const row = invRow(deposito, producto, s.cantidad ?? '1.000', s.after);
   const before = s.op === 'u' ? invRow(deposito, producto, '0.500', s.before ?? { descripcion: `${row.descripcion} (ANTES)` }) : row;
   return {
-    op: s.op, ubicacion_id: s.ubicacion ?? 'tienda_01', deposito, producto_id: producto,
-    before: s.op === 'c' ? null : before, after: s.op === 'd' ? null : row,
-    snapshot_id: s.snapshot ?? SNAP, taken_at: typeof s.at === 'string' ? new Date(s.at) : s.at, source: 'KLK',
+    op: s.op,
+    ubicacion_id: s.ubicacion ?? 'tienda_01',
+    deposito,
+    producto_id: producto,
+    before: s.op === 'c' ? null : before,
+    after: s.op === 'd' ? null : row,
+    snapshot_id: s.snapshot ?? SNAP,
+    taken_at: typeof s.at === 'string' ? new Date(s.at) : s.at,
+    source: 'KLK',
   };
 }
 
@@ -84,7 +104,8 @@ export function split<T>(items: readonly T[], cuts: readonly number[]): T[][] {
 // indexes are checked row by row, as PostgreSQL does for a non-deferrable index.
 
 export const keyOf = inventarioKey;
-export const pkHist = (r: Pick<InventarioHistoricoRow, 'ubicacion_id' | 'deposito' | 'producto_id' | 'valid_from'>) => `${keyOf(r)}@${r.valid_from.toISOString()}`;
+export const pkHist = (r: Pick<InventarioHistoricoRow, 'ubicacion_id' | 'deposito' | 'producto_id' | 'valid_from'>) =>
+  `${keyOf(r)}@${r.valid_from.toISOString()}`;
 
 export type ActualTable = Map<string, InventarioActualRow>;
 export type HistTable = Map<string, InventarioHistoricoRow>;
@@ -97,8 +118,15 @@ export function foldActual(table: ActualTable, changes: readonly InventoryChange
     else {
       const a = c.after!;
       next.set(keyOf(c), {
-        ubicacion_id: c.ubicacion_id, deposito: c.deposito, producto_id: c.producto_id, cantidad: a.cantidad, costo: a.costo, precio: a.precio,
-        activo: a.activo, snapshot_id: c.snapshot_id, taken_at: c.taken_at,
+        ubicacion_id: c.ubicacion_id,
+        deposito: c.deposito,
+        producto_id: c.producto_id,
+        cantidad: a.cantidad,
+        costo: a.costo,
+        precio: a.precio,
+        activo: a.activo,
+        snapshot_id: c.snapshot_id,
+        taken_at: c.taken_at,
       });
     }
   }
@@ -123,12 +151,14 @@ export function applyHistory(table: HistTable, plan: InventoryPlan): HistTable {
   if (new Set(closeKeys).size !== closeKeys.length) throw new Error('a key appears twice in the closes');
   // 2. DELETE the row the previous batch opened at this batch's first instant
   for (const c of closes) {
-    for (const [pk, r] of next) if (keyOf(r) === keyOf(c) && r.valid_to === null && r.valid_from.getTime() === c.valid_to.getTime()) next.delete(pk);
+    for (const [pk, r] of next)
+      if (keyOf(r) === keyOf(c) && r.valid_to === null && r.valid_from.getTime() === c.valid_to.getTime()) next.delete(pk);
   }
   // 3. UPDATE ... SET valid_to WHERE valid_to IS NULL AND valid_from < t
   for (const c of closes) {
     for (const [pk, r] of next) {
-      if (keyOf(r) === keyOf(c) && r.valid_to === null && r.valid_from.getTime() < c.valid_to.getTime()) next.set(pk, { ...r, valid_to: c.valid_to });
+      if (keyOf(r) === keyOf(c) && r.valid_to === null && r.valid_from.getTime() < c.valid_to.getTime())
+        next.set(pk, { ...r, valid_to: c.valid_to });
     }
   }
   // 4. plain INSERT: the primary key and the CHECK as the table has them
@@ -155,8 +185,17 @@ export function intervalsOf(changes: readonly InventoryChange[]): HistTable {
       if (c.op === 'd') return;
       const a = c.after!;
       const r: InventarioHistoricoRow = {
-        ubicacion_id: c.ubicacion_id, deposito: c.deposito, producto_id: c.producto_id, cantidad: a.cantidad, costo: a.costo, precio: a.precio,
-        activo: a.activo, op: c.op, snapshot_id: c.snapshot_id, valid_from: c.taken_at, valid_to: steps[i + 1]?.taken_at ?? null,
+        ubicacion_id: c.ubicacion_id,
+        deposito: c.deposito,
+        producto_id: c.producto_id,
+        cantidad: a.cantidad,
+        costo: a.costo,
+        precio: a.precio,
+        activo: a.activo,
+        op: c.op,
+        snapshot_id: c.snapshot_id,
+        valid_from: c.taken_at,
+        valid_to: steps[i + 1]?.taken_at ?? null,
       };
       out.set(pkHist(r), r);
     });
@@ -167,16 +206,30 @@ export function intervalsOf(changes: readonly InventoryChange[]): HistTable {
 export function productoOf(c: InventoryChange): ProductoRow {
   const a = c.after!;
   return {
-    producto_id: c.producto_id, descripcion: a.descripcion, codigo_barras: a.codigo_barras, departamento_codigo: a.departamento_codigo,
-    departamento_nombre: a.departamento_nombre, grupo_codigo: a.grupo_codigo, grupo_nombre: a.grupo_nombre, subgrupo_codigo: a.subgrupo_codigo,
-    subgrupo_nombre: a.subgrupo_nombre, unidad: a.unidad, visto_en: c.taken_at, ubicacion_id: c.ubicacion_id,
+    producto_id: c.producto_id,
+    descripcion: a.descripcion,
+    codigo_barras: a.codigo_barras,
+    departamento_codigo: a.departamento_codigo,
+    departamento_nombre: a.departamento_nombre,
+    grupo_codigo: a.grupo_codigo,
+    grupo_nombre: a.grupo_nombre,
+    subgrupo_codigo: a.subgrupo_codigo,
+    subgrupo_nombre: a.subgrupo_nombre,
+    unidad: a.unidad,
+    visto_en: c.taken_at,
+    ubicacion_id: c.ubicacion_id,
   };
 }
 
 /** ON CONFLICT DO UPDATE ... WHERE (productos.visto_en, productos.ubicacion_id) <= (EXCLUDED.visto_en, EXCLUDED.ubicacion_id) */
 export function upsertProducto(table: ProductosTable, r: ProductoRow): void {
   const cur = table.get(r.producto_id);
-  if (!cur || cur.visto_en.getTime() < r.visto_en.getTime() || (cur.visto_en.getTime() === r.visto_en.getTime() && cur.ubicacion_id <= r.ubicacion_id)) table.set(r.producto_id, r);
+  if (
+    !cur ||
+    cur.visto_en.getTime() < r.visto_en.getTime() ||
+    (cur.visto_en.getTime() === r.visto_en.getTime() && cur.ubicacion_id <= r.ubicacion_id)
+  )
+    table.set(r.producto_id, r);
 }
 
 export const sorted = <T>(m: Map<string, T>) => [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -205,7 +258,16 @@ export const changesArb = fc.array(stepArb, { maxLength: 40 }).map((steps) => {
   return steps.map((s) => {
     const t = clock.get(s.store)! + s.gapMinutes * 60_000;
     clock.set(s.store, t);
-    return change({ op: s.op, at: new Date(t), ubicacion: s.store, deposito: s.deposito, producto: s.producto, cantidad: s.cantidad, snapshot: s.snapshot, after: { descripcion: s.descripcion } });
+    return change({
+      op: s.op,
+      at: new Date(t),
+      ubicacion: s.store,
+      deposito: s.deposito,
+      producto: s.producto,
+      cantidad: s.cantidad,
+      snapshot: s.snapshot,
+      after: { descripcion: s.descripcion },
+    });
   });
 });
 

@@ -51,7 +51,14 @@ export function buildSinkFeed(spec: SinkFeedSpec): SinkFeed {
       now.forEach((row, i) => {
         const p = i + 1;
         const prev: InventoryRow | undefined = c > 1 && !vanished(p, c - 1) ? before[i] : undefined;
-        const base = { ubicacion_id: store, deposito: row.deposito, producto_id: row.producto_id, snapshot_id: snapshotId, taken_at: takenAt, source: 'KLK' as const };
+        const base = {
+          ubicacion_id: store,
+          deposito: row.deposito,
+          producto_id: row.producto_id,
+          snapshot_id: snapshotId,
+          taken_at: takenAt,
+          source: 'KLK' as const,
+        };
         if (vanished(p, c)) {
           if (prev) changes.push({ ...base, op: 'd', before: prev, after: null });
           return;
@@ -60,8 +67,17 @@ export function buildSinkFeed(spec: SinkFeedSpec): SinkFeed {
         else if (prev.cantidad !== row.cantidad) changes.push({ ...base, op: 'u', before: prev, after: row });
       });
       runs.push({
-        run_id: uuidFrom(`run/${c}`), job: 'INVENTARIO', ubicacion_id: store, status: 'OK', rows: spec.products, started_at: takenAt,
-        finished_at: new Date(takenAt.getTime() + 5_000), snapshot_id: snapshotId, fecha: null, error_class: null, error_message: null,
+        run_id: uuidFrom(`run/${c}`),
+        job: 'INVENTARIO',
+        ubicacion_id: store,
+        status: 'OK',
+        rows: spec.products,
+        started_at: takenAt,
+        finished_at: new Date(takenAt.getTime() + 5_000),
+        snapshot_id: snapshotId,
+        fecha: null,
+        error_class: null,
+        error_message: null,
       });
     }
   }
@@ -74,12 +90,28 @@ export function buildSinkFeed(spec: SinkFeedSpec): SinkFeed {
       const linea = ((n - 1) % 3) + 1;
       const at = new Date(start.getTime() + n * 1_000);
       const line = {
-        ubicacion_id: store, fecha, numero_factura: factura, linea, fecha_hora: at, producto_id: String(1 + (n % spec.products)).padStart(6, '0'),
-        cantidad: `${1 + (n % 5)}.000`, precio_unitario: '2.5000', descuento: '0.0000', total: `${(2.5 * (1 + (n % 5))).toFixed(4)}`, caja: '01', anulada: false,
+        ubicacion_id: store,
+        fecha,
+        numero_factura: factura,
+        linea,
+        fecha_hora: at,
+        producto_id: String(1 + (n % spec.products)).padStart(6, '0'),
+        cantidad: `${1 + (n % 5)}.000`,
+        precio_unitario: '2.5000',
+        descuento: '0.0000',
+        total: `${(2.5 * (1 + (n % 5))).toFixed(4)}`,
+        caja: '01',
+        anulada: false,
       };
       ventas.push({ op: 'c', linea: line, fingerprint: uuidFrom(`${store}/${n}/1`), first_seen_at: at, extracted_at: at });
       if (n % 10 === 0) {
-        ventas.push({ op: 'u', linea: { ...line, anulada: true }, fingerprint: uuidFrom(`${store}/${n}/2`), first_seen_at: at, extracted_at: new Date(at.getTime() + CYCLE_MS) });
+        ventas.push({
+          op: 'u',
+          linea: { ...line, anulada: true },
+          fingerprint: uuidFrom(`${store}/${n}/2`),
+          first_seen_at: at,
+          extracted_at: new Date(at.getTime() + CYCLE_MS),
+        });
       }
     }
   }
@@ -90,13 +122,29 @@ export function buildSinkFeed(spec: SinkFeedSpec): SinkFeed {
       const producto_id = String(a).padStart(6, '0');
       const opened = new Date(start.getTime() + a * 60_000);
       const first = {
-        alert_id: uuidFrom(`${store}/alert/${a}/1`), ubicacion_id: store, deposito: '01', producto_id, rule: 'UNEXPLAINED_DROP' as const, confidence: 0.75,
-        status: 'OPEN' as const, summary: `producto ${producto_id} cayó a 0`, evidence: { cantidad_antes: '40.000' }, opened_at: opened, updated_at: opened,
+        alert_id: uuidFrom(`${store}/alert/${a}/1`),
+        ubicacion_id: store,
+        deposito: '01',
+        producto_id,
+        rule: 'UNEXPLAINED_DROP' as const,
+        confidence: 0.75,
+        status: 'OPEN' as const,
+        summary: `producto ${producto_id} cayó a 0`,
+        evidence: { cantidad_antes: '40.000' },
+        opened_at: opened,
+        updated_at: opened,
       };
       alerts.push(first);
       const later = new Date(opened.getTime() + CYCLE_MS);
       alerts.push({ ...first, status: 'RESOLVED', updated_at: later });
-      alerts.push({ ...first, alert_id: uuidFrom(`${store}/alert/${a}/2`), rule: 'FLIP_FLOP', confidence: 0.9, opened_at: later, updated_at: later });
+      alerts.push({
+        ...first,
+        alert_id: uuidFrom(`${store}/alert/${a}/2`),
+        rule: 'FLIP_FLOP',
+        confidence: 0.9,
+        opened_at: later,
+        updated_at: later,
+      });
     }
   }
   return { changes, ventas, alerts, runs, cycleTimes };
@@ -110,16 +158,30 @@ export async function sinkFeedRecords(pipeline: TestPipeline, feed: SinkFeed): P
   const alerts = await codec<PhantomAlert>('alerts.phantom-zeros');
   const runs = await codec<EtlRun>('ops.etl-runs');
   return {
-    'pos.inventario.changes': feed.changes.map((c) => ({ ubicacionId: c.ubicacion_id, key: `${c.ubicacion_id}/${c.deposito}/${c.producto_id}`, value: changes.encode(c) })),
-    'pos.ventas': feed.ventas.map((v) => ({ ubicacionId: v.linea.ubicacion_id, key: `${v.linea.ubicacion_id}/${v.linea.numero_factura}/${v.linea.linea}`, value: ventas.encode(v) })),
-    'alerts.phantom-zeros': feed.alerts.map((a) => ({ ubicacionId: a.ubicacion_id, key: `${a.ubicacion_id}/${a.deposito}/${a.producto_id}`, value: alerts.encode(a) })),
+    'pos.inventario.changes': feed.changes.map((c) => ({
+      ubicacionId: c.ubicacion_id,
+      key: `${c.ubicacion_id}/${c.deposito}/${c.producto_id}`,
+      value: changes.encode(c),
+    })),
+    'pos.ventas': feed.ventas.map((v) => ({
+      ubicacionId: v.linea.ubicacion_id,
+      key: `${v.linea.ubicacion_id}/${v.linea.numero_factura}/${v.linea.linea}`,
+      value: ventas.encode(v),
+    })),
+    'alerts.phantom-zeros': feed.alerts.map((a) => ({
+      ubicacionId: a.ubicacion_id,
+      key: `${a.ubicacion_id}/${a.deposito}/${a.producto_id}`,
+      value: alerts.encode(a),
+    })),
     'ops.etl-runs': feed.runs.map((r) => ({ ubicacionId: r.ubicacion_id, key: `${r.job}/${r.ubicacion_id}`, value: runs.encode(r) })),
   };
 }
 
 /** Writes the feed in transactions of at most `perTransaction` records per topic. */
 export async function publishSinkFeed(pipeline: TestPipeline, feed: SinkFeed, perTransaction = 2_000): Promise<number> {
-  const producer = await pipeline.kafka.producer({ transactionalId: `sink-feed-${pipeline.prefix}${Math.random().toString(36).slice(2)}` });
+  const producer = await pipeline.kafka.producer({
+    transactionalId: `sink-feed-${pipeline.prefix}${Math.random().toString(36).slice(2)}`,
+  });
   let total = 0;
   try {
     for (const [topic, records] of Object.entries(await sinkFeedRecords(pipeline, feed))) {

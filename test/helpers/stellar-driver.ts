@@ -63,7 +63,12 @@ export interface Streamed {
 }
 
 /** Runs the inventory query with `request.stream = true`; resolves at 'done' or at the first error. */
-export function streamInventario(p: sql.ConnectionPool, deposito: string | null, onRow?: (n: number, request: sql.Request) => void, query = QUERY): { request: sql.Request; result: Promise<Streamed> } {
+export function streamInventario(
+  p: sql.ConnectionPool,
+  deposito: string | null,
+  onRow?: (n: number, request: sql.Request) => void,
+  query = QUERY,
+): { request: sql.Request; result: Promise<Streamed> } {
   const request = p.request();
   request.stream = true;
   request.input('codigo_deposito', sql.VarChar(10), deposito);
@@ -99,14 +104,27 @@ export function differences(rows: Row[], truth: InventarioTruthRow[]): string[] 
     const r = rows[i]!;
     const t = truth[i]!;
     const expected = {
-      codigo_producto: t.producto_id, codigo_barras: t.codigo_barras, descripcion: t.descripcion,
-      departamento_codigo: t.departamento_codigo, departamento_nombre: t.departamento_nombre,
-      grupo_codigo: t.grupo_codigo, grupo_nombre: t.grupo_nombre, subgrupo_codigo: t.subgrupo_codigo, subgrupo_nombre: t.subgrupo_nombre,
-      unidad: t.unidad, cantidad: t.cantidad, costo: t.costo, precio: t.precio,
+      codigo_producto: t.producto_id,
+      codigo_barras: t.codigo_barras,
+      descripcion: t.descripcion,
+      departamento_codigo: t.departamento_codigo,
+      departamento_nombre: t.departamento_nombre,
+      grupo_codigo: t.grupo_codigo,
+      grupo_nombre: t.grupo_nombre,
+      subgrupo_codigo: t.subgrupo_codigo,
+      subgrupo_nombre: t.subgrupo_nombre,
+      unidad: t.unidad,
+      cantidad: t.cantidad,
+      costo: t.costo,
+      precio: t.precio,
     };
     const actual = { ...r, cantidad: exact(r.cantidad, 3), costo: exact(r.costo, 4), precio: exact(r.precio, 4) };
-    const numbersExact = r.cantidad === Number(t.cantidad) && r.costo === (t.costo === null ? null : Number(t.costo)) && r.precio === (t.precio === null ? null : Number(t.precio));
-    if (JSON.stringify(actual) !== JSON.stringify(expected) || !numbersExact) problems.push(`row ${i}: got ${JSON.stringify(r)}, expected ${JSON.stringify(expected)}`);
+    const numbersExact =
+      r.cantidad === Number(t.cantidad) &&
+      r.costo === (t.costo === null ? null : Number(t.costo)) &&
+      r.precio === (t.precio === null ? null : Number(t.precio));
+    if (JSON.stringify(actual) !== JSON.stringify(expected) || !numbersExact)
+      problems.push(`row ${i}: got ${JSON.stringify(r)}, expected ${JSON.stringify(expected)}`);
   }
   return problems;
 }

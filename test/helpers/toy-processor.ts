@@ -18,7 +18,8 @@ export function toySpec(input: string, output: string, delayMs = 0, onProcessed?
     inputTopics: [input],
     async decode(record) {
       const text = record.value?.toString('utf8') ?? '';
-      if (!record.value || text.startsWith('POISON') || text.includes('\uFFFD')) throw new ValidationError(`not a toy record: ${JSON.stringify(text.slice(0, 20))}`);
+      if (!record.value || text.startsWith('POISON') || text.includes('\uFFFD'))
+        throw new ValidationError(`not a toy record: ${JSON.stringify(text.slice(0, 20))}`);
       return text;
     },
     async process(input, ctx) {

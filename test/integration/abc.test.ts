@@ -70,7 +70,11 @@ describe('productos_abc_recalcular', () => {
 
     // The data really has what the test claims to cover.
     const row = (alcance: string, p: string) => actual.rows.find((r) => r.alcance === alcance && r.producto_id === p)!;
-    for (const c of ['A', 'B', 'C']) expect(actual.rows.some((r) => r.alcance === 'cadena' && r.clase === c && r.valor_ventas !== '0.0000'), c).toBe(true);
+    for (const c of ['A', 'B', 'C'])
+      expect(
+        actual.rows.some((r) => r.alcance === 'cadena' && r.clase === c && r.valor_ventas !== '0.0000'),
+        c,
+      ).toBe(true);
     // Equal values: ranked next to each other by producto_id.
     expect(row('cadena', 'TIE1').valor_ventas).toBe(row('cadena', 'TIE2').valor_ventas);
     expect(row('cadena', 'TIE2').ranking).toBe(row('cadena', 'TIE1').ranking + 1);
@@ -97,7 +101,11 @@ describe('productos_abc_recalcular', () => {
     // tienda_05 closes (its inventory and recent sales gone), a new product appears.
     await pool.query(`DELETE FROM inventario_actual WHERE ubicacion_id = 'tienda_05'`);
     await pool.query(`DELETE FROM ventas WHERE ubicacion_id = 'tienda_05' AND fecha >= '2026-01-01'`);
-    const more: Dataset = { productos: ['NUEVO'], inventario: [{ ubicacion: 'tienda_02', deposito: '01', producto: 'NUEVO' }], ventas: [{ ubicacion: 'tienda_02', producto: 'NUEVO', total: $(1234.5678), fecha: '2026-02-10', anulada: false }] };
+    const more: Dataset = {
+      productos: ['NUEVO'],
+      inventario: [{ ubicacion: 'tienda_02', deposito: '01', producto: 'NUEVO' }],
+      ventas: [{ ubicacion: 'tienda_02', producto: 'NUEVO', total: $(1234.5678), fecha: '2026-02-10', anulada: false }],
+    };
     await insertDataset(pool, more);
     const remaining: Dataset = {
       productos: [...ds.productos, ...more.productos],
@@ -115,11 +123,25 @@ describe('productos_abc_recalcular', () => {
 
   it('pins the convention at the class boundaries: the product reaching or crossing 80% is A, the one reaching or crossing 95% is B', async () => {
     const { pool } = await migratedDatabase();
-    const v = (producto: string, total: number, ubicacion = 'tienda_01'): Linea => ({ ubicacion, producto, total: $(total), fecha: '2026-02-20', anulada: false });
+    const v = (producto: string, total: number, ubicacion = 'tienda_01'): Linea => ({
+      ubicacion,
+      producto,
+      total: $(total),
+      fecha: '2026-02-20',
+      anulada: false,
+    });
     await insertDataset(pool, {
       productos: ['p1', 'p2', 'p3', 'p4', 'p5'],
       inventario: [],
-      ventas: [v('p1', 50), v('p2', 30), v('p3', 15), v('p4', 5), v('p1', 70, 'tienda_02'), v('p2', 20, 'tienda_02'), v('p3', 10, 'tienda_02')],
+      ventas: [
+        v('p1', 50),
+        v('p2', 30),
+        v('p3', 15),
+        v('p4', 5),
+        v('p1', 70, 'tienda_02'),
+        v('p2', 20, 'tienda_02'),
+        v('p3', 10, 'tienda_02'),
+      ],
     });
     await recalcAbc(pool, { asOf: new Date('2026-02-28T12:00:00Z'), logger: testLogger });
     const { rows } = await readCache(pool);
@@ -134,13 +156,19 @@ describe('productos_abc_recalcular', () => {
       ['p2', 'A', '90.000000'], // crosses 80% (70% before it): A
       ['p3', 'B', '100.000000'], // crosses 95% (90% before it): B
     ]);
-    expect(rows.find((r) => r.alcance === 'cadena' && r.producto_id === 'p5')).toMatchObject({ clase: 'C', ranking: 5, porcentaje_acumulado: null });
+    expect(rows.find((r) => r.alcance === 'cadena' && r.producto_id === 'p5')).toMatchObject({
+      clase: 'C',
+      ranking: 5,
+      porcentaje_acumulado: null,
+    });
   });
 
   it('gives an empty database a summary of zeros, and refuses a window of 0 days in SQL too', async () => {
     const { pool, url } = await migratedDatabase();
     const result = await recalcAbc(pool, { logger: testLogger });
-    expect(result.alcances).toEqual([{ alcance: 'cadena', productos: { A: 0, B: 0, C: 0 }, valor: { A: '0.0000', B: '0.0000', C: '0.0000' } }]);
+    expect(result.alcances).toEqual([
+      { alcance: 'cadena', productos: { A: 0, B: 0, C: 0 }, valor: { A: '0.0000', B: '0.0000', C: '0.0000' } },
+    ]);
     expect(result.filas).toBe(0);
     const c = await connect(url);
     const error = await c.query(`SELECT * FROM productos_abc_recalcular(now(), 0)`).catch((e: unknown) => e);
@@ -207,7 +235,10 @@ describe('atomic replace', () => {
     expect(strange).toEqual([]);
     // The reader was not blocked: it completed reads, seeing the old cache, while the run went on.
     const during = seen.filter((s) => s.from >= started && s.to <= ended);
-    expect(during.filter((s) => isDeepEqual(s.o, old)).length, `reads of the old cache completed during a ${Math.round(ended - started)} ms recalculation`).toBeGreaterThan(3);
+    expect(
+      during.filter((s) => isDeepEqual(s.o, old)).length,
+      `reads of the old cache completed during a ${Math.round(ended - started)} ms recalculation`,
+    ).toBeGreaterThan(3);
   });
 
   it('keeps the old complete cache visible until commit, and to a REPEATABLE READ snapshot taken before it after', async () => {
@@ -261,16 +292,23 @@ describe('atomic replace', () => {
     await holder.query('BEGIN');
     await holder.query('LOCK TABLE productos_abc_cache IN EXCLUSIVE MODE');
     const controller = new AbortController();
-    const run = recalcAbc(pool, { asOf: new Date('2026-02-01T12:00:00Z'), logger: testLogger, signal: controller.signal }).catch((e: unknown) => e);
+    const run = recalcAbc(pool, { asOf: new Date('2026-02-01T12:00:00Z'), logger: testLogger, signal: controller.signal }).catch(
+      (e: unknown) => e,
+    );
     for (let i = 0; i < 100; i++) {
-      const { rows } = await pool.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%productos_abc_recalcular%'`);
+      const { rows } = await pool.query(
+        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE ` +
+          `'%productos_abc_recalcular%'`,
+      );
       if (rows.length) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     controller.abort();
     const error = await run;
     expect(error).toBeInstanceOf(AbcRecalcError);
-    expect((error as AbcRecalcError).message).toMatch(/ABC recalculation of productos_abc_cache \(as of 2026-02-01T12:00:00.000Z, 90-day window\) was cancelled; the cache is unchanged/);
+    expect((error as AbcRecalcError).message).toMatch(
+      /ABC recalculation of productos_abc_cache \(as of 2026-02-01T12:00:00.000Z, 90-day window\) was cancelled; the cache is unchanged/,
+    );
     await holder.query('COMMIT');
     expect(await readCache(pool)).toEqual(before);
   });
@@ -282,8 +320,14 @@ describe('atomic replace', () => {
     cleanups.push(() => pool.end());
     const error = await recalcAbc(pool, { asOf: new Date('2026-02-28T12:00:00Z'), logger: testLogger }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AbcRecalcError);
-    expect(error).toMatchObject({ code: 'ABC_RECALC', retriable: false, context: { table: 'productos_abc_cache', sqlstate: '42883', windowDays: 90 } });
-    expect((error as Error).message).toMatch(/function productos_abc_recalcular\(.*\) does not exist \(SQLSTATE 42883\); the database lacks migration 005_abc\.sql: run `fluxion migrate`/);
+    expect(error).toMatchObject({
+      code: 'ABC_RECALC',
+      retriable: false,
+      context: { table: 'productos_abc_cache', sqlstate: '42883', windowDays: 90 },
+    });
+    expect((error as Error).message).toMatch(
+      /function productos_abc_recalcular\(.*\) does not exist \(SQLSTATE 42883\); the database lacks migration 005_abc\.sql: run `fluxion migrate`/,
+    );
   });
 });
 
@@ -298,14 +342,22 @@ describe('fluxion abc recalc', () => {
     const expected = expectedCache(ds, new Date('2026-02-28T12:00:00-04:00'), 90);
     expect((await readCache(pool)).rows).toEqual(expected);
     const lines = result.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^abc: window 2025-12-01\.\.2026-02-28 \(90 days, as of 2026-02-28T16:00:00\.000Z\), computed at \S+ in \d+\.\d s$/);
+    expect(lines[0]).toMatch(
+      /^abc: window 2025-12-01\.\.2026-02-28 \(90 days, as of 2026-02-28T16:00:00\.000Z\), computed at \S+ in \d+\.\d s$/,
+    );
     expect(lines[1]).toMatch(/^alcance\s+A\s+B\s+C\s+total$/);
     const counts = countsOf(expected);
     for (const alcance of ['cadena', 'tienda_01', 'tienda_05']) {
       const c = counts[alcance]!;
-      expect(lines, alcance).toContainEqual(expect.stringMatching(new RegExp(`^${alcance}\\s+${c.A}\\s+${c.B}\\s+${c.C}\\s+${c.A! + c.B! + c.C!}$`)));
+      expect(lines, alcance).toContainEqual(
+        expect.stringMatching(new RegExp(`^${alcance}\\s+${c.A}\\s+${c.B}\\s+${c.C}\\s+${c.A! + c.B! + c.C!}$`)),
+      );
     }
-    expect(lines.at(-1)).toBe(`productos_abc_cache: ${expected.length} rows (A ${expected.filter((r) => r.clase === 'A').length}, B ${expected.filter((r) => r.clase === 'B').length}, C ${expected.filter((r) => r.clase === 'C').length}) for the chain and 5 stores, window 2025-12-01..2026-02-28 (90 days)`);
+    expect(lines.at(-1)).toBe(
+      `productos_abc_cache: ${expected.length} rows (A ${expected.filter((r) => r.clase === 'A').length}, B ` +
+        `${expected.filter((r) => r.clase === 'B').length}, C ${expected.filter((r) => r.clase === 'C').length}) for the chain and 5 ` +
+        `stores, window 2025-12-01..2026-02-28 (90 days)`,
+    );
 
     const narrow = await runCli(['abc', 'recalc', '--window-days', '7', '--as-of', '2026-02-15T23:30:00-04:00'], { DATABASE_URL: url });
     expect(narrow.code).toBe(0);
@@ -321,7 +373,9 @@ describe('fluxion abc recalc', () => {
     expect(days.stderr).toContain('fluxion: --window-days must be a whole number of days from 1 to 3660, got "0"');
     const date = await runCli(['abc', 'recalc', '--as-of', '2026-02-30'], env);
     expect(date.code).toBe(2);
-    expect(date.stderr).toContain('fluxion: --as-of must be a date YYYY-MM-DD (a business day in America/Caracas) or an instant with its offset');
+    expect(date.stderr).toContain(
+      'fluxion: --as-of must be a date YYYY-MM-DD (a business day in America/Caracas) or an instant with its offset',
+    );
     const unknown = await runCli(['abc', 'recalc', '--windowdays', '7'], env);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/unknown option '--windowdays'/);

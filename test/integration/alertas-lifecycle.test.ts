@@ -24,29 +24,64 @@ const group = uniqueId('sink');
 
 const T0 = Date.parse('2026-11-27T14:00:00Z');
 const at = (minutes: number) => new Date(T0 + minutes * 60_000);
-const ids = { a: uuidFrom('lifecycle-a'), b: uuidFrom('lifecycle-b'), c: uuidFrom('lifecycle-c'), d: uuidFrom('lifecycle-d'), e: uuidFrom('lifecycle-e') };
+const ids = {
+  a: uuidFrom('lifecycle-a'),
+  b: uuidFrom('lifecycle-b'),
+  c: uuidFrom('lifecycle-c'),
+  d: uuidFrom('lifecycle-d'),
+  e: uuidFrom('lifecycle-e'),
+};
 
-function alert(id: string, store: string, producto: string, status: 'OPEN' | 'RESOLVED', confidence: number, openedMin: number, updatedMin = openedMin): PhantomAlert {
+function alert(
+  id: string,
+  store: string,
+  producto: string,
+  status: 'OPEN' | 'RESOLVED',
+  confidence: number,
+  openedMin: number,
+  updatedMin = openedMin,
+): PhantomAlert {
   return {
-    alert_id: id, ubicacion_id: store, deposito: '01', producto_id: producto, rule: 'SELLING_AT_ZERO', confidence, status,
-    summary: `${store} deposito 01 producto ${producto}: sold at 0`, evidence: { units_sold: '3.000' }, opened_at: at(openedMin), updated_at: at(updatedMin),
+    alert_id: id,
+    ubicacion_id: store,
+    deposito: '01',
+    producto_id: producto,
+    rule: 'SELLING_AT_ZERO',
+    confidence,
+    status,
+    summary: `${store} deposito 01 producto ${producto}: sold at 0`,
+    evidence: { units_sold: '3.000' },
+    opened_at: at(openedMin),
+    updated_at: at(updatedMin),
   };
 }
 
 async function send(...alerts: PhantomAlert[]): Promise<void> {
-  const records = alerts.map((a) => ({ ubicacionId: a.ubicacion_id, key: `${a.ubicacion_id}/${a.deposito}/${a.producto_id}`, value: codec.encode(a) }));
+  const records = alerts.map((a) => ({
+    ubicacionId: a.ubicacion_id,
+    key: `${a.ubicacion_id}/${a.deposito}/${a.producto_id}`,
+    value: codec.encode(a),
+  }));
   await sendTransactionsVisibly(pipeline.kafka, producer, `${pipeline.prefix}alerts.phantom-zeros`, [records]);
   await waitForSinkEnd(pipeline, db.pool, group, 20_000);
 }
 
-const row = async (id: string) => (await db.pool.query('SELECT estado, confianza, nota, descartada_por, descartada_en, resuelta_en FROM alertas WHERE alert_id = $1', [id])).rows[0];
+const row = async (id: string) =>
+  (
+    await db.pool.query('SELECT estado, confianza, nota, descartada_por, descartada_en, resuelta_en FROM alertas WHERE alert_id = $1', [
+      id,
+    ])
+  ).rows[0];
 const cli = (...args: string[]) => runCli(['alertas', ...args], { DATABASE_URL: db.url, FLUXION_LOCALE: 'es', FLUXION_OPERATOR: 'luis' });
 
 beforeAll(async () => {
   [pipeline, db] = await Promise.all([createTestPipeline(), migratedDatabase()]);
   codec = await createTopicCodec<PhantomAlert>(pipeline.registry, 'alerts.phantom-zeros', `${pipeline.prefix}alerts.phantom-zeros`);
   producer = await pipeline.kafka.producer({ transactionalId: uniqueId('alerts') });
-  await db.pool.query(`INSERT INTO productos (producto_id, descripcion, unidad, visto_en, ubicacion_id) VALUES ('000001', 'HARINA PAN 1KG', 'UND', now(), 'tienda_01')`);
+  await db.pool.query(
+    `INSERT INTO productos (producto_id, descripcion, unidad, visto_en, ubicacion_id) VALUES ('000001', 'HARINA PAN 1KG', 'UND', ` +
+      `now(), 'tienda_01')`,
+  );
   sink = startSink(pipeline, db.pool, group);
 }, 60_000);
 
@@ -58,7 +93,10 @@ afterAll(async () => {
 });
 
 describe('fluxion alertas: dismiss, the sink keeps it dismissed, list per store', () => {
-  it('a dismissed alert stays DESCARTADA through updates, its RESOLVED and a replay; a new episode opens a new alert; listar shows them per store', { timeout: 60_000 }, async () => {
+  it('a dismissed alert stays DESCARTADA through updates, its RESOLVED and a replay; a new episode opens a new alert; listar shows them ' +
+    'per store', {
+    timeout: 60_000,
+  }, async () => {
     await send(
       alert(ids.a, 'tienda_01', '000001', 'OPEN', 0.6, 0),
       alert(ids.d, 'tienda_01', '000003', 'OPEN', 0.95, 5),
@@ -72,14 +110,24 @@ describe('fluxion alertas: dismiss, the sink keeps it dismissed, list per store'
     expect(dismissed.stderr).toBe('');
     expect(dismissed.code).toBe(0);
     expect(dismissed.stdout).toContain(`alerta ${ids.a} (tienda_01 deposito 01 producto 000001 HARINA PAN 1KG) descartada por ana`);
-    expect(await row(ids.a)).toMatchObject({ estado: 'DESCARTADA', nota: 'conteo: 12 unidades en anaquel', descartada_por: 'ana', resuelta_en: null });
+    expect(await row(ids.a)).toMatchObject({
+      estado: 'DESCARTADA',
+      nota: 'conteo: 12 unidades en anaquel',
+      descartada_por: 'ana',
+      resuelta_en: null,
+    });
     // Without --por: FLUXION_OPERATOR.
     expect((await cli('descartar', ids.c, '--nota', 'recibido hoy, no cargado')).code).toBe(0);
     expect(await row(ids.c)).toMatchObject({ estado: 'DESCARTADA', descartada_por: 'luis' });
 
     // The detector knows nothing of it: a new confidence, the same OPEN again, then its RESOLVED.
     await send(alert(ids.a, 'tienda_01', '000001', 'OPEN', 0.8, 0, 60), alert(ids.a, 'tienda_01', '000001', 'OPEN', 0.8, 0, 60));
-    expect(await row(ids.a)).toMatchObject({ estado: 'DESCARTADA', confianza: 0.8, nota: 'conteo: 12 unidades en anaquel', descartada_por: 'ana' });
+    expect(await row(ids.a)).toMatchObject({
+      estado: 'DESCARTADA',
+      confianza: 0.8,
+      nota: 'conteo: 12 unidades en anaquel',
+      descartada_por: 'ana',
+    });
     await send(alert(ids.a, 'tienda_01', '000001', 'RESOLVED', 0.8, 0, 90));
     expect(await row(ids.a)).toMatchObject({ estado: 'DESCARTADA', resuelta_en: at(90), descartada_por: 'ana' });
 
@@ -101,7 +149,12 @@ describe('fluxion alertas: dismiss, the sink keeps it dismissed, list per store'
       { alert_id: ids.b, estado: 'OPEN' },
     ]);
 
-    const [open, all, one, json] = await Promise.all([cli('listar'), cli('listar', '--estado', 'todas'), cli('listar', '--tienda', 'tienda_02', '--estado', 'descartada'), cli('listar', '--estado', 'todas', '--json')]);
+    const [open, all, one, json] = await Promise.all([
+      cli('listar'),
+      cli('listar', '--estado', 'todas'),
+      cli('listar', '--tienda', 'tienda_02', '--estado', 'descartada'),
+      cli('listar', '--estado', 'todas', '--json'),
+    ]);
     for (const r of [open, all, one, json]) expect(r.code).toBe(0);
     // Default: OPEN only, per store, most confident first.
     const openLines = open.stdout.trim().split('\n');
@@ -114,11 +167,21 @@ describe('fluxion alertas: dismiss, the sink keeps it dismissed, list per store'
     // todas: both stores, the dismissed ones with who, when and why.
     expect(all.stdout).toContain('tienda_01: 3 alerta(s)');
     expect(all.stdout).toContain('tienda_02: 2 alerta(s)');
-    expect(all.stdout).toMatch(new RegExp(`${ids.a} .* DESCARTADA +ana el 2\\d{3}-\\d\\d-\\d\\d \\d\\d:\\d\\d: conteo: 12 unidades en anaquel; stock de vuelta 2026-11-27 11:30`));
+    expect(all.stdout).toMatch(
+      new RegExp(
+        `${ids.a} .* DESCARTADA +ana el 2\\d{3}-\\d\\d-\\d\\d \\d\\d:\\d\\d: conteo: 12 unidades en anaquel; stock de vuelta ` +
+          `2026-11-27 11:30`,
+      ),
+    );
     expect(all.stdout.indexOf('tienda_01:')).toBeLessThan(all.stdout.indexOf('tienda_02:'));
     expect(one.stdout).toContain(`${ids.c}`);
     expect(one.stdout).not.toContain(ids.e);
-    const parsed = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { alert_id: string; ubicacion_id: string; estado: string; confianza: number; descripcion: string | null });
+    const parsed = json.stdout
+      .trim()
+      .split('\n')
+      .map(
+        (l) => JSON.parse(l) as { alert_id: string; ubicacion_id: string; estado: string; confianza: number; descripcion: string | null },
+      );
     expect(parsed.map((p) => [p.ubicacion_id, p.alert_id, p.estado])).toEqual([
       ['tienda_01', ids.d, 'OPEN'],
       ['tienda_01', ids.a, 'DESCARTADA'],
@@ -141,7 +204,12 @@ describe('fluxion alertas: dismiss, the sink keeps it dismissed, list per store'
       runCli(['alertas', 'listar'], { DATABASE_URL: cold.url, FLUXION_LOCALE: 'es' }).finally(() => cold.drop()),
     ]);
     expect(again.code).toBe(4);
-    expect(again.stderr).toMatch(new RegExp(`la alerta ${ids.a} ya fue descartada el 2\\d{3}-\\d\\d-\\d\\d \\d\\d:\\d\\d por ana \\("conteo: 12 unidades en anaquel"\\); no se cambió nada`));
+    expect(again.stderr).toMatch(
+      new RegExp(
+        `la alerta ${ids.a} ya fue descartada el 2\\d{3}-\\d\\d-\\d\\d \\d\\d:\\d\\d por ana \\("conteo: 12 unidades en anaquel"\\); ` +
+          `no se cambió nada`,
+      ),
+    );
     expect(resolved.code).toBe(4);
     expect(resolved.stderr).toContain(`la alerta ${ids.e} ya se resolvió el 2026-11-27 10:40`);
     expect(missing.code).toBe(3);
@@ -150,7 +218,10 @@ describe('fluxion alertas: dismiss, the sink keeps it dismissed, list per store'
     expect(emptyNote.stderr).toContain('--nota está vacía');
     // A database never migrated: told what to run.
     expect(notMigrated.code).toBe(2);
-    expect(notMigrated.stderr).toContain('la base de datos no tiene la tabla alertas, o le faltan las columnas de descarte (migración 008_alertas_descartadas.sql): ejecute `fluxion migrate` primero');
+    expect(notMigrated.stderr).toContain(
+      'la base de datos no tiene la tabla alertas, o le faltan las columnas de descarte (migración 008_alertas_descartadas.sql): ' +
+        'ejecute `fluxion migrate` primero',
+    );
     // Nothing of it changed a row.
     expect(await row(ids.b)).toMatchObject({ estado: 'OPEN', nota: null });
     expect(await row(ids.e)).toMatchObject({ estado: 'RESOLVED', nota: null });

@@ -11,17 +11,35 @@ import { PROJECT_ROOT } from '../../core/paths.ts';
 import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
 import { runCli } from '../../fixtures/services.ts';
 
-const keys = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`KLK_API_KEY_TIENDA_${String(i + 1).padStart(2, '0')}`, `demo-key-${i + 1}`]));
+const keys = Object.fromEntries(
+  Array.from({ length: 17 }, (_, i) => [`KLK_API_KEY_TIENDA_${String(i + 1).padStart(2, '0')}`, `demo-key-${i + 1}`]),
+);
 const labelsFile = join(mkdtempSync(join(tmpdir(), 'fluxion-labels-')), 'anomalias.json');
 let simulator: ChildProcess;
 let pipeline: TestPipeline;
 
 beforeAll(async () => {
   pipeline = await createTestPipeline();
-  simulator = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'fluxion.ts'), 'simulate', 'klk', '--products', '1200', '--fault', 'tienda_05={"httpError":{"status":401,"times":1}}', '--anomalias-file', labelsFile, '--anomaly-rates', '{"phantomZeroPerDay":40}'], {
-    env: { ...process.env, ...keys, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  simulator = spawn(
+    process.execPath,
+    [
+      join(PROJECT_ROOT, 'bin', 'fluxion.ts'),
+      'simulate',
+      'klk',
+      '--products',
+      '1200',
+      '--fault',
+      'tienda_05={"httpError":{"status":401,"times":1}}',
+      '--anomalias-file',
+      labelsFile,
+      '--anomaly-rates',
+      '{"phantomZeroPerDay":40}',
+    ],
+    {
+      env: { ...process.env, ...keys, LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the KLK simulator did not start in 30 s')), 30_000);
     simulator.stdout!.on('data', (d: Buffer) => {
@@ -41,7 +59,10 @@ afterAll(async () => {
 
 describe('fluxion extract (CLI)', () => {
   it('extracts the named stores, prints one line per store and exits 0', async () => {
-    const r = await runCli(['extract', 'inventario', '--tienda', 'tienda_01', '--tienda', 'tienda_02'], { ...keys, FLUXION_TOPIC_PREFIX: pipeline.prefix });
+    const r = await runCli(['extract', 'inventario', '--tienda', 'tienda_01', '--tienda', 'tienda_02'], {
+      ...keys,
+      FLUXION_TOPIC_PREFIX: pipeline.prefix,
+    });
     // A warning may appear while the broker settles (kafkajs retries); an error may not.
     expect(r.stderr, r.stderr).not.toMatch(/"level":"(error|fatal)"/);
     expect(r.code).toBe(0);
@@ -53,7 +74,11 @@ describe('fluxion extract (CLI)', () => {
   });
 
   it('exits 1 when a store fails, naming it, and never prints the key', async () => {
-    const r = await runCli(['extract', 'ventas', '--tienda', 'tienda_03', '--tienda', 'tienda_04'], { ...keys, KLK_API_KEY_TIENDA_04: 'wrong-secret-key', FLUXION_TOPIC_PREFIX: pipeline.prefix });
+    const r = await runCli(['extract', 'ventas', '--tienda', 'tienda_03', '--tienda', 'tienda_04'], {
+      ...keys,
+      KLK_API_KEY_TIENDA_04: 'wrong-secret-key',
+      FLUXION_TOPIC_PREFIX: pipeline.prefix,
+    });
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^tienda_03\s+KLK\s+\d+\s+[\d.]+ s\s+OK$/m);
     expect(r.stdout).toMatch(/^tienda_04\s+KLK\s+0\s+[\d.]+ s\s+FAILED POS_AUTH: tienda_04: KLK refused the API key \(HTTP 401\)/m);
@@ -61,7 +86,7 @@ describe('fluxion extract (CLI)', () => {
     expect(r.stdout + r.stderr).not.toContain('wrong-secret-key');
   });
 
-  it('applies faults given on the simulator\'s command line', async () => {
+  it("applies faults given on the simulator's command line", async () => {
     const r = await runCli(['extract', 'inventario', '--tienda', 'tienda_05'], { ...keys, FLUXION_TOPIC_PREFIX: pipeline.prefix });
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^tienda_05\s+KLK\s+0\s+[\d.]+ s\s+FAILED POS_AUTH/m);
@@ -71,13 +96,18 @@ describe('fluxion extract (CLI)', () => {
   });
 
   it('writes the anomaly labels of every store with --anomalias-file, again after each advance (SIGUSR2); refuses unknown rates', async () => {
-    type Labels = { clocks: Record<string, string>; labels: Array<{ kind: string; ubicacion_id: string; start: string; end: string | null }> };
+    type Labels = {
+      clocks: Record<string, string>;
+      labels: Array<{ kind: string; ubicacion_id: string; start: string; end: string | null }>;
+    };
     const read = () => JSON.parse(readFileSync(labelsFile, 'utf8')) as Labels;
     expect(existsSync(labelsFile)).toBe(true);
     const first = read();
     expect(Object.keys(first.clocks)).toContain('tienda_01');
     // The stores that start with a product at 0 have it labelled as a real stockout since the start.
-    expect(first.labels.filter((l) => l.kind === 'REAL_STOCKOUT').every((l) => l.start === first.clocks[l.ubicacion_id] && l.end === null)).toBe(true);
+    expect(
+      first.labels.filter((l) => l.kind === 'REAL_STOCKOUT').every((l) => l.start === first.clocks[l.ubicacion_id] && l.end === null),
+    ).toBe(true);
     expect(first.labels.some((l) => l.kind === 'PHANTOM_ZERO')).toBe(false);
     simulator.kill('SIGUSR2');
     const deadline = Date.now() + 30_000;

@@ -46,16 +46,32 @@ const count = async (sql: string): Promise<number> => Number((await db.pool.quer
 function ventasOfDay(store: string, invoicePrefix: string): VentaLinea[] {
   const fecha = new Date().toISOString().slice(0, 10);
   return Array.from({ length: 6 }, (_, i) => ({
-    ubicacion_id: store, fecha, numero_factura: `${invoicePrefix}-${String(Math.floor(i / 3) + 1).padStart(4, '0')}`, linea: (i % 3) + 1,
-    fecha_hora: new Date(Date.now() - 3_600_000 + i * 60_000), producto_id: String(i + 1).padStart(6, '0'),
-    cantidad: '2.000', precio_unitario: '1.2000', descuento: '0.0000', total: '2.4000', caja: '03', anulada: false,
+    ubicacion_id: store,
+    fecha,
+    numero_factura: `${invoicePrefix}-${String(Math.floor(i / 3) + 1).padStart(4, '0')}`,
+    linea: (i % 3) + 1,
+    fecha_hora: new Date(Date.now() - 3_600_000 + i * 60_000),
+    producto_id: String(i + 1).padStart(6, '0'),
+    cantidad: '2.000',
+    precio_unitario: '1.2000',
+    descuento: '0.0000',
+    total: '2.4000',
+    caja: '03',
+    anulada: false,
   }));
 }
 
 async function feedVentas(lines: VentaLinea[]): Promise<void> {
   const producer = await pipeline.kafka.producer();
   const extractedAt = new Date();
-  await producer.send(ventasCodec.topic, lines.map((linea) => ({ ubicacionId: linea.ubicacion_id, key: `${linea.ubicacion_id}/${linea.numero_factura}`, value: ventasCodec.encode({ linea, extracted_at: extractedAt, run_id: uuidFrom(`run-${extractedAt.getTime()}`) }) })));
+  await producer.send(
+    ventasCodec.topic,
+    lines.map((linea) => ({
+      ubicacionId: linea.ubicacion_id,
+      key: `${linea.ubicacion_id}/${linea.numero_factura}`,
+      value: ventasCodec.encode({ linea, extracted_at: extractedAt, run_id: uuidFrom(`run-${extractedAt.getTime()}`) }),
+    })),
+  );
   await producer.disconnect();
 }
 
@@ -80,14 +96,25 @@ async function feedFailedRun(store: string): Promise<void> {
 }
 
 async function feedSnapshots(cycle: number): Promise<void> {
-  await snapshots.publish(STORES.map((ubicacion) => ({ ubicacion, snapshotId: uuidFrom(`${pipeline.prefix}${ubicacion}-${cycle}`), takenAt: new Date(Date.now() - 60_000), rows: cycleRows(ubicacion, cycle, PRODUCTS, 0.5) })));
+  await snapshots.publish(
+    STORES.map((ubicacion) => ({
+      ubicacion,
+      snapshotId: uuidFrom(`${pipeline.prefix}${ubicacion}-${cycle}`),
+      takenAt: new Date(Date.now() - 60_000),
+      rows: cycleRows(ubicacion, cycle, PRODUCTS, 0.5),
+    })),
+  );
 }
 
 /** inventario_actual holds cycle `cycle`'s quantities, for every product of every store. */
 async function inventoryIs(cycle: number): Promise<boolean> {
-  const { rows } = await db.pool.query<{ ubicacion_id: string; producto_id: string; cantidad: string }>('SELECT ubicacion_id, producto_id, cantidad::text FROM inventario_actual');
+  const { rows } = await db.pool.query<{ ubicacion_id: string; producto_id: string; cantidad: string }>(
+    'SELECT ubicacion_id, producto_id, cantidad::text FROM inventario_actual',
+  );
   if (rows.length !== STORES.length * PRODUCTS) return false;
-  const want = new Map(STORES.flatMap((s) => cycleRows(s, cycle, PRODUCTS, 0.5).map((r) => [`${s}/${r.producto_id}`, r.cantidad] as const)));
+  const want = new Map(
+    STORES.flatMap((s) => cycleRows(s, cycle, PRODUCTS, 0.5).map((r) => [`${s}/${r.producto_id}`, r.cantidad] as const)),
+  );
   return rows.every((r) => want.get(`${r.ubicacion_id}/${r.producto_id}`) === r.cantidad);
 }
 
@@ -134,14 +161,16 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const p of processes) await p.stop(5_000).catch(() => undefined);
   // COLD_BROKER_LOG_DIR=/tmp/x keeps every process's log lines for a look afterwards.
-  if (process.env.COLD_BROKER_LOG_DIR) for (const p of processes) writeFileSync(join(process.env.COLD_BROKER_LOG_DIR, `${p.name}.log`), p.log());
+  if (process.env.COLD_BROKER_LOG_DIR)
+    for (const p of processes) writeFileSync(join(process.env.COLD_BROKER_LOG_DIR, `${p.name}.log`), p.log());
   await snapshots?.close().catch(() => undefined);
   await broker?.destroy();
   await db?.drop();
   await sendgrid?.close();
 }, 60_000);
 
-const describeLogs = () => processes.map((p) => `--- ${p.name} (${p.alive() ? 'running' : `exited ${p.child.exitCode}`}) ---\n${p.log().slice(-3_000)}`).join('\n');
+const describeLogs = () =>
+  processes.map((p) => `--- ${p.name} (${p.alive() ? 'running' : `exited ${p.child.exitCode}`}) ---\n${p.log().slice(-3_000)}`).join('\n');
 
 describe('Kafka faults: every long-running process on a private broker', () => {
   it("joins and works when started right after the broker's very first start", { timeout: 150_000 }, async () => {
@@ -151,11 +180,19 @@ describe('Kafka faults: every long-running process on a private broker', () => {
     try {
       await until('cycle 1 in inventario_actual (differ, sink)', () => inventoryIs(1), 120_000);
       await until('12 ventas rows (dedupe, sink)', async () => (await count('SELECT count(*) AS n FROM ventas')) === 12, 60_000);
-      await until('the failed run in etl_runs (sink)', async () => (await count(`SELECT count(*) AS n FROM etl_runs WHERE status = 'FAILED'`)) === 1, 60_000);
+      await until(
+        'the failed run in etl_runs (sink)',
+        async () => (await count(`SELECT count(*) AS n FROM etl_runs WHERE status = 'FAILED'`)) === 1,
+        60_000,
+      );
       await until('the mail of the failed run (notify)', () => sendgrid.subjects.some((s) => s.includes('tienda_01')), 60_000);
       await phantomReadEverything();
       // A process that met the cold coordinator logged it as one episode, and its end.
-      await until('every start-up episode to be over', () => processes.every((p) => episodeLines(p, 0, EPISODE_START_MESSAGE).length === episodeLines(p, 0, EPISODE_END_MESSAGE).length), 30_000);
+      await until(
+        'every start-up episode to be over',
+        () => processes.every((p) => episodeLines(p, 0, EPISODE_START_MESSAGE).length === episodeLines(p, 0, EPISODE_END_MESSAGE).length),
+        30_000,
+      );
     } catch (err) {
       throw new Error(`${(err as Error).message}\n${describeLogs()}`);
     }
@@ -171,7 +208,11 @@ describe('Kafka faults: every long-running process on a private broker', () => {
     await broker.kill();
     // Down until every process noticed (its episode began), at most 8 s as before: fetches
     // and heartbeats fail meanwhile.
-    await until('every process to notice the broker is gone', () => processes.every((p, i) => episodeLines(p, marks[i]!, EPISODE_START_MESSAGE).length > 0), 8_000).catch(() => undefined);
+    await until(
+      'every process to notice the broker is gone',
+      () => processes.every((p, i) => episodeLines(p, marks[i]!, EPISODE_START_MESSAGE).length > 0),
+      8_000,
+    ).catch(() => undefined);
     await broker.start();
     await feedSnapshots(2);
     await feedVentas([...ventasOfDay('tienda_01', 'B'), ...ventasOfDay('tienda_02', 'B')]);
@@ -182,7 +223,11 @@ describe('Kafka faults: every long-running process on a private broker', () => {
       await until('the mail of the second failed run (notify)', () => sendgrid.subjects.some((s) => s.includes('tienda_02')), 60_000);
       await phantomReadEverything();
       // Each process says the episode is over once Kafka answered for a few seconds.
-      await until('every process logged the end of the episode', () => processes.every((p) => episodeLines(p, marks[processes.indexOf(p)]!, EPISODE_END_MESSAGE).length > 0), 60_000);
+      await until(
+        'every process logged the end of the episode',
+        () => processes.every((p) => episodeLines(p, marks[processes.indexOf(p)]!, EPISODE_END_MESSAGE).length > 0),
+        60_000,
+      );
     } catch (err) {
       throw new Error(`${(err as Error).message}\n${describeLogs()}`);
     }
@@ -194,13 +239,25 @@ describe('Kafka faults: every long-running process on a private broker', () => {
       expect({ process: p.name, starts: starts.length, ends: ends.length }).toEqual({ process: p.name, starts: 1, ends: 1 });
       expect(starts[0]!.level, `${p.name}: the episode's first line is a warning`).toBe('warn');
       // kafkajs's own retry lines are not repeated at warning level or above meanwhile.
-      const loud = p.lines(marks[i]!).filter((l) => ['warn', 'error', 'fatal'].includes(l.level as string) && l.component === 'kafka' && l.msg !== EPISODE_START_MESSAGE);
-      expect(loud.map((l) => l.msg), `${p.name}: kafka lines at warning level besides the episode's`).toEqual([]);
+      const loud = p
+        .lines(marks[i]!)
+        .filter(
+          (l) => ['warn', 'error', 'fatal'].includes(l.level as string) && l.component === 'kafka' && l.msg !== EPISODE_START_MESSAGE,
+        );
+      expect(
+        loud.map((l) => l.msg),
+        `${p.name}: kafka lines at warning level besides the episode's`,
+      ).toEqual([]);
     }
     // The dashboard kept sampling: the samples Kafka failed were said once, and their end too.
     const dashboard = processes.find((p) => p.name === 'dashboard')!;
     const sampled = dashboard.lines(marks[processes.indexOf(dashboard)]!).map((l) => l.msg as string);
     const incomplete = sampled.filter((m) => m.startsWith('dashboard sample incomplete'));
-    if (incomplete.length > 0) await until('the dashboard to say its sources answer again', () => dashboard.lines(marks[processes.indexOf(dashboard)]!).some((l) => l.msg === 'dashboard sources answer again'), 30_000);
+    if (incomplete.length > 0)
+      await until(
+        'the dashboard to say its sources answer again',
+        () => dashboard.lines(marks[processes.indexOf(dashboard)]!).some((l) => l.msg === 'dashboard sources answer again'),
+        30_000,
+      );
   });
 });

@@ -38,7 +38,10 @@ async function call(method: string, path: string, body?: unknown, token: string 
 }
 
 beforeAll(async () => {
-  klk = await startKlkSimulator({ stores: IDS.map((id) => new StoreSimulation({ ubicacionId: id, pos: 'klk', depositos: ['01'], products: PRODUCTS })), apiKeys: KEYS });
+  klk = await startKlkSimulator({
+    stores: IDS.map((id) => new StoreSimulation({ ubicacionId: id, pos: 'klk', depositos: ['01'], products: PRODUCTS })),
+    apiKeys: KEYS,
+  });
   // Slow enough that a second request finds the first run still going.
   klk.faults.set('tienda_01', { latencyMs: 400 });
   pipeline = await createTestPipeline();
@@ -48,7 +51,10 @@ beforeAll(async () => {
   writeFileSync(
     file,
     `ubicaciones:\n${IDS.map(
-      (id) => `  - id: ${id}\n    nombre: "${id}"\n    tipo: tienda\n    activa: true\n    pos: klk\n    depositos: ["01"]\n    klk:\n      base_url:\n        local: ${klk.baseUrl(id)}\n        production: https://${id}.invalid\n      api_key_env: KLK_API_KEY_${id.toUpperCase()}\n`,
+      (id) =>
+        `  - id: ${id}\n    nombre: "${id}"\n    tipo: tienda\n    activa: true\n    pos: klk\n    depositos: ["01"]\n    klk:\n      ` +
+        `base_url:\n        local: ${klk.baseUrl(id)}\n        production: https://${id}.invalid\n      api_key_env: ` +
+        `KLK_API_KEY_${id.toUpperCase()}\n`,
     ).join('')}`,
   );
   dashboard = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'fluxion.ts'), 'dashboard', '--port', '0'], {
@@ -105,7 +111,7 @@ describe('control API of `fluxion dashboard`', () => {
     expect((await call('POST', '/etl/sync', { job: 'compras', tiendas: 'todas' })).status).toBe(400);
   });
 
-  it('runs an extraction with the CLI\'s code: 202, 409 while it runs, then per-store results and the snapshots on Kafka', async () => {
+  it("runs an extraction with the CLI's code: 202, 409 while it runs, then per-store results and the snapshots on Kafka", async () => {
     const started = await call('POST', '/etl/sync', { job: 'inventario', tiendas: 'todas' });
     expect(started.status).toBe(202);
     expect(started.json.tiendas).toEqual(IDS);
@@ -128,20 +134,25 @@ describe('control API of `fluxion dashboard`', () => {
 
     const chunks = await pipeline.read<{ snapshot_id: string; ubicacion_id: string }>('pos.inventario.snapshots');
     expect(new Set(chunks.map((c) => c.decoded.ubicacion_id))).toEqual(new Set(IDS));
-    expect(new Set(chunks.map((c) => c.decoded.snapshot_id))).toEqual(new Set(run.stores.map((s: { snapshot_id: string }) => s.snapshot_id)));
+    expect(new Set(chunks.map((c) => c.decoded.snapshot_id))).toEqual(
+      new Set(run.stores.map((s: { snapshot_id: string }) => s.snapshot_id)),
+    );
     // The run id is the one written to ops.etl-runs.
     const etl = await pipeline.read<{ run_id: string; ubicacion_id: string; status: string }>('ops.etl-runs');
-    expect(etl.map((r) => r.decoded)).toEqual(expect.arrayContaining(IDS.map((id) => expect.objectContaining({ run_id: started.json.run_id, ubicacion_id: id, status: 'OK' }))));
+    expect(etl.map((r) => r.decoded)).toEqual(
+      expect.arrayContaining(IDS.map((id) => expect.objectContaining({ run_id: started.json.run_id, ubicacion_id: id, status: 'OK' }))),
+    );
 
     // Free again once the run ended.
     const next = await call('POST', '/etl/sync', { job: 'inventario', tiendas: ['tienda_02'] });
     expect(next.status).toBe(202);
     const until = Date.now() + 60_000;
-    while ((await call('GET', next.json.status_url)).json.status === 'RUNNING' && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    while ((await call('GET', next.json.status_url)).json.status === 'RUNNING' && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 100));
     expect((await call('GET', next.json.status_url)).json.status).toBe('OK');
   });
 
-  it('ends a run at once, naming the other run, while another process holds the job\'s lock', async () => {
+  it("ends a run at once, naming the other run, while another process holds the job's lock", async () => {
     let run: any;
     await withJobLock('inventario', { databaseUrl: db.url, topicPrefix: pipeline.prefix, logger: testLogger }, async () => {
       const started = await call('POST', '/etl/sync', { job: 'inventario', tiendas: 'todas' });
@@ -159,7 +170,8 @@ describe('control API of `fluxion dashboard`', () => {
     const next = await call('POST', '/etl/sync', { job: 'inventario', tiendas: ['tienda_02'] });
     expect(next.status).toBe(202);
     const until = Date.now() + 60_000;
-    while ((await call('GET', next.json.status_url)).json.status === 'RUNNING' && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    while ((await call('GET', next.json.status_url)).json.status === 'RUNNING' && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 100));
     expect((await call('GET', next.json.status_url)).json.status).toBe('OK');
   });
 

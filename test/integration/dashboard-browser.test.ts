@@ -56,7 +56,9 @@ describe('dashboard page in Chromium', () => {
     for (const g of lag.groups) {
       const row = page.locator(`tr[data-testid="group-row"][data-group="${g.group}"]`);
       expect(await row.locator('[data-testid="lag-messages"]').textContent(), g.group).toBe(String(g.lagMessages));
-      expect(await row.locator('[data-testid="lag-seconds"]').textContent(), g.group).toBe(g.lagSeconds === null ? '?' : String(Math.round(g.lagSeconds)));
+      expect(await row.locator('[data-testid="lag-seconds"]').textContent(), g.group).toBe(
+        g.lagSeconds === null ? '?' : String(Math.round(g.lagSeconds)),
+      );
       expect(await row.locator('[data-testid="status"]').textContent(), g.group).toBe(g.status);
     }
     expect(Math.round(differ.lagSeconds!)).toBeGreaterThanOrEqual(4);
@@ -67,7 +69,9 @@ describe('dashboard page in Chromium', () => {
     const partitions = lag.groups.flatMap((g) => g.partitions);
     expect(await page.locator('tr[data-testid="partition-row"]').count()).toBe(partitions.length);
     for (const p of partitions.filter((x) => x.lagMessages > 0)) {
-      const row = page.locator(`tr[data-testid="partition-row"][data-group="${p.group}"][data-topic="${p.topic}"][data-partition="${p.partition}"]`);
+      const row = page.locator(
+        `tr[data-testid="partition-row"][data-group="${p.group}"][data-topic="${p.topic}"][data-partition="${p.partition}"]`,
+      );
       expect(await row.locator('[data-testid="committed"]').textContent()).toBe(p.committed ?? 'ninguno');
       expect(await row.locator('[data-testid="end"]').textContent()).toBe(p.end);
       expect(await row.locator('[data-testid="lag-messages"]').textContent()).toBe(String(p.lagMessages));
@@ -83,7 +87,9 @@ describe('dashboard page in Chromium', () => {
       const row = page.locator(`tr[data-testid="store-row"][data-store="${s.id}"]`);
       expect(await row.locator('[data-testid="status"]').textContent(), s.id).toBe(s.status);
       const polls = (job: 'INVENTARIO' | 'VENTAS') => `${s.polls[job]!.missed}/${s.polls[job]!.expected}`;
-      expect(await row.locator('[data-testid="missed-polls"]').textContent(), s.id).toBe(s.pos === 'klk' ? `${polls('INVENTARIO')} · ${polls('VENTAS')}` : polls('INVENTARIO'));
+      expect(await row.locator('[data-testid="missed-polls"]').textContent(), s.id).toBe(
+        s.pos === 'klk' ? `${polls('INVENTARIO')} · ${polls('VENTAS')}` : polls('INVENTARIO'),
+      );
       expect(await row.locator('[data-testid="stale"]').textContent(), s.id).toBe(String(s.stale));
     }
     // Spanish by default (FLUXION_LOCALE unset): the headings and the words the script writes.

@@ -44,7 +44,14 @@ describe('dashboard on the real services', () => {
     const differ = lag.groups.find((g) => g.group === `${p}fluxion-differ`)!;
     expect(differ).toMatchObject({ status: 'DOWN', members: 0, lagMessages: 7, process: 'fluxion process differ' });
     const part = differ.partitions.find((x) => x.partition === f.partition)!;
-    expect(part).toMatchObject({ topic: `${p}pos.inventario.snapshots`, committed: '5', position: '5', end: '12', lagMessages: 7, status: 'DOWN' });
+    expect(part).toMatchObject({
+      topic: `${p}pos.inventario.snapshots`,
+      committed: '5',
+      position: '5',
+      end: '12',
+      lagMessages: 7,
+      status: 'DOWN',
+    });
     expect(part.reason).toMatch(/no tiene miembros/);
     // The oldest unconsumed record is the first of the 7 (produced after a gap), not the first of all 12.
     const sampledAt = Date.parse(lag.sampledAt);
@@ -53,7 +60,8 @@ describe('dashboard on the real services', () => {
     expect(part.lagSeconds).toBeGreaterThanOrEqual((sampledAt - f.differOldest.after) / 1000 - 0.1);
     expect(part.lagSeconds).toBeLessThanOrEqual((sampledAt - f.differOldest.before) / 1000 + 0.1);
     // Nothing waits there, but nobody reads them either: DOWN all the same.
-    for (const other of differ.partitions.filter((x) => x.partition !== f.partition)) expect(other).toMatchObject({ lagMessages: 0, lagSeconds: 0, status: 'DOWN' });
+    for (const other of differ.partitions.filter((x) => x.partition !== f.partition))
+      expect(other).toMatchObject({ lagMessages: 0, lagSeconds: 0, status: 'DOWN' });
     expect(differ.partitions).toHaveLength(PARTITIONS);
   });
 
@@ -113,8 +121,14 @@ describe('dashboard on the real services', () => {
     const lag = await api<{ groups: GroupLag[] }>('/api/lag');
     const text = await (await fetch(`${f.url}/metrics`)).text();
     const differ = lag.groups.find((g) => g.group === `${p}fluxion-differ`)!.partitions.find((x) => x.partition === f.partition)!;
-    expect(text).toContain(`fluxion_consumer_lag_messages{group="${p}fluxion-differ",topic="${p}pos.inventario.snapshots",partition="${f.partition}"} ${differ.lagMessages}\n`);
-    expect(text).toContain(`fluxion_consumer_lag_seconds{group="${p}fluxion-differ",topic="${p}pos.inventario.snapshots",partition="${f.partition}"} ${differ.lagSeconds}\n`);
+    expect(text).toContain(
+      `fluxion_consumer_lag_messages{group="${p}fluxion-differ",topic="${p}pos.inventario.snapshots",partition="${f.partition}"} ` +
+        `${differ.lagMessages}\n`,
+    );
+    expect(text).toContain(
+      `fluxion_consumer_lag_seconds{group="${p}fluxion-differ",topic="${p}pos.inventario.snapshots",partition="${f.partition}"} ` +
+        `${differ.lagSeconds}\n`,
+    );
     expect(text).toContain(`fluxion_consumer_group_status{group="${p}fluxion-differ",status="DOWN"} 1\n`);
     expect(text).toContain(`fluxion_consumer_group_status{group="${p}fluxion-phantom",status="DOWN"} 1\n`);
     expect(text).toMatch(/^fluxion_store_missed_polls\{ubicacion="cedi_seco",job="INVENTARIO"\} 2$/m);

@@ -39,25 +39,54 @@ afterAll(async () => {
 /** `invoices` invoices of 3 lines of a store, numbered from `prefix`. */
 function lines(ubicacion: string, prefix: string, invoices: number): VentaLinea[] {
   return Array.from({ length: invoices * 3 }, (_, i) => ({
-    ubicacion_id: ubicacion, fecha: '2026-11-27', numero_factura: `${prefix}-${String(Math.floor(i / 3) + 1).padStart(4, '0')}`, linea: (i % 3) + 1,
-    fecha_hora: new Date(Date.UTC(2026, 10, 27, 12, i)), producto_id: String(100 + i).padStart(6, '0'),
-    cantidad: '2.000', precio_unitario: '1.2000', descuento: '0.0000', total: '2.4000', caja: '03', anulada: false,
+    ubicacion_id: ubicacion,
+    fecha: '2026-11-27',
+    numero_factura: `${prefix}-${String(Math.floor(i / 3) + 1).padStart(4, '0')}`,
+    linea: (i % 3) + 1,
+    fecha_hora: new Date(Date.UTC(2026, 10, 27, 12, i)),
+    producto_id: String(100 + i).padStart(6, '0'),
+    cantidad: '2.000',
+    precio_unitario: '1.2000',
+    descuento: '0.0000',
+    total: '2.4000',
+    caja: '03',
+    anulada: false,
   }));
 }
 
 async function publish(batch: VentaLinea[], extractedAt: number): Promise<void> {
   const producer = await pipeline.kafka.producer();
-  await producer.send(codec.topic, batch.map((linea) => ({ ubicacionId: linea.ubicacion_id, key: `${linea.ubicacion_id}/${linea.numero_factura}`, value: codec.encode({ linea, extracted_at: new Date(extractedAt), run_id: RUN_ID }) })));
+  await producer.send(
+    codec.topic,
+    batch.map((linea) => ({
+      ubicacionId: linea.ubicacion_id,
+      key: `${linea.ubicacion_id}/${linea.numero_factura}`,
+      value: codec.encode({ linea, extracted_at: new Date(extractedAt), run_id: RUN_ID }),
+    })),
+  );
   await producer.disconnect();
 }
 
 /** A dedupe (retention 1 day) whose state loads are counted (records of pos.ventas.state handed to `load`). */
 async function startCounted(group: string, stateDir: string) {
   const metrics = createRuntimeMetrics();
-  const spec = await createDedupeSpec({ kafka: pipeline.kafka, registry: pipeline.registry, logger: testLogger, topicPrefix: pipeline.prefix, partitions: PARTITIONS, config: processorConfig({ stateDir, dedupeRetentionDays: 1 }), metrics });
+  const spec = await createDedupeSpec({
+    kafka: pipeline.kafka,
+    registry: pipeline.registry,
+    logger: testLogger,
+    topicPrefix: pipeline.prefix,
+    partitions: PARTITIONS,
+    config: processorConfig({ stateDir, dedupeRetentionDays: 1 }),
+    metrics,
+  });
   const run = runCountingLoads(spec, pipeline, metrics, group);
   const counter = (name: string) => metrics.registry.getSingleMetric(name) as never;
-  const decisions = async () => Object.fromEntries(await Promise.all(['new', 'updated', 'duplicate'].map(async (d) => [d, await counterValue(counter('fluxion_dedupe_lines_total'), { decision: d })])));
+  const decisions = async () =>
+    Object.fromEntries(
+      await Promise.all(
+        ['new', 'updated', 'duplicate'].map(async (d) => [d, await counterValue(counter('fluxion_dedupe_lines_total'), { decision: d })]),
+      ),
+    );
   return { ...run, decisions, expired: () => counterValue(counter('fluxion_dedupe_expired_total')) };
 }
 
@@ -65,7 +94,10 @@ const inputs = () => [`${pipeline.prefix}pos.ventas.raw`];
 
 async function ventasAt(extractedAt: number): Promise<Array<[string, string, number]>> {
   const got = await pipeline.read<Venta>('pos.ventas', { idleMs: 1_500 });
-  return got.filter((r) => r.decoded.extracted_at.getTime() === extractedAt).map((r) => [r.key!.toString(), r.decoded.op, r.decoded.first_seen_at.getTime()] as [string, string, number]).sort();
+  return got
+    .filter((r) => r.decoded.extracted_at.getTime() === extractedAt)
+    .map((r) => [r.key!.toString(), r.decoded.op, r.decoded.first_seen_at.getTime()] as [string, string, number])
+    .sort();
 }
 
 /** The state topic's last record per key: true when it is a tombstone. */
@@ -75,7 +107,9 @@ async function tombstoned(): Promise<Map<string, boolean>> {
 }
 
 describe('dedupe state store', () => {
-  it('a restart on the same state directory loads only the changelog tail, dedupes the lines read before it and keeps its stream time', { timeout: 240_000 }, async () => {
+  it('a restart on the same state directory loads only the changelog tail, dedupes the lines read before it and keeps its stream time', {
+    timeout: 240_000,
+  }, async () => {
     const group = uniqueId('dedupe-store');
     const stateDir = mkdtempSync(join(tmpdir(), 'dedupe-state-'));
     dirs.push(stateDir);
@@ -118,7 +152,12 @@ describe('dedupe state store', () => {
     expect(running.loaded()).toBeLessThanOrEqual(2 * 50 + 1);
     expect(running.loaded()).toBeLessThan(stateRecords / 3);
     expect(await running.decisions()).toEqual({ new: 1, updated: 1, duplicate: bulk.length - 1 });
-    expect(await ventasAt(second)).toEqual([[ventaKey(c), 'c', second], [ventaKey(corrected), 'u', h0 + 12 * HOUR]].sort());
+    expect(await ventasAt(second)).toEqual(
+      [
+        [ventaKey(c), 'c', second],
+        [ventaKey(corrected), 'u', h0 + 12 * HOUR],
+      ].sort(),
+    );
     // `old` is past the window now, but stream time is still in the hour of the last sweep
     // (h0 + 24, kept by the store): no sweep yet. Rebuilt from the tail alone (e's
     // last_seen_at, hour h0 + 23), stream time would have entered a new hour and swept here.

@@ -30,8 +30,30 @@ async function freePort(): Promise<number> {
   });
 }
 
-const env = () => ({ ...serviceEnv(), ETL_ENVIRONMENT: 'local', FLUXION_TOPIC_PREFIX: basePrefix, FLUXION_TOPIC_PARTITIONS: '3', LOG_LEVEL: 'error', KAFKA_CLIENT_ID: uniqueId('demo') });
-const demoArgs = async () => ['demo', '--cycles', '2', '--exit', '--klk-products', '300', '--stellar-products', '500', '--cycle-seconds', '1', '--dashboard-port', String(await freePort()), '--work-dir', workDir];
+const env = () => ({
+  ...serviceEnv(),
+  ETL_ENVIRONMENT: 'local',
+  FLUXION_TOPIC_PREFIX: basePrefix,
+  FLUXION_TOPIC_PARTITIONS: '3',
+  LOG_LEVEL: 'error',
+  KAFKA_CLIENT_ID: uniqueId('demo'),
+});
+const demoArgs = async () => [
+  'demo',
+  '--cycles',
+  '2',
+  '--exit',
+  '--klk-products',
+  '300',
+  '--stellar-products',
+  '500',
+  '--cycle-seconds',
+  '1',
+  '--dashboard-port',
+  String(await freePort()),
+  '--work-dir',
+  workDir,
+];
 
 async function topicsUnder(prefix: string): Promise<string[]> {
   const admin = await kafka.admin();
@@ -78,7 +100,9 @@ afterAll(async () => {
   rmSync(workDir, { recursive: true, force: true });
 });
 
-it('fluxion demo --cycles 2 twice in a row: each run in its own topics and database, each summary true', { timeout: 420_000 }, async () => {
+it('fluxion demo --cycles 2 twice in a row: each run in its own topics and database, each summary true', {
+  timeout: 420_000,
+}, async () => {
   const first = await runCli(await demoArgs(), env());
   expectTrueSummary(first);
   const one = scopeOf(first.stdout);
@@ -95,14 +119,21 @@ it('fluxion demo --cycles 2 twice in a row: each run in its own topics and datab
   expect(await databaseExists(one.database)).toBe(false);
 
   // The second run's data is in its own database.
-  const db = new pg.Client({ connectionString: Object.assign(new URL(serviceEnv().DATABASE_URL), { pathname: `/${two.database}` }).toString() });
+  const db = new pg.Client({
+    connectionString: Object.assign(new URL(serviceEnv().DATABASE_URL), { pathname: `/${two.database}` }).toString(),
+  });
   await db.connect();
   try {
     const active = loadUbicaciones(loadConfig({})).filter((u) => u.activa);
     const perStore = await db.query<{ ubicacion_id: string }>('SELECT DISTINCT ubicacion_id FROM inventario_actual');
     expect(perStore.rows.map((x) => x.ubicacion_id).sort()).toEqual(active.map((u) => u.id).sort());
     const ventas = await db.query<{ ubicacion_id: string }>('SELECT DISTINCT ubicacion_id FROM ventas');
-    expect(ventas.rows.map((x) => x.ubicacion_id).sort()).toEqual(active.filter((u) => u.pos === 'klk').map((u) => u.id).sort());
+    expect(ventas.rows.map((x) => x.ubicacion_id).sort()).toEqual(
+      active
+        .filter((u) => u.pos === 'klk')
+        .map((u) => u.id)
+        .sort(),
+    );
     expect(Number((await db.query('SELECT count(*) AS n FROM productos_abc_cache')).rows[0].n)).toBeGreaterThan(0);
   } finally {
     await db.end();
@@ -116,7 +147,10 @@ it('fluxion demo --cycles 2 twice in a row: each run in its own topics and datab
 });
 
 it('a child process killed mid-run makes the demo exit 1, naming it and its log', { timeout: 240_000 }, async () => {
-  const proc = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'fluxion.ts'), ...(await demoArgs())], { env: { ...process.env, ...env() }, cwd: PROJECT_ROOT });
+  const proc = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'fluxion.ts'), ...(await demoArgs())], {
+    env: { ...process.env, ...env() },
+    cwd: PROJECT_ROOT,
+  });
   let stdout = '';
   let killed = false;
   proc.stdout.on('data', (d: Buffer) => {

@@ -32,12 +32,26 @@ afterAll(async () => {
 });
 
 const at = (cycle: number) => new Date(Date.UTC(2026, 11, 3, 12, 0, 0) + cycle * 1_800_000);
-const snap = (ubicacion: string, cycle: number) => ({ ubicacion, snapshotId: uuidFrom(`${pipeline.prefix}${ubicacion}/${cycle}`), takenAt: at(cycle), rows: cycleRows(ubicacion, cycle, 200), chunkSize: 50 });
+const snap = (ubicacion: string, cycle: number) => ({
+  ubicacion,
+  snapshotId: uuidFrom(`${pipeline.prefix}${ubicacion}/${cycle}`),
+  takenAt: at(cycle),
+  rows: cycleRows(ubicacion, cycle, 200),
+  chunkSize: 50,
+});
 
 /** A differ whose state loads are counted (records of pos.inventario.state handed to `load`). */
 async function startCounted(group: string, stateDir: string) {
   const metrics = createRuntimeMetrics();
-  const spec = await createDifferSpec({ kafka: pipeline.kafka, registry: pipeline.registry, logger: testLogger, topicPrefix: pipeline.prefix, partitions: 3, config: processorConfig({ stateDir }), metrics });
+  const spec = await createDifferSpec({
+    kafka: pipeline.kafka,
+    registry: pipeline.registry,
+    logger: testLogger,
+    topicPrefix: pipeline.prefix,
+    partitions: 3,
+    config: processorConfig({ stateDir }),
+    metrics,
+  });
   const stateTopic = `${pipeline.prefix}pos.inventario.state`;
   return runCountingLoads(spec, pipeline, metrics, group, stateTopic);
 }
@@ -48,12 +62,20 @@ function expectedChanges(cycle: number): string[] {
   for (const s of STORES) {
     const before = new Map(cycleRows(s, cycle - 1, 200).map((r) => [rowKey(r.deposito, r.producto_id), packRow(r)]));
     const x = snap(s, cycle);
-    out.push(...diffSnapshot(before, packSnapshot({ snapshot_id: x.snapshotId, ubicacion_id: s, source: 'KLK', taken_at: x.takenAt, rows: x.rows })).changes);
+    out.push(
+      ...diffSnapshot(
+        before,
+        packSnapshot({ snapshot_id: x.snapshotId, ubicacion_id: s, source: 'KLK', taken_at: x.takenAt, rows: x.rows }),
+      ).changes,
+    );
   }
   return sorted(out);
 }
 
-const sorted = (changes: Change[]) => changes.map((c) => `${c.ubicacion_id}/${c.deposito}/${c.producto_id} ${c.op} ${c.before?.cantidad ?? '-'} -> ${c.after?.cantidad ?? '-'}`).sort();
+const sorted = (changes: Change[]) =>
+  changes
+    .map((c) => `${c.ubicacion_id}/${c.deposito}/${c.producto_id} ${c.op} ${c.before?.cantidad ?? '-'} -> ${c.after?.cantidad ?? '-'}`)
+    .sort();
 
 async function changesOf(cycle: number): Promise<Change[]> {
   const got = await pipeline.read<Change & { taken_at: Date }>('pos.inventario.changes', { idleMs: 1_500 });
@@ -61,7 +83,9 @@ async function changesOf(cycle: number): Promise<Change[]> {
 }
 
 describe('differ state store', () => {
-  it('a restart on the same state directory loads only the changelog tail, and diffs as a full rebuild does', { timeout: 240_000 }, async () => {
+  it('a restart on the same state directory loads only the changelog tail, and diffs as a full rebuild does', {
+    timeout: 240_000,
+  }, async () => {
     const group = uniqueId('differ-store');
     const stateDir = mkdtempSync(join(tmpdir(), 'differ-state-'));
     dirs.push(stateDir);

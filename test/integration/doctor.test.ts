@@ -83,13 +83,25 @@ function expectNoSecret(r: { stdout: string; stderr: string }): void {
 beforeAll(async () => {
   pipeline = await createTestPipeline();
   [db, emptyDb] = await Promise.all([freshDatabase(), freshDatabase()]);
-  const sims = ['tienda_01', 'tienda_02'].map((id) => new StoreSimulation({ ubicacionId: id, pos: 'klk', depositos: ['01'], products: 40 }));
+  const sims = ['tienda_01', 'tienda_02'].map(
+    (id) => new StoreSimulation({ ubicacionId: id, pos: 'klk', depositos: ['01'], products: 40 }),
+  );
   klk = await startKlkSimulator({ stores: sims, apiKeys: KEYS });
-  stellar = await startStellarSimulator({ simulation: new StoreSimulation({ ubicacionId: 'cedi_frio', pos: 'stellar', depositos: ['0101'], products: 40 }), faults: new FaultControl(), ...STELLAR, port: 0 });
+  stellar = await startStellarSimulator({
+    simulation: new StoreSimulation({ ubicacionId: 'cedi_frio', pos: 'stellar', depositos: ['0101'], products: 40 }),
+    faults: new FaultControl(),
+    ...STELLAR,
+    port: 0,
+  });
   const stoppedPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'fluxion-doctor-'));
   const head = 'ubicaciones:\n';
-  const healthy = head + klkEntry('tienda_01', klk.baseUrl('tienda_01')) + klkEntry('tienda_02', klk.baseUrl('tienda_02')) + stellarEntry('cedi_frio', stellar.port) + stellarEntry('cedi_viejo', stoppedPort, false);
+  const healthy =
+    head +
+    klkEntry('tienda_01', klk.baseUrl('tienda_01')) +
+    klkEntry('tienda_02', klk.baseUrl('tienda_02')) +
+    stellarEntry('cedi_frio', stellar.port) +
+    stellarEntry('cedi_viejo', stoppedPort, false);
   healthyFile = join(dir, 'healthy.yaml');
   writeFileSync(healthyFile, healthy);
   withStoppedFile = join(dir, 'with-stopped.yaml');
@@ -161,7 +173,10 @@ describe('fluxion doctor', () => {
   it('--skip-stores checks only the services; --json prints one document', async () => {
     const r = await runCli(['doctor', '--skip-stores', '--json'], { ...env, FLUXION_UBICACIONES_FILE: withStoppedFile });
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    const doc = JSON.parse(r.stdout) as { exitCode: number; checks: Array<{ part: string; status: string; target: string; durationMs: number }> };
+    const doc = JSON.parse(r.stdout) as {
+      exitCode: number;
+      checks: Array<{ part: string; status: string; target: string; durationMs: number }>;
+    };
     expect(doc.exitCode).toBe(0);
     expect(doc.checks.map((c) => [c.part, c.status])).toEqual([
       ['config', 'OK'],
@@ -188,19 +203,31 @@ describe('fluxion doctor', () => {
   });
 
   it('names pending migrations, missing topics and unregistered subjects', async () => {
-    const r = await runCli(['doctor', '--skip-stores'], { ...env, DATABASE_URL: emptyDb.url, FLUXION_TOPIC_PREFIX: 'doctor-nothing-here.' });
+    const r = await runCli(['doctor', '--skip-stores'], {
+      ...env,
+      DATABASE_URL: emptyDb.url,
+      FLUXION_TOPIC_PREFIX: 'doctor-nothing-here.',
+    });
     expect(r.code).toBe(1);
     const t = rows(r.stdout);
     expect(t.get('postgres')!.status).toBe('OK');
-    expect(t.get('migrations')!.line).toMatch(/FAIL.*no migration applied \(no schema_migrations table\), \d+ pending: run `fluxion migrate`/);
-    expect(t.get('kafka')!.line).toMatch(/FAIL.*16 of 16 topics missing \(doctor-nothing-here\.pos\.inventario\.snapshots, .*\): run `fluxion topics ensure`/);
+    expect(t.get('migrations')!.line).toMatch(
+      /FAIL.*no migration applied \(no schema_migrations table\), \d+ pending: run `fluxion migrate`/,
+    );
+    expect(t.get('kafka')!.line).toMatch(
+      /FAIL.*16 of 16 topics missing \(doctor-nothing-here\.pos\.inventario\.snapshots, .*\): run `fluxion topics ensure`/,
+    );
     expect(t.get('registry')!.line).toMatch(/FAIL.*subjects not registered .*: run `fluxion schemas register`/);
   });
 
   it('fails an unreachable Kafka and PostgreSQL within the timeout, skipping what depends on them', async () => {
     const port = await freePort();
     const started = Date.now();
-    const r = await runCli(['doctor', '--skip-stores', '--timeout-ms', '3000'], { ...env, KAFKA_BROKERS: `127.0.0.1:${port}`, DATABASE_URL: `postgres://fluxion:pw-of-nobody@127.0.0.1:${port}/fluxion` });
+    const r = await runCli(['doctor', '--skip-stores', '--timeout-ms', '3000'], {
+      ...env,
+      KAFKA_BROKERS: `127.0.0.1:${port}`,
+      DATABASE_URL: `postgres://fluxion:pw-of-nobody@127.0.0.1:${port}/fluxion`,
+    });
     expect(Date.now() - started).toBeLessThan(8_000);
     expect(r.code).toBe(1);
     const t = rows(r.stdout);

@@ -28,11 +28,21 @@ let deps: ExtractionDeps;
 let stores: Ubicacion[];
 
 function klkStore(id: string, baseUrl: string): Ubicacion {
-  return { id, nombre: id, tipo: 'tienda', activa: true, pos: 'klk', depositos: ['01'], klk: { baseUrl, apiKeyEnv: `KLK_API_KEY_${id.toUpperCase()}`, pageSize: 1000, timeoutMs: 5_000 } };
+  return {
+    id,
+    nombre: id,
+    tipo: 'tienda',
+    activa: true,
+    pos: 'klk',
+    depositos: ['01'],
+    klk: { baseUrl, apiKeyEnv: `KLK_API_KEY_${id.toUpperCase()}`, pageSize: 1000, timeoutMs: 5_000 },
+  };
 }
 
 beforeAll(async () => {
-  sims = IDS.map((id, i) => new StoreSimulation({ ubicacionId: id, pos: 'klk', depositos: ['01'], products: 2_300 + i * 100, salesLinesPerHour: 400 }));
+  sims = IDS.map(
+    (id, i) => new StoreSimulation({ ubicacionId: id, pos: 'klk', depositos: ['01'], products: 2_300 + i * 100, salesLinesPerHour: 400 }),
+  );
   for (const s of sims) s.advance(60);
   klk = await startKlkSimulator({ stores: sims, apiKeys: KEYS });
   stores = IDS.map((id) => klkStore(id, klk.baseUrl(id)));
@@ -73,7 +83,7 @@ async function snapshotsByStore(): Promise<Map<string, Chunk[]>> {
 const byOutcome = (outcomes: StoreOutcome[], id: string) => outcomes.find((o) => o.ubicacionId === id)!;
 
 describe('fluxion extract inventario (KLK)', () => {
-  it('publishes exactly the simulator\'s truth, one complete snapshot per store, with its run record', async () => {
+  it("publishes exactly the simulator's truth, one complete snapshot per store, with its run record", async () => {
     await fresh();
     const outcomes = await extractInventario(stores, deps, { retry: FAST_RETRY });
     expect(outcomes.map((o) => o.status)).toEqual(['OK', 'OK', 'OK']);
@@ -90,25 +100,41 @@ describe('fluxion extract inventario (KLK)', () => {
       expect(byOutcome(outcomes, sim.ubicacionId)).toMatchObject({ rows: truth.length, snapshotId: chunks[0]!.snapshot_id });
     }
 
-    const runs = await pipeline.read<{ ubicacion_id: string; status: string; rows: number; job: string; snapshot_id: string }>('ops.etl-runs');
+    const runs = await pipeline.read<{ ubicacion_id: string; status: string; rows: number; job: string; snapshot_id: string }>(
+      'ops.etl-runs',
+    );
     expect(runs.map((r) => r.decoded.ubicacion_id).sort()).toEqual(IDS);
     for (const r of runs) {
-      expect(r.decoded).toMatchObject({ job: 'INVENTARIO', status: 'OK', snapshot_id: byOutcome(outcomes, r.decoded.ubicacion_id).snapshotId });
+      expect(r.decoded).toMatchObject({
+        job: 'INVENTARIO',
+        status: 'OK',
+        snapshot_id: byOutcome(outcomes, r.decoded.ubicacion_id).snapshotId,
+      });
     }
   });
 
   it('fails only the store whose API key is refused, publishing nothing of it but its FAILED run', async () => {
     await fresh();
-    const outcomes = await extractInventario(stores, { ...deps, env: { ...env, KLK_API_KEY_TIENDA_02: 'wrong-key' } }, { retry: FAST_RETRY });
+    const outcomes = await extractInventario(
+      stores,
+      { ...deps, env: { ...env, KLK_API_KEY_TIENDA_02: 'wrong-key' } },
+      { retry: FAST_RETRY },
+    );
     expect(byOutcome(outcomes, 'tienda_02')).toMatchObject({ status: 'FAILED', errorClass: 'POS_AUTH' });
-    expect(byOutcome(outcomes, 'tienda_02').errorMessage).toMatch(/tienda_02: KLK refused the API key \(HTTP 401\).*check KLK_API_KEY_TIENDA_02/);
+    expect(byOutcome(outcomes, 'tienda_02').errorMessage).toMatch(
+      /tienda_02: KLK refused the API key \(HTTP 401\).*check KLK_API_KEY_TIENDA_02/,
+    );
     expect(byOutcome(outcomes, 'tienda_02').errorMessage).not.toContain('wrong-key');
     expect(byOutcome(outcomes, 'tienda_01').status).toBe('OK');
     expect(byOutcome(outcomes, 'tienda_03').status).toBe('OK');
     const snapshots = await snapshotsByStore();
     expect([...snapshots.keys()].sort()).toEqual(['tienda_01', 'tienda_03']);
     const runs = await pipeline.read<{ ubicacion_id: string; status: string; error_class: string | null; rows: number }>('ops.etl-runs');
-    expect(runs.find((r) => r.decoded.ubicacion_id === 'tienda_02')?.decoded).toMatchObject({ status: 'FAILED', error_class: 'POS_AUTH', rows: 0 });
+    expect(runs.find((r) => r.decoded.ubicacion_id === 'tienda_02')?.decoded).toMatchObject({
+      status: 'FAILED',
+      error_class: 'POS_AUTH',
+      rows: 0,
+    });
   });
 
   it('retries 5xx and 429 (honouring Retry-After) and then succeeds', async () => {
@@ -130,7 +156,11 @@ describe('fluxion extract inventario (KLK)', () => {
     ['a connection reset mid-page', { resetOnPage: 2 }, /tienda_02: KLK GET \/api\/v1\/inventario\?.*page=2.* failed/],
     ['a truncated body', { truncateOnPage: 2 }, /tienda_02: KLK GET .*page 2: the body is not JSON/],
     ['a malformed body', { malformedOnPage: 1 }, /tienda_02: KLK GET .*page 1: the body is not JSON .*502 Bad Gateway/],
-    ['an invalid decimal', { invalidDecimalFor: '000042' }, /tienda_02: page 1, item 42 \(producto 000042\): field cantidad: "[-\d]+,\d{3}" is not an exact decimal\(18,3\)/],
+    [
+      'an invalid decimal',
+      { invalidDecimalFor: '000042' },
+      /tienda_02: page 1, item 42 \(producto 000042\): field cantidad: "[-\d]+,\d{3}" is not an exact decimal\(18,3\)/,
+    ],
   ])('fails the store on %s with a clear message, publishing none of its rows', async (_label, fault, message) => {
     await fresh();
     klk.faults.set('tienda_02', fault);
@@ -149,7 +179,9 @@ describe('fluxion extract inventario (KLK)', () => {
     const outcomes = await extractInventario(stores, deps, { retry: { ...FAST_RETRY, retries: 1 }, requestTimeoutMs: 400 });
     expect(byOutcome(outcomes, 'tienda_01').status).toBe('OK');
     expect(byOutcome(outcomes, 'tienda_02')).toMatchObject({ status: 'FAILED', errorClass: 'POS_UNAVAILABLE' });
-    expect(byOutcome(outcomes, 'tienda_02').errorMessage).toMatch(/tienda_02: KLK GET \/api\/v1\/inventario\?.*page=1.* failed: no answer in 400 ms/);
+    expect(byOutcome(outcomes, 'tienda_02').errorMessage).toMatch(
+      /tienda_02: KLK GET \/api\/v1\/inventario\?.*page=1.* failed: no answer in 400 ms/,
+    );
     expect([...(await snapshotsByStore()).keys()].sort()).toEqual(['tienda_01', 'tienda_03']);
   });
 
@@ -174,14 +206,23 @@ describe('fluxion extract inventario (KLK)', () => {
     expect(t3.filter((r) => r.cantidad === '0.000').map((r) => r.producto_id)).toEqual(expect.arrayContaining(['000010', '000011']));
     expect(t3).toEqual(servedInventario(sims[2]!.klkInventario('01'), { phantomZeros: ['000010', '000011'] }));
     expect(snapshots.get('tienda_01')).toMatchObject([{ chunk_count: 1, row_count: 0, rows: [] }]);
-    expect(snapshots.get('tienda_02')!.flatMap((c) => c.rows)).toEqual(servedInventario(sims[1]!.klkInventario('01'), { massZerosShare: 0.5 }));
+    expect(snapshots.get('tienda_02')!.flatMap((c) => c.rows)).toEqual(
+      servedInventario(sims[1]!.klkInventario('01'), { massZerosShare: 0.5 }),
+    );
   });
 
   it('a phantom zero started through the control endpoint is extracted as 0 and served by GET /_control/anomalias with its label', async () => {
     await fresh();
     const sim = sims[0]!;
-    const producto = sim.klkInventario('01').find((r) => Number(r.cantidad) >= 10 && !sim.anomalies().some((l) => l.producto_id === r.producto_id))!.producto_id;
-    const post = (body: unknown) => fetch(`${klk.url}/_control/phantom-zero/tienda_01`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const producto = sim
+      .klkInventario('01')
+      .find((r) => Number(r.cantidad) >= 10 && !sim.anomalies().some((l) => l.producto_id === r.producto_id))!.producto_id;
+    const post = (body: unknown) =>
+      fetch(`${klk.url}/_control/phantom-zero/tienda_01`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     const started = await post({ deposito: '01', producto_id: producto, minutes: 90 });
     expect(started.status).toBe(201);
     expect((await post({ deposito: '01', producto_id: producto })).status).toBe(409);
@@ -197,18 +238,27 @@ describe('fluxion extract inventario (KLK)', () => {
     const body = (await res.json()) as { clocks: Record<string, string>; labels: Array<Record<string, unknown>> };
     expect(body.clocks).toEqual({ tienda_01: sim.clock.toISOString() });
     expect(body.labels).toContainEqual({
-      id: `PHANTOM_ZERO:tienda_01:01:${producto}:${sim.clock.toISOString().slice(0, 19)}Z`, kind: 'PHANTOM_ZERO', ubicacion_id: 'tienda_01', deposito: '01',
-      producto_id: producto, departamento_codigo: null, start: sim.clock.toISOString(), end: null, shouldAlert: true,
+      id: `PHANTOM_ZERO:tienda_01:01:${producto}:${sim.clock.toISOString().slice(0, 19)}Z`,
+      kind: 'PHANTOM_ZERO',
+      ubicacion_id: 'tienda_01',
+      deposito: '01',
+      producto_id: producto,
+      departamento_codigo: null,
+      start: sim.clock.toISOString(),
+      end: null,
+      shouldAlert: true,
     });
     expect(labelsFromJson(body.labels)).toEqual(sim.anomalies());
     const all = (await (await fetch(`${klk.url}/_control/anomalias`)).json()) as { labels: Array<{ ubicacion_id: string }> };
-    expect(new Set(all.labels.map((l) => l.ubicacion_id))).toEqual(new Set(sims.filter((x) => x.anomalies().length > 0).map((x) => x.ubicacionId)));
+    expect(new Set(all.labels.map((l) => l.ubicacion_id))).toEqual(
+      new Set(sims.filter((x) => x.anomalies().length > 0).map((x) => x.ubicacionId)),
+    );
     expect((await fetch(`${klk.url}/_control/anomalias?ubicacion_id=tienda_99`)).status).toBe(404);
   });
 });
 
 describe('fluxion extract ventas (KLK)', () => {
-  it('publishes the day\'s lines exactly, keyed by store and invoice', async () => {
+  it("publishes the day's lines exactly, keyed by store and invoice", async () => {
     await fresh();
     const fecha = fechaCaracas(sims[0]!.clock);
     const outcomes = await extractVentas(stores, fecha, 'VENTAS', deps, { retry: FAST_RETRY });

@@ -36,14 +36,45 @@ let stores: Ubicacion[];
 
 beforeAll(async () => {
   cedi = new StoreSimulation({ ubicacionId: 'cedi_frio', pos: 'stellar', depositos: ['0101', '0102'], products: 6_000 });
-  klkSims = ['tienda_01', 'tienda_02', 'tienda_03'].map((id) => new StoreSimulation({ ubicacionId: id, pos: 'klk', depositos: ['01'], products: 1_500 }));
+  klkSims = ['tienda_01', 'tienda_02', 'tienda_03'].map(
+    (id) => new StoreSimulation({ ubicacionId: id, pos: 'klk', depositos: ['01'], products: 1_500 }),
+  );
   stellar = await startStellarSimulator({ simulation: cedi, faults, user: 'fluxion', password: 'cedi-frio-pass', port: 0 });
   klk = await startKlkSimulator({ stores: klkSims, apiKeys: { tienda_01: 'k1', tienda_02: 'k2', tienda_03: 'k3' } });
   stores = [
-    ...klkSims.map((s): Ubicacion => ({ id: s.ubicacionId, nombre: s.ubicacionId, tipo: 'tienda', activa: true, pos: 'klk', depositos: ['01'], klk: { baseUrl: klk.baseUrl(s.ubicacionId), apiKeyEnv: `KLK_API_KEY_${s.ubicacionId.toUpperCase()}`, pageSize: 1000, timeoutMs: 5_000 } })),
+    ...klkSims.map(
+      (s): Ubicacion => ({
+        id: s.ubicacionId,
+        nombre: s.ubicacionId,
+        tipo: 'tienda',
+        activa: true,
+        pos: 'klk',
+        depositos: ['01'],
+        klk: {
+          baseUrl: klk.baseUrl(s.ubicacionId),
+          apiKeyEnv: `KLK_API_KEY_${s.ubicacionId.toUpperCase()}`,
+          pageSize: 1000,
+          timeoutMs: 5_000,
+        },
+      }),
+    ),
     {
-      id: 'cedi_frio', nombre: 'CEDI Frio', tipo: 'cedi', activa: true, pos: 'stellar', depositos: ['0101', '0102'],
-      stellar: { host: '127.0.0.1', port: stellar.port, database: 'VAD10', userEnv: 'STELLAR_USER_CEDI_FRIO', passwordEnv: 'STELLAR_PASSWORD_CEDI_FRIO', encrypt: false, connectTimeoutMs: 5_000, requestTimeoutMs: 30_000 },
+      id: 'cedi_frio',
+      nombre: 'CEDI Frio',
+      tipo: 'cedi',
+      activa: true,
+      pos: 'stellar',
+      depositos: ['0101', '0102'],
+      stellar: {
+        host: '127.0.0.1',
+        port: stellar.port,
+        database: 'VAD10',
+        userEnv: 'STELLAR_USER_CEDI_FRIO',
+        passwordEnv: 'STELLAR_PASSWORD_CEDI_FRIO',
+        encrypt: false,
+        connectTimeoutMs: 5_000,
+        requestTimeoutMs: 30_000,
+      },
     },
   ];
 });
@@ -65,20 +96,31 @@ async function fresh(): Promise<void> {
 }
 
 async function rowsOf(id: string): Promise<{ rows: InventarioTruthRow[]; chunks: number; snapshots: number } | undefined> {
-  const chunks = (await pipeline.read<{ ubicacion_id: string; snapshot_id: string; rows: InventarioTruthRow[]; source: string }>('pos.inventario.snapshots')).filter(
-    (c) => c.decoded.ubicacion_id === id,
-  );
+  const chunks = (
+    await pipeline.read<{ ubicacion_id: string; snapshot_id: string; rows: InventarioTruthRow[]; source: string }>(
+      'pos.inventario.snapshots',
+    )
+  ).filter((c) => c.decoded.ubicacion_id === id);
   if (chunks.length === 0) return undefined;
-  return { rows: chunks.flatMap((c) => c.decoded.rows), chunks: chunks.length, snapshots: new Set(chunks.map((c) => c.decoded.snapshot_id)).size };
+  return {
+    rows: chunks.flatMap((c) => c.decoded.rows),
+    chunks: chunks.length,
+    snapshots: new Set(chunks.map((c) => c.decoded.snapshot_id)).size,
+  };
 }
 
 const outcomeOf = (o: StoreOutcome[], id: string) => o.find((x) => x.ubicacionId === id)!;
 
 describe('fluxion extract inventario (3 KLK stores and 1 Stellar CEDI)', () => {
-  it('puts exactly the simulators\' truth on the topic, one snapshot per store', async () => {
+  it("puts exactly the simulators' truth on the topic, one snapshot per store", async () => {
     await fresh();
     const outcomes = await extractInventario(stores, deps, { retry: FAST_RETRY });
-    expect(outcomes.map((o) => `${o.ubicacionId}:${o.status}${o.errorMessage ? ` ${o.errorMessage}` : ''}`)).toEqual(['tienda_01:OK', 'tienda_02:OK', 'tienda_03:OK', 'cedi_frio:OK']);
+    expect(outcomes.map((o) => `${o.ubicacionId}:${o.status}${o.errorMessage ? ` ${o.errorMessage}` : ''}`)).toEqual([
+      'tienda_01:OK',
+      'tienda_02:OK',
+      'tienda_03:OK',
+      'cedi_frio:OK',
+    ]);
     const got = (await rowsOf('cedi_frio'))!;
     const truth = cedi.inventario();
     expect(truth.length).toBeGreaterThan(10_000);
@@ -93,12 +135,14 @@ describe('fluxion extract inventario (3 KLK stores and 1 Stellar CEDI)', () => {
     const outcomes = await extractInventario(stores, deps, { retry: FAST_RETRY });
     const failed = outcomeOf(outcomes, 'cedi_frio');
     expect(failed.status).toBe('FAILED');
-    expect(failed.errorMessage).toMatch(/cedi_frio: Stellar 127\.0\.0\.1:\d+\/VAD10 failed while reading deposito 0101 \(after \d+ rows\)/);
+    expect(failed.errorMessage).toMatch(
+      /cedi_frio: Stellar 127\.0\.0\.1:\d+\/VAD10 failed while reading deposito 0101 \(after \d+ rows\)/,
+    );
     expect(outcomes.filter((o) => o.status === 'OK')).toHaveLength(3);
     expect(await rowsOf('cedi_frio')).toBeUndefined();
   });
 
-  it('stops a stalled result stream at the store\'s deadline (the driver never times it out)', async () => {
+  it("stops a stalled result stream at the store's deadline (the driver never times it out)", async () => {
     await fresh();
     faults.set('cedi_frio', { stallAfterRows: 1_000 });
     const outcomes = await extractInventario(stores, deps, { retry: FAST_RETRY, storeDeadlineMs: 2_000 });
@@ -108,7 +152,11 @@ describe('fluxion extract inventario (3 KLK stores and 1 Stellar CEDI)', () => {
 
   it('refuses a wrong SQL password with a message naming the variable, never the password', async () => {
     await fresh();
-    const outcomes = await extractInventario(stores, { ...deps, env: { ...env, STELLAR_PASSWORD_CEDI_FRIO: 'not-the-password' } }, { retry: FAST_RETRY });
+    const outcomes = await extractInventario(
+      stores,
+      { ...deps, env: { ...env, STELLAR_PASSWORD_CEDI_FRIO: 'not-the-password' } },
+      { retry: FAST_RETRY },
+    );
     const failed = outcomeOf(outcomes, 'cedi_frio');
     expect(failed).toMatchObject({ status: 'FAILED', errorClass: 'POS_AUTH' });
     expect(failed.errorMessage).toMatch(/cedi_frio: Stellar .* refused the login of fluxion: check STELLAR_PASSWORD_CEDI_FRIO/);
@@ -122,6 +170,8 @@ describe('fluxion extract inventario (3 KLK stores and 1 Stellar CEDI)', () => {
     const outcomes = await extractInventario(stores, deps, { retry: FAST_RETRY });
     const failed = outcomeOf(outcomes, 'cedi_frio');
     expect(failed.status).toBe('FAILED');
-    expect(failed.errorMessage).toMatch(new RegExp(`cedi_frio: deposito 0101, row \\d+ \\(producto ${victim}\\): field cantidad: .* is not an exact decimal\\(18,3\\)`));
+    expect(failed.errorMessage).toMatch(
+      new RegExp(`cedi_frio: deposito 0101, row \\d+ \\(producto ${victim}\\): field cantidad: .* is not an exact decimal\\(18,3\\)`),
+    );
   });
 });

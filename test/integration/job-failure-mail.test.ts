@@ -41,15 +41,33 @@ async function closedPort(): Promise<number> {
 
 beforeAll(async () => {
   [sendgrid, pipeline, db, deadPort] = await Promise.all([fakeSendGrid(), createTestPipeline(1), migratedDatabase(), closedPort()]);
-  klk = await startKlkSimulator({ stores: [new StoreSimulation({ ubicacionId: STORE, pos: 'klk', depositos: ['01'], products: 50, seed: 'job-mail' })], apiKeys: { [STORE]: KLK_KEY }, port: 0 });
+  klk = await startKlkSimulator({
+    stores: [new StoreSimulation({ ubicacionId: STORE, pos: 'klk', depositos: ['01'], products: 50, seed: 'job-mail' })],
+    apiKeys: { [STORE]: KLK_KEY },
+    port: 0,
+  });
   dir = mkdtempSync(join(tmpdir(), 'fluxion-job-mail-'));
   ubicacionesFile = join(dir, 'ubicaciones.yaml');
-  writeFileSync(ubicacionesFile, toYaml({
-    ubicaciones: [{
-      id: STORE, nombre: 'Job mail test', tipo: 'tienda', activa: true, pos: 'klk', depositos: ['01'],
-      klk: { base_url: { local: klk.baseUrl(STORE), production: 'https://tienda01.invalid' }, api_key_env: 'KLK_API_KEY_JOB_TEST', timeout_ms: 3_000 },
-    }],
-  }));
+  writeFileSync(
+    ubicacionesFile,
+    toYaml({
+      ubicaciones: [
+        {
+          id: STORE,
+          nombre: 'Job mail test',
+          tipo: 'tienda',
+          activa: true,
+          pos: 'klk',
+          depositos: ['01'],
+          klk: {
+            base_url: { local: klk.baseUrl(STORE), production: 'https://tienda01.invalid' },
+            api_key_env: 'KLK_API_KEY_JOB_TEST',
+            timeout_ms: 3_000,
+          },
+        },
+      ],
+    }),
+  );
 }, 120_000);
 
 afterAll(async () => {
@@ -83,13 +101,20 @@ const jobMails = (job: string) => sendgrid.mails.filter((m) => m.body.subject.in
 // Concurrent: the two jobs have their own throttle files, mails (told apart by job) and dead
 // targets, and each spends its time in a CLI's retries against a port nobody answers.
 describe.concurrent('a job that fails as a whole mails the operators', () => {
-  it('fluxion extract with Kafka unreachable mails once (in Spanish); a second failure within the window does not; exit codes unchanged', { timeout: 240_000 }, async () => {
+  it('fluxion extract with Kafka unreachable mails once (in Spanish); a second failure within the window does not; exit codes unchanged', {
+    timeout: 240_000,
+  }, async () => {
     const stateFile = join(dir, 'extract-alerts.json');
     const e = env({ KAFKA_BROKERS: `127.0.0.1:${deadPort}`, DATABASE_URL: db.url, FLUXION_JOB_ALERT_STATE_FILE: stateFile });
     const first = await runCli(['extract', 'inventario', '--tienda', STORE], e);
     // As before this change: the store FAILED, so exit 1, and the summary names the cause.
     expect(first.code, first.stderr).toBe(1);
-    expect(first.stdout).toMatch(new RegExp(`^${STORE}\\s+KLK\\s+0\\s+[\\d.]+ s\\s+FAILED SERVICE_UNAVAILABLE: Kafka at 127\\.0\\.0\\.1:${deadPort} did not answer`, 'm'));
+    expect(first.stdout).toMatch(
+      new RegExp(
+        `^${STORE}\\s+KLK\\s+0\\s+[\\d.]+ s\\s+FAILED SERVICE_UNAVAILABLE: Kafka at 127\\.0\\.0\\.1:${deadPort} did not answer`,
+        'm',
+      ),
+    );
     expect(jobMails('inventario')).toHaveLength(1);
     const mail = jobMails('inventario')[0]!;
     expect(mail.body.subject).toBe('[Fluxion local] el trabajo inventario falló por completo: Kafka inaccesible (SERVICE_UNAVAILABLE)');
@@ -112,9 +137,16 @@ describe.concurrent('a job that fails as a whole mails the operators', () => {
     expect(first.stderr + second.stderr).not.toContain(API_KEY);
   });
 
-  it('fluxion abc recalc with PostgreSQL unreachable mails once (in English by setting), the throttle kept in the local file; exit code unchanged', { timeout: 120_000 }, async () => {
+  it('fluxion abc recalc with PostgreSQL unreachable mails once (in English by setting), the throttle kept in the local file; exit code ' +
+    'unchanged', {
+    timeout: 120_000,
+  }, async () => {
     const stateFile = join(dir, 'abc-alerts.json');
-    const e = env({ DATABASE_URL: `postgres://fluxion:secret-pw@127.0.0.1:${deadPort}/fluxion`, FLUXION_JOB_ALERT_STATE_FILE: stateFile, FLUXION_LOCALE: 'en' });
+    const e = env({
+      DATABASE_URL: `postgres://fluxion:secret-pw@127.0.0.1:${deadPort}/fluxion`,
+      FLUXION_JOB_ALERT_STATE_FILE: stateFile,
+      FLUXION_LOCALE: 'en',
+    });
     const first = await runCli(['abc', 'recalc'], e);
     expect(first.code, first.stderr).toBe(1);
     expect(first.stderr).toContain('PostgreSQL is not reachable');

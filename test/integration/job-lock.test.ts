@@ -23,7 +23,9 @@ import { freshDatabase, runCli, type CliResult } from '../../fixtures/services.t
 
 // The ids bench/lib/klk-store-list.ts gives two stores with the prefix tienda_.
 const IDS = ['tienda_0001', 'tienda_0002'];
-const KEYS: Record<string, string> = Object.fromEntries(IDS.map((id) => [`KLK_API_KEY_${id.toUpperCase()}`, `key-${id}-not-a-real-secret`]));
+const KEYS: Record<string, string> = Object.fromEntries(
+  IDS.map((id) => [`KLK_API_KEY_${id.toUpperCase()}`, `key-${id}-not-a-real-secret`]),
+);
 const PRODUCTS = 1_000;
 
 let klk: KlkSimulator;

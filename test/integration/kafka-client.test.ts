@@ -117,7 +117,13 @@ describe('kafkajs 2.2.4 with Kafka 4.x', () => {
   });
 
   it('says which brokers did not answer', async () => {
-    const dead = createKafkaClient({ brokers: ['127.0.0.1:1'], clientId: 'fluxion-test', logger: testLogger, retries: 0, connectionTimeoutMs: 500 });
+    const dead = createKafkaClient({
+      brokers: ['127.0.0.1:1'],
+      clientId: 'fluxion-test',
+      logger: testLogger,
+      retries: 0,
+      connectionTimeoutMs: 500,
+    });
     await expect(dead.admin()).rejects.toThrow(/Kafka at 127\.0\.0\.1:1 did not answer while trying to connect the admin client/);
   });
 });

@@ -31,7 +31,12 @@ describe('a zstd topic', () => {
     expect(compressionFor(topic)).toBe('zstd');
     const producer = await kafka.producer({ transactionalId: `${prefix}tx` });
     try {
-      await producer.transaction((tx) => tx.send(topic, values.map((value, i) => ({ ubicacionId: 'tienda_01', key: `k${i}`, value, partition: 0 }))));
+      await producer.transaction((tx) =>
+        tx.send(
+          topic,
+          values.map((value, i) => ({ ubicacionId: 'tienda_01', key: `k${i}`, value, partition: 0 })),
+        ),
+      );
     } finally {
       await producer.disconnect();
     }

@@ -26,9 +26,13 @@ describe('a non-retriable Kafka error ends the process', () => {
     const [differ, dedupe] = await Promise.all([runCli(['process', 'differ'], env), runCli(['process', 'dedupe'], env)]);
     // The differ finds them missing when its consumer starts, the dedupe when it reads their partition counts.
     expect(differ.code, differ.stderr).toBe(1);
-    expect(differ.stderr).toContain(`fluxion: processor differ: topic ${prefix}pos.inventario.snapshots does not exist: run \`fluxion topics ensure\``);
+    expect(differ.stderr).toContain(
+      `fluxion: processor differ: topic ${prefix}pos.inventario.snapshots does not exist: run \`fluxion topics ensure\``,
+    );
     expect(dedupe.code, dedupe.stderr).toBe(1);
-    expect(dedupe.stderr).toContain(`fluxion: missing topics among ${prefix}pos.ventas.raw, ${prefix}pos.ventas.state: run \`fluxion topics ensure\``);
+    expect(dedupe.stderr).toContain(
+      `fluxion: missing topics among ${prefix}pos.ventas.raw, ${prefix}pos.ventas.state: run \`fluxion topics ensure\``,
+    );
     for (const r of [differ, dedupe]) expect(r.stderr).not.toMatch(/Kafka is failing: retrying|unexpected error/);
     // At once, not after a retry episode.
     expect(Date.now() - started).toBeLessThan(45_000);
@@ -36,7 +40,10 @@ describe('a non-retriable Kafka error ends the process', () => {
 
   it('exits 1 naming the mechanism and the user when the brokers refuse the credentials', { timeout: 90_000 }, async () => {
     const { FLUXION_LOCAL_KAFKA_SASL_BROKERS: brokers, FLUXION_LOCAL_KAFKA_SASL_USERNAME: username } = process.env;
-    if (!brokers || !username) throw new Error("the broker's SASL listener is not known (FLUXION_LOCAL_KAFKA_SASL_BROKERS, _USERNAME): run `eval \"$(scripts/services env)\"`");
+    if (!brokers || !username)
+      throw new Error(
+        'the broker\'s SASL listener is not known (FLUXION_LOCAL_KAFKA_SASL_BROKERS, _USERNAME): run `eval "$(scripts/services env)"`',
+      );
     const pipeline = await createTestPipeline(3);
     pipelines.push(pipeline);
     const result = await runCli(['notify'], {
@@ -49,7 +56,9 @@ describe('a non-retriable Kafka error ends the process', () => {
       FLUXION_NOTIFY_TO: 'ops@lagranja.example',
     });
     expect(result.code, result.stderr).toBe(1);
-    expect(result.stderr).toMatch(/fluxion: notifier: consumer stopped: Kafka at .* refused SASL SCRAM-SHA-256 authentication for user "fluxion"/);
+    expect(result.stderr).toMatch(
+      /fluxion: notifier: consumer stopped: Kafka at .* refused SASL SCRAM-SHA-256 authentication for user "fluxion"/,
+    );
     expect(result.stderr).not.toContain('not-the-password');
     expect(result.stderr).not.toMatch(/Kafka is failing: retrying/);
   });

@@ -13,11 +13,16 @@ import { topicSpecs } from '../../core/topics.ts';
 import { runCli, serviceEnv, testLogger, uniqueId } from '../../fixtures/services.ts';
 
 function saslListener(): { brokers: string[]; username: string; password: string } {
-  const { FLUXION_LOCAL_KAFKA_SASL_BROKERS: brokers, FLUXION_LOCAL_KAFKA_SASL_USERNAME: username, FLUXION_LOCAL_KAFKA_SASL_PASSWORD: password } = process.env;
+  const {
+    FLUXION_LOCAL_KAFKA_SASL_BROKERS: brokers,
+    FLUXION_LOCAL_KAFKA_SASL_USERNAME: username,
+    FLUXION_LOCAL_KAFKA_SASL_PASSWORD: password,
+  } = process.env;
   if (!brokers || !username || !password) {
     throw new Error(
       "the broker's SASL listener is not known (FLUXION_LOCAL_KAFKA_SASL_BROKERS, _USERNAME, _PASSWORD): " +
-        'run `scripts/services up && eval "$(scripts/services env)"` (a broker started before the listener existed needs `scripts/services down kafka && scripts/services up kafka`)',
+        'run `scripts/services up && eval "$(scripts/services env)"` (a broker started before the listener existed needs ' +
+        '`scripts/services down kafka && scripts/services up kafka`)',
     );
   }
   return { brokers: brokers.split(','), username, password };
@@ -41,7 +46,8 @@ async function failureOf(work: () => Promise<unknown>): Promise<{ err: Error; ms
 }
 
 let topic: string;
-const plaintext = () => createKafkaClient({ brokers: serviceEnv().KAFKA_BROKERS.split(','), clientId: 'fluxion-sasl-test-admin', logger: testLogger });
+const plaintext = () =>
+  createKafkaClient({ brokers: serviceEnv().KAFKA_BROKERS.split(','), clientId: 'fluxion-sasl-test-admin', logger: testLogger });
 
 beforeAll(async () => {
   topic = uniqueId('sasl.');
@@ -63,7 +69,9 @@ describe('Kafka over SASL (the native broker)', () => {
       await admin.createTopics([{ name: topic, partitions: 1, config: {} }]);
       const producer = await kafka.producer({ transactionalId: uniqueId('sasl-tx') });
       try {
-        await producer.transaction(async (tx) => tx.send(topic, [{ ubicacionId: 'tienda_01', key: 'k', value: Buffer.from('over scram') }]));
+        await producer.transaction(async (tx) =>
+          tx.send(topic, [{ ubicacionId: 'tienda_01', key: 'k', value: Buffer.from('over scram') }]),
+        );
       } finally {
         await producer.disconnect();
       }
@@ -93,17 +101,24 @@ describe('Kafka over SASL (the native broker)', () => {
     for (const connect of [() => kafka.admin(), () => kafka.producer(), () => kafka.consumer({ groupId: uniqueId('sasl-g') })]) {
       const { err, ms } = await failureOf(connect);
       expect(err).toBeInstanceOf(KafkaAuthError);
-      expect(err.message).toContain(`refused SASL ${mechanism.toUpperCase()} authentication for user "${username}": check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD`);
+      expect(err.message).toContain(
+        `refused SASL ${mechanism.toUpperCase()} authentication for user "${username}": check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD`,
+      );
       expect(err.message).not.toContain(WRONG);
       expect(ms).toBeLessThan(5_000);
     }
   });
 
   it('a SASL client pointed at the PLAINTEXT port fails fast too', async () => {
-    const kafka = client({ mechanism: 'scram-sha-256', username: listener.username, password: listener.password }, serviceEnv().KAFKA_BROKERS.split(','));
+    const kafka = client(
+      { mechanism: 'scram-sha-256', username: listener.username, password: listener.password },
+      serviceEnv().KAFKA_BROKERS.split(','),
+    );
     const { err, ms } = await failureOf(() => kafka.admin());
     expect(err).toBeInstanceOf(KafkaAuthError);
-    expect(err.message).toMatch(/^Kafka at 127\.0\.0\.1:\d+ does not speak SASL on that listener \(is it a PLAINTEXT port\?\): KAFKA_SASL_MECHANISM=scram-sha-256 needs a SASL listener/);
+    expect(err.message).toMatch(
+      /^Kafka at 127\.0\.0\.1:\d+ does not speak SASL on that listener \(is it a PLAINTEXT port\?\): KAFKA_SASL_MECHANISM=scram-sha-256 needs a SASL listener/,
+    );
     expect(ms).toBeLessThan(5_000);
   });
 
@@ -121,12 +136,20 @@ describe('Kafka over SASL (the native broker)', () => {
     expect(ms).toBeLessThan(5_000);
     const doctor = await runCli(['doctor', '--skip-stores'], { KAFKA_BROKERS: listener.brokers.join(',') });
     expect(doctor.code).toBe(1);
-    expect(doctor.stdout).toMatch(/^kafka .* FAIL .*the broker closed the connection: does this listener need authentication \(KAFKA_SASL_MECHANISM\) or TLS \(KAFKA_SSL=true\)\?$/m);
+    expect(doctor.stdout).toMatch(
+      /^kafka .* FAIL .*the broker closed the connection: does this listener need authentication \(KAFKA_SASL_MECHANISM\) or TLS \(KAFKA_SSL=true\)\?$/m,
+    );
   });
 
   it('the CLI takes KAFKA_SASL_* from the environment; wrong credentials exit 1 with one clear line', async () => {
     const prefix = `${uniqueId('sasl-cli')}.`;
-    const env = { KAFKA_BROKERS: listener.brokers.join(','), KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512', KAFKA_SASL_USERNAME: listener.username, KAFKA_SASL_PASSWORD: listener.password, FLUXION_TOPIC_PREFIX: prefix };
+    const env = {
+      KAFKA_BROKERS: listener.brokers.join(','),
+      KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512',
+      KAFKA_SASL_USERNAME: listener.username,
+      KAFKA_SASL_PASSWORD: listener.password,
+      FLUXION_TOPIC_PREFIX: prefix,
+    };
     const ok = await runCli(['topics', 'ensure'], env);
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout).toContain(`topics: ${topicSpecs().length} created, 0 updated, 0 unchanged`);
@@ -136,12 +159,20 @@ describe('Kafka over SASL (the native broker)', () => {
     const bad = await runCli(['topics', 'ensure'], { ...env, KAFKA_SASL_PASSWORD: WRONG });
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain(`fluxion: Kafka at ${listener.brokers.join(',')} refused SASL SCRAM-SHA-512 authentication for user "${listener.username}"`);
+    expect(bad.stderr).toContain(
+      `fluxion: Kafka at ${listener.brokers.join(',')} refused SASL SCRAM-SHA-512 authentication for user "${listener.username}"`,
+    );
     expect(bad.stdout + bad.stderr).not.toContain(WRONG);
 
     const doctor = await runCli(['doctor', '--skip-stores'], { ...env, KAFKA_SASL_PASSWORD: WRONG });
     expect(doctor.code).toBe(1);
-    expect(doctor.stdout).toMatch(new RegExp(`^kafka\\s+${listener.brokers[0]!.replace(/\./g, '\\.')} \\(SASL SCRAM-SHA-512 as ${listener.username}\\)\\s+FAIL .*refused SASL SCRAM-SHA-512 authentication`, 'm'));
+    expect(doctor.stdout).toMatch(
+      new RegExp(
+        `^kafka\\s+${listener.brokers[0]!.replace(/\./g, '\\.')} \\(SASL SCRAM-SHA-512 as ${listener.username}\\)\\s+FAIL .*refused ` +
+          `SASL SCRAM-SHA-512 authentication`,
+        'm',
+      ),
+    );
     expect(doctor.stdout + doctor.stderr).not.toContain(WRONG);
   });
 });

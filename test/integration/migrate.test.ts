@@ -42,14 +42,33 @@ describe('fluxion migrate', () => {
     expect(first.stdout).toContain(`migrations: ${MIGRATIONS} applied, 0 already applied; ubicaciones: 20 inserted or changed of 20`);
 
     const tables = (await query(db.url, `SELECT tablename FROM pg_tables WHERE schemaname = 'public'`)).map((r) => r.tablename);
-    for (const t of ['ubicaciones', 'productos', 'inventario_actual', 'inventario_historico', 'ventas', 'productos_abc_cache', 'alertas', 'etl_runs', 'sink_offsets', 'schema_migrations']) {
+    for (const t of [
+      'ubicaciones',
+      'productos',
+      'inventario_actual',
+      'inventario_historico',
+      'ventas',
+      'productos_abc_cache',
+      'alertas',
+      'etl_runs',
+      'sink_offsets',
+      'schema_migrations',
+    ]) {
       expect(tables, t).toContain(t);
     }
     const applied = await query(db.url, 'SELECT version, name, checksum FROM schema_migrations ORDER BY version');
-    expect(applied.map((r) => r.name)).toEqual(readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql')).sort());
+    expect(applied.map((r) => r.name)).toEqual(
+      readdirSync(MIGRATIONS_DIR)
+        .filter((f) => f.endsWith('.sql'))
+        .sort(),
+    );
     expect(applied.every((r) => /^[0-9a-f]{64}$/.test(r.checksum))).toBe(true);
 
-    const dump = async () => query(db.url, `SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2`);
+    const dump = async () =>
+      query(
+        db.url,
+        `SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2`,
+      );
     const before = await dump();
     const second = await runCli(['migrate'], { DATABASE_URL: db.url });
     expect(second.code).toBe(0);
@@ -68,7 +87,9 @@ describe('fluxion migrate', () => {
       appendFileSync(join(dir, '002_inventario.sql'), '\n-- a harmless-looking edit\n');
       const error = await migrate(pool, dir, testLogger).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(MigrationError);
-      expect((error as Error).message).toMatch(/migration 002_inventario\.sql was applied on .* with checksum [0-9a-f]{12}, but the file now has checksum [0-9a-f]{12}: applied migrations must not be edited/);
+      expect((error as Error).message).toMatch(
+        /migration 002_inventario\.sql was applied on .* with checksum [0-9a-f]{12}, but the file now has checksum [0-9a-f]{12}: applied migrations must not be edited/,
+      );
     } finally {
       await pool.end();
     }
@@ -82,7 +103,9 @@ describe('fluxion migrate', () => {
     const pool = createPool({ connectionString: db.url, logger: testLogger });
     try {
       const error = await migrate(pool, dir, testLogger).catch((e: unknown) => e);
-      expect((error as Error).message).toMatch(/migration 900_broken\.sql failed and was rolled back: relation "no_such_table" does not exist \(SQLSTATE 42P01/);
+      expect((error as Error).message).toMatch(
+        /migration 900_broken\.sql failed and was rolled back: relation "no_such_table" does not exist \(SQLSTATE 42P01/,
+      );
       expect(await query(db.url, `SELECT to_regclass('half_done') AS t`)).toEqual([{ t: null }]);
       expect((await query(db.url, 'SELECT count(*)::int AS n FROM schema_migrations'))[0].n).toBe(MIGRATIONS);
     } finally {
@@ -104,14 +127,18 @@ describe('fluxion migrate', () => {
       [snap(1), snap(2)],
     );
     const at = async (ts: string) =>
-      (await query(db.url, `SELECT producto_id, cantidad::text FROM inventario_al($1, 'tienda_01') ORDER BY producto_id`, [ts])).map((r) => `${r.producto_id}=${r.cantidad}`);
+      (await query(db.url, `SELECT producto_id, cantidad::text FROM inventario_al($1, 'tienda_01') ORDER BY producto_id`, [ts])).map(
+        (r) => `${r.producto_id}=${r.cantidad}`,
+      );
     expect(await at('2026-11-27T09:59Z')).toEqual([]);
     expect(await at('2026-11-27T10:00Z')).toEqual(['A=10.000', 'B=3.000']);
     expect(await at('2026-11-27T10:30Z')).toEqual(['A=7.500', 'B=3.000']);
     expect(await at('2026-11-27T11:00Z')).toEqual(['A=7.500']); // B vanished at 11:00
 
     // Rows that landed in the default partition move into the month's partition when it is created.
-    expect((await query(db.url, `SELECT inventario_historico_asegurar_mes('2026-11-27T10:00Z') AS p`))[0].p).toBe('inventario_historico_2026_11');
+    expect((await query(db.url, `SELECT inventario_historico_asegurar_mes('2026-11-27T10:00Z') AS p`))[0].p).toBe(
+      'inventario_historico_2026_11',
+    );
     expect((await query(db.url, 'SELECT count(*)::int AS n FROM inventario_historico_default'))[0].n).toBe(0);
     expect((await query(db.url, 'SELECT count(*)::int AS n FROM inventario_historico_2026_11'))[0].n).toBe(4);
     expect(await at('2026-11-27T10:30Z')).toEqual(['A=7.500', 'B=3.000']);

@@ -32,22 +32,32 @@ afterAll(async () => {
 });
 
 describe('fluxion notify configuration', () => {
-  it('refuses to start (exit 2) with a key but no sender or recipients, or a malformed Sentry DSN, naming the variables and hiding the secrets', async () => {
-    const noRecipients = await runCli(['notify'], { SENDGRID_API_KEY: API_KEY, FLUXION_NOTIFY_FROM: '', FLUXION_NOTIFY_TO: '' });
-    expect(noRecipients.code).toBe(2);
-    expect(noRecipients.stderr).toContain('FLUXION_NOTIFY_FROM is not set: SENDGRID_API_KEY is');
-    expect(noRecipients.stderr).toContain('FLUXION_NOTIFY_TO is not set: SENDGRID_API_KEY is');
-    expect(noRecipients.stderr).not.toContain(API_KEY);
+  it(
+    'refuses to start (exit 2) with a key but no sender or recipients, or a malformed Sentry DSN, naming the variables and hiding the ' +
+      'secrets',
+    async () => {
+      const noRecipients = await runCli(['notify'], { SENDGRID_API_KEY: API_KEY, FLUXION_NOTIFY_FROM: '', FLUXION_NOTIFY_TO: '' });
+      expect(noRecipients.code).toBe(2);
+      expect(noRecipients.stderr).toContain('FLUXION_NOTIFY_FROM is not set: SENDGRID_API_KEY is');
+      expect(noRecipients.stderr).toContain('FLUXION_NOTIFY_TO is not set: SENDGRID_API_KEY is');
+      expect(noRecipients.stderr).not.toContain(API_KEY);
 
-    const badDsn = await runCli(['notify'], { SENDGRID_API_KEY: '', SENTRY_DSN: 'https://sekret@sentry.example.com/not-a-project' });
-    expect(badDsn.code).toBe(2);
-    expect(badDsn.stderr).toContain('SENTRY_DSN=(value hidden, host sentry.example.com): must end in the numeric project id');
-    expect(badDsn.stderr).not.toContain('sekret');
-  });
+      const badDsn = await runCli(['notify'], { SENDGRID_API_KEY: '', SENTRY_DSN: 'https://sekret@sentry.example.com/not-a-project' });
+      expect(badDsn.code).toBe(2);
+      expect(badDsn.stderr).toContain('SENTRY_DSN=(value hidden, host sentry.example.com): must end in the numeric project id');
+      expect(badDsn.stderr).not.toContain('sekret');
+    },
+  );
 });
 
 describe('the SendGrid mailer', () => {
-  const mail: Mail = { kind: 'EXTRACTION_FAILED', key: 'EXTRACTION_FAILED/tienda_02', ubicacion_id: 'tienda_02', subject: '[Fluxion] tienda_02: test', text: 'body' };
+  const mail: Mail = {
+    kind: 'EXTRACTION_FAILED',
+    key: 'EXTRACTION_FAILED/tienda_02',
+    ubicacion_id: 'tienda_02',
+    subject: '[Fluxion] tienda_02: test',
+    text: 'body',
+  };
   const fast = { retries: 2, initialDelayMs: 10, maxDelayMs: 20, factor: 2 };
 
   function capture() {
@@ -67,7 +77,10 @@ describe('the SendGrid mailer', () => {
     expect(sendgrid.mails.map((m) => m.body.subject)).toEqual([mail.subject]);
 
     sendgrid.answers.push(400);
-    const err = await mailer.send(mail).then(() => null, (e: unknown) => e);
+    const err = await mailer.send(mail).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(MailDeliveryError);
     expect((err as MailDeliveryError).status).toBe(400);
     expect((err as Error).message).toBe('SendGrid answered HTTP 400: fake SendGrid says 400');
@@ -83,8 +96,18 @@ describe('the SendGrid mailer', () => {
     const closed = createServer();
     const port = await listen(closed);
     await new Promise<void>((resolve) => closed.close(() => resolve()));
-    const mailer = await createSendGridMailer({ apiKey: API_KEY, baseUrl: `http://127.0.0.1:${port}`, from: FROM, to: TO, logger, retry: fast });
-    const err = await mailer.send(mail).then(() => null, (e: unknown) => e);
+    const mailer = await createSendGridMailer({
+      apiKey: API_KEY,
+      baseUrl: `http://127.0.0.1:${port}`,
+      from: FROM,
+      to: TO,
+      logger,
+      retry: fast,
+    });
+    const err = await mailer.send(mail).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(MailDeliveryError);
     expect((err as MailDeliveryError).status).toBeUndefined();
     expect((err as Error).message).toMatch(/could not be reached: ECONNREFUSED/);

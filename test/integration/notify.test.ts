@@ -41,14 +41,21 @@ async function fakeSentry(): Promise<{ dsn: string; events: SentryEvent[]; close
     let body = await readBody(req);
     if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
     // An envelope: a header line, then (item header, payload) line pairs.
-    const lines = body.toString('utf8').split('\n').filter((l) => l.length > 0);
+    const lines = body
+      .toString('utf8')
+      .split('\n')
+      .filter((l) => l.length > 0);
     for (let i = 1; i + 1 < lines.length; i += 2) {
       if (JSON.parse(lines[i]!).type === 'event') events.push(JSON.parse(lines[i + 1]!));
     }
     res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
   });
   const port = await listen(server);
-  return { dsn: `http://publickey@127.0.0.1:${port}/1`, events, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return {
+    dsn: `http://publickey@127.0.0.1:${port}/1`,
+    events,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
 // ---- the CLI as a process --------------------------------------------------------------------
@@ -63,7 +70,15 @@ interface RunningCli {
 function startNotify(env: Record<string, string>): RunningCli {
   const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'fluxion.ts'), 'notify'], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info', FLUXION_SESSION_TIMEOUT_MS: '6000', SENTRY_DSN: '', SENDGRID_API_KEY: '', FLUXION_LOCALE: '', ...env },
+    env: {
+      ...process.env,
+      LOG_LEVEL: 'info',
+      FLUXION_SESSION_TIMEOUT_MS: '6000',
+      SENTRY_DSN: '',
+      SENDGRID_API_KEY: '',
+      FLUXION_LOCALE: '',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -125,7 +140,11 @@ function phantomAlert(store: string, n: number): PhantomAlert {
   };
 }
 
-async function produce(kafka: KafkaClient, topic: string, records: Array<{ ubicacionId: string; key: string; value: Buffer }>): Promise<void> {
+async function produce(
+  kafka: KafkaClient,
+  topic: string,
+  records: Array<{ ubicacionId: string; key: string; value: Buffer }>,
+): Promise<void> {
   const producer = await kafka.producer();
   await producer.send(topic, records);
   await producer.disconnect();
@@ -139,7 +158,11 @@ interface Feeder {
 }
 
 async function feeder(p: TestPipeline): Promise<Feeder> {
-  const t = { runs: `${p.prefix}ops.etl-runs`, quarantine: `${p.prefix}pos.inventario.quarantine`, alerts: `${p.prefix}alerts.phantom-zeros` };
+  const t = {
+    runs: `${p.prefix}ops.etl-runs`,
+    quarantine: `${p.prefix}pos.inventario.quarantine`,
+    alerts: `${p.prefix}alerts.phantom-zeros`,
+  };
   const [runs, quarantine, alerts] = await Promise.all([
     createTopicCodec<EtlRun>(p.registry, 'ops.etl-runs', t.runs),
     createTopicCodec<QuarantineRecord>(p.registry, 'pos.inventario.quarantine', t.quarantine),
@@ -147,9 +170,23 @@ async function feeder(p: TestPipeline): Promise<Feeder> {
   ]);
   return {
     topics: [t.runs, t.quarantine, t.alerts],
-    runs: (list) => produce(p.kafka, t.runs, list.map((r) => ({ ubicacionId: r.ubicacion_id, key: `${r.job}/${r.ubicacion_id}`, value: runs.encode(r) }))),
+    runs: (list) =>
+      produce(
+        p.kafka,
+        t.runs,
+        list.map((r) => ({ ubicacionId: r.ubicacion_id, key: `${r.job}/${r.ubicacion_id}`, value: runs.encode(r) })),
+      ),
     quarantine: (q) => produce(p.kafka, t.quarantine, [{ ubicacionId: q.ubicacion_id, key: q.snapshot_id, value: quarantine.encode(q) }]),
-    alerts: (list) => produce(p.kafka, t.alerts, list.map((a) => ({ ubicacionId: a.ubicacion_id, key: `${a.ubicacion_id}/${a.deposito}/${a.producto_id}`, value: alerts.encode(a) }))),
+    alerts: (list) =>
+      produce(
+        p.kafka,
+        t.alerts,
+        list.map((a) => ({
+          ubicacionId: a.ubicacion_id,
+          key: `${a.ubicacion_id}/${a.deposito}/${a.producto_id}`,
+          value: alerts.encode(a),
+        })),
+      ),
   };
 }
 
@@ -180,7 +217,10 @@ afterAll(async () => {
 });
 
 describe('fluxion notify', () => {
-  it('mails failed runs (throttled per store), an unreachable store, a quarantine and many phantom zeros; failed runs go to Sentry with tags', { timeout: 90_000 }, async () => {
+  it('mails failed runs (throttled per store), an unreachable store, a quarantine and many phantom zeros; failed runs go to Sentry with ' +
+    'tags', {
+    timeout: 90_000,
+  }, async () => {
     const pipeline = await createTestPipeline(3);
     pipelines.push(pipeline);
     const feed = await feeder(pipeline);
@@ -189,7 +229,13 @@ describe('fluxion notify', () => {
     const failures = [
       etlRun('tienda_02', 'FAILED', 'POS_DATA', dataError, 1),
       etlRun('tienda_02', 'FAILED', 'POS_DATA', dataError, 2), // same store within the throttle interval: no mail
-      etlRun('tienda_03', 'FAILED', 'POS_UNAVAILABLE', 'tienda_03: KLK GET /inventario?page=1 failed: connect ECONNREFUSED 10.0.3.5:443', 3),
+      etlRun(
+        'tienda_03',
+        'FAILED',
+        'POS_UNAVAILABLE',
+        'tienda_03: KLK GET /inventario?page=1 failed: connect ECONNREFUSED 10.0.3.5:443',
+        3,
+      ),
       etlRun('tienda_01', 'OK', null, null, 4),
     ];
     await feed.runs(failures);
@@ -209,7 +255,10 @@ describe('fluxion notify', () => {
     };
     await feed.quarantine(quarantined);
     // tienda_05 reaches the threshold (5), tienda_06 stays below it.
-    await feed.alerts([...[1, 2, 3, 4, 5, 6].map((n) => phantomAlert('tienda_05', n)), ...[1, 2, 3].map((n) => phantomAlert('tienda_06', n))]);
+    await feed.alerts([
+      ...[1, 2, 3, 4, 5, 6].map((n) => phantomAlert('tienda_05', n)),
+      ...[1, 2, 3].map((n) => phantomAlert('tienda_06', n)),
+    ]);
 
     const cli = startNotify({
       FLUXION_TOPIC_PREFIX: pipeline.prefix,
@@ -228,7 +277,13 @@ describe('fluxion notify', () => {
     await waitForGroupEnd(pipeline.kafka, `${pipeline.prefix}fluxion-notify`, feed.topics, 30_000, false);
 
     // A failure while it runs: read live, mailed at once.
-    const live = etlRun('cedi_frio', 'FAILED', 'ESOCKET', 'cedi_frio: Stellar 10.0.9.2:1433/VAD10 failed while streaming: Connection lost - read ECONNRESET', 5);
+    const live = etlRun(
+      'cedi_frio',
+      'FAILED',
+      'ESOCKET',
+      'cedi_frio: Stellar 10.0.9.2:1433/VAD10 failed while streaming: Connection lost - read ECONNRESET',
+      5,
+    );
     await feed.runs([live]);
     await until('the live mail', () => sendgrid.mails.length >= 5);
     await waitForGroupEnd(pipeline.kafka, `${pipeline.prefix}fluxion-notify`, feed.topics, 30_000, false);
@@ -263,10 +318,21 @@ describe('fluxion notify', () => {
     // Every FAILED run is a Sentry event (the throttled one too), tagged by store, job and run.
     const events = sentry.events.map((e) => e.tags!).sort((a, b) => a.run_id!.localeCompare(b.run_id!));
     const failedRuns = [failures[0]!, failures[1]!, failures[2]!, live].sort((a, b) => a.run_id.localeCompare(b.run_id));
-    expect(events).toEqual(failedRuns.map((r) => expect.objectContaining({ ubicacion_id: r.ubicacion_id, job: 'INVENTARIO', run_id: r.run_id, error_class: r.error_class })));
+    expect(events).toEqual(
+      failedRuns.map((r) =>
+        expect.objectContaining({ ubicacion_id: r.ubicacion_id, job: 'INVENTARIO', run_id: r.run_id, error_class: r.error_class }),
+      ),
+    );
     const tienda03 = sentry.events.find((e) => e.tags!.ubicacion_id === 'tienda_03')!;
-    expect(tienda03).toMatchObject({ level: 'error', environment: 'local', fingerprint: ['fluxion-etl-run-failed', 'INVENTARIO', 'tienda_03', 'POS_UNAVAILABLE'] });
-    expect(tienda03.exception!.values[0]).toMatchObject({ type: 'EtlRunFailedError', value: expect.stringContaining('connect ECONNREFUSED 10.0.3.5:443') });
+    expect(tienda03).toMatchObject({
+      level: 'error',
+      environment: 'local',
+      fingerprint: ['fluxion-etl-run-failed', 'INVENTARIO', 'tienda_03', 'POS_UNAVAILABLE'],
+    });
+    expect(tienda03.exception!.values[0]).toMatchObject({
+      type: 'EtlRunFailedError',
+      value: expect.stringContaining('connect ECONNREFUSED 10.0.3.5:443'),
+    });
 
     const logs = logLines(cli.stderr());
     expect(logs.filter((l) => l.msg === 'mail held back by the throttle' && l.key === 'EXTRACTION_FAILED/tienda_02')).toHaveLength(1);
@@ -278,15 +344,34 @@ describe('fluxion notify', () => {
     expect(cli.stderr()).not.toContain('publickey');
   });
 
-  it('without SENDGRID_API_KEY logs what it would send, says so once, and sends nothing; in English with FLUXION_LOCALE=en', { timeout: 60_000 }, async () => {
+  it('without SENDGRID_API_KEY logs what it would send, says so once, and sends nothing; in English with FLUXION_LOCALE=en', {
+    timeout: 60_000,
+  }, async () => {
     const pipeline = await createTestPipeline(3);
     pipelines.push(pipeline);
     const feed = await feeder(pipeline);
     await feed.runs([
-      etlRun('tienda_09', 'FAILED', 'POS_AUTH', 'tienda_09: KLK refused the API key (HTTP 401) on GET /inventario: check KLK_API_KEY_TIENDA_09', 1),
-      etlRun('tienda_09', 'FAILED', 'POS_AUTH', 'tienda_09: KLK refused the API key (HTTP 401) on GET /inventario: check KLK_API_KEY_TIENDA_09', 2),
+      etlRun(
+        'tienda_09',
+        'FAILED',
+        'POS_AUTH',
+        'tienda_09: KLK refused the API key (HTTP 401) on GET /inventario: check KLK_API_KEY_TIENDA_09',
+        1,
+      ),
+      etlRun(
+        'tienda_09',
+        'FAILED',
+        'POS_AUTH',
+        'tienda_09: KLK refused the API key (HTTP 401) on GET /inventario: check KLK_API_KEY_TIENDA_09',
+        2,
+      ),
     ]);
-    const cli = startNotify({ FLUXION_TOPIC_PREFIX: pipeline.prefix, SENDGRID_BASE_URL: sendgrid.url, FLUXION_NOTIFY_TO: TO.join(','), FLUXION_LOCALE: 'en' });
+    const cli = startNotify({
+      FLUXION_TOPIC_PREFIX: pipeline.prefix,
+      SENDGRID_BASE_URL: sendgrid.url,
+      FLUXION_NOTIFY_TO: TO.join(','),
+      FLUXION_LOCALE: 'en',
+    });
     children.push(cli);
     await until('the consumer to start', () => cli.stderr().includes('notifier starting'));
     await waitForGroupEnd(pipeline.kafka, `${pipeline.prefix}fluxion-notify`, feed.topics, 30_000, false);
@@ -311,7 +396,10 @@ describe('fluxion notify', () => {
     expect(sendgrid.requests).toBe(0);
   });
 
-  it('a phantom-zeros mail lists the most confident alerts within the daily budget, counts the rest, and never an alert an operator dismissed', { timeout: 60_000 }, async () => {
+  it('a phantom-zeros mail lists the most confident alerts within the daily budget, counts the rest, and never an alert an operator ' +
+    'dismissed', {
+    timeout: 60_000,
+  }, async () => {
     const [pipeline, db] = await Promise.all([createTestPipeline(3), migratedDatabase()]);
     pipelines.push(pipeline);
     try {
@@ -346,11 +434,18 @@ describe('fluxion notify', () => {
       // Four alerts counted (the dismissed one is not), two listed by confidence, two more counted.
       expect(sendgrid.mails[0]!.body.subject).toBe('[Fluxion local] tienda_07: 4 ceros fantasma por contar (60 min)');
       const listed = [...text.matchAll(/^ {2}- (\d\.\d\d) .* (\S+)$/gm)].map((m) => [m[1], m[2]]);
-      expect(listed).toEqual([['0.80', alerts[2]!.alert_id], ['0.70', alerts[3]!.alert_id]]);
+      expect(listed).toEqual([
+        ['0.80', alerts[2]!.alert_id],
+        ['0.70', alerts[3]!.alert_id],
+      ]);
       expect(text).toContain('Las más confiables primero (a lo sumo 2 alertas por tienda y día):');
       expect(text).toContain('y 2 más en la tabla alertas (fluxion alertas listar --tienda tienda_07)');
       expect(text).not.toContain(d.alert_id);
-      expect(logLines(cli.stderr()).filter((l) => l.msg === 'dismissed alerts left out of phantom-zero mails').map((l) => l.dismissed)).toEqual([[d.alert_id]]);
+      expect(
+        logLines(cli.stderr())
+          .filter((l) => l.msg === 'dismissed alerts left out of phantom-zero mails')
+          .map((l) => l.dismissed),
+      ).toEqual([[d.alert_id]]);
     } finally {
       await db.drop();
     }

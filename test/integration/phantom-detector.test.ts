@@ -12,7 +12,15 @@ import type { KafkaClient } from '../../core/kafka/types.ts';
 import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
 import type { InventoryRow, VentaLinea } from '../../core/records.ts';
 import { dlqTopic } from '../../core/topics.ts';
-import { alertId, createPhantomSpec, phantomKey, type InventoryChange, type PhantomAlert, type PhantomStateRecord, type Venta } from '../../processors/phantom-detector.ts';
+import {
+  alertId,
+  createPhantomSpec,
+  phantomKey,
+  type InventoryChange,
+  type PhantomAlert,
+  type PhantomStateRecord,
+  type Venta,
+} from '../../processors/phantom-detector.ts';
 import type { PhantomRule } from '../../processors/phantom-rules.ts';
 import { counterValue, type RuntimeMetrics } from '../../processors/runtime/metrics.ts';
 import { uuidFrom } from '../../fixtures/inventory-feed.ts';
@@ -86,8 +94,24 @@ function venta(store: string, producto: string, numero: string, cantidad: string
 // 8 -> 0 -> 8 (under the drop threshold, so only FLIP_FLOP fires); P4 sells normally, P5
 // sells out and is restocked, P6 vanishes: no alert for those.
 const PHASES: Array<(store: string) => { changes?: InventoryChange[]; ventas?: Venta[] }> = [
-  (t) => ({ changes: [['000001', '5.000'], ['000002', '50.000'], ['000003', '8.000'], ['000004', '100.000'], ['000005', '10.000'], ['000006', '3.000']].map(([p, q]) => change(t, p!, null, q!, 0)) }),
-  (t) => ({ ventas: [venta(t, '000001', 'F-1', '5.000', 5), venta(t, '000002', 'F-2', '1.000', 5), venta(t, '000004', 'F-3', '30.000', 10), venta(t, '000005', 'F-4', '10.000', 12)] }),
+  (t) => ({
+    changes: [
+      ['000001', '5.000'],
+      ['000002', '50.000'],
+      ['000003', '8.000'],
+      ['000004', '100.000'],
+      ['000005', '10.000'],
+      ['000006', '3.000'],
+    ].map(([p, q]) => change(t, p!, null, q!, 0)),
+  }),
+  (t) => ({
+    ventas: [
+      venta(t, '000001', 'F-1', '5.000', 5),
+      venta(t, '000002', 'F-2', '1.000', 5),
+      venta(t, '000004', 'F-3', '30.000', 10),
+      venta(t, '000005', 'F-4', '10.000', 12),
+    ],
+  }),
   (t) => ({
     changes: [
       change(t, '000001', '5.000', '0.000', 1),
@@ -100,7 +124,14 @@ const PHASES: Array<(store: string) => { changes?: InventoryChange[]; ventas?: V
   }),
   // A sale of a product whose stock was never seen is ignored.
   (t) => ({ ventas: [venta(t, '000001', 'F-5', '2.000', 40), venta(t, '000099', 'F-6', '4.000', 41)] }),
-  (t) => ({ changes: [change(t, '000001', '0.000', '20.000', 2), change(t, '000002', '0.000', '5.000', 2), change(t, '000003', '0.000', '8.000', 2), change(t, '000005', '0.000', '12.000', 2)] }),
+  (t) => ({
+    changes: [
+      change(t, '000001', '0.000', '20.000', 2),
+      change(t, '000002', '0.000', '5.000', 2),
+      change(t, '000003', '0.000', '8.000', 2),
+      change(t, '000005', '0.000', '12.000', 2),
+    ],
+  }),
   (t) => ({ changes: [change(t, '000003', '8.000', '7.000', 3)] }),
 ];
 
@@ -115,9 +146,33 @@ interface Expected {
 }
 
 const EXPECTED: Expected[] = [
-  { producto: '000001', rule: 'SELLING_AT_ZERO', openedAt: at(40), openedSnapshot: 1, evidence: { quantity_at_zero: '0.000', units_sold_since_zero: '2.000', sale_events_since_zero: '1' }, resolvedAt: snapshotAt(2), reason: 'stock_back' },
-  { producto: '000002', rule: 'UNEXPLAINED_DROP', openedAt: snapshotAt(1), openedSnapshot: 1, evidence: { from_quantity: '50.000', quantity_at_zero: '0.000', units_sold_between: '1.000' }, resolvedAt: snapshotAt(2), reason: 'stock_back' },
-  { producto: '000003', rule: 'FLIP_FLOP', openedAt: snapshotAt(2), openedSnapshot: 2, evidence: { from_quantity: '8.000', quantity_at_zero: '0.000', recovered_quantity: '8.000', units_sold: '0.000' }, resolvedAt: snapshotAt(3), reason: 'stock_normal' },
+  {
+    producto: '000001',
+    rule: 'SELLING_AT_ZERO',
+    openedAt: at(40),
+    openedSnapshot: 1,
+    evidence: { quantity_at_zero: '0.000', units_sold_since_zero: '2.000', sale_events_since_zero: '1' },
+    resolvedAt: snapshotAt(2),
+    reason: 'stock_back',
+  },
+  {
+    producto: '000002',
+    rule: 'UNEXPLAINED_DROP',
+    openedAt: snapshotAt(1),
+    openedSnapshot: 1,
+    evidence: { from_quantity: '50.000', quantity_at_zero: '0.000', units_sold_between: '1.000' },
+    resolvedAt: snapshotAt(2),
+    reason: 'stock_back',
+  },
+  {
+    producto: '000003',
+    rule: 'FLIP_FLOP',
+    openedAt: snapshotAt(2),
+    openedSnapshot: 2,
+    evidence: { from_quantity: '8.000', quantity_at_zero: '0.000', recovered_quantity: '8.000', units_sold: '0.000' },
+    resolvedAt: snapshotAt(3),
+    reason: 'stock_normal',
+  },
 ];
 
 interface Harness {
@@ -146,9 +201,14 @@ async function harness(): Promise<Harness> {
   };
 }
 
-const start = (h: Harness): Promise<RunningProcessor> => startProcessor(createPhantomSpec, h.pipeline, h.group, { partitions: PARTITIONS });
+const start = (h: Harness): Promise<RunningProcessor> =>
+  startProcessor(createPhantomSpec, h.pipeline, h.group, { partitions: PARTITIONS });
 
-async function send(kafka: KafkaClient, topic: string, records: Array<{ ubicacionId: string; key: string; value: Buffer }>): Promise<void> {
+async function send(
+  kafka: KafkaClient,
+  topic: string,
+  records: Array<{ ubicacionId: string; key: string; value: Buffer }>,
+): Promise<void> {
   if (records.length === 0) return;
   const producer = await kafka.producer();
   await producer.send(topic, records);
@@ -164,7 +224,11 @@ async function feed(h: Harness, phase: number, poison: { changes?: Buffer[]; ven
     ...(poison.changes ?? []).map((value) => ({ ubicacionId: STORES[0]!, key: `${STORES[0]}/${DEPOSITO}/poison`, value })),
   ]);
   await send(h.pipeline.kafka, h.topics.ventas, [
-    ...ventas.map((v) => ({ ubicacionId: v.linea.ubicacion_id, key: `${v.linea.ubicacion_id}/${v.linea.numero_factura}/${v.linea.linea}`, value: h.ventaCodec.encode(v) })),
+    ...ventas.map((v) => ({
+      ubicacionId: v.linea.ubicacion_id,
+      key: `${v.linea.ubicacion_id}/${v.linea.numero_factura}/${v.linea.linea}`,
+      value: h.ventaCodec.encode(v),
+    })),
     ...(poison.ventas ?? []).map((value) => ({ ubicacionId: STORES[1]!, key: `${STORES[1]}/poison/1`, value })),
   ]);
   // Written without transactions: the group's committed offsets reach the very end.
@@ -183,22 +247,39 @@ async function expectScenarioAlerts(pipeline: TestPipeline): Promise<void> {
       const ref = { ubicacion_id: store, deposito: DEPOSITO, producto_id: e.producto };
       const key = phantomKey(ref);
       const mine = records.filter((r) => r.key?.toString() === key);
-      expect(mine.map((r) => r.decoded.status), key).toEqual(['OPEN', 'RESOLVED']);
+      expect(
+        mine.map((r) => r.decoded.status),
+        key,
+      ).toEqual(['OPEN', 'RESOLVED']);
       const id = alertId(key, { rule: e.rule, openedAtMs: e.openedAt.getTime(), snapshotId: snapshotId(store, e.openedSnapshot) }, 0);
       const [open, resolved] = mine.map((r) => r.decoded) as [PhantomAlert, PhantomAlert];
       expect(open).toMatchObject({ ...ref, alert_id: id, rule: e.rule, status: 'OPEN', opened_at: e.openedAt, updated_at: e.openedAt });
       expect(open.evidence).toMatchObject(e.evidence);
       expect(open.confidence).toBeGreaterThan(0.5);
       expect(open.summary).toContain(`${store} deposito ${DEPOSITO} producto ${e.producto}:`);
-      expect(resolved).toMatchObject({ ...ref, alert_id: id, rule: e.rule, status: 'RESOLVED', confidence: open.confidence, opened_at: e.openedAt, updated_at: e.resolvedAt });
-      expect(resolved.evidence).toMatchObject({ reason: e.reason, opened_at: e.openedAt.toISOString(), resolved_at: e.resolvedAt.toISOString() });
+      expect(resolved).toMatchObject({
+        ...ref,
+        alert_id: id,
+        rule: e.rule,
+        status: 'RESOLVED',
+        confidence: open.confidence,
+        opened_at: e.openedAt,
+        updated_at: e.resolvedAt,
+      });
+      expect(resolved.evidence).toMatchObject({
+        reason: e.reason,
+        opened_at: e.openedAt.toISOString(),
+        resolved_at: e.resolvedAt.toISOString(),
+      });
       for (const r of mine) expect(r.partition).toBe(partitionForUbicacion(store, PARTITIONS));
     }
   }
 }
 
 describe('fluxion process phantom', () => {
-  it('opens one alert per rule with its evidence, resolves it under the same id, and sends poison on either input to its DLQ', { timeout: 90_000 }, async () => {
+  it('opens one alert per rule with its evidence, resolves it under the same id, and sends poison on either input to its DLQ', {
+    timeout: 90_000,
+  }, async () => {
     const h = await harness();
     const run = await start(h);
     const unknownSchema = confluentFrame(987_654, Buffer.from([2, 4, 6]));
@@ -227,7 +308,10 @@ describe('fluxion process phantom', () => {
       ['ValidationError', h.topics.changes],
       ['ValidationError', h.topics.changes],
     ]);
-    expect(changesDlq.map((r) => r.headers.error)).toEqual([expect.stringMatching(/magic byte 255/), expect.stringMatching(/000007 .*op u without after/)]);
+    expect(changesDlq.map((r) => r.headers.error)).toEqual([
+      expect.stringMatching(/magic byte 255/),
+      expect.stringMatching(/000007 .*op u without after/),
+    ]);
     expect(changesDlq[1]!.value).toEqual(withoutAfter);
     const ventasDlq = await h.pipeline.read(dlqTopic('pos.ventas'), { raw: true, idleMs: 1_000 });
     expect(ventasDlq.map((r) => [r.headers.error_class, r.headers.source_topic])).toEqual([
@@ -235,7 +319,9 @@ describe('fluxion process phantom', () => {
       ['SchemaError', h.topics.ventas],
     ]);
     expect(ventasDlq[1]!.value).toEqual(unknownSchema);
-    expect(ventasDlq.every((r) => r.headers.source_offset !== undefined && r.partition === partitionForUbicacion(STORES[1]!, PARTITIONS))).toBe(true);
+    expect(
+      ventasDlq.every((r) => r.headers.source_offset !== undefined && r.partition === partitionForUbicacion(STORES[1]!, PARTITIONS)),
+    ).toBe(true);
 
     // The state topic: the vanished product is a tombstone, the others have no open alert left.
     const state = await h.pipeline.read<PhantomStateRecord | null>('alerts.phantom-zeros.state', { idleMs: 1_000 });
@@ -252,7 +338,9 @@ describe('fluxion process phantom', () => {
     }
   });
 
-  it('a new instance of the group continues from the state topic: the alerts are those of an uninterrupted run', { timeout: 90_000 }, async () => {
+  it('a new instance of the group continues from the state topic: the alerts are those of an uninterrupted run', {
+    timeout: 90_000,
+  }, async () => {
     const h = await harness();
     const first = await start(h);
     for (const phase of [0, 1, 2, 3]) await feed(h, phase);

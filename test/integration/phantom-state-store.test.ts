@@ -11,7 +11,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTopicCodec, type TopicCodec } from '../../core/avro/topic-codec.ts';
 import { DEFAULT_PHANTOM_CONFIG } from '../../processors/phantom-rules.ts';
-import { createPhantomSpec, phantomKey, stepChange, stepSale, type DetectorEntry, type InventoryChange, type PhantomAlert, type Venta } from '../../processors/phantom-detector.ts';
+import {
+  createPhantomSpec,
+  phantomKey,
+  stepChange,
+  stepSale,
+  type DetectorEntry,
+  type InventoryChange,
+  type PhantomAlert,
+  type Venta,
+} from '../../processors/phantom-detector.ts';
 import { createRuntimeMetrics } from '../../processors/runtime/metrics.ts';
 import { inventoryRow, uuidFrom } from '../../fixtures/inventory-feed.ts';
 import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
@@ -31,7 +40,11 @@ const dirs: string[] = [];
 
 beforeAll(async () => {
   pipeline = await createTestPipeline(3);
-  changeCodec = await createTopicCodec<InventoryChange>(pipeline.registry, 'pos.inventario.changes', `${pipeline.prefix}pos.inventario.changes`);
+  changeCodec = await createTopicCodec<InventoryChange>(
+    pipeline.registry,
+    'pos.inventario.changes',
+    `${pipeline.prefix}pos.inventario.changes`,
+  );
   ventaCodec = await createTopicCodec<Venta>(pipeline.registry, 'pos.ventas', `${pipeline.prefix}pos.ventas`);
 });
 
@@ -53,7 +66,17 @@ function snapshot(s: number, from: number, to: number, before: Quantity, after: 
       const row = (q: string | null) => (q === null ? null : inventoryRow(p, q));
       out.push({
         kind: 'change',
-        change: { op: b === null ? 'c' : a === null ? 'd' : 'u', ubicacion_id: store, deposito: '01', producto_id: inventoryRow(p, '0.000').producto_id, before: row(b), after: row(a), snapshot_id: uuidFrom(`${store}/S${s}`), taken_at: at(30 * s), source: 'KLK' },
+        change: {
+          op: b === null ? 'c' : a === null ? 'd' : 'u',
+          ubicacion_id: store,
+          deposito: '01',
+          producto_id: inventoryRow(p, '0.000').producto_id,
+          before: row(b),
+          after: row(a),
+          snapshot_id: uuidFrom(`${store}/S${s}`),
+          taken_at: at(30 * s),
+          source: 'KLK',
+        },
       });
     }
   }
@@ -69,7 +92,20 @@ function sales(tag: string, from: number, to: number, cantidad: string, minute: 
         kind: 'venta',
         venta: {
           op: 'c',
-          linea: { ubicacion_id: store, fecha: '2026-12-03', numero_factura: `${tag}-${p}`, linea: 1, fecha_hora: at(minute), producto_id: inventoryRow(p, '0.000').producto_id, cantidad, precio_unitario: '2.0000', descuento: '0.0000', total: '2.0000', caja: '01', anulada: false },
+          linea: {
+            ubicacion_id: store,
+            fecha: '2026-12-03',
+            numero_factura: `${tag}-${p}`,
+            linea: 1,
+            fecha_hora: at(minute),
+            producto_id: inventoryRow(p, '0.000').producto_id,
+            cantidad,
+            precio_unitario: '2.0000',
+            descuento: '0.0000',
+            total: '2.0000',
+            caja: '01',
+            anulada: false,
+          },
           fingerprint: `${tag}-${p}`,
           first_seen_at: at(minute),
           extracted_at: at(minute),
@@ -81,7 +117,10 @@ function sales(tag: string, from: number, to: number, cantidad: string, minute: 
 }
 
 const stock: Quantity = (p) => `${20 + (p % 5)}.000`; // at or above the UNEXPLAINED_DROP threshold (20)
-const fixed = (q: string | null): Quantity => () => q;
+const fixed =
+  (q: string | null): Quantity =>
+  () =>
+    q;
 /** Each phase's inputs all go to one topic, fed and committed before the next phase. */
 const PHASES: Input[][] = [
   snapshot(0, 1, PRODUCTS, fixed(null), stock),
@@ -89,10 +128,15 @@ const PHASES: Input[][] = [
   snapshot(1, 1, 20, stock, fixed('0.000')),
   sales('A', 1, 5, '2.000', 40).concat(sales('B', 21, 30, '1.000', 41)),
   // The first restart comes here: stock back, new drops, a product vanishing and sold after.
-  snapshot(2, 1, 10, fixed('0.000'), fixed('12.000')).concat(snapshot(2, 31, 40, stock, fixed('0.000')), snapshot(2, 50, 50, stock, fixed(null))),
+  snapshot(2, 1, 10, fixed('0.000'), fixed('12.000')).concat(
+    snapshot(2, 31, 40, stock, fixed('0.000')),
+    snapshot(2, 50, 50, stock, fixed(null)),
+  ),
   sales('C', 11, 15, '3.000', 70).concat(sales('D', 31, 35, '1.000', 71), sales('E', 50, 50, '1.000', 72)),
   // The start on a new directory comes here: everything back in stock.
-  snapshot(3, 1, 10, fixed('12.000'), fixed('15.000')).concat(snapshot(3, 11, 40, (p) => (p <= 20 || p > 30 ? '0.000' : stock(p)), fixed('15.000'))),
+  snapshot(3, 1, 10, fixed('12.000'), fixed('15.000')).concat(
+    snapshot(3, 11, 40, (p) => (p <= 20 || p > 30 ? '0.000' : stock(p)), fixed('15.000')),
+  ),
 ];
 
 /** The alerts and open products of the detector's pure steps over `phases`, without any restart. */
@@ -136,8 +180,20 @@ function alertLines(alerts: PhantomAlert[]): string[] {
 }
 
 async function feed(group: string, phase: Input[]): Promise<void> {
-  const changes = phase.flatMap((i) => (i.kind === 'change' ? [{ ubicacionId: i.change.ubicacion_id, key: phantomKey(i.change), value: changeCodec.encode(i.change) }] : []));
-  const ventas = phase.flatMap((i) => (i.kind === 'venta' ? [{ ubicacionId: i.venta.linea.ubicacion_id, key: `${i.venta.linea.ubicacion_id}/${i.venta.linea.numero_factura}/1`, value: ventaCodec.encode(i.venta) }] : []));
+  const changes = phase.flatMap((i) =>
+    i.kind === 'change' ? [{ ubicacionId: i.change.ubicacion_id, key: phantomKey(i.change), value: changeCodec.encode(i.change) }] : [],
+  );
+  const ventas = phase.flatMap((i) =>
+    i.kind === 'venta'
+      ? [
+          {
+            ubicacionId: i.venta.linea.ubicacion_id,
+            key: `${i.venta.linea.ubicacion_id}/${i.venta.linea.numero_factura}/1`,
+            value: ventaCodec.encode(i.venta),
+          },
+        ]
+      : [],
+  );
   const producer = await pipeline.kafka.producer();
   try {
     if (changes.length > 0) await producer.send(`${pipeline.prefix}pos.inventario.changes`, changes);
@@ -146,13 +202,27 @@ async function feed(group: string, phase: Input[]): Promise<void> {
     await producer.disconnect();
   }
   // Written without transactions: the group's committed offsets reach the very end.
-  await waitForGroupEnd(pipeline.kafka, group, [`${pipeline.prefix}pos.inventario.changes`, `${pipeline.prefix}pos.ventas`], 60_000, false);
+  await waitForGroupEnd(
+    pipeline.kafka,
+    group,
+    [`${pipeline.prefix}pos.inventario.changes`, `${pipeline.prefix}pos.ventas`],
+    60_000,
+    false,
+  );
 }
 
 /** A detector whose state loads are counted (records of the state topic handed to `load`). */
 async function startCounted(group: string, stateDir: string) {
   const metrics = createRuntimeMetrics();
-  const spec = await createPhantomSpec({ kafka: pipeline.kafka, registry: pipeline.registry, logger: testLogger, topicPrefix: pipeline.prefix, partitions: 3, config: processorConfig({ stateDir }), metrics });
+  const spec = await createPhantomSpec({
+    kafka: pipeline.kafka,
+    registry: pipeline.registry,
+    logger: testLogger,
+    topicPrefix: pipeline.prefix,
+    partitions: 3,
+    config: processorConfig({ stateDir }),
+    metrics,
+  });
   const run = runCountingLoads(spec, pipeline, metrics, group);
   const openGauge = async () => (await metrics.registry.getSingleMetric('fluxion_phantom_open_alerts')!.get()).values[0]?.value;
   return { ...run, openGauge };
@@ -163,7 +233,9 @@ async function alertsOnTopic(): Promise<PhantomAlert[]> {
 }
 
 describe('phantom detector state store', () => {
-  it('a restart on the same state directory loads only the changelog tail, and alerts as an uninterrupted run does', { timeout: 240_000 }, async () => {
+  it('a restart on the same state directory loads only the changelog tail, and alerts as an uninterrupted run does', {
+    timeout: 240_000,
+  }, async () => {
     const group = uniqueId('phantom-store');
     const stateDir = mkdtempSync(join(tmpdir(), 'phantom-state-'));
     dirs.push(stateDir);

@@ -67,11 +67,24 @@ async function differSteps(p: TestPipeline): Promise<FeedStep[]> {
       let rows = cycleRows(store, cycle, 300, 0.1);
       if (store === 'tienda_03' && cycle === 4) rows = rows.map((r, i) => (i % 4 === 0 ? r : { ...r, cantidad: '0.000' }));
       if (store === 'tienda_05' && cycle === 3) rows = rows.filter((r) => r.producto_id !== '000010').concat(inventoryRow(777, '3.000'));
-      const snapshot = { ubicacion: store, snapshotId: uuidFrom(`${store}/${cycle}`), takenAt: new Date(T0 + cycle * 1_800_000), rows, chunkSize: 50 };
+      const snapshot = {
+        ubicacion: store,
+        snapshotId: uuidFrom(`${store}/${cycle}`),
+        takenAt: new Date(T0 + cycle * 1_800_000),
+        rows,
+        chunkSize: 50,
+      };
       const records: OutgoingRecord[] = [];
       if (store === 'tienda_02' && cycle === 3) {
         // One chunk of a snapshot whose extractor died, then the next run's full snapshot.
-        records.push(...chunkRecords(codec, { ...snapshot, snapshotId: uuidFrom('broken'), takenAt: new Date(snapshot.takenAt.getTime() - 60_000), only: [0] }));
+        records.push(
+          ...chunkRecords(codec, {
+            ...snapshot,
+            snapshotId: uuidFrom('broken'),
+            takenAt: new Date(snapshot.takenAt.getTime() - 60_000),
+            only: [0],
+          }),
+        );
       }
       records.push(...chunkRecords(codec, snapshot));
       steps.push({ topic: 'pos.inventario.snapshots', records });
@@ -107,7 +120,11 @@ async function dedupeSteps(p: TestPipeline): Promise<FeedStep[]> {
     for (let f = 1; f <= facturas; f++) {
       for (let n = 1; n <= 2; n++) {
         const l = { ...linea(store, f, n, r), fecha: day };
-        records.push({ ubicacionId: store, key: `${store}/${l.numero_factura}`, value: codec.encode({ linea: l, extracted_at: extractedAt, run_id: uuidFrom(`run${r}`) }) });
+        records.push({
+          ubicacionId: store,
+          key: `${store}/${l.numero_factura}`,
+          value: codec.encode({ linea: l, extracted_at: extractedAt, run_id: uuidFrom(`run${r}`) }),
+        });
       }
     }
     return { topic: 'pos.ventas.raw', records };
@@ -138,13 +155,35 @@ async function phantomSteps(p: TestPipeline): Promise<FeedStep[]> {
         const before = last.get(key) ?? null;
         if (!before || before.cantidad !== row.cantidad) {
           last.set(key, row);
-          const change: InventoryChange = { op: before ? 'u' : 'c', ubicacion_id: store, deposito: '01', producto_id: row.producto_id, before, after: row, snapshot_id: uuidFrom(`${store}/${cycle}`), taken_at: takenAt, source: 'KLK' };
+          const change: InventoryChange = {
+            op: before ? 'u' : 'c',
+            ubicacion_id: store,
+            deposito: '01',
+            producto_id: row.producto_id,
+            before,
+            after: row,
+            snapshot_id: uuidFrom(`${store}/${cycle}`),
+            taken_at: takenAt,
+            source: 'KLK',
+          };
           changes.push({ ubicacionId: store, key, value: changeCodec.encode(change) });
         }
         if (random() < 0.5) {
           factura++;
-          const l: VentaLinea = { ...linea(store, factura, 1, 1), producto_id: row.producto_id, fecha_hora: new Date(takenAt.getTime() + 600_000), anulada: false, cantidad: `${1 + Math.floor(random() * 3)}.000` };
-          const v: Venta = { op: 'c', linea: l, fingerprint: ventaFingerprint(l), first_seen_at: takenAt, extracted_at: new Date(takenAt.getTime() + 900_000) };
+          const l: VentaLinea = {
+            ...linea(store, factura, 1, 1),
+            producto_id: row.producto_id,
+            fecha_hora: new Date(takenAt.getTime() + 600_000),
+            anulada: false,
+            cantidad: `${1 + Math.floor(random() * 3)}.000`,
+          };
+          const v: Venta = {
+            op: 'c',
+            linea: l,
+            fingerprint: ventaFingerprint(l),
+            first_seen_at: takenAt,
+            extracted_at: new Date(takenAt.getTime() + 900_000),
+          };
           ventas.push({ ubicacionId: store, key: `${store}/${l.numero_factura}/${l.linea}`, value: ventaCodec.encode(v) });
         }
       }

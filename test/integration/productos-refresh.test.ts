@@ -50,13 +50,37 @@ beforeAll(async () => {
   stellar = await startStellarSimulator({ simulation: cedi, faults, user: 'fluxion', password: 'cedi-frio-pass', port: 0 });
   for (const s of [tienda01, tienda02]) {
     stores[s.ubicacionId] = {
-      id: s.ubicacionId, nombre: s.ubicacionId, tipo: 'tienda', activa: true, pos: 'klk', depositos: ['01'],
-      klk: { baseUrl: klk.baseUrl(s.ubicacionId), apiKeyEnv: `KLK_API_KEY_${s.ubicacionId.toUpperCase()}`, pageSize: 500, timeoutMs: 5_000 },
+      id: s.ubicacionId,
+      nombre: s.ubicacionId,
+      tipo: 'tienda',
+      activa: true,
+      pos: 'klk',
+      depositos: ['01'],
+      klk: {
+        baseUrl: klk.baseUrl(s.ubicacionId),
+        apiKeyEnv: `KLK_API_KEY_${s.ubicacionId.toUpperCase()}`,
+        pageSize: 500,
+        timeoutMs: 5_000,
+      },
     };
   }
   stores.cedi_frio = {
-    id: 'cedi_frio', nombre: 'CEDI Frio', tipo: 'cedi', activa: true, pos: 'stellar', depositos: ['0101', '0102'],
-    stellar: { host: '127.0.0.1', port: stellar.port, database: 'VAD10', userEnv: 'STELLAR_USER_CEDI_FRIO', passwordEnv: 'STELLAR_PASSWORD_CEDI_FRIO', encrypt: false, connectTimeoutMs: 5_000, requestTimeoutMs: 30_000 },
+    id: 'cedi_frio',
+    nombre: 'CEDI Frio',
+    tipo: 'cedi',
+    activa: true,
+    pos: 'stellar',
+    depositos: ['0101', '0102'],
+    stellar: {
+      host: '127.0.0.1',
+      port: stellar.port,
+      database: 'VAD10',
+      userEnv: 'STELLAR_USER_CEDI_FRIO',
+      passwordEnv: 'STELLAR_PASSWORD_CEDI_FRIO',
+      encrypt: false,
+      connectTimeoutMs: 5_000,
+      requestTimeoutMs: 30_000,
+    },
   };
 });
 
@@ -93,7 +117,8 @@ async function productos(pool: Pool): Promise<Map<string, DbRow>> {
 }
 
 const catalogueOf = ({ ubicacion_id: _u, visto_en: _v, actualizado_en: _a, ...row }: DbRow): CatalogueRow => row;
-const total = (o: ProductosOutcome[], k: 'inserted' | 'updated' | 'unchanged' | 'newerKept') => o.reduce((n, x) => n + (x.result?.[k] ?? 0), 0);
+const total = (o: ProductosOutcome[], k: 'inserted' | 'updated' | 'unchanged' | 'newerKept') =>
+  o.reduce((n, x) => n + (x.result?.[k] ?? 0), 0);
 const statuses = (o: ProductosOutcome[]) => o.map((x) => `${x.ubicacionId}:${x.status}${x.errorClass ? ` ${x.errorClass}` : ''}`);
 
 describe('refreshProductos (KLK and Stellar simulators, real PostgreSQL)', () => {
@@ -133,12 +158,18 @@ describe('refreshProductos (KLK and Stellar simulators, real PostgreSQL)', () =>
     await refreshProductos(both, deps, { retry: FAST_RETRY, concurrency: 1 });
 
     // Products only the CEDI reports (ids beyond tienda_01's 1,500).
-    const onlyCedi = cedi.inventario().filter((r) => Number(r.producto_id) > 1_500).map((r) => r.producto_id);
+    const onlyCedi = cedi
+      .inventario()
+      .filter((r) => Number(r.producto_id) > 1_500)
+      .map((r) => r.producto_id);
     const [renamed, newer] = [onlyCedi[0]!, onlyCedi[1]!];
     await pool.query(`UPDATE productos SET descripcion = 'EDITADO A MANO', unidad = 'X' WHERE producto_id = '000010'`);
     await pool.query(`DELETE FROM productos WHERE producto_id = '000011'`);
     // As if the sink had applied a snapshot taken after this run: that description is newer.
-    await pool.query(`UPDATE productos SET descripcion = 'DE UN SNAPSHOT POSTERIOR', visto_en = now() + interval '1 hour' WHERE producto_id = $1`, [newer]);
+    await pool.query(
+      `UPDATE productos SET descripcion = 'DE UN SNAPSHOT POSTERIOR', visto_en = now() + interval '1 hour' WHERE producto_id = $1`,
+      [newer],
+    );
     const before = cedi.producto(renamed)!.descripcion;
     cedi.renombrar(renamed, 'NOMBRE NUEVO EN EL POS');
     try {
@@ -162,7 +193,11 @@ describe('refreshProductos (KLK and Stellar simulators, real PostgreSQL)', () =>
     const { pool } = await database();
     // tienda_02 answers a bad decimal on its third page, after 1,000 good rows; the CEDI refuses the login.
     faults.set('tienda_02', { invalidDecimalFor: '001100' });
-    const outcomes = await refreshProductos([stores.tienda_02!, stores.cedi_frio!, stores.tienda_01!], { pool, env: { ...env, STELLAR_PASSWORD_CEDI_FRIO: 'wrong-pass' }, logger: testLogger }, { retry: FAST_RETRY });
+    const outcomes = await refreshProductos(
+      [stores.tienda_02!, stores.cedi_frio!, stores.tienda_01!],
+      { pool, env: { ...env, STELLAR_PASSWORD_CEDI_FRIO: 'wrong-pass' }, logger: testLogger },
+      { retry: FAST_RETRY },
+    );
     expect(statuses(outcomes)).toEqual(['tienda_02:FAILED POS_DATA', 'cedi_frio:FAILED POS_AUTH', 'tienda_01:OK']);
     expect(outcomes[0]!.errorMessage).toMatch(/tienda_02: .*001100.*cantidad/);
     expect(outcomes[1]!.errorMessage).toMatch(/cedi_frio: .*STELLAR_PASSWORD_CEDI_FRIO/);
@@ -208,7 +243,14 @@ describe('fluxion productos refresh (CLI)', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const cliEnv = (url: string, extra: Record<string, string> = {}) => ({ ...env, DATABASE_URL: url, ETL_ENVIRONMENT: 'local', FLUXION_UBICACIONES_FILE: join(dir, 'ubicaciones.yaml'), SENTRY_DSN: '', ...extra });
+  const cliEnv = (url: string, extra: Record<string, string> = {}) => ({
+    ...env,
+    DATABASE_URL: url,
+    ETL_ENVIRONMENT: 'local',
+    FLUXION_UBICACIONES_FILE: join(dir, 'ubicaciones.yaml'),
+    SENTRY_DSN: '',
+    ...extra,
+  });
 
   it('exits 0 with one line per store, and 1 naming the store that failed while the others land', async () => {
     const { url, pool } = await database();
@@ -223,9 +265,14 @@ describe('fluxion productos refresh (CLI)', () => {
     expect((await productos(pool)).size).toBe(1_500);
 
     await pool.query('TRUNCATE productos');
-    const failed = await runCli(['productos', 'refresh', '--tienda', 'tienda_01', '--tienda', 'tienda_02'], cliEnv(url, { KLK_API_KEY_TIENDA_02: 'wrong-secret-key' }));
+    const failed = await runCli(
+      ['productos', 'refresh', '--tienda', 'tienda_01', '--tienda', 'tienda_02'],
+      cliEnv(url, { KLK_API_KEY_TIENDA_02: 'wrong-secret-key' }),
+    );
     expect(failed.code).toBe(1);
-    expect(failed.stdout).toMatch(/^tienda_02\s+KLK\s+-\s+-\s+-\s+-\s+-\s+[\d.]+ s\s+FAILED POS_AUTH: tienda_02: KLK refused the API key/m);
+    expect(failed.stdout).toMatch(
+      /^tienda_02\s+KLK\s+-\s+-\s+-\s+-\s+-\s+[\d.]+ s\s+FAILED POS_AUTH: tienda_02: KLK refused the API key/m,
+    );
     expect(failed.stdout).toContain('productos: 1 of 2 stores OK, 1 FAILED; 1500 inserted, 0 updated, 0 unchanged');
     expect(failed.stdout + failed.stderr).not.toContain('wrong-secret-key');
     const got = await productos(pool);
@@ -235,7 +282,10 @@ describe('fluxion productos refresh (CLI)', () => {
 
   it('is what the scheduler runs as productos-refresh: not ok, naming the failed store, while the other lands', async () => {
     const { url, pool } = await database();
-    const c = createContext({ ...process.env, ...cliEnv(url, { KLK_API_KEY_TIENDA_02: 'wrong-secret-key' }), LOG_LEVEL: 'silent' }, () => undefined);
+    const c = createContext(
+      { ...process.env, ...cliEnv(url, { KLK_API_KEY_TIENDA_02: 'wrong-secret-key' }), LOG_LEVEL: 'silent' },
+      () => undefined,
+    );
     try {
       const outcome = await createJobRunner(c)('productos-refresh', new AbortController().signal);
       expect(outcome).toEqual({ ok: false, summary: 'productos: 1 of 2 stores OK, 1 FAILED; 1500 inserted, 0 updated, 0 unchanged' });

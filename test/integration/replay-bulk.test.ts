@@ -22,9 +22,22 @@ afterAll(async () => {
 
 const START = new Date('2026-10-31T22:00:00Z');
 const at = (minutes: number) => new Date(START.getTime() + minutes * 60_000);
-const change = (op: 'c' | 'u' | 'd', minutes: number, producto: number, cantidad: string | null, store = 'tienda_01'): InventoryChange => ({
-  ubicacion_id: store, deposito: '01', producto_id: String(producto).padStart(6, '0'), source: 'KLK', op, before: null,
-  after: cantidad === null ? null : inventoryRow(producto, cantidad), snapshot_id: uuidFrom(`bulk/${store}/${minutes}`), taken_at: at(minutes),
+const change = (
+  op: 'c' | 'u' | 'd',
+  minutes: number,
+  producto: number,
+  cantidad: string | null,
+  store = 'tienda_01',
+): InventoryChange => ({
+  ubicacion_id: store,
+  deposito: '01',
+  producto_id: String(producto).padStart(6, '0'),
+  source: 'KLK',
+  op,
+  before: null,
+  after: cantidad === null ? null : inventoryRow(producto, cantidad),
+  snapshot_id: uuidFrom(`bulk/${store}/${minutes}`),
+  taken_at: at(minutes),
 });
 
 /** The sink's way with a batch the planner refuses: set the record aside, plan again. */
@@ -41,13 +54,22 @@ function plannedHistory(changes: InventoryChange[]) {
 }
 
 describe('fluxion replay historico, the set-based bulk phase', () => {
-  it('builds the history planInventory gives for the whole log: instants, d and reopen, events going backwards, bad records', { timeout: 120_000 }, async () => {
+  it('builds the history planInventory gives for the whole log: instants, d and reopen, events going backwards, bad records', {
+    timeout: 120_000,
+  }, async () => {
     const pipeline: TestPipeline = await createTestPipeline();
     cleanups.push(() => pipeline.cleanup());
     const db: MigratedDatabase = await migratedDatabase();
     cleanups.push(() => db.drop());
 
-    const feed = buildSinkFeed({ stores: ['tienda_01', 'tienda_02'], products: 300, cycles: 5, ventasPerStore: 0, alertsPerStore: 0, start: START });
+    const feed = buildSinkFeed({
+      stores: ['tienda_01', 'tienda_02'],
+      products: 300,
+      cycles: 5,
+      ventasPerStore: 0,
+      alertsPerStore: 0,
+      start: START,
+    });
     const edge = [
       change('c', 0, 9_001, '1.000'),
       change('u', 0, 9_001, '2.000'), // same instant: this one wins
@@ -63,19 +85,28 @@ describe('fluxion replay historico, the set-based bulk phase', () => {
     const changes = [...feed.changes, ...edge];
     await publishSinkFeed(pipeline, { ...feed, changes }, 500);
 
-    const result = await replayHistorico({ kafka: pipeline.kafka, registry: pipeline.registry, pool: db.pool, logger: testLogger, topicPrefix: pipeline.prefix }, { sinkGroup: 'no-sink-yet' });
+    const result = await replayHistorico(
+      { kafka: pipeline.kafka, registry: pipeline.registry, pool: db.pool, logger: testLogger, topicPrefix: pipeline.prefix },
+      { sinkGroup: 'no-sink-yet' },
+    );
     expect(result.read).toBe(changes.length);
     expect(result.skipped).toBe(2);
     expect(result.applied).toBe(changes.length - 2);
 
-    const stored = (await db.pool.query('SELECT * FROM inventario_historico ORDER BY ubicacion_id, deposito, producto_id, valid_from')).rows;
-    const expected = plannedHistory(changes).sort((a, b) =>
-      `${a.ubicacion_id}/${a.deposito}/${a.producto_id}`.localeCompare(`${b.ubicacion_id}/${b.deposito}/${b.producto_id}`) || a.valid_from.getTime() - b.valid_from.getTime(),
+    const stored = (await db.pool.query('SELECT * FROM inventario_historico ORDER BY ubicacion_id, deposito, producto_id, valid_from'))
+      .rows;
+    const expected = plannedHistory(changes).sort(
+      (a, b) =>
+        `${a.ubicacion_id}/${a.deposito}/${a.producto_id}`.localeCompare(`${b.ubicacion_id}/${b.deposito}/${b.producto_id}`) ||
+        a.valid_from.getTime() - b.valid_from.getTime(),
     );
-    const comparable = (r: Record<string, unknown>) => INVENTARIO_HISTORICO_COLUMNS.map((c) => (r[c] instanceof Date ? (r[c] as Date).toISOString() : r[c]));
+    const comparable = (r: Record<string, unknown>) =>
+      INVENTARIO_HISTORICO_COLUMNS.map((c) => (r[c] instanceof Date ? (r[c] as Date).toISOString() : r[c]));
     expect(stored.length).toBe(expected.length);
     expect(stored.map(comparable)).toEqual(expected.map((r) => comparable(r as unknown as Record<string, unknown>)));
-    const edgeRows = stored.filter((r) => r.producto_id === '009001').map((r) => [r.cantidad, r.valid_from.toISOString(), r.valid_to?.toISOString() ?? null]);
+    const edgeRows = stored
+      .filter((r) => r.producto_id === '009001')
+      .map((r) => [r.cantidad, r.valid_from.toISOString(), r.valid_to?.toISOString() ?? null]);
     expect(edgeRows).toEqual([
       ['2.000', at(0).toISOString(), at(30).toISOString()],
       ['3.000', at(30).toISOString(), at(60).toISOString()],

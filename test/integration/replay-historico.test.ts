@@ -51,7 +51,11 @@ const identity = (line: string) => {
  * verb exists for it; the test calls kafkajs itself.
  */
 async function deleteRecordsBefore(topic: string, partition: number, offset: bigint): Promise<void> {
-  const admin = new Kafka({ clientId: 'fluxion-test-trim', brokers: serviceEnv().KAFKA_BROKERS.split(','), logLevel: logLevel.NOTHING }).admin();
+  const admin = new Kafka({
+    clientId: 'fluxion-test-trim',
+    brokers: serviceEnv().KAFKA_BROKERS.split(','),
+    logLevel: logLevel.NOTHING,
+  }).admin();
   await admin.connect();
   try {
     // kafkajs finds the partition's leader in metadata it must have loaded first.
@@ -63,7 +67,12 @@ async function deleteRecordsBefore(topic: string, partition: number, offset: big
 }
 
 function cli(pipeline: TestPipeline, db: MigratedDatabase, args: string[]) {
-  return runCli(['replay', 'historico', ...args], { ...serviceEnv(), DATABASE_URL: db.url, FLUXION_TOPIC_PREFIX: pipeline.prefix, FLUXION_TOPIC_PARTITIONS: '3' });
+  return runCli(['replay', 'historico', ...args], {
+    ...serviceEnv(),
+    DATABASE_URL: db.url,
+    FLUXION_TOPIC_PREFIX: pipeline.prefix,
+    FLUXION_TOPIC_PARTITIONS: '3',
+  });
 }
 
 describe('fluxion replay historico', () => {
@@ -72,7 +81,13 @@ describe('fluxion replay historico', () => {
     const { pipeline, db, group } = await liveHistory(feed);
     const live = await historico(db);
     expect(live.length).toBe(feed.changes.filter((c) => c.op !== 'd').length);
-    const partitions = async () => (await db.pool.query(`SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'inventario_historico'::regclass ORDER BY 1`)).rows.map((r) => r.relname);
+    const partitions = async () =>
+      (
+        await db.pool.query(
+          `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = ` +
+            `'inventario_historico'::regclass ORDER BY 1`,
+        )
+      ).rows.map((r) => r.relname);
     expect(await partitions()).toEqual(['inventario_historico_2026_10', 'inventario_historico_2026_11', 'inventario_historico_default']);
 
     // Damage it the way an operator would need a replay for.
@@ -81,12 +96,18 @@ describe('fluxion replay historico', () => {
 
     // Positions of the same group on another prefix's topic are not this log's.
     for (const p of [0, 1, 2, 3]) {
-      await db.pool.query(`INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 999999)`, [group, `other.${pipeline.prefix}${CHANGES}`, p]);
+      await db.pool.query(`INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 999999)`, [
+        group,
+        `other.${pipeline.prefix}${CHANGES}`,
+        p,
+      ]);
     }
     const first = await cli(pipeline, db, ['--group', group]);
     expect(first.stderr).not.toMatch(/error/i);
     expect(first.code).toBe(0);
-    expect(first.stdout).toMatch(new RegExp(`${feed.changes.length} events applied, 0 skipped, 0 rows kept; inventario_historico now has ${live.length} rows`));
+    expect(first.stdout).toMatch(
+      new RegExp(`${feed.changes.length} events applied, 0 skipped, 0 rows kept; inventario_historico now has ${live.length} rows`),
+    );
     expect(await historico(db)).toEqual(live);
     expect(await partitions()).toEqual(['inventario_historico_2026_10', 'inventario_historico_2026_11', 'inventario_historico_default']);
 
@@ -135,7 +156,12 @@ describe('fluxion replay historico', () => {
     const controller = new AbortController();
     const cancelled = replayHistorico(
       { kafka: pipeline.kafka, registry: pipeline.registry, pool: db.pool, logger: testLogger, topicPrefix: pipeline.prefix },
-      { sinkGroup: group, batchSize: 100, signal: controller.signal, progress: () => ({ update: (n) => void (n > 200 && controller.abort()), finish: () => undefined }) },
+      {
+        sinkGroup: group,
+        batchSize: 100,
+        signal: controller.signal,
+        progress: () => ({ update: (n) => void (n > 200 && controller.abort()), finish: () => undefined }),
+      },
     );
     await expect(cancelled).rejects.toBeInstanceOf(ReplayCancelled);
     expect(await historico(db)).toEqual(before);
@@ -163,55 +189,86 @@ describe('fluxion replay historico', () => {
     expect(await historico(db)).toEqual(await historico(reference));
   });
 
-  it('refuses to swap in the history of an empty, recreated topic while sink_offsets is ahead (exit 3, table kept); --force says what goes', async () => {
-    const feed = buildSinkFeed({ stores: STORES, products: 300, cycles: 3, ventasPerStore: 2, alertsPerStore: 0, start: START });
-    const { pipeline, db, group } = await liveHistory(feed);
-    const live = await historico(db);
-    expect(live.length).toBeGreaterThan(900);
-    const changesTopic = pipeline.prefix + CHANGES;
+  it(
+    'refuses to swap in the history of an empty, recreated topic while sink_offsets is ahead (exit 3, table kept); --force says what ' +
+      'goes',
+    async () => {
+      const feed = buildSinkFeed({ stores: STORES, products: 300, cycles: 3, ventasPerStore: 2, alertsPerStore: 0, start: START });
+      const { pipeline, db, group } = await liveHistory(feed);
+      const live = await historico(db);
+      expect(live.length).toBeGreaterThan(900);
+      const changesTopic = pipeline.prefix + CHANGES;
 
-    // A partition sink_offsets knows and the topic lacks.
-    await db.pool.query(`INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset) VALUES ($1, $2, 3, 40)`, [group, changesTopic]);
-    const gone = await cli(pipeline, db, ['--group', group]);
-    expect(gone.code).toBe(3);
-    expect(gone.stderr).toContain(`${changesTopic} partition 3: offsets 0 to 39 (40 events) are missing: the topic has no partition 3`);
-    expect(gone.stderr).not.toMatch(/partition [012]:/);
-    expect(await historico(db)).toEqual(live);
-    await db.pool.query(`DELETE FROM sink_offsets WHERE topic = $1 AND partition = 3`, [changesTopic]);
+      // A partition sink_offsets knows and the topic lacks.
+      await db.pool.query(`INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset) VALUES ($1, $2, 3, 40)`, [
+        group,
+        changesTopic,
+      ]);
+      const gone = await cli(pipeline, db, ['--group', group]);
+      expect(gone.code).toBe(3);
+      expect(gone.stderr).toContain(`${changesTopic} partition 3: offsets 0 to 39 (40 events) are missing: the topic has no partition 3`);
+      expect(gone.stderr).not.toMatch(/partition [012]:/);
+      expect(await historico(db)).toEqual(live);
+      await db.pool.query(`DELETE FROM sink_offsets WHERE topic = $1 AND partition = 3`, [changesTopic]);
 
-    // The reported case: the same database pointed at a cluster whose topic is empty (a new
-    // prefix stands for it), sink_offsets moved with it, the default group.
-    const empty = await createTestPipeline();
-    cleanups.push(() => empty.cleanup());
-    const defaultGroup = `${empty.prefix}fluxion-sink-postgres`;
-    await db.pool.query(`UPDATE sink_offsets SET consumer_group = $1, topic = replace(topic, $2, $3) WHERE consumer_group = $4`, [defaultGroup, pipeline.prefix, empty.prefix, group]);
-    const positions = (await db.pool.query<{ partition: number; next_offset: string }>(`SELECT partition, next_offset FROM sink_offsets WHERE topic = $1 AND next_offset > 0 ORDER BY partition`, [empty.prefix + CHANGES])).rows;
-    expect(positions.length).toBeGreaterThan(0);
+      // The reported case: the same database pointed at a cluster whose topic is empty (a new
+      // prefix stands for it), sink_offsets moved with it, the default group.
+      const empty = await createTestPipeline();
+      cleanups.push(() => empty.cleanup());
+      const defaultGroup = `${empty.prefix}fluxion-sink-postgres`;
+      await db.pool.query(`UPDATE sink_offsets SET consumer_group = $1, topic = replace(topic, $2, $3) WHERE consumer_group = $4`, [
+        defaultGroup,
+        pipeline.prefix,
+        empty.prefix,
+        group,
+      ]);
+      const positions = (
+        await db.pool.query<{ partition: number; next_offset: string }>(
+          `SELECT partition, next_offset FROM sink_offsets WHERE topic = $1 AND next_offset > 0 ORDER BY partition`,
+          [empty.prefix + CHANGES],
+        )
+      ).rows;
+      expect(positions.length).toBeGreaterThan(0);
 
-    const refused = await cli(empty, db, []);
-    expect(refused.code).toBe(3);
-    expect(refused.stdout).toBe('');
-    expect(refused.stderr).toContain(`replay refused: ${empty.prefix}${CHANGES} does not hold every event inventario_historico (${live.length} rows) was built from`);
-    for (const { partition, next_offset } of positions) {
-      expect(refused.stderr).toContain(`${empty.prefix}${CHANGES} partition ${partition}: offsets 0 to ${BigInt(next_offset) - 1n} (${next_offset} events) are not in the log, which ends at offset 0 while sink_offsets says the sink wrote up to ${next_offset}`);
-    }
-    expect(refused.stderr).toContain('inventario_historico was left untouched');
-    expect(await historico(db)).toEqual(live);
-    expect((await db.pool.query(`SELECT to_regclass('inventario_historico_replay') AS t`)).rows[0].t).toBeNull();
+      const refused = await cli(empty, db, []);
+      expect(refused.code).toBe(3);
+      expect(refused.stdout).toBe('');
+      expect(refused.stderr).toContain(
+        `replay refused: ${empty.prefix}${CHANGES} does not hold every event inventario_historico (${live.length} rows) was built from`,
+      );
+      for (const { partition, next_offset } of positions) {
+        expect(refused.stderr).toContain(
+          `${empty.prefix}${CHANGES} partition ${partition}: offsets 0 to ${BigInt(next_offset) - 1n} (${next_offset} events) are not ` +
+            `in the log, which ends at offset 0 while sink_offsets says the sink wrote up to ${next_offset}`,
+        );
+      }
+      expect(refused.stderr).toContain('inventario_historico was left untouched');
+      expect(await historico(db)).toEqual(live);
+      expect((await db.pool.query(`SELECT to_regclass('inventario_historico_replay') AS t`)).rows[0].t).toBeNull();
 
-    // A group with no position on the topic: nothing says what built the rows.
-    const wrongGroup = await cli(empty, db, ['--group', 'nobody']);
-    expect(wrongGroup.code).toBe(3);
-    expect(wrongGroup.stderr).toContain(`sink_offsets holds no position of group nobody on ${empty.prefix}${CHANGES}, yet inventario_historico holds ${live.length} rows`);
-    expect(wrongGroup.stderr).toContain(`groups with positions on it: ${defaultGroup}`);
-    expect(await historico(db)).toEqual(live);
+      // A group with no position on the topic: nothing says what built the rows.
+      const wrongGroup = await cli(empty, db, ['--group', 'nobody']);
+      expect(wrongGroup.code).toBe(3);
+      expect(wrongGroup.stderr).toContain(
+        `sink_offsets holds no position of group nobody on ${empty.prefix}${CHANGES}, yet inventario_historico holds ${live.length} rows`,
+      );
+      expect(wrongGroup.stderr).toContain(`groups with positions on it: ${defaultGroup}`);
+      expect(await historico(db)).toEqual(live);
 
-    const forced = await cli(empty, db, ['--force']);
-    expect(forced.code).toBe(0);
-    expect(forced.stderr).toContain(`replay historico --force: ${live.length} of the ${live.length} rows of inventario_historico will be lost (the rebuilt table has 0); swapping it in`);
-    expect(forced.stdout).toMatch(new RegExp(`0 events applied, 0 skipped, 0 rows kept, ${live.length} rows lost \\(--force\\); inventario_historico now has 0 rows`));
-    expect(await historico(db)).toEqual([]);
-  });
+      const forced = await cli(empty, db, ['--force']);
+      expect(forced.code).toBe(0);
+      expect(forced.stderr).toContain(
+        `replay historico --force: ${live.length} of the ${live.length} rows of inventario_historico will be lost (the rebuilt table ` +
+          `has 0); swapping it in`,
+      );
+      expect(forced.stdout).toMatch(
+        new RegExp(
+          `0 events applied, 0 skipped, 0 rows kept, ${live.length} rows lost \\(--force\\); inventario_historico now has 0 rows`,
+        ),
+      );
+      expect(await historico(db)).toEqual([]);
+    },
+  );
 
   it('refuses a topic trimmed below the sink position (exit 3, table kept); --force deletes exactly the rows it reports', async () => {
     const feed = buildSinkFeed({ stores: STORES, products: 300, cycles: 3, ventasPerStore: 2, alertsPerStore: 0, start: START });
@@ -227,7 +284,10 @@ describe('fluxion replay historico', () => {
 
     const refused = await cli(pipeline, db, ['--group', group]);
     expect(refused.code).toBe(3);
-    expect(refused.stderr).toContain(`${changesTopic} partition ${trimmed.partition}: offsets 0 to 119 (120 events) are no longer in the log, which now starts at offset 120`);
+    expect(refused.stderr).toContain(
+      `${changesTopic} partition ${trimmed.partition}: offsets 0 to 119 (120 events) are no longer in the log, which now starts at ` +
+        `offset 120`,
+    );
     expect(refused.stderr.match(/ partition \d+: /g)).toHaveLength(1);
     expect(await historico(db)).toEqual(live);
 
@@ -243,7 +303,10 @@ describe('fluxion replay historico', () => {
     const lost = live.filter((l) => !kept.has(identity(l))).length;
     expect(lost).toBeGreaterThan(0);
     expect(forced.stderr).toContain(`offsets 0 to 119 (120 events) are no longer in the log`);
-    expect(forced.stderr).toContain(`replay historico --force: ${lost} of the ${live.length} rows of inventario_historico will be lost (the rebuilt table has ${after.length}); swapping it in`);
+    expect(forced.stderr).toContain(
+      `replay historico --force: ${lost} of the ${live.length} rows of inventario_historico will be lost (the rebuilt table has ` +
+        `${after.length}); swapping it in`,
+    );
     expect(forced.stdout).toContain(`${lost} rows lost (--force); inventario_historico now has ${after.length} rows`);
   });
 
@@ -252,7 +315,12 @@ describe('fluxion replay historico', () => {
     cleanups.push(() => pipeline.cleanup());
     const db = await freshDatabase();
     cleanups.push(() => db.drop());
-    const r = await runCli(['replay', 'historico'], { ...serviceEnv(), DATABASE_URL: db.url, FLUXION_TOPIC_PREFIX: pipeline.prefix, FLUXION_TOPIC_PARTITIONS: '3' });
+    const r = await runCli(['replay', 'historico'], {
+      ...serviceEnv(),
+      DATABASE_URL: db.url,
+      FLUXION_TOPIC_PREFIX: pipeline.prefix,
+      FLUXION_TOPIC_PARTITIONS: '3',
+    });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/replay failed, inventario_historico was left untouched: .*does not exist \(run `fluxion migrate`\)/);
   });

@@ -90,19 +90,33 @@ describe('BACKWARD compatibility in the registry', () => {
     await registerSchemas(registry, schemas, prefix, testLogger);
 
     const etl = schemas.find((s) => s.topic === 'ops.etl-runs')!;
-    const incompatible = { ...etl, schema: { ...etl.schema, fields: [...(etl.schema.fields as object[]), { name: 'host', type: 'string', doc: 'new, without default' }] } };
+    const incompatible = {
+      ...etl,
+      schema: {
+        ...etl.schema,
+        fields: [...(etl.schema.fields as object[]), { name: 'host', type: 'string', doc: 'new, without default' }],
+      },
+    };
     const problems = await checkAgainstRegistry(registry, [incompatible], prefix);
     expect(problems).toHaveLength(1);
     expect(problems[0]!.subject).toBe(subjectFor(`${prefix}ops.etl-runs`));
 
     const error = await registerSchemas(registry, [incompatible], prefix, testLogger).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SchemaError);
-    expect((error as Error).message).toMatch(/ops\.etl-runs-value\.avsc is not BACKWARD-compatible with the registered .*ops\.etl-runs-value/);
+    expect((error as Error).message).toMatch(
+      /ops\.etl-runs-value\.avsc is not BACKWARD-compatible with the registered .*ops\.etl-runs-value/,
+    );
     // Bypassing our own check, the registry itself refuses (HTTP 409).
     await expect(registry.register(subjectFor(`${prefix}ops.etl-runs`), incompatible.schema)).rejects.toThrow(/refused .* not compatible/);
     expect((await registry.latestSchema(subjectFor(`${prefix}ops.etl-runs`)))?.version).toBe(1);
 
-    const compatible = { ...etl, schema: { ...etl.schema, fields: [...(etl.schema.fields as object[]), { name: 'host', type: ['null', 'string'], default: null, doc: 'new, optional' }] } };
+    const compatible = {
+      ...etl,
+      schema: {
+        ...etl.schema,
+        fields: [...(etl.schema.fields as object[]), { name: 'host', type: ['null', 'string'], default: null, doc: 'new, optional' }],
+      },
+    };
     expect(await checkAgainstRegistry(registry, [compatible], prefix)).toEqual([]);
     await registerSchemas(registry, [compatible], prefix, testLogger);
     expect((await registry.latestSchema(subjectFor(`${prefix}ops.etl-runs`)))?.version).toBe(2);
@@ -110,6 +124,8 @@ describe('BACKWARD compatibility in the registry', () => {
 
   it('says where the registry is when it does not answer', async () => {
     const registry = createRegistry({ url: 'http://127.0.0.1:1' });
-    await expect(registry.latestSchema('x-value')).rejects.toThrow(/schema registry at http:\/\/127\.0\.0\.1:1 did not answer GET \/subjects\/x-value\/versions\/latest/);
+    await expect(registry.latestSchema('x-value')).rejects.toThrow(
+      /schema registry at http:\/\/127\.0\.0\.1:1 did not answer GET \/subjects\/x-value\/versions\/latest/,
+    );
   });
 });

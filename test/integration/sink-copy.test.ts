@@ -28,7 +28,12 @@ const ALWAYS_COPY = { copyMinRows: 0 };
 const NEVER_COPY = { copyMinRows: Number.POSITIVE_INFINITY };
 
 /** Writes `changes` in slices of the given sizes (cycling), one transaction each. */
-async function writeSlices(pool: Pool, changes: readonly InventoryChange[], sizes: readonly number[], options: { copyMinRows: number }): Promise<WriteCounts[]> {
+async function writeSlices(
+  pool: Pool,
+  changes: readonly InventoryChange[],
+  sizes: readonly number[],
+  options: { copyMinRows: number },
+): Promise<WriteCounts[]> {
   const out: WriteCounts[] = [];
   for (let i = 0, s = 0; i < changes.length; s++) {
     const size = sizes[s % sizes.length]!;
@@ -42,24 +47,61 @@ async function writeSlices(pool: Pool, changes: readonly InventoryChange[], size
 async function dump(pool: Pool) {
   const q = async (sql: string) => (await pool.query(sql)).rows;
   return {
-    actual: await q('SELECT ubicacion_id, deposito, producto_id, cantidad, costo, precio, activo, snapshot_id, taken_at FROM inventario_actual ORDER BY 1, 2, 3'),
-    historico: await q('SELECT ubicacion_id, deposito, producto_id, cantidad, costo, precio, activo, op, snapshot_id, valid_from, valid_to FROM inventario_historico ORDER BY 1, 2, 3, valid_from'),
-    productos: await q('SELECT producto_id, descripcion, codigo_barras, departamento_codigo, departamento_nombre, grupo_codigo, grupo_nombre, subgrupo_codigo, subgrupo_nombre, unidad, visto_en, ubicacion_id FROM productos ORDER BY 1'),
+    actual: await q(
+      'SELECT ubicacion_id, deposito, producto_id, cantidad, costo, precio, activo, snapshot_id, taken_at FROM inventario_actual ' +
+        'ORDER BY 1, 2, 3',
+    ),
+    historico: await q(
+      'SELECT ubicacion_id, deposito, producto_id, cantidad, costo, precio, activo, op, snapshot_id, valid_from, valid_to FROM ' +
+        'inventario_historico ORDER BY 1, 2, 3, valid_from',
+    ),
+    productos: await q(
+      'SELECT producto_id, descripcion, codigo_barras, departamento_codigo, departamento_nombre, grupo_codigo, grupo_nombre, ' +
+        'subgrupo_codigo, subgrupo_nombre, unidad, visto_en, ubicacion_id FROM productos ORDER BY 1',
+    ),
   };
 }
 
 const AT = Date.UTC(2026, 10, 30, 23, 0); // an hour before a month boundary: history in two partitions
-const change = (store: string, op: 'c' | 'u' | 'd', minutes: number, after: InventoryRow | null, producto = after?.producto_id ?? '000001'): InventoryChange => ({
-  ubicacion_id: store, deposito: after?.deposito ?? '01', producto_id: producto, source: 'KLK', op, before: null, after,
-  snapshot_id: uuidFrom(`${store}/${minutes}`), taken_at: new Date(AT + minutes * 60_000),
+const change = (
+  store: string,
+  op: 'c' | 'u' | 'd',
+  minutes: number,
+  after: InventoryRow | null,
+  producto = after?.producto_id ?? '000001',
+): InventoryChange => ({
+  ubicacion_id: store,
+  deposito: after?.deposito ?? '01',
+  producto_id: producto,
+  source: 'KLK',
+  op,
+  before: null,
+  after,
+  snapshot_id: uuidFrom(`${store}/${minutes}`),
+  taken_at: new Date(AT + minutes * 60_000),
 });
 
 describe('sink writer: COPY staging and unnest arrays', () => {
-  it('the same changes, through COPY and through unnest, in slices of any size, leave identical tables', { timeout: 120_000 }, async () => {
-    const feed = buildSinkFeed({ stores: ['tienda_01', 'tienda_02', 'tienda_03'], products: 700, cycles: 4, ventasPerStore: 0, alertsPerStore: 0, start: new Date(AT) });
+  it('the same changes, through COPY and through unnest, in slices of any size, leave identical tables', {
+    timeout: 120_000,
+  }, async () => {
+    const feed = buildSinkFeed({
+      stores: ['tienda_01', 'tienda_02', 'tienda_03'],
+      products: 700,
+      cycles: 4,
+      ventasPerStore: 0,
+      alertsPerStore: 0,
+      start: new Date(AT),
+    });
     // Text COPY must escape, and NULLs must stay NULLs: a description with a tab, a newline,
     // a backslash and a "\N"; a row with no cost or price.
-    const odd = { ...inventoryRow(9_001, '1.000'), descripcion: 'TAB\tNL\nCR\rBACK\\SLASH \\N', subgrupo_codigo: null, costo: null, precio: null };
+    const odd = {
+      ...inventoryRow(9_001, '1.000'),
+      descripcion: 'TAB\tNL\nCR\rBACK\\SLASH \\N',
+      subgrupo_codigo: null,
+      costo: null,
+      precio: null,
+    };
     const extra = [
       change('tienda_01', 'c', 0, odd),
       change('tienda_01', 'u', 200, { ...odd, cantidad: '2.000' }),
@@ -109,14 +151,31 @@ describe('sink writer: COPY staging and unnest arrays', () => {
     ).rejects.toThrow('boom');
     expect((await db.pool.query('SELECT count(*)::int AS n FROM inventario_actual')).rows[0].n).toBe(0);
     await writeSlices(db.pool, rows, [1_200], ALWAYS_COPY);
-    await writeSlices(db.pool, rows.map((r) => ({ ...r, op: 'u' as const, taken_at: new Date(r.taken_at.getTime() + 60_000), after: { ...r.after!, cantidad: '6.000' } })), [1_200], ALWAYS_COPY);
-    const n = (await db.pool.query('SELECT (SELECT count(*) FROM inventario_actual)::int AS a, (SELECT count(*) FROM inventario_historico)::int AS h')).rows[0];
+    await writeSlices(
+      db.pool,
+      rows.map((r) => ({
+        ...r,
+        op: 'u' as const,
+        taken_at: new Date(r.taken_at.getTime() + 60_000),
+        after: { ...r.after!, cantidad: '6.000' },
+      })),
+      [1_200],
+      ALWAYS_COPY,
+    );
+    const n = (
+      await db.pool.query(
+        'SELECT (SELECT count(*) FROM inventario_actual)::int AS a, (SELECT count(*) FROM inventario_historico)::int AS h',
+      )
+    ).rows[0];
     expect(n).toEqual({ a: 1_200, h: 2_400 });
   });
 });
 
 describe('sink writer: productos written only where a description changed', () => {
-  for (const [name, options] of [['COPY', ALWAYS_COPY], ['unnest', NEVER_COPY]] as const) {
+  for (const [name, options] of [
+    ['COPY', ALWAYS_COPY],
+    ['unnest', NEVER_COPY],
+  ] as const) {
     it(`quantity-only changes leave productos rows untouched (same xmin, no update counted) [${name}]`, { timeout: 60_000 }, async () => {
       const db = await database();
       const stores = ['tienda_01', 'tienda_02'];
@@ -132,7 +191,13 @@ describe('sink writer: productos written only where a description changed', () =
       expect(first.reduce((n, c) => n + c.productos, 0)).toBe(products);
       // xmin changes when a row is rewritten, xmax when it is merely locked (ON CONFLICT ... WHERE false).
       const xmins = async () =>
-        new Map((await db.pool.query<{ producto_id: string; xmin: string; xmax: string; visto_en: Date }>('SELECT producto_id, xmin::text AS xmin, xmax::text AS xmax, visto_en FROM productos')).rows.map((r) => [r.producto_id, r]));
+        new Map(
+          (
+            await db.pool.query<{ producto_id: string; xmin: string; xmax: string; visto_en: Date }>(
+              'SELECT producto_id, xmin::text AS xmin, xmax::text AS xmax, visto_en FROM productos',
+            )
+          ).rows.map((r) => [r.producto_id, r]),
+        );
       const before = await xmins();
 
       // Cycle 2: every quantity changes, no description does.
@@ -143,32 +208,61 @@ describe('sink writer: productos written only where a description changed', () =
 
       // Cycle 3: ten products renamed in one store: exactly those ten rows are written.
       const renamed = (p: number) => (p % 150 === 0 ? `NUEVO ${p}` : undefined);
-      const third = await writeSlices(db.pool, cycle(2, 'u', '3.000', (p) => renamed(p)).filter((c) => c.ubicacion_id === 'tienda_01'), [2_000], options);
+      const third = await writeSlices(
+        db.pool,
+        cycle(2, 'u', '3.000', (p) => renamed(p)).filter((c) => c.ubicacion_id === 'tienda_01'),
+        [2_000],
+        options,
+      );
       expect(third.reduce((n, c) => n + c.productos, 0)).toBe(10);
       const after = await xmins();
-      const changed = [...after].filter(([id, r]) => r.xmin !== before.get(id)!.xmin).map(([id]) => id).sort();
+      const changed = [...after]
+        .filter(([id, r]) => r.xmin !== before.get(id)!.xmin)
+        .map(([id]) => id)
+        .sort();
       expect(changed).toEqual(Array.from({ length: 10 }, (_, i) => String((i + 1) * 150).padStart(6, '0')));
-      expect((await db.pool.query("SELECT descripcion FROM productos WHERE producto_id = '000150'")).rows[0].descripcion).toBe('NUEVO 150');
+      expect((await db.pool.query("SELECT descripcion FROM productos WHERE producto_id = '000150'")).rows[0].descripcion).toBe(
+        'NUEVO 150',
+      );
 
       // An older snapshot's description never overwrites a newer one.
       await writeSlices(db.pool, [change('tienda_02', 'u', 45, { ...inventoryRow(150, '9.000'), descripcion: 'VIEJO' })], [1], options);
-      expect((await db.pool.query("SELECT descripcion FROM productos WHERE producto_id = '000150'")).rows[0].descripcion).toBe('NUEVO 150');
+      expect((await db.pool.query("SELECT descripcion FROM productos WHERE producto_id = '000150'")).rows[0].descripcion).toBe(
+        'NUEVO 150',
+      );
     });
   }
 });
 
 describe('sink writer: a key whose taken_at goes backwards across batches', () => {
-  for (const [name, options] of [['unnest', NEVER_COPY], ['COPY', ALWAYS_COPY]] as const) {
+  for (const [name, options] of [
+    ['unnest', NEVER_COPY],
+    ['COPY', ALWAYS_COPY],
+  ] as const) {
     it(`is refused with HistoryOrderError (sqlstate 23505), leaving the history as it was [${name}]`, { timeout: 60_000 }, async () => {
       const db = await database();
       // [0, 60) closed, [60, ∞) open; then the instant 0 again, in a later batch.
-      await writeSlices(db.pool, [change('tienda_01', 'c', 0, inventoryRow(1, '1.000')), change('tienda_01', 'u', 60, inventoryRow(1, '2.000'))], [2], options);
+      await writeSlices(
+        db.pool,
+        [change('tienda_01', 'c', 0, inventoryRow(1, '1.000')), change('tienda_01', 'u', 60, inventoryRow(1, '2.000'))],
+        [2],
+        options,
+      );
       const before = (await dump(db.pool)).historico;
       const backwards = planInventory([change('tienda_01', 'u', 0, inventoryRow(1, '3.000'))]);
-      const refusal = await withTransaction(db.pool, (client) => writeInventory(client, backwards, undefined, options)).catch((e: unknown) => e);
+      const refusal = await withTransaction(db.pool, (client) => writeInventory(client, backwards, undefined, options)).catch(
+        (e: unknown) => e,
+      );
       expect(refusal).toBeInstanceOf(HistoryOrderError);
-      expect(refusal).toMatchObject({ sqlstate: '23505', code: 'HISTORY_ORDER', retriable: false, context: { table: 'inventario_historico' } });
-      expect((refusal as Error).message).toBe('1 history row(s) would reopen a closed interval of "inventario_historico": a key\'s taken_at went backwards');
+      expect(refusal).toMatchObject({
+        sqlstate: '23505',
+        code: 'HISTORY_ORDER',
+        retriable: false,
+        context: { table: 'inventario_historico' },
+      });
+      expect((refusal as Error).message).toBe(
+        '1 history row(s) would reopen a closed interval of "inventario_historico": a key\'s taken_at went backwards',
+      );
       expect((await dump(db.pool)).historico).toEqual(before);
       expect(before.map((h) => h.cantidad)).toEqual(['1.000', '2.000']);
     });

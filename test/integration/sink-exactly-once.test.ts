@@ -39,7 +39,10 @@ it('leaves PostgreSQL exactly as an undisturbed sink after 20 kill -9 at random 
   // Both databases at once; then the reference, an undisturbed in-process sink on its own
   // database, runs while the killed run does (they share only the topics, read by two groups).
   const [reference, killed] = await Promise.all([migratedDatabase(), migratedDatabase()]);
-  cleanups.push(() => reference.drop(), () => killed.drop());
+  cleanups.push(
+    () => reference.drop(),
+    () => killed.drop(),
+  );
   const refGroup = uniqueId('sink-ref');
   // Big transactions here, small ones in the killed run: batching must not change the tables either.
   const ref = startSink(pipeline, reference.pool, refGroup, { maxBatch: 2_000 });
@@ -79,7 +82,14 @@ it('leaves PostgreSQL exactly as an undisturbed sink after 20 kill -9 at random 
     });
     return { c: g.child, go: g.go, isWorking: () => working, exited: g.exited };
   };
-  const progress = async () => Number((await killed.pool.query<{ n: string }>('SELECT coalesce(sum(next_offset), 0) AS n FROM sink_offsets WHERE consumer_group = $1', [group])).rows[0]!.n);
+  const progress = async () =>
+    Number(
+      (
+        await killed.pool.query<{ n: string }>('SELECT coalesce(sum(next_offset), 0) AS n FROM sink_offsets WHERE consumer_group = $1', [
+          group,
+        ])
+      ).rows[0]!.n,
+    );
 
   let kills = 0;
   let killedWhileWriting = 0;
@@ -114,7 +124,10 @@ it('leaves PostgreSQL exactly as an undisturbed sink after 20 kill -9 at random 
   steady.c.kill('SIGTERM');
   const finalExit = (await steady.exited).code;
   await referenceRun;
-  console.log(`sink: ${records} records, ${kills} kills (${killedWhileWriting} while writing), seed ${seed}; final exit ${finalExit}; ${Math.round((Date.now() - started) / 1000)} s`);
+  console.log(
+    `sink: ${records} records, ${kills} kills (${killedWhileWriting} while writing), seed ${seed}; final exit ${finalExit}; ` +
+      `${Math.round((Date.now() - started) / 1000)} s`,
+  );
 
   expect(kills).toBe(KILLS);
   expect(killedWhileWriting).toBeGreaterThan(KILLS / 2);

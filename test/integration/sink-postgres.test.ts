@@ -28,11 +28,20 @@ afterEach(async () => {
 
 /** One KLK change of tienda_01's deposito 01. */
 const change = (producto: number, op: 'c' | 'u' | 'd', cantidad: string, at: Date): InventoryChange => ({
-  op, ubicacion_id: 'tienda_01', deposito: '01', producto_id: String(producto).padStart(6, '0'), before: null,
-  after: op === 'd' ? null : inventoryRow(producto, cantidad), snapshot_id: uuidFrom(`${producto}/${op}/${cantidad}`), taken_at: at, source: 'KLK',
+  op,
+  ubicacion_id: 'tienda_01',
+  deposito: '01',
+  producto_id: String(producto).padStart(6, '0'),
+  before: null,
+  after: op === 'd' ? null : inventoryRow(producto, cantidad),
+  snapshot_id: uuidFrom(`${producto}/${op}/${cantidad}`),
+  taken_at: at,
+  source: 'KLK',
 });
 const changeRecord = (codec: TopicCodec<InventoryChange>) => (c: InventoryChange) => ({
-  ubicacionId: c.ubicacion_id, key: `${c.ubicacion_id}/${c.deposito}/${c.producto_id}`, value: codec.encode(c),
+  ubicacionId: c.ubicacion_id,
+  key: `${c.ubicacion_id}/${c.deposito}/${c.producto_id}`,
+  value: codec.encode(c),
 });
 
 async function setUp(): Promise<{ pipeline: TestPipeline; db: MigratedDatabase }> {
@@ -50,8 +59,14 @@ function run(pipeline: TestPipeline, db: MigratedDatabase, group: string, maxBat
 }
 
 /** The comparable columns of an inventory row. */
-const stock = (r: { deposito: string; producto_id: string; cantidad: string; costo: string | null; precio: string | null; activo: boolean }) =>
-  `${r.deposito}/${r.producto_id} ${r.cantidad} ${r.costo} ${r.precio} ${r.activo}`;
+const stock = (r: {
+  deposito: string;
+  producto_id: string;
+  cantidad: string;
+  costo: string | null;
+  precio: string | null;
+  activo: boolean;
+}) => `${r.deposito}/${r.producto_id} ${r.cantidad} ${r.costo} ${r.precio} ${r.activo}`;
 
 describe('fluxion sink postgres', () => {
   it('writes current inventory, its type-2 history, productos, ventas, alertas and etl_runs; inventario_al gives every cycle back', async () => {
@@ -75,16 +90,23 @@ describe('fluxion sink postgres', () => {
       expect((await q('SELECT * FROM inventario_actual WHERE ubicacion_id = $1', [store])).map(stock).sort()).toEqual(truth(store, 4));
       for (let c = 1; c <= 4; c++) {
         const t = feed.cycleTimes[c - 1]!;
-        expect((await q('SELECT * FROM inventario_al($1, $2)', [t, store])).map(stock).sort(), `${store} at cycle ${c}`).toEqual(truth(store, c));
+        expect((await q('SELECT * FROM inventario_al($1, $2)', [t, store])).map(stock).sort(), `${store} at cycle ${c}`).toEqual(
+          truth(store, c),
+        );
         const mid = new Date(t.getTime() + 15 * 60_000);
-        expect((await q('SELECT * FROM inventario_al($1, $2)', [mid, store])).map(stock).sort(), `${store} between cycles ${c} and ${c + 1}`).toEqual(truth(store, c));
+        expect(
+          (await q('SELECT * FROM inventario_al($1, $2)', [mid, store])).map(stock).sort(),
+          `${store} between cycles ${c} and ${c + 1}`,
+        ).toEqual(truth(store, c));
       }
       expect(await q('SELECT * FROM inventario_al($1, $2)', [new Date(feed.cycleTimes[0]!.getTime() - 1), store])).toEqual([]);
     }
     // One history row per change that left a value; vanished products have their interval closed.
     const opens = feed.changes.filter((c) => c.op !== 'd').length;
     expect(Number((await q('SELECT count(*) AS n FROM inventario_historico'))[0].n)).toBe(opens);
-    expect(Number((await q('SELECT count(*) AS n FROM inventario_historico WHERE valid_to IS NULL'))[0].n)).toBe(Number((await q('SELECT count(*) AS n FROM inventario_actual'))[0].n));
+    expect(Number((await q('SELECT count(*) AS n FROM inventario_historico WHERE valid_to IS NULL'))[0].n)).toBe(
+      Number((await q('SELECT count(*) AS n FROM inventario_actual'))[0].n),
+    );
     // productos: every product described, once, by the latest snapshot.
     const productos = await q('SELECT producto_id, descripcion, unidad, visto_en FROM productos ORDER BY producto_id');
     expect(productos.length).toBe(400);
@@ -104,19 +126,31 @@ describe('fluxion sink postgres', () => {
     expect(await Promise.race([sink.finished.then(() => 'ended'), Promise.resolve('running')])).toBe('running');
   });
 
-  it('inventario_al gives back the KLK simulator\'s truth at every extraction instant (extractor -> differ -> sink)', { timeout: 180_000 }, async () => {
+  it("inventario_al gives back the KLK simulator's truth at every extraction instant (extractor -> differ -> sink)", {
+    timeout: 180_000,
+  }, async () => {
     const { pipeline, db } = await setUp();
     const ids = ['tienda_01', 'tienda_02'];
     const keys = Object.fromEntries(ids.map((id) => [id, `key-${id}-not-a-real-secret`]));
-    const sims = ids.map((id, i) => new StoreSimulation({ ubicacionId: id, pos: 'klk', depositos: ['01'], products: 500 + i * 50, salesLinesPerHour: 300 }));
+    const sims = ids.map(
+      (id, i) => new StoreSimulation({ ubicacionId: id, pos: 'klk', depositos: ['01'], products: 500 + i * 50, salesLinesPerHour: 300 }),
+    );
     const klk = await startKlkSimulator({ stores: sims, apiKeys: keys });
     cleanups.push(() => klk.close());
     const stores: Ubicacion[] = ids.map((id) => ({
-      id, nombre: id, tipo: 'tienda', activa: true, pos: 'klk', depositos: ['01'],
+      id,
+      nombre: id,
+      tipo: 'tienda',
+      activa: true,
+      pos: 'klk',
+      depositos: ['01'],
       klk: { baseUrl: klk.baseUrl(id), apiKeyEnv: `KLK_API_KEY_${id.toUpperCase()}`, pageSize: 200, timeoutMs: 5_000 },
     }));
     const deps = {
-      kafka: pipeline.kafka, registry: pipeline.registry, logger: testLogger, topicPrefix: pipeline.prefix,
+      kafka: pipeline.kafka,
+      registry: pipeline.registry,
+      logger: testLogger,
+      topicPrefix: pipeline.prefix,
       env: Object.fromEntries(ids.map((id) => [`KLK_API_KEY_${id.toUpperCase()}`, keys[id]!])),
       // taken_at is the simulated POS clock, so the instants are the simulation's.
       now: () => new Date(sims[0]!.clock),
@@ -157,56 +191,90 @@ describe('fluxion sink postgres', () => {
 
   it('a change at the instant a previous batch already wrote supersedes it, also when it is a d', async () => {
     const { pipeline, db } = await setUp();
-    const codec = await createTopicCodec<InventoryChange>(pipeline.registry, 'pos.inventario.changes', `${pipeline.prefix}pos.inventario.changes`);
+    const codec = await createTopicCodec<InventoryChange>(
+      pipeline.registry,
+      'pos.inventario.changes',
+      `${pipeline.prefix}pos.inventario.changes`,
+    );
     const t1 = new Date('2026-11-01T12:00:00Z');
     const t2 = new Date('2026-11-01T12:30:00Z');
     const record = changeRecord(codec);
     // One record per sink transaction (maxBatch 1): every step meets the previous one's rows.
-    const steps = [change(1, 'c', '5.000', t1), change(1, 'u', '7.000', t1), change(2, 'c', '3.000', t1), change(2, 'd', '0', t1), change(1, 'u', '9.000', t2)];
+    const steps = [
+      change(1, 'c', '5.000', t1),
+      change(1, 'u', '7.000', t1),
+      change(2, 'c', '3.000', t1),
+      change(2, 'd', '0', t1),
+      change(1, 'u', '9.000', t2),
+    ];
     const producer = await pipeline.kafka.producer({ transactionalId: uniqueId('instants') });
     cleanups.push(() => producer.disconnect());
     await sendTransactionsVisibly(pipeline.kafka, producer, `${pipeline.prefix}pos.inventario.changes`, [steps.map(record)]);
     const group = uniqueId('sink');
     run(pipeline, db, group, 1);
     await waitForSinkEnd(pipeline, db.pool, group);
-    const rows = (await db.pool.query('SELECT producto_id, cantidad, valid_from, valid_to FROM inventario_historico ORDER BY producto_id, valid_from')).rows;
+    const rows = (
+      await db.pool.query('SELECT producto_id, cantidad, valid_from, valid_to FROM inventario_historico ORDER BY producto_id, valid_from')
+    ).rows;
     expect(rows).toEqual([
       { producto_id: '000001', cantidad: '7.000', valid_from: t1, valid_to: t2 },
       { producto_id: '000001', cantidad: '9.000', valid_from: t2, valid_to: null },
     ]);
-    expect((await db.pool.query('SELECT producto_id, cantidad FROM inventario_actual')).rows).toEqual([{ producto_id: '000001', cantidad: '9.000' }]);
+    expect((await db.pool.query('SELECT producto_id, cantidad FROM inventario_actual')).rows).toEqual([
+      { producto_id: '000001', cantidad: '9.000' },
+    ]);
   });
 
-  it('dead-letters a change whose taken_at goes back into a closed history interval (HistoryOrderError, sqlstate 23505), and writes the rest', async () => {
-    const { pipeline, db } = await setUp();
-    const codec = await createTopicCodec<InventoryChange>(pipeline.registry, 'pos.inventario.changes', `${pipeline.prefix}pos.inventario.changes`);
-    const t1 = new Date('2026-11-01T12:00:00Z');
-    const t2 = new Date('2026-11-01T12:30:00Z');
-    // One record per sink transaction (maxBatch 1): the third meets the interval [t1, t2) the
-    // first two closed, and would reopen it.
-    const steps = [change(1, 'c', '5.000', t1), change(1, 'u', '7.000', t2), change(1, 'u', '6.000', t1), change(2, 'c', '3.000', t2)];
-    const producer = await pipeline.kafka.producer({ transactionalId: uniqueId('backwards') });
-    cleanups.push(() => producer.disconnect());
-    await sendTransactionsVisibly(pipeline.kafka, producer, `${pipeline.prefix}pos.inventario.changes`, [steps.map(changeRecord(codec))]);
-    const group = uniqueId('sink');
-    const sink = run(pipeline, db, group, 1);
-    await waitForSinkEnd(pipeline, db.pool, group);
-    const dlq = await pipeline.read('pos.inventario.changes.dlq', { raw: true });
-    expect(dlq.map((r) => [r.headers.source_offset, r.headers.sqlstate, r.headers.error_class])).toEqual([['2', '23505', 'HistoryOrderError']]);
-    expect(dlq[0]!.headers.error).toMatch(/would reopen a closed interval of "inventario_historico"/);
-    const rows = (await db.pool.query('SELECT producto_id, cantidad, valid_from, valid_to FROM inventario_historico ORDER BY producto_id, valid_from')).rows;
-    expect(rows).toEqual([
-      { producto_id: '000001', cantidad: '5.000', valid_from: t1, valid_to: t2 },
-      { producto_id: '000001', cantidad: '7.000', valid_from: t2, valid_to: null },
-      { producto_id: '000002', cantidad: '3.000', valid_from: t2, valid_to: null },
-    ]);
-    expect(await Promise.race([sink.finished.then(() => 'ended'), Promise.resolve('running')])).toBe('running');
-  });
+  it(
+    'dead-letters a change whose taken_at goes back into a closed history interval (HistoryOrderError, sqlstate 23505), and writes the ' +
+      'rest',
+    async () => {
+      const { pipeline, db } = await setUp();
+      const codec = await createTopicCodec<InventoryChange>(
+        pipeline.registry,
+        'pos.inventario.changes',
+        `${pipeline.prefix}pos.inventario.changes`,
+      );
+      const t1 = new Date('2026-11-01T12:00:00Z');
+      const t2 = new Date('2026-11-01T12:30:00Z');
+      // One record per sink transaction (maxBatch 1): the third meets the interval [t1, t2) the
+      // first two closed, and would reopen it.
+      const steps = [change(1, 'c', '5.000', t1), change(1, 'u', '7.000', t2), change(1, 'u', '6.000', t1), change(2, 'c', '3.000', t2)];
+      const producer = await pipeline.kafka.producer({ transactionalId: uniqueId('backwards') });
+      cleanups.push(() => producer.disconnect());
+      await sendTransactionsVisibly(pipeline.kafka, producer, `${pipeline.prefix}pos.inventario.changes`, [
+        steps.map(changeRecord(codec)),
+      ]);
+      const group = uniqueId('sink');
+      const sink = run(pipeline, db, group, 1);
+      await waitForSinkEnd(pipeline, db.pool, group);
+      const dlq = await pipeline.read('pos.inventario.changes.dlq', { raw: true });
+      expect(dlq.map((r) => [r.headers.source_offset, r.headers.sqlstate, r.headers.error_class])).toEqual([
+        ['2', '23505', 'HistoryOrderError'],
+      ]);
+      expect(dlq[0]!.headers.error).toMatch(/would reopen a closed interval of "inventario_historico"/);
+      const rows = (
+        await db.pool.query(
+          'SELECT producto_id, cantidad, valid_from, valid_to FROM inventario_historico ORDER BY producto_id, valid_from',
+        )
+      ).rows;
+      expect(rows).toEqual([
+        { producto_id: '000001', cantidad: '5.000', valid_from: t1, valid_to: t2 },
+        { producto_id: '000001', cantidad: '7.000', valid_from: t2, valid_to: null },
+        { producto_id: '000002', cantidad: '3.000', valid_from: t2, valid_to: null },
+      ]);
+      expect(await Promise.race([sink.finished.then(() => 'ended'), Promise.resolve('running')])).toBe('running');
+    },
+  );
 
   it('dead-letters a record it cannot decode and rows PostgreSQL refuses (with the SQLSTATE), and writes the rest of the batch', async () => {
     const { pipeline, db } = await setUp();
     const ventaCodec = await createTopicCodec<Venta>(pipeline.registry, 'pos.ventas', `${pipeline.prefix}pos.ventas`);
-    const alertCodec = await createTopicCodec<PhantomAlert>(pipeline.registry, 'alerts.phantom-zeros', `${pipeline.prefix}alerts.phantom-zeros`);
+    const alertCodec = await createTopicCodec<PhantomAlert>(
+      pipeline.registry,
+      'alerts.phantom-zeros',
+      `${pipeline.prefix}alerts.phantom-zeros`,
+    );
     const feed = buildSinkFeed({ stores: ['tienda_01'], products: 50, cycles: 1, ventasPerStore: 30, alertsPerStore: 0 });
     const records = await sinkFeedRecords(pipeline, feed);
     const good = records['pos.ventas']!;
@@ -220,25 +288,47 @@ describe('fluxion sink postgres', () => {
       ...good.slice(20),
     ];
     const alert = (id: string, producto: string): PhantomAlert => ({
-      alert_id: uuidFrom(id), ubicacion_id: 'tienda_01', deposito: '01', producto_id: producto, rule: 'SELLING_AT_ZERO', confidence: 0.9, status: 'OPEN',
-      summary: 'vende con 0', evidence: {}, opened_at: new Date('2026-11-01T10:00:00Z'), updated_at: new Date('2026-11-01T10:00:00Z'),
+      alert_id: uuidFrom(id),
+      ubicacion_id: 'tienda_01',
+      deposito: '01',
+      producto_id: producto,
+      rule: 'SELLING_AT_ZERO',
+      confidence: 0.9,
+      status: 'OPEN',
+      summary: 'vende con 0',
+      evidence: {},
+      opened_at: new Date('2026-11-01T10:00:00Z'),
+      updated_at: new Date('2026-11-01T10:00:00Z'),
     });
-    const alertRecord = (a: PhantomAlert) => ({ ubicacionId: a.ubicacion_id, key: `${a.ubicacion_id}/01/${a.producto_id}`, value: alertCodec.encode(a) });
+    const alertRecord = (a: PhantomAlert) => ({
+      ubicacionId: a.ubicacion_id,
+      key: `${a.ubicacion_id}/01/${a.producto_id}`,
+      value: alertCodec.encode(a),
+    });
     const producer = await pipeline.kafka.producer({ transactionalId: uniqueId('poison') });
     cleanups.push(() => producer.disconnect());
     await sendTransactionsVisibly(pipeline.kafka, producer, `${pipeline.prefix}pos.ventas`, [ventas]);
     // A second OPEN alert for a product whose first alert is still OPEN in the table breaks
     // alertas_una_abierta (23505); it comes in a later batch, so the planner cannot see it.
-    await sendTransactionsVisibly(pipeline.kafka, producer, `${pipeline.prefix}alerts.phantom-zeros`, [[alertRecord(alert('a1', '000001'))]]);
+    await sendTransactionsVisibly(pipeline.kafka, producer, `${pipeline.prefix}alerts.phantom-zeros`, [
+      [alertRecord(alert('a1', '000001'))],
+    ]);
     const group = uniqueId('sink');
     const sink = run(pipeline, db, group);
     await waitForSinkEnd(pipeline, db.pool, group);
-    await sendTransactionsVisibly(pipeline.kafka, producer, `${pipeline.prefix}alerts.phantom-zeros`, [[alertRecord(alert('a2', '000001')), alertRecord(alert('a3', '000002'))]]);
+    await sendTransactionsVisibly(pipeline.kafka, producer, `${pipeline.prefix}alerts.phantom-zeros`, [
+      [alertRecord(alert('a2', '000001')), alertRecord(alert('a3', '000002'))],
+    ]);
     await waitForSinkEnd(pipeline, db.pool, group);
 
     const count = async (sql: string) => Number((await db.pool.query(sql)).rows[0].n);
-    expect(await count('SELECT count(*) AS n FROM ventas')).toBe(new Set(feed.ventas.map((v) => `${v.linea.numero_factura}/${v.linea.linea}`)).size);
-    expect((await db.pool.query('SELECT alert_id FROM alertas ORDER BY producto_id')).rows.map((r) => r.alert_id)).toEqual([uuidFrom('a1'), uuidFrom('a3')]);
+    expect(await count('SELECT count(*) AS n FROM ventas')).toBe(
+      new Set(feed.ventas.map((v) => `${v.linea.numero_factura}/${v.linea.linea}`)).size,
+    );
+    expect((await db.pool.query('SELECT alert_id FROM alertas ORDER BY producto_id')).rows.map((r) => r.alert_id)).toEqual([
+      uuidFrom('a1'),
+      uuidFrom('a3'),
+    ]);
 
     const dlq = await pipeline.read('pos.ventas.dlq', { raw: true });
     expect(dlq.map((r) => r.key?.toString())).toEqual(['tienda_01/garbage/1', 'tienda_01/F\u0000BAD/1']);

@@ -54,12 +54,18 @@ async function changesOf(ubicacion?: string): Promise<ChangeRecord[]> {
 }
 
 function fold(changes: ChangeRecord[], ubicacion: string): Map<string, string> {
-  const state = applyChanges(new Map() as StoreState, changes.filter((c) => c.ubicacion_id === ubicacion));
+  const state = applyChanges(
+    new Map() as StoreState,
+    changes.filter((c) => c.ubicacion_id === ubicacion),
+  );
   return new Map([...state].map(([k, packed]) => [k, unpackRow(packed).cantidad]));
 }
 
 describe('fluxion process differ', () => {
-  it('turns consecutive snapshots into c/u/d changes, skips incomplete ones, quarantines mass zeros until released, DLQs poison, and rebuilds its state', { timeout: 240_000 }, async () => {
+  it('turns consecutive snapshots into c/u/d changes, skips incomplete ones, quarantines mass zeros until released, DLQs poison, and ' +
+    'rebuilds its state', {
+    timeout: 240_000,
+  }, async () => {
     const group = uniqueId('differ');
     let running = await startProcessor(createDifferSpec, pipeline, group, { maxBatch: 7 });
     const inputs = [`${pipeline.prefix}pos.inventario.snapshots`];
@@ -90,17 +96,35 @@ describe('fluxion process differ', () => {
     expect(fold(changes, 'tienda_01')).toEqual(new Map(rows2.map((r) => [rowKey(r.deposito, r.producto_id), r.cantidad])));
 
     // An incomplete snapshot (1 of 5 chunks) superseded by a newer one: never applied.
-    const broken = snap('tienda_02', 3, cycleRows('tienda_02', 3, 240).map((r) => ({ ...r, cantidad: '1.000' })), 'broken');
+    const broken = snap(
+      'tienda_02',
+      3,
+      cycleRows('tienda_02', 3, 240).map((r) => ({ ...r, cantidad: '1.000' })),
+      'broken',
+    );
     await feeder.publish([{ ...broken, only: [0] }, snap('tienda_02', 4)]);
     await waitForGroupEnd(pipeline.kafka, group, inputs);
     changes = await changesOf('tienda_02');
     expect(changes.some((c) => c.snapshot_id === broken.snapshotId)).toBe(false);
-    expect(fold(changes, 'tienda_02')).toEqual(new Map(cycleRows('tienda_02', 4, 240).map((r) => [rowKey(r.deposito, r.producto_id), r.cantidad])));
-    expect(await counterValue(running.metrics.registry.getSingleMetric('fluxion_differ_snapshots_total') as never, { outcome: 'dropped' })).toBe(1);
+    expect(fold(changes, 'tienda_02')).toEqual(
+      new Map(cycleRows('tienda_02', 4, 240).map((r) => [rowKey(r.deposito, r.producto_id), r.cantidad])),
+    );
+    expect(
+      await counterValue(running.metrics.registry.getSingleMetric('fluxion_differ_snapshots_total') as never, { outcome: 'dropped' }),
+    ).toBe(1);
 
     // Poison: garbage bytes, an unknown schema id, a schema-valid chunk with chunk_count -1.
     const poisonProducer = await pipeline.kafka.producer();
-    const negative = feeder.codec.encode({ snapshot_id: uuidFrom('neg'), ubicacion_id: 'tienda_03', source: 'KLK', taken_at: at(5), chunk_index: 0, chunk_count: -1, row_count: 0, rows: [] });
+    const negative = feeder.codec.encode({
+      snapshot_id: uuidFrom('neg'),
+      ubicacion_id: 'tienda_03',
+      source: 'KLK',
+      taken_at: at(5),
+      chunk_index: 0,
+      chunk_count: -1,
+      row_count: 0,
+      rows: [],
+    });
     await poisonProducer.send(inputs[0]!, [
       { ubicacionId: 'tienda_03', key: 'tienda_03', value: Buffer.from('not avro at all') },
       { ubicacionId: 'tienda_03', key: 'tienda_03', value: confluentFrame(987_654, Buffer.from([2, 4, 6])) },
@@ -119,7 +143,11 @@ describe('fluxion process differ', () => {
     const dlq = await pipeline.read(dlqTopic('pos.inventario.snapshots'), { raw: true, idleMs: 1_000 });
     expect(dlq).toHaveLength(3);
     expect(dlq[0]!.value!.toString()).toBe('not avro at all');
-    expect(dlq.map((r) => r.headers.error)).toEqual([expect.stringMatching(/magic byte/), expect.stringMatching(/schema id 987654/), expect.stringMatching(/chunk_count -1/)]);
+    expect(dlq.map((r) => r.headers.error)).toEqual([
+      expect.stringMatching(/magic byte/),
+      expect.stringMatching(/schema id 987654/),
+      expect.stringMatching(/chunk_count -1/),
+    ]);
     expect(dlq.every((r) => r.headers.source_topic === inputs[0] && r.headers.source_offset !== undefined)).toBe(true);
 
     // A new instance rebuilds its state from the topic: the same snapshot again is no change.
@@ -149,7 +177,12 @@ describe('fluxion process differ', () => {
     expect(t3.filter((c) => c.snapshot_id === mass.snapshotId && c.op === 'u').length).toBeGreaterThan(150);
     expect(fold(t3, 'tienda_03')).toEqual(new Map(zeroed.map((r) => [rowKey(r.deposito, r.producto_id), r.cantidad])));
     const after = await runCli(['quarantine', 'list', '--all', '--json'], env);
-    expect(after.stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual([expect.objectContaining({ snapshot_id: mass.snapshotId, status: 'RELEASED', note: 'inventario físico confirmado' })]);
+    expect(
+      after.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toEqual([expect.objectContaining({ snapshot_id: mass.snapshotId, status: 'RELEASED', note: 'inventario físico confirmado' })]);
 
     // A second instance joins: partitions move, and each instance loads the state of the
     // partitions it is given before processing them (identical snapshots: no change).
@@ -166,7 +199,12 @@ describe('fluxion process differ', () => {
       await admin.disconnect();
     }
     const count = (await changesOf()).length;
-    await feeder.publish([snap('tienda_01', 7, rows2), snap('tienda_02', 7, cycleRows('tienda_02', 4, 240)), snap('tienda_03', 7, zeroed), snap('tienda_04', 7, cycleRows('tienda_04', 5, 240))]);
+    await feeder.publish([
+      snap('tienda_01', 7, rows2),
+      snap('tienda_02', 7, cycleRows('tienda_02', 4, 240)),
+      snap('tienda_03', 7, zeroed),
+      snap('tienda_04', 7, cycleRows('tienda_04', 5, 240)),
+    ]);
     await waitForGroupEnd(pipeline.kafka, group, inputs);
     expect((await changesOf()).length).toBe(count);
     await Promise.all([running.stop(), second.stop()]);
@@ -190,10 +228,26 @@ describe('fluxion process differ: stale snapshots', () => {
     const lines: Array<Record<string, unknown>> = [];
     const logger = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
     const metrics = createRuntimeMetrics();
-    const spec = await createDifferSpec({ kafka: p2.kafka, registry: p2.registry, logger, topicPrefix: p2.prefix, partitions: 3, config: processorConfig(), metrics });
-    const processor = createStreamProcessor(spec, { kafka: p2.kafka, logger, metrics }, { groupId: group, sessionTimeoutMs: 3_000, maxBatch: 7, transactionTimeoutMs: 15_000 });
-    const finished = processor.run().then(() => undefined, (err: unknown) => err);
-    const outcome = (o: string) => counterValue(metrics.registry.getSingleMetric('fluxion_differ_snapshots_total') as never, { outcome: o });
+    const spec = await createDifferSpec({
+      kafka: p2.kafka,
+      registry: p2.registry,
+      logger,
+      topicPrefix: p2.prefix,
+      partitions: 3,
+      config: processorConfig(),
+      metrics,
+    });
+    const processor = createStreamProcessor(
+      spec,
+      { kafka: p2.kafka, logger, metrics },
+      { groupId: group, sessionTimeoutMs: 3_000, maxBatch: 7, transactionTimeoutMs: 15_000 },
+    );
+    const finished = processor.run().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    const outcome = (o: string) =>
+      counterValue(metrics.registry.getSingleMetric('fluxion_differ_snapshots_total') as never, { outcome: o });
     return { lines, outcome, finished, stop: () => processor.stop() };
   }
 
@@ -205,7 +259,10 @@ describe('fluxion process differ: stale snapshots', () => {
     }
   }
 
-  it('records a snapshot older than the applied one as STALE once, never applies or releases it, and does not call the older snapshots a restart reads again stale', { timeout: 180_000 }, async () => {
+  it('records a snapshot older than the applied one as STALE once, never applies or releases it, and does not call the older snapshots a ' +
+    'restart reads again stale', {
+    timeout: 180_000,
+  }, async () => {
     // Two stores on one partition: the held one's incomplete snapshot holds the partition's
     // committed offset back, so a restart reads everything after it again.
     const candidates = Array.from({ length: 20 }, (_, i) => `tienda_${String(i + 1).padStart(2, '0')}`);
@@ -215,10 +272,21 @@ describe('fluxion process differ: stale snapshots', () => {
     const y1 = { ubicacion: store, snapshotId: id('y1'), takenAt: at(1), rows: cycleRows(store, 1, 120), chunkSize: 40 };
     const y2 = { ubicacion: store, snapshotId: id('y2'), takenAt: at(3), rows: cycleRows(store, 3, 120), chunkSize: 40 };
     // Taken between the two but read after the second (a delayed run): stale.
-    const y0 = { ubicacion: store, snapshotId: id('y0'), takenAt: at(2), rows: cycleRows(store, 2, 120).map((r) => ({ ...r, cantidad: '1.000' })), chunkSize: 40 };
+    const y0 = {
+      ubicacion: store,
+      snapshotId: id('y0'),
+      takenAt: at(2),
+      rows: cycleRows(store, 2, 120).map((r) => ({ ...r, cantidad: '1.000' })),
+      chunkSize: 40,
+    };
     const group = uniqueId('differ-stale');
     const first = await startLogged(group);
-    await feeder2.publish([{ ubicacion: held, snapshotId: id('h1'), takenAt: at(1), rows: cycleRows(held, 1, 120), chunkSize: 40, only: [0] }, y1, y2, y0]);
+    await feeder2.publish([
+      { ubicacion: held, snapshotId: id('h1'), takenAt: at(1), rows: cycleRows(held, 1, 120), chunkSize: 40, only: [0] },
+      y1,
+      y2,
+      y0,
+    ]);
     await until('the stale snapshot', async () => (await first.outcome('stale')) === 1);
     expect(await first.outcome('applied')).toBe(2);
 
@@ -233,19 +301,30 @@ describe('fluxion process differ: stale snapshots', () => {
         updated_at: at(3),
         row_count: 120,
         chunk_count: 3,
-        reason: `stale: taken at ${at(2).toISOString()}, before snapshot ${y2.snapshotId} (taken at ${at(3).toISOString()}) which was already applied`,
+        reason:
+          `stale: taken at ${at(2).toISOString()}, before snapshot ${y2.snapshotId} (taken at ${at(3).toISOString()}) which was already ` +
+          `applied`,
       }),
     ]);
     const warned = first.lines.filter((l) => l.msg?.toString().startsWith('stale snapshot, not applied'));
     expect(warned).toEqual([
-      expect.objectContaining({ level: 40, ubicacion: store, snapshot: y0.snapshotId, taken_at: at(2).toISOString(), applied_snapshot: y2.snapshotId, applied_taken_at: at(3).toISOString() }),
+      expect.objectContaining({
+        level: 40,
+        ubicacion: store,
+        snapshot: y0.snapshotId,
+        taken_at: at(2).toISOString(),
+        applied_snapshot: y2.snapshotId,
+        applied_taken_at: at(3).toISOString(),
+      }),
     ]);
     expect((await changesOf2(store)).some((c) => c.snapshot_id === y0.snapshotId)).toBe(false);
 
     // A restart reads y1, y2 and y0 again (the committed offset is before them): nothing new.
     await first.stop();
     const second = await startLogged(group);
-    await until('the second instance to read past y0', async () => second.lines.some((l) => l.msg === 'snapshot already decided: skipped' && l.snapshot === y0.snapshotId));
+    await until('the second instance to read past y0', async () =>
+      second.lines.some((l) => l.msg === 'snapshot already decided: skipped' && l.snapshot === y0.snapshotId),
+    );
     expect(second.lines.filter((l) => l.msg === 'snapshot already decided: skipped').map((l) => [l.snapshot, l.why])).toEqual([
       [y1.snapshotId, 'read-before-applied'],
       [y2.snapshotId, 'applied'],
@@ -277,6 +356,8 @@ describe('fluxion process differ: stale snapshots', () => {
   });
 
   async function changesOf2(ubicacion: string): Promise<ChangeRecord[]> {
-    return (await p2.read<ChangeRecord>('pos.inventario.changes', { idleMs: 1_500 })).map((r) => r.decoded).filter((c) => c.ubicacion_id === ubicacion);
+    return (await p2.read<ChangeRecord>('pos.inventario.changes', { idleMs: 1_500 }))
+      .map((r) => r.decoded)
+      .filter((c) => c.ubicacion_id === ubicacion);
   }
 });

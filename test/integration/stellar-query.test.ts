@@ -65,9 +65,15 @@ describe('the checked-in query on the VAD10 tables: each of its filters is neede
     ['the PROCURA exclusion', (q) => without(q, /\n\s*AND p\.c_Departamento <> '000017'[^\n]*/)],
     ['active products only (n_Activo = 1)', (q) => without(q, /\n\s*AND p\.n_Activo = 1/)],
     ["codes of type 'BARRA' only", (q) => without(q, /\n\s*WHERE c_TipoCodigo = 'BARRA'/)],
-    ['products with a barcode only (the inner join on the barcodes)', (q) => without(q, /INNER JOIN (\(\s*SELECT c_CodNasa)/, 'LEFT JOIN $1')],
+    [
+      'products with a barcode only (the inner join on the barcodes)',
+      (q) => without(q, /INNER JOIN (\(\s*SELECT c_CodNasa)/, 'LEFT JOIN $1'),
+    ],
     ['the lowest BARRA code', (q) => without(q, 'MIN(c_Codigo)', 'MAX(c_Codigo)')],
-    ['one row per product (the grouped barcodes)', (q) => without(without(q, 'MIN(c_Codigo) AS', 'c_Codigo AS'), /\n\s*GROUP BY c_CodNasa/)],
+    [
+      'one row per product (the grouped barcodes)',
+      (q) => without(without(q, 'MIN(c_Codigo) AS', 'c_Codigo AS'), /\n\s*GROUP BY c_CodNasa/),
+    ],
     ['the deposito parameter', (q) => without(q, /WHERE dp\.c_CodDeposito = @codigo_deposito\s*AND/, 'WHERE')],
     ["the group's department in its join", (q) => without(q, / AND g\.c_Departamento = p\.c_Departamento/)],
   ];
@@ -82,33 +88,50 @@ describe('the checked-in query on the VAD10 tables: each of its filters is neede
     expect(differences(rows, tienda.sim.stellarInventario('01'))).not.toEqual([]);
   });
 
-  it.for([8_000, 60_000])('snapshot query time: a deposito of %i products, streamed to mssql, exactly the truth', async (products, { annotate }) => {
-    const started = performance.now();
-    const s = await store(`cedi_${products}`, products, ['0101']);
-    const startSeconds = (performance.now() - started) / 1000;
-    try {
-      const p = await pool(s).connect();
-      const t0 = performance.now();
-      let firstRow = 0;
-      const { rows, error } = await streamInventario(p, '0101', (n) => {
-        if (n === 1) firstRow = performance.now() - t0;
-      }).result;
-      const seconds = (performance.now() - t0) / 1000;
-      expect(error).toBeUndefined();
-      expect(differences(rows, s.sim.stellarInventario('0101'))).toEqual([]);
-      const figures = { products, rows: rows.length, simulatorStartSeconds: +startSeconds.toFixed(2), firstRowMs: Math.round(firstRow), querySeconds: +seconds.toFixed(2) };
-      testLogger.info(figures, 'Stellar simulator: snapshot query time');
-      await annotate(JSON.stringify(figures));
-    } finally {
-      await s.server.close();
-    }
-  });
+  it.for([8_000, 60_000])(
+    'snapshot query time: a deposito of %i products, streamed to mssql, exactly the truth',
+    async (products, { annotate }) => {
+      const started = performance.now();
+      const s = await store(`cedi_${products}`, products, ['0101']);
+      const startSeconds = (performance.now() - started) / 1000;
+      try {
+        const p = await pool(s).connect();
+        const t0 = performance.now();
+        let firstRow = 0;
+        const { rows, error } = await streamInventario(p, '0101', (n) => {
+          if (n === 1) firstRow = performance.now() - t0;
+        }).result;
+        const seconds = (performance.now() - t0) / 1000;
+        expect(error).toBeUndefined();
+        expect(differences(rows, s.sim.stellarInventario('0101'))).toEqual([]);
+        const figures = {
+          products,
+          rows: rows.length,
+          simulatorStartSeconds: +startSeconds.toFixed(2),
+          firstRowMs: Math.round(firstRow),
+          querySeconds: +seconds.toFixed(2),
+        };
+        testLogger.info(figures, 'Stellar simulator: snapshot query time');
+        await annotate(JSON.stringify(figures));
+      } finally {
+        await s.server.close();
+      }
+    },
+  );
 
   it('a construct the translation does not know is an error naming it, never an answer', async () => {
     const p = await pool(tienda).connect();
-    const applied = without(QUERY, /INNER JOIN \(\s*SELECT c_CodNasa[\s\S]*?\) b ON b\.c_CodNasa = p\.c_Codigo/, "OUTER APPLY (SELECT TOP 1 c_Codigo AS codigo_barras FROM MA_CODIGOS c WHERE c.c_CodNasa = p.c_Codigo AND c.c_TipoCodigo = 'BARRA' ORDER BY c_Codigo) b");
+    const applied = without(
+      QUERY,
+      /INNER JOIN \(\s*SELECT c_CodNasa[\s\S]*?\) b ON b\.c_CodNasa = p\.c_Codigo/,
+      'OUTER APPLY (SELECT TOP 1 c_Codigo AS codigo_barras FROM MA_CODIGOS c WHERE c.c_CodNasa = p.c_Codigo AND c.c_TipoCodigo = ' +
+        "'BARRA' ORDER BY c_Codigo) b",
+    );
     const { rows, error } = await streamInventario(p, '01', undefined, applied).result;
     expect(rows).toEqual([]);
-    expect(error).toMatchObject({ number: 50000, message: expect.stringContaining('not supported by the Stellar simulator\'s translation: OUTER APPLY') });
+    expect(error).toMatchObject({
+      number: 50000,
+      message: expect.stringContaining("not supported by the Stellar simulator's translation: OUTER APPLY"),
+    });
   });
 });

@@ -9,7 +9,16 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FaultControl, servedInventario, type StoreFaults } from '../../simulators/faults.ts';
 import { OUT_OF_RANGE_CANTIDAD } from '../../simulators/stellar/statements.ts';
 import { testLogger } from '../../fixtures/services.ts';
-import { closePools, differences, pool, QUERY, store as startStore, streamInventario, USER, type Store } from '../helpers/stellar-driver.ts';
+import {
+  closePools,
+  differences,
+  pool,
+  QUERY,
+  store as startStore,
+  streamInventario,
+  USER,
+  type Store,
+} from '../helpers/stellar-driver.ts';
 
 const faults = new FaultControl();
 let cedi: Store; // 40,000 products: the full comparison
@@ -18,7 +27,11 @@ let big: Store; // 150,000 products: more than kernel and driver buffers hold
 const store = (ubicacionId: string, products: number, depositos: string[]) => startStore(ubicacionId, products, depositos, faults);
 
 beforeAll(async () => {
-  [cedi, tienda, big] = await Promise.all([store('cedi_01', 40_000, ['CEDI01', 'CEDI02']), store('tienda_07', 3_000, ['01', '02']), store('cedi_big', 150_000, ['01'])]);
+  [cedi, tienda, big] = await Promise.all([
+    store('cedi_01', 40_000, ['CEDI01', 'CEDI02']),
+    store('tienda_07', 3_000, ['01', '02']),
+    store('cedi_big', 150_000, ['01']),
+  ]);
 });
 
 afterEach(async () => {
@@ -53,7 +66,21 @@ describe('Stellar simulator with the real mssql driver', () => {
     expect(differences(rows, truth)).toEqual([]);
     // Accents travel as CP1252 and come back intact.
     expect(rows.some((r) => String(r.descripcion).includes('Ñ'))).toBe(true);
-    expect(Object.keys(columns)).toEqual(['codigo_producto', 'codigo_barras', 'descripcion', 'departamento_codigo', 'departamento_nombre', 'grupo_codigo', 'grupo_nombre', 'subgrupo_codigo', 'subgrupo_nombre', 'unidad', 'cantidad', 'costo', 'precio']);
+    expect(Object.keys(columns)).toEqual([
+      'codigo_producto',
+      'codigo_barras',
+      'descripcion',
+      'departamento_codigo',
+      'departamento_nombre',
+      'grupo_codigo',
+      'grupo_nombre',
+      'subgrupo_codigo',
+      'subgrupo_nombre',
+      'unidad',
+      'cantidad',
+      'costo',
+      'precio',
+    ]);
     expect(columns.codigo_producto).toMatchObject({ type: sql.VarChar, length: 15, nullable: false });
     expect(columns.codigo_barras).toMatchObject({ type: sql.VarChar, length: 20, nullable: true });
     expect(columns.cantidad).toMatchObject({ type: sql.Decimal, precision: 18, scale: 3, nullable: false });
@@ -77,14 +104,25 @@ describe('Stellar simulator with the real mssql driver', () => {
   });
 
   it('refuses a wrong password or database with "Login failed"', async () => {
-    await expect(pool(tienda, { password: 'wrong' }).connect()).rejects.toMatchObject({ name: 'ConnectionError', code: 'ELOGIN', message: `Login failed for user '${USER}'.` });
+    await expect(pool(tienda, { password: 'wrong' }).connect()).rejects.toMatchObject({
+      name: 'ConnectionError',
+      code: 'ELOGIN',
+      message: `Login failed for user '${USER}'.`,
+    });
     await expect(pool(tienda, { user: 'sa' }).connect()).rejects.toMatchObject({ code: 'ELOGIN', message: "Login failed for user 'sa'." });
-    await expect(pool(tienda, { database: 'OTRA' }).connect()).rejects.toMatchObject({ code: 'ELOGIN', message: expect.stringContaining('Login failed') });
+    await expect(pool(tienda, { database: 'OTRA' }).connect()).rejects.toMatchObject({
+      code: 'ELOGIN',
+      message: expect.stringContaining('Login failed'),
+    });
   });
 
   it('answers statements it does not know with SQL Server errors, and keeps serving', async () => {
     const p = await pool(tienda).connect();
-    await expect(p.request().query('SELECT * FROM MA_VENTAS')).rejects.toMatchObject({ name: 'RequestError', number: 208, message: "Invalid object name 'MA_VENTAS'." });
+    await expect(p.request().query('SELECT * FROM MA_VENTAS')).rejects.toMatchObject({
+      name: 'RequestError',
+      number: 208,
+      message: "Invalid object name 'MA_VENTAS'.",
+    });
     await expect(p.request().execute('sp_who')).rejects.toMatchObject({ name: 'RequestError', number: 2812 });
     // The tables exist now; the read-only login may not write them.
     await expect(p.request().batch('DELETE FROM MA_PRODUCTOS')).rejects.toMatchObject({ name: 'RequestError', number: 229 });
@@ -92,7 +130,10 @@ describe('Stellar simulator with the real mssql driver', () => {
     // The inventory query without its parameter.
     await expect(p.request().query(QUERY)).rejects.toMatchObject({ number: 137 });
     // Refused while running (SQL Server and SQLite would order accented text differently).
-    await expect(p.request().query('SELECT c_Descri FROM MA_PRODUCTOS ORDER BY c_Descri')).rejects.toMatchObject({ number: 50000, message: expect.stringContaining('ordering text that is not ASCII') });
+    await expect(p.request().query('SELECT c_Descri FROM MA_PRODUCTOS ORDER BY c_Descri')).rejects.toMatchObject({
+      number: 50000,
+      message: expect.stringContaining('ordering text that is not ASCII'),
+    });
     expect((await p.request().query('SELECT 1;')).recordset).toEqual([{ '': 1 }]);
   });
 

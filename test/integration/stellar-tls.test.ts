@@ -152,7 +152,29 @@ let otherCaFile: string;
 function selfSigned(name: string): { key: string; cert: string } {
   const key = join(dir, `${name}.key`);
   const cert = join(dir, `${name}.pem`);
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'pipe' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'pipe' },
+  );
   return { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') };
 }
 
@@ -170,15 +192,43 @@ afterAll(async () => {
 });
 
 const store = (stellar: { caFileEnv?: string; trustServerCertificate?: boolean }): Ubicacion & { pos: 'stellar' } => ({
-  id: 'cedi_frio', nombre: 'CEDI Frio', tipo: 'cedi', activa: true, pos: 'stellar', depositos: ['0101'],
-  stellar: { host: '127.0.0.1', port: server.port, database: 'VAD10', userEnv: 'U', passwordEnv: 'P', encrypt: true, connectTimeoutMs: 10_000, requestTimeoutMs: 10_000, ...stellar },
+  id: 'cedi_frio',
+  nombre: 'CEDI Frio',
+  tipo: 'cedi',
+  activa: true,
+  pos: 'stellar',
+  depositos: ['0101'],
+  stellar: {
+    host: '127.0.0.1',
+    port: server.port,
+    database: 'VAD10',
+    userEnv: 'U',
+    passwordEnv: 'P',
+    encrypt: true,
+    connectTimeoutMs: 10_000,
+    requestTimeoutMs: 10_000,
+    ...stellar,
+  },
 });
 
 /** Reads the store as the extractor does; resolves to the error it ends with. */
 async function attempt(u: Ubicacion & { pos: 'stellar' }, env: NodeJS.ProcessEnv): Promise<Error> {
   try {
     for await (const _ of stellarInventario(
-      { ubicacionId: u.id, host: u.stellar.host, port: u.stellar.port, database: 'VAD10', user: 'fluxion', password: 'pw', passwordEnv: 'P', tls: readStellarTls(u, env), connectTimeoutMs: 10_000, requestTimeoutMs: 10_000, signal: new AbortController().signal, logger: testLogger },
+      {
+        ubicacionId: u.id,
+        host: u.stellar.host,
+        port: u.stellar.port,
+        database: 'VAD10',
+        user: 'fluxion',
+        password: 'pw',
+        passwordEnv: 'P',
+        tls: readStellarTls(u, env),
+        connectTimeoutMs: 10_000,
+        requestTimeoutMs: 10_000,
+        signal: new AbortController().signal,
+        logger: testLogger,
+      },
       '0101',
     ));
   } catch (err) {
@@ -200,7 +250,9 @@ describe('Stellar TLS per store (a TLS SQL Server with a self-signed certificate
     const before = server.logins;
     const wrongCa = await attempt(store({ caFileEnv: 'STELLAR_CA_FILE_CEDI_FRIO' }), { STELLAR_CA_FILE_CEDI_FRIO: otherCaFile });
     expect(wrongCa).toBeInstanceOf(PosUnavailableError);
-    expect(wrongCa.message).toMatch(/cedi_frio: Stellar 127\.0\.0\.1:\d+\/VAD10 failed while connecting: .*(self-signed certificate|unable to verify)/i);
+    expect(wrongCa.message).toMatch(
+      /cedi_frio: Stellar 127\.0\.0\.1:\d+\/VAD10 failed while connecting: .*(self-signed certificate|unable to verify)/i,
+    );
     const publicCas = await attempt(store({}), {});
     expect(publicCas.message).toMatch(/self-signed certificate/i);
     expect(server.logins).toBe(before);

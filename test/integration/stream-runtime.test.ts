@@ -61,7 +61,10 @@ async function readAll(topic: string, count: number, timeoutMs = 30_000): Promis
   try {
     await consumer.subscribe([topic], true);
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`only ${got.length} of ${count} records on ${topic} in ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`only ${got.length} of ${count} records on ${topic} in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       let quiet: NodeJS.Timeout | undefined;
       void consumer.run(async (r) => {
         got.push(r);
@@ -111,9 +114,16 @@ async function waitForGroupOffsets(group: string, topic: string, total: number, 
 describe.concurrent('stream runtime (exactly-once consume-transform-produce)', () => {
   it('copies a seeded topic through a toy processor: same records, same order per partition', async () => {
     const { input, output, group } = await topics('copy');
-    const seeded = await seed(input, Array.from({ length: 2_000 }, (_, i) => Buffer.from(`record ${i} of ${STORES[i % STORES.length]}`)));
+    const seeded = await seed(
+      input,
+      Array.from({ length: 2_000 }, (_, i) => Buffer.from(`record ${i} of ${STORES[i % STORES.length]}`)),
+    );
     const metrics = createRuntimeMetrics();
-    const processor = createStreamProcessor(toySpec(input, output), { kafka, logger: testLogger, metrics }, { groupId: group, maxBatch: 250 });
+    const processor = createStreamProcessor(
+      toySpec(input, output),
+      { kafka, logger: testLogger, metrics },
+      { groupId: group, maxBatch: 250 },
+    );
     const running = processor.run();
     await waitForGroupOffsets(group, input, seeded.length, 40_000);
     await processor.stop();
@@ -132,10 +142,16 @@ describe.concurrent('stream runtime (exactly-once consume-transform-produce)', (
   it('sends poison records with their original bytes to <input>.dlq and keeps going', async () => {
     const { input, output, group } = await topics('poison');
     const garbage = Buffer.from([0xff, 0xfe, 0x00, 0xc3, 0x28]);
-    const values = Array.from({ length: 300 }, (_, i) => (i % 50 === 7 ? garbage : i % 50 === 31 ? Buffer.from(`POISON ${i}`) : Buffer.from(`ok ${i}`)));
+    const values = Array.from({ length: 300 }, (_, i) =>
+      i % 50 === 7 ? garbage : i % 50 === 31 ? Buffer.from(`POISON ${i}`) : Buffer.from(`ok ${i}`),
+    );
     const seeded = await seed(input, values);
     const metrics = createRuntimeMetrics();
-    const processor = createStreamProcessor(toySpec(input, output), { kafka, logger: testLogger, metrics }, { groupId: group, maxBatch: 64 });
+    const processor = createStreamProcessor(
+      toySpec(input, output),
+      { kafka, logger: testLogger, metrics },
+      { groupId: group, maxBatch: 64 },
+    );
     const running = processor.run();
     await waitForGroupOffsets(group, input, seeded.length, 40_000);
     await processor.stop();
@@ -163,14 +179,18 @@ describe.concurrent('stream runtime (exactly-once consume-transform-produce)', (
 
   it('retries a transaction, instead of dead-lettering, when a service did not answer', async () => {
     const { input, output, group } = await topics('outage');
-    const seeded = await seed(input, Array.from({ length: 60 }, (_, i) => Buffer.from(`outage ${i}`)));
+    const seeded = await seed(
+      input,
+      Array.from({ length: 60 }, (_, i) => Buffer.from(`outage ${i}`)),
+    );
     const metrics = createRuntimeMetrics();
     let outages = 3;
     const base = toySpec(input, output);
     const spec = {
       ...base,
       async decode(record: ConsumedRecord) {
-        if (record.value?.toString() === 'outage 17' && outages-- > 0) throw new ServiceUnavailableError('schema registry at http://registry did not answer');
+        if (record.value?.toString() === 'outage 17' && outages-- > 0)
+          throw new ServiceUnavailableError('schema registry at http://registry did not answer');
         return base.decode(record);
       },
     };
@@ -188,7 +208,10 @@ describe.concurrent('stream runtime (exactly-once consume-transform-produce)', (
   it('loses nothing and duplicates nothing when its process is killed with SIGKILL again and again', { timeout: 170_000 }, async () => {
     const started = Date.now();
     const { input, output, group } = await topics('crash');
-    const seeded = await seed(input, Array.from({ length: 5_000 }, (_, i) => Buffer.from(`crash record ${i} of ${STORES[i % STORES.length]}`)));
+    const seeded = await seed(
+      input,
+      Array.from({ length: 5_000 }, (_, i) => Buffer.from(`crash record ${i} of ${STORES[i % STORES.length]}`)),
+    );
     const seedValue = Number(process.env.RUNTIME_KILL_SEED ?? Date.now() % 1_000_000);
     console.log(`stream-runtime crash test: kill seed ${seedValue} (rerun with RUNTIME_KILL_SEED=${seedValue})`);
     let state = seedValue || 1;
@@ -199,7 +222,16 @@ describe.concurrent('stream runtime (exactly-once consume-transform-produce)', (
       t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
       return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
     };
-    const env = { ...process.env, TOY_INPUT: input, TOY_OUTPUT: output, TOY_GROUP: group, TOY_MAX_BATCH: '40', TOY_DELAY_MS: '2', LOG_LEVEL: 'warn', TOY_GATED: '1' };
+    const env = {
+      ...process.env,
+      TOY_INPUT: input,
+      TOY_OUTPUT: output,
+      TOY_GROUP: group,
+      TOY_MAX_BATCH: '40',
+      TOY_DELAY_MS: '2',
+      LOG_LEVEL: 'warn',
+      TOY_GATED: '1',
+    };
     const script = join(PROJECT_ROOT, 'test', 'helpers', 'toy-processor.ts');
     // Each instance is spawned loaded and waiting at its gate (TOY_GATED) while the one
     // before it works; go() starts it once the one before was killed.
@@ -209,7 +241,9 @@ describe.concurrent('stream runtime (exactly-once consume-transform-produce)', (
       const go = () => child.stdin.end('go\n');
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+      const exited = new Promise<{ code: number | null; signal: string | null }>((r) =>
+        child.once('exit', (code, signal) => r({ code, signal })),
+      );
       const processing = new Promise<boolean>((r) => {
         child.stdout.on('data', () => r(true));
         void exited.then(() => r(false));
@@ -247,6 +281,9 @@ describe.concurrent('stream runtime (exactly-once consume-transform-produce)', (
     expect(byPartition(got)).toEqual(expectedOutput(seeded));
     const dlq = (await admin.topicOffsets(dlqTopic(input))).reduce((n, o) => n + Number(BigInt(o.high) - BigInt(o.low)), 0);
     expect(dlq).toBe(0);
-    console.log(`stream-runtime crash test: ${KILLS} kills (${killsMidProcessing} while processing), seed ${seedValue}, ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    console.log(
+      `stream-runtime crash test: ${KILLS} kills (${killsMidProcessing} while processing), seed ${seedValue}, ` +
+        `${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
   });
 });

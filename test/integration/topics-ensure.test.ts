@@ -43,7 +43,7 @@ describe('fluxion topics ensure', () => {
     expect(second.stdout).toContain(`topics: 0 created, 0 updated, ${specs.length} unchanged`);
   });
 
-  it('puts a drifted config back and keeps the topic\'s other settings', async () => {
+  it("puts a drifted config back and keeps the topic's other settings", async () => {
     const name = `${prefix}pos.ventas.raw`;
     const admin = await kafka.admin();
     try {
@@ -62,7 +62,9 @@ describe('fluxion topics ensure', () => {
   it('refuses to change a partition count, saying why, with exit code 1', async () => {
     const result = await runCli(['topics', 'ensure'], { ...env, FLUXION_TOPIC_PARTITIONS: '6' });
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/refusing to change partition counts.*pos\.inventario\.snapshots has 3 partitions, the configuration says 6/);
+    expect(result.stderr).toMatch(
+      /refusing to change partition counts.*pos\.inventario\.snapshots has 3 partitions, the configuration says 6/,
+    );
   });
 
   it('fails with exit code 2 and a hint when KAFKA_BROKERS is missing', async () => {

@@ -43,7 +43,11 @@ async function setUp(): Promise<{ p: TestPipeline; codec: TopicCodec<VentaRaw>; 
 }
 
 async function start(p: TestPipeline, group: string, retentionDays = 7): Promise<RunningProcessor> {
-  const r = await startProcessor(createDedupeSpec, p, group, { partitions: PARTITIONS, config: { dedupeRetentionDays: retentionDays }, maxBatch: 50 });
+  const r = await startProcessor(createDedupeSpec, p, group, {
+    partitions: PARTITIONS,
+    config: { dedupeRetentionDays: retentionDays },
+    maxBatch: 50,
+  });
   running.push(r);
   return r;
 }
@@ -57,17 +61,36 @@ async function stop(r: RunningProcessor): Promise<void> {
 /** A store's day: `invoices` invoices of 3 lines each (invoice numbers never repeat across days). */
 function day(ubicacion: string, invoices = 4, fecha = '2026-11-27'): VentaLinea[] {
   return Array.from({ length: invoices * 3 }, (_, i) => ({
-    ubicacion_id: ubicacion, fecha, numero_factura: `${fecha.replaceAll('-', '')}-${String(Math.floor(i / 3) + 1).padStart(4, '0')}`, linea: (i % 3) + 1,
-    fecha_hora: new Date(Date.UTC(2026, 10, 27, 12, i)), producto_id: String(100 + i).padStart(6, '0'),
-    cantidad: '2.000', precio_unitario: '1.2000', descuento: '0.0000', total: '2.4000', caja: '03', anulada: false,
+    ubicacion_id: ubicacion,
+    fecha,
+    numero_factura: `${fecha.replaceAll('-', '')}-${String(Math.floor(i / 3) + 1).padStart(4, '0')}`,
+    linea: (i % 3) + 1,
+    fecha_hora: new Date(Date.UTC(2026, 10, 27, 12, i)),
+    producto_id: String(100 + i).padStart(6, '0'),
+    cantidad: '2.000',
+    precio_unitario: '1.2000',
+    descuento: '0.0000',
+    total: '2.4000',
+    caja: '03',
+    anulada: false,
   }));
 }
 
 /** One read as the extractor publishes it: every line of it with the same extracted_at, placed by store. */
-async function publish(p: TestPipeline, codec: TopicCodec<VentaRaw>, lines: VentaLinea[], extractedAt: Date, extra: OutgoingRecord[] = []): Promise<void> {
+async function publish(
+  p: TestPipeline,
+  codec: TopicCodec<VentaRaw>,
+  lines: VentaLinea[],
+  extractedAt: Date,
+  extra: OutgoingRecord[] = [],
+): Promise<void> {
   const producer = await p.kafka.producer();
   await producer.send(codec.topic, [
-    ...lines.map((linea) => ({ ubicacionId: linea.ubicacion_id, key: `${linea.ubicacion_id}/${linea.numero_factura}`, value: codec.encode({ linea, extracted_at: extractedAt, run_id: RUN_ID }) })),
+    ...lines.map((linea) => ({
+      ubicacionId: linea.ubicacion_id,
+      key: `${linea.ubicacion_id}/${linea.numero_factura}`,
+      value: codec.encode({ linea, extracted_at: extractedAt, run_id: RUN_ID }),
+    })),
     ...extra,
   ]);
   await producer.disconnect();
@@ -80,10 +103,14 @@ async function ventasOf(p: TestPipeline): Promise<Array<{ key: string; partition
 
 const lineCounter = (r: RunningProcessor) => r.metrics.registry.getSingleMetric('fluxion_dedupe_lines_total') as never;
 const decisions = async (r: RunningProcessor) =>
-  Object.fromEntries(await Promise.all(['new', 'updated', 'duplicate'].map(async (d) => [d, await counterValue(lineCounter(r), { decision: d })])));
+  Object.fromEntries(
+    await Promise.all(['new', 'updated', 'duplicate'].map(async (d) => [d, await counterValue(lineCounter(r), { decision: d })])),
+  );
 
 describe('fluxion process dedupe', () => {
-  it('emits each line once as c, drops the hourly re-reads, and emits a voided and a corrected line as u with their first_seen_at', { timeout: 90_000 }, async () => {
+  it('emits each line once as c, drops the hourly re-reads, and emits a voided and a corrected line as u with their first_seen_at', {
+    timeout: 90_000,
+  }, async () => {
     const { p, codec, input } = await setUp();
     const group = uniqueId('dedupe');
     const lines = STORES.flatMap((s) => day(s));
@@ -94,7 +121,11 @@ describe('fluxion process dedupe', () => {
 
     let ventas = await ventasOf(p);
     expect(ventas).toHaveLength(lines.length);
-    expect(ventas.every((v) => v.venta.op === 'c' && v.venta.first_seen_at.getTime() === t0.getTime() && v.venta.extracted_at.getTime() === t0.getTime())).toBe(true);
+    expect(
+      ventas.every(
+        (v) => v.venta.op === 'c' && v.venta.first_seen_at.getTime() === t0.getTime() && v.venta.extracted_at.getTime() === t0.getTime(),
+      ),
+    ).toBe(true);
     expect(new Set(ventas.map((v) => v.key))).toEqual(new Set(lines.map(ventaKey)));
     for (const v of ventas) expect(v.partition).toBe(partitionForUbicacion(v.venta.linea.ubicacion_id, PARTITIONS));
 
@@ -107,7 +138,12 @@ describe('fluxion process dedupe', () => {
     const voided = { ...lines[4]!, anulada: true };
     const corrected = { ...lines[20]!, cantidad: '1.000', total: '1.2000' };
     const t2 = new Date(t0.getTime() + 2 * HOUR);
-    await publish(p, codec, lines.map((l, i) => (i === 4 ? voided : i === 20 ? corrected : l)), t2);
+    await publish(
+      p,
+      codec,
+      lines.map((l, i) => (i === 4 ? voided : i === 20 ? corrected : l)),
+      t2,
+    );
     await waitForGroupEnd(p.kafka, group, [input], 60_000, false);
     ventas = await ventasOf(p);
     const updates = ventas.filter((v) => v.venta.op === 'u');
@@ -157,7 +193,9 @@ describe('fluxion process dedupe', () => {
     expect(await counterValue(r.metrics.recordsDlq)).toBe(3);
   });
 
-  it('rebuilds its memory from pos.ventas.state: a new instance of the group still recognises duplicates', { timeout: 120_000 }, async () => {
+  it('rebuilds its memory from pos.ventas.state: a new instance of the group still recognises duplicates', {
+    timeout: 120_000,
+  }, async () => {
     const { p, codec, input } = await setUp();
     const group = uniqueId('dedupe');
     const lines = STORES.flatMap((s) => day(s, 3));
@@ -178,12 +216,21 @@ describe('fluxion process dedupe', () => {
     const ventas = await ventasOf(p);
     const fresh = ventas.filter((v) => v.venta.extracted_at.getTime() === t0.getTime() + HOUR);
     expect(ventas).toHaveLength(lines.length + added.length + 1);
-    expect(fresh.filter((v) => v.venta.op === 'c').map((v) => v.key).sort()).toEqual(added.map(ventaKey).sort());
-    expect(fresh.filter((v) => v.venta.op === 'u').map((v) => [v.key, v.venta.first_seen_at.getTime()])).toEqual([[ventaKey(corrected), t0.getTime()]]);
+    expect(
+      fresh
+        .filter((v) => v.venta.op === 'c')
+        .map((v) => v.key)
+        .sort(),
+    ).toEqual(added.map(ventaKey).sort());
+    expect(fresh.filter((v) => v.venta.op === 'u').map((v) => [v.key, v.venta.first_seen_at.getTime()])).toEqual([
+      [ventaKey(corrected), t0.getTime()],
+    ]);
     expect(await decisions(second)).toEqual({ new: added.length, updated: 1, duplicate: lines.length - 1 });
   });
 
-  it('forgets lines not read for the retention window: tombstones on pos.ventas.state, new again when read later', { timeout: 90_000 }, async () => {
+  it('forgets lines not read for the retention window: tombstones on pos.ventas.state, new again when read later', {
+    timeout: 90_000,
+  }, async () => {
     const { p, codec, input } = await setUp();
     const group = uniqueId('dedupe');
     const now = Date.now() - 10 * 60_000;
@@ -212,6 +259,8 @@ describe('fluxion process dedupe', () => {
     const ventas = await ventasOf(p);
     expect(ventas).toHaveLength(old.length + recent.length + today.length + 3);
     const again = ventas.filter((v) => v.venta.extracted_at.getTime() === reread.getTime());
-    expect(again.map((v) => [v.key, v.venta.op, v.venta.first_seen_at.getTime()])).toEqual(old.slice(0, 3).map((l) => [ventaKey(l), 'c', reread.getTime()]));
+    expect(again.map((v) => [v.key, v.venta.op, v.venta.first_seen_at.getTime()])).toEqual(
+      old.slice(0, 3).map((l) => [ventaKey(l), 'c', reread.getTime()]),
+    );
   });
 });

@@ -63,7 +63,11 @@ describe('createAbcDebouncer', () => {
 
   it('never starts two runs within the interval nor two at once, and leaves no request unserved (property)', () => {
     type Step = { kind: 'request' | 'poll' | 'finish'; advanceMs: number; ok: boolean };
-    const step = fc.record({ kind: fc.constantFrom<'request' | 'poll' | 'finish'>('request', 'poll', 'finish'), advanceMs: fc.integer({ min: 0, max: 3 * MIN }), ok: fc.boolean() });
+    const step = fc.record({
+      kind: fc.constantFrom<'request' | 'poll' | 'finish'>('request', 'poll', 'finish'),
+      advanceMs: fc.integer({ min: 0, max: 3 * MIN }),
+      ok: fc.boolean(),
+    });
     fc.assert(
       fc.property(fc.array(step, { maxLength: 60 }), fc.integer({ min: 0, max: 10 * MIN }), (steps: Step[], intervalMs) => {
         const c = clock();
@@ -140,10 +144,22 @@ describe('fluxion abc recalc arguments', () => {
   });
 
   it('refuses dates that do not exist, instants without an offset, and anything else', () => {
-    for (const bad of ['2026-02-30', '2026-02-30T10:00:00Z', '2026-13-01', '2026-02-28T10:00:00', '2026-02-28T24:00:00Z', 'yesterday', '', '28/02/2026']) {
+    for (const bad of [
+      '2026-02-30',
+      '2026-02-30T10:00:00Z',
+      '2026-13-01',
+      '2026-02-28T10:00:00',
+      '2026-02-28T24:00:00Z',
+      'yesterday',
+      '',
+      '28/02/2026',
+    ]) {
       expect(() => parseAsOf(bad), bad).toThrow(UsageError);
     }
-    expect(() => parseAsOf('2026-02-30')).toThrow('--as-of must be a date YYYY-MM-DD (a business day in America/Caracas) or an instant with its offset, e.g. 2026-03-01T04:00:00-04:00 or 2026-03-01T08:00:00Z; got "2026-02-30"');
+    expect(() => parseAsOf('2026-02-30')).toThrow(
+      '--as-of must be a date YYYY-MM-DD (a business day in America/Caracas) or an instant with its offset, e.g. ' +
+        '2026-03-01T04:00:00-04:00 or 2026-03-01T08:00:00Z; got "2026-02-30"',
+    );
   });
 
   it('reads --window-days as a whole number of days from 1 to 3660', () => {

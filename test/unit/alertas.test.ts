@@ -23,26 +23,32 @@ describe('fluxion alertas: refused before any I/O, in the operator words', () =>
   it('descartar --help states the exit codes', async () => {
     const r = await run(['alertas', 'descartar', '--help']);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/Exit codes:\n {2}0 .*DESCARTADA\n {2}1 .*\n {2}2 .*\n {2}3 {2}no alert has that id\n {2}4 {2}the alert is no longer OPEN/);
+    expect(r.out).toMatch(
+      /Exit codes:\n {2}0 .*DESCARTADA\n {2}1 .*\n {2}2 .*\n {2}3 {2}no alert has that id\n {2}4 {2}the alert is no longer OPEN/,
+    );
   });
 
-  it('an empty note, a blank --por, an id that is not a UUID, a bad --estado or --desde: exit 2, Spanish by default, English with FLUXION_LOCALE=en', async () => {
-    const cases: Array<[string[], RegExp]> = [
-      [['descartar', ID, '--nota', '  '], /^fluxion: --nota está vacía: diga por qué se descarta la alerta/],
-      [['descartar', ID, '--nota', 'conteo', '--por', ' '], /^fluxion: --por está vacío/],
-      [['descartar', 'abc123', '--nota', 'conteo'], /^fluxion: "abc123" no es un id de alerta: copie el UUID completo/],
-      [['listar', '--estado', 'cerrada'], /^fluxion: --estado "cerrada" no es OPEN, DESCARTADA, RESOLVED ni todas$/],
-      [['listar', '--desde', 'ayer'], /^fluxion: --desde "ayer" no es una fecha/],
-    ];
-    for (const [args, message] of cases) {
-      const r = await run(['alertas', ...args]);
-      expect(r.code, args.join(' ')).toBe(2);
-      expect(r.err).toMatch(message);
-    }
-    const en = await run(['alertas', 'descartar', ID, '--nota', ''], { FLUXION_LOCALE: 'en' });
-    expect(en.code).toBe(2);
-    expect(en.err).toMatch(/^fluxion: --nota is empty: say why the alert is dismissed/);
-  });
+  it(
+    'an empty note, a blank --por, an id that is not a UUID, a bad --estado or --desde: exit 2, Spanish by default, English with ' +
+      'FLUXION_LOCALE=en',
+    async () => {
+      const cases: Array<[string[], RegExp]> = [
+        [['descartar', ID, '--nota', '  '], /^fluxion: --nota está vacía: diga por qué se descarta la alerta/],
+        [['descartar', ID, '--nota', 'conteo', '--por', ' '], /^fluxion: --por está vacío/],
+        [['descartar', 'abc123', '--nota', 'conteo'], /^fluxion: "abc123" no es un id de alerta: copie el UUID completo/],
+        [['listar', '--estado', 'cerrada'], /^fluxion: --estado "cerrada" no es OPEN, DESCARTADA, RESOLVED ni todas$/],
+        [['listar', '--desde', 'ayer'], /^fluxion: --desde "ayer" no es una fecha/],
+      ];
+      for (const [args, message] of cases) {
+        const r = await run(['alertas', ...args]);
+        expect(r.code, args.join(' ')).toBe(2);
+        expect(r.err).toMatch(message);
+      }
+      const en = await run(['alertas', 'descartar', ID, '--nota', ''], { FLUXION_LOCALE: 'en' });
+      expect(en.code).toBe(2);
+      expect(en.err).toMatch(/^fluxion: --nota is empty: say why the alert is dismissed/);
+    },
+  );
 
   it('PostgreSQL not answering: exit 1, saying so and that nothing changed', async () => {
     const r = await run(['alertas', 'descartar', ID, '--nota', 'conteo'], { DATABASE_URL: 'postgres://fluxion@127.0.0.1:1/fluxion' });
@@ -59,8 +65,14 @@ describe('fluxion alertas: refused before any I/O, in the operator words', () =>
 
 describe('arguments', () => {
   it('checkDescarte trims, lower-cases the id, and refuses blanks', () => {
-    expect(checkDescarte({ alertId: ` ${ID.toUpperCase()} `, nota: ' conteo 12 ', por: ' ana ' })).toEqual({ alertId: ID, nota: 'conteo 12', por: 'ana' });
-    expect(() => checkDescarte({ alertId: ID, nota: '\t', por: 'ana' })).toThrow(expect.objectContaining({ code: 'ALERTA_NOTA', exitCode: 2 }));
+    expect(checkDescarte({ alertId: ` ${ID.toUpperCase()} `, nota: ' conteo 12 ', por: ' ana ' })).toEqual({
+      alertId: ID,
+      nota: 'conteo 12',
+      por: 'ana',
+    });
+    expect(() => checkDescarte({ alertId: ID, nota: '\t', por: 'ana' })).toThrow(
+      expect.objectContaining({ code: 'ALERTA_NOTA', exitCode: 2 }),
+    );
   });
 
   it('parseEstado takes the three estados in any case, and todas', () => {
@@ -80,16 +92,36 @@ describe('arguments', () => {
 
 describe('alertasTable', () => {
   const alerta = (extra: Partial<AlertaListada>): AlertaListada => ({
-    alert_id: ID, ubicacion_id: 'tienda_01', deposito: '01', producto_id: '000001', descripcion: null, regla: 'SELLING_AT_ZERO', confianza: 0.5,
-    estado: 'OPEN', resumen: '', abierta_en: new Date('2026-11-27T14:00:00Z'), actualizada_en: new Date('2026-11-27T14:00:00Z'), resuelta_en: null,
-    nota: null, descartada_por: null, descartada_en: null, ...extra,
+    alert_id: ID,
+    ubicacion_id: 'tienda_01',
+    deposito: '01',
+    producto_id: '000001',
+    descripcion: null,
+    regla: 'SELLING_AT_ZERO',
+    confianza: 0.5,
+    estado: 'OPEN',
+    resumen: '',
+    abierta_en: new Date('2026-11-27T14:00:00Z'),
+    actualizada_en: new Date('2026-11-27T14:00:00Z'),
+    resuelta_en: null,
+    nota: null,
+    descartada_por: null,
+    descartada_en: null,
+    ...extra,
   });
 
   it('one block per store, headers in the locale, the dismissal and the resolution in the note column', () => {
     const lines = alertasTable(
       [
         alerta({ confianza: 0.9, descripcion: 'HARINA PAN 1KG' }),
-        alerta({ alert_id: 'x', estado: 'DESCARTADA', nota: 'conteo 12', descartada_por: 'ana', descartada_en: new Date('2026-11-27T15:00:00Z'), resuelta_en: new Date('2026-11-27T16:30:00Z') }),
+        alerta({
+          alert_id: 'x',
+          estado: 'DESCARTADA',
+          nota: 'conteo 12',
+          descartada_por: 'ana',
+          descartada_en: new Date('2026-11-27T15:00:00Z'),
+          resuelta_en: new Date('2026-11-27T16:30:00Z'),
+        }),
         alerta({ ubicacion_id: 'tienda_02' }),
       ],
       alertasMessages('es'),

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { alertsFromRecords, scorePhantomAlerts, UNLABELLED, type ScoredAlert, type ScoredLabel } from '../../simulators/data/anomaly-score.ts';
+import {
+  alertsFromRecords,
+  scorePhantomAlerts,
+  UNLABELLED,
+  type ScoredAlert,
+  type ScoredLabel,
+} from '../../simulators/data/anomaly-score.ts';
 
 const T0 = Date.parse('2026-11-30T10:00:00Z'); // 06:00 in Caracas
 const MIN = 60_000;
@@ -23,7 +29,16 @@ function label(id: string, o: Partial<ScoredLabel> = {}): ScoredLabel {
 
 let seq = 0;
 function alert(o: Partial<ScoredAlert> = {}): ScoredAlert {
-  return { alert_id: `a-${++seq}`, ubicacion_id: 'tienda_01', deposito: '01', producto_id: '000001', rule: 'SELLING_AT_ZERO', confidence: 0.5, opened_at: at(30), ...o };
+  return {
+    alert_id: `a-${++seq}`,
+    ubicacion_id: 'tienda_01',
+    deposito: '01',
+    producto_id: '000001',
+    rule: 'SELLING_AT_ZERO',
+    confidence: 0.5,
+    opened_at: at(30),
+    ...o,
+  };
 }
 
 describe('scorePhantomAlerts', () => {
@@ -40,7 +55,14 @@ describe('scorePhantomAlerts', () => {
   it('counts an alert on a phantom zero as a true positive, with its time to detect', () => {
     const s = scorePhantomAlerts([label('L1')], [alert({ opened_at: at(45) })], { graceMs: GRACE });
     expect(s).toMatchObject({ precision: 1, recall: 1, true_positives: 1, false_positives: 0, median_ttd_minutes: 45 });
-    expect(s.by_rule.SELLING_AT_ZERO).toMatchObject({ alerts: 1, true_positives: 1, precision: 1, recall: 1, first_detections: 1, median_ttd_minutes: 45 });
+    expect(s.by_rule.SELLING_AT_ZERO).toMatchObject({
+      alerts: 1,
+      true_positives: 1,
+      precision: 1,
+      recall: 1,
+      first_detections: 1,
+      median_ttd_minutes: 45,
+    });
     expect(s.matches[0]).toMatchObject({ label_id: 'L1', true_positive: true, ttd_minutes: 45 });
   });
 
@@ -53,7 +75,11 @@ describe('scorePhantomAlerts', () => {
   });
 
   it('counts an alert matching no label as an UNLABELLED false positive', () => {
-    const s = scorePhantomAlerts([label('L1')], [alert({ producto_id: '000002' }), alert({ ubicacion_id: 'tienda_02' }), alert({ deposito: '02' })], { graceMs: GRACE });
+    const s = scorePhantomAlerts(
+      [label('L1')],
+      [alert({ producto_id: '000002' }), alert({ ubicacion_id: 'tienda_02' }), alert({ deposito: '02' })],
+      { graceMs: GRACE },
+    );
     expect(s).toMatchObject({ precision: 0, recall: 0, false_positives: 3 });
     expect(s.by_kind[UNLABELLED]).toMatchObject({ labels: 0, false_positives: 3 });
     expect(s.by_kind.PHANTOM_ZERO).toMatchObject({ labels: 1, should_alert: 1, detected: 0 });
@@ -62,19 +88,47 @@ describe('scorePhantomAlerts', () => {
   it('counts duplicate alerts on one label once for recall and each one in precision', () => {
     const alerts = [alert({ opened_at: at(30) }), alert({ rule: 'FLIP_FLOP', opened_at: at(130) }), alert({ producto_id: '000009' })];
     const s = scorePhantomAlerts([label('L1'), label('L2', { producto_id: '000002' })], alerts, { graceMs: GRACE });
-    expect(s).toMatchObject({ true_positives: 2, false_positives: 1, precision: 0.6667, recall: 0.5, duplicate_alerts: 1, median_ttd_minutes: 30 });
+    expect(s).toMatchObject({
+      true_positives: 2,
+      false_positives: 1,
+      precision: 0.6667,
+      recall: 0.5,
+      duplicate_alerts: 1,
+      median_ttd_minutes: 30,
+    });
     expect(s.labels).toMatchObject({ should_alert: 2, considered: 2, detected: 1 });
     expect(s.by_rule.SELLING_AT_ZERO).toMatchObject({ alerts: 2, true_positives: 1, first_detections: 1, recall: 0.5 });
-    expect(s.by_rule.FLIP_FLOP).toMatchObject({ alerts: 1, true_positives: 1, first_detections: 0, detected_labels: 1, median_ttd_minutes: 130 });
+    expect(s.by_rule.FLIP_FLOP).toMatchObject({
+      alerts: 1,
+      true_positives: 1,
+      first_detections: 0,
+      detected_labels: 1,
+      median_ttd_minutes: 130,
+    });
   });
 
   it('matches a department glitch to every product of that department, and only those', () => {
-    const glitch = label('G1', { kind: 'POS_GLITCH', producto_id: null, departamento_codigo: '07', shouldAlert: false, start: at(0), end: at(30) });
-    const departmentOf = (_store: string, producto: string) => (producto.startsWith('07') ? '07' : '01');
-    const s = scorePhantomAlerts([glitch], [alert({ producto_id: '070001', opened_at: at(0) }), alert({ producto_id: '070002', opened_at: at(31) }), alert({ producto_id: '010001', opened_at: at(1) })], {
-      graceMs: GRACE,
-      departmentOf,
+    const glitch = label('G1', {
+      kind: 'POS_GLITCH',
+      producto_id: null,
+      departamento_codigo: '07',
+      shouldAlert: false,
+      start: at(0),
+      end: at(30),
     });
+    const departmentOf = (_store: string, producto: string) => (producto.startsWith('07') ? '07' : '01');
+    const s = scorePhantomAlerts(
+      [glitch],
+      [
+        alert({ producto_id: '070001', opened_at: at(0) }),
+        alert({ producto_id: '070002', opened_at: at(31) }),
+        alert({ producto_id: '010001', opened_at: at(1) }),
+      ],
+      {
+        graceMs: GRACE,
+        departmentOf,
+      },
+    );
     expect(s.by_kind.POS_GLITCH).toMatchObject({ false_positives: 2, labels_with_alerts: 1 });
     expect(s.by_kind[UNLABELLED]).toMatchObject({ false_positives: 1 });
     expect(s.matches.map((m) => m.kind)).toEqual(['POS_GLITCH', 'UNLABELLED', 'POS_GLITCH']);
@@ -82,14 +136,18 @@ describe('scorePhantomAlerts', () => {
 
   it('matches a deposito glitch (no product, no department) to every product of the deposito', () => {
     const glitch = label('G2', { kind: 'POS_GLITCH', producto_id: null, shouldAlert: false });
-    const s = scorePhantomAlerts([glitch], [alert({ producto_id: '123456' }), alert({ producto_id: '123456', deposito: '02' })], { graceMs: GRACE });
+    const s = scorePhantomAlerts([glitch], [alert({ producto_id: '123456' }), alert({ producto_id: '123456', deposito: '02' })], {
+      graceMs: GRACE,
+    });
     expect(s.by_kind.POS_GLITCH!.false_positives).toBe(1);
     expect(s.by_kind[UNLABELLED]!.false_positives).toBe(1);
   });
 
   it('accepts an alert up to one grace after the label ended, not before it started nor after the grace', () => {
     const l = label('L1', { start: at(0), end: at(60) });
-    const s = scorePhantomAlerts([l], [alert({ opened_at: at(90) }), alert({ opened_at: at(91) }), alert({ opened_at: at(-1) })], { graceMs: GRACE });
+    const s = scorePhantomAlerts([l], [alert({ opened_at: at(90) }), alert({ opened_at: at(91) }), alert({ opened_at: at(-1) })], {
+      graceMs: GRACE,
+    });
     expect(s.matches.map((m) => m.true_positive)).toEqual([false, true, false]);
     expect(s.true_positives).toBe(1);
     const open = scorePhantomAlerts([label('L2', { end: null })], [alert({ opened_at: at(10_000) })], { graceMs: GRACE });
@@ -113,8 +171,17 @@ describe('scorePhantomAlerts', () => {
   });
 
   it('gives alerts per store per day over every store and date of the run', () => {
-    const alerts = [alert({ opened_at: at(0) }), alert({ opened_at: at(60) }), alert({ opened_at: at(24 * 60) }), alert({ ubicacion_id: 'tienda_02' })];
-    const s = scorePhantomAlerts([], alerts, { graceMs: GRACE, stores: ['tienda_01', 'tienda_02', 'tienda_03'], days: ['2026-11-30', '2026-12-01'] });
+    const alerts = [
+      alert({ opened_at: at(0) }),
+      alert({ opened_at: at(60) }),
+      alert({ opened_at: at(24 * 60) }),
+      alert({ ubicacion_id: 'tienda_02' }),
+    ];
+    const s = scorePhantomAlerts([], alerts, {
+      graceMs: GRACE,
+      stores: ['tienda_01', 'tienda_02', 'tienda_03'],
+      days: ['2026-11-30', '2026-12-01'],
+    });
     expect(s.alerts_per_store_day).toEqual({ max: 2, mean: round(4 / 6), stores: 3, days: 2 });
     expect(s.precision).toBe(0);
     expect(scorePhantomAlerts([], [], { graceMs: GRACE }).precision).toBeNull();
@@ -125,7 +192,14 @@ const round = (n: number) => Number(n.toFixed(2));
 
 describe('alertsFromRecords', () => {
   it('merges an alert OPEN and RESOLVED records into one alert with resolved_at', () => {
-    const base = { ubicacion_id: 'tienda_01', deposito: '01', producto_id: '000001', rule: 'FLIP_FLOP', confidence: 0.9, opened_at: at(30) };
+    const base = {
+      ubicacion_id: 'tienda_01',
+      deposito: '01',
+      producto_id: '000001',
+      rule: 'FLIP_FLOP',
+      confidence: 0.9,
+      opened_at: at(30),
+    };
     const alerts = alertsFromRecords([
       { ...base, alert_id: 'x', status: 'OPEN', updated_at: at(30) },
       { ...base, alert_id: 'y', status: 'OPEN', updated_at: at(40) },

@@ -15,7 +15,6 @@ const klk = (id: string, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-
 describe('the checked-in store list', () => {
   const all = loadUbicacionesFile(projectPath('config/ubicaciones.yaml'));
 
@@ -77,8 +76,18 @@ describe('store list validation names the store and the field', () => {
 
   it('refuses duplicate ids and a port out of range', () => {
     const stellar = {
-      id: 'cedi_x', nombre: 'X', tipo: 'cedi', activa: true, pos: 'stellar', depositos: ['01'],
-      stellar: { host: { local: '127.0.0.1', production: 'h' }, port: { local: 70000, production: 1433 }, user_env: 'U', password_env: 'P' },
+      id: 'cedi_x',
+      nombre: 'X',
+      tipo: 'cedi',
+      activa: true,
+      pos: 'stellar',
+      depositos: ['01'],
+      stellar: {
+        host: { local: '127.0.0.1', production: 'h' },
+        port: { local: 70000, production: 1433 },
+        user_env: 'U',
+        password_env: 'P',
+      },
     };
     const problems = problemsOf(() => parseUbicaciones({ ubicaciones: [klk('tienda_01'), klk('tienda_01'), stellar] }, 'f'));
     expect(problems.join('\n')).toContain('ubicacion tienda_01 (entry 2): field id: duplicates entry 1');
@@ -112,7 +121,12 @@ describe('environment configuration', () => {
 
   it('reports each bad variable, hiding secret values', () => {
     const problems = problemsOf(() =>
-      loadConfig({ ETL_ENVIRONMENT: 'staging', KAFKA_BROKERS: 'localhost', DATABASE_URL: 'mysql://u:hunter2@h/db', FLUXION_TOPIC_PARTITIONS: '0' }),
+      loadConfig({
+        ETL_ENVIRONMENT: 'staging',
+        KAFKA_BROKERS: 'localhost',
+        DATABASE_URL: 'mysql://u:hunter2@h/db',
+        FLUXION_TOPIC_PARTITIONS: '0',
+      }),
     );
     expect(problems).toHaveLength(4);
     expect(problems.join('\n')).toContain('ETL_ENVIRONMENT="staging"');
@@ -123,12 +137,19 @@ describe('environment configuration', () => {
 
   it('reads the phantom rules that may open alerts, and names an unknown one', () => {
     expect(loadConfig({}).processors.phantom.rules).toEqual(['SELLING_AT_ZERO', 'FLIP_FLOP', 'UNEXPLAINED_DROP']);
-    expect(loadConfig({ FLUXION_PHANTOM_RULES: ' flip_flop, SELLING_AT_ZERO ' }).processors.phantom.rules).toEqual(['FLIP_FLOP', 'SELLING_AT_ZERO']);
+    expect(loadConfig({ FLUXION_PHANTOM_RULES: ' flip_flop, SELLING_AT_ZERO ' }).processors.phantom.rules).toEqual([
+      'FLIP_FLOP',
+      'SELLING_AT_ZERO',
+    ]);
     expect(loadConfig({ FLUXION_PHANTOM_RULES: 'none' }).processors.phantom.rules).toEqual([]);
-    expect(problemsOf(() => loadConfig({ FLUXION_PHANTOM_RULES: 'FLIP_FLOP,GHOST' })).join('\n')).toMatch(/FLUXION_PHANTOM_RULES.*unknown: GHOST/);
+    expect(problemsOf(() => loadConfig({ FLUXION_PHANTOM_RULES: 'FLIP_FLOP,GHOST' })).join('\n')).toMatch(
+      /FLUXION_PHANTOM_RULES.*unknown: GHOST/,
+    );
   });
 
   it('says how to start the services when an address is missing', () => {
-    expect(problemsOf(() => requireKafkaBrokers(loadConfig({})))[0]).toMatch(/KAFKA_BROKERS is not set: start the local services with `scripts\/services up`/);
+    expect(problemsOf(() => requireKafkaBrokers(loadConfig({})))[0]).toMatch(
+      /KAFKA_BROKERS is not set: start the local services with `scripts\/services up`/,
+    );
   });
 });

@@ -11,7 +11,7 @@ import { ServiceUnavailableError, ValidationError } from '../../core/errors.ts';
 import type { BatchControl, ConsumedBatch, ConsumedRecord, FluxionConsumer, KafkaClient } from '../../core/kafka/client.ts';
 import { createLogger } from '../../core/logger.ts';
 import { counterValue } from '../../core/metrics.ts';
-import { Counter, Registry } from 'prom-client';
+import { type Counter, Registry } from 'prom-client';
 
 const logger = createLogger({ level: 'silent' });
 const fast = { retries: Number.POSITIVE_INFINITY, initialDelayMs: 1, maxDelayMs: 2, factor: 2 };
@@ -21,8 +21,12 @@ const records = (topic: string, partition: number, from: number, n: number): Con
     const offset = String(from + i);
     return { topic, partition, offset, key: null, value: Buffer.from(offset), headers: {}, timestamp: '0' };
   });
-const batchOf = (n: number, from = 0): ConsumedBatch =>
-  ({ topic: 't', partition: 0, highWatermark: String(from + n), records: records('t', 0, from, n) });
+const batchOf = (n: number, from = 0): ConsumedBatch => ({
+  topic: 't',
+  partition: 0,
+  highWatermark: String(from + n),
+  records: records('t', 0, from, n),
+});
 
 /** A client whose one consumer delivers `batches` in order; `stale(i)` marks batch i stale from the start. */
 function fakeKafka(batches: ConsumedBatch[], stale: (i: number) => boolean = () => false) {
@@ -84,21 +88,32 @@ function spec(strategy: Partial<CommitStrategy>, extra: Partial<ConsumeLoopSpec>
 
 /** Runs the loop until `done()` holds, then stops it; returns how run() ended. */
 async function runUntil(loop: ReturnType<typeof createConsumeLoop>, done: () => boolean): Promise<unknown> {
-  const ran = loop.run().then(() => 'stopped', (err: unknown) => err);
+  const ran = loop.run().then(
+    () => 'stopped',
+    (err: unknown) => err,
+  );
   for (let i = 0; i < 500 && !done(); i++) await new Promise((r) => setTimeout(r, 5));
   await loop.stop();
   return ran;
 }
 
 describe('the consume loop', () => {
-  it('commits a batch in slices of maxBatch, resolves each slice\'s last offset and counts them', async () => {
+  it("commits a batch in slices of maxBatch, resolves each slice's last offset and counts them", async () => {
     const k = fakeKafka([batchOf(7)]);
     const slices: string[][] = [];
     const registry = new Registry();
-    const loop = createConsumeLoop(k.kafka, spec({ commit: async (_b, s) => {
-      slices.push(s.map((r) => r.offset));
-      return true;
-    } }, { metricsRegistry: registry }));
+    const loop = createConsumeLoop(
+      k.kafka,
+      spec(
+        {
+          commit: async (_b, s) => {
+            slices.push(s.map((r) => r.offset));
+            return true;
+          },
+        },
+        { metricsRegistry: registry },
+      ),
+    );
     expect(await runUntil(loop, () => k.resolved.length === 3)).toBe('stopped');
     expect(slices).toEqual([['0', '1', '2'], ['3', '4', '5'], ['6']]);
     expect(k.resolved).toEqual(['2', '5', '6']);
@@ -111,44 +126,50 @@ describe('the consume loop', () => {
     const k = fakeKafka([batchOf(2)]);
     let failures = 0;
     const recovered: number[] = [];
-    const loop = createConsumeLoop(k.kafka, spec(
-      {
-        commit: (_b, _s, ctx) =>
-          ctx.retry('write', async () => {
-            if (failures++ < 3) throw new ServiceUnavailableError('PostgreSQL is down');
-            return true;
-          }),
-      },
-      {
-        retry: {
-          policy: fast,
-          retriable: (err) => err instanceof ServiceUnavailableError,
-          onRecovered: (_what, attempts) => void recovered.push(attempts),
+    const loop = createConsumeLoop(
+      k.kafka,
+      spec(
+        {
+          commit: (_b, _s, ctx) =>
+            ctx.retry('write', async () => {
+              if (failures++ < 3) throw new ServiceUnavailableError('PostgreSQL is down');
+              return true;
+            }),
         },
-      },
-    ));
+        {
+          retry: {
+            policy: fast,
+            retriable: (err) => err instanceof ServiceUnavailableError,
+            onRecovered: (_what, attempts) => void recovered.push(attempts),
+          },
+        },
+      ),
+    );
     expect(await runUntil(loop, () => k.resolved.length === 1)).toBe('stopped');
     expect(k.resolved).toEqual(['1']);
     expect(recovered).toEqual([3]);
   });
 
-  it('backs a failing partition off and rejects run() with the strategy\'s error once its policy gives up', async () => {
+  it("backs a failing partition off and rejects run() with the strategy's error once its policy gives up", async () => {
     const k = fakeKafka([batchOf(1), batchOf(1), batchOf(1), batchOf(1)]);
     let attempts = 0;
-    const loop = createConsumeLoop(k.kafka, spec(
-      {
-        commit: async () => {
-          attempts++;
-          throw new RetryPartition(new Error('fenced'));
+    const loop = createConsumeLoop(
+      k.kafka,
+      spec(
+        {
+          commit: async () => {
+            attempts++;
+            throw new RetryPartition(new Error('fenced'));
+          },
         },
-      },
-      {
-        partitionRetry: {
-          policy: { ...fast, retries: 2 },
-          giveUp: (cause, failures) => new ValidationError(`${failures} in a row: ${(cause as Error).message}`),
+        {
+          partitionRetry: {
+            policy: { ...fast, retries: 2 },
+            giveUp: (cause, failures) => new ValidationError(`${failures} in a row: ${(cause as Error).message}`),
+          },
         },
-      },
-    ));
+      ),
+    );
     const ended = await runUntil(loop, () => attempts >= 3);
     expect(attempts).toBe(3);
     expect(k.resolved).toEqual([]);
@@ -158,10 +179,15 @@ describe('the consume loop', () => {
   it('leaves a stale batch without committing anything', async () => {
     const k = fakeKafka([batchOf(3), batchOf(2, 3)], (i) => i === 0);
     const committed: string[] = [];
-    const loop = createConsumeLoop(k.kafka, spec({ commit: async (_b, s) => {
-      committed.push(s[0]!.offset);
-      return true;
-    } }));
+    const loop = createConsumeLoop(
+      k.kafka,
+      spec({
+        commit: async (_b, s) => {
+          committed.push(s[0]!.offset);
+          return true;
+        },
+      }),
+    );
     expect(await runUntil(loop, () => k.resolved.length === 1)).toBe('stopped');
     expect(committed).toEqual(['3']);
     expect(k.resolved).toEqual(['4']);
@@ -169,22 +195,34 @@ describe('the consume loop', () => {
 
   it('commits at least once after the batch, when the strategy asks for it', async () => {
     const k = fakeKafka([batchOf(2)]);
-    const loop = createConsumeLoop(k.kafka, spec(
-      { batchDone: (b, last, ctx) => ctx.consumer().commit(b.topic, b.partition, (BigInt(last) + 1n).toString()) },
-      { maxBatch: 1 },
-    ));
+    const loop = createConsumeLoop(
+      k.kafka,
+      spec({ batchDone: (b, last, ctx) => ctx.consumer().commit(b.topic, b.partition, (BigInt(last) + 1n).toString()) }, { maxBatch: 1 }),
+    );
     expect(await runUntil(loop, () => k.commits.length === 1)).toBe('stopped');
     expect(k.resolved).toEqual(['0', '1']);
     expect(k.commits).toEqual(['t[0]@2']);
   });
 
-  it('crashes with the spec\'s fatal error for a failure no strategy handles', async () => {
+  it("crashes with the spec's fatal error for a failure no strategy handles", async () => {
     const k = fakeKafka([batchOf(2)]);
-    const loop = createConsumeLoop(k.kafka, spec(
-      { commit: async () => { throw new Error('disk full'); } },
-      { fatal: (err, batch, slice) => new ValidationError(`writing ${batch.topic} from ${slice[0]!.offset}: ${(err as Error).message}`) },
-    ));
-    const ended = await loop.run().then(() => 'stopped', (err: unknown) => err);
+    const loop = createConsumeLoop(
+      k.kafka,
+      spec(
+        {
+          commit: async () => {
+            throw new Error('disk full');
+          },
+        },
+        {
+          fatal: (err, batch, slice) => new ValidationError(`writing ${batch.topic} from ${slice[0]!.offset}: ${(err as Error).message}`),
+        },
+      ),
+    );
+    const ended = await loop.run().then(
+      () => 'stopped',
+      (err: unknown) => err,
+    );
     expect((ended as Error).message).toMatch(/writing t from 0: disk full/);
     expect(k.resolved).toEqual([]);
   });

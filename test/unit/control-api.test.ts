@@ -10,7 +10,14 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resolveUbicacion, loadUbicacionesFile, type Ubicacion } from '../../core/config/ubicaciones.ts';
 import { projectPath } from '../../core/paths.ts';
-import { bearerMatches, createControlApi, parseSyncBody, type ControlApi, type SyncJob, type SyncRunContext } from '../../ops/control-api.ts';
+import {
+  bearerMatches,
+  createControlApi,
+  parseSyncBody,
+  type ControlApi,
+  type SyncJob,
+  type SyncRunContext,
+} from '../../ops/control-api.ts';
 import type { StoreOutcome } from '../../core/etl-run.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
@@ -26,7 +33,15 @@ interface Call {
 
 /** Pino lines written by the API, to check that no secret is logged. */
 const logLines: string[] = [];
-const logger = pino({ level: 'debug' }, new Writable({ write(chunk, _enc, done) { logLines.push(String(chunk)); done(); } }));
+const logger = pino(
+  { level: 'debug' },
+  new Writable({
+    write(chunk, _enc, done) {
+      logLines.push(String(chunk));
+      done();
+    },
+  }),
+);
 
 let server: Server;
 let base: string;
@@ -34,7 +49,17 @@ let api: ControlApi;
 let calls: Call[];
 
 function outcome(id: string, status: 'OK' | 'FAILED' = 'OK'): StoreOutcome {
-  return { ubicacionId: id, source: 'KLK', status, rows: status === 'OK' ? 42 : 0, durationMs: 5, snapshotId: status === 'OK' ? '6f1c2b7e-5d4a-4c3b-9a8f-0e1d2c3b4a59' : null, fecha: null, errorClass: status === 'OK' ? null : 'POS_AUTH', errorMessage: status === 'OK' ? null : 'tienda_02: check KLK_API_KEY_TIENDA_02 (postgres://u:hunter2@db/x)' };
+  return {
+    ubicacionId: id,
+    source: 'KLK',
+    status,
+    rows: status === 'OK' ? 42 : 0,
+    durationMs: 5,
+    snapshotId: status === 'OK' ? '6f1c2b7e-5d4a-4c3b-9a8f-0e1d2c3b4a59' : null,
+    fecha: null,
+    errorClass: status === 'OK' ? null : 'POS_AUTH',
+    errorMessage: status === 'OK' ? null : 'tienda_02: check KLK_API_KEY_TIENDA_02 (postgres://u:hunter2@db/x)',
+  };
 }
 
 async function startApi(token: string | undefined): Promise<void> {
@@ -57,7 +82,11 @@ async function startApi(token: string | undefined): Promise<void> {
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-async function call(method: string, path: string, options: { body?: string | object; token?: string | null; headers?: Record<string, string> } = {}) {
+async function call(
+  method: string,
+  path: string,
+  options: { body?: string | object; token?: string | null; headers?: Record<string, string> } = {},
+) {
   const headers: Record<string, string> = { ...options.headers };
   const token = options.token === undefined ? TOKEN : options.token;
   if (token !== null) headers.authorization = `Bearer ${token}`;
@@ -96,7 +125,11 @@ describe('control API: off without a token', () => {
   it('answers 503 saying so, on every route, whatever the header', async () => {
     await startApi(undefined);
     expect(api.enabled).toBe(false);
-    for (const [method, path] of [['POST', '/etl/sync'], ['GET', '/etl/runs/x'], ['GET', '/etl/runs']] as const) {
+    for (const [method, path] of [
+      ['POST', '/etl/sync'],
+      ['GET', '/etl/runs/x'],
+      ['GET', '/etl/runs'],
+    ] as const) {
       const r = await call(method, path, { body: method === 'POST' ? { job: 'inventario', tiendas: 'todas' } : undefined });
       expect(r.status, `${method} ${path}`).toBe(503);
       expect(r.json.error).toMatch(/control API is off: FLUXION_SYNC_TOKEN is not set/);
@@ -122,7 +155,11 @@ describe('control API: authentication', () => {
       expect(r.headers.get('www-authenticate')).toMatch(/^Bearer/);
       expect(r.json.error).toMatch(/missing or wrong token/);
     }
-    const basic = await call('POST', '/etl/sync', { body, token: null, headers: { authorization: `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}` } });
+    const basic = await call('POST', '/etl/sync', {
+      body,
+      token: null,
+      headers: { authorization: `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}` },
+    });
     expect(basic.status).toBe(401);
     expect((await call('GET', '/etl/runs/whatever', { token: 'nope' })).status).toBe(401);
     expect(calls).toHaveLength(0);
@@ -175,7 +212,9 @@ describe('control API: bad requests', () => {
   }
 
   it('413 for a body over 16 KiB, 405 for the wrong method, 404 for an unknown run', async () => {
-    expect((await call('POST', '/etl/sync', { body: JSON.stringify({ job: 'inventario', tiendas: Array(3000).fill('tienda_01') }) })).status).toBe(413);
+    expect(
+      (await call('POST', '/etl/sync', { body: JSON.stringify({ job: 'inventario', tiendas: Array(3000).fill('tienda_01') }) })).status,
+    ).toBe(413);
     const get = await call('GET', '/etl/sync');
     expect(get.status).toBe(405);
     expect(get.headers.get('allow')).toBe('POST');
@@ -187,7 +226,10 @@ describe('control API: bad requests', () => {
 
   it('parses the two shapes of tiendas, dropping repeated ids', () => {
     expect(parseSyncBody('{"job":"ventas","tiendas":"todas"}')).toEqual({ job: 'ventas', tiendas: 'todas' });
-    expect(parseSyncBody('{"job":"inventario","tiendas":["tienda_01","tienda_01","tienda_02"]}')).toEqual({ job: 'inventario', tiendas: ['tienda_01', 'tienda_02'] });
+    expect(parseSyncBody('{"job":"inventario","tiendas":["tienda_01","tienda_01","tienda_02"]}')).toEqual({
+      job: 'inventario',
+      tiendas: ['tienda_01', 'tienda_02'],
+    });
   });
 });
 
@@ -213,7 +255,12 @@ describe('control API: runs', () => {
     c.ctx.onStoreFinished(outcome('tienda_01'));
     const mid = (await call('GET', path)).json;
     expect(mid).toMatchObject({ status: 'RUNNING', finished_at: null, counts: { PENDING: 1, RUNNING: 1, OK: 1, FAILED: 0 } });
-    expect(mid.stores[0]).toMatchObject({ ubicacion_id: 'tienda_01', status: 'OK', rows: 42, snapshot_id: '6f1c2b7e-5d4a-4c3b-9a8f-0e1d2c3b4a59' });
+    expect(mid.stores[0]).toMatchObject({
+      ubicacion_id: 'tienda_01',
+      status: 'OK',
+      rows: 42,
+      snapshot_id: '6f1c2b7e-5d4a-4c3b-9a8f-0e1d2c3b4a59',
+    });
     expect(mid.stores[1]).toMatchObject({ ubicacion_id: 'tienda_02', status: 'RUNNING', rows: null });
 
     c.ctx.onStoreFinished(outcome('tienda_02', 'FAILED'));

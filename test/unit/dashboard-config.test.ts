@@ -11,7 +11,13 @@ describe('dashboard and control API configuration', () => {
 
   it('reads the variables; the token is readable but never enumerable, so never in a dump of the config', () => {
     const token = 'a-long-enough-token-0123456789';
-    const c = loadConfig({ FLUXION_DASHBOARD_HOST: '0.0.0.0', FLUXION_DASHBOARD_PORT: '9090', FLUXION_DASHBOARD_SAMPLE_SECONDS: '10', FLUXION_DASHBOARD_HISTORY_HOURS: '1.5', FLUXION_SYNC_TOKEN: token });
+    const c = loadConfig({
+      FLUXION_DASHBOARD_HOST: '0.0.0.0',
+      FLUXION_DASHBOARD_PORT: '9090',
+      FLUXION_DASHBOARD_SAMPLE_SECONDS: '10',
+      FLUXION_DASHBOARD_HISTORY_HOURS: '1.5',
+      FLUXION_SYNC_TOKEN: token,
+    });
     expect(c.dashboard).toMatchObject({ host: '0.0.0.0', port: 9090, sampleMs: 10_000, historyMs: 5_400_000 });
     expect(c.dashboard.syncToken).toBe(token);
     expect(JSON.stringify(c)).not.toContain(token);

@@ -20,11 +20,31 @@ function runsEvery(fromHhmm: string, toHhmm: string, stepMin: number, offsetMin 
 const today = (now: Date) => ({ lookbackMs: now.getTime() - vet('00:00').getTime(), earlyMs: 60_000 });
 
 function run(startedAt: Date, snapshotId: string | null = null): RunInfo {
-  return { runId: 'r', startedAt, finishedAt: new Date(startedAt.getTime() + 30_000), rows: 10, snapshotId, errorClass: null, errorMessage: null };
+  return {
+    runId: 'r',
+    startedAt,
+    finishedAt: new Date(startedAt.getTime() + 30_000),
+    rows: 10,
+    snapshotId,
+    errorClass: null,
+    errorMessage: null,
+  };
 }
 
 function store(extra: Partial<StoreInputs> = {}): StoreInputs {
-  return { id: 'tienda_01', nombre: 'La Granja El Bosque', pos: 'klk', lastOk: {}, lastFailed: {}, okStarts: {}, monitoredSince: {}, lastApplied: null, quarantined: 0, openAlerts: 0, ...extra };
+  return {
+    id: 'tienda_01',
+    nombre: 'La Granja El Bosque',
+    pos: 'klk',
+    lastOk: {},
+    lastFailed: {},
+    okStarts: {},
+    monitoredSince: {},
+    lastApplied: null,
+    quarantined: 0,
+    openAlerts: 0,
+    ...extra,
+  };
 }
 
 describe('scheduled ticks', () => {
@@ -57,7 +77,9 @@ describe('missed polls during opening hours', () => {
   it('counts the ticks no run answered, and the streak up to now', () => {
     const now = vet('12:00');
     // Runs at 06:01 ... 10:31 except 08:00 and 08:30; none since 11:00.
-    const starts = runsEvery('06:00', '11:00', 30).filter((d) => d.getTime() !== vet('08:01').getTime() && d.getTime() !== vet('08:31').getTime());
+    const starts = runsEvery('06:00', '11:00', 30).filter(
+      (d) => d.getTime() !== vet('08:01').getTime() && d.getTime() !== vet('08:31').getTime(),
+    );
     const c = countMissedPolls(inventario, starts, now, today(now));
     expect(c.expected).toBe(12); // 06:00 ... 11:30 (11:30's slot ended at 12:00)
     expect(c.missed).toBe(4); // 08:00, 08:30, 11:00, 11:30
@@ -115,11 +137,23 @@ describe('store freshness', () => {
     const now = vet('12:00');
     const all = runsEvery('06:00', '12:00', 30);
     const ventasOk = runsEvery('06:00', '12:00', 60);
-    const oneMissed = storeFreshness(store({ okStarts: { INVENTARIO: all.filter((_, i) => i !== 2), VENTAS: ventasOk } }), schedule, now, today(now), 'en');
+    const oneMissed = storeFreshness(
+      store({ okStarts: { INVENTARIO: all.filter((_, i) => i !== 2), VENTAS: ventasOk } }),
+      schedule,
+      now,
+      today(now),
+      'en',
+    );
     expect(oneMissed.status).toBe('WARN');
     expect(oneMissed.reasons[0]).toMatch(/inventario: 1 of 12 polls missed/);
 
-    const quarantined = storeFreshness(store({ okStarts: { INVENTARIO: all, VENTAS: ventasOk }, quarantined: 1 }), schedule, now, today(now), 'en');
+    const quarantined = storeFreshness(
+      store({ okStarts: { INVENTARIO: all, VENTAS: ventasOk }, quarantined: 1 }),
+      schedule,
+      now,
+      today(now),
+      'en',
+    );
     expect(quarantined.status).toBe('WARN');
     expect(quarantined.reasons[0]).toMatch(/quarantine/);
 
@@ -131,8 +165,16 @@ describe('store freshness', () => {
   it('reasons are Spanish by default', () => {
     const now = vet('12:00');
     const all = runsEvery('06:00', '12:00', 30);
-    const f = storeFreshness(store({ okStarts: { INVENTARIO: all.filter((_, i) => i !== 2), VENTAS: runsEvery('06:00', '12:00', 60) }, quarantined: 1 }), schedule, now, today(now));
-    expect(f.reasons).toEqual(['inventario: 1 de 12 sondeos perdidos en las últimas 12 h', '1 snapshot(s) en cuarentena: ver `fluxion quarantine list`']);
+    const f = storeFreshness(
+      store({ okStarts: { INVENTARIO: all.filter((_, i) => i !== 2), VENTAS: runsEvery('06:00', '12:00', 60) }, quarantined: 1 }),
+      schedule,
+      now,
+      today(now),
+    );
+    expect(f.reasons).toEqual([
+      'inventario: 1 de 12 sondeos perdidos en las últimas 12 h',
+      '1 snapshot(s) en cuarentena: ver `fluxion quarantine list`',
+    ]);
   });
 
   it('counts stale snapshots apart from the quarantine: WARN, not waiting for a decision', () => {
@@ -147,13 +189,22 @@ describe('store freshness', () => {
 
   it('expects no ventas from a Stellar store', () => {
     const now = vet('12:00');
-    const f = storeFreshness(store({ id: 'cedi_frio', pos: 'stellar', okStarts: { INVENTARIO: runsEvery('06:00', '12:00', 30) } }), schedule, now, today(now));
+    const f = storeFreshness(
+      store({ id: 'cedi_frio', pos: 'stellar', okStarts: { INVENTARIO: runsEvery('06:00', '12:00', 30) } }),
+      schedule,
+      now,
+      today(now),
+    );
     expect(f.status).toBe('OK');
     expect(Object.keys(f.polls)).toEqual(['INVENTARIO']);
   });
 
   it('flags an extraction newer than the applied snapshot', () => {
-    const f = storeFreshness(store({ lastOk: { INVENTARIO: run(vet('11:30'), 'new') }, lastApplied: { snapshotId: 'old', takenAt: vet('11:00') } }), schedule, vet('11:40'));
+    const f = storeFreshness(
+      store({ lastOk: { INVENTARIO: run(vet('11:30'), 'new') }, lastApplied: { snapshotId: 'old', takenAt: vet('11:00') } }),
+      schedule,
+      vet('11:40'),
+    );
     expect(f.lastExtractionApplied).toBe(false);
   });
 });

@@ -19,7 +19,9 @@ interface Service {
   ports?: string[];
 }
 
-const compose = parse(readFileSync(join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service> };
+const compose = parse(readFileSync(join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+};
 const services = compose.services;
 const fluxion = Object.entries(services).filter(([, s]) => s.build === '.');
 
@@ -50,7 +52,10 @@ function reachesExtraction(file: string, seen = new Set<string>()): boolean {
   if (seen.has(file)) return false;
   seen.add(file);
   const source = readFileSync(file, 'utf8');
-  const specifiers = [...source.matchAll(/^import\s+(?!type\b)[^;]*?\sfrom\s+'(\.[^']+)'/gms), ...source.matchAll(/import\('(\.[^']+)'\)/g)].map((m) => m[1]!);
+  const specifiers = [
+    ...source.matchAll(/^import\s+(?!type\b)[^;]*?\sfrom\s+'(\.[^']+)'/gms),
+    ...source.matchAll(/import\('(\.[^']+)'\)/g),
+  ].map((m) => m[1]!);
   return specifiers
     .map((s) => resolve(dirname(file), s))
     .filter((f) => f === EXTRACTION || !(f.startsWith(join(PROJECT_ROOT, 'cli')) && /\.command\('/.test(readFileSync(f, 'utf8'))))
@@ -82,7 +87,14 @@ describe('docker-compose.yml', () => {
 
   it('runs Fluxion processes from the repo image, each with a real fluxion command', () => {
     expect(fluxion.length).toBeGreaterThan(0);
-    const program = createProgram({ context: () => { throw new Error('not run'); }, out: () => undefined, err: () => undefined, fail: () => undefined });
+    const program = createProgram({
+      context: () => {
+        throw new Error('not run');
+      },
+      out: () => undefined,
+      err: () => undefined,
+      fail: () => undefined,
+    });
     for (const [name, s] of fluxion) {
       const words = s.command ?? [];
       let cmd = program;
@@ -119,7 +131,9 @@ describe('docker-compose.yml', () => {
       const env = s.environment ?? {};
       expect(env.ETL_ENVIRONMENT, `${service}: ETL_ENVIRONMENT`).toBe('production');
       for (const { store, name } of needed) {
-        expect(env[name], `${service} runs "${s.command!.join(' ')}", which extracts, but lacks ${name} (${store})`).toMatch(new RegExp(`^\\$\\{${name}:\\?`));
+        expect(env[name], `${service} runs "${s.command!.join(' ')}", which extracts, but lacks ${name} (${store})`).toMatch(
+          new RegExp(`^\\$\\{${name}:\\?`),
+        );
       }
     }
   });
@@ -169,7 +183,9 @@ describe('docker-compose.yml', () => {
     expect(env.KAFKA_AUTO_CREATE_TOPICS_ENABLE).toBe(prop('auto.create.topics.enable'));
     expect(env.KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR).toBe(prop('transaction.state.log.replication.factor'));
     expect(env.KAFKA_TRANSACTION_MAX_TIMEOUT_MS).toBe(prop('transaction.max.timeout.ms'));
-    expect(services.kafka!.image!.split(':')[1]).toBe(/<kafka\.version>([^<]+)</.exec(readFileSync(join(PROJECT_ROOT, 'scripts/services.d/kafka/pom.xml'), 'utf8'))?.[1]);
+    expect(services.kafka!.image!.split(':')[1]).toBe(
+      /<kafka\.version>([^<]+)</.exec(readFileSync(join(PROJECT_ROOT, 'scripts/services.d/kafka/pom.xml'), 'utf8'))?.[1],
+    );
   });
 
   it('builds on the Node.js major the scripts install', () => {
@@ -181,20 +197,26 @@ describe('docker-compose.yml', () => {
 });
 
 describe('the monitoring profile', () => {
-  const raw = parse(readFileSync(join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service & { profiles?: string[] }> };
+  const raw = parse(readFileSync(join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+    services: Record<string, Service & { profiles?: string[] }>;
+  };
   const metricsSource = readFileSync(join(PROJECT_ROOT, 'ops', 'dashboard', 'metrics.ts'), 'utf8');
 
   it('runs Prometheus and Grafana only under the monitoring profile, scraping the dashboard service', () => {
     expect(raw.services.prometheus?.profiles).toEqual(['monitoring']);
     expect(raw.services.grafana?.profiles).toEqual(['monitoring']);
-    const prometheus = parse(readFileSync(join(PROJECT_ROOT, 'ops', 'monitoring', 'prometheus.yml'), 'utf8')) as { scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }> };
+    const prometheus = parse(readFileSync(join(PROJECT_ROOT, 'ops', 'monitoring', 'prometheus.yml'), 'utf8')) as {
+      scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }>;
+    };
     const targets = prometheus.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => s.targets));
     expect(targets).toEqual(['fluxion-dashboard:8080']);
     expect(raw.services['fluxion-dashboard']?.command).toEqual(['dashboard', '--port', '8080']);
   });
 
   it('charts in Grafana only metrics the dashboard exports', () => {
-    const dashboard = JSON.parse(readFileSync(join(PROJECT_ROOT, 'ops', 'monitoring', 'grafana', 'fluxion.json'), 'utf8')) as { panels: Array<{ targets: Array<{ expr: string }> }> };
+    const dashboard = JSON.parse(readFileSync(join(PROJECT_ROOT, 'ops', 'monitoring', 'grafana', 'fluxion.json'), 'utf8')) as {
+      panels: Array<{ targets: Array<{ expr: string }> }>;
+    };
     const used = new Set(dashboard.panels.flatMap((p) => p.targets.flatMap((t) => t.expr.match(/fluxion_[a-z0-9_]+/g) ?? [])));
     expect(used.size).toBeGreaterThan(5);
     for (const name of used) expect(metricsSource, `${name} is not exported by ops/dashboard/metrics.ts`).toContain(`'${name}'`);

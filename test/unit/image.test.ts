@@ -44,9 +44,13 @@ describe('the image', () => {
     expect(readFileSync(file, 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');
   });
 
-  it('`fluxion --version` through the PATH link prints package.json\'s version', () => {
+  it("`fluxion --version` through the PATH link prints package.json's version", () => {
     symlinkSync(join(PROJECT_ROOT, 'bin', 'fluxion.ts'), join(scratch, 'fluxion'));
-    const r = spawnSync('fluxion', ['--version'], { encoding: 'utf8', env: { PATH: `${scratch}:${dirname(process.execPath)}`, HOME: scratch }, cwd: scratch });
+    const r = spawnSync('fluxion', ['--version'], {
+      encoding: 'utf8',
+      env: { PATH: `${scratch}:${dirname(process.execPath)}`, HOME: scratch },
+      cwd: scratch,
+    });
     expect(r.error).toBeUndefined();
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe(`${version}\n`);

@@ -33,7 +33,10 @@ const T0 = Date.UTC(2026, 11, 3, 10, 0, 0);
 const dir = mkdtempSync(join(tmpdir(), 'fluxion-job-alerts-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const kafkaDown = new ServiceUnavailableError('Kafka at 127.0.0.1:1 did not answer while trying to connect the producer: Connection error: connect ECONNREFUSED 127.0.0.1:1', { context: { brokers: '127.0.0.1:1' } });
+const kafkaDown = new ServiceUnavailableError(
+  'Kafka at 127.0.0.1:1 did not answer while trying to connect the producer: Connection error: connect ECONNREFUSED 127.0.0.1:1',
+  { context: { brokers: '127.0.0.1:1' } },
+);
 
 function fakeMailer(answers: Array<Error | null> = []): Mailer & { sent: MailMessage[] } {
   const sent: MailMessage[] = [];
@@ -66,9 +69,24 @@ function memoryOf(name: string, down = false): ThrottleMemory & { entries: Map<s
 
 describe('what fails as a whole', () => {
   it('a thrown service error does, named by its service; usage and configuration errors do not', () => {
-    expect(jobFailureOf('inventario', kafkaDown)).toMatchObject({ job: 'inventario', service: 'kafka', errorClass: 'SERVICE_UNAVAILABLE', stores: [] });
-    expect(jobFailureOf('ventas', new ServiceUnavailableError('schema registry at http://127.0.0.1:1 did not answer GET /subjects/x/versions: fetch failed'))).toMatchObject({ service: 'registry' });
-    expect(jobFailureOf('abc', new AbcRecalcError('ABC recalculation of productos_abc_cache failed: PostgreSQL is not reachable: connect ECONNREFUSED'))).toMatchObject({ service: 'postgres', errorClass: 'ABC_RECALC' });
+    expect(jobFailureOf('inventario', kafkaDown)).toMatchObject({
+      job: 'inventario',
+      service: 'kafka',
+      errorClass: 'SERVICE_UNAVAILABLE',
+      stores: [],
+    });
+    expect(
+      jobFailureOf(
+        'ventas',
+        new ServiceUnavailableError('schema registry at http://127.0.0.1:1 did not answer GET /subjects/x/versions: fetch failed'),
+      ),
+    ).toMatchObject({ service: 'registry' });
+    expect(
+      jobFailureOf(
+        'abc',
+        new AbcRecalcError('ABC recalculation of productos_abc_cache failed: PostgreSQL is not reachable: connect ECONNREFUSED'),
+      ),
+    ).toMatchObject({ service: 'postgres', errorClass: 'ABC_RECALC' });
     expect(jobFailureOf('abc', new Error('boom'))).toMatchObject({ service: 'job', errorClass: 'UNEXPECTED' });
     expect(jobFailureOf('inventario', new UsageError('say which stores'))).toBeNull();
     expect(jobFailureOf('inventario', new ConfigError(['KAFKA_BROKERS is not set']))).toBeNull();
@@ -77,24 +95,64 @@ describe('what fails as a whole', () => {
   });
 
   it('stores failing on Kafka or the registry do (their run records could not be published); POS failures do not', () => {
-    const store = (id: string, errorClass: string | null, msg: string | null = null) => ({ ubicacionId: id, status: errorClass ? ('FAILED' as const) : ('OK' as const), errorClass, errorMessage: msg });
-    expect(jobFailureOfOutcomes('inventario', [store('tienda_01', null), store('tienda_02', 'POS_UNAVAILABLE', 'x'), store('tienda_03', 'POS_AUTH', 'y')])).toBeNull();
-    expect(jobFailureOfOutcomes('inventario', [store('tienda_01', 'SERVICE_UNAVAILABLE', kafkaDown.message), store('tienda_02', 'POS_DATA', 'z'), store('cedi_frio', 'SERVICE_UNAVAILABLE', kafkaDown.message)])).toEqual({
-      job: 'inventario', service: 'kafka', errorClass: 'SERVICE_UNAVAILABLE', message: kafkaDown.message, stores: ['tienda_01', 'cedi_frio'],
+    const store = (id: string, errorClass: string | null, msg: string | null = null) => ({
+      ubicacionId: id,
+      status: errorClass ? ('FAILED' as const) : ('OK' as const),
+      errorClass,
+      errorMessage: msg,
+    });
+    expect(
+      jobFailureOfOutcomes('inventario', [
+        store('tienda_01', null),
+        store('tienda_02', 'POS_UNAVAILABLE', 'x'),
+        store('tienda_03', 'POS_AUTH', 'y'),
+      ]),
+    ).toBeNull();
+    expect(
+      jobFailureOfOutcomes('inventario', [
+        store('tienda_01', 'SERVICE_UNAVAILABLE', kafkaDown.message),
+        store('tienda_02', 'POS_DATA', 'z'),
+        store('cedi_frio', 'SERVICE_UNAVAILABLE', kafkaDown.message),
+      ]),
+    ).toEqual({
+      job: 'inventario',
+      service: 'kafka',
+      errorClass: 'SERVICE_UNAVAILABLE',
+      message: kafkaDown.message,
+      stores: ['tienda_01', 'cedi_frio'],
     });
   });
 
   it('a POS failure whose run record could not be published either mails, naming the service that kept the notifier blind', () => {
-    const posDown = { ubicacionId: 'tienda_02', status: 'FAILED' as const, errorClass: 'POS_UNAVAILABLE', errorMessage: 'tienda_02: KLK did not answer' };
+    const posDown = {
+      ubicacionId: 'tienda_02',
+      status: 'FAILED' as const,
+      errorClass: 'POS_UNAVAILABLE',
+      errorMessage: 'tienda_02: KLK did not answer',
+    };
     expect(jobFailureOfOutcomes('inventario', [posDown])).toBeNull();
-    expect(jobFailureOfOutcomes('inventario', [{ ...posDown, unrecorded: { errorClass: 'SERVICE_UNAVAILABLE', errorMessage: kafkaDown.message } }])).toEqual({
-      job: 'inventario', service: 'kafka', errorClass: 'SERVICE_UNAVAILABLE', message: kafkaDown.message, stores: ['tienda_02'],
+    expect(
+      jobFailureOfOutcomes('inventario', [
+        { ...posDown, unrecorded: { errorClass: 'SERVICE_UNAVAILABLE', errorMessage: kafkaDown.message } },
+      ]),
+    ).toEqual({
+      job: 'inventario',
+      service: 'kafka',
+      errorClass: 'SERVICE_UNAVAILABLE',
+      message: kafkaDown.message,
+      stores: ['tienda_02'],
     });
   });
 });
 
 describe('the mail', () => {
-  const failure: JobFailure = { job: 'inventario', service: 'kafka', errorClass: 'SERVICE_UNAVAILABLE', message: kafkaDown.message, stores: ['tienda_01', 'tienda_02'] };
+  const failure: JobFailure = {
+    job: 'inventario',
+    service: 'kafka',
+    errorClass: 'SERVICE_UNAVAILABLE',
+    message: kafkaDown.message,
+    stores: ['tienda_01', 'tienda_02'],
+  };
 
   it('speaks Spanish by default and English by setting; names job, service, error and stores', () => {
     const es = jobFailureMail(failure, { environment: 'production', throttleMs: 60 * MIN, nowMs: T0 });
@@ -104,9 +162,17 @@ describe('the mail', () => {
     expect(es.text).toContain(kafkaDown.message);
     expect(es.text).toContain('2026-12-03 06:00:00 America/Caracas');
     expect(es).toMatchObject({ kind: 'JOB_FAILED', key: 'inventario/kafka/SERVICE_UNAVAILABLE' });
-    const en = jobFailureMail(failure, { locale: 'en', environment: 'local', throttleMs: 60 * MIN, nowMs: T0, heldBack: { count: 3, sinceMs: T0 - 50 * MIN } });
+    const en = jobFailureMail(failure, {
+      locale: 'en',
+      environment: 'local',
+      throttleMs: 60 * MIN,
+      nowMs: T0,
+      heldBack: { count: 3, sinceMs: T0 - 50 * MIN },
+    });
     expect(en.subject).toBe('[Fluxion local] job inventario failed as a whole: Kafka unreachable (SERVICE_UNAVAILABLE)');
-    expect(en.text).toContain('3 more failure(s) of this job for the same cause were not mailed since 2026-12-03 05:10:00 America/Caracas');
+    expect(en.text).toContain(
+      '3 more failure(s) of this job for the same cause were not mailed since 2026-12-03 05:10:00 America/Caracas',
+    );
   });
 });
 
@@ -119,14 +185,19 @@ describe('the throttle across runs', () => {
     let now = T0;
     const mailer = fakeMailer();
     // Each run is a new process: a new createJobAlerts, remembering only through the memories.
-    const run = (memories: ThrottleMemory[]) => createJobAlerts({ mailer: async () => mailer, memories, logger, throttleMs: 60 * MIN, now: () => now }).failed(failure);
+    const run = (memories: ThrottleMemory[]) =>
+      createJobAlerts({ mailer: async () => mailer, memories, logger, throttleMs: 60 * MIN, now: () => now }).failed(failure);
     expect(await run([pg, file])).toBe('sent');
     now += 30 * MIN;
     expect(await run([pg, file])).toBe('held-back');
     // PostgreSQL is down now (or is the failure): the file still knows.
     now += 10 * MIN;
     expect(await run([memoryOf('postgres', true), file])).toBe('held-back');
-    expect(JSON.parse(readFileSync(join(dir, 'a.json'), 'utf8'))['inventario/kafka/SERVICE_UNAVAILABLE']).toEqual({ lastSentMs: T0, heldBack: 2, heldBackSinceMs: T0 + 30 * MIN });
+    expect(JSON.parse(readFileSync(join(dir, 'a.json'), 'utf8'))['inventario/kafka/SERVICE_UNAVAILABLE']).toEqual({
+      lastSentMs: T0,
+      heldBack: 2,
+      heldBackSinceMs: T0 + 30 * MIN,
+    });
     // The file is lost (a new container): PostgreSQL still knows, though it missed one count.
     now += 5 * MIN;
     expect(await run([pg, fileThrottleMemory(join(dir, 'new.json'))])).toBe('held-back');
@@ -135,7 +206,14 @@ describe('the throttle across runs', () => {
     expect(mailer.sent).toHaveLength(2);
     expect(mailer.sent[1]!.text).toMatch(/^[23] falla\(s\) más de este trabajo/m);
     // Another cause of the same job is not held back by this one.
-    expect(await run([pg, file]).then(() => createJobAlerts({ mailer: async () => mailer, memories: [pg, file], logger, throttleMs: 60 * MIN, now: () => now }).failed({ ...failure, service: 'registry' }))).toBe('sent');
+    expect(
+      await run([pg, file]).then(() =>
+        createJobAlerts({ mailer: async () => mailer, memories: [pg, file], logger, throttleMs: 60 * MIN, now: () => now }).failed({
+          ...failure,
+          service: 'registry',
+        }),
+      ),
+    ).toBe('sent');
   });
 
   it('a mail SendGrid did not take is not remembered: the next failure mails again', async () => {
@@ -152,26 +230,58 @@ describe('the throttle across runs', () => {
     // A state file whose directory is a file: it can be neither read nor written.
     const notADir = join(dir, 'not-a-dir');
     writeFileSync(notADir, 'x');
-    const alerts = createJobAlerts({ mailer: async () => mailer, memories: [memoryOf('postgres', true), fileThrottleMemory(join(notADir, 'x.json'))], logger, throttleMs: 60 * MIN, now: () => T0 });
+    const alerts = createJobAlerts({
+      mailer: async () => mailer,
+      memories: [memoryOf('postgres', true), fileThrottleMemory(join(notADir, 'x.json'))],
+      logger,
+      throttleMs: 60 * MIN,
+      now: () => T0,
+    });
     expect(await alerts.failed(failure)).toBe('sent');
     expect(await alerts.failed(failure)).toBe('sent');
-    const broken = createJobAlerts({ mailer: async () => { throw new Error('no sender'); }, memories: [], logger, throttleMs: MIN });
+    const broken = createJobAlerts({
+      mailer: async () => {
+        throw new Error('no sender');
+      },
+      memories: [],
+      logger,
+      throttleMs: MIN,
+    });
     expect(await broken.failed(failure)).toBe('not-delivered');
   });
 
-  it('withFailureMail rethrows the job\'s own error and returns its own result', async () => {
+  it("withFailureMail rethrows the job's own error and returns its own result", async () => {
     const mailer = fakeMailer();
     const alerts = createJobAlerts({ mailer: async () => mailer, memories: [memoryOf('m')], logger, throttleMs: 60 * MIN, now: () => T0 });
-    await expect(withFailureMail(alerts, 'abc', async () => { throw kafkaDown; })).rejects.toBe(kafkaDown);
-    await expect(withFailureMail(alerts, 'abc', async () => { throw new UsageError('bad'); })).rejects.toThrow('bad');
-    expect(await withFailureMail(alerts, 'ventas', async () => 42, () => ({ ...failure, job: 'ventas' }))).toBe(42);
+    await expect(
+      withFailureMail(alerts, 'abc', async () => {
+        throw kafkaDown;
+      }),
+    ).rejects.toBe(kafkaDown);
+    await expect(
+      withFailureMail(alerts, 'abc', async () => {
+        throw new UsageError('bad');
+      }),
+    ).rejects.toThrow('bad');
+    expect(
+      await withFailureMail(
+        alerts,
+        'ventas',
+        async () => 42,
+        () => ({ ...failure, job: 'ventas' }),
+      ),
+    ).toBe(42);
     expect(mailer.sent.map((m) => m.key)).toEqual(['abc/kafka/SERVICE_UNAVAILABLE', 'ventas/kafka/SERVICE_UNAVAILABLE']);
   });
 });
 
 describe('the scheduler mails a run that fails as a whole', () => {
   const job = (name: ScheduledJob['name']): ScheduledJob => ({
-    name, cron: '0 4 * * *', timezone: 'America/Caracas', window: null, enabled: true,
+    name,
+    cron: '0 4 * * *',
+    timezone: 'America/Caracas',
+    window: null,
+    enabled: true,
     monitor: { slug: `etl-${name}`, schedule: '0 4 * * *', timezone: 'America/Caracas', checkinMarginMinutes: 5, maxRuntimeMinutes: 30 },
   });
 
@@ -179,8 +289,16 @@ describe('the scheduler mails a run that fails as a whole', () => {
     const failed: JobFailure[] = [];
     const alerts = { failed: async (f: JobFailure) => (failed.push(f), 'sent' as const) };
     const outcomes: Record<string, () => Promise<{ ok: boolean; summary: string; failure?: JobFailure | null }>> = {
-      abc: async () => { throw new AbcRecalcError('ABC recalculation failed: PostgreSQL is not reachable'); },
-      inventario: async () => ({ ok: false, summary: '0 of 1 stores OK', failure: jobFailureOfOutcomes('inventario', [{ ubicacionId: 'tienda_01', status: 'FAILED', errorClass: 'SERVICE_UNAVAILABLE', errorMessage: kafkaDown.message }]) }),
+      abc: async () => {
+        throw new AbcRecalcError('ABC recalculation failed: PostgreSQL is not reachable');
+      },
+      inventario: async () => ({
+        ok: false,
+        summary: '0 of 1 stores OK',
+        failure: jobFailureOfOutcomes('inventario', [
+          { ubicacionId: 'tienda_01', status: 'FAILED', errorClass: 'SERVICE_UNAVAILABLE', errorMessage: kafkaDown.message },
+        ]),
+      }),
       ventas: async () => ({ ok: false, summary: '1 of 2 stores OK, 1 FAILED', failure: null }),
     };
     let aborted: AbortSignal | undefined;
@@ -193,7 +311,13 @@ describe('the scheduler mails a run that fails as a whole', () => {
         else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
       });
     };
-    const scheduler = createScheduler({ jobs: [job('abc'), job('inventario'), job('ventas'), job('ventas-recovery')], run, checkins: createCheckins({ logger }), alerts, logger });
+    const scheduler = createScheduler({
+      jobs: [job('abc'), job('inventario'), job('ventas'), job('ventas-recovery')],
+      run,
+      checkins: createCheckins({ logger }),
+      alerts,
+      logger,
+    });
     const abc = await scheduler.runNow('abc');
     expect(abc).toMatchObject({ ok: false, aborted: false });
     expect(abc).not.toHaveProperty('failure');
@@ -203,6 +327,9 @@ describe('the scheduler mails a run that fails as a whole', () => {
     await scheduler.stop();
     expect(await recovery).toMatchObject({ ok: false, aborted: true });
     expect(aborted?.aborted).toBe(true);
-    expect(failed.map((f) => `${f.job}/${f.service}/${f.errorClass}`)).toEqual(['abc/postgres/ABC_RECALC', 'inventario/kafka/SERVICE_UNAVAILABLE']);
+    expect(failed.map((f) => `${f.job}/${f.service}/${f.errorClass}`)).toEqual([
+      'abc/postgres/ABC_RECALC',
+      'inventario/kafka/SERVICE_UNAVAILABLE',
+    ]);
   });
 });

@@ -6,7 +6,9 @@ import { compressionFor, topicSpecs } from '../../core/topics.ts';
 
 describe('zstd codec', () => {
   it('round-trips a batch and shrinks repetitive Avro-like bytes', async () => {
-    const rows = Buffer.from(Array.from({ length: 2000 }, (_, i) => `01\u0000P${String(i).padStart(6, '0')}HARINA PAN 1KG 124.000 ${i % 97}`).join(''));
+    const rows = Buffer.from(
+      Array.from({ length: 2000 }, (_, i) => `01\u0000P${String(i).padStart(6, '0')}HARINA PAN 1KG 124.000 ${i % 97}`).join(''),
+    );
     const codec = zstdCodec();
     const packed = await codec.compress({ buffer: rows });
     expect(packed.length).toBeLessThan(rows.length / 3);

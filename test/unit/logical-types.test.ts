@@ -24,7 +24,24 @@ describe('decimal logical type', () => {
   it('encodes byte boundaries and the 15/16-digit switch to BigInt identically', () => {
     const big = record([{ name: 'q', type: decimal(30, 0) }]);
     const viaBig = (q: string) => (big.fromBuffer(big.toBuffer({ q })) as { q: string }).q;
-    for (const q of ['127', '128', '-128', '-129', '255', '256', '-32768', '-32769', '8388607', '-8388608', '999999999999999', '1000000000000000', '-9007199254740991', '9007199254740993', '-140737488355328', '140737488355328']) {
+    for (const q of [
+      '127',
+      '128',
+      '-128',
+      '-129',
+      '255',
+      '256',
+      '-32768',
+      '-32769',
+      '8388607',
+      '-8388608',
+      '999999999999999',
+      '1000000000000000',
+      '-9007199254740991',
+      '9007199254740993',
+      '-140737488355328',
+      '140737488355328',
+    ]) {
       expect(viaBig(q)).toBe(q);
     }
     expect(roundTrip('-0.000')).toBe('0.000');
@@ -43,15 +60,19 @@ describe('decimal logical type', () => {
 
   it('round-trips any value within precision (property)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 38 }).chain((p) => fc.tuple(fc.constant(p), fc.integer({ min: 0, max: p }))), fc.bigInt(), ([p, s], raw) => {
-        const limit = 10n ** BigInt(p);
-        const unscaled = raw % limit;
-        const text = fromUnscaled(unscaled, s);
-        const type = record([{ name: 'q', type: decimal(p, s) }]);
-        const back = (type.fromBuffer(type.toBuffer({ q: text })) as { q: string }).q;
-        expect(back).toBe(text);
-        expect(toUnscaled(back, p, s)).toBe(unscaled);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 38 }).chain((p) => fc.tuple(fc.constant(p), fc.integer({ min: 0, max: p }))),
+        fc.bigInt(),
+        ([p, s], raw) => {
+          const limit = 10n ** BigInt(p);
+          const unscaled = raw % limit;
+          const text = fromUnscaled(unscaled, s);
+          const type = record([{ name: 'q', type: decimal(p, s) }]);
+          const back = (type.fromBuffer(type.toBuffer({ q: text })) as { q: string }).q;
+          expect(back).toBe(text);
+          expect(toUnscaled(back, p, s)).toBe(unscaled);
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -71,14 +92,18 @@ describe('decimal logical type', () => {
     };
     const text = fc.stringMatching(/^[-+]?[0-9.]{0,3}[0-9]{0,16}(\.[0-9]{0,6})?[-.a]?$/);
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 20 }).chain((p) => fc.tuple(fc.constant(p), fc.integer({ min: 0, max: Math.min(p, 6) }))), text, ([p, s], v) => {
-        const expected = reference(v, p, s);
-        expect(decimalProblem(v, p, s) === null).toBe(expected !== null);
-        if (expected === null) return;
-        expect(toUnscaled(v, p, s)).toBe(expected);
-        const type = record([{ name: 'q', type: decimal(p, s) }]);
-        expect((type.fromBuffer(type.toBuffer({ q: v })) as { q: string }).q).toBe(fromUnscaled(expected, s));
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 20 }).chain((p) => fc.tuple(fc.constant(p), fc.integer({ min: 0, max: Math.min(p, 6) }))),
+        text,
+        ([p, s], v) => {
+          const expected = reference(v, p, s);
+          expect(decimalProblem(v, p, s) === null).toBe(expected !== null);
+          if (expected === null) return;
+          expect(toUnscaled(v, p, s)).toBe(expected);
+          const type = record([{ name: 'q', type: decimal(p, s) }]);
+          expect((type.fromBuffer(type.toBuffer({ q: v })) as { q: string }).q).toBe(fromUnscaled(expected, s));
+        },
+      ),
       { numRuns: 3000, seed: 20261129 },
     );
   });

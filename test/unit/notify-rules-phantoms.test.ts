@@ -19,7 +19,8 @@ import { MIN, T0, CONFIG, failed, quarantine, alert } from '../helpers/notify-ev
 describe('many phantom zeros in one store', () => {
   it('mails once the store reaches the threshold within the window, naming the store and products', () => {
     const rules = createNotifyRules({ ...CONFIG, phantomStoreThreshold: 5 });
-    for (let i = 1; i <= 4; i++) expect(rules.decide(alert('tienda_05', i, T0 + i * MIN), T0 + i * MIN)).toMatchObject({ send: [], ignored: 'below-threshold' });
+    for (let i = 1; i <= 4; i++)
+      expect(rules.decide(alert('tienda_05', i, T0 + i * MIN), T0 + i * MIN)).toMatchObject({ send: [], ignored: 'below-threshold' });
     // Another store's alerts do not count for this one.
     for (let i = 1; i <= 4; i++) expect(rules.decide(alert('tienda_06', i, T0 + i * MIN), T0 + i * MIN).send).toEqual([]);
     const d = rules.decide(alert('tienda_05', 5, T0 + 5 * MIN), T0 + 5 * MIN);
@@ -71,25 +72,35 @@ describe('phantom-zero mails: most confident first, within a daily budget per st
     expect(mail.text).toContain('fluxion alertas descartar <alert_id> --nota');
   });
 
-  it('a spent budget mails nothing more that store-local day, throttle or not; the next day (Caracas) the waiting ones go, most confident first', () => {
-    // throttleMs 0: every decision may mail, so only the budget holds them back.
-    const rules = createNotifyRules({ ...CONFIG, throttleMs: 0, phantomStoreThreshold: 1, phantomDailyBudget: 2, maxAgeMs: 7 * 24 * 60 * MIN });
-    expect(rules.decide(alert('tienda_01', 1, T0, 'OPEN', 0.8), T0).send[0]!.alertIds).toEqual([id('tienda_01', 1)]);
-    // Listed once: the next mail has only what is new.
-    expect(rules.decide(alert('tienda_01', 2, T0 + MIN, 'OPEN', 0.6), T0 + MIN).send[0]!.alertIds).toEqual([id('tienda_01', 2)]);
-    const spent = rules.decide(alert('tienda_01', 3, T0 + 2 * MIN, 'OPEN', 0.7), T0 + 2 * MIN);
-    expect(spent).toMatchObject({ send: [], throttled: [], ignored: 'daily-budget-spent' });
-    expect(rules.decide(alert('tienda_01', 4, T0 + 3 * MIN, 'OPEN', 0.99), T0 + 3 * MIN).ignored).toBe('daily-budget-spent');
-    // Another store has its own budget.
-    expect(rules.decide(alert('tienda_02', 1, T0 + 3 * MIN), T0 + 3 * MIN).send).toHaveLength(1);
-    // T0 is 08:00 in Caracas; 23:59 there is still the same day, 00:00 (04:00 UTC) the next.
-    const lastMinute = Date.UTC(2026, 10, 28, 3, 59);
-    expect(rules.decide(alert('tienda_01', 3, T0 + 2 * MIN, 'OPEN', 0.7), lastMinute).ignored).toBe('daily-budget-spent');
-    const nextDay = Date.UTC(2026, 10, 28, 4, 0);
-    const mail = rules.decide(alert('tienda_01', 5, nextDay, 'OPEN', 0.1), nextDay).send[0]!;
-    expect(mail.alertIds).toEqual([id('tienda_01', 4), id('tienda_01', 3)]);
-    expect(mail.text).toContain('and 1 more in the alertas table');
-  });
+  it(
+    'a spent budget mails nothing more that store-local day, throttle or not; the next day (Caracas) the waiting ones go, most ' +
+      'confident first',
+    () => {
+      // throttleMs 0: every decision may mail, so only the budget holds them back.
+      const rules = createNotifyRules({
+        ...CONFIG,
+        throttleMs: 0,
+        phantomStoreThreshold: 1,
+        phantomDailyBudget: 2,
+        maxAgeMs: 7 * 24 * 60 * MIN,
+      });
+      expect(rules.decide(alert('tienda_01', 1, T0, 'OPEN', 0.8), T0).send[0]!.alertIds).toEqual([id('tienda_01', 1)]);
+      // Listed once: the next mail has only what is new.
+      expect(rules.decide(alert('tienda_01', 2, T0 + MIN, 'OPEN', 0.6), T0 + MIN).send[0]!.alertIds).toEqual([id('tienda_01', 2)]);
+      const spent = rules.decide(alert('tienda_01', 3, T0 + 2 * MIN, 'OPEN', 0.7), T0 + 2 * MIN);
+      expect(spent).toMatchObject({ send: [], throttled: [], ignored: 'daily-budget-spent' });
+      expect(rules.decide(alert('tienda_01', 4, T0 + 3 * MIN, 'OPEN', 0.99), T0 + 3 * MIN).ignored).toBe('daily-budget-spent');
+      // Another store has its own budget.
+      expect(rules.decide(alert('tienda_02', 1, T0 + 3 * MIN), T0 + 3 * MIN).send).toHaveLength(1);
+      // T0 is 08:00 in Caracas; 23:59 there is still the same day, 00:00 (04:00 UTC) the next.
+      const lastMinute = Date.UTC(2026, 10, 28, 3, 59);
+      expect(rules.decide(alert('tienda_01', 3, T0 + 2 * MIN, 'OPEN', 0.7), lastMinute).ignored).toBe('daily-budget-spent');
+      const nextDay = Date.UTC(2026, 10, 28, 4, 0);
+      const mail = rules.decide(alert('tienda_01', 5, nextDay, 'OPEN', 0.1), nextDay).send[0]!;
+      expect(mail.alertIds).toEqual([id('tienda_01', 4), id('tienda_01', 3)]);
+      expect(mail.text).toContain('and 1 more in the alertas table');
+    },
+  );
 
   it('resolved and dismissed alerts are never listed; a later OPEN of a dismissed alert changes nothing', () => {
     const rules = createNotifyRules({ ...CONFIG, throttleMs: 0, phantomStoreThreshold: 3, phantomDailyBudget: 10 });
@@ -118,7 +129,10 @@ describe('phantom-zero mails: most confident first, within a daily budget per st
     const rules = createNotifyRules({ ...CONFIG, throttleMs: 60 * MIN, phantomStoreThreshold: 1, phantomDailyBudget: 5 });
     rules.decide(alert('tienda_06', 1, T0), T0);
     expect(rules.decide(alert('tienda_06', 2, T0 + MIN), T0 + MIN).throttled).toHaveLength(1);
-    expect(rules.decide(alert('tienda_06', 3, T0 + 61 * MIN), T0 + 61 * MIN).send[0]!.alertIds).toEqual([id('tienda_06', 2), id('tienda_06', 3)]);
+    expect(rules.decide(alert('tienda_06', 3, T0 + 61 * MIN), T0 + 61 * MIN).send[0]!.alertIds).toEqual([
+      id('tienda_06', 2),
+      id('tienda_06', 3),
+    ]);
   });
 
   it('createPhantomLedger: an alert listed once is not listed again; resolve and dismiss forget it', () => {
@@ -126,14 +140,17 @@ describe('phantom-zero mails: most confident first, within a daily budget per st
     ledger.open(alert('t', 1, T0, 'OPEN', 0.4).alert);
     ledger.open(alert('t', 2, T0, 'OPEN', 0.4).alert);
     ledger.open(alert('t', 1, T0, 'OPEN', 0.6).alert); // an update: new confidence, same alert
-    expect(ledger.listing('t', '2026-11-27').listed.map((a) => [a.alert_id, a.confidence])).toEqual([[id('t', 1), 0.6], [id('t', 2), 0.4]]);
+    expect(ledger.listing('t', '2026-11-27').listed.map((a) => [a.alert_id, a.confidence])).toEqual([
+      [id('t', 1), 0.6],
+      [id('t', 2), 0.4],
+    ]);
     ledger.mailed('t', '2026-11-27', [id('t', 1)]);
     expect(ledger.listing('t', '2026-11-27')).toMatchObject({ listed: [{ alert_id: id('t', 2) }], beyond: 0, mailedToday: 1 });
     expect(ledger.listing('t', '2026-11-28')).toMatchObject({ listed: [{ alert_id: id('t', 2) }], mailedToday: 0 });
   });
 });
 
-describe('the operators\' language', () => {
+describe("the operators' language", () => {
   const ES: NotifyRulesConfig = { ...CONFIG, locale: undefined };
 
   it('mails speak Spanish by default: subject, body, labels and advice', () => {
@@ -147,9 +164,13 @@ describe('the operators\' language', () => {
     expect(mail.text).toContain('Notificador de Fluxion Stream (production), clave de limitación EXTRACTION_FAILED/tienda_02.');
     // Kind and key stay English: they are for logs and the throttle.
     expect(mail).toMatchObject({ kind: 'EXTRACTION_FAILED', key: 'EXTRACTION_FAILED/tienda_02' });
-    expect(rules.decide(failed('cedi_frio', 'ESOCKET'), T0).send[0]!.subject).toBe('[Fluxion] cedi_frio: POS inaccesible, falló la extracción INVENTARIO (ESOCKET)');
+    expect(rules.decide(failed('cedi_frio', 'ESOCKET'), T0).send[0]!.subject).toBe(
+      '[Fluxion] cedi_frio: POS inaccesible, falló la extracción INVENTARIO (ESOCKET)',
+    );
     rules.decide(failed('tienda_02', 'POS_DATA', T0 + 30 * MIN), T0 + 30 * MIN);
-    expect(rules.decide(failed('tienda_02', 'POS_DATA', T0 + 60 * MIN), T0 + 60 * MIN).send[0]!.text).toContain('1 aviso(s) más de extracción fallida de tienda_02 no se enviaron desde');
+    expect(rules.decide(failed('tienda_02', 'POS_DATA', T0 + 60 * MIN), T0 + 60 * MIN).send[0]!.text).toContain(
+      '1 aviso(s) más de extracción fallida de tienda_02 no se enviaron desde',
+    );
   });
 
   it('quarantine and phantom-zero mails in Spanish by default, English with locale en', () => {
@@ -189,7 +210,14 @@ describe('formatInstant', () => {
 describe('notify configuration from the environment', () => {
   it('has defaults: 60 min throttle, 20 alerts in 60 min, 24 h max age, no key, no recipients', () => {
     const n = loadConfig({}).notify;
-    expect(n).toMatchObject({ to: [], throttleMs: 60 * MIN, phantomStoreThreshold: 1, phantomWindowMs: 60 * MIN, phantomDailyBudget: 10, maxAgeMs: 1440 * MIN });
+    expect(n).toMatchObject({
+      to: [],
+      throttleMs: 60 * MIN,
+      phantomStoreThreshold: 1,
+      phantomWindowMs: 60 * MIN,
+      phantomDailyBudget: 10,
+      maxAgeMs: 1440 * MIN,
+    });
     expect(n.sendgridApiKey).toBeUndefined();
     expect(() => requireNotifyDelivery(loadConfig({}))).not.toThrow();
   });
@@ -204,14 +232,28 @@ describe('notify configuration from the environment', () => {
       FLUXION_NOTIFY_PHANTOM_WINDOW_MINUTES: '30',
       SENDGRID_BASE_URL: 'http://127.0.0.1:9999',
     }).notify;
-    expect(n).toMatchObject({ from: 'Fluxion <etl@lagranja.example>', to: ['ops@lagranja.example', 'gerencia@lagranja.example'], throttleMs: 15 * MIN, phantomStoreThreshold: 5, phantomWindowMs: 30 * MIN, sendgridBaseUrl: 'http://127.0.0.1:9999' });
+    expect(n).toMatchObject({
+      from: 'Fluxion <etl@lagranja.example>',
+      to: ['ops@lagranja.example', 'gerencia@lagranja.example'],
+      throttleMs: 15 * MIN,
+      phantomStoreThreshold: 5,
+      phantomWindowMs: 30 * MIN,
+      sendgridBaseUrl: 'http://127.0.0.1:9999',
+    });
     expect(n.sendgridApiKey).toBe('SG.secret-key');
     expect(JSON.stringify(n)).not.toContain('secret-key');
     expect(Object.keys(n)).not.toContain('sendgridApiKey');
   });
 
   it('names each bad variable, hiding the key', () => {
-    const problems = problemsOf(() => loadConfig({ SENDGRID_API_KEY: 'sk-secret', FLUXION_NOTIFY_TO: 'ops@x.example, nobody', FLUXION_NOTIFY_THROTTLE_MINUTES: '0', FLUXION_NOTIFY_PHANTOM_STORE_THRESHOLD: '2.5' }));
+    const problems = problemsOf(() =>
+      loadConfig({
+        SENDGRID_API_KEY: 'sk-secret',
+        FLUXION_NOTIFY_TO: 'ops@x.example, nobody',
+        FLUXION_NOTIFY_THROTTLE_MINUTES: '0',
+        FLUXION_NOTIFY_PHANTOM_STORE_THRESHOLD: '2.5',
+      }),
+    );
     expect(problems).toEqual([
       'SENDGRID_API_KEY=(value hidden): must be a SendGrid API key (starts with SG.)',
       'FLUXION_NOTIFY_TO="ops@x.example, nobody": must be comma-separated addresses; not an address: "nobody"',

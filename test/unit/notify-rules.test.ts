@@ -10,7 +10,19 @@ import { MIN, T0, CONFIG, run, failed, quarantine } from '../helpers/notify-even
 describe('classification', () => {
   it('an OK run makes nothing; a FAILED one is CONNECTIVITY or EXTRACTION_FAILED by its error class', () => {
     expect(classifyRun({ status: 'OK', error_class: null })).toBeNull();
-    for (const c of ['POS_UNAVAILABLE', 'SERVICE_UNAVAILABLE', 'DEADLINE', 'HTTP_503', 'HTTP_500', 'HTTP_429', 'ESOCKET', 'ETIMEOUT', 'ECONNCLOSED', 'ECONNREFUSED', 'TIMEOUT']) {
+    for (const c of [
+      'POS_UNAVAILABLE',
+      'SERVICE_UNAVAILABLE',
+      'DEADLINE',
+      'HTTP_503',
+      'HTTP_500',
+      'HTTP_429',
+      'ESOCKET',
+      'ETIMEOUT',
+      'ECONNCLOSED',
+      'ECONNREFUSED',
+      'TIMEOUT',
+    ]) {
       expect(classifyRun({ status: 'FAILED', error_class: c }), c).toBe('CONNECTIVITY');
     }
     for (const c of ['POS_AUTH', 'POS_DATA', 'HTTP_404', 'HTTP_401', 'VALIDATION', 'UNEXPECTED', 'NOT_SUPPORTED', 'EREQUEST']) {
@@ -57,7 +69,9 @@ describe('throttling by kind and store, on an injected clock', () => {
     expect(rules.decide(failed('tienda_02'), T0).send).toHaveLength(1);
     expect(rules.decide(failed('tienda_03'), T0 + MIN).send).toHaveLength(1);
     expect(rules.decide(failed('tienda_02', 'POS_UNAVAILABLE'), T0 + 2 * MIN).send.map((m) => m.kind)).toEqual(['CONNECTIVITY']);
-    expect(rules.decide(quarantine('tienda_02', 'QUARANTINED', T0 + 3 * MIN), T0 + 3 * MIN).send.map((m) => m.kind)).toEqual(['SNAPSHOT_QUARANTINED']);
+    expect(rules.decide(quarantine('tienda_02', 'QUARANTINED', T0 + 3 * MIN), T0 + 3 * MIN).send.map((m) => m.kind)).toEqual([
+      'SNAPSHOT_QUARANTINED',
+    ]);
     expect(rules.decide(failed('tienda_02'), T0 + 4 * MIN).send).toEqual([]);
     expect(rules.decide(failed('tienda_03', 'HTTP_503'), T0 + 4 * MIN).send).toHaveLength(1);
   });
@@ -106,11 +120,16 @@ describe('what a failed run says', () => {
   });
 
   it('credentials get their own advice', () => {
-    expect(createNotifyRules(CONFIG).decide(failed('tienda_04', 'POS_AUTH'), T0).send[0]!.text).toContain('refused Fluxion\'s credentials');
+    expect(createNotifyRules(CONFIG).decide(failed('tienda_04', 'POS_AUTH'), T0).send[0]!.text).toContain("refused Fluxion's credentials");
   });
 
   it('an OK run makes nothing, not even a Sentry event', () => {
-    expect(createNotifyRules(CONFIG).decide({ type: 'etl-run', run: run('tienda_01', 'OK') }, T0)).toEqual({ send: [], throttled: [], sentry: null, ignored: 'run-ok' });
+    expect(createNotifyRules(CONFIG).decide({ type: 'etl-run', run: run('tienda_01', 'OK') }, T0)).toEqual({
+      send: [],
+      throttled: [],
+      sentry: null,
+      ignored: 'run-ok',
+    });
   });
 
   it('shows a non-production environment in the subject', () => {
@@ -146,11 +165,15 @@ describe('quarantined snapshots', () => {
     expect(d.send.map((m) => m.kind)).toEqual(['SNAPSHOT_STALE']);
     expect(d.send[0]!.subject).toBe('[Fluxion] tienda_04: snapshot older than the applied one, not applied');
     expect(d.send[0]!.text).toContain(reason);
-    expect(d.send[0]!.text).toContain("POS clock is behind");
+    expect(d.send[0]!.text).toContain('POS clock is behind');
     // The next stale snapshot of the same store within the throttle is held back, counted.
-    expect(rules.decide(quarantine('tienda_04', 'STALE', T0 + 30 * MIN), T0 + 30 * MIN).throttled.map((m) => m.kind)).toEqual(['SNAPSHOT_STALE']);
+    expect(rules.decide(quarantine('tienda_04', 'STALE', T0 + 30 * MIN), T0 + 30 * MIN).throttled.map((m) => m.kind)).toEqual([
+      'SNAPSHOT_STALE',
+    ]);
     // A quarantine of the same store is another kind: not held back by it.
-    expect(rules.decide(quarantine('tienda_04', 'QUARANTINED', T0 + 31 * MIN), T0 + 31 * MIN).send.map((m) => m.kind)).toEqual(['SNAPSHOT_QUARANTINED']);
+    expect(rules.decide(quarantine('tienda_04', 'QUARANTINED', T0 + 31 * MIN), T0 + 31 * MIN).send.map((m) => m.kind)).toEqual([
+      'SNAPSHOT_QUARANTINED',
+    ]);
     // Spanish by default.
     const es = createNotifyRules({ ...CONFIG, locale: undefined }).decide(quarantine('tienda_04', 'STALE'), T0 + MIN).send[0]!;
     expect(es.subject).toContain('tienda_04: snapshot más viejo que el ya aplicado, no se aplicó');

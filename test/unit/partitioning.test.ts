@@ -8,12 +8,18 @@ import { partitionForUbicacion } from '../../core/kafka/partitioning.ts';
 const javaCompatible = Partitioners.DefaultPartitioner();
 
 function kafkajsPartition(key: string, count: number): number {
-  const partitionMetadata = Array.from({ length: count }, (_, i) => ({ partitionId: i, leader: 1, replicas: [1], isr: [1], partitionErrorCode: 0 }));
+  const partitionMetadata = Array.from({ length: count }, (_, i) => ({
+    partitionId: i,
+    leader: 1,
+    replicas: [1],
+    isr: [1],
+    partitionErrorCode: 0,
+  }));
   return javaCompatible({ topic: 't', partitionMetadata, message: { key, value: null } });
 }
 
 describe('placement by ubicacion', () => {
-  it('matches the Java-compatible partitioner for the chain\'s store ids', () => {
+  it("matches the Java-compatible partitioner for the chain's store ids", () => {
     for (const id of ['tienda_01', 'tienda_12', 'cedi_frio', 'cedi_seco', 'cedi_verde', 'tienda_13']) {
       for (const count of [1, 3, 6, 12]) expect(partitionForUbicacion(id, count)).toBe(kafkajsPartition(id, count));
     }

@@ -22,8 +22,18 @@ import { at, change, row, venta } from '../helpers/phantom-events.ts';
 
 describe('the processor around the steps (no Kafka: a registry that knows one id per subject)', () => {
   const PREFIX = 'unit.';
-  const topics = { changes: `${PREFIX}pos.inventario.changes`, ventas: `${PREFIX}pos.ventas`, alerts: `${PREFIX}alerts.phantom-zeros`, state: `${PREFIX}alerts.phantom-zeros.state` };
-  const ids: Record<string, number> = { [`${topics.changes}-value`]: 1, [`${topics.ventas}-value`]: 2, [`${topics.alerts}-value`]: 3, [`${topics.state}-value`]: 4 };
+  const topics = {
+    changes: `${PREFIX}pos.inventario.changes`,
+    ventas: `${PREFIX}pos.ventas`,
+    alerts: `${PREFIX}alerts.phantom-zeros`,
+    state: `${PREFIX}alerts.phantom-zeros.state`,
+  };
+  const ids: Record<string, number> = {
+    [`${topics.changes}-value`]: 1,
+    [`${topics.ventas}-value`]: 2,
+    [`${topics.alerts}-value`]: 3,
+    [`${topics.state}-value`]: 4,
+  };
   const lookups: string[] = [];
   const registry = {
     url: 'http://registry.invalid',
@@ -52,15 +62,34 @@ describe('the processor around the steps (no Kafka: a registry that knows one id
     state: await createTopicCodec<PhantomStateRecord>(registry, 'alerts.phantom-zeros.state', topics.state),
   });
   let offset = 0;
-  const record = (topic: string, key: string, value: Buffer | null, partition = 0): ConsumedRecord => ({ topic, partition, offset: String(offset++), key: Buffer.from(key), value, headers: {}, timestamp: '0' });
+  const record = (topic: string, key: string, value: Buffer | null, partition = 0): ConsumedRecord => ({
+    topic,
+    partition,
+    offset: String(offset++),
+    key: Buffer.from(key),
+    value,
+    headers: {},
+    timestamp: '0',
+  });
   type Spec = StreamProcessorSpec<PhantomInput>;
   /** snapshot_id is an Avro uuid: the labels of the step tests become UUIDs on the wire. */
   const encChange = (k: { change: { encode(c: InventoryChange): Buffer } }, c: InventoryChange) => {
     const x = createHash('sha1').update(c.snapshot_id).digest('hex');
-    return k.change.encode({ ...c, snapshot_id: `${x.slice(0, 8)}-${x.slice(8, 12)}-4${x.slice(13, 16)}-a${x.slice(17, 20)}-${x.slice(20, 32)}` });
+    return k.change.encode({
+      ...c,
+      snapshot_id: `${x.slice(0, 8)}-${x.slice(8, 12)}-4${x.slice(13, 16)}-a${x.slice(17, 20)}-${x.slice(20, 32)}`,
+    });
   };
   /** Runs one input record through decode and process, as the runtime does. */
-  const run = async (spec: Spec, r: ConsumedRecord) => spec.process(await spec.decode(r), { topic: r.topic, partition: r.partition, offset: r.offset, key: r.key, headers: r.headers, timestamp: r.timestamp });
+  const run = async (spec: Spec, r: ConsumedRecord) =>
+    spec.process(await spec.decode(r), {
+      topic: r.topic,
+      partition: r.partition,
+      offset: r.offset,
+      key: r.key,
+      headers: r.headers,
+      timestamp: r.timestamp,
+    });
   const at2 = (deposito: string, c: InventoryChange): InventoryChange => ({
     ...c,
     deposito,
@@ -94,7 +123,16 @@ describe('the processor around the steps (no Kafka: a registry that knows one id
       ['tienda_01/1302/000123', 'tienda_01'],
     ]);
     // A sale of a product whose stock was never seen changes nothing and writes nothing.
-    expect(await run(spec, record(topics.ventas, 'x', k.venta.encode({ ...venta('F-2', '1.000', 41), linea: { ...venta('F-2', '1.000', 41).linea, producto_id: '999' } })))).toEqual([]);
+    expect(
+      await run(
+        spec,
+        record(
+          topics.ventas,
+          'x',
+          k.venta.encode({ ...venta('F-2', '1.000', 41), linea: { ...venta('F-2', '1.000', 41).linea, producto_id: '999' } }),
+        ),
+      ),
+    ).toEqual([]);
   });
 
   it('follows only the POS named in sources: a Stellar product dropping to 0 writes nothing unless stellar is judged', async () => {
@@ -125,10 +163,21 @@ describe('the processor around the steps (no Kafka: a registry that knows one id
     const openAlert = await k.alert.decode(opened.find((o) => o.topic === topics.alerts)!.value);
     const vanished = { ...change(null, '3.000', 0), producto_id: '000555', after: { ...row('3.000'), producto_id: '000555' } };
     keep(await run(first, record(topics.changes, 'x', encChange(k, vanished))));
-    keep(await run(first, record(topics.changes, 'x', encChange(k, { ...vanished, op: 'd', before: vanished.after, after: null, snapshot_id: 'gone' }))));
+    keep(
+      await run(
+        first,
+        record(topics.changes, 'x', encChange(k, { ...vanished, op: 'd', before: vanished.after, after: null, snapshot_id: 'gone' })),
+      ),
+    );
     expect(stateTopic.at(-1)).toMatchObject({ key: Buffer.from('tienda_01/01/000555'), value: null });
     expect((await m1.registry.getSingleMetric('fluxion_phantom_open_alerts')!.get()).values[0]!.value).toBe(1);
-    stateTopic.push(record(topics.state, 'tienda_01/01/000777', k.state.encode({ ubicacion_id: 'tienda_01', state_json: '{"stock":"0.000"}', open_alert_id: null })));
+    stateTopic.push(
+      record(
+        topics.state,
+        'tienda_01/01/000777',
+        k.state.encode({ ubicacion_id: 'tienda_01', state_json: '{"stock":"0.000"}', open_alert_id: null }),
+      ),
+    );
 
     const m2 = metrics();
     const second = await createPhantomSpec(deps(m2));
@@ -139,13 +188,18 @@ describe('the processor around the steps (no Kafka: a registry that knows one id
     expect(resolved).toMatchObject({ alert_id: openAlert.alert_id, status: 'RESOLVED', opened_at: at(40) });
     // The vanished product is forgotten: its sales feed nothing.
     const gone = venta('F-9', '1.000', 61);
-    expect(await run(second, record(topics.ventas, 'x', k.venta.encode({ ...gone, linea: { ...gone.linea, producto_id: '000555' } })))).toEqual([]);
+    expect(
+      await run(second, record(topics.ventas, 'x', k.venta.encode({ ...gone, linea: { ...gone.linea, producto_id: '000555' } }))),
+    ).toEqual([]);
 
     // reset forgets the partition: the same change is news again.
     second.state!.reset(0);
     expect((await m2.registry.getSingleMetric('fluxion_phantom_open_alerts')!.get()).values[0]!.value).toBe(0);
     const again = await run(second, record(topics.changes, 'x', encChange(k, change('9.000', '0.000', 90))));
-    expect(JSON.parse((await k.state.decode(again.find((o) => o.topic === topics.state)!.value)).state_json)).toMatchObject({ changes: 1, zero: { from: { snapshotId: null, quantity: '9.000' } } });
+    expect(JSON.parse((await k.state.decode(again.find((o) => o.topic === topics.state)!.value)).state_json)).toMatchObject({
+      changes: 1,
+      zero: { from: { snapshotId: null, quantity: '9.000' } },
+    });
   });
 
   it('decode refuses bad bytes, unknown schema ids, invalid changes and foreign topics', async () => {
@@ -153,8 +207,15 @@ describe('the processor around the steps (no Kafka: a registry that knows one id
     const k = await codecs();
     await expect(spec.decode(record(topics.changes, 'x', Buffer.from('not avro at all')))).rejects.toThrow(ValidationError);
     await expect(spec.decode(record(topics.ventas, 'x', confluentFrame(99, Buffer.from([1]))))).rejects.toThrow(SchemaError);
-    await expect(spec.decode(record(topics.changes, 'x', encChange(k, { ...change('1.000', '2.000', 0), after: null })))).rejects.toThrow(/op u without after/);
-    await expect(spec.decode(record(`${PREFIX}pos.ventas.raw`, 'x', k.venta.encode(venta('F-1', '1.000', 0))))).rejects.toThrow(/not an input/);
-    expect(await spec.decode(record(topics.ventas, 'x', k.venta.encode(venta('F-1', '1.000', 0))))).toMatchObject({ kind: 'venta', venta: { linea: { numero_factura: 'F-1' } } });
+    await expect(spec.decode(record(topics.changes, 'x', encChange(k, { ...change('1.000', '2.000', 0), after: null })))).rejects.toThrow(
+      /op u without after/,
+    );
+    await expect(spec.decode(record(`${PREFIX}pos.ventas.raw`, 'x', k.venta.encode(venta('F-1', '1.000', 0))))).rejects.toThrow(
+      /not an input/,
+    );
+    expect(await spec.decode(record(topics.ventas, 'x', k.venta.encode(venta('F-1', '1.000', 0))))).toMatchObject({
+      kind: 'venta',
+      venta: { linea: { numero_factura: 'F-1' } },
+    });
   });
 });

@@ -7,7 +7,17 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../core/errors.ts';
 import { phantomSettingsProblems } from '../../processors/config.ts';
-import { alertId, followsChange, inventoryEvent, MAX_REMEMBERED_LINES, newEntry, saleEvent, stepChange, stepSale, type DetectorEntry } from '../../processors/phantom-fold.ts';
+import {
+  alertId,
+  followsChange,
+  inventoryEvent,
+  MAX_REMEMBERED_LINES,
+  newEntry,
+  saleEvent,
+  stepChange,
+  stepSale,
+  type DetectorEntry,
+} from '../../processors/phantom-fold.ts';
 import { checkChange, entryFromState, packEntry, stateJson, unpackEntry } from '../../processors/phantom-records.ts';
 import { DEFAULT_PHANTOM_CONFIG, initialPhantomState, type PhantomRule, type PhantomSource } from '../../processors/phantom-rules.ts';
 import type { PhantomAlert } from '../../core/records.ts';
@@ -32,7 +42,12 @@ describe('alert ids', () => {
 
 describe('alerts of one product', () => {
   it('SELLING_AT_ZERO opens with the store, deposito and producto, evidence and the event time; stock back resolves the same id', () => {
-    const { all } = fold([c(change(null, '5.000', 0)), c(change('5.000', '0.000', 30, 'z1')), v(venta('F-1', '2.000', 40)), c(change('0.000', '7.000', 60, 'back'))]);
+    const { all } = fold([
+      c(change(null, '5.000', 0)),
+      c(change('5.000', '0.000', 30, 'z1')),
+      v(venta('F-1', '2.000', 40)),
+      c(change('0.000', '7.000', 60, 'back')),
+    ]);
     expect(all.map((a) => [a.rule, a.status])).toEqual([
       ['SELLING_AT_ZERO', 'OPEN'],
       ['SELLING_AT_ZERO', 'RESOLVED'],
@@ -48,7 +63,12 @@ describe('alerts of one product', () => {
   });
 
   it('a void (op u) takes back the units the line counted, resolving the alert it opened', () => {
-    const events = [c(change(null, '5.000', 0)), c(change('5.000', '0.000', 30)), v(venta('F-1', '2.000', 40)), v(venta('F-1', '2.000', 40, { op: 'u', anulada: true }))];
+    const events = [
+      c(change(null, '5.000', 0)),
+      c(change('5.000', '0.000', 30)),
+      v(venta('F-1', '2.000', 40)),
+      v(venta('F-1', '2.000', 40, { op: 'u', anulada: true })),
+    ];
     const { alerts, entry } = fold(events);
     expect(alerts[2]!.map((a) => a.status)).toEqual(['OPEN']);
     expect(alerts[3]!.map((a) => [a.status, a.evidence.reason])).toEqual([['RESOLVED', 'rule_no_longer_holds']]);
@@ -98,10 +118,21 @@ describe('alerts of one product', () => {
   });
 
   it('RESOLVED is never timed before it opened, even when the void that resolves it is', () => {
-    const never = fold([c(change(null, '5.000', 0)), c(change('5.000', '0.000', 30)), v(venta('F-1', '1.000', 50)), v(venta('F-0', '1.000', 40, { op: 'u', anulada: true }))]);
+    const never = fold([
+      c(change(null, '5.000', 0)),
+      c(change('5.000', '0.000', 30)),
+      v(venta('F-1', '1.000', 50)),
+      v(venta('F-0', '1.000', 40, { op: 'u', anulada: true })),
+    ]);
     // F-0 was never counted: its void takes nothing back.
     expect(never.all.map((a) => a.status)).toEqual(['OPEN']);
-    const late = fold([c(change(null, '5.000', 0)), c(change('5.000', '0.000', 30)), v(venta('F-0', '0.500', 40)), v(venta('F-1', '0.500', 50)), v(venta('F-0', '0.500', 40, { op: 'u', anulada: true }))]);
+    const late = fold([
+      c(change(null, '5.000', 0)),
+      c(change('5.000', '0.000', 30)),
+      v(venta('F-0', '0.500', 40)),
+      v(venta('F-1', '0.500', 50)),
+      v(venta('F-0', '0.500', 40, { op: 'u', anulada: true })),
+    ]);
     const [open, resolved] = late.all;
     expect(open).toMatchObject({ status: 'OPEN', opened_at: at(50) });
     expect(resolved).toMatchObject({ status: 'RESOLVED', opened_at: at(50), updated_at: at(50) });
@@ -118,7 +149,11 @@ describe('state records', () => {
     expect(unknown).toEqual({ entry: null, alerts: [], write: false });
     const first = change(null, '5.000', 0, 'same');
     const entry = stepChange(REF, undefined, first, DEFAULT_PHANTOM_CONFIG).entry!;
-    expect(stepChange(REF, entry, { ...first, op: 'u', before: row('5.000') }, DEFAULT_PHANTOM_CONFIG)).toEqual({ entry, alerts: [], write: false });
+    expect(stepChange(REF, entry, { ...first, op: 'u', before: row('5.000') }, DEFAULT_PHANTOM_CONFIG)).toEqual({
+      entry,
+      alerts: [],
+      write: false,
+    });
   });
 
   it('a vanished product with an open alert resolves it and is then forgotten', () => {
@@ -135,7 +170,11 @@ describe('state records', () => {
     const back = entryFromState({ ubicacion_id: REF.ubicacion_id, state_json: stateJson(entry!), open_alert_id: entry!.openAlertId });
     expect(back).toEqual(entry);
     expect(unpackEntry(packEntry(entry!))).toEqual(entry);
-    expect(JSON.parse(stateJson(entry!))).toMatchObject({ v: 1, quantity: '0.000', detector: { deposito: '01', producto_id: '000123', opened: 1 } });
+    expect(JSON.parse(stateJson(entry!))).toMatchObject({
+      v: 1,
+      quantity: '0.000',
+      detector: { deposito: '01', producto_id: '000123', opened: 1 },
+    });
     for (const state_json of ['{', '{"stock":"0.000"}', '{"v":1,"changes":1}', 'null']) {
       expect(() => entryFromState({ ubicacion_id: 'tienda_01', state_json, open_alert_id: null })).toThrow(ValidationError);
     }
@@ -155,21 +194,44 @@ describe('input checks', () => {
   it('names every bad threshold, and the defaults have none', () => {
     expect(phantomSettingsProblems(DEFAULT_PHANTOM_CONFIG)).toEqual([]);
     const problems = phantomSettingsProblems({
-      flipFlopRecovery: 1.5, flipFlopWindowSnapshots: 0, dropThreshold: '10', dropSalesShare: 0, dropRecentFallFactor: 0, sellingAtZeroMinSales: '-1.000',
-      sellingAtZeroMinMinutes: -5, rules: ['SELLING_AT_ZERO', 'GHOST' as PhantomRule], sources: ['KLK', 'SAP' as PhantomSource],
+      flipFlopRecovery: 1.5,
+      flipFlopWindowSnapshots: 0,
+      dropThreshold: '10',
+      dropSalesShare: 0,
+      dropRecentFallFactor: 0,
+      sellingAtZeroMinSales: '-1.000',
+      sellingAtZeroMinMinutes: -5,
+      rules: ['SELLING_AT_ZERO', 'GHOST' as PhantomRule],
+      sources: ['KLK', 'SAP' as PhantomSource],
     });
     expect(problems).toHaveLength(8);
-    expect(problems.join('\n')).toMatch(/flipFlopRecovery.*1\.5[\s\S]*dropSalesShare[\s\S]*flipFlopWindowSnapshots[\s\S]*dropThreshold[\s\S]*sellingAtZeroMinSales[\s\S]*sellingAtZeroMinMinutes.*-5[\s\S]*rules.*GHOST[\s\S]*sources.*SAP/);
+    expect(problems.join('\n')).toMatch(
+      /flipFlopRecovery.*1\.5[\s\S]*dropSalesShare[\s\S]*flipFlopWindowSnapshots[\s\S]*dropThreshold[\s\S]*sellingAtZeroMinSales[\s\S]*sellingAtZeroMinMinutes.*-5[\s\S]*rules.*GHOST[\s\S]*sources.*SAP/,
+    );
   });
 });
 
 describe('properties', () => {
-  const qty = fc.oneof(fc.constantFrom('0.000', '-1.000', '5.000', '10.000', '50.000', '8.000'), fc.integer({ min: -5_000, max: 60_000 }).map((n) => (n / 1000).toFixed(3)));
-  const saleQty = fc.oneof(fc.constantFrom('1.000', '0.500', '-1.000', '5.000'), fc.integer({ min: -3_000, max: 20_000 }).map((n) => (n / 1000).toFixed(3)));
-  type Raw = { kind: 'inv'; after: string | null; m: number } | { kind: 'sale'; line: number; cantidad: string; m: number; anulada: boolean };
+  const qty = fc.oneof(
+    fc.constantFrom('0.000', '-1.000', '5.000', '10.000', '50.000', '8.000'),
+    fc.integer({ min: -5_000, max: 60_000 }).map((n) => (n / 1000).toFixed(3)),
+  );
+  const saleQty = fc.oneof(
+    fc.constantFrom('1.000', '0.500', '-1.000', '5.000'),
+    fc.integer({ min: -3_000, max: 20_000 }).map((n) => (n / 1000).toFixed(3)),
+  );
+  type Raw =
+    | { kind: 'inv'; after: string | null; m: number }
+    | { kind: 'sale'; line: number; cantidad: string; m: number; anulada: boolean };
   const rawArb: fc.Arbitrary<Raw> = fc.oneof(
     fc.record({ kind: fc.constant('inv' as const), after: fc.option(qty, { freq: 8 }), m: fc.integer({ min: 0, max: 600 }) }),
-    fc.record({ kind: fc.constant('sale' as const), line: fc.integer({ min: 1, max: 6 }), cantidad: saleQty, m: fc.integer({ min: -60, max: 600 }), anulada: fc.boolean() }),
+    fc.record({
+      kind: fc.constant('sale' as const),
+      line: fc.integer({ min: 1, max: 6 }),
+      cantidad: saleQty,
+      m: fc.integer({ min: -60, max: 600 }),
+      anulada: fc.boolean(),
+    }),
   );
   /** Real-looking streams: befores chained, a line keeps its time, later versions of a line are op u. */
   function events(raw: Raw[]): Ev[] {
@@ -195,11 +257,18 @@ describe('properties', () => {
       fc.property(fc.array(rawArb, { maxLength: 50 }), (raw) => {
         let entry: DetectorEntry | undefined;
         for (const ev of events(raw)) {
-          const step = ev.kind === 'change' ? stepChange(REF, entry, ev.c, DEFAULT_PHANTOM_CONFIG) : entry ? stepSale(entry, ev.v, DEFAULT_PHANTOM_CONFIG) : null;
+          const step =
+            ev.kind === 'change'
+              ? stepChange(REF, entry, ev.c, DEFAULT_PHANTOM_CONFIG)
+              : entry
+                ? stepSale(entry, ev.v, DEFAULT_PHANTOM_CONFIG)
+                : null;
           if (step) entry = step.entry ?? undefined;
           if (!entry) continue;
           const s = entry.state;
-          const counted = s.zero ? (BigInt(units(s.zero.salesBefore)) + BigInt(units(s.zero.salesAfter))).toString() : units(s.salesSincePositive);
+          const counted = s.zero
+            ? (BigInt(units(s.zero.salesBefore)) + BigInt(units(s.zero.salesAfter))).toString()
+            : units(s.salesSincePositive);
           expect(sum(Object.values(entry.ventas).map(([u]) => u))).toBe(counted);
         }
       }),
@@ -237,7 +306,8 @@ describe('properties', () => {
 
   it(`remembers at most ${MAX_REMEMBERED_LINES} lines, forgetting the oldest`, () => {
     let entry = fold([c(change(null, '5.000', 0)), c(change('5.000', '0.000', 1))]).entry!;
-    for (let i = 0; i <= MAX_REMEMBERED_LINES; i++) entry = stepSale(entry, venta(`F-${i}`, '1.000', 2 + i / 1000), DEFAULT_PHANTOM_CONFIG).entry!;
+    for (let i = 0; i <= MAX_REMEMBERED_LINES; i++)
+      entry = stepSale(entry, venta(`F-${i}`, '1.000', 2 + i / 1000), DEFAULT_PHANTOM_CONFIG).entry!;
     expect(Object.keys(entry.ventas)).toHaveLength(MAX_REMEMBERED_LINES);
     expect(entry.ventas['F-0/1']).toBeUndefined();
     expect(entry.ventas[`F-${MAX_REMEMBERED_LINES}/1`]).toBeDefined();
@@ -246,12 +316,24 @@ describe('properties', () => {
 
 describe('what the fold hands the rules', () => {
   it('a change becomes its quantities, snapshot and instant; a line the product counted becomes op u with what it counted', () => {
-    expect(inventoryEvent(change('5.000', '0.000', 30, 'z1'))).toEqual({ op: 'u', before: '5.000', after: '0.000', snapshot_id: 'z1', taken_at: at(30) });
+    expect(inventoryEvent(change('5.000', '0.000', 30, 'z1'))).toEqual({
+      op: 'u',
+      before: '5.000',
+      after: '0.000',
+      snapshot_id: 'z1',
+      taken_at: at(30),
+    });
     expect(inventoryEvent(change('5.000', null, 30, 'gone'))).toMatchObject({ op: 'd', before: '5.000', after: null });
     const line = venta('F-1', '2.000', 40).linea;
     expect(saleEvent(line, undefined)).toEqual({ op: 'c', cantidad: '2.000', anulada: false, fecha_hora: at(40), previous: null });
     // Whatever the pos.ventas op says: only what this product counted makes it a correction.
-    expect(saleEvent({ ...line, anulada: true }, ['2.000', at(40).getTime()])).toEqual({ op: 'u', cantidad: '2.000', anulada: true, fecha_hora: at(40), previous: { cantidad: '2.000', anulada: false } });
+    expect(saleEvent({ ...line, anulada: true }, ['2.000', at(40).getTime()])).toEqual({
+      op: 'u',
+      cantidad: '2.000',
+      anulada: true,
+      fecha_hora: at(40),
+      previous: { cantidad: '2.000', anulada: false },
+    });
   });
 
   it('follows a product of a POS it judges, and one it already holds whatever its POS, so an open alert still resolves', () => {

@@ -5,9 +5,16 @@ import { DEFAULT_PHANTOM_CONFIG } from '../../processors/phantom-rules.ts';
 
 const T0 = Date.parse('2026-11-30T10:00:00Z');
 const at = (minutes: number) => new Date(T0 + minutes * 60_000);
-const row = (deposito: string, producto_id: string, cantidad: string) => ({ deposito, producto_id, cantidad, descripcion: 'X', unidad: 'UND', activo: true }) as InventoryRow;
+const row = (deposito: string, producto_id: string, cantidad: string) =>
+  ({ deposito, producto_id, cantidad, descripcion: 'X', unidad: 'UND', activo: true }) as InventoryRow;
 
-function change(deposito: string, before: string | null, after: string, s: number, source: InventoryChange['source'] = 'KLK'): RecordedInput {
+function change(
+  deposito: string,
+  before: string | null,
+  after: string,
+  s: number,
+  source: InventoryChange['source'] = 'KLK',
+): RecordedInput {
   const c: InventoryChange = {
     op: before === null ? 'c' : 'u',
     ubicacion_id: 'tienda_01',
@@ -24,14 +31,32 @@ function change(deposito: string, before: string | null, after: string, s: numbe
 }
 
 function sale(numero: string, cantidad: string, minute: number): RecordedInput {
-  const linea = { ubicacion_id: 'tienda_01', fecha: '2026-11-30', numero_factura: numero, linea: 1, fecha_hora: at(minute), producto_id: '000001', cantidad, precio_unitario: '1.0000', descuento: '0.0000', total: cantidad, caja: '01', anulada: false };
+  const linea = {
+    ubicacion_id: 'tienda_01',
+    fecha: '2026-11-30',
+    numero_factura: numero,
+    linea: 1,
+    fecha_hora: at(minute),
+    producto_id: '000001',
+    cantidad,
+    precio_unitario: '1.0000',
+    descuento: '0.0000',
+    total: cantidad,
+    caja: '01',
+    anulada: false,
+  };
   const v: Venta = { op: 'c', linea, fingerprint: numero, first_seen_at: at(minute), extracted_at: at(minute) };
   return JSON.parse(JSON.stringify(recordInput({ kind: 'venta', venta: v }))) as RecordedInput;
 }
 
 describe('replayDetector', () => {
   it('opens and resolves the alerts the rules give, with the detector ids, from recorded inputs', () => {
-    const inputs = [change('01', null, '50.000', 0), sale('F-1', '1.000', 10), change('01', '50.000', '0.000', 1), change('01', '0.000', '20.000', 2)];
+    const inputs = [
+      change('01', null, '50.000', 0),
+      sale('F-1', '1.000', 10),
+      change('01', '50.000', '0.000', 1),
+      change('01', '0.000', '20.000', 2),
+    ];
     const alerts = replayDetector(inputs, DEFAULT_PHANTOM_CONFIG);
     expect(alerts.map((a) => [a.rule, a.status, a.opened_at.toISOString(), a.updated_at.toISOString()])).toEqual([
       ['UNEXPLAINED_DROP', 'OPEN', at(30).toISOString(), at(30).toISOString()],
@@ -42,7 +67,13 @@ describe('replayDetector', () => {
   });
 
   it('feeds a sales line to every deposito of its product, and follows the config it is given', () => {
-    const inputs = [change('01', null, '5.000', 0), change('02', null, '5.000', 0), change('01', '5.000', '0.000', 1), change('02', '5.000', '0.000', 1), sale('F-1', '2.000', 40)];
+    const inputs = [
+      change('01', null, '5.000', 0),
+      change('02', null, '5.000', 0),
+      change('01', '5.000', '0.000', 1),
+      change('02', '5.000', '0.000', 1),
+      sale('F-1', '2.000', 40),
+    ];
     const fired = replayDetector(inputs, DEFAULT_PHANTOM_CONFIG);
     expect(fired.map((a) => `${a.deposito} ${a.rule} ${a.status}`)).toEqual(['01 SELLING_AT_ZERO OPEN', '02 SELLING_AT_ZERO OPEN']);
     expect(replayDetector(inputs, { ...DEFAULT_PHANTOM_CONFIG, sellingAtZeroMinSales: '3.000' })).toEqual([]);
@@ -51,7 +82,9 @@ describe('replayDetector', () => {
   it('follows only the POS the config judges, as the detector does (followsChange)', () => {
     const stellar = [change('01', null, '50.000', 0, 'STELLAR'), change('01', '50.000', '0.000', 1, 'STELLAR')];
     expect(replayDetector(stellar, DEFAULT_PHANTOM_CONFIG)).toEqual([]);
-    expect(replayDetector(stellar, { ...DEFAULT_PHANTOM_CONFIG, sources: ['KLK', 'STELLAR'] }).map((a) => `${a.rule} ${a.status}`)).toEqual(['UNEXPLAINED_DROP OPEN']);
+    expect(
+      replayDetector(stellar, { ...DEFAULT_PHANTOM_CONFIG, sources: ['KLK', 'STELLAR'] }).map((a) => `${a.rule} ${a.status}`),
+    ).toEqual(['UNEXPLAINED_DROP OPEN']);
     // A recording made before the source was recorded replays as KLK.
     const old = change('01', null, '50.000', 0, 'STELLAR').slice(0, 9) as RecordedInput;
     expect(replayDetector([old, change('01', '50.000', '0.000', 1)], DEFAULT_PHANTOM_CONFIG)).toHaveLength(1);

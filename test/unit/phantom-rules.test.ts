@@ -57,14 +57,20 @@ describe('SELLING_AT_ZERO min minutes and the enabled rules', () => {
   const waitAHalfHour: PhantomConfig = { ...DEFAULT_PHANTOM_CONFIG, sellingAtZeroMinMinutes: 30, rules: ['SELLING_AT_ZERO'] };
 
   it('does not open on sales within the minutes after the zero (a receipt between snapshots), and opens once a sale comes after them', () => {
-    const { steps } = run([inv('5.000', 0), sale('5.000', 10), inv('0.000', 30, 'z1'), sale('2.000', 40), sale('1.000', 59), sale('1.000', 61)], waitAHalfHour);
+    const { steps } = run(
+      [inv('5.000', 0), sale('5.000', 10), inv('0.000', 30, 'z1'), sale('2.000', 40), sale('1.000', 59), sale('1.000', 61)],
+      waitAHalfHour,
+    );
     expect(steps.slice(0, 5).flat()).toEqual([]);
     expect(steps[5]!.map((d) => `${d.action} ${d.rule}`)).toEqual(['OPEN SELLING_AT_ZERO']);
     expect(steps[5]![0]!.evidence).toMatchObject({ units_sold_since_zero: '4.000', min_minutes: '30' });
   });
 
   it('a snapshot with stock back before the minutes have passed ends the episode without an alert', () => {
-    const { all } = run([inv('5.000', 0), sale('5.000', 10), inv('0.000', 30), sale('2.000', 40), inv('20.000', 60), sale('1.000', 70)], waitAHalfHour);
+    const { all } = run(
+      [inv('5.000', 0), sale('5.000', 10), inv('0.000', 30), sale('2.000', 40), inv('20.000', 60), sale('1.000', 70)],
+      waitAHalfHour,
+    );
     expect(all).toEqual([]);
   });
 
@@ -73,7 +79,9 @@ describe('SELLING_AT_ZERO min minutes and the enabled rules', () => {
     expect(run(events()).all.map((d) => `${d.action} ${d.rule}`)).toEqual(['OPEN UNEXPLAINED_DROP', 'RESOLVE UNEXPLAINED_DROP']);
     const noFlip = { ...DEFAULT_PHANTOM_CONFIG, rules: ['SELLING_AT_ZERO', 'UNEXPLAINED_DROP'] as PhantomRule[] };
     expect(run(events(), noFlip).all.map((d) => `${d.action} ${d.rule}`)).toEqual(['OPEN UNEXPLAINED_DROP', 'RESOLVE UNEXPLAINED_DROP']);
-    expect(run(events(), { ...DEFAULT_PHANTOM_CONFIG, rules: ['FLIP_FLOP'] }).all.map((d) => `${d.action} ${d.rule}`)).toEqual(['OPEN FLIP_FLOP']);
+    expect(run(events(), { ...DEFAULT_PHANTOM_CONFIG, rules: ['FLIP_FLOP'] }).all.map((d) => `${d.action} ${d.rule}`)).toEqual([
+      'OPEN FLIP_FLOP',
+    ]);
     expect(run(events(), { ...DEFAULT_PHANTOM_CONFIG, rules: [] }).all).toEqual([]);
   });
 });
@@ -115,7 +123,12 @@ describe('SELLING_AT_ZERO', () => {
   it('resolves when stock is back above 0', () => {
     const { all } = run([inv('0.000', 0), sale('2.000', 5), inv('1.000', 30, 'back')]);
     expect(all.map((d) => `${d.action} ${d.rule}`)).toEqual(['OPEN SELLING_AT_ZERO', 'RESOLVE SELLING_AT_ZERO']);
-    expect(all[1]!.evidence).toMatchObject({ reason: 'stock_back', quantity: '1.000', snapshot_id: 'back', opened_at: at(5).toISOString() });
+    expect(all[1]!.evidence).toMatchObject({
+      reason: 'stock_back',
+      quantity: '1.000',
+      snapshot_id: 'back',
+      opened_at: at(5).toISOString(),
+    });
   });
 
   it('a void of the sale that fired it resolves it (the rule no longer holds)', () => {
@@ -171,13 +184,23 @@ describe('UNEXPLAINED_DROP', () => {
     // fell 20 in the last interval, then 0 from 30: its sales are still to come
     expect(run([inv('50.000', 0), sale('20.000', 10), inv('30.000', 30), inv('0.000', 60)]).all).toEqual([]);
     // fell 2, then 0 from 48
-    expect(run([inv('50.000', 0), sale('2.000', 10), inv('48.000', 30), inv('0.000', 60)]).all.map((d) => d.rule)).toEqual(['UNEXPLAINED_DROP']);
-    // off with a factor 0
-    expect(run([inv('50.000', 0), sale('20.000', 10), inv('30.000', 30), inv('0.000', 60)], { ...DEFAULT_PHANTOM_CONFIG, dropRecentFallFactor: 0 }).all.map((d) => d.rule)).toEqual(['UNEXPLAINED_DROP']);
-    // a restock after an episode is not a fall: the next drop is judged on its own
-    expect(run([inv('50.000', 0), inv('0.000', 30), inv('30.000', 60), inv('0.000', 90)], { ...DEFAULT_PHANTOM_CONFIG, rules: ['UNEXPLAINED_DROP'] }).all.map((d) => `${d.action} ${d.rule}`)).toEqual([
-      'OPEN UNEXPLAINED_DROP', 'RESOLVE UNEXPLAINED_DROP', 'OPEN UNEXPLAINED_DROP',
+    expect(run([inv('50.000', 0), sale('2.000', 10), inv('48.000', 30), inv('0.000', 60)]).all.map((d) => d.rule)).toEqual([
+      'UNEXPLAINED_DROP',
     ]);
+    // off with a factor 0
+    expect(
+      run([inv('50.000', 0), sale('20.000', 10), inv('30.000', 30), inv('0.000', 60)], {
+        ...DEFAULT_PHANTOM_CONFIG,
+        dropRecentFallFactor: 0,
+      }).all.map((d) => d.rule),
+    ).toEqual(['UNEXPLAINED_DROP']);
+    // a restock after an episode is not a fall: the next drop is judged on its own
+    expect(
+      run([inv('50.000', 0), inv('0.000', 30), inv('30.000', 60), inv('0.000', 90)], {
+        ...DEFAULT_PHANTOM_CONFIG,
+        rules: ['UNEXPLAINED_DROP'],
+      }).all.map((d) => `${d.action} ${d.rule}`),
+    ).toEqual(['OPEN UNEXPLAINED_DROP', 'RESOLVE UNEXPLAINED_DROP', 'OPEN UNEXPLAINED_DROP']);
   });
 
   it('resolves when stock is back', () => {
@@ -204,8 +227,16 @@ describe('UNEXPLAINED_DROP', () => {
   });
 
   it('knows the previous quantity from `before` when the state starts mid-stream', () => {
-    const r = onInventoryChange(initialPhantomState(), { op: 'u', before: '40.000', after: '0.000', snapshot_id: 'z', taken_at: at(0) }, DEFAULT_PHANTOM_CONFIG);
-    expect(r.decisions[0]).toMatchObject({ action: 'OPEN', rule: 'UNEXPLAINED_DROP', evidence: { from_quantity: '40.000', from_snapshot_id: 'unknown' } });
+    const r = onInventoryChange(
+      initialPhantomState(),
+      { op: 'u', before: '40.000', after: '0.000', snapshot_id: 'z', taken_at: at(0) },
+      DEFAULT_PHANTOM_CONFIG,
+    );
+    expect(r.decisions[0]).toMatchObject({
+      action: 'OPEN',
+      rule: 'UNEXPLAINED_DROP',
+      evidence: { from_quantity: '40.000', from_snapshot_id: 'unknown' },
+    });
   });
 });
 
@@ -219,23 +250,41 @@ describe('FLIP_FLOP', () => {
     expect(steps[2]![0]).toMatchObject({
       action: 'OPEN',
       rule: 'FLIP_FLOP',
-      evidence: { from_quantity: '20.000', quantity_at_zero: '0.000', recovered_quantity: '16.000', recovered_snapshot_id: 'c', changes_between: '1', units_sold: '0.000' },
+      evidence: {
+        from_quantity: '20.000',
+        quantity_at_zero: '0.000',
+        recovered_quantity: '16.000',
+        recovered_snapshot_id: 'c',
+        changes_between: '1',
+        units_sold: '0.000',
+      },
     });
     expect(steps[2]![0]!.confidence).toBe(0.9);
-    expect(steps[3]).toEqual([expect.objectContaining({ action: 'RESOLVE', rule: 'FLIP_FLOP', evidence: expect.objectContaining({ reason: 'stock_normal' }) })]);
+    expect(steps[3]).toEqual([
+      expect.objectContaining({ action: 'RESOLVE', rule: 'FLIP_FLOP', evidence: expect.objectContaining({ reason: 'stock_normal' }) }),
+    ]);
   });
 
   it('does not fire just under 80%, with sales of 20% of q, or outside the window', () => {
     expect(run([inv('20.000', 0), inv('0.000', 30), inv('15.999', 60)], small).all).toEqual([]);
     expect(run([inv('20.000', 0), sale('2.000', 10), inv('0.000', 30), sale('2.000', 40), inv('20.000', 60)], small).all).toEqual([]);
-    expect(run([inv('20.000', 0), sale('3.999', 10), inv('0.000', 30), inv('20.000', 60)], small).all.map((d) => d.rule)).toEqual(['FLIP_FLOP']);
+    expect(run([inv('20.000', 0), sale('3.999', 10), inv('0.000', 30), inv('20.000', 60)], small).all.map((d) => d.rule)).toEqual([
+      'FLIP_FLOP',
+    ]);
     // 0 -> -1 -> 0 -> -1 -> back: four changes after the zero, window is 3
-    expect(run([inv('20.000', 0), inv('0.000', 30), inv('-1.000', 60), inv('0.000', 90), inv('-1.000', 120), inv('20.000', 150)], small).all).toEqual([]);
-    expect(run([inv('20.000', 0), inv('0.000', 30), inv('-1.000', 60), inv('0.000', 90), inv('20.000', 120)], small).all.map((d) => d.rule)).toEqual(['FLIP_FLOP']);
+    expect(
+      run([inv('20.000', 0), inv('0.000', 30), inv('-1.000', 60), inv('0.000', 90), inv('-1.000', 120), inv('20.000', 150)], small).all,
+    ).toEqual([]);
+    expect(
+      run([inv('20.000', 0), inv('0.000', 30), inv('-1.000', 60), inv('0.000', 90), inv('20.000', 120)], small).all.map((d) => d.rule),
+    ).toEqual(['FLIP_FLOP']);
   });
 
   it('stays one open alert while the product keeps flapping', () => {
-    const { all } = run([inv('20.000', 0), inv('0.000', 30), inv('20.000', 60), inv('0.000', 90), inv('20.000', 120), inv('19.000', 150)], small);
+    const { all } = run(
+      [inv('20.000', 0), inv('0.000', 30), inv('20.000', 60), inv('0.000', 90), inv('20.000', 120), inv('19.000', 150)],
+      small,
+    );
     expect(all.map((d) => d.action)).toEqual(['OPEN', 'RESOLVE']);
   });
 
@@ -246,7 +295,10 @@ describe('FLIP_FLOP', () => {
   });
 
   it('the next episode of the same product may flip-flop again', () => {
-    const { steps } = run([inv('20.000', 0), inv('0.000', 30), inv('20.000', 60), inv('25.000', 90), inv('0.000', 120), inv('25.000', 150)], { ...DEFAULT_PHANTOM_CONFIG, rules: ['FLIP_FLOP'] });
+    const { steps } = run(
+      [inv('20.000', 0), inv('0.000', 30), inv('20.000', 60), inv('25.000', 90), inv('0.000', 120), inv('25.000', 150)],
+      { ...DEFAULT_PHANTOM_CONFIG, rules: ['FLIP_FLOP'] },
+    );
     expect(steps.flat().map((d) => `${d.action} ${d.rule}`)).toEqual(['OPEN FLIP_FLOP', 'RESOLVE FLIP_FLOP', 'OPEN FLIP_FLOP']);
   });
 });
@@ -268,8 +320,16 @@ describe('one open alert per product', () => {
     const r = run([inv('0.000', 0), sale('2.000', 5), inv(null, 30)]);
     expect(r.all.map((d) => `${d.action} ${d.evidence.reason ?? ''}`)).toEqual(['OPEN ', 'RESOLVE product_vanished']);
     expect(r.state.open).toBeNull();
-    const s1 = onInventoryChange(initialPhantomState(), { op: 'c', before: null, after: '5.000', snapshot_id: 's', taken_at: at(0) }, DEFAULT_PHANTOM_CONFIG).state;
-    const again = onInventoryChange(s1, { op: 'u', before: '5.000', after: '0.000', snapshot_id: 's', taken_at: at(0) }, DEFAULT_PHANTOM_CONFIG);
+    const s1 = onInventoryChange(
+      initialPhantomState(),
+      { op: 'c', before: null, after: '5.000', snapshot_id: 's', taken_at: at(0) },
+      DEFAULT_PHANTOM_CONFIG,
+    ).state;
+    const again = onInventoryChange(
+      s1,
+      { op: 'u', before: '5.000', after: '0.000', snapshot_id: 's', taken_at: at(0) },
+      DEFAULT_PHANTOM_CONFIG,
+    );
     expect(again.state).toBe(s1);
     expect(again.decisions).toEqual([]);
   });
@@ -280,7 +340,10 @@ describe('properties', () => {
     fc.constantFrom('0.000', '-1.000', '1.000', '10.000', '20.000', '50.000', '8.000', '16.000'),
     fc.integer({ min: -5_000, max: 60_000 }).map((n) => (n / 1000).toFixed(3)),
   );
-  const saleQty = fc.oneof(fc.constantFrom('1.000', '0.500', '-1.000', '5.000'), fc.integer({ min: -3_000, max: 20_000 }).map((n) => (n / 1000).toFixed(3)));
+  const saleQty = fc.oneof(
+    fc.constantFrom('1.000', '0.500', '-1.000', '5.000'),
+    fc.integer({ min: -3_000, max: 20_000 }).map((n) => (n / 1000).toFixed(3)),
+  );
   const evArb: fc.Arbitrary<Ev> = fc.oneof(
     fc.record({ after: fc.option(qty, { freq: 8 }), m: fc.integer({ min: 0, max: 600 }) }).map(({ after, m }) => inv(after, m)),
     fc
@@ -356,9 +419,13 @@ describe('properties', () => {
     fc.assert(
       fc.property(fc.array(evArb, { maxLength: 40 }), (events) => {
         const { state } = run(events);
-        const decimals = [state.quantity, state.salesSincePositive, state.zero?.salesAfter, state.zero?.salesBefore, state.zero?.zero.quantity].filter(
-          (v): v is string => typeof v === 'string',
-        );
+        const decimals = [
+          state.quantity,
+          state.salesSincePositive,
+          state.zero?.salesAfter,
+          state.zero?.salesBefore,
+          state.zero?.zero.quantity,
+        ].filter((v): v is string => typeof v === 'string');
         for (const v of decimals) expect(v).toMatch(/^-?\d+\.\d{3}$/);
       }),
     );

@@ -48,7 +48,11 @@ function expected(ops: Op[]): { entries: Map<string, Op>; open: number; deposito
     else entries.delete(key);
   }
   const depositos: Record<string, string[]> = {};
-  for (const p of PRODUCTOS) depositos[p] = [...entries.values()].filter((o) => o.producto === p).map((o) => o.deposito).sort();
+  for (const p of PRODUCTOS)
+    depositos[p] = [...entries.values()]
+      .filter((o) => o.producto === p)
+      .map((o) => o.deposito)
+      .sort();
   return { entries, open: [...entries.values()].filter((o) => o.value!.open).length, depositos };
 }
 

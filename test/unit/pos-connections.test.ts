@@ -43,7 +43,9 @@ const stellarEntry = (stellar: Record<string, unknown> = {}, extra: Record<strin
 });
 
 const resolved = (stellar: Record<string, unknown> = {}, environment: 'local' | 'production' = 'production') =>
-  resolveUbicacion(parseUbicaciones({ ubicaciones: [stellarEntry(stellar)] }, 't.yaml')[0]!, environment) as Ubicacion & { pos: 'stellar' };
+  resolveUbicacion(parseUbicaciones({ ubicaciones: [stellarEntry(stellar)] }, 't.yaml')[0]!, environment) as Ubicacion & {
+    pos: 'stellar';
+  };
 
 const dir = mkdtempSync(join(tmpdir(), 'fluxion-ca-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -55,10 +57,15 @@ describe('Stellar TLS per store', () => {
     expect(readStellarTls(resolved({}, 'local'), {})).toEqual({ encrypt: false, trustServerCertificate: false });
   });
 
-  it('reads the CA file named by the entry\'s variable', () => {
+  it("reads the CA file named by the entry's variable", () => {
     const file = join(dir, 'ca.pem');
     writeFileSync(file, PEM);
-    expect(readStellarTls(resolved({ ca_file_env: 'STELLAR_CA_FILE_CEDI_FRIO' }), { STELLAR_CA_FILE_CEDI_FRIO: file })).toEqual({ encrypt: true, trustServerCertificate: false, ca: PEM, caFile: file });
+    expect(readStellarTls(resolved({ ca_file_env: 'STELLAR_CA_FILE_CEDI_FRIO' }), { STELLAR_CA_FILE_CEDI_FRIO: file })).toEqual({
+      encrypt: true,
+      trustServerCertificate: false,
+      ca: PEM,
+      caFile: file,
+    });
   });
 
   it('fails with a ConfigError naming the store and the variable when the CA is unset, missing, unreadable or not a certificate', () => {
@@ -67,7 +74,10 @@ describe('Stellar TLS per store', () => {
     writeFileSync(notPem, 'not a certificate');
     const cases: Array<[NodeJS.ProcessEnv, RegExp]> = [
       [{}, /STELLAR_CA_FILE_CEDI_FRIO \(path of the CA file of cedi_frio\) is not set/],
-      [{ STELLAR_CA_FILE_CEDI_FRIO: join(dir, 'missing.pem') }, /ubicacion cedi_frio: STELLAR_CA_FILE_CEDI_FRIO=".*missing\.pem": the CA file cannot be read: ENOENT/],
+      [
+        { STELLAR_CA_FILE_CEDI_FRIO: join(dir, 'missing.pem') },
+        /ubicacion cedi_frio: STELLAR_CA_FILE_CEDI_FRIO=".*missing\.pem": the CA file cannot be read: ENOENT/,
+      ],
       [{ STELLAR_CA_FILE_CEDI_FRIO: dir }, /ubicacion cedi_frio: STELLAR_CA_FILE_CEDI_FRIO=.*: the CA file cannot be read: EISDIR/],
       [{ STELLAR_CA_FILE_CEDI_FRIO: notPem }, /ubicacion cedi_frio: STELLAR_CA_FILE_CEDI_FRIO=.*key\.txt": holds no PEM certificate/],
     ];
@@ -87,27 +97,40 @@ describe('Stellar TLS per store', () => {
     expect(problemsOf(() => parseUbicaciones({ ubicaciones: [stellarEntry({ ca_file_env: '/etc/ssl/ca.pem' })] }, 't.yaml'))).toEqual([
       expect.stringMatching(/ubicacion cedi_frio \(entry 1\): field stellar\.ca_file_env: must be the NAME of an environment variable/),
     ]);
-    expect(problemsOf(() => parseUbicaciones({ ubicaciones: [stellarEntry({ ca_file_env: 'CA', trust_server_certificate: true })] }, 't.yaml'))).toEqual([
+    expect(
+      problemsOf(() => parseUbicaciones({ ubicaciones: [stellarEntry({ ca_file_env: 'CA', trust_server_certificate: true })] }, 't.yaml')),
+    ).toEqual([
       expect.stringMatching(/ubicacion cedi_frio \(entry 1\): field stellar\.trust_server_certificate: true together with ca_file_env/),
     ]);
     const plain = { encrypt: { local: false, production: false } };
-    expect(problemsOf(() => parseUbicaciones({ ubicaciones: [stellarEntry({ ...plain, trust_server_certificate: true })] }, 't.yaml'))).toEqual([
-      expect.stringMatching(/field stellar\.trust_server_certificate: true but encrypt is false in both environments/),
-    ]);
+    expect(
+      problemsOf(() => parseUbicaciones({ ubicaciones: [stellarEntry({ ...plain, trust_server_certificate: true })] }, 't.yaml')),
+    ).toEqual([expect.stringMatching(/field stellar\.trust_server_certificate: true but encrypt is false in both environments/)]);
     expect(problemsOf(() => parseUbicaciones({ ubicaciones: [stellarEntry({ ...plain, ca_file_env: 'CA' })] }, 't.yaml'))).toEqual([
       expect.stringMatching(/field stellar\.ca_file_env: given but encrypt is false in both environments/),
     ]);
   });
 
   it('maps onto the driver: encrypt, trustServerCertificate, the CA, and the keepalive connector', () => {
-    const base = { host: 'sql.example', port: 1433, database: 'VAD10', user: 'u', password: 'p', connectTimeoutMs: 15_000, requestTimeoutMs: 300_000 };
+    const base = {
+      host: 'sql.example',
+      port: 1433,
+      database: 'VAD10',
+      user: 'u',
+      password: 'p',
+      connectTimeoutMs: 15_000,
+      requestTimeoutMs: 300_000,
+    };
     const verified = stellarPoolConfig({ ...base, tls: { encrypt: true, trustServerCertificate: false, ca: PEM } });
     expect(verified.options).toMatchObject({ encrypt: true, trustServerCertificate: false, cryptoCredentialsDetails: { ca: PEM } });
     expect(typeof verified.options!.connector).toBe('function');
     const legacy = stellarPoolConfig({ ...base, tls: { encrypt: true, trustServerCertificate: true } });
     expect(legacy.options).toMatchObject({ encrypt: true, trustServerCertificate: true });
     expect(legacy.options).not.toHaveProperty('cryptoCredentialsDetails');
-    expect(stellarPoolConfig({ ...base, tls: { encrypt: false, trustServerCertificate: false } }).options).toMatchObject({ encrypt: false, trustServerCertificate: false });
+    expect(stellarPoolConfig({ ...base, tls: { encrypt: false, trustServerCertificate: false } }).options).toMatchObject({
+      encrypt: false,
+      trustServerCertificate: false,
+    });
   });
 });
 
@@ -131,9 +154,9 @@ describe('the store list documents and marks what it holds', () => {
   });
 
   it('accepts only known placeholder fields, each once', () => {
-    expect(problemsOf(() => parseUbicaciones({ ubicaciones: [stellarEntry({}, { placeholder: ['nombre', 'port'] })] }, 't.yaml'))).toEqual([
-      expect.stringMatching(/ubicacion cedi_frio \(entry 1\): field placeholder\.1: must list only nombre, depositos, host/),
-    ]);
+    expect(problemsOf(() => parseUbicaciones({ ubicaciones: [stellarEntry({}, { placeholder: ['nombre', 'port'] })] }, 't.yaml'))).toEqual(
+      [expect.stringMatching(/ubicacion cedi_frio \(entry 1\): field placeholder\.1: must list only nombre, depositos, host/)],
+    );
     expect(problemsOf(() => parseUbicaciones({ ubicaciones: [stellarEntry({}, { placeholder: ['host', 'host'] })] }, 't.yaml'))).toEqual([
       expect.stringMatching(/field placeholder: lists a field twice/),
     ]);
@@ -142,7 +165,7 @@ describe('the store list documents and marks what it holds', () => {
 });
 
 describe('TCP keepalive of POS sockets', () => {
-  it('is the replaced system\'s: 30 s idle, then every 10 s, 5 probes (80 s to detect a dead peer)', () => {
+  it("is the replaced system's: 30 s idle, then every 10 s, 5 probes (80 s to detect a dead peer)", () => {
     expect(POS_KEEPALIVE).toEqual({ initialDelayMs: 30_000, intervalMs: 10_000, count: 5 });
     expect(deadPeerDetectionMs()).toBe(80_000);
   });

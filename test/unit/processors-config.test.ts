@@ -46,7 +46,11 @@ describe('phantom settings from processors/config.ts', () => {
     expect(problems[0]).toBe('phantom.flipFlopRecovery=1.5: must be a share up to 1');
     expect(problems[3]).toBe('phantom.dropThreshold="10": must be written as "10.000"');
     // dropRecentFallFactor 0 is valid (0 turns that check off): every other field is named.
-    expect(fieldsOf(problems)).toEqual(Object.keys(bad).filter((k) => k !== 'dropRecentFallFactor').sort());
+    expect(fieldsOf(problems)).toEqual(
+      Object.keys(bad)
+        .filter((k) => k !== 'dropRecentFallFactor')
+        .sort(),
+    );
   });
 
   it('names exactly the one bad field of single bad values, and accepts the good ones', () => {

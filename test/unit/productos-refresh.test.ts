@@ -10,10 +10,23 @@ import { catalogueRow, PRODUCTOS_COLUMNS } from '../../sinks/sink-batch.ts';
 
 function row(producto_id: string, extra: Partial<InventoryRow> = {}): InventoryRow {
   return {
-    deposito: '01', producto_id, codigo_barras: `759${producto_id}`, descripcion: `PRODUCTO ${producto_id}`,
-    departamento_codigo: '000003', departamento_nombre: 'VIVERES', grupo_codigo: '0031', grupo_nombre: 'HARINAS',
-    subgrupo_codigo: '003101', subgrupo_nombre: 'HARINA DE MAIZ', unidad: 'UND', cantidad: '12.000', costo: '0.8500', precio: '1.2000',
-    activo: true, actualizado_en: null, ...extra,
+    deposito: '01',
+    producto_id,
+    codigo_barras: `759${producto_id}`,
+    descripcion: `PRODUCTO ${producto_id}`,
+    departamento_codigo: '000003',
+    departamento_nombre: 'VIVERES',
+    grupo_codigo: '0031',
+    grupo_nombre: 'HARINAS',
+    subgrupo_codigo: '003101',
+    subgrupo_nombre: 'HARINA DE MAIZ',
+    unidad: 'UND',
+    cantidad: '12.000',
+    costo: '0.8500',
+    precio: '1.2000',
+    activo: true,
+    actualizado_en: null,
+    ...extra,
   };
 }
 
@@ -29,10 +42,27 @@ async function* rows(list: InventoryRow[]): AsyncGenerator<InventoryRow> {
 
 describe('catalogueRow', () => {
   it('keeps the catalogue fields of a POS row and none of its stock or prices', () => {
-    const r = catalogueRow(row('000123', { codigo_barras: null, grupo_codigo: null, grupo_nombre: null, subgrupo_codigo: null, subgrupo_nombre: null, unidad: 'KG' }));
+    const r = catalogueRow(
+      row('000123', {
+        codigo_barras: null,
+        grupo_codigo: null,
+        grupo_nombre: null,
+        subgrupo_codigo: null,
+        subgrupo_nombre: null,
+        unidad: 'KG',
+      }),
+    );
     expect(r).toEqual({
-      producto_id: '000123', descripcion: 'PRODUCTO 000123', codigo_barras: null, departamento_codigo: '000003', departamento_nombre: 'VIVERES',
-      grupo_codigo: null, grupo_nombre: null, subgrupo_codigo: null, subgrupo_nombre: null, unidad: 'KG',
+      producto_id: '000123',
+      descripcion: 'PRODUCTO 000123',
+      codigo_barras: null,
+      departamento_codigo: '000003',
+      departamento_nombre: 'VIVERES',
+      grupo_codigo: null,
+      grupo_nombre: null,
+      subgrupo_codigo: null,
+      subgrupo_nombre: null,
+      unidad: 'KG',
     });
   });
 
@@ -44,7 +74,9 @@ describe('catalogueRow', () => {
 
 describe('catalogueBatches', () => {
   it('holds each product once per batch, as last read (a product in two depositos)', async () => {
-    const batches = await collect(catalogueBatches(rows([row('1'), row('2'), row('1', { deposito: '02', descripcion: 'RENOMBRADO' })]), 10));
+    const batches = await collect(
+      catalogueBatches(rows([row('1'), row('2'), row('1', { deposito: '02', descripcion: 'RENOMBRADO' })]), 10),
+    );
     expect(batches).toHaveLength(1);
     expect(batches[0]!.read).toBe(3);
     expect(batches[0]!.rows.map((r) => [r.producto_id, r.descripcion])).toEqual([
@@ -69,14 +101,34 @@ describe('catalogueBatches', () => {
 
 describe('productosSummary', () => {
   const ok = (id: string, inserted: number, updated: number, unchanged: number, newerKept = 0): ProductosOutcome => ({
-    ubicacionId: id, source: 'KLK', status: 'OK', durationMs: 1234, errorClass: null, errorMessage: null,
-    result: { read: inserted + updated + unchanged + newerKept, productos: inserted + updated + unchanged + newerKept, inserted, updated, unchanged, newerKept },
+    ubicacionId: id,
+    source: 'KLK',
+    status: 'OK',
+    durationMs: 1234,
+    errorClass: null,
+    errorMessage: null,
+    result: {
+      read: inserted + updated + unchanged + newerKept,
+      productos: inserted + updated + unchanged + newerKept,
+      inserted,
+      updated,
+      unchanged,
+      newerKept,
+    },
   });
 
   it('prints a line per store and totals the stores that landed; a failed store names its error', () => {
     const lines = productosSummary([
       ok('tienda_01', 1500, 0, 0),
-      { ubicacionId: 'cedi_frio', source: 'STELLAR', status: 'FAILED', result: null, durationMs: 500, errorClass: 'POS_AUTH', errorMessage: 'cedi_frio: login refused' },
+      {
+        ubicacionId: 'cedi_frio',
+        source: 'STELLAR',
+        status: 'FAILED',
+        result: null,
+        durationMs: 500,
+        errorClass: 'POS_AUTH',
+        errorMessage: 'cedi_frio: login refused',
+      },
       ok('tienda_02', 0, 2, 1498, 3),
     ]);
     expect(lines[0]).toMatch(/^store\s+source\s+read\s+products\s+inserted\s+updated\s+unchanged\s+duration\s+result$/);

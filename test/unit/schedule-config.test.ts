@@ -5,7 +5,6 @@ import { projectPath } from '../../core/paths.ts';
 import { problemsOf } from '../helpers/config-errors.ts';
 import { findJob, isInWindow, loadScheduleFile, parseSchedule, SCHEDULED_JOB_NAMES } from '../../ops/schedule-config.ts';
 
-
 /** The checked-in document, as a fresh object a test may mutate. */
 function checkedIn(): { jobs: Record<string, Record<string, unknown>> } {
   return parseYaml(readFileSync(projectPath('config/schedule.yaml'), 'utf8'));
@@ -23,16 +22,20 @@ describe('the checked-in schedule', () => {
     expect(config.jobs.filter((j) => !j.enabled).map((j) => j.name)).toEqual([]);
   });
 
-  it('inventario runs every 30 minutes and ventas hourly, from 06:00 within the 06:00-22:00 window; the nightly jobs at 03:00 and 04:00; productos-refresh every 6 hours at :15', () => {
-    const inventario = findJob(config, 'inventario');
-    expect(inventario.window).toEqual({ start: '06:00', end: '22:00' });
-    expect(inventario.cron).toBe('0,30 6-21 * * *');
-    expect(findJob(config, 'ventas').cron).toBe('0 6-21 * * *');
-    expect(findJob(config, 'ventas-recovery')).toMatchObject({ cron: '0 3 * * *', window: null });
-    expect(findJob(config, 'abc')).toMatchObject({ cron: '0 4 * * *', window: null });
-    // Every 6 hours, off the :00 and :30 minutes at which inventario reads the same POS.
-    expect(findJob(config, 'productos-refresh')).toMatchObject({ cron: '15 */6 * * *', window: null });
-  });
+  it(
+    'inventario runs every 30 minutes and ventas hourly, from 06:00 within the 06:00-22:00 window; the nightly jobs at 03:00 and 04:00; ' +
+      'productos-refresh every 6 hours at :15',
+    () => {
+      const inventario = findJob(config, 'inventario');
+      expect(inventario.window).toEqual({ start: '06:00', end: '22:00' });
+      expect(inventario.cron).toBe('0,30 6-21 * * *');
+      expect(findJob(config, 'ventas').cron).toBe('0 6-21 * * *');
+      expect(findJob(config, 'ventas-recovery')).toMatchObject({ cron: '0 3 * * *', window: null });
+      expect(findJob(config, 'abc')).toMatchObject({ cron: '0 4 * * *', window: null });
+      // Every 6 hours, off the :00 and :30 minutes at which inventario reads the same POS.
+      expect(findJob(config, 'productos-refresh')).toMatchObject({ cron: '15 */6 * * *', window: null });
+    },
+  );
 
   it('gives each job its own Sentry monitor, with max_runtime under the interval of the frequent jobs', () => {
     const slugs = config.jobs.map((j) => j.monitor.slug);
@@ -104,13 +107,17 @@ describe('a schedule with mistakes', () => {
         expect.stringMatching(/^s\.yaml: job inventory: unknown job \(known: inventario, /),
         expect.stringMatching(/^s\.yaml: job abc: missing/),
         expect.stringMatching(/^s\.yaml: job ventas: field \(root\): Unrecognized key.*retries/),
-        expect.stringMatching(/^s\.yaml: job productos-refresh: field monitor\.slug: "etl-ventas-recovery" is already the slug of job ventas-recovery/),
+        expect.stringMatching(
+          /^s\.yaml: job productos-refresh: field monitor\.slug: "etl-ventas-recovery" is already the slug of job ventas-recovery/,
+        ),
       ]),
     );
   });
 
   it('reports an unreadable or non-YAML file naming the path', () => {
-    expect(problemsOf(() => loadScheduleFile('/nonexistent/schedule.yaml'))[0]).toMatch(/cannot read the schedule \/nonexistent\/schedule\.yaml/);
+    expect(problemsOf(() => loadScheduleFile('/nonexistent/schedule.yaml'))[0]).toMatch(
+      /cannot read the schedule \/nonexistent\/schedule\.yaml/,
+    );
     expect(problemsOf(() => parseSchedule({ jobs: [] }, 's.yaml'))[0]).toMatch(/^s\.yaml: field jobs: /);
   });
 });

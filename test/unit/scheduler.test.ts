@@ -32,7 +32,11 @@ function fakeCheckins(): Checkins & { events: Array<[string, string]> } {
     enabled: true,
     async start(monitor: MonitorConfig): Promise<CheckinHandle> {
       events.push([monitor.slug, 'in_progress']);
-      return { checkInId: `id-${events.length}`, ok: () => void events.push([monitor.slug, 'ok']), error: () => void events.push([monitor.slug, 'error']) };
+      return {
+        checkInId: `id-${events.length}`,
+        ok: () => void events.push([monitor.slug, 'ok']),
+        error: () => void events.push([monitor.slug, 'error']),
+      };
     },
     async flush() {
       return true;
@@ -105,7 +109,14 @@ describe('scheduler: no overlapping runs', () => {
     expect(t.calls).toEqual(['inventario']);
     t.pending[0]!.finish({ ok: true, summary: '16 stores' });
     const result = first.action === 'started' ? await first.done : undefined;
-    expect(result).toMatchObject({ job: 'inventario', ok: true, summary: '16 stores', durationMs: 30 * 60_000, trigger: 'schedule', aborted: false });
+    expect(result).toMatchObject({
+      job: 'inventario',
+      ok: true,
+      summary: '16 stores',
+      durationMs: 30 * 60_000,
+      trigger: 'schedule',
+      aborted: false,
+    });
 
     t.clock.now = caracas('11:00');
     expect(t.scheduler.tick('inventario').action).toBe('started');
@@ -203,7 +214,13 @@ describe('scheduler: check-ins', () => {
     expect(bySlug('etl-abc')).toEqual(['in_progress', 'error']);
 
     const failed = t.lines.find((l) => l.msg === 'run failed' && l.job === 'abc');
-    expect(failed).toMatchObject({ level: 50, component: 'scheduler', runId: rc.runId, durationMs: 0, err: { message: 'database unreachable' } });
+    expect(failed).toMatchObject({
+      level: 50,
+      component: 'scheduler',
+      runId: rc.runId,
+      durationMs: 0,
+      err: { message: 'database unreachable' },
+    });
   });
 });
 
@@ -230,7 +247,12 @@ describe('scheduler: stop()', () => {
 
   it('stops waiting after timeoutMs for a run that ignores its signal', async () => {
     const { logger, lines } = captureLogger();
-    scheduler = createScheduler({ jobs: [job('abc', { window: null })], run: () => new Promise(() => {}), checkins: fakeCheckins(), logger });
+    scheduler = createScheduler({
+      jobs: [job('abc', { window: null })],
+      run: () => new Promise(() => {}),
+      checkins: fakeCheckins(),
+      logger,
+    });
     scheduler.tick('abc');
     const started = Date.now();
     await scheduler.stop({ timeoutMs: 50 });
@@ -256,7 +278,13 @@ describe('scheduler: croner timers', () => {
 
   it('accepts the checked-in schedule', () => {
     const { logger } = captureLogger();
-    const s = createScheduler({ jobs: loadScheduleFile().jobs, run: async () => ({ ok: true, summary: '' }), checkins: fakeCheckins(), logger, now: () => caracas('10:10') });
+    const s = createScheduler({
+      jobs: loadScheduleFile().jobs,
+      run: async () => ({ ok: true, summary: '' }),
+      checkins: fakeCheckins(),
+      logger,
+      now: () => caracas('10:10'),
+    });
     const status = s.status();
     expect(status.find((j) => j.job === 'inventario')?.nextTick).toEqual(caracas('10:30'));
     expect(status.find((j) => j.job === 'ventas-recovery')?.nextTick).toEqual(new Date('2025-03-11T03:00:00-04:00'));

@@ -13,7 +13,10 @@ describe('schemas/', () => {
   const subjects = loadSubjectSchemas();
 
   it('has one value schema for every Avro topic of core/topics.ts', () => {
-    const avroTopics = topicSpecs().filter((t) => t.avro).map((t) => t.name).sort();
+    const avroTopics = topicSpecs()
+      .filter((t) => t.avro)
+      .map((t) => t.name)
+      .sort();
     expect(subjects.map((s) => s.topic).sort()).toEqual(avroTopics);
   });
 
@@ -51,7 +54,10 @@ describe('schemas/', () => {
   it('rejects a schema file with an undocumented field, naming the file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'schemas-'));
     cpSync(join(SCHEMAS_DIR, 'types'), join(dir, 'types'), { recursive: true });
-    writeFileSync(join(dir, 'x-value.avsc'), JSON.stringify({ type: 'record', name: 'X', doc: 'x', fields: [{ name: 'a', type: 'string' }] }));
+    writeFileSync(
+      join(dir, 'x-value.avsc'),
+      JSON.stringify({ type: 'record', name: 'X', doc: 'x', fields: [{ name: 'a', type: 'string' }] }),
+    );
     expect(() => loadSubjectSchemas(dir)).toThrow(SchemaError);
     expect(() => loadSubjectSchemas(dir)).toThrow(/x-value\.avsc: every field needs a doc: X\.a has no doc/);
   });
@@ -97,4 +103,3 @@ describe('BACKWARD compatibility against the previous version', () => {
     expect(backwardIncompatibility(v1, { ...v1, fields: [{ name: 'a', type: 'long' }] })).not.toBeNull();
   });
 });
-

@@ -173,7 +173,9 @@ describe('Sentry check-ins without a DSN', () => {
       caught = e;
     }
     expect(caught).toBeInstanceOf(ConfigError);
-    expect((caught as ConfigError).problems).toEqual(['SENTRY_DSN=(value hidden, host sentry.example.com): must end in the numeric project id']);
+    expect((caught as ConfigError).problems).toEqual([
+      'SENTRY_DSN=(value hidden, host sentry.example.com): must end in the numeric project id',
+    ]);
     expect((caught as Error).message).not.toContain('sekret');
   });
 });

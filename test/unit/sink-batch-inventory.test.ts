@@ -71,7 +71,12 @@ describe('column lists', () => {
 
   it('columnParams gives the arrays in the listed order', () => {
     const plan = planInventory([change({ op: 'c', at: '2026-11-27T14:00:00Z', cantidad: '5.000' })]);
-    expect(columnParams(plan.historico.closes, HISTORICO_CLOSE_COLUMNS)).toEqual([['tienda_01'], ['01'], ['000123'], [at('2026-11-27T14:00:00Z')]]);
+    expect(columnParams(plan.historico.closes, HISTORICO_CLOSE_COLUMNS)).toEqual([
+      ['tienda_01'],
+      ['01'],
+      ['000123'],
+      [at('2026-11-27T14:00:00Z')],
+    ]);
   });
 });
 
@@ -84,13 +89,34 @@ describe('planInventory', () => {
       change({ op: 'd', at: '2026-11-27T14:30:00Z', producto: 'B' }),
     ]);
     expect(rowsOf(INVENTARIO_ACTUAL_COLUMNS, plan.actual.upserts)).toEqual([
-      { ubicacion_id: 'tienda_01', deposito: '01', producto_id: 'A', cantidad: '4.000', costo: '1.0000', precio: '2.0000', activo: true, snapshot_id: SNAP, taken_at: at('2026-11-27T14:30:00Z') },
+      {
+        ubicacion_id: 'tienda_01',
+        deposito: '01',
+        producto_id: 'A',
+        cantidad: '4.000',
+        costo: '1.0000',
+        precio: '2.0000',
+        activo: true,
+        snapshot_id: SNAP,
+        taken_at: at('2026-11-27T14:30:00Z'),
+      },
     ]);
     expect(plan.actual.deletes).toEqual({ ubicacion_id: ['tienda_01'], deposito: ['01'], producto_id: ['B'] });
     expect(plan.historico.closes).toEqual({
-      ubicacion_id: ['tienda_01', 'tienda_01'], deposito: ['01', '01'], producto_id: ['A', 'B'], valid_to: [at('2026-11-27T14:00:00Z'), at('2026-11-27T14:00:00Z')],
+      ubicacion_id: ['tienda_01', 'tienda_01'],
+      deposito: ['01', '01'],
+      producto_id: ['A', 'B'],
+      valid_to: [at('2026-11-27T14:00:00Z'), at('2026-11-27T14:00:00Z')],
     });
-    expect(rowsOf(INVENTARIO_HISTORICO_COLUMNS, plan.historico.opens).map((r) => [r.producto_id, r.op, r.cantidad, r.valid_from.toISOString(), r.valid_to?.toISOString() ?? null])).toEqual([
+    expect(
+      rowsOf(INVENTARIO_HISTORICO_COLUMNS, plan.historico.opens).map((r) => [
+        r.producto_id,
+        r.op,
+        r.cantidad,
+        r.valid_from.toISOString(),
+        r.valid_to?.toISOString() ?? null,
+      ]),
+    ).toEqual([
       ['A', 'c', '5.000', '2026-11-27T14:00:00.000Z', '2026-11-27T14:30:00.000Z'],
       ['A', 'u', '4.000', '2026-11-27T14:30:00.000Z', null],
       ['B', 'u', '7.000', '2026-11-27T14:00:00.000Z', '2026-11-27T14:30:00.000Z'],
@@ -132,15 +158,27 @@ describe('planInventory', () => {
     ]);
     expect(plan.actual.upserts.cantidad).toEqual(['9.000']);
     expect(plan.actual.deletes.producto_id).toEqual([]);
-    expect(rowsOf(INVENTARIO_HISTORICO_COLUMNS, plan.historico.opens).map((r) => [r.op, r.valid_from.toISOString(), r.valid_to?.toISOString() ?? null])).toEqual([
+    expect(
+      rowsOf(INVENTARIO_HISTORICO_COLUMNS, plan.historico.opens).map((r) => [
+        r.op,
+        r.valid_from.toISOString(),
+        r.valid_to?.toISOString() ?? null,
+      ]),
+    ).toEqual([
       ['c', '2026-11-27T14:00:00.000Z', '2026-11-27T14:30:00.000Z'],
       ['c', '2026-11-27T14:30:00.000Z', null],
     ]);
   });
 
   it('supersedes a duplicate instant that straddles two batches, for u and for d', () => {
-    const first = [change({ op: 'c', at: '2026-11-27T14:00:00Z', cantidad: '5.000' }), change({ op: 'u', at: '2026-11-27T14:30:00Z', cantidad: '6.000' })];
-    for (const second of [[change({ op: 'u', at: '2026-11-27T14:30:00Z', cantidad: '7.000' })], [change({ op: 'd', at: '2026-11-27T14:30:00Z' })]]) {
+    const first = [
+      change({ op: 'c', at: '2026-11-27T14:00:00Z', cantidad: '5.000' }),
+      change({ op: 'u', at: '2026-11-27T14:30:00Z', cantidad: '6.000' }),
+    ];
+    for (const second of [
+      [change({ op: 'u', at: '2026-11-27T14:30:00Z', cantidad: '7.000' })],
+      [change({ op: 'd', at: '2026-11-27T14:30:00Z' })],
+    ]) {
       const batched = applyHistory(applyHistory(new Map(), planInventory(first)), planInventory(second));
       const whole = applyHistory(new Map(), planInventory([...first, ...second]));
       expect(sorted(batched)).toEqual(sorted(whole));
@@ -165,7 +203,12 @@ describe('planInventory', () => {
       change({ op: 'd', at: '2026-11-27T15:00:00Z', ubicacion: 'tienda_01' }),
     ]);
     expect(rowsOf(PRODUCTOS_COLUMNS, plan.productos)).toEqual([
-      expect.objectContaining({ producto_id: '000123', descripcion: 'PAN CANILLA', ubicacion_id: 'tienda_02', visto_en: at('2026-11-27T14:30:00Z') }),
+      expect.objectContaining({
+        producto_id: '000123',
+        descripcion: 'PAN CANILLA',
+        ubicacion_id: 'tienda_02',
+        visto_en: at('2026-11-27T14:30:00Z'),
+      }),
     ]);
   });
 
@@ -184,7 +227,14 @@ describe('planInventory', () => {
       const bad = { ...change({ op: 'u', at: '2026-11-27T14:00:00Z' }), after: null };
       const err = caught(() => planInventory([change({ op: 'c', at: '2026-11-27T13:00:00Z', producto: 'X' }), bad]));
       expect(err).toBeInstanceOf(FluxionError);
-      expect(err).toMatchObject({ code: 'SINK_BATCH', retriable: false, topic: 'pos.inventario.changes', key: 'tienda_01/01/000123', field: 'after', index: 1 });
+      expect(err).toMatchObject({
+        code: 'SINK_BATCH',
+        retriable: false,
+        topic: 'pos.inventario.changes',
+        key: 'tienda_01/01/000123',
+        field: 'after',
+        index: 1,
+      });
       expect(err.context).toMatchObject({ topic: 'pos.inventario.changes', key: 'tienda_01/01/000123', field: 'after', index: 1 });
       expect(err.message).toBe('pos.inventario.changes key tienda_01/01/000123 (record 1 of the batch): after: op u without an after row');
     });
@@ -203,7 +253,11 @@ describe('planInventory', () => {
 
     it('a key whose taken_at goes backwards within the batch', () => {
       const err = caught(() =>
-        planInventory([change({ op: 'c', at: '2026-11-27T14:30:00Z' }), change({ op: 'c', at: '2026-11-27T14:00:00Z', producto: 'B' }), change({ op: 'u', at: '2026-11-27T14:00:00Z' })]),
+        planInventory([
+          change({ op: 'c', at: '2026-11-27T14:30:00Z' }),
+          change({ op: 'c', at: '2026-11-27T14:00:00Z', producto: 'B' }),
+          change({ op: 'u', at: '2026-11-27T14:00:00Z' }),
+        ]),
       );
       expect(err).toMatchObject({ field: 'taken_at', index: 2, key: 'tienda_01/01/000123' });
       expect(err.message).toMatch(/2026-11-27T14:00:00.000Z is before 2026-11-27T14:30:00.000Z/);
@@ -211,13 +265,38 @@ describe('planInventory', () => {
 
     it('an invalid instant or an empty key part', () => {
       expect(caught(() => planInventory([change({ op: 'c', at: new Date(Number.NaN) })]))).toMatchObject({ field: 'taken_at' });
-      expect(caught(() => planInventory([{ ...change({ op: 'd', at: '2026-11-27T14:00:00Z' }), deposito: '' }]))).toMatchObject({ field: 'deposito' });
+      expect(caught(() => planInventory([{ ...change({ op: 'd', at: '2026-11-27T14:00:00Z' }), deposito: '' }]))).toMatchObject({
+        field: 'deposito',
+      });
     });
   });
 
   it('folding the planned upserts/deletes over a table equals folding every change one by one (property)', () => {
-    const tableArb = fc.array(fc.record({ store: fc.constantFrom(...STORES), deposito: fc.constantFrom('01', '02'), producto: fc.constantFrom('000001', '000002', '000003', '000004') }), { maxLength: 10 })
-      .map((keys) => foldActual(new Map(), keys.map((k) => change({ op: 'c', at: '2026-11-01T00:00:00Z', ubicacion: k.store, deposito: k.deposito, producto: k.producto, cantidad: '100.000', snapshot: 's0' }))));
+    const tableArb = fc
+      .array(
+        fc.record({
+          store: fc.constantFrom(...STORES),
+          deposito: fc.constantFrom('01', '02'),
+          producto: fc.constantFrom('000001', '000002', '000003', '000004'),
+        }),
+        { maxLength: 10 },
+      )
+      .map((keys) =>
+        foldActual(
+          new Map(),
+          keys.map((k) =>
+            change({
+              op: 'c',
+              at: '2026-11-01T00:00:00Z',
+              ubicacion: k.store,
+              deposito: k.deposito,
+              producto: k.producto,
+              cantidad: '100.000',
+              snapshot: 's0',
+            }),
+          ),
+        ),
+      );
     fc.assert(
       fc.property(tableArb, changesArb, (table, changes) => {
         const plan = planInventory(changes);
@@ -246,7 +325,10 @@ describe('planInventory', () => {
         expect(sorted(batched)).toEqual(sorted(whole));
         expect(sorted(whole)).toEqual(sorted(intervalsOf(changes)));
         // at most one open interval per key, the one of a key that is in inventario_actual
-        const open = [...whole.values()].filter((r) => r.valid_to === null).map(keyOf).sort();
+        const open = [...whole.values()]
+          .filter((r) => r.valid_to === null)
+          .map(keyOf)
+          .sort();
         expect(open).toEqual([...foldActual(new Map(), changes).keys()].sort());
       }),
       { numRuns: 500 },
@@ -254,10 +336,24 @@ describe('planInventory', () => {
   });
 
   it('productos after the plan, with the visto_en guard, equals applying every c/u one by one (property)', () => {
-    const tableArb = fc.array(fc.record({ producto: fc.constantFrom('000001', '000002', '000003'), minutes: fc.integer({ min: -600, max: 600 }), descripcion: fc.constantFrom('VIEJO', 'OTRO') }), { maxLength: 3 })
+    const tableArb = fc
+      .array(
+        fc.record({
+          producto: fc.constantFrom('000001', '000002', '000003'),
+          minutes: fc.integer({ min: -600, max: 600 }),
+          descripcion: fc.constantFrom('VIEJO', 'OTRO'),
+        }),
+        { maxLength: 3 },
+      )
       .map((rows) => {
         const t: ProductosTable = new Map();
-        for (const r of rows) upsertProducto(t, productoOf(change({ op: 'c', at: new Date(START + r.minutes * 60_000), producto: r.producto, after: { descripcion: r.descripcion } })));
+        for (const r of rows)
+          upsertProducto(
+            t,
+            productoOf(
+              change({ op: 'c', at: new Date(START + r.minutes * 60_000), producto: r.producto, after: { descripcion: r.descripcion } }),
+            ),
+          );
         return t;
       });
     fc.assert(

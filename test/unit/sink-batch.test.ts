@@ -21,11 +21,26 @@ import { SNAP, at, caught, split, sorted, STORES, START, stepArb, cutsArb } from
 // ---------------------------------------------------------------------------------------------
 
 const linea = (extra: Partial<VentaLinea> = {}): VentaLinea => ({
-  ubicacion_id: 'tienda_01', fecha: '2026-11-27', numero_factura: 'F-1', linea: 1, fecha_hora: at('2026-11-27T13:00:00Z'),
-  producto_id: '000123', cantidad: '2.000', precio_unitario: '1.2000', descuento: '0.0000', total: '2.4000', caja: '03', anulada: false, ...extra,
+  ubicacion_id: 'tienda_01',
+  fecha: '2026-11-27',
+  numero_factura: 'F-1',
+  linea: 1,
+  fecha_hora: at('2026-11-27T13:00:00Z'),
+  producto_id: '000123',
+  cantidad: '2.000',
+  precio_unitario: '1.2000',
+  descuento: '0.0000',
+  total: '2.4000',
+  caja: '03',
+  anulada: false,
+  ...extra,
 });
 const venta = (op: 'c' | 'u', fingerprint: string, extra: Partial<VentaLinea> = {}, extractedAt = '2026-11-27T14:00:00Z'): Venta => ({
-  op, linea: linea(extra), fingerprint, first_seen_at: at('2026-11-27T14:00:00Z'), extracted_at: at(extractedAt),
+  op,
+  linea: linea(extra),
+  fingerprint,
+  first_seen_at: at('2026-11-27T14:00:00Z'),
+  extracted_at: at(extractedAt),
 });
 const ventaKey = (r: Pick<VentaRow, 'ubicacion_id' | 'numero_factura' | 'linea'>) => `${r.ubicacion_id}/${r.numero_factura}/${r.linea}`;
 
@@ -74,13 +89,27 @@ describe('planVentas', () => {
   });
 
   it('refuses a line number that does not fit the integer column', () => {
-    expect(caught(() => planVentas([venta('c', 'f1', { linea: 2 ** 31 })]))).toMatchObject({ topic: 'pos.ventas', field: 'linea.linea', key: `tienda_01/F-1/${2 ** 31}` });
+    expect(caught(() => planVentas([venta('c', 'f1', { linea: 2 ** 31 })]))).toMatchObject({
+      topic: 'pos.ventas',
+      field: 'linea.linea',
+      key: `tienda_01/F-1/${2 ** 31}`,
+    });
   });
 
   it('no line twice in the statement, and any split into batches ends where one record at a time does (property)', () => {
-    const recordArb = fc.record({ factura: fc.constantFrom('F-1', 'F-2'), linea: fc.integer({ min: 1, max: 3 }), fp: fc.constantFrom('f1', 'f2', 'f3'), store: fc.constantFrom(...STORES) });
+    const recordArb = fc.record({
+      factura: fc.constantFrom('F-1', 'F-2'),
+      linea: fc.integer({ min: 1, max: 3 }),
+      fp: fc.constantFrom('f1', 'f2', 'f3'),
+      store: fc.constantFrom(...STORES),
+    });
     const toVenta = (r: { factura: string; linea: number; fp: string; store: string }, i: number) =>
-      venta(i === 0 ? 'c' : 'u', r.fp, { ubicacion_id: r.store, numero_factura: r.factura, linea: r.linea, cantidad: `${r.fp.slice(1)}.000` }, new Date(START + i * 60_000).toISOString());
+      venta(
+        i === 0 ? 'c' : 'u',
+        r.fp,
+        { ubicacion_id: r.store, numero_factura: r.factura, linea: r.linea, cantidad: `${r.fp.slice(1)}.000` },
+        new Date(START + i * 60_000).toISOString(),
+      );
     fc.assert(
       fc.property(fc.array(recordArb, { maxLength: 12 }), fc.array(recordArb, { maxLength: 30 }), cutsArb, (before, records, cuts) => {
         const table = foldVentas(new Map(), before.map(toVenta));
@@ -106,7 +135,9 @@ type AlertTable = Map<string, ReturnType<typeof mergeAlerta>>;
 function upsertAlertas(table: AlertTable, rows: readonly AlertaRow[]): void {
   for (const r of rows) {
     table.set(r.alert_id, mergeAlerta(table.get(r.alert_id), r));
-    const open = [...table.values()].filter((a) => a.estado === 'OPEN' && a.ubicacion_id === r.ubicacion_id && a.deposito === r.deposito && a.producto_id === r.producto_id);
+    const open = [...table.values()].filter(
+      (a) => a.estado === 'OPEN' && a.ubicacion_id === r.ubicacion_id && a.deposito === r.deposito && a.producto_id === r.producto_id,
+    );
     if (open.length > 1) throw new Error(`duplicate key value violates unique constraint "alertas_una_abierta" (${r.producto_id})`);
   }
 }
@@ -120,20 +151,36 @@ function applyAlertas(table: AlertTable, plan: AlertasPlan, order: 'resolved-fir
 }
 
 const alert = (alert_id: string, status: 'OPEN' | 'RESOLVED', extra: Partial<PhantomAlert> = {}): PhantomAlert => ({
-  alert_id, ubicacion_id: 'tienda_01', deposito: '01', producto_id: '000123', rule: 'SELLING_AT_ZERO', confidence: 0.9, status,
-  summary: 'sold 5 units while recorded at 0', evidence: { cantidad: '0.000', vendido_desde: '5.000' },
-  opened_at: at('2026-11-27T14:00:00Z'), updated_at: at('2026-11-27T14:30:00Z'), ...extra,
+  alert_id,
+  ubicacion_id: 'tienda_01',
+  deposito: '01',
+  producto_id: '000123',
+  rule: 'SELLING_AT_ZERO',
+  confidence: 0.9,
+  status,
+  summary: 'sold 5 units while recorded at 0',
+  evidence: { cantidad: '0.000', vendido_desde: '5.000' },
+  opened_at: at('2026-11-27T14:00:00Z'),
+  updated_at: at('2026-11-27T14:30:00Z'),
+  ...extra,
 });
 
 describe('planAlertas', () => {
   it('resolving first lets a product close one alert and open the next in one batch; the other order cannot', () => {
     const table: AlertTable = new Map();
     upsertAlertas(table, rowsOf(ALERTAS_COLUMNS, planAlertas([alert('a1', 'OPEN')]).open));
-    const plan = planAlertas([alert('a1', 'OPEN', { confidence: 0.95 }), alert('a1', 'RESOLVED'), alert('a2', 'OPEN', { rule: 'FLIP_FLOP' })]);
+    const plan = planAlertas([
+      alert('a1', 'OPEN', { confidence: 0.95 }),
+      alert('a1', 'RESOLVED'),
+      alert('a2', 'OPEN', { rule: 'FLIP_FLOP' }),
+    ]);
     expect(plan.resolved.alert_id).toEqual(['a1']);
     expect(plan.open.alert_id).toEqual(['a2']);
     expect(plan.resolved.evidencia).toEqual(['{"cantidad":"0.000","vendido_desde":"5.000"}']);
-    expect([...applyAlertas(table, plan).values()].map((a) => [a.alert_id, a.estado])).toEqual([['a1', 'RESOLVED'], ['a2', 'OPEN']]);
+    expect([...applyAlertas(table, plan).values()].map((a) => [a.alert_id, a.estado])).toEqual([
+      ['a1', 'RESOLVED'],
+      ['a2', 'OPEN'],
+    ]);
     expect(() => applyAlertas(table, plan, 'open-first')).toThrow(/alertas_una_abierta/);
   });
 
@@ -144,19 +191,30 @@ describe('planAlertas', () => {
   });
 
   it('refuses an alert that moves to another product, and a confidence outside [0, 1]', () => {
-    expect(caught(() => planAlertas([alert('a1', 'OPEN'), alert('a1', 'RESOLVED', { deposito: '02' })]))).toMatchObject({ field: 'alert_id', index: 1, key: 'tienda_01/02/000123' });
+    expect(caught(() => planAlertas([alert('a1', 'OPEN'), alert('a1', 'RESOLVED', { deposito: '02' })]))).toMatchObject({
+      field: 'alert_id',
+      index: 1,
+      key: 'tienda_01/02/000123',
+    });
     expect(caught(() => planAlertas([alert('a1', 'OPEN', { confidence: 1.5 })]))).toMatchObject({ field: 'confidence', index: 0 });
   });
 
   it('RESOLVED records carry resuelta_en (their updated_at); OPEN records none', () => {
-    const plan = planAlertas([alert('a1', 'RESOLVED', { updated_at: at('2026-11-27T16:00:00Z') }), alert('a2', 'OPEN', { producto_id: '000124' })]);
+    const plan = planAlertas([
+      alert('a1', 'RESOLVED', { updated_at: at('2026-11-27T16:00:00Z') }),
+      alert('a2', 'OPEN', { producto_id: '000124' }),
+    ]);
     expect(plan.resolved.resuelta_en).toEqual([at('2026-11-27T16:00:00Z')]);
     expect(plan.open.resuelta_en).toEqual([null]);
   });
 
   it('no alert_id twice across both groups, and a consistent alert stream in any batches never breaks the index (property)', () => {
     // a detector per product: at most one open alert, resolved before the next one opens
-    const actionArb = fc.record({ producto: fc.constantFrom('000001', '000002'), action: fc.constantFrom('open', 'update', 'resolve'), confidence: fc.double({ min: 0, max: 1, noNaN: true }) });
+    const actionArb = fc.record({
+      producto: fc.constantFrom('000001', '000002'),
+      action: fc.constantFrom('open', 'update', 'resolve'),
+      confidence: fc.double({ min: 0, max: 1, noNaN: true }),
+    });
     const streamOf = (actions: Array<{ producto: string; action: string; confidence: number }>) => {
       const open = new Map<string, string>();
       let seq = 0;
@@ -200,7 +258,8 @@ describe('planAlertas', () => {
 });
 
 describe('mergeAlerta: a dismissed alert does not reopen on the same evidence', () => {
-  const row = (status: 'OPEN' | 'RESOLVED', extra: Partial<PhantomAlert> = {}): AlertaRow => rowsOf(ALERTAS_COLUMNS, planAlertas([alert('a1', status, extra)])[status === 'OPEN' ? 'open' : 'resolved'])[0]!;
+  const row = (status: 'OPEN' | 'RESOLVED', extra: Partial<PhantomAlert> = {}): AlertaRow =>
+    rowsOf(ALERTAS_COLUMNS, planAlertas([alert('a1', status, extra)])[status === 'OPEN' ? 'open' : 'resolved'])[0]!;
   const dismiss = (table: AlertTable, id: string) => table.set(id, { ...table.get(id)!, estado: 'DESCARTADA' });
 
   it('a row not dismissed follows the record, as before', () => {
@@ -208,25 +267,37 @@ describe('mergeAlerta: a dismissed alert does not reopen on the same evidence', 
     expect(mergeAlerta({ estado: 'OPEN', resuelta_en: null }, row('RESOLVED'))).toEqual(row('RESOLVED'));
   });
 
-  it("the detector's next OPEN (new confidence), a redelivered OPEN and the RESOLVED all leave it DESCARTADA; the evidence and resuelta_en follow", () => {
-    const table: AlertTable = new Map();
-    upsertAlertas(table, [row('OPEN')]);
-    dismiss(table, 'a1');
-    upsertAlertas(table, [row('OPEN', { confidence: 0.97, updated_at: at('2026-11-27T15:00:00Z') })]);
-    expect(table.get('a1')).toMatchObject({ estado: 'DESCARTADA', confianza: 0.97, actualizada_en: at('2026-11-27T15:00:00Z'), resuelta_en: null });
-    upsertAlertas(table, [row('RESOLVED', { updated_at: at('2026-11-27T16:00:00Z') })]);
-    expect(table.get('a1')).toMatchObject({ estado: 'DESCARTADA', resuelta_en: at('2026-11-27T16:00:00Z') });
-    // The OPEN replayed after a crash keeps both the dismissal and the resolution.
-    upsertAlertas(table, [row('OPEN')]);
-    expect(table.get('a1')).toMatchObject({ estado: 'DESCARTADA', resuelta_en: at('2026-11-27T16:00:00Z') });
-  });
+  it(
+    "the detector's next OPEN (new confidence), a redelivered OPEN and the RESOLVED all leave it DESCARTADA; the evidence and " +
+      'resuelta_en follow',
+    () => {
+      const table: AlertTable = new Map();
+      upsertAlertas(table, [row('OPEN')]);
+      dismiss(table, 'a1');
+      upsertAlertas(table, [row('OPEN', { confidence: 0.97, updated_at: at('2026-11-27T15:00:00Z') })]);
+      expect(table.get('a1')).toMatchObject({
+        estado: 'DESCARTADA',
+        confianza: 0.97,
+        actualizada_en: at('2026-11-27T15:00:00Z'),
+        resuelta_en: null,
+      });
+      upsertAlertas(table, [row('RESOLVED', { updated_at: at('2026-11-27T16:00:00Z') })]);
+      expect(table.get('a1')).toMatchObject({ estado: 'DESCARTADA', resuelta_en: at('2026-11-27T16:00:00Z') });
+      // The OPEN replayed after a crash keeps both the dismissal and the resolution.
+      upsertAlertas(table, [row('OPEN')]);
+      expect(table.get('a1')).toMatchObject({ estado: 'DESCARTADA', resuelta_en: at('2026-11-27T16:00:00Z') });
+    },
+  );
 
   it("a new episode (a new alert_id) opens beside a dismissed alert of the product: it does not hold alertas_una_abierta's slot", () => {
     const table: AlertTable = new Map();
     upsertAlertas(table, [row('OPEN')]);
     dismiss(table, 'a1');
     const next = applyAlertas(table, planAlertas([alert('a2', 'OPEN', { rule: 'FLIP_FLOP' })]));
-    expect([...next.values()].map((a) => [a.alert_id, a.estado])).toEqual([['a1', 'DESCARTADA'], ['a2', 'OPEN']]);
+    expect([...next.values()].map((a) => [a.alert_id, a.estado])).toEqual([
+      ['a1', 'DESCARTADA'],
+      ['a2', 'OPEN'],
+    ]);
   });
 
   it('whatever the batching and wherever an operator dismisses, a dismissed alert stays DESCARTADA and the index holds (property)', () => {
@@ -271,7 +342,8 @@ describe('mergeAlerta: a dismissed alert does not reopen on the same evidence', 
           flush();
         }
         for (const id of dismissed) expect(table.get(id)!.estado).toBe('DESCARTADA');
-        for (const [id, r] of table) if (!dismissed.has(id)) expect(r.estado).toBe(stream.filter((x) => x.record.alert_id === id).at(-1)!.record.status);
+        for (const [id, r] of table)
+          if (!dismissed.has(id)) expect(r.estado).toBe(stream.filter((x) => x.record.alert_id === id).at(-1)!.record.status);
       }),
       { numRuns: 500 },
     );
@@ -282,8 +354,18 @@ describe('mergeAlerta: a dismissed alert does not reopen on the same evidence', 
 
 describe('planEtlRuns', () => {
   const run = (extra: Partial<EtlRun> = {}): EtlRun => ({
-    run_id: '1e2d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b', job: 'INVENTARIO', ubicacion_id: 'tienda_01', status: 'OK', rows: 1000,
-    started_at: at('2026-11-27T14:30:00Z'), finished_at: at('2026-11-27T14:30:09Z'), snapshot_id: SNAP, fecha: null, error_class: null, error_message: null, ...extra,
+    run_id: '1e2d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b',
+    job: 'INVENTARIO',
+    ubicacion_id: 'tienda_01',
+    status: 'OK',
+    rows: 1000,
+    started_at: at('2026-11-27T14:30:00Z'),
+    finished_at: at('2026-11-27T14:30:09Z'),
+    snapshot_id: SNAP,
+    fecha: null,
+    error_class: null,
+    error_message: null,
+    ...extra,
   });
 
   it('keeps the last record of each (run_id, ubicacion_id), in the etl_runs column order', () => {
@@ -296,14 +378,25 @@ describe('planEtlRuns', () => {
   });
 
   it('refuses a record without run_id, naming the topic key job/ubicacion_id', () => {
-    expect(caught(() => planEtlRuns([run({ run_id: '' })]))).toMatchObject({ topic: 'ops.etl-runs', key: 'INVENTARIO/tienda_01', field: 'run_id' });
+    expect(caught(() => planEtlRuns([run({ run_id: '' })]))).toMatchObject({
+      topic: 'ops.etl-runs',
+      key: 'INVENTARIO/tienda_01',
+      field: 'run_id',
+    });
   });
 
   it('no (run_id, ubicacion_id) twice in the statement (property)', () => {
-    const runArb = fc.record({ run: fc.constantFrom('r1', 'r2', 'r3'), store: fc.constantFrom('tienda_01', 'tienda_02', 'cedi_frio'), rows: fc.nat({ max: 10 }) });
+    const runArb = fc.record({
+      run: fc.constantFrom('r1', 'r2', 'r3'),
+      store: fc.constantFrom('tienda_01', 'tienda_02', 'cedi_frio'),
+      rows: fc.nat({ max: 10 }),
+    });
     fc.assert(
       fc.property(fc.array(runArb, { maxLength: 20 }), (runs) => {
-        const planned = rowsOf(ETL_RUNS_COLUMNS, planEtlRuns(runs.map((r) => run({ run_id: r.run, ubicacion_id: r.store, rows: r.rows }))));
+        const planned = rowsOf(
+          ETL_RUNS_COLUMNS,
+          planEtlRuns(runs.map((r) => run({ run_id: r.run, ubicacion_id: r.store, rows: r.rows }))),
+        );
         const keys = planned.map((r) => `${r.run_id}/${r.ubicacion_id}`);
         expect(new Set(keys).size).toBe(keys.length);
         expect(new Set(keys)).toEqual(new Set(runs.map((r) => `${r.run}/${r.store}`)));

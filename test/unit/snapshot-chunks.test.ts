@@ -8,12 +8,29 @@ import type { InventoryRow } from '../../extractors/inventory-row.ts';
 
 const schema = loadSubjectSchemas().find((s) => s.topic === 'pos.inventario.snapshots')!.schema;
 const encoding = createSnapshotEncoding(schema, 42);
-const identity = { snapshotId: '6f1c2a4e-1b2c-4d5e-8f90-123456789abc', ubicacionId: 'tienda_01', source: 'KLK' as const, takenAt: new Date(1_764_400_000_000) };
+const identity = {
+  snapshotId: '6f1c2a4e-1b2c-4d5e-8f90-123456789abc',
+  ubicacionId: 'tienda_01',
+  source: 'KLK' as const,
+  takenAt: new Date(1_764_400_000_000),
+};
 const row = (i: number, v = 0): InventoryRow => ({
-  deposito: i % 3 ? '01' : '02', producto_id: `P${String(i).padStart(6, '0')}`, codigo_barras: i % 7 ? `759${String(i).padStart(10, '0')}` : null,
-  descripcion: `HARINA ${'X'.repeat(i % 40)}`, departamento_codigo: '01', departamento_nombre: 'VIVERES', grupo_codigo: '0101', grupo_nombre: null,
-  subgrupo_codigo: null, subgrupo_nombre: null, unidad: 'UND', cantidad: `${(i * 37 + v) % 5000}.${String(i % 1000).padStart(3, '0')}`,
-  costo: i % 11 ? `${(i * 13) % 900}.0001` : null, precio: `${(i * 17) % 1200}.5000`, activo: i % 50 !== 0, actualizado_en: i % 5 ? new Date(1_764_400_000_000 + i) : null,
+  deposito: i % 3 ? '01' : '02',
+  producto_id: `P${String(i).padStart(6, '0')}`,
+  codigo_barras: i % 7 ? `759${String(i).padStart(10, '0')}` : null,
+  descripcion: `HARINA ${'X'.repeat(i % 40)}`,
+  departamento_codigo: '01',
+  departamento_nombre: 'VIVERES',
+  grupo_codigo: '0101',
+  grupo_nombre: null,
+  subgrupo_codigo: null,
+  subgrupo_nombre: null,
+  unidad: 'UND',
+  cantidad: `${(i * 37 + v) % 5000}.${String(i % 1000).padStart(3, '0')}`,
+  costo: i % 11 ? `${(i * 13) % 900}.0001` : null,
+  precio: `${(i * 17) % 1200}.5000`,
+  activo: i % 50 !== 0,
+  actualizado_en: i % 5 ? new Date(1_764_400_000_000 + i) : null,
 });
 
 /** The former implementation: one Buffer per row in a Map (delete + set keeps the last read last). */
@@ -29,7 +46,15 @@ function reference(rows: InventoryRow[], chunkSize: number): Buffer[] {
   const count = Math.max(1, Math.ceil(enc.length / chunkSize));
   return Array.from({ length: count }, (_, i) => {
     const part = enc.slice(i * chunkSize, (i + 1) * chunkSize);
-    const header = encoding.head.toBuffer({ snapshot_id: identity.snapshotId, ubicacion_id: identity.ubicacionId, source: identity.source, taken_at: identity.takenAt, chunk_index: i, chunk_count: count, row_count: enc.length });
+    const header = encoding.head.toBuffer({
+      snapshot_id: identity.snapshotId,
+      ubicacion_id: identity.ubicacionId,
+      source: identity.source,
+      taken_at: identity.takenAt,
+      chunk_index: i,
+      chunk_count: count,
+      row_count: enc.length,
+    });
     const body = part.length ? Buffer.concat([LONG.toBuffer(part.length), ...part, LONG.toBuffer(0)]) : LONG.toBuffer(0);
     return confluentFrame(42, Buffer.concat([header, body]));
   });
@@ -49,7 +74,7 @@ describe('SnapshotChunks', () => {
     got.forEach((b, i) => expect(Buffer.compare(b, want[i]!)).toBe(0));
   });
 
-  it('writes what encoding each whole chunk value with the committed schema gives (the topic codec\'s own encode)', () => {
+  it("writes what encoding each whole chunk value with the committed schema gives (the topic codec's own encode)", () => {
     const whole = createAvroType(schema);
     const rows = Array.from({ length: 2_500 }, (_, i) => row(i));
     const chunks = new SnapshotChunks(encoding, identity, 1_000);
@@ -57,7 +82,16 @@ describe('SnapshotChunks', () => {
     const got = chunks.build();
     expect(got.length).toBe(3);
     got.forEach((b, i) => {
-      const value = { snapshot_id: identity.snapshotId, ubicacion_id: identity.ubicacionId, source: identity.source, taken_at: identity.takenAt, chunk_index: i, chunk_count: 3, row_count: 2_500, rows: rows.slice(i * 1_000, (i + 1) * 1_000) };
+      const value = {
+        snapshot_id: identity.snapshotId,
+        ubicacion_id: identity.ubicacionId,
+        source: identity.source,
+        taken_at: identity.takenAt,
+        chunk_index: i,
+        chunk_count: 3,
+        row_count: 2_500,
+        rows: rows.slice(i * 1_000, (i + 1) * 1_000),
+      };
       expect(b.toString('hex')).toBe(confluentFrame(42, whole.toBuffer(value)).toString('hex'));
     });
   });

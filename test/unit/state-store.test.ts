@@ -3,7 +3,14 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkpointProblem, memoryStateStore, openStateStore, wipeStateStore, type OpenStateStoreOptions, type StateStore } from '../../processors/runtime/state-store.ts';
+import {
+  checkpointProblem,
+  memoryStateStore,
+  openStateStore,
+  wipeStateStore,
+  type OpenStateStoreOptions,
+  type StateStore,
+} from '../../processors/runtime/state-store.ts';
 
 const roots: string[] = [];
 const opened: StateStore[] = [];
@@ -19,7 +26,15 @@ function root(): string {
 }
 
 const bounds = (low: string, high: string) => ({ 'x.state': { low, high } });
-const options = (r: string, extra: Partial<OpenStateStoreOptions> = {}): OpenStateStoreOptions => ({ root: r, name: 'differ-g', partition: 2, topics: ['x.state'], layout: 'test-1', bounds: bounds('0', '100'), ...extra });
+const options = (r: string, extra: Partial<OpenStateStoreOptions> = {}): OpenStateStoreOptions => ({
+  root: r,
+  name: 'differ-g',
+  partition: 2,
+  topics: ['x.state'],
+  layout: 'test-1',
+  bounds: bounds('0', '100'),
+  ...extra,
+});
 
 function openStore(o: OpenStateStoreOptions) {
   const result = openStateStore(o);
@@ -73,7 +88,11 @@ describe('state store (lmdb): checkpoint and pending writes', () => {
     store.put('T1/01/C', 'new-c');
     store.put('T1/01/D', 'new-d');
     store.delete('T1/01/B');
-    expect([...store.entries('T1/')]).toEqual([['T1/01/A', 'new-a'], ['T1/01/C', 'new-c'], ['T1/01/D', 'new-d']]);
+    expect([...store.entries('T1/')]).toEqual([
+      ['T1/01/A', 'new-a'],
+      ['T1/01/C', 'new-c'],
+      ['T1/01/D', 'new-d'],
+    ]);
     // The empty prefix is every data key, the checkpoint (a meta key) left out.
     expect([...store.entries('')].map(([k]) => k)).toEqual(['T1', 'T1/01/A', 'T1/01/C', 'T1/01/D', 'T10/01/A', 'T2/01/A']);
   });

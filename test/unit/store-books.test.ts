@@ -5,7 +5,15 @@
  * late-posted lines show up one read later, and each anomaly occurs at about its rate.
  */
 import { describe, expect, it } from 'vitest';
-import { labelsFromJson, labelsToJson, NO_ANOMALIES, planAnomalies, poisson, type AnomalyLabel, type AnomalyRates } from '../../simulators/data/anomalies.ts';
+import {
+  labelsFromJson,
+  labelsToJson,
+  NO_ANOMALIES,
+  planAnomalies,
+  poisson,
+  type AnomalyLabel,
+  type AnomalyRates,
+} from '../../simulators/data/anomalies.ts';
 import { createRng } from '../../simulators/data/prng.ts';
 import { translateTsql } from '../../simulators/stellar/tsql-translate.ts';
 import { Vad10Database } from '../../simulators/stellar/vad10-database.ts';
@@ -17,7 +25,15 @@ const CARACAS_MS = 4 * 3_600_000;
 const hourCaracas = (d: Date) => new Date(d.getTime() - CARACAS_MS).getUTCHours();
 
 const store = (seed: string, anomalies: Partial<AnomalyRates> = RATES) =>
-  new StoreSimulation({ ubicacionId: 'tienda_books', pos: 'klk', depositos: ['01', '02'], products: 400, seed, salesLinesPerHour: 300, anomalies });
+  new StoreSimulation({
+    ubicacionId: 'tienda_books',
+    pos: 'klk',
+    depositos: ['01', '02'],
+    products: 400,
+    seed,
+    salesLinesPerHour: 300,
+    anomalies,
+  });
 
 interface Week {
   sim: StoreSimulation;
@@ -46,24 +62,40 @@ function week(seed: string, anomalies: Partial<AnomalyRates> = RATES, reads = WE
     changedPerWindow.push(new Set(movements.slice(before).map((m) => key(m.deposito, m.producto_id))).size);
     // Late lines: in ventas exactly when posted (postedAt before the read), checked around their posting.
     const now = sim.clock.getTime();
-    const late = movements.filter((m) => m.venta && m.venta.postedAt.getTime() > m.at.getTime() && Math.abs(m.venta.postedAt.getTime() - now) <= 30 * 60_000);
+    const late = movements.filter(
+      (m) => m.venta && m.venta.postedAt.getTime() > m.at.getTime() && Math.abs(m.venta.postedAt.getTime() - now) <= 30 * 60_000,
+    );
     const visible = new Set<string>();
-    for (const fecha of new Set(late.map((m) => fechaCaracas(m.at)))) for (const v of sim.ventas(fecha)) visible.add(`${v.numero_factura}/${v.linea}`);
+    for (const fecha of new Set(late.map((m) => fechaCaracas(m.at))))
+      for (const v of sim.ventas(fecha)) visible.add(`${v.numero_factura}/${v.linea}`);
     for (const m of late) {
-      if (visible.has(`${m.venta!.numero_factura}/${m.venta!.linea}`) !== m.venta!.postedAt.getTime() < now) problems.push(`${sim.clock.toISOString()}: late line ${m.venta!.numero_factura}/${m.venta!.linea} posted at ${m.venta!.postedAt.toISOString()} visible ${!(m.venta!.postedAt.getTime() < now)}`);
+      if (visible.has(`${m.venta!.numero_factura}/${m.venta!.linea}`) !== m.venta!.postedAt.getTime() < now)
+        problems.push(
+          `${sim.clock.toISOString()}: late line ${m.venta!.numero_factura}/${m.venta!.linea} posted at ` +
+            `${m.venta!.postedAt.toISOString()} visible ${!(m.venta!.postedAt.getTime() < now)}`,
+        );
     }
     // What may differ now: the rows of every anomaly still going on.
     const active = sim.anomalies().filter((l) => l.end === null);
     const differs = (d: string, p: string) =>
-      active.some((l) => l.deposito === d && (l.kind === 'PHANTOM_ZERO' || l.kind === 'COUNT_CORRECTION' ? l.producto_id === p : l.kind === 'POS_GLITCH' && (l.departamento_codigo === null || l.departamento_codigo === sim.producto(p)!.departamento.codigo)));
+      active.some(
+        (l) =>
+          l.deposito === d &&
+          (l.kind === 'PHANTOM_ZERO' || l.kind === 'COUNT_CORRECTION'
+            ? l.producto_id === p
+            : l.kind === 'POS_GLITCH' &&
+              (l.departamento_codigo === null || l.departamento_codigo === sim.producto(p)!.departamento.codigo)),
+      );
     const stockout = new Set(active.filter((l) => l.kind === 'REAL_STOCKOUT').map((l) => key(l.deposito, l.producto_id!)));
     for (const d of sim.depositos) {
       for (const p of products) {
         const physical = sim.cantidadFisica(d, p);
         const recorded = sim.cantidad(d, p);
         if (physical < 0n) problems.push(`${sim.clock.toISOString()} ${d}/${p}: physical ${physical}`);
-        if (recorded !== physical && !differs(d, p)) problems.push(`${sim.clock.toISOString()} ${d}/${p}: recorded ${recorded}, physical ${physical}, no anomaly`);
-        if ((physical === 0n) !== stockout.has(key(d, p))) problems.push(`${sim.clock.toISOString()} ${d}/${p}: physical ${physical}, open REAL_STOCKOUT ${stockout.has(key(d, p))}`);
+        if (recorded !== physical && !differs(d, p))
+          problems.push(`${sim.clock.toISOString()} ${d}/${p}: recorded ${recorded}, physical ${physical}, no anomaly`);
+        if ((physical === 0n) !== stockout.has(key(d, p)))
+          problems.push(`${sim.clock.toISOString()} ${d}/${p}: physical ${physical}, open REAL_STOCKOUT ${stockout.has(key(d, p))}`);
       }
     }
   }
@@ -73,7 +105,8 @@ function week(seed: string, anomalies: Partial<AnomalyRates> = RATES, reads = WE
 /** Every posted line of the simulated dates. */
 function allLines(sim: StoreSimulation, from: Date) {
   const lines = [];
-  for (let t = from.getTime() - CARACAS_MS; t <= sim.clock.getTime(); t += 86_400_000) lines.push(...sim.ventas(new Date(t).toISOString().slice(0, 10)));
+  for (let t = from.getTime() - CARACAS_MS; t <= sim.clock.getTime(); t += 86_400_000)
+    lines.push(...sim.ventas(new Date(t).toISOString().slice(0, 10)));
   return lines;
 }
 
@@ -85,41 +118,59 @@ describe('the books of a simulated store (a week, 30-minute reads)', () => {
   const labels = w.sim.anomalies();
   const lines = allLines(w.sim, START);
 
-  it('physical stock never below 0; recorded equals physical except on rows with a labelled anomaly going on; every physical 0 is an open REAL_STOCKOUT', () => {
-    expect(w.problems.slice(0, 10)).toEqual([]);
-  });
+  it(
+    'physical stock never below 0; recorded equals physical except on rows with a labelled anomaly going on; every physical 0 is an ' +
+      'open REAL_STOCKOUT',
+    () => {
+      expect(w.problems.slice(0, 10)).toEqual([]);
+    },
+  );
 
-  it('the posted sales lines explain every unit that left: initial + receipts - shrinkage - dispatches - sales (net of returns and voids) = final, per product', () => {
-    const moved = new Map<string, number>();
-    for (const m of w.movements) if (m.kind === 'receipt' || m.kind === 'shrinkage' || m.kind === 'dispatch') moved.set(key(m.deposito, m.producto_id), (moved.get(key(m.deposito, m.producto_id)) ?? 0) + m.cantidad);
-    const sold = new Map<string, number>();
-    for (const l of lines) if (!l.anulada) sold.set(key('01', l.producto_id), (sold.get(key('01', l.producto_id)) ?? 0) + Math.round(Number(l.cantidad) * 1000));
-    // The lines sold in the last half hour and posted late are not in ventas yet: their units left all the same.
-    const pending = w.movements.filter((m) => m.venta && m.venta.postedAt >= w.sim.clock);
-    expect(pending.length).toBeGreaterThan(0);
-    for (const m of pending) sold.set(key(m.deposito, m.producto_id), (sold.get(key(m.deposito, m.producto_id)) ?? 0) - m.cantidad);
-    const wrong: string[] = [];
-    for (const [k, initial] of w.initial) {
-      const [d, p] = k.split('/') as [string, string];
-      const expected = Number(initial) + (moved.get(k) ?? 0) - (sold.get(k) ?? 0);
-      if (expected !== Number(w.sim.cantidadFisica(d, p))) wrong.push(`${k}: expected ${expected}, physical ${w.sim.cantidadFisica(d, p)}`);
-    }
-    expect(wrong).toEqual([]);
-    expect(w.movements.filter((m) => m.kind === 'receipt').length).toBeGreaterThan(100);
-    expect(w.movements.some((m) => m.kind === 'shrinkage')).toBe(true);
-    expect(w.movements.some((m) => m.kind === 'dispatch')).toBe(false);
-    // Sales leave deposito 01 only, and only while the store is open (08:00-20:00 Caracas).
-    expect(new Set(w.movements.filter((m) => m.kind === 'sale' || m.kind === 'return').map((m) => m.deposito))).toEqual(new Set(['01']));
-    expect(lines.length).toBeGreaterThan(7 * 12 * 300 * 0.95);
-    expect(lines.filter((l) => hourCaracas(l.fecha_hora) < 8 || hourCaracas(l.fecha_hora) >= 20)).toEqual([]);
-  });
+  it(
+    'the posted sales lines explain every unit that left: initial + receipts - shrinkage - dispatches - sales (net of returns and ' +
+      'voids) = final, per product',
+    () => {
+      const moved = new Map<string, number>();
+      for (const m of w.movements)
+        if (m.kind === 'receipt' || m.kind === 'shrinkage' || m.kind === 'dispatch')
+          moved.set(key(m.deposito, m.producto_id), (moved.get(key(m.deposito, m.producto_id)) ?? 0) + m.cantidad);
+      const sold = new Map<string, number>();
+      for (const l of lines)
+        if (!l.anulada)
+          sold.set(key('01', l.producto_id), (sold.get(key('01', l.producto_id)) ?? 0) + Math.round(Number(l.cantidad) * 1000));
+      // The lines sold in the last half hour and posted late are not in ventas yet: their units left all the same.
+      const pending = w.movements.filter((m) => m.venta && m.venta.postedAt >= w.sim.clock);
+      expect(pending.length).toBeGreaterThan(0);
+      for (const m of pending) sold.set(key(m.deposito, m.producto_id), (sold.get(key(m.deposito, m.producto_id)) ?? 0) - m.cantidad);
+      const wrong: string[] = [];
+      for (const [k, initial] of w.initial) {
+        const [d, p] = k.split('/') as [string, string];
+        const expected = Number(initial) + (moved.get(k) ?? 0) - (sold.get(k) ?? 0);
+        if (expected !== Number(w.sim.cantidadFisica(d, p)))
+          wrong.push(`${k}: expected ${expected}, physical ${w.sim.cantidadFisica(d, p)}`);
+      }
+      expect(wrong).toEqual([]);
+      expect(w.movements.filter((m) => m.kind === 'receipt').length).toBeGreaterThan(100);
+      expect(w.movements.some((m) => m.kind === 'shrinkage')).toBe(true);
+      expect(w.movements.some((m) => m.kind === 'dispatch')).toBe(false);
+      // Sales leave deposito 01 only, and only while the store is open (08:00-20:00 Caracas).
+      expect(new Set(w.movements.filter((m) => m.kind === 'sale' || m.kind === 'return').map((m) => m.deposito))).toEqual(new Set(['01']));
+      expect(lines.length).toBeGreaterThan(7 * 12 * 300 * 0.95);
+      expect(lines.filter((l) => hourCaracas(l.fecha_hora) < 8 || hourCaracas(l.fecha_hora) >= 20)).toEqual([]);
+    },
+  );
 
   it('nothing sells during a REAL_STOCKOUT: from the sale that emptied the shelf to the receipt', () => {
     const stockouts = byKind(labels, 'REAL_STOCKOUT');
     expect(stockouts.filter((l) => l.end !== null && l.start.getTime() > START.getTime()).length).toBeGreaterThan(20);
-    const receipts = new Set(w.movements.filter((m) => m.kind === 'receipt').map((m) => `${key(m.deposito, m.producto_id)}@${m.at.getTime()}`));
+    const receipts = new Set(
+      w.movements.filter((m) => m.kind === 'receipt').map((m) => `${key(m.deposito, m.producto_id)}@${m.at.getTime()}`),
+    );
     for (const l of stockouts) {
-      const during = lines.filter((v) => l.deposito === '01' && v.producto_id === l.producto_id && v.fecha_hora > l.start && (l.end === null || v.fecha_hora < l.end));
+      const during = lines.filter(
+        (v) =>
+          l.deposito === '01' && v.producto_id === l.producto_id && v.fecha_hora > l.start && (l.end === null || v.fecha_hora < l.end),
+      );
       expect(during, l.id).toEqual([]);
       if (l.end) expect(receipts.has(`${key(l.deposito, l.producto_id!)}@${l.end.getTime()}`), `${l.id} ends at a receipt`).toBe(true);
       expect(l.shouldAlert).toBe(false);
@@ -134,7 +185,15 @@ describe('the books of a simulated store (a week, 30-minute reads)', () => {
     const late = byKind(labels, 'LATE_SALES');
     for (const m of lateSales) {
       expect(m.venta!.postedAt.getTime() - m.at.getTime()).toBe(30 * 60_000);
-      expect(late.some((l) => l.producto_id === m.producto_id && l.start <= m.at && (l.end === null ? m.venta!.postedAt >= w.sim.clock : l.end >= m.venta!.postedAt)), `${m.producto_id} at ${m.at.toISOString()}`).toBe(true);
+      expect(
+        late.some(
+          (l) =>
+            l.producto_id === m.producto_id &&
+            l.start <= m.at &&
+            (l.end === null ? m.venta!.postedAt >= w.sim.clock : l.end >= m.venta!.postedAt),
+        ),
+        `${m.producto_id} at ${m.at.toISOString()}`,
+      ).toBe(true);
     }
     expect(late.every((l) => !l.shouldAlert)).toBe(true);
   });
@@ -160,7 +219,9 @@ describe('the books of a simulated store (a week, 30-minute reads)', () => {
 
   it('a phantom zero keeps selling while the POS records 0: the detector has evidence', () => {
     const phantoms = byKind(labels, 'PHANTOM_ZERO').filter((l) => l.end !== null);
-    const withSales = phantoms.filter((l) => lines.some((v) => v.producto_id === l.producto_id && v.fecha_hora > l.start && v.fecha_hora < l.end!));
+    const withSales = phantoms.filter((l) =>
+      lines.some((v) => v.producto_id === l.producto_id && v.fecha_hora > l.start && v.fecha_hora < l.end!),
+    );
     expect(withSales.length).toBeGreaterThan(phantoms.length / 2);
   });
 
@@ -188,7 +249,8 @@ describe('anomalies on demand and off', () => {
     const w = week('clean', NO_ANOMALIES, 96);
     expect(w.problems).toEqual([]);
     expect(new Set(w.sim.anomalies().map((l) => l.kind))).toEqual(new Set(['REAL_STOCKOUT']));
-    for (const d of w.sim.depositos) for (const p of w.sim.catalog) expect(w.sim.cantidad(d, p.producto_id)).toBe(w.sim.cantidadFisica(d, p.producto_id));
+    for (const d of w.sim.depositos)
+      for (const p of w.sim.catalog) expect(w.sim.cantidad(d, p.producto_id)).toBe(w.sim.cantidadFisica(d, p.producto_id));
   });
 
   it('injectPhantomZero: the POS records 0, the shelf keeps selling, a count ends it; refused where nothing is on the shelf', () => {
@@ -209,15 +271,21 @@ describe('anomalies on demand and off', () => {
     s.setCantidad('01', id, 0n);
     expect(s.injectPhantomZero('01', id)).toBeNull();
     expect(() => s.injectPhantomZero('01', id, { minutes: 0 })).toThrow(/minutes must be > 0/);
-    expect(() => new StoreSimulation({ ubicacionId: 'x', pos: 'klk', depositos: ['01'], products: 1, anomalies: { lateSalesShare: 2 } })).toThrow(/lateSalesShare is a share/);
-    expect(() => new StoreSimulation({ ubicacionId: 'x', pos: 'klk', depositos: ['01'], products: 1, openingHours: { open: 20, close: 8 } })).toThrow(/openingHours/);
+    expect(
+      () => new StoreSimulation({ ubicacionId: 'x', pos: 'klk', depositos: ['01'], products: 1, anomalies: { lateSalesShare: 2 } }),
+    ).toThrow(/lateSalesShare is a share/);
+    expect(
+      () => new StoreSimulation({ ubicacionId: 'x', pos: 'klk', depositos: ['01'], products: 1, openingHours: { open: 20, close: 8 } }),
+    ).toThrow(/openingHours/);
   });
 
   it('a CEDI (Stellar) moves by receipts and dispatches, never sells, and its books add up', () => {
     const s = new StoreSimulation({ ubicacionId: 'cedi_books', pos: 'stellar', depositos: ['0101', '0102'], products: 300, seed: 'cedi' });
     const moves: StockMovement[] = [];
     s.onMovement((m) => moves.push(m));
-    const initial = new Map([...s.catalog].flatMap((p) => s.depositos.map((d) => [key(d, p.producto_id), s.cantidadFisica(d, p.producto_id)] as const)));
+    const initial = new Map(
+      [...s.catalog].flatMap((p) => s.depositos.map((d) => [key(d, p.producto_id), s.cantidadFisica(d, p.producto_id)] as const)),
+    );
     for (let n = 0; n < 96; n++) s.advance(30);
     expect(new Set(moves.map((m) => m.kind))).toEqual(new Set(['receipt', 'dispatch', 'shrinkage']));
     expect(s.ventasCount('2026-11-27')).toBe(0);
@@ -229,8 +297,15 @@ describe('anomalies on demand and off', () => {
     }
   });
 
-  it("the Stellar tables follow the recorded stock through glitches, phantom zeros and count corrections", () => {
-    const s = new StoreSimulation({ ubicacionId: 'cedi_glitch', pos: 'stellar', depositos: ['0101', '0102'], products: 200, seed: 'glitch', anomalies: { phantomZeroPerDay: 10, posGlitchPerDay: 12, countCorrectionPerDay: 10 } });
+  it('the Stellar tables follow the recorded stock through glitches, phantom zeros and count corrections', () => {
+    const s = new StoreSimulation({
+      ubicacionId: 'cedi_glitch',
+      pos: 'stellar',
+      depositos: ['0101', '0102'],
+      products: 200,
+      seed: 'glitch',
+      anomalies: { phantomZeroPerDay: 10, posGlitchPerDay: 12, countCorrectionPerDay: 10 },
+    });
     const db = new Vad10Database(s);
     try {
       const sql = "SELECT c_CodArticulo, n_Cantidad FROM MA_DEPOPROD WHERE c_CodDeposito = '0101' ORDER BY c_CodArticulo";
@@ -242,17 +317,36 @@ describe('anomalies on demand and off', () => {
         if (s.anomalies().some((l) => l.kind === 'POS_GLITCH' && l.end === null && l.deposito === '0101')) glitchedReads++;
       }
       expect(glitchedReads).toBeGreaterThan(0);
-      expect(new Set(s.anomalies().map((l) => l.kind))).toEqual(new Set(['PHANTOM_ZERO', 'POS_GLITCH', 'COUNT_CORRECTION', 'REAL_STOCKOUT']));
+      expect(new Set(s.anomalies().map((l) => l.kind))).toEqual(
+        new Set(['PHANTOM_ZERO', 'POS_GLITCH', 'COUNT_CORRECTION', 'REAL_STOCKOUT']),
+      );
     } finally {
       db.close();
     }
   });
 
   it('openingHours 0-24 sells all night (the demo runs at any hour)', () => {
-    const s = new StoreSimulation({ ubicacionId: 'tienda_n', pos: 'klk', depositos: ['01'], products: 200, salesLinesPerHour: 120, startAt: new Date('2026-11-28T04:00:00Z'), openingHours: { open: 0, close: 24 }, anomalies: NO_ANOMALIES });
+    const s = new StoreSimulation({
+      ubicacionId: 'tienda_n',
+      pos: 'klk',
+      depositos: ['01'],
+      products: 200,
+      salesLinesPerHour: 120,
+      startAt: new Date('2026-11-28T04:00:00Z'),
+      openingHours: { open: 0, close: 24 },
+      anomalies: NO_ANOMALIES,
+    });
     s.advance(60);
     expect(s.ventasCount('2026-11-28')).toBe(120);
-    const closed = new StoreSimulation({ ubicacionId: 'tienda_n', pos: 'klk', depositos: ['01'], products: 200, salesLinesPerHour: 120, startAt: new Date('2026-11-28T04:00:00Z'), anomalies: NO_ANOMALIES });
+    const closed = new StoreSimulation({
+      ubicacionId: 'tienda_n',
+      pos: 'klk',
+      depositos: ['01'],
+      products: 200,
+      salesLinesPerHour: 120,
+      startAt: new Date('2026-11-28T04:00:00Z'),
+      anomalies: NO_ANOMALIES,
+    });
     closed.advance(60);
     expect(closed.ventasCount('2026-11-28')).toBe(0);
   });
@@ -265,7 +359,9 @@ describe('anomalies.ts', () => {
     expect(labels.length).toBeGreaterThan(0);
     expect(JSON.parse(labelsToJson(labels))[0].start).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/);
     expect(labelsFromJson(labelsToJson(labels))).toEqual(labels);
-    expect(() => labelsFromJson([{ ...JSON.parse(labelsToJson(labels))[0], start: 'yesterday' }])).toThrow(/anomaly label 0: start is not an ISO instant: yesterday/);
+    expect(() => labelsFromJson([{ ...JSON.parse(labelsToJson(labels))[0], start: 'yesterday' }])).toThrow(
+      /anomaly label 0: start is not an ISO instant: yesterday/,
+    );
     expect(() => labelsFromJson({})).toThrow(/expected an array/);
   });
 
@@ -277,6 +373,10 @@ describe('anomalies.ts', () => {
     const day = planAnomalies(rng, { ...NO_ANOMALIES, phantomZeroPerDay: 100 }, 12 * 3_600_000, 12 * 3_600_000);
     expect(day.length).toBeGreaterThan(70);
     expect(day.length).toBeLessThan(130);
-    expect(day.every((p) => p.kind === 'PHANTOM_ZERO' && p.at >= 0 && p.at < 1 && p.durationMs >= 2 * 3_600_000 && p.durationMs <= 30 * 3_600_000)).toBe(true);
+    expect(
+      day.every(
+        (p) => p.kind === 'PHANTOM_ZERO' && p.at >= 0 && p.at < 1 && p.durationMs >= 2 * 3_600_000 && p.durationMs <= 30 * 3_600_000,
+      ),
+    ).toBe(true);
   });
 });

@@ -10,7 +10,16 @@ import { StoreSimulation } from '../../simulators/data/store-simulation.ts';
 import { startKlkSimulator } from '../../simulators/klk/server.ts';
 import { servedInventario } from '../../simulators/faults.ts';
 
-const klk = (products: number, seed = 'unit', anomalies = {}) => new StoreSimulation({ ubicacionId: 'tienda_01', pos: 'klk', depositos: ['01', '02'], products, seed, salesLinesPerHour: 600, anomalies });
+const klk = (products: number, seed = 'unit', anomalies = {}) =>
+  new StoreSimulation({
+    ubicacionId: 'tienda_01',
+    pos: 'klk',
+    depositos: ['01', '02'],
+    products,
+    seed,
+    salesLinesPerHour: 600,
+    anomalies,
+  });
 
 describe('StoreSimulation', () => {
   it('the same seed gives the same catalogue, stock and sales; another seed other data', () => {
@@ -52,7 +61,13 @@ describe('StoreSimulation', () => {
     for (const d of ['01', '02']) {
       const all = s.klkInventario(d);
       expect(all).toHaveLength(2_345);
-      for (const [from, to] of [[0, 1000], [1000, 2000], [2000, 3000], [2340, 2345]] as const) expect(s.klkInventarioPage(d, from, to)).toEqual(all.slice(from, to));
+      for (const [from, to] of [
+        [0, 1000],
+        [1000, 2000],
+        [2000, 3000],
+        [2340, 2345],
+      ] as const)
+        expect(s.klkInventarioPage(d, from, to)).toEqual(all.slice(from, to));
     }
     expect(s.klkInventario('02')[6]!.cantidad).toBe('-3.000');
     expect(s.cantidad('02', '000007')).toBe(-3_000n);
@@ -69,7 +84,15 @@ describe('StoreSimulation', () => {
   });
 
   it('sales leave the first deposito and voided lines bring their goods back', () => {
-    const s = new StoreSimulation({ ubicacionId: 'tienda_02', pos: 'klk', depositos: ['01', '02'], products: 300, changeShare: 0, salesLinesPerHour: 4_000, anomalies: NO_ANOMALIES });
+    const s = new StoreSimulation({
+      ubicacionId: 'tienda_02',
+      pos: 'klk',
+      depositos: ['01', '02'],
+      products: 300,
+      changeShare: 0,
+      salesLinesPerHour: 4_000,
+      anomalies: NO_ANOMALIES,
+    });
     const before = new Map(s.klkInventario('01').map((r) => [r.producto_id, Number(r.cantidad)]));
     const untouched = s.klkInventario('02');
     const changed: string[] = [];
@@ -81,7 +104,8 @@ describe('StoreSimulation', () => {
     expect(s.ventasPage('2026-11-27', 1000, 2000)).toEqual(lines.slice(1000, 2000));
     const sold = new Map<string, number>();
     for (const l of lines) if (!l.anulada) sold.set(l.producto_id, (sold.get(l.producto_id) ?? 0) + Number(l.cantidad));
-    for (const r of s.klkInventario('01')) expect(Number(r.cantidad)).toBeCloseTo(before.get(r.producto_id)! - (sold.get(r.producto_id) ?? 0), 3);
+    for (const r of s.klkInventario('01'))
+      expect(Number(r.cantidad)).toBeCloseTo(before.get(r.producto_id)! - (sold.get(r.producto_id) ?? 0), 3);
     expect(s.klkInventario('02')).toEqual(untouched);
     expect(new Set(changed.map((c) => c.split('/')[0]))).toEqual(new Set(['01']));
     // Lines are whole seconds and priced from the catalogue.
@@ -109,13 +133,18 @@ describe('KLK simulator pages', () => {
       const read = async () => {
         const rows: unknown[] = [];
         for (let page = 1, total = 1; page <= total; page++) {
-          const body = (await (await fetch(`${server.baseUrl('tienda_01')}/api/v1/inventario?deposito=02&page=${page}&page_size=700`, { headers: { 'x-api-key': 'k' } })).json()) as { total_pages: number; total_items: number; items: Array<{ codigo_producto: string; cantidad: string }> };
+          const body = (await (
+            await fetch(`${server.baseUrl('tienda_01')}/api/v1/inventario?deposito=02&page=${page}&page_size=700`, {
+              headers: { 'x-api-key': 'k' },
+            })
+          ).json()) as { total_pages: number; total_items: number; items: Array<{ codigo_producto: string; cantidad: string }> };
           total = body.total_pages;
           rows.push(...body.items.map((i) => [i.codigo_producto, i.cantidad]));
         }
         return rows;
       };
-      const expected = (f: Parameters<typeof servedInventario>[1]) => servedInventario(s.klkInventario('02'), f).map((r) => [r.producto_id, r.cantidad]);
+      const expected = (f: Parameters<typeof servedInventario>[1]) =>
+        servedInventario(s.klkInventario('02'), f).map((r) => [r.producto_id, r.cantidad]);
       expect(await read()).toEqual(expected({}));
       const faults = { phantomZeros: ['000003', '002400'], invalidDecimalFor: '001500' };
       server.faults.set('tienda_01', faults);

@@ -16,7 +16,9 @@ describe('createStreamProcessor argument checks (before any I/O)', () => {
     [spec, { maxBatch: 0 }, /maxBatch/],
     [{ ...spec, state: { topics: [], load: () => undefined, reset: () => undefined } }, {}, /no state topic/],
   ])('refuses %#', (s, o, message) => {
-    expect(() => createStreamProcessor(s as StreamProcessorSpec, { kafka: noKafka, logger }, { groupId: 'g', ...o })).toThrow(StreamProcessorError);
+    expect(() => createStreamProcessor(s as StreamProcessorSpec, { kafka: noKafka, logger }, { groupId: 'g', ...o })).toThrow(
+      StreamProcessorError,
+    );
     expect(() => createStreamProcessor(s as StreamProcessorSpec, { kafka: noKafka, logger }, { groupId: 'g', ...o })).toThrow(message);
   });
 });

@@ -40,7 +40,7 @@ function asTediousReadsIt(bytes: Buffer, scale: number): number | null {
   const sign = bytes[1] === 1 ? 1 : -1;
   const low = bytes.readUInt32LE(2);
   const high = bytes.readUInt32LE(6);
-  return ((0x100000000 * high + low) * sign) / Math.pow(10, scale);
+  return ((0x100000000 * high + low) * sign) / 10 ** scale;
 }
 
 describe('DECIMALN', () => {
@@ -216,14 +216,31 @@ describe('PRELOGIN and LOGIN7', () => {
     const require = createRequire(import.meta.url);
     type Payload = { userName?: string; password?: string; database?: string; appName?: string; hostname?: string; toBuffer(): Buffer };
     const Login7Payload = require('tedious/lib/login7-payload.js') as new (o: Record<string, number>) => Payload;
-    const payload = new Login7Payload({ tdsVersion: 0x74000004, packetSize: 4096, clientProgVer: 0, clientPid: 42, connectionId: 0, clientTimeZone: 0, clientLcid: 0x409 });
+    const payload = new Login7Payload({
+      tdsVersion: 0x74000004,
+      packetSize: 4096,
+      clientProgVer: 0,
+      clientPid: 42,
+      connectionId: 0,
+      clientTimeZone: 0,
+      clientLcid: 0x409,
+    });
     payload.userName = 'stellar_ro';
     payload.password = 'Contraseña€1';
     payload.database = 'VAD10';
     payload.appName = 'fluxion';
     payload.hostname = 'host';
     const login = parseLogin7(payload.toBuffer());
-    expect(login).toMatchObject({ tdsVersion: 0x74000004, packetSize: 4096, clientPid: 42, userName: 'stellar_ro', password: 'Contraseña€1', database: 'VAD10', appName: 'fluxion', hostName: 'host' });
+    expect(login).toMatchObject({
+      tdsVersion: 0x74000004,
+      packetSize: 4096,
+      clientPid: 42,
+      userName: 'stellar_ro',
+      password: 'Contraseña€1',
+      database: 'VAD10',
+      appName: 'fluxion',
+      hostName: 'host',
+    });
   });
 
   it('round-trips its own LOGIN7 and refuses a truncated one', () => {
@@ -267,11 +284,33 @@ describe('requests', () => {
     const payload = Buffer.concat([
       allHeaders(),
       Buffer.from([0xff, 0xff, 10, 0, 0, 0]), // ProcID 10 = sp_executesql, no option flags
-      bVarchar('@statement'), Buffer.from([0, TYPE_ID.NVARCHAR]), u16(8000), collation, u16(statement.length * 2), Buffer.from(statement, 'utf16le'),
-      bVarchar('@params'), Buffer.from([0, TYPE_ID.NVARCHAR]), u16(0xffff), collation, plp, Buffer.from(longText, 'utf16le'), Buffer.alloc(4),
-      bVarchar('@codigo_deposito'), Buffer.from([0, TYPE_ID.BIGVARCHAR]), u16(10), collation, u16(4), iconv.encode('PIÑA', 'cp1252'),
-      bVarchar('@n'), Buffer.from([0, TYPE_ID.INTN, 4, 4]), Buffer.from([0x2a, 0, 0, 0]),
-      bVarchar('@nothing'), Buffer.from([0, TYPE_ID.BIGVARCHAR]), u16(10), collation, u16(0xffff),
+      bVarchar('@statement'),
+      Buffer.from([0, TYPE_ID.NVARCHAR]),
+      u16(8000),
+      collation,
+      u16(statement.length * 2),
+      Buffer.from(statement, 'utf16le'),
+      bVarchar('@params'),
+      Buffer.from([0, TYPE_ID.NVARCHAR]),
+      u16(0xffff),
+      collation,
+      plp,
+      Buffer.from(longText, 'utf16le'),
+      Buffer.alloc(4),
+      bVarchar('@codigo_deposito'),
+      Buffer.from([0, TYPE_ID.BIGVARCHAR]),
+      u16(10),
+      collation,
+      u16(4),
+      iconv.encode('PIÑA', 'cp1252'),
+      bVarchar('@n'),
+      Buffer.from([0, TYPE_ID.INTN, 4, 4]),
+      Buffer.from([0x2a, 0, 0, 0]),
+      bVarchar('@nothing'),
+      Buffer.from([0, TYPE_ID.BIGVARCHAR]),
+      u16(10),
+      collation,
+      u16(0xffff),
     ]);
     const rpc = parseRpc(payload);
     expect(rpc.procedure).toBe('sp_executesql');
@@ -323,6 +362,11 @@ describe('tokens', () => {
     expect(token.readUInt8(0)).toBe(TOKEN.ROW);
     expect(token.subarray(1, 9).toString('hex')).toBe('0600' + Buffer.from('000123').toString('hex'));
     expect(token.subarray(9, 11).toString('hex')).toBe('ffff'); // codigo_barras NULL
-    expect(() => rowToken(INVENTARIO_COLUMNS, cells.map((c, i) => (i === 2 ? null : c)))).toThrow(/NOT NULL/);
+    expect(() =>
+      rowToken(
+        INVENTARIO_COLUMNS,
+        cells.map((c, i) => (i === 2 ? null : c)),
+      ),
+    ).toThrow(/NOT NULL/);
   });
 });

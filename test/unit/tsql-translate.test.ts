@@ -8,7 +8,14 @@ import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreSimulation } from '../../simulators/data/store-simulation.ts';
 import { INVENTARIO_COLUMNS, INVENTARIO_SQL_PATH } from '../../simulators/stellar/statements.ts';
-import { isSessionSettings, parseParamDeclarations, translateTsql, TsqlError, UNSUPPORTED, type Translation } from '../../simulators/stellar/tsql-translate.ts';
+import {
+  isSessionSettings,
+  parseParamDeclarations,
+  translateTsql,
+  TsqlError,
+  UNSUPPORTED,
+  type Translation,
+} from '../../simulators/stellar/tsql-translate.ts';
 import { MERMAS_DEPOSITO, Vad10Database, VAD10_TABLES } from '../../simulators/stellar/vad10-database.ts';
 
 const QUERY = readFileSync(INVENTARIO_SQL_PATH, 'utf8');
@@ -46,7 +53,11 @@ describe('the checked-in inventory query', () => {
     expect(t.sql).toMatch(/ORDER BY "p"."c_Codigo" COLLATE NOCASE$/);
     expect(t.sql).toContain(`INNER JOIN "MA_PRODUCTOS" AS "p" ON "p"."c_Codigo" = "dp"."c_CodArticulo" COLLATE NOCASE`);
     // Without that knowledge every ordered or compared string goes through the guards.
-    const unchecked = translateTsql(QUERY, { table: (name) => VAD10_TABLES.find((x) => x.name.toLowerCase() === name.toLowerCase()) }, DEPOSITO);
+    const unchecked = translateTsql(
+      QUERY,
+      { table: (name) => VAD10_TABLES.find((x) => x.name.toLowerCase() === name.toLowerCase()) },
+      DEPOSITO,
+    );
     expect(unchecked.columns).toEqual(INVENTARIO_COLUMNS);
     expect(unchecked.sql).toContain(`min(tsql_ascii_order("MA_CODIGOS"."c_Codigo") COLLATE NOCASE)`);
     expect(unchecked.sql).toContain(`tsql_ci_fold("p"."c_Codigo") = tsql_ci_fold("dp"."c_CodArticulo")`);
@@ -91,7 +102,11 @@ describe('constructs the translation does not know', () => {
     ['IN (subquery)', 'SELECT c_Codigo FROM MA_PRODUCTOS WHERE c_Codigo IN (SELECT c_CodNasa FROM MA_CODIGOS)', /IN \(subquery\)/],
     ['UNION', 'SELECT c_Codigo FROM MA_PRODUCTOS UNION SELECT c_CodNasa FROM MA_CODIGOS', /UNION/],
     ['division', 'SELECT n_Precio1 / 2 AS a FROM MA_PRODUCTOS', /operator \//],
-    ['a string compared with a number', 'SELECT c_Codigo FROM MA_PRODUCTOS WHERE c_Departamento = 17', /comparison of varchar\(10\) with int/],
+    [
+      'a string compared with a number',
+      'SELECT c_Codigo FROM MA_PRODUCTOS WHERE c_Departamento = 17',
+      /comparison of varchar\(10\) with int/,
+    ],
     ['+ between a string and a number', 'SELECT c_Codigo + 1 AS a FROM MA_PRODUCTOS', /operator \+ between varchar\(15\) and int/],
     ['a table hint other than NOLOCK', 'SELECT c_Codigo FROM MA_PRODUCTOS WITH (TABLOCK)', /table hint TABLOCK/],
     ['TOP PERCENT', 'SELECT TOP 10 PERCENT c_Codigo FROM MA_PRODUCTOS', /TOP \.\.\. PERCENT/],
@@ -113,14 +128,24 @@ describe("SQL Server's errors", () => {
     expect(refusal('SELECT * FROM MA_VENTAS')).toMatchObject({ number: 208, message: "Invalid object name 'MA_VENTAS'." });
     expect(refusal('SELECT * FROM ventas.MA_PRODUCTOS')).toMatchObject({ number: 208 });
     expect(refusal('SELECT c_Nada FROM MA_PRODUCTOS')).toMatchObject({ number: 207, message: "Invalid column name 'c_Nada'." });
-    expect(refusal('SELECT c_Codigo FROM MA_PRODUCTOS p INNER JOIN MA_CODIGOS c ON c.c_CodNasa = p.c_Codigo')).toMatchObject({ number: 209, message: "Ambiguous column name 'c_Codigo'." });
+    expect(refusal('SELECT c_Codigo FROM MA_PRODUCTOS p INNER JOIN MA_CODIGOS c ON c.c_CodNasa = p.c_Codigo')).toMatchObject({
+      number: 209,
+      message: "Ambiguous column name 'c_Codigo'.",
+    });
     expect(refusal('SELECT x.c_Codigo FROM MA_PRODUCTOS p')).toMatchObject({ number: 4104 });
     // ON may only name the tables joined so far.
-    expect(refusal('SELECT p.c_Codigo FROM MA_PRODUCTOS p INNER JOIN MA_CODIGOS c ON c.c_CodNasa = d.c_CodArticulo INNER JOIN MA_DEPOPROD d ON 1 = 1')).toMatchObject({ number: 4104 });
+    expect(
+      refusal(
+        'SELECT p.c_Codigo FROM MA_PRODUCTOS p INNER JOIN MA_CODIGOS c ON c.c_CodNasa = d.c_CodArticulo INNER JOIN MA_DEPOPROD d ON 1 = 1',
+      ),
+    ).toMatchObject({ number: 4104 });
   });
 
   it('refuses what SQLite would answer silently: ungrouped columns, aggregates in WHERE, non-boolean conditions', () => {
-    expect(refusal('SELECT c_CodNasa, MIN(c_Codigo) AS m FROM MA_CODIGOS')).toMatchObject({ number: 8120, message: expect.stringMatching(/^Column 'MA_CODIGOS.c_CodNasa' is invalid in the select list/) });
+    expect(refusal('SELECT c_CodNasa, MIN(c_Codigo) AS m FROM MA_CODIGOS')).toMatchObject({
+      number: 8120,
+      message: expect.stringMatching(/^Column 'MA_CODIGOS.c_CodNasa' is invalid in the select list/),
+    });
     expect(refusal('SELECT c_CodNasa, c_Codigo FROM MA_CODIGOS GROUP BY c_CodNasa')).toMatchObject({ number: 8120 });
     expect(refusal('SELECT c_CodNasa FROM MA_CODIGOS WHERE MIN(c_Codigo) = 1 GROUP BY c_CodNasa')).toMatchObject({ number: 147 });
     expect(refusal('SELECT c_Codigo FROM MA_PRODUCTOS WHERE n_Activo')).toMatchObject({ number: 4145 });
@@ -132,12 +157,20 @@ describe("SQL Server's errors", () => {
 
   it('undeclared variables (a batch has none), writes by a read-only login, syntax', () => {
     expect(refusal(QUERY, [])).toMatchObject({ number: 137, message: 'Must declare the scalar variable "@codigo_deposito".' });
-    expect(refusal('DELETE FROM MA_PRODUCTOS')).toMatchObject({ number: 229, message: expect.stringContaining("DELETE permission was denied on the object 'MA_PRODUCTOS'") });
+    expect(refusal('DELETE FROM MA_PRODUCTOS')).toMatchObject({
+      number: 229,
+      message: expect.stringContaining("DELETE permission was denied on the object 'MA_PRODUCTOS'"),
+    });
     expect(refusal('TRUNCATE TABLE x')).toMatchObject({ number: 102, message: "Incorrect syntax near 'TRUNCATE'." });
     expect(refusal("SELECT 'oops")).toMatchObject({ number: 105 });
     expect(refusal('SELECT 1 /* open')).toMatchObject({ number: 113 });
-    expect(refusal('SELECT c_Codigo FROM MA_PRODUCTOS WHERE')).toMatchObject({ number: 102, message: expect.stringContaining('end of the statement') });
-    expect(refusal('SELECT p.c_Codigo FROM MA_PRODUCTOS p INNER JOIN (SELECT c_CodNasa FROM MA_CODIGOS) ON 1 = 1')).toMatchObject({ number: 102 });
+    expect(refusal('SELECT c_Codigo FROM MA_PRODUCTOS WHERE')).toMatchObject({
+      number: 102,
+      message: expect.stringContaining('end of the statement'),
+    });
+    expect(refusal('SELECT p.c_Codigo FROM MA_PRODUCTOS p INNER JOIN (SELECT c_CodNasa FROM MA_CODIGOS) ON 1 = 1')).toMatchObject({
+      number: 102,
+    });
   });
 });
 
@@ -146,32 +179,46 @@ describe('what the emitted SQLite answers', () => {
     expect(translate('SELECT 1;').columns).toEqual([{ name: '', type: { kind: 'int' }, nullable: false }]);
     expect(run('SELECT 1')).toEqual([[1]]);
     const t = translate("SELECT 'ab' + N'c' AS s, 2.50 * 3 AS d, NULL AS n");
-    expect(t.columns.map((c) => c.type)).toEqual([{ kind: 'nvarchar', length: 3 }, { kind: 'decimal', precision: 14, scale: 2 }, { kind: 'int' }]);
+    expect(t.columns.map((c) => c.type)).toEqual([
+      { kind: 'nvarchar', length: 3 },
+      { kind: 'decimal', precision: 14, scale: 2 },
+      { kind: 'int' },
+    ]);
     expect(run("SELECT 'ab' + N'c' AS s, 2.50 * 3 AS d, NULL AS n")).toEqual([['abc', '7.50', null]]);
   });
 
   it('TOP n, ISNULL, IN, IS NULL, ORDER BY an alias DESC, COUNT and SUM over groups', () => {
     const top = run('SELECT TOP (3) c_Codigo FROM MA_PRODUCTOS ORDER BY c_Codigo DESC');
-    expect(top).toEqual([...sim.catalog].slice(-3).reverse().map((p) => [p.producto_id]));
+    expect(top).toEqual(
+      [...sim.catalog]
+        .slice(-3)
+        .reverse()
+        .map((p) => [p.producto_id]),
+    );
     const sinGrupo = [...sim.catalog].filter((p) => p.grupo === null).length;
     expect(run("SELECT COUNT(*) AS n FROM MA_PRODUCTOS WHERE ISNULL(c_Grupo, 'NINGUNO') = 'ninguno  '")).toEqual([[sinGrupo]]);
     expect(run('SELECT COUNT(*) AS n FROM MA_PRODUCTOS WHERE c_Grupo IS NULL')).toEqual([[sinGrupo]]);
     const barras = new Map<string, number>();
     for (const p of sim.catalog) for (const c of p.codigos) barras.set(c.tipo, (barras.get(c.tipo) ?? 0) + 1);
-    expect(run("SELECT c_TipoCodigo, COUNT(c_Codigo) AS n FROM MA_CODIGOS WHERE c_TipoCodigo IN ('barra', 'INTERNO') GROUP BY c_TipoCodigo ORDER BY n DESC")).toEqual(
-      [...barras].sort((a, b) => b[1] - a[1]),
-    );
+    expect(
+      run(
+        "SELECT c_TipoCodigo, COUNT(c_Codigo) AS n FROM MA_CODIGOS WHERE c_TipoCodigo IN ('barra', 'INTERNO') GROUP BY c_TipoCodigo " +
+          'ORDER BY n DESC',
+      ),
+    ).toEqual([...barras].sort((a, b) => b[1] - a[1]));
     const stock = [...sim.catalog].reduce((sum, p) => sum + sim.cantidad('01', p.producto_id), 0n);
     const t = translate("SELECT SUM(n_Cantidad) AS total FROM MA_DEPOPROD WHERE c_CodDeposito = '01'");
     expect(t.columns[0]).toEqual({ name: 'total', type: { kind: 'decimal', precision: 38, scale: 3 }, nullable: true });
     const [[total]] = run("SELECT SUM(n_Cantidad) AS total FROM MA_DEPOPROD WHERE c_CodDeposito = '01'") as [[string]];
-    expect(total).toBe(`${stock < 0n ? '-' : ''}${(stock < 0n ? -stock : stock) / 1000n}.${String((stock < 0n ? -stock : stock) % 1000n).padStart(3, '0')}`);
+    expect(total).toBe(
+      `${stock < 0n ? '-' : ''}${(stock < 0n ? -stock : stock) / 1000n}.${String((stock < 0n ? -stock : stock) % 1000n).padStart(3, '0')}`,
+    );
   });
 
   it('orders strings only while they are ASCII: accented text fails the statement instead of sorting differently', () => {
     expect(run('SELECT TOP 2 c_Codigo FROM MA_PRODUCTOS ORDER BY c_Codigo')).toEqual([['000001'], ['000002']]);
     expect(() => run('SELECT c_Descri FROM MA_PRODUCTOS ORDER BY c_Descri')).toThrow(/ordering text that is not ASCII .* not supported/);
-    expect(() => run("SELECT MAX(c_Descripcio) AS m FROM MA_DEPARTAMENTOS")).toThrow(/not ASCII/);
+    expect(() => run('SELECT MAX(c_Descripcio) AS m FROM MA_DEPARTAMENTOS')).toThrow(/not ASCII/);
     // Equality needs no order: accented text compares (and ASCII letters case-insensitively).
     expect(run("SELECT c_Codigo FROM MA_DEPARTAMENTOS WHERE c_Descripcio = 'víveres'")).toEqual([['000003']]);
   });
@@ -186,7 +233,10 @@ describe('what the emitted SQLite answers', () => {
 
   it("follows the simulation's stock: a change is in the next answer", () => {
     const producto = sim.stellarInventario('01')[5]!.producto_id;
-    const read = () => run('SELECT n_Cantidad FROM MA_DEPOPROD WHERE c_CodDeposito = @codigo_deposito AND c_CodArticulo = ' + `'${producto}'`, { '@codigo_deposito': '01' });
+    const read = () =>
+      run('SELECT n_Cantidad FROM MA_DEPOPROD WHERE c_CodDeposito = @codigo_deposito AND c_CodArticulo = ' + `'${producto}'`, {
+        '@codigo_deposito': '01',
+      });
     sim.setCantidad('01', producto, 12_345n);
     expect(read()).toEqual([['12.345']]);
     sim.advance(60);
@@ -207,7 +257,9 @@ describe('parameter declarations and session batches', () => {
   });
 
   it("tells tedious's SET batch from anything else", () => {
-    expect(isSessionSettings('set textsize 2147483647\nset quoted_identifier on\nset arithabort off\nset language us_english\nset datefirst 7')).toBe(true);
+    expect(
+      isSessionSettings('set textsize 2147483647\nset quoted_identifier on\nset arithabort off\nset language us_english\nset datefirst 7'),
+    ).toBe(true);
     expect(isSessionSettings('SET NOCOUNT ON; SET XACT_ABORT ON;')).toBe(true);
     expect(isSessionSettings('set nocount on; DELETE FROM MA_PRODUCTOS')).toBe(false);
     expect(isSessionSettings('set nocount on\nSELECT 1')).toBe(false);

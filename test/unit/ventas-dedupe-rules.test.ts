@@ -16,8 +16,19 @@ import {
 } from '../../processors/ventas-dedupe-rules.ts';
 
 const line = (extra: Partial<VentaLinea> = {}): VentaLinea => ({
-  ubicacion_id: 'tienda_01', fecha: '2026-11-27', numero_factura: 'F-1', linea: 1, fecha_hora: new Date('2026-11-27T13:00:00Z'),
-  producto_id: '000123', cantidad: '2.000', precio_unitario: '1.2000', descuento: '0.0000', total: '2.4000', caja: '03', anulada: false, ...extra,
+  ubicacion_id: 'tienda_01',
+  fecha: '2026-11-27',
+  numero_factura: 'F-1',
+  linea: 1,
+  fecha_hora: new Date('2026-11-27T13:00:00Z'),
+  producto_id: '000123',
+  cantidad: '2.000',
+  precio_unitario: '1.2000',
+  descuento: '0.0000',
+  total: '2.4000',
+  caja: '03',
+  anulada: false,
+  ...extra,
 });
 const t = (h: number) => new Date(Date.UTC(2026, 10, 27, h));
 
@@ -42,7 +53,11 @@ describe('dedupeLine', () => {
   });
 
   it('outputs exactly one c per key and a u only when content changed (property)', () => {
-    const versions = fc.record({ linea: fc.integer({ min: 1, max: 3 }), anulada: fc.boolean(), cantidad: fc.constantFrom('1.000', '2.000') });
+    const versions = fc.record({
+      linea: fc.integer({ min: 1, max: 3 }),
+      anulada: fc.boolean(),
+      cantidad: fc.constantFrom('1.000', '2.000'),
+    });
     fc.assert(
       fc.property(fc.array(versions, { maxLength: 40 }), (reads) => {
         const state = new Map<string, DedupeEntry>();
@@ -84,17 +99,33 @@ describe('dedupeStep', () => {
     const first = dedupeStep(undefined, line(), t(8), window);
     expect(first).toMatchObject({ decision: 'new', record: { first_seen_at: t(8).getTime(), last_seen_at: t(8).getTime() } });
     expect(dedupeStep(first.record!, line(), t(13), window)).toMatchObject({ decision: 'duplicate', output: null, record: null });
-    expect(dedupeStep(first.record!, line(), t(14), window)).toMatchObject({ decision: 'duplicate', output: null, record: { first_seen_at: t(8).getTime(), last_seen_at: t(14).getTime() } });
+    expect(dedupeStep(first.record!, line(), t(14), window)).toMatchObject({
+      decision: 'duplicate',
+      output: null,
+      record: { first_seen_at: t(8).getTime(), last_seen_at: t(14).getTime() },
+    });
     const voided = dedupeStep(first.record!, line({ anulada: true }), t(9), window);
-    expect(voided).toMatchObject({ decision: 'updated', output: { op: 'u', first_seen_at: t(8) }, record: { first_seen_at: t(8).getTime(), last_seen_at: t(9).getTime() } });
+    expect(voided).toMatchObject({
+      decision: 'updated',
+      output: { op: 'u', first_seen_at: t(8) },
+      record: { first_seen_at: t(8).getTime(), last_seen_at: t(9).getTime() },
+    });
     expect(voided.record!.fingerprint).not.toBe(first.record!.fingerprint);
   });
 
   it('decides a line whose entry is past the window as new, whether or not the sweep removed it', () => {
-    const old: DedupeEntry = { fingerprint: dedupeStep(undefined, line(), t(0), window).record!.fingerprint, first_seen_at: t(0).getTime(), last_seen_at: t(0).getTime() };
+    const old: DedupeEntry = {
+      fingerprint: dedupeStep(undefined, line(), t(0), window).record!.fingerprint,
+      first_seen_at: t(0).getTime(),
+      last_seen_at: t(0).getTime(),
+    };
     const later = new Date(t(0).getTime() + 7 * day + 1);
     const again = dedupeStep(old, line(), later, window);
-    expect(again).toMatchObject({ decision: 'new', output: { op: 'c', first_seen_at: later }, record: { first_seen_at: later.getTime() } });
+    expect(again).toMatchObject({
+      decision: 'new',
+      output: { op: 'c', first_seen_at: later },
+      record: { first_seen_at: later.getTime() },
+    });
     expect(dedupeStep(undefined, line(), later, window)).toEqual(again);
     expect(dedupeStep(old, line(), new Date(t(0).getTime() + 7 * day), window).decision).toBe('duplicate');
   });
@@ -114,14 +145,21 @@ describe('sweep helpers', () => {
 
   it('lists the lines not read for the window', () => {
     const entry = (h: number): DedupeEntry => ({ fingerprint: 'x', first_seen_at: t(h).getTime(), last_seen_at: t(h).getTime() });
-    const lines = new Map([['a/F/1', entry(0)], ['a/F/2', entry(5)], ['b/F/1', entry(1)]]);
+    const lines = new Map([
+      ['a/F/1', entry(0)],
+      ['a/F/2', entry(5)],
+      ['b/F/1', entry(1)],
+    ]);
     expect(expiredKeys(lines, t(0).getTime() + 2 * 86_400_000 + 3_600_000 + 1, 2)).toEqual(['a/F/1', 'b/F/1']);
     expect(expiredKeys(lines, t(5).getTime(), 2)).toEqual([]);
   });
 
   it('leaves out the line whose step runs the sweep: its store entry is the one it replaces', () => {
     const entry = (h: number): DedupeEntry => ({ fingerprint: 'x', first_seen_at: t(h).getTime(), last_seen_at: t(h).getTime() });
-    const lines = new Map([['a/F/1', entry(0)], ['b/F/1', entry(1)]]);
+    const lines = new Map([
+      ['a/F/1', entry(0)],
+      ['b/F/1', entry(1)],
+    ]);
     expect(expiredKeys(lines, t(0).getTime() + 3 * 86_400_000, 2, 'a/F/1')).toEqual(['b/F/1']);
   });
 

@@ -19,9 +19,15 @@ import { decodeEntry, encodeEntry, ventaKey } from '../../processors/ventas-dedu
 
 const PARTITIONS = 3;
 const HOUR = 3_600_000;
-const registry = { lookupId: async () => 11, schemaById: async (id: number) => Promise.reject(new Error(`unknown schema id ${id}`)) } as unknown as FluxionRegistry;
+const registry = {
+  lookupId: async () => 11,
+  schemaById: async (id: number) => Promise.reject(new Error(`unknown schema id ${id}`)),
+} as unknown as FluxionRegistry;
 const kafka = {
-  admin: async () => ({ describeTopics: async (names: string[]) => names.map((name) => ({ name, partitions: PARTITIONS, config: {} })), disconnect: async () => undefined }),
+  admin: async () => ({
+    describeTopics: async (names: string[]) => names.map((name) => ({ name, partitions: PARTITIONS, config: {} })),
+    disconnect: async () => undefined,
+  }),
 } as unknown as KafkaClient;
 
 describe('dedupe entry encoding', () => {
@@ -36,11 +42,14 @@ describe('dedupe entry encoding', () => {
       }),
     );
     // Instants up to 2059 take 8 base-36 digits: 45 bytes (with its key, about 75 a line).
-    expect(encodeEntry({ fingerprint: 'a'.repeat(27), first_seen_at: Date.UTC(2026, 0, 1), last_seen_at: Date.UTC(2059, 0, 1) })).toHaveLength(45);
+    expect(
+      encodeEntry({ fingerprint: 'a'.repeat(27), first_seen_at: Date.UTC(2026, 0, 1), last_seen_at: Date.UTC(2059, 0, 1) }),
+    ).toHaveLength(45);
   });
 
   it('refuses text that is not an entry', () => {
-    for (const text of ['', 'abc', 'abc 1', 'abc 1 2 3', ' 1 2', 'abc 1.5 2', 'abc 1 x!', 'abc zzzzzzzzzzzzzz 1', '{"fingerprint":"abc"}']) expect(decodeEntry(text), text).toBeNull();
+    for (const text of ['', 'abc', 'abc 1', 'abc 1 2 3', ' 1 2', 'abc 1.5 2', 'abc 1 x!', 'abc zzzzzzzzzzzzzz 1', '{"fingerprint":"abc"}'])
+      expect(decodeEntry(text), text).toBeNull();
   });
 });
 
@@ -48,20 +57,58 @@ const rawCodec = await createTopicCodec<VentaRaw>(registry, 'pos.ventas.raw');
 
 describe('dedupe spec on a state store', () => {
   const line = (factura: string): VentaLinea => ({
-    ubicacion_id: 'tienda_01', fecha: '2026-01-01', numero_factura: factura, linea: 1, fecha_hora: new Date(Date.UTC(2026, 0, 1, 9)),
-    producto_id: '000123', cantidad: '2.000', precio_unitario: '1.2000', descuento: '0.0000', total: '2.4000', caja: '03', anulada: false,
+    ubicacion_id: 'tienda_01',
+    fecha: '2026-01-01',
+    numero_factura: factura,
+    linea: 1,
+    fecha_hora: new Date(Date.UTC(2026, 0, 1, 9)),
+    producto_id: '000123',
+    cantidad: '2.000',
+    precio_unitario: '1.2000',
+    descuento: '0.0000',
+    total: '2.4000',
+    caja: '03',
+    anulada: false,
   });
   const partition = partitionForUbicacion('tienda_01', PARTITIONS);
   const BASE = Date.UTC(2026, 0, 1, 10, 30);
 
-  async function setUp(): Promise<{ spec: StreamProcessorSpec<VentaRaw>; store: StateStore; feed: (l: VentaLinea, at: number) => Promise<unknown> }> {
+  async function setUp(): Promise<{
+    spec: StreamProcessorSpec<VentaRaw>;
+    store: StateStore;
+    feed: (l: VentaLinea, at: number) => Promise<unknown>;
+  }> {
     const config = { ...loadConfig({}).processors, dedupeRetentionDays: 1 };
-    const spec = (await createDedupeSpec({ kafka, registry, logger: createLogger({ level: 'silent' }), topicPrefix: '', partitions: PARTITIONS, config, metrics: createRuntimeMetrics() })) as StreamProcessorSpec<VentaRaw>;
+    const spec = (await createDedupeSpec({
+      kafka,
+      registry,
+      logger: createLogger({ level: 'silent' }),
+      topicPrefix: '',
+      partitions: PARTITIONS,
+      config,
+      metrics: createRuntimeMetrics(),
+    })) as StreamProcessorSpec<VentaRaw>;
     const store = memoryStateStore(partition);
     let offset = 0;
     const feed = async (l: VentaLinea, at: number) => {
-      const record = { topic: 'pos.ventas.raw', partition, offset: String(offset++), key: null, value: rawCodec.encode({ linea: l, extracted_at: new Date(at), run_id: '1e2d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b' }), headers: {}, timestamp: '0' };
-      const ctx: ProcessorContext = { topic: record.topic, partition, offset: record.offset, key: null, headers: {}, timestamp: '0', store };
+      const record = {
+        topic: 'pos.ventas.raw',
+        partition,
+        offset: String(offset++),
+        key: null,
+        value: rawCodec.encode({ linea: l, extracted_at: new Date(at), run_id: '1e2d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b' }),
+        headers: {},
+        timestamp: '0',
+      };
+      const ctx: ProcessorContext = {
+        topic: record.topic,
+        partition,
+        offset: record.offset,
+        key: null,
+        headers: {},
+        timestamp: '0',
+        store,
+      };
       return spec.process(await spec.decode(record), ctx);
     };
     return { spec, store, feed };

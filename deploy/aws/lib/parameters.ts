@@ -60,8 +60,8 @@ export function defineParameters(stack: Stack, plan: DeploymentPlan): StackParam
       minValue: 1,
       // More instances than partitions would idle: a partition has one consumer in a group.
       maxValue: plan.partitions,
-      description: `tasks of fluxion ${service}; at most the topics' partition count ` +
-        `(FLUXION_TOPIC_PARTITIONS=${plan.partitions} at synth)`,
+      description:
+        `tasks of fluxion ${service}; at most the topics' partition count ` + `(FLUXION_TOPIC_PARTITIONS=${plan.partitions} at synth)`,
     });
   return {
     image: text('Image', 'the fluxion-stream image (Dockerfile), e.g. <account>.dkr.ecr.<region>.amazonaws.com/fluxion-stream:0.1.0', {
@@ -137,7 +137,7 @@ export function defineParameters(stack: Stack, plan: DeploymentPlan): StackParam
       type: 'List<AWS::EC2::SecurityGroup::Id>',
       description:
         'security groups of every task (egress to Kafka, the registry, PostgreSQL, the KLK API, AWS APIs); ' +
-          'the first is opened on Kafka and PostgreSQL',
+        'the first is opened on Kafka and PostgreSQL',
     }),
     vpnSecurityGroupIds: new CfnParameter(stack, 'VpnSecurityGroupIds', {
       type: 'List<AWS::EC2::SecurityGroup::Id>',

@@ -8,7 +8,7 @@
  * from parameters means lookups or guessed availability zones. The synthesizer is bootstrapless:
  * the template deploys with plain `aws cloudformation deploy`, no `cdk bootstrap` stack.
  */
-import { Aws, BootstraplessSynthesizer, CfnCondition, CfnOutput, CfnParameter, Fn, Stack, type App } from 'aws-cdk-lib';
+import { Aws, BootstraplessSynthesizer, CfnCondition, CfnOutput, type CfnParameter, Fn, Stack, type App } from 'aws-cdk-lib';
 import { CfnCluster, CfnService, CfnTaskDefinition } from 'aws-cdk-lib/aws-ecs';
 import { CfnSecurityGroup, CfnSecurityGroupIngress } from 'aws-cdk-lib/aws-ec2';
 import { CfnListener, CfnListenerRule, CfnLoadBalancer, CfnTargetGroup } from 'aws-cdk-lib/aws-elasticloadbalancingv2';

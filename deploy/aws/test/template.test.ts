@@ -99,7 +99,6 @@ function isFluxionCommand(words: readonly string[]): boolean {
     if (word.startsWith('--')) {
       if (!command.options.some((o) => o.long === word)) return false;
     } else if (/^\d+$/.test(word)) {
-      continue;
     } else {
       const sub = command.commands.find((c) => c.name() === word);
       if (!sub) return false;

@@ -1,6 +1,5 @@
 // The dashboard page: reads /api/lag, /api/stores and /api/history and draws them. No
 // framework, no CDN (the machines have no internet); the chart is inline SVG.
-'use strict';
 
 const refreshMs = Math.max(1, Number(document.body.dataset.refresh) || 15) * 1000;
 const COLORS = ['#2b6cb0', '#c05621', '#2f855a', '#6b46c1', '#b83280', '#2c7a7b', '#975a16'];
@@ -52,7 +51,11 @@ function ago(iso) {
 
 function secondsCell(value) {
   // The figure the API gives, rounded to whole seconds; the tooltip says it in words.
-  return el('td', { class: 'num', 'data-testid': 'lag-seconds', title: duration(value) }, value === null ? '?' : String(Math.round(value)));
+  return el(
+    'td',
+    { class: 'num', 'data-testid': 'lag-seconds', title: duration(value) },
+    value === null ? '?' : String(Math.round(value)),
+  );
 }
 
 function fill(tbody, rows) {
@@ -64,28 +67,46 @@ function renderLag(lag) {
   document.getElementById('prefix').textContent = prefix ? msg('topicPrefix', prefix) : '';
   document.getElementById('sampled-at').textContent = new Date(lag.sampledAt).toLocaleTimeString(LOCALE);
   document.getElementById('sampled-at').setAttribute('datetime', lag.sampledAt);
-  fill(document.querySelector('#groups tbody'), lag.groups.map((g) =>
-    el('tr', { 'data-group': g.group, 'data-testid': 'group-row' },
-      el('td', {}, badge(g.status)),
-      el('td', { 'data-testid': 'group', title: g.group }, short(g.group)),
-      el('td', { class: 'muted' }, g.process),
-      el('td', { class: 'num', title: g.state }, String(g.members)),
-      el('td', { class: 'num', 'data-testid': 'lag-messages' }, String(g.lagMessages)),
-      secondsCell(g.lagSeconds),
-      el('td', {}, g.lagMessages > 0 ? duration(g.lagSeconds) : '–'))));
+  fill(
+    document.querySelector('#groups tbody'),
+    lag.groups.map((g) =>
+      el(
+        'tr',
+        { 'data-group': g.group, 'data-testid': 'group-row' },
+        el('td', {}, badge(g.status)),
+        el('td', { 'data-testid': 'group', title: g.group }, short(g.group)),
+        el('td', { class: 'muted' }, g.process),
+        el('td', { class: 'num', title: g.state }, String(g.members)),
+        el('td', { class: 'num', 'data-testid': 'lag-messages' }, String(g.lagMessages)),
+        secondsCell(g.lagSeconds),
+        el('td', {}, g.lagMessages > 0 ? duration(g.lagSeconds) : '–'),
+      ),
+    ),
+  );
   const rows = [];
   for (const g of lag.groups) {
     for (const p of g.partitions) {
-      rows.push(el('tr', { class: p.lagMessages === 0 && p.status === 'OK' ? 'idle' : null, 'data-group': p.group, 'data-topic': p.topic, 'data-partition': String(p.partition), 'data-testid': 'partition-row' },
-        el('td', {}, badge(p.status)),
-        el('td', { title: p.group }, short(p.group)),
-        el('td', { title: p.topic }, short(p.topic)),
-        el('td', { class: 'num' }, String(p.partition)),
-        el('td', { class: 'num', 'data-testid': 'committed' }, p.committed === null ? msg('none') : p.committed),
-        el('td', { class: 'num', 'data-testid': 'end' }, p.end),
-        el('td', { class: 'num', 'data-testid': 'lag-messages' }, String(p.lagMessages)),
-        secondsCell(p.lagSeconds),
-        el('td', { class: 'muted' }, p.reason)));
+      rows.push(
+        el(
+          'tr',
+          {
+            class: p.lagMessages === 0 && p.status === 'OK' ? 'idle' : null,
+            'data-group': p.group,
+            'data-topic': p.topic,
+            'data-partition': String(p.partition),
+            'data-testid': 'partition-row',
+          },
+          el('td', {}, badge(p.status)),
+          el('td', { title: p.group }, short(p.group)),
+          el('td', { title: p.topic }, short(p.topic)),
+          el('td', { class: 'num' }, String(p.partition)),
+          el('td', { class: 'num', 'data-testid': 'committed' }, p.committed === null ? msg('none') : p.committed),
+          el('td', { class: 'num', 'data-testid': 'end' }, p.end),
+          el('td', { class: 'num', 'data-testid': 'lag-messages' }, String(p.lagMessages)),
+          secondsCell(p.lagSeconds),
+          el('td', { class: 'muted' }, p.reason),
+        ),
+      );
     }
   }
   fill(document.querySelector('#partitions tbody'), rows);
@@ -98,23 +119,38 @@ function renderStores(data) {
     const c = s.polls[job];
     return c ? `${c.missed}/${c.expected}` : '–';
   };
-  fill(document.querySelector('#stores tbody'), data.stores.map((s) => {
-    const applied = s.lastApplied
-      ? el('span', {}, ago(s.lastApplied.takenAt), s.lastExtractionApplied === false ? el('span', { class: 'muted' }, msg('notAppliedYet')) : '')
-      : el('span', { class: 'muted' }, msg('none'));
-    return el('tr', { 'data-store': s.id, 'data-testid': 'store-row' },
-      el('td', {}, badge(s.status)),
-      el('td', { title: s.nombre }, s.id),
-      el('td', {}, s.pos.toUpperCase()),
-      el('td', {}, ago(s.lastSuccess.INVENTARIO && s.lastSuccess.INVENTARIO.startedAt)),
-      el('td', {}, s.pos === 'klk' ? ago(s.lastSuccess.VENTAS && s.lastSuccess.VENTAS.startedAt) : '–'),
-      el('td', {}, applied),
-      el('td', { class: 'num', 'data-testid': 'missed-polls' }, s.pos === 'klk' ? `${polls(s, 'INVENTARIO')} · ${polls(s, 'VENTAS')}` : polls(s, 'INVENTARIO')),
-      el('td', { class: 'num', 'data-testid': 'quarantined' }, String(s.quarantined)),
-      el('td', { class: 'num', 'data-testid': 'stale' }, String(s.stale || 0)),
-      el('td', { class: 'num' }, String(s.openAlerts)),
-      el('td', { class: 'muted' }, s.reasons.join('; ')));
-  }));
+  fill(
+    document.querySelector('#stores tbody'),
+    data.stores.map((s) => {
+      const applied = s.lastApplied
+        ? el(
+            'span',
+            {},
+            ago(s.lastApplied.takenAt),
+            s.lastExtractionApplied === false ? el('span', { class: 'muted' }, msg('notAppliedYet')) : '',
+          )
+        : el('span', { class: 'muted' }, msg('none'));
+      return el(
+        'tr',
+        { 'data-store': s.id, 'data-testid': 'store-row' },
+        el('td', {}, badge(s.status)),
+        el('td', { title: s.nombre }, s.id),
+        el('td', {}, s.pos.toUpperCase()),
+        el('td', {}, ago(s.lastSuccess.INVENTARIO && s.lastSuccess.INVENTARIO.startedAt)),
+        el('td', {}, s.pos === 'klk' ? ago(s.lastSuccess.VENTAS && s.lastSuccess.VENTAS.startedAt) : '–'),
+        el('td', {}, applied),
+        el(
+          'td',
+          { class: 'num', 'data-testid': 'missed-polls' },
+          s.pos === 'klk' ? `${polls(s, 'INVENTARIO')} · ${polls(s, 'VENTAS')}` : polls(s, 'INVENTARIO'),
+        ),
+        el('td', { class: 'num', 'data-testid': 'quarantined' }, String(s.quarantined)),
+        el('td', { class: 'num', 'data-testid': 'stale' }, String(s.stale || 0)),
+        el('td', { class: 'num' }, String(s.openAlerts)),
+        el('td', { class: 'muted' }, s.reasons.join('; ')),
+      );
+    }),
+  );
 }
 
 function renderErrors(errors) {
@@ -133,7 +169,12 @@ function svg(tag, attrs, ...children) {
 function renderChart(history) {
   lastHistory = history;
   const box = document.getElementById('chart');
-  const W = 1000, H = 240, L = 60, R = 200, T = 12, B = 28;
+  const W = 1000,
+    H = 240,
+    L = 60,
+    R = 200,
+    T = 12,
+    B = 28;
   const points = history.points;
   const groups = [...new Set(points.flatMap((p) => Object.keys(p.groups)))];
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `lag history (${chartMetric})` });
@@ -142,24 +183,42 @@ function renderChart(history) {
     box.replaceChildren(root);
     return;
   }
-  const t0 = points[0].at, t1 = points[points.length - 1].at;
-  const values = points.flatMap((p) => groups.map((g) => (p.groups[g] ? p.groups[g][chartMetric] : null))).filter((v) => v !== null && v !== undefined);
+  const t0 = points[0].at,
+    t1 = points[points.length - 1].at;
+  const values = points
+    .flatMap((p) => groups.map((g) => (p.groups[g] ? p.groups[g][chartMetric] : null)))
+    .filter((v) => v !== null && v !== undefined);
   const max = Math.max(1, ...values);
   const x = (t) => L + ((t - t0) / Math.max(1, t1 - t0)) * (W - L - R);
   const y = (v) => T + (1 - v / max) * (H - T - B);
   for (let i = 0; i <= 4; i++) {
     const v = (max * i) / 4;
     root.append(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: '#e2e8f0' }));
-    root.append(svg('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', 'font-size': 11, fill: '#4a5568' }, chartMetric === 'lagSeconds' ? duration(v) : Math.round(v)));
+    root.append(
+      svg(
+        'text',
+        { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', 'font-size': 11, fill: '#4a5568' },
+        chartMetric === 'lagSeconds' ? duration(v) : Math.round(v),
+      ),
+    );
   }
   for (let i = 0; i <= 4; i++) {
     const t = t0 + ((t1 - t0) * i) / 4;
-    root.append(svg('text', { x: x(t), y: H - 8, 'text-anchor': 'middle', 'font-size': 11, fill: '#4a5568' }, new Date(t).toLocaleTimeString(LOCALE, { hour: '2-digit', minute: '2-digit' })));
+    root.append(
+      svg(
+        'text',
+        { x: x(t), y: H - 8, 'text-anchor': 'middle', 'font-size': 11, fill: '#4a5568' },
+        new Date(t).toLocaleTimeString(LOCALE, { hour: '2-digit', minute: '2-digit' }),
+      ),
+    );
   }
   groups.forEach((g, i) => {
     const color = COLORS[i % COLORS.length];
-    const pts = points.filter((p) => p.groups[g] && p.groups[g][chartMetric] !== null).map((p) => `${x(p.at).toFixed(1)},${y(p.groups[g][chartMetric]).toFixed(1)}`);
-    if (pts.length) root.append(svg('polyline', { points: pts.join(' '), fill: 'none', stroke: color, 'stroke-width': 2, 'data-group': g }));
+    const pts = points
+      .filter((p) => p.groups[g] && p.groups[g][chartMetric] !== null)
+      .map((p) => `${x(p.at).toFixed(1)},${y(p.groups[g][chartMetric]).toFixed(1)}`);
+    if (pts.length)
+      root.append(svg('polyline', { points: pts.join(' '), fill: 'none', stroke: color, 'stroke-width': 2, 'data-group': g }));
     root.append(svg('rect', { x: W - R + 10, y: T + i * 18, width: 10, height: 10, fill: color }));
     root.append(svg('text', { x: W - R + 26, y: T + i * 18 + 9, 'font-size': 11, fill: '#2d3748' }, short(g)));
   });
