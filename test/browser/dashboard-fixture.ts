@@ -64,7 +64,7 @@ async function populateStores(db: MigratedDatabase, stores: Ubicacion[]): Promis
   let n = 0;
   const uuid = () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`;
   for (const u of stores.filter((s) => s.activa)) {
-    const invTicks = inventario.filter((t, i) => {
+    const invTicks = inventario.filter((_t, i) => {
       if (u.id === 'tienda_05' && i === Math.floor(inventario.length / 2)) return false;
       if (u.id === 'cedi_seco' && i >= judged - 2) return false;
       return true;
