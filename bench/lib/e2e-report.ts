@@ -93,10 +93,8 @@ export function printCycle(r: Record<string, unknown>): void {
   const svc = ['simulate-klk', 'simulate-stellar', 'kafka', 'registry']
     .filter((k) => k in cpu)
     .map((k) => `${k} ${cpu[k]} s / ${peaks[k]} MB`);
-  out(
-    `  others (CPU s / peak RSS): ` +
-      `${[...svc, `postgresql ${pgm.cpu_seconds} s / ${pgm.peak_rss_sum_mb} MB summed (${pgm.peak_anon_plus_shared_mb} MB private+shared)`].join(', ')}`,
-  );
+  const postgres = `postgresql ${pgm.cpu_seconds} s / ${pgm.peak_rss_sum_mb} MB summed (${pgm.peak_anon_plus_shared_mb} MB private+shared)`;
+  out(`  others (CPU s / peak RSS): ${[...svc, postgres].join(', ')}`);
 }
 
 export function printSummary(report: {
@@ -227,7 +225,9 @@ export function steadyGoals(
       factor: medians.legacy_to_ours_rows_written,
     },
     write_amplification: {
-      goal: `rows written to inventario_actual + productos per changed row <= ${GOALS.max_write_amplification} (median of the steady cycles)`,
+      goal:
+        `rows written to inventario_actual + productos per changed row <= ${GOALS.max_write_amplification} ` +
+        '(median of the steady cycles)',
       applies: true,
       met: amplification <= GOALS.max_write_amplification,
       median: amplification,

@@ -84,7 +84,10 @@ export interface StellarSimulator {
   close(): Promise<void>;
   /** Number of open client connections. */
   connections(): number;
-  /** Inventory rows (results with codigo_producto and cantidad) handed to client sockets since the server started (tests check backpressure). */
+  /**
+   * Inventory rows (results with codigo_producto and cantidad) handed to client sockets since
+   * the server started (tests check backpressure).
+   */
   rowsWritten(): number;
 }
 
