@@ -348,7 +348,7 @@ class TdsSession {
       return;
     }
     if (message.type === PACKET_TYPE.SQL_BATCH) return this.batch(parseSqlBatch(message.payload));
-    let rpc;
+    let rpc: ReturnType<typeof parseRpc>;
     try {
       rpc = parseRpc(message.payload);
     } catch (err) {
