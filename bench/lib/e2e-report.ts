@@ -93,7 +93,8 @@ export function printCycle(r: Record<string, unknown>): void {
   const svc = ['simulate-klk', 'simulate-stellar', 'kafka', 'registry']
     .filter((k) => k in cpu)
     .map((k) => `${k} ${cpu[k]} s / ${peaks[k]} MB`);
-  const postgres = `postgresql ${pgm.cpu_seconds} s / ${pgm.peak_rss_sum_mb} MB summed (${pgm.peak_anon_plus_shared_mb} MB private+shared)`;
+  const pgRss = `${pgm.peak_rss_sum_mb} MB summed (${pgm.peak_anon_plus_shared_mb} MB private+shared)`;
+  const postgres = `postgresql ${pgm.cpu_seconds} s / ${pgRss}`;
   out(`  others (CPU s / peak RSS): ${[...svc, postgres].join(', ')}`);
 }
 
