@@ -71,5 +71,12 @@ const usPerRow = (ms: number[]) => round((median(ms.slice(1)) * 1000) / rowCount
 const d = usPerRow(times.decimals);
 const s = usPerRow(times.strings);
 process.stdout.write(
-  `${JSON.stringify({ bench: 'avro-encode', rows: rowCount, rounds, node: process.version, us_per_row: { inventory_row: d, decimals_as_strings: s, decimals_cost: round(d - s, 3) }, ratio: round(d / s, 2) })}\n`,
+  `${JSON.stringify({
+    bench: 'avro-encode',
+    rows: rowCount,
+    rounds,
+    node: process.version,
+    us_per_row: { inventory_row: d, decimals_as_strings: s, decimals_cost: round(d - s, 3) },
+    ratio: round(d / s, 2),
+  })}\n`,
 );

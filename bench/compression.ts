@@ -22,7 +22,8 @@ const { values } = parseArgs({
     topics: {
       type: 'string',
       default:
-        'pos.inventario.snapshots,pos.inventario.changes,pos.inventario.state,pos.ventas.raw,pos.ventas,pos.ventas.state,alerts.phantom-zeros.state,ops.etl-runs',
+        'pos.inventario.snapshots,pos.inventario.changes,pos.inventario.state,pos.ventas.raw,pos.ventas,pos.ventas.state,' +
+        'alerts.phantom-zeros.state,ops.etl-runs',
     },
     out: { type: 'string' },
   },

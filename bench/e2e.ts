@@ -23,24 +23,16 @@
  * end unless --keep. Child logs: .cache/bench-e2e/<run>/ (or --log-dir).
  * Needs the services (bench/e2e starts them; `node bench/e2e.ts` reads `scripts/services env`).
  */
-import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
 import { join, resolve } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { loadConfig, loadUbicaciones } from '../cli/config.ts';
-import type { Ubicacion } from '../core/config/ubicaciones.ts';
-import { createKafkaClient } from '../core/kafka/client.ts';
-import { createLogger } from '../core/logger.ts';
 import { PROJECT_ROOT } from '../core/paths.ts';
-import { fechaCaracas } from '../core/time.ts';
 import { topicName, type TopicName } from '../core/topics.ts';
 import { freePort, scrape, startChild, type Child } from './lib/child.ts';
-import { procStatusKb } from './lib/proc.ts';
 import { startEndTracker } from '../core/kafka/end-tracker.ts';
-import { servicesEnv } from './lib/services-env.ts';
 import { round } from './lib/stats.ts';
 import {
   NODE_OPTIONS,
@@ -54,13 +46,14 @@ import {
   cleanup,
   nationalStoreList,
   runCli,
-  startSimulator,
-  runExtract,
   secretsFor,
 } from './lib/e2e-processes.ts';
 import { serviceProcs } from './lib/e2e-measure.ts';
 import { createLegacyTables } from './lib/e2e-legacy.ts';
-import { printCycle, printSummary, steadyGoals } from './lib/e2e-report.ts';
+import { E2E_NOTES, printCycle, printSummary, steadyGoals } from './lib/e2e-report.ts';
+import { type DifferRestart, killAndRestartDiffer } from './lib/e2e-restart.ts';
+import { connectServices } from './lib/e2e-services.ts';
+import { startSimulators } from './lib/e2e-simulators.ts';
 import { runCycle } from './lib/e2e-cycle.ts';
 import { intOption, USAGE, UsageFailure, values } from './lib/e2e-options.ts';
 
@@ -92,43 +85,11 @@ async function main(): Promise<void> {
   const nationalStores = intOption('stores', NATIONAL_TARGET.stores);
 
   // Services.
-  const services = (() => {
-    try {
-      return servicesEnv();
-    } catch (err) {
-      throw new Error(
-        `cannot read the services' addresses (scripts/services env): ${(err as Error).message}\nstart them with scripts/services up ` +
-          `(bench/e2e does it for you)`,
-      );
-    }
-  })();
-  for (const name of ['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'DATABASE_URL'])
-    if (!services[name]) throw new Error(`scripts/services env gave no ${name}: run scripts/services up`);
+  const { services, adminDb, admin } = await connectServices();
   const runId = `e2e${Date.now().toString(36)}`;
   const prefix = `${runId}.`;
   const logDir = resolve(values['log-dir'] ?? join(PROJECT_ROOT, '.cache', 'bench-e2e', runId));
   mkdirSync(logDir, { recursive: true });
-  const logger = createLogger({ level: 'error', destination: 2 });
-  const kafka = createKafkaClient({ brokers: services.KAFKA_BROKERS!.split(','), clientId: 'fluxion-bench-e2e', logger });
-  const adminDb = new pg.Pool({ connectionString: services.DATABASE_URL, max: 1, connectionTimeoutMillis: 5_000 });
-  cleanups.push(() => adminDb.end());
-  const reachable = async (what: string, check: () => Promise<unknown>) => {
-    try {
-      await Promise.race([check(), sleep(15_000).then(() => Promise.reject(new Error('no answer in 15 s')))]);
-    } catch (err) {
-      throw new Error(
-        `${what} is not reachable (${(err as Error).message}): start the services with scripts/services up (bench/e2e does it for you)`,
-      );
-    }
-  };
-  await reachable(`PostgreSQL at ${new URL(services.DATABASE_URL!).host}`, () => adminDb.query('SELECT 1'));
-  await reachable(`the schema registry at ${services.SCHEMA_REGISTRY_URL}`, async () => {
-    const r = await fetch(`${services.SCHEMA_REGISTRY_URL}/subjects`);
-    if (!r.ok) throw new Error(`HTTP ${r.status}`);
-  });
-  const admin = await kafka.admin();
-  cleanups.push(() => admin.disconnect());
-  await reachable(`Kafka at ${services.KAFKA_BROKERS}`, () => admin.describeCluster());
 
   // The database and the store list.
   await adminDb.query(`CREATE DATABASE ${runId}`);
@@ -240,57 +201,15 @@ async function main(): Promise<void> {
   cleanups.push(() => tracker.stop());
 
   // Simulators.
-  const simEnv = { ...env, LOG_LEVEL: 'warn' };
-  const share = String(changeShare);
-  let klkUrl: string | null = null;
-  let stellarSim: ChildProcess | null = null;
-  if (klkStores.length) {
-    await startSimulator(
-      'simulate-klk',
-      [fluxion, 'simulate', 'klk', '--products', String(klkProducts), '--change-share', share],
-      simEnv,
-      logDir,
-      (t) => t.includes('KLK simulator:'),
-    );
-    const first = klkStores[0] as Extract<Ubicacion, { pos: 'klk' }>;
-    klkUrl = new URL(first.klk.baseUrl).origin;
-  }
-  if (stellarStores.length) {
-    const want = stellarStores.length;
-    stellarSim = await startSimulator(
-      'simulate-stellar',
-      [fluxion, 'simulate', 'stellar', '--products', String(stellarProducts), '--change-share', share],
-      simEnv,
-      logDir,
-      (t) => (t.match(/Stellar simulator:/g) ?? []).length >= want,
-    );
-  }
-  let stellarReplies = '';
-  if (stellarSim) stellarSim.stdout!.on('data', (d: Buffer) => (stellarReplies += d.toString()));
-  const advance = async () => {
-    if (klkUrl) {
-      const r = await fetch(`${klkUrl}/_control/advance`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: '{"minutes":30}',
-      });
-      if (!r.ok) throw new Error(`KLK simulator: advance answered HTTP ${r.status}`);
-    }
-    if (stellarSim) {
-      const before = (stellarReplies.match(/advanced /g) ?? []).length;
-      stellarSim.kill('SIGUSR2');
-      const deadline = Date.now() + 120_000;
-      while ((stellarReplies.match(/advanced /g) ?? []).length <= before) {
-        if (Date.now() > deadline) throw new Error('Stellar simulator did not advance within 2 minutes');
-        await sleep(20);
-      }
-    }
-  };
-  const simulatedFecha = async () => {
-    if (!klkUrl) return fechaCaracas(new Date('2026-11-27T14:00:00Z'));
-    const r = (await (await fetch(`${klkUrl}/_control/stores`)).json()) as Array<{ clock: string }>;
-    return fechaCaracas(new Date(r[0]!.clock));
-  };
+  const { advance, simulatedFecha } = await startSimulators({
+    env,
+    logDir,
+    klkStores,
+    stellarStores,
+    klkProducts,
+    stellarProducts,
+    changeShare,
+  });
 
   // Every long-running Fluxion process.
   const profDir = values['cpu-prof'] ? resolve(values['cpu-prof']) : null;
@@ -391,73 +310,10 @@ async function main(): Promise<void> {
     printCycle(result);
   }
 
-  // --kill-differ: a differ killed with SIGKILL and started again on the same state stores;
-  // timed to its state loaded (the stores read from their checkpoints) and to its group stable
-  // (which also waits for Kafka to evict the killed member: FLUXION_SESSION_TIMEOUT_MS). A
-  // processor loads its state at the first batch after an assignment, so one store is
-  // extracted again once the new differ owns its partitions.
-  let restart: {
-    state_records_loaded: number;
-    restart_to_loaded_seconds: number;
-    assigned_to_loaded_seconds: number;
-    load_ms: number;
-    kill_to_loaded_seconds: number;
-    kill_to_stable_seconds: number;
-    rss_after_load_mb: { anon: number; file: number };
-  } | null = null;
-  if (values['kill-differ']) {
-    const tKill = performance.now();
-    process.kill(procs.differ.pid, 'SIGKILL');
-    await procs.differ.exited;
-    const tStart = performance.now();
-    const again = startChild(
-      'differ',
-      [...nodeArgs('differ-restarted'), fluxion, 'process', 'differ', '--metrics-port', String(ports.differ)],
-      env,
-      logDir,
-    );
-    longLived.push(again);
-    procs.differ = again;
-    const assigned = await again.waitLog('partitions assigned');
-    const one = stores[0]!;
-    const poke = await runExtract(
-      'extract-after-restart',
-      ['extract', 'inventario', '--tienda', one.id],
-      env,
-      nodeArgs('extract-after-restart'),
-      logDir,
-    );
-    if (poke.code !== 0) throw new Error(`the extraction after the differ's restart exited ${poke.code}: ${poke.log}`);
-    const loaded = [await again.waitLog('state loaded', 1), await again.waitLog('state loaded', 2)];
-    const tLoaded = performance.now();
-    const deadline = Date.now() + 300_000;
-    for (;;) {
-      const [g] = await admin.describeGroups([groups.differ]);
-      if (g?.state === 'Stable' && g.members === 1) break;
-      if (Date.now() > deadline)
-        throw new Error(`the restarted differ's group did not become stable within 5 minutes: ${JSON.stringify(g)}`);
-      await sleep(250);
-    }
-    restart = {
-      state_records_loaded: loaded.reduce((sum, l) => sum + Number((l.line as { records?: number }).records ?? 0), 0),
-      restart_to_loaded_seconds: round((tLoaded - tStart) / 1000),
-      // When the bench read those lines: the state's own cost, without the wait for the group.
-      assigned_to_loaded_seconds: round((loaded[1]!.at - assigned.at) / 1000),
-      // What the load took by the differ's own account (its last 'state loaded' line counts from the start of the load).
-      load_ms: Number((loaded[1]!.line as { ms?: number }).ms ?? 0),
-      kill_to_loaded_seconds: round((tLoaded - tKill) / 1000),
-      kill_to_stable_seconds: round((performance.now() - tKill) / 1000),
-      rss_after_load_mb: {
-        anon: Math.round(procStatusKb(again.pid, 'RssAnon') / 1024),
-        file: Math.round(procStatusKb(again.pid, 'RssFile') / 1024),
-      },
-    };
-    out(
-      `differ restart after kill -9: state loaded ${restart.kill_to_loaded_seconds} s after the kill, ` +
-        `${restart.assigned_to_loaded_seconds} s after its assignment (${fmt(restart.state_records_loaded)} state records), group ` +
-        `stable ${restart.kill_to_stable_seconds} s after the kill`,
-    );
-  }
+  // --kill-differ: the differ killed and started again on the same state stores (bench/lib/e2e-restart.ts).
+  const restart: DifferRestart | null = values['kill-differ']
+    ? await killAndRestartDiffer({ procs, metricsPort: ports.differ!, nodeArgs, env, logDir, stores, admin, differGroup: groups.differ })
+    : null;
 
   // Summary, goals, file.
   const { medians, goals } = steadyGoals(results, { scenario, cycles, heapMb, scaled: scaled !== null, restart });
@@ -505,22 +361,7 @@ async function main(): Promise<void> {
     cycles: results,
     steady_medians: medians,
     goals,
-    notes: [
-      'ours.wall_seconds: from the start of both extractor processes to the instant every processor group and the sink (sink_offsets) ' +
-        'reached the last record of every topic they read (polled every 100 ms).',
-      'stages: done_seconds from the cycle start; rows_per_second = rows / done_seconds; tail_seconds = done minus the upstream stage ' +
-        'done; CPU from /proc/<pid>/stat (extractors: getrusage at exit).',
-      'freshness: from the extractor\'s "store extracted" log line (after its Kafka transaction committed) to max(actualizado_en) of ' +
-        "the snapshot's rows in inventario_actual (the sink's transaction start, now()): slightly optimistic by the duration of that " +
-        'transaction.',
-      'rows_written: pg_stat_user_tables n_tup_ins + n_tup_upd + n_tup_del deltas over the cycle, every table of ours (sink_offsets, ' +
-        "etl_runs and productos included); legacy: the upserts' row counts.",
-      'postgres peak_rss_sum_mb sums VmRSS of the postmaster and every backend (shared buffers counted once per process that touched ' +
-        'them); peak_anon_plus_shared_mb = sum of RssAnon + the largest RssShmem.',
-      "legacy reads in the bench process (the extractors' reading code: extractors/klk-api.ts, extractors/stellar-inventario.ts), " +
-        'then writes with one connection, one transaction per store; both phases timed apart.',
-      'the sink runs with --no-abc: the ABC recalculation is a daily job in both systems, outside the cycle.',
-    ],
+    notes: E2E_NOTES,
   };
   printSummary(report);
   const file = resolve(values.out ?? join(PROJECT_ROOT, 'bench', 'results', `${report.date.slice(0, 10)}-${scenario}.json`));

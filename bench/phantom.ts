@@ -33,7 +33,6 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { loadUbicacionesFile, resolveUbicacion, type Ubicacion } from '../core/config/ubicaciones.ts';
 import type { FluxionAdmin } from '../core/kafka/client.ts';
 import { createLogger } from '../core/logger.ts';
@@ -43,10 +42,7 @@ import { ayerCaracas, fechaCaracas } from '../core/time.ts';
 import { topicName, type TopicName } from '../core/topics.ts';
 import type { StoreOutcome } from '../core/etl-run.ts';
 import { extractInventario, extractVentas, type ExtractionDeps } from '../extractors/extract-run.ts';
-import { createPhantomSpec, type PhantomInput } from '../processors/phantom-detector.ts';
-import { DEFAULT_PHANTOM_CONFIG, type PhantomConfig } from '../processors/phantom-rules.ts';
-import type { ProcessorFactory } from '../processors/runtime/processor-kind.ts';
-import type { StreamProcessorSpec } from '../processors/runtime/stream-processor.ts';
+import { DEFAULT_PHANTOM_CONFIG } from '../processors/phantom-rules.ts';
 import { createDifferSpec } from '../processors/snapshot-differ.ts';
 import { createDedupeSpec } from '../processors/ventas-dedupe.ts';
 import { StoreSimulation, type StoreSimulationOptions } from '../simulators/data/store-simulation.ts';
@@ -57,14 +53,15 @@ import { startProcessor, type RunningProcessor } from '../fixtures/processor-run
 import { withPipelineRetry } from './lib/change-feed.ts';
 import { startEndTracker, type EndTracker } from '../core/kafka/end-tracker.ts';
 import { writeKlkStoreList } from './lib/klk-store-list.ts';
-import { compareAlertRecords, recordInput, replayDetector, type RecordedInput } from './lib/phantom-replay.ts';
+import { compareAlertRecords, replayDetector } from './lib/phantom-replay.ts';
 import type { ScoredLabel } from '../simulators/data/anomaly-score.ts';
 import { servicesEnv } from './lib/services-env.ts';
+import { json, parseHours, sweepSpecs, USAGE, values, whole } from './lib/phantom-options.ts';
+import { recordingPhantom } from './lib/phantom-recorder.ts';
 import {
   UsageFailure,
   round,
   SNAPSHOT_MS,
-  configValue,
   phantomConfig,
   scheduleTicks,
   datesOf,
@@ -77,66 +74,9 @@ import {
   sweepLines,
 } from './lib/phantom-week.ts';
 
-const { values } = parseArgs({
-  options: {
-    stores: { type: 'string', default: '4' },
-    products: { type: 'string', default: '2000' },
-    days: { type: 'string', default: '7' },
-    seed: { type: 'string', default: 'bench' },
-    start: { type: 'string', default: '2026-11-30' },
-    'sales-per-hour': { type: 'string' },
-    rates: { type: 'string' },
-    'opening-hours': { type: 'string' },
-    'phantom-config': { type: 'string' },
-    sweep: { type: 'string', multiple: true },
-    partitions: { type: 'string', default: '3' },
-    replay: { type: 'string' },
-    out: { type: 'string' },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-});
-
-const USAGE = `usage: node bench/phantom.ts [--stores 4] [--products 2000] [--days 7] [--seed bench] [--start 2026-11-30]
-         [--sales-per-hour N] [--rates '{"phantomZeroPerDay":2,...}'] [--opening-hours 7-21]
-         [--phantom-config '{"dropThreshold":"20.000",...}'] [--sweep param=v1,v2,...]... [--partitions 3] [--out file]
-       node bench/phantom.ts --replay .cache/bench-phantom/<run> [--phantom-config ...] [--sweep ...] [--out file]`;
-
 const say = (text: string) => process.stdout.write(`${text}\n`);
 const note = (text: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${text}\n`);
 const POLL_MS = 50;
-
-function whole(name: string, min = 1): number {
-  const raw = values[name as keyof typeof values] as string;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new UsageFailure(`--${name} must be a whole number >= ${min}, got "${raw}"`);
-  return n;
-}
-
-function json(name: string): Record<string, unknown> {
-  const raw = values[name as keyof typeof values] as string | undefined;
-  if (raw === undefined) return {};
-  try {
-    const v = JSON.parse(raw) as unknown;
-    if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    // reported below
-  }
-  throw new UsageFailure(`--${name} must be a JSON object, got ${raw}`);
-}
-
-function sweepSpecs(): Array<{ param: keyof PhantomConfig; values: unknown[] }> {
-  return (values.sweep ?? []).map((s) => {
-    const eq = s.indexOf('=');
-    if (eq < 1) throw new UsageFailure(`--sweep must be param=v1,v2,..., got "${s}"`);
-    const list = s
-      .slice(eq + 1)
-      .split(',')
-      .filter(Boolean);
-    if (list.length === 0) throw new UsageFailure(`--sweep ${s}: no values`);
-    const pairs = list.map((v) => configValue(s.slice(0, eq), v));
-    return { param: pairs[0]![0], values: pairs.map((p) => p[1]) };
-  });
-}
 
 // ---------------------------------------------------------------------------------------
 // The live run.
@@ -203,31 +143,15 @@ async function live(): Promise<{ rec: Recording; results: Record<string, unknown
   cleanups.push(() => pipeline.cleanup());
   const stateDir = join(dir, 'state');
   cleanups.push(async () => rmSync(stateDir, { recursive: true, force: true }));
-  const recorded: RecordedInput[] = [];
-  const processedOffsets = new Set<string>();
-  let reprocessed = 0;
-  const recordingPhantom: ProcessorFactory = async (deps) => {
-    const spec = (await createPhantomSpec(deps)) as StreamProcessorSpec<PhantomInput>;
-    const processInput = spec.process.bind(spec);
-    spec.process = async (input, ctx) => {
-      const out = await processInput(input, ctx);
-      const at = `${ctx.topic}/${ctx.partition}/${ctx.offset}`;
-      if (processedOffsets.has(at)) reprocessed++;
-      else {
-        processedOffsets.add(at);
-        recorded.push(recordInput(input));
-      }
-      return out;
-    };
-    return spec;
-  };
+  const recorder = recordingPhantom();
+  const recorded = recorder.recorded;
   const group = (name: string) => `${pipeline.prefix}fluxion-${name}`;
   const processors: Record<string, RunningProcessor> = {};
   const processorOptions = { partitions, config: { stateDir, phantom: config } };
   for (const [name, factory] of [
     ['differ', createDifferSpec],
     ['dedupe', createDedupeSpec],
-    ['phantom', recordingPhantom],
+    ['phantom', recorder.factory],
   ] as const) {
     processors[name] = await startProcessor(factory, pipeline, group(name), processorOptions);
     cleanups.push(() => processors[name]!.stop());
@@ -352,7 +276,7 @@ async function live(): Promise<{ rec: Recording; results: Record<string, unknown
     rows_extracted: counts.rows,
     sales_lines_read: counts.lines,
     detector_inputs: recorded.length,
-    detector_inputs_reprocessed: reprocessed,
+    detector_inputs_reprocessed: recorder.reprocessed(),
     wall_seconds: wallSeconds,
     extract_seconds: round(timing.extract_seconds, 1),
     differ_dedupe_seconds: round(timing.differ_dedupe_seconds, 1),
@@ -383,13 +307,6 @@ async function live(): Promise<{ rec: Recording; results: Record<string, unknown
       replay_check: { ...check, equal: check.only_real.length === 0 && check.only_replayed.length === 0 && check.real === check.replayed },
     },
   };
-}
-
-function parseHours(raw: string): { open: number; close: number } {
-  const m = /^(\d{1,2})-(\d{1,2})$/.exec(raw);
-  if (!m || Number(m[1]) >= Number(m[2]) || Number(m[2]) > 24)
-    throw new UsageFailure(`--opening-hours must be open-close in Caracas hours (e.g. 7-21), got "${raw}"`);
-  return { open: Number(m[1]), close: Number(m[2]) };
 }
 
 async function main(): Promise<void> {

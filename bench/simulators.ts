@@ -272,7 +272,19 @@ for (const { stores, products } of sizes) {
   previous.runs.push(run);
   writeFileSync(
     file,
-    `${JSON.stringify({ bench: 'simulators', date: new Date().toISOString(), machine: { cpus: cpus().length, memory_gb: Math.round(totalmem() / 2 ** 30) }, concurrency, page_size: pageSize, cycles, runs: previous.runs }, null, 2)}\n`,
+    `${JSON.stringify(
+      {
+        bench: 'simulators',
+        date: new Date().toISOString(),
+        machine: { cpus: cpus().length, memory_gb: Math.round(totalmem() / 2 ** 30) },
+        concurrency,
+        page_size: pageSize,
+        cycles,
+        runs: previous.runs,
+      },
+      null,
+      2,
+    )}\n`,
   );
 }
 out(`results: ${file}`);

@@ -122,11 +122,11 @@ if (values.child) {
   mkdirSync(resolve(out, '..'), { recursive: true });
   writeFileSync(
     out,
-    JSON.stringify(
+    `${JSON.stringify(
       { bench: 'state-store-candidates', date: new Date().toISOString(), cpus: cpus().length, valueBytes: 120, results },
       null,
       2,
-    ) + '\n',
+    )}\n`,
   );
   console.log(`written ${out}`);
 }

@@ -30,7 +30,10 @@ export interface Child {
   rssMb(): number;
   /** Peak RSS since the last resetPeak (VmHWM, reset through clear_refs, and VmRSS sampled every 50 ms). */
   peakRssMb(): number;
-  /** Peaks since the last resetPeak of RssAnon (heap, buffers, native allocations) and RssFile (mapped files: a state store's pages, reclaimable), sampled every 50 ms. */
+  /**
+   * Peaks since the last resetPeak of RssAnon (heap, buffers, native allocations) and RssFile
+   * (mapped files: a state store's pages, reclaimable), sampled every 50 ms.
+   */
   peakRssSplitMb(): { anon: number; file: number };
   resetPeak(): void;
   pause(): void;

@@ -31,7 +31,8 @@ export const { values } = parseArgs({
 
 export const USAGE = `usage: bench/e2e --scenario chain|national [--cycles 4] [--klk-products N] [--stellar-products N] [--stores N]
                  [--change-share 0.05] [--concurrency 4] [--legacy unnest|values] [--legacy-batch N]
-                 [--keep] [--kill-differ] [--no-legacy] [--cpu-prof <dir>] [--heap-mb N] [--node-args='<flags>'] [--out <file>] [--log-dir <dir>] [--timeout-minutes 30]
+                 [--keep] [--kill-differ] [--no-legacy] [--cpu-prof <dir>] [--heap-mb N] [--node-args='<flags>']
+                 [--out <file>] [--log-dir <dir>] [--timeout-minutes 30]
   chain:    the store list's active stores (12 KLK x 15,000 products, 4 Stellar x 40,000 a deposito)
   national: --stores KLK stores (default 500) x --klk-products (default 1,000; 20,000 is the target, scaled down)`;
 

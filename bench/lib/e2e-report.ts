@@ -93,10 +93,9 @@ export function printCycle(r: Record<string, unknown>): void {
   const svc = ['simulate-klk', 'simulate-stellar', 'kafka', 'registry']
     .filter((k) => k in cpu)
     .map((k) => `${k} ${cpu[k]} s / ${peaks[k]} MB`);
-  out(
-    `  others (CPU s / peak RSS): ` +
-      `${[...svc, `postgresql ${pgm.cpu_seconds} s / ${pgm.peak_rss_sum_mb} MB summed (${pgm.peak_anon_plus_shared_mb} MB private+shared)`].join(', ')}`,
-  );
+  const pgRss = `${pgm.peak_rss_sum_mb} MB summed (${pgm.peak_anon_plus_shared_mb} MB private+shared)`;
+  const postgres = `postgresql ${pgm.cpu_seconds} s / ${pgRss}`;
+  out(`  others (CPU s / peak RSS): ${[...svc, postgres].join(', ')}`);
 }
 
 export function printSummary(report: {
@@ -227,7 +226,9 @@ export function steadyGoals(
       factor: medians.legacy_to_ours_rows_written,
     },
     write_amplification: {
-      goal: `rows written to inventario_actual + productos per changed row <= ${GOALS.max_write_amplification} (median of the steady cycles)`,
+      goal:
+        `rows written to inventario_actual + productos per changed row <= ${GOALS.max_write_amplification} ` +
+        '(median of the steady cycles)',
       applies: true,
       met: amplification <= GOALS.max_write_amplification,
       median: amplification,
@@ -286,3 +287,21 @@ export function steadyGoals(
   };
   return { medians, goals };
 }
+
+/** How bench/e2e measures what its report holds, written into the report. */
+export const E2E_NOTES = [
+  'ours.wall_seconds: from the start of both extractor processes to the instant every processor group and the sink (sink_offsets) ' +
+    'reached the last record of every topic they read (polled every 100 ms).',
+  'stages: done_seconds from the cycle start; rows_per_second = rows / done_seconds; tail_seconds = done minus the upstream stage ' +
+    'done; CPU from /proc/<pid>/stat (extractors: getrusage at exit).',
+  'freshness: from the extractor\'s "store extracted" log line (after its Kafka transaction committed) to max(actualizado_en) of ' +
+    "the snapshot's rows in inventario_actual (the sink's transaction start, now()): slightly optimistic by the duration of that " +
+    'transaction.',
+  'rows_written: pg_stat_user_tables n_tup_ins + n_tup_upd + n_tup_del deltas over the cycle, every table of ours (sink_offsets, ' +
+    "etl_runs and productos included); legacy: the upserts' row counts.",
+  'postgres peak_rss_sum_mb sums VmRSS of the postmaster and every backend (shared buffers counted once per process that touched ' +
+    'them); peak_anon_plus_shared_mb = sum of RssAnon + the largest RssShmem.',
+  "legacy reads in the bench process (the extractors' reading code: extractors/klk-api.ts, extractors/stellar-inventario.ts), " +
+    'then writes with one connection, one transaction per store; both phases timed apart.',
+  'the sink runs with --no-abc: the ABC recalculation is a daily job in both systems, outside the cycle.',
+];

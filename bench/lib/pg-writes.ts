@@ -60,5 +60,6 @@ export function unnestUpsert(
   key: readonly string[],
   extraSet = '',
 ): string {
-  return `INSERT INTO ${table} (${columns.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')}) ${upsertTail(key, columns, extraSet)}`;
+  const arrays = types.map((t, i) => `$${i + 1}::${t}[]`).join(', ');
+  return `INSERT INTO ${table} (${columns.join(', ')}) SELECT * FROM unnest(${arrays}) ${upsertTail(key, columns, extraSet)}`;
 }

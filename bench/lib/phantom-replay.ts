@@ -25,7 +25,10 @@ import {
 } from '../../processors/phantom-detector.ts';
 import type { PhantomConfig } from '../../processors/phantom-rules.ts';
 
-/** ["c", op, ubicacion, deposito, producto, before cantidad, after cantidad, snapshot_id, taken_at ms, source (absent in older recordings: KLK)] */
+/**
+ * ["c", op, ubicacion, deposito, producto, before cantidad, after cantidad, snapshot_id,
+ * taken_at ms, source (absent in older recordings: KLK)]
+ */
 export type RecordedChange = [
   'c',
   InventoryChange['op'],

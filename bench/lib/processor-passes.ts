@@ -69,7 +69,10 @@ export interface Pass {
   rows_per_second: number;
   cpu_seconds: number;
   peak_rss_mb: number;
-  /** Peak RssAnon (heap, buffers, native allocations) and RssFile (mapped files: a state store's pages, reclaimable), sampled every 50 ms. */
+  /**
+   * Peak RssAnon (heap, buffers, native allocations) and RssFile (mapped files: a state
+   * store's pages, reclaimable), sampled every 50 ms.
+   */
   peak_rss_anon_mb?: number;
   peak_rss_file_mb?: number;
 }

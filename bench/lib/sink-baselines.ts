@@ -56,7 +56,8 @@ export function copyText(rows: Iterable<ActualRow>, history = false): Buffer[] {
   let lines: string[] = [];
   const v = (x: string | null) => (x === null ? '\\N' : x);
   for (const r of rows) {
-    const head = `${r.ubicacion_id}\t${r.deposito}\t${r.producto_id}\t${r.cantidad}\t${v(r.costo)}\t${v(r.precio)}\t${r.activo ? 't' : 'f'}\t`;
+    const head =
+      `${r.ubicacion_id}\t${r.deposito}\t${r.producto_id}\t${r.cantidad}\t` + `${v(r.costo)}\t${v(r.precio)}\t${r.activo ? 't' : 'f'}\t`;
     lines.push(
       history
         ? `${head}c\t${r.snapshot_id}\t${r.taken_at.toISOString()}\t\\N\n`

@@ -53,7 +53,10 @@ export interface ScoreOptions {
   graceMs: number;
   /** The department of a product of a store (for labels of a whole department). */
   departmentOf?: (ubicacionId: string, productoId: string) => string | null;
-  /** Instants of the inventory snapshots taken, per store, in order: labels none of them saw leave recall, and an alert at the first snapshot after a label ended still matches it. */
+  /**
+   * Instants of the inventory snapshots taken, per store, in order: labels none of them saw
+   * leave recall, and an alert at the first snapshot after a label ended still matches it.
+   */
   snapshotTimes?: Map<string, Date[]>;
   /** The stores and the store-local dates (YYYY-MM-DD) of the run, for alerts per store per day. */
   stores?: string[];

@@ -735,7 +735,10 @@ export class StoreSimulation {
     return lineCount;
   }
 
-  /** Voids or corrects a few lines already posted today: the POS changes history. The goods come back (or leave, for a return), never below 0. */
+  /**
+   * Voids or corrects a few lines already posted today: the POS changes history. The goods
+   * come back (or leave, for a return), never below 0.
+   */
   private correctSomeLines(at: number, count: number): void {
     const fecha = fechaCaracas(new Date(at));
     const lines = this.sales.count(fecha);

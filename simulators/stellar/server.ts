@@ -84,7 +84,10 @@ export interface StellarSimulator {
   close(): Promise<void>;
   /** Number of open client connections. */
   connections(): number;
-  /** Inventory rows (results with codigo_producto and cantidad) handed to client sockets since the server started (tests check backpressure). */
+  /**
+   * Inventory rows (results with codigo_producto and cantidad) handed to client sockets since
+   * the server started (tests check backpressure).
+   */
   rowsWritten(): number;
 }
 
@@ -345,7 +348,7 @@ class TdsSession {
       return;
     }
     if (message.type === PACKET_TYPE.SQL_BATCH) return this.batch(parseSqlBatch(message.payload));
-    let rpc;
+    let rpc: ReturnType<typeof parseRpc>;
     try {
       rpc = parseRpc(message.payload);
     } catch (err) {

@@ -677,7 +677,7 @@ const DECIMAL_TEXT = /^([+-]?)(\d+)(?:\.(\d*))?$/;
 /** Below this a magnitude times 10 plus a digit stays an exact JS integer (< 2^53). */
 const SMALL_LIMIT = Math.floor((Number.MAX_SAFE_INTEGER - 9) / 10);
 /** Characters where CP1252 and latin1 differ (0x80-0x9F) or that latin1 lacks (> 0xFF). */
-const NOT_LATIN1_SAFE = /[^\x00-\x7f\xa0-\xff]/;
+const NOT_LATIN1_SAFE = /[\x80-\x9f\u0100-\uffff]/;
 
 /** Bytes of a DECIMALN value's length: 5, 9, 13 or 17 by precision. */
 export function decimalLength(precision: number): number {

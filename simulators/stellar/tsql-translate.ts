@@ -129,9 +129,13 @@ export function tokenize(sql: string): Token[] {
       let depth = 1;
       let j = i + 2;
       while (j < sql.length && depth > 0) {
-        if (sql[j] === '/' && sql[j + 1] === '*') depth++, (j += 2);
-        else if (sql[j] === '*' && sql[j + 1] === '/') depth--, (j += 2);
-        else j++;
+        if (sql[j] === '/' && sql[j + 1] === '*') {
+          depth++;
+          j += 2;
+        } else if (sql[j] === '*' && sql[j + 1] === '/') {
+          depth--;
+          j += 2;
+        } else j++;
       }
       if (depth > 0) throw new TsqlError(113, "Missing end comment mark '*/'.", line, 15);
       advanceTo(j);
@@ -453,8 +457,10 @@ class Parser {
       if (this.isOp(',')) throw unsupported('comma-separated tables in FROM (use JOIN ... ON)', t.line);
       let kind: Join['kind'];
       if (this.acceptWord('JOIN')) kind = 'inner';
-      else if (this.acceptWord('INNER')) this.expectWord('JOIN'), (kind = 'inner');
-      else if (this.acceptWord('LEFT')) {
+      else if (this.acceptWord('INNER')) {
+        this.expectWord('JOIN');
+        kind = 'inner';
+      } else if (this.acceptWord('LEFT')) {
         this.acceptWord('OUTER');
         this.expectWord('JOIN');
         kind = 'left';

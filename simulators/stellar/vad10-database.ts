@@ -102,7 +102,7 @@ const KEYS: Record<string, string> = {
 export const MERMAS_DEPOSITO = 'MERMAS';
 export const DESCONTINUADOS = '000099';
 
-const NOT_ASCII = /[^\x00-\x7f]/;
+const NOT_ASCII = /[\x80-\uffff]/;
 
 /** Unscaled values beyond this would not survive the trip through a double. */
 const EXACT_LIMIT = 2n ** 52n;

@@ -64,7 +64,7 @@ async function populateStores(db: MigratedDatabase, stores: Ubicacion[]): Promis
   let n = 0;
   const uuid = () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`;
   for (const u of stores.filter((s) => s.activa)) {
-    const invTicks = inventario.filter((t, i) => {
+    const invTicks = inventario.filter((_t, i) => {
       if (u.id === 'tienda_05' && i === Math.floor(inventario.length / 2)) return false;
       if (u.id === 'cedi_seco' && i >= judged - 2) return false;
       return true;
@@ -94,7 +94,8 @@ async function populateStores(db: MigratedDatabase, stores: Ubicacion[]): Promis
     }
     if (last) {
       await db.pool.query(
-        `INSERT INTO inventario_historico (ubicacion_id, deposito, producto_id, cantidad, costo, precio, activo, op, snapshot_id, valid_from, valid_to)
+        `INSERT INTO inventario_historico
+           (ubicacion_id, deposito, producto_id, cantidad, costo, precio, activo, op, snapshot_id, valid_from, valid_to)
          VALUES ($1, '01', '000001', 5, 1, 2, true, 'u', $2, $3, NULL)`,
         [u.id, last.snapshot, last.at],
       );
@@ -110,7 +111,8 @@ async function populateStores(db: MigratedDatabase, stores: Ubicacion[]): Promis
   }
   for (const producto of ['000007', '000008']) {
     await db.pool.query(
-      `INSERT INTO alertas (alert_id, ubicacion_id, deposito, producto_id, regla, confianza, estado, resumen, evidencia, abierta_en, actualizada_en)
+      `INSERT INTO alertas
+         (alert_id, ubicacion_id, deposito, producto_id, regla, confianza, estado, resumen, evidencia, abierta_en, actualizada_en)
        VALUES (gen_random_uuid(), 'tienda_02', '01', $1, 'SELLING_AT_ZERO', 0.9, 'OPEN', 'sold at zero', '{}', now(), now())`,
       [producto],
     );

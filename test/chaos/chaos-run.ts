@@ -19,19 +19,16 @@
  * test compares them with what the simulators said (their truth, recorded at every cycle).
  * Replay a run with its seed: CHAOS_SEED=<seed>. Child logs stay in the printed directory.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { stringify as toYaml } from 'yaml';
 import type { Ubicacion } from '../../core/config/ubicaciones.ts';
 import { PROJECT_ROOT } from '../../core/paths.ts';
 import { fechaCaracas } from '../../core/time.ts';
 import { waitForPipelineSettled } from '../../ops/pipeline-settled.ts';
 import { syncUbicaciones } from '../../ops/ubicaciones-sync.ts';
-import { StoreSimulation } from '../../simulators/data/store-simulation.ts';
-import { FaultControl, servedInventario, type StoreFaults } from '../../simulators/faults.ts';
-import { startKlkSimulator } from '../../simulators/klk/server.ts';
-import { startStellarSimulator } from '../../simulators/stellar/server.ts';
+import type { StoreSimulation } from '../../simulators/data/store-simulation.ts';
+import { servedInventario, type StoreFaults } from '../../simulators/faults.ts';
 import { seededRandom } from '../helpers/kill-harness.ts';
 import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
 import { serviceEnv } from '../../fixtures/services.ts';
@@ -49,6 +46,8 @@ import {
 } from './chaos-faults.ts';
 import { stockLine } from './chaos-outcome.ts';
 import { alive, services, startFluxion, supervise, type Child } from './chaos-processes.ts';
+import { startChaosStores } from './chaos-stores.ts';
+
 export interface ChaosOptions {
   seed: number;
   /** Faulty cycles (then one clean cycle). With `minutes`, cycles run until that much time passed. */
@@ -97,7 +96,10 @@ export interface ChaosRun {
   close(): Promise<void>;
 }
 
-/** The comparable columns of an inventory row (PostgreSQL's and the simulator's alike). */
+function emptyTruth(cycle: number): CycleTruth {
+  return { cycle, from: Date.now(), to: 0, stock: new Map(), massZero: new Set(), glitch: new Set(), failing: new Set() };
+}
+
 export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
   const random = seededRandom(o.seed);
   const logDir = join(PROJECT_ROOT, '.cache', 'chaos', `seed-${o.seed}-${Date.now().toString(36)}`);
@@ -114,101 +116,8 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
   const db = await migratedDatabase();
   const closers: Array<() => Promise<unknown>> = [() => pipeline.cleanup(), () => db.drop()];
 
-  // The simulated stores. Their clock starts far enough back that sales never lie in the future.
-  const planned = o.minutes ? Math.ceil(o.minutes * 6) : o.cycles;
-  const startAt = new Date(Math.floor(Date.now() / 60_000) * 60_000 - (planned + 2) * 30 * 60_000);
-  const klkIds = Array.from({ length: o.klkStores }, (_, i) => `tienda_${String(i + 1).padStart(2, '0')}`);
-  const stellarIds = Array.from({ length: o.stellarStores }, (_, i) => `cedi_${String(i + 1).padStart(2, '0')}`);
-  // Open all day: the clock follows this machine's, and a run at night must sell too.
-  const ALL_DAY = { open: 0, close: 24 };
-  const sims = new Map<string, StoreSimulation>();
-  for (const id of klkIds)
-    sims.set(
-      id,
-      new StoreSimulation({
-        ubicacionId: id,
-        pos: 'klk',
-        depositos: ['01'],
-        products: o.klkProducts,
-        seed: `chaos:${o.seed}:${id}`,
-        startAt,
-        salesLinesPerHour: 600,
-        openingHours: ALL_DAY,
-      }),
-    );
-  for (const id of stellarIds)
-    sims.set(
-      id,
-      new StoreSimulation({
-        ubicacionId: id,
-        pos: 'stellar',
-        depositos: ['0101', '0102'],
-        products: o.stellarProducts,
-        seed: `chaos:${o.seed}:${id}`,
-        startAt,
-      }),
-    );
-  const faults = new FaultControl();
-  const secrets: Record<string, string> = {};
-  for (const id of klkIds) secrets[`KLK_API_KEY_${id.toUpperCase()}`] = `chaos-key-${id}`;
-  for (const id of stellarIds) {
-    secrets[`STELLAR_USER_${id.toUpperCase()}`] = 'fluxion_chaos';
-    secrets[`STELLAR_PASSWORD_${id.toUpperCase()}`] = `chaos-password-${id}`;
-  }
-  const klk = await startKlkSimulator({
-    stores: klkIds.map((id) => sims.get(id)!),
-    apiKeys: Object.fromEntries(klkIds.map((id) => [id, secrets[`KLK_API_KEY_${id.toUpperCase()}`]!])),
-    faults,
-  });
-  closers.push(() => klk.close());
-  const stellarPorts = new Map<string, number>();
-  for (const id of stellarIds) {
-    const s = await startStellarSimulator({
-      simulation: sims.get(id)!,
-      faults,
-      user: 'fluxion_chaos',
-      password: secrets[`STELLAR_PASSWORD_${id.toUpperCase()}`]!,
-      port: 0,
-    });
-    stellarPorts.set(id, s.port);
-    closers.push(() => s.close());
-  }
-
-  // The store list the children read (FLUXION_UBICACIONES_FILE).
-  const yamlStores = [
-    ...klkIds.map((id) => ({
-      id,
-      nombre: `Chaos ${id}`,
-      tipo: 'tienda',
-      activa: true,
-      pos: 'klk',
-      depositos: ['01'],
-      klk: {
-        base_url: { local: klk.baseUrl(id), production: `https://${id}.invalid` },
-        api_key_env: `KLK_API_KEY_${id.toUpperCase()}`,
-        page_size: 150,
-        timeout_ms: 3_000,
-      },
-    })),
-    ...stellarIds.map((id) => ({
-      id,
-      nombre: `Chaos ${id}`,
-      tipo: 'cedi',
-      activa: true,
-      pos: 'stellar',
-      depositos: ['0101', '0102'],
-      stellar: {
-        host: { local: '127.0.0.1', production: `${id}.invalid` },
-        port: { local: stellarPorts.get(id)!, production: 1433 },
-        user_env: `STELLAR_USER_${id.toUpperCase()}`,
-        password_env: `STELLAR_PASSWORD_${id.toUpperCase()}`,
-        request_timeout_ms: 10_000,
-        connect_timeout_ms: 3_000,
-      },
-    })),
-  ];
-  const ubicacionesFile = join(logDir, 'ubicaciones.yaml');
-  writeFileSync(ubicacionesFile, toYaml({ ubicaciones: yamlStores }));
+  // The simulated stores, their POS simulators and the store list the children read.
+  const { sims, klkIds, secrets, faults, ubicacionesFile } = await startChaosStores(o, logDir, closers);
   const { loadUbicaciones, loadConfig } = await import('../../cli/config.ts');
   const stores = loadUbicaciones(loadConfig({ ...process.env, FLUXION_UBICACIONES_FILE: ubicacionesFile, ETL_ENVIRONMENT: 'local' }));
   await syncUbicaciones(db.pool, stores);
@@ -395,15 +304,7 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
   const runCycle = async (cycle: number, kinds: FaultKind[]): Promise<void> => {
     if (cycle > 1) for (const s of sims.values()) s.advance(30);
     faults.clear();
-    const truth: CycleTruth = {
-      cycle,
-      from: Date.now(),
-      to: 0,
-      stock: new Map(),
-      massZero: new Set(),
-      glitch: new Set(),
-      failing: new Set(),
-    };
+    const truth = emptyTruth(cycle);
     for (const k of kinds) if (k === 'failing' || k === 'hanging' || k === 'mass-zero') setStoreFault(k, cycle, truth);
     for (const [id, sim] of sims) {
       truth.stock.set(id, servedInventario(sim.inventario(), faults.get(id)).map(stockLine).sort());
@@ -434,15 +335,7 @@ export async function startChaosRun(o: ChaosOptions): Promise<ChaosRun> {
     // The clean cycle: every store must be read, every fecha read again.
     for (const s of sims.values()) s.advance(30);
     faults.clear();
-    const truth: CycleTruth = {
-      cycle: cycle + 1,
-      from: Date.now(),
-      to: 0,
-      stock: new Map(),
-      massZero: new Set(),
-      glitch: new Set(),
-      failing: new Set(),
-    };
+    const truth = emptyTruth(cycle + 1);
     for (const [id, sim] of sims) {
       truth.stock.set(id, sim.inventario().map(stockLine).sort());
       if (sim.anomalies().some((a) => a.kind === 'POS_GLITCH' && a.end === null)) truth.glitch.add(id);

@@ -16,15 +16,7 @@ import { CfnRole } from 'aws-cdk-lib/aws-iam';
 import { CfnLogGroup } from 'aws-cdk-lib/aws-logs';
 import { CfnSchedule } from 'aws-cdk-lib/aws-scheduler';
 import { CfnSecret } from 'aws-cdk-lib/aws-secretsmanager';
-import {
-  DASHBOARD_PORT,
-  GENERATED_SECRET,
-  OPTIONAL_SECRETS,
-  type DeploymentPlan,
-  type JobTaskPlan,
-  type ServicePlan,
-  type TaskPlan,
-} from './plan.ts';
+import { DASHBOARD_PORT, GENERATED_SECRET, OPTIONAL_SECRETS, type DeploymentPlan, type JobTaskPlan, type TaskPlan } from './plan.ts';
 import { defineParameters, type StackParameters } from './parameters.ts';
 
 export const STACK_NAME = 'FluxionStream';
@@ -65,6 +57,7 @@ export function createFluxionStack(app: App, plan: DeploymentPlan): Stack {
   // The control API's token: generated here (lower-case letters and digits, as the load balancer
   // compares header values without case), read by the dashboard and by the listener rule.
   const syncToken = new CfnSecret(stack, 'SyncToken', {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string, not a JS template
     name: Fn.sub('${AWS::StackName}/FLUXION_SYNC_TOKEN'),
     description: 'FLUXION_SYNC_TOKEN: bearer token of the control API and of the dashboard load balancer',
     generateSecretString: { passwordLength: 64, excludePunctuation: true, excludeUppercase: true, includeSpace: false },
@@ -73,6 +66,7 @@ export function createFluxionStack(app: App, plan: DeploymentPlan): Stack {
     Fn.sub(`arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter\${ParameterPath}/${name}`);
   const executionRole = new CfnRole(stack, 'ExecutionRole', {
     assumeRolePolicyDocument: trust('ecs-tasks.amazonaws.com'),
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string, not a JS template
     managedPolicyArns: [Fn.sub('arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy')],
     policies: [
       {

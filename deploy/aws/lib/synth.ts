@@ -41,7 +41,7 @@ export interface Synthesized {
 export interface CfnTemplate {
   Parameters: Record<string, Record<string, unknown>>;
   Conditions?: Record<string, unknown>;
-  Resources: Record<string, { Type: string; Properties: Record<string, any>; Metadata?: Record<string, unknown>; Condition?: string }>;
+  Resources: Record<string, { Type: string; Properties: Record<string, unknown>; Metadata?: Record<string, unknown>; Condition?: string }>;
   Outputs?: Record<string, unknown>;
 }
 

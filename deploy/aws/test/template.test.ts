@@ -23,7 +23,9 @@ function synth(inputs: Inputs): CfnTemplate {
   dirs.push(dir);
   return synthesize(inputs, dir).template;
 }
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 let inputs: Inputs;
 let template: CfnTemplate;
@@ -33,13 +35,44 @@ beforeAll(() => {
 }, 120_000);
 
 type Resource = CfnTemplate['Resources'][string];
+type Ref = { Ref: string };
+/** A value the stack makes conditional (Fn::If), or the value itself. */
+type MaybeConditional<T> = T | { 'Fn::If': [string, T, unknown] };
+type SecretEntry = { Name: string; ValueFrom: unknown };
+/** The parts of the template's resources these tests read, as the stack writes them (deploy/aws/lib/stack.ts). */
+interface ContainerDefinition {
+  Command: string[];
+  Environment: Array<{ Name: string; Value: unknown }>;
+  Secrets: Array<MaybeConditional<SecretEntry>>;
+  HealthCheck: { Command: string[] };
+  LogConfiguration: { Options: Record<string, Ref> };
+}
+interface NetworkConfiguration {
+  AwsvpcConfiguration: { Subnets: Ref };
+}
+interface ScheduleProperties {
+  Name: { 'Fn::Sub': string };
+  State: MaybeConditional<string>;
+  ScheduleExpression: string;
+  ScheduleExpressionTimezone: string;
+  FlexibleTimeWindow: unknown;
+  Target: {
+    Arn: unknown;
+    EcsParameters: { LaunchType: string; TaskCount: number; TaskDefinitionArn: Ref; NetworkConfiguration: NetworkConfiguration };
+  };
+}
+interface ServiceProperties {
+  DesiredCount: MaybeConditional<unknown>;
+  TaskDefinition: Ref;
+  NetworkConfiguration: NetworkConfiguration;
+}
+const propertiesOf = <T>(r: Resource) => r.Properties as unknown as T;
 const ofType = (t: CfnTemplate, type: string) => Object.entries(t.Resources).filter(([, r]) => r.Type === type);
-const container = (r: Resource) =>
-  r.Properties.ContainerDefinitions[0] as { Command: string[]; Environment: Array<{ Name: string; Value: unknown }>; Secrets: unknown[] };
+const container = (r: Resource) => propertiesOf<{ ContainerDefinitions: ContainerDefinition[] }>(r).ContainerDefinitions[0]!;
 
 /** A container's secrets, conditional ones (Fn::If) included. */
-function secretsOf(r: Resource): Array<{ Name: string; ValueFrom: unknown }> {
-  return container(r).Secrets.map((s: any) => (s['Fn::If'] ? s['Fn::If'][1] : s));
+function secretsOf(r: Resource): SecretEntry[] {
+  return container(r).Secrets.map((s) => ('Fn::If' in s ? s['Fn::If'][1] : s));
 }
 
 /** The task definition a schedule or service runs. */
@@ -49,15 +82,20 @@ function taskOf(t: CfnTemplate, ref: { Ref: string }): Resource {
   return r;
 }
 
-function scheduleOf(t: CfnTemplate, job: string): Resource {
-  const found = ofType(t, 'AWS::Scheduler::Schedule').filter(([, r]) => r.Properties.Name['Fn::Sub'] === `\${AWS::StackName}-${job}`);
+/** The properties of a job's schedule. */
+function scheduleOf(t: CfnTemplate, job: string): ScheduleProperties {
+  const found = ofType(t, 'AWS::Scheduler::Schedule')
+    .map(([, r]) => propertiesOf<ScheduleProperties>(r))
+    .filter((p) => p.Name['Fn::Sub'] === `\${AWS::StackName}-${job}`);
   expect(found, `schedules of ${job}`).toHaveLength(1);
-  return found[0]![1];
+  return found[0]!;
 }
 
 /** A value as the stack deploys with Running=true (the default), or with Running=false. */
-function whenRunning(value: any, running = true): any {
-  return value?.['Fn::If']?.[0] === 'IsRunning' ? value['Fn::If'][running ? 1 : 2] : value;
+function whenRunning(value: unknown, running = true): unknown {
+  if (typeof value !== 'object' || value === null || !('Fn::If' in value)) return value;
+  const [condition, ifTrue, ifFalse] = value['Fn::If'] as [unknown, unknown, unknown];
+  return condition === 'IsRunning' ? (running ? ifTrue : ifFalse) : value;
 }
 
 /** The instants a cron fires at in its time zone over two weeks, as croner reads it. */
@@ -120,7 +158,7 @@ describe('deploy/aws template: the scheduled jobs', () => {
   it('has one schedule per job of config/schedule.yaml, firing at the same instants in the same time zone', () => {
     expect(ofType(template, 'AWS::Scheduler::Schedule')).toHaveLength(inputs.schedule.jobs.length);
     for (const job of inputs.schedule.jobs) {
-      const s = scheduleOf(template, job.name).Properties;
+      const s = scheduleOf(template, job.name);
       expect(s.ScheduleExpressionTimezone, job.name).toBe(job.timezone);
       expect(s.ScheduleExpressionTimezone).toBe('America/Caracas');
       expect(whenRunning(s.State), job.name).toBe(job.enabled ? 'ENABLED' : 'DISABLED');
@@ -137,7 +175,7 @@ describe('deploy/aws template: the scheduled jobs', () => {
     const documented = documentedCommands();
     expect([...documented.keys()].sort()).toEqual(inputs.schedule.jobs.map((j) => j.name).sort());
     for (const job of inputs.schedule.jobs) {
-      const target = scheduleOf(template, job.name).Properties.Target;
+      const target = scheduleOf(template, job.name).Target;
       expect(target.Arn).toEqual({ 'Fn::GetAtt': ['Cluster', 'Arn'] });
       expect(target.EcsParameters.LaunchType).toBe('FARGATE');
       expect(target.EcsParameters.TaskCount).toBe(1);
@@ -151,8 +189,8 @@ describe('deploy/aws template: the scheduled jobs', () => {
   it('makes a disabled job a disabled schedule, and only that one', () => {
     const [first, ...rest] = inputs.schedule.jobs;
     const t = synth({ ...inputs, schedule: { jobs: [{ ...first!, enabled: false }, ...rest] } });
-    expect(scheduleOf(t, first!.name).Properties.State).toBe('DISABLED');
-    for (const job of rest) expect(whenRunning(scheduleOf(t, job.name).Properties.State)).toBe(job.enabled ? 'ENABLED' : 'DISABLED');
+    expect(scheduleOf(t, first!.name).State).toBe('DISABLED');
+    for (const job of rest) expect(whenRunning(scheduleOf(t, job.name).State)).toBe(job.enabled ? 'ENABLED' : 'DISABLED');
   }, 120_000);
 });
 
@@ -202,7 +240,7 @@ describe('deploy/aws template: secrets', () => {
     };
     const posNames = new Set([...klk, ...stellar]);
     for (const job of inputs.schedule.jobs) {
-      const task = taskOf(template, scheduleOf(template, job.name).Properties.Target.EcsParameters.TaskDefinitionArn);
+      const task = taskOf(template, scheduleOf(template, job.name).Target.EcsParameters.TaskDefinitionArn);
       const names = secretsOf(task).map((s) => s.Name);
       expect(names.filter((n) => posNames.has(n)).sort(), job.name).toEqual([...expected[job.name]!].sort());
       expect(names, job.name).toContain('DATABASE_URL'); // the job lock (core/job-lock.ts)
@@ -212,14 +250,16 @@ describe('deploy/aws template: secrets', () => {
 
 describe('deploy/aws template: network, services, sizing', () => {
   it('places only the tasks that read a Stellar POS in the VPN subnets', () => {
-    const subnetsOf = (network: any) => network.AwsvpcConfiguration.Subnets.Ref;
+    const subnetsOf = (network: NetworkConfiguration) => network.AwsvpcConfiguration.Subnets.Ref;
     const vpnJobs = inputs.schedule.jobs.filter((j) => ['inventario', 'productos-refresh'].includes(j.name)).map((j) => j.name);
     for (const job of inputs.schedule.jobs) {
-      const network = scheduleOf(template, job.name).Properties.Target.EcsParameters.NetworkConfiguration;
+      const network = scheduleOf(template, job.name).Target.EcsParameters.NetworkConfiguration;
       expect(subnetsOf(network), job.name).toBe(vpnJobs.includes(job.name) ? 'VpnSubnetIds' : 'PrivateSubnetIds');
     }
     for (const [id, s] of ofType(template, 'AWS::ECS::Service')) {
-      expect(subnetsOf(s.Properties.NetworkConfiguration), id).toBe(id === 'DashboardService' ? 'VpnSubnetIds' : 'PrivateSubnetIds');
+      expect(subnetsOf(propertiesOf<ServiceProperties>(s).NetworkConfiguration), id).toBe(
+        id === 'DashboardService' ? 'VpnSubnetIds' : 'PrivateSubnetIds',
+      );
     }
   });
 
@@ -234,15 +274,16 @@ describe('deploy/aws template: network, services, sizing', () => {
       'SinkService',
     ]);
     for (const name of ['Differ', 'Dedupe', 'Phantom', 'Sink']) {
-      expect(whenRunning(services[`${name}Service`]!.Properties.DesiredCount)).toEqual({ Ref: `${name}Replicas` });
-      expect(whenRunning(services[`${name}Service`]!.Properties.DesiredCount, false)).toBe(0);
+      const service = propertiesOf<ServiceProperties>(services[`${name}Service`]!);
+      expect(whenRunning(service.DesiredCount)).toEqual({ Ref: `${name}Replicas` });
+      expect(whenRunning(service.DesiredCount, false)).toBe(0);
       expect(template.Parameters[`${name}Replicas`]).toMatchObject({ Type: 'Number', MinValue: 1, MaxValue: inputs.partitions });
-      const task = taskOf(template, services[`${name}Service`]!.Properties.TaskDefinition);
-      expect((task.Properties.ContainerDefinitions[0] as any).HealthCheck.Command.join(' '), name).toContain('/metrics');
+      const task = taskOf(template, service.TaskDefinition);
+      expect(container(task).HealthCheck.Command.join(' '), name).toContain('/metrics');
       expect(task.Metadata?.['fluxion:sizing'], name).toMatch(/^bench\/results\/\d{4}-\d\d-\d\d-[a-z0-9-]+\.json: /);
     }
-    const dashboard = taskOf(template, services.DashboardService!.Properties.TaskDefinition);
-    expect((dashboard.Properties.ContainerDefinitions[0] as any).HealthCheck.Command.join(' ')).toContain('/healthz');
+    const dashboard = taskOf(template, propertiesOf<ServiceProperties>(services.DashboardService!).TaskDefinition);
+    expect(container(dashboard).HealthCheck.Command.join(' ')).toContain('/healthz');
     expect(ofType(template, 'AWS::ElasticLoadBalancingV2::TargetGroup')[0]![1].Properties.HealthCheckPath).toBe('/healthz');
     // FLUXION_TOPIC_PARTITIONS at synth is the cap, and what every container is told.
     const three = synth({ ...inputs, partitions: 3 });
@@ -257,7 +298,7 @@ describe('deploy/aws template: network, services, sizing', () => {
     const tasks = ofType(template, 'AWS::ECS::TaskDefinition');
     expect(Object.keys(groups)).toHaveLength(tasks.length);
     for (const [id, r] of tasks) {
-      const group = (r.Properties.ContainerDefinitions[0] as any).LogConfiguration.Options['awslogs-group'].Ref;
+      const group = container(r).LogConfiguration.Options['awslogs-group']!.Ref;
       expect(groups[group]?.Properties.RetentionInDays, id).toEqual({ Ref: 'LogRetentionDays' });
     }
   });
