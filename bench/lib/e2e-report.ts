@@ -147,7 +147,12 @@ export function steadyGoals(
   const basis = steady.length ? steady : results;
   const get = (r: Record<string, unknown>, path: string) =>
     path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)?.[k], r) as number;
-  const med = (path: string) => round(median(basis.map((r) => get(r, path))));
+  // A figure a run did not take (the legacy pass under --no-legacy, Kafka bytes when the broker's
+  // data directory is not found) is null in the results, not a crash after the whole run.
+  const med = (path: string) => {
+    const xs = basis.map((r) => get(r, path)).filter((x) => typeof x === 'number' && Number.isFinite(x));
+    return xs.length ? round(median(xs)) : null;
+  };
   const medians = {
     cycles: basis.map((r) => r.cycle),
     ours_wall_seconds: med('ours.wall_seconds'),
@@ -204,7 +209,7 @@ export function steadyGoals(
     chain_cycle_ratio_to_legacy: {
       goal: `ours/legacy wall <= ${GOALS.max_ratio_to_legacy} (chain, median of the steady cycles)`,
       applies: applies('chain'),
-      met: medians.ours_to_legacy_wall <= GOALS.max_ratio_to_legacy,
+      met: medians.ours_to_legacy_wall !== null && medians.ours_to_legacy_wall <= GOALS.max_ratio_to_legacy,
       ours_seconds: medians.ours_wall_seconds,
       legacy_seconds: medians.legacy_total_seconds,
       ratio: medians.ours_to_legacy_wall,
@@ -220,7 +225,7 @@ export function steadyGoals(
     rows_written_fewer: {
       goal: `legacy rows written / ours >= ${GOALS.min_fewer_rows_factor}`,
       applies: true,
-      met: medians.legacy_to_ours_rows_written >= GOALS.min_fewer_rows_factor,
+      met: medians.legacy_to_ours_rows_written !== null && medians.legacy_to_ours_rows_written >= GOALS.min_fewer_rows_factor,
       ours: medians.ours_rows_written,
       legacy: medians.legacy_rows_written,
       factor: medians.legacy_to_ours_rows_written,
@@ -267,10 +272,14 @@ export function steadyGoals(
     kafka_bytes: {
       goal: `a steady cycle's bytes on the log <= ${GOALS.max_kafka_bytes_share} of before issue 16, for <= 10% more pipeline CPU (chain)`,
       applies: applies('chain') && was !== null,
-      met: was !== null && kafkaNow <= GOALS.max_kafka_bytes_share * was.kafka_bytes && cpuNow <= 1.1 * was.pipeline_cpu_seconds,
+      met:
+        was !== null &&
+        kafkaNow !== null &&
+        kafkaNow <= GOALS.max_kafka_bytes_share * was.kafka_bytes &&
+        cpuNow <= 1.1 * was.pipeline_cpu_seconds,
       bytes: kafkaNow,
       bytes_before: was?.kafka_bytes ?? null,
-      share: was ? round(kafkaNow / was.kafka_bytes, 3) : null,
+      share: was && kafkaNow !== null ? round(kafkaNow / was.kafka_bytes, 3) : null,
       pipeline_cpu_seconds: cpuNow,
       pipeline_cpu_seconds_before: was?.pipeline_cpu_seconds ?? null,
       before_file: was?.file ?? null,
