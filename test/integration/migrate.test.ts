@@ -23,7 +23,11 @@ async function database() {
   return db;
 }
 
-async function query<T extends pg.QueryResultRow = any>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+async function query<T extends pg.QueryResultRow = Record<string, unknown>>(
+  url: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
@@ -56,7 +60,10 @@ describe('fluxion migrate', () => {
     ]) {
       expect(tables, t).toContain(t);
     }
-    const applied = await query(db.url, 'SELECT version, name, checksum FROM schema_migrations ORDER BY version');
+    const applied = await query<{ version: number; name: string; checksum: string }>(
+      db.url,
+      'SELECT version, name, checksum FROM schema_migrations ORDER BY version',
+    );
     expect(applied.map((r) => r.name)).toEqual(
       readdirSync(MIGRATIONS_DIR)
         .filter((f) => f.endsWith('.sql'))
@@ -107,7 +114,7 @@ describe('fluxion migrate', () => {
         /migration 900_broken\.sql failed and was rolled back: relation "no_such_table" does not exist \(SQLSTATE 42P01/,
       );
       expect(await query(db.url, `SELECT to_regclass('half_done') AS t`)).toEqual([{ t: null }]);
-      expect((await query(db.url, 'SELECT count(*)::int AS n FROM schema_migrations'))[0].n).toBe(MIGRATIONS);
+      expect((await query(db.url, 'SELECT count(*)::int AS n FROM schema_migrations'))[0]!.n).toBe(MIGRATIONS);
     } finally {
       await pool.end();
     }
@@ -136,11 +143,11 @@ describe('fluxion migrate', () => {
     expect(await at('2026-11-27T11:00Z')).toEqual(['A=7.500']); // B vanished at 11:00
 
     // Rows that landed in the default partition move into the month's partition when it is created.
-    expect((await query(db.url, `SELECT inventario_historico_asegurar_mes('2026-11-27T10:00Z') AS p`))[0].p).toBe(
+    expect((await query(db.url, `SELECT inventario_historico_asegurar_mes('2026-11-27T10:00Z') AS p`))[0]!.p).toBe(
       'inventario_historico_2026_11',
     );
-    expect((await query(db.url, 'SELECT count(*)::int AS n FROM inventario_historico_default'))[0].n).toBe(0);
-    expect((await query(db.url, 'SELECT count(*)::int AS n FROM inventario_historico_2026_11'))[0].n).toBe(4);
+    expect((await query(db.url, 'SELECT count(*)::int AS n FROM inventario_historico_default'))[0]!.n).toBe(0);
+    expect((await query(db.url, 'SELECT count(*)::int AS n FROM inventario_historico_2026_11'))[0]!.n).toBe(4);
     expect(await at('2026-11-27T10:30Z')).toEqual(['A=7.500', 'B=3.000']);
   });
 

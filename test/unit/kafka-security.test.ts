@@ -146,7 +146,15 @@ describe('the Kafka client options', () => {
 
   it("warns loudly when the brokers' certificates are not verified, and about PLAIN without TLS", () => {
     const lines: string[] = [];
-    const logger = pino({ level: 'info' }, new Writable({ write: (chunk, _enc, cb) => (lines.push(String(chunk)), cb()) }));
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write: (chunk, _enc, cb) => {
+          lines.push(String(chunk));
+          cb();
+        },
+      }),
+    );
     createKafkaClient({ brokers: ['b1:9093'], clientId: 't', logger, ssl: { rejectUnauthorized: false } });
     createKafkaClient({ brokers: ['b1:9093'], clientId: 't', logger, sasl: { mechanism: 'plain', username: 'u', password: 'p' } });
     const logged = lines.map((l) => JSON.parse(l) as { level: number; msg: string });

@@ -16,7 +16,7 @@ import {
   type EtlRun,
   type VentaRow,
 } from '../../sinks/sink-batch.ts';
-import { SNAP, at, caught, split, sorted, STORES, START, stepArb, cutsArb } from '../helpers/sink-batch-model.ts';
+import { SNAP, at, caught, split, sorted, STORES, START, cutsArb } from '../helpers/sink-batch-model.ts';
 
 // ---------------------------------------------------------------------------------------------
 
