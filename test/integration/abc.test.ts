@@ -50,7 +50,7 @@ async function connect(url: string): Promise<pg.Client> {
 }
 
 describe('productos_abc_recalcular', () => {
-  it('classifies exactly as an independent computation, per store and chain-wide, with ties, zero sales, voided lines and returns', async () => {
+  it('matches an independent computation per store and chain-wide, with ties, zero sales, voided lines and returns', async () => {
     const { pool } = await migratedDatabase();
     // 02:30 UTC on 1 March is 22:30 on 28 February in Caracas: the window ends on the 28th.
     const asOf = new Date('2026-03-01T02:30:00Z');
@@ -121,7 +121,7 @@ describe('productos_abc_recalcular', () => {
     expect(result.alcances.map((a) => a.alcance)).not.toContain('tienda_05');
   });
 
-  it('pins the convention at the class boundaries: the product reaching or crossing 80% is A, the one reaching or crossing 95% is B', async () => {
+  it('pins the class boundaries: the product reaching or crossing 80% is A, the one reaching or crossing 95% is B', async () => {
     const { pool } = await migratedDatabase();
     const v = (producto: string, total: number, ubicacion = 'tienda_01'): Linea => ({
       ubicacion,
@@ -178,8 +178,9 @@ describe('productos_abc_recalcular', () => {
 
 describe('atomic replace', () => {
   /** What a reader sees, in one statement. */
-  const OBSERVE = `SELECT count(*)::int AS filas, count(DISTINCT calculado_en)::int AS calculos, min(calculado_en)::text AS calculado_en,
-                          min(ventana_hasta)::text AS hasta, max(ventana_hasta)::text AS hasta_max, coalesce(sum(valor_ventas), 0)::text AS valor,
+  const OBSERVE = `SELECT count(*)::int AS filas, count(DISTINCT calculado_en)::int AS calculos,
+                          min(calculado_en)::text AS calculado_en, min(ventana_hasta)::text AS hasta,
+                          max(ventana_hasta)::text AS hasta_max, coalesce(sum(valor_ventas), 0)::text AS valor,
                           count(*) FILTER (WHERE clase = 'A')::int AS a
                    FROM productos_abc_cache`;
   type Observation = Record<string, unknown>;
@@ -191,8 +192,10 @@ describe('atomic replace', () => {
     await pool.query(`INSERT INTO inventario_actual (ubicacion_id, deposito, producto_id, cantidad, activo, snapshot_id, taken_at)
       SELECT 'tienda_0' || s, '01', 'P' || lpad(g::text, 5, '0'), 1, true, gen_random_uuid(), now()
       FROM generate_series(1, 8) s, generate_series(1, 2500) g`);
-    await pool.query(`INSERT INTO ventas (ubicacion_id, numero_factura, linea, fecha, fecha_hora, producto_id, cantidad, precio_unitario, descuento, total, caja, anulada, fingerprint, first_seen_at, extracted_at)
-      SELECT 'tienda_0' || (1 + g % 8), 'F' || g, 1, date '2026-02-28' - (g % 120), now(), 'P' || lpad((1 + (g::bigint * 7919) % 3000)::text, 5, '0'),
+    await pool.query(`INSERT INTO ventas (ubicacion_id, numero_factura, linea, fecha, fecha_hora, producto_id, cantidad, precio_unitario,
+                                          descuento, total, caja, anulada, fingerprint, first_seen_at, extracted_at)
+      SELECT 'tienda_0' || (1 + g % 8), 'F' || g, 1, date '2026-02-28' - (g % 120), now(),
+             'P' || lpad((1 + (g::bigint * 7919) % 3000)::text, 5, '0'),
              1, 1, 0, ((g::bigint * 104729) % 1000000) / 10000.0, '01', g % 37 = 0, 'fp', now(), now()
       FROM generate_series(1, 250000) g`);
     await pool.query('ANALYZE');
@@ -207,7 +210,8 @@ describe('atomic replace', () => {
     const old = (await reader.query<Observation>(OBSERVE)).rows[0]!;
     // The next run covers more products (new inventory) over another window: a mix would show.
     await pool.query(`INSERT INTO inventario_actual (ubicacion_id, deposito, producto_id, cantidad, activo, snapshot_id, taken_at)
-      SELECT 'tienda_0' || s, '01', 'P' || lpad(g::text, 5, '0'), 1, true, gen_random_uuid(), now() FROM generate_series(1, 8) s, generate_series(3001, 3300) g`);
+      SELECT 'tienda_0' || s, '01', 'P' || lpad(g::text, 5, '0'), 1, true, gen_random_uuid(), now()
+      FROM generate_series(1, 8) s, generate_series(3001, 3300) g`);
 
     const seen: Array<{ o: Observation; from: number; to: number }> = [];
     let writing = true;
@@ -326,7 +330,10 @@ describe('atomic replace', () => {
       context: { table: 'productos_abc_cache', sqlstate: '42883', windowDays: 90 },
     });
     expect((error as Error).message).toMatch(
-      /function productos_abc_recalcular\(.*\) does not exist \(SQLSTATE 42883\); the database lacks migration 005_abc\.sql: run `fluxion migrate`/,
+      new RegExp(
+        /function productos_abc_recalcular\(.*\) does not exist \(SQLSTATE 42883\); /.source +
+          /the database lacks migration 005_abc\.sql: run `fluxion migrate`/.source,
+      ),
     );
   });
 });
@@ -394,7 +401,7 @@ function isDeepEqual(a: unknown, b: unknown): boolean {
 }
 
 describe("the sink's ABC trigger at start", () => {
-  it('recalculates when ventas were extracted after the last calculation (a sink killed before its debounced run), and not otherwise', async () => {
+  it('recalculates if ventas were extracted after the last calculation (sink killed before its debounced run), else not', async () => {
     const { pool } = await migratedDatabase();
     const trigger = createAbcTrigger(pool, { windowDays: 90, debounceMs: 0 }, testLogger);
     cleanups.push(() => trigger.stop());

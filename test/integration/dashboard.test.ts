@@ -39,7 +39,7 @@ afterAll(async () => {
 });
 
 describe('dashboard on the real services', () => {
-  it('shows a consumer group behind by N records: lag N, seconds ≈ age of the oldest unconsumed record, DOWN without members', async () => {
+  it('shows a group behind by N records: lag N, seconds ≈ age of the oldest unconsumed record, DOWN without members', async () => {
     const lag = await api<{ sampledAt: string; errors: unknown[]; groups: GroupLag[] }>('/api/lag');
     expect(lag.errors).toEqual([]);
     const differ = lag.groups.find((g) => g.group === `${p}fluxion-differ`)!;

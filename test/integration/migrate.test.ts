@@ -95,7 +95,10 @@ describe('fluxion migrate', () => {
       const error = await migrate(pool, dir, testLogger).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(MigrationError);
       expect((error as Error).message).toMatch(
-        /migration 002_inventario\.sql was applied on .* with checksum [0-9a-f]{12}, but the file now has checksum [0-9a-f]{12}: applied migrations must not be edited/,
+        new RegExp(
+          /migration 002_inventario\.sql was applied on .* with checksum [0-9a-f]{12}, /.source +
+            /but the file now has checksum [0-9a-f]{12}: applied migrations must not be edited/.source,
+        ),
       );
     } finally {
       await pool.end();
@@ -126,7 +129,8 @@ describe('fluxion migrate', () => {
     const snap = (n: number) => `00000000-0000-4000-8000-00000000000${n}`;
     await query(
       db.url,
-      `INSERT INTO inventario_historico (ubicacion_id, deposito, producto_id, cantidad, costo, precio, activo, op, snapshot_id, valid_from, valid_to) VALUES
+      `INSERT INTO inventario_historico (ubicacion_id, deposito, producto_id, cantidad, costo, precio, activo, op, snapshot_id,
+                                        valid_from, valid_to) VALUES
         ('tienda_01', '01', 'A', 10.000, NULL, NULL, true, 'c', $1, '2026-11-27T10:00Z', '2026-11-27T10:30Z'),
         ('tienda_01', '01', 'A', 7.500,  NULL, NULL, true, 'u', $2, '2026-11-27T10:30Z', NULL),
         ('tienda_01', '01', 'B', 3.000,  NULL, NULL, true, 'c', $1, '2026-11-27T10:00Z', '2026-11-27T11:00Z'),

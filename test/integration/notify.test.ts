@@ -408,7 +408,8 @@ describe('fluxion notify', () => {
       // The most confident one was dismissed in alertas (`fluxion alertas descartar`) before the notifier read it.
       const d = alerts[0]!;
       await db.pool.query(
-        `INSERT INTO alertas (alert_id, ubicacion_id, deposito, producto_id, regla, confianza, estado, resumen, evidencia, abierta_en, actualizada_en, nota, descartada_por, descartada_en)
+        `INSERT INTO alertas (alert_id, ubicacion_id, deposito, producto_id, regla, confianza, estado, resumen, evidencia, abierta_en,
+                              actualizada_en, nota, descartada_por, descartada_en)
          VALUES ($1, $2, $3, $4, $5, $6, 'DESCARTADA', $7, '{}', $8, $8, 'conteo: 12 en anaquel', 'ana', now())`,
         [d.alert_id, d.ubicacion_id, d.deposito, d.producto_id, d.rule, d.confidence, d.summary, d.opened_at],
       );

@@ -378,7 +378,10 @@ describe('store checks (in-process servers)', () => {
     const [missing] = await runChecks([storeCheck(withCa(stellarStore(port)), env)], { timeoutMs: 2_000 });
     expect(missing).toMatchObject({ status: 'FAIL' });
     expect(missing!.detail).toMatch(
-      /^SQL Server port open, but ubicacion cedi_frio: STELLAR_CA_FILE_CEDI_FRIO="\/nonexistent\/ca\.pem": the CA file cannot be read: ENOENT/,
+      new RegExp(
+        /^SQL Server port open, but ubicacion cedi_frio: /.source +
+          /STELLAR_CA_FILE_CEDI_FRIO="\/nonexistent\/ca\.pem": the CA file cannot be read: ENOENT/.source,
+      ),
     );
     const verified = (u: Ubicacion): Ubicacion => (u.pos === 'stellar' ? { ...u, stellar: { ...u.stellar, encrypt: true } } : u);
     const [ok] = await runChecks([storeCheck(verified(stellarStore(port)), env)], { timeoutMs: 2_000 });
@@ -418,7 +421,10 @@ describe('placeholders in the store list', () => {
     const [r] = await runChecks([placeholderCheck(stores, 'production', 'config/ubicaciones.yaml')!], { timeoutMs: 1_000 });
     expect(r).toMatchObject({ part: 'placeholders', target: 'config/ubicaciones.yaml', status: 'FAIL', required: true });
     expect(r!.detail).toMatch(
-      /^2 active stores still hold placeholders in production: tienda_01 \(nombre, host\); tienda_03 \(depositos\): put La Granja's real values/,
+      new RegExp(
+        /^2 active stores still hold placeholders in production: tienda_01 \(nombre, host\); tienda_03 \(depositos\): /.source +
+          /put La Granja's real values/.source,
+      ),
     );
     expect(r!.detail).not.toContain('tienda_14');
     expect(doctorExitCode([r!])).toBe(1);
