@@ -62,7 +62,8 @@ export async function insertDataset(c: pg.Client | Pool, ds: Dataset): Promise<v
   for (let i = 0; i < ds.ventas.length; i += 5_000) {
     const chunk = ds.ventas.slice(i, i + 5_000);
     await c.query(
-      `INSERT INTO ventas (ubicacion_id, numero_factura, linea, fecha, fecha_hora, producto_id, cantidad, precio_unitario, descuento, total, caja, anulada, fingerprint, first_seen_at, extracted_at)
+      `INSERT INTO ventas (ubicacion_id, numero_factura, linea, fecha, fecha_hora, producto_id, cantidad, precio_unitario, descuento,
+                           total, caja, anulada, fingerprint, first_seen_at, extracted_at)
        SELECT u, $7 || '-' || n, 1, f, (f + time '12:00') AT TIME ZONE 'America/Caracas', p, 1, t, 0, t, '01', a, 'fp', now(), now()
        FROM unnest($1::text[], $2::date[], $3::text[], $4::numeric[], $5::boolean[], $6::int[]) AS x(u, f, p, t, a, n)`,
       [

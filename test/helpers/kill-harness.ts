@@ -181,11 +181,11 @@ export async function killRun(killed: TestPipeline, reference: TestPipeline, o: 
       await waitForGroupEnd(killed.kafka, group, inputTopics(killed), 300_000);
       if (process.env.KILL_LOG_FILE) {
         const a = await killed.kafka.admin();
-        for (const t of inputTopics(killed))
-          appendFileSync(
-            process.env.KILL_LOG_FILE,
-            `{"msg":"OFFSETS","topic":"${t}","offsets":${JSON.stringify(await a.groupOffsets(group, t))},"time":"${new Date().toISOString()}"}\n`,
-          );
+        for (const t of inputTopics(killed)) {
+          const offsets = await a.groupOffsets(group, t);
+          const line = { msg: 'OFFSETS', topic: t, offsets, time: new Date().toISOString() };
+          appendFileSync(process.env.KILL_LOG_FILE, `${JSON.stringify(line)}\n`);
+        }
         await a.disconnect();
       }
     }

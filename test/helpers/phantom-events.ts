@@ -4,7 +4,7 @@
  * minutes from T0, and `fold`, which steps them through the detector's pure fold from nothing.
  */
 import type { InventoryRow, VentaLinea } from '../../core/records.ts';
-import { phantomKey, stepChange, stepSale, type DetectorEntry } from '../../processors/phantom-fold.ts';
+import { phantomKey, stepChange, stepSale, type DetectorEntry, type DetectorStep } from '../../processors/phantom-fold.ts';
 import { entryFromState, packEntry, stateJson, unpackEntry } from '../../processors/phantom-records.ts';
 import { DEFAULT_PHANTOM_CONFIG, type PhantomConfig } from '../../processors/phantom-rules.ts';
 import type { InventoryChange, PhantomAlert, Venta } from '../../core/records.ts';
@@ -89,7 +89,7 @@ export function fold(events: Ev[], config: PhantomConfig = DEFAULT_PHANTOM_CONFI
       entry = unpackEntry(
         packEntry(entryFromState({ ubicacion_id: REF.ubicacion_id, state_json: stateJson(entry), open_alert_id: entry.openAlertId })),
       );
-    let step;
+    let step: DetectorStep;
     if (ev.kind === 'change') step = stepChange(REF, entry, ev.c, config);
     else if (entry) step = stepSale(entry, ev.v, config);
     else step = { entry: null, alerts: [], write: false };

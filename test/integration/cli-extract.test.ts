@@ -95,7 +95,7 @@ describe('fluxion extract (CLI)', () => {
     expect(bad.stderr).toContain('--fault must be <ubicacion_id>=<json> for one of tienda_01');
   });
 
-  it('writes the anomaly labels of every store with --anomalias-file, again after each advance (SIGUSR2); refuses unknown rates', async () => {
+  it("writes every store's anomaly labels with --anomalias-file, again after each advance (SIGUSR2); refuses unknown rates", async () => {
     type Labels = {
       clocks: Record<string, string>;
       labels: Array<{ kind: string; ubicacion_id: string; start: string; end: string | null }>;

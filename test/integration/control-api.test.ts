@@ -16,6 +16,7 @@ import { startKlkSimulator, type KlkSimulator } from '../../simulators/klk/serve
 import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
 import { testLogger } from '../../fixtures/services.ts';
 import { migratedDatabase, type MigratedDatabase } from '../../fixtures/sink-run.ts';
+import type { ControlApiAnswer } from '../helpers/control-api-answer.ts';
 
 const TOKEN = 'integration-token-5c1f0e2b9a7d4e3f';
 const IDS = ['tienda_01', 'tienda_02'];
@@ -34,7 +35,7 @@ async function call(method: string, path: string, body?: unknown, token: string 
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
   const res = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, json: (await res.json()) as any };
+  return { status: res.status, json: (await res.json()) as ControlApiAnswer };
 }
 
 beforeAll(async () => {
@@ -119,13 +120,13 @@ describe('control API of `fluxion dashboard`', () => {
     expect(conflict.status).toBe(409);
     expect(conflict.json.run_id).toBe(started.json.run_id);
 
-    let run: any;
+    let run: ControlApiAnswer = {};
     const deadline = Date.now() + 60_000;
     const seen = new Set<string>();
     do {
       await new Promise((r) => setTimeout(r, 100));
-      run = (await call('GET', started.json.status_url)).json;
-      seen.add(run.stores.map((s: { status: string }) => s.status).join(','));
+      run = (await call('GET', started.json.status_url!)).json;
+      seen.add(run.stores!.map((s) => s.status).join(','));
     } while (run.status === 'RUNNING' && Date.now() < deadline);
     expect(run.status, JSON.stringify(run)).toBe('OK');
     expect(run.stores).toEqual(IDS.map((id) => expect.objectContaining({ ubicacion_id: id, status: 'OK', rows: PRODUCTS })));
@@ -134,9 +135,7 @@ describe('control API of `fluxion dashboard`', () => {
 
     const chunks = await pipeline.read<{ snapshot_id: string; ubicacion_id: string }>('pos.inventario.snapshots');
     expect(new Set(chunks.map((c) => c.decoded.ubicacion_id))).toEqual(new Set(IDS));
-    expect(new Set(chunks.map((c) => c.decoded.snapshot_id))).toEqual(
-      new Set(run.stores.map((s: { snapshot_id: string }) => s.snapshot_id)),
-    );
+    expect(new Set(chunks.map((c) => c.decoded.snapshot_id))).toEqual(new Set(run.stores!.map((s) => s.snapshot_id)));
     // The run id is the one written to ops.etl-runs.
     const etl = await pipeline.read<{ run_id: string; ubicacion_id: string; status: string }>('ops.etl-runs');
     expect(etl.map((r) => r.decoded)).toEqual(
@@ -147,32 +146,32 @@ describe('control API of `fluxion dashboard`', () => {
     const next = await call('POST', '/etl/sync', { job: 'inventario', tiendas: ['tienda_02'] });
     expect(next.status).toBe(202);
     const until = Date.now() + 60_000;
-    while ((await call('GET', next.json.status_url)).json.status === 'RUNNING' && Date.now() < until)
+    while ((await call('GET', next.json.status_url!)).json.status === 'RUNNING' && Date.now() < until)
       await new Promise((r) => setTimeout(r, 100));
-    expect((await call('GET', next.json.status_url)).json.status).toBe('OK');
+    expect((await call('GET', next.json.status_url!)).json.status).toBe('OK');
   });
 
   it("ends a run at once, naming the other run, while another process holds the job's lock", async () => {
-    let run: any;
+    let run: ControlApiAnswer = {};
     await withJobLock('inventario', { databaseUrl: db.url, topicPrefix: pipeline.prefix, logger: testLogger }, async () => {
       const started = await call('POST', '/etl/sync', { job: 'inventario', tiendas: 'todas' });
       expect(started.status).toBe(202);
       const deadline = Date.now() + 30_000;
       do {
         await new Promise((r) => setTimeout(r, 100));
-        run = (await call('GET', started.json.status_url)).json;
+        run = (await call('GET', started.json.status_url!)).json;
       } while (run.status === 'RUNNING' && Date.now() < deadline);
     });
     expect(run.status, JSON.stringify(run)).toBe('ERROR');
     expect(run.error).toMatch(/inventario ya se está ejecutando en otro proceso/);
-    expect(run.stores.every((s: { status: string }) => s.status === 'FAILED')).toBe(true);
+    expect(run.stores!.every((s) => s.status === 'FAILED')).toBe(true);
     // The lock released, the same request runs.
     const next = await call('POST', '/etl/sync', { job: 'inventario', tiendas: ['tienda_02'] });
     expect(next.status).toBe(202);
     const until = Date.now() + 60_000;
-    while ((await call('GET', next.json.status_url)).json.status === 'RUNNING' && Date.now() < until)
+    while ((await call('GET', next.json.status_url!)).json.status === 'RUNNING' && Date.now() < until)
       await new Promise((r) => setTimeout(r, 100));
-    expect((await call('GET', next.json.status_url)).json.status).toBe('OK');
+    expect((await call('GET', next.json.status_url!)).json.status).toBe('OK');
   });
 
   it('never writes the token to its output, and stops cleanly on SIGTERM', async () => {

@@ -6,6 +6,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StoreFreshness } from '../../ops/dashboard/freshness.ts';
 import type { GroupLag } from '../../ops/dashboard/lag.ts';
 import { PARTITIONS, startDashboardFixture, type DashboardFixture } from '../browser/dashboard-fixture.ts';
 
@@ -21,7 +22,7 @@ function promtool(): string | undefined {
   }
 }
 
-async function api<T = any>(path: string): Promise<T> {
+async function api<T>(path: string): Promise<T> {
   const res = await fetch(`${f.url}${path}`);
   expect(res.status, path).toBe(200);
   return (await res.json()) as T;
@@ -38,7 +39,7 @@ afterAll(async () => {
 });
 
 describe('dashboard on the real services', () => {
-  it('shows a consumer group behind by N records: lag N, seconds ≈ age of the oldest unconsumed record, DOWN without members', async () => {
+  it('shows a group behind by N records: lag N, seconds ≈ age of the oldest unconsumed record, DOWN without members', async () => {
     const lag = await api<{ sampledAt: string; errors: unknown[]; groups: GroupLag[] }>('/api/lag');
     expect(lag.errors).toEqual([]);
     const differ = lag.groups.find((g) => g.group === `${p}fluxion-differ`)!;
@@ -89,20 +90,20 @@ describe('dashboard on the real services', () => {
   });
 
   it("shows each store's last extraction, last applied snapshot and missed polls from PostgreSQL", async () => {
-    const { stores, errors } = await api<{ stores: any[]; errors: unknown[] }>('/api/stores');
+    const { stores, errors } = await api<{ stores: StoreFreshness[]; errors: unknown[] }>('/api/stores');
     expect(errors).toEqual([]);
     const byId = new Map(stores.map((s) => [s.id, s]));
     expect(byId.size).toBe(f.stores.filter((u) => u.activa).length);
-    const t1 = byId.get('tienda_01');
+    const t1 = byId.get('tienda_01')!;
     expect(t1.status).toBe('OK');
-    expect(t1.lastSuccess.INVENTARIO.startedAt).toBeTruthy();
+    expect(t1.lastSuccess.INVENTARIO!.startedAt).toBeTruthy();
     expect(t1.lastExtractionApplied).toBe(true);
-    expect(t1.polls.INVENTARIO.missed).toBe(0);
-    expect(t1.polls.VENTAS.missed).toBe(0);
+    expect(t1.polls.INVENTARIO!.missed).toBe(0);
+    expect(t1.polls.VENTAS!.missed).toBe(0);
     expect(byId.get('tienda_05')).toMatchObject({ status: 'WARN', polls: { INVENTARIO: { missed: 1 } } });
     expect(byId.get('cedi_seco')).toMatchObject({ status: 'ERR', polls: { INVENTARIO: { missed: 2, missedInARow: 2 } } });
-    expect(byId.get('cedi_seco').polls.VENTAS).toBeUndefined();
-    expect(byId.get('tienda_02').openAlerts).toBe(2);
+    expect(byId.get('cedi_seco')!.polls.VENTAS).toBeUndefined();
+    expect(byId.get('tienda_02')!.openAlerts).toBe(2);
   });
 
   it('keeps a history point per sample and sees a moving position', async () => {

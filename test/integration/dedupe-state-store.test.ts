@@ -141,8 +141,9 @@ describe('dedupe state store', () => {
     expect(stateRecords).toBe(old.length + bulk.length + 2);
 
     // Restart: only the tail past the checkpoint is loaded (per partition, the state records
-    // of its last transaction: at most a batch of 50, one on tienda_01's), yet the bulk read 12 h before the restart is recognised, and a corrected line
-    // keeps the first_seen_at recorded before it.
+    // of its last transaction: at most a batch of 50, one on tienda_01's), yet the bulk read
+    // 12 h before the restart is recognised, and a corrected line keeps the first_seen_at
+    // recorded before it.
     running = await startCounted(group, stateDir);
     const second = h0 + DAY + 10 * 60_000;
     const corrected = { ...bulk[7]!, descuento: '0.2400', total: '2.1600' };

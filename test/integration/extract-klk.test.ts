@@ -211,7 +211,7 @@ describe('fluxion extract inventario (KLK)', () => {
     );
   });
 
-  it('a phantom zero started through the control endpoint is extracted as 0 and served by GET /_control/anomalias with its label', async () => {
+  it('a phantom zero started via the control endpoint is extracted as 0, served by GET /_control/anomalias with its label', async () => {
     await fresh();
     const sim = sims[0]!;
     const producto = sim

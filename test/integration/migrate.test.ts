@@ -23,7 +23,11 @@ async function database() {
   return db;
 }
 
-async function query<T extends pg.QueryResultRow = any>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+async function query<T extends pg.QueryResultRow = Record<string, unknown>>(
+  url: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
@@ -56,7 +60,10 @@ describe('fluxion migrate', () => {
     ]) {
       expect(tables, t).toContain(t);
     }
-    const applied = await query(db.url, 'SELECT version, name, checksum FROM schema_migrations ORDER BY version');
+    const applied = await query<{ version: number; name: string; checksum: string }>(
+      db.url,
+      'SELECT version, name, checksum FROM schema_migrations ORDER BY version',
+    );
     expect(applied.map((r) => r.name)).toEqual(
       readdirSync(MIGRATIONS_DIR)
         .filter((f) => f.endsWith('.sql'))
@@ -88,7 +95,10 @@ describe('fluxion migrate', () => {
       const error = await migrate(pool, dir, testLogger).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(MigrationError);
       expect((error as Error).message).toMatch(
-        /migration 002_inventario\.sql was applied on .* with checksum [0-9a-f]{12}, but the file now has checksum [0-9a-f]{12}: applied migrations must not be edited/,
+        new RegExp(
+          /migration 002_inventario\.sql was applied on .* with checksum [0-9a-f]{12}, /.source +
+            /but the file now has checksum [0-9a-f]{12}: applied migrations must not be edited/.source,
+        ),
       );
     } finally {
       await pool.end();
@@ -107,7 +117,7 @@ describe('fluxion migrate', () => {
         /migration 900_broken\.sql failed and was rolled back: relation "no_such_table" does not exist \(SQLSTATE 42P01/,
       );
       expect(await query(db.url, `SELECT to_regclass('half_done') AS t`)).toEqual([{ t: null }]);
-      expect((await query(db.url, 'SELECT count(*)::int AS n FROM schema_migrations'))[0].n).toBe(MIGRATIONS);
+      expect((await query(db.url, 'SELECT count(*)::int AS n FROM schema_migrations'))[0]!.n).toBe(MIGRATIONS);
     } finally {
       await pool.end();
     }
@@ -119,7 +129,8 @@ describe('fluxion migrate', () => {
     const snap = (n: number) => `00000000-0000-4000-8000-00000000000${n}`;
     await query(
       db.url,
-      `INSERT INTO inventario_historico (ubicacion_id, deposito, producto_id, cantidad, costo, precio, activo, op, snapshot_id, valid_from, valid_to) VALUES
+      `INSERT INTO inventario_historico (ubicacion_id, deposito, producto_id, cantidad, costo, precio, activo, op, snapshot_id,
+                                        valid_from, valid_to) VALUES
         ('tienda_01', '01', 'A', 10.000, NULL, NULL, true, 'c', $1, '2026-11-27T10:00Z', '2026-11-27T10:30Z'),
         ('tienda_01', '01', 'A', 7.500,  NULL, NULL, true, 'u', $2, '2026-11-27T10:30Z', NULL),
         ('tienda_01', '01', 'B', 3.000,  NULL, NULL, true, 'c', $1, '2026-11-27T10:00Z', '2026-11-27T11:00Z'),
@@ -136,11 +147,11 @@ describe('fluxion migrate', () => {
     expect(await at('2026-11-27T11:00Z')).toEqual(['A=7.500']); // B vanished at 11:00
 
     // Rows that landed in the default partition move into the month's partition when it is created.
-    expect((await query(db.url, `SELECT inventario_historico_asegurar_mes('2026-11-27T10:00Z') AS p`))[0].p).toBe(
+    expect((await query(db.url, `SELECT inventario_historico_asegurar_mes('2026-11-27T10:00Z') AS p`))[0]!.p).toBe(
       'inventario_historico_2026_11',
     );
-    expect((await query(db.url, 'SELECT count(*)::int AS n FROM inventario_historico_default'))[0].n).toBe(0);
-    expect((await query(db.url, 'SELECT count(*)::int AS n FROM inventario_historico_2026_11'))[0].n).toBe(4);
+    expect((await query(db.url, 'SELECT count(*)::int AS n FROM inventario_historico_default'))[0]!.n).toBe(0);
+    expect((await query(db.url, 'SELECT count(*)::int AS n FROM inventario_historico_2026_11'))[0]!.n).toBe(4);
     expect(await at('2026-11-27T10:30Z')).toEqual(['A=7.500', 'B=3.000']);
   });
 

@@ -26,7 +26,7 @@ import { counterValue, type RuntimeMetrics } from '../../processors/runtime/metr
 import { uuidFrom } from '../../fixtures/inventory-feed.ts';
 import { createTestPipeline, type TestPipeline } from '../../fixtures/pipeline.ts';
 import { startProcessor, waitForGroupEnd, type RunningProcessor } from '../../fixtures/processor-run.ts';
-import { testLogger, uniqueId } from '../../fixtures/services.ts';
+import { uniqueId } from '../../fixtures/services.ts';
 
 const PARTITIONS = 3;
 /** One store on each partition (murmur2 placement). */

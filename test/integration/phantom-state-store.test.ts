@@ -174,7 +174,9 @@ function alertLines(alerts: PhantomAlert[]): string[] {
       const key = phantomKey(a);
       const n = (seen.get(key) ?? 0) + 1;
       seen.set(key, n);
-      return `${key} #${n} ${a.status} ${a.rule} ${a.alert_id} ${a.confidence} ${a.opened_at.toISOString()} ${a.updated_at.toISOString()} ${JSON.stringify(Object.entries(a.evidence).sort())}`;
+      const evidence = JSON.stringify(Object.entries(a.evidence).sort());
+      const times = `${a.opened_at.toISOString()} ${a.updated_at.toISOString()}`;
+      return `${key} #${n} ${a.status} ${a.rule} ${a.alert_id} ${a.confidence} ${times} ${evidence}`;
     })
     .sort();
 }

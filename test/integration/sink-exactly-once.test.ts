@@ -8,9 +8,7 @@
  * children's logs.
  */
 import { appendFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../core/paths.ts';
 import { startGatedFluxion } from '../helpers/gated-fluxion.ts';
 import { seededRandom } from '../helpers/kill-harness.ts';
 import { createTestPipeline } from '../../fixtures/pipeline.ts';

@@ -69,7 +69,7 @@ const stock = (r: {
 }) => `${r.deposito}/${r.producto_id} ${r.cantidad} ${r.costo} ${r.precio} ${r.activo}`;
 
 describe('fluxion sink postgres', () => {
-  it('writes current inventory, its type-2 history, productos, ventas, alertas and etl_runs; inventario_al gives every cycle back', async () => {
+  it('writes current inventory, type-2 history, productos, ventas, alertas, etl_runs; inventario_al gives every cycle back', async () => {
     const { pipeline, db } = await setUp();
     const stores = ['tienda_01', 'tienda_02', 'tienda_03', 'tienda_04'];
     const feed = buildSinkFeed({ stores, products: 400, cycles: 4, ventasPerStore: 300, alertsPerStore: 5 });
@@ -267,7 +267,7 @@ describe('fluxion sink postgres', () => {
     },
   );
 
-  it('dead-letters a record it cannot decode and rows PostgreSQL refuses (with the SQLSTATE), and writes the rest of the batch', async () => {
+  it('dead-letters a record it cannot decode and rows PostgreSQL refuses (with the SQLSTATE), writes the rest of the batch', async () => {
     const { pipeline, db } = await setUp();
     const ventaCodec = await createTopicCodec<Venta>(pipeline.registry, 'pos.ventas', `${pipeline.prefix}pos.ventas`);
     const alertCodec = await createTopicCodec<PhantomAlert>(

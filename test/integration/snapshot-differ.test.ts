@@ -259,8 +259,8 @@ describe('fluxion process differ: stale snapshots', () => {
     }
   }
 
-  it('records a snapshot older than the applied one as STALE once, never applies or releases it, and does not call the older snapshots a ' +
-    'restart reads again stale', {
+  it('records a snapshot older than the applied one as STALE once, never applies or releases it, ' +
+    'and does not call the older snapshots a restart reads again stale', {
     timeout: 180_000,
   }, async () => {
     // Two stores on one partition: the held one's incomplete snapshot holds the partition's

@@ -45,7 +45,7 @@ describe('the checked-in query on the VAD10 tables: each of its filters is neede
     expect(merchandise.filter((p) => p.activo && codigoBarras(p) !== null && p.grupo === null).length).toBeGreaterThan(0);
   });
 
-  it('returns exactly the truth (filtered in JS from the generated data) for each deposito, and follows the stock as it moves', async () => {
+  it('returns exactly the truth (filtered in JS from the generated data) per deposito, and follows the stock as it moves', async () => {
     const p = await pool(tienda).connect();
     for (const deposito of ['01', '02']) {
       const { rows, error } = await streamInventario(p, deposito).result;

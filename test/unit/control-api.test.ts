@@ -19,6 +19,7 @@ import {
   type SyncRunContext,
 } from '../../ops/control-api.ts';
 import type { StoreOutcome } from '../../core/etl-run.ts';
+import type { ControlApiAnswer } from '../helpers/control-api-answer.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const stores: Ubicacion[] = loadUbicacionesFile(projectPath('config/ubicaciones.yaml')).map((u) => resolveUbicacion(u, 'local'));
@@ -94,11 +95,11 @@ async function call(
   if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(`${base}${path}`, { method, headers, body });
   const text = await res.text();
-  let json: any;
+  let json: ControlApiAnswer = {};
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(text) as ControlApiAnswer;
   } catch {
-    json = text;
+    // Not JSON: an empty answer, so every field a test checks is missing and its assertion fails.
   }
   return { status: res.status, headers: res.headers, json };
 }
@@ -255,26 +256,26 @@ describe('control API: runs', () => {
     c.ctx.onStoreFinished(outcome('tienda_01'));
     const mid = (await call('GET', path)).json;
     expect(mid).toMatchObject({ status: 'RUNNING', finished_at: null, counts: { PENDING: 1, RUNNING: 1, OK: 1, FAILED: 0 } });
-    expect(mid.stores[0]).toMatchObject({
+    expect(mid.stores![0]).toMatchObject({
       ubicacion_id: 'tienda_01',
       status: 'OK',
       rows: 42,
       snapshot_id: '6f1c2b7e-5d4a-4c3b-9a8f-0e1d2c3b4a59',
     });
-    expect(mid.stores[1]).toMatchObject({ ubicacion_id: 'tienda_02', status: 'RUNNING', rows: null });
+    expect(mid.stores![1]).toMatchObject({ ubicacion_id: 'tienda_02', status: 'RUNNING', rows: null });
 
     c.ctx.onStoreFinished(outcome('tienda_02', 'FAILED'));
     c.ctx.onStoreStarted('cedi_frio');
     c.ctx.onStoreFinished(outcome('cedi_frio'));
     c.finish();
-    await until(() => api.run(r.json.run_id)?.status !== 'RUNNING');
+    await until(() => api.run(r.json.run_id!)?.status !== 'RUNNING');
     const end = (await call('GET', path)).json;
     expect(end).toMatchObject({ status: 'FAILED', counts: { PENDING: 0, RUNNING: 0, OK: 2, FAILED: 1 } });
     expect(end.finished_at).not.toBeNull();
-    expect(end.stores[1]).toMatchObject({ status: 'FAILED', error_class: 'POS_AUTH' });
+    expect(end.stores![1]).toMatchObject({ status: 'FAILED', error_class: 'POS_AUTH' });
     // A connection string in an error message is scrubbed.
-    expect(end.stores[1].error_message).toContain('postgres://u:***@db/x');
-    expect((await call('GET', '/etl/runs')).json.runs.map((x: { run_id: string }) => x.run_id)).toEqual([r.json.run_id]);
+    expect(end.stores![1]!.error_message).toContain('postgres://u:***@db/x');
+    expect((await call('GET', '/etl/runs')).json.runs!.map((x) => x.run_id)).toEqual([r.json.run_id]);
   });
 
   it('409 while a run of the same job is running; another job may start; the same job again once it ended', async () => {
@@ -295,10 +296,10 @@ describe('control API: runs', () => {
     expect(calls[1]!.stores).toEqual(stores.filter((u) => u.activa && u.pos === 'klk').map((u) => u.id));
 
     calls[0]!.finish();
-    await until(() => api.run(first.json.run_id)?.status !== 'RUNNING');
+    await until(() => api.run(first.json.run_id!)?.status !== 'RUNNING');
     // The run reported no store: each is FAILED as unreported, not left pending.
-    expect(api.run(first.json.run_id)).toMatchObject({ status: 'FAILED' });
-    expect(api.run(first.json.run_id)!.stores[0]).toMatchObject({ status: 'FAILED', error_class: 'UNREPORTED' });
+    expect(api.run(first.json.run_id!)).toMatchObject({ status: 'FAILED' });
+    expect(api.run(first.json.run_id!)!.stores[0]).toMatchObject({ status: 'FAILED', error_class: 'UNREPORTED' });
     expect((await call('POST', '/etl/sync', { body: { job: 'inventario', tiendas: ['tienda_03'] } })).status).toBe(202);
   });
 
@@ -306,9 +307,9 @@ describe('control API: runs', () => {
     const r = await call('POST', '/etl/sync', { body: { job: 'ventas', tiendas: ['tienda_05'] } });
     await until(() => calls.length === 1);
     calls[0]!.fail(new Error('Kafka at 127.0.0.1:1 did not answer'));
-    await until(() => api.run(r.json.run_id)?.status !== 'RUNNING');
-    expect(api.run(r.json.run_id)).toMatchObject({ status: 'ERROR', error: 'Kafka at 127.0.0.1:1 did not answer' });
-    expect(api.run(r.json.run_id)!.stores[0]).toMatchObject({ status: 'FAILED', error_class: 'RUN_FAILED' });
+    await until(() => api.run(r.json.run_id!)?.status !== 'RUNNING');
+    expect(api.run(r.json.run_id!)).toMatchObject({ status: 'ERROR', error: 'Kafka at 127.0.0.1:1 did not answer' });
+    expect(api.run(r.json.run_id!)!.stores[0]).toMatchObject({ status: 'FAILED', error_class: 'RUN_FAILED' });
     expect((await call('POST', '/etl/sync', { body: { job: 'ventas', tiendas: ['tienda_05'] } })).status).toBe(202);
   });
 

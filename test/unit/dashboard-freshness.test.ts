@@ -69,7 +69,8 @@ describe('missed polls during opening hours', () => {
     const now = vet('08:00', '2026-11-28');
     const starts = [...runsEvery('06:00', '22:00', 30), ...runsEvery('06:00', '08:00', 30, 1, '2026-11-28')];
     const c = countMissedPolls(inventario, starts, now);
-    // Ticks from 08:00 the day before (06:00-07:30 of that day are outside the 24 h), the last judged is 07:30 today (slot ended at 08:00).
+    // Ticks from 08:00 the day before (06:00-07:30 of that day are outside the 24 h), the last
+    // judged is 07:30 today (slot ended at 08:00).
     expect(c).toMatchObject({ missed: 0, missedInARow: 0, lastMissedAt: null });
     expect(c.expected).toBe(28 + 4);
   });

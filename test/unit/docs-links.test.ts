@@ -4,9 +4,10 @@
  * Anchors are not checked (GitHub's slugs are its own); the file before `#` must exist.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../core/paths.ts';
+import { brokenLinks, markdownLinks } from '../helpers/markdown-links.ts';
 
 const PAGES = [
   'README.md',
@@ -19,38 +20,6 @@ const PAGES = [
   'sinks/README.md',
   'extractors/README.md',
 ];
-
-/** The targets of `[text](target)` and `![alt](target)` outside code, with line numbers. */
-export function markdownLinks(text: string): Array<{ line: number; target: string }> {
-  const links: Array<{ line: number; target: string }> = [];
-  let fenced = false;
-  text.split('\n').forEach((raw, i) => {
-    if (raw.trimStart().startsWith('```')) {
-      fenced = !fenced;
-      return;
-    }
-    if (fenced) return;
-    const line = raw.replace(/`[^`]*`/g, '');
-    for (const m of line.matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) {
-      if (m[1]) links.push({ line: i + 1, target: m[1] });
-    }
-  });
-  return links;
-}
-
-/** `page:line -> target (why)` for each relative link of `page` that names no file in the repo. */
-export function brokenLinks(page: string, text: string, root = PROJECT_ROOT): string[] {
-  const broken: string[] = [];
-  for (const { line, target } of markdownLinks(text)) {
-    if (/^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith('#')) continue;
-    const path = decodeURIComponent(target.split('#')[0] ?? '');
-    const file = resolve(root, dirname(page), path);
-    const inRepo = !relative(root, file).startsWith('..');
-    if (!inRepo) broken.push(`${page}:${line} -> ${target} (outside the repo)`);
-    else if (!existsSync(file)) broken.push(`${page}:${line} -> ${target} (no such file)`);
-  }
-  return broken;
-}
 
 describe('Markdown links', () => {
   it('finds links, skips code, and names a missing file and a link leaving the repo', () => {

@@ -287,7 +287,12 @@ describe('the scheduler mails a run that fails as a whole', () => {
 
   it('a thrown error or an outcome naming a failure mails; a store failure or an aborted run does not', async () => {
     const failed: JobFailure[] = [];
-    const alerts = { failed: async (f: JobFailure) => (failed.push(f), 'sent' as const) };
+    const alerts = {
+      failed: async (f: JobFailure) => {
+        failed.push(f);
+        return 'sent' as const;
+      },
+    };
     const outcomes: Record<string, () => Promise<{ ok: boolean; summary: string; failure?: JobFailure | null }>> = {
       abc: async () => {
         throw new AbcRecalcError('ABC recalculation failed: PostgreSQL is not reachable');

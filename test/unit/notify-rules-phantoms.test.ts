@@ -61,7 +61,9 @@ describe('phantom-zero mails: most confident first, within a daily budget per st
   it("lists the store's OPEN alerts by confidence, highest first, at most the budget; the rest only counted", () => {
     const rules = createNotifyRules({ ...CONFIG, phantomStoreThreshold: 5, phantomDailyBudget: 3 });
     const confidences = [0.5, 0.9, 0.7, 0.95, 0.6];
-    confidences.slice(0, 4).forEach((c, i) => rules.decide(alert('tienda_05', i + 1, T0 + (i + 1) * MIN, 'OPEN', c), T0 + (i + 1) * MIN));
+    for (const [i, c] of confidences.slice(0, 4).entries()) {
+      rules.decide(alert('tienda_05', i + 1, T0 + (i + 1) * MIN, 'OPEN', c), T0 + (i + 1) * MIN);
+    }
     const d = rules.decide(alert('tienda_05', 5, T0 + 5 * MIN, 'OPEN', 0.6), T0 + 5 * MIN);
     const mail = d.send[0]!;
     expect(mail.alertIds).toEqual([id('tienda_05', 4), id('tienda_05', 2), id('tienda_05', 3)]);

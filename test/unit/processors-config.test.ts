@@ -42,7 +42,7 @@ describe('phantom settings from processors/config.ts', () => {
     expect(problems).toHaveLength(8);
     const inOrder = [/flipFlopRecovery.*1\.5/, /dropSalesShare/, /flipFlopWindowSnapshots/, /dropThreshold/, /sellingAtZeroMinSales/];
     inOrder.push(/sellingAtZeroMinMinutes.*-5/, /rules.*GHOST/, /sources.*SAP/);
-    inOrder.forEach((pattern, i) => expect(problems[i]).toMatch(pattern));
+    for (const [i, pattern] of inOrder.entries()) expect(problems[i]).toMatch(pattern);
     expect(problems[0]).toBe('phantom.flipFlopRecovery=1.5: must be a share up to 1');
     expect(problems[3]).toBe('phantom.dropThreshold="10": must be written as "10.000"');
     // dropRecentFallFactor 0 is valid (0 turns that check off): every other field is named.

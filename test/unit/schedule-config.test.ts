@@ -97,7 +97,7 @@ describe('a schedule with mistakes', () => {
 
   it('rejects unknown and missing jobs, unknown fields and a slug used twice', () => {
     const doc = checkedIn();
-    doc.jobs['inventory'] = doc.jobs.inventario!;
+    doc.jobs.inventory = doc.jobs.inventario!;
     delete doc.jobs.abc;
     doc.jobs.ventas!.retries = 3;
     (doc.jobs['productos-refresh']!.monitor as Record<string, unknown>).slug = 'etl-ventas-recovery';

@@ -2,7 +2,7 @@ import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { backwardIncompatibility, createAvroType, loadSubjectSchemas } from '../../core/avro/schemas.ts';
+import { backwardIncompatibility, createAvroType, loadSubjectSchemas, type AvroSchema } from '../../core/avro/schemas.ts';
 import { SchemaError } from '../../core/errors.ts';
 import { SCHEMAS_DIR } from '../../core/paths.ts';
 import { topicSpecs } from '../../core/topics.ts';
@@ -63,13 +63,18 @@ describe('schemas/', () => {
   });
 });
 
+/** The part of an Avro record schema the changes below edit. */
+interface RecordSchema extends AvroSchema {
+  fields: Array<{ name: string; type: unknown; [key: string]: unknown }>;
+}
+
 describe('BACKWARD compatibility against the previous version', () => {
   const previous = loadSubjectSchemas();
-  const withChange = (topic: string, change: (schema: any) => void) =>
+  const withChange = (topic: string, change: (schema: RecordSchema) => void) =>
     previous.map((s) => {
       if (s.topic !== topic) return s;
       const schema = structuredClone(s.schema);
-      change(schema);
+      change(schema as RecordSchema);
       return { ...s, schema };
     });
 
@@ -89,8 +94,8 @@ describe('BACKWARD compatibility against the previous version', () => {
 
   it('refuses a changed decimal scale and a removed subject', () => {
     const rescaled = withChange('pos.ventas.raw', (s) => {
-      const linea = s.fields.find((f: any) => f.name === 'linea').type;
-      linea.fields.find((f: any) => f.name === 'cantidad').type.scale = 2;
+      const linea = s.fields.find((f) => f.name === 'linea')!.type as RecordSchema;
+      (linea.fields.find((f) => f.name === 'cantidad')!.type as { scale: number }).scale = 2;
     });
     expect(compareWithPrevious(rescaled, previous, 'git HEAD').map((p) => p.subject)).toEqual(['pos.ventas.raw-value']);
     const removed = previous.filter((s) => s.topic !== 'pos.ventas');

@@ -138,7 +138,10 @@ describe('state store under kill -9', () => {
     const r = root();
     const script = `
       import { openStateStore } from ${JSON.stringify(new URL('../../processors/runtime/state-store.ts', import.meta.url).pathname)};
-      const { store } = openStateStore({ root: ${JSON.stringify(r)}, name: 'differ-g', partition: 2, topics: ['x.state'], layout: 'test-1', bounds: { 'x.state': { low: '0', high: '100' } } });
+      const { store } = openStateStore({
+        root: ${JSON.stringify(r)}, name: 'differ-g', partition: 2, topics: ['x.state'], layout: 'test-1',
+        bounds: { 'x.state': { low: '0', high: '100' } },
+      });
       store.put('T1/01/A', 'committed');
       store.flush({ 'x.state': '7' });
       store.put('T1/01/A', 'in-flight');

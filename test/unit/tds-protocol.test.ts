@@ -360,7 +360,7 @@ describe('tokens', () => {
     const cells = ['000123', null, 'AZÚCAR MONTAÑA 1KG', '000003', 'VÍVERES', null, null, null, null, 'UND', '-2.000', '1.2300', null];
     const token = rowToken(INVENTARIO_COLUMNS, cells);
     expect(token.readUInt8(0)).toBe(TOKEN.ROW);
-    expect(token.subarray(1, 9).toString('hex')).toBe('0600' + Buffer.from('000123').toString('hex'));
+    expect(token.subarray(1, 9).toString('hex')).toBe(`0600${Buffer.from('000123').toString('hex')}`);
     expect(token.subarray(9, 11).toString('hex')).toBe('ffff'); // codigo_barras NULL
     expect(() =>
       rowToken(

@@ -234,7 +234,7 @@ describe('what the emitted SQLite answers', () => {
   it("follows the simulation's stock: a change is in the next answer", () => {
     const producto = sim.stellarInventario('01')[5]!.producto_id;
     const read = () =>
-      run('SELECT n_Cantidad FROM MA_DEPOPROD WHERE c_CodDeposito = @codigo_deposito AND c_CodArticulo = ' + `'${producto}'`, {
+      run(`SELECT n_Cantidad FROM MA_DEPOPROD WHERE c_CodDeposito = @codigo_deposito AND c_CodArticulo = '${producto}'`, {
         '@codigo_deposito': '01',
       });
     sim.setCantidad('01', producto, 12_345n);
