@@ -99,6 +99,7 @@ export function checkCoverage(input: CoverageInput): CoverageProblem[] {
     const end = sink ?? p.high;
     const readFrom = input.readFrom.get(p.partition) ?? p.low;
     const needFrom = input.keepsOlder && readFrom > p.low ? readFrom : 0n;
+    // biome-ignore lint/complexity/useMathMinMax: bigint offsets; Math.min takes numbers only
     const lost = p.low < end ? p.low : end;
     if (needFrom < lost) {
       problems.push({
@@ -126,6 +127,7 @@ export function checkCoverage(input: CoverageInput): CoverageProblem[] {
       });
     }
     const after = input.afterRead;
+    // biome-ignore lint/complexity/useMathMinMax: bigint offsets; Math.min takes numbers only
     if (after && readFrom < (end < p.high ? end : p.high)) {
       const lowNow = after.low.get(p.partition) ?? p.low;
       const first = after.firstRead.get(p.partition);

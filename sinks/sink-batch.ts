@@ -416,7 +416,7 @@ export interface StoredAlerta {
  * opens as usual: a DESCARTADA row does not hold alertas_una_abierta's OPEN slot.
  */
 export function mergeAlerta(stored: StoredAlerta | undefined, planned: AlertaRow): Omit<AlertaRow, 'estado'> & { estado: AlertaEstado } {
-  if (!stored || stored.estado !== 'DESCARTADA') return planned;
+  if (stored?.estado !== 'DESCARTADA') return planned;
   return { ...planned, estado: 'DESCARTADA', resuelta_en: planned.resuelta_en ?? stored.resuelta_en };
 }
 

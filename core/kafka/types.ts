@@ -155,6 +155,7 @@ export interface KafkaClient {
   readToEnd(
     topic: string,
     partitions: number[],
+    // biome-ignore lint/suspicious/noConfusingVoidType: a callback's return; callers pass void functions, undefined refuses them
     onRecord: (record: ConsumedRecord) => void | 'stop' | Promise<void | 'stop'>,
     options?: ReadToEndOptions,
   ): Promise<number>;
