@@ -1,3 +1,9 @@
+/**
+ * The snapshot differ's domain logic, pure: assembling a store's snapshot from its chunks,
+ * the quarantine rule, and the changes between the last applied state and a new snapshot.
+ * What to do with a complete snapshot (apply, skip, refuse, release) is snapshot-decision.ts;
+ * the processor around both (I/O, transactions, the state topic) lives in snapshot-differ.ts.
+ */
 import { ValidationError } from '../core/errors.ts';
 import type { InventoryRow } from '../core/records.ts';
 import { rowKey, packRow, unpackRow, sameContent, wasPositive, type PackedRow, type Change } from './snapshot-row-packing.ts';

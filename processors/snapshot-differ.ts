@@ -1,3 +1,32 @@
+/**
+ * `fluxion process differ`: pos.inventario.snapshots -> pos.inventario.changes, with its
+ * state in pos.inventario.state and refused snapshots in pos.inventario.quarantine.
+ *
+ * Per store: chunks are assembled (processors/snapshot-diff.ts); a complete snapshot is
+ * checked against the quarantine rule and, when safe, diffed against the last applied state
+ * into c/u/d changes, written with the new state records in the same transaction as the
+ * input offsets.
+ *
+ * Two things keep it exact across crashes:
+ * - Offsets are never committed past the first chunk of a snapshot still being assembled
+ *   (`commitOffset`): chunks live only in memory, so a restart must read them again.
+ * - Reading again is harmless: each store's last applied snapshot is a state record (key
+ *   `ubicacion_id`, with the offset that completed it in the header `fluxion-applied-offset`),
+ *   and a snapshot decided before is skipped: the applied one, one with a quarantine record,
+ *   or one read at or before that offset (`judgeSnapshot` in snapshot-decision.ts).
+ *
+ * Stale snapshots: one read for the first time when a newer snapshot of the store was already
+ * applied (an overlapping or delayed run, a POS clock set back) is never applied, and never
+ * dropped silently either: it gets a quarantine record with status STALE (never releasable),
+ * the counter outcome `stale` and a warning naming both snapshots and their taken_at.
+ *
+ * Releases: `fluxion quarantine release` sends a quarantined snapshot's chunks again with the
+ * header `fluxion-release`; the differ then applies it without the quarantine rule, unless a
+ * newer snapshot of the store was applied meanwhile (then it is SUPERSEDED).
+ *
+ * Which of these a complete snapshot is, is `decideSnapshot` (snapshot-decision.ts, pure);
+ * this module reads what it weighs from the state store and carries the decision out.
+ */
 import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { ValidationError } from '../core/errors.ts';
 import type { QuarantineRecord } from '../core/records.ts';
