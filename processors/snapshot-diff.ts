@@ -217,7 +217,8 @@ export function quarantineReason(state: StoreRows, snapshot: PackedSnapshot, rul
   }
   const share = (zeroed + vanished) / positiveBefore.length;
   if (share > rule.maxZeroedShare) {
-    return `${zeroed} of ${positiveBefore.length} products with stock dropped to 0 or below and ${vanished} vanished (${(share * 100).toFixed(1)}% > ${(rule.maxZeroedShare * 100).toFixed(0)}%)`;
+    const shares = `${(share * 100).toFixed(1)}% > ${(rule.maxZeroedShare * 100).toFixed(0)}%`;
+    return `${zeroed} of ${positiveBefore.length} products with stock dropped to 0 or below and ${vanished} vanished (${shares})`;
   }
   return gone.size >= rule.groupMinProducts ? groupReason(positiveBefore, gone, rule) : null;
 }
@@ -250,7 +251,11 @@ function groupReason(positiveBefore: Array<[string, PackedRow]>, gone: Set<strin
     if (g.positive < rule.groupMinProducts) continue;
     const share = g.gone / g.positive;
     if (share > rule.groupMaxZeroedShare) {
-      return `${g.gone} of ${g.positive} products with stock in ${g.label} dropped to 0 or below or vanished at once (${(share * 100).toFixed(1)}% > ${(rule.groupMaxZeroedShare * 100).toFixed(0)}%): a POS that read the whole group wrong?`;
+      const shares = `${(share * 100).toFixed(1)}% > ${(rule.groupMaxZeroedShare * 100).toFixed(0)}%`;
+      return (
+        `${g.gone} of ${g.positive} products with stock in ${g.label} dropped to 0 or below or vanished at once ` +
+        `(${shares}): a POS that read the whole group wrong?`
+      );
     }
   }
   return null;

@@ -235,7 +235,8 @@ export async function writeInventory(
           OR (${contentOf('cur')} IS DISTINCT FROM ${contentOf('s')} AND (cur.visto_en, cur.ubicacion_id) <= (s.visto_en, s.ubicacion_id))
        ORDER BY s.producto_id
        ON CONFLICT (producto_id) DO UPDATE SET ${set.join(', ')}, actualizado_en = now()
-       WHERE (p.visto_en, p.ubicacion_id) <= (EXCLUDED.visto_en, EXCLUDED.ubicacion_id) AND ${contentOf('p')} IS DISTINCT FROM ${contentOf('EXCLUDED')}`,
+       WHERE (p.visto_en, p.ubicacion_id) <= (EXCLUDED.visto_en, EXCLUDED.ubicacion_id)
+         AND ${contentOf('p')} IS DISTINCT FROM ${contentOf('EXCLUDED')}`,
       src.params,
     );
     counts.productos = r.rowCount ?? 0;
@@ -270,7 +271,8 @@ export async function writeAlertas(client: PoolClient, plan: AlertasPlan): Promi
   const set = ALERTAS_COLUMNS.filter((c) => c !== 'alert_id').map((c) => {
     if (c === 'estado') return `estado = CASE WHEN alertas.estado = 'DESCARTADA' THEN alertas.estado ELSE EXCLUDED.estado END`;
     if (c === 'resuelta_en')
-      return `resuelta_en = CASE WHEN alertas.estado = 'DESCARTADA' THEN COALESCE(EXCLUDED.resuelta_en, alertas.resuelta_en) ELSE EXCLUDED.resuelta_en END`;
+      return `resuelta_en = CASE WHEN alertas.estado = 'DESCARTADA'
+        THEN COALESCE(EXCLUDED.resuelta_en, alertas.resuelta_en) ELSE EXCLUDED.resuelta_en END`;
     return `${c} = EXCLUDED.${c}`;
   });
   // Resolved first: it frees each product's OPEN slot of alertas_una_abierta (see planAlertas).

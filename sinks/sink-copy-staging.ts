@@ -99,7 +99,8 @@ export type Stage = keyof typeof STAGES;
 const stageDdl = (name: Stage): string => {
   const { table, columns } = STAGES[name];
   // A bare name: CREATE TEMP TABLE refuses a schema-qualified one.
-  return `CREATE TEMP TABLE IF NOT EXISTS ${table.slice('pg_temp.'.length)} (${(columns as readonly string[]).map((c) => `${c} ${SQL_TYPES[c]}`).join(', ')}) ON COMMIT DELETE ROWS`;
+  const definitions = (columns as readonly string[]).map((c) => `${c} ${SQL_TYPES[c]}`).join(', ');
+  return `CREATE TEMP TABLE IF NOT EXISTS ${table.slice('pg_temp.'.length)} (${definitions}) ON COMMIT DELETE ROWS`;
 };
 
 /**
