@@ -8,7 +8,7 @@ import type { KeyValueState } from './runtime/state-store.ts';
 import type { AppliedSnapshot } from './snapshot-decision.ts';
 import type { StoreRows } from './snapshot-diff.ts';
 
-/** What the differ's state store holds (see StoreMemory): a new value wipes stores of the old one. */
+/** What the differ's state store holds (see StoreMemory in processors/snapshot-differ.ts): a new value wipes stores of the old one. */
 export const STORE_LAYOUT = 'differ-1: ubicacion/deposito/producto=packRow, ubicacion=applied JSON';
 
 /** Header of a store's state record: offset of the snapshots record that completed the applied snapshot. */
