@@ -97,7 +97,9 @@ export function registerDashboardCommand(program: Command, io: ProgramIo): void 
       io.out(`dashboard: ${url}/`);
       io.out(`metrics: ${url}/metrics`);
       io.out(
-        `control API: ${control.enabled ? `${url}/etl/sync (bearer token from FLUXION_SYNC_TOKEN)` : 'off (FLUXION_SYNC_TOKEN is not set)'}`,
+        `control API: ${
+          control.enabled ? `${url}/etl/sync (bearer token from FLUXION_SYNC_TOKEN)` : 'off (FLUXION_SYNC_TOKEN is not set)'
+        }`,
       );
       const signal = await new Promise<string>((resolve) => {
         process.once('SIGTERM', () => resolve('SIGTERM'));

@@ -69,7 +69,8 @@ export async function cyclesAndSummary(c: CommandContext, io: ProgramIo, o: Cycl
   const injected = { failing: sims.has('tienda_05') ? 'tienda_05' : undefined, massZero: sims.has('tienda_07') ? 'tienda_07' : undefined };
   const describe = (outcomes: StoreOutcome[]) => {
     const failed = outcomes.filter((x) => x.status === 'FAILED');
-    return `${outcomes.length - failed.length}/${outcomes.length} stores OK${failed.length ? ` (${failed.map((f) => `${f.ubicacionId} FAILED: ${f.errorClass}`).join('; ')})` : ''}`;
+    const failures = failed.map((f) => `${f.ubicacionId} FAILED: ${f.errorClass}`).join('; ');
+    return `${outcomes.length - failed.length}/${outcomes.length} stores OK${failed.length ? ` (${failures})` : ''}`;
   };
   const retry = { retries: 2, initialDelayMs: 100, maxDelayMs: 500, factor: 2 };
   for (let cycle = 1; cycle <= cycles; cycle++) {

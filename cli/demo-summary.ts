@@ -17,7 +17,9 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 export function describeFreshness(valuesMs: number[]): string {
   const finite = valuesMs.filter((v) => Number.isFinite(v));
   if (finite.length === 0) return "n/a: no store's last extracted snapshot reached PostgreSQL";
-  return `p50 ${seconds(percentile(finite, 50)!)}, p95 ${seconds(percentile(finite, 95)!)}, max ${seconds(Math.max(...finite))} over ${finite.length} store${finite.length === 1 ? '' : 's'}`;
+  const stores = `${finite.length} store${finite.length === 1 ? '' : 's'}`;
+  const max = seconds(Math.max(...finite));
+  return `p50 ${seconds(percentile(finite, 50)!)}, p95 ${seconds(percentile(finite, 95)!)}, max ${max} over ${stores}`;
 }
 
 export interface DemoFacts {

@@ -33,8 +33,15 @@ const UNAVAILABLE_NETWORK_CODES = ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'E
  * place that reads a PostgreSQL error's message; everything else branches on SQLSTATEs, codes
  * or classes (core/errors.ts).
  */
-const PG_CONNECTION_MESSAGES =
-  /Connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|Client was closed and is not queryable/i;
+const PG_CONNECTION_MESSAGES = new RegExp(
+  [
+    'Connection terminated',
+    'timeout exceeded when trying to connect',
+    'connection error and is not queryable',
+    'Client was closed and is not queryable',
+  ].join('|'),
+  'i',
+);
 function isPgConnectionLoss(err: unknown): boolean {
   return PG_CONNECTION_MESSAGES.test((err as Error)?.message ?? '');
 }

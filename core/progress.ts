@@ -40,7 +40,8 @@ export function progressLine(label: string, done: number, total: number, elapsed
   const bar = `${'='.repeat(Math.max(0, filled - 1))}${filled > 0 ? '>' : ''}${' '.repeat(WIDTH - filled)}`;
   const rate = elapsedMs > 0 ? (done / elapsedMs) * 1000 : 0;
   const eta = rate > 0 ? (total - done) / rate : Number.POSITIVE_INFINITY;
-  return `${label} [${bar}] ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} ${Math.floor(share * 100)}% ${Math.round(rate).toLocaleString('en-US')}/s ETA ${duration(eta)}`;
+  const counts = `${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')}`;
+  return `${label} [${bar}] ${counts} ${Math.floor(share * 100)}% ${Math.round(rate).toLocaleString('en-US')}/s ETA ${duration(eta)}`;
 }
 
 export function createProgress(o: ProgressOptions): Progress {

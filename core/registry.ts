@@ -6,6 +6,9 @@
 import { FluxionError, SchemaError, ServiceUnavailableError, type FluxionErrorOptions } from './errors.ts';
 import type { AvroSchema } from './avro/schemas.ts';
 
+/** A registry reply body: JSON the registry defines, read field by field with a check before each use. */
+type RegistryJson = { [field: string]: unknown } | null;
+
 export interface RegistryOptions {
   url: string;
   /** HTTP basic auth (SCHEMA_REGISTRY_USERNAME / SCHEMA_REGISTRY_PASSWORD). */
@@ -51,7 +54,7 @@ export function createRegistry(options: RegistryOptions): FluxionRegistry {
   };
   if (auth) headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
 
-  async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: RegistryJson }> {
     let res: Response;
     try {
       res = await fetch(`${base}${path}`, {
@@ -92,7 +95,7 @@ export function createRegistry(options: RegistryOptions): FluxionRegistry {
     } catch {
       json = { message: text };
     }
-    return { status: res.status, json };
+    return { status: res.status, json: json as RegistryJson };
   }
 
   return {
@@ -162,14 +165,14 @@ export function createRegistry(options: RegistryOptions): FluxionRegistry {
       if (res.status === 404) return null;
       if (res.status >= 300)
         throw new SchemaError(`schema registry could not read ${subject} (HTTP ${res.status}): ${JSON.stringify(res.json)}`);
-      return { id: res.json.id, version: res.json.version, schema: JSON.parse(res.json.schema) };
+      return { id: res.json?.id as number, version: res.json?.version as number, schema: JSON.parse(String(res.json?.schema)) };
     },
     async schemaById(id) {
       const res = await call('GET', `/schemas/ids/${id}`);
       if (res.status === 404) throw new SchemaError(`schema id ${id} is not registered at ${base}`, { context: { schemaId: id } });
       if (res.status >= 300)
         throw new SchemaError(`schema registry could not read schema id ${id} (HTTP ${res.status}): ${JSON.stringify(res.json)}`);
-      return JSON.parse(res.json.schema) as AvroSchema;
+      return JSON.parse(String(res.json?.schema)) as AvroSchema;
     },
   };
 }

@@ -59,7 +59,10 @@ export function cleanDetail(text: string, secrets: string[] = []): string {
   return out;
 }
 
-/** Runs every check concurrently, each under `timeoutMs` (a dependent one starts when its dependency ends); results in the checks' order. */
+/**
+ * Runs every check concurrently, each under `timeoutMs` (a dependent one starts when its
+ * dependency ends); results in the checks' order.
+ */
 export async function runChecks(checks: DoctorCheck[], options: RunOptions): Promise<CheckResult[]> {
   const clock = options.clock ?? (() => performance.now());
   const byPart = new Map<string, Promise<CheckResult>>();

@@ -33,8 +33,6 @@
  * A mail SendGrid did not take is not remembered, so the next failure mails again. Mailing
  * never changes a command's exit code or the error it reports.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { FluxionConfig } from '../core/config/environment.ts';
 import { ConfigError, FluxionError, UsageError, errorMessage } from '../core/errors.ts';
 import type { StoreOutcome } from '../core/etl-run.ts';
@@ -44,6 +42,10 @@ import { formatInstant, formatMinutes, mailTable, subjectPrefix } from '../core/
 import { createMailer, type Mailer, type MailMessage } from '../core/mail/sendgrid.ts';
 import type { Pool } from '../core/postgres.ts';
 import { admit, type ThrottleEntry } from '../core/throttle.ts';
+import { fileThrottleMemory, postgresThrottleMemory, type ThrottleMemory } from './job-failure-throttle.ts';
+
+// The throttle's memory lives in ops/job-failure-throttle.ts; its names stay importable from here.
+export { fileThrottleMemory, postgresThrottleMemory, type ThrottleMemory } from './job-failure-throttle.ts';
 
 /** The service a failure is about. */
 export type FailedService = 'kafka' | 'registry' | 'postgres' | 'job';
@@ -218,64 +220,6 @@ export function jobFailureMail(f: JobFailure, o: JobMailOptions): MailMessage {
     m.footer(o.environment ?? 'local', key),
   ].join('\n');
   return { kind: 'JOB_FAILED', key, subject: `${subjectPrefix(o.environment)} ${m.subject(f.job, what, f.errorClass)}`, text };
-}
-
-// ---- the throttle's memory -------------------------------------------------------------------
-
-export interface ThrottleMemory {
-  readonly name: string;
-  get(key: string): Promise<ThrottleEntry | null>;
-  put(key: string, entry: ThrottleEntry): Promise<void>;
-}
-
-/** `avisos_trabajos` in PostgreSQL. */
-export function postgresThrottleMemory(pool: Pool): ThrottleMemory {
-  return {
-    name: 'postgres',
-    async get(key) {
-      const r = await pool.query<{ enviado_en: Date; retenidos: number; retenidos_desde: Date | null }>(
-        'SELECT enviado_en, retenidos, retenidos_desde FROM avisos_trabajos WHERE clave = $1',
-        [key],
-      );
-      const row = r.rows[0];
-      return row
-        ? { lastSentMs: row.enviado_en.getTime(), heldBack: row.retenidos, heldBackSinceMs: row.retenidos_desde?.getTime() ?? null }
-        : null;
-    },
-    async put(key, e) {
-      await pool.query(
-        `INSERT INTO avisos_trabajos (clave, enviado_en, retenidos, retenidos_desde) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (clave) DO UPDATE SET enviado_en = EXCLUDED.enviado_en, retenidos = EXCLUDED.retenidos, retenidos_desde = EXCLUDED.retenidos_desde`,
-        [key, new Date(e.lastSentMs), e.heldBack, e.heldBackSinceMs === null ? null : new Date(e.heldBackSinceMs)],
-      );
-    },
-  };
-}
-
-/** A JSON file of entries by key, replaced atomically (written aside, then renamed). */
-export function fileThrottleMemory(path: string): ThrottleMemory {
-  const read = (): Record<string, ThrottleEntry> => {
-    try {
-      return JSON.parse(readFileSync(path, 'utf8')) as Record<string, ThrottleEntry>;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-      throw err;
-    }
-  };
-  return {
-    name: 'file',
-    async get(key) {
-      const e = read()[key];
-      return e && Number.isFinite(e.lastSentMs) ? e : null;
-    },
-    async put(key, entry) {
-      const all = { ...read(), [key]: entry };
-      mkdirSync(dirname(path), { recursive: true });
-      const tmp = `${path}.${process.pid}.tmp`;
-      writeFileSync(tmp, `${JSON.stringify(all, null, 1)}\n`);
-      renameSync(tmp, path);
-    },
-  };
 }
 
 // ---- mailing a failure -----------------------------------------------------------------------

@@ -147,7 +147,7 @@ function sellingAtZero(state: ProductPhantomState, config: PhantomConfig): Firin
 
 function unexplainedDrop(state: ProductPhantomState, config: PhantomConfig): Firing | null {
   const ep = state.zero;
-  if (!ep || !ep.from) return null;
+  if (!ep?.from) return null;
   const q = units(ep.from.quantity);
   if (q <= 0n || q < units(config.dropThreshold)) return null;
   const sold = units(ep.salesBefore);

@@ -62,7 +62,10 @@ export function judgeSnapshot(seen: SnapshotSighting, applied: AppliedSnapshot |
 /** The quarantine reason of a stale snapshot: both snapshot ids and both taken_at instants. */
 export function staleReason(snapshot: { snapshot_id: string; taken_at: Date }, applied: AppliedSnapshot): string {
   const appliedAt = new Date(applied.taken_at).toISOString();
-  return `stale: taken at ${snapshot.taken_at.toISOString()}, before snapshot ${applied.snapshot_id} (taken at ${appliedAt}) which was already applied`;
+  return (
+    `stale: taken at ${snapshot.taken_at.toISOString()}, before snapshot ${applied.snapshot_id} ` +
+    `(taken at ${appliedAt}) which was already applied`
+  );
 }
 
 /** An operator's release of a quarantined snapshot, as its chunks' headers carry it. */

@@ -27,14 +27,12 @@
  * Which of these a complete snapshot is, is `decideSnapshot` (snapshot-decision.ts, pure);
  * this module reads what it weighs from the state store and carries the decision out.
  */
-import { Counter } from 'prom-client';
 import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { ValidationError } from '../core/errors.ts';
-import type { InventoryRow, QuarantineRecord } from '../core/records.ts';
-import { registeredMetric } from './runtime/metrics.ts';
+import type { QuarantineRecord } from '../core/records.ts';
 import type { ProcessorFactory } from './runtime/processor-kind.ts';
 import type { Output, ProcessorContext, StreamProcessorSpec } from './runtime/stream-processor.ts';
-import { decideSnapshot, judgeSnapshot, supersededBy, type AppliedSnapshot, type ReleaseRequest } from './snapshot-decision.ts';
+import { decideSnapshot, judgeSnapshot, supersededBy, type ReleaseRequest } from './snapshot-decision.ts';
 import {
   diffSnapshot,
   packRow,
@@ -44,27 +42,25 @@ import {
   SnapshotAssembler,
   type PackedSnapshot,
   type SnapshotChunk,
-  type StoreRows,
 } from './snapshot-diff.ts';
 import type { KeyValueState } from './runtime/state-store.ts';
+import { differMetrics } from './differ-metrics.ts';
+import {
+  APPLIED_OFFSET_HEADER,
+  appliedOf,
+  appliedOffset,
+  rowsOf,
+  setApplied,
+  STORE_LAYOUT,
+  type StateRecord,
+  storeOf,
+} from './differ-state-layout.ts';
+
+// The state layout lives in processors/differ-state-layout.ts; this header stays importable from here.
+export { APPLIED_OFFSET_HEADER } from './differ-state-layout.ts';
 
 /** Header naming the snapshot an operator released (set by `fluxion quarantine release`). */
 export const RELEASE_HEADER = 'fluxion-release';
-
-/** What the differ's state store holds (see StoreMemory): a new value wipes stores of the old one. */
-const STORE_LAYOUT = 'differ-1: ubicacion/deposito/producto=packRow, ubicacion=applied JSON';
-
-/** Header of a store's state record: offset of the snapshots record that completed the applied snapshot. */
-export const APPLIED_OFFSET_HEADER = 'fluxion-applied-offset';
-
-/** schemas/pos.inventario.state-value.avsc */
-interface StateRecord {
-  ubicacion_id: string;
-  row: InventoryRow | null;
-  fingerprint: string;
-  snapshot_id: string;
-  taken_at: Date;
-}
 
 /**
  * What the differ holds in memory per store: only the snapshots being assembled. Its rows and
@@ -104,30 +100,7 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
     groupMinProducts: deps.config.quarantineGroupMinProducts,
   };
   const registry = deps.metrics.registry;
-  const snapshotsCounter = registeredMetric(
-    registry,
-    'fluxion_differ_snapshots_total',
-    () =>
-      new Counter({
-        name: 'fluxion_differ_snapshots_total',
-        help:
-          'snapshots by outcome: applied, quarantined, released, superseded, stale (older than the applied one, recorded in the ' +
-          'quarantine), dropped (incomplete), skipped (read again, already decided)',
-        labelNames: ['outcome'],
-        registers: [registry],
-      }),
-  );
-  const changesCounter = registeredMetric(
-    registry,
-    'fluxion_differ_changes_total',
-    () =>
-      new Counter({
-        name: 'fluxion_differ_changes_total',
-        help: 'change events emitted, by op (c/u/d)',
-        labelNames: ['op'],
-        registers: [registry],
-      }),
-  );
+  const { snapshotsCounter, changesCounter } = differMetrics(registry);
 
   const stores = new Map<string, StoreMemory>();
 
@@ -422,48 +395,3 @@ export const createDifferSpec: ProcessorFactory = async (deps) => {
   };
   return spec;
 };
-
-/** The runtime gives the differ a store per partition (spec.state.store): its absence is a wiring bug. */
-function storeOf(store: KeyValueState | undefined, partition: number): KeyValueState {
-  if (!store) throw new Error(`differ: no state store for partition ${partition}`);
-  return store;
-}
-
-/** A store's applied snapshot as the state store holds it (under the key `ubicacion`). */
-interface StoredApplied {
-  snapshot_id: string;
-  taken_at: number;
-  offset?: string;
-}
-
-function appliedOf(kv: KeyValueState, ubicacion: string): AppliedSnapshot | undefined {
-  const raw = kv.get(ubicacion);
-  if (raw === undefined) return undefined;
-  const a = JSON.parse(raw) as StoredApplied;
-  return { snapshot_id: a.snapshot_id, taken_at: a.taken_at, offset: a.offset === undefined ? undefined : BigInt(a.offset) };
-}
-
-function setApplied(kv: KeyValueState, ubicacion: string, a: AppliedSnapshot): void {
-  kv.put(
-    ubicacion,
-    JSON.stringify({
-      snapshot_id: a.snapshot_id,
-      taken_at: a.taken_at,
-      ...(a.offset === undefined ? {} : { offset: a.offset.toString() }),
-    } satisfies StoredApplied),
-  );
-}
-
-/** A store's rows in the state store, keyed as the diff keys them (`deposito/producto`). */
-function rowsOf(kv: KeyValueState, ubicacion: string): StoreRows {
-  const prefix = `${ubicacion}/`;
-  return {
-    *entries() {
-      for (const [k, v] of kv.entries(prefix)) yield [k.slice(prefix.length), v];
-    },
-  };
-}
-
-function appliedOffset(header: string | undefined): bigint | undefined {
-  return header !== undefined && /^\d+$/.test(header) ? BigInt(header) : undefined;
-}

@@ -224,7 +224,10 @@ function summarize(rows: SummaryRow[], asOf: Date, windowDays: number, durationM
 /** One line for logs and the scheduler's run summary. */
 export function describeAbcResult(r: AbcRecalcResult): string {
   const stores = r.alcances.filter((a) => a.alcance !== ABC_CADENA).length;
-  return `productos_abc_cache: ${r.filas} rows (A ${r.totales.A}, B ${r.totales.B}, C ${r.totales.C}) for the chain and ${stores} stores, window ${r.ventanaDesde}..${r.ventanaHasta} (${r.windowDays} days)`;
+  return (
+    `productos_abc_cache: ${r.filas} rows (A ${r.totales.A}, B ${r.totales.B}, C ${r.totales.C}) for the chain and ${stores} stores, ` +
+    `window ${r.ventanaDesde}..${r.ventanaHasta} (${r.windowDays} days)`
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -92,7 +92,8 @@ async function query<R extends pg.QueryResultRow>(pool: Pool, text: string, para
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-const COLUMNS = `a.alert_id::text AS alert_id, a.ubicacion_id, a.deposito, a.producto_id, p.descripcion, a.regla, a.confianza, a.estado, a.resumen,
+const COLUMNS = `a.alert_id::text AS alert_id, a.ubicacion_id, a.deposito, a.producto_id, p.descripcion,
+  a.regla, a.confianza, a.estado, a.resumen,
   a.abierta_en, a.actualizada_en, a.resuelta_en, a.nota, a.descartada_por, a.descartada_en`;
 
 export interface Descarte {

@@ -111,7 +111,9 @@ export async function countRows(client: Pick<PoolClient, 'query'>, table: string
 export async function countLost(client: PoolClient): Promise<number> {
   const r = await client.query<{ n: string }>(
     `SELECT count(*) AS n FROM ${LIVE} l WHERE NOT EXISTS (
-       SELECT 1 FROM ${SHADOW} s WHERE s.ubicacion_id = l.ubicacion_id AND s.deposito = l.deposito AND s.producto_id = l.producto_id AND s.valid_from = l.valid_from)`,
+       SELECT 1 FROM ${SHADOW} s
+       WHERE s.ubicacion_id = l.ubicacion_id AND s.deposito = l.deposito AND s.producto_id = l.producto_id
+         AND s.valid_from = l.valid_from)`,
   );
   return Number(r.rows[0]!.n);
 }
@@ -135,8 +137,10 @@ export async function createShadow(pool: Pool, from: Date | undefined, to: Date 
         params,
       );
       const r = await client.query(
-        `INSERT INTO ${SHADOW} (ubicacion_id, deposito, producto_id, cantidad, costo, precio, activo, op, snapshot_id, valid_from, valid_to)
-         SELECT ubicacion_id, deposito, producto_id, cantidad, costo, precio, activo, op, snapshot_id, valid_from, ${validTo} FROM ${LIVE} WHERE ${where}`,
+        `INSERT INTO ${SHADOW}
+           (ubicacion_id, deposito, producto_id, cantidad, costo, precio, activo, op, snapshot_id, valid_from, valid_to)
+         SELECT ubicacion_id, deposito, producto_id, cantidad, costo, precio, activo, op, snapshot_id, valid_from, ${validTo}
+         FROM ${LIVE} WHERE ${where}`,
         params,
       );
       kept += r.rowCount ?? 0;

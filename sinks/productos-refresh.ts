@@ -90,7 +90,8 @@ written AS (
   -- In key order, as every store's run does: two runs writing shared products at once take
   -- their row locks in the same order and cannot deadlock.
   SELECT ${cols}, $1::timestamptz, $2::text FROM changed ORDER BY producto_id
-  ON CONFLICT (producto_id) DO UPDATE SET ${setFrom(content)}, visto_en = EXCLUDED.visto_en, ubicacion_id = EXCLUDED.ubicacion_id, actualizado_en = now()
+  ON CONFLICT (producto_id) DO UPDATE
+  SET ${setFrom(content)}, visto_en = EXCLUDED.visto_en, ubicacion_id = EXCLUDED.ubicacion_id, actualizado_en = now()
   WHERE (p.visto_en, p.ubicacion_id) <= (EXCLUDED.visto_en, EXCLUDED.ubicacion_id)
     AND (${content.map((c) => `p.${c}`).join(', ')}) IS DISTINCT FROM (${content.map((c) => `EXCLUDED.${c}`).join(', ')})
   RETURNING (xmax = 0) AS inserted

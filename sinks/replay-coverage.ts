@@ -99,6 +99,7 @@ export function checkCoverage(input: CoverageInput): CoverageProblem[] {
     const end = sink ?? p.high;
     const readFrom = input.readFrom.get(p.partition) ?? p.low;
     const needFrom = input.keepsOlder && readFrom > p.low ? readFrom : 0n;
+    // biome-ignore lint/complexity/useMathMinMax: bigint offsets; Math.min takes numbers only
     const lost = p.low < end ? p.low : end;
     if (needFrom < lost) {
       problems.push({
@@ -126,6 +127,7 @@ export function checkCoverage(input: CoverageInput): CoverageProblem[] {
       });
     }
     const after = input.afterRead;
+    // biome-ignore lint/complexity/useMathMinMax: bigint offsets; Math.min takes numbers only
     if (after && readFrom < (end < p.high ? end : p.high)) {
       const lowNow = after.low.get(p.partition) ?? p.low;
       const first = after.firstRead.get(p.partition);
@@ -161,17 +163,29 @@ export function describeProblem(topic: string, p: CoverageProblem, group: string
   if (p.kind === 'no-sink-position') {
     const hint =
       p.groupsOnTopic.length > 0 ? `; groups with positions on it: ${p.groupsOnTopic.join(', ')} (pass the live sink's with --group)` : '';
-    return `sink_offsets holds no position of group ${group} on ${topic}, yet inventario_historico holds ${p.liveRows} rows: nothing says which events built them${hint}`;
+    return (
+      `sink_offsets holds no position of group ${group} on ${topic}, yet inventario_historico holds ${p.liveRows} rows: ` +
+      `nothing says which events built them${hint}`
+    );
   }
   const range = `offsets ${p.from} to ${p.to - 1n} (${p.to - p.from} events)`;
   const where = `${topic} partition ${p.partition}`;
   switch (p.reason) {
     case 'trimmed':
-      return `${where}: ${range} are no longer in the log, which now starts at offset ${p.low} (retention, deleted records or a partial migration)`;
+      return (
+        `${where}: ${range} are no longer in the log, which now starts at offset ${p.low} ` +
+        '(retention, deleted records or a partial migration)'
+      );
     case 'log-ends-early':
-      return `${where}: ${range} are not in the log, which ends at offset ${p.high} while sink_offsets says the sink wrote up to ${p.sinkPosition} (a new cluster or a recreated topic?)`;
+      return (
+        `${where}: ${range} are not in the log, which ends at offset ${p.high} while sink_offsets says the sink wrote up to ` +
+        `${p.sinkPosition} (a new cluster or a recreated topic?)`
+      );
     case 'partition-missing':
-      return `${where}: ${range} are missing: the topic has no partition ${p.partition}, while sink_offsets says the sink wrote up to ${p.sinkPosition} there`;
+      return (
+        `${where}: ${range} are missing: the topic has no partition ${p.partition}, ` +
+        `while sink_offsets says the sink wrote up to ${p.sinkPosition} there`
+      );
     case 'trimmed-during-read':
       return `${where}: ${range} were deleted from the log while the replay read it (it now starts at offset ${p.low})`;
   }

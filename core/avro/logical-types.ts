@@ -69,7 +69,7 @@ function plainUnscaled(v: string, precision: number, scale: number): number | un
     }
   }
   if (fracDigits === 0 || fracDigits > scale || intDigits + scale > precision || intDigits + scale > 15) return undefined;
-  for (let k = fracDigits < 0 ? 0 : fracDigits; k < scale; k++) n *= 10;
+  for (let k = Math.max(fracDigits, 0); k < scale; k++) n *= 10;
   return negative && n !== 0 ? -n : n;
 }
 

@@ -103,7 +103,10 @@ export function createAvroType(schema: unknown, file = '(inline schema)'): avro.
 }
 
 function docProblems(schema: unknown, path: string, out: string[]): void {
-  if (Array.isArray(schema)) return schema.forEach((b) => docProblems(b, path, out));
+  if (Array.isArray(schema)) {
+    for (const branch of schema) docProblems(branch, path, out);
+    return;
+  }
   if (typeof schema !== 'object' || schema === null) return;
   const s = schema as AvroSchema;
   if (s.type === 'record' && Array.isArray(s.fields)) {

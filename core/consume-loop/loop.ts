@@ -101,7 +101,7 @@ export function createConsumeLoop(kafka: KafkaClient, spec: ConsumeLoopSpec): Co
     }
     try {
       await episode.failed(cause);
-    } catch (err) {
+    } catch {
       if (stopping) return;
       throw r.giveUp(cause, episode.attempts, batch, slice);
     }

@@ -296,6 +296,31 @@ export function isKafkajsNoise(message: string): boolean {
 const NOT_FAULTS =
   /^(Failed to execute listener|Caught error when|Offset out of range|Consumer group received unsubscribed|consumer#run was called)/;
 
+/** Consumer lines of normal work: rebalances, and a crash or restart its supervisor reports. */
+const ROUTINE_CONSUMER_LINES = new RegExp(
+  [
+    '^The group is rebalancing',
+    '^The coordinator is not aware of this member',
+    'resync group$',
+    '^Crash: ',
+    '^Restarting the consumer',
+    '^Error when calling each',
+  ].join('|'),
+);
+
+/** Lines of a lost or refused connection to a broker. */
+const CONNECTION_LOSS_LINES = new RegExp(
+  `^(${[
+    'Connection error',
+    'Connection timeout',
+    'Failed to connect',
+    'Failed to send messages',
+    'Request .* timed out',
+    'Closed connection',
+    'Not connected',
+  ].join('|')})`,
+);
+
 /**
  * What a kafkajs warning or error line says about the cluster: a fault (to be counted in the
  * episode instead of logged line by line), routine (a rebalance), or neither (log it as is).
@@ -308,12 +333,7 @@ export function kafkajsLogFault(
   if (NOT_FAULTS.test(message) || /^Response Sasl|SASL .*authentication failed/i.test(message)) return { kind: 'other' };
   // Rebalances are normal work; a crash, its restart and a handler's error are reported by
   // whoever supervises that consumer (core/kafka/supervised-consumer.ts).
-  if (
-    /^The group is rebalancing|^The coordinator is not aware of this member|resync group$|^Crash: |^Restarting the consumer|^Error when calling each/.test(
-      message,
-    )
-  )
-    return { kind: 'routine' };
+  if (ROUTINE_CONSUMER_LINES.test(message)) return { kind: 'routine' };
   const error = typeof extra.error === 'string' ? extra.error : undefined;
   // The broker's answer, when the line carries one: in `error` (a failed response) or at the
   // end of the message ("Failed to send messages: <the broker's message>").
@@ -323,12 +343,7 @@ export function kafkajsLogFault(
   if (type && !RETRIABLE_TYPES.has(type)) return { kind: 'other' };
   if (message.startsWith('Response ') && error !== undefined)
     return { kind: 'fault', cause: `${type ?? 'error'}: ${error} (${message.slice('Response '.length)})` };
-  if (
-    /^(Connection error|Connection timeout|Failed to connect|Failed to send messages|Request .* timed out|Closed connection|Not connected)/.test(
-      message,
-    )
-  )
-    return { kind: 'fault', cause: message };
+  if (CONNECTION_LOSS_LINES.test(message)) return { kind: 'fault', cause: message };
   if (typeof extra.retryCount === 'number') return { kind: 'fault', cause: message };
   return { kind: 'other' };
 }

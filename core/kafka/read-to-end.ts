@@ -8,6 +8,7 @@ import type { KafkaConnection } from './connection.ts';
 import { toHeaders } from './consumer.ts';
 import type { ConsumedRecord, KafkaClient, ReadToEndOptions } from './types.ts';
 
+// biome-ignore lint/suspicious/noConfusingVoidType: a callback's return; callers pass void functions, undefined refuses them
 type OnRecord = (record: ConsumedRecord) => void | 'stop' | Promise<void | 'stop'>;
 
 /**

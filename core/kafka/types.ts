@@ -135,7 +135,10 @@ export interface FluxionAdmin {
   groupOffsets(groupId: string, topic: string): Promise<Array<{ partition: number; offset: string }>>;
   /** Per partition, the first offset whose record timestamp is >= timestampMs (the end when none is). */
   offsetsForTimestamp(name: string, timestampMs: number): Promise<Array<{ partition: number; offset: string }>>;
-  /** Kafka's state (Stable, Empty, PreparingRebalance, Dead ...) and member count of each group; an unknown group is Dead with 0 members. */
+  /**
+   * Kafka's state (Stable, Empty, PreparingRebalance, Dead ...) and member count of each group;
+   * an unknown group is Dead with 0 members.
+   */
   describeGroups(groupIds: string[]): Promise<Array<{ groupId: string; state: string; members: number }>>;
   disconnect(): Promise<void>;
 }
@@ -155,6 +158,7 @@ export interface KafkaClient {
   readToEnd(
     topic: string,
     partitions: number[],
+    // biome-ignore lint/suspicious/noConfusingVoidType: a callback's return; callers pass void functions, undefined refuses them
     onRecord: (record: ConsumedRecord) => void | 'stop' | Promise<void | 'stop'>,
     options?: ReadToEndOptions,
   ): Promise<number>;

@@ -167,8 +167,9 @@ export function clientMessages(locale: Locale): Record<string, string> {
 /** Fills the page's `{{t.<key>}}` placeholders; an unknown key is an error (a typo in the page). */
 export function renderPage(template: string, locale: Locale, refreshSeconds: number): string {
   const m = dashboardMessages(locale) as unknown as Record<string, string | ((...a: unknown[]) => string)>;
+  // The page ships a valid lang (es) so it lints and previews as is; serving sets the run's locale.
   return template
-    .replaceAll('{{LANG}}', locale)
+    .replace(/<html lang="[a-z-]+">/, `<html lang="${locale}">`)
     .replaceAll('{{REFRESH_SECONDS}}', String(refreshSeconds))
     .replace(/\{\{t\.(\w+)\}\}/g, (_, key: string) => {
       const msg = m[key];

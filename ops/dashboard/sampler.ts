@@ -18,7 +18,8 @@ import { DEFAULT_LOCALE, type Locale } from '../../core/i18n.ts';
 import { scrubSecrets, type Logger } from '../../core/logger.ts';
 import type { Pool } from '../../core/postgres.ts';
 import type { FluxionRegistry } from '../../core/registry.ts';
-import { CONSUMED_TOPICS, dlqTopic, type TopicName } from '../../core/topics.ts';
+import type { TopicName } from '../../core/topics.ts';
+import { countDlq, type DlqScan, withTimeout } from './dlq-counts.ts';
 import { listQuarantine } from '../quarantine.ts';
 import type { ScheduledJob } from '../schedule-config.ts';
 import { DEFAULT_FRESHNESS_RULES, type FreshnessRules } from './freshness.ts';
@@ -72,22 +73,6 @@ export interface DashboardSampler {
 }
 
 /** The DLQ topics whose records are counted (a DLQ per consumed topic). */
-const DLQ_TOPICS = CONSUMED_TOPICS.map((t) => dlqTopic(t));
-
-function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Counted records of a DLQ partition: their offsets, to forget those retention deleted. */
-interface DlqScan {
-  scannedTo: bigint;
-  offsets: bigint[];
-}
-
 export function createSampler(deps: SamplerDeps, options: SamplerOptions): DashboardSampler {
   const now = deps.now ?? (() => new Date());
   const log = deps.logger.child({ component: 'dashboard-sampler' });
@@ -290,54 +275,8 @@ export function createSampler(deps: SamplerDeps, options: SamplerOptions): Dashb
   }
 
   async function sampleDlq(errors: DashboardSample['errors'], existing: Set<string>): Promise<Record<string, number>> {
-    const out: Record<string, number> = {};
-    const a = await getAdmin();
-    for (const t of DLQ_TOPICS) {
-      const topic = prefix + t;
-      if (!existing.has(topic)) continue;
-      try {
-        const offsets = await a.topicOffsets(topic);
-        const wanted: Array<{ partition: number; from: bigint; to: bigint }> = [];
-        for (const p of offsets) {
-          const key = `${topic}|${p.partition}`;
-          const scan = dlqScans.get(key) ?? { scannedTo: BigInt(p.low), offsets: [] };
-          dlqScans.set(key, scan);
-          if (scan.scannedTo < BigInt(p.low)) scan.scannedTo = BigInt(p.low);
-          scan.offsets = scan.offsets.filter((o) => o >= BigInt(p.low));
-          if (BigInt(p.high) > scan.scannedTo) wanted.push({ partition: p.partition, from: scan.scannedTo, to: BigInt(p.high) });
-        }
-        if (wanted.length > 0 && !busyTopics.has(topic)) {
-          busyTopics.add(topic);
-          const seen = new Map<number, bigint[]>();
-          const read = deps.kafka.readToEnd(
-            topic,
-            wanted.map((w) => w.partition),
-            (r) => {
-              const w = wanted.find((x) => x.partition === r.partition);
-              const o = BigInt(r.offset);
-              if (w && o >= w.from && o < w.to) seen.set(r.partition, [...(seen.get(r.partition) ?? []), o]);
-            },
-            {
-              fromOffsets: Object.fromEntries(wanted.map((w) => [w.partition, w.from.toString()])),
-              toOffsets: Object.fromEntries(wanted.map((w) => [w.partition, w.to.toString()])),
-            },
-          );
-          void read.finally(() => busyTopics.delete(topic)).catch(() => undefined);
-          await withTimeout(track(read), readTimeoutMs, `counting ${topic}`);
-          for (const w of wanted) {
-            const scan = dlqScans.get(`${topic}|${w.partition}`)!;
-            scan.offsets.push(...(seen.get(w.partition) ?? []));
-            scan.scannedTo = w.to;
-          }
-        }
-        out[t] = offsets.reduce((sum, p) => sum + (dlqScans.get(`${topic}|${p.partition}`)?.offsets.length ?? 0), 0);
-      } catch (err) {
-        errors.push({ source: `kafka ${topic}`, message: errorMessage(err) });
-        const previous = latest?.dlq[t];
-        if (previous !== undefined) out[t] = previous;
-      }
-    }
-    return out;
+    const ctx = { admin: await getAdmin(), kafka: deps.kafka, prefix, dlqScans, busyTopics, track, readTimeoutMs, previous: latest?.dlq };
+    return countDlq(ctx, errors, existing);
   }
 
   async function sampleQuarantine(errors: DashboardSample['errors'], existing: Set<string>): Promise<void> {

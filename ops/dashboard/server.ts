@@ -80,7 +80,10 @@ export function createDashboardServer(options: DashboardServerOptions): Dashboar
 
   function sampleOrWait(res: ServerResponse, pick: (s: NonNullable<ReturnType<DashboardSampler['latest']>>) => unknown): void {
     const s = sampler.latest();
-    if (s) return json(res, 200, pick(s));
+    if (s) {
+      json(res, 200, pick(s));
+      return;
+    }
     // Before the first sample: wait for it rather than answer with nothing.
     sampler.sampleNow().then(
       (first) => json(res, 200, pick(first)),

@@ -43,7 +43,8 @@ export async function queryStores(pool: Pool, stores: Ubicacion[], nowDate: Date
     (await pool.query<T & pg.QueryResultRow>(text, values)).rows as T[];
   return {
     lastRuns: await q(
-      `SELECT DISTINCT ON (ubicacion_id, job, status) ubicacion_id, job, status, run_id, started_at, finished_at, rows, snapshot_id, error_class, error_message
+      `SELECT DISTINCT ON (ubicacion_id, job, status)
+         ubicacion_id, job, status, run_id, started_at, finished_at, rows, snapshot_id, error_class, error_message
          FROM etl_runs WHERE ubicacion_id = ANY($1) AND job IN ('INVENTARIO', 'VENTAS')
         ORDER BY ubicacion_id, job, status, finished_at DESC`,
       [ids],
@@ -56,7 +57,9 @@ export async function queryStores(pool: Pool, stores: Ubicacion[], nowDate: Date
     applied: await q(
       `SELECT u.id AS ubicacion_id, h.snapshot_id, h.valid_from
          FROM unnest($1::text[]) AS u(id)
-         CROSS JOIN LATERAL (SELECT snapshot_id, valid_from FROM inventario_historico WHERE ubicacion_id = u.id ORDER BY valid_from DESC LIMIT 1) h`,
+         CROSS JOIN LATERAL (
+           SELECT snapshot_id, valid_from FROM inventario_historico WHERE ubicacion_id = u.id ORDER BY valid_from DESC LIMIT 1
+         ) h`,
       [ids],
     ),
     alerts: await q(`SELECT ubicacion_id, count(*) AS open FROM alertas WHERE estado = 'OPEN' GROUP BY ubicacion_id`),

@@ -15,7 +15,7 @@ import type { StreamProcessorSpec } from './processor-spec.ts';
 const LOAD_FLUSH_EVERY = 10_000;
 
 export interface PartitionStateDeps {
-  spec: StreamProcessorSpec<any>;
+  spec: StreamProcessorSpec<unknown>;
   kafka: KafkaClient;
   log: Logger;
   /** Names the on-disk stores (with the group id). */

@@ -22,4 +22,5 @@ export interface ProcessorDeps {
   metrics: RuntimeMetrics;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: each kind has its own input type; callers read the spec of the kind they built
 export type ProcessorFactory = (deps: ProcessorDeps) => Promise<StreamProcessorSpec<any>>;

@@ -115,7 +115,10 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Directories locked by this process: a second store of the same partition in one process (tests, a bench) must not share an open LMDB environment. */
+/**
+ * Directories locked by this process: a second store of the same partition in one process
+ * (tests, a bench) must not share an open LMDB environment.
+ */
 const lockedHere = new Set<string>();
 let privateSeq = 0;
 

@@ -36,7 +36,7 @@ import type { PartitionState } from './partition-state.ts';
 import type { ProcessorContext, StreamProcessorSpec } from './processor-spec.ts';
 
 export interface TransactionalCommitDeps {
-  spec: StreamProcessorSpec<any>;
+  spec: StreamProcessorSpec<unknown>;
   kafka: KafkaClient;
   log: Logger;
   metrics: RuntimeMetrics;

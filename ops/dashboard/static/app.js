@@ -136,8 +136,8 @@ function renderStores(data) {
         el('td', {}, badge(s.status)),
         el('td', { title: s.nombre }, s.id),
         el('td', {}, s.pos.toUpperCase()),
-        el('td', {}, ago(s.lastSuccess.INVENTARIO && s.lastSuccess.INVENTARIO.startedAt)),
-        el('td', {}, s.pos === 'klk' ? ago(s.lastSuccess.VENTAS && s.lastSuccess.VENTAS.startedAt) : '–'),
+        el('td', {}, ago(s.lastSuccess.INVENTARIO?.startedAt)),
+        el('td', {}, s.pos === 'klk' ? ago(s.lastSuccess.VENTAS?.startedAt) : '–'),
         el('td', {}, applied),
         el(
           'td',
@@ -240,7 +240,7 @@ async function refresh() {
     renderChart(history);
     document.body.dataset.loaded = lag.sampledAt;
   } catch (err) {
-    renderErrors([{ source: 'dashboard', message: String(err && err.message ? err.message : err) }]);
+    renderErrors([{ source: 'dashboard', message: String(err?.message ? err.message : err) }]);
   } finally {
     setTimeout(refresh, refreshMs);
   }
