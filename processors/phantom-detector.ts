@@ -28,7 +28,6 @@
  * state_json is the rules' ProductPhantomState plus one `detector` member (deposito,
  * producto_id, alerts opened, remembered lines): the bookkeeping above, without a schema change.
  */
-import { Counter, Gauge } from 'prom-client';
 import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { ConfigError, ValidationError } from '../core/errors.ts';
 import { partitionForUbicacion } from '../core/kafka/partitioning.ts';
@@ -46,7 +45,7 @@ import {
 } from './phantom-fold.ts';
 import { checkChange, checkVenta, entryFromState, stateJson, type PhantomStateRecord } from './phantom-records.ts';
 import { depositosOf, entryOf, openCountOf, save, STORE_LAYOUT } from './phantom-store.ts';
-import { registeredMetric } from './runtime/metrics.ts';
+import { sharedCounter, sharedGauge } from '../core/metrics.ts';
 import type { ProcessorFactory } from './runtime/processor-kind.ts';
 import { fallbackStores, type KeyValueState } from './runtime/state-store.ts';
 import type { Output, StreamProcessorSpec } from './runtime/stream-processor.ts';
@@ -90,27 +89,15 @@ export const createPhantomSpec: ProcessorFactory = async (deps) => {
   const log = deps.logger.child({ component: 'phantom' });
   const registry = deps.metrics.registry;
   // Counted when emitted: alerts of a transaction that aborts are counted again when re-processed.
-  const alertsTotal = registeredMetric(
-    registry,
-    'fluxion_phantom_alerts_total',
-    () =>
-      new Counter({
-        name: 'fluxion_phantom_alerts_total',
-        help: 'phantom-zero alert records emitted, by rule and status (OPEN/RESOLVED)',
-        labelNames: ['rule', 'status'],
-        registers: [registry],
-      }),
-  );
-  const openGauge = registeredMetric(
-    registry,
-    'fluxion_phantom_open_alerts',
-    () =>
-      new Gauge({
-        name: 'fluxion_phantom_open_alerts',
-        help: 'products with an OPEN phantom-zero alert in the partitions this instance owns',
-        registers: [registry],
-      }),
-  );
+  const alertsTotal = sharedCounter(registry, {
+    name: 'fluxion_phantom_alerts_total',
+    help: 'phantom-zero alert records emitted, by rule and status (OPEN/RESOLVED)',
+    labelNames: ['rule', 'status'],
+  });
+  const openGauge = sharedGauge(registry, {
+    name: 'fluxion_phantom_open_alerts',
+    help: 'products with an OPEN phantom-zero alert in the partitions this instance owns',
+  });
 
   /**
    * Per partition, the open count of its store as last read or written: the gauge's terms. A

@@ -30,14 +30,13 @@
  * The counters count lines as processed: lines of a transaction that aborts (and is retried
  * from the committed offset) are counted again.
  */
-import { Counter } from 'prom-client';
 import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { ConfigError, TopicLayoutError, ValidationError } from '../core/errors.ts';
 import type { KafkaClient } from '../core/kafka/types.ts';
 import { partitionForUbicacion } from '../core/kafka/partitioning.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Venta, VentaLinea } from '../core/records.ts';
-import { registeredMetric } from './runtime/metrics.ts';
+import { sharedCounter } from '../core/metrics.ts';
 import type { ProcessorFactory } from './runtime/processor-kind.ts';
 import { fallbackStores, StateStoreError, type KeyValueState } from './runtime/state-store.ts';
 import type { Output, ProcessorContext, StreamProcessorSpec } from './runtime/stream-processor.ts';
@@ -94,29 +93,17 @@ export const createDedupeSpec: ProcessorFactory = async (deps) => {
   const partitionCount = await copartitionedPartitions(deps.kafka, [topics.raw, topics.state], deps.partitions, log);
 
   const registry = deps.metrics.registry;
-  const linesCounter = registeredMetric(
-    registry,
-    'fluxion_dedupe_lines_total',
-    () =>
-      new Counter({
-        name: 'fluxion_dedupe_lines_total',
-        help:
-          'sales lines by decision: new (emitted c), updated (emitted u), duplicate (dropped); counted as processed, so lines of an ' +
-          'aborted transaction count again',
-        labelNames: ['decision'],
-        registers: [registry],
-      }),
-  );
-  const expiredCounter = registeredMetric(
-    registry,
-    'fluxion_dedupe_expired_total',
-    () =>
-      new Counter({
-        name: 'fluxion_dedupe_expired_total',
-        help: 'sales lines forgotten (state tombstoned) after the retention window; counted as processed',
-        registers: [registry],
-      }),
-  );
+  const linesCounter = sharedCounter(registry, {
+    name: 'fluxion_dedupe_lines_total',
+    help:
+      'sales lines by decision: new (emitted c), updated (emitted u), duplicate (dropped); counted as processed, so lines of an ' +
+      'aborted transaction count again',
+    labelNames: ['decision'],
+  });
+  const expiredCounter = sharedCounter(registry, {
+    name: 'fluxion_dedupe_expired_total',
+    help: 'sales lines forgotten (state tombstoned) after the retention window; counted as processed',
+  });
 
   /** Partitions whose first line after (re)loading was logged. */
   const announced = new Set<number>();

@@ -24,14 +24,14 @@
  *   before the transaction commits, so a crash in between can repeat a DLQ record (never a
  *   row, never lose one).
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { createTopicCodec, type TopicCodec } from '../core/avro/topic-codec.ts';
 import { createConsumeLoop, type ConsumeLoop } from '../core/consume-loop/loop.ts';
 import { postgresOffsetsCommit, type SliceTransaction } from '../core/consume-loop/postgres-offsets.ts';
 import { errorMessage, FluxionError } from '../core/errors.ts';
 import type { FluxionProducer, KafkaClient } from '../core/kafka/client.ts';
 import type { Logger } from '../core/logger.ts';
-import { registeredMetric } from '../core/metrics.ts';
+import { sharedCounter, sharedGauge, sharedHistogram } from '../core/metrics.ts';
 import { withDefaults } from '../core/options.ts';
 import { isConnectionError, type Pool } from '../core/postgres.ts';
 import type { FluxionRegistry } from '../core/registry.ts';
@@ -90,71 +90,35 @@ export function createPostgresSink(deps: PostgresSinkDeps, given: PostgresSinkOp
   const topicOf = new Map<string, SinkTopic>(SINK_TOPICS.map((t) => [topicName(t, deps.topicPrefix), t]));
 
   const registry = deps.metricsRegistry ?? new Registry();
-  const recordsCounter = registeredMetric(
-    registry,
-    'fluxion_sink_records_total',
-    () =>
-      new Counter({
-        name: 'fluxion_sink_records_total',
-        help: 'records written to PostgreSQL by committed transactions',
-        labelNames: ['topic'],
-        registers: [registry],
-      }),
-  );
-  const dlqCounter = registeredMetric(
-    registry,
-    'fluxion_sink_records_dlq_total',
-    () =>
-      new Counter({
-        name: 'fluxion_sink_records_dlq_total',
-        help: 'records the sink sent to a dead-letter topic',
-        labelNames: ['topic', 'reason'],
-        registers: [registry],
-      }),
-  );
-  const rowsCounter = registeredMetric(
-    registry,
-    'fluxion_sink_rows_total',
-    () =>
-      new Counter({
-        name: 'fluxion_sink_rows_total',
-        help: 'rows written, by table operation',
-        labelNames: ['operation'],
-        registers: [registry],
-      }),
-  );
-  const retriesCounter = registeredMetric(
-    registry,
-    'fluxion_sink_retries_total',
-    () =>
-      new Counter({
-        name: 'fluxion_sink_retries_total',
-        help: 'transactions retried because PostgreSQL was unreachable or the batch was replanned',
-        labelNames: ['reason'],
-        registers: [registry],
-      }),
-  );
-  const waitingGauge = registeredMetric(
-    registry,
-    'fluxion_sink_waiting_for_postgres',
-    () =>
-      new Gauge({
-        name: 'fluxion_sink_waiting_for_postgres',
-        help: '1 while the sink waits for PostgreSQL to come back',
-        registers: [registry],
-      }),
-  );
-  const txSeconds = registeredMetric(
-    registry,
-    'fluxion_sink_transaction_seconds',
-    () =>
-      new Histogram({
-        name: 'fluxion_sink_transaction_seconds',
-        help: 'duration of one sink transaction',
-        buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-        registers: [registry],
-      }),
-  );
+  const recordsCounter = sharedCounter(registry, {
+    name: 'fluxion_sink_records_total',
+    help: 'records written to PostgreSQL by committed transactions',
+    labelNames: ['topic'],
+  });
+  const dlqCounter = sharedCounter(registry, {
+    name: 'fluxion_sink_records_dlq_total',
+    help: 'records the sink sent to a dead-letter topic',
+    labelNames: ['topic', 'reason'],
+  });
+  const rowsCounter = sharedCounter(registry, {
+    name: 'fluxion_sink_rows_total',
+    help: 'rows written, by table operation',
+    labelNames: ['operation'],
+  });
+  const retriesCounter = sharedCounter(registry, {
+    name: 'fluxion_sink_retries_total',
+    help: 'transactions retried because PostgreSQL was unreachable or the batch was replanned',
+    labelNames: ['reason'],
+  });
+  const waitingGauge = sharedGauge(registry, {
+    name: 'fluxion_sink_waiting_for_postgres',
+    help: '1 while the sink waits for PostgreSQL to come back',
+  });
+  const txSeconds = sharedHistogram(registry, {
+    name: 'fluxion_sink_transaction_seconds',
+    help: 'duration of one sink transaction',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  });
 
   let loop: ConsumeLoop | undefined;
   let dlqProducer: FluxionProducer | undefined;

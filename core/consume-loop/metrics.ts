@@ -3,8 +3,8 @@
  * the component's prom-client registry: slices committed and how long each took, and the
  * retries the loop waited (a service down in place, or a partition backing off).
  */
-import { Counter, Histogram, type Registry } from 'prom-client';
-import { registeredMetric } from '../metrics.ts';
+import type { Registry } from 'prom-client';
+import { sharedCounter, sharedHistogram } from '../metrics.ts';
 
 export interface LoopMetrics {
   committed(seconds: number, records: number): void;
@@ -12,51 +12,27 @@ export interface LoopMetrics {
 }
 
 export function loopMetrics(registry: Registry, loop: string): LoopMetrics {
-  const slices = registeredMetric(
-    registry,
-    'fluxion_consume_loop_slices_total',
-    () =>
-      new Counter({
-        name: 'fluxion_consume_loop_slices_total',
-        help: 'slices a consume loop committed',
-        labelNames: ['loop'],
-        registers: [registry],
-      }),
-  );
-  const records = registeredMetric(
-    registry,
-    'fluxion_consume_loop_records_total',
-    () =>
-      new Counter({
-        name: 'fluxion_consume_loop_records_total',
-        help: 'records in committed slices',
-        labelNames: ['loop'],
-        registers: [registry],
-      }),
-  );
-  const seconds = registeredMetric(
-    registry,
-    'fluxion_consume_loop_slice_seconds',
-    () =>
-      new Histogram({
-        name: 'fluxion_consume_loop_slice_seconds',
-        help: 'duration of one committed slice, processing and commit',
-        labelNames: ['loop'],
-        buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-        registers: [registry],
-      }),
-  );
-  const retries = registeredMetric(
-    registry,
-    'fluxion_consume_loop_retries_total',
-    () =>
-      new Counter({
-        name: 'fluxion_consume_loop_retries_total',
-        help: 'waits before retrying, by kind',
-        labelNames: ['loop', 'kind'],
-        registers: [registry],
-      }),
-  );
+  const slices = sharedCounter(registry, {
+    name: 'fluxion_consume_loop_slices_total',
+    help: 'slices a consume loop committed',
+    labelNames: ['loop'],
+  });
+  const records = sharedCounter(registry, {
+    name: 'fluxion_consume_loop_records_total',
+    help: 'records in committed slices',
+    labelNames: ['loop'],
+  });
+  const seconds = sharedHistogram(registry, {
+    name: 'fluxion_consume_loop_slice_seconds',
+    help: 'duration of one committed slice, processing and commit',
+    labelNames: ['loop'],
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  });
+  const retries = sharedCounter(registry, {
+    name: 'fluxion_consume_loop_retries_total',
+    help: 'waits before retrying, by kind',
+    labelNames: ['loop', 'kind'],
+  });
   return {
     committed(s, n) {
       slices.inc({ loop });

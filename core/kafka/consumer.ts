@@ -3,12 +3,17 @@
  * a member reads (records are placed by store on every topic), and batch handlers whose
  * errors crash the consumer instead of letting kafkajs re-run the batch.
  */
-import { AssignerProtocol, type Consumer, type IHeaders, type PartitionAssigner } from 'kafkajs';
+import { AssignerProtocol, type Consumer, type IHeaders, type KafkaMessage, type PartitionAssigner } from 'kafkajs';
 import type { KafkaConnection } from './connection.ts';
-import type { ConsumerOptions, FluxionConsumer } from './types.ts';
+import type { ConsumedRecord, ConsumerOptions, FluxionConsumer } from './types.ts';
 
-/** kafkajs headers as text (read-to-end.ts reads records too). */
-export function toHeaders(headers: IHeaders | undefined): Record<string, string> {
+/** A kafkajs message as the record every reader gets (read-to-end.ts reads records too). */
+export function consumedRecord(topic: string, partition: number, m: KafkaMessage): ConsumedRecord {
+  return { topic, partition, offset: m.offset, key: m.key, value: m.value, headers: toHeaders(m.headers), timestamp: m.timestamp };
+}
+
+/** kafkajs headers as text. */
+function toHeaders(headers: IHeaders | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers ?? {})) {
     if (v === undefined) continue;
@@ -112,15 +117,7 @@ export async function openConsumer(connection: KafkaConnection, opts: ConsumerOp
       await consumer.run({
         autoCommit: false,
         eachMessage: async ({ topic, partition, message }) => {
-          await handle({
-            topic,
-            partition,
-            offset: message.offset,
-            key: message.key,
-            value: message.value,
-            headers: toHeaders(message.headers),
-            timestamp: message.timestamp,
-          });
+          await handle(consumedRecord(topic, partition, message));
         },
       });
     },
@@ -135,15 +132,7 @@ export async function openConsumer(connection: KafkaConnection, opts: ConsumerOp
                 topic: batch.topic,
                 partition: batch.partition,
                 highWatermark: batch.highWatermark,
-                records: batch.messages.map((m) => ({
-                  topic: batch.topic,
-                  partition: batch.partition,
-                  offset: m.offset,
-                  key: m.key,
-                  value: m.value,
-                  headers: toHeaders(m.headers),
-                  timestamp: m.timestamp,
-                })),
+                records: batch.messages.map((m) => consumedRecord(batch.topic, batch.partition, m)),
               },
               { resolveOffset, heartbeat, isRunning, isStale, pause },
             ),

@@ -5,7 +5,7 @@
  */
 import { TopicLayoutError } from '../errors.ts';
 import type { KafkaConnection } from './connection.ts';
-import { toHeaders } from './consumer.ts';
+import { consumedRecord } from './consumer.ts';
 import type { ConsumedRecord, KafkaClient, ReadToEndOptions } from './types.ts';
 
 // biome-ignore lint/suspicious/noConfusingVoidType: a callback's return; callers pass void functions, undefined refuses them
@@ -107,15 +107,7 @@ export async function readToEnd(
               if (offset < next.get(batch.partition)!) continue;
               next.set(batch.partition, offset + 1n);
               count++;
-              const verdict = await onRecord({
-                topic,
-                partition: batch.partition,
-                offset: m.offset,
-                key: m.key,
-                value: m.value,
-                headers: toHeaders(m.headers),
-                timestamp: m.timestamp,
-              });
+              const verdict = await onRecord(consumedRecord(topic, batch.partition, m));
               if (verdict === 'stop') {
                 stopped = true;
                 resolve();

@@ -15,30 +15,17 @@ import type { DashboardSample } from './sampler.ts';
 export function createDashboardMetrics(latest: () => DashboardSample | null): Registry {
   const registry = new Registry();
   const registers = [registry];
+  /** A metric that the latest sample fills at each scrape, from nothing (a reset first). */
+  const fromSample = <M extends Gauge<string> | Counter<string>>(fill: (m: M, s: DashboardSample) => void) =>
+    function collect(this: M) {
+      this.reset();
+      const s = latest();
+      if (s) fill(this, s);
+    };
   const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge<string>, s: DashboardSample) => void) =>
-    new Gauge({
-      name,
-      help,
-      labelNames,
-      registers,
-      collect() {
-        this.reset();
-        const s = latest();
-        if (s) fill(this, s);
-      },
-    });
+    new Gauge({ name, help, labelNames, registers, collect: fromSample(fill) });
   const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter<string>, s: DashboardSample) => void) =>
-    new Counter({
-      name,
-      help,
-      labelNames,
-      registers,
-      collect() {
-        this.reset();
-        const s = latest();
-        if (s) fill(this, s);
-      },
-    });
+    new Counter({ name, help, labelNames, registers, collect: fromSample(fill) });
   const partitions = (s: DashboardSample) => s.groups.flatMap((g) => g.partitions);
   const seconds = (d: Date | string) => new Date(d).getTime() / 1000;
 

@@ -61,4 +61,4 @@ export function defaultRuntimeMetrics(): RuntimeMetrics {
 }
 
 // Shared with the sink and the notifier; re-exported for the processors' callers.
-export { counterValue, registeredMetric } from '../../core/metrics.ts';
+export { counterValue } from '../../core/metrics.ts';
