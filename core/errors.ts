@@ -15,17 +15,24 @@ export interface ErrorContext {
   [key: string]: unknown;
 }
 
+/** The services of our own that an error can be about (as opposed to a POS or the job itself). */
+export type OurService = 'kafka' | 'registry' | 'postgres';
+
 export interface FluxionErrorOptions {
   code?: string;
   retriable?: boolean;
   cause?: unknown;
   context?: ErrorContext;
+  /** Set by the adapter that failed to reach or use it (core/kafka, core/registry.ts, core/postgres.ts). */
+  service?: OurService;
 }
 
 export class FluxionError extends Error {
   readonly code: string;
   readonly retriable: boolean;
   readonly context: ErrorContext;
+  /** Which of our services failed, when the adapter of one raised this; null otherwise. */
+  readonly service: OurService | null;
   /** Process exit code a CLI command should end with when this error reaches it. */
   readonly exitCode: number = 1;
 
@@ -35,6 +42,7 @@ export class FluxionError extends Error {
     this.code = options.code ?? 'FLUXION_ERROR';
     this.retriable = options.retriable ?? false;
     this.context = options.context ?? {};
+    this.service = options.service ?? null;
   }
 }
 
@@ -91,8 +99,16 @@ export class ValidationError extends FluxionError {
 /** A topic exists with a layout `topics ensure` must not change by itself. */
 export class TopicLayoutError extends FluxionError {
   constructor(message: string, options: FluxionErrorOptions = {}) {
-    super(message, { code: 'TOPIC_LAYOUT', ...options });
+    super(message, { code: 'TOPIC_LAYOUT', service: 'kafka', ...options });
   }
+}
+
+/** The service an error (or an error it wraps, through `cause`) names; null when none does. */
+export function failedServiceOf(err: unknown): OurService | null {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+    if (e instanceof FluxionError && e.service) return e.service;
+  }
+  return null;
 }
 
 export function isFluxionError(err: unknown): err is FluxionError {

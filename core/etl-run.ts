@@ -4,6 +4,7 @@
  * published, it is an EtlRun record on ops.etl-runs (schemas/ops.etl-runs-value.avsc), which the
  * sink writes to etl_runs and the notifier reads. etlRunRecord is the one mapping between them.
  */
+import type { OurService } from './errors.ts';
 
 export type EtlJob = 'INVENTARIO' | 'VENTAS' | 'VENTAS_RECOVERY';
 
@@ -18,12 +19,14 @@ export interface StoreOutcome {
   fecha: string | null;
   errorClass: string | null;
   errorMessage: string | null;
+  /** Which of our services the failure was about (core/errors.ts failedServiceOf); null for a POS's or the job's own. */
+  errorService?: OurService | null;
   /**
    * Set when a failed store's run record could not be published either (Kafka or the
    * registry down as well): the notifier will never hear of this failure, so the job mails it
    * itself (ops/job-failure-mail.ts). Null when the record reached ops.etl-runs.
    */
-  unrecorded?: { errorClass: string; errorMessage: string } | null;
+  unrecorded?: { errorClass: string; errorMessage: string; errorService: OurService | null } | null;
 }
 
 /** schemas/ops.etl-runs-value.avsc (key `job/ubicacion_id`). */

@@ -96,7 +96,7 @@ export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) 
     throw new ServiceUnavailableError(
       `PostgreSQL${connectionString ? ` at ${describeDatabase(connectionString)}` : ''} is not reachable: ` +
         `${scrubSecrets((cause as Error).message)}`,
-      { cause },
+      { cause, service: 'postgres' },
     );
   }
   try {

@@ -21,7 +21,7 @@ export interface RegistryOptions {
 /** The registry refused our credentials (HTTP 401/403): retrying will not help. */
 export class RegistryAuthError extends FluxionError {
   constructor(message: string, options: FluxionErrorOptions = {}) {
-    super(message, { code: 'REGISTRY_AUTH', retriable: false, ...options });
+    super(message, { code: 'REGISTRY_AUTH', retriable: false, service: 'registry', ...options });
   }
 }
 
@@ -67,7 +67,7 @@ export function createRegistry(options: RegistryOptions): FluxionRegistry {
       throw new ServiceUnavailableError(
         `schema registry at ${base} did not answer ${method} ${path}: ` +
           `${(cause as Error & { cause?: Error }).cause?.message ?? (cause as Error).message}`,
-        { cause },
+        { cause, service: 'registry' },
       );
     }
     if (res.status === 401) {

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { createTopicCodec } from '../core/avro/topic-codec.ts';
 import { readSecret, readStellarTls, type Ubicacion } from '../core/config/ubicaciones.ts';
-import { DeadlineExceededError, FluxionError, errorMessage } from '../core/errors.ts';
+import { DeadlineExceededError, FluxionError, errorMessage, failedServiceOf } from '../core/errors.ts';
 import { etlRunRecord, type EtlJob, type StoreOutcome } from '../core/etl-run.ts';
 import type { KafkaClient, OutgoingRecord, FluxionProducer } from '../core/kafka/types.ts';
 import { scrubSecrets, type Logger } from '../core/logger.ts';
@@ -153,6 +153,7 @@ async function runStores(
         fecha: null,
         errorClass: err instanceof FluxionError ? err.code : 'UNEXPECTED',
         errorMessage: scrubSecrets(errorMessage(err)),
+        errorService: failedServiceOf(err),
       };
       storeLog.error({ err, error_class: outcome.errorClass, ms: outcome.durationMs }, 'store extraction failed');
       try {
@@ -164,6 +165,7 @@ async function runStores(
         outcome.unrecorded = {
           errorClass: recordErr instanceof FluxionError ? recordErr.code : 'UNEXPECTED',
           errorMessage: scrubSecrets(errorMessage(recordErr)),
+          errorService: failedServiceOf(recordErr),
         };
       }
       return outcome;

@@ -34,7 +34,7 @@
  * never changes a command's exit code or the error it reports.
  */
 import type { FluxionConfig } from '../core/config/environment.ts';
-import { ConfigError, FluxionError, UsageError, errorMessage } from '../core/errors.ts';
+import { ConfigError, FluxionError, UsageError, errorMessage, failedServiceOf, type OurService } from '../core/errors.ts';
 import type { StoreOutcome } from '../core/etl-run.ts';
 import { DEFAULT_LOCALE, defineMessages, type Locale } from '../core/i18n.ts';
 import { scrubSecrets, type Logger } from '../core/logger.ts';
@@ -65,12 +65,9 @@ export interface JobFailure {
 /** Error classes of a store's run that mean "our services failed", not its POS. */
 export const SERVICE_ERROR_CLASSES: ReadonlySet<string> = new Set(['SERVICE_UNAVAILABLE', 'KAFKA_AUTH', 'REGISTRY_AUTH', 'TOPIC_LAYOUT']);
 
-/** Which service an error message is about (the adapters name it: core/kafka, core/registry, core/postgres). */
-export function serviceOf(errorClass: string, message: string): FailedService {
-  if (errorClass === 'KAFKA_AUTH' || errorClass === 'TOPIC_LAYOUT' || /\bKafka\b/.test(message)) return 'kafka';
-  if (errorClass === 'REGISTRY_AUTH' || /schema registry/i.test(message)) return 'registry';
-  if (/PostgreSQL|SQLSTATE/.test(message)) return 'postgres';
-  return 'job';
+/** The service a failure names: the one its adapter set (core/errors.ts failedServiceOf), else the job itself. */
+export function serviceOf(service: OurService | null | undefined): FailedService {
+  return service ?? 'job';
 }
 
 /** A thrown error as a whole-job failure; null for the caller's own mistakes (usage, configuration). */
@@ -78,11 +75,11 @@ export function jobFailureOf(job: string, err: unknown): JobFailure | null {
   if (err instanceof UsageError || err instanceof ConfigError) return null;
   const errorClass = err instanceof FluxionError ? err.code : 'UNEXPECTED';
   const message = scrubSecrets(errorMessage(err));
-  return { job, service: serviceOf(errorClass, message), errorClass, message, stores: [] };
+  return { job, service: serviceOf(failedServiceOf(err)), errorClass, message, stores: [] };
 }
 
 /** What the job-failure mail reads of a store's outcome. */
-type StoreResult = Pick<StoreOutcome, 'ubicacionId' | 'status' | 'errorClass' | 'errorMessage' | 'unrecorded'>;
+type StoreResult = Pick<StoreOutcome, 'ubicacionId' | 'status' | 'errorClass' | 'errorMessage' | 'errorService' | 'unrecorded'>;
 
 /**
  * The stores that failed because of Kafka or the registry, or whose failure could not be
@@ -93,9 +90,16 @@ export function jobFailureOfOutcomes(job: string, outcomes: readonly StoreResult
   const failed = outcomes.flatMap((o) => {
     if (o.status !== 'FAILED') return [];
     if (o.unrecorded)
-      return [{ ubicacionId: o.ubicacionId, errorClass: o.unrecorded.errorClass, errorMessage: o.unrecorded.errorMessage }];
+      return [
+        {
+          ubicacionId: o.ubicacionId,
+          errorClass: o.unrecorded.errorClass,
+          errorMessage: o.unrecorded.errorMessage,
+          errorService: o.unrecorded.errorService,
+        },
+      ];
     if (o.errorClass !== null && SERVICE_ERROR_CLASSES.has(o.errorClass))
-      return [{ ubicacionId: o.ubicacionId, errorClass: o.errorClass, errorMessage: o.errorMessage }];
+      return [{ ubicacionId: o.ubicacionId, errorClass: o.errorClass, errorMessage: o.errorMessage, errorService: o.errorService }];
     return [];
   });
   if (failed.length === 0) return null;
@@ -103,7 +107,7 @@ export function jobFailureOfOutcomes(job: string, outcomes: readonly StoreResult
   const message = scrubSecrets(first.errorMessage ?? first.errorClass!);
   return {
     job,
-    service: serviceOf(first.errorClass!, message),
+    service: serviceOf(first.errorService),
     errorClass: first.errorClass!,
     message,
     stores: failed.map((o) => o.ubicacionId),

@@ -121,6 +121,7 @@ export async function recalcAbc(pool: Pool, options: AbcRecalcOptions): Promise<
     throw new AbcRecalcError(`${what} failed: PostgreSQL is not reachable: ${scrubSecrets((cause as Error).message)}`, {
       cause,
       retriable: true,
+      service: 'postgres',
       context,
     });
   }
@@ -185,8 +186,14 @@ function translate(cause: unknown, what: string, context: Record<string, unknown
       context: ctx,
     });
   }
-  const retriable = isConnectionError(cause) || (sqlstate !== undefined && RETRIABLE_SQLSTATE.has(sqlstate));
-  return new AbcRecalcError(`${what} failed: ${detail}`, { cause, retriable, context: ctx });
+  const lost = isConnectionError(cause);
+  const retriable = lost || (sqlstate !== undefined && RETRIABLE_SQLSTATE.has(sqlstate));
+  return new AbcRecalcError(`${what} failed: ${detail}`, {
+    cause,
+    retriable,
+    context: ctx,
+    ...(lost ? { service: 'postgres' as const } : {}),
+  });
 }
 
 const zeroCounts = (): Record<AbcClase, number> => ({ A: 0, B: 0, C: 0 });

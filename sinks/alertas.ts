@@ -69,6 +69,7 @@ async function query<R extends pg.QueryResultRow>(pool: Pool, text: string, para
     if (isConnectionError(err))
       throw new ServiceUnavailableError(`PostgreSQL is not reachable: ${scrubSecrets((err as Error).message)}`, {
         cause: err,
+        service: 'postgres',
         context: { table: 'alertas' },
       });
     const sqlstate = (err as { code?: string }).code;

@@ -105,7 +105,10 @@ async function connect(pool: Pool): Promise<PoolClient> {
   try {
     return await pool.connect();
   } catch (cause) {
-    throw new ServiceUnavailableError(`PostgreSQL is not reachable: ${scrubSecrets((cause as Error).message)}`, { cause });
+    throw new ServiceUnavailableError(`PostgreSQL is not reachable: ${scrubSecrets((cause as Error).message)}`, {
+      cause,
+      service: 'postgres',
+    });
   }
 }
 

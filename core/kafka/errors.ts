@@ -8,13 +8,13 @@ import { FluxionError, type FluxionErrorOptions } from '../errors.ts';
  */
 export class KafkaAuthError extends FluxionError {
   constructor(message: string, options: FluxionErrorOptions = {}) {
-    super(message, { code: 'KAFKA_AUTH', retriable: false, ...options });
+    super(message, { code: 'KAFKA_AUTH', retriable: false, service: 'kafka', ...options });
   }
 }
 
 /** Kafka refused a request in a way waiting will not cure (authorization, a bad request): the message names the broker's answer. */
 export class KafkaRequestError extends FluxionError {
   constructor(message: string, options: FluxionErrorOptions = {}) {
-    super(message, { code: 'KAFKA_REQUEST', retriable: false, ...options });
+    super(message, { code: 'KAFKA_REQUEST', retriable: false, service: 'kafka', ...options });
   }
 }

@@ -259,6 +259,7 @@ export function translateKafkaError(err: unknown, brokers: string[], sasl: Kafka
   const hint = sasl ? '' : (closedConnectionHint(err) ?? '');
   return new ServiceUnavailableError(`${at} did not answer while trying to ${action}: ${(err as Error).message}${hint}`, {
     cause: err,
+    service: 'kafka',
     context: { brokers: brokers.join(',') },
   });
 }

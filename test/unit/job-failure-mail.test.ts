@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, ServiceUnavailableError, UsageError } from '../../core/errors.ts';
+import { ConfigError, ServiceUnavailableError, UsageError, type OurService } from '../../core/errors.ts';
 import { createLogger } from '../../core/logger.ts';
 import type { Mailer, MailMessage } from '../../core/mail/sendgrid.ts';
 import type { ThrottleEntry } from '../../core/throttle.ts';
@@ -35,7 +35,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const kafkaDown = new ServiceUnavailableError(
   'Kafka at 127.0.0.1:1 did not answer while trying to connect the producer: Connection error: connect ECONNREFUSED 127.0.0.1:1',
-  { context: { brokers: '127.0.0.1:1' } },
+  { context: { brokers: '127.0.0.1:1' }, service: 'kafka' },
 );
 
 function fakeMailer(answers: Array<Error | null> = []): Mailer & { sent: MailMessage[] } {
@@ -78,13 +78,17 @@ describe('what fails as a whole', () => {
     expect(
       jobFailureOf(
         'ventas',
-        new ServiceUnavailableError('schema registry at http://127.0.0.1:1 did not answer GET /subjects/x/versions: fetch failed'),
+        new ServiceUnavailableError('schema registry at http://127.0.0.1:1 did not answer GET /subjects/x/versions: fetch failed', {
+          service: 'registry',
+        }),
       ),
     ).toMatchObject({ service: 'registry' });
     expect(
       jobFailureOf(
         'abc',
-        new AbcRecalcError('ABC recalculation of productos_abc_cache failed: PostgreSQL is not reachable: connect ECONNREFUSED'),
+        new AbcRecalcError('ABC recalculation of productos_abc_cache failed: PostgreSQL is not reachable: connect ECONNREFUSED', {
+          service: 'postgres',
+        }),
       ),
     ).toMatchObject({ service: 'postgres', errorClass: 'ABC_RECALC' });
     expect(jobFailureOf('abc', new Error('boom'))).toMatchObject({ service: 'job', errorClass: 'UNEXPECTED' });
@@ -95,11 +99,12 @@ describe('what fails as a whole', () => {
   });
 
   it('stores failing on Kafka or the registry do (their run records could not be published); POS failures do not', () => {
-    const store = (id: string, errorClass: string | null, msg: string | null = null) => ({
+    const store = (id: string, errorClass: string | null, msg: string | null = null, errorService: OurService | null = null) => ({
       ubicacionId: id,
       status: errorClass ? ('FAILED' as const) : ('OK' as const),
       errorClass,
       errorMessage: msg,
+      errorService,
     });
     expect(
       jobFailureOfOutcomes('inventario', [
@@ -110,9 +115,9 @@ describe('what fails as a whole', () => {
     ).toBeNull();
     expect(
       jobFailureOfOutcomes('inventario', [
-        store('tienda_01', 'SERVICE_UNAVAILABLE', kafkaDown.message),
+        store('tienda_01', 'SERVICE_UNAVAILABLE', kafkaDown.message, kafkaDown.service),
         store('tienda_02', 'POS_DATA', 'z'),
-        store('cedi_frio', 'SERVICE_UNAVAILABLE', kafkaDown.message),
+        store('cedi_frio', 'SERVICE_UNAVAILABLE', kafkaDown.message, kafkaDown.service),
       ]),
     ).toEqual({
       job: 'inventario',
@@ -133,7 +138,10 @@ describe('what fails as a whole', () => {
     expect(jobFailureOfOutcomes('inventario', [posDown])).toBeNull();
     expect(
       jobFailureOfOutcomes('inventario', [
-        { ...posDown, unrecorded: { errorClass: 'SERVICE_UNAVAILABLE', errorMessage: kafkaDown.message } },
+        {
+          ...posDown,
+          unrecorded: { errorClass: 'SERVICE_UNAVAILABLE', errorMessage: kafkaDown.message, errorService: kafkaDown.service },
+        },
       ]),
     ).toEqual({
       job: 'inventario',
@@ -295,13 +303,19 @@ describe('the scheduler mails a run that fails as a whole', () => {
     };
     const outcomes: Record<string, () => Promise<{ ok: boolean; summary: string; failure?: JobFailure | null }>> = {
       abc: async () => {
-        throw new AbcRecalcError('ABC recalculation failed: PostgreSQL is not reachable');
+        throw new AbcRecalcError('ABC recalculation failed: PostgreSQL is not reachable', { service: 'postgres' });
       },
       inventario: async () => ({
         ok: false,
         summary: '0 of 1 stores OK',
         failure: jobFailureOfOutcomes('inventario', [
-          { ubicacionId: 'tienda_01', status: 'FAILED', errorClass: 'SERVICE_UNAVAILABLE', errorMessage: kafkaDown.message },
+          {
+            ubicacionId: 'tienda_01',
+            status: 'FAILED',
+            errorClass: 'SERVICE_UNAVAILABLE',
+            errorMessage: kafkaDown.message,
+            errorService: kafkaDown.service,
+          },
         ]),
       }),
       ventas: async () => ({ ok: false, summary: '1 of 2 stores OK, 1 FAILED', failure: null }),
