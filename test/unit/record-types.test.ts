@@ -23,7 +23,7 @@ const RECORD_TYPES: Array<{ schema: string; file: string; type: string }> = [
   { schema: 'pos.inventario.quarantine', file: 'core/records.ts', type: 'QuarantineRecord' },
   { schema: 'ops.etl-runs', file: 'core/etl-run.ts', type: 'EtlRun' },
   { schema: 'pos.inventario.snapshots', file: 'processors/snapshot-diff.ts', type: 'SnapshotChunk' },
-  { schema: 'pos.inventario.state', file: 'processors/snapshot-differ.ts', type: 'StateRecord' },
+  { schema: 'pos.inventario.state', file: 'processors/differ-state-layout.ts', type: 'StateRecord' },
   { schema: 'pos.ventas.raw', file: 'processors/ventas-dedupe.ts', type: 'VentaRaw' },
   { schema: 'pos.ventas.state', file: 'processors/ventas-dedupe.ts', type: 'VentaStateRecord' },
   { schema: 'alerts.phantom-zeros.state', file: 'processors/phantom-records.ts', type: 'PhantomStateRecord' },
