@@ -97,56 +97,32 @@ export function printTable(m: Medians, o: { runs: number; rows: number; changedR
     ['(a) COPY into an empty table with its PK', m.copy],
     ["(a') COPY into empty actual + historico tables", m.copy_with_history],
   ];
-  for (const [label, p] of copies) {
+  // One table row per pass, the columns of the header above; a pass without a peak RSS leaves it empty.
+  type Figures = { wall_seconds: number; node_cpu_seconds: number; pg_cpu_seconds: number; other_cpu_seconds: number; wal_mb: number };
+  const row = (label: string, input: string, perSecond: number, written: number, p: Figures, peakRssMb = '') =>
     out.push([
       label,
-      `${o.rows} rows`,
+      input,
       p.wall_seconds.toFixed(3),
-      String(p.rows_per_second),
-      String(p.rows_written),
+      String(perSecond),
+      String(written),
       p.node_cpu_seconds.toFixed(2),
       p.pg_cpu_seconds.toFixed(2),
       p.other_cpu_seconds.toFixed(2),
       String(p.wal_mb),
-      '',
+      peakRssMb,
     ]);
-  }
+  for (const [label, p] of copies) row(label, `${o.rows} rows`, p.rows_per_second, p.rows_written, p);
   const sinks: Array<[string, ReturnType<typeof sinkMedians>]> = [
     ['(b) sink, cycle 1: every event a c', m.sink_cycle1],
     [`(b) sink, cycle 2: ${o.changedRows} u`, m.sink_cycle2],
   ];
-  for (const [label, p] of sinks) {
-    out.push([
-      label,
-      `${p.events} events`,
-      p.wall_seconds.toFixed(3),
-      String(p.events_per_second),
-      String(p.rows_written_total),
-      p.node_cpu_seconds.toFixed(2),
-      p.pg_cpu_seconds.toFixed(2),
-      p.other_cpu_seconds.toFixed(2),
-      String(p.wal_mb),
-      String(p.peak_rss_mb),
-    ]);
-  }
+  for (const [label, p] of sinks) row(label, `${p.events} events`, p.events_per_second, p.rows_written_total, p, String(p.peak_rss_mb));
   const legacy: Array<[string, ReturnType<typeof legacyMedians>]> = [
     [`(c) legacy upsert, VALUES x ${o.legacyBatch}`, m.legacy_values],
     [`(c) legacy upsert, unnest x ${LEGACY_UNNEST_BATCH}`, m.legacy_unnest],
   ];
-  for (const [label, p] of legacy) {
-    out.push([
-      label,
-      `${p.rows} rows`,
-      p.wall_seconds.toFixed(3),
-      String(p.rows_per_second),
-      String(p.rows_written),
-      p.node_cpu_seconds.toFixed(2),
-      p.pg_cpu_seconds.toFixed(2),
-      p.other_cpu_seconds.toFixed(2),
-      String(p.wal_mb),
-      '',
-    ]);
-  }
+  for (const [label, p] of legacy) row(label, `${p.rows} rows`, p.rows_per_second, p.rows_written, p);
   const widths = out[0]!.map((_, i) => Math.max(...out.map((r) => r[i]!.length)));
   for (const r of out)
     process.stdout.write(`${r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')}\n`);
